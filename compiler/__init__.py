@@ -1,0 +1,1 @@
+"""flowc: a compiler from dataflow graphs to fused native code."""

@@ -1,0 +1,32 @@
+"""flowc.ir: types, values, operations, regions, builder, verifier, text form.
+
+Imports nothing else of flowc: every other layer depends on this one.
+"""
+
+from . import op as registry
+from . import ops as _ops  # noqa: F401  (registers every op)
+from .builder import Builder
+from .core import Block, BlockArgument, Function, Module, Operation, OpResult, Region, Value
+from .errors import FlowcError, ParseError, VerifyError
+from .interpreter import Interpreter, evaluate
+from .op import Op
+from .types import (
+    DTYPES,
+    FLOATS,
+    INTS,
+    NUMERIC,
+    DType,
+    TensorType,
+    as_dtype,
+    bool_,
+    float32,
+    float64,
+    int32,
+    int64,
+)
+
+__all__ = [
+    "Block", "BlockArgument", "Builder", "DTYPES", "DType", "FLOATS", "FlowcError", "Function", "INTS",
+    "Interpreter", "Module", "NUMERIC", "Op", "OpResult", "Operation", "ParseError", "Region", "TensorType",
+    "Value", "VerifyError", "as_dtype", "bool_", "evaluate", "float32", "float64", "int32", "int64", "registry",
+]

@@ -1,0 +1,68 @@
+"""The reference evaluator: runs IR with each op's numpy meaning.
+
+Slow and simple on purpose: it is the oracle every backend is compared with,
+and constant folding calls the same `reference` of each op. Every result is
+checked against its static type, so a `None` dim fed inconsistently (say a
+batch of 7 against a weight of 8) is caught here with the op's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .core import Function, Module, Operation, Region, Value
+from .errors import FlowcError, RuntimeShapeError
+
+
+class Interpreter:
+    """Evaluates functions of a module (the module is needed for `call`)."""
+
+    def __init__(self, module: Module | None = None):
+        self.module = module
+
+    def run_function(self, function: Function | str, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if isinstance(function, str):
+            if self.module is None or function not in self.module.functions:
+                raise FlowcError(f"no function @{function} to call")
+            function = self.module[function]
+        return self.run_region(function.body, args)
+
+    def run_region(self, region: Region, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Runs the region's entry block; returns its terminator's operands."""
+        block = region.entry
+        env: dict[Value, np.ndarray] = {}
+        for arg, value in zip(block.args, args, strict=True):
+            env[arg] = check_value(arg.type, value, f"argument {arg.index}", None)
+        for op in block.ops:
+            operands = [env[v] for v in op.operands]
+            if op.is_terminator:
+                return operands
+            for result, value in zip(op.results, self.run_op(op, operands), strict=True):
+                env[result] = value
+        raise FlowcError("block has no terminator")
+
+    def run_op(self, op: Operation, operands: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = op.evaluate(operands, self)
+        if len(op.results) == 1 and not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        return [check_value(r.type, out, f"result {r.index}", op) for r, out in zip(op.results, outputs, strict=True)]
+
+
+def check_value(expected: Any, value: Any, what: str, op: Operation | None) -> np.ndarray:
+    """The value as an ndarray of the expected dtype, its shape checked."""
+    array = np.asarray(value)
+    if array.dtype != expected.dtype.np:
+        # A reference returning the wrong dtype is a bug in flowc, not in the user's graph.
+        raise FlowcError(f"{what} has dtype {array.dtype}, its type is {expected}",
+                         op=op.display_name if op else None, where=op.loc if op else None)
+    if not expected.accepts(array.shape):
+        raise RuntimeShapeError(f"{what} has shape {list(array.shape)} at run time, its type is {expected}",
+                                op=op.display_name if op else None, where=op.loc if op else None)
+    return array
+
+
+def evaluate(function: Function, args: Sequence[np.ndarray], module: Module | None = None) -> list[np.ndarray]:
+    """Run `function` on numpy arrays with the reference meaning of each op."""
+    return Interpreter(module or function.parent).run_function(function, args)

@@ -1,0 +1,230 @@
+"""Elementwise ops: each function is the numpy meaning of the op it declares.
+
+Binary ops take operands of one dtype (as TensorFlow does: no implicit
+promotion) and broadcast like numpy. Float-only ops list FLOATS.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import FlowcTypeError
+from ..op import TernaryOp, UnaryOp, binary, broadcast_shapes, comparison, unary
+from ..types import DTYPES, FLOATS, NUMERIC, DType, TensorType, as_dtype, bool_
+
+BOOL = (bool_,)
+
+# -- unary --------------------------------------------------------------------
+
+
+@unary("neg")
+def neg(x: np.ndarray) -> np.ndarray:
+    """-x."""
+    return np.negative(x)
+
+
+@unary("abs")
+def abs_(x: np.ndarray) -> np.ndarray:
+    """|x|."""
+    return np.abs(x)
+
+
+@unary("square")
+def square(x: np.ndarray) -> np.ndarray:
+    """x * x."""
+    return np.multiply(x, x)
+
+
+@unary("relu")
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0); NaN stays NaN."""
+    return np.where(x < 0, np.zeros_like(x), x)
+
+
+@unary("exp", dtypes=FLOATS)
+def exp(x: np.ndarray) -> np.ndarray:
+    """e ** x."""
+    return np.exp(x)
+
+
+@unary("log", dtypes=FLOATS)
+def log(x: np.ndarray) -> np.ndarray:
+    """Natural logarithm; -inf at 0, NaN below."""
+    return np.log(x)
+
+
+@unary("tanh", dtypes=FLOATS)
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent."""
+    return np.tanh(x)
+
+
+@unary("sigmoid", dtypes=FLOATS)
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e**-x), computed without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+@unary("sqrt", dtypes=FLOATS)
+def sqrt(x: np.ndarray) -> np.ndarray:
+    """Square root; NaN below 0."""
+    return np.sqrt(x)
+
+
+@unary("rsqrt", dtypes=FLOATS)
+def rsqrt(x: np.ndarray) -> np.ndarray:
+    """1 / sqrt(x)."""
+    return np.divide(1, np.sqrt(x)).astype(x.dtype, copy=False)
+
+
+@unary("logical_not", dtypes=BOOL, differentiable=False)
+def logical_not(x: np.ndarray) -> np.ndarray:
+    """not x."""
+    return np.logical_not(x)
+
+
+@unary("identity", dtypes=DTYPES)
+def identity(x: np.ndarray) -> np.ndarray:
+    """x itself; the front end's tf.identity and snapshot of a variable read."""
+    return np.array(x, copy=True)
+
+
+# -- binary -------------------------------------------------------------------
+
+
+@binary("add")
+def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x + y."""
+    return np.add(x, y)
+
+
+@binary("sub")
+def sub(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x - y."""
+    return np.subtract(x, y)
+
+
+@binary("mul")
+def mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x * y."""
+    return np.multiply(x, y)
+
+
+@binary("div", dtypes=FLOATS)
+def div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x / y, IEEE: x/0 is +-inf or NaN. Floats only: cast integers first."""
+    return np.divide(x, y)
+
+
+@binary("pow", dtypes=FLOATS)
+def pow_(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x ** y, as C's pow (NaN for a negative base and a fractional exponent)."""
+    return np.power(x, y)
+
+
+@binary("maximum")
+def maximum(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Larger of x and y; NaN if either is NaN."""
+    return np.maximum(x, y)
+
+
+@binary("minimum")
+def minimum(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Smaller of x and y; NaN if either is NaN."""
+    return np.minimum(x, y)
+
+
+@binary("logical_and", dtypes=BOOL, differentiable=False)
+def logical_and(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x and y."""
+    return np.logical_and(x, y)
+
+
+@binary("logical_or", dtypes=BOOL, differentiable=False)
+def logical_or(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x or y."""
+    return np.logical_or(x, y)
+
+
+# -- comparisons: bool results ----------------------------------------------
+
+
+@comparison("equal", dtypes=DTYPES)
+def equal(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x == y."""
+    return np.equal(x, y)
+
+
+@comparison("not_equal", dtypes=DTYPES)
+def not_equal(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x != y."""
+    return np.not_equal(x, y)
+
+
+@comparison("less")
+def less(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x < y."""
+    return np.less(x, y)
+
+
+@comparison("less_equal")
+def less_equal(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x <= y."""
+    return np.less_equal(x, y)
+
+
+@comparison("greater")
+def greater(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x > y."""
+    return np.greater(x, y)
+
+
+@comparison("greater_equal")
+def greater_equal(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x >= y."""
+    return np.greater_equal(x, y)
+
+
+# -- ops with their own type rule ---------------------------------------------
+
+
+class Where(TernaryOp):
+    """where(cond, x, y): x where cond is true, else y; all three broadcast."""
+
+    name = "where"
+
+    def infer_type(self, cond: TensorType, x: TensorType, y: TensorType) -> TensorType:
+        if cond.dtype != bool_:
+            raise FlowcTypeError(f"condition must be bool, got {cond}", op=self.name)
+        if x.dtype != y.dtype:
+            raise FlowcTypeError(f"branches must have one dtype, got {x} and {y}", op=self.name)
+        return TensorType(x.dtype, broadcast_shapes(self.name, cond.shape, x.shape, y.shape))
+
+    def reference(self, cond: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.where(cond, x, y)
+
+
+class Cast(UnaryOp):
+    """cast(x) to `dtype`; float to int truncates toward zero, to bool is x != 0."""
+
+    name = "cast"
+    attrs = {"dtype": DType}
+    dtypes: ClassVar[tuple[DType, ...]] = DTYPES
+
+    @classmethod
+    def normalize_attributes(cls, attributes: dict) -> dict:
+        attributes = super().normalize_attributes(attributes)
+        return {**attributes, "dtype": as_dtype(attributes["dtype"])}
+
+    def infer_type(self, x: TensorType) -> TensorType:
+        return x.with_dtype(self.dtype)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return x.astype(self.dtype.np)
+
+
+__all__ = ["NUMERIC"]

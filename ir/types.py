@@ -1,0 +1,128 @@
+"""Element types and tensor types.
+
+A tensor type is a dtype and a shape whose dims are ints or `None` for a
+dim only known at run time. Text form: `f32[?,64]`, scalars `f32[]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DType:
+    """An element type: `name` as in numpy, `short` as printed in IR text."""
+
+    name: str
+    short: str
+    kind: str  # "float" | "int" | "bool": what codegen tables key on
+
+    @property
+    def np(self) -> np.dtype:
+        return np.dtype(self.name)
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind == "float"
+
+    @property
+    def is_int(self) -> bool:
+        return self.kind == "int"
+
+    @property
+    def is_bool(self) -> bool:
+        return self.kind == "bool"
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    def __repr__(self) -> str:
+        return f"fc.{self.name}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+float32 = DType("float32", "f32", "float")
+float64 = DType("float64", "f64", "float")
+int32 = DType("int32", "i32", "int")
+int64 = DType("int64", "i64", "int")
+bool_ = DType("bool", "bool", "bool")
+
+DTYPES: tuple[DType, ...] = (float32, float64, int32, int64, bool_)
+FLOATS: tuple[DType, ...] = (float32, float64)
+INTS: tuple[DType, ...] = (int32, int64)
+NUMERIC: tuple[DType, ...] = FLOATS + INTS
+_BY_NAME = {d.name: d for d in DTYPES} | {d.short: d for d in DTYPES}
+
+
+def as_dtype(value: object) -> DType:
+    """A DType from a DType, a numpy dtype or type, or a name ('float32', 'f32')."""
+    if isinstance(value, DType):
+        return value
+    if isinstance(value, str) and value in _BY_NAME:
+        return _BY_NAME[value]
+    try:
+        name = np.dtype(value).name  # type: ignore[call-overload]
+    except TypeError:
+        name = None
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    from .errors import FlowcTypeError
+
+    raise FlowcTypeError(f"unsupported dtype {value!r}; flowc has {', '.join(d.name for d in DTYPES)}")
+
+
+Dim = int | None
+Shape = tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A dtype and a shape; `None` dims are symbolic (known at run time)."""
+
+    dtype: DType
+    shape: Shape
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(None if d is None else int(d) for d in self.shape))
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return all(d is not None for d in self.shape)
+
+    @property
+    def size(self) -> int | None:
+        """Number of elements, or None when a dim is unknown."""
+        if not self.is_static:
+            return None
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def with_shape(self, shape: Iterable[Dim]) -> TensorType:
+        return TensorType(self.dtype, tuple(shape))
+
+    def with_dtype(self, dtype: DType) -> TensorType:
+        return TensorType(dtype, self.shape)
+
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        """Whether a concrete shape fits this type (None dims match anything)."""
+        return len(shape) == self.rank and all(d is None or d == s for d, s in zip(self.shape, shape))
+
+    def __str__(self) -> str:
+        dims = ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype.short}[{dims}]"
+
+    __repr__ = __str__
+
+
+def format_shape(shape: Iterable[Dim]) -> str:
+    """A shape as users write it: [None, 64]."""
+    return "[" + ", ".join("None" if d is None else str(d) for d in shape) + "]"
