@@ -1,1 +1,117 @@
-"""flowc: a compiler from dataflow graphs to fused native code."""
+"""flowc: a compiler from dataflow graphs to fused native code.
+
+>>> import flowc as fc
+>>> g = fc.Graph()
+>>> with g.as_default():
+...     x = fc.placeholder(fc.float32, shape=[None, 2], name="x")
+...     s = fc.reduce_sum(x * x, axis=1)
+>>> with fc.Session(graph=g) as sess:
+...     sess.run(s, {"x:0": [[1.0, 2.0], [3.0, 4.0]]})
+array([ 5., 25.], dtype=float32)
+"""
+
+from flowc.ir.types import DType, bool_, float32, float64, int32, int64
+
+from . import errors, nn
+from .array_ops import (
+    broadcast_to,
+    concat,
+    expand_dims,
+    fill,
+    gather,
+    one_hot,
+    ones,
+    ones_like,
+    placeholder,
+    reshape,
+    squeeze,
+    stack,
+    strided_slice,
+    transpose,
+    zeros,
+    zeros_like,
+)
+from .errors import FlowcError
+from .graph import (
+    Graph,
+    Operation,
+    Tensor,
+    control_dependencies,
+    device,
+    get_default_graph,
+    name_scope,
+    reset_default_graph,
+    set_random_seed,
+)
+from .graph_def import import_graph_def, write_graph
+from .math_ops import (
+    abs,
+    add,
+    argmax,
+    argmin,
+    cast,
+    constant,
+    convert_to_tensor,
+    divide,
+    equal,
+    exp,
+    greater,
+    greater_equal,
+    identity,
+    less,
+    less_equal,
+    log,
+    logical_and,
+    logical_not,
+    logical_or,
+    matmul,
+    maximum,
+    minimum,
+    multiply,
+    negative,
+    not_equal,
+    pow,
+    reduce_max,
+    reduce_mean,
+    reduce_min,
+    reduce_sum,
+    relu,
+    rsqrt,
+    sigmoid,
+    sqrt,
+    square,
+    subtract,
+    tanh,
+    where,
+)
+from .random_ops import random_normal, random_uniform
+from .session import Session
+from .state_ops import (
+    Variable,
+    assign,
+    assign_add,
+    assign_sub,
+    global_variables,
+    global_variables_initializer,
+    group,
+    no_op,
+    trainable_variables,
+    variables_initializer,
+)
+
+__version__ = "0.1.0"
+bool = bool_  # fc.bool, as tf.bool
+
+__all__ = [
+    "DType", "FlowcError", "Graph", "Operation", "Session", "Tensor", "Variable", "abs", "add", "argmax", "argmin",
+    "assign", "assign_add", "assign_sub", "bool", "bool_", "broadcast_to", "cast", "concat", "constant",
+    "control_dependencies", "convert_to_tensor", "device", "divide", "equal", "errors", "exp", "expand_dims", "fill",
+    "float32", "float64", "gather", "get_default_graph", "global_variables", "global_variables_initializer",
+    "greater", "greater_equal", "group", "identity", "import_graph_def", "int32", "int64", "less", "less_equal",
+    "log", "logical_and", "logical_not", "logical_or", "matmul", "maximum", "minimum", "multiply", "name_scope",
+    "negative", "nn", "no_op", "not_equal", "one_hot", "ones", "ones_like", "placeholder", "pow", "random_normal",
+    "random_uniform", "reduce_max", "reduce_mean", "reduce_min", "reduce_sum", "relu", "reset_default_graph",
+    "reshape", "rsqrt", "set_random_seed", "sigmoid", "sqrt", "square", "squeeze", "stack", "strided_slice",
+    "subtract", "tanh", "trainable_variables", "transpose", "variables_initializer", "where", "write_graph",
+    "zeros", "zeros_like",
+]

@@ -1,0 +1,44 @@
+"""The driver: from a lowered IR module to something a Session can call, per target.
+
+A target is a function `Lowered -> Executable`. `reference` evaluates the IR
+with each op's numpy meaning; native targets register here as they land.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from flowc.ir import Interpreter
+from flowc.ir.errors import TargetError
+
+from .lowering import Lowered
+
+
+class Executable(Protocol):
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+class ReferenceExecutable:
+    """Runs the lowered function in the reference interpreter."""
+
+    def __init__(self, lowered: Lowered):
+        self.lowered = lowered
+        self._interpreter = Interpreter(lowered.module)
+
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self._interpreter.run_function(self.lowered.function, args)
+
+
+TARGETS: dict[str, Callable[[Lowered], Executable]] = {"reference": ReferenceExecutable}
+
+
+def compile_lowered(lowered: Lowered, target: str) -> Executable:
+    return TARGETS[check_target(target)](lowered)
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise TargetError(f"unknown target {target!r}; available: {', '.join(sorted(TARGETS))}")
+    return target

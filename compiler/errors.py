@@ -1,0 +1,23 @@
+"""flowc.errors: every error flowc raises on purpose is a FlowcError.
+
+The classes live in flowc.ir.errors (the IR raises them too and imports
+nothing of flowc); this module is their public home.
+"""
+
+from flowc.ir.errors import (
+    FeedError,
+    FetchError,
+    FlowcError,
+    FlowcTypeError,
+    GraphError,
+    ParseError,
+    RuntimeShapeError,
+    TargetError,
+    UninitializedVariableError,
+    VerifyError,
+)
+
+__all__ = [
+    "FeedError", "FetchError", "FlowcError", "FlowcTypeError", "GraphError", "ParseError", "RuntimeShapeError",
+    "TargetError", "UninitializedVariableError", "VerifyError",
+]

@@ -1,0 +1,58 @@
+"""Checking what the user feeds, before anything runs on it.
+
+Conversions that lose nothing a user means are made (float64 data into a
+float32 placeholder, int64 labels that fit into int32, Python lists); the
+rest is a FeedError naming the placeholder, what it expects, what came, and
+where the placeholder was created. Arrays leave here C-contiguous, aligned
+and in native byte order: what native code may assume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from flowc.ir.errors import FeedError
+from flowc.ir.types import DType, format_shape
+
+from .graph import Tensor
+
+
+def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
+    """`value` as an array of the tensor's dtype and a shape its type accepts."""
+    want = tensor.type
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise _error(tensor, f"cannot make an array of the value fed: {error}") from None
+    if not _convertible(array, want.dtype):
+        raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}")
+    if not want.accepts(array.shape):
+        raise _error(tensor, f"expects shape {format_shape(want.shape)}, got {format_shape(array.shape)} "
+                             f"({_describe(value, array)})")
+    return np.ascontiguousarray(array, dtype=want.dtype.np)
+
+
+def _convertible(array: np.ndarray, dtype: DType) -> bool:
+    kind = array.dtype.kind
+    if array.dtype == dtype.np:
+        return True
+    if dtype.is_float:
+        return kind in "fiub"
+    if dtype.is_int:
+        if kind not in "iub":
+            return False
+        info = np.iinfo(dtype.np)
+        return array.size == 0 or bool(info.min <= array.min() and array.max() <= info.max)
+    return False  # bool takes only bool
+
+
+def _describe(value: Any, array: np.ndarray) -> str:
+    what = "array" if isinstance(value, np.ndarray) else type(value).__name__
+    return f"a {array.dtype.name} {what} of shape {format_shape(array.shape)}"
+
+
+def _error(tensor: Tensor, message: str) -> FeedError:
+    name = tensor.op.name if tensor.value_index == 0 else tensor.name
+    return FeedError(message, op=f"{tensor.op.type} '{name}'", where=tensor.op.loc)

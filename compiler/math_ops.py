@@ -1,0 +1,206 @@
+"""Math ops of the public API: elementwise, comparisons, reductions, matmul.
+
+Each function adds one graph op whose kind is the IR op of the same meaning;
+the IR type rule checks the operands where the user calls the function.
+Python numbers take the dtype of the tensor they meet (`x * 2` stays f32):
+there is no implicit promotion between tensors, as in TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from flowc.ir.errors import FlowcTypeError
+from flowc.ir.types import DType, as_dtype, int64
+
+from .graph import Tensor, get_default_graph
+from .sources import user_location
+
+
+def convert_to_tensor(value: Any, dtype: DType | str | None = None, name: str | None = None) -> Tensor:
+    """A Tensor from a Tensor, a Variable (its value), or a Python/numpy value (a constant)."""
+    read = getattr(value, "_as_tensor", None)  # Variable
+    if read is not None:
+        value = read()
+    if isinstance(value, Tensor):
+        if dtype is not None and value.dtype != as_dtype(dtype):
+            raise FlowcTypeError(f"expected a {as_dtype(dtype).name} tensor, got {value.name!r} of {value.type}",
+                                 where=user_location())
+        return value
+    return constant(value, dtype=dtype, name=name)
+
+
+def constant(value: Any, dtype: DType | str | None = None, shape: Sequence[int] | None = None,
+             name: str | None = None) -> Tensor:
+    """A tensor with a fixed value.
+
+    >>> import flowc as fc
+    >>> fc.constant([1, 2]).dtype
+    fc.int32
+    """
+    array = _as_array(value, as_dtype(dtype) if dtype is not None else None)
+    if shape is not None:
+        array = np.broadcast_to(array, tuple(shape)) if array.size == 1 else array.reshape(shape)
+    op = get_default_graph().create_op("Const", (), {"value": array}, name=name or "Const",
+                                       output_types=[_type_of(array)])
+    return op.outputs[0]
+
+
+def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
+    array = np.asarray(value)
+    if dtype is None:
+        # Python floats are f32 and ints i32, as in TensorFlow; numpy arrays keep their dtype.
+        if not isinstance(value, np.ndarray) and not isinstance(value, np.generic):
+            if array.dtype.kind == "f":
+                return array.astype(np.float32)
+            if array.dtype.kind in "iu":
+                return array.astype(np.int32)
+        as_dtype(array.dtype)  # rejects dtypes flowc does not have
+        return array
+    if array.dtype.kind == "f" and dtype.kind in ("int", "bool") and not np.all(np.isfinite(array) & (array == np.round(array))):
+        raise FlowcTypeError(f"cannot make a {dtype.name} constant from non-integer value {value!r}",
+                             where=user_location())
+    return array.astype(dtype.np)
+
+
+def _type_of(array: np.ndarray) -> Any:
+    from flowc.ir import TensorType
+
+    return TensorType(as_dtype(array.dtype), array.shape)
+
+
+def apply(kind: str, inputs: Sequence[Tensor], name: str | None = None, **attrs: Any) -> Tensor:
+    """Add a graph op of IR kind `kind` and return its single output."""
+    return get_default_graph().create_op(kind, inputs, attrs, name=name).outputs[0]
+
+
+def _operands(x: Any, y: Any) -> tuple[Tensor, Tensor]:
+    """Both as tensors; a Python value takes the dtype of the tensor beside it."""
+    x_is = isinstance(x, Tensor) or hasattr(x, "_as_tensor")
+    y_is = isinstance(y, Tensor) or hasattr(y, "_as_tensor")
+    if x_is and not y_is:
+        x = convert_to_tensor(x)
+        return x, convert_to_tensor(y, dtype=x.dtype)
+    if y_is and not x_is:
+        y = convert_to_tensor(y)
+        return convert_to_tensor(x, dtype=y.dtype), y
+    return convert_to_tensor(x), convert_to_tensor(y)
+
+
+def _binary(kind: str, default_name: str):  # type: ignore[no-untyped-def]
+    def build(x: Any, y: Any, name: str | None = None) -> Tensor:
+        a, b = _operands(x, y)
+        return apply(kind, (a, b), name=name or default_name)
+
+    build.__name__ = default_name
+    build.__doc__ = f"Elementwise `{kind}` of x and y, with numpy broadcasting."
+    return build
+
+
+def _unary(kind: str, default_name: str):  # type: ignore[no-untyped-def]
+    def build(x: Any, name: str | None = None) -> Tensor:
+        return apply(kind, (convert_to_tensor(x),), name=name or default_name)
+
+    build.__name__ = default_name
+    build.__doc__ = f"Elementwise `{kind}` of x."
+    return build
+
+
+add = _binary("add", "add")
+subtract = _binary("sub", "sub")
+multiply = _binary("mul", "mul")
+maximum = _binary("maximum", "Maximum")
+minimum = _binary("minimum", "Minimum")
+pow = _binary("pow", "Pow")
+equal = _binary("equal", "Equal")
+not_equal = _binary("not_equal", "NotEqual")
+less = _binary("less", "Less")
+less_equal = _binary("less_equal", "LessEqual")
+greater = _binary("greater", "Greater")
+greater_equal = _binary("greater_equal", "GreaterEqual")
+logical_and = _binary("logical_and", "LogicalAnd")
+logical_or = _binary("logical_or", "LogicalOr")
+
+negative = _unary("neg", "Neg")
+abs = _unary("abs", "Abs")
+square = _unary("square", "Square")
+exp = _unary("exp", "Exp")
+log = _unary("log", "Log")
+tanh = _unary("tanh", "Tanh")
+sigmoid = _unary("sigmoid", "Sigmoid")
+relu = _unary("relu", "Relu")
+sqrt = _unary("sqrt", "Sqrt")
+rsqrt = _unary("rsqrt", "Rsqrt")
+logical_not = _unary("logical_not", "LogicalNot")
+identity = _unary("identity", "Identity")
+
+
+def divide(x: Any, y: Any, name: str | None = None) -> Tensor:
+    """x / y for floats. Integers are not divided implicitly: cast them first."""
+    a, b = _operands(x, y)
+    if not a.dtype.is_float:
+        raise FlowcTypeError(f"x / y needs float tensors, got {a.type} and {b.type}; "
+                             "use fc.cast(x, fc.float32) first", op="div", where=user_location())
+    return apply("div", (a, b), name=name or "truediv")
+
+
+def where(condition: Any, x: Any, y: Any, name: str | None = None) -> Tensor:
+    """x where condition is true, else y; the three broadcast together."""
+    a, b = _operands(x, y)
+    return apply("where", (convert_to_tensor(condition), a, b), name=name or "Where")
+
+
+def cast(x: Any, dtype: DType | str, name: str | None = None) -> Tensor:
+    """x converted to `dtype` (float to int truncates toward zero)."""
+    return apply("cast", (convert_to_tensor(x),), name=name or "Cast", dtype=as_dtype(dtype))
+
+
+def _axes(x: Tensor, axis: int | Sequence[int] | None) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(x.type.rank))
+    if isinstance(axis, (int, np.integer)):
+        return (int(axis),)
+    return tuple(int(a) for a in axis)
+
+
+def _reduction(kind: str, default_name: str):  # type: ignore[no-untyped-def]
+    def build(input_tensor: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False,
+              name: str | None = None) -> Tensor:
+        x = convert_to_tensor(input_tensor)
+        return apply(kind, (x,), name=name or default_name, axes=_axes(x, axis), keepdims=bool(keepdims))
+
+    build.__name__ = kind
+    build.__doc__ = f"`{kind}` over `axis` (all axes when None); reduced axes stay as size 1 with `keepdims`."
+    return build
+
+
+reduce_sum = _reduction("reduce_sum", "Sum")
+reduce_mean = _reduction("reduce_mean", "Mean")
+reduce_max = _reduction("reduce_max", "Max")
+reduce_min = _reduction("reduce_min", "Min")
+
+
+def argmax(input: Any, axis: int = 0, output_type: DType | str = int64, name: str | None = None) -> Tensor:
+    """Index of the largest value along `axis` (the first one on ties)."""
+    return apply("argmax", (convert_to_tensor(input),), name=name or "ArgMax", axis=int(axis),
+                 dtype=as_dtype(output_type))
+
+
+def argmin(input: Any, axis: int = 0, output_type: DType | str = int64, name: str | None = None) -> Tensor:
+    """Index of the smallest value along `axis` (the first one on ties)."""
+    return apply("argmin", (convert_to_tensor(input),), name=name or "ArgMin", axis=int(axis),
+                 dtype=as_dtype(output_type))
+
+
+def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False, name: str | None = None) -> Tensor:
+    """Matrix product of the last two axes; leading (batch) axes broadcast.
+
+    >>> import flowc as fc
+    >>> fc.matmul(fc.zeros([8, 3]), fc.zeros([3, 4])).shape
+    (8, 4)
+    """
+    x, y = _operands(a, b)
+    return apply("matmul", (x, y), name=name or "MatMul", transpose_a=bool(transpose_a),
+                 transpose_b=bool(transpose_b))

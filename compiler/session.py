@@ -1,0 +1,170 @@
+"""Session: runs parts of a graph, holding the values of its variables.
+
+A run lowers the sub-graph its fetches need into one IR function and compiles
+it for the Session's target, once per (fetches, fed tensors, target): the
+cache key holds no fed sizes, because lowering uses the placeholders' static
+types, whose `None` dims stay symbolic. Later runs with the same key only
+check feeds and call the compiled function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
+from flowc.ir.types import format_shape
+
+from .driver import Executable, check_target, compile_lowered
+from .feeds import check_feed
+from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
+from .lowering import Lowered, Signature, lower
+
+
+@dataclass
+class CompiledRun:
+    lowered: Lowered
+    executable: Executable
+
+    @property
+    def signature(self) -> Signature:
+        return self.lowered.signature
+
+
+class Session:
+    """Runs fetches of a graph with feeds; variables persist across runs.
+
+    >>> import flowc as fc, numpy as np
+    >>> g = fc.Graph()
+    >>> with g.as_default():
+    ...     x = fc.placeholder(fc.float32, shape=[None], name="x")
+    ...     y = x * 2 + 1
+    >>> with fc.Session(graph=g) as sess:
+    ...     sess.run(y, {x: np.array([1, 2], np.float32)})
+    array([3., 5.], dtype=float32)
+    """
+
+    def __init__(self, target: str = "reference", graph: Graph | None = None):
+        self.target = check_target(target)
+        self.graph = graph or get_default_graph()
+        self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
+        self._cache: dict[tuple, CompiledRun] = {}
+        self._step = 0  # run counter of random ops (Note [counter-based random numbers])
+        self._closed = False
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._values.clear()
+        self._cache.clear()
+
+    # -- run -----------------------------------------------------------------
+
+    def run(self, fetches: Any, feed_dict: dict[Any, Any] | None = None) -> Any:
+        """Values of `fetches` (a tensor, op, Variable, name, or nested list/tuple/dict of them).
+
+        Fetching an op (or a name without ':N' of an op without outputs) runs it and gives None.
+        """
+        if self._closed:
+            raise FlowcError("this Session is closed")
+        leaves: list[Tensor | Operation] = []
+        rebuild = _flatten(fetches, lambda leaf: self._fetch_element(leaf, leaves))
+        feeds = {self._feed_tensor(key): value for key, value in (feed_dict or {}).items()}
+        feeds = {tensor: check_feed(tensor, value) for tensor, value in feeds.items()}
+        tensors = list(dict.fromkeys(t for t in leaves if isinstance(t, Tensor)))
+        targets = list(dict.fromkeys(op for op in leaves if isinstance(op, Operation)))
+        compiled = self._compiled(tensors, targets, list(feeds))
+        results = self._call(compiled, feeds)
+        by_tensor = dict(zip(tensors, results))
+        return rebuild(lambda element: by_tensor[element] if isinstance(element, Tensor) else None)
+
+    def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
+        feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
+        key = (tuple(tensors), tuple(targets), tuple(feeds), self.target)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            lowered = lower(self.graph, tensors, targets, feeds)
+            compiled = CompiledRun(lowered, compile_lowered(lowered, self.target))
+            self._cache[key] = compiled
+        return compiled
+
+    def _call(self, compiled: CompiledRun, feeds: dict[Tensor, np.ndarray]) -> list[np.ndarray]:
+        sig = compiled.signature
+        args = [feeds[t] for t in sig.feeds] + [self._value_of(v) for v in sig.variables]
+        if sig.uses_step:
+            args.append(np.asarray(self._step, dtype=np.int64))
+            self._step += 1
+        outputs = compiled.executable(args)
+        fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
+        for var, value in zip(sig.updates, updates):
+            self._store(var, _owned(value, args))
+        # What the user gets must not alias the Session's variables, their feeds, or each other.
+        return [_owned(value, args + updates + fetched[:i]) for i, value in enumerate(fetched)]
+
+    # -- variables -------------------------------------------------------------
+
+    def _value_of(self, var: Operation) -> np.ndarray:
+        try:
+            return self._values[var]
+        except KeyError:
+            raise UninitializedVariableError(
+                "read before it was initialized; run fc.global_variables_initializer() (or its initializer) first",
+                op=f"Variable '{var.name}'", where=var.loc) from None
+
+    def _store(self, var: Operation, value: np.ndarray) -> None:
+        shape = var.variable.shape
+        if value.shape != shape:
+            raise RuntimeShapeError(f"assigned a value of shape {format_shape(value.shape)} to a variable of "
+                                    f"shape {format_shape(shape)}", op=f"Variable '{var.name}'", where=var.loc)
+        self._values[var] = value
+
+    # -- names -----------------------------------------------------------------
+
+    def _fetch_element(self, leaf: Any, leaves: list[Tensor | Operation]) -> Tensor | Operation:
+        element = self.graph.as_graph_element(leaf)
+        if isinstance(leaf, str) and isinstance(element, Operation):
+            if element.type == VARIABLE:
+                element = element.variable._graph_element()
+            elif element.outputs:
+                element = element.outputs[0]  # a bare name fetches the op's first output
+        if isinstance(element, Operation) and element.type == VARIABLE:
+            element = element.variable._graph_element()
+        leaves.append(element)
+        return element
+
+    def _feed_tensor(self, key: Any) -> Tensor:
+        element = self.graph.as_graph_element(key)
+        if isinstance(element, Operation):
+            if len(element.outputs) != 1:
+                raise FetchError(f"cannot feed op {element.name!r}: it has {len(element.outputs)} outputs; "
+                                 "name a tensor like 'x:0'")
+            element = element.outputs[0]
+        return element
+
+
+def _owned(value: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    """`value`, copied if it is read-only or may share memory with any of `others`."""
+    if not value.flags.writeable or any(np.may_share_memory(value, other) for other in others):
+        return value.copy()
+    return value
+
+
+def _flatten(structure: Any, leaf: Callable[[Any], Any]) -> Callable[[Callable[[Any], Any]], Any]:
+    """Visit the leaves of nested lists/tuples/dicts; return a function that rebuilds the structure."""
+    if isinstance(structure, dict):
+        parts = {k: _flatten(v, leaf) for k, v in structure.items()}
+        return lambda value: type(structure)((k, p(value)) for k, p in parts.items())
+    if isinstance(structure, (list, tuple)):
+        items = [_flatten(v, leaf) for v in structure]
+        if hasattr(structure, "_fields"):  # namedtuple
+            return lambda value: type(structure)(*(p(value) for p in items))
+        return lambda value: type(structure)(p(value) for p in items)
+    element = leaf(structure)
+    return lambda value: value(element)
