@@ -11,10 +11,21 @@ op's name, attributes, type rule and numpy reference.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Sequence
 
 from .errors import FlowcTypeError
 from .types import TensorType
+
+
+@dataclass(frozen=True)
+class SymbolRef:
+    """An attribute value naming a function of the module: `@name` in IR text."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"@{self.name}"
 
 
 class Value:
@@ -78,6 +89,7 @@ class Operation:
       defaults      attribute defaults
       num_operands  an int, or None for variadic
       pure          no side effects: folding, CSE and DCE may touch it
+      foldable      constant folding may evaluate it (random ops say no)
       differentiable, elementwise, is_terminator
     """
 
@@ -87,6 +99,7 @@ class Operation:
     num_operands: ClassVar[int | None] = None
     num_regions: ClassVar[int] = 0
     pure: ClassVar[bool] = True
+    foldable: ClassVar[bool] = True  # False: constant folding leaves it alone (random ops)
     differentiable: ClassVar[bool] = True
     elementwise: ClassVar[bool] = False
     is_terminator: ClassVar[bool] = False

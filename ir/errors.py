@@ -73,3 +73,7 @@ class RuntimeShapeError(FlowcError, ValueError):
 
 class TargetError(FlowcError, ValueError):
     """An unknown or unavailable compilation target."""
+
+
+class IndexOutOfRange(FlowcError, IndexError):
+    """An index (gather, integer slice) outside the valid range of its axis."""

@@ -44,7 +44,13 @@ class Interpreter:
         raise FlowcError("block has no terminator")
 
     def run_op(self, op: Operation, operands: list[np.ndarray]) -> list[np.ndarray]:
-        outputs = op.evaluate(operands, self)
+        try:
+            outputs = op.evaluate(operands, self)
+        except FlowcError as error:
+            if error.where is None and op.loc is not None:  # name the user's op and line, not just the kind
+                error.op = None
+                error.located(op=op.display_name, where=op.loc)
+            raise
         if len(op.results) == 1 and not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         return [check_value(r.type, out, f"result {r.index}", op) for r, out in zip(op.results, outputs, strict=True)]

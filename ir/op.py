@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 import numpy as np
 
 from .core import Operation
-from .errors import FlowcError, FlowcTypeError
+from .errors import FlowcError, FlowcTypeError, RuntimeShapeError
 from .types import DTYPES, NUMERIC, DType, Shape, TensorType, bool_
 
 OPS: dict[str, type[Operation]] = {}
@@ -126,6 +126,12 @@ class ElementwiseOp(Op):
         return TensorType(self.result_dtype or types[0].dtype, shape)
 
     def reference(self, *operands: np.ndarray) -> np.ndarray:
+        shapes = [x.shape for x in operands]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:  # only unknown dims can disagree here: the type rule checked the known ones
+            shown = " and ".join(str(list(s)) for s in shapes)
+            raise RuntimeShapeError(f"operands of shapes {shown} do not broadcast at run time", op=self.name) from None
         with np.errstate(all="ignore"):  # IEEE results (inf, nan) are the meaning
             return type(self).fn(*operands)
 

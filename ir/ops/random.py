@@ -1,0 +1,76 @@
+"""Seeded random tensors: random_uniform, random_normal.
+
+Each is a pure function of its `seed` attribute, its operand `step` (the run
+counter the Session passes in, so every run draws new numbers) and the element
+index: Note [random streams] in philox.py defines the bits exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import FlowcTypeError
+from ..op import Op
+from ..types import FLOATS, DType, TensorType, as_dtype, float32, int64
+from . import philox
+
+STEP = TensorType(int64, ())
+
+
+class RandomOp(Op):
+    """A tensor of static `shape` and float `dtype` drawn from the stream of (seed, step)."""
+
+    num_operands = 1
+    dtypes: ClassVar[tuple[DType, ...]] = (int64,)
+    differentiable = False  # no operand carries a gradient: step is a counter
+    foldable = False  # a fold would freeze one run's numbers into the module
+    float_attributes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def normalize_attributes(cls, attributes: dict[str, Any]) -> dict[str, Any]:
+        attributes = super().normalize_attributes(attributes)
+        floats = {key: float(attributes[key]) for key in cls.float_attributes}
+        return {**attributes, **floats, "dtype": as_dtype(attributes["dtype"]), "seed": int(attributes["seed"])}
+
+    def infer_type(self, step: TensorType) -> TensorType:
+        if step != STEP:
+            raise FlowcTypeError(f"step must be {STEP}, got {step}", op=self.name)
+        if self.dtype not in FLOATS:
+            raise FlowcTypeError(f"dtype must be float32 or float64, got {self.dtype.name}", op=self.name)
+        if any(d < 0 for d in self.shape):
+            raise FlowcTypeError(f"shape {list(self.shape)} has a negative dim", op=self.name)
+        return TensorType(self.dtype, self.shape)
+
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+class RandomUniform(RandomOp):
+    """Uniform numbers in [minval, maxval): minval + (maxval - minval) * u, computed in
+    float64 and rounded to `dtype` (a float32 result may round up to maxval)."""
+
+    name = "random_uniform"
+    attrs = {"shape": tuple[int, ...], "dtype": DType, "seed": int, "minval": float, "maxval": float}
+    defaults = {"dtype": float32, "minval": 0.0, "maxval": 1.0}
+    float_attributes = ("minval", "maxval")
+
+    def reference(self, step: np.ndarray) -> np.ndarray:
+        u = philox.uniform(self.seed, int(step), self.size(), self.dtype)
+        values = self.minval + (self.maxval - self.minval) * u
+        return values.astype(self.dtype.np).reshape(self.shape)
+
+
+class RandomNormal(RandomOp):
+    """Normal numbers: mean + stddev * z for standard normal z, computed in float64
+    and rounded to `dtype`."""
+
+    name = "random_normal"
+    attrs = {"shape": tuple[int, ...], "dtype": DType, "seed": int, "mean": float, "stddev": float}
+    defaults = {"dtype": float32, "mean": 0.0, "stddev": 1.0}
+    float_attributes = ("mean", "stddev")
+
+    def reference(self, step: np.ndarray) -> np.ndarray:
+        z = philox.normal(self.seed, int(step), self.size(), self.dtype)
+        return (self.mean + self.stddev * z).astype(self.dtype.np).reshape(self.shape)

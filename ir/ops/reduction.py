@@ -1,0 +1,128 @@
+"""Reductions over axes: sum, mean, max, min, and the arg-reductions argmax, argmin.
+
+`axes` is always explicit in IR (the front end spells out "all axes"); an empty
+tuple reduces nothing. Negative axes count from the end, as in numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import FlowcTypeError, RuntimeShapeError
+from ..op import Op, normalize_axes, normalize_axis, reduced_type
+from ..types import FLOATS, INTS, NUMERIC, DType, TensorType, as_dtype, int64
+
+
+class Reduction(Op):
+    """Reduce `x` over `axes`; the reduced axes stay as size 1 when `keepdims`."""
+
+    attrs = {"axes": tuple[int, ...], "keepdims": bool}
+    defaults = {"keepdims": False}
+    num_operands = 1
+    dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+
+    def infer_type(self, x: TensorType) -> TensorType:
+        self.check_dtype(x)
+        return reduced_type(self.name, x, self.axes, self.keepdims)
+
+
+def check_identity(op: str, x: np.ndarray, axes: tuple[int, ...]) -> None:
+    """max and min have no value for an empty axis (numpy raises; so do we)."""
+    for axis in normalize_axes(op, axes, x.ndim):
+        if x.shape[axis] == 0:
+            raise RuntimeShapeError(
+                f"the reduction of zero-size axis {axis} (shape {list(x.shape)}) has no identity", op=op
+            )
+
+
+class ReduceSum(Reduction):
+    """Sum over `axes`, accumulated in the operand's dtype; an empty axis sums to 0."""
+
+    name = "reduce_sum"
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        # dtype=: numpy would widen int32 sums to int64; flowc keeps the operand's dtype.
+        return np.asarray(np.sum(x, axis=self.axes, keepdims=self.keepdims, dtype=x.dtype))
+
+
+class ReduceMean(Reduction):
+    """Mean over `axes`: the sum divided by the number of reduced elements (NaN when 0)."""
+
+    name = "reduce_mean"
+    dtypes = FLOATS
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        axes = normalize_axes(self.name, self.axes, x.ndim)
+        count = int(np.prod([x.shape[a] for a in axes]))
+        total = np.sum(x, axis=axes, keepdims=self.keepdims, dtype=x.dtype)
+        # Not np.mean: it warns on an empty axis. 0/0 gives the NaN numpy gives, quietly.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.divide(total, count), dtype=x.dtype)
+
+
+class ReduceMax(Reduction):
+    """Largest element over `axes`; NaN if any is NaN; an empty axis is an error."""
+
+    name = "reduce_max"
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        check_identity(self.name, x, self.axes)
+        return np.asarray(np.max(x, axis=self.axes, keepdims=self.keepdims))
+
+
+class ReduceMin(Reduction):
+    """Smallest element over `axes`; NaN if any is NaN; an empty axis is an error."""
+
+    name = "reduce_min"
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        check_identity(self.name, x, self.axes)
+        return np.asarray(np.min(x, axis=self.axes, keepdims=self.keepdims))
+
+
+class ArgReduction(Op):
+    """Index along `axis` of the chosen element (the first one on ties and NaN, as numpy)."""
+
+    attrs = {"axis": int, "dtype": DType}
+    defaults = {"dtype": int64}
+    num_operands = 1
+    dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+    differentiable = False  # an index has no derivative
+
+    @classmethod
+    def normalize_attributes(cls, attributes: dict[str, Any]) -> dict[str, Any]:
+        attributes = super().normalize_attributes(attributes)
+        return {**attributes, "dtype": as_dtype(attributes["dtype"])}
+
+    def infer_type(self, x: TensorType) -> TensorType:
+        self.check_dtype(x)
+        if self.dtype not in INTS:
+            raise FlowcTypeError(f"index dtype must be int32 or int64, got {self.dtype.name}", op=self.name)
+        axis = normalize_axis(self.name, self.axis, x.rank)
+        return TensorType(self.dtype, x.shape[:axis] + x.shape[axis + 1 :])
+
+    def checked_axis(self, x: np.ndarray) -> int:
+        axis = normalize_axis(self.name, self.axis, x.ndim)
+        if x.shape[axis] == 0:
+            raise RuntimeShapeError(f"{self.name} over zero-size axis {axis} (shape {list(x.shape)})", op=self.name)
+        return axis
+
+
+class ArgMax(ArgReduction):
+    """Index of the largest element along `axis`."""
+
+    name = "argmax"
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return np.argmax(x, axis=self.checked_axis(x)).astype(self.dtype.np)
+
+
+class ArgMin(ArgReduction):
+    """Index of the smallest element along `axis`."""
+
+    name = "argmin"
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return np.argmin(x, axis=self.checked_axis(x)).astype(self.dtype.np)
