@@ -31,7 +31,8 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
     if not want.accepts(array.shape):
         raise _error(tensor, f"expects shape {format_shape(want.shape)}, got {format_shape(array.shape)} "
                              f"({_describe(value, array)})")
-    return np.ascontiguousarray(array, dtype=want.dtype.np)
+    # Not np.ascontiguousarray: it makes a 0-d array 1-d, which a scalar placeholder rejects.
+    return np.require(array, dtype=want.dtype.np, requirements=["C", "A"])
 
 
 def _convertible(array: np.ndarray, dtype: DType) -> bool:

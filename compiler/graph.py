@@ -174,14 +174,16 @@ class Graph:
 
     @contextlib.contextmanager
     def name_scope(self, name: str) -> Iterator[str]:
+        """Ops made inside are named under `name`; "a/b/" (ending in "/") re-enters that scope as is, as in TF."""
         scope = name.rstrip("/")
         if scope and not _NAME.match(scope):
             raise GraphError(f"{name!r} is not a valid name scope")
-        self._scope_stack.append(scope)
+        saved = self._scope_stack
+        self._scope_stack = [scope] if name.endswith("/") else [*saved, scope]
         try:
             yield "/".join(self._scope_stack) + "/"
         finally:
-            self._scope_stack.pop()
+            self._scope_stack = saved
 
     @contextlib.contextmanager
     def control_dependencies(self, control_inputs: Sequence[Any] | None) -> Iterator[None]:
@@ -224,6 +226,9 @@ class Graph:
         if not sep or not index.isdigit():
             raise FetchError(f"{name!r} is not a tensor name; tensor names look like 'op_name:0'")
         op = self.get_operation_by_name(op_name)
+        variable = getattr(op, "variable", None)
+        if op.type == VARIABLE and variable is not None and int(index) == 0:
+            return variable._graph_element()  # "v:0" is the Variable's name (v.name): its value
         if int(index) >= len(op.outputs):
             raise FetchError(f"op {op_name!r} has {len(op.outputs)} outputs, so {name!r} does not exist")
         return op.outputs[int(index)]
@@ -237,7 +242,8 @@ class Graph:
             obj = element()
         if isinstance(obj, (Tensor, Operation)):
             if obj.graph is not self:
-                raise FetchError(f"{obj!r} belongs to another graph")
+                op = obj.op if isinstance(obj, Tensor) else obj
+                raise FetchError(f"{obj!r} belongs to another graph", op=op.display_name, where=op.loc)
             return obj
         raise FetchError(f"cannot interpret {obj!r} (a {type(obj).__name__}) as a tensor or op of the graph")
 

@@ -26,10 +26,11 @@ import numpy as np
 
 from flowc.ir import TensorType
 from flowc.ir import op as registry
-from flowc.ir.errors import GraphError
+from flowc.ir.errors import FetchError, GraphError
 from flowc.ir.types import DType, as_dtype
 
 from .graph import Graph, Operation, Tensor, get_default_graph
+from .lowering import RANDOM_KINDS
 
 FORMAT = "flowc.GraphDef"
 VERSION = 1
@@ -116,7 +117,7 @@ def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
         graph.seed = document["seed"]
     if return_elements is None:
         return None
-    return [_lookup(element, renamed) for element in return_elements]
+    return [_return_element(graph, element, renamed) for element in return_elements]
 
 
 def _check_header(document: dict[str, Any]) -> None:
@@ -134,7 +135,9 @@ def _import_node(graph: Graph, node: dict[str, Any], renamed: dict[str, Operatio
         with graph.device(node["device"]) if node["device"] else _no_scope():
             base = node["name"].rsplit("/", 1)[-1]
             with _scopes(graph, node["name"]):
-                output_types = None if node["op"] in registry.OPS else declared
+                # Random ops take the run counter only in IR (lowering adds it): no type rule on import.
+                inferred = node["op"] in registry.OPS and node["op"] not in RANDOM_KINDS
+                output_types = None if inferred else declared
                 op = graph.create_op(node["op"], inputs, attrs, name=base, output_types=output_types)
     if [t.type for t in op.outputs] != declared:
         raise GraphError(f"node {node['name']!r}: declared outputs {declared} but its type rule gives "
@@ -164,6 +167,15 @@ def _lookup(name: str, renamed: dict[str, Operation]) -> Tensor | Operation:
     if sep and index.isdigit():
         return renamed[op_name].outputs[int(index)]
     return renamed[name]
+
+
+def _return_element(graph: Graph, name: str, renamed: dict[str, Operation]) -> Tensor | Operation:
+    """The imported tensor or op that `name` (as in the def) stands for; "v:0" is Variable v's value."""
+    op_name, sep, index = name.rpartition(":")
+    key = op_name if sep and index.isdigit() else name
+    if key not in renamed:
+        raise FetchError(f"return_elements names {name!r}, which the graph_def does not have")
+    return graph.as_graph_element(f"{renamed[key].name}:{index}" if key != name else renamed[key].name)
 
 
 def _scopes(graph: Graph, full_name: str) -> Any:

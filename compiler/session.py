@@ -9,6 +9,7 @@ check feeds and call the compiled function.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
+from flowc.passes import optimize
 
 from .driver import Executable, check_target, compile_lowered
 from .feeds import check_feed
@@ -46,9 +48,11 @@ class Session:
     array([3., 5.], dtype=float32)
     """
 
-    def __init__(self, target: str = "reference", graph: Graph | None = None):
+    def __init__(self, target: str = "reference", graph: Graph | None = None, optimize: bool | None = None):
+        """`optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered."""
         self.target = check_target(target)
         self.graph = graph or get_default_graph()
+        self.optimize = os.environ.get("FLOWC_OPT", "1") != "0" if optimize is None else optimize
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
         self._step = 0  # run counter of random ops (Note [counter-based random numbers])
@@ -91,6 +95,8 @@ class Session:
         compiled = self._cache.get(key)
         if compiled is None:
             lowered = lower(self.graph, tensors, targets, feeds)
+            if self.optimize:
+                optimize(lowered.module)
             compiled = CompiledRun(lowered, compile_lowered(lowered, self.target))
             self._cache[key] = compiled
         return compiled

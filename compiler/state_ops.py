@@ -51,8 +51,9 @@ class Variable(TensorOperators):
                                       name=name or "Variable", output_types=[])
             self.op.variable = self  # lowering and the Session find the Variable from its op
             self.initial_value = initial
-            self.initializer = graph.create_op("Assign", (initial,), {"var": self.op}, name=f"{self.op.name}/Assign",
-                                               output_types=[self.type])
+            with graph.name_scope(self.op.name + "/"):  # "dense/W/Assign", not "dense/dense/W/Assign"
+                self.initializer = graph.create_op("Assign", (initial,), {"var": self.op}, name="Assign",
+                                                   output_types=[self.type])
             self._snapshot = self._read(graph)
         self.trainable = trainable
         graph.add_to_collection(GLOBAL_VARIABLES, self)
@@ -83,7 +84,8 @@ class Variable(TensorOperators):
         return self.op.device
 
     def _read(self, graph: Any) -> Tensor:
-        return graph.create_op(READ, (), {"var": self.op}, name=f"{self.op.name}/read", output_types=[self.type]).outputs[0]
+        with graph.name_scope(self.op.name + "/"):  # "dense/W/read" in any scope, as the initializer
+            return graph.create_op(READ, (), {"var": self.op}, name="read", output_types=[self.type]).outputs[0]
 
     def _as_tensor(self) -> Tensor:
         """The value, as seen from the current control-dependency scope."""

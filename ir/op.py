@@ -83,6 +83,16 @@ def broadcast_shapes(op: str, *shapes: Shape) -> Shape:
     return tuple(out)
 
 
+def check_broadcast(op: str, operands: Sequence[np.ndarray]) -> None:
+    """At run time: operands broadcast (only unknown dims can disagree; the type rule checked the rest)."""
+    shapes = [x.shape for x in operands]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        shown = " and ".join(str(list(s)) for s in shapes)
+        raise RuntimeShapeError(f"operands of shapes {shown} do not broadcast at run time", op=op) from None
+
+
 def normalize_axis(op: str, axis: int, rank: int) -> int:
     if not -rank <= axis < rank:
         raise FlowcTypeError(f"axis {axis} is out of range for rank {rank}", op=op)
@@ -126,12 +136,7 @@ class ElementwiseOp(Op):
         return TensorType(self.result_dtype or types[0].dtype, shape)
 
     def reference(self, *operands: np.ndarray) -> np.ndarray:
-        shapes = [x.shape for x in operands]
-        try:
-            np.broadcast_shapes(*shapes)
-        except ValueError:  # only unknown dims can disagree here: the type rule checked the known ones
-            shown = " and ".join(str(list(s)) for s in shapes)
-            raise RuntimeShapeError(f"operands of shapes {shown} do not broadcast at run time", op=self.name) from None
+        check_broadcast(self.name, operands)
         with np.errstate(all="ignore"):  # IEEE results (inf, nan) are the meaning
             return type(self).fn(*operands)
 

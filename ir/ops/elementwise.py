@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import FlowcTypeError
-from ..op import TernaryOp, UnaryOp, binary, broadcast_shapes, comparison, unary
+from ..op import TernaryOp, UnaryOp, binary, broadcast_shapes, check_broadcast, comparison, unary
 from ..types import DTYPES, FLOATS, NUMERIC, DType, TensorType, as_dtype, bool_
 
 BOOL = (bool_,)
@@ -204,6 +204,7 @@ class Where(TernaryOp):
         return TensorType(x.dtype, broadcast_shapes(self.name, cond.shape, x.shape, y.shape))
 
     def reference(self, cond: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        check_broadcast(self.name, (cond, x, y))
         return np.where(cond, x, y)
 
 

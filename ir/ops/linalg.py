@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import FlowcTypeError
-from ..op import Op, broadcast_shapes
+from ..errors import FlowcTypeError, RuntimeShapeError
+from ..op import Op, broadcast_shapes, check_broadcast
 from ..types import NUMERIC, Dim, DType, Shape, TensorType
 
 
@@ -58,4 +58,7 @@ class MatMul(Op):
             a = np.swapaxes(a, -1, -2)
         if self.transpose_b:
             b = np.swapaxes(b, -1, -2)
+        if a.shape[-1] != b.shape[-2]:  # only unknown dims can disagree here: the type rule checked the rest
+            raise RuntimeShapeError(f"inner dims differ at run time: {list(a.shape)} @ {list(b.shape)}", op=self.name)
+        check_broadcast(self.name, (a[..., :1, :1], b[..., :1, :1]))
         return np.matmul(a, b)

@@ -1,0 +1,78 @@
+"""The `flowc` command.
+
+    flowc opt FILE.ir [--passes cse,dce] [--fast-math] [--timing]   run passes on IR text, print IR text
+    flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
+
+FILE may be '-' for standard input. Without --passes, `opt` runs the default
+pipeline; pass names are those of flowc.passes.PASSES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from flowc.ir.errors import FlowcError
+from flowc.ir.parser import parse_module
+from flowc.ir.printer import print_module
+from flowc.ir.verifier import verify
+from flowc.passes import PassManager, default_pipeline, optimize, passes_by_name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flowc", description="flowc: dataflow graphs to fused native code")
+    commands = parser.add_subparsers(dest="command", required=True)
+    opt = commands.add_parser("opt", help="run passes on IR text and print the result")
+    opt.add_argument("file", help="IR text file, or - for standard input")
+    opt.add_argument("--passes", help="comma-separated pass names (default: the default pipeline)")
+    opt.add_argument("--fast-math", action="store_true", help="allow rewrites that change NaN, inf or -0.0 results")
+    opt.add_argument("--timing", action="store_true", help="print each pass's wall time to standard error")
+    ir = commands.add_parser("ir", help="print the IR of a run of a graph_def JSON file")
+    ir.add_argument("graph", help="graph_def JSON file (fc.write_graph)")
+    ir.add_argument("--fetch", action="append", required=True, help="tensor or op name to fetch (repeatable)")
+    ir.add_argument("--feed", action="append", default=[], help="tensor name that the run feeds (repeatable)")
+    ir.add_argument("--no-opt", action="store_true", help="print the IR as lowered, before the pipeline")
+    args = parser.parse_args(argv)
+    try:
+        text = run_opt(args) if args.command == "opt" else run_ir(args)
+    except FlowcError as error:
+        print(f"flowc: error: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
+    return 0
+
+
+def run_opt(args: argparse.Namespace) -> str:
+    source = sys.stdin.read() if args.file == "-" else open(args.file).read()
+    module = parse_module(source, source=args.file)
+    verify(module)
+    names = [n for n in args.passes.split(",") if n] if args.passes is not None else None
+    passes = passes_by_name(names, args.fast_math) if names is not None else default_pipeline(args.fast_math)
+    report = PassManager(passes, verify_each=True).run(module)
+    if args.timing:
+        print(report, file=sys.stderr)
+    return print_module(module)
+
+
+def run_ir(args: argparse.Namespace) -> str:
+    from .graph import Graph
+    from .graph_def import import_graph_def
+    from .lowering import lower
+
+    graph = Graph()
+    with open(args.graph) as f, graph.as_default():
+        import_graph_def(json.load(f), name="")
+    elements = [graph.as_graph_element(name) for name in args.fetch]
+    tensors = [e for e in elements if not hasattr(e, "outputs")]
+    targets = [e for e in elements if hasattr(e, "outputs")]
+    feeds = [graph.get_tensor_by_name(n if ":" in n else f"{n}:0") for n in args.feed]
+    lowered = lower(graph, tensors, targets, feeds)
+    if not args.no_opt:
+        optimize(lowered.module)
+    return print_module(lowered.module)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

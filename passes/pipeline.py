@@ -1,0 +1,47 @@
+"""The default pipeline and the passes by their CLI names."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from flowc.ir import Module
+from flowc.ir.errors import FlowcError
+
+from .canonicalize import Canonicalize
+from .cse import CSE
+from .dce import DCE
+from .fold import ConstantFold
+from .manager import FixedPoint, Pass, PassManager, PassReport
+from .simplify import Simplify
+
+
+def default_pipeline(fast_math: bool = False) -> list[Pass]:
+    return [
+        FixedPoint([
+            Canonicalize(fast_math),  # folding + algebraic patterns, to a fixed point
+            CSE(),                    # merged duplicates may make new patterns match
+            DCE(),                    # after CSE, whose merged duplicates are left without uses
+        ]),
+    ]
+
+
+# CLI name -> a factory taking the fast-math flag (passes without unsafe rewrites ignore it).
+PASSES: dict[str, Callable[[bool], Pass]] = {
+    "canonicalize": Canonicalize,
+    "fold": lambda fast_math: ConstantFold(),
+    "simplify": Simplify,
+    "cse": lambda fast_math: CSE(),
+    "dce": lambda fast_math: DCE(),
+}
+
+
+def passes_by_name(names: Sequence[str], fast_math: bool = False) -> list[Pass]:
+    unknown = [n for n in names if n not in PASSES]
+    if unknown:
+        raise FlowcError(f"unknown pass {', '.join(unknown)}; passes are {', '.join(sorted(PASSES))}")
+    return [PASSES[n](fast_math) for n in names]
+
+
+def optimize(module: Module, fast_math: bool = False, verify_each: bool | None = None) -> PassReport:
+    """Run the target-independent pipeline on `module` in place."""
+    return PassManager(default_pipeline(fast_math), verify_each=verify_each).run(module)
