@@ -18,6 +18,7 @@ import numpy as np
 from flowc.ir import Block, Module, Operation
 
 from .manager import Pass
+from .rewrite import compact, unlink
 
 
 def attribute_key(value: Any) -> Hashable:
@@ -48,9 +49,9 @@ class CSE(Pass):
 
 
 def _cse_block(block: Block) -> bool:
-    changed = False
+    erased = changed = False
     seen: dict[Hashable, Operation] = {}
-    for op in list(block.ops):
+    for op in block.ops:
         for region in op.regions:
             for inner in region.blocks:
                 changed |= _cse_block(inner)
@@ -61,6 +62,8 @@ def _cse_block(block: Block) -> bool:
         if first is not op:
             for old, new in zip(op.results, first.results):
                 old.replace_all_uses_with(new)
-            op.erase()
-            changed = True
-    return changed
+            unlink(op)  # and compact once below: Note [linear rewriting]
+            erased = True
+    if erased:
+        compact(block)
+    return changed or erased

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flowc.ir import Block, Module
 
 from .manager import Pass
-from .rewrite import is_dead
+from .rewrite import compact, is_dead, unlink
 
 
 class DCE(Pass):
@@ -23,13 +23,15 @@ class DCE(Pass):
 
 
 def _dce_block(block: Block) -> bool:
-    changed = False
-    for op in reversed(list(block.ops)):
+    erased = changed = False
+    for op in reversed(block.ops):
         if is_dead(op):
-            op.erase()
-            changed = True
+            unlink(op)  # and compact once below: Note [linear rewriting]
+            erased = True
             continue
         for region in op.regions:
             for inner in region.blocks:
                 changed |= _dce_block(inner)
-    return changed
+    if erased:
+        compact(block)
+    return changed or erased

@@ -1,9 +1,10 @@
 """The pass manager: an ordered pipeline of named passes over a module.
 
-After every pass it can verify the module (when asked, or FLOWC_VERIFY=1; the
-tests always do) and write the IR text to FLOWC_DUMP_IR=DIR as
-DIR/NNN/KK-name.ir, one folder per pipeline run, so `diff` shows what each
-pass did. The wall time of each pass is kept in a report: `last_report()`.
+After every pass (each run of a pass inside a FixedPoint too) it can verify
+the module (when asked, or FLOWC_VERIFY=1; the tests always do) and write the
+IR text to FLOWC_DUMP_IR=DIR as DIR/NNN/KK-name.ir, one folder per pipeline
+run, so `diff` shows what each pass did. The wall time of each pass is kept
+in a report: `last_report()`, or `flowc opt --timing`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import itertools
 import os
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
-from flowc.ir import Module
+from flowc.ir import Module, VerifyError
 from flowc.ir.printer import print_module
 from flowc.ir.verifier import verify
 
@@ -36,27 +37,36 @@ class PassTiming:
     name: str
     seconds: float
     changed: bool
+    depth: int = 0  # 1 for a pass run inside a FixedPoint, whose own line sums its passes
 
 
 @dataclass
 class PassReport:
-    """What each pass of one pipeline run cost and whether it changed the module."""
+    """What each pass of one pipeline run cost and whether it changed the module.
+
+    A FixedPoint's passes are listed, indented, under it, one line per run of
+    each (so per round); the total counts each pass once.
+    """
 
     timings: list[PassTiming] = field(default_factory=list)
 
     @property
     def total_seconds(self) -> float:
-        return sum(t.seconds for t in self.timings)
+        return sum(t.seconds for t in self.timings if t.depth == 0)
 
     def __str__(self) -> str:
         lines = [f"{'pass':<16} {'ms':>9}  changed"]
-        lines += [f"{t.name:<16} {t.seconds * 1e3:>9.3f}  {'yes' if t.changed else 'no'}" for t in self.timings]
+        for t in self.timings:
+            name = "  " * t.depth + t.name
+            lines.append(f"{name:<16} {t.seconds * 1e3:>9.3f}  {'yes' if t.changed else 'no'}")
         lines.append(f"{'total':<16} {self.total_seconds * 1e3:>9.3f}")
         return "\n".join(lines)
 
 
 _last_report = PassReport()
 _dump_runs = itertools.count()
+
+RunPass = Callable[[Pass, Module], bool]
 
 
 def last_report() -> PassReport:
@@ -74,11 +84,15 @@ class FixedPoint(Pass):
         self.max_rounds = max_rounds  # a guard against two passes undoing each other forever
 
     def run(self, module: Module) -> bool:
+        return self.run_with(module, lambda p, m: p.run(m))
+
+    def run_with(self, module: Module, run_pass: RunPass) -> bool:
+        """The loop, running each pass through `run_pass` (the PassManager's: it times, verifies and dumps)."""
         changed_any = False
         for _ in range(self.max_rounds):
             changed = False
             for p in self.passes:
-                changed |= p.run(module)
+                changed |= run_pass(p, module)
             changed_any |= changed
             if not changed:
                 break
@@ -86,6 +100,9 @@ class FixedPoint(Pass):
 
 
 class PassManager:
+    """Runs passes in order. Each pass, those inside a FixedPoint included, is timed,
+    verified (when asked) and dumped (FLOWC_DUMP_IR) on its own."""
+
     def __init__(self, passes: Sequence[Pass], verify_each: bool | None = None, dump_dir: str | None = None):
         self.passes = list(passes)
         self.verify_each = os.environ.get("FLOWC_VERIFY") == "1" if verify_each is None else verify_each
@@ -93,20 +110,13 @@ class PassManager:
 
     def run(self, module: Module) -> PassReport:
         global _last_report
-        report = PassReport()
-        dump = self._dump_folder()
-        if dump:
-            _write(dump, 0, "input", module)
-        for index, p in enumerate(self.passes, start=1):
-            start = time.perf_counter()
-            changed = p.run(module)
-            report.timings.append(PassTiming(p.name, time.perf_counter() - start, changed))
-            if self.verify_each:
-                verify(module)
-            if dump:
-                _write(dump, index, p.name, module)
-        _last_report = report
-        return report
+        run = _Run(PassReport(), self._dump_folder(), self.verify_each)
+        if run.dump:
+            _write(run.dump, 0, "input", module)
+        for p in self.passes:
+            run.run_pass(p, module)
+        _last_report = run.report
+        return run.report
 
     def _dump_folder(self) -> str | None:
         if not self.dump_dir:
@@ -114,6 +124,46 @@ class PassManager:
         folder = os.path.join(self.dump_dir, f"{next(_dump_runs):03d}")
         os.makedirs(folder, exist_ok=True)
         return folder
+
+
+@dataclass
+class _Run:
+    """One pipeline run: its report and its numbered dump files."""
+
+    report: PassReport
+    dump: str | None
+    verify_each: bool
+    dumped: int = 0
+    depth: int = 0
+
+    def run_pass(self, p: Pass, module: Module) -> bool:
+        if isinstance(p, FixedPoint):
+            return self.run_fixed_point(p, module)
+        start = time.perf_counter()
+        changed = p.run(module)
+        self.report.timings.append(PassTiming(p.name, time.perf_counter() - start, changed, self.depth))
+        if self.verify_each:
+            try:
+                verify(module)
+            except VerifyError as error:
+                error.add_note(f"the verifier failed after pass '{p.name}'")
+                raise
+        if self.dump:
+            self.dumped += 1
+            _write(self.dump, self.dumped, p.name, module)
+        return changed
+
+    def run_fixed_point(self, p: FixedPoint, module: Module) -> bool:
+        line = PassTiming(p.name, 0.0, False, self.depth)
+        self.report.timings.append(line)
+        first = len(self.report.timings)
+        self.depth += 1
+        try:
+            line.changed = p.run_with(module, self.run_pass)
+        finally:
+            self.depth -= 1
+        line.seconds = sum(t.seconds for t in self.report.timings[first:] if t.depth == self.depth + 1)
+        return line.changed
 
 
 def _write(folder: str, index: int, name: str, module: Module) -> None:

@@ -12,6 +12,13 @@ The driver keeps a worklist: ops a rewrite touched (users of replaced values,
 ops it created) are visited again, and a pure op left without uses is erased
 at once, so a module reaches its fixed point in time linear in its size for
 the usual rewrites.
+
+Note [linear rewriting]: a block's ops are a Python list, where finding an
+op (list.index) or removing one (list.remove) costs time linear in the
+block. Done once per rewrite, that is quadratic in a block of 100k ops. So
+passes never touch the list per op: an erased op is `unlink`ed (its uses
+dropped, its parent cleared) and the list is `compact`ed once at the end;
+ops a pattern creates wait on the op they go before and are spliced in then.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable, Iterable
 
-from flowc.ir import Builder, Module, Operation, OpResult, Value
+from flowc.ir import Block, Builder, Module, Operation, OpResult, Value
 
 PatternFn = Callable[[Operation, "Rewriter"], None]
 PATTERNS: dict[str, list[PatternFn]] = {}
@@ -48,13 +55,19 @@ def pattern_table(fns: Iterable[PatternFn]) -> dict[str, list[PatternFn]]:
 
 
 class _TrackingBuilder(Builder):
-    def __init__(self, rewriter: Rewriter, op: Operation):
-        super().__init__(op.parent, op.parent.ops.index(op), op.loc)
+    """Inserts before `anchor`: the ops wait in the rewriter until it splices them in (Note [linear rewriting])."""
+
+    def __init__(self, rewriter: Rewriter, anchor: Operation):
+        super().__init__(anchor.parent, None, anchor.loc)
         self.rewriter = rewriter
+        self.anchor = anchor
 
     def insert(self, op: Operation) -> Operation:
+        op.parent = self.block
+        self.rewriter.pending.setdefault(self.anchor, []).append(op)
+        self.rewriter.blocks.add(self.block)
         self.rewriter.touched.append(op)
-        return super().insert(op)
+        return op
 
 
 class Rewriter:
@@ -64,6 +77,8 @@ class Rewriter:
         self.fast_math = fast_math  # allows rewrites that change NaN, inf or -0.0 results
         self.changed = False
         self.touched: list[Operation] = []
+        self.pending: dict[Operation, list[Operation]] = {}  # op -> new ops that go right before it
+        self.blocks: set[Block] = set()  # blocks whose op list `finish` must rebuild
 
     def builder_before(self, op: Operation) -> Builder:
         """A builder inserting right before `op`, carrying its source location."""
@@ -86,8 +101,44 @@ class Rewriter:
 
     def erase(self, op: Operation) -> None:
         self.touched.extend(producers(op))
-        op.erase()
+        self.blocks.add(unlink(op))
         self.changed = True
+
+    def finish(self) -> None:
+        """Put the op lists right: created ops in place, erased ones out."""
+        for block in self.blocks:
+            compact(block, self.pending)
+        self.pending.clear()
+        self.blocks.clear()
+
+
+def unlink(op: Operation) -> Block:
+    """Erase `op` as Operation.erase does, but leave it in its block's list for `compact`
+    (Note [linear rewriting]). Returns the block it was in."""
+    for result in op.results:
+        if result.uses:
+            raise ValueError(f"cannot erase {op.name}: result {result.index} still has uses")
+    for nested in list(op.walk())[::-1]:
+        nested.drop_operand_uses()
+    block = op.parent
+    op.parent = None
+    return block
+
+
+def compact(block: Block, pending: dict[Operation, list[Operation]] | None = None) -> None:
+    """Rebuild the block's op list: unlinked ops out, each pending op right before the op it waits on."""
+    pending = pending if pending is not None else {}
+    ops: list[Operation] = []
+    stack = list(reversed(block.ops))
+    while stack:
+        op = stack.pop()
+        before = pending.pop(op, None)
+        if before:  # they go first (and may have ops waiting on them in turn); then op itself
+            stack.append(op)
+            stack.extend(reversed(before))
+        elif op.parent is block:
+            ops.append(op)
+    block.ops = ops
 
 
 def producers(op: Operation) -> list[Operation]:
@@ -124,4 +175,5 @@ def apply_patterns(module: Module, patterns: dict[str, list[PatternFn]] | None =
                 worklist.append(touched)
                 queued.add(id(touched))
         rewriter.touched.clear()
+    rewriter.finish()
     return rewriter.changed

@@ -2,8 +2,9 @@
 
 Each docstring states the identity and whether it needs the fast-math flag
 (`Rewriter.fast_math`), which allows rewrites that change results for NaN,
-inf or -0.0: `x + 0 -> x` is one (-0.0 + 0.0 is +0.0), so are `x * 0 -> 0`
-and `x - x -> 0`. For integers those three are exact and need no flag.
+inf or -0.0: `x + 0 -> x` is one (-0.0 + 0.0 is +0.0), so are `x * 0 -> 0`,
+`x - x -> 0` and a float sum or mean over no axes -> x. For integers they are
+exact and need no flag.
 A rewrite never changes a value's type: an operand that broadcasts the
 result to a bigger shape keeps the op.
 """
@@ -184,9 +185,13 @@ def where_constant_condition(op: Operation, rw: Rewriter) -> None:
 
 @pattern("reduce_sum", "reduce_mean", "reduce_max", "reduce_min")
 def reduce_over_no_axes(op: Operation, rw: Rewriter) -> None:
-    """reduce(x, axes=()) -> x. Exact: nothing is reduced."""
-    if op.axes == ():
-        _forward(op, rw, op.operands[0])
+    """reduce(x, axes=()) -> x. Exact for max, min and integer sums; a float sum or mean
+    over no axes needs fast-math: its reference (np.sum) adds x to 0.0, so -0.0 comes out +0.0."""
+    if op.axes != ():
+        return
+    if op.name in ("reduce_sum", "reduce_mean") and op.result.type.dtype.is_float and not rw.fast_math:
+        return
+    _forward(op, rw, op.operands[0])
 
 
 # -- shapes --------------------------------------------------------------------------
