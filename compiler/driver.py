@@ -1,7 +1,7 @@
 """The driver: from a lowered IR module to something a Session can call, per target.
 
 A target is a function `Lowered -> Executable`. `reference` evaluates the IR
-with each op's numpy meaning; native targets register here as they land.
+with each op's numpy meaning; `cpu` compiles it to native code (native.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ class ReferenceExecutable:
         return self._interpreter.run_function(self.lowered.function, args)
 
 
-TARGETS: dict[str, Callable[[Lowered], Executable]] = {"reference": ReferenceExecutable}
+def native_cpu(lowered: Lowered) -> Executable:
+    from .native import NativeExecutable  # late: llvmlite and the C toolchain only when asked for
+
+    return NativeExecutable(lowered)
+
+
+TARGETS: dict[str, Callable[[Lowered], Executable]] = {"reference": ReferenceExecutable, "cpu": native_cpu}
 
 
 def compile_lowered(lowered: Lowered, target: str) -> Executable:

@@ -26,6 +26,15 @@ from .lowering import Lowered, Signature, lower
 
 
 @dataclass
+class RunPlan:
+    compiled: CompiledRun
+    feed_keys: list[Any]  # the user's feed keys, in the compiled function's argument order
+    feed_tensors: list[Tensor]
+    tensors: list[Tensor]  # fetched tensors, in result order
+    rebuild: Callable[[Callable[[Any], Any]], Any]
+
+
+@dataclass
 class CompiledRun:
     lowered: Lowered
     executable: Executable
@@ -55,6 +64,7 @@ class Session:
         self.optimize = os.environ.get("FLOWC_OPT", "1") != "0" if optimize is None else optimize
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
+        self._plans: dict[tuple, RunPlan] = {}
         self._step = 0  # run counter of random ops (Note [counter-based random numbers])
         self._closed = False
 
@@ -68,6 +78,7 @@ class Session:
         self._closed = True
         self._values.clear()
         self._cache.clear()
+        self._plans.clear()
 
     # -- run -----------------------------------------------------------------
 
@@ -78,16 +89,31 @@ class Session:
         """
         if self._closed:
             raise FlowcError("this Session is closed")
+        feed_dict = feed_dict or {}
+        try:
+            key = (_structure_key(fetches), tuple(feed_dict))
+            plan = self._plans.get(key)
+        except TypeError:  # an unhashable leaf: plan this run afresh
+            key, plan = None, None
+        if plan is None:
+            plan = self._plan(fetches, feed_dict)
+            if key is not None:
+                self._plans[key] = plan
+        args = [_checked(tensor, feed_dict[k]) for k, tensor in zip(plan.feed_keys, plan.feed_tensors)]
+        results = self._call(plan.compiled, args)
+        by_tensor = dict(zip(plan.tensors, results))
+        return plan.rebuild(lambda element: by_tensor[element] if isinstance(element, Tensor) else None)
+
+    def _plan(self, fetches: Any, feed_dict: dict[Any, Any]) -> RunPlan:
+        """Everything about a run that depends only on what is fetched and which keys are fed."""
         leaves: list[Tensor | Operation] = []
         rebuild = _flatten(fetches, lambda leaf: self._fetch_element(leaf, leaves))
-        feeds = {self._feed_tensor(key): value for key, value in (feed_dict or {}).items()}
-        feeds = {tensor: check_feed(tensor, value) for tensor, value in feeds.items()}
+        by_tensor = {self._feed_tensor(k): k for k in feed_dict}
         tensors = list(dict.fromkeys(t for t in leaves if isinstance(t, Tensor)))
         targets = list(dict.fromkeys(op for op in leaves if isinstance(op, Operation)))
-        compiled = self._compiled(tensors, targets, list(feeds))
-        results = self._call(compiled, feeds)
-        by_tensor = dict(zip(tensors, results))
-        return rebuild(lambda element: by_tensor[element] if isinstance(element, Tensor) else None)
+        compiled = self._compiled(tensors, targets, list(by_tensor))
+        feed_tensors = list(compiled.signature.feeds)
+        return RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild)
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
@@ -101,16 +127,20 @@ class Session:
             self._cache[key] = compiled
         return compiled
 
-    def _call(self, compiled: CompiledRun, feeds: dict[Tensor, np.ndarray]) -> list[np.ndarray]:
+    def _call(self, compiled: CompiledRun, args: list[np.ndarray]) -> list[np.ndarray]:
         sig = compiled.signature
-        args = [feeds[t] for t in sig.feeds] + [self._value_of(v) for v in sig.variables]
+        if sig.variables:
+            args = args + [self._value_of(v) for v in sig.variables]
         if sig.uses_step:
             args.append(np.asarray(self._step, dtype=np.int64))
             self._step += 1
         outputs = compiled.executable(args)
         fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
         for var, value in zip(sig.updates, updates):
-            self._store(var, _owned(value, args))
+            current = self._values.get(var)  # written in place (Note [donated arguments]): keep it
+            self._store(var, _owned(value, [a for a in args if a is not current]))
+        if getattr(compiled.executable, "fresh_outputs", False):
+            return fetched  # every fetched buffer was allocated for this run alone
         # What the user gets must not alias the Session's variables, their feeds, or each other.
         return [_owned(value, args + updates + fetched[:i]) for i, value in enumerate(fetched)]
 
@@ -153,6 +183,24 @@ class Session:
                                  "name a tensor like 'x:0'")
             element = element.outputs[0]
         return element
+
+
+def _checked(tensor: Tensor, value: Any) -> np.ndarray:
+    """The fed value as the compiled code needs it; an array that already fits passes untouched."""
+    if (type(value) is np.ndarray and value.dtype == tensor.type.dtype.np and value.flags.c_contiguous
+            and value.flags.aligned and tensor.type.accepts(value.shape)):
+        return value
+    return check_feed(tensor, value)
+
+
+def _structure_key(fetches: Any) -> Any:
+    """A hashable stand-in for a fetch structure (raises TypeError for an unhashable leaf)."""
+    if isinstance(fetches, dict):
+        return (dict, tuple((k, _structure_key(v)) for k, v in fetches.items()))
+    if isinstance(fetches, (list, tuple)):
+        return (type(fetches), tuple(_structure_key(v) for v in fetches))
+    hash(fetches)
+    return fetches
 
 
 def _owned(value: np.ndarray, others: list[np.ndarray]) -> np.ndarray:

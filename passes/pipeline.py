@@ -11,6 +11,7 @@ from .canonicalize import Canonicalize
 from .cse import CSE
 from .dce import DCE
 from .fold import ConstantFold
+from .fusion import Fuse
 from .manager import FixedPoint, Pass, PassManager, PassReport
 from .simplify import Simplify
 
@@ -32,6 +33,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "simplify": Simplify,
     "cse": lambda fast_math: CSE(),
     "dce": lambda fast_math: DCE(),
+    "fuse": lambda fast_math: Fuse(),  # not in default_pipeline: each target's pipeline adds it
 }
 
 

@@ -79,6 +79,18 @@ func @random(%step: i64[]) -> (f32[2,2], f64[3]) {
   return %u, %z : f32[2,2], f64[3]
 }
 
+// A kernel of the fusion pass: x * 0.5 + b in one loop.
+func @fused(%x: f32[2,3], %b: f32[3]) -> f32[2,3] {
+  %y = fusion %x, %b {kind = "loop"} : f32[2,3] {
+  ^bb0(%a: f32[2,3], %c: f32[3]):
+    %half = constant {value = dense<0.5>} : f32[]
+    %s = mul %a, %half : f32[2,3]
+    %t = add %s, %c : f32[2,3]
+    yield %t : f32[2,3]
+  }
+  return %y : f32[2,3]
+}
+
 func @constants() -> (f32[6], f32[2,2], i32[3], bool[2], i64[], f64[0], f32[3]) {
   %special = constant {value = dense<[nan, inf, -inf, -0.0, 0.0, 0.10000000149011612]>} : f32[6]
   %thirds = constant {value = dense<[[0.3333333432674408, -2.999999805136921e-38], [3.4028234663852886e+38, 1.401298464324817e-45]]>} : f32[2,2]

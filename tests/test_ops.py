@@ -614,7 +614,7 @@ def test_random_type_rule() -> None:
 
 # -- every op is covered ------------------------------------------------------------
 
-NOT_HERE = {"constant", "return", "yield", "cond", "while", "call"}  # structure and control flow: their own tests
+NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion"}  # structure, control flow, kernels: their own tests
 TESTED_BY = {
     "where": test_where_broadcasts_three_ways,
     "cast": test_cast_to_every_dtype,

@@ -1,0 +1,1 @@
+"""flowc.codegen.llvm: the CPU backend, LLVM IR through llvmlite."""

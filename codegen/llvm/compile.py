@@ -1,0 +1,73 @@
+"""From an llvmlite IR module to optimized object code for this machine.
+
+The target machine is the host CPU with all its features (llvmlite's host
+CPU name and feature string), so LLVM may use AVX2/AVX-512 where present;
+the compile cache key includes both (`host_description`). Floating point is
+IEEE: no fast-math flags are set here; kernels that want a particular
+association order (vectorized sums) write it out explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import llvmlite
+import llvmlite.binding as llvm
+from llvmlite import ir as ll
+
+
+@functools.cache
+def _initialized() -> bool:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    return True
+
+
+@functools.cache
+def target_machine() -> llvm.TargetMachine:
+    _initialized()
+    target = llvm.Target.from_default_triple()
+    # PIC: the object is linked into a shared library.
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+                                        opt=3, reloc="pic", codemodel="default")
+
+
+@functools.cache
+def codegen_fingerprint() -> str:
+    """A hash of this backend's own source: compiled code cached by an older backend is never reused."""
+    import hashlib
+    import pathlib
+
+    digest = hashlib.sha256()
+    for path in sorted(pathlib.Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def host_description() -> str:
+    """What compiled code depends on besides its IR: part of every cache key."""
+    _initialized()
+    return f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|" \
+           f"llvmlite {llvmlite.__version__}"
+
+
+def optimize(module: llvm.ModuleRef) -> None:
+    """LLVM's O3 pipeline with the loop and SLP vectorizers on."""
+    options = llvm.create_pipeline_tuning_options(speed_level=3)
+    options.loop_vectorization = True
+    options.slp_vectorization = True
+    options.loop_unrolling = True
+    builder = llvm.create_pass_builder(target_machine(), options)
+    builder.getModulePassManager().run(module, builder)
+
+
+def compile_module(module: ll.Module) -> tuple[bytes, str]:
+    """Object code for `module`, and the optimized LLVM IR text (for dumps and tests)."""
+    tm = target_machine()
+    module.triple = tm.triple
+    module.data_layout = str(tm.target_data)
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    optimize(parsed)
+    return tm.emit_object(parsed), str(parsed)

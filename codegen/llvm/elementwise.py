@@ -1,0 +1,163 @@
+"""Scalar emitters of the elementwise ops, found by op name.
+
+Values inside a kernel are held in their compute type: float, double, i32,
+i64, and i1 for bool (stored as one byte, as numpy does). Every emitter is
+IEEE-exact and follows the numpy reference where C and numpy differ: NaN
+propagation in maximum/minimum, INT_MIN for float-to-int casts of NaN or
+out-of-range values (what numpy gives on x86), `relu(-0.0) == -0.0`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from llvmlite import ir as ll
+
+from flowc.ir import Operation
+from flowc.ir.types import DType
+
+from .mathlib import MATH_EMITTERS
+from .types import compute_type, constant_of
+
+Emitter = Callable[[ll.IRBuilder, Operation, list[ll.Value]], ll.Value]
+LLVM_EMITTERS: dict[str, Emitter] = {}
+
+LLVM_BINARY = {
+    ("add", "float"): "fadd", ("add", "int"): "add",
+    ("sub", "float"): "fsub", ("sub", "int"): "sub",
+    ("mul", "float"): "fmul", ("mul", "int"): "mul",
+    ("div", "float"): "fdiv",
+    ("logical_and", "bool"): "and_", ("logical_or", "bool"): "or_",
+}
+FLOAT_COMPARE = {"equal": "==", "not_equal": "!=", "less": "<", "less_equal": "<=", "greater": ">",
+                 "greater_equal": ">="}
+INT_COMPARE = FLOAT_COMPARE
+
+
+def emit(*names: str) -> Callable[[Emitter], Emitter]:
+    def register(fn: Emitter) -> Emitter:
+        for name in names:
+            LLVM_EMITTERS[name] = fn
+        return fn
+
+    return register
+
+
+def operand_dtype(op: Operation) -> DType:
+    return op.operands[0].type.dtype
+
+
+def intrinsic(b: ll.IRBuilder, name: str, x: ll.Value, *more: ll.Value) -> ll.Value:
+    fn = b.module.declare_intrinsic(name, [x.type])
+    return b.call(fn, [x, *more])
+
+
+@emit(*{name for name, _ in LLVM_BINARY})
+def emit_binary(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    method = LLVM_BINARY[op.name, operand_dtype(op).kind]
+    return getattr(b, method)(*operands)
+
+
+@emit(*FLOAT_COMPARE)
+def emit_compare(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    kind = operand_dtype(op).kind
+    symbol = FLOAT_COMPARE[op.name]
+    if kind == "float":
+        # numpy: every comparison with NaN is false, except != which is true.
+        return (b.fcmp_unordered if op.name == "not_equal" else b.fcmp_ordered)(symbol, *operands)
+    return (b.icmp_unsigned if kind == "bool" else b.icmp_signed)(symbol, *operands)
+
+
+@emit("maximum", "minimum")
+def emit_min_max(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    x, y = operands
+    symbol = ">" if op.name == "maximum" else "<"
+    if operand_dtype(op).kind != "float":
+        return b.select(b.icmp_signed(symbol, x, y), x, y)
+    # numpy: (x > y or isnan(x)) ? x : y  -- NaN from either side wins; max(-0.0, 0.0) is the second.
+    take_x = b.or_(b.fcmp_ordered(symbol, x, y), b.fcmp_unordered("uno", x, x))
+    return b.select(take_x, x, y)
+
+
+@emit("neg")
+def emit_neg(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    (x,) = operands
+    return b.fneg(x) if operand_dtype(op).is_float else b.neg(x)
+
+
+@emit("abs")
+def emit_abs(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    (x,) = operands
+    if operand_dtype(op).is_float:
+        return intrinsic(b, "llvm.fabs", x)
+    return b.select(b.icmp_signed("<", x, constant_of(x.type, 0)), b.neg(x), x)
+
+
+@emit("square")
+def emit_square(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    (x,) = operands
+    return b.fmul(x, x) if operand_dtype(op).is_float else b.mul(x, x)
+
+
+@emit("relu")
+def emit_relu(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    (x,) = operands
+    zero = constant_of(x.type, 0)
+    below = b.fcmp_ordered("<", x, zero) if operand_dtype(op).is_float else b.icmp_signed("<", x, zero)
+    return b.select(below, zero, x)  # NaN and -0.0 pass through, as in the reference
+
+
+@emit("sqrt")
+def emit_sqrt(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    return intrinsic(b, "llvm.sqrt", operands[0])
+
+
+@emit("exp", "log", "tanh", "sigmoid", "rsqrt", "pow")
+def emit_math(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    return MATH_EMITTERS[op.name](b, *operands)  # vectorizable approximations (mathlib.py)
+
+
+@emit("logical_not")
+def emit_not(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    return b.not_(operands[0])
+
+
+@emit("identity")
+def emit_identity(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    return operands[0]
+
+
+@emit("where")
+def emit_where(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    return b.select(*operands)
+
+
+@emit("cast")
+def emit_cast(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
+    (x,) = operands
+    source, target = operand_dtype(op), op.result.type.dtype
+    to = compute_type(target)
+    if source == target:
+        return x
+    if target.is_bool:
+        zero = constant_of(x.type, 0)
+        return b.fcmp_unordered("!=", x, zero) if source.is_float else b.icmp_unsigned("!=", x, zero)
+    if source.is_bool:
+        return b.uitofp(x, to) if target.is_float else b.zext(x, to)
+    if source.is_float and target.is_float:
+        return b.fpext(x, to) if source.itemsize < target.itemsize else b.fptrunc(x, to)
+    if source.is_int and target.is_int:
+        return b.sext(x, to) if source.itemsize < target.itemsize else b.trunc(x, to)
+    if source.is_int:
+        return b.sitofp(x, to)
+    return _float_to_int(b, x, target)
+
+
+def _float_to_int(b: ll.IRBuilder, x: ll.Value, target: DType) -> ll.Value:
+    """fptosi where it is defined; INT_MIN for NaN and out-of-range values, as numpy on x86."""
+    bits = target.itemsize * 8
+    to = compute_type(target)
+    low, high = constant_of(x.type, -(2.0 ** (bits - 1))), constant_of(x.type, 2.0 ** (bits - 1))
+    in_range = b.and_(b.fcmp_ordered(">=", x, low), b.fcmp_ordered("<", x, high))
+    safe = b.select(in_range, x, constant_of(x.type, 0))  # fptosi of an out-of-range value is poison
+    return b.select(in_range, b.fptosi(safe, to), ll.Constant(to, -(1 << (bits - 1))))

@@ -1,0 +1,213 @@
+"""What every kernel shares: its function, buffers, dims, loops and broadcast indexing.
+
+A kernel is `void kernel(i8* context, i64 begin, i64 end)`: it computes the
+iterations [begin, end) of its work, so the thread pool can split the work
+(flowc_parallel_for in runtime/native/flowc_rt.c) or the entry point can call
+it once for everything. `context` points to the kernel's buffer pointers
+(operands, then results), followed by the pointer to the dims vector.
+
+Note [dims vector]: a dim that is unknown at compile time (None in a type) is
+read at run time from `dims[slot]`; the slot of each (value, axis) is fixed
+at compile time by `DimTable`, and the Python side fills the vector for each
+new set of fed shapes. So one compiled artifact serves every batch size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from llvmlite import ir as ll
+
+from flowc.ir import Function, Operation, Value
+from flowc.ir.types import DType
+
+from .types import I64, PTR, storage_type
+
+KERNEL_TYPE = ll.FunctionType(ll.VoidType(), [PTR, I64, I64])
+
+
+class DimTable:
+    """Slots in the dims vector for every dim unknown at compile time (Note [dims vector])."""
+
+    def __init__(self, function: Function):
+        self.slots: dict[tuple[Value, int], int] = {}
+        for value in _all_values(function):
+            for axis, dim in enumerate(value.type.shape):
+                if dim is None:
+                    self.slots[value, axis] = len(self.slots)
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def emit(self, b: ll.IRBuilder, dims: ll.Value, value: Value, axis: int) -> ll.Value:
+        dim = value.type.shape[axis]
+        if dim is not None:
+            return ll.Constant(I64, dim)
+        return b.load(b.gep(dims, [ll.Constant(I64, self.slots[value, axis])]))
+
+
+def _all_values(function: Function) -> Iterator[Value]:
+    yield from function.args
+    for op in function.walk():
+        yield from op.results
+        for region in op.regions:
+            for block in region.blocks:
+                yield from block.args
+
+
+def product(b: ll.IRBuilder, values: Sequence[ll.Value]) -> ll.Value:
+    total: ll.Value = ll.Constant(I64, 1)
+    for value in values:
+        total = _mul(b, total, value)
+    return total
+
+
+def _mul(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
+    if isinstance(x, ll.Constant) and isinstance(y, ll.Constant):
+        return ll.Constant(I64, x.constant * y.constant)
+    if isinstance(x, ll.Constant) and x.constant == 1:
+        return y
+    if isinstance(y, ll.Constant) and y.constant == 1:
+        return x
+    return b.mul(x, y)
+
+
+@contextlib.contextmanager
+def for_range(b: ll.IRBuilder, start: ll.Value, stop: ll.Value, name: str = "i") -> Iterator[ll.Value]:
+    """A counted loop start <= i < stop; the body is emitted inside the `with`."""
+    before = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    done = b.append_basic_block(f"{name}.done")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(start, before)
+    b.cbranch(b.icmp_signed("<", index, stop), body, done)
+    b.position_at_end(body)
+    yield index
+    index.add_incoming(b.add(index, ll.Constant(I64, 1), name=f"{name}.next"), b.block)
+    b.branch(header)
+    b.position_at_end(done)
+
+
+class Kernel:
+    """The LLVM function of one fusion op, with access to its buffers and dims."""
+
+    def __init__(self, module: ll.Module, dims: DimTable, op: Operation, name: str, number: int = 0,
+                 error_slot: int = 0):
+        self.module = module
+        self.number = number  # its place in the entry point's order, reported back on a run-time error
+        self.error_slot = error_slot
+        self.dims = dims
+        self.op = op
+        self.region_args = op.regions[0].entry.args if op.regions else []
+        self.function = ll.Function(module, KERNEL_TYPE, name=name)
+        self.function.linkage = "internal"
+        context, self.begin, self.end = self.function.args
+        self.b = ll.IRBuilder(self.function.append_basic_block("entry"))
+        self._alloca_block = self.b.block
+        self.slots = self.b.bitcast(context, PTR.as_pointer())
+        count = len(op.operands) + len(op.results)
+        self.dims_pointer = self.b.bitcast(self.b.load(self._slot(count)), I64.as_pointer())
+
+    def _slot(self, index: int) -> ll.Value:
+        return self.b.gep(self.slots, [ll.Constant(I64, index)])
+
+    def operand_pointer(self, index: int, dtype: DType) -> ll.Value:
+        return self.b.bitcast(self.b.load(self._slot(index)), storage_type(dtype).as_pointer())
+
+    def result_pointer(self, index: int, dtype: DType) -> ll.Value:
+        return self.operand_pointer(len(self.op.operands) + index, dtype)
+
+    def dim(self, value: Value, axis: int) -> ll.Value:
+        """A dim of a value of this kernel: a region value's dims are its operand's or result's."""
+        return self.dims.emit(self.b, self.dims_pointer, value, axis)
+
+    def alloca(self, type: ll.Type, name: str = "") -> ll.Value:
+        """A stack slot in the entry block (LLVM promotes it to a register)."""
+        at_start = ll.IRBuilder(self._alloca_block)
+        at_start.position_at_start(self._alloca_block)
+        return at_start.alloca(type, name=name)
+
+    def fail_if(self, bad: ll.Value, detail: ll.Value) -> None:
+        """Where `bad` holds, record this kernel and `detail` in the error slots (the entry point then stops)."""
+        b = self.b
+        with b.if_then(bad, likely=False):
+            b.store(ll.Constant(I64, self.number + 1), b.gep(self.dims_pointer, [ll.Constant(I64, self.error_slot)]))
+            b.store(detail, b.gep(self.dims_pointer, [ll.Constant(I64, self.error_slot + 1)]))
+
+    def finish(self) -> ll.Function:
+        self.b.ret_void()
+        return self.function
+
+
+@dataclass
+class BroadcastAxis:
+    """One loop axis of an iteration space: its size and, per operand, whether it moves along it."""
+
+    size: ll.Value
+    moves: tuple[bool, ...]  # per operand: False = broadcast along this axis (stride 0)
+
+
+def broadcast_axes(kernel: Kernel, shape_of: Value, operands: Sequence[Value]) -> list[BroadcastAxis]:
+    """The axes of `shape_of`'s shape, each operand right-aligned against it; size-1 axes dropped and
+    neighbouring axes merged where every operand moves (or stays) along both, so a plain elementwise
+    kernel becomes one long loop that LLVM vectorizes."""
+    rank = shape_of.type.rank
+    axes: list[tuple[list[ll.Value], tuple[bool, ...]]] = []
+    for axis in range(rank):
+        if shape_of.type.shape[axis] == 1:
+            continue
+        moves = tuple(_moves(v, axis - rank + v.type.rank, shape_of.type.shape[axis]) for v in operands)
+        size = kernel.dim(shape_of, axis)
+        if axes and axes[-1][1] == moves:
+            axes[-1][0].append(size)
+        else:
+            axes.append(([size], moves))
+    return [BroadcastAxis(product(kernel.b, sizes), moves) for sizes, moves in axes]
+
+
+def _moves(value: Value, axis: int, full: int | None) -> bool:
+    """Whether `value` steps along this axis; a dim statically 1 under a bigger one is a broadcast.
+
+    An unknown dim counts as moving: the runtime checks it equals the full dim (Note [dims vector]).
+    """
+    if axis < 0:
+        return False
+    dim = value.type.shape[axis]
+    return not (dim == 1 and full != 1)
+
+
+def operand_strides(b: ll.IRBuilder, axes: Sequence[BroadcastAxis], count: int) -> list[list[ll.Value]]:
+    """strides[k][operand]: elements to step in operand's buffer per step along axis k (0 if broadcast)."""
+    strides = [[ll.Constant(I64, 0)] * count for _ in axes]
+    for operand in range(count):
+        running: ll.Value = ll.Constant(I64, 1)
+        for k in range(len(axes) - 1, -1, -1):
+            if axes[k].moves[operand]:
+                strides[k][operand] = running
+                running = _mul(b, running, axes[k].size)
+    return strides
+
+
+def decompose(b: ll.IRBuilder, index: ll.Value, sizes: Sequence[ll.Value]) -> list[ll.Value]:
+    """Row-major coordinates of a linear index over `sizes`."""
+    coordinates = []
+    for size in reversed(sizes[1:]):
+        coordinates.append(b.urem(index, size))
+        index = b.udiv(index, size)
+    coordinates.append(index)
+    return coordinates[::-1]
+
+
+def dot(b: ll.IRBuilder, coordinates: Sequence[ll.Value], strides: Sequence[ll.Value]) -> ll.Value:
+    offset: ll.Value = ll.Constant(I64, 0)
+    for coordinate, stride in zip(coordinates, strides):
+        if isinstance(stride, ll.Constant) and stride.constant == 0:
+            continue
+        offset = b.add(offset, _mul(b, coordinate, stride))
+    return offset
+

@@ -1,0 +1,136 @@
+"""Matmul kernels: one (batched) matrix product, then its elementwise epilogue in one pass.
+
+Note [BLAS choice]: float matmuls call OpenBLAS's sgemm/dgemm from the
+`scipy-openblas32` wheel, the build numpy and scipy ship, maintained by
+their developers. A hand-written kernel would need packing, register
+blocking and per-ISA microkernels to get near it; OpenBLAS is that already,
+and it threads itself. The wheel is one self-contained shared library
+(libscipy_openblas.so, symbols prefixed `scipy_`, 32-bit ints), so an
+exported flowc library can carry a copy of it beside itself and find it
+through an $ORIGIN rpath, with no Python and no flowc present. Integer
+matmuls (rare) are plain loops.
+
+The epilogue (bias add, activation) reads the product where sgemm left it
+and writes the kernel's result at the same index, so it costs one pass
+over the output while it is still in cache.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir as ll
+
+from flowc.ir import Operation, Value
+
+from ..kernel import Kernel, decompose, dot, for_range, product
+from ..module import kernel_kind, serial_work
+from ..types import I32, I64, compute_type, constant_of, load_value, store_value
+from .loop import elementwise_loop
+
+BLAS_LIBRARY = "scipy_openblas"
+GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+
+
+def blas_library_path() -> str:
+    """The directory holding libscipy_openblas.so (linked into every CPU artifact that multiplies floats)."""
+    import scipy_openblas32
+
+    return scipy_openblas32.get_lib_dir()
+
+
+@kernel_kind("matmul", serial_work)
+def emit_matmul_kernel(kernel: Kernel) -> None:
+    block = kernel.op.regions[0].entry
+    matmul = next(op for op in block.ops if op.name == "matmul")
+    product_value = matmul.result
+    yields = list(block.terminator.operands)
+    target_index = yields.index(product_value) if product_value in yields else 0
+    target = kernel.result_pointer(target_index, product_value.type.dtype)
+    _emit_products(kernel, matmul, target)
+    epilogue = [(v, kernel.result_pointer(i, v.type.dtype)) for i, v in enumerate(yields) if v is not product_value]
+    if epilogue:
+        inputs = [(arg, kernel.operand_pointer(i, arg.type.dtype)) for i, arg in enumerate(block.args)]
+        inputs.append((product_value, target))
+        total = product(kernel.b, [kernel.dim(product_value, a) for a in range(product_value.type.rank)])
+        elementwise_loop(kernel, inputs, epilogue, ll.Constant(I64, 0), total)
+
+
+def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value) -> None:
+    b = kernel.b
+    a, bb = matmul.operands
+    c = matmul.result
+    dtype = c.type.dtype
+    m, n = kernel.dim(c, c.type.rank - 2), kernel.dim(c, c.type.rank - 1)
+    k = kernel.dim(a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
+    a_pointer = kernel.operand_pointer(a.index, dtype)
+    b_pointer = kernel.operand_pointer(bb.index, dtype)
+    batch_sizes = [kernel.dim(c, axis) for axis in range(c.type.rank - 2)]
+    a_strides = _batch_strides(kernel, a, c, product(b, [m, k]))
+    b_strides = _batch_strides(kernel, bb, c, product(b, [k, n]))
+    with for_range(b, ll.Constant(I64, 0), product(b, batch_sizes), "batch") as t:
+        coordinates = decompose(b, t, batch_sizes) if batch_sizes else []
+        pa = b.gep(a_pointer, [dot(b, coordinates, a_strides)])
+        pb = b.gep(b_pointer, [dot(b, coordinates, b_strides)])
+        pc = b.gep(target, [b.mul(t, product(b, [m, n]))])
+        if dtype.name in GEMM:
+            _call_gemm(kernel, matmul, pa, pb, pc, m, n, k)
+        else:
+            _integer_product(kernel, matmul, pa, pb, pc, m, n, k)
+
+
+def _batch_strides(kernel: Kernel, operand: Value, result: Value, matrix: ll.Value) -> list[ll.Value]:
+    """Elements to step in `operand` per step of each batch axis of the result (0 where it broadcasts)."""
+    b = kernel.b
+    batch_rank = result.type.rank - 2
+    own_rank = operand.type.rank - 2
+    strides: list[ll.Value] = [ll.Constant(I64, 0)] * batch_rank
+    running = matrix
+    for axis in range(batch_rank - 1, -1, -1):
+        own = axis - (batch_rank - own_rank)
+        if own < 0:
+            continue
+        if not (operand.type.shape[own] == 1 and result.type.shape[axis] != 1):
+            strides[axis] = running
+        running = product(b, [running, kernel.dim(operand, own)])
+    return strides
+
+
+def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
+               m: ll.Value, n: ll.Value, k: ll.Value) -> None:
+    b = kernel.b
+    element = compute_type(matmul.result.type.dtype)
+    pointer = element.as_pointer()
+    signature = ll.FunctionType(ll.VoidType(), [I32, I32, I32, I32, I32, I32, element, pointer, I32, pointer, I32,
+                                                element, pointer, I32])
+    name = GEMM[matmul.result.type.dtype.name]
+    gemm = kernel.module.globals.get(name) or ll.Function(kernel.module, signature, name=name)
+    m32, n32, k32 = (b.trunc(v, I32) for v in (m, n, k))
+    lda = k32 if not matmul.transpose_a else m32
+    ldb = n32 if not matmul.transpose_b else k32
+    flags = [ll.Constant(I32, ROW_MAJOR), ll.Constant(I32, TRANS if matmul.transpose_a else NO_TRANS),
+             ll.Constant(I32, TRANS if matmul.transpose_b else NO_TRANS)]
+    empty = b.icmp_signed("==", b.mul(m, n), ll.Constant(I64, 0))
+    with b.if_else(empty) as (then, otherwise):
+        with then:
+            pass  # nothing to write
+        with otherwise:
+            b.call(gemm, [*flags, m32, n32, k32, constant_of(element, 1), pa, lda, pb, ldb,
+                          constant_of(element, 0), pc, n32])
+
+
+def _integer_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
+                     m: ll.Value, n: ll.Value, k: ll.Value) -> None:
+    """c[i, j] = sum_p a[i, p] * b[p, j], integers wrapping as numpy's do."""
+    b = kernel.b
+    dtype = matmul.result.type.dtype
+    zero = ll.Constant(I64, 0)
+    acc = kernel.alloca(compute_type(dtype), "acc")
+    with for_range(b, zero, m, "mi") as i, for_range(b, zero, n, "mj") as j:
+        b.store(constant_of(compute_type(dtype), 0), acc)
+        with for_range(b, zero, k, "mp") as p:
+            a_offset = b.add(b.mul(p, m), i) if matmul.transpose_a else b.add(b.mul(i, k), p)
+            b_offset = b.add(b.mul(j, k), p) if matmul.transpose_b else b.add(b.mul(p, n), j)
+            x = load_value(b, b.gep(pa, [a_offset]), dtype)
+            y = load_value(b, b.gep(pb, [b_offset]), dtype)
+            b.store(b.add(b.load(acc), b.mul(x, y)), acc)
+        store_value(b, b.load(acc), b.gep(pc, [b.add(b.mul(i, n), j)]), dtype)

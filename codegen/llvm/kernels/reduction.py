@@ -1,0 +1,252 @@
+"""Reduction kernels: reductions with their producers and consumers in one loop nest.
+
+The fusion pass guarantees (passes/fusion.py): every reduction of a kernel
+reduces the same axes of inputs of one full shape F; each region value is
+either at F ("full": computed inside the loops over the reduced axes, e.g.
+exp(x - max)) or at the reduced shape ("outer": computed once per output
+element, e.g. the max itself, or 1 / sum). The kernel's work is the range of
+output elements (outer index); for each, the reductions run one after the
+other, each re-walking the reduced axes and recomputing the cheap full-level
+values it needs (as XLA's row reductions do), then full-level results are
+written in a last walk. So softmax is one kernel reading x three times from
+cache and writing once.
+
+Note [summation order]: a float sum is accumulated in LANES independent
+partial sums (element k goes to sum k mod LANES) combined pairwise at the
+end. It is a fixed order, so results are deterministic and IEEE (no
+reassociation flags), and LLVM turns the partial sums into vector adds.
+Results differ from numpy's pairwise sums in the last bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir as ll
+
+from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.op import normalize_axes
+
+from ..body import Body
+from ..elementwise import emit_min_max
+from ..kernel import DimTable, Kernel, decompose, dot, for_range, product
+from ..module import GRAIN, kernel_kind
+from ..types import I64, compute_type, constant_of, load_value, store_value
+
+REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
+LANES = 16
+
+
+@dataclass
+class Space:
+    """The full shape F split into kept (outer) and reduced (inner) axes."""
+
+    full: Value  # a value of shape F
+    reduced: tuple[int, ...]
+    kept: tuple[int, ...]
+
+
+def _space(op: Operation) -> Space:
+    reductions = [o for o in op.regions[0].entry.ops if o.name in REDUCTIONS]
+    first = reductions[0]
+    full = first.operands[0]
+    axes = _axes(first)
+    reduced = normalize_axes(first.name, axes, full.type.rank)
+    kept = tuple(a for a in range(full.type.rank) if a not in reduced)
+    return Space(full, reduced, kept)
+
+
+def _axes(op: Operation) -> tuple[int, ...]:
+    return (op.axis,) if op.name in ("argmax", "argmin") else op.axes
+
+
+def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
+    space = _space(op)
+    outer = product(b, [dims.emit(b, dims_pointer, space.full, a) for a in space.kept])
+    inner = product(b, [dims.emit(b, dims_pointer, space.full, a) for a in space.reduced])
+    one = ll.Constant(I64, 1)
+    grain = b.udiv(ll.Constant(I64, GRAIN), b.select(b.icmp_signed(">", inner, one), inner, one))
+    return outer, b.select(b.icmp_signed(">", grain, one), grain, one)
+
+
+@kernel_kind("reduction", reduction_work)
+def emit_reduction_kernel(kernel: Kernel) -> None:
+    ReductionEmitter(kernel).emit()
+
+
+class ReductionEmitter:
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.b = kernel.b
+        self.block = kernel.op.regions[0].entry
+        self.space = _space(kernel.op)
+        self.sizes = [kernel.dim(self.space.full, a) for a in range(self.space.full.type.rank)]
+        self.args = list(self.block.args)
+        self.pointers = [kernel.operand_pointer(i, a.type.dtype) for i, a in enumerate(self.args)]
+        self.level = self._levels()
+
+    # -- which values are per output element, which per input element --------------
+
+    def _levels(self) -> dict[Value, str]:
+        """Reductions are outer; any other op is full when its shape is F, else outer (the fusion contract)."""
+        full_shape = self.space.full.type.shape
+        level: dict[Value, str] = {}
+        for op in self.block.ops:
+            if op.is_terminator:
+                continue
+            kind = "full" if op.name not in REDUCTIONS and op.results[0].type.shape == full_shape else "outer"
+            for result in op.results:
+                level[result] = kind
+        return level
+
+    # -- emission ----------------------------------------------------------------------
+
+    def emit(self) -> None:
+        b, kernel = self.b, self.kernel
+        yields = self.block.terminator.operands
+        with for_range(b, kernel.begin, kernel.end, "o") as outer:
+            kept = decompose(b, outer, [self.sizes[a] for a in self.space.kept]) if self.space.kept else []
+            coordinates: dict[int, ll.Value] = dict(zip(self.space.kept, kept))
+            values = Body(b, lambda arg: self._load_outer(arg, coordinates))
+            for op in self.block.ops:  # in order: each outer value once its reductions are done
+                if op.name in REDUCTIONS:
+                    values.env[op.result] = self._reduce(op, coordinates, values.env)
+                elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
+                    values.value(op.results[0])
+            for index, value in enumerate(yields):
+                if self.level.get(value) != "full":
+                    pointer = kernel.result_pointer(index, value.type.dtype)
+                    store_value(b, values.value(value), b.gep(pointer, [outer]), value.type.dtype)
+            full_yields = [(i, v) for i, v in enumerate(yields) if self.level.get(v) == "full"]
+            if full_yields:
+                self._write_full(full_yields, coordinates, values.env)
+
+    def _walk_reduced(self, coordinates: dict[int, ll.Value], visit) -> None:  # type: ignore[no-untyped-def]
+        """Loops over the reduced axes (row-major), calling visit(body) at each point."""
+        sizes = [self.sizes[a] for a in self.space.reduced]
+        total = product(self.b, sizes)
+        with for_range(self.b, ll.Constant(I64, 0), total, "r") as r:
+            point = dict(coordinates)
+            point.update(zip(self.space.reduced, decompose(self.b, r, sizes)))
+            visit(point, r)
+
+    def _full_body(self, point: dict[int, ll.Value], env: dict[Value, ll.Value]) -> Body:
+        # Outer values computed so far are reused; arguments are read again at this point of F.
+        outer_values = {v: x for v, x in env.items() if self.level.get(v) == "outer"}
+        return Body(self.b, lambda arg: self._load_full(arg, point), outer_values)
+
+    def _reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
+        b = self.b
+        dtype = op.operands[0].type.dtype
+        value_type = compute_type(dtype)
+        best = self.kernel.alloca(value_type, name=f"{op.name}.acc")
+        b.store(_initial(op.name, value_type, dtype.is_float), best)
+        where = self.kernel.alloca(I64, name="argbest") if op.name in ("argmax", "argmin") else None
+        if where is not None:
+            b.store(ll.Constant(I64, 0), where)
+
+        def visit(point: dict[int, ll.Value], r: ll.Value) -> None:
+            x = self._full_body(point, env).value(op.operands[0])
+            acc = b.load(best)
+            if where is not None:
+                take = _arg_better(b, op.name, x, acc, dtype.is_float)
+                b.store(b.select(take, x, acc), best)
+                b.store(b.select(take, r, b.load(where)), where)
+            else:
+                b.store(_combine(b, op, x, acc), best)
+
+        self._walk_reduced(coordinates, visit)
+        if where is not None:
+            index = b.load(where)
+            return index if op.result.type.dtype.itemsize == 8 else b.trunc(index, compute_type(op.result.type.dtype))
+        result = b.load(best)
+        if op.name == "reduce_mean":
+            count = product(b, [self.sizes[a] for a in self.space.reduced])
+            result = b.fdiv(result, b.sitofp(count, value_type))
+        return result
+
+    def _write_full(self, full_yields: list[tuple[int, Value]], coordinates: dict[int, ll.Value],
+                    env: dict[Value, ll.Value]) -> None:
+        b = self.b
+        strides = _contiguous_strides(b, self.sizes)
+
+        def visit(point: dict[int, ll.Value], r: ll.Value) -> None:
+            body = self._full_body(point, env)
+            offset = dot(b, [point[a] for a in range(len(self.sizes))], strides)
+            for index, value in full_yields:
+                pointer = self.kernel.result_pointer(index, value.type.dtype)
+                store_value(b, body.value(value), b.gep(pointer, [offset]), value.type.dtype)
+
+        self._walk_reduced(coordinates, visit)
+
+    # -- loads ---------------------------------------------------------------------------
+
+    def _load_full(self, arg: BlockArgument, point: dict[int, ll.Value]) -> ll.Value:
+        """arg read at a point of F: right-aligned against F, size-1 dims broadcast."""
+        rank = self.space.full.type.rank
+        return self._load(arg, {axis - (rank - arg.type.rank): c for axis, c in point.items()})
+
+    def _load_outer(self, arg: BlockArgument, coordinates: dict[int, ll.Value]) -> ll.Value:
+        """arg read once per output element: aligned against F (keepdims) or against the kept axes."""
+        rank = self.space.full.type.rank
+        if arg.type.rank == rank:
+            return self._load(arg, {a: c for a, c in coordinates.items()})
+        kept = len(self.space.kept)
+        by_position = {i: coordinates[a] for i, a in enumerate(self.space.kept)}
+        return self._load(arg, {i - (kept - arg.type.rank): c for i, c in by_position.items()})
+
+    def _load(self, arg: BlockArgument, coordinate_of_axis: dict[int, ll.Value]) -> ll.Value:
+        b = self.b
+        sizes = [self.kernel.dim(arg, a) for a in range(arg.type.rank)]
+        strides = _contiguous_strides(b, sizes)
+        coordinates, used = [], []
+        for axis in range(arg.type.rank):
+            if arg.type.shape[axis] == 1 or axis not in coordinate_of_axis:
+                continue  # broadcast along this axis (or it is a reduced axis of a keepdims operand)
+            coordinates.append(coordinate_of_axis[axis])
+            used.append(strides[axis])
+        offset = dot(b, coordinates, used)
+        return load_value(b, b.gep(self.pointers[arg.index], [offset]), arg.type.dtype)
+
+
+def _contiguous_strides(b: ll.IRBuilder, sizes: list[ll.Value]) -> list[ll.Value]:
+    strides: list[ll.Value] = [ll.Constant(I64, 1)] * len(sizes)
+    for axis in range(len(sizes) - 2, -1, -1):
+        strides[axis] = product(b, [strides[axis + 1], sizes[axis + 1]])
+    return strides
+
+
+def _initial(name: str, value_type: ll.Type, is_float: bool) -> ll.Constant:
+    if name in ("reduce_sum", "reduce_mean"):
+        return constant_of(value_type, 0)
+    low = name in ("reduce_max", "argmax")
+    if is_float:
+        return constant_of(value_type, float("-inf") if low else float("inf"))
+    bits = value_type.width
+    return ll.Constant(value_type, -(1 << (bits - 1)) if low else (1 << (bits - 1)) - 1)
+
+
+def _combine(b: ll.IRBuilder, op: Operation, x: ll.Value, acc: ll.Value) -> ll.Value:
+    if op.name in ("reduce_sum", "reduce_mean"):
+        return b.fadd(acc, x) if op.operands[0].type.dtype.is_float else b.add(acc, x)
+    proxy = _MinMax("maximum" if op.name == "reduce_max" else "minimum", op)
+    return emit_min_max(b, proxy, [acc, x])  # numpy's NaN-propagating max/min
+
+
+def _arg_better(b: ll.IRBuilder, name: str, x: ll.Value, best: ll.Value, is_float: bool) -> ll.Value:
+    """numpy's argmax: the first NaN wins; otherwise the first strictly better value."""
+    symbol = ">" if name == "argmax" else "<"
+    if not is_float:
+        return b.icmp_signed(symbol, x, best)
+    best_is_nan = b.fcmp_unordered("uno", best, best)
+    x_is_nan = b.fcmp_unordered("uno", x, x)
+    better = b.or_(x_is_nan, b.fcmp_ordered(symbol, x, best))
+    return b.and_(b.not_(best_is_nan), better)
+
+
+class _MinMax:
+    """Stands in for a maximum/minimum op so the elementwise emitter can serve the reduction."""
+
+    def __init__(self, name: str, reduction: Operation):
+        self.name = name
+        self.operands = reduction.operands

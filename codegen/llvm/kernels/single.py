@@ -1,0 +1,188 @@
+"""Kernels of one op that moves data rather than computing on it: transpose, slice, concat,
+gather, one_hot, broadcast_to, and the random ops.
+
+Each is a loop over the output's linear index (split across threads like a
+loop kernel) that works out, per output element, which input element it
+reads: an emitter per op name computes that element's value from the
+element's coordinates. Not vectorized; these ops move memory once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from llvmlite import ir as ll
+
+from flowc.ir import Operation
+
+from ..kernel import Kernel, decompose, dot, for_range
+from ..module import elementwise_work, kernel_kind
+from ..types import I64, compute_type, constant_of, load_value, store_value
+from .philox import emit_random
+
+# op name -> (kernel, op, output coordinates) -> the output element's value
+SingleEmitter = Callable[[Kernel, Operation, list[ll.Value]], ll.Value]
+SINGLE_EMITTERS: dict[str, SingleEmitter] = {}
+
+
+def single(*names: str) -> Callable[[SingleEmitter], SingleEmitter]:
+    def register(fn: SingleEmitter) -> SingleEmitter:
+        for name in names:
+            SINGLE_EMITTERS[name] = fn
+        return fn
+
+    return register
+
+
+@kernel_kind("single", elementwise_work)
+def emit_single_kernel(kernel: Kernel) -> None:
+    b = kernel.b
+    op = next(o for o in kernel.op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
+    out = op.result
+    sizes = [kernel.dim(out, a) for a in range(out.type.rank)]
+    pointer = kernel.result_pointer(0, out.type.dtype)
+    with for_range(b, kernel.begin, kernel.end, "e") as index:
+        coordinates = decompose(b, index, sizes) if sizes else []
+        value = SINGLE_EMITTERS[op.name](kernel, op, coordinates)
+        store_value(b, value, b.gep(pointer, [index]), out.type.dtype)
+
+
+def strides_of(kernel: Kernel, value) -> list[ll.Value]:  # type: ignore[no-untyped-def]
+    """Row-major element strides of a (contiguous) region value."""
+    b = kernel.b
+    strides: list[ll.Value] = [ll.Constant(I64, 1)] * value.type.rank
+    for axis in range(value.type.rank - 2, -1, -1):
+        strides[axis] = b.mul(strides[axis + 1], kernel.dim(value, axis + 1))
+    return strides
+
+
+def read(kernel: Kernel, value, coordinates: list[ll.Value]) -> ll.Value:  # type: ignore[no-untyped-def]
+    """The element of block argument `value` at `coordinates`."""
+    offset = dot(kernel.b, coordinates, strides_of(kernel, value))
+    pointer = kernel.operand_pointer(value.index, value.type.dtype)
+    return load_value(kernel.b, kernel.b.gep(pointer, [offset]), value.type.dtype)
+
+
+@single("transpose")
+def emit_transpose(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    source = [ll.Constant(I64, 0)] * len(coordinates)
+    for out_axis, in_axis in enumerate(op.perm):
+        source[in_axis] = coordinates[out_axis]
+    return read(kernel, op.operands[0], source)
+
+
+@single("broadcast_to")
+def emit_broadcast_to(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    x = op.operands[0]
+    offset = len(coordinates) - x.type.rank
+    source = [ll.Constant(I64, 0) if x.type.shape[a] == 1 else coordinates[a + offset] for a in range(x.type.rank)]
+    return read(kernel, x, source)
+
+
+@single("slice")
+def emit_slice(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    b = kernel.b
+    x = op.operands[0]
+    out = iter(coordinates)
+    source = []
+    for axis in range(x.type.rank):
+        n = kernel.dim(x, axis)
+        begin = ll.Constant(I64, op.begin[axis])
+        if axis in op.squeeze_dims:
+            index = b.select(b.icmp_signed("<", begin, ll.Constant(I64, 0)), b.add(begin, n), begin)
+            kernel.fail_if(b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, n)),
+                           ll.Constant(I64, op.begin[axis]))
+            source.append(index)
+            continue
+        step = op.strides[axis]
+        source.append(b.add(_slice_start(b, begin, n, step), b.mul(next(out), ll.Constant(I64, step))))
+    return read(kernel, x, source)
+
+
+def _slice_start(b: ll.IRBuilder, begin: ll.Value, n: ll.Value, step: int) -> ll.Value:
+    """Python's slice(begin, _, step).indices(n)[0]."""
+    zero, minus_one = ll.Constant(I64, 0), ll.Constant(I64, -1)
+    negative = b.icmp_signed("<", begin, zero)
+    if step > 0:
+        wrapped = b.add(begin, n)
+        low = b.select(b.icmp_signed("<", wrapped, zero), zero, wrapped)
+        return b.select(negative, low, b.select(b.icmp_signed(">", begin, n), n, begin))
+    wrapped = b.add(begin, n)
+    low = b.select(b.icmp_signed("<", wrapped, minus_one), minus_one, wrapped)
+    last = b.sub(n, ll.Constant(I64, 1))
+    return b.select(negative, low, b.select(b.icmp_signed(">", begin, last), last, begin))
+
+
+@single("concat")
+def emit_concat(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    """Branches to the operand whose stretch of the axis holds the coordinate."""
+    b = kernel.b
+    axis = op.axis % op.result.type.rank
+    result = kernel.alloca(compute_type(op.result.type.dtype), "concat.value")
+    start: ll.Value = ll.Constant(I64, 0)
+    done = b.append_basic_block("concat.done")
+    for x in op.operands:
+        stop = b.add(start, kernel.dim(x, axis))
+        inside = b.icmp_signed("<", coordinates[axis], stop)
+        here, later = b.append_basic_block("concat.here"), b.append_basic_block("concat.next")
+        b.cbranch(inside, here, later)
+        b.position_at_end(here)
+        source = list(coordinates)
+        source[axis] = b.sub(coordinates[axis], start)
+        b.store(read(kernel, x, source), result)
+        b.branch(done)
+        b.position_at_end(later)
+        start = stop
+    b.branch(done)  # unreachable: the coordinate is inside the last stretch
+    b.position_at_end(done)
+    return b.load(result)
+
+
+@single("gather")
+def emit_gather(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    b = kernel.b
+    params, indices = op.operands
+    axis = op.axis % params.type.rank
+    k = indices.type.rank
+    index = read(kernel, indices, coordinates[axis:axis + k])
+    if indices.type.dtype.itemsize < 8:
+        index = b.sext(index, I64)
+    limit = kernel.dim(params, axis)
+    kernel.fail_if(b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit)), index)
+    clamped = b.select(b.icmp_signed("<", index, ll.Constant(I64, 0)), ll.Constant(I64, 0), index)
+    clamped = b.select(b.icmp_signed(">=", clamped, limit), ll.Constant(I64, 0), clamped)  # never read out of bounds
+    return read(kernel, params, [*coordinates[:axis], clamped, *coordinates[axis + k:]])
+
+
+@single("one_hot")
+def emit_one_hot(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    b = kernel.b
+    indices = op.operands[0]
+    axis = op.axis % op.result.type.rank
+    index = read(kernel, indices, coordinates[:axis] + coordinates[axis + 1:])
+    if indices.type.dtype.itemsize < 8:
+        index = b.sext(index, I64)
+    value_type = compute_type(op.result.type.dtype)
+    hot = b.icmp_signed("==", index, coordinates[axis])
+    return b.select(hot, _number(value_type, op.on_value), _number(value_type, op.off_value))
+
+
+def _number(value_type: ll.Type, number: float) -> ll.Constant:
+    return constant_of(value_type, number if isinstance(value_type, (ll.FloatType, ll.DoubleType)) else int(number))
+
+
+@single("random_uniform", "random_normal")
+def emit_random_op(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    b = kernel.b
+    step = read(kernel, op.operands[0], [])
+    sizes = [ll.Constant(I64, d) for d in op.result.type.shape]
+    index = dot(b, coordinates, _static_strides(sizes)) if coordinates else ll.Constant(I64, 0)
+    return emit_random(b, op, step, index)
+
+
+def _static_strides(sizes: list[ll.Constant]) -> list[ll.Value]:
+    strides, running = [], 1
+    for size in reversed(sizes):
+        strides.append(ll.Constant(I64, running))
+        running *= size.constant
+    return strides[::-1]

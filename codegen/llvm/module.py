@@ -1,0 +1,151 @@
+"""A fused function as one LLVM module with one C entry point.
+
+    int32_t flowc_main(void **buffers, int64_t *dims);
+
+`buffers` holds the arguments, then the results, then the scratch arena;
+`dims` holds the run-time dims (Note [dims vector] in kernel.py), then the
+arena offset of each temp, then two error slots that a kernel sets when it
+finds bad data (a gather index out of range): the kernel's number + 1 and the
+offending value. The entry point returns 0, or that kernel's number + 1.
+One Session.run is one call of it; it runs the kernels in order, each
+through the thread pool (`flowc_parallel_for`), which runs small work inline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from llvmlite import ir as ll
+
+from flowc.ir import Function, Operation, Value
+from flowc.passes.memory import MemoryPlan
+
+from .kernel import KERNEL_TYPE, DimTable, Kernel, product
+from .types import I8, I32, I64, PTR
+
+ENTRY = "flowc_main"
+ENTRY_TYPE = ll.FunctionType(I32, [PTR.as_pointer(), I64.as_pointer()])
+PARALLEL_FOR = ll.FunctionType(ll.VoidType(), [KERNEL_TYPE.as_pointer(), PTR, I64, I64])
+GRAIN = 32768  # elements of work below which splitting across threads costs more than it gains
+
+KernelEmitter = Callable[[Kernel], None]
+WorkFn = Callable[[ll.IRBuilder, DimTable, ll.Value, Operation], tuple[ll.Value, ll.Value]]
+KERNELS: dict[str, tuple[KernelEmitter, WorkFn]] = {}
+
+
+def kernel_kind(kind: str, work: WorkFn) -> Callable[[KernelEmitter], KernelEmitter]:
+    """Register the emitter of a fusion kind and how much parallel work it has."""
+
+    def register(fn: KernelEmitter) -> KernelEmitter:
+        KERNELS[kind] = (fn, work)
+        return fn
+
+    return register
+
+
+def elementwise_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
+    """Work = every element of the first result, any split allowed."""
+    shape_of = op.results[0]
+    sizes = [dims.emit(b, dims_pointer, shape_of, axis) for axis in range(shape_of.type.rank)]
+    return product(b, sizes), ll.Constant(I64, GRAIN)
+
+
+def serial_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
+    """One piece of work: the kernel threads itself (a BLAS call) or is not worth splitting."""
+    return ll.Constant(I64, 1), ll.Constant(I64, 1)
+
+
+@dataclass
+class Program:
+    """What the caller of the entry point must know: the dims table, the memory plan, the kernels."""
+
+    function: Function
+    dims: DimTable
+    plan: MemoryPlan
+    kernel_ops: list[Operation]  # kernel number -> its fusion op, to name it in run-time errors
+
+    @property
+    def error_slot(self) -> int:
+        return len(self.dims) + len(self.plan.temps)
+
+
+def plan_program(function: Function, plan: MemoryPlan) -> Program:
+    """Cheap: no LLVM. A program found in the disk cache needs only this."""
+    kernels = [op for op in function.entry.ops if op.name == "fusion"]
+    return Program(function, DimTable(function), plan, kernels)
+
+
+def emit_module(program: Program, name: str = "flowc") -> ll.Module:
+    from . import kernels  # noqa: F401  (registers every kind)
+
+    function, plan, dims = program.function, program.plan, program.dims
+    module = ll.Module(name=name)
+    entry = ll.Function(module, ENTRY_TYPE, name=ENTRY)
+    buffers, dims_pointer = entry.args
+    b = ll.IRBuilder(entry.append_basic_block("entry"))
+    parallel_for = ll.Function(module, PARALLEL_FOR, name="flowc_parallel_for")
+    returned = function.entry.ops[-1].operands
+    n_args = len(function.args)
+    arena = b.load(b.gep(buffers, [ll.Constant(I64, n_args + len(returned))]), name="arena")
+    pointers: dict[Value, ll.Value] = {}
+
+    def buffer(value: Value) -> ll.Value:
+        if value in pointers:
+            return pointers[value]
+        storage = plan.storage[value]
+        if storage.kind == "arg":
+            pointer = b.load(b.gep(buffers, [ll.Constant(I64, storage.index)]))
+        elif storage.kind == "result":
+            pointer = b.load(b.gep(buffers, [ll.Constant(I64, n_args + storage.index)]))
+        elif storage.kind == "temp":
+            offset = b.load(b.gep(dims_pointer, [ll.Constant(I64, len(dims) + storage.index)]))
+            pointer = b.gep(arena, [offset])
+        elif storage.kind == "view":
+            pointer = buffer(storage.of)
+        else:
+            pointer = b.bitcast(_global_constant(module, value), PTR)
+        pointers[value] = pointer
+        return pointer
+
+    for number, op in enumerate(program.kernel_ops):
+        emit, work = KERNELS[op.kind]
+        kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot)
+        emit(kernel)
+        function_pointer = kernel.finish()
+        context = _context(b, [buffer(v) for v in (*op.operands, *op.results)], dims_pointer)
+        n, grain = work(b, dims, dims_pointer, op)
+        b.call(parallel_for, [function_pointer, context, n, grain])
+        _return_on_error(b, entry, dims_pointer, program.error_slot)
+    b.ret(ll.Constant(I32, 0))
+    return module
+
+
+def _context(b: ll.IRBuilder, pointers: list[ll.Value], dims_pointer: ll.Value) -> ll.Value:
+    slots = b.alloca(ll.ArrayType(PTR, len(pointers) + 1))
+    for index, pointer in enumerate([*pointers, b.bitcast(dims_pointer, PTR)]):
+        b.store(pointer, b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
+    return b.bitcast(slots, PTR)
+
+
+def _return_on_error(b: ll.IRBuilder, entry: ll.Function, dims_pointer: ll.Value, slot: int) -> None:
+    code = b.load(b.gep(dims_pointer, [ll.Constant(I64, slot)]))
+    failed = b.append_basic_block("failed")
+    going = b.append_basic_block("ok")
+    b.cbranch(b.icmp_signed("!=", code, ll.Constant(I64, 0)), failed, going)
+    b.position_at_end(failed)
+    b.ret(b.trunc(code, I32))
+    b.position_at_end(going)
+
+
+def _global_constant(module: ll.Module, value: Value) -> ll.GlobalVariable:
+    data = np.ascontiguousarray(value.op.value).tobytes() or b"\0"
+    array_type = ll.ArrayType(I8, len(data))
+    name = f"const{len(module.globals)}"
+    variable = ll.GlobalVariable(module, array_type, name=name)
+    variable.initializer = ll.Constant(array_type, bytearray(data))
+    variable.global_constant = True
+    variable.linkage = "internal"
+    variable.align = 64
+    return variable

@@ -1,0 +1,47 @@
+"""flowc dtypes as LLVM types: how a value is computed and how it is stored."""
+
+from __future__ import annotations
+
+from llvmlite import ir as ll
+
+from flowc.ir.types import DType
+
+I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
+F32, F64 = ll.FloatType(), ll.DoubleType()
+PTR = I8.as_pointer()
+
+COMPUTE = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "bool": I1}
+STORAGE = {**COMPUTE, "bool": I8}  # numpy stores a bool in one byte
+
+
+def compute_type(dtype: DType) -> ll.Type:
+    return COMPUTE[dtype.name]
+
+
+def storage_type(dtype: DType) -> ll.Type:
+    return STORAGE[dtype.name]
+
+
+def constant_of(type: ll.Type, value: float | int | bool) -> ll.Constant:
+    """`value` as a constant of `type`, splatted when `type` is a vector."""
+    if isinstance(type, ll.VectorType):
+        return ll.Constant(type, [constant_of(type.element, value)] * type.count)
+    if isinstance(type, (ll.FloatType, ll.DoubleType)):
+        return ll.Constant(type, float(value))
+    return ll.Constant(type, int(value))
+
+
+def load_value(b: ll.IRBuilder, pointer: ll.Value, dtype: DType) -> ll.Value:
+    """Load an element and bring it to its compute type (bytes become i1 for bool)."""
+    value = b.load(pointer, align=dtype.itemsize)
+    return b.icmp_unsigned("!=", value, ll.Constant(I8, 0)) if dtype.is_bool else value
+
+
+def store_value(b: ll.IRBuilder, value: ll.Value, pointer: ll.Value, dtype: DType) -> None:
+    if dtype.is_bool:
+        value = b.zext(value, I8)
+    b.store(value, pointer, align=dtype.itemsize)
+
+
+def typed_pointer(b: ll.IRBuilder, raw: ll.Value, dtype: DType) -> ll.Value:
+    return b.bitcast(raw, storage_type(dtype).as_pointer())

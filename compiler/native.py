@@ -1,0 +1,167 @@
+"""The CPU target: fuse, plan memory, emit LLVM, link, load, and call one entry point per run.
+
+Compiling: the optimized IR is fused into kernels (passes/fusion.py), its
+results materialized and its memory planned (passes/memory.py), emitted as
+one LLVM module (codegen/llvm/) and linked into a shared library kept in the
+disk cache, keyed by the IR text, the memory plan's donations, flowc's
+version and the host CPU (runtime/cache.py). A second process with the same
+graph loads the library instead of compiling it.
+
+Running: for each new set of argument shapes (one per batch size, say) the
+concrete shapes of every value are worked out once with the IR's own type
+rules, giving the dims vector, the arena layout and the output shapes; after
+that a call allocates outputs from the caching allocator, fills the buffer
+addresses and makes one foreign call, with the GIL released.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from flowc.codegen.llvm.compile import codegen_fingerprint, compile_module, host_description
+from flowc.codegen.llvm.kernels.matmul import blas_library_path
+from flowc.codegen.llvm.module import ENTRY, Program, emit_module, plan_program
+from flowc.ir import Function
+from flowc.ir.errors import FlowcError, IndexOutOfRange
+from flowc.ir.printer import print_module
+from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
+from flowc.ir.verifier import verify
+from flowc.passes.fusion import Fuse
+from flowc.passes.memory import materialize_results, plan_memory
+from flowc.runtime import Library, allocate, arena, cache_key, cached_library, link_shared, support_library
+
+from .lowering import Lowered
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class ShapeLayout:
+    """Everything a call needs that depends only on the argument shapes."""
+
+    result_shapes: list[tuple[int, ...]]
+    dims: ctypes.Array  # the dims vector: run-time dims, arena offsets, two error slots
+    arena_bytes: int
+    arena: np.ndarray | None
+    lock: threading.Lock
+
+
+class NativeExecutable:
+    def __init__(self, lowered: Lowered):
+        self.lowered = lowered
+        module = lowered.module
+        self.function: Function = lowered.function
+        Fuse().run(module)
+        materialize_results(self.function)
+        verify(module)
+        self.plan = plan_memory(self.function, _donations(lowered))
+        self.program: Program = plan_program(self.function, self.plan)
+        key = cache_key(print_module(module), repr(sorted(self.plan.donated.items())), VERSION, codegen_fingerprint(),
+                        host_description())
+        self.library_path, self.was_cached = cached_library(key, self._build)
+        self.library = Library(self.library_path)
+        self._entry = self.library.entry(ENTRY)
+        self._entry.restype = ctypes.c_int32
+        self._layouts: dict[tuple, ShapeLayout] = {}
+        self._result_dtypes = [v.type.dtype.np for v in self.function.entry.ops[-1].operands]
+        self._buffers_type = ctypes.c_void_p * (len(self.function.args) + len(self._result_dtypes) + 1)
+
+    def _build(self, out_path: str) -> None:
+        objects, _ = compile_module(emit_module(self.program))
+        link_shared([objects], [support_library(), _blas()], out_path)
+
+    fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
+
+    def __call__(self, args: list[np.ndarray]) -> list[np.ndarray]:
+        key = tuple(a.shape for a in args)
+        layout = self._layouts.get(key) or self._layout(args)
+        results = [args[self.plan.donated[j]] if j in self.plan.donated else _allocate(shape, dtype)
+                   for j, (shape, dtype) in enumerate(zip(layout.result_shapes, self._result_dtypes))]
+        if layout.lock.acquire(blocking=False):  # the layout's own arena and dims vector
+            try:
+                return self._run(args, results, layout.dims, layout.arena)
+            finally:
+                layout.lock.release()
+        dims = (ctypes.c_int64 * len(layout.dims))(*layout.dims)  # another thread holds them: use copies
+        return self._run(args, results, dims, arena(layout.arena_bytes)[0] if layout.arena_bytes else None)
+
+    def _run(self, args: list[np.ndarray], results: list[np.ndarray], dims: ctypes.Array,
+             scratch: np.ndarray | None) -> list[np.ndarray]:
+        buffers = self._buffers_type(*[a.ctypes.data for a in args], *[r.ctypes.data for r in results],
+                                     scratch.ctypes.data if scratch is not None else None)
+        error_slot = self.program.error_slot
+        dims[error_slot] = 0
+        status = self._entry(buffers, dims)  # ctypes releases the GIL for the call
+        if status:
+            self._raise(status, dims[error_slot + 1])
+        return results
+
+    def _layout(self, args: list[np.ndarray]) -> ShapeLayout:
+        shapes = propagate_shapes(self.function, [a.shape for a in args])
+        for op in self.program.kernel_ops:
+            check_no_hidden_broadcast(op, shapes)
+            _check_reductions(op, shapes)
+        temps = [int(np.prod(shapes[v], dtype=np.int64)) * v.type.dtype.itemsize for v in self.plan.temps]
+        offsets, peak = self.plan.layout(temps)
+        slots = [0] * (len(self.program.dims) + len(offsets) + 2)
+        for (value, axis), slot in self.program.dims.slots.items():
+            slots[slot] = shapes[value][axis]
+        slots[len(self.program.dims):len(self.program.dims) + len(offsets)] = offsets
+        result_shapes = [shapes[v] for v in self.function.entry.ops[-1].operands]
+        layout = ShapeLayout(result_shapes, (ctypes.c_int64 * len(slots))(*slots), peak,
+                             arena(peak)[0] if peak else None, threading.Lock())
+        self._layouts[tuple(a.shape for a in args)] = layout
+        return layout
+
+    def memory_peak_bytes(self, arg_shapes: list[tuple[int, ...]]) -> int:
+        """Bytes of scratch the memory plan needs for these argument shapes (outputs not counted)."""
+        args = [np.empty(s, v.type.dtype.np) for s, v in zip(arg_shapes, self.function.args)]
+        return (self._layouts.get(tuple(arg_shapes)) or self._layout(args)).arena_bytes
+
+    def _raise(self, status: int, detail: int) -> None:
+        op = self.program.kernel_ops[status - 1]
+        raise IndexOutOfRange(f"index {detail} is out of range at run time", op=op.display_name, where=op.loc)
+
+
+SMALL_BYTES = 1 << 16  # below this malloc is cheap and page faults are few: skip the caching allocator
+
+
+def _allocate(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if math.prod(shape) * dtype.itemsize <= SMALL_BYTES:
+        return np.empty(shape, dtype)
+    return allocate(shape, dtype)
+
+
+def _check_reductions(op, shapes) -> None:  # type: ignore[no-untyped-def]
+    """max, min, argmax and argmin of an empty axis have no value: the reference raises, so do we."""
+    from flowc.ir.errors import RuntimeShapeError
+
+    for nested in op.walk():
+        if nested.name in ("reduce_max", "reduce_min", "argmax", "argmin"):
+            shape = shapes[nested.operands[0]]
+            axes = (nested.axis,) if nested.name in ("argmax", "argmin") else nested.axes
+            if any(shape[a] == 0 for a in axes) and int(np.prod(shapes[nested.results[0]])) > 0:
+                raise RuntimeShapeError(f"{nested.name} of a zero-size axis has no identity", op=nested.display_name,
+                                        where=nested.loc)
+
+
+def _donations(lowered: Lowered) -> dict[int, int]:
+    """Each assigned variable's new value may be written into its old buffer (Note [donated arguments])."""
+    sig = lowered.signature
+    arg_of = {var: len(sig.feeds) + i for i, var in enumerate(sig.variables)}
+    return {len(sig.fetches) + j: arg_of[var] for j, var in enumerate(sig.updates) if var in arg_of}
+
+
+def _blas() -> str:
+    import glob
+    import os
+
+    found = glob.glob(os.path.join(blas_library_path(), "libscipy_openblas*.so*"))
+    if not found:
+        raise FlowcError("the CPU target needs the scipy-openblas32 package (pip install scipy-openblas32)")
+    return found[0]

@@ -1,0 +1,364 @@
+"""Fuse: group the ops of each function into kernels, `fusion` ops with a region.
+
+After the pass, the top-level block of a function (and of every cond and
+while region) holds only constants, views (reshape, expand_dims, squeeze:
+free renamings of a contiguous buffer), `fusion` ops and the terminator. Every
+other op sits in exactly one kernel, whose kind and contents follow Note
+[kernel contract] in ir/ops/fusion.py; each backend turns a kernel into one
+loop nest. Fusion never changes what is computed: a kernel evaluates its ops
+in their original order, on the same values.
+
+What fuses with what, and why:
+
+- Loop fusion. Elementwise ops and broadcast_to of one result shape S form
+  one loop kernel: a chain like tanh(x*a+b)*sigmoid(x)+relu(x-0.5) reads x
+  once and writes once, instead of once per op.
+- Input fusion. A reduction takes its elementwise producers of its operand's
+  shape F into its kernel, so they are computed while the reduction reads
+  them and never stored.
+- Reduction epilogues. Elementwise consumers of a reduction at the reduced
+  shape (the divide of a mean, the log of a sum) join its kernel: one value
+  per row. When the reduction runs over the trailing axes with keepdims,
+  consumers at the full shape F join too (they read one value per row,
+  broadcast along the row), and so do later reductions over the same axes:
+  softmax (max, x - max, exp, sum, divide) and layer norm (mean, x - mean,
+  square, mean, + eps, rsqrt, *, * gamma, + beta) are one kernel each, which
+  the backend runs as a few passes over each row. Over other axes (the
+  column sums of a gradient) the reduced values are not ready until the whole
+  input is read, so only producers and reduced-shape consumers fuse.
+- Matmul epilogues. A matmul is its own kernel (its operands are never
+  fused into it: a tiled matmul rereads them many times); elementwise
+  consumers of its result shape (bias add, relu) are applied as each tile of
+  the result is written.
+- Multi-output fusion. A value computed in a kernel and also used elsewhere
+  is yielded as an extra result, never recomputed. Two kernels that read the
+  same value and depend on each other in no way merge when the union is a
+  valid kernel (sibling fusion: the value is read once).
+- Everything else (transpose, concat, slice, gather, one_hot, random_*,
+  cond, while, call) is a "single" kernel of one op.
+
+Note [no expensive recompute]
+Inside a kernel every op is computed once per element of its own result:
+an op of a smaller shape than its consumer (exp of a [10] vector added to an
+[N,10] matrix) is never fused into that consumer, where it would be
+recomputed N times; it becomes its own kernel and its result an operand.
+The contract says so by shape (a loop kernel's ops all have shape S), so the
+grouping below never needs a cost model. The one exception is bounded: a
+full-shape producer in a trailing-axes reduction kernel with several
+reductions (softmax) may be read by each pass over the row, so the backend
+recomputes it at most once per pass (or keeps the row in a scratch buffer).
+
+Grouping is greedy over a DAG of groups (one per op at first): first each op
+tries to merge the groups of its producers into its own (fusion anchors,
+matmul and reduction kernels, first; then the latest producer first, so a
+chain p1 -> p2 -> op merges p2 before p1), then siblings merge; both repeat
+until nothing merges. A merge must give a valid kernel (the contract, plus:
+every op of a matmul kernel besides the matmul depends on it) and must keep
+the group DAG acyclic: groups A and B may merge only if no path from one to
+the other runs through a third group (Note [acyclic merges]).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowc.ir import Block, Module, Operation, OpResult, Region, Value
+from flowc.ir.ops.fusion import REDUCTIONS, VIEWS, Fusion, is_pointwise, kernel_problem
+from flowc.ir.ops.structure import Constant, Yield
+
+from .manager import Pass
+
+FIXED = "fixed"  # constants, views, terminators and existing kernels: never merged
+ANCHORS = ("matmul", "reduction")  # their kernels take producers and consumers first
+
+
+class Fuse(Pass):
+    """Group every computing op into `fusion` kernels (see the module docstring)."""
+
+    name = "fuse"
+
+    def run(self, module: Module) -> bool:
+        changed = False
+        for function in module:
+            changed |= fuse_block(function.entry)
+        return changed
+
+
+def fuse_block(block: Block) -> bool:
+    """Fuse the ops of `block`, after those of the regions of its cond and while ops."""
+    changed = False
+    for op in block.ops:
+        if op.name != "fusion":
+            for region in op.regions:
+                for inner in region.blocks:
+                    changed |= fuse_block(inner)
+    planner = Planner(block)
+    if not planner.groups():
+        return changed
+    planner.plan()
+    emit(block, planner.order)
+    return True
+
+
+# -- the group DAG -------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Group:
+    """Ops that become one kernel (or one fixed top-level op), in block order."""
+
+    ops: list[Operation]
+    kind: str
+    position: int = 0  # increases along the planner's order, a topological order of the groups
+    outputs: list[Value] = field(default_factory=list)
+
+
+def initial_kind(op: Operation) -> str:
+    if op.name == "constant" or op.name in VIEWS or op.name == "fusion" or op.is_terminator:
+        return FIXED
+    if op.name == "matmul":
+        return "matmul"
+    if op.name in REDUCTIONS:
+        return "reduction"
+    return "loop" if is_pointwise(op) else "single"
+
+
+class Planner:
+    """Decides the groups of one block and keeps them in a topological order.
+
+    Note [acyclic merges]
+    Merging groups A and B (A before B in the order) creates a cycle exactly
+    when a path from A to B runs through a third group C: C would both feed
+    and depend on the merged group. The search follows successors of A
+    (except B) among groups before B; any group it reaches that feeds B
+    forbids the merge. Otherwise the groups it reached (descendants of A that
+    lie between A and B) move to just after the merged group, which takes
+    B's place, so the order stays topological.
+    """
+
+    def __init__(self, block: Block):
+        self.index = {op: i for i, op in enumerate(block.ops)}
+        self.order = [Group([op], initial_kind(op)) for op in block.ops if not op.is_terminator]
+        self.group_of = {group.ops[0]: group for group in self.order}
+        for position, group in enumerate(self.order):
+            group.position = position
+
+    def groups(self) -> list[Group]:
+        return [g for g in self.order if g.kind != FIXED]
+
+    # -- edges ----------------------------------------------------------------------------------
+
+    def successors(self, group: Group) -> set[Group]:
+        found = {self.group_of[user] for op in group.ops for r in op.results for user in r.users
+                 if user in self.group_of}
+        found.discard(group)
+        return found
+
+    def producers(self, op: Operation) -> set[Group]:
+        found = {self.group_of[v.op] for v in op.operands if isinstance(v, OpResult) and v.op in self.group_of}
+        found.discard(self.group_of[op])
+        return found
+
+    # -- the greedy plan ------------------------------------------------------------------------
+
+    def plan(self) -> None:
+        while self.fuse_producers() | self.fuse_siblings():
+            pass
+
+    def fuse_producers(self) -> bool:
+        """Each op, in block order, merges the groups of its producers into its own while it can."""
+        changed = False
+        for op in sorted(self.group_of, key=self.index.__getitem__):
+            while self.group_of[op].kind != FIXED:
+                candidates = sorted(self.producers(op), key=lambda g: (g.kind not in ANCHORS, -g.position))
+                if not any(self.try_merge(g, self.group_of[op]) for g in candidates):
+                    break
+                changed = True
+        return changed
+
+    def fuse_siblings(self) -> bool:
+        """Groups that read the same value and do not depend on each other merge (multi-output fusion)."""
+        readers: dict[Value, list[Operation]] = {}
+        for op in sorted(self.group_of, key=self.index.__getitem__):
+            for value in op.operands:
+                if not is_splat_constant(value):  # a splat is an immediate, not a read worth sharing
+                    readers.setdefault(value, []).append(op)
+        changed = False
+        for ops in readers.values():
+            kernels: list[Group] = []  # the readers' kernels so far, each a candidate for the next reader
+            for op in ops:
+                group = self.group_of[op]
+                if group.kind not in ("loop", "reduction") or group in kernels:
+                    continue
+                for index, kernel in enumerate(kernels):
+                    if self.try_merge(kernel, group, siblings=True):
+                        kernels[index] = self.group_of[op]
+                        changed = True
+                        break
+                else:
+                    kernels.append(group)
+        return changed
+
+    def try_merge(self, a: Group, b: Group, siblings: bool = False) -> bool:
+        """Merge a and b if the union is a valid kernel and the merge keeps the DAG acyclic."""
+        if FIXED in (a.kind, b.kind) or "single" in (a.kind, b.kind):
+            return False
+        kind = merged_kind(a.kind, b.kind)
+        if kind is None:
+            return False
+        ops = sorted(a.ops + b.ops, key=self.index.__getitem__)
+        if not (kind == "loop" and same_loop_shape(a, b)) and not valid_kernel(kind, ops):
+            return False
+        first, second = (a, b) if a.position < b.position else (b, a)
+        between = self.descendants_before(first, second, direct_ok=not siblings)
+        if between is None:
+            return False
+        self.merge(first, second, Group(ops, kind), between)
+        return True
+
+    def descendants_before(self, first: Group, second: Group, direct_ok: bool) -> list[Group] | None:
+        """Descendants of `first` placed before `second`; None if one of them feeds `second` (a cycle)."""
+        start = self.successors(first)
+        if second in start:
+            if not direct_ok:
+                return None
+            start.discard(second)
+        seen: set[Group] = set()
+        stack = [g for g in start if g.position < second.position]
+        while stack:
+            group = stack.pop()
+            if group in seen:
+                continue
+            seen.add(group)
+            successors = self.successors(group)
+            if second in successors:
+                return None
+            stack.extend(g for g in successors if g.position < second.position and g not in seen)
+        return sorted(seen, key=lambda g: g.position)
+
+    def merge(self, first: Group, second: Group, merged: Group, between: list[Group]) -> None:
+        """Replace the span from `first` to `second` of the order: the groups in it that do not
+        descend from `first`, then the merged group, then those that do (`between`)."""
+        start = bisect.bisect_left(self.order, first.position, key=lambda g: g.position)
+        stop = bisect.bisect_left(self.order, second.position, key=lambda g: g.position) + 1
+        span = self.order[start:stop]
+        moved = set(between)
+        replacement = [g for g in span[1:-1] if g not in moved] + [merged] + between
+        # Positions only need to increase along the order: the span reuses its own (one is left unused).
+        for group, position in zip(replacement, [g.position for g in span[1:]]):
+            group.position = position
+        self.order[start:stop] = replacement
+        for op in merged.ops:
+            self.group_of[op] = merged
+
+
+def merged_kind(a: str, b: str) -> str | None:
+    """The kind of the union of two groups, None if no kernel holds both."""
+    kinds = {a, b}
+    if kinds == {"loop"}:
+        return "loop"
+    if "matmul" in kinds:
+        return "matmul" if kinds <= {"matmul", "loop"} and kinds != {"matmul"} else None
+    return "reduction"
+
+
+def same_loop_shape(a: Group, b: Group) -> bool:
+    """Two loop groups of one iteration shape: their union is a loop kernel, no need to check each op."""
+    return a.ops[0].results[0].type.shape == b.ops[0].results[0].type.shape
+
+
+def valid_kernel(kind: str, ops: list[Operation]) -> bool:
+    """The contract, and for a matmul kernel: every other op is its epilogue (depends on it)."""
+    if kernel_problem(kind, ops) is not None:
+        return False
+    if kind != "matmul":
+        return True
+    depends: set[Value] = set()
+    for op in ops:
+        if op.name == "matmul" or any(v in depends for v in op.operands):
+            depends.update(op.results)
+        else:
+            return False
+    return True
+
+
+# -- building the kernels --------------------------------------------------------------------
+
+
+def emit(block: Block, order: list[Group]) -> None:
+    """Rebuild `block` in the planned order, each group of ops as a fusion op."""
+    terminator = block.ops[-1]
+    for group in order:
+        if group.kind != FIXED:
+            group.outputs = kernel_outputs(group)
+    cloned: set[Operation] = set()
+    ops: list[Operation] = []
+    for group in order:
+        ops.append(group.ops[0] if group.kind == FIXED else build_kernel(group, cloned))
+    block.ops = []
+    for op in [*ops, terminator]:
+        block.append(op)
+    for constant in cloned:
+        if not constant.result.uses:  # every reader took a copy into its kernel
+            constant.erase()
+
+
+def kernel_outputs(group: Group) -> list[Value]:
+    """The values of the group used outside it, in order; a single kernel yields all its results.
+
+    A group whose values nobody reads (dead code, when DCE has not run) yields its last op's
+    results rather than nothing: a kernel always has a result.
+    """
+    if group.kind == "single":
+        return list(group.ops[0].results)
+    members = set(group.ops)
+    used = [r for op in group.ops for r in op.results if any(user not in members for user in r.users)]
+    return used or list(group.ops[-1].results)
+
+
+def is_splat_constant(value: Value) -> bool:
+    if not (isinstance(value, OpResult) and value.op.name == "constant"):
+        return False
+    array = np.ascontiguousarray(value.op.value).reshape(-1)
+    if array.size == 0:
+        return False
+    bits = array.view(np.dtype(f"u{array.dtype.itemsize}"))
+    return bool(np.all(bits == bits[0]))
+
+
+def build_kernel(group: Group, cloned: set[Operation]) -> Fusion:
+    """Move the group's ops into the region of a new fusion op; outside users read its results."""
+    members = set(group.ops)
+    inputs: dict[Value, None] = {}
+    splats: dict[Value, None] = {}
+    for op in group.ops:
+        for value in op.operands:
+            if isinstance(value, OpResult) and value.op in members:
+                continue
+            # A splat read elementwise is an immediate for codegen; anything else is an operand.
+            (splats if is_pointwise(op) and is_splat_constant(value) else inputs)[value] = None
+    body = Block([v.type for v in inputs], [v.name for v in inputs])
+    arguments = dict(zip(inputs, body.args))
+    copies = {}
+    for value in splats:
+        copies[value] = body.append(Constant([], {"value": value.op.value}, result_names=[value.name])).result
+        cloned.add(value.op)
+    for op in group.ops:
+        for index, value in enumerate(op.operands):
+            if is_pointwise(op) and value in copies:
+                op.set_operand(index, copies[value])
+            elif value in arguments:
+                op.set_operand(index, arguments[value])
+        body.append(op)
+    body.append(Yield(group.outputs))
+    kernel = Fusion(list(inputs), {"kind": group.kind}, regions=[Region([body])], loc=group.ops[-1].loc,
+                    result_names=[v.name for v in group.outputs])
+    inside = members | {body.ops[-1]}
+    for old, new in zip(group.outputs, kernel.results):
+        for user, index in list(old.uses):
+            if user not in inside:
+                user.set_operand(index, new)
+    return kernel

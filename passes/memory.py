@@ -1,0 +1,173 @@
+"""Memory planning: where each top-level value of a fused function lives.
+
+Runs after fusion, on a function whose top level holds only constants, view
+ops (reshape, expand_dims, squeeze), fusion kernels and the return. Each
+value gets a storage:
+  arg i      a buffer the caller passes in (a feed or a variable's value)
+  result j   a buffer the caller passes for result j (from its caching allocator)
+  temp t     a slice of one scratch arena, reused once the value is dead
+  const      global data in the compiled code
+  view v     the same bytes as value v (views of contiguous buffers are free)
+
+Lifetimes are in steps of the top-level op order. Temps' offsets depend on
+their sizes, which may depend on fed sizes, so `layout` runs per set of
+shapes (cached by the caller); everything else is decided here, once.
+
+Note [donated arguments]: the caller may offer an argument's buffer for a
+result (a variable's old value for its new one, as XLA's donation does). The
+plan accepts the offer only if the argument is dead after the kernel that
+produces the result, and that kernel either does not read the argument or
+reads it elementwise at the same index it writes (a loop kernel, same shape).
+The new value is then written into the variable's own buffer: no copy of a
+parameter per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from flowc.ir import Function, Operation, Value
+
+VIEW_OPS = ("reshape", "expand_dims", "squeeze")
+
+
+@dataclass(frozen=True)
+class Storage:
+    kind: str  # "arg" | "result" | "temp" | "const" | "view"
+    index: int = -1
+    of: Value | None = None  # for a view: the value whose bytes it shares
+
+
+@dataclass
+class MemoryPlan:
+    storage: dict[Value, Storage] = field(default_factory=dict)
+    temps: list[Value] = field(default_factory=list)
+    lifetimes: list[tuple[int, int]] = field(default_factory=list)  # per temp: (defined at step, last used at step)
+    donated: dict[int, int] = field(default_factory=dict)  # result index -> argument index written in place
+
+    def layout(self, nbytes: Sequence[int], alignment: int = 64) -> tuple[list[int], int]:
+        """Arena offsets of the temps given their sizes, and the arena's peak size.
+
+        Greedy, largest first: each temp takes the lowest offset that no temp
+        alive at the same time overlaps (the usual offset assignment of TFLite's
+        and XLA's heap simulators).
+        """
+        order = sorted(range(len(nbytes)), key=lambda t: -nbytes[t])
+        placed: list[tuple[int, int, int]] = []  # (offset, end, temp)
+        offsets = [0] * len(nbytes)
+        for t in order:
+            size = _round_up(max(nbytes[t], 1), alignment)
+            start, end = self.lifetimes[t]
+            busy = sorted((o, e) for o, e, u in placed if _overlap(self.lifetimes[u], (start, end)))
+            offset = 0
+            for o, e in busy:
+                if offset + size <= o:
+                    break
+                offset = max(offset, e)
+            offsets[t] = offset
+            placed.append((offset, offset + size, t))
+        peak = max((e for _, e, _ in placed), default=0)
+        return offsets, peak
+
+
+def plan_memory(function: Function, donations: dict[int, int] | None = None) -> MemoryPlan:
+    """The storage of every top-level value; `donations` maps result index -> argument index offered."""
+    plan = MemoryPlan()
+    ops = function.entry.ops
+    steps = {op: step for step, op in enumerate(ops)}
+    for i, arg in enumerate(function.args):
+        plan.storage[arg] = Storage("arg", i)
+    returned = ops[-1].operands
+    for j, value in enumerate(returned):
+        plan.storage.setdefault(value, Storage("result", j))
+    for op in ops[:-1]:
+        for result in op.results:
+            if result in plan.storage:
+                continue
+            if op.name == "constant":
+                plan.storage[result] = Storage("const")
+            elif op.name in VIEW_OPS:
+                plan.storage[result] = Storage("view", of=op.operands[0])
+            else:
+                plan.storage[result] = Storage("temp", len(plan.temps))
+                plan.temps.append(result)
+    last_use = _last_uses(function, steps)
+    plan.lifetimes = [(steps[v.op], last_use.get(v, steps[v.op])) for v in plan.temps]
+    for j, i in (donations or {}).items():
+        if _can_donate(function, plan, last_use, steps, returned[j], function.args[i]):
+            plan.donated[j] = i
+    return plan
+
+
+def _last_uses(function: Function, steps: dict[Operation, int]) -> dict[Value, int]:
+    """The last step using each value; a view's uses count as uses of what it views."""
+    last: dict[Value, int] = {}
+    for op in function.entry.ops:
+        for value in op.operands:
+            root = _root(value)
+            last[root] = max(last.get(root, -1), steps[op])
+            last[value] = max(last.get(value, -1), steps[op])
+    return last
+
+
+def _root(value: Value) -> Value:
+    while hasattr(value, "op") and value.op.name in VIEW_OPS:
+        value = value.op.operands[0]
+    return value
+
+
+def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int], steps: dict[Operation, int],
+                result: Value, arg: Value) -> bool:
+    """Note [donated arguments]."""
+    storage = plan.storage[result]
+    if storage.kind != "result" or not hasattr(result, "op") or result.op.name != "fusion":
+        return False
+    if result.type != arg.type or sum(1 for v in function.entry.ops[-1].operands if v is result) != 1:
+        return False
+    if any(r is not result and plan.storage.get(r) == storage for r in plan.storage):
+        return False
+    producer = result.op
+    if last_use.get(arg, -1) < steps[producer]:
+        return True  # the argument is dead before the kernel starts
+    if last_use.get(arg, -1) > steps[producer] or producer.kind != "loop":
+        return False
+    reads = [i for i, v in enumerate(producer.operands) if _root(v) is arg]
+    return all(producer.operands[i] is arg and producer.operands[i].type.shape == result.type.shape for i in reads)
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _round_up(n: int, alignment: int) -> int:
+    return (n + alignment - 1) // alignment * alignment
+
+
+def materialize_results(function: Function) -> bool:
+    """Give every returned value a kernel of its own that writes it.
+
+    The caller allocates each result's buffer, so a result must be computed
+    by a kernel, once: an argument, a constant, a view or a value returned
+    twice is copied by an identity loop kernel (cheap: fetching a variable or
+    a feed back).
+    """
+    from flowc.ir import Block, Builder, Region
+
+    terminator = function.entry.ops[-1]
+    seen: set[Value] = set()
+    changed = False
+    for index, value in enumerate(list(terminator.operands)):
+        owner = getattr(value, "op", None)
+        if owner is not None and owner.name == "fusion" and value not in seen:
+            seen.add(value)
+            continue
+        block = Block([value.type], ["x"])
+        Builder.at_end(block).create("yield", [Builder.at_end(block).identity(block.args[0])])
+        b = Builder.before(terminator)
+        copy = b.create("fusion", [value], {"kind": "loop"}, regions=[Region([block])],
+                        result_names=[value.name]).result
+        terminator.set_operand(index, copy)
+        seen.add(copy)
+        changed = True
+    return changed

@@ -1,0 +1,133 @@
+"""Building native code with the system C compiler.
+
+Two jobs: build the support library (native/flowc_rt.c, the thread pool that
+generated code calls) once per machine into the cache, and link the object
+files that the CPU backend emits into a shared library.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+from flowc.ir.errors import FlowcError
+from flowc.runtime.cache import cache_dir, cache_key, cached_library
+
+NATIVE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native")
+SUPPORT_SOURCE = os.path.join(NATIVE_DIR, "flowc_rt.c")
+SUPPORT_HEADER = os.path.join(NATIVE_DIR, "flowc_rt.h")
+SUPPORT_FLAGS = ("-O2", "-fPIC", "-pthread", "-shared")
+# -z nodelete keeps the pool's code mapped even if a loader dlclose()s it,
+# since its parked workers live until the process exits.
+_NODELETE = () if sys.platform == "darwin" else ("-Wl,-z,nodelete",)
+
+_support_lock = threading.Lock()
+_support_paths: dict[str, str] = {}  # cache folder -> the support library built there
+
+
+class NativeBuildError(FlowcError):
+    """The C compiler or the linker failed; the message holds its output."""
+
+
+class CompilerNotFoundError(NativeBuildError):
+    """No C compiler: flowc's CPU target needs one to link what it compiles."""
+
+
+def find_c_compiler() -> list[str]:
+    """The C compiler's command line: $CC split like a shell would, else cc, gcc or clang on PATH."""
+    configured = os.environ.get("CC", "").strip()
+    if configured:
+        argv = shlex.split(configured)
+        executable = shutil.which(argv[0])
+        if executable is None:
+            raise CompilerNotFoundError(
+                f"flowc's CPU target needs a C compiler to link; $CC is {configured!r}, which is not "
+                "an executable on PATH (install gcc or set CC)"
+            )
+        return [executable, *argv[1:]]
+    for name in ("cc", "gcc", "clang"):
+        executable = shutil.which(name)
+        if executable is not None:
+            return [executable]
+    raise CompilerNotFoundError("flowc's CPU target needs a C compiler to link; install gcc or set CC")
+
+
+@functools.cache
+def _compiler_version(compiler: tuple[str, ...]) -> str:
+    try:
+        result = subprocess.run([*compiler, "--version"], capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise CompilerNotFoundError(f"cannot run the C compiler {compiler[0]}: {error}") from None
+    first_line = (result.stdout or result.stderr).strip().splitlines()[:1]
+    return " ".join(compiler) + " | " + (first_line[0] if first_line else "unknown version")
+
+
+def compiler_version() -> str:
+    """The compiler's command line and first line of `--version`; part of every cache key."""
+    return _compiler_version(tuple(find_c_compiler()))
+
+
+def include_dir() -> str:
+    """The folder holding flowc_rt.h, for C code that calls the support library."""
+    return NATIVE_DIR
+
+
+def support_library() -> str:
+    """The path of libflowc_rt, built into the cache on first use.
+
+    Its name carries the hash of its C source and the compiler's version, so
+    an edit to the source or a new compiler builds a fresh one; its soname is
+    that same file name, which libraries linked against it record as needed.
+    """
+    with _support_lock:
+        known = _support_paths.get(cache_dir())
+        if known is not None and os.path.exists(known):
+            return known
+        compiler = find_c_compiler()
+        with open(SUPPORT_SOURCE) as source, open(SUPPORT_HEADER) as header:
+            key = cache_key("flowc_rt", source.read(), header.read(), compiler_version(), *SUPPORT_FLAGS)[:32]
+        name = f"libflowc_rt-{key}.so"
+
+        def build(out_path: str) -> None:
+            command = [*compiler, *SUPPORT_FLAGS, *_NODELETE, f"-Wl,-soname,{name}", "-I", NATIVE_DIR]
+            _run([*command, "-o", out_path, SUPPORT_SOURCE], "building the support library flowc_rt")
+
+        path, _ = cached_library(key, build, prefix="libflowc_rt-")
+        _support_paths[os.path.dirname(path)] = path
+        return path
+
+
+def link_shared(objects: list[bytes], libraries: list[str], out_path: str) -> None:
+    """Link object files (their bytes) and `libraries` (paths) into the shared library `out_path`.
+
+    Each library's folder goes into the rpath, so the result finds them when
+    loaded; libm is linked too, since LLVM lowers math intrinsics to its calls.
+    """
+    compiler = find_c_compiler()
+    with tempfile.TemporaryDirectory(prefix="flowc-link-") as scratch:
+        object_paths = []
+        for index, data in enumerate(objects):
+            object_path = os.path.join(scratch, f"object{index}.o")
+            with open(object_path, "wb") as file:
+                file.write(data)
+            object_paths.append(object_path)
+        folders = dict.fromkeys(os.path.dirname(os.path.abspath(library)) for library in libraries)
+        rpaths = [f"-Wl,-rpath,{folder}" for folder in folders]
+        command = [*compiler, "-shared", "-o", out_path, *object_paths, *libraries, *rpaths, "-lm"]
+        _run(command, f"linking {os.path.basename(out_path)}")
+
+
+def _run(command: list[str], what: str) -> None:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise CompilerNotFoundError(f"{what}: cannot run {command[0]}: {error}") from None
+    if result.returncode != 0:
+        output = (result.stderr + result.stdout).strip()
+        raise NativeBuildError(f"{what} failed (exit {result.returncode}): {shlex.join(command)}\n{output}")

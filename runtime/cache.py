@@ -1,0 +1,178 @@
+"""A persistent on-disk cache of compiled shared libraries.
+
+An entry is `<prefix><key>.so` plus a sidecar `<prefix><key>.sha256` holding
+"<sha256 of the library> <size in bytes>". Both are written atomically: built
+under a temporary name in the cache directory, fsynced, then os.replace'd into
+place, the library first and the sidecar second. So a reader sees a complete
+library or none, and an entry counts only once its sidecar vouches for it. A
+missing or mismatching sidecar (a crash between the two writes, a truncated or
+corrupted file) makes the entry be rebuilt, never loaded.
+
+Concurrent processes may build the same key at once; each builds under its own
+temporary name and the last os.replace wins. A process that has the library
+loaded keeps its mapping of the old file, since os.replace never writes into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+
+# key -> (path, (size, mtime_ns, inode)) of an entry this process has checked,
+# so a second lookup costs one stat() instead of hashing the file again.
+_verified: dict[str, tuple[str, tuple[int, int, int]]] = {}
+_lock = threading.Lock()
+
+
+def cache_dir() -> str:
+    """$FLOWC_CACHE_DIR, else $XDG_CACHE_HOME/flowc, else ~/.cache/flowc (created)."""
+    path = os.environ.get("FLOWC_CACHE_DIR")
+    if not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "flowc")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def cache_key(*parts: str) -> str:
+    """The sha256 hex digest of `parts`; each is length-prefixed, so ("ab", "c") != ("a", "bc")."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode()
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "") -> tuple[str, bool]:
+    """The path of the library cached under `key`, building it first if needed.
+
+    `build(path)` must write the library to `path` (a temporary file in the
+    cache directory). Returns (path, was_cached); was_cached is False when this
+    call ran `build`.
+    """
+    if not key or any(c not in "0123456789abcdef" for c in key):
+        raise ValueError(f"cache key must be a lowercase hex string, got {key!r}")
+    directory = cache_dir()
+    path = os.path.join(directory, f"{prefix}{key}.so")
+    with _lock:
+        remembered = _verified.get(key)
+    if remembered is not None and remembered[0] == path and _stat_signature(path) == remembered[1]:
+        return path, True
+    if _entry_is_valid(path):
+        _remember(key, path)
+        return path, True
+    _build_entry(path, build)
+    _remember(key, path)
+    return path, False
+
+
+def forget() -> None:
+    """Drop this process's memory of verified entries; the next lookups hash again."""
+    with _lock:
+        _verified.clear()
+
+
+def _stat_signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+def _remember(key: str, path: str) -> None:
+    signature = _stat_signature(path)
+    if signature is not None:
+        with _lock:
+            _verified[key] = (path, signature)
+
+
+def _sidecar(path: str) -> str:
+    return path[: -len(".so")] + ".sha256"
+
+
+def _file_checksum(path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _entry_is_valid(path: str) -> bool:
+    try:
+        with open(_sidecar(path)) as file:
+            want_digest, want_size = file.read().split()
+        if os.path.getsize(path) != int(want_size):
+            return False
+        return _file_checksum(path)[0] == want_digest
+    except (OSError, ValueError):
+        return False
+
+
+def _build_entry(path: str, build: Callable[[str], None]) -> None:
+    directory, name = os.path.split(path)
+    temporary = _temporary_path(directory, name)
+    try:
+        build(temporary)
+        os.chmod(temporary, 0o644)  # mkstemp made it 0600; others may share the cache
+        _fsync_file(temporary)
+        digest, size = _file_checksum(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    _write_atomically(_sidecar(path), f"{digest} {size}\n".encode())
+    _fsync_directory(directory)
+
+
+def _temporary_path(directory: str, name: str) -> str:
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    os.close(handle)
+    return temporary
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    directory, name = os.path.split(path)
+    temporary = _temporary_path(directory, name)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def _fsync_file(path: str) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not every platform opens directories; the renames are still atomic
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
