@@ -2,7 +2,7 @@
 
 The target machine is the host CPU with all its features (llvmlite's host
 CPU name and feature string), so LLVM may use AVX2/AVX-512 where present;
-the compile cache key includes both (`host_description`). Floating point is
+the compile cache key describes the host (`host_description` in program.py). Floating point is
 IEEE: no fast-math flags are set here; kernels that want a particular
 association order (vectorized sums) write it out explicitly.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 
-import llvmlite
 import llvmlite.binding as llvm
 from llvmlite import ir as ll
 
@@ -32,32 +31,12 @@ def target_machine() -> llvm.TargetMachine:
                                         opt=3, reloc="pic", codemodel="default")
 
 
-@functools.cache
-def codegen_fingerprint() -> str:
-    """A hash of this backend's own source: compiled code cached by an older backend is never reused."""
-    import hashlib
-    import pathlib
-
-    digest = hashlib.sha256()
-    for path in sorted(pathlib.Path(__file__).parent.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@functools.cache
-def host_description() -> str:
-    """What compiled code depends on besides its IR: part of every cache key."""
-    _initialized()
-    return f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|" \
-           f"llvmlite {llvmlite.__version__}"
-
-
 def optimize(module: llvm.ModuleRef) -> None:
     """LLVM's O3 pipeline with the loop and SLP vectorizers on."""
     options = llvm.create_pipeline_tuning_options(speed_level=3)
     options.loop_vectorization = True
     options.slp_vectorization = True
-    options.loop_unrolling = True
+    options.loop_unrolling = False
     builder = llvm.create_pass_builder(target_machine(), options)
     builder.getModulePassManager().run(module, builder)
 

@@ -20,41 +20,21 @@ from typing import Iterator, Sequence
 
 from llvmlite import ir as ll
 
-from flowc.ir import Function, Operation, Value
+from flowc.ir import Operation, Value
 from flowc.ir.types import DType
 
+from .program import DimTable
 from .types import I64, PTR, storage_type
 
 KERNEL_TYPE = ll.FunctionType(ll.VoidType(), [PTR, I64, I64])
 
 
-class DimTable:
-    """Slots in the dims vector for every dim unknown at compile time (Note [dims vector])."""
-
-    def __init__(self, function: Function):
-        self.slots: dict[tuple[Value, int], int] = {}
-        for value in _all_values(function):
-            for axis, dim in enumerate(value.type.shape):
-                if dim is None:
-                    self.slots[value, axis] = len(self.slots)
-
-    def __len__(self) -> int:
-        return len(self.slots)
-
-    def emit(self, b: ll.IRBuilder, dims: ll.Value, value: Value, axis: int) -> ll.Value:
-        dim = value.type.shape[axis]
-        if dim is not None:
-            return ll.Constant(I64, dim)
-        return b.load(b.gep(dims, [ll.Constant(I64, self.slots[value, axis])]))
-
-
-def _all_values(function: Function) -> Iterator[Value]:
-    yield from function.args
-    for op in function.walk():
-        yield from op.results
-        for region in op.regions:
-            for block in region.blocks:
-                yield from block.args
+def emit_dim(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, value: Value, axis: int) -> ll.Value:
+    """A dim of `value`: a constant when known at compile time, else read from its slot."""
+    dim = value.type.shape[axis]
+    if dim is not None:
+        return ll.Constant(I64, dim)
+    return b.load(b.gep(dims_pointer, [ll.Constant(I64, dims.slots[value, axis])]))
 
 
 def product(b: ll.IRBuilder, values: Sequence[ll.Value]) -> ll.Value:
@@ -111,20 +91,23 @@ class Kernel:
         self._alloca_block = self.b.block
         self.slots = self.b.bitcast(context, PTR.as_pointer())
         count = len(op.operands) + len(op.results)
+        # Every buffer pointer is loaded here, once: loaded inside a loop, LLVM could not hoist it past
+        # the loop's stores (they might alias the context) and would not vectorize the loop.
+        self._buffers = [self.b.load(self._slot(index)) for index in range(count)]
         self.dims_pointer = self.b.bitcast(self.b.load(self._slot(count)), I64.as_pointer())
 
     def _slot(self, index: int) -> ll.Value:
         return self.b.gep(self.slots, [ll.Constant(I64, index)])
 
     def operand_pointer(self, index: int, dtype: DType) -> ll.Value:
-        return self.b.bitcast(self.b.load(self._slot(index)), storage_type(dtype).as_pointer())
+        return self.b.bitcast(self._buffers[index], storage_type(dtype).as_pointer())
 
     def result_pointer(self, index: int, dtype: DType) -> ll.Value:
         return self.operand_pointer(len(self.op.operands) + index, dtype)
 
     def dim(self, value: Value, axis: int) -> ll.Value:
         """A dim of a value of this kernel: a region value's dims are its operand's or result's."""
-        return self.dims.emit(self.b, self.dims_pointer, value, axis)
+        return emit_dim(self.b, self.dims, self.dims_pointer, value, axis)
 
     def alloca(self, type: ll.Type, name: str = "") -> ll.Value:
         """A stack slot in the entry block (LLVM promotes it to a register)."""

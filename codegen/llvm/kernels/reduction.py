@@ -11,11 +11,13 @@ values it needs (as XLA's row reductions do), then full-level results are
 written in a last walk. So softmax is one kernel reading x three times from
 cache and writing once.
 
-Note [summation order]: a float sum is accumulated in LANES independent
-partial sums (element k goes to sum k mod LANES) combined pairwise at the
-end. It is a fixed order, so results are deterministic and IEEE (no
-reassociation flags), and LLVM turns the partial sums into vector adds.
-Results differ from numpy's pairwise sums in the last bits.
+Note [summation order]: a sum (and a max or min) is accumulated in LANES
+independent partial results (the k-th reduced point goes to lane k mod
+LANES), combined pairwise at the end. It is a fixed order, so results are
+deterministic and IEEE (no reassociation flags), and the lanes become vector
+registers: a serial float sum cannot be vectorized without reassociating.
+Sums differ from numpy's pairwise sums in the last bits (and are about as
+accurate: LANES partial sums each of n / LANES terms).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from flowc.ir.op import normalize_axes
 
 from ..body import Body
 from ..elementwise import emit_min_max
-from ..kernel import DimTable, Kernel, decompose, dot, for_range, product
+from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, product
 from ..module import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
@@ -62,8 +64,8 @@ def _axes(op: Operation) -> tuple[int, ...]:
 
 def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
     space = _space(op)
-    outer = product(b, [dims.emit(b, dims_pointer, space.full, a) for a in space.kept])
-    inner = product(b, [dims.emit(b, dims_pointer, space.full, a) for a in space.reduced])
+    outer = product(b, [emit_dim(b, dims, dims_pointer, space.full, a) for a in space.kept])
+    inner = product(b, [emit_dim(b, dims, dims_pointer, space.full, a) for a in space.reduced])
     one = ll.Constant(I64, 1)
     grain = b.udiv(ll.Constant(I64, GRAIN), b.select(b.icmp_signed(">", inner, one), inner, one))
     return outer, b.select(b.icmp_signed(">", grain, one), grain, one)
@@ -136,34 +138,85 @@ class ReductionEmitter:
         return Body(self.b, lambda arg: self._load_full(arg, point), outer_values)
 
     def _reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
+        if op.name in ("argmax", "argmin"):
+            return self._arg_reduce(op, coordinates, env)
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
-        best = self.kernel.alloca(value_type, name=f"{op.name}.acc")
-        b.store(_initial(op.name, value_type, dtype.is_float), best)
-        where = self.kernel.alloca(I64, name="argbest") if op.name in ("argmax", "argmin") else None
-        if where is not None:
-            b.store(ll.Constant(I64, 0), where)
+        lanes = self.kernel.alloca(ll.ArrayType(value_type, LANES), name=f"{op.name}.lanes")
+        initial = _initial(op.name, value_type, dtype.is_float)
+        for lane in range(LANES):
+            b.store(initial, self._lane(lanes, ll.Constant(I64, lane)))
 
-        def visit(point: dict[int, ll.Value], r: ll.Value) -> None:
+        def visit(point: dict[int, ll.Value], lane: ll.Value) -> None:
             x = self._full_body(point, env).value(op.operands[0])
-            acc = b.load(best)
-            if where is not None:
-                take = _arg_better(b, op.name, x, acc, dtype.is_float)
-                b.store(b.select(take, x, acc), best)
-                b.store(b.select(take, r, b.load(where)), where)
-            else:
-                b.store(_combine(b, op, x, acc), best)
+            slot = self._lane(lanes, lane)
+            b.store(_combine(b, op, x, b.load(slot)), slot)
 
-        self._walk_reduced(coordinates, visit)
-        if where is not None:
-            index = b.load(where)
-            return index if op.result.type.dtype.itemsize == 8 else b.trunc(index, compute_type(op.result.type.dtype))
-        result = b.load(best)
+        self._walk_reduced_in_lanes(coordinates, visit)
+        result = self._combine_lanes(op, lanes)
         if op.name == "reduce_mean":
             count = product(b, [self.sizes[a] for a in self.space.reduced])
             result = b.fdiv(result, b.sitofp(count, value_type))
         return result
+
+    def _lane(self, lanes: ll.Value, lane: ll.Value) -> ll.Value:
+        return self.b.gep(lanes, [ll.Constant(I64, 0), lane])
+
+    def _walk_reduced_in_lanes(self, coordinates: dict[int, ll.Value], visit) -> None:  # type: ignore[no-untyped-def]
+        """The reduced points in groups of LANES, point k going to lane k mod LANES (Note [summation order]).
+
+        The inner loop over a group has no dependence between its iterations, so
+        LLVM's loop vectorizer turns it into vector ops on the lanes; a last,
+        shorter group takes the points left over.
+        """
+        b = self.b
+        sizes = [self.sizes[a] for a in self.space.reduced]
+        total = product(b, sizes)
+        width = ll.Constant(I64, LANES)
+        groups = b.udiv(total, width)
+
+        def visit_group(base: ll.Value, count: ll.Value) -> None:
+            with for_range(b, ll.Constant(I64, 0), count, "lane") as lane:
+                r = b.add(base, lane)
+                point = dict(coordinates)
+                point.update(zip(self.space.reduced, decompose(b, r, sizes)))
+                visit(point, lane)
+
+        with for_range(b, ll.Constant(I64, 0), groups, "group") as group:
+            visit_group(b.mul(group, width), width)
+        main = b.mul(groups, width)
+        visit_group(main, b.sub(total, main))
+
+    def _combine_lanes(self, op: Operation, lanes: ll.Value) -> ll.Value:
+        """Lane k with lane k + half, halving until one is left: a fixed pairwise order."""
+        b = self.b
+        values = [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(LANES)]
+        while len(values) > 1:
+            half = len(values) // 2
+            values = [_combine(b, op, values[k + half], values[k]) for k in range(half)]
+        return values[0]
+
+    def _arg_reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
+        """argmax/argmin in one serial walk: the first best index wins, as in numpy."""
+        b = self.b
+        dtype = op.operands[0].type.dtype
+        value_type = compute_type(dtype)
+        best = self.kernel.alloca(value_type, name=f"{op.name}.best")
+        b.store(_initial(op.name, value_type, dtype.is_float), best)
+        where = self.kernel.alloca(I64, name="argbest")
+        b.store(ll.Constant(I64, 0), where)
+
+        def visit(point: dict[int, ll.Value], r: ll.Value) -> None:
+            x = self._full_body(point, env).value(op.operands[0])
+            acc = b.load(best)
+            take = _arg_better(b, op.name, x, acc, dtype.is_float)
+            b.store(b.select(take, x, acc), best)
+            b.store(b.select(take, r, b.load(where)), where)
+
+        self._walk_reduced(coordinates, visit)
+        index = b.load(where)
+        return index if op.result.type.dtype.itemsize == 8 else b.trunc(index, compute_type(op.result.type.dtype))
 
     def _write_full(self, full_yields: list[tuple[int, Value]], coordinates: dict[int, ll.Value],
                     env: dict[Value, ll.Value]) -> None:
