@@ -129,7 +129,10 @@ def jax_fn(name: str):  # type: ignore[no-untyped-def]
 
 
 def time_it(fn, data: dict[str, np.ndarray], repeats: int) -> float:  # type: ignore[no-untyped-def]
-    for _ in range(3):
+    # Warm up for a while, not a few calls: thread pools (OpenBLAS's, flowc's) and the CPU clock
+    # take tens of milliseconds to settle, and the first runs of a fresh process are slow for every peer.
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.3:
         fn(**data)
     samples = []
     for _ in range(repeats):

@@ -32,6 +32,11 @@ class RunPlan:
     feed_tensors: list[Tensor]
     tensors: list[Tensor]  # fetched tensors, in result order
     rebuild: Callable[[Callable[[Any], Any]], Any]
+    single: bool = False  # the fetch is one tensor: its result is the answer
+
+    def __post_init__(self) -> None:
+        # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
+        self.feed_specs = [FeedSpec.of(t) for t in self.feed_tensors]
 
 
 @dataclass
@@ -99,8 +104,10 @@ class Session:
             plan = self._plan(fetches, feed_dict)
             if key is not None:
                 self._plans[key] = plan
-        args = [_checked(tensor, feed_dict[k]) for k, tensor in zip(plan.feed_keys, plan.feed_tensors)]
+        args = [_checked(spec, feed_dict[k]) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
         results = self._call(plan.compiled, args)
+        if plan.single:
+            return results[0]
         by_tensor = dict(zip(plan.tensors, results))
         return plan.rebuild(lambda element: by_tensor[element] if isinstance(element, Tensor) else None)
 
@@ -113,7 +120,8 @@ class Session:
         targets = list(dict.fromkeys(op for op in leaves if isinstance(op, Operation)))
         compiled = self._compiled(tensors, targets, list(by_tensor))
         feed_tensors = list(compiled.signature.feeds)
-        return RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild)
+        single = isinstance(fetches, (Tensor, str)) and len(tensors) == 1 and not targets
+        return RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild, single)
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
@@ -137,7 +145,9 @@ class Session:
         outputs = compiled.executable(args)
         fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
         for var, value in zip(sig.updates, updates):
-            current = self._values.get(var)  # written in place (Note [donated arguments]): keep it
+            current = self._values.get(var)
+            if value is current:
+                continue  # written in place into the variable's own buffer (Note [donated arguments])
             self._store(var, _owned(value, [a for a in args if a is not current]))
         if getattr(compiled.executable, "fresh_outputs", False):
             return fetched  # every fetched buffer was allocated for this run alone
@@ -185,12 +195,29 @@ class Session:
         return element
 
 
-def _checked(tensor: Tensor, value: Any) -> np.ndarray:
-    """The fed value as the compiled code needs it; an array that already fits passes untouched."""
-    if (type(value) is np.ndarray and value.dtype == tensor.type.dtype.np and value.flags.c_contiguous
-            and value.flags.aligned and tensor.type.accepts(value.shape)):
-        return value
-    return check_feed(tensor, value)
+@dataclass
+class FeedSpec:
+    tensor: Tensor
+    dtype: np.dtype
+    rank: int
+    known: tuple[tuple[int, int], ...]  # (axis, dim) of each dim known at build time
+
+    @staticmethod
+    def of(tensor: Tensor) -> FeedSpec:
+        t = tensor.type
+        return FeedSpec(tensor, t.dtype.np, t.rank, tuple((a, d) for a, d in enumerate(t.shape) if d is not None))
+
+
+def _checked(spec: FeedSpec, value: Any) -> np.ndarray:
+    """The fed value as the compiled code needs it; an array that already fits passes untouched
+    (check_feed handles, and explains, everything else)."""
+    if type(value) is np.ndarray and value.dtype == spec.dtype:
+        shape = value.shape
+        flags = value.flags  # a new flags object per access: read it once
+        if (flags.c_contiguous and flags.aligned and len(shape) == spec.rank
+                and all(shape[axis] == dim for axis, dim in spec.known)):
+            return value
+    return check_feed(spec.tensor, value)
 
 
 def _structure_key(fetches: Any) -> Any:

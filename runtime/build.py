@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 
 from flowc.ir.errors import FlowcError
@@ -41,6 +37,9 @@ class CompilerNotFoundError(NativeBuildError):
 
 def find_c_compiler() -> list[str]:
     """The C compiler's command line: $CC split like a shell would, else cc, gcc or clang on PATH."""
+    import shlex  # late, as subprocess and tempfile below: only a build needs them, and a cache hit
+    import shutil  # should not pay for importing them
+
     configured = os.environ.get("CC", "").strip()
     if configured:
         argv = shlex.split(configured)
@@ -60,6 +59,8 @@ def find_c_compiler() -> list[str]:
 
 @functools.cache
 def _compiler_version(compiler: tuple[str, ...]) -> str:
+    import subprocess
+
     try:
         result = subprocess.run([*compiler, "--version"], capture_output=True, text=True, check=False)
     except OSError as error:
@@ -81,21 +82,23 @@ def include_dir() -> str:
 def support_library() -> str:
     """The path of libflowc_rt, built into the cache on first use.
 
-    Its name carries the hash of its C source and the compiler's version, so
-    an edit to the source or a new compiler builds a fresh one; its soname is
-    that same file name, which libraries linked against it record as needed.
+    Its name carries the hash of its C source and build flags, so an edit to
+    the source builds a fresh one; its soname is that same file name, which
+    libraries linked against it record as needed. The compiler is not in the
+    key: the library is plain C behind a stable ABI, so any compiler's build
+    serves, and finding the compiler's version would cost a process start on
+    every cache hit.
     """
     with _support_lock:
         known = _support_paths.get(cache_dir())
         if known is not None and os.path.exists(known):
             return known
-        compiler = find_c_compiler()
         with open(SUPPORT_SOURCE) as source, open(SUPPORT_HEADER) as header:
-            key = cache_key("flowc_rt", source.read(), header.read(), compiler_version(), *SUPPORT_FLAGS)[:32]
+            key = cache_key("flowc_rt", source.read(), header.read(), *SUPPORT_FLAGS)[:32]
         name = f"libflowc_rt-{key}.so"
 
         def build(out_path: str) -> None:
-            command = [*compiler, *SUPPORT_FLAGS, *_NODELETE, f"-Wl,-soname,{name}", "-I", NATIVE_DIR]
+            command = [*find_c_compiler(), *SUPPORT_FLAGS, *_NODELETE, f"-Wl,-soname,{name}", "-I", NATIVE_DIR]
             _run([*command, "-o", out_path, SUPPORT_SOURCE], "building the support library flowc_rt")
 
         path, _ = cached_library(key, build, prefix="libflowc_rt-")
@@ -109,6 +112,8 @@ def link_shared(objects: list[bytes], libraries: list[str], out_path: str) -> No
     Each library's folder goes into the rpath, so the result finds them when
     loaded; libm is linked too, since LLVM lowers math intrinsics to its calls.
     """
+    import tempfile
+
     compiler = find_c_compiler()
     with tempfile.TemporaryDirectory(prefix="flowc-link-") as scratch:
         object_paths = []
@@ -124,6 +129,9 @@ def link_shared(objects: list[bytes], libraries: list[str], out_path: str) -> No
 
 
 def _run(command: list[str], what: str) -> None:
+    import shlex
+    import subprocess
+
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as error:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 
@@ -133,6 +132,8 @@ def _build_entry(path: str, build: Callable[[str], None]) -> None:
 
 
 def _temporary_path(directory: str, name: str) -> str:
+    import tempfile  # late: only a build writes, and a cache hit should not pay for the import
+
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     os.close(handle)
     return temporary

@@ -13,19 +13,16 @@ through the thread pool (`flowc_parallel_for`), which runs small work inline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from llvmlite import ir as ll
 
 from flowc.ir import Function, Operation, Value
-from flowc.passes.memory import MemoryPlan
-
-from .kernel import KERNEL_TYPE, DimTable, Kernel, product
+from .kernel import KERNEL_TYPE, Kernel, emit_dim, product
+from .program import ENTRY, DimTable, Program
 from .types import I8, I32, I64, PTR
 
-ENTRY = "flowc_main"
 ENTRY_TYPE = ll.FunctionType(I32, [PTR.as_pointer(), I64.as_pointer()])
 PARALLEL_FOR = ll.FunctionType(ll.VoidType(), [KERNEL_TYPE.as_pointer(), PTR, I64, I64])
 GRAIN = 32768  # elements of work below which splitting across threads costs more than it gains
@@ -48,33 +45,13 @@ def kernel_kind(kind: str, work: WorkFn) -> Callable[[KernelEmitter], KernelEmit
 def elementwise_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
     """Work = every element of the first result, any split allowed."""
     shape_of = op.results[0]
-    sizes = [dims.emit(b, dims_pointer, shape_of, axis) for axis in range(shape_of.type.rank)]
+    sizes = [emit_dim(b, dims, dims_pointer, shape_of, axis) for axis in range(shape_of.type.rank)]
     return product(b, sizes), ll.Constant(I64, GRAIN)
 
 
 def serial_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
     """One piece of work: the kernel threads itself (a BLAS call) or is not worth splitting."""
     return ll.Constant(I64, 1), ll.Constant(I64, 1)
-
-
-@dataclass
-class Program:
-    """What the caller of the entry point must know: the dims table, the memory plan, the kernels."""
-
-    function: Function
-    dims: DimTable
-    plan: MemoryPlan
-    kernel_ops: list[Operation]  # kernel number -> its fusion op, to name it in run-time errors
-
-    @property
-    def error_slot(self) -> int:
-        return len(self.dims) + len(self.plan.temps)
-
-
-def plan_program(function: Function, plan: MemoryPlan) -> Program:
-    """Cheap: no LLVM. A program found in the disk cache needs only this."""
-    kernels = [op for op in function.entry.ops if op.name == "fusion"]
-    return Program(function, DimTable(function), plan, kernels)
 
 
 def emit_module(program: Program, name: str = "flowc") -> ll.Module:

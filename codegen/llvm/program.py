@@ -1,0 +1,96 @@
+"""What the caller of a compiled function needs to know, without LLVM.
+
+A program found in the disk cache is called with only this: the dims table
+(which run-time dim goes in which slot), the memory plan and the kernel order.
+Nothing here imports llvmlite, so a cache hit never loads LLVM (about 60 ms).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import pathlib
+import platform
+from dataclasses import dataclass
+from typing import Iterator
+
+from flowc.ir import Function, Operation, Value
+from flowc.passes.memory import MemoryPlan
+
+ENTRY = "flowc_main"
+
+
+class DimTable:
+    """Slots in the dims vector for every dim unknown at compile time (Note [dims vector] in kernel.py)."""
+
+    def __init__(self, function: Function):
+        self.slots: dict[tuple[Value, int], int] = {}
+        for value in _all_values(function):
+            for axis, dim in enumerate(value.type.shape):
+                if dim is None:
+                    self.slots[value, axis] = len(self.slots)
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+
+def _all_values(function: Function) -> Iterator[Value]:
+    yield from function.args
+    for op in function.walk():
+        yield from op.results
+        for region in op.regions:
+            for block in region.blocks:
+                yield from block.args
+
+
+@dataclass
+class Program:
+    """The dims table, the memory plan, the kernels in the entry point's order."""
+
+    function: Function
+    dims: DimTable
+    plan: MemoryPlan
+    kernel_ops: list[Operation]  # kernel number -> its fusion op, to name it in run-time errors
+
+    @property
+    def error_slot(self) -> int:
+        return len(self.dims) + len(self.plan.temps)
+
+
+def plan_program(function: Function, plan: MemoryPlan) -> Program:
+    kernels = [op for op in function.entry.ops if op.name == "fusion"]
+    return Program(function, DimTable(function), plan, kernels)
+
+
+@functools.cache
+def codegen_fingerprint() -> str:
+    """A hash of this backend's own source: compiled code cached by an older backend is never reused."""
+    digest = hashlib.sha256()
+    for path in sorted(pathlib.Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def host_description() -> str:
+    """What compiled code depends on besides its IR: part of every cache key.
+
+    The code is compiled for LLVM's host CPU name and features, which LLVM
+    reads from cpuid; on Linux /proc/cpuinfo shows the same model and
+    feature flags, and reading it costs no LLVM start-up on a cache hit.
+    Elsewhere we ask LLVM itself.
+    """
+    import llvmlite  # the package's version only: cheap
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().split("\n\n", 1)[0].splitlines()  # the first CPU's block
+        wanted = ("vendor_id", "cpu family", "model", "model name", "flags")
+        fields = [line for line in lines if line.split(":", 1)[0].strip() in wanted]
+        cpu = hashlib.sha256("\n".join(fields).encode()).hexdigest()[:16]
+    except OSError:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
+    return f"{platform.system()}|{platform.machine()}|{cpu}|llvmlite {llvmlite.__version__}"
