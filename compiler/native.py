@@ -44,6 +44,7 @@ class ShapeLayout:
     """Everything a call needs that depends only on the argument shapes."""
 
     result_shapes: list[tuple[int, ...]]
+    shapes: dict  # every value's concrete shape, for run-time error messages
     dims: ctypes.Array  # the dims vector: run-time dims, arena offsets, two error slots
     arena_bytes: int
     arena: np.ndarray | None
@@ -88,21 +89,21 @@ class NativeExecutable:
                    for j, (shape, dtype) in enumerate(zip(layout.result_shapes, self._result_dtypes))]
         if layout.lock.acquire(blocking=False):  # the layout's own arena and dims vector
             try:
-                return self._run(args, results, layout.dims, layout.arena)
+                return self._run(args, results, layout.dims, layout.arena, layout)
             finally:
                 layout.lock.release()
         dims = (ctypes.c_int64 * len(layout.dims))(*layout.dims)  # another thread holds them: use copies
-        return self._run(args, results, dims, arena(layout.arena_bytes)[0] if layout.arena_bytes else None)
+        return self._run(args, results, dims, arena(layout.arena_bytes)[0] if layout.arena_bytes else None, layout)
 
     def _run(self, args: list[np.ndarray], results: list[np.ndarray], dims: ctypes.Array,
-             scratch: np.ndarray | None) -> list[np.ndarray]:
+             scratch: np.ndarray | None, layout: ShapeLayout) -> list[np.ndarray]:
         buffers = self._buffers_type(*[self._addresses.of(a) for a in args], *[address_of(r) for r in results],
                                      address_of(scratch) if scratch is not None else None)
         error_slot = self.program.error_slot
         dims[error_slot] = 0
         status = self._entry(buffers, dims)  # ctypes releases the GIL for the call
         if status:
-            self._raise(status, dims[error_slot + 1])
+            self._raise(status, dims[error_slot + 1], layout.shapes)
         return results
 
     def _layout(self, args: list[np.ndarray]) -> ShapeLayout:
@@ -117,7 +118,7 @@ class NativeExecutable:
             slots[slot] = shapes[value][axis]
         slots[len(self.program.dims):len(self.program.dims) + len(offsets)] = offsets
         result_shapes = [shapes[v] for v in self.function.entry.ops[-1].operands]
-        layout = ShapeLayout(result_shapes, (ctypes.c_int64 * len(slots))(*slots), peak,
+        layout = ShapeLayout(result_shapes, shapes, (ctypes.c_int64 * len(slots))(*slots), peak,
                              arena(peak)[0] if peak else None, threading.Lock())
         self._layouts[tuple(a.shape for a in args)] = layout
         return layout
@@ -127,9 +128,17 @@ class NativeExecutable:
         args = [np.empty(s, v.type.dtype.np) for s, v in zip(arg_shapes, self.function.args)]
         return (self._layouts.get(tuple(arg_shapes)) or self._layout(args)).arena_bytes
 
-    def _raise(self, status: int, detail: int) -> None:
-        op = self.program.kernel_ops[status - 1]
-        raise IndexOutOfRange(f"index {detail} is out of range at run time", op=op.display_name, where=op.loc)
+    def _raise(self, status: int, index: int, shapes: dict) -> None:
+        """A kernel found a bad index (gather, or an integer slice): say which op, which index, which range."""
+        kernel = self.program.kernel_ops[status - 1]
+        op = next((o for o in kernel.walk() if o.name in ("gather", "slice")), kernel)
+        if op.name == "gather":
+            size = shapes[op.operands[0]][op.axis % op.operands[0].type.rank]
+            message = f"index {index} is out of range [0, {size}) at run time"
+        else:
+            message = f"index {index} is out of range at run time for {list(shapes[op.operands[0]])}" \
+                if op.operands else f"index {index} is out of range at run time"
+        raise IndexOutOfRange(message, op=op.display_name, where=op.loc)
 
 
 def address_of(array: np.ndarray) -> int:

@@ -62,7 +62,7 @@ class Session:
     array([3., 5.], dtype=float32)
     """
 
-    def __init__(self, target: str = "reference", graph: Graph | None = None, optimize: bool | None = None):
+    def __init__(self, target: str = "cpu", graph: Graph | None = None, optimize: bool | None = None):
         """`optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered."""
         self.target = check_target(target)
         self.graph = graph or get_default_graph()

@@ -58,7 +58,7 @@ def _result_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes:
 def check_no_hidden_broadcast(op: Operation, shapes: Shapes) -> None:
     """Inside a kernel: an operand dim unknown at compile time must equal the result's dim at run time."""
     for nested in op.walk():
-        if not nested.results or nested.regions or not (nested.elementwise or nested.name == "matmul"):
+        if not nested.results or nested.regions or not (nested.elementwise or nested.name in ("matmul", "broadcast_to")):
             continue
         result = nested.results[0]
         batch = 2 if nested.name == "matmul" else 0
@@ -72,5 +72,5 @@ def _check_operand(op: Operation, operand: Value, result: Value, skip_trailing: 
         if operand.type.shape[axis] is None and shapes[operand][axis] != shapes[result][axis + offset]:
             raise RuntimeShapeError(
                 f"operand of shape {list(shapes[operand])} would broadcast along axis {axis} to "
-                f"{list(shapes[result])}; compiled code needs unknown (None) dims to match at run time — "
-                "give the dim as 1 in the placeholder's shape to broadcast it", op=op.display_name, where=op.loc)
+                f"{list(shapes[result])}; compiled code needs a dim unknown at build time (None) to match at run "
+                "time: to broadcast it, make it a static 1 (in the placeholder's shape, or with fc.reshape)", op=op.display_name, where=op.loc)

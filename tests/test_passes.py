@@ -267,10 +267,10 @@ def test_passes_by_name() -> None:
 
 
 def run_both(graph: fc.Graph, steps: list, feed_dict: dict | None = None) -> list[list]:
-    """Run `steps` (a list of fetches) in order in a Session with and one without the pipeline."""
+    """Run `steps` (a list of fetches) in order in a reference Session with and one without the pipeline."""
     results = []
     for optimized in (True, False):
-        with fc.Session(graph=graph, optimize=optimized) as sess:
+        with fc.Session(graph=graph, target="reference", optimize=optimized) as sess:
             results.append([sess.run(fetches, feed_dict) for fetches in steps])
     return results
 
