@@ -614,7 +614,8 @@ def test_random_type_rule() -> None:
 
 # -- every op is covered ------------------------------------------------------------
 
-NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion"}  # structure, control flow, kernels: their own tests
+# Structure, control flow, kernels and autodiff's ops have their own tests (test_autodiff.py for the last).
+NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "gradients", "stop_gradient"}
 TESTED_BY = {
     "where": test_where_broadcasts_three_ways,
     "cast": test_cast_to_every_dtype,
