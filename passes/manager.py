@@ -51,6 +51,11 @@ class PassReport:
     timings: list[PassTiming] = field(default_factory=list)
 
     @property
+    def changed(self) -> bool:
+        """Whether any pass of the pipeline changed the module."""
+        return any(t.changed for t in self.timings if t.depth == 0)
+
+    @property
     def total_seconds(self) -> float:
         return sum(t.seconds for t in self.timings if t.depth == 0)
 

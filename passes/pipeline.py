@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 from flowc.ir import Module
 from flowc.ir.errors import FlowcError
 
+from .autodiff import Autodiff
 from .canonicalize import Canonicalize
 from .cse import CSE
 from .dce import DCE
@@ -18,6 +19,7 @@ from .simplify import Simplify
 
 def default_pipeline(fast_math: bool = False) -> list[Pass]:
     return [
+        Autodiff(),                   # first: its rules emit ops that the cleanups below simplify
         FixedPoint([
             Canonicalize(fast_math),  # folding + algebraic patterns, to a fixed point
             CSE(),                    # merged duplicates may make new patterns match
@@ -28,6 +30,7 @@ def default_pipeline(fast_math: bool = False) -> list[Pass]:
 
 # CLI name -> a factory taking the fast-math flag (passes without unsafe rewrites ignore it).
 PASSES: dict[str, Callable[[bool], Pass]] = {
+    "autodiff": lambda fast_math: Autodiff(),
     "canonicalize": Canonicalize,
     "fold": lambda fast_math: ConstantFold(),
     "simplify": Simplify,

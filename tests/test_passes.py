@@ -155,14 +155,15 @@ def test_dump_ir_writes_numbered_files_after_each_pass(monkeypatch: pytest.Monke
     (run,) = tmp_path.iterdir()
     files = sorted(p.name for p in run.iterdir())
     assert files == [
-        "00-input.ir", "01-canonicalize.ir", "02-cse.ir", "03-dce.ir", "04-canonicalize.ir", "05-cse.ir", "06-dce.ir",
+        "00-input.ir", "01-autodiff.ir", "02-canonicalize.ir", "03-cse.ir", "04-dce.ir", "05-canonicalize.ir",
+        "06-cse.ir", "07-dce.ir",
     ]
     text = {name: (run / name).read_text() for name in files}
-    assert text["00-input.ir"] == SOURCE
+    assert text["00-input.ir"] == text["01-autodiff.ir"] == SOURCE  # no gradient request to expand
     # canonicalize dropped x * 1; cse merged the exps; nothing changed after that.
-    assert "mul" not in text["01-canonicalize.ir"] and text["01-canonicalize.ir"].count("= exp") == 2
-    assert text["02-cse.ir"] == OPTIMIZED
-    for later in files[3:]:
+    assert "mul" not in text["02-canonicalize.ir"] and text["02-canonicalize.ir"].count("= exp") == 2
+    assert text["03-cse.ir"] == OPTIMIZED
+    for later in files[4:]:
         assert text[later] == OPTIMIZED, later
 
 
@@ -203,12 +204,13 @@ def test_last_report_lists_each_pass_with_its_time() -> None:
 def test_report_of_the_default_pipeline_lists_the_passes_inside_the_fixed_point() -> None:
     report = optimize(module())
     names = [("  " * t.depth) + t.name for t in report.timings]
-    assert names == ["fixed-point"] + ["  canonicalize", "  cse", "  dce"] * 2
-    assert [t.changed for t in report.timings] == [True, True, True, False, False, False, False]
+    assert names == ["autodiff", "fixed-point"] + ["  canonicalize", "  cse", "  dce"] * 2
+    assert [t.changed for t in report.timings] == [False, True, True, True, False, False, False, False]
+    assert report.changed
     # The fixed point's line is the sum of its passes; the total counts each pass once.
-    inner = sum(t.seconds for t in report.timings[1:])
-    assert report.timings[0].seconds == pytest.approx(inner)
-    assert report.total_seconds == pytest.approx(inner)
+    inner = sum(t.seconds for t in report.timings[2:])
+    assert report.timings[1].seconds == pytest.approx(inner)
+    assert report.total_seconds == pytest.approx(inner + report.timings[0].seconds)
 
 
 # -- FixedPoint ------------------------------------------------------------------------------
@@ -248,7 +250,7 @@ def test_fixed_point_in_a_pass_manager_reports_each_round() -> None:
 def test_default_pipeline_reaches_a_fixed_point() -> None:
     m = module()
     optimize(m)
-    assert PassManager(default_pipeline(), verify_each=True).run(m).timings[0].changed is False
+    assert PassManager(default_pipeline(), verify_each=True).run(m).changed is False
     assert print_module(m) == OPTIMIZED
 
 
@@ -403,7 +405,7 @@ def run_steps(graph: fc.Graph, steps: list, feed: dict, **session_args: bool) ->
         for step in steps:
             values.append(sess.run(step, feed))
             reports.setdefault(id(last_report()), last_report())
-    return values, [r.timings[0].changed for key, r in reports.items() if key != first]
+    return values, [r.changed for key, r in reports.items() if key != first]
 
 
 def assert_same(got: object, want: object) -> None:
@@ -505,7 +507,7 @@ def test_cli_timing_goes_to_standard_error() -> None:
     done = flowc("opt", "-", "--timing", stdin=SOURCE)
     assert done.returncode == 0 and done.stdout == OPTIMIZED
     names = [line.split()[0] for line in done.stderr.splitlines()]
-    assert names == ["pass", "fixed-point"] + ["canonicalize", "cse", "dce"] * 2 + ["total"]
+    assert names == ["pass", "autodiff", "fixed-point"] + ["canonicalize", "cse", "dce"] * 2 + ["total"]
 
 
 def test_cli_fast_math() -> None:

@@ -1,0 +1,100 @@
+"""Shape-polymorphic helpers that gradient rules build with.
+
+Note [unknown dims in gradients]
+Placeholders may have unknown (None) dims, and the IR has no op that reads a
+shape at run time, so a rule never bakes in a size it does not know:
+  - a filled tensor of a value's type is a constant when the type is static,
+    else `where(true, fill, like)`, which takes `like`'s shape and `fill`'s
+    values (the select reads nothing of `like` that matters, NaN included);
+  - undoing a broadcast sums over axes chosen from the static types: the
+    leading axes the operand lacks, and the axes where the operand has a
+    static 1. An unknown operand dim is taken to equal the result's, which is
+    what compiled code requires at run time (ir/shapes.py,
+    check_no_hidden_broadcast).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flowc.ir import Builder, Value
+from flowc.ir.errors import FlowcError
+from flowc.ir.types import DType, TensorType, bool_
+
+from ..fold import FOLD_MAX_ELEMENTS
+
+
+def scalar(b: Builder, number: float | bool, dtype: DType) -> Value:
+    return b.constant(np.asarray(number, dtype=dtype.np))
+
+
+def filled(b: Builder, number: float, like: Value) -> Value:
+    """A tensor of `like`'s type holding `number`: Note [unknown dims in gradients]."""
+    t = like.type
+    if t.is_static and t.size <= FOLD_MAX_ELEMENTS:
+        return b.constant(np.full(t.shape, number, dtype=t.dtype.np))
+    if t.is_static:  # a broadcast scalar, not a big stored constant (Note [fold size cap] in fold.py)
+        return b.broadcast_to(scalar(b, number, t.dtype), shape=t.shape)
+    return b.where(scalar(b, True, bool_), scalar(b, number, t.dtype), like)
+
+
+def zeros_like(b: Builder, like: Value) -> Value:
+    return filled(b, 0, like)
+
+
+def ones_like(b: Builder, like: Value) -> Value:
+    return filled(b, 1, like)
+
+
+def broadcast_like(b: Builder, value: Value, like: Value) -> Value:
+    """`value` broadcast to `like`'s shape (they broadcast together; `like` is at least as big)."""
+    if value.type.shape == like.type.shape:
+        return value
+    if like.type.is_static:
+        return b.broadcast_to(value, shape=like.type.shape)
+    return b.where(scalar(b, True, bool_), value, like)
+
+
+def unbroadcast(b: Builder, grad: Value, target: TensorType) -> Value:
+    """Sum `grad` over the axes that broadcasting added to a value of type `target`."""
+    lead = grad.type.rank - target.rank
+    if lead > 0:
+        grad = b.reduce_sum(grad, axes=tuple(range(lead)), keepdims=False)
+    axes = tuple(i for i, (want, have) in enumerate(zip(target.shape, grad.type.shape)) if want == 1 and have != 1)
+    if axes:
+        grad = b.reduce_sum(grad, axes=axes, keepdims=True)
+    return grad
+
+
+def match_type(b: Builder, grad: Value, like: Value) -> Value:
+    """`grad` with exactly `like`'s type, when its static dims are merely more or less known.
+
+    A gradient can know a dim that its value does not (x: f32[?] times c: f32[5]
+    gives dx: f32[5]), or the other way round; the request's results and the
+    regions of cond and while need the value's own type.
+    """
+    target = like.type
+    if grad.type == target:
+        return grad
+    if any(have is None and want is not None for have, want in zip(grad.type.shape, target.shape)):
+        if target.shape.count(None) > 1:
+            raise FlowcError(f"cannot give a gradient of type {grad.type} the type {target}: "
+                             "more than one dim is unknown")
+        grad = b.reshape(grad, shape=tuple(-1 if d is None else d for d in target.shape))
+    for axis, (have, want) in enumerate(zip(grad.type.shape, target.shape)):
+        if want is None and have is not None:
+            grad = b.concat(grad, _empty_along(b, like, axis), axis=axis)  # an unknown dim joined makes it unknown
+    if grad.type != target:
+        raise FlowcError(f"internal error: a gradient of type {grad.type} for a value of type {target}")
+    return grad
+
+
+def _empty_along(b: Builder, like: Value, axis: int) -> Value:
+    """like[..., 0:0, ...]: no elements, and of unknown size along `axis` as like is."""
+    rank = like.type.rank
+    return b.slice(like, begin=(0,) * rank, end=tuple(0 if i == axis else None for i in range(rank)),
+                   strides=(1,) * rank)
+
+
+def accumulate(b: Builder, total: Value | None, grad: Value) -> Value:
+    return grad if total is None else b.add(total, grad)

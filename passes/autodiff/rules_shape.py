@@ -1,0 +1,187 @@
+"""Gradient rules of the ops that move elements: shape ops, slice, gather.
+
+Their gradients put each element of the cotangent back where it came from,
+with zeros where nothing came from (Note [unknown dims in gradients] says how
+sizes that are only known at run time are kept out of the rules).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from flowc.ir import Builder, Operation, Value
+from flowc.ir.op import normalize_axes, normalize_axis
+from flowc.ir.types import bool_
+
+from .build import scalar, unbroadcast, zeros_like
+from .rules import Grads, unsupported, vjp
+
+
+@vjp("reshape")
+def reshape_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    (x,) = op.operands
+    if x.type.shape.count(None) > 1:
+        raise unsupported(op, f"reshaping back to {x.type} needs more than one size known only at run time")
+    return [b.reshape(dy, shape=tuple(-1 if d is None else d for d in x.type.shape))]
+
+
+@vjp("transpose")
+def transpose_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    inverse = [0] * len(op.perm)
+    for i, p in enumerate(op.perm):
+        inverse[p] = i
+    return [b.transpose(dy, perm=tuple(inverse))]
+
+
+@vjp("expand_dims")
+def expand_dims_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    return [b.squeeze(dy, axes=(op.axis % (op.operands[0].type.rank + 1),))]
+
+
+@vjp("squeeze")
+def squeeze_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    for axis in normalize_axes(op.name, op.axes, op.operands[0].type.rank):  # ascending: each lands in place
+        dy = b.expand_dims(dy, axis=axis)
+    return [dy]
+
+
+@vjp("broadcast_to")
+def broadcast_to_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    return [unbroadcast(b, dy, op.operands[0].type)]
+
+
+@vjp("concat")
+def concat_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    axis = normalize_axis(op.name, op.axis, dy.type.rank)
+    sizes = [v.type.shape[axis] for v in op.operands]
+    grads: list[Value | None] = []
+    for index, x in enumerate(op.operands):
+        if sizes[index] == 0:
+            grads.append(zeros_like(b, x))
+            continue
+        begin, end = _concat_bounds(op, sizes, index)
+        grads.append(_take(b, dy, axis, begin, end, 1))
+    return grads
+
+
+def _concat_bounds(op: Operation, sizes: list[int | None], index: int) -> tuple[int, int | None]:
+    """Where operand `index` sits along the axis: counted from the start if the sizes before it
+    are known, else from the end if those after it (and its own) are."""
+    before, size, after = sizes[:index], sizes[index], sizes[index + 1:]
+    if None not in before:
+        begin = sum(before)  # type: ignore[arg-type]
+        if size is not None:
+            return begin, begin + size
+        if not after:
+            return begin, None
+        if None not in after:
+            return begin, -sum(after) or None  # type: ignore[arg-type]
+    elif size is not None and None not in after:
+        tail = sum(after)  # type: ignore[arg-type]
+        return -(tail + size), -tail or None
+    raise unsupported(op, f"operand {index} of the concat sits at an offset known only at run time")
+
+
+def _take(b: Builder, x: Value, axis: int, begin: int, end: int | None, stride: int) -> Value:
+    """x[..., begin:end:stride, ...] along `axis`, every other axis whole."""
+    rank = x.type.rank
+    starts = tuple(begin if i == axis else 0 for i in range(rank))
+    ends = tuple(end if i == axis else None for i in range(rank))
+    return b.slice(x, begin=starts, end=ends, strides=tuple(stride if i == axis else 1 for i in range(rank)))
+
+
+# -- slice ------------------------------------------------------------------------------
+
+
+@vjp("slice")
+def slice_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    (x,) = op.operands
+    if 0 in op.result.type.shape:
+        return [zeros_like(b, x)]  # nothing was taken
+    squeezed = normalize_axes(op.name, op.squeeze_dims, x.type.rank)
+    grad = dy
+    for axis in squeezed:  # ascending: each indexed dim comes back as size 1 where it was
+        grad = b.expand_dims(grad, axis=axis)
+    for axis in range(x.type.rank):
+        grad = _unslice(b, op, grad, axis, axis in squeezed)
+    return [grad]
+
+
+def _unslice(b: Builder, op: Operation, grad: Value, axis: int, squeezed: bool) -> Value:
+    """The gradient spread back over `axis` of x: zeros where the slice skipped elements."""
+    size = op.operands[0].type.shape[axis]
+    begin, end, stride = op.begin[axis], op.end[axis], op.strides[axis]
+    if size is None:
+        if not squeezed and stride == 1 and end is None and begin >= 0:
+            return _pad(b, grad, axis, begin, 0)  # x[begin:] needs no size: zeros in front only
+        raise unsupported(op, f"the slice of axis {axis}, whose size is known only at run time, "
+                              f"needs that size to place its gradient")
+    kept = range(begin % size, begin % size + 1) if squeezed else range(*slice(begin, end, stride).indices(size))
+    if kept == range(size):
+        return grad
+    if kept.step == 1:
+        return _pad(b, grad, axis, kept.start, size - kept.stop)
+    if kept.step == -1:  # reversed: un-reverse, then pad
+        return _pad(b, _take(b, grad, axis, -1, None, -1), axis, kept[-1], size - 1 - kept[0])
+    return _scatter_by_matmul(b, grad, axis, kept, size)
+
+
+def _pad(b: Builder, grad: Value, axis: int, before: int, after: int) -> Value:
+    parts = [_zeros_along(b, grad, axis, before)] if before else []
+    parts.append(grad)
+    if after:
+        parts.append(_zeros_along(b, grad, axis, after))
+    return parts[0] if len(parts) == 1 else b.concat(*parts, axis=axis)
+
+
+def _zeros_along(b: Builder, grad: Value, axis: int, count: int) -> Value:
+    """Zeros shaped like `grad` but of size `count` along `axis`."""
+    shape = list(grad.type.shape)
+    shape[axis] = count
+    dtype = grad.type.dtype
+    if None not in shape:
+        return b.constant(np.zeros(shape, dtype=dtype.np))
+    block = [1] * len(shape)
+    block[axis] = count
+    size = grad.type.shape[axis]  # a size-1 stand-in for grad along the axis, to take its other dims from
+    thin = _take(b, grad, axis, 0, 1, 1) if size else b.reduce_sum(grad, axes=(axis,), keepdims=True)
+    return b.where(scalar(b, False, bool_), thin, b.constant(np.zeros(block, dtype=dtype.np)))
+
+
+def _scatter_by_matmul(b: Builder, grad: Value, axis: int, kept: range, size: int) -> Value:
+    """A strided slice's gradient: grad along `axis` times the 0/1 matrix that places element j at kept[j]."""
+    placement = np.zeros((len(kept), size), dtype=grad.type.dtype.np)
+    placement[np.arange(len(kept)), list(kept)] = 1
+    rank = grad.type.rank
+    perm = tuple(i for i in range(rank) if i != axis) + (axis,)
+    moved = b.transpose(grad, perm=perm) if perm != tuple(range(rank)) else grad
+    if rank == 1:
+        moved = b.expand_dims(moved, axis=0)  # matmul takes matrices
+    spread = b.matmul(moved, b.constant(placement))
+    if rank == 1:
+        return b.squeeze(spread, axes=(0,))
+    inverse = tuple(perm.index(i) for i in range(rank))
+    return b.transpose(spread, perm=inverse) if perm != tuple(range(rank)) else spread
+
+
+# -- gather -----------------------------------------------------------------------------
+
+
+@vjp("gather")
+def gather_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    params, _ = op.operands  # indices are integers: no gradient
+    if not params.type.is_static:
+        raise unsupported(op, f"the gradient of gather needs the shape of the params, {params.type} "
+                              "is known only at run time")
+    if params.type.size == 0:
+        return [zeros_like(b, params), None]
+    # Scatter-add as a product: one_hot(indices)^T @ dy sums the rows of dy picked for each params row.
+    # (No scatter op: this keeps the gradient on ops every backend has; a NaN in dy reaches the whole column.)
+    shape = params.type.shape
+    axis = normalize_axis(op.name, op.axis, len(shape))
+    outer, depth, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+    hot = b.one_hot(b.reshape(op.operands[1], shape=(-1,)), depth=depth, dtype=params.type.dtype)
+    rows = b.reshape(dy, shape=(outer, -1, inner))
+    return [b.reshape(b.matmul(hot, rows, transpose_a=True), shape=shape), None]
