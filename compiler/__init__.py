@@ -32,6 +32,7 @@ from .array_ops import (
     zeros_like,
 )
 from .errors import FlowcError
+from .gradients import gradients, stop_gradient
 from .graph import (
     Graph,
     Operation,
@@ -114,4 +115,5 @@ __all__ = [
     "reshape", "rsqrt", "set_random_seed", "sigmoid", "sqrt", "square", "squeeze", "stack", "strided_slice",
     "subtract", "tanh", "trainable_variables", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
+    "gradients", "stop_gradient",  # autodiff
 ]

@@ -1,6 +1,7 @@
 """The driver: from a lowered IR module to something a Session can call, per target.
 
-A target is a function `Lowered -> Executable`. `reference` evaluates the IR
+A target is a function `Lowered -> Executable`; gradient requests are
+expanded before any target sees the module. `reference` evaluates the IR
 with each op's numpy meaning; `cpu` compiles it to native code (native.py).
 """
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from flowc.ir import Interpreter
 from flowc.ir.errors import TargetError
+from flowc.passes import expand_gradients
 
 from .lowering import Lowered
 
@@ -41,6 +43,9 @@ TARGETS: dict[str, Callable[[Lowered], Executable]] = {"reference": ReferenceExe
 
 
 def compile_lowered(lowered: Lowered, target: str) -> Executable:
+    # Gradient requests have no executable meaning: they are expanded even when the Session runs
+    # unoptimized (optimize=False, FLOWC_OPT=0), where the pipeline that starts with Autodiff did not run.
+    expand_gradients(lowered.module)
     return TARGETS[check_target(target)](lowered)
 
 

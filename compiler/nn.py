@@ -2,6 +2,12 @@
 
 Composites of primitive ops, each written the numerically stable way (the
 max is subtracted before exp), so large logits give no NaN and no inf.
+
+The subtracted max goes through stop_gradient: the result does not depend on
+it (it cancels), so its gradient is zero in exact arithmetic, and letting
+the rounding residue flow through reduce_max would only add noise to the
+gradient at the argmax. So the gradient of the cross entropies is exactly
+softmax - labels, as computed, for any logits.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from typing import Any
 from flowc.ir.errors import FlowcTypeError
 
 from .array_ops import one_hot
+from .gradients import stop_gradient
 from .graph import Tensor, name_scope
 from .math_ops import convert_to_tensor, exp, log, reduce_max, reduce_sum, relu, sigmoid, tanh
 from .sources import user_location
@@ -28,7 +35,7 @@ def softmax(logits: Any, axis: int = -1, name: str | None = None) -> Tensor:
     """
     with name_scope(name or "Softmax"):
         x = convert_to_tensor(logits)
-        e = exp(x - reduce_max(x, axis, keepdims=True))
+        e = exp(x - stop_gradient(reduce_max(x, axis, keepdims=True)))
         return e / reduce_sum(e, axis, keepdims=True)
 
 
@@ -36,7 +43,7 @@ def log_softmax(logits: Any, axis: int = -1, name: str | None = None) -> Tensor:
     """x - log(sum(exp(x))) along `axis`, computed from x - max(x)."""
     with name_scope(name or "LogSoftmax"):
         x = convert_to_tensor(logits)
-        shifted = x - reduce_max(x, axis, keepdims=True)
+        shifted = x - stop_gradient(reduce_max(x, axis, keepdims=True))
         return shifted - log(reduce_sum(exp(shifted), axis, keepdims=True))
 
 
