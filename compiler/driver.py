@@ -25,7 +25,7 @@ class Executable(Protocol):
 class ReferenceExecutable:
     """Runs the lowered function in the reference interpreter."""
 
-    def __init__(self, lowered: Lowered):
+    def __init__(self, lowered: Lowered, fast_math: bool = False):  # numpy is IEEE whatever the flag
         self.lowered = lowered
         self._interpreter = Interpreter(lowered.module)
 
@@ -33,20 +33,20 @@ class ReferenceExecutable:
         return self._interpreter.run_function(self.lowered.function, args)
 
 
-def native_cpu(lowered: Lowered) -> Executable:
+def native_cpu(lowered: Lowered, fast_math: bool = False) -> Executable:
     from .native import NativeExecutable  # late: llvmlite and the C toolchain only when asked for
 
-    return NativeExecutable(lowered)
+    return NativeExecutable(lowered, fast_math)
 
 
-TARGETS: dict[str, Callable[[Lowered], Executable]] = {"reference": ReferenceExecutable, "cpu": native_cpu}
+TARGETS: dict[str, Callable[[Lowered, bool], Executable]] = {"reference": ReferenceExecutable, "cpu": native_cpu}
 
 
-def compile_lowered(lowered: Lowered, target: str) -> Executable:
+def compile_lowered(lowered: Lowered, target: str, fast_math: bool = False) -> Executable:
     # Gradient requests have no executable meaning: they are expanded even when the Session runs
     # unoptimized (optimize=False, FLOWC_OPT=0), where the pipeline that starts with Autodiff did not run.
     expand_gradients(lowered.module)
-    return TARGETS[check_target(target)](lowered)
+    return TARGETS[check_target(target)](lowered, fast_math)
 
 
 def check_target(target: str) -> str:

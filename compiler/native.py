@@ -17,6 +17,7 @@ addresses and makes one foreign call, with the GIL released.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import threading
 import weakref
@@ -52,19 +53,22 @@ class ShapeLayout:
 
 
 class NativeExecutable:
-    def __init__(self, lowered: Lowered):
+    def __init__(self, lowered: Lowered, fast_math: bool = False):
         self.lowered = lowered
+        self.fast_math = fast_math
         module = lowered.module
         self.function: Function = lowered.function
         Fuse().run(module)
         materialize_results(self.function)
         verify(module)
         self.plan = plan_memory(self.function, _donations(lowered))
-        self.program: Program = plan_program(self.function, self.plan)
+        self.program: Program = plan_program(self.function, self.plan, fast_math)
         key = cache_key(print_module(module), repr(sorted(self.plan.donated.items())), VERSION, codegen_fingerprint(),
+                        f"fast_math={fast_math}",
                         host_description())
         self.library_path, self.was_cached = cached_library(key, self._build)
         self.library = Library(self.library_path)
+        _single_threaded_blas()
         self._entry = self.library.entry(ENTRY)
         self._entry.restype = ctypes.c_int32
         self._layouts: dict[tuple, ShapeLayout] = {}
@@ -195,6 +199,13 @@ def _donations(lowered: Lowered) -> dict[int, int]:
     sig = lowered.signature
     arg_of = {var: len(sig.feeds) + i for i, var in enumerate(sig.variables)}
     return {len(sig.fetches) + j: arg_of[var] for j, var in enumerate(sig.updates) if var in arg_of}
+
+
+@functools.cache
+def _single_threaded_blas() -> None:
+    """OpenBLAS computes on the calling thread; flowc's pool splits the rows (Note [one thread pool] in
+    codegen/llvm/kernels/matmul.py). Loading the same path again gives the library already mapped."""
+    ctypes.CDLL(_blas()).scipy_openblas_set_num_threads(1)
 
 
 def _blas() -> str:

@@ -62,11 +62,19 @@ class Session:
     array([3., 5.], dtype=float32)
     """
 
-    def __init__(self, target: str = "cpu", graph: Graph | None = None, optimize: bool | None = None):
-        """`optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered."""
+    def __init__(self, target: str = "cpu", graph: Graph | None = None, optimize: bool | None = None,
+                 fast_math: bool | None = None):
+        """`optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered.
+
+        `fast_math=True` (or FLOWC_FAST_MATH=1) trades IEEE results for speed: the pipeline may
+        rewrite x*0 to 0 and x-x to 0, and compiled code may reassociate and contract the graph's
+        own float arithmetic and assume no NaN or inf in it (the transcendental approximations
+        keep their stated error). Off by default: results are IEEE.
+        """
         self.target = check_target(target)
         self.graph = graph or get_default_graph()
         self.optimize = os.environ.get("FLOWC_OPT", "1") != "0" if optimize is None else optimize
+        self.fast_math = os.environ.get("FLOWC_FAST_MATH", "0") == "1" if fast_math is None else fast_math
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
         self._plans: dict[tuple, RunPlan] = {}
@@ -130,8 +138,8 @@ class Session:
         if compiled is None:
             lowered = lower(self.graph, tensors, targets, feeds)
             if self.optimize:
-                optimize(lowered.module)
-            compiled = CompiledRun(lowered, compile_lowered(lowered, self.target))
+                optimize(lowered.module, fast_math=self.fast_math)
+            compiled = CompiledRun(lowered, compile_lowered(lowered, self.target, self.fast_math))
             self._cache[key] = compiled
         return compiled
 

@@ -17,9 +17,13 @@ Note [donated arguments]: the caller may offer an argument's buffer for a
 result (a variable's old value for its new one, as XLA's donation does). The
 plan accepts the offer only if the argument is dead after the kernel that
 produces the result, and that kernel either does not read the argument or
-reads it elementwise at the same index it writes (a loop kernel, same shape).
-The new value is then written into the variable's own buffer: no copy of a
-parameter per step.
+reads it only at the same index it writes, after which it never reads that
+index again: a loop kernel reading it at the result's shape; a matmul
+kernel's epilogue (bias, optimizer update), if the matrix product neither
+reads it nor is written into its buffer; a reduction kernel reading it once
+per output element, at the output's shape (the update of a bias from its
+summed gradient). The new value is then written into the variable's own
+buffer: no copy of a parameter per step.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Sequence
 from flowc.ir import Function, Operation, Value
 
 VIEW_OPS = ("reshape", "expand_dims", "squeeze")
+_REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
 
 
 @dataclass(frozen=True)
@@ -130,10 +135,26 @@ def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int]
     producer = result.op
     if last_use.get(arg, -1) < steps[producer]:
         return True  # the argument is dead before the kernel starts
-    if last_use.get(arg, -1) > steps[producer] or producer.kind != "loop":
+    if last_use.get(arg, -1) > steps[producer]:
         return False
     reads = [i for i, v in enumerate(producer.operands) if _root(v) is arg]
-    return all(producer.operands[i] is arg and producer.operands[i].type.shape == result.type.shape for i in reads)
+    if not all(producer.operands[i] is arg and arg.type.shape == result.type.shape for i in reads):
+        return False
+    block = producer.regions[0].entry
+    if producer.kind == "loop":
+        return True
+    if producer.kind == "matmul":
+        product = next(op for op in block.ops if op.name == "matmul")
+        inside = {block.args[i] for i in reads}
+        return not inside & set(product.operands) and producer.results[producer.product_result()] is not result
+    if producer.kind == "reduction":  # per output element: read at the kept (outer) level, then written
+        full = next(op for op in block.ops if op.name in _REDUCTIONS).operands[0].type.shape
+        # Every user outer too: an outer-shaped operand broadcast into a full-level op would be read
+        # at other output elements' indices during the walk (x[3,3] + b[3], summed over axis 1).
+        users = [user for i in reads for user, _ in block.args[i].uses]
+        return result.type.shape != full and all(
+            u.is_terminator or (u.name not in _REDUCTIONS and u.results[0].type.shape != full) for u in users)
+    return False
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:

@@ -3,8 +3,10 @@
 The target machine is the host CPU with all its features (llvmlite's host
 CPU name and feature string), so LLVM may use AVX2/AVX-512 where present;
 the compile cache key describes the host (`host_description` in program.py). Floating point is
-IEEE: no fast-math flags are set here; kernels that want a particular
-association order (vectorized sums) write it out explicitly.
+IEEE by default: no fast-math flags unless the Session asks for them
+(`fast_math=True`; the emitters then flag the graph's own float arithmetic,
+see elementwise.float_flags), and kernels that want a particular association
+order (vectorized sums) write it out explicitly.
 """
 
 from __future__ import annotations

@@ -47,6 +47,18 @@ def operand_dtype(op: Operation) -> DType:
     return op.operands[0].type.dtype
 
 
+FAST_MATH_FLAGS = ("fast",)
+
+
+def float_flags(b: ll.IRBuilder) -> tuple[str, ...]:
+    """LLVM's fast-math flags when the Session asked for fast math, else none (IEEE).
+
+    Only the graph's own arithmetic (add, sub, mul, div, square, the combines
+    of reductions) gets them; the approximations in mathlib.py never do, since
+    their error bounds rest on exact IEEE rounding (two-sum steps)."""
+    return FAST_MATH_FLAGS if getattr(b, "fast_math", False) else ()
+
+
 def intrinsic(b: ll.IRBuilder, name: str, x: ll.Value, *more: ll.Value) -> ll.Value:
     fn = b.module.declare_intrinsic(name, [x.type])
     return b.call(fn, [x, *more])
@@ -54,7 +66,10 @@ def intrinsic(b: ll.IRBuilder, name: str, x: ll.Value, *more: ll.Value) -> ll.Va
 
 @emit(*{name for name, _ in LLVM_BINARY})
 def emit_binary(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
-    method = LLVM_BINARY[op.name, operand_dtype(op).kind]
+    kind = operand_dtype(op).kind
+    method = LLVM_BINARY[op.name, kind]
+    if kind == "float":
+        return getattr(b, method)(*operands, flags=float_flags(b))
     return getattr(b, method)(*operands)
 
 
@@ -96,7 +111,7 @@ def emit_abs(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Val
 @emit("square")
 def emit_square(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
     (x,) = operands
-    return b.fmul(x, x) if operand_dtype(op).is_float else b.mul(x, x)
+    return b.fmul(x, x, flags=float_flags(b)) if operand_dtype(op).is_float else b.mul(x, x)
 
 
 @emit("relu")

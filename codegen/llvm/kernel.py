@@ -77,7 +77,7 @@ class Kernel:
     """The LLVM function of one fusion op, with access to its buffers and dims."""
 
     def __init__(self, module: ll.Module, dims: DimTable, op: Operation, name: str, number: int = 0,
-                 error_slot: int = 0):
+                 error_slot: int = 0, fast_math: bool = False):
         self.module = module
         self.number = number  # its place in the entry point's order, reported back on a run-time error
         self.error_slot = error_slot
@@ -88,6 +88,7 @@ class Kernel:
         self.function.linkage = "internal"
         context, self.begin, self.end = self.function.args
         self.b = ll.IRBuilder(self.function.append_basic_block("entry"))
+        self.b.fast_math = fast_math  # read by the emitters of float arithmetic (elementwise.float_flags)
         self._alloca_block = self.b.block
         self.slots = self.b.bitcast(context, PTR.as_pointer())
         count = len(op.operands) + len(op.results)

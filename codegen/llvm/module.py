@@ -49,11 +49,6 @@ def elementwise_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op
     return product(b, sizes), ll.Constant(I64, GRAIN)
 
 
-def serial_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
-    """One piece of work: the kernel threads itself (a BLAS call) or is not worth splitting."""
-    return ll.Constant(I64, 1), ll.Constant(I64, 1)
-
-
 def emit_module(program: Program, name: str = "flowc") -> ll.Module:
     from . import kernels  # noqa: F401  (registers every kind)
 
@@ -88,7 +83,7 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
 
     for number, op in enumerate(program.kernel_ops):
         emit, work = KERNELS[op.kind]
-        kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot)
+        kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot, program.fast_math)
         emit(kernel)
         function_pointer = kernel.finish()
         context = _context(b, [buffer(v) for v in (*op.operands, *op.results)], dims_pointer)

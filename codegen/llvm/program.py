@@ -51,15 +51,16 @@ class Program:
     dims: DimTable
     plan: MemoryPlan
     kernel_ops: list[Operation]  # kernel number -> its fusion op, to name it in run-time errors
+    fast_math: bool = False  # float arithmetic may be reassociated and contracted (elementwise.float_flags)
 
     @property
     def error_slot(self) -> int:
         return len(self.dims) + len(self.plan.temps)
 
 
-def plan_program(function: Function, plan: MemoryPlan) -> Program:
+def plan_program(function: Function, plan: MemoryPlan, fast_math: bool = False) -> Program:
     kernels = [op for op in function.entry.ops if op.name == "fusion"]
-    return Program(function, DimTable(function), plan, kernels)
+    return Program(function, DimTable(function), plan, kernels, fast_math)
 
 
 @functools.cache

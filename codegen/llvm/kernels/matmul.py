@@ -3,16 +3,17 @@
 Note [BLAS choice]: float matmuls call OpenBLAS's sgemm/dgemm from the
 `scipy-openblas32` wheel, the build numpy and scipy ship, maintained by
 their developers. A hand-written kernel would need packing, register
-blocking and per-ISA microkernels to get near it; OpenBLAS is that already,
-and it threads itself. The wheel is one self-contained shared library
+blocking and per-ISA microkernels to get near it; OpenBLAS is that already.
+It runs single-threaded here, flowc's pool splitting the rows (Note [one
+thread pool] below). The wheel is one self-contained shared library
 (libscipy_openblas.so, symbols prefixed `scipy_`, 32-bit ints), so an
 exported flowc library can carry a copy of it beside itself and find it
 through an $ORIGIN rpath, with no Python and no flowc present. Integer
 matmuls (rare) are plain loops.
 
-The epilogue (bias add, activation) reads the product where sgemm left it
-and writes the kernel's result at the same index, so it costs one pass
-over the output while it is still in cache.
+The epilogue (bias add, activation, an optimizer's update) reads each row
+block of the product where sgemm left it and writes the kernel's result at
+the same index, so it costs one pass over the block while it is in cache.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation, Value
 
-from ..kernel import Kernel, decompose, dot, for_range, product
-from ..module import kernel_kind, serial_work
+from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
+from ..module import kernel_kind
+from ..program import DimTable
 from ..types import I32, I64, compute_type, constant_of, load_value, store_value
 from .loop import elementwise_loop
 
@@ -38,24 +40,52 @@ def blas_library_path() -> str:
     return scipy_openblas32.get_lib_dir()
 
 
-@kernel_kind("matmul", serial_work)
+FLOP_GRAIN = 1 << 20  # multiply-adds per piece of parallel work: below it, a thread's wake-up costs more
+
+
+def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
+    """Work = the rows of every product in the batch; a piece has at least FLOP_GRAIN multiply-adds.
+
+    Note [one thread pool]: OpenBLAS runs single-threaded (runtime/loader.py sets it) and flowc's
+    pool splits the rows instead, so the two pools never fight over the cores, small products
+    (a training step's) run inline with no wake-ups, and the epilogue of each row block runs on
+    the thread that computed it, while it is in cache.
+    """
+    matmul = _matmul_of(op)
+    a, c = matmul.operands[0], matmul.result
+    sizes = [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank)]
+    k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
+    rows = product(b, sizes[:-1])
+    per_row = b.add(product(b, [sizes[-1], k]), ll.Constant(I64, 1))
+    grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_row)
+    return rows, b.select(b.icmp_signed(">", grain, ll.Constant(I64, 1)), grain, ll.Constant(I64, 1))
+
+
+def _matmul_of(op: Operation) -> Operation:
+    return next(inner for inner in op.regions[0].entry.ops if inner.name == "matmul")
+
+
+@kernel_kind("matmul", matmul_work)
 def emit_matmul_kernel(kernel: Kernel) -> None:
+    """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows."""
     block = kernel.op.regions[0].entry
-    matmul = next(op for op in block.ops if op.name == "matmul")
+    matmul = _matmul_of(kernel.op)
     product_value = matmul.result
     yields = list(block.terminator.operands)
-    target_index = yields.index(product_value) if product_value in yields else 0
+    target_index = kernel.op.product_result()
     target = kernel.result_pointer(target_index, product_value.type.dtype)
     _emit_products(kernel, matmul, target)
     epilogue = [(v, kernel.result_pointer(i, v.type.dtype)) for i, v in enumerate(yields) if v is not product_value]
     if epilogue:
         inputs = [(arg, kernel.operand_pointer(i, arg.type.dtype)) for i, arg in enumerate(block.args)]
         inputs.append((product_value, target))
-        total = product(kernel.b, [kernel.dim(product_value, a) for a in range(product_value.type.rank)])
-        elementwise_loop(kernel, inputs, epilogue, ll.Constant(I64, 0), total)
+        n = kernel.dim(product_value, product_value.type.rank - 1)
+        b = kernel.b
+        elementwise_loop(kernel, inputs, epilogue, b.mul(kernel.begin, n), b.mul(kernel.end, n))
 
 
 def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value) -> None:
+    """The product's rows [begin, end), one BLAS call (or loop nest) per batch they touch."""
     b = kernel.b
     a, bb = matmul.operands
     c = matmul.result
@@ -67,15 +97,34 @@ def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value) -> None:
     batch_sizes = [kernel.dim(c, axis) for axis in range(c.type.rank - 2)]
     a_strides = _batch_strides(kernel, a, c, product(b, [m, k]))
     b_strides = _batch_strides(kernel, bb, c, product(b, [k, n]))
-    with for_range(b, ll.Constant(I64, 0), product(b, batch_sizes), "batch") as t:
-        coordinates = decompose(b, t, batch_sizes) if batch_sizes else []
-        pa = b.gep(a_pointer, [dot(b, coordinates, a_strides)])
-        pb = b.gep(b_pointer, [dot(b, coordinates, b_strides)])
-        pc = b.gep(target, [b.mul(t, product(b, [m, n]))])
-        if dtype.name in GEMM:
-            _call_gemm(kernel, matmul, pa, pb, pc, m, n, k)
-        else:
-            _integer_product(kernel, matmul, pa, pb, pc, m, n, k)
+    start = b.block
+    header, body, done = (b.append_basic_block(name) for name in ("rows.header", "rows.body", "rows.done"))
+    b.branch(header)
+    b.position_at_end(header)
+    row = b.phi(I64, name="row")  # a row of the flattened (batch..., m) product
+    row.add_incoming(kernel.begin, start)
+    b.cbranch(b.icmp_signed("<", row, kernel.end), body, done)
+    b.position_at_end(body)
+    t = b.udiv(row, m, name="batch")
+    first = b.sub(row, b.mul(t, m), name="first")
+    count = _min(b, b.sub(m, first), b.sub(kernel.end, row))  # rows of this batch in [row, end)
+    coordinates = decompose(b, t, batch_sizes) if batch_sizes else []
+    # Row `first` of op(a): a's row `first` (a is m x k), or its column `first` (a is k x m, transposed).
+    a_row = first if matmul.transpose_a else b.mul(first, k)
+    pa = b.gep(a_pointer, [b.add(dot(b, coordinates, a_strides), a_row)])
+    pb = b.gep(b_pointer, [dot(b, coordinates, b_strides)])
+    pc = b.gep(target, [b.mul(row, n)])
+    if dtype.name in GEMM:
+        _call_gemm(kernel, matmul, pa, pb, pc, count, n, k, m)
+    else:
+        _integer_product(kernel, matmul, pa, pb, pc, count, n, k, m)
+    row.add_incoming(b.add(row, count), b.block)
+    b.branch(header)
+    b.position_at_end(done)
+
+
+def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
 
 
 def _batch_strides(kernel: Kernel, operand: Value, result: Value, matrix: ll.Value) -> list[ll.Value]:
@@ -96,7 +145,8 @@ def _batch_strides(kernel: Kernel, operand: Value, result: Value, matrix: ll.Val
 
 
 def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
-               m: ll.Value, n: ll.Value, k: ll.Value) -> None:
+               m: ll.Value, n: ll.Value, k: ll.Value, full_m: ll.Value) -> None:
+    """C (m x n) = op(A) (m x k) @ op(B) (k x n): m rows of a product whose op(A) has full_m rows."""
     b = kernel.b
     element = compute_type(matmul.result.type.dtype)
     pointer = element.as_pointer()
@@ -104,8 +154,8 @@ def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
                                                 element, pointer, I32])
     name = GEMM[matmul.result.type.dtype.name]
     gemm = kernel.module.globals.get(name) or ll.Function(kernel.module, signature, name=name)
-    m32, n32, k32 = (b.trunc(v, I32) for v in (m, n, k))
-    lda = k32 if not matmul.transpose_a else m32
+    m32, n32, k32, full_m32 = (b.trunc(v, I32) for v in (m, n, k, full_m))
+    lda = k32 if not matmul.transpose_a else full_m32
     ldb = n32 if not matmul.transpose_b else k32
     flags = [ll.Constant(I32, ROW_MAJOR), ll.Constant(I32, TRANS if matmul.transpose_a else NO_TRANS),
              ll.Constant(I32, TRANS if matmul.transpose_b else NO_TRANS)]
@@ -119,8 +169,8 @@ def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
 
 
 def _integer_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
-                     m: ll.Value, n: ll.Value, k: ll.Value) -> None:
-    """c[i, j] = sum_p a[i, p] * b[p, j], integers wrapping as numpy's do."""
+                     m: ll.Value, n: ll.Value, k: ll.Value, full_m: ll.Value) -> None:
+    """c[i, j] = sum_p a[i, p] * b[p, j] for m rows, integers wrapping as numpy's do."""
     b = kernel.b
     dtype = matmul.result.type.dtype
     zero = ll.Constant(I64, 0)
@@ -128,7 +178,7 @@ def _integer_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Val
     with for_range(b, zero, m, "mi") as i, for_range(b, zero, n, "mj") as j:
         b.store(constant_of(compute_type(dtype), 0), acc)
         with for_range(b, zero, k, "mp") as p:
-            a_offset = b.add(b.mul(p, m), i) if matmul.transpose_a else b.add(b.mul(i, k), p)
+            a_offset = b.add(b.mul(p, full_m), i) if matmul.transpose_a else b.add(b.mul(i, k), p)
             b_offset = b.add(b.mul(j, k), p) if matmul.transpose_b else b.add(b.mul(p, n), j)
             x = load_value(b, b.gep(pa, [a_offset]), dtype)
             y = load_value(b, b.gep(pb, [b_offset]), dtype)

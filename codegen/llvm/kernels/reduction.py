@@ -30,7 +30,7 @@ from flowc.ir import BlockArgument, Operation, Value
 from flowc.ir.op import normalize_axes
 
 from ..body import Body
-from ..elementwise import emit_min_max
+from ..elementwise import emit_min_max, float_flags
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, product
 from ..module import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
@@ -281,7 +281,7 @@ def _initial(name: str, value_type: ll.Type, is_float: bool) -> ll.Constant:
 
 def _combine(b: ll.IRBuilder, op: Operation, x: ll.Value, acc: ll.Value) -> ll.Value:
     if op.name in ("reduce_sum", "reduce_mean"):
-        return b.fadd(acc, x) if op.operands[0].type.dtype.is_float else b.add(acc, x)
+        return b.fadd(acc, x, flags=float_flags(b)) if op.operands[0].type.dtype.is_float else b.add(acc, x)
     proxy = _MinMax("maximum" if op.name == "reduce_max" else "minimum", op)
     return emit_min_max(b, proxy, [acc, x])  # numpy's NaN-propagating max/min
 
