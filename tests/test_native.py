@@ -1,0 +1,309 @@
+"""The CPU target against the oracle: native results vs the reference target's.
+
+Integers and bools must match exactly. Floats within FLOAT_TOL: the native
+exp/log/tanh/sigmoid/rsqrt/pow are vectorized approximations (a few ulp,
+tests/test_mathlib.py), sums are accumulated in 16 lanes (Note [summation
+order]) and matmuls are OpenBLAS's, so the last bits may differ.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_pass_properties import random_module
+
+import flowc as fc
+from flowc.errors import FeedError
+from flowc.ir import Module, evaluate
+from flowc.ir.printer import print_module
+from flowc.ir.types import as_dtype
+from flowc.lowering import Lowered, Signature
+from flowc.native import NativeExecutable
+
+FLOAT_TOL = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+SHAPES = [(), (1,), (17,), (0, 3), (3, 1), (5, 33), (2, 3, 9)]  # scalars, size-1, zero-size, odd widths
+
+
+def assert_matches(got: np.ndarray, want: np.ndarray, context: str = "") -> None:
+    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape, context)
+    if want.dtype.kind == "f":
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=context)
+        ok = ~np.isnan(want)
+        np.testing.assert_allclose(got[ok], want[ok], err_msg=context, **FLOAT_TOL[want.dtype.type])
+    else:
+        np.testing.assert_array_equal(got, want, err_msg=context)
+
+
+def both_targets(build, feeds: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    """Build a graph of placeholders named like `feeds`, run it on both targets, compare."""
+    g = fc.Graph()
+    with g.as_default():
+        ph = {k: fc.placeholder(as_dtype(v.dtype), shape=v.shape, name=k) for k, v in feeds.items()}
+        out = build(**ph)
+    results = {}
+    for target in ("reference", "cpu"):
+        with fc.Session(target=target, graph=g) as sess:
+            results[target] = sess.run(out, {ph[k]: v for k, v in feeds.items()})
+    outs = results["cpu"] if isinstance(out, (list, tuple)) else [results["cpu"]]
+    refs = results["reference"] if isinstance(out, (list, tuple)) else [results["reference"]]
+    for got, want in zip(outs, refs, strict=True):
+        assert_matches(got, want, f"{feeds and {k: v.shape for k, v in feeds.items()}}")
+
+
+def sample(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype.startswith("int"):
+        return rng.integers(-50, 50, shape).astype(dtype)
+    return (rng.standard_normal(shape) * 3).astype(dtype)
+
+
+# -- every elementwise op, each dtype it takes, odd shapes -------------------------------------
+
+UNARY = {"exp": fc.exp, "log": lambda x: fc.log(fc.abs(x) + 0.5), "tanh": fc.tanh, "sigmoid": fc.sigmoid,
+         "relu": fc.relu, "sqrt": lambda x: fc.sqrt(fc.abs(x)), "rsqrt": lambda x: fc.rsqrt(fc.abs(x) + 0.1),
+         "square": fc.square, "abs": fc.abs, "neg": lambda x: -x}
+BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+          "div": lambda a, b: a / (fc.abs(b) + 1.0), "maximum": fc.maximum, "minimum": fc.minimum,
+          "pow": lambda a, b: fc.pow(fc.abs(a) + 0.5, b * 0.5)}
+COMPARE = {"less": fc.less, "greater_equal": fc.greater_equal, "equal": fc.equal, "not_equal": fc.not_equal}
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_float_ops(rng, name, dtype, shape) -> None:
+    both_targets(lambda x: UNARY[name](x), {"x": sample(rng, shape, dtype)})
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("name", ["relu", "square", "abs", "neg"])
+def test_unary_int_ops(rng, name, dtype) -> None:
+    both_targets(lambda x: UNARY[name](x), {"x": sample(rng, (5, 33), dtype)})
+
+
+@pytest.mark.parametrize("shapes", [((5, 33), (5, 33)), ((5, 33), (33,)), ((3, 1), (1, 17)), ((0, 3), (3,)),
+                                    ((), (2, 3, 9))], ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+@pytest.mark.parametrize("name", sorted(BINARY) + sorted(COMPARE))
+def test_binary_ops_broadcast(rng, name, dtype, shapes) -> None:
+    if dtype.startswith("int") and name in ("div", "pow"):
+        pytest.skip("floats only")
+    fn = BINARY.get(name) or COMPARE[name]
+    both_targets(lambda a, b: fn(a, b), {"a": sample(rng, shapes[0], dtype), "b": sample(rng, shapes[1], dtype)})
+
+
+def test_bool_ops_and_where(rng) -> None:
+    p, q = sample(rng, (4, 17), "bool"), sample(rng, (17,), "bool")
+    x = sample(rng, (4, 17), "float32")
+    both_targets(lambda p, q, x: [fc.logical_and(p, q), fc.logical_or(p, q), fc.logical_not(p),
+                                  fc.where(p, x, -x), fc.cast(p, fc.float32) + x], {"p": p, "q": q, "x": x})
+
+
+@pytest.mark.parametrize("source, target", [("float32", fc.int32), ("float64", fc.float32), ("int32", fc.float64),
+                                            ("int64", fc.int32), ("float32", fc.bool_), ("bool", fc.int64)])
+def test_casts(rng, source, target) -> None:
+    both_targets(lambda x: fc.cast(x, target), {"x": sample(rng, (3, 17), source)})
+
+
+# -- reductions over each axis, with keepdims ----------------------------------------------------
+
+REDUCE = {"sum": fc.reduce_sum, "mean": fc.reduce_mean, "max": fc.reduce_max, "min": fc.reduce_min}
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2)], ids=str)
+@pytest.mark.parametrize("name", sorted(REDUCE))
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_reductions(rng, name, axis, keepdims, dtype) -> None:
+    if name == "mean" and dtype == "int64":
+        pytest.skip("mean is for floats")
+    both_targets(lambda x: REDUCE[name](x * x if dtype == "float32" else x, axis=axis, keepdims=keepdims),
+                 {"x": sample(rng, (4, 37, 5), dtype)})
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_arg_reductions(rng, axis) -> None:
+    both_targets(lambda x: [fc.argmax(x, axis=axis), fc.argmin(x, axis=axis)], {"x": sample(rng, (6, 35), "float32")})
+
+
+def test_a_long_sum_is_accurate(rng) -> None:
+    x = rng.random(1_000_003).astype(np.float32)
+    both_targets(lambda x: fc.reduce_sum(x), {"x": x})
+
+
+# -- fused combinations ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 33), (64, 1000)], ids=str)
+def test_softmax_and_layer_norm(rng, shape) -> None:
+    def build(x, gamma):  # type: ignore[no-untyped-def]
+        mean = fc.reduce_mean(x, axis=-1, keepdims=True)
+        centered = x - mean
+        var = fc.reduce_mean(centered * centered, axis=-1, keepdims=True)
+        return [fc.nn.softmax(x), fc.nn.log_softmax(x), centered * fc.rsqrt(var + 1e-5) * gamma]
+
+    both_targets(build, {"x": sample(rng, shape, "float32"), "gamma": sample(rng, shape[-1:], "float32")})
+
+
+@pytest.mark.parametrize("shapes", [((1, 1), (1, 1)), ((7, 33), (33, 5)), ((300, 200), (200, 130))], ids=str)
+def test_matmul_bias_relu(rng, shapes) -> None:
+    (m, k), (_, n) = shapes
+    scale = np.float32(1 / 3 / np.sqrt(k))  # unit-sized products, so float32 rounding stays inside FLOAT_TOL
+    both_targets(lambda x, w, b: fc.relu(fc.matmul(x, w) + b),
+                 {"x": sample(rng, (m, k), "float32") / 3, "w": sample(rng, (k, n), "float32") * scale,
+                  "b": sample(rng, (n,), "float32")})
+
+
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+def test_batched_transposed_matmuls_split_across_threads(rng, transpose_a, transpose_b, dtype) -> None:
+    """3 batches of 200 x 96 @ 96 x 64: enough work that the rows are cut into pieces, some across batches."""
+    a_shape = (3, 96, 200) if transpose_a else (3, 200, 96)
+    b_shape = (64, 96) if transpose_b else (96, 64)  # broadcast over the batch
+    scale = 1 if dtype == "int32" else 0.1
+    both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b) * 2,
+                 {"a": (sample(rng, a_shape, dtype) * scale).astype(dtype),
+                  "b": (sample(rng, b_shape, dtype) * scale).astype(dtype)})
+
+
+def test_shape_and_indexing_ops(rng) -> None:
+    x = sample(rng, (4, 6, 5), "float32")
+    i = np.array([3, 0, 2, 2], np.int32)
+    both_targets(lambda x, i: [fc.transpose(x, [2, 0, 1]) * 2, fc.reshape(x, [-1, 10]) + 1,
+                               fc.concat([x, x * 2], axis=1), x[1:, ::2, -1], fc.gather(x, i, axis=0),
+                               fc.one_hot(i, 7), fc.expand_dims(fc.reduce_sum(x, axis=1), 0),
+                               fc.broadcast_to(x[:1], [3, 6, 5])], {"x": x, "i": i})
+
+
+# -- random graphs ---------------------------------------------------------------------------------
+
+
+def native_run(module: Module, args: list[np.ndarray]) -> list[np.ndarray]:
+    (function,) = module
+    function.name = "main"  # what a Lowered's function is called
+    module = Module([function])
+    signature = Signature(feeds=(), variables=(), uses_step=False, fetches=(), updates=())
+    return NativeExecutable(Lowered(module, signature))(args)
+
+
+@settings(max_examples=90, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_random_graphs_native_vs_reference(data: st.DataObject) -> None:
+    module, args = random_module(data)
+    if any(op.name in ("cond", "while") for op in module.walk()):
+        return  # control flow is not compiled natively yet (its own issue)
+    want = evaluate(module["f"], args)
+    source = print_module(module)
+    got = native_run(module, args)
+    for g_, w_ in zip(got, want, strict=True):
+        assert_matches(g_, w_, source)
+
+
+# -- one artifact for every batch size, and the disk cache ---------------------------------
+
+
+def test_batch_sizes_1_7_1000_compile_once(rng) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 8], name="x")
+        y = fc.nn.softmax(fc.matmul(x, fc.constant(sample(rng, (8, 4), "float32"))))
+    with fc.Session(graph=g) as sess:
+        for batch in (1, 7, 1000):
+            data = sample(rng, (batch, 8), "float32")
+            with fc.Session(graph=g, target="reference") as ref:
+                assert_matches(sess.run(y, {x: data}), ref.run(y, {x: data}))
+        (compiled,) = sess._cache.values()  # one compiled function; its artifact has a layout per size
+        assert sorted(shape[0][0] for shape in compiled.executable._layouts) == [1, 7, 1000]
+
+
+CHILD = """
+import sys, numpy as np, flowc as fc
+g = fc.Graph()
+with g.as_default():
+    x = fc.placeholder(fc.float32, shape=[None, 3], name="x")
+    y = fc.tanh(x * 2.0) + 1.0
+with fc.Session(graph=g) as sess:
+    out = sess.run(y, {x: np.ones((2, 3), np.float32)})
+    (compiled,) = sess._cache.values()
+    print(compiled.executable.was_cached, compiled.executable.library_path, float(out[0, 0]))
+"""
+
+
+def run_child(cache: str) -> tuple[bool, str, float]:
+    env = {**os.environ, "FLOWC_CACHE_DIR": cache}
+    output = subprocess.check_output([sys.executable, "-c", CHILD], env=env, text=True).split()
+    return output[0] == "True", output[1], float(output[2])
+
+
+def test_a_second_process_reuses_the_object_and_a_corrupted_one_is_rebuilt(tmp_path) -> None:
+    cache = str(tmp_path)
+    cached, path, value = run_child(cache)
+    assert not cached and value == pytest.approx(np.tanh(2.0) + 1.0, rel=1e-6)
+    cached, again, value = run_child(cache)
+    assert cached and again == path  # loaded, not compiled
+    with open(path, "r+b") as f:  # corrupt: same size, bytes flipped in the middle
+        f.seek(os.path.getsize(path) // 2)
+        f.write(b"\xff" * 64)
+    cached, _, value = run_child(cache)
+    assert not cached and value == pytest.approx(np.tanh(2.0) + 1.0, rel=1e-6)  # rebuilt, never loaded
+    os.truncate(path, 100)
+    cached, _, value = run_child(cache)
+    assert not cached and value == pytest.approx(np.tanh(2.0) + 1.0, rel=1e-6)
+
+
+# -- feeds are checked before native code sees them ---------------------------------------------
+
+
+@pytest.fixture
+def scaled():  # type: ignore[no-untyped-def]
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 4], name="x")
+        y = x * 3.0
+    with fc.Session(graph=g) as sess:
+        yield sess, x, y
+
+
+def test_wrong_shape_and_dtype_feeds_are_refused(scaled) -> None:
+    sess, x, y = scaled
+    with pytest.raises(FeedError, match="shape"):
+        sess.run(y, {x: np.ones((2, 5), np.float32)})
+    with pytest.raises(FeedError, match="shape"):
+        sess.run(y, {x: np.ones(4, np.float32)})
+    with pytest.raises(FeedError):
+        sess.run(y, {x: np.array([["a", "b", "c", "d"]])})
+    with pytest.raises(FeedError):
+        sess.run(y, {x: np.ones((2, 4), np.complex64)})
+
+
+@pytest.mark.parametrize("kind", ["non-contiguous", "transposed", "read-only", "big-endian", "unaligned", "list"])
+def test_unusual_arrays_are_made_native_first(scaled, kind) -> None:
+    sess, x, y = scaled
+    base = np.arange(40, dtype=np.float32).reshape(5, 8)
+    if kind == "non-contiguous":
+        data = base[:, ::2]
+    elif kind == "transposed":
+        data = np.asfortranarray(base[:4, :4])
+    elif kind == "read-only":
+        data = base[:, :4].copy()
+        data.setflags(write=False)
+    elif kind == "big-endian":
+        data = base[:, :4].astype(">f4")
+    elif kind == "unaligned":
+        raw = np.zeros(5 * 4 * 4 + 1, np.uint8)[1:]
+        data = raw.view(np.float32).reshape(5, 4)
+        data[...] = base[:, :4]
+    else:
+        data = base[:, :4].tolist()
+    out = sess.run(y, {x: data})
+    np.testing.assert_array_equal(out, np.asarray(data, np.float32) * 3)
+    assert out.flags.c_contiguous and out.dtype == np.float32 and out.flags.writeable
