@@ -99,6 +99,7 @@ from .state_ops import (
     trainable_variables,
     variables_initializer,
 )
+from . import train  # noqa: E402  (fc.train.AdamOptimizer etc., built on the ops above)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -113,7 +114,7 @@ __all__ = [
     "negative", "nn", "no_op", "not_equal", "one_hot", "ones", "ones_like", "placeholder", "pow", "random_normal",
     "random_uniform", "reduce_max", "reduce_mean", "reduce_min", "reduce_sum", "relu", "reset_default_graph",
     "reshape", "rsqrt", "set_random_seed", "sigmoid", "sqrt", "square", "squeeze", "stack", "strided_slice",
-    "subtract", "tanh", "trainable_variables", "transpose", "variables_initializer", "where", "write_graph",
+    "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
 ]
