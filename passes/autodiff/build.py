@@ -5,7 +5,10 @@ Placeholders may have unknown (None) dims, and the IR has no op that reads a
 shape at run time, so a rule never bakes in a size it does not know:
   - a filled tensor of a value's type is a constant when the type is static,
     else `where(true, fill, like)`, which takes `like`'s shape and `fill`'s
-    values (the select reads nothing of `like` that matters, NaN included);
+    values (the select reads nothing of `like` that matters, NaN included).
+    `like` is traced back through elementwise ops to the earliest value of
+    its type (`shape_source`), so a forward value kept only for its shape
+    (the squares of a mean squared error, say) need not be computed;
   - undoing a broadcast sums over axes chosen from the static types: the
     leading axes the operand lacks, and the axes where the operand has a
     static 1. An unknown operand dim is taken to equal the result's, which is
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowc.ir import Builder, Value
+from flowc.ir import Builder, OpResult, Value
 from flowc.ir.errors import FlowcError
 from flowc.ir.types import DType, TensorType, bool_
 
@@ -35,7 +38,7 @@ def filled(b: Builder, number: float, like: Value) -> Value:
         return b.constant(np.full(t.shape, number, dtype=t.dtype.np))
     if t.is_static:  # a broadcast scalar, not a big stored constant (Note [fold size cap] in fold.py)
         return b.broadcast_to(scalar(b, number, t.dtype), shape=t.shape)
-    return b.where(scalar(b, True, bool_), scalar(b, number, t.dtype), like)
+    return b.where(scalar(b, True, bool_), scalar(b, number, t.dtype), shape_source(like))
 
 
 def zeros_like(b: Builder, like: Value) -> Value:
@@ -52,7 +55,22 @@ def broadcast_like(b: Builder, value: Value, like: Value) -> Value:
         return value
     if like.type.is_static:
         return b.broadcast_to(value, shape=like.type.shape)
-    return b.where(scalar(b, True, bool_), value, like)
+    return b.where(scalar(b, True, bool_), value, shape_source(like))
+
+
+def shape_source(value: Value) -> Value:
+    """The earliest value of `value`'s type on a chain of elementwise ops that ends at `value`.
+
+    Elementwise results have their operands' shape, so for a value read only
+    for its shape any of these will do (a dim unknown in both is taken to be
+    the same, as compiled code requires).
+    """
+    while isinstance(value, OpResult) and value.op.elementwise:
+        same = [v for v in value.op.operands if v.type == value.type]
+        if not same:
+            break
+        value = same[0]
+    return value
 
 
 def unbroadcast(b: Builder, grad: Value, target: TensorType) -> Value:

@@ -37,7 +37,7 @@ def reduce_mean_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
         count = b.reduce_sum(ones_like(b, x), axes=reduced_axes(op), keepdims=True)
     else:
         count = number(b, math.prod(sizes), x)
-    return [b.div(broadcast_like(b, keep_dims(b, op, dy), x), count)]
+    return [broadcast_like(b, b.div(keep_dims(b, op, dy), count), x)]  # divide before the broadcast: fewer
 
 
 @vjp("reduce_max", "reduce_min")
