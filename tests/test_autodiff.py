@@ -106,6 +106,16 @@ def test_gradients_with_respect_to_variables(g):
     np.testing.assert_array_equal(got_later, np.ones((2, 2)))
 
 
+def test_gradient_with_respect_to_an_intermediate_tensor(g):
+    x = fc.placeholder(fc.float32, shape=[None, 2], name="x")
+    hidden = fc.tanh(x)
+    dhidden, dx = fc.gradients(fc.reduce_sum(hidden * hidden), [hidden, x])
+    xv = np.float32([[0.5, -1], [2, 0]])
+    got_hidden, got_x = run(g, [dhidden, dx], {x: xv})
+    np.testing.assert_allclose(got_hidden, 2 * np.tanh(xv), rtol=1e-6)
+    np.testing.assert_allclose(got_x, 2 * np.tanh(xv) * (1 - np.tanh(xv) ** 2), rtol=1e-6)
+
+
 def test_gradient_of_a_placeholder_that_is_also_a_y(g):
     x = fc.placeholder(fc.float32, shape=[2], name="x")
     (dx,) = fc.gradients(x, x)

@@ -14,7 +14,7 @@ operand: no backend has to know it.
 
 from __future__ import annotations
 
-from flowc.ir import Block, Builder, Module, Operation, Value
+from flowc.ir import Block, Builder, Module, Operation, OpResult, Value
 
 from ..manager import Pass
 from ..rewrite import compact, is_dead, unlink
@@ -81,8 +81,7 @@ def _expand(request: Operation) -> None:
 
 def _name(value: Value, name: str | None, created: set[Operation]) -> None:
     """Give a new gradient value the request's name for it, so IR dumps read like the graph."""
-    owner = getattr(value, "op", None)
-    if name and owner is not None and owner in created and value.name is None:
+    if name and isinstance(value, OpResult) and value.op in created and value.name is None:
         value.name = name
 
 

@@ -8,7 +8,9 @@ so the cleanups after autodiff simplify them, and reuse forward values where
 that is both cheaper and stable (tanh' = 1 - y^2 from y itself).
 
 Gradients follow TensorFlow at the kinks: relu'(0) = 0, abs'(0) = 0,
-maximum and minimum send the whole gradient to x on a tie, sqrt'(0) = inf.
+maximum and minimum send the whole gradient to x on a tie, sqrt'(0) = inf,
+and reduce_max / reduce_min share it equally among tied elements
+(rules_reduction.py).
 Broadcasting is undone by summing (build.unbroadcast).
 """
 
