@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowc.codegen.llvm.blas import SET_NUM_THREADS, blas_library
 from flowc.codegen.llvm.program import ENTRY, Program, codegen_fingerprint, host_description, plan_program
 from flowc.ir import Function
-from flowc.ir.errors import FlowcError, IndexOutOfRange
+from flowc.ir.errors import IndexOutOfRange
 from flowc.ir.printer import print_module
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
 from flowc.ir.verifier import verify
@@ -82,7 +83,7 @@ class NativeExecutable:
         from flowc.codegen.llvm.module import emit_module
 
         objects, _ = compile_module(emit_module(self.program))
-        link_shared([objects], [support_library(), _blas()], out_path)
+        link_shared([objects], [support_library(), blas_library()], out_path)
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
 
@@ -205,16 +206,4 @@ def _donations(lowered: Lowered) -> dict[int, int]:
 def _single_threaded_blas() -> None:
     """OpenBLAS computes on the calling thread; flowc's pool splits the rows (Note [one thread pool] in
     codegen/llvm/kernels/matmul.py). Loading the same path again gives the library already mapped."""
-    ctypes.CDLL(_blas()).scipy_openblas_set_num_threads(1)
-
-
-def _blas() -> str:
-    import glob
-    import os
-
-    from flowc.codegen.llvm.kernels.matmul import blas_library_path
-
-    found = glob.glob(os.path.join(blas_library_path(), "libscipy_openblas*.so*"))
-    if not found:
-        raise FlowcError("the CPU target needs the scipy-openblas32 package (pip install scipy-openblas32)")
-    return found[0]
+    getattr(ctypes.CDLL(blas_library()), SET_NUM_THREADS)(1)

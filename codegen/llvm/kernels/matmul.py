@@ -22,22 +22,14 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation, Value
 
+from ..blas import GEMM
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..module import kernel_kind
 from ..program import DimTable
 from ..types import I32, I64, compute_type, constant_of, load_value, store_value
 from .loop import elementwise_loop
 
-BLAS_LIBRARY = "scipy_openblas"
-GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-
-
-def blas_library_path() -> str:
-    """The directory holding libscipy_openblas.so (linked into every CPU artifact that multiplies floats)."""
-    import scipy_openblas32
-
-    return scipy_openblas32.get_lib_dir()
 
 
 FLOP_GRAIN = 1 << 20  # multiply-adds per piece of parallel work: below it, a thread's wake-up costs more
