@@ -17,7 +17,6 @@ addresses and makes one foreign call, with the GIL released.
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
 import threading
 import weakref
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowc.codegen.llvm.blas import SET_NUM_THREADS, blas_library
+from flowc.codegen.llvm.blas import blas_library
 from flowc.codegen.llvm.program import ENTRY, Program, codegen_fingerprint, host_description, plan_program
 from flowc.ir import Function
 from flowc.ir.errors import IndexOutOfRange
@@ -69,7 +68,6 @@ class NativeExecutable:
                         host_description())
         self.library_path, self.was_cached = cached_library(key, self._build)
         self.library = Library(self.library_path)
-        _single_threaded_blas()
         self._entry = self.library.entry(ENTRY)
         self._entry.restype = ctypes.c_int32
         self._layouts: dict[tuple, ShapeLayout] = {}
@@ -200,10 +198,3 @@ def _donations(lowered: Lowered) -> dict[int, int]:
     sig = lowered.signature
     arg_of = {var: len(sig.feeds) + i for i, var in enumerate(sig.variables)}
     return {len(sig.fetches) + j: arg_of[var] for j, var in enumerate(sig.updates) if var in arg_of}
-
-
-@functools.cache
-def _single_threaded_blas() -> None:
-    """OpenBLAS computes on the calling thread; flowc's pool splits the rows (Note [one thread pool] in
-    codegen/llvm/kernels/matmul.py). Loading the same path again gives the library already mapped."""
-    getattr(ctypes.CDLL(blas_library()), SET_NUM_THREADS)(1)

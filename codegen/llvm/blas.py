@@ -10,7 +10,6 @@ import os
 from flowc.ir.errors import FlowcError
 
 GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}  # scipy-openblas32's prefixed symbols
-SET_NUM_THREADS = "scipy_openblas_set_num_threads"
 
 
 def blas_library_path() -> str:

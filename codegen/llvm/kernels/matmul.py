@@ -3,9 +3,8 @@
 Note [BLAS choice]: float matmuls call OpenBLAS's sgemm/dgemm from the
 `scipy-openblas32` wheel, the build numpy and scipy ship, maintained by
 their developers. A hand-written kernel would need packing, register
-blocking and per-ISA microkernels to get near it; OpenBLAS is that already.
-It runs single-threaded here, flowc's pool splitting the rows (Note [one
-thread pool] below). The wheel is one self-contained shared library
+blocking and per-ISA microkernels to get near it; OpenBLAS is that already,
+and it threads itself (see matmul_work). The wheel is one self-contained shared library
 (libscipy_openblas.so, symbols prefixed `scipy_`, 32-bit ints), so an
 exported flowc library can carry a copy of it beside itself and find it
 through an $ORIGIN rpath, with no Python and no flowc present. Integer
@@ -32,25 +31,18 @@ from .loop import elementwise_loop
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
-FLOP_GRAIN = 1 << 20  # multiply-adds per piece of parallel work: below it, a thread's wake-up costs more
-
-
 def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
-    """Work = the rows of every product in the batch; a piece has at least FLOP_GRAIN multiply-adds.
+    """Work = the rows of every product in the batch, in one piece: OpenBLAS threads each call itself.
 
-    Note [one thread pool]: OpenBLAS runs single-threaded (runtime/loader.py sets it) and flowc's
-    pool splits the rows instead, so the two pools never fight over the cores, small products
-    (a training step's) run inline with no wake-ups, and the epilogue of each row block runs on
-    the thread that computed it, while it is in cache.
+    Measured on 2 cores (bench/): splitting the rows across flowc's pool as well runs two pools at
+    once and is slower (MLP forward 0.9x numpy instead of 1.1x); splitting them with a
+    single-threaded OpenBLAS is slower too (each piece packs B again). The kernel still takes any
+    row range [begin, end), so a split needs only a different grain here.
     """
     matmul = _matmul_of(op)
-    a, c = matmul.operands[0], matmul.result
-    sizes = [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank)]
-    k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
-    rows = product(b, sizes[:-1])
-    per_row = b.add(product(b, [sizes[-1], k]), ll.Constant(I64, 1))
-    grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_row)
-    return rows, b.select(b.icmp_signed(">", grain, ll.Constant(I64, 1)), grain, ll.Constant(I64, 1))
+    c = matmul.result
+    rows = product(b, [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank - 1)])
+    return rows, b.select(b.icmp_signed(">", rows, ll.Constant(I64, 1)), rows, ll.Constant(I64, 1))
 
 
 def _matmul_of(op: Operation) -> Operation:
