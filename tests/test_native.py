@@ -161,13 +161,15 @@ def test_matmul_bias_relu(rng, shapes) -> None:
                   "b": sample(rng, (n,), "float32")})
 
 
+@pytest.mark.parametrize("n", [64, 10, 3], ids=["blas", "narrow", "narrower"])
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
-def test_batched_transposed_matmuls_split_across_threads(rng, transpose_a, transpose_b, dtype) -> None:
-    """3 batches of 200 x 96 @ 96 x 64: enough work that the rows are cut into pieces, some across batches."""
-    a_shape = (3, 96, 200) if transpose_a else (3, 200, 96)
-    b_shape = (64, 96) if transpose_b else (96, 64)  # broadcast over the batch
+def test_batched_transposed_matmuls(rng, transpose_a, transpose_b, dtype, n) -> None:
+    """3 batches of 201 x 96 @ 96 x n: BLAS calls (n = 64) and generated narrow products, whose 603 rows
+    are cut into pieces for the thread pool, some across batches, and into blocks of 4 with 3 left over."""
+    a_shape = (3, 96, 201) if transpose_a else (3, 201, 96)
+    b_shape = (n, 96) if transpose_b else (96, n)  # broadcast over the batch
     scale = 1 if dtype == "int32" else 0.1
     both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b) * 2,
                  {"a": (sample(rng, a_shape, dtype) * scale).astype(dtype),
