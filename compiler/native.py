@@ -17,6 +17,7 @@ addresses and makes one foreign call, with the GIL released.
 from __future__ import annotations
 
 import ctypes
+import os
 import math
 import threading
 import weakref
@@ -31,6 +32,7 @@ from flowc.ir.errors import IndexOutOfRange
 from flowc.ir.printer import print_module
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
 from flowc.ir.verifier import verify
+from flowc.passes import PassManager
 from flowc.passes.fusion import Fuse
 from flowc.passes.memory import materialize_results, plan_memory
 from flowc.runtime import Library, allocate, arena, cache_key, cached_library, link_shared, support_library
@@ -58,10 +60,14 @@ class NativeExecutable:
         self.fast_math = fast_math
         module = lowered.module
         self.function: Function = lowered.function
-        Fuse().run(module)
+        fused = PassManager([Fuse()]).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
         materialize_results(self.function)
         verify(module)
         self.plan = plan_memory(self.function, _donations(lowered))
+        self._dump = fused.dump_folder and os.path.join(fused.dump_folder, "02-memory-plan.txt")
+        if self._dump:
+            with open(self._dump, "w") as f:
+                f.write(print_module(module) + "\n" + self.plan.describe(self.function))
         self.program: Program = plan_program(self.function, self.plan, fast_math)
         key = cache_key(print_module(module), repr(sorted(self.plan.donated.items())), VERSION, codegen_fingerprint(),
                         f"fast_math={fast_math}",
@@ -121,6 +127,9 @@ class NativeExecutable:
             slots[slot] = shapes[value][axis]
         slots[len(self.program.dims):len(self.program.dims) + len(offsets)] = offsets
         result_shapes = [shapes[v] for v in self.function.entry.ops[-1].operands]
+        if self._dump:
+            with open(self._dump, "a") as f:
+                f.write(f"arguments {[a.shape for a in args]}: scratch arena peak {peak} bytes\n")
         layout = ShapeLayout(result_shapes, shapes, (ctypes.c_int64 * len(slots))(*slots), peak,
                              arena(peak)[0] if peak else None, threading.Lock())
         self._layouts[tuple(a.shape for a in args)] = layout

@@ -46,6 +46,13 @@ def print_function(function: Function) -> str:
     return _Printer().function(function)
 
 
+def value_names(function: Function) -> dict[Value, str]:
+    """Each value of `function` (nested ones too) as print_function names it, with its '%'."""
+    printer = _Printer()
+    printer.function(function)
+    return {value: f"%{name}" for value, name in printer.namer.names.items()}
+
+
 def format_attribute(value: Any) -> str:
     """An attribute value as IR text (an ndarray prints its elements: its type is the op's)."""
     if value is None:

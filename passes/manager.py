@@ -49,6 +49,7 @@ class PassReport:
     """
 
     timings: list[PassTiming] = field(default_factory=list)
+    dump_folder: str | None = None  # where FLOWC_DUMP_IR wrote this run's files, if it did
 
     @property
     def changed(self) -> bool:
@@ -115,7 +116,8 @@ class PassManager:
 
     def run(self, module: Module) -> PassReport:
         global _last_report
-        run = _Run(PassReport(), self._dump_folder(), self.verify_each)
+        folder = self._dump_folder()
+        run = _Run(PassReport(dump_folder=folder), folder, self.verify_each)
         if run.dump:
             _write(run.dump, 0, "input", module)
         for p in self.passes:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from flowc.ir import Function, Operation, Value
+from flowc.ir.printer import value_names
 
 VIEW_OPS = ("reshape", "expand_dims", "squeeze")
 _REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
@@ -50,6 +51,23 @@ class MemoryPlan:
     temps: list[Value] = field(default_factory=list)
     lifetimes: list[tuple[int, int]] = field(default_factory=list)  # per temp: (defined at step, last used at step)
     donated: dict[int, int] = field(default_factory=dict)  # result index -> argument index written in place
+
+    def describe(self, function: Function) -> str:
+        """The plan as text (FLOWC_DUMP_IR writes it beside the fused IR): each value's storage, and
+        the temps' lifetimes in steps of the top-level op order."""
+        names = value_names(function)
+        lines = []
+        for value, storage in self.storage.items():
+            where = f"{storage.kind} {storage.index}" if storage.index >= 0 else storage.kind
+            if storage.kind == "view":
+                where = f"view of {names.get(storage.of, '?')}"
+            if storage.kind == "result" and storage.index in self.donated:
+                where += f", written in place of arg {self.donated[storage.index]}"
+            if storage.kind == "temp":
+                start, end = self.lifetimes[storage.index]
+                where += f", live in steps {start}..{end}"
+            lines.append(f"{names.get(value, '?')}: {value.type} in {where}")
+        return "\n".join(lines) + "\n"
 
     def layout(self, nbytes: Sequence[int], alignment: int = 64) -> tuple[list[int], int]:
         """Arena offsets of the temps given their sizes, and the arena's peak size.

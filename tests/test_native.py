@@ -309,3 +309,24 @@ def test_unusual_arrays_are_made_native_first(scaled, kind) -> None:
     out = sess.run(y, {x: data})
     np.testing.assert_array_equal(out, np.asarray(data, np.float32) * 3)
     assert out.flags.c_contiguous and out.dtype == np.float32 and out.flags.writeable
+
+
+def test_dump_shows_the_fused_kernels_and_the_memory_plan(tmp_path, monkeypatch, rng) -> None:
+    monkeypatch.setenv("FLOWC_DUMP_IR", str(tmp_path))
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 64], name="x")
+        h = fc.exp(x) * 2.0
+        y = fc.reduce_sum(fc.matmul(h, fc.constant(sample(rng, (64, 32), "float32"))), axis=1)
+    with fc.Session(graph=g) as sess:
+        for batch in (2, 50):
+            sess.run(y, {x: sample(rng, (batch, 64), "float32")})
+    (plan,) = tmp_path.glob("*/02-memory-plan.txt")
+    fused = (plan.parent / "01-fuse.ir").read_text()
+    assert 'kind = "loop"' in fused and 'kind = "matmul"' in fused and 'kind = "reduction"' in fused
+    text = plan.read_text()
+    assert "in temp 0, live in steps" in text and "in result 0" in text and "in arg 0" in text
+    # exp(x) * 2 (batch x 64 floats) and the product (batch x 32) are temps: the peak follows the batch
+    assert "arguments [(2, 64)]: scratch arena peak" in text and "arguments [(50, 64)]: scratch arena peak" in text
+    peaks = [int(line.split("peak ")[1].split()[0]) for line in text.splitlines() if "peak" in line]
+    assert peaks[1] > peaks[0] > 0
