@@ -60,7 +60,7 @@ class NativeExecutable:
         self.fast_math = fast_math
         module = lowered.module
         self.function: Function = lowered.function
-        fused = PassManager([Fuse()]).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
+        fused = PassManager([Fuse()], record=False).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
         materialize_results(self.function)
         verify(module)
         self.plan = plan_memory(self.function, _donations(lowered))

@@ -109,8 +109,10 @@ class PassManager:
     """Runs passes in order. Each pass, those inside a FixedPoint included, is timed,
     verified (when asked) and dumped (FLOWC_DUMP_IR) on its own."""
 
-    def __init__(self, passes: Sequence[Pass], verify_each: bool | None = None, dump_dir: str | None = None):
+    def __init__(self, passes: Sequence[Pass], verify_each: bool | None = None, dump_dir: str | None = None,
+                 record: bool = True):
         self.passes = list(passes)
+        self.record = record  # becomes last_report(); a target's own passes (fusion) keep the pipeline's
         self.verify_each = os.environ.get("FLOWC_VERIFY") == "1" if verify_each is None else verify_each
         self.dump_dir = dump_dir if dump_dir is not None else os.environ.get("FLOWC_DUMP_IR") or None
 
@@ -122,7 +124,8 @@ class PassManager:
             _write(run.dump, 0, "input", module)
         for p in self.passes:
             run.run_pass(p, module)
-        _last_report = run.report
+        if self.record:
+            _last_report = run.report
         return run.report
 
     def _dump_folder(self) -> str | None:
