@@ -245,10 +245,10 @@ def format_report(table: dict[str, dict[str, float]], quick: bool) -> str:
     return "\n".join(lines)
 
 
-def write_section(report: str) -> None:
+def write_section(report: str, header: str = "## Native CPU") -> None:
+    """Replace (or append) the section `header` of bench/RESULTS.md."""
     path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
     text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
-    header = "## Native CPU"
     start = text.find(header)
     section = f"{header}\n\n{report}\n"
     if start < 0:
