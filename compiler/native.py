@@ -34,7 +34,7 @@ from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
 from flowc.ir.verifier import verify
 from flowc.passes import PassManager
 from flowc.passes.fusion import Fuse
-from flowc.passes.memory import materialize_results, plan_memory
+from flowc.passes.memory import materialize_results, plan_memory, separate_products
 from flowc.runtime import Library, allocate, arena, cache_key, cached_library, link_shared, support_library
 
 from .lowering import Lowered
@@ -62,6 +62,7 @@ class NativeExecutable:
         self.function: Function = lowered.function
         fused = PassManager([Fuse()], record=False).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
         materialize_results(self.function)
+        separate_products(self.function)
         verify(module)
         self.plan = plan_memory(self.function, _donations(lowered))
         self._dump = fused.dump_folder and os.path.join(fused.dump_folder, "02-memory-plan.txt")

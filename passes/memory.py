@@ -183,6 +183,42 @@ def _round_up(n: int, alignment: int) -> int:
     return (n + alignment - 1) // alignment * alignment
 
 
+def separate_products(function: Function) -> bool:
+    """Give the product of each matmul kernel with an epilogue a buffer of its own (a temp).
+
+    Otherwise the product is written into the buffer of the kernel's first
+    result and the epilogue reads it back there (Fusion.product_result), and
+    then that result cannot be written in place of a variable: the SGD
+    update `W - lr * (x^T @ dz)` would overwrite W with the product before
+    reading it (Note [donated arguments]). The temp costs the product's size
+    in the arena, reused across runs.
+    """
+    from flowc.ir import Builder
+
+    changed = False
+    for op in list(function.entry.ops):
+        if op.name != "fusion" or op.kind != "matmul":
+            continue
+        block = op.regions[0].entry
+        product = next(inner for inner in block.ops if inner.name == "matmul").result
+        terminator = block.terminator
+        if product in terminator.operands:
+            continue
+        yielded = list(terminator.operands)
+        terminator.drop_operand_uses()
+        block.ops.remove(terminator)
+        Builder.at_end(block).create("yield", [*yielded, product])
+        region = op.regions.pop()  # moved, not copied: the old op must not drop its ops' uses
+        names = [r.name for r in op.results] + [None]
+        kernel = Builder.before(op).create("fusion", list(op.operands), {"kind": "matmul"}, regions=[region],
+                                           result_names=names)
+        for old, new in zip(op.results, kernel.results):
+            old.replace_all_uses_with(new)
+        op.erase()
+        changed = True
+    return changed
+
+
 def materialize_results(function: Function) -> bool:
     """Give every returned value a kernel of its own that writes it.
 
