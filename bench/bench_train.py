@@ -22,7 +22,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_native import machine, peer_available, time_it, write_section  # noqa: E402
+from bench_native import machine, peer_available, run_rounds, time_it, write_section  # noqa: E402
 
 WORKLOADS = {"softmax_step": (100, 784, 0, 10), "mlp_step": (128, 784, 256, 10)}  # batch, in, hidden, out
 LR = 0.1
@@ -163,11 +163,11 @@ def compile_times() -> dict[str, float]:
     return {"compile_cold": cold, "compile_cached": cached}
 
 
-def format_report(table: dict[str, dict[str, float]]) -> str:
+def format_report(table: dict[str, dict[str, float]], rounds: int = 3) -> str:
     peers = list(table)
     lines = [f"Machine: {machine()}. Command: `.venv/bin/python bench/bench_train.py`.",
-             "Medians of one training step (forward, backward, update; flowc: one Session.run with feed_dict); "
-             "ratio = numpy time / peer time.", "",
+             f"Best of {rounds} rounds (peers taking turns) of medians of one training step (forward, backward, update; "
+             "flowc: one Session.run with feed_dict); ratio = numpy time / peer time.", "",
              "| step | " + " | ".join(f"{p} (us)" for p in peers) + " | " +
              " | ".join(f"{p} ratio" for p in peers if p != "numpy") + " |",
              "|---" * (2 * len(peers)) + "|"]
@@ -187,16 +187,14 @@ def format_report(table: dict[str, dict[str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each peer, taking turns (best median kept)")
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer:
         print(json.dumps(run_peer(args.peer)))
         return
-    table = {}
-    for peer in [p for p in ("numpy", "flowc", "jax") if peer_available(p)]:
-        output = subprocess.check_output([sys.executable, __file__, "--peer", peer]).decode()
-        table[peer] = json.loads(output.strip().splitlines()[-1])
-    report = format_report(table)
+    table = run_rounds(__file__, [p for p in ("numpy", "flowc", "jax") if peer_available(p)], args.rounds)
+    report = format_report(table, args.rounds)
     print(report)
     if args.write:
         write_section(report, "## Training steps")
