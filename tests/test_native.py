@@ -330,3 +330,9 @@ def test_dump_shows_the_fused_kernels_and_the_memory_plan(tmp_path, monkeypatch,
     assert "arguments [(2, 64)]: scratch arena peak" in text and "arguments [(50, 64)]: scratch arena peak" in text
     peaks = [int(line.split("peak ")[1].split()[0]) for line in text.splitlines() if "peak" in line]
     assert peaks[1] > peaks[0] > 0
+
+
+@pytest.mark.parametrize("width", [16384, 16385], ids=["row kept", "row recomputed"])
+def test_softmax_rows_at_the_kept_row_limit(rng, width) -> None:
+    """Note [kept row]: exp(x - max) is stored during the sum and read back, for rows up to 64 KiB."""
+    both_targets(lambda x: fc.nn.softmax(x), {"x": sample(rng, (3, width), "float32")})

@@ -114,7 +114,10 @@ class Kernel:
         """A stack slot in the entry block (LLVM promotes it to a register)."""
         at_start = ll.IRBuilder(self._alloca_block)
         at_start.position_at_start(self._alloca_block)
-        return at_start.alloca(type, name=name)
+        slot = at_start.alloca(type, name=name)
+        if self.b.block is self._alloca_block:  # its insertion index is now one short: back to the end
+            self.b.position_at_end(self._alloca_block)
+        return slot
 
     def fail_if(self, bad: ll.Value, detail: ll.Value) -> None:
         """Where `bad` holds, record this kernel and `detail` in the error slots (the entry point then stops)."""

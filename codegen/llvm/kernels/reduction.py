@@ -22,11 +22,12 @@ accurate: LANES partial sums each of n / LANES terms).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from llvmlite import ir as ll
 
-from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir import BlockArgument, Operation, OpResult, Value
 from flowc.ir.op import normalize_axes
 
 from ..body import Body
@@ -35,6 +36,8 @@ from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, prod
 from ..module import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
+ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
+COSTLY = ("exp", "log", "tanh", "sigmoid", "rsqrt", "pow", "sqrt", "div")
 REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
 LANES = 16
 
@@ -86,6 +89,8 @@ class ReductionEmitter:
         self.args = list(self.block.args)
         self.pointers = [kernel.operand_pointer(i, a.type.dtype) for i, a in enumerate(self.args)]
         self.level = self._levels()
+        self.kept_row = self._row_to_keep()
+        self.row_buffer: ll.Value | None = None
 
     # -- which values are per output element, which per input element --------------
 
@@ -101,11 +106,33 @@ class ReductionEmitter:
                 level[result] = kind
         return level
 
+    def _row_to_keep(self) -> Value | None:
+        """Note [kept row]: the operand of the kernel's last reduction, if the values it writes at full
+        level need it and it costs a transcendental (softmax's exp(x - max)): the reduction's walk
+        stores it in a stack buffer and the write walk reads it back instead of computing it again.
+        Only for a statically sized row of at most ROW_BYTES, so the buffer stays in L1/L2 and on
+        the stack."""
+        reductions = [op for op in self.block.ops if op.name in REDUCTIONS]
+        last = reductions[-1]
+        if last.name in ("argmax", "argmin"):
+            return None
+        value = last.operands[0]
+        sizes = [self.space.full.type.shape[a] for a in self.space.reduced]
+        if None in sizes or math.prod(sizes) * value.type.dtype.itemsize > ROW_BYTES:
+            return None
+        if not isinstance(value, OpResult) or not _costly(value):
+            return None
+        yields = [v for v in self.block.terminator.operands if self.level.get(v) == "full"]
+        return value if any(_depends_on(y, value) for y in yields) else None
+
     # -- emission ----------------------------------------------------------------------
 
     def emit(self) -> None:
         b, kernel = self.b, self.kernel
         yields = self.block.terminator.operands
+        if self.kept_row is not None:
+            count = math.prod(self.space.full.type.shape[a] for a in self.space.reduced)
+            self.row_buffer = kernel.alloca(ll.ArrayType(compute_type(self.kept_row.type.dtype), count), "row")
         with for_range(b, kernel.begin, kernel.end, "o") as outer:
             kept = decompose(b, outer, [self.sizes[a] for a in self.space.kept]) if self.space.kept else []
             coordinates: dict[int, ll.Value] = dict(zip(self.space.kept, kept))
@@ -148,8 +175,10 @@ class ReductionEmitter:
         for lane in range(LANES):
             b.store(initial, self._lane(lanes, ll.Constant(I64, lane)))
 
-        def visit(point: dict[int, ll.Value], lane: ll.Value) -> None:
+        def visit(point: dict[int, ll.Value], lane: ll.Value, r: ll.Value) -> None:
             x = self._full_body(point, env).value(op.operands[0])
+            if op.operands[0] is self.kept_row:
+                b.store(x, self._row_slot(r))
             slot = self._lane(lanes, lane)
             b.store(_combine(b, op, x, b.load(slot)), slot)
 
@@ -162,6 +191,9 @@ class ReductionEmitter:
 
     def _lane(self, lanes: ll.Value, lane: ll.Value) -> ll.Value:
         return self.b.gep(lanes, [ll.Constant(I64, 0), lane])
+
+    def _row_slot(self, r: ll.Value) -> ll.Value:
+        return self.b.gep(self.row_buffer, [ll.Constant(I64, 0), r])
 
     def _walk_reduced_in_lanes(self, coordinates: dict[int, ll.Value], visit) -> None:  # type: ignore[no-untyped-def]
         """The reduced points in groups of LANES, point k going to lane k mod LANES (Note [summation order]).
@@ -181,7 +213,7 @@ class ReductionEmitter:
                 r = b.add(base, lane)
                 point = dict(coordinates)
                 point.update(zip(self.space.reduced, decompose(b, r, sizes)))
-                visit(point, lane)
+                visit(point, lane, r)
 
         with for_range(b, ll.Constant(I64, 0), groups, "group") as group:
             visit_group(b.mul(group, width), width)
@@ -225,6 +257,8 @@ class ReductionEmitter:
 
         def visit(point: dict[int, ll.Value], r: ll.Value) -> None:
             body = self._full_body(point, env)
+            if self.kept_row is not None:
+                body.env[self.kept_row] = b.load(self._row_slot(r))
             offset = dot(b, [point[a] for a in range(len(self.sizes))], strides)
             for index, value in full_yields:
                 pointer = self.kernel.result_pointer(index, value.type.dtype)
@@ -303,3 +337,30 @@ class _MinMax:
     def __init__(self, name: str, reduction: Operation):
         self.name = name
         self.operands = reduction.operands
+
+
+def _costly(value: Value) -> bool:
+    """Whether computing `value` at a point of the row involves a transcendental or a division."""
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if v in seen or not isinstance(v, OpResult):
+            continue
+        seen.add(v)
+        if v.op.name in COSTLY:
+            return True
+        stack.extend(v.op.operands)
+    return False
+
+
+def _depends_on(value: Value, target: Value) -> bool:
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if v is target:
+            return True
+        if v in seen or not isinstance(v, OpResult):
+            continue
+        seen.add(v)
+        stack.extend(v.op.operands)
+    return False
