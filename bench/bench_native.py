@@ -269,7 +269,7 @@ def write_section(report: str, header: str = "## Native CPU") -> None:
         text = text.rstrip() + "\n\n" + section
     else:
         end = text.find("\n## ", start + len(header))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
     with open(path, "w") as f:
         f.write(text)
 
