@@ -21,7 +21,7 @@ import os
 import math
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,6 +52,9 @@ class ShapeLayout:
     arena_bytes: int
     arena: np.ndarray | None
     lock: threading.Lock
+    outputs: list[tuple[int | None, tuple[int, ...], np.dtype, bool]] = field(default_factory=list)
+    # per result: (the argument written in place, or None; shape; dtype; small enough for np.empty)
+    arena_address: int | None = None
 
 
 class NativeExecutable:
@@ -82,6 +85,7 @@ class NativeExecutable:
         self._result_dtypes = [v.type.dtype.np for v in self.function.entry.ops[-1].operands]
         self._buffers_type = ctypes.c_void_p * (len(self.function.args) + len(self._result_dtypes) + 1)
         self._addresses = AddressMemo()
+        self._error_slot = self.program.error_slot
 
     def _build(self, out_path: str) -> None:
         # Late: LLVM is loaded only when something must be compiled, never on a disk cache hit.
@@ -94,23 +98,24 @@ class NativeExecutable:
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
 
     def __call__(self, args: list[np.ndarray]) -> list[np.ndarray]:
-        key = tuple(a.shape for a in args)
-        layout = self._layouts.get(key) or self._layout(args)
-        results = [args[self.plan.donated[j]] if j in self.plan.donated else _allocate(shape, dtype)
-                   for j, (shape, dtype) in enumerate(zip(layout.result_shapes, self._result_dtypes))]
+        layout = self._layouts.get(tuple([a.shape for a in args])) or self._layout(args)
+        results = [args[donor] if donor is not None else np.empty(shape, dtype) if small else allocate(shape, dtype)
+                   for donor, shape, dtype, small in layout.outputs]
         if layout.lock.acquire(blocking=False):  # the layout's own arena and dims vector
             try:
-                return self._run(args, results, layout.dims, layout.arena, layout)
+                return self._run(args, results, layout.dims, layout.arena_address, layout)
             finally:
                 layout.lock.release()
         dims = (ctypes.c_int64 * len(layout.dims))(*layout.dims)  # another thread holds them: use copies
-        return self._run(args, results, dims, arena(layout.arena_bytes)[0] if layout.arena_bytes else None, layout)
+        scratch = arena(layout.arena_bytes)[0] if layout.arena_bytes else None
+        return self._run(args, results, dims, address_of(scratch) if scratch is not None else None, layout, scratch)
 
     def _run(self, args: list[np.ndarray], results: list[np.ndarray], dims: ctypes.Array,
-             scratch: np.ndarray | None, layout: ShapeLayout) -> list[np.ndarray]:
-        buffers = self._buffers_type(*[self._addresses.of(a) for a in args], *[address_of(r) for r in results],
-                                     address_of(scratch) if scratch is not None else None)
-        error_slot = self.program.error_slot
+             scratch_address: int | None, layout: ShapeLayout, scratch: np.ndarray | None = None) -> list[np.ndarray]:
+        # `scratch` only keeps a private arena alive during the call
+        memo = self._addresses.of
+        buffers = self._buffers_type(*[memo(a) for a in args], *[address_of(r) for r in results], scratch_address)
+        error_slot = self._error_slot
         dims[error_slot] = 0
         status = self._entry(buffers, dims)  # ctypes releases the GIL for the call
         if status:
@@ -134,6 +139,9 @@ class NativeExecutable:
                 f.write(f"arguments {[a.shape for a in args]}: scratch arena peak {peak} bytes\n")
         layout = ShapeLayout(result_shapes, shapes, (ctypes.c_int64 * len(slots))(*slots), peak,
                              arena(peak)[0] if peak else None, threading.Lock())
+        layout.arena_address = address_of(layout.arena) if layout.arena is not None else None
+        layout.outputs = [(self.plan.donated.get(j), shape, dtype, math.prod(shape) * dtype.itemsize <= SMALL_BYTES)
+                          for j, (shape, dtype) in enumerate(zip(result_shapes, self._result_dtypes))]
         self._layouts[tuple(a.shape for a in args)] = layout
         return layout
 
@@ -183,12 +191,6 @@ class AddressMemo:
 
 
 SMALL_BYTES = 1 << 16  # below this malloc is cheap and page faults are few: skip the caching allocator
-
-
-def _allocate(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    if math.prod(shape) * dtype.itemsize <= SMALL_BYTES:
-        return np.empty(shape, dtype)
-    return allocate(shape, dtype)
 
 
 def _check_reductions(op, shapes) -> None:  # type: ignore[no-untyped-def]
