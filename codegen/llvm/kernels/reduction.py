@@ -17,7 +17,8 @@ LANES), combined pairwise at the end. It is a fixed order, so results are
 deterministic and IEEE (no reassociation flags), and the lanes become vector
 registers: a serial float sum cannot be vectorized without reassociating.
 Sums differ from numpy's pairwise sums in the last bits (and are about as
-accurate: LANES partial sums each of n / LANES terms).
+accurate: LANES partial sums each of n / LANES terms). A row known to be
+shorter than 2 * LANES is summed serially, in index order.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class ReductionEmitter:
         self.pointers = [kernel.operand_pointer(i, a.type.dtype) for i, a in enumerate(self.args)]
         self.level = self._levels()
         self.kept_row = self._row_to_keep()
+        self.lanes = self._lane_count()
         self.row_buffer: ll.Value | None = None
 
     # -- which values are per output element, which per input element --------------
@@ -105,6 +107,12 @@ class ReductionEmitter:
             for result in op.results:
                 level[result] = kind
         return level
+
+    def _lane_count(self) -> int:
+        """LANES, or 1 for a row known to be shorter than 2 * LANES: there a serial sum costs less than
+        starting and combining 16 partial ones (a [100, 10] softmax spent most of its time on that)."""
+        sizes = [self.space.full.type.shape[a] for a in self.space.reduced]
+        return 1 if None not in sizes and math.prod(sizes) < 2 * LANES else LANES
 
     def _row_to_keep(self) -> Value | None:
         """Note [kept row]: the operand of the kernel's last reduction, if the values it writes at full
@@ -170,9 +178,9 @@ class ReductionEmitter:
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
-        lanes = self.kernel.alloca(ll.ArrayType(value_type, LANES), name=f"{op.name}.lanes")
+        lanes = self.kernel.alloca(ll.ArrayType(value_type, self.lanes), name=f"{op.name}.lanes")
         initial = _initial(op.name, value_type, dtype.is_float)
-        for lane in range(LANES):
+        for lane in range(self.lanes):
             b.store(initial, self._lane(lanes, ll.Constant(I64, lane)))
 
         def visit(point: dict[int, ll.Value], lane: ll.Value, r: ll.Value) -> None:
@@ -204,6 +212,9 @@ class ReductionEmitter:
         """
         b = self.b
         sizes = [self.sizes[a] for a in self.space.reduced]
+        if self.lanes == 1:
+            self._walk_reduced(coordinates, lambda point, r: visit(point, ll.Constant(I64, 0), r))
+            return
         total = product(b, sizes)
         width = ll.Constant(I64, LANES)
         groups = b.udiv(total, width)
@@ -223,7 +234,7 @@ class ReductionEmitter:
     def _combine_lanes(self, op: Operation, lanes: ll.Value) -> ll.Value:
         """Lane k with lane k + half, halving until one is left: a fixed pairwise order."""
         b = self.b
-        values = [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(LANES)]
+        values = [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(self.lanes)]
         while len(values) > 1:
             half = len(values) // 2
             values = [_combine(b, op, values[k + half], values[k]) for k in range(half)]
