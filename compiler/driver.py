@@ -16,6 +16,7 @@ from flowc.ir.errors import TargetError
 from flowc.passes import expand_gradients
 
 from .lowering import Lowered
+from .native import NativeExecutable  # the default target; it loads llvmlite and the C compiler only to build
 
 
 class Executable(Protocol):
@@ -34,8 +35,6 @@ class ReferenceExecutable:
 
 
 def native_cpu(lowered: Lowered, fast_math: bool = False) -> Executable:
-    from .native import NativeExecutable  # late: llvmlite and the C toolchain only when asked for
-
     return NativeExecutable(lowered, fast_math)
 
 

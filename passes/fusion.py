@@ -114,6 +114,8 @@ class Group:
     kind: str
     position: int = 0  # increases along the planner's order, a topological order of the groups
     outputs: list[Value] = field(default_factory=list)
+    users: set[Operation] | None = None  # ops outside the group that use its results (kept up to date
+    # by merges, so finding a group's successors costs its out-edges, not its size)
 
 
 def initial_kind(op: Operation) -> str:
@@ -152,10 +154,15 @@ class Planner:
     # -- edges ----------------------------------------------------------------------------------
 
     def successors(self, group: Group) -> set[Group]:
-        found = {self.group_of[user] for op in group.ops for r in op.results for user in r.users
-                 if user in self.group_of}
+        found = {self.group_of[user] for user in self.users(group)}
         found.discard(group)
         return found
+
+    def users(self, group: Group) -> set[Operation]:
+        if group.users is None:
+            group.users = {user for op in group.ops for r in op.results for user in r.users
+                           if user in self.group_of}
+        return group.users
 
     def producers(self, op: Operation) -> set[Group]:
         found = {self.group_of[v.op] for v in op.operands if isinstance(v, OpResult) and v.op in self.group_of}
@@ -253,6 +260,7 @@ class Planner:
         self.order[start:stop] = replacement
         for op in merged.ops:
             self.group_of[op] = merged
+        merged.users = (self.users(first) | self.users(second)) - set(merged.ops)
 
 
 def merged_kind(a: str, b: str) -> str | None:
