@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowc.codegen.llvm.blas import blas_library
-from flowc.codegen.llvm.program import ENTRY, Program, codegen_fingerprint, host_description, plan_program
+from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, host_description, plan_program
 from flowc.ir import Function
-from flowc.ir.errors import IndexOutOfRange
+from flowc.ir.errors import FlowcError, IndexOutOfRange
 from flowc.ir.printer import print_module
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
 from flowc.ir.verifier import verify
@@ -61,6 +61,7 @@ class NativeExecutable:
     def __init__(self, lowered: Lowered, fast_math: bool = False):
         self.lowered = lowered
         self.fast_math = fast_math
+        self.profiling = os.environ.get("FLOWC_PROFILE") == "1"
         module = lowered.module
         self.function: Function = lowered.function
         fused = PassManager([Fuse()], record=False).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
@@ -73,9 +74,9 @@ class NativeExecutable:
         if self._dump:
             with open(self._dump, "w") as f:
                 f.write(print_module(module) + "\n" + self.plan.describe(self.function))
-        self.program: Program = plan_program(self.function, self.plan, fast_math)
+        self.program: Program = plan_program(self.function, self.plan, fast_math, self.profiling)
         key = cache_key(print_module(module), repr(sorted(self.plan.donated.items())), VERSION, codegen_fingerprint(),
-                        f"fast_math={fast_math}",
+                        f"fast_math={fast_math} profile={self.profiling}",
                         host_description())
         self.library_path, self.was_cached = cached_library(key, self._build)
         self.library = Library(self.library_path)
@@ -144,6 +145,20 @@ class NativeExecutable:
                           for j, (shape, dtype) in enumerate(zip(result_shapes, self._result_dtypes))]
         self._layouts[tuple(a.shape for a in args)] = layout
         return layout
+
+    def profile(self) -> list[dict]:
+        """Per kernel, in the entry point's order: its kind, the ops it computes, calls and total
+        milliseconds so far. Only for a build made with FLOWC_PROFILE=1 (else an error)."""
+        if not self.profiling:
+            raise FlowcError("no profile: this function was compiled without FLOWC_PROFILE=1")
+        count = 2 * max(len(self.program.kernel_ops), 1)
+        table = self.library.data(ctypes.c_int64 * count, PROFILE_SYMBOL)
+        rows = []
+        for number, op in enumerate(self.program.kernel_ops):
+            inner = [o.name for o in op.regions[0].entry.ops if o.name not in ("constant", "yield")]
+            rows.append({"kernel": number, "kind": op.kind, "ops": inner, "calls": table[2 * number + 1],
+                         "ms": table[2 * number] / 1e6})
+        return rows
 
     def memory_peak_bytes(self, arg_shapes: list[tuple[int, ...]]) -> int:
         """Bytes of scratch the memory plan needs for these argument shapes (outputs not counted)."""

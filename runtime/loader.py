@@ -74,6 +74,13 @@ class Library:
             raise LoadError(f"cannot load compiled library {path}: {error}") from None
         self._entries: dict[str, ctypes._CFuncPtr] = {}
 
+    def data(self, ctype: type, name: str) -> ctypes._CData:
+        """The exported variable `name` of the library, seen as `ctype` (no copy)."""
+        try:
+            return ctype.in_dll(self._library, name)
+        except ValueError:
+            raise LoadError(f"{self.path} exports no {name!r}") from None
+
     def entry(self, name: str) -> ctypes._CFuncPtr:
         """The entry point `void name(void **buffers, const int64_t *dims)` as a ctypes function.
 

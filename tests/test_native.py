@@ -336,3 +336,31 @@ def test_dump_shows_the_fused_kernels_and_the_memory_plan(tmp_path, monkeypatch,
 def test_softmax_rows_at_the_kept_row_limit(rng, width) -> None:
     """Note [kept row]: exp(x - max) is stored during the sum and read back, for rows up to 64 KiB."""
     both_targets(lambda x: fc.nn.softmax(x), {"x": sample(rng, (3, width), "float32")})
+
+
+def test_profile_times_each_kernel(monkeypatch, rng) -> None:
+    monkeypatch.setenv("FLOWC_PROFILE", "1")
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 32], name="x")
+        y = fc.nn.softmax(fc.matmul(fc.tanh(x), fc.constant(sample(rng, (32, 8), "float32"))))
+    with fc.Session(graph=g) as sess:
+        for _ in range(5):
+            sess.run(y, {x: sample(rng, (64, 32), "float32")})
+        (compiled,) = sess._cache.values()
+        rows = compiled.executable.profile()
+    assert [row["kind"] for row in rows] == ["loop", "matmul", "reduction"]
+    assert all(row["calls"] == 5 and row["ms"] > 0 for row in rows)
+    assert rows[0]["ops"] == ["tanh"] and "reduce_max" in rows[2]["ops"]
+
+
+def test_no_profile_without_the_switch(rng) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[3], name="x")
+        y = x * 2.0
+    with fc.Session(graph=g) as sess:
+        sess.run(y, {x: np.ones(3, np.float32)})
+        (compiled,) = sess._cache.values()
+        with pytest.raises(fc.FlowcError, match="FLOWC_PROFILE=1"):
+            compiled.executable.profile()

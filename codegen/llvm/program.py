@@ -52,15 +52,19 @@ class Program:
     plan: MemoryPlan
     kernel_ops: list[Operation]  # kernel number -> its fusion op, to name it in run-time errors
     fast_math: bool = False  # float arithmetic may be reassociated and contracted (elementwise.float_flags)
+    profile: bool = False  # time each kernel into PROFILE_SYMBOL (FLOWC_PROFILE=1)
 
     @property
     def error_slot(self) -> int:
         return len(self.dims) + len(self.plan.temps)
 
 
-def plan_program(function: Function, plan: MemoryPlan, fast_math: bool = False) -> Program:
+PROFILE_SYMBOL = "flowc_profile"  # int64[2 * kernels]: per kernel, nanoseconds spent and calls
+
+
+def plan_program(function: Function, plan: MemoryPlan, fast_math: bool = False, profile: bool = False) -> Program:
     kernels = [op for op in function.entry.ops if op.name == "fusion"]
-    return Program(function, DimTable(function), plan, kernels, fast_math)
+    return Program(function, DimTable(function), plan, kernels, fast_math, profile)
 
 
 @functools.cache

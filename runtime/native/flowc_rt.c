@@ -69,6 +69,8 @@ static int64_t now_nanoseconds(void) {
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+int64_t flowc_now_ns(void) { return now_nanoseconds(); }
+
 /* Spin until *value != old or the spin time is up; returns the last value read. */
 static uint64_t spin_while_equal(_Atomic uint64_t *value, uint64_t old) {
     int64_t deadline = now_nanoseconds() + SPIN_NANOSECONDS;

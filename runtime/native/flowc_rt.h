@@ -23,6 +23,9 @@ typedef void (*flowc_task)(void *context, int64_t begin, int64_t end);
  * Safe to call from several threads at once: their loops take turns. */
 void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain);
 
+/* A monotonic clock in nanoseconds: FLOWC_PROFILE=1 builds time each kernel with it. */
+int64_t flowc_now_ns(void);
+
 /* The number of threads a parallel_for uses, the caller included. */
 int flowc_num_threads(void);
 

@@ -93,6 +93,7 @@ class ReductionEmitter:
         self.kept_row = self._row_to_keep()
         self.lanes = self._lane_count()
         self.row_buffer: ll.Value | None = None
+        self.short_rows: dict[str, ll.Value] = {}  # compute type -> the row buffer of short reductions
 
     # -- which values are per output element, which per input element --------------
 
@@ -175,6 +176,8 @@ class ReductionEmitter:
     def _reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
         if op.name in ("argmax", "argmin"):
             return self._arg_reduce(op, coordinates, env)
+        if self.lanes == 1:
+            return self._reduce_short_row(op, coordinates, env)
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
@@ -195,6 +198,38 @@ class ReductionEmitter:
         if op.name == "reduce_mean":
             count = product(b, [self.sizes[a] for a in self.space.reduced])
             result = b.fdiv(result, b.sitofp(count, value_type))
+        return result
+
+    def _reduce_short_row(self, op: Operation, coordinates: dict[int, ll.Value],
+                          env: dict[Value, ll.Value]) -> ll.Value:
+        """A row shorter than 2 * LANES (_lane_count): its values are computed into a stack row in a
+        loop with no dependence between iterations, which LLVM vectorizes (the exp of a softmax over
+        10 classes), then added up serially, in index order, from there."""
+        b = self.b
+        dtype = op.operands[0].type.dtype
+        value_type = compute_type(dtype)
+        count = math.prod(self.space.full.type.shape[a] for a in self.space.reduced)
+        if op.operands[0] is self.kept_row:
+            row = self.row_buffer  # Note [kept row]: the write walk reads it back
+        else:
+            key = str(value_type)
+            if key not in self.short_rows:
+                self.short_rows[key] = self.kernel.alloca(ll.ArrayType(value_type, count), "short_row")
+            row = self.short_rows[key]
+
+        def fill(point: dict[int, ll.Value], r: ll.Value) -> None:
+            x = self._full_body(point, env).value(op.operands[0])
+            b.store(x, b.gep(row, [ll.Constant(I64, 0), r]))
+
+        self._walk_reduced(coordinates, fill)
+        total = self.kernel.alloca(value_type, name=f"{op.name}.total")
+        b.store(_initial(op.name, value_type, dtype.is_float), total)
+        with for_range(b, ll.Constant(I64, 0), ll.Constant(I64, count), "s") as r:
+            x = b.load(b.gep(row, [ll.Constant(I64, 0), r]))
+            b.store(_combine(b, op, x, b.load(total)), total)
+        result = b.load(total)
+        if op.name == "reduce_mean":
+            result = b.fdiv(result, constant_of(value_type, float(count)))
         return result
 
     def _lane(self, lanes: ll.Value, lane: ll.Value) -> ll.Value:
