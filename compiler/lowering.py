@@ -175,7 +175,10 @@ def _last_assign(ops: Sequence[Operation], var: Operation) -> Operation:
 def _emit_ir_op(b: Builder, op: Operation, operands: list[Value], env: dict[Tensor, Value]) -> None:
     names = [op.name] + [f"{op.name}_{i}" for i in range(1, len(op.outputs))]
     try:
-        ir_op = b.create(op.type, operands, op.attrs, result_names=names)
+        # The graph op's types came from the same type rule at build time: reuse them rather than
+        # infer them again (the verifier, on under FLOWC_VERIFY=1, checks they still agree).
+        types = [t.type for t in op.outputs] if all(v.type == t.type for v, t in zip(operands, op.inputs)) else None
+        ir_op = b.create(op.type, operands, op.attrs, result_types=types, result_names=names)
     except FlowcError as error:
         raise error.located(op=op.display_name, where=op.loc) from None
     for tensor, result in zip(op.outputs, ir_op.results):
