@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowc.codegen.llvm.blas import blas_library
+from flowc.codegen.llvm.blas import blas_library, calls_blas
 from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, host_description, plan_program
 from flowc.ir import Function
 from flowc.ir.errors import FlowcError, IndexOutOfRange
@@ -94,7 +94,8 @@ class NativeExecutable:
         from flowc.codegen.llvm.module import emit_module
 
         objects, _ = compile_module(emit_module(self.program))
-        link_shared([objects], [support_library(), blas_library()], out_path)
+        blas = [blas_library()] if any(calls_blas(op) for op in self.program.kernel_ops) else []
+        link_shared([objects], [support_library(), *blas], out_path)
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
 

@@ -364,3 +364,26 @@ def test_no_profile_without_the_switch(rng) -> None:
         (compiled,) = sess._cache.values()
         with pytest.raises(fc.FlowcError, match="FLOWC_PROFILE=1"):
             compiled.executable.profile()
+
+
+NO_BLAS_CHILD = """
+import numpy as np, flowc as fc
+g = fc.Graph()
+with g.as_default():
+    x = fc.placeholder(fc.float32, shape=[None, 4], name="x")
+    narrow = fc.matmul(fc.tanh(x), fc.constant(np.ones((4, 3), np.float32)))  # generated code, no BLAS call
+    wide = fc.matmul(x, fc.constant(np.ones((4, 40), np.float32)))
+with fc.Session(graph=g) as sess:
+    sess.run(narrow, {x: np.ones((2, 4), np.float32)})
+    maps = open("/proc/self/maps").read()
+    print("scipy_openblas32" in maps, end=" ")
+    sess.run(wide, {x: np.ones((2, 4), np.float32)})
+    print("scipy_openblas32" in open("/proc/self/maps").read())
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's mappings (Linux)")
+def test_only_artifacts_that_call_blas_load_it(tmp_path) -> None:
+    env = {**os.environ, "FLOWC_CACHE_DIR": str(tmp_path)}
+    output = subprocess.check_output([sys.executable, "-c", NO_BLAS_CHILD], env=env, text=True).split()
+    assert output == ["False", "True"]

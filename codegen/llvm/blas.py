@@ -1,4 +1,4 @@
-"""Where the BLAS is (Note [BLAS choice] in kernels/matmul.py), found without LLVM or the package's import."""
+"""Which products call the BLAS, and where it is (Note [BLAS choice] in kernels/matmul.py); no LLVM here."""
 
 from __future__ import annotations
 
@@ -7,13 +7,36 @@ import glob
 import importlib.util
 import os
 
+from flowc.ir import Operation
 from flowc.ir.errors import FlowcError
+
+NARROW = 16  # products this narrow (columns, known at build time) are generated code, not BLAS calls
+
+
+def is_narrow(matmul: Operation) -> bool:
+    """Note [narrow products]: a float product with at most NARROW columns.
+
+    OpenBLAS is slow at these (x @ W of a 784 -> 10 layer, batch 100: about 70 us,
+    10 GFLOP/s), and they are in every classifier and its gradient. Generated
+    code (kernels/matmul.py) keeps each row's columns in one vector register
+    and does one vector fused multiply-add per k, four rows at a time, summing
+    in k order. An artifact with only narrow products does not link OpenBLAS.
+    """
+    n = matmul.result.type.shape[-1]
+    return matmul.result.type.dtype.is_float and n is not None and n <= NARROW
+
+
+def calls_blas(kernel: Operation) -> bool:
+    """Whether a kernel's code calls OpenBLAS: a float matmul too wide to be generated code."""
+    return kernel.kind == "matmul" and any(op.name == "matmul" and op.result.type.dtype.is_float
+                                          and not is_narrow(op) for op in kernel.regions[0].entry.ops)
+
 
 GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}  # scipy-openblas32's prefixed symbols
 
 
 def blas_library_path() -> str:
-    """The directory holding libscipy_openblas.so (linked into every CPU artifact that multiplies floats).
+    """The directory holding libscipy_openblas.so (linked into the CPU artifacts that call it, calls_blas).
 
     Found with find_spec, not by importing scipy_openblas32, whose import reads package metadata
     (about 60 ms that every disk cache hit would pay)."""

@@ -21,7 +21,7 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation, Value
 
-from ..blas import GEMM
+from ..blas import GEMM, is_narrow
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..module import kernel_kind
 from ..program import DimTable
@@ -31,21 +31,9 @@ from .loop import elementwise_loop
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
-NARROW = 16  # products this narrow (columns, known at build time) are generated code, not BLAS calls
 FLOP_GRAIN = 1 << 18  # multiply-adds per piece of a narrow product's parallel work
 
 
-def is_narrow(matmul: Operation) -> bool:
-    """Note [narrow products]: a float product with at most NARROW columns.
-
-    OpenBLAS is slow at these (x @ W of a 784 -> 10 layer, batch 100: about 70 us,
-    10 GFLOP/s), and they are in every classifier and its gradient. Generated
-    code keeps the row's NARROW sums in registers and does one fused
-    multiply-add per element (the SLP vectorizer packs the columns into vector
-    registers), sums in k order.
-    """
-    n = matmul.result.type.shape[-1]
-    return matmul.result.type.dtype.is_float and n is not None and n <= NARROW
 
 
 def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
