@@ -166,9 +166,11 @@ def test_matmul_bias_relu(rng, shapes) -> None:
 @pytest.mark.parametrize("transpose_b", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
 def test_batched_transposed_matmuls(rng, transpose_a, transpose_b, dtype, n) -> None:
-    """3 batches of 201 x 96 @ 96 x n: BLAS calls (n = 64) and generated narrow products, whose 603 rows
-    are cut into pieces for the thread pool, some across batches, and into blocks of 4 with 3 left over."""
-    a_shape = (3, 96, 201) if transpose_a else (3, 201, 96)
+    """3 batches of m x 96 @ 96 x n: BLAS calls (n = 64) and generated narrow products, whose 3 * 801 rows
+    are cut into pieces for the thread pool (FLOP_GRAIN), some across batches, and into blocks of 4 with
+    1 left over."""
+    m = 201 if n == 64 else 801
+    a_shape = (3, 96, m) if transpose_a else (3, m, 96)
     b_shape = (n, 96) if transpose_b else (96, n)  # broadcast over the batch
     scale = 1 if dtype == "int32" else 0.1
     both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b) * 2,
