@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_native import machine, peer_available, run_rounds, time_it, write_section  # noqa: E402
+from bench_native import cold_and_cached, machine, peer_available, run_rounds, time_it, write_section  # noqa: E402
 
 WORKLOADS = {"softmax_step": (100, 784, 0, 10), "mlp_step": (128, 784, 256, 10)}  # batch, in, hidden, out
 LR = 0.1
@@ -154,13 +152,7 @@ def compile_times() -> dict[str, float]:
         "s = fc.Session(target='cpu', graph=g); s.run(init)\n"
         "t = time.perf_counter(); s.run([loss, train], {x: d['x'], y: d['y']}); print(time.perf_counter() - t)\n"
     ) % os.path.dirname(os.path.abspath(__file__))
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "FLOWC_CACHE_DIR": cache}
-        subprocess.run([sys.executable, "-c", "from flowc.runtime import support_library; support_library()"],
-                       env=env, check=True)
-        cold = float(subprocess.check_output([sys.executable, "-c", script], env=env))
-        cached = float(subprocess.check_output([sys.executable, "-c", script], env=env))
-    return {"compile_cold": cold, "compile_cached": cached}
+    return cold_and_cached(script)
 
 
 def format_report(table: dict[str, dict[str, float]], rounds: int = 3) -> str:

@@ -21,7 +21,7 @@ import os
 import math
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,15 +46,14 @@ VERSION = "0.1.0"
 class ShapeLayout:
     """Everything a call needs that depends only on the argument shapes."""
 
-    result_shapes: list[tuple[int, ...]]
+    outputs: list[tuple[int | None, tuple[int, ...], np.dtype, bool]]
+    # per result: (the argument written in place, or None; shape; dtype; small enough for np.empty)
     shapes: dict  # every value's concrete shape, for run-time error messages
     dims: ctypes.Array  # the dims vector: run-time dims, arena offsets, two error slots
     arena_bytes: int
     arena: np.ndarray | None
+    arena_address: int | None
     lock: threading.Lock
-    outputs: list[tuple[int | None, tuple[int, ...], np.dtype, bool]] = field(default_factory=list)
-    # per result: (the argument written in place, or None; shape; dtype; small enough for np.empty)
-    arena_address: int | None = None
 
 
 class NativeExecutable:
@@ -136,14 +135,14 @@ class NativeExecutable:
             slots[slot] = shapes[value][axis]
         slots[len(self.program.dims):len(self.program.dims) + len(offsets)] = offsets
         result_shapes = [shapes[v] for v in self.function.entry.ops[-1].operands]
+        outputs = [(self.plan.donated.get(j), shape, dtype, math.prod(shape) * dtype.itemsize <= SMALL_BYTES)
+                   for j, (shape, dtype) in enumerate(zip(result_shapes, self._result_dtypes))]
         if self._dump:
             with open(self._dump, "a") as f:
                 f.write(f"arguments {[a.shape for a in args]}: scratch arena peak {peak} bytes\n")
-        layout = ShapeLayout(result_shapes, shapes, (ctypes.c_int64 * len(slots))(*slots), peak,
-                             arena(peak)[0] if peak else None, threading.Lock())
-        layout.arena_address = address_of(layout.arena) if layout.arena is not None else None
-        layout.outputs = [(self.plan.donated.get(j), shape, dtype, math.prod(shape) * dtype.itemsize <= SMALL_BYTES)
-                          for j, (shape, dtype) in enumerate(zip(result_shapes, self._result_dtypes))]
+        scratch = arena(peak)[0] if peak else None
+        layout = ShapeLayout(outputs, shapes, (ctypes.c_int64 * len(slots))(*slots), peak, scratch,
+                             address_of(scratch) if scratch is not None else None, threading.Lock())
         self._layouts[tuple(a.shape for a in args)] = layout
         return layout
 

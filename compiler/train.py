@@ -103,8 +103,9 @@ class Optimizer(ABC):
     # -- helpers -----------------------------------------------------------------
 
     def _lr(self, var: Variable) -> Tensor:
-        return cast(convert_to_tensor(self._learning_rate), var.dtype) if isinstance(self._learning_rate, Tensor) \
-            else convert_to_tensor(self._learning_rate, dtype=var.dtype)
+        """The learning rate in the variable's dtype (a tensor is cast; a cast to its own dtype folds away)."""
+        lr = self._learning_rate
+        return cast(lr, var.dtype) if isinstance(lr, Tensor) else convert_to_tensor(lr, dtype=var.dtype)
 
     def _zeros_slot(self, var: Variable, slot: str, suffix: str = "") -> Variable:
         """A non-trainable zero Variable shaped like `var`, named '<var>/<Optimizer><suffix>'."""

@@ -15,13 +15,10 @@ import os
 import sys
 from typing import Any
 
-import numpy as np
-from tqdm import tqdm
-
 import flowc as fc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from softmax_regression import load_data  # noqa: E402  (one loader for both examples)
+from softmax_regression import fit, print_result  # noqa: E402  (one data split and loop for both examples)
 
 
 def build_model(hidden: int, learning_rate: float, features: int = 64, classes: int = 10) -> dict[str, Any]:
@@ -48,22 +45,8 @@ def build_model(hidden: int, learning_rate: float, features: int = 64, classes: 
 
 def train(target: str = "cpu", epochs: int = 40, batch: int = 64, hidden: int = 128, learning_rate: float = 0.005,
           progress: bool = True) -> dict[str, Any]:
-    x_train, y_train, x_test, y_test = load_data()
-    m = build_model(hidden, learning_rate)
-    order_rng = np.random.default_rng(1)
-    curve = []
-    with fc.Session(target=target, graph=m["graph"]) as sess:
-        sess.run(m["init"])
-        bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress)
-        for _ in bar:
-            order = order_rng.permutation(len(x_train))
-            losses = [sess.run([m["loss"], m["train"]], {m["x"]: x_train[rows], m["y"]: y_train[rows]})[0]
-                      for rows in np.array_split(order, math.ceil(len(order) / batch))]
-            curve.append(float(np.mean(losses)))
-            bar.set_postfix(loss=f"{curve[-1]:.4f}")
-        train_acc = sess.run(m["accuracy"], {"x": x_train, "y": y_train})
-        test_acc = sess.run(m["accuracy"], {"x": x_test, "y": y_test})
-    return {"curve": curve, "train_accuracy": float(train_acc), "test_accuracy": float(test_acc)}
+    """Train with Adam; returns the per-epoch mean losses and the final accuracies."""
+    return fit(build_model(hidden, learning_rate), target, epochs, batch, progress)
 
 
 def main() -> None:
@@ -74,11 +57,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.005)
     args = parser.parse_args()
-    result = train(args.target, args.epochs, args.batch, args.hidden, args.lr)
-    print("loss per epoch:")
-    for epoch, loss in enumerate(result["curve"], start=1):
-        print(f"  {epoch:3d}  {loss:.4f}  {'#' * int(round(loss * 40))}")
-    print(f"train accuracy {result['train_accuracy']:.3f}, test accuracy {result['test_accuracy']:.3f}")
+    print_result(train(args.target, args.epochs, args.batch, args.hidden, args.lr))
 
 
 if __name__ == "__main__":

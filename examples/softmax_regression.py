@@ -52,8 +52,12 @@ def build_model(learning_rate: float, features: int = 64, classes: int = 10) -> 
 def train(target: str = "cpu", epochs: int = 30, batch: int = 100, learning_rate: float = 0.5,
           progress: bool = True) -> dict[str, Any]:
     """Train with minibatch SGD; returns the per-epoch mean losses and the final accuracies."""
+    return fit(build_model(learning_rate), target, epochs, batch, progress)
+
+
+def fit(m: dict[str, Any], target: str, epochs: int, batch: int, progress: bool) -> dict[str, Any]:
+    """The seed's loop: sess.run([loss, train]) per shuffled minibatch, then accuracy on both splits."""
     x_train, y_train, x_test, y_test = load_data()
-    m = build_model(learning_rate)
     order_rng = np.random.default_rng(1)
     curve = []
     with fc.Session(target=target, graph=m["graph"]) as sess:
@@ -74,6 +78,13 @@ def train(target: str = "cpu", epochs: int = 30, batch: int = 100, learning_rate
     return {"curve": curve, "train_accuracy": float(train_acc), "test_accuracy": float(test_acc)}
 
 
+def print_result(result: dict[str, Any]) -> None:
+    print("loss per epoch:")
+    for epoch, loss in enumerate(result["curve"], start=1):
+        print(f"  {epoch:3d}  {loss:.4f}  {'#' * int(round(loss * 40))}")
+    print(f"train accuracy {result['train_accuracy']:.3f}, test accuracy {result['test_accuracy']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="cpu", help="Session target: cpu (native) or reference (numpy)")
@@ -81,11 +92,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.5)
     args = parser.parse_args()
-    result = train(args.target, args.epochs, args.batch, args.lr)
-    print("loss per epoch:")
-    for epoch, loss in enumerate(result["curve"], start=1):
-        print(f"  {epoch:3d}  {loss:.4f}  {'#' * int(round(loss * 40))}")
-    print(f"train accuracy {result['train_accuracy']:.3f}, test accuracy {result['test_accuracy']:.3f}")
+    print_result(train(args.target, args.epochs, args.batch, args.lr))
 
 
 if __name__ == "__main__":
