@@ -201,6 +201,8 @@ class AddressMemo:
         address = address_of(array)
         if len(self._known) > 256:  # dead entries pile up when every run feeds new arrays
             self._known = {k: v for k, v in self._known.items() if v[0]() is not None}
+            if len(self._known) > 128:  # mostly live ones: start over rather than prune on every call
+                self._known.clear()
         self._known[id(array)] = (weakref.ref(array), address, array.nbytes)
         return address
 
