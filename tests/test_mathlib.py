@@ -238,8 +238,9 @@ def test_unary_edges_match_numpy(op: str, dtype: str) -> None:
     assert_same_edges(kernel(op, dtype)(x), expected)
 
 
-def assert_same_edges(got: np.ndarray, expected: np.ndarray) -> None:
-    edge = np.isnan(expected) | np.isinf(expected) | (expected == 0) | (np.abs(expected) == 1)
+def assert_same_edges(got: np.ndarray, expected: np.ndarray, exact_one: np.ndarray | bool = True) -> None:
+    """Special results must match exactly; a result of +-1 only where `exact_one` says it is exact."""
+    edge = np.isnan(expected) | np.isinf(expected) | (expected == 0) | ((np.abs(expected) == 1) & exact_one)
     np.testing.assert_array_equal(got[edge], expected[edge])
     signed = edge & ~np.isnan(expected)
     np.testing.assert_array_equal(np.signbit(got[signed]), np.signbit(expected[signed]))
@@ -295,8 +296,12 @@ def test_pow_edges_match_numpy(dtype: str) -> None:
     """C99 Annex F: pow(x, 0) = 1 and pow(1, y) = 1 even for NaN, signed results for odd y, and so on."""
     x, y = pow_edges(dtype)
     got = kernel("pow", dtype)(x, y)
+    # pow(1 - epsneg, -(1 + eps)) is 1 + 2**-53 and a bit, so 1 + eps when correctly rounded
+    # (what we return); numpy's float64 pow on some hosts gives 1.0. A result of 1 is an
+    # Annex F case only when x is +-1 or y is 0.
+    annex_f_one = (np.abs(x) == 1) | (y == 0)
     with np.errstate(all="ignore"):
-        assert_same_edges(got, np.power(x, y))
+        assert_same_edges(got, np.power(x, y), exact_one=annex_f_one)
     assert_within("pow", dtype, (x, y), got, MAX_ULP["pow", dtype])
 
 
