@@ -178,6 +178,33 @@ def test_batched_transposed_matmuls(rng, transpose_a, transpose_b, dtype, n) -> 
                   "b": (sample(rng, b_shape, dtype) * scale).astype(dtype)})
 
 
+@pytest.mark.parametrize("m", [1, 7, 8, 15, 16, 17, 33])
+@pytest.mark.parametrize("n", [1, 10, 16])
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_narrow_product_tiles(rng, m, n, transpose_a, dtype) -> None:
+    """Generated narrow products (kernels/narrow.py) on both sides of every tile size: row tiles of 4 or
+    8 rows, column tiles of 4 to 16 rows by the host's vector width, and the rows left over."""
+    k = 19
+    a_shape = (k, m) if transpose_a else (m, k)
+    both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a) + 1,
+                 {"a": sample(rng, a_shape, dtype) * 0.1, "b": sample(rng, (k, n), dtype) * 0.1})
+
+
+@pytest.mark.parametrize("width", [16, 32, 64], ids=["sse", "avx", "avx512"])
+def test_narrow_product_tiles_for_every_vector_width(tmp_path, monkeypatch, rng, width) -> None:
+    """The tile sizes follow the host's vector width; each width's schedule is right (built here in a
+    cache of its own, since the real host decides the cache key)."""
+    from flowc.codegen.llvm.kernels import narrow
+
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(narrow, "vector_bytes", lambda: width)
+    for transpose_a in (False, True):
+        a_shape = (23, 37) if transpose_a else (37, 23)
+        both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a),
+                     {"a": sample(rng, a_shape, "float32") * 0.1, "b": sample(rng, (23, 16), "float32") * 0.1})
+
+
 def test_shape_and_indexing_ops(rng) -> None:
     x = sample(rng, (4, 6, 5), "float32")
     i = np.array([3, 0, 2, 2], np.int32)

@@ -18,9 +18,10 @@ def is_narrow(matmul: Operation) -> bool:
 
     OpenBLAS is slow at these (x @ W of a 784 -> 10 layer, batch 100: about 70 us,
     10 GFLOP/s), and they are in every classifier and its gradient. Generated
-    code (kernels/matmul.py) keeps each row's columns in one vector register
-    and does one vector fused multiply-add per k, four rows at a time, summing
-    in k order. An artifact with only narrow products does not link OpenBLAS.
+    code (kernels/narrow.py) sums each C[i, j] in k order with explicit vector
+    fused multiply-adds: rows of C as vectors of their columns (x @ W), or, when
+    op(A) is a transpose (x^T @ dz), columns of C as vectors of consecutive rows.
+    An artifact with only narrow products does not link OpenBLAS.
     """
     n = matmul.result.type.shape[-1]
     return matmul.result.type.dtype.is_float and n is not None and n <= NARROW

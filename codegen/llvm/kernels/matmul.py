@@ -27,6 +27,7 @@ from ..module import kernel_kind
 from ..program import DimTable
 from ..types import I32, I64, compute_type, constant_of, load_value, store_value
 from .loop import elementwise_loop
+from .narrow import narrow_product
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
@@ -113,7 +114,7 @@ def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value) -> None:
     pb = b.gep(b_pointer, [dot(b, coordinates, b_strides)])
     pc = b.gep(target, [b.mul(row, n)])
     if is_narrow(matmul):
-        _narrow_product(kernel, matmul, pa, pb, pc, count, k, m)
+        narrow_product(kernel, matmul, pa, pb, pc, count, k, m)
     elif dtype.name in GEMM:
         _call_gemm(kernel, matmul, pa, pb, pc, count, n, k, m)
     else:
@@ -166,61 +167,6 @@ def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
         with otherwise:
             b.call(gemm, [*flags, m32, n32, k32, constant_of(element, 1), pa, lda, pb, ldb,
                           constant_of(element, 0), pc, n32])
-
-
-ROW_BLOCK = 4  # rows of a narrow product computed together: independent sums hide the FMA latency
-
-
-def _narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
-                    m: ll.Value, k: ll.Value, full_m: ll.Value) -> None:
-    """m rows of C = op(A) @ op(B), C's n <= NARROW columns summed in registers (Note [narrow products]):
-    ROW_BLOCK rows at a time, so each loaded row of op(B) feeds ROW_BLOCK independent chains of
-    multiply-adds, then the rows left over one by one."""
-    b = kernel.b
-    blocks = b.udiv(m, ll.Constant(I64, ROW_BLOCK))
-    with for_range(b, ll.Constant(I64, 0), blocks, "nb") as block:
-        _narrow_rows(kernel, matmul, pa, pb, pc, b.mul(block, ll.Constant(I64, ROW_BLOCK)), ROW_BLOCK, k, full_m)
-    with for_range(b, b.mul(blocks, ll.Constant(I64, ROW_BLOCK)), m, "ni") as i:
-        _narrow_rows(kernel, matmul, pa, pb, pc, i, 1, k, full_m)
-
-
-def _narrow_rows(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value, first: ll.Value,
-                 rows: int, k: ll.Value, full_m: ll.Value) -> None:
-    """`rows` rows from `first` on: per row one vector of the n columns (padded to a power of two,
-    the padding lanes zero), updated by one vector fma per k."""
-    b = kernel.b
-    dtype = matmul.result.type.dtype
-    element = compute_type(dtype)
-    n = matmul.result.type.shape[-1]
-    lanes = 1 << max(0, (n - 1).bit_length())
-    vector = ll.VectorType(element, lanes)
-    name = f"llvm.fma.v{lanes}f{dtype.itemsize * 8}"
-    fma = b.module.globals.get(name) or ll.Function(b.module, ll.FunctionType(vector, [vector] * 3), name=name)
-    zeros = ll.Constant(vector, [ll.Constant(element, 0.0)] * lanes)
-    sums = [kernel.alloca(vector, f"row{r}") for r in range(rows)]  # promoted to registers by LLVM
-    for total in sums:
-        b.store(zeros, total)
-    width = ll.Constant(I64, n)
-    broadcast = ll.Constant(ll.VectorType(I32, lanes), [ll.Constant(I32, 0)] * lanes)
-    with for_range(b, ll.Constant(I64, 0), k, "np") as p:
-        y: ll.Value = zeros  # row p of op(B)
-        for j in range(n):
-            column = ll.Constant(I64, j)
-            b_offset = b.add(b.mul(column, k), p) if matmul.transpose_b else b.add(b.mul(p, width), column)
-            y = b.insert_element(y, load_value(b, b.gep(pb, [b_offset]), dtype), ll.Constant(I32, j))
-        for r, total in enumerate(sums):
-            i = b.add(first, ll.Constant(I64, r))
-            a_offset = b.add(b.mul(p, full_m), i) if matmul.transpose_a else b.add(b.mul(i, k), p)
-            x = b.insert_element(ll.Constant(vector, ll.Undefined), load_value(b, b.gep(pa, [a_offset]), dtype),
-                                 ll.Constant(I32, 0))
-            x = b.shuffle_vector(x, ll.Constant(vector, ll.Undefined), broadcast)
-            b.store(b.call(fma, [x, y, b.load(total)]), total)
-    for r, total in enumerate(sums):
-        row = b.mul(b.add(first, ll.Constant(I64, r)), width)
-        values = b.load(total)
-        for j in range(n):
-            value = b.extract_element(values, ll.Constant(I32, j))
-            store_value(b, value, b.gep(pc, [b.add(row, ll.Constant(I64, j))]), dtype)
 
 
 def _integer_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
