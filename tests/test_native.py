@@ -128,6 +128,42 @@ def test_reductions(rng, name, axis, keepdims, dtype) -> None:
                  {"x": sample(rng, (4, 37, 5), dtype)})
 
 
+@pytest.mark.parametrize("n", [1, 3, 10, 16, 17, 32])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_short_rows_as_vectors(rng, n, dtype) -> None:
+    """Note [vector rows]: rows of up to 32 points, padded to a power of two: softmax, log-softmax, the
+    cross entropy of a classifier, layer norm with a per-column scale and a per-row shift, NaN rows."""
+    x = sample(rng, (7, n), dtype)
+    x[2, n // 2] = np.nan
+
+    def build(x, gamma, shift, labels):  # type: ignore[no-untyped-def]
+        mean = fc.reduce_mean(x, axis=-1, keepdims=True)
+        centered = x - mean
+        norm = centered * fc.rsqrt(fc.reduce_mean(centered * centered, axis=-1, keepdims=True) + 1e-5)
+        loss = fc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x)
+        return [fc.nn.softmax(x), fc.nn.log_softmax(x), norm * gamma + shift, loss,
+                fc.reduce_max(x, axis=1), fc.reduce_min(x * 2, axis=-1, keepdims=True)]
+
+    both_targets(build, {"x": x, "gamma": sample(rng, (n,), dtype), "shift": sample(rng, (7, 1), dtype),
+                         "labels": rng.integers(0, n, 7).astype(np.int32)})
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+def test_short_rows_of_integers_and_bools(rng, dtype) -> None:
+    """Integer sums wrap as numpy's do, bools are read as bytes; two trailing axes make one row of 12."""
+    x = sample(rng, (5, 3, 4), dtype)
+
+    def build(x):  # type: ignore[no-untyped-def]
+        if dtype == "bool":  # bool rows read and written inside the kernel
+            ints = fc.cast(x, fc.int32)
+            below_max = fc.less(ints, fc.reduce_max(ints, axis=-1, keepdims=True))
+            return [fc.reduce_sum(ints, axis=(1, 2)), fc.logical_and(fc.logical_not(x), below_max)]
+        return [fc.reduce_sum(x * x, axis=(1, 2)), fc.reduce_max(x, axis=-1, keepdims=True) - x,
+                fc.reduce_min(x, axis=(-2, -1))]
+
+    both_targets(build, {"x": x})
+
+
 @pytest.mark.parametrize("axis", [0, 1])
 def test_arg_reductions(rng, axis) -> None:
     both_targets(lambda x: [fc.argmax(x, axis=axis), fc.argmin(x, axis=axis)], {"x": sample(rng, (6, 35), "float32")})

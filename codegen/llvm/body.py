@@ -24,11 +24,13 @@ class Body:
     """
 
     def __init__(self, b: ll.IRBuilder, load: Callable[[Value], ll.Value],
-                 env: dict[Value, ll.Value] | None = None, loaded: set[Value] | None = None):
+                 env: dict[Value, ll.Value] | None = None, loaded: set[Value] | None = None,
+                 lanes: int | None = None):
         self.b = b
         self.load = load
         self.env: dict[Value, ll.Value] = dict(env or {})
         self.loaded = loaded  # values read from memory; None: the block arguments
+        self.lanes = lanes  # computing `lanes` points at once, as vectors (constants splatted); None: scalars
 
     def value(self, value: Value) -> ll.Value:
         stack = [value]
@@ -53,7 +55,8 @@ class Body:
         op = value.op
         if op.name == "constant":
             array = op.value
-            return constant_of(compute_type(value.type.dtype), array.reshape(-1)[0].item())
+            scalar = compute_type(value.type.dtype)
+            return constant_of(ll.VectorType(scalar, self.lanes) if self.lanes else scalar, array.reshape(-1)[0].item())
         operands = [self.env[v] for v in op.operands]
         if op.name in PASS_THROUGH:
             return operands[0]

@@ -168,7 +168,7 @@ def emit_where(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.V
 def emit_cast(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
     (x,) = operands
     source, target = operand_dtype(op), op.result.type.dtype
-    to = compute_type(target)
+    to = like(x.type, compute_type(target))
     if source == target:
         return x
     if target.is_bool:
@@ -188,8 +188,13 @@ def emit_cast(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Va
 def _float_to_int(b: ll.IRBuilder, x: ll.Value, target: DType) -> ll.Value:
     """fptosi where it is defined; INT_MIN for NaN and out-of-range values, as numpy on x86."""
     bits = target.itemsize * 8
-    to = compute_type(target)
+    to = like(x.type, compute_type(target))
     low, high = constant_of(x.type, -(2.0 ** (bits - 1))), constant_of(x.type, 2.0 ** (bits - 1))
     in_range = b.and_(b.fcmp_ordered(">=", x, low), b.fcmp_ordered("<", x, high))
     safe = b.select(in_range, x, constant_of(x.type, 0))  # fptosi of an out-of-range value is poison
-    return b.select(in_range, b.fptosi(safe, to), ll.Constant(to, -(1 << (bits - 1))))
+    return b.select(in_range, b.fptosi(safe, to), constant_of(to, -(1 << (bits - 1))))
+
+
+def like(shape_of: ll.Type, element: ll.Type) -> ll.Type:
+    """`element`, or a vector of it as long as `shape_of` when that is a vector (Note [vector rows])."""
+    return ll.VectorType(element, shape_of.count) if isinstance(shape_of, ll.VectorType) else element

@@ -49,6 +49,8 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
     """m rows of C from pa (op(A)'s first row) into pc; full_m: op(A)'s row count (A's row stride when
     transposed)."""
     b = kernel.b
+    if matmul.result.type.shape[-1] == 0:
+        return  # C has no elements
     done: ll.Value = ll.Constant(I64, 0)
     if matmul.transpose_a:
         lanes = vector_bytes() // matmul.result.type.dtype.itemsize

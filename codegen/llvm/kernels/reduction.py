@@ -18,7 +18,9 @@ deterministic and IEEE (no reassociation flags), and the lanes become vector
 registers: a serial float sum cannot be vectorized without reassociating.
 Sums differ from numpy's pairwise sums in the last bits (and are about as
 accurate: LANES partial sums each of n / LANES terms). A row known to be
-shorter than 2 * LANES is summed serially, in index order.
+shorter than 2 * LANES is summed serially, in index order, unless it is the
+trailing axes of every argument that reads it: then each row is one vector
+(Note [vector rows] in vector_rows.py), combined pairwise like the lanes here.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: 
 
 @kernel_kind("reduction", reduction_work)
 def emit_reduction_kernel(kernel: Kernel) -> None:
-    ReductionEmitter(kernel).emit()
+    from .vector_rows import VectorRowEmitter, vector_rows_apply  # it builds on ReductionEmitter, below
+
+    (VectorRowEmitter if vector_rows_apply(kernel.op) else ReductionEmitter)(kernel).emit()
 
 
 class ReductionEmitter:
@@ -329,6 +333,11 @@ class ReductionEmitter:
         return self._load(arg, {i - (kept - arg.type.rank): c for i, c in by_position.items()})
 
     def _load(self, arg: BlockArgument, coordinate_of_axis: dict[int, ll.Value]) -> ll.Value:
+        pointer = self.b.gep(self.pointers[arg.index], [self._offset(arg, coordinate_of_axis)])
+        return load_value(self.b, pointer, arg.type.dtype)
+
+    def _offset(self, arg: BlockArgument, coordinate_of_axis: dict[int, ll.Value]) -> ll.Value:
+        """arg's element at these coordinates of its own axes (size-1 and absent axes broadcast)."""
         b = self.b
         sizes = [self.kernel.dim(arg, a) for a in range(arg.type.rank)]
         strides = _contiguous_strides(b, sizes)
@@ -338,8 +347,7 @@ class ReductionEmitter:
                 continue  # broadcast along this axis (or it is a reduced axis of a keepdims operand)
             coordinates.append(coordinate_of_axis[axis])
             used.append(strides[axis])
-        offset = dot(b, coordinates, used)
-        return load_value(b, b.gep(self.pointers[arg.index], [offset]), arg.type.dtype)
+        return dot(b, coordinates, used)
 
 
 def _contiguous_strides(b: ll.IRBuilder, sizes: list[ll.Value]) -> list[ll.Value]:
