@@ -115,7 +115,9 @@ class NativeExecutable:
              scratch_address: int | None, layout: ShapeLayout, scratch: np.ndarray | None = None) -> list[np.ndarray]:
         # `scratch` only keeps a private arena alive during the call
         memo = self._addresses.of
-        buffers = self._buffers_type(*[memo(a) for a in args], *[address_of(r) for r in results], scratch_address)
+        # A donated result is an argument whose address the memo knows; a fresh one is new each run.
+        addresses = [memo(r) if output[0] is not None else address_of(r) for r, output in zip(results, layout.outputs)]
+        buffers = self._buffers_type(*[memo(a) for a in args], *addresses, scratch_address)
         error_slot = self._error_slot
         dims[error_slot] = 0
         status = self._entry(buffers, dims)  # ctypes releases the GIL for the call

@@ -164,6 +164,31 @@ def test_short_rows_of_integers_and_bools(rng, dtype) -> None:
     both_targets(build, {"x": x})
 
 
+@pytest.mark.parametrize("shape", [(1, 16), (7, 40), (128, 256), (3, 1100), (2, 3, 40), (4, 40000)], ids=str)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_column_reductions(rng, shape, dtype) -> None:
+    """Note [column reductions]: leading axes reduced in tiles of the kept ones (one tile, several, a
+    last partial one, pieces for the thread pool), with a bias, a per-row weight, a scalar, batch
+    statistics (a second reduction reading the first) and full-level results."""
+    leading = tuple(range(len(shape) - 1))
+
+    def build(x, bias, weight, scale):  # type: ignore[no-untyped-def]
+        mean = fc.reduce_mean(x, axis=leading, keepdims=True)
+        centered = x - mean
+        var = fc.reduce_mean(centered * centered, axis=leading)
+        return [fc.reduce_sum(x * weight + bias, axis=leading) * scale, var, centered * scale,
+                fc.reduce_max(x, axis=0), fc.reduce_min(x, axis=leading, keepdims=True) - bias]
+
+    both_targets(build, {"x": sample(rng, shape, dtype), "bias": sample(rng, shape[-1:], dtype),
+                         "weight": sample(rng, shape[:-1] + (1,), dtype), "scale": sample(rng, (), dtype)})
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_column_reductions_of_integers(rng, dtype) -> None:
+    both_targets(lambda x: [fc.reduce_sum(x * x, axis=0), fc.reduce_max(x, axis=0, keepdims=True) - x],
+                 {"x": sample(rng, (9, 33), dtype)})
+
+
 @pytest.mark.parametrize("axis", [0, 1])
 def test_arg_reductions(rng, axis) -> None:
     both_targets(lambda x: [fc.argmax(x, axis=axis), fc.argmin(x, axis=axis)], {"x": sample(rng, (6, 35), "float32")})
@@ -212,6 +237,42 @@ def test_batched_transposed_matmuls(rng, transpose_a, transpose_b, dtype, n) -> 
     both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b) * 2,
                  {"a": (sample(rng, a_shape, dtype) * scale).astype(dtype),
                   "b": (sample(rng, b_shape, dtype) * scale).astype(dtype)})
+
+
+@pytest.mark.parametrize("form", ["c - s*p", "c + p*s", "p + c", "c - lr*p", "c - p"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_accumulated_updates(rng, form, dtype) -> None:
+    """Note [accumulated update]: C0 -+ s * (A^T @ B) computed by gemm with beta = 1 (C0 copied into the
+    result first, since the fed C0 is not donated), for a constant or a fed scalar s."""
+    def build(a, b, c, lr):  # type: ignore[no-untyped-def]
+        p = fc.matmul(a, b, transpose_a=True)
+        return {"c - s*p": c - 0.25 * p, "c + p*s": c + p * 3.0, "p + c": p + c, "c - lr*p": c - lr * p,
+                "c - p": c - p}[form]
+
+    both_targets(build, {"a": sample(rng, (30, 40), dtype) * 0.1, "b": sample(rng, (30, 50), dtype) * 0.1,
+                         "c": sample(rng, (40, 50), dtype), "lr": np.asarray(0.5, dtype)})
+
+
+def test_accumulated_update_of_a_variable_in_place(rng) -> None:
+    """The SGD step of a wide layer: gemm accumulates into W's own buffer; the product is never needed."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 30], name="x")
+        dz = fc.placeholder(fc.float32, shape=[None, 40], name="dz")
+        w0 = sample(rng, (30, 40), "float32")
+        W = fc.Variable(w0, name="W")
+        step = fc.assign_sub(W, 0.1 * fc.matmul(x, dz, transpose_a=True))
+        init = fc.global_variables_initializer()
+    feeds = {x: sample(rng, (8, 30), "float32"), dz: sample(rng, (8, 40), "float32")}
+    with fc.Session(target="cpu", graph=g) as sess:
+        sess.run(init)
+        buffer = sess._values[W.op]
+        sess.run(step, feeds)
+        sess.run(step, feeds)
+        assert sess._values[W.op] is buffer
+        got = sess.run(W)
+    expected = w0 - 2 * 0.1 * (feeds[x].T @ feeds[dz])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("m", [1, 7, 8, 15, 16, 17, 33])

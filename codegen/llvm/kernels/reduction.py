@@ -79,9 +79,16 @@ def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: 
 
 @kernel_kind("reduction", reduction_work)
 def emit_reduction_kernel(kernel: Kernel) -> None:
-    from .vector_rows import VectorRowEmitter, vector_rows_apply  # it builds on ReductionEmitter, below
+    # The special schedules build on ReductionEmitter, below.
+    from .column_reduction import ColumnReductionEmitter, column_reduction_applies
+    from .vector_rows import VectorRowEmitter, vector_rows_apply
 
-    (VectorRowEmitter if vector_rows_apply(kernel.op) else ReductionEmitter)(kernel).emit()
+    if vector_rows_apply(kernel.op):
+        VectorRowEmitter(kernel).emit()
+    elif column_reduction_applies(kernel.op):
+        ColumnReductionEmitter(kernel).emit()
+    else:
+        ReductionEmitter(kernel).emit()
 
 
 class ReductionEmitter:

@@ -72,12 +72,15 @@ class VectorRowEmitter(ReductionEmitter):
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     scalars.value(op.results[0])
             start = b.mul(outer, ll.Constant(I64, self.count))
-            for index, value in enumerate(yields):
+            # Every result computed before any is stored: a result may be written over an argument
+            # (Note [donated arguments]) that another one still reads.
+            values = [row.value(v) if self.level.get(v) == "full" else scalars.value(v) for v in yields]
+            for index, (value, x) in enumerate(zip(yields, values)):
                 pointer = kernel.result_pointer(index, value.type.dtype)
                 if self.level.get(value) == "full":
-                    self._store_row(row.value(value), pointer, start, value)
+                    self._store_row(x, pointer, start, value)
                 else:
-                    store_value(b, scalars.value(value), b.gep(pointer, [outer]), value.type.dtype)
+                    store_value(b, x, b.gep(pointer, [outer]), value.type.dtype)
 
     def _vector(self, value: Value) -> ll.VectorType:
         return ll.VectorType(compute_type(value.type.dtype), self.width)
