@@ -11,7 +11,7 @@ A's layout:
   rows x n accumulators in registers; lanes are combined pairwise at the end, then the k % lanes
   last terms added in order.
   (100 x 784 @ 784 x 10 on an AVX-512 host: 22 us as row tiles of 8, 13 us as dot tiles.)
-- Row tiles (the rest, and few rows, where the copy of B would cost more than it saves): a row
+- Row tiles (the rest: B too big to copy, or k unknown): a row
   of C is one vector of its n columns (padded to a power of two, the padding lanes zero), updated
   per p by one fma with a[i, p] broadcast. Several rows at once, so that each loaded row of op(B)
   feeds independent fma chains (an fma's latency is about four of its issue slots; one chain
@@ -36,7 +36,6 @@ from ..types import I32, I64, compute_type, load_value, store_value
 
 VECTOR_CHAINS = 8  # independent fma chains that keep two fma units busy at a latency of four
 PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
-DOT_ROWS = 16  # fewer rows than this: row tiles (copying B costs about as much as 16 rows of products)
 
 
 @functools.cache
@@ -74,15 +73,8 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
 
         done = _tiles(b, m, lanes, column_tile)
     elif _dot_applies(matmul):
-        many = b.icmp_signed(">=", m, ll.Constant(I64, DOT_ROWS))
-        done = kernel.alloca(I64, "done")
-        b.store(ll.Constant(I64, 0), done)
-        with b.if_else(many) as (dot, rows):
-            with dot:
-                b.store(_dot_tiles(kernel, matmul, pa, pb, pc, m, k), done)
-            with rows:
-                b.store(_row_tiles(kernel, matmul, pa, pb, pc, m, k, full_m), done)
-        done = b.load(done)
+        _dot_tiles(kernel, matmul, pa, pb, pc, m, k)
+        return
     else:
         done = _row_tiles(kernel, matmul, pa, pb, pc, m, k, full_m)
     with for_range(b, done, m, "nr") as i:  # rows left over, one by one
@@ -189,18 +181,23 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
         for j, total in zip(columns, sums):
             y = _splat(b, _b_element(b, matmul, pb, p, j, k), vector)
             b.store(b.call(fma, [x, y, b.load(total)]), total)
-    width = ll.Constant(I64, n)
-    values = [b.load(total) for total in sums]
-    for lane in range(lanes):
-        row = b.mul(b.add(first, ll.Constant(I64, lane)), width)
-        for j, column in zip(columns, values):
-            store_value(b, b.extract_element(column, ll.Constant(I32, lane)),
-                        b.gep(pc, [b.add(row, ll.Constant(I64, j))]), dtype)
+    # The columns go to C through a stack tile and a loop, not lanes x n unrolled stores: those took
+    # LLVM's SLP vectorizer about 100 ms to compile.
+    tile = kernel.alloca(ll.ArrayType(vector, len(columns)), "column_tile")
+    for c, total in enumerate(sums):
+        b.store(b.load(total), b.gep(tile, [ll.Constant(I64, 0), ll.Constant(I64, c)]))
+    scalars = b.bitcast(tile, vector.element.as_pointer())
+    width, height = ll.Constant(I64, n), ll.Constant(I64, lanes)
+    with for_range(b, ll.Constant(I64, 0), height, "cl") as lane:
+        row = b.mul(b.add(first, lane), width)
+        with for_range(b, ll.Constant(I64, 0), ll.Constant(I64, len(columns)), "cj") as c:
+            value = b.load(b.gep(scalars, [b.add(b.mul(c, height), lane)]))
+            store_value(b, value, b.gep(pc, [b.add(row, b.add(c, ll.Constant(I64, columns.start)))]), dtype)
 
 
 def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value, m: ll.Value,
-               k: ll.Value) -> ll.Value:
-    """Whole dot tiles over m rows (op(B) copied transposed first, unless it is); returns the rows done."""
+               k: ll.Value) -> None:
+    """m rows as dot tiles, then one by one (op(B) copied transposed first, unless it is)."""
     b = kernel.b
     dtype = matmul.result.type.dtype
     n = matmul.result.type.shape[-1]
@@ -211,11 +208,14 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
     group = min(n, budget)
     column_groups = [range(j, min(n, j + group)) for j in range(0, n, group)]
 
-    def tile(first: ll.Value) -> None:
+    def tile(first: ll.Value, rows: int) -> None:
         for js in column_groups:
             _dot_tile(kernel, matmul, pa, columns, pc, first, rows, js, lanes, k)
 
-    return _tiles(b, m, rows, tile)
+    done = _tiles(b, m, rows, lambda first: tile(first, rows))
+    if rows > 1:
+        with for_range(b, done, m, "nd") as i:  # rows left over, one by one
+            tile(i, 1)
 
 
 def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value) -> ll.Value:
@@ -258,17 +258,21 @@ def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value
             for r, x in enumerate(xs):
                 total = sums[r][c]
                 b.store(b.call(fma, [x, y, b.load(total)]), total)
-    tail = b.mul(steps, width)
+    results = [[kernel.alloca(element, "dot") for _ in js] for _ in range(rows)]
+    for r in range(rows):
+        for c in range(len(js)):
+            b.store(_sum_lanes(b, b.load(sums[r][c])), results[r][c])
+    if not (isinstance(k, ll.Constant) and k.constant % lanes == 0):
+        with for_range(b, b.mul(steps, width), k, "dt") as p:  # the k % lanes last terms, in order
+            xs = [load_value(b, b.gep(row, [p]), dtype) for row in a_rows]
+            for c, column in enumerate(b_columns):
+                y = load_value(b, b.gep(column, [p]), dtype)
+                for r, x in enumerate(xs):
+                    b.store(b.fadd(b.load(results[r][c]), b.fmul(x, y)), results[r][c])
     for r in range(rows):
         row = b.mul(b.add(first, ll.Constant(I64, r)), ll.Constant(I64, n))
         for c, j in enumerate(js):
-            result = kernel.alloca(element, "dot")
-            b.store(_sum_lanes(b, b.load(sums[r][c])), result)
-            with for_range(b, tail, k, "dt") as p:  # the k % lanes last terms, in order
-                x = load_value(b, b.gep(a_rows[r], [p]), dtype)
-                y = load_value(b, b.gep(b_columns[c], [p]), dtype)
-                b.store(b.fadd(b.load(result), b.fmul(x, y)), result)
-            store_value(b, b.load(result), b.gep(pc, [b.add(row, ll.Constant(I64, j))]), dtype)
+            store_value(b, b.load(results[r][c]), b.gep(pc, [b.add(row, ll.Constant(I64, j))]), dtype)
 
 
 def _sum_lanes(b: ll.IRBuilder, vector: ll.Value) -> ll.Value:
