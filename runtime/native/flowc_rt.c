@@ -179,11 +179,13 @@ void flowc_set_num_threads(int n) {
 void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    int threads = n > grain && !in_task ? flowc_num_threads() : 1;
-    int64_t target = (int64_t)threads * CHUNKS_PER_THREAD;
-    int64_t chunk = n / target + (n % target != 0);
-    if (chunk < grain) chunk = grain;
-    int64_t num_chunks = n / chunk + (n % chunk != 0);
+    int threads = n >= 2 * grain && !in_task ? flowc_num_threads() : 1;
+    /* As many chunks as the grain allows, up to CHUNKS_PER_THREAD per thread, all of one size: 256
+     * rows at a grain of 204 are one chunk, not 204 for the caller and 52 for a worker. */
+    int64_t num_chunks = (int64_t)threads * CHUNKS_PER_THREAD;
+    if (num_chunks > n / grain) num_chunks = n / grain;
+    int64_t chunk = num_chunks > 0 ? n / num_chunks + (n % num_chunks != 0) : n;
+    num_chunks = n / chunk + (n % chunk != 0);
     if (threads <= 1 || num_chunks <= 1) {
         fn(context, 0, n);
         return;

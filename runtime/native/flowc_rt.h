@@ -16,9 +16,9 @@ extern "C" {
 /* One slice [begin, end) of a parallel loop; `context` is passed through. */
 typedef void (*flowc_task)(void *context, int64_t begin, int64_t end);
 
-/* Run fn over [0, n) in chunks of at least `grain` iterations on the pool's
- * threads, the caller included; returns when every chunk is done. Runs inline
- * (a single fn(context, 0, n)) when n <= grain, when the pool has one thread,
+/* Run fn over [0, n) in equal chunks of at least `grain` iterations on the
+ * pool's threads, the caller included; returns when every chunk is done. Runs
+ * inline (a single fn(context, 0, n)) when n < 2 * grain, when the pool has one thread,
  * or when called from inside a task (nested loops do not fan out again).
  * Safe to call from several threads at once: their loops take turns. */
 void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain);
