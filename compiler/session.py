@@ -33,6 +33,8 @@ class RunPlan:
     tensors: list[Tensor]  # fetched tensors, in result order
     rebuild: Callable[[Callable[[Any], Any]], Any]
     single: bool = False  # the fetch is one tensor: its result is the answer
+    flat: list[int | None] | None = None  # a flat list/tuple fetch: per element its result (None: an op)
+    flat_kind: type = list
 
     def __post_init__(self) -> None:
         # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
@@ -116,6 +118,9 @@ class Session:
         results = self._call(plan.compiled, args)
         if plan.single:
             return results[0]
+        if plan.flat is not None:  # a flat list or tuple of fetches
+            values = [None if i is None else results[i] for i in plan.flat]
+            return values if plan.flat_kind is list else tuple(values)
         by_tensor = dict(zip(plan.tensors, results))
         return plan.rebuild(lambda element: by_tensor[element] if isinstance(element, Tensor) else None)
 
@@ -129,7 +134,12 @@ class Session:
         compiled = self._compiled(tensors, targets, list(by_tensor))
         feed_tensors = list(compiled.signature.feeds)
         single = isinstance(fetches, (Tensor, str)) and len(tensors) == 1 and not targets
-        return RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild, single)
+        plan = RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild, single)
+        if type(fetches) in (list, tuple) and len(leaves) == len(fetches) and \
+                not any(type(v) in _NESTED for v in fetches):
+            plan.flat = [tensors.index(leaf) if isinstance(leaf, Tensor) else None for leaf in leaves]
+            plan.flat_kind = type(fetches)
+        return plan
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
@@ -219,17 +229,26 @@ class FeedSpec:
 def _checked(spec: FeedSpec, value: Any) -> np.ndarray:
     """The fed value as the compiled code needs it; an array that already fits passes untouched
     (check_feed handles, and explains, everything else)."""
-    if type(value) is np.ndarray and value.dtype == spec.dtype:
+    if type(value) is np.ndarray and (value.dtype is spec.dtype or value.dtype == spec.dtype):
         shape = value.shape
         flags = value.flags  # a new flags object per access: read it once
-        if (flags.c_contiguous and flags.aligned and len(shape) == spec.rank
-                and all(shape[axis] == dim for axis, dim in spec.known)):
-            return value
+        if flags.c_contiguous and flags.aligned and len(shape) == spec.rank:
+            for axis, dim in spec.known:  # a loop, not all(): no generator per call
+                if shape[axis] != dim:
+                    break
+            else:
+                return value
     return check_feed(spec.tensor, value)
+
+
+_NESTED = (list, tuple, dict)
 
 
 def _structure_key(fetches: Any) -> Any:
     """A hashable stand-in for a fetch structure (raises TypeError for an unhashable leaf)."""
+    kind = type(fetches)
+    if (kind is list or kind is tuple) and not any(type(v) in _NESTED for v in fetches):
+        return (kind, tuple(fetches))  # the usual flat list: hashed when it is looked up
     if isinstance(fetches, dict):
         return (dict, tuple((k, _structure_key(v)) for k, v in fetches.items()))
     if isinstance(fetches, (list, tuple)):

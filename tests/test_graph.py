@@ -186,6 +186,10 @@ def test_fetch_structures(g):
         pair = sess.run((y, z), feeds)
         assert isinstance(pair, tuple) and len(pair) == 2
         assert_equal(pair[1], f32(2, 3))
+        for _ in range(2):  # planned, then from the plan
+            flat = sess.run([z, init, y, z, "y:0"], feeds)
+            assert isinstance(flat, list) and flat[1] is None
+            assert_equal(flat[0], f32(2, 3)), assert_equal(flat[3], f32(2, 3)), assert_equal(flat[4], f32(2, 4))
         named = sess.run(Pair(y, second=z), feeds)
         assert isinstance(named, Pair)
         assert_equal(named.first, f32(2, 4))
