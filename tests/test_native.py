@@ -241,16 +241,18 @@ def test_batched_transposed_matmuls(rng, transpose_a, transpose_b, dtype, n) -> 
 
 @pytest.mark.parametrize("form", ["c - s*p", "c + p*s", "p + c", "c - lr*p", "c - p"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_accumulated_updates(rng, form, dtype) -> None:
+@pytest.mark.parametrize("width", [50, 10], ids=["blas", "narrow"])
+def test_accumulated_updates(rng, form, dtype, width) -> None:
     """Note [accumulated update]: C0 -+ s * (A^T @ B) computed by gemm with beta = 1 (C0 copied into the
-    result first, since the fed C0 is not donated), for a constant or a fed scalar s."""
+    result first, since the fed C0 is not donated) or stored so by a narrow product, for a constant
+    or a fed scalar s."""
     def build(a, b, c, lr):  # type: ignore[no-untyped-def]
         p = fc.matmul(a, b, transpose_a=True)
         return {"c - s*p": c - 0.25 * p, "c + p*s": c + p * 3.0, "p + c": p + c, "c - lr*p": c - lr * p,
                 "c - p": c - p}[form]
 
-    both_targets(build, {"a": sample(rng, (30, 40), dtype) * 0.1, "b": sample(rng, (30, 50), dtype) * 0.1,
-                         "c": sample(rng, (40, 50), dtype), "lr": np.asarray(0.5, dtype)})
+    both_targets(build, {"a": sample(rng, (30, 40), dtype) * 0.1, "b": sample(rng, (30, width), dtype) * 0.1,
+                         "c": sample(rng, (40, width), dtype), "lr": np.asarray(0.5, dtype)})
 
 
 def test_accumulated_update_of_a_variable_in_place(rng) -> None:

@@ -107,13 +107,14 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation) -> None:
 
 def _accumulated_update(kernel: Kernel, matmul: Operation) -> tuple[int, BlockArgument, ll.Value] | None:
     """Note [accumulated update]: an epilogue `C0 - s * P` (or `C0 + s * P`, `C0 - P`, `C0 + P`) of a
-    BLAS product P, for a C0 of P's shape and a scalar s (a constant or a rank-0 argument), with P
+    float product P, for a C0 of P's shape and a scalar s (a constant or a rank-0 argument), with P
     used nowhere else: the SGD update of a weight matrix. gemm computes it as alpha * A @ B + 1 * C
-    straight into the result (C0 copied there first unless the result is C0's own buffer), so the
+    straight into the result (C0 copied there first unless the result is C0's own buffer); a narrow
+    product stores C0 + alpha * C in place of C, rounded as the epilogue rounds it. Either way the
     product is never stored and read back. Returns (the update's result index, C0, alpha), or None.
     """
     product = matmul.result
-    if is_narrow(matmul) or product.type.dtype.name not in GEMM:
+    if product.type.dtype.name not in GEMM:  # float products, BLAS or narrow
         return None
     op = kernel.op
     yields = list(op.regions[0].entry.terminator.operands)
@@ -187,7 +188,8 @@ def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value,
     pb = b.gep(b_pointer, [dot(b, coordinates, b_strides)])
     pc = b.gep(target, [b.mul(row, n)])
     if is_narrow(matmul):
-        narrow_product(kernel, matmul, pa, pb, pc, count, k, m)
+        start = None if accumulate is None else (b.gep(accumulate[0], [b.mul(row, n)]), accumulate[1])
+        narrow_product(kernel, matmul, pa, pb, pc, count, k, m, start)
     elif dtype.name in GEMM and accumulate is not None:
         start_rows, alpha = accumulate
         _copy_unless_same(b, b.gep(start_rows, [b.mul(row, n)]), pc, b.mul(count, n))

@@ -26,10 +26,12 @@ A's layout:
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from llvmlite import ir as ll
 
 from flowc.ir import Operation
+from flowc.ir.types import DType
 
 from ..kernel import Kernel, for_range
 from ..types import I32, I64, compute_type, load_value, store_value
@@ -53,11 +55,29 @@ def vector_bytes() -> int:
     return 32 if features.get("avx") else 16
 
 
-def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
-                   m: ll.Value, k: ll.Value, full_m: ll.Value) -> None:
-    """m rows of C from pa (op(A)'s first row) into pc; full_m: op(A)'s row count (A's row stride when
-    transposed)."""
+@dataclass
+class Target:
+    """Where C's elements go: C itself, or C0 + alpha * C (Note [accumulated update] in matmul.py) with
+    C0's elements at the same offsets from `start`, rounded as the epilogue would round them."""
+
+    pointer: ll.Value
+    dtype: DType
+    start: ll.Value | None = None
+    alpha: ll.Value | None = None
+
+    def store(self, b: ll.IRBuilder, value: ll.Value, offset: ll.Value) -> None:
+        if self.start is not None:
+            value = b.fadd(load_value(b, b.gep(self.start, [offset]), self.dtype), b.fmul(self.alpha, value))
+        store_value(b, value, b.gep(self.pointer, [offset]), self.dtype)
+
+
+def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, c: ll.Value,
+                   m: ll.Value, k: ll.Value, full_m: ll.Value,
+                   accumulate: tuple[ll.Value, ll.Value] | None = None) -> None:
+    """m rows of C from pa (op(A)'s first row) into c (or c = C0 + alpha * C for accumulate = (C0's
+    rows, alpha)); full_m: op(A)'s row count (A's row stride when transposed)."""
     b = kernel.b
+    pc = Target(c, matmul.result.type.dtype, *(accumulate or ()))
     if matmul.result.type.shape[-1] == 0:
         return  # C has no elements
     done: ll.Value = ll.Constant(I64, 0)
@@ -81,7 +101,7 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
         _row_tile(kernel, matmul, pa, pb, pc, i, 1, k, full_m)
 
 
-def _row_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value, m: ll.Value,
+def _row_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
                k: ll.Value, full_m: ll.Value) -> ll.Value:
     registers = -(-_padded(matmul.result.type.shape[-1]) * matmul.result.type.dtype.itemsize // vector_bytes())
     rows = max(1, VECTOR_CHAINS // registers)
@@ -138,7 +158,7 @@ def _b_element(b: ll.IRBuilder, matmul: Operation, pb: ll.Value, p: ll.Value, j:
     return load_value(b, b.gep(pb, [offset]), matmul.result.type.dtype)
 
 
-def _row_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value, first: ll.Value,
+def _row_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, first: ll.Value,
               rows: int, k: ll.Value, full_m: ll.Value) -> None:
     """Rows first .. first + rows of C, one vector of the n columns each."""
     b = kernel.b
@@ -161,11 +181,10 @@ def _row_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc:
         row = b.mul(b.add(first, ll.Constant(I64, r)), width)
         values = b.load(total)
         for j in range(n):
-            store_value(b, b.extract_element(values, ll.Constant(I32, j)),
-                        b.gep(pc, [b.add(row, ll.Constant(I64, j))]), dtype)
+            pc.store(b, b.extract_element(values, ll.Constant(I32, j)), b.add(row, ll.Constant(I64, j)))
 
 
-def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value, first: ll.Value,
+def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, first: ll.Value,
                  lanes: int, columns: range, k: ll.Value, full_m: ll.Value) -> None:
     """Rows first .. first + lanes of C = A^T @ op(B) in the given columns, one vector of those rows
     per column."""
@@ -192,10 +211,10 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
         row = b.mul(b.add(first, lane), width)
         with for_range(b, ll.Constant(I64, 0), ll.Constant(I64, len(columns)), "cj") as c:
             value = b.load(b.gep(scalars, [b.add(b.mul(c, height), lane)]))
-            store_value(b, value, b.gep(pc, [b.add(row, b.add(c, ll.Constant(I64, columns.start)))]), dtype)
+            pc.store(b, value, b.add(row, b.add(c, ll.Constant(I64, columns.start))))
 
 
-def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value, m: ll.Value,
+def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
                k: ll.Value) -> None:
     """m rows as dot tiles, then one by one (op(B) copied transposed first, unless it is)."""
     b = kernel.b
@@ -232,7 +251,7 @@ def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value) -> ll.Valu
     return columns
 
 
-def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value, pc: ll.Value, first: ll.Value,
+def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value, pc: Target, first: ll.Value,
               rows: int, js: range, lanes: int, k: ll.Value) -> None:
     """C[first .. first + rows, js] as dot products of A's rows and op(B)'s columns (column j at j * k)."""
     b = kernel.b
@@ -272,7 +291,7 @@ def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value
     for r in range(rows):
         row = b.mul(b.add(first, ll.Constant(I64, r)), ll.Constant(I64, n))
         for c, j in enumerate(js):
-            store_value(b, b.load(results[r][c]), b.gep(pc, [b.add(row, ll.Constant(I64, j))]), dtype)
+            pc.store(b, b.load(results[r][c]), b.add(row, ll.Constant(I64, j)))
 
 
 def _sum_lanes(b: ll.IRBuilder, vector: ll.Value) -> ll.Value:
