@@ -278,9 +278,10 @@ def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value
                 total = sums[r][c]
                 b.store(b.call(fma, [x, y, b.load(total)]), total)
     results = [[kernel.alloca(element, "dot") for _ in js] for _ in range(rows)]
+    totals = _sums_of_lanes(b, [b.load(total) for row in sums for total in row])
     for r in range(rows):
         for c in range(len(js)):
-            b.store(_sum_lanes(b, b.load(sums[r][c])), results[r][c])
+            b.store(totals[r * len(js) + c], results[r][c])
     if not (isinstance(k, ll.Constant) and k.constant % lanes == 0):
         with for_range(b, b.mul(steps, width), k, "dt") as p:  # the k % lanes last terms, in order
             xs = [load_value(b, b.gep(row, [p]), dtype) for row in a_rows]
@@ -294,17 +295,29 @@ def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value
             pc.store(b, b.load(results[r][c]), b.add(row, ll.Constant(I64, j)))
 
 
-def _sum_lanes(b: ll.IRBuilder, vector: ll.Value) -> ll.Value:
-    """Lanes k and k + half added, halving (the order of reduction.py's partial sums)."""
-    width = vector.type.count
-    while width > 1:
-        half = width // 2
-        undefined = ll.Constant(vector.type, ll.Undefined)
-        low = b.shuffle_vector(vector, undefined, _indices(range(half)))
-        high = b.shuffle_vector(vector, undefined, _indices(range(half, width)))
-        vector = b.fadd(low, high)
-        width = half
-    return b.extract_element(vector, ll.Constant(I32, 0))
+def _sums_of_lanes(b: ll.IRBuilder, vectors: list[ll.Value]) -> list[ll.Value]:
+    """The sum of each vector's lanes, lanes k and k + half added, halving (the order of reduction.py's
+    partial sums), for `lanes` vectors at a time: each step adds the halves of two vectors in one
+    vector addition (their low halves side by side, plus their high halves), so 16 sums cost 15
+    additions instead of 64, and lane i of the last vector holds vector i's sum. A last group is
+    padded with -0.0, which leaves every sum as it is."""
+    width = vectors[0].type.count
+    padding = ll.Constant(vectors[0].type, [ll.Constant(vectors[0].type.element, -0.0)] * width)
+    sums: list[ll.Value] = []
+    for start in range(0, len(vectors), width):
+        group = vectors[start:start + width]
+        group += [padding] * (width - len(group))
+        span = width  # lanes per vector's partial sums
+        while span > 1:
+            half = span // 2
+            low = [lane for base in range(0, width, span) for lane in range(base, base + half)]
+            high = [lane + half for lane in low]
+            group = [b.fadd(b.shuffle_vector(x, y, _indices(low + [width + lane for lane in low])),
+                            b.shuffle_vector(x, y, _indices(high + [width + lane for lane in high])))
+                     for x, y in zip(group[::2], group[1::2])]
+            span = half
+        sums += [b.extract_element(group[0], ll.Constant(I32, i)) for i in range(width)]
+    return sums[:len(vectors)]
 
 
 def _indices(lanes: range) -> ll.Constant:
