@@ -118,9 +118,11 @@ class NativeExecutable:
              scratch_address: int, layout: ShapeLayout, scratch: np.ndarray | None = None) -> list[np.ndarray]:
         # `scratch` only keeps a private arena alive during the call
         memo = self._addresses.of
-        # A donated result is an argument whose address the memo knows; a fresh one is new each run.
-        addresses = [memo(r) if output[0] is not None else address_of(r) for r, output in zip(results, layout.outputs)]
-        buffers[:] = [*[memo(a) for a in args], *addresses, scratch_address]
+        arguments = [memo(a) for a in args]
+        # A donated result is its argument's buffer; a fresh one is new each run.
+        results_at = [arguments[output[0]] if output[0] is not None else address_of(r)
+                      for r, output in zip(results, layout.outputs)]
+        buffers[:] = [*arguments, *results_at, scratch_address]
         error_slot = self._error_slot
         dims[error_slot] = 0
         status = self._entry(buffers, dims)  # ctypes releases the GIL for the call
