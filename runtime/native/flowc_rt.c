@@ -180,10 +180,12 @@ void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain) 
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     int threads = n >= 2 * grain && !in_task ? flowc_num_threads() : 1;
-    /* As many chunks as the grain allows, up to CHUNKS_PER_THREAD per thread, all of one size: 256
-     * rows at a grain of 204 are one chunk, not 204 for the caller and 52 for a worker. */
+    /* As many chunks as the grain allows, up to CHUNKS_PER_THREAD per thread, all of one size, a
+     * multiple of the threads: 256 rows at a grain of 204 are one chunk, not 204 for the caller and
+     * 52 for a worker. */
     int64_t num_chunks = (int64_t)threads * CHUNKS_PER_THREAD;
     if (num_chunks > n / grain) num_chunks = n / grain;
+    if (num_chunks > threads) num_chunks -= num_chunks % threads; /* 3 chunks on 2 threads: one waits */
     int64_t chunk = num_chunks > 0 ? n / num_chunks + (n % num_chunks != 0) : n;
     num_chunks = n / chunk + (n % chunk != 0);
     if (threads <= 1 || num_chunks <= 1) {
