@@ -515,3 +515,43 @@ def test_only_artifacts_that_call_blas_load_it(tmp_path) -> None:
     env = {**os.environ, "FLOWC_CACHE_DIR": str(tmp_path)}
     output = subprocess.check_output([sys.executable, "-c", NO_BLAS_CHILD], env=env, text=True).split()
     assert output == ["False", "True"]
+
+
+ONE_POOL_CHILD = """
+import ctypes, os, numpy as np, flowc as fc
+from flowc.codegen.llvm.blas import blas_library
+from flowc.runtime import set_num_threads, support
+gangs = support().flowc_gangs_run
+gangs.restype = ctypes.c_int64
+rng = np.random.default_rng(0)
+a, b = (rng.standard_normal((384, 384)).astype(np.float32) for _ in range(2))
+g = fc.Graph()
+with g.as_default():
+    x = fc.placeholder(fc.float32, shape=[None, 384], name="x")
+    y = fc.matmul(x, fc.constant(b)) + 1.0
+with fc.Session(graph=g) as sess:
+    before = gangs()
+    out = sess.run(y, {x: a})
+    blas = ctypes.CDLL(blas_library())
+    print(blas.scipy_openblas_get_num_threads(), gangs() > before, end=" ")
+    np.testing.assert_allclose(out, a @ b + 1, rtol=1e-4, atol=1e-3)
+    set_num_threads(1)
+    print(blas.scipy_openblas_get_num_threads(), end=" ")
+    before = gangs()
+    np.testing.assert_allclose(sess.run(y, {x: a}), a @ b + 1, rtol=1e-4, atol=1e-3)
+    print(gangs() == before, end=" ")
+    set_num_threads(2)
+    pid = os.fork()  # the child's pool starts afresh; OpenBLAS still runs its threads there
+    if pid == 0:
+        ok = np.allclose(sess.run(y, {x: a}), a @ b + 1, rtol=1e-4, atol=1e-3)
+        os._exit(0 if ok else 1)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_openblas_runs_its_threads_on_flowcs_pool(tmp_path) -> None:
+    # Note [one pool]: loading an artifact that calls BLAS gives OpenBLAS flowc's thread count, and
+    # its threaded calls run as gangs on flowc's pool; one thread means no gang at all.
+    env = {**os.environ, "FLOWC_CACHE_DIR": str(tmp_path), "FLOWC_NUM_THREADS": "3"}
+    output = subprocess.check_output([sys.executable, "-c", ONE_POOL_CHILD], env=env, text=True).split()
+    assert output == ["3", "True", "1", "True", "0"]

@@ -44,6 +44,7 @@ from flowc.runtime import (
 
 HARNESS = r"""
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 #include "flowc_rt.h"
@@ -90,6 +91,41 @@ static void fill_rows(void *context, int64_t begin, int64_t end) {
 void nested(void **buffers, const int64_t *dims) {
     int64_t *args[2] = {buffers[0], (int64_t *)dims[1]};
     flowc_parallel_for(fill_rows, args, dims[0], 1);
+}
+
+/* A gang of n members, each writing its thread's id and then waiting (at most about 10 s) for all
+ * n to arrive: out[i] = thread id, out[n] = how many timed out (0 unless some never ran at once). */
+struct gang { int64_t *out, n; _Atomic int64_t arrived, timed_out; };
+
+static void gang_member(void *context, int64_t begin, int64_t end) {
+    struct gang *g = context;
+    for (int64_t i = begin; i < end; i++) {
+        g->out[i] = (int64_t)pthread_self();
+        atomic_fetch_add(&g->arrived, 1);
+        int waited = 0;
+        while (atomic_load(&g->arrived) < g->n && waited < 100000) { usleep(100); waited++; }
+        if (atomic_load(&g->arrived) < g->n) atomic_fetch_add(&g->timed_out, 1);
+    }
+}
+
+/* buffers: [out]; dims: [n] */
+void gang(void **buffers, const int64_t *dims) {
+    struct gang g = {buffers[0], dims[0], 0, 0};
+    flowc_run_together(gang_member, &g, (int)dims[0]);
+    ((int64_t *)buffers[0])[dims[0]] = atomic_load(&g.timed_out);
+}
+
+/* The same gang, started from inside a task of a parallel loop (the pool is busy with that loop). */
+static void gang_in_task(void *context, int64_t begin, int64_t end) {
+    struct gang *g = context;
+    for (int64_t i = begin; i < end; i++)
+        if (i == 0) flowc_run_together(gang_member, g, (int)g->n);
+}
+
+void nested_gang(void **buffers, const int64_t *dims) {
+    struct gang g = {buffers[0], dims[0], 0, 0};
+    flowc_parallel_for(gang_in_task, &g, 4, 1);
+    ((int64_t *)buffers[0])[dims[0]] = atomic_load(&g.timed_out);
 }
 
 void empty(void **buffers, const int64_t *dims) { (void)buffers; (void)dims; }
@@ -225,6 +261,36 @@ def test_two_python_threads_call_at_once(harness):
     for thread in threads:
         thread.join(timeout=120)
     assert not errors and not any(thread.is_alive() for thread in threads)
+
+
+def run_gang(harness: Library, n: int, entry: str = "gang") -> np.ndarray:
+    out = np.zeros(n + 1, np.int64)
+    call(harness.entry(entry), (ctypes.c_void_p * 1)(out.ctypes.data), (ctypes.c_int64 * 1)(n))
+    return out
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_run_together_runs_every_member_at_once(harness, n, threads):
+    # The members wait for each other, as OpenBLAS's jobs do: a pool that ran them one after
+    # another, or fewer at a time than asked, would time out (or hang). The thread count of
+    # parallel loops does not limit a gang.
+    set_num_threads(threads)
+    try:
+        out = run_gang(harness, n)
+    finally:
+        set_num_threads(0)
+    assert out[n] == 0
+    assert len(set(out[:n].tolist())) == n
+
+
+def test_run_together_inside_a_task_starts_its_own_threads(harness):
+    set_num_threads(4)
+    try:
+        out = run_gang(harness, 3, "nested_gang")
+    finally:
+        set_num_threads(0)
+    assert out[3] == 0 and len(set(out[:3].tolist())) == 3
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Python warns about fork in a threaded process

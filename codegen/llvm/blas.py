@@ -34,6 +34,9 @@ def calls_blas(kernel: Operation) -> bool:
 
 
 GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}  # scipy-openblas32's prefixed symbols
+# Its threading setters, which an artifact calling it hands to flowc_rt (Note [one pool] in runtime/native/flowc_rt.c).
+OPENBLAS_SET_CALLBACK = "scipy_openblas_set_threads_callback_function"
+OPENBLAS_SET_THREADS = "scipy_openblas_set_num_threads"
 
 
 def blas_library_path() -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from llvmlite import ir as ll
 
 from flowc.ir import Function, Operation, Value
+from .blas import calls_blas
 from .kernel import KERNEL_TYPE, Kernel, emit_dim, product
 from .program import ENTRY, PROFILE_SYMBOL, DimTable, Program
 from .types import I8, I32, I64, PTR
@@ -51,6 +52,7 @@ def elementwise_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op
 
 def emit_module(program: Program, name: str = "flowc") -> ll.Module:
     from . import kernels  # noqa: F401  (registers every kind)
+    from .kernels.matmul import emit_openblas_adoption
 
     function, plan, dims = program.function, program.plan, program.dims
     module = ll.Module(name=name)
@@ -95,6 +97,8 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
             timer.record(number, start)
         _return_on_error(b, entry, dims_pointer, program.error_slot)
     b.ret(ll.Constant(I32, 0))
+    if any(calls_blas(op) for op in program.kernel_ops):
+        emit_openblas_adoption(module)
     return module
 
 

@@ -1,9 +1,13 @@
 /* flowc_rt: a persistent thread pool for flowc's generated code.
  *
  * One pool per process. Workers start on the first parallel loop and then
- * live until the process ends; between loops they spin for a few tens of
- * microseconds (back-to-back kernels of one graph find them awake) and then
- * park on a condition variable, so an idle pool burns no CPU.
+ * live until the process ends; between loops they wait awake for a
+ * millisecond (the kernels of one run, and the runs of a training loop, find
+ * them awake: waking a parked thread took 50-60 us on a 2-core VM) and then
+ * park on a condition variable, so an idle pool burns no CPU. Waiting awake
+ * yields the CPU after the first few hundred pauses, so a waiting thread
+ * never keeps a runnable one (the pool's own, or the application's) off its
+ * core.
  *
  * A loop is a `struct job` on the caller's stack, cut into chunks that the
  * caller and the workers claim from an atomic counter until none are left.
@@ -11,6 +15,9 @@
  * is zero, and it closes the job (pool.job = NULL) under the mutex, which is
  * also the only place a worker joins one, so no worker touches a job after
  * its caller's frame is gone.
+ *
+ * A gang (flowc_run_together) is a job whose chunks must all run at once,
+ * each on its own thread: OpenBLAS's threads run as one (Note [one pool]).
  */
 #define _GNU_SOURCE
 #include "flowc_rt.h"
@@ -19,18 +26,22 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_THREADS 1024
 #define CHUNKS_PER_THREAD 4    /* more chunks than threads, to even out the load */
-#define SPIN_NANOSECONDS 50000 /* how long a worker waits awake before parking */
+#define SPIN_NANOSECONDS 1000000 /* how long a thread waits awake before parking */
+#define SPIN_PAUSES 256          /* pauses before waiting awake turns to yielding */
 
 struct job {
     flowc_task fn;
     void *context;
     int64_t n, chunk, num_chunks;
+    int workers;                    /* how many workers may join: worker i does while i < workers */
+    int64_t claims;                 /* chunks one thread may claim: 1 in a gang, else all */
     atomic_int_fast64_t next_chunk; /* the next chunk to claim */
     atomic_int busy;                /* workers that joined and have not left */
 };
@@ -55,7 +66,12 @@ static struct {
  * since waiting for the pool from inside the pool would deadlock. */
 static _Thread_local int in_task;
 
-static void cpu_relax(void) {
+/* The i-th turn of a wait: a pause, later a yield to whatever else could run here. */
+static void wait_awake(int i) {
+    if (i > SPIN_PAUSES) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -77,13 +93,13 @@ static uint64_t spin_while_equal(_Atomic uint64_t *value, uint64_t old) {
     for (int i = 1;; i++) {
         uint64_t current = atomic_load_explicit(value, memory_order_acquire);
         if (current != old) return current;
-        if (i % 64 == 0 && now_nanoseconds() > deadline) return current;
-        cpu_relax();
+        if (i % 16 == 0 && now_nanoseconds() > deadline) return current;
+        wait_awake(i);
     }
 }
 
 static void run_chunks(struct job *job) {
-    for (;;) {
+    for (int64_t claimed = 0; claimed < job->claims; claimed++) {
         int64_t chunk = atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed);
         if (chunk >= job->num_chunks) return;
         int64_t begin = chunk * job->chunk;
@@ -93,14 +109,13 @@ static void run_chunks(struct job *job) {
 }
 
 static void *worker_main(void *arg) {
-    int index = (int)(intptr_t)arg; /* worker i takes part while i < num_threads - 1 */
+    int index = (int)(intptr_t)arg; /* worker i takes part in a job while i < job->workers */
     uint64_t seen = 0;              /* the last generation this worker joined; jobs start at 1 */
     in_task = 1;
     for (;;) {
         spin_while_equal(&pool.generation, seen);
         pthread_mutex_lock(&pool.mutex);
-        while (pool.job == NULL || atomic_load(&pool.generation) == seen ||
-               index >= atomic_load(&pool.num_threads) - 1)
+        while (pool.job == NULL || atomic_load(&pool.generation) == seen || index >= pool.job->workers)
             pthread_cond_wait(&pool.wake, &pool.mutex);
         struct job *job = pool.job;
         seen = atomic_load(&pool.generation);
@@ -172,9 +187,14 @@ int flowc_num_threads(void) {
     return n;
 }
 
+static void set_openblas_threads(int n);
+
 void flowc_set_num_threads(int n) {
     atomic_store(&pool.num_threads, n > 0 ? clamp_threads(n) : default_num_threads());
+    set_openblas_threads(atomic_load(&pool.num_threads));
 }
+
+static void run_job(struct job *job);
 
 void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain) {
     if (n <= 0) return;
@@ -193,38 +213,172 @@ void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain) 
         return;
     }
 
-    struct job job = {.fn = fn, .context = context, .n = n, .chunk = chunk, .num_chunks = num_chunks};
-    atomic_init(&job.next_chunk, 0);
-    atomic_init(&job.busy, 0);
+    struct job job = {.fn = fn, .context = context, .n = n, .chunk = chunk, .num_chunks = num_chunks,
+                      .workers = threads - 1, .claims = num_chunks};
     pthread_mutex_lock(&pool.submit);
     pthread_mutex_lock(&pool.mutex);
     start_workers(threads - 1);
-    pool.job = &job;
+    run_job(&job);
+}
+
+/* Open `job` to the pool, run the caller's share, and return once every chunk is done. Called
+ * holding pool.submit and pool.mutex; releases both. */
+static void run_job(struct job *job) {
+    atomic_init(&job->next_chunk, 0);
+    atomic_init(&job->busy, 0);
+    pool.job = job;
     atomic_fetch_add(&pool.generation, 1);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.mutex);
 
     in_task = 1;
-    run_chunks(&job);
+    run_chunks(job);
     in_task = 0;
 
+    /* A gang's members may not have claimed theirs yet (a parked worker takes a while to wake):
+     * yield the CPU to them meanwhile. After that, every joined worker is counted in `busy`. */
+    while (atomic_load(&job->next_chunk) < job->num_chunks) sched_yield();
     /* Every chunk is claimed; wait for the workers still running one. */
     int64_t deadline = now_nanoseconds() + SPIN_NANOSECONDS;
-    for (int i = 1; atomic_load(&job.busy) > 0; i++) {
-        if (i % 64 == 0 && now_nanoseconds() > deadline) break;
-        cpu_relax();
+    for (int i = 1; atomic_load(&job->busy) > 0; i++) {
+        if (i % 16 == 0 && now_nanoseconds() > deadline) break;
+        wait_awake(i);
     }
     pthread_mutex_lock(&pool.mutex);
-    while (atomic_load(&job.busy) > 0) pthread_cond_wait(&pool.done, &pool.mutex);
+    while (atomic_load(&job->busy) > 0) pthread_cond_wait(&pool.done, &pool.mutex);
     pool.job = NULL;
     pthread_mutex_unlock(&pool.mutex);
     pthread_mutex_unlock(&pool.submit);
+}
+
+/* A gang without the pool (from inside a task, or when the pool could not start enough workers):
+ * a thread per member but the caller's, joined before returning. Its members wait on each other,
+ * so none may be left out: a thread that cannot start is fatal, as it is in OpenBLAS itself. */
+struct member {
+    flowc_task fn;
+    void *context;
+    int64_t index;
+};
+
+static void *run_member(void *arg) {
+    struct member *member = arg;
+    member->fn(member->context, member->index, member->index + 1);
+    return NULL;
+}
+
+static void run_together_on_new_threads(flowc_task fn, void *context, int n) {
+    pthread_t *threads = malloc(sizeof(pthread_t) * (size_t)n);
+    struct member *members = malloc(sizeof(struct member) * (size_t)n);
+    if (threads == NULL || members == NULL) {
+        fprintf(stderr, "flowc: out of memory starting %d threads that must run together\n", n);
+        abort();
+    }
+    for (int i = 1; i < n; i++) {
+        members[i] = (struct member){fn, context, i};
+        if (pthread_create(&threads[i], NULL, run_member, &members[i]) != 0) {
+            fprintf(stderr, "flowc: cannot start thread %d of %d that must run together\n", i, n);
+            abort();
+        }
+    }
+    int was_in_task = in_task;
+    in_task = 1;
+    fn(context, 0, 1);
+    in_task = was_in_task;
+    for (int i = 1; i < n; i++) pthread_join(threads[i], NULL);
+    free(threads);
+    free(members);
+}
+
+static atomic_int_fast64_t gangs_run;
+
+int64_t flowc_gangs_run(void) { return atomic_load(&gangs_run); }
+
+void flowc_run_together(flowc_task fn, void *context, int n) {
+    if (n <= 0) return;
+    atomic_fetch_add(&gangs_run, 1);
+    if (n == 1) {
+        fn(context, 0, 1);
+        return;
+    }
+    if (in_task || n > MAX_THREADS) {
+        run_together_on_new_threads(fn, context, n);
+        return;
+    }
+    pthread_mutex_lock(&pool.submit);
+    pthread_mutex_lock(&pool.mutex);
+    start_workers(n - 1);
+    if (pool.num_workers < n - 1) {
+        pthread_mutex_unlock(&pool.mutex);
+        pthread_mutex_unlock(&pool.submit);
+        run_together_on_new_threads(fn, context, n);
+        return;
+    }
+    struct job job = {.fn = fn, .context = context, .n = n, .chunk = 1, .num_chunks = n, .workers = n - 1,
+                      .claims = 1};
+    run_job(&job);
+}
+
+/* Note [one pool]: OpenBLAS's pthreads build keeps its own workers, which spin for about 2^28
+ * cycles (0.1 s) after each threaded call. On a machine with as many threads as cores, a flowc
+ * kernel that follows a BLAS call in the same run then shares a core with a spinning OpenBLAS
+ * thread: the 512 -> 10 product after the MLP's sgemms took 100 us on 2 threads instead of 35 on
+ * one. OpenBLAS (0.3.27 and later) lets its caller run those threads instead: every artifact that
+ * links it hands over its setters (flowc_adopt_openblas, from a constructor), and each threaded
+ * call becomes a gang on this pool, which spins only SPIN_NANOSECONDS before parking. */
+typedef void (*openblas_job)(int thread_num, void *jobdata, int dojob_data);
+typedef void (*openblas_threads)(int sync, openblas_job job, int numjobs, size_t size, void *data, int extra);
+
+struct openblas_call {
+    openblas_job job;
+    char *data;
+    size_t size;
+    int extra;
+};
+
+/* Member i runs job i with thread number i: OpenBLAS keeps a work buffer per thread number, and
+ * members of one call run at once, calls one at a time (the pool's submit lock), so no two running
+ * jobs share one. */
+static void openblas_member(void *context, int64_t begin, int64_t end) {
+    struct openblas_call *call = context;
+    for (int64_t i = begin; i < end; i++) call->job((int)i, call->data + (size_t)i * call->size, call->extra);
+}
+
+/* OpenBLAS's pthreads server always asks for a synchronous run (sync = 1); one is what we give. */
+static void run_openblas_jobs(int sync, openblas_job job, int numjobs, size_t size, void *data, int extra) {
+    (void)sync;
+    struct openblas_call call = {job, data, size, extra};
+    flowc_run_together(openblas_member, &call, numjobs);
+}
+
+#define MAX_OPENBLAS 8
+static pthread_mutex_t openblas_lock = PTHREAD_MUTEX_INITIALIZER;
+static flowc_openblas_set_threads openblas_setters[MAX_OPENBLAS]; /* each adopted library's thread setter */
+static int num_openblas;
+
+/* OpenBLAS splits a call into at most its thread count of jobs: keep that flowc's. */
+static void set_openblas_threads(int n) {
+    pthread_mutex_lock(&openblas_lock);
+    for (int i = 0; i < num_openblas; i++) openblas_setters[i](n);
+    pthread_mutex_unlock(&openblas_lock);
+}
+
+void flowc_adopt_openblas(flowc_openblas_set_callback set_callback, flowc_openblas_set_threads set_threads) {
+    pthread_mutex_lock(&openblas_lock);
+    int known = 0;
+    for (int i = 0; i < num_openblas; i++) known |= openblas_setters[i] == set_threads;
+    if (!known && num_openblas < MAX_OPENBLAS) {
+        set_callback((void *)run_openblas_jobs);
+        set_threads(flowc_num_threads());
+        openblas_setters[num_openblas++] = set_threads;
+    }
+    pthread_mutex_unlock(&openblas_lock);
 }
 
 /* fork(): the child has only the forking thread, so its pool must forget the
  * parent's workers. Holding both locks across fork() means no job is open and
  * no lock is held by a thread that the child lacks. */
 static void before_fork(void) {
+    pthread_mutex_lock(&openblas_lock);
     pthread_mutex_lock(&pool.submit);
     pthread_mutex_lock(&pool.mutex);
 }
@@ -232,9 +386,11 @@ static void before_fork(void) {
 static void after_fork_in_parent(void) {
     pthread_mutex_unlock(&pool.mutex);
     pthread_mutex_unlock(&pool.submit);
+    pthread_mutex_unlock(&openblas_lock);
 }
 
 static void after_fork_in_child(void) {
+    pthread_mutex_init(&openblas_lock, NULL);
     pthread_mutex_init(&pool.submit, NULL);
     pthread_mutex_init(&pool.mutex, NULL);
     pthread_cond_init(&pool.wake, NULL);

@@ -23,6 +23,22 @@ typedef void (*flowc_task)(void *context, int64_t begin, int64_t end);
  * Safe to call from several threads at once: their loops take turns. */
 void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain);
 
+/* Run fn(context, i, i + 1) for every i in [0, n), each on its own thread and all at the same
+ * time (a gang: members may wait on each other); the caller runs member 0 and returns when all
+ * are done. Members come from the pool, or from new threads when called inside a task. */
+void flowc_run_together(flowc_task fn, void *context, int n);
+
+/* How many gangs this process has run (threaded OpenBLAS calls among them): for tests and profiles. */
+int64_t flowc_gangs_run(void);
+
+/* Note [one pool] in flowc_rt.c: make an OpenBLAS library (0.3.27 or later) run its threaded calls
+ * as gangs on this pool, with flowc's thread count; given that library's
+ * openblas_set_threads_callback_function and openblas_set_num_threads. Idempotent; every artifact
+ * that calls BLAS does it when loaded. */
+typedef void (*flowc_openblas_set_callback)(void *callback);
+typedef void (*flowc_openblas_set_threads)(int n);
+void flowc_adopt_openblas(flowc_openblas_set_callback set_callback, flowc_openblas_set_threads set_threads);
+
 /* A monotonic clock in nanoseconds: FLOWC_PROFILE=1 builds time each kernel with it. */
 int64_t flowc_now_ns(void);
 
@@ -30,7 +46,8 @@ int64_t flowc_now_ns(void);
 int flowc_num_threads(void);
 
 /* Set that number; n <= 0 restores the default: $FLOWC_NUM_THREADS, else the
- * number of CPUs this process may run on (its affinity mask). */
+ * number of CPUs this process may run on (its affinity mask). Adopted OpenBLAS
+ * libraries get the same count. */
 void flowc_set_num_threads(int n);
 
 #ifdef __cplusplus

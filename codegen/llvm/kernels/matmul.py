@@ -4,7 +4,8 @@ Note [BLAS choice]: float matmuls call OpenBLAS's sgemm/dgemm from the
 `scipy-openblas32` wheel, the build numpy and scipy ship, maintained by
 their developers. A hand-written kernel would need packing, register
 blocking and per-ISA microkernels to get near it; OpenBLAS is that already,
-and it threads itself (see matmul_work). The wheel is one self-contained shared library
+and it threads itself (see matmul_work), on flowc's pool (Note [one pool] in
+runtime/native/flowc_rt.c). The wheel is one self-contained shared library
 (libscipy_openblas.so, symbols prefixed `scipy_`, 32-bit ints), so an
 exported flowc library can carry a copy of it beside itself and find it
 through an $ORIGIN rpath, with no Python and no flowc present. Integer
@@ -24,11 +25,11 @@ from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, OpResult, Value
 
-from ..blas import GEMM, is_narrow
+from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS, is_narrow
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..module import kernel_kind
 from ..program import DimTable
-from ..types import I32, I64, compute_type, constant_of, load_value, store_value
+from ..types import I32, I64, PTR, compute_type, constant_of, load_value, store_value
 from .loop import elementwise_loop
 from .narrow import narrow_product
 
@@ -45,12 +46,14 @@ FLOP_GRAIN = 1 << 18
 
 def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
     """Work = the rows of every product in the batch. BLAS products are one piece: OpenBLAS threads
-    each call itself. Narrow ones (generated code) split across flowc's pool by FLOP_GRAIN.
+    each call itself, as gangs on flowc's pool (Note [one pool]). Narrow ones (generated code) split
+    across the pool by FLOP_GRAIN.
 
-    Measured on 2 cores (bench/): splitting the rows across flowc's pool as well runs two pools at
-    once and is slower (MLP forward 0.9x numpy instead of 1.1x); splitting them with a
-    single-threaded OpenBLAS is slower too (each piece packs B again). The kernel still takes any
-    row range [begin, end), so a split needs only a different grain here.
+    Measured on 2 cores (bench/), before OpenBLAS used flowc's pool: splitting the rows across
+    flowc's pool as well was slower (MLP forward 0.9x numpy instead of 1.1x), and splitting them
+    with a single-threaded OpenBLAS too (each piece packs B again). A split would now also make
+    each piece's OpenBLAS call start threads of its own (a gang inside a task). The kernel still
+    takes any row range [begin, end), so a split needs only a different grain here.
     """
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
@@ -256,6 +259,25 @@ def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
         with otherwise:
             b.call(gemm, [*flags, m32, n32, k32, constant_of(element, 1) if alpha is None else alpha, pa, lda, pb,
                           ldb, constant_of(element, 0) if beta is None else beta, pc, n32])
+
+
+def emit_openblas_adoption(module: ll.Module) -> None:
+    """A constructor that hands OpenBLAS's threading to flowc's pool when the artifact is loaded
+    (Note [one pool] in runtime/native/flowc_rt.c): OpenBLAS, a dependency, is initialized first."""
+    set_callback = ll.Function(module, ll.FunctionType(ll.VoidType(), [PTR]), name=OPENBLAS_SET_CALLBACK)
+    set_threads = ll.Function(module, ll.FunctionType(ll.VoidType(), [I32]), name=OPENBLAS_SET_THREADS)
+    adopt = ll.Function(module, ll.FunctionType(ll.VoidType(), [set_callback.type, set_threads.type]),
+                        name="flowc_adopt_openblas")
+    init = ll.Function(module, ll.FunctionType(ll.VoidType(), []), name="flowc_init_openblas")
+    init.linkage = "internal"
+    b = ll.IRBuilder(init.append_basic_block("entry"))
+    b.call(adopt, [set_callback, set_threads])
+    b.ret_void()
+    entry = ll.LiteralStructType([I32, init.type, PTR])
+    ctors = ll.GlobalVariable(module, ll.ArrayType(entry, 1), name="llvm.global_ctors")
+    ctors.linkage = "appending"
+    ctors.initializer = ll.Constant(ll.ArrayType(entry, 1), [
+        ll.Constant(entry, [ll.Constant(I32, 65535), init, ll.Constant(PTR, None)])])
 
 
 def _integer_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
