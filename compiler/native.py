@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowc.codegen.llvm.blas import blas_library, calls_blas
+from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, host_description, plan_program
 from flowc.ir import Function
 from flowc.ir.errors import FlowcError, IndexOutOfRange
@@ -79,6 +79,8 @@ class NativeExecutable:
                         f"fast_math={fast_math} profile={self.profiling}",
                         host_description())
         self.library_path, self.was_cached = cached_library(key, self._build)
+        if any(calls_blas(op) for op in self.program.kernel_ops):
+            load_blas()
         self.library = Library(self.library_path)
         self._entry = self.library.entry(ENTRY)
         self._entry.restype = ctypes.c_int32

@@ -6,6 +6,7 @@ import functools
 import glob
 import importlib.util
 import os
+import threading
 
 from flowc.ir import Operation
 from flowc.ir.errors import FlowcError
@@ -57,3 +58,30 @@ def blas_library() -> str:
     if not found:
         raise FlowcError(f"no libscipy_openblas in {blas_library_path()}: reinstall scipy-openblas32")
     return found[0]
+
+
+_load_lock = threading.Lock()
+
+
+@functools.cache
+def load_blas() -> None:
+    """Load libscipy_openblas into the process, before the first artifact that links it does.
+
+    Loading it starts OpenBLAS's own workers, which spin (yielding) for 2^28 cycles before they
+    sleep. Once an artifact hands OpenBLAS's threading to flowc's pool (Note [one pool] in
+    runtime/native/flowc_rt.c) they never get work, but while they spin every gang shares the
+    cores with them: the MLP forward of bench/ took 8 ms instead of 1.5 for its first 0.25 - 0.75 s.
+    So they are started with OpenBLAS's shortest spin (OPENBLAS_THREAD_TIMEOUT=4, read only while
+    the library initializes), unless the user chose one; the variable is gone again afterwards.
+    """
+    import ctypes
+
+    with _load_lock:
+        chosen = any(name in os.environ for name in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT"))
+        if not chosen:
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        try:
+            ctypes.CDLL(blas_library(), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+        finally:
+            if not chosen:
+                del os.environ["OPENBLAS_THREAD_TIMEOUT"]
