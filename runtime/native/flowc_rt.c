@@ -98,6 +98,14 @@ static uint64_t spin_while_equal(_Atomic uint64_t *value, uint64_t old) {
     }
 }
 
+/* Lock pool.mutex awake. Its holders keep it for a few hundred nanoseconds, but a thread that
+ * blocks on it sleeps in the kernel, and the unlock that wakes it is a system call on its holder's
+ * path: a worker that saw a new job while the caller still held the mutex slept until after the
+ * caller's first chunk. */
+static void lock_awake(void) {
+    for (int i = 1; pthread_mutex_trylock(&pool.mutex) != 0; i++) wait_awake(i);
+}
+
 static void run_chunks(struct job *job) {
     for (int64_t claimed = 0; claimed < job->claims; claimed++) {
         int64_t chunk = atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed);
@@ -114,18 +122,26 @@ static void *worker_main(void *arg) {
     in_task = 1;
     for (;;) {
         spin_while_equal(&pool.generation, seen);
-        pthread_mutex_lock(&pool.mutex);
-        while (pool.job == NULL || atomic_load(&pool.generation) == seen || index >= pool.job->workers)
-            pthread_cond_wait(&pool.wake, &pool.mutex);
-        struct job *job = pool.job;
+        lock_awake();
+        /* Park only when the spin ran out with no new job. */
+        while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.wake, &pool.mutex);
         seen = atomic_load(&pool.generation);
+        struct job *job = pool.job;
+        if (job == NULL || index >= job->workers) {
+            /* The job is over (its caller did every chunk) or does not want this worker: wait
+             * awake for the next. Parking here instead made a worker that was late once miss
+             * the next job too, woken 50 us after it began: the softmax step's two narrow
+             * products ran on the caller alone in about half the steps. */
+            pthread_mutex_unlock(&pool.mutex);
+            continue;
+        }
         atomic_fetch_add(&job->busy, 1);
         pthread_mutex_unlock(&pool.mutex);
 
         run_chunks(job);
         /* After this decrement the job (on its caller's stack) may be gone. */
         if (atomic_fetch_sub(&job->busy, 1) == 1) {
-            pthread_mutex_lock(&pool.mutex);
+            lock_awake();
             pthread_cond_signal(&pool.done);
             pthread_mutex_unlock(&pool.mutex);
         }

@@ -31,7 +31,7 @@ from ..module import kernel_kind
 from ..program import DimTable
 from ..types import I32, I64, PTR, compute_type, constant_of, load_value, store_value
 from .loop import elementwise_loop
-from .narrow import narrow_product
+from .narrow import narrow_product, tile_rows
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
@@ -54,6 +54,9 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     with a single-threaded OpenBLAS too (each piece packs B again). A split would now also make
     each piece's OpenBLAS call start threads of its own (a gang inside a task). The kernel still
     takes any row range [begin, end), so a split needs only a different grain here.
+
+    A narrow product's work is counted in its schedule's tiles (tile_rows), so that the pieces are
+    whole tiles; the kernel turns them back into rows (_rows_of_tiles).
     """
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
@@ -62,9 +65,20 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     if not is_narrow(matmul):
         return rows, b.select(b.icmp_signed(">", rows, one), rows, one)
     k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
-    per_row = b.add(b.mul(k, ll.Constant(I64, c.type.shape[-1])), one)
-    grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_row)
-    return rows, b.select(b.icmp_signed(">", grain, one), grain, one)
+    height = ll.Constant(I64, tile_rows(matmul))
+    per_tile = b.mul(b.add(b.mul(k, ll.Constant(I64, c.type.shape[-1])), one), height)
+    grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_tile)
+    tiles = b.udiv(b.add(rows, b.sub(height, one)), height)
+    return tiles, b.select(b.icmp_signed(">", grain, one), grain, one)
+
+
+def _rows_of_tiles(kernel: Kernel, matmul: Operation) -> None:
+    """A narrow product's [begin, end) counts tiles (matmul_work): make them rows, the last clipped."""
+    b = kernel.b
+    c = matmul.result
+    rows = product(b, [kernel.dim(c, axis) for axis in range(c.type.rank - 1)])
+    height = ll.Constant(I64, tile_rows(matmul))
+    kernel.begin, kernel.end = (_min(b, b.mul(tiles, height), rows) for tiles in (kernel.begin, kernel.end))
 
 
 def _matmul_of(op: Operation) -> Operation:
@@ -75,6 +89,8 @@ def _matmul_of(op: Operation) -> Operation:
 def emit_matmul_kernel(kernel: Kernel) -> None:
     """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows."""
     matmul = _matmul_of(kernel.op)
+    if is_narrow(matmul):
+        _rows_of_tiles(kernel, matmul)
     update = _accumulated_update(kernel, matmul)
     if update is None:
         _emit_product_and_epilogue(kernel, matmul)

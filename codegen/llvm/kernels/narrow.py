@@ -71,6 +71,21 @@ class Target:
         store_value(b, value, b.gep(self.pointer, [offset]), self.dtype)
 
 
+def tile_rows(matmul: Operation) -> int:
+    """The rows of C one tile of matmul's schedule covers. The pool's pieces are whole tiles, so no
+    piece but the last ends in rows done one by one: 784 x 100 @ 100 x 10 in two pieces of 392 rows
+    left 8 of each to single-row tiles (about 0.5 us a row)."""
+    if matmul.transpose_a:
+        return _lanes(matmul)
+    if _dot_applies(matmul):
+        return _dot_rows(matmul)[0]
+    return _row_tile_rows(matmul)
+
+
+def _lanes(matmul: Operation) -> int:
+    return vector_bytes() // matmul.result.type.dtype.itemsize
+
+
 def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, c: ll.Value,
                    m: ll.Value, k: ll.Value, full_m: ll.Value,
                    accumulate: tuple[ll.Value, ll.Value] | None = None) -> None:
@@ -82,7 +97,7 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
         return  # C has no elements
     done: ll.Value = ll.Constant(I64, 0)
     if matmul.transpose_a:
-        lanes = vector_bytes() // matmul.result.type.dtype.itemsize
+        lanes = _lanes(matmul)
         n = matmul.result.type.shape[-1]
         group = n if vector_bytes() == 64 else 12  # accumulators that fit in 32 (AVX-512) or 16 registers
         columns = [range(j, min(n, j + group)) for j in range(0, n, group)]
@@ -103,9 +118,20 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
 
 def _row_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
                k: ll.Value, full_m: ll.Value) -> ll.Value:
-    registers = -(-_padded(matmul.result.type.shape[-1]) * matmul.result.type.dtype.itemsize // vector_bytes())
-    rows = max(1, VECTOR_CHAINS // registers)
+    rows = _row_tile_rows(matmul)
     return _tiles(kernel.b, m, rows, lambda first: _row_tile(kernel, matmul, pa, pb, pc, first, rows, k, full_m))
+
+
+def _row_tile_rows(matmul: Operation) -> int:
+    registers = -(-_padded(matmul.result.type.shape[-1]) * matmul.result.type.dtype.itemsize // vector_bytes())
+    return max(1, VECTOR_CHAINS // registers)
+
+
+def _dot_rows(matmul: Operation) -> tuple[int, int]:
+    """A dot tile's rows, and the columns it does at once (accumulators: rows x columns)."""
+    n = matmul.result.type.shape[-1]
+    budget = 24 if vector_bytes() == 64 else 12  # accumulators that leave room in 32 or 16 registers
+    return max(1, budget // n), min(n, budget)
 
 
 def _dot_applies(matmul: Operation) -> bool:
@@ -222,9 +248,7 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
     n = matmul.result.type.shape[-1]
     columns = pb if matmul.transpose_b else _transposed_copy(kernel, matmul, pb)
     lanes = vector_bytes() // dtype.itemsize
-    budget = 24 if vector_bytes() == 64 else 12  # accumulators that leave room in 32 or 16 registers
-    rows = max(1, budget // n)
-    group = min(n, budget)
+    rows, group = _dot_rows(matmul)
     column_groups = [range(j, min(n, j + group)) for j in range(0, n, group)]
 
     def tile(first: ll.Value, rows: int) -> None:
