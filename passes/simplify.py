@@ -255,10 +255,30 @@ def drop_full_slice(op: Operation, rw: Rewriter) -> None:
         _forward(op, rw, op.operands[0])
 
 
+@pattern("one_hot")
+def one_hot_as_comparison(op: Operation, rw: Rewriter) -> None:
+    """one_hot(i) -> where(expand_dims(i) == iota, on, off): elementwise, so fusion computes it inside
+    its consumers (a classifier's cross entropy and its gradient) instead of in a kernel and buffer of
+    its own. Exact: an index outside [0, depth) equals no element of the iota, as in one_hot. Kept
+    when the iota (in the indices' dtype, i32 or i64) would be a constant above the fold cap."""
+    indices = op.operands[0]
+    if op.depth > FOLD_MAX_ELEMENTS:
+        return
+    dtype = indices.type.dtype.np
+    rank = op.result.type.rank
+    axis = op.axis % rank
+    b = rw.builder_before(op)
+    iota = b.constant(np.arange(op.depth, dtype=dtype).reshape((op.depth,) + (1,) * (rank - 1 - axis)))
+    hot = b.equal(b.expand_dims(indices, axis=axis), iota)
+    on, off = (b.constant(np.asarray(v).astype(op.dtype.np)) for v in (op.on_value, op.off_value))
+    rw.replace_op(op, [b.where(hot, on, off)])
+
+
 SIMPLIFY_PATTERNS = [
     drop_add_zero, drop_sub_zero, sub_self, neg_neg, drop_mul_by_one, mul_by_zero, drop_div_by_one, drop_pow_one,
     min_max_self, drop_identity, drop_cast_to_same, not_not, where_constant_condition, reduce_over_no_axes,
     fold_transposes, fold_reshapes, drop_broadcast_to_same, squeeze_expand_dims, concat_of_one, drop_full_slice,
+    one_hot_as_comparison,
 ]
 
 

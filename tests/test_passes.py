@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import flowc as fc
-from flowc.ir import Module, TensorType, VerifyError, float64, parse_module, print_module
+from flowc.ir import Module, TensorType, VerifyError, evaluate, float64, parse_module, print_module
 from flowc.ir.errors import FlowcError
 from flowc.lowering import lower
 from flowc.passes import (
@@ -530,3 +530,29 @@ def test_cli_ir_prints_the_session_ir_with_and_without_the_pipeline(tmp_path: pa
     assert plain.stdout.count("= exp") == 2 and "= mul" in plain.stdout and "= identity" in plain.stdout
     assert optimized.stdout.count("= exp") == 1 and "= mul" not in optimized.stdout
     assert "= identity" not in optimized.stdout
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+@pytest.mark.parametrize("dtype", ["f32", "i32"])
+def test_one_hot_as_a_comparison_gives_one_hots_values(axis: int, dtype: str) -> None:
+    """Simplify's one_hot -> where(i == iota, on, off) against one_hot itself, with indices below,
+    inside and above [0, depth) and an off_value of -0.0."""
+    from flowc.ir import evaluate
+
+    depth = 4
+    shape = {-1: "3,2,4", 0: "4,3,2", 1: "3,4,2"}[axis]
+    source = f"""\
+func @f(%i: i64[3,2]) -> {dtype}[{shape}] {{
+  %a = one_hot %i {{depth = {depth}, axis = {axis}, dtype = {dtype}, on_value = 2.5, off_value = -0.0}} : {dtype}[{shape}]
+  return %a : {dtype}[{shape}]
+}}
+"""
+    module = parse_module(source)
+    indices = np.array([[-1, 0], [3, 4], [2, 7]], dtype=np.int64)
+    want = evaluate(module["f"], [indices])
+    PassManager([Simplify()], verify_each=True).run(module)
+    assert "one_hot" not in print_module(module)
+    got = evaluate(module["f"], [indices])
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[0].dtype == want[0].dtype
+    assert np.array_equal(np.signbit(got[0]), np.signbit(want[0]))
