@@ -118,20 +118,22 @@ static void run_chunks(struct job *job) {
 
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg; /* worker i takes part in a job while i < job->workers */
-    uint64_t seen = 0;              /* the last generation this worker joined; jobs start at 1 */
+    uint64_t seen = 0;              /* the last generation this worker saw; jobs start at 1 */
+    int unwanted = 0;               /* the last job was for fewer workers: park without spinning */
     in_task = 1;
     for (;;) {
-        spin_while_equal(&pool.generation, seen);
+        if (!unwanted) spin_while_equal(&pool.generation, seen);
         lock_awake();
-        /* Park only when the spin ran out with no new job. */
+        /* Park when the spin ran out with no new job, or was skipped. */
         while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.wake, &pool.mutex);
         seen = atomic_load(&pool.generation);
         struct job *job = pool.job;
-        if (job == NULL || index >= job->workers) {
-            /* The job is over (its caller did every chunk) or does not want this worker: wait
-             * awake for the next. Parking here instead made a worker that was late once miss
-             * the next job too, woken 50 us after it began: the softmax step's two narrow
-             * products ran on the caller alone in about half the steps. */
+        unwanted = job != NULL && index >= job->workers;
+        if (job == NULL || unwanted) {
+            /* A job that is over (its caller did every chunk) is waited out awake: parking here
+             * made a worker that was late once miss the next job too, woken 50 us after it
+             * began, and the softmax step's two narrow products ran on the caller alone in
+             * about half the steps. */
             pthread_mutex_unlock(&pool.mutex);
             continue;
         }

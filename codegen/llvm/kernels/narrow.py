@@ -74,7 +74,7 @@ class Target:
 def tile_rows(matmul: Operation) -> int:
     """The rows of C one tile of matmul's schedule covers. The pool's pieces are whole tiles, so no
     piece but the last ends in rows done one by one: 784 x 100 @ 100 x 10 in two pieces of 392 rows
-    left 8 of each to single-row tiles (about 0.5 us a row)."""
+    left 8 of each to single-row tiles."""
     if matmul.transpose_a:
         return _lanes(matmul)
     if _dot_applies(matmul):
@@ -244,10 +244,9 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
                k: ll.Value) -> None:
     """m rows as dot tiles, then one by one (op(B) copied transposed first, unless it is)."""
     b = kernel.b
-    dtype = matmul.result.type.dtype
     n = matmul.result.type.shape[-1]
     columns = pb if matmul.transpose_b else _transposed_copy(kernel, matmul, pb)
-    lanes = vector_bytes() // dtype.itemsize
+    lanes = _lanes(matmul)
     rows, group = _dot_rows(matmul)
     column_groups = [range(j, min(n, j + group)) for j in range(0, n, group)]
 
