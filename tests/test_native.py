@@ -290,6 +290,66 @@ def test_narrow_product_tiles(rng, m, n, transpose_a, dtype) -> None:
                  {"a": sample(rng, a_shape, dtype) * 0.1, "b": sample(rng, (k, n), dtype) * 0.1})
 
 
+@pytest.mark.parametrize("k, transpose_b", [(784, False), (1007, False), (784, True)],
+                         ids=["784", "uneven", "transposed"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_split_k_products(rng, k, transpose_b, dtype) -> None:
+    """Note [split-k products]: on two threads a short batch times a tall narrow W splits by k (the
+    pool cuts its units into two chunks, so the split path runs), the partials are summed, then the
+    epilogue; 1000 rows do not fit the scratch and split by rows; an update form accumulates."""
+    import ctypes
+
+    from flowc.codegen.llvm.kernels.matmul import FLOP_GRAIN
+    from flowc.codegen.llvm.kernels.narrow import vector_bytes
+    from flowc.runtime import set_num_threads, support
+
+    chunks = support().flowc_parallel_chunks
+    chunks.argtypes, chunks.restype = (ctypes.c_int64, ctypes.c_int64), ctypes.c_int64
+    lanes = vector_bytes() // np.dtype(dtype).itemsize
+    w_shape = (10, k) if transpose_b else (k, 10)
+    set_num_threads(2)
+    try:
+        # The split's condition (launch_matmul) holds for 100 rows: the split path is the one taken.
+        assert chunks(-(-k // lanes), max(1, FLOP_GRAIN // ((100 * 10 + 1) * lanes))) == 2
+        for m in (100, 3, 1000):
+            _matches_reference_over_k(lambda x, w, b: fc.relu(fc.matmul(x, w, transpose_b=transpose_b) + b),
+                                      {"x": sample(rng, (m, k), dtype) * 0.1, "w": sample(rng, w_shape, dtype) * 0.1,
+                                       "b": sample(rng, (10,), dtype)})
+        _matches_reference_over_k(lambda x, w, c: c - 0.5 * fc.matmul(x, w, transpose_b=transpose_b),
+                                  {"x": sample(rng, (100, k), dtype) * 0.1, "w": sample(rng, w_shape, dtype) * 0.1,
+                                   "c": sample(rng, (100, 10), dtype)})
+    finally:
+        set_num_threads(0)
+
+
+def _matches_reference_over_k(build, feeds: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    """both_targets for sums of about a thousand terms of size 1: a summation order of its own differs
+    from numpy's by a few ulps of the terms' size, not of the (partly cancelled) result's."""
+    g = fc.Graph()
+    with g.as_default():
+        ph = {k: fc.placeholder(as_dtype(v.dtype), shape=v.shape, name=k) for k, v in feeds.items()}
+        out = build(**ph)
+    got, want = (fc.Session(target=t, graph=g).run(out, {ph[k]: v for k, v in feeds.items()})
+                 for t in ("cpu", "reference"))
+    eps = np.finfo(want.dtype).eps
+    np.testing.assert_allclose(got, want, rtol=100 * eps, atol=1000 * eps * np.abs(want).max())
+
+
+def test_split_k_products_have_a_slice_and_a_combine_function() -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 784], name="x")
+        y = fc.matmul(x, fc.constant(np.ones((784, 10), np.float32))) + 1.0
+    with fc.Session(graph=g) as sess:
+        np.testing.assert_allclose(sess.run(y, {x: np.ones((4, 784), np.float32)}), np.full((4, 10), 785.0))
+        (compiled,) = sess._cache.values()
+        from flowc.codegen.llvm.module import emit_module
+
+        text = str(emit_module(compiled.executable.program))
+    for name in ("kernel0_matmul_slices", "kernel0_matmul_combine", "flowc_parallel_chunks"):
+        assert f"@{name}(" in text or f"@\"{name}\"(" in text, name
+
+
 @pytest.mark.parametrize("width", [16, 32, 64], ids=["sse", "avx", "avx512"])
 def test_narrow_product_tiles_for_every_vector_width(tmp_path, monkeypatch, rng, width) -> None:
     """The tile sizes follow the host's vector width; each width's schedule is right (built here in a

@@ -128,6 +128,19 @@ void nested_gang(void **buffers, const int64_t *dims) {
     ((int64_t *)buffers[0])[dims[0]] = atomic_load(&g.timed_out);
 }
 
+/* out[begin] = end - begin for each chunk; out[n] = how many chunks flowc_parallel_chunks foretold. */
+static void record_chunk(void *context, int64_t begin, int64_t end) {
+    int64_t *out = context;
+    out[begin] = end - begin;
+}
+
+/* buffers: [out, n + 1 zeros]; dims: [n, grain] */
+void chunks(void **buffers, const int64_t *dims) {
+    int64_t *out = buffers[0];
+    out[dims[0]] = flowc_parallel_chunks(dims[0], dims[1]);
+    flowc_parallel_for(record_chunk, out, dims[0], dims[1]);
+}
+
 void empty(void **buffers, const int64_t *dims) { (void)buffers; (void)dims; }
 """
 
@@ -193,6 +206,27 @@ def test_parallel_for_writes_every_index_once(harness, n):
 def test_parallel_for_any_grain(harness, grain):
     out = run_fill(harness, 100_003, grain)
     np.testing.assert_array_equal(out[:-1], 2 * np.arange(100_003, dtype=np.int64))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n, grain", [(1, 1), (49, 16), (50, 16), (48, 16), (31, 16), (32, 16), (1000, 7),
+                                      (100_003, 1000), (5, 10**9)])
+def test_parallel_chunks_foretells_the_cut(harness, threads, n, grain):
+    """flowc_parallel_chunks(n, grain) is the number of chunks flowc_parallel_for cuts [0, n) into,
+    chunk i being [i * c, min(n, (i + 1) * c)) with c = ceil(n / chunks) (split-k products rely on it)."""
+    set_num_threads(threads)
+    try:
+        out = np.zeros(n + 1, np.int64)
+        call(harness.entry("chunks"), (ctypes.c_void_p * 1)(out.ctypes.data), (ctypes.c_int64 * 2)(n, grain))
+    finally:
+        set_num_threads(0)
+    count = int(out[n])
+    size = -(-n // count)
+    expected = np.zeros(n, np.int64)
+    expected[::size] = [min(size, n - start) for start in range(0, n, size)]
+    np.testing.assert_array_equal(out[:n], expected)
+    assert len(range(0, n, size)) == count
+    assert (count == 1) == (threads == 1 or n < 2 * grain)
 
 
 def test_parallel_for_runs_on_several_threads(harness):

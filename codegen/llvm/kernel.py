@@ -106,6 +106,10 @@ class Kernel:
     def result_pointer(self, index: int, dtype: DType) -> ll.Value:
         return self.operand_pointer(len(self.op.operands) + index, dtype)
 
+    def extra_pointer(self, index: int) -> ll.Value:
+        """The index-th pointer after the dims pointer in the context (module.Launch.context)."""
+        return self.b.load(self._slot(len(self.op.operands) + len(self.op.results) + 1 + index))
+
     def dim(self, value: Value, axis: int) -> ll.Value:
         """A dim of a value of this kernel: a region value's dims are its operand's or result's."""
         return emit_dim(self.b, self.dims, self.dims_pointer, value, axis)

@@ -13,6 +13,7 @@ through the thread pool (`flowc_parallel_for`), which runs small work inline.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -28,19 +29,60 @@ ENTRY_TYPE = ll.FunctionType(I32, [PTR.as_pointer(), I64.as_pointer()])
 PARALLEL_FOR = ll.FunctionType(ll.VoidType(), [KERNEL_TYPE.as_pointer(), PTR, I64, I64])
 GRAIN = 32768  # elements of work below which splitting across threads costs more than it gains
 
+SCRATCH_BYTES = 1 << 16  # the entry point's stack area that kernels may share (Launch.scratch)
+
 KernelEmitter = Callable[[Kernel], None]
 WorkFn = Callable[[ll.IRBuilder, DimTable, ll.Value, Operation], tuple[ll.Value, ll.Value]]
 KERNELS: dict[str, tuple[KernelEmitter, WorkFn]] = {}
+LAUNCHERS: dict[str, Callable[["Launch"], None]] = {}
 
 
-def kernel_kind(kind: str, work: WorkFn) -> Callable[[KernelEmitter], KernelEmitter]:
-    """Register the emitter of a fusion kind and how much parallel work it has."""
+def kernel_kind(kind: str, work: WorkFn,
+                launch: Callable[["Launch"], None] | None = None) -> Callable[[KernelEmitter], KernelEmitter]:
+    """Register the emitter of a fusion kind and how much parallel work it has; `launch`, if given,
+    emits the entry point's calls of such a kernel in place of one flowc_parallel_for over its work."""
 
     def register(fn: KernelEmitter) -> KernelEmitter:
         KERNELS[kind] = (fn, work)
+        if launch is not None:
+            LAUNCHERS[kind] = launch
         return fn
 
     return register
+
+
+@dataclass
+class Launch:
+    """One kernel's call from the entry point, for a kind that makes its own (kernel_kind's `launch`):
+    `default()` emits the usual flowc_parallel_for of `kernel` over its work; `sibling` makes another
+    function for the same op (called with a context from `context`), `scratch` an entry-block stack
+    area of SCRATCH_BYTES, 64-byte aligned, that every kernel may use while it runs."""
+
+    kernel: Kernel
+    b: ll.IRBuilder
+    entry: ll.Function
+    buffers: list[ll.Value]  # the op's operand and result pointers, the kernel's context order
+    dims_pointer: ll.Value
+    parallel_for: ll.Function
+    default: Callable[[], None]
+    _scratch: list[ll.Value] = field(default_factory=list)
+
+    def sibling(self, suffix: str) -> Kernel:
+        k = self.kernel
+        return Kernel(k.module, k.dims, k.op, f"{k.function.name}_{suffix}", k.number, k.error_slot, k.b.fast_math)
+
+    def context(self, extra: list[ll.Value]) -> ll.Value:
+        """The kernel's context with `extra` pointers after the dims pointer (Kernel.extra_pointer)."""
+        return _context(self.b, self.buffers, self.dims_pointer, extra)
+
+    def scratch(self) -> ll.Value:
+        if not self._scratch:
+            self._scratch.append(_entry_alloca(self.b, self.entry, ll.ArrayType(I8, SCRATCH_BYTES), "scratch", 64))
+        return self.b.bitcast(self._scratch[0], PTR)
+
+    def local(self, type: ll.Type, name: str) -> ll.Value:
+        """A stack slot of the entry point."""
+        return _entry_alloca(self.b, self.entry, type, name)
 
 
 def elementwise_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
@@ -84,15 +126,24 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
         return pointer
 
     timer = _Timer(module, b, len(program.kernel_ops)) if program.profile else None
+    scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
     for number, op in enumerate(program.kernel_ops):
         emit, work = KERNELS[op.kind]
         kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot, program.fast_math)
         emit(kernel)
         function_pointer = kernel.finish()
-        context = _context(b, [buffer(v) for v in (*op.operands, *op.results)], dims_pointer)
-        n, grain = work(b, dims, dims_pointer, op)
+        pointers_of_op = [buffer(v) for v in (*op.operands, *op.results)]
+        context = _context(b, pointers_of_op, dims_pointer)
         start = timer.now() if timer else None
-        b.call(parallel_for, [function_pointer, context, n, grain])
+
+        def default(function: ll.Function = function_pointer, context: ll.Value = context, op: Operation = op) -> None:
+            n, grain = work(b, dims, dims_pointer, op)
+            b.call(parallel_for, [function, context, n, grain])
+
+        if op.kind in LAUNCHERS:
+            LAUNCHERS[op.kind](Launch(kernel, b, entry, pointers_of_op, dims_pointer, parallel_for, default, scratch))
+        else:
+            default()
         if timer:
             timer.record(number, start)
         _return_on_error(b, entry, dims_pointer, program.error_slot)
@@ -123,11 +174,27 @@ class _Timer:
             b.store(b.add(b.load(pointer), amount), pointer)  # not atomic: profile one thread at a time
 
 
-def _context(b: ll.IRBuilder, pointers: list[ll.Value], dims_pointer: ll.Value) -> ll.Value:
-    slots = b.alloca(ll.ArrayType(PTR, len(pointers) + 1))
-    for index, pointer in enumerate([*pointers, b.bitcast(dims_pointer, PTR)]):
+def _context(b: ll.IRBuilder, pointers: list[ll.Value], dims_pointer: ll.Value,
+             extra: list[ll.Value] | None = None) -> ll.Value:
+    extra = [b.bitcast(pointer, PTR) for pointer in extra or []]
+    slots = b.alloca(ll.ArrayType(PTR, len(pointers) + 1 + len(extra)))
+    for index, pointer in enumerate([*pointers, b.bitcast(dims_pointer, PTR), *extra]):
         b.store(pointer, b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
     return b.bitcast(slots, PTR)
+
+
+def _entry_alloca(b: ll.IRBuilder, entry: ll.Function, type: ll.Type, name: str,
+                  align: int | None = None) -> ll.Value:
+    """A stack slot made at the start of the entry point, so LLVM makes it once, in the frame."""
+    block = entry.entry_basic_block
+    at_start = ll.IRBuilder(block)
+    at_start.position_at_start(block)
+    slot = at_start.alloca(type, name=name)
+    if align is not None:
+        slot.align = align
+    if b.block is block:  # b's insertion index is now one short: back to the end
+        b.position_at_end(block)
+    return slot
 
 
 def _return_on_error(b: ll.IRBuilder, entry: ll.Function, dims_pointer: ll.Value, slot: int) -> None:

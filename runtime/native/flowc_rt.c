@@ -214,19 +214,34 @@ void flowc_set_num_threads(int n) {
 
 static void run_job(struct job *job);
 
+/* How flowc_parallel_for cuts [0, n): as many chunks as the grain allows, up to CHUNKS_PER_THREAD
+ * per thread, all of one size, a multiple of the threads: 256 rows at a grain of 204 are one chunk,
+ * not 204 for the caller and 52 for a worker. Returns the chunk count; *threads and *chunk get the
+ * threads that share them and the chunk size. */
+static int64_t plan_chunks(int64_t n, int64_t grain, int *threads, int64_t *chunk) {
+    if (grain < 1) grain = 1;
+    *threads = n >= 2 * grain && !in_task ? flowc_num_threads() : 1;
+    int64_t num_chunks = (int64_t)*threads * CHUNKS_PER_THREAD;
+    if (num_chunks > n / grain) num_chunks = n / grain;
+    if (num_chunks > *threads) num_chunks -= num_chunks % *threads; /* 3 chunks on 2 threads: one waits */
+    *chunk = num_chunks > 0 ? n / num_chunks + (n % num_chunks != 0) : n;
+    if (*threads <= 1) *chunk = n;
+    return n / *chunk + (n % *chunk != 0);
+}
+
+int64_t flowc_parallel_chunks(int64_t n, int64_t grain) {
+    if (n <= 0) return 0;
+    int threads;
+    int64_t chunk;
+    return plan_chunks(n, grain, &threads, &chunk);
+}
+
 void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain) {
     if (n <= 0) return;
-    if (grain < 1) grain = 1;
-    int threads = n >= 2 * grain && !in_task ? flowc_num_threads() : 1;
-    /* As many chunks as the grain allows, up to CHUNKS_PER_THREAD per thread, all of one size, a
-     * multiple of the threads: 256 rows at a grain of 204 are one chunk, not 204 for the caller and
-     * 52 for a worker. */
-    int64_t num_chunks = (int64_t)threads * CHUNKS_PER_THREAD;
-    if (num_chunks > n / grain) num_chunks = n / grain;
-    if (num_chunks > threads) num_chunks -= num_chunks % threads; /* 3 chunks on 2 threads: one waits */
-    int64_t chunk = num_chunks > 0 ? n / num_chunks + (n % num_chunks != 0) : n;
-    num_chunks = n / chunk + (n % chunk != 0);
-    if (threads <= 1 || num_chunks <= 1) {
+    int threads;
+    int64_t chunk;
+    int64_t num_chunks = plan_chunks(n, grain, &threads, &chunk);
+    if (num_chunks <= 1) {
         fn(context, 0, n);
         return;
     }

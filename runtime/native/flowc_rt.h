@@ -23,6 +23,10 @@ typedef void (*flowc_task)(void *context, int64_t begin, int64_t end);
  * Safe to call from several threads at once: their loops take turns. */
 void flowc_parallel_for(flowc_task fn, void *context, int64_t n, int64_t grain);
 
+/* How many chunks flowc_parallel_for(fn, context, n, grain) would cut [0, n) into, called here and
+ * now (1: it would run inline). Chunk i is [i * c, min(n, (i + 1) * c)) with c = ceil(n / chunks). */
+int64_t flowc_parallel_chunks(int64_t n, int64_t grain);
+
 /* Run fn(context, i, i + 1) for every i in [0, n), each on its own thread and all at the same
  * time (a gang: members may wait on each other); the caller runs member 0 and returns when all
  * are done. Members come from the pool, or from new threads when called inside a task. */

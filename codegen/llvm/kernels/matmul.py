@@ -27,11 +27,11 @@ from flowc.ir import BlockArgument, Operation, OpResult, Value
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS, is_narrow
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
-from ..module import kernel_kind
+from ..module import SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable
 from ..types import I32, I64, PTR, compute_type, constant_of, load_value, store_value
 from .loop import elementwise_loop
-from .narrow import narrow_product, tile_rows
+from .narrow import Target, dot_applies, lanes_of, narrow_product, narrow_slices, tile_rows
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
@@ -85,15 +85,119 @@ def _matmul_of(op: Operation) -> Operation:
     return next(inner for inner in op.regions[0].entry.ops if inner.name == "matmul")
 
 
-@kernel_kind("matmul", matmul_work)
+def launch_matmul(launch: Launch) -> None:
+    """Note [split-k products]: a narrow x @ W with a short batch (m * n * slices elements fit the
+    entry's scratch) and a long k splits across the pool by k, not by rows. Each piece multiplies
+    every row over its own stretch of k, that is its own rows of W, into a partial product in the
+    scratch; then the caller sums the partials in k's order and runs the epilogue.
+
+    Why: the weight gradient x^T @ dz (column tiles) splits by W's rows, and its update writes those
+    rows in place, so after a training step each core holds the W rows it wrote, modified. A row
+    split of the next step's x @ W made every piece read all of W, half of it from the other core's
+    cache, and the update then took those lines back: in a C model of the softmax step on this
+    2-core VM, the two products alternating took 15.6 + 9.3 us on two threads (either alone: 10.3
+    and 7.1), and split by k at the same rows as the gradient, 9.9 + 6.7. The stretches are cut as
+    flowc_parallel_for cuts the gradient's tiles (narrow_slices), and the pool's caller claims the
+    first chunk of each, so each core keeps its rows.
+
+    The sum's order depends on the slice count, that is on the thread count: results may differ from
+    a one-thread run by rounding, as a threaded BLAS's may.
+    """
+    op = launch.kernel.op
+    matmul = _matmul_of(op)
+    if not _splits_k(matmul):
+        launch.default()
+        return
+    b = launch.b
+    dims, dims_pointer = launch.kernel.dims, launch.dims_pointer
+    a, c = matmul.operands[0], matmul.result
+    m, k = emit_dim(b, dims, dims_pointer, c, 0), emit_dim(b, dims, dims_pointer, a, 1)
+    n, lanes, one = c.type.shape[-1], ll.Constant(I64, lanes_of(matmul)), ll.Constant(I64, 1)
+    units = b.udiv(b.add(k, b.sub(lanes, one)), lanes)
+    # The gradient's grain (matmul_work): its tiles are `lanes` rows of W, over the batch.
+    per_unit = b.mul(b.add(b.mul(m, ll.Constant(I64, n)), one), lanes)
+    grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_unit)
+    grain = b.select(b.icmp_signed(">", grain, one), grain, one)
+    chunks = kernel_function(launch.kernel.module, "flowc_parallel_chunks", I64, [I64, I64])
+    slices = b.call(chunks, [units, grain])
+    size = b.mul(b.mul(slices, m), ll.Constant(I64, n * c.type.dtype.itemsize))
+    fits = b.and_(b.icmp_signed(">=", slices, ll.Constant(I64, 2)),
+                  b.icmp_signed("<=", size, ll.Constant(I64, SCRATCH_BYTES)))
+    with b.if_else(fits) as (split, whole):
+        with split:
+            count = launch.local(I64, "slices")
+            b.store(slices, count)
+            context = launch.context([launch.scratch(), count])
+            b.call(launch.parallel_for, [_emit_slices(launch.sibling("slices"), matmul), context, slices, one])
+            b.call(_emit_combine(launch.sibling("combine"), matmul), [context, ll.Constant(I64, 0), m])
+        with whole:
+            launch.default()
+
+
+def _splits_k(matmul: Operation) -> bool:
+    """A product launch_matmul may split by k: a narrow float x @ W of dot tiles, no batch axes."""
+    operands = (*matmul.operands, matmul.result)
+    return (is_narrow(matmul) and matmul.result.type.dtype.name in GEMM and not matmul.transpose_a
+            and all(v.type.rank == 2 for v in operands) and dot_applies(matmul))
+
+
+def kernel_function(module: ll.Module, name: str, result: ll.Type, arguments: list[ll.Type]) -> ll.Function:
+    """A function of flowc_rt (or any library the artifact links), declared once per module."""
+    return module.globals.get(name) or ll.Function(module, ll.FunctionType(result, arguments), name=name)
+
+
+def _emit_slices(kernel: Kernel, matmul: Operation) -> ll.Function:
+    """Slices [begin, end) of a split-k product (launch_matmul) into their partials."""
+    b = kernel.b
+    a, bb = matmul.operands
+    dtype = matmul.result.type.dtype
+    partials, count = kernel.extra_pointer(0), kernel.extra_pointer(1)
+    slices = b.load(b.bitcast(count, I64.as_pointer()))
+    m, k = kernel.dim(matmul.result, 0), kernel.dim(a, 1)
+    narrow_slices(kernel, matmul, kernel.operand_pointer(a.index, dtype), kernel.operand_pointer(bb.index, dtype),
+                  b.bitcast(partials, compute_type(dtype).as_pointer()), m, k, slices)
+    return kernel.finish()
+
+
+def _emit_combine(kernel: Kernel, matmul: Operation) -> ll.Function:
+    """Rows [begin, end) of a split-k product: its partials summed in slice order, then the epilogue."""
+    b = kernel.b
+    dtype = matmul.result.type.dtype
+    partials = b.bitcast(kernel.extra_pointer(0), compute_type(dtype).as_pointer())
+    slices = b.load(b.bitcast(kernel.extra_pointer(1), I64.as_pointer()))
+    n = ll.Constant(I64, matmul.result.type.shape[-1])
+    size = b.mul(kernel.dim(matmul.result, 0), n)
+
+    def products(kernel: Kernel, matmul: Operation, target: ll.Value,
+                 accumulate: tuple[ll.Value, ll.Value] | None = None) -> None:
+        pc = Target(target, dtype, *(accumulate or ()))
+        total = kernel.alloca(compute_type(dtype), "total")
+        with for_range(b, b.mul(kernel.begin, n), b.mul(kernel.end, n), "ci") as i:
+            b.store(b.load(b.gep(partials, [i])), total)
+            with for_range(b, ll.Constant(I64, 1), slices, "cs") as s:
+                b.store(b.fadd(b.load(total), b.load(b.gep(partials, [b.add(b.mul(s, size), i)]))), total)
+            pc.store(b, b.load(total), i)
+
+    _emit_with(kernel, matmul, products)
+    return kernel.finish()
+
+
+@kernel_kind("matmul", matmul_work, launch_matmul)
 def emit_matmul_kernel(kernel: Kernel) -> None:
     """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows."""
     matmul = _matmul_of(kernel.op)
     if is_narrow(matmul):
         _rows_of_tiles(kernel, matmul)
+    _emit_with(kernel, matmul, _emit_products)
+
+
+def _emit_with(kernel: Kernel, matmul: Operation, products) -> None:  # type: ignore[no-untyped-def]
+    """The kernel's rows [begin, end): products(kernel, matmul, target, accumulate=None) writes the
+    product's rows into target (or target = C0 + alpha * product for accumulate = (C0, alpha)), then
+    the epilogue, or the accumulated update (Note [accumulated update])."""
     update = _accumulated_update(kernel, matmul)
     if update is None:
-        _emit_product_and_epilogue(kernel, matmul)
+        _emit_product_and_epilogue(kernel, matmul, products)
         return
     b = kernel.b
     index, start, alpha = update
@@ -104,18 +208,18 @@ def emit_matmul_kernel(kernel: Kernel) -> None:
     apart = b.and_(b.icmp_unsigned("!=", out, a), b.icmp_unsigned("!=", out, bb))
     with b.if_else(apart) as (accumulate, separately):
         with accumulate:
-            _emit_products(kernel, matmul, out, (kernel.operand_pointer(start.index, dtype), alpha))
+            products(kernel, matmul, out, (kernel.operand_pointer(start.index, dtype), alpha))
         with separately:
-            _emit_product_and_epilogue(kernel, matmul)
+            _emit_product_and_epilogue(kernel, matmul, products)
 
 
-def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation) -> None:
+def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> None:  # type: ignore[no-untyped-def]
     """The product into its buffer, then the epilogue reading it back there, row block by row block."""
     block = kernel.op.regions[0].entry
     product_value = matmul.result
     yields = list(block.terminator.operands)
     target = kernel.result_pointer(kernel.op.product_result(), product_value.type.dtype)
-    _emit_products(kernel, matmul, target)
+    products(kernel, matmul, target)
     epilogue = [(v, kernel.result_pointer(i, v.type.dtype)) for i, v in enumerate(yields) if v is not product_value]
     if epilogue:
         inputs = [(arg, kernel.operand_pointer(i, arg.type.dtype)) for i, arg in enumerate(block.args)]

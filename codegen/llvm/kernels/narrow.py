@@ -76,14 +76,16 @@ def tile_rows(matmul: Operation) -> int:
     piece but the last ends in rows done one by one: 784 x 100 @ 100 x 10 in two pieces of 392 rows
     left 8 of each to single-row tiles."""
     if matmul.transpose_a:
-        return _lanes(matmul)
-    if _dot_applies(matmul):
+        return lanes_of(matmul)
+    if dot_applies(matmul):
         return _dot_rows(matmul)[0]
     return _row_tile_rows(matmul)
 
 
-def _lanes(matmul: Operation) -> int:
+def lanes_of(matmul: Operation) -> int:
+    """The lanes of the vectors a narrow product computes with."""
     return vector_bytes() // matmul.result.type.dtype.itemsize
+
 
 
 def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, c: ll.Value,
@@ -97,7 +99,7 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
         return  # C has no elements
     done: ll.Value = ll.Constant(I64, 0)
     if matmul.transpose_a:
-        lanes = _lanes(matmul)
+        lanes = lanes_of(matmul)
         n = matmul.result.type.shape[-1]
         group = n if vector_bytes() == 64 else 12  # accumulators that fit in 32 (AVX-512) or 16 registers
         columns = [range(j, min(n, j + group)) for j in range(0, n, group)]
@@ -107,7 +109,7 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
                 _column_tile(kernel, matmul, pa, pb, pc, first, lanes, js, k, full_m)
 
         done = _tiles(b, m, lanes, column_tile)
-    elif _dot_applies(matmul):
+    elif dot_applies(matmul):
         _dot_tiles(kernel, matmul, pa, pb, pc, m, k)
         return
     else:
@@ -134,7 +136,7 @@ def _dot_rows(matmul: Operation) -> tuple[int, int]:
     return max(1, budget // n), min(n, budget)
 
 
-def _dot_applies(matmul: Operation) -> bool:
+def dot_applies(matmul: Operation) -> bool:
     """op(B)'s columns are contiguous (B transposed) or can be copied so (k known, the copy small)."""
     if matmul.transpose_b:
         return True
@@ -240,19 +242,49 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
             pc.store(b, value, b.add(row, b.add(c, ll.Constant(I64, columns.start))))
 
 
-def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
-               k: ll.Value) -> None:
-    """m rows as dot tiles, then one by one (op(B) copied transposed first, unless it is)."""
+def narrow_slices(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, partials: ll.Value,
+                  m: ll.Value, k: ll.Value, slices: ll.Value) -> None:
+    """Note [split-k products] in matmul.py: for each slice s in [begin, end) of `slices`, the product of
+    all m rows over the s-th stretch of k into partials + s * m * n. The stretches are whole vectors
+    (`lanes` of k) cut as flowc_parallel_for cuts that many units into `slices` chunks, so slice s
+    covers the rows of B that chunk s of a column-tiled A^T @ dz over the same k writes."""
     b = kernel.b
     n = matmul.result.type.shape[-1]
-    columns = pb if matmul.transpose_b else _transposed_copy(kernel, matmul, pb)
-    lanes = _lanes(matmul)
+    width = ll.Constant(I64, lanes_of(matmul))
+    one = ll.Constant(I64, 1)
+    units = b.udiv(b.add(k, b.sub(width, one)), width)
+    stretch = b.mul(b.udiv(b.add(units, b.sub(slices, one)), slices), width)
+    with for_range(b, kernel.begin, kernel.end, "ks") as s:
+        k0 = _min(b, b.mul(s, stretch), k)
+        k1 = _min(b, b.add(k0, stretch), k)
+        pc = Target(b.gep(partials, [b.mul(s, b.mul(m, ll.Constant(I64, n)))]), matmul.result.type.dtype)
+        _dot_tiles(kernel, matmul, pa, pb, pc, m, k, k0, b.sub(k1, k0))
+
+
+def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
+               k: ll.Value, k0: ll.Value | None = None, kk: ll.Value | None = None) -> None:
+    """m rows as dot tiles, then one by one (op(B) copied transposed first, unless it is), over the
+    kk terms from k0 (all k by default) of k."""
+    b = kernel.b
+    n = matmul.result.type.shape[-1]
+    k0 = ll.Constant(I64, 0) if k0 is None else k0
+    kk = k if kk is None else kk
+    if matmul.transpose_b:
+        columns, column_stride = b.gep(pb, [k0]), k
+    else:
+        columns, column_stride = _transposed_copy(kernel, matmul, pb, k0, kk), kk
+    lanes = lanes_of(matmul)
     rows, group = _dot_rows(matmul)
     column_groups = [range(j, min(n, j + group)) for j in range(0, n, group)]
+    a_start = b.gep(pa, [k0])
 
     def tile(first: ll.Value, rows: int) -> None:
         for js in column_groups:
-            _dot_tile(kernel, matmul, pa, columns, pc, first, rows, js, lanes, k)
+            _dot_tile(kernel, matmul, a_start, k, columns, column_stride, pc, first, rows, js, lanes, kk)
 
     done = _tiles(b, m, rows, lambda first: tile(first, rows))
     if rows > 1:
@@ -260,23 +292,28 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
             tile(i, 1)
 
 
-def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value) -> ll.Value:
-    """B (k x n) copied to a stack buffer as n x k, read row by row."""
+def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Value, kk: ll.Value) -> ll.Value:
+    """Rows k0 .. k0 + kk of B (k x n) copied to a stack buffer as n x kk, column j at j * kk."""
     b = kernel.b
     dtype = matmul.result.type.dtype
     k, n = matmul.operands[1].type.shape[-2], matmul.result.type.shape[-1]
     buffer = kernel.alloca(ll.ArrayType(compute_type(dtype), k * n), "b_columns")
+    buffer.align = 64  # whole vectors of a column at a multiple of `lanes` stay in one cache line
     columns = b.gep(buffer, [ll.Constant(I64, 0), ll.Constant(I64, 0)])
-    with for_range(b, ll.Constant(I64, 0), ll.Constant(I64, k), "pk") as p:
+    width = ll.Constant(I64, n)
+    with for_range(b, ll.Constant(I64, 0), kk, "pk") as p:
+        row = b.mul(b.add(k0, p), width)
         for j in range(n):
-            value = load_value(b, b.gep(pb, [b.add(b.mul(p, ll.Constant(I64, n)), ll.Constant(I64, j))]), dtype)
-            b.store(value, b.gep(columns, [b.add(p, ll.Constant(I64, j * k))]))
+            value = load_value(b, b.gep(pb, [b.add(row, ll.Constant(I64, j))]), dtype)
+            b.store(value, b.gep(columns, [b.add(p, b.mul(ll.Constant(I64, j), kk))]))
     return columns
 
 
-def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value, pc: Target, first: ll.Value,
-              rows: int, js: range, lanes: int, k: ll.Value) -> None:
-    """C[first .. first + rows, js] as dot products of A's rows and op(B)'s columns (column j at j * k)."""
+def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, lda: ll.Value, columns: ll.Value,
+              column_stride: ll.Value, pc: Target, first: ll.Value, rows: int, js: range, lanes: int,
+              k: ll.Value) -> None:
+    """C[first .. first + rows, js] as dot products over k terms of A's rows (row i at i * lda) and
+    op(B)'s columns (column j at j * column_stride)."""
     b = kernel.b
     dtype = matmul.result.type.dtype
     n = matmul.result.type.shape[-1]
@@ -284,8 +321,8 @@ def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value
     vector = ll.VectorType(element, lanes)
     fma = _fma(b, vector)
     sums = [_accumulators(kernel, vector, len(js)) for _ in range(rows)]
-    a_rows = [b.gep(pa, [b.mul(b.add(first, ll.Constant(I64, r)), k)]) for r in range(rows)]
-    b_columns = [b.gep(columns, [b.mul(ll.Constant(I64, j), k)]) for j in js]
+    a_rows = [b.gep(pa, [b.mul(b.add(first, ll.Constant(I64, r)), lda)]) for r in range(rows)]
+    b_columns = [b.gep(columns, [b.mul(ll.Constant(I64, j), column_stride)]) for j in js]
     width = ll.Constant(I64, lanes)
     steps = b.udiv(k, width)
 
