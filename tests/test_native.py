@@ -148,6 +148,57 @@ def test_short_rows_as_vectors(rng, n, dtype) -> None:
                          "labels": rng.integers(0, n, 7).astype(np.int32)})
 
 
+def _rows_in_blocks(x, scale, shift, labels):  # type: ignore[no-untyped-def]
+    """Kernels for Note [rows across lanes]: softmax, log-softmax, a classifier's cross entropy (int
+    labels, a one-hot against a constant row), a per-row scale ([rows, 1]) and shift ([rows]), a
+    mean, a bool result, a NaN row."""
+    e = fc.exp(x - fc.reduce_max(x, axis=-1, keepdims=True))
+    loss = fc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x * scale)
+    return [fc.nn.softmax(x), fc.nn.log_softmax(x), loss, fc.reduce_mean(e, axis=-1) + shift,
+            fc.greater(e / fc.reduce_sum(e, axis=-1, keepdims=True), 0.25), fc.reduce_max(fc.log(fc.abs(x) + 1), axis=1)]
+
+
+def _blocks_feeds(rng, rows, n, dtype):  # type: ignore[no-untyped-def]
+    x = sample(rng, (rows, n), dtype)
+    x[min(2, rows - 1), n // 2] = np.nan
+    return {"x": x, "scale": sample(rng, (rows, 1), dtype), "shift": sample(rng, (rows,), dtype),
+            "labels": rng.integers(0, n, rows).astype(np.int32)}
+
+
+@pytest.mark.parametrize("rows", [16, 37, 100])
+@pytest.mark.parametrize("n", [1, 3, 10, 16])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_short_rows_in_blocks(rng, rows, n, dtype) -> None:
+    """Note [rows across lanes]: whole blocks of rows, then the rows left over (37 = 2 blocks + 5 with
+    AVX-512), against the reference."""
+    both_targets(_rows_in_blocks, _blocks_feeds(rng, rows, n, dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_short_rows_in_blocks_give_the_bits_of_vector_rows(tmp_path, monkeypatch, rng, dtype) -> None:
+    """The block schedule reduces columns in the order vector rows reduce lanes, and computes the same
+    ops: the same bits (the vector-row build made in a cache of its own)."""
+    from flowc.codegen.llvm.kernels import reduction, row_blocks
+
+    feeds = _blocks_feeds(rng, 37, 10, dtype)
+    g = fc.Graph()
+    with g.as_default():
+        ph = {k: fc.placeholder(as_dtype(v.dtype), shape=v.shape, name=k) for k, v in feeds.items()}
+        out = _rows_in_blocks(**ph)
+    fed = {ph[k]: v for k, v in feeds.items()}
+    with fc.Session(graph=g) as sess:
+        blocks = sess.run(out, fed)
+        (compiled,) = sess._cache.values()
+        assert any(op.kind == "reduction" and row_blocks.row_blocks_apply(op)
+                   for op in compiled.executable.program.kernel_ops)
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(row_blocks, "row_blocks_apply", lambda op: False)
+    with fc.Session(graph=g) as sess:
+        rows = sess.run(out, fed)
+    for got, want in zip(blocks, rows, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
 def test_short_rows_of_integers_and_bools(rng, dtype) -> None:
     """Integer sums wrap as numpy's do, bools are read as bytes; two trailing axes make one row of 12."""

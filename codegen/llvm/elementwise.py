@@ -60,7 +60,14 @@ def float_flags(b: ll.IRBuilder) -> tuple[str, ...]:
 
 
 def intrinsic(b: ll.IRBuilder, name: str, x: ll.Value, *more: ll.Value) -> ll.Value:
-    fn = b.module.declare_intrinsic(name, [x.type])
+    if isinstance(x.type, ll.VectorType):  # llvmlite's declare_intrinsic names scalar overloads only
+        element = x.type.element
+        suffix = f"v{x.type.count}" + (element.intrinsic_name if hasattr(element, "intrinsic_name") else str(element))
+        full = f"{name}.{suffix}"
+        fn = b.module.globals.get(full) or ll.Function(
+            b.module, ll.FunctionType(x.type, [x.type, *(v.type for v in more)]), name=full)
+    else:
+        fn = b.module.declare_intrinsic(name, [x.type])
     return b.call(fn, [x, *more])
 
 

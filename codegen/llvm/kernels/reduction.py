@@ -81,9 +81,12 @@ def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: 
 def emit_reduction_kernel(kernel: Kernel) -> None:
     # The special schedules build on ReductionEmitter, below.
     from .column_reduction import ColumnReductionEmitter, column_reduction_applies
+    from .row_blocks import RowBlockEmitter, row_blocks_apply
     from .vector_rows import VectorRowEmitter, vector_rows_apply
 
-    if vector_rows_apply(kernel.op):
+    if row_blocks_apply(kernel.op):
+        RowBlockEmitter(kernel).emit()
+    elif vector_rows_apply(kernel.op):
         VectorRowEmitter(kernel).emit()
     elif column_reduction_applies(kernel.op):
         ColumnReductionEmitter(kernel).emit()
