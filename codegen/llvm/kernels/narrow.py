@@ -110,7 +110,7 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
 
         done = _tiles(b, m, lanes, column_tile)
     elif dot_applies(matmul):
-        _dot_tiles(kernel, matmul, pa, pb, pc, m, k)
+        _shared_dot_tiles(kernel, matmul, pa, pb, pc, m, k, ll.Constant(I64, 0), k)
         return
     else:
         done = _row_tiles(kernel, matmul, pa, pb, pc, m, k, full_m)
@@ -258,11 +258,53 @@ def narrow_slices(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value,
         k0 = _min(b, b.mul(s, stretch), k)
         k1 = _min(b, b.add(k0, stretch), k)
         pc = Target(b.gep(partials, [b.mul(s, b.mul(m, ll.Constant(I64, n)))]), matmul.result.type.dtype)
-        _dot_tiles(kernel, matmul, pa, pb, pc, m, k, k0, b.sub(k1, k0))
+        _shared_dot_tiles(kernel, matmul, pa, pb, pc, m, k, k0, b.sub(k1, k0))
 
 
 def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
     return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+class _Frame:
+    """What the tile emitters use of a Kernel (its builder and stack slots), for a function of their own."""
+
+    def __init__(self, function: ll.Function):
+        self.b = ll.IRBuilder(function.append_basic_block("entry"))
+        self._alloca_block = self.b.block
+
+    def alloca(self, type: ll.Type, name: str = "") -> ll.Value:
+        at_start = ll.IRBuilder(self._alloca_block)
+        at_start.position_at_start(self._alloca_block)
+        slot = at_start.alloca(type, name=name)
+        if self.b.block is self._alloca_block:
+            self.b.position_at_end(self._alloca_block)
+        return slot
+
+
+def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
+                      k: ll.Value, k0: ll.Value, kk: ll.Value) -> None:
+    """_dot_tiles as a call of one function per product and target kind, so that a split-k product's
+    row path and slices (Note [split-k products]) share its code: the tiles, unrolled, are most of
+    the product's compile time."""
+    b = kernel.b
+    element = compute_type(matmul.result.type.dtype)
+    pointer = element.as_pointer()
+    accumulates = pc.start is not None
+    name = f"{kernel.function.name.split('_')[0]}_dot_tiles{'_accumulated' if accumulates else ''}"
+    function = kernel.module.globals.get(name)
+    if function is None:
+        function = ll.Function(kernel.module, ll.FunctionType(ll.VoidType(), [
+            pointer, pointer, pointer, pointer, element, I64, I64, I64, I64]), name=name)
+        function.linkage = "internal"
+        frame = _Frame(function)
+        fa, fb, fc, f0, falpha, fm, fk, fk0, fkk = function.args
+        target = Target(fc, matmul.result.type.dtype, f0 if accumulates else None, falpha if accumulates else None)
+        _dot_tiles(frame, matmul, fa, fb, target, fm, fk, fk0, fkk)  # type: ignore[arg-type]
+        frame.b.ret_void()
+    start = b.bitcast(pc.start, pointer) if accumulates else ll.Constant(pointer, None)
+    alpha = pc.alpha if accumulates else ll.Constant(element, 0.0)
+    b.call(function, [b.bitcast(pa, pointer), b.bitcast(pb, pointer), b.bitcast(pc.pointer, pointer), start, alpha,
+                      m, k, k0, kk])
 
 
 def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,

@@ -29,7 +29,6 @@ from .narrow import vector_bytes
 from .reduction import _combine, _initial, _space
 from .vector_rows import VectorRowEmitter, _reads_rows, vector_rows_apply
 
-
 TRANSCENDENTAL = ("exp", "log", "tanh", "sigmoid", "pow")  # a row's chain worth the gathers and scatters
 
 
@@ -48,13 +47,15 @@ def row_blocks_apply(op: Operation) -> bool:
     space = _space(op)
     block = op.regions[0].entry
     values = [*block.args, *(r for o in block.ops for r in o.results)]
-    return (any(o.name in TRANSCENDENTAL for o in block.ops) and len(space.kept) == 1 and math.prod(space.full.type.shape[a] for a in space.reduced) <= block_rows()
+    points = math.prod(space.full.type.shape[a] for a in space.reduced)
+    return (any(o.name in TRANSCENDENTAL for o in block.ops) and len(space.kept) == 1 and points <= block_rows()
             and all(None not in a.type.shape[1:] for a in block.args)
             and all(v.type.dtype.name != "float16" for v in values))
 
 
 class RowBlockEmitter(VectorRowEmitter):
     def emit(self) -> None:
+        """Whole blocks of L rows of [begin, end), then the rest as vector rows."""
         b, kernel = self.b, self.kernel
         size = ll.Constant(I64, block_rows())
         blocks = b.udiv(b.sub(kernel.end, kernel.begin), size)
@@ -67,7 +68,6 @@ class RowBlockEmitter(VectorRowEmitter):
         b, kernel = self.b, self.kernel
         lanes = block_rows()
         yields = self.block.terminator.operands
-        (kept,) = self.space.kept
         per_row = Body(b, lambda arg: self._per_row_argument(arg, first), lanes=lanes)
         columns: list[Body] = []
         for j in range(self.count):
