@@ -54,7 +54,8 @@ def kernel_kind(kind: str, work: WorkFn,
 @dataclass
 class Launch:
     """One kernel's call from the entry point, for a kind that makes its own (kernel_kind's `launch`):
-    `default()` emits the usual flowc_parallel_for of `kernel` over its work; `sibling` makes another
+    `default(context=None)` emits the usual flowc_parallel_for of `kernel` over its work (with the
+    given context, else the plain one); `sibling` makes another
     function for the same op (called with a context from `context`), `scratch` an entry-block stack
     area of SCRATCH_BYTES, 64-byte aligned, that every kernel may use while it runs."""
 
@@ -64,7 +65,7 @@ class Launch:
     buffers: list[ll.Value]  # the op's operand and result pointers, the kernel's context order
     dims_pointer: ll.Value
     parallel_for: ll.Function
-    default: Callable[[], None]
+    default: Callable[..., None]
     _scratch: list[ll.Value] = field(default_factory=list)
 
     def sibling(self, suffix: str) -> Kernel:
@@ -136,9 +137,10 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
         context = _context(b, pointers_of_op, dims_pointer)
         start = timer.now() if timer else None
 
-        def default(function: ll.Function = function_pointer, context: ll.Value = context, op: Operation = op) -> None:
+        def default(given: ll.Value | None = None, function: ll.Function = function_pointer,
+                    context: ll.Value = context, op: Operation = op) -> None:
             n, grain = work(b, dims, dims_pointer, op)
-            b.call(parallel_for, [function, context, n, grain])
+            b.call(parallel_for, [function, given or context, n, grain])
 
         if op.kind in LAUNCHERS:
             LAUNCHERS[op.kind](Launch(kernel, b, entry, pointers_of_op, dims_pointer, parallel_for, default, scratch))

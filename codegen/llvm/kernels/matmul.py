@@ -129,9 +129,9 @@ def launch_matmul(launch: Launch) -> None:
             b.store(slices, count)
             context = launch.context([launch.scratch(), count])
             b.call(launch.parallel_for, [_emit_slices(launch.sibling("slices"), matmul), context, slices, one])
-            b.call(_emit_combine(launch.sibling("combine"), matmul), [context, ll.Constant(I64, 0), m])
+            b.call(launch.kernel.function, [context, ll.Constant(I64, 0), m])  # the combine (emit_matmul_kernel)
         with whole:
-            launch.default()
+            launch.default(launch.context([ll.Constant(PTR, None), ll.Constant(PTR, None)]))
 
 
 def _splits_k(matmul: Operation) -> bool:
@@ -159,36 +159,53 @@ def _emit_slices(kernel: Kernel, matmul: Operation) -> ll.Function:
     return kernel.finish()
 
 
-def _emit_combine(kernel: Kernel, matmul: Operation) -> ll.Function:
-    """Rows [begin, end) of a split-k product: its partials summed in slice order, then the epilogue."""
+@kernel_kind("matmul", matmul_work, launch_matmul)
+def emit_matmul_kernel(kernel: Kernel) -> None:
+    """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows. A
+    product that may split by k (launch_matmul) finds in its context, after the dims, either null
+    (compute the rows) or the slices' partials and their count (sum them: the combine), so the
+    epilogue's code, much of the kernel's compile time, is there once."""
+    matmul = _matmul_of(kernel.op)
+    if not _splits_k(matmul):
+        if is_narrow(matmul):
+            _rows_of_tiles(kernel, matmul)
+        _emit_with(kernel, matmul, _emit_products)
+        return
     b = kernel.b
-    dtype = matmul.result.type.dtype
-    partials = b.bitcast(kernel.extra_pointer(0), compute_type(dtype).as_pointer())
-    slices = b.load(b.bitcast(kernel.extra_pointer(1), I64.as_pointer()))
-    n = ll.Constant(I64, matmul.result.type.shape[-1])
-    size = b.mul(kernel.dim(matmul.result, 0), n)
+    partials = kernel.extra_pointer(0)
+    combines = b.icmp_unsigned("!=", partials, ll.Constant(PTR, None))
+    begin, end = kernel.begin, kernel.end
+    _rows_of_tiles(kernel, matmul)  # the row path counts tiles; the combine, rows
+    kernel.begin, kernel.end = b.select(combines, begin, kernel.begin), b.select(combines, end, kernel.end)
 
     def products(kernel: Kernel, matmul: Operation, target: ll.Value,
                  accumulate: tuple[ll.Value, ll.Value] | None = None) -> None:
-        pc = Target(target, dtype, *(accumulate or ()))
-        total = kernel.alloca(compute_type(dtype), "total")
-        with for_range(b, b.mul(kernel.begin, n), b.mul(kernel.end, n), "ci") as i:
-            b.store(b.load(b.gep(partials, [i])), total)
-            with for_range(b, ll.Constant(I64, 1), slices, "cs") as s:
-                b.store(b.fadd(b.load(total), b.load(b.gep(partials, [b.add(b.mul(s, size), i)]))), total)
-            pc.store(b, b.load(total), i)
+        with b.if_else(combines) as (combine, compute):
+            with combine:
+                _sum_partials(kernel, matmul, partials, target, accumulate)
+            with compute:
+                _emit_products(kernel, matmul, target, accumulate)
 
     _emit_with(kernel, matmul, products)
-    return kernel.finish()
 
 
-@kernel_kind("matmul", matmul_work, launch_matmul)
-def emit_matmul_kernel(kernel: Kernel) -> None:
-    """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows."""
-    matmul = _matmul_of(kernel.op)
-    if is_narrow(matmul):
-        _rows_of_tiles(kernel, matmul)
-    _emit_with(kernel, matmul, _emit_products)
+def _sum_partials(kernel: Kernel, matmul: Operation, partials: ll.Value, target: ll.Value,
+                  accumulate: tuple[ll.Value, ll.Value] | None) -> None:
+    """Rows [begin, end) of a split-k product: its partials (the slice count in the context's next
+    pointer) summed in slice order, into target (or target = C0 + alpha * the sum)."""
+    b = kernel.b
+    dtype = matmul.result.type.dtype
+    values = b.bitcast(partials, compute_type(dtype).as_pointer())
+    slices = b.load(b.bitcast(kernel.extra_pointer(1), I64.as_pointer()))
+    n = ll.Constant(I64, matmul.result.type.shape[-1])
+    size = b.mul(kernel.dim(matmul.result, 0), n)
+    pc = Target(target, dtype, *(accumulate or ()))
+    total = kernel.alloca(compute_type(dtype), "total")
+    with for_range(b, b.mul(kernel.begin, n), b.mul(kernel.end, n), "ci") as i:
+        b.store(b.load(b.gep(values, [i])), total)
+        with for_range(b, ll.Constant(I64, 1), slices, "cs") as s:
+            b.store(b.fadd(b.load(total), b.load(b.gep(values, [b.add(b.mul(s, size), i)]))), total)
+        pc.store(b, b.load(total), i)
 
 
 def _emit_with(kernel: Kernel, matmul: Operation, products) -> None:  # type: ignore[no-untyped-def]

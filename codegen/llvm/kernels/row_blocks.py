@@ -7,7 +7,8 @@ a reduction combines the n column vectors with elementwise ops (no shuffles), in
 order of the vector-row kernel's lanes (columns k and k + half, halving, the missing ones the
 identity), so both give the same bits; a per-row value (the max, log(sum)) is one vector for L
 rows, so a transcendental runs once per L rows instead of once per row; full-level results are
-scattered back to the rows. The rows left over (fewer than L) run as vector rows.
+scattered back to the rows. A last block of fewer than L rows runs with its lanes past the end
+masked off (its loads, gathers, stores and scatters), so the body is emitted once.
 
 A cross entropy over [100, 10] spent about 125 cycles a row as vector rows, mostly one long
 dependent chain per row (max across lanes, exp, sum across lanes, log); a C model of the block
@@ -24,7 +25,7 @@ from flowc.ir import BlockArgument, Operation, Value
 
 from ..body import Body
 from ..kernel import for_range
-from ..types import I1, I8, I32, I64, compute_type, constant_of, load_value, storage_type
+from ..types import I8, I32, I64, compute_type, constant_of, load_value, storage_type
 from .narrow import vector_bytes
 from .reduction import _combine, _initial, _space
 from .vector_rows import VectorRowEmitter, _reads_rows, vector_rows_apply
@@ -55,13 +56,17 @@ def row_blocks_apply(op: Operation) -> bool:
 
 class RowBlockEmitter(VectorRowEmitter):
     def emit(self) -> None:
-        """Whole blocks of L rows of [begin, end), then the rest as vector rows."""
+        """Blocks of L rows over [begin, end), the last one's lanes past `end` masked off."""
         b, kernel = self.b, self.kernel
-        size = ll.Constant(I64, block_rows())
-        blocks = b.udiv(b.sub(kernel.end, kernel.begin), size)
+        lanes = block_rows()
+        size, one = ll.Constant(I64, lanes), ll.Constant(I64, 1)
+        blocks = b.udiv(b.add(b.sub(kernel.end, kernel.begin), b.sub(size, one)), size)
+        indices = ll.VectorType(I64, lanes)
         with for_range(b, ll.Constant(I64, 0), blocks, "ob") as block:
-            self._emit_block(b.add(kernel.begin, b.mul(block, size)))
-        self.emit_rows(b.add(kernel.begin, b.mul(blocks, size)), kernel.end)
+            first = b.add(kernel.begin, b.mul(block, size))
+            left = _splat_vector(b, b.sub(kernel.end, first), lanes)
+            self.mask = b.icmp_signed("<", ll.Constant(indices, [ll.Constant(I64, l) for l in range(lanes)]), left)
+            self._emit_block(first)
 
     def _emit_block(self, first: ll.Value) -> None:
         """Rows first .. first + L."""
@@ -87,11 +92,9 @@ class RowBlockEmitter(VectorRowEmitter):
                 start = b.mul(first, ll.Constant(I64, self.count))
                 for j, column in enumerate(x):
                     base = b.gep(pointer, [b.add(start, ll.Constant(I64, j))])
-                    _scatter(b, column, base, [l * self.count for l in range(lanes)], value.type.dtype)
+                    _scatter(b, column, base, [l * self.count for l in range(lanes)], value.type.dtype, self.mask)
             else:
-                vector = ll.VectorType(storage_type(value.type.dtype), lanes)
-                target = b.bitcast(b.gep(pointer, [first]), vector.as_pointer())
-                b.store(b.zext(x, vector) if value.type.dtype.is_bool else x, target, align=value.type.dtype.itemsize)
+                _store(b, x, b.gep(pointer, [first]), value.type.dtype, self.mask)
 
     def _column_input(self, value: Value, j: int, first: ll.Value, per_row: Body) -> ll.Value:
         """Column j of an argument's rows across the block, a per-row argument's value (read at full
@@ -122,10 +125,8 @@ class RowBlockEmitter(VectorRowEmitter):
         if step == 0:
             return _splat_vector(b, load_value(b, first, arg.type.dtype), lanes)
         if step == 1:
-            vector = ll.VectorType(storage_type(arg.type.dtype), lanes)
-            return _from_storage(b, b.load(b.bitcast(first, vector.as_pointer()), align=arg.type.dtype.itemsize),
-                                 arg.type.dtype)
-        return _gather(b, first, [l * step for l in range(lanes)], arg.type.dtype)
+            return _load(b, first, arg.type.dtype, self.mask)
+        return _gather(b, first, [l * step for l in range(lanes)], arg.type.dtype, self.mask)
 
     def _reduce_columns(self, op: Operation, columns: list[ll.Value]) -> ll.Value:
         """The columns combined as _reduce_row combines a row's lanes: k with k + half, halving."""
@@ -141,6 +142,7 @@ class RowBlockEmitter(VectorRowEmitter):
         if op.name == "reduce_mean":
             result = b.fdiv(result, constant_of(value_type, float(self.count)))
         return result
+
 
 def _splat_vector(b: ll.IRBuilder, scalar: ll.Value, lanes: int) -> ll.Value:
     vector = ll.VectorType(scalar.type, lanes)
@@ -163,10 +165,6 @@ def _bytes(item: ll.Type) -> int:
     return {"i1": 1, "i8": 1, "i16": 2, "i32": 4, "i64": 8, "half": 2, "float": 4, "double": 8}[str(item)]
 
 
-def _mask(lanes: int) -> ll.Constant:
-    return ll.Constant(ll.VectorType(I1, lanes), [ll.Constant(I1, 1)] * lanes)
-
-
 def _intrinsic(b: ll.IRBuilder, name: str, result: ll.Type, arguments: list[ll.Type]) -> ll.Function:
     module = b.module
     return module.globals.get(name) or ll.Function(module, ll.FunctionType(result, arguments), name=name)
@@ -177,15 +175,37 @@ def _vector_name(vector: ll.VectorType) -> str:
     return f"v{vector.count}{'f32' if element == 'float' else 'f64' if element == 'double' else element}"
 
 
-def _gather(b: ll.IRBuilder, base: ll.Value, offsets: list[int], dtype) -> ll.Value:  # type: ignore[no-untyped-def]
+def _gather(b: ll.IRBuilder, base: ll.Value, offsets: list[int], dtype, mask: ll.Value) -> ll.Value:  # type: ignore[no-untyped-def]
+    """The elements at base + offsets[l] where the mask is set, else 0."""
     item = storage_type(dtype)
     lanes = len(offsets)
     vector = ll.VectorType(item, lanes)
     pointers = _addresses(b, b.bitcast(base, item.as_pointer()), offsets, item)
     gather = _intrinsic(b, f"llvm.masked.gather.{_vector_name(vector)}.v{lanes}p0", vector,
-                        [pointers.type, I32, ll.VectorType(I1, lanes), vector])
-    value = b.call(gather, [pointers, ll.Constant(I32, dtype.itemsize), _mask(lanes), ll.Constant(vector, ll.Undefined)])
+                        [pointers.type, I32, mask.type, vector])
+    value = b.call(gather, [pointers, ll.Constant(I32, dtype.itemsize), mask, constant_of(vector, 0)])
     return _from_storage(b, value, dtype)
+
+
+def _load(b: ll.IRBuilder, first: ll.Value, dtype, mask: ll.Value) -> ll.Value:  # type: ignore[no-untyped-def]
+    """Consecutive elements from `first` where the mask is set, else 0."""
+    item = storage_type(dtype)
+    vector = ll.VectorType(item, mask.type.count)
+    load = _intrinsic(b, f"llvm.masked.load.{_vector_name(vector)}.p0", vector,
+                      [vector.as_pointer(), I32, mask.type, vector])
+    value = b.call(load, [b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize), mask,
+                          constant_of(vector, 0)])
+    return _from_storage(b, value, dtype)
+
+
+def _store(b: ll.IRBuilder, value: ll.Value, first: ll.Value, dtype, mask: ll.Value) -> None:  # type: ignore[no-untyped-def]
+    """Lanes to consecutive elements from `first` where the mask is set."""
+    item = storage_type(dtype)
+    vector = ll.VectorType(item, mask.type.count)
+    store = _intrinsic(b, f"llvm.masked.store.{_vector_name(vector)}.p0", ll.VoidType(),
+                       [vector, vector.as_pointer(), I32, mask.type])
+    b.call(store, [_to_storage(b, value, dtype), b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize),
+                   mask])
 
 
 def _from_storage(b: ll.IRBuilder, value: ll.Value, dtype) -> ll.Value:  # type: ignore[no-untyped-def]
@@ -195,13 +215,17 @@ def _from_storage(b: ll.IRBuilder, value: ll.Value, dtype) -> ll.Value:  # type:
     return b.icmp_unsigned("!=", value, ll.Constant(value.type, [ll.Constant(I8, 0)] * value.type.count))
 
 
-def _scatter(b: ll.IRBuilder, value: ll.Value, base: ll.Value, offsets: list[int], dtype) -> None:  # type: ignore[no-untyped-def]
+def _to_storage(b: ll.IRBuilder, value: ll.Value, dtype) -> ll.Value:  # type: ignore[no-untyped-def]
+    return b.zext(value, ll.VectorType(I8, value.type.count)) if dtype.is_bool else value
+
+
+def _scatter(b: ll.IRBuilder, value: ll.Value, base: ll.Value, offsets: list[int], dtype,  # type: ignore[no-untyped-def]
+             mask: ll.Value) -> None:
+    """Lanes to base + offsets[l] where the mask is set."""
     item = storage_type(dtype)
     lanes = len(offsets)
     vector = ll.VectorType(item, lanes)
-    if dtype.is_bool:
-        value = b.zext(value, vector)
     pointers = _addresses(b, b.bitcast(base, item.as_pointer()), offsets, item)
     scatter = _intrinsic(b, f"llvm.masked.scatter.{_vector_name(vector)}.v{lanes}p0", ll.VoidType(),
-                         [vector, pointers.type, I32, ll.VectorType(I1, lanes)])
-    b.call(scatter, [value, pointers, ll.Constant(I32, dtype.itemsize), _mask(lanes)])
+                         [vector, pointers.type, I32, mask.type])
+    b.call(scatter, [_to_storage(b, value, dtype), pointers, ll.Constant(I32, dtype.itemsize), mask])
