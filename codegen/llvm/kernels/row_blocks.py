@@ -25,7 +25,8 @@ from flowc.ir import BlockArgument, Operation, Value
 
 from ..body import Body
 from ..kernel import for_range
-from ..types import I8, I32, I64, compute_type, constant_of, load_value, storage_type
+from ..types import I64, compute_type, constant_of, load_value
+from ..vectors import gather, masked_load, masked_store, scatter, splat
 from .narrow import vector_bytes
 from .reduction import _combine, _initial, _space
 from .vector_rows import VectorRowEmitter, _reads_rows, vector_rows_apply
@@ -64,7 +65,7 @@ class RowBlockEmitter(VectorRowEmitter):
         indices = ll.VectorType(I64, lanes)
         with for_range(b, ll.Constant(I64, 0), blocks, "ob") as block:
             first = b.add(kernel.begin, b.mul(block, size))
-            left = _splat_vector(b, b.sub(kernel.end, first), lanes)
+            left = splat(b, b.sub(kernel.end, first), lanes)
             self.mask = b.icmp_signed("<", ll.Constant(indices, [ll.Constant(I64, l) for l in range(lanes)]), left)
             self._emit_block(first)
 
@@ -92,9 +93,9 @@ class RowBlockEmitter(VectorRowEmitter):
                 start = b.mul(first, ll.Constant(I64, self.count))
                 for j, column in enumerate(x):
                     base = b.gep(pointer, [b.add(start, ll.Constant(I64, j))])
-                    _scatter(b, column, base, [l * self.count for l in range(lanes)], value.type.dtype, self.mask)
+                    scatter(b, column, base, [l * self.count for l in range(lanes)], value.type.dtype, self.mask)
             else:
-                _store(b, x, b.gep(pointer, [first]), value.type.dtype, self.mask)
+                masked_store(b, x, b.gep(pointer, [first]), value.type.dtype, self.mask)
 
     def _column_input(self, value: Value, j: int, first: ll.Value, per_row: Body) -> ll.Value:
         """Column j of an argument's rows across the block, a per-row argument's value (read at full
@@ -123,10 +124,10 @@ class RowBlockEmitter(VectorRowEmitter):
         step = math.prod(arg.type.shape[own_axis + 1:]) if moves else 0
         first = b.gep(self.pointers[arg.index], [b.add(offset, ll.Constant(I64, shift))])
         if step == 0:
-            return _splat_vector(b, load_value(b, first, arg.type.dtype), lanes)
+            return splat(b, load_value(b, first, arg.type.dtype), lanes)
         if step == 1:
-            return _load(b, first, arg.type.dtype, self.mask)
-        return _gather(b, first, [l * step for l in range(lanes)], arg.type.dtype, self.mask)
+            return masked_load(b, first, arg.type.dtype, self.mask)
+        return gather(b, first, [l * step for l in range(lanes)], arg.type.dtype, self.mask)
 
     def _reduce_columns(self, op: Operation, columns: list[ll.Value]) -> ll.Value:
         """The columns combined as _reduce_row combines a row's lanes: k with k + half, halving."""
@@ -142,90 +143,3 @@ class RowBlockEmitter(VectorRowEmitter):
         if op.name == "reduce_mean":
             result = b.fdiv(result, constant_of(value_type, float(self.count)))
         return result
-
-
-def _splat_vector(b: ll.IRBuilder, scalar: ll.Value, lanes: int) -> ll.Value:
-    vector = ll.VectorType(scalar.type, lanes)
-    x = b.insert_element(ll.Constant(vector, ll.Undefined), scalar, ll.Constant(I32, 0))
-    return b.shuffle_vector(x, ll.Constant(vector, ll.Undefined), ll.Constant(ll.VectorType(I32, lanes),
-                                                                              [ll.Constant(I32, 0)] * lanes))
-
-
-def _addresses(b: ll.IRBuilder, base: ll.Value, offsets: list[int], item: ll.Type) -> ll.Value:
-    """A vector of pointers base + offsets[l] elements. (llvmlite's gep takes no vector index; LLVM's
-    x86 backend still finds the base and the 32-bit offsets of a gather or scatter in this form.)"""
-    lanes = len(offsets)
-    index_vector = ll.VectorType(I64, lanes)
-    start = _splat_vector(b, b.ptrtoint(base, I64), lanes)
-    steps = ll.Constant(index_vector, [ll.Constant(I64, o * _bytes(item)) for o in offsets])
-    return b.inttoptr(b.add(start, steps), ll.VectorType(item.as_pointer(), lanes))
-
-
-def _bytes(item: ll.Type) -> int:
-    return {"i1": 1, "i8": 1, "i16": 2, "i32": 4, "i64": 8, "half": 2, "float": 4, "double": 8}[str(item)]
-
-
-def _intrinsic(b: ll.IRBuilder, name: str, result: ll.Type, arguments: list[ll.Type]) -> ll.Function:
-    module = b.module
-    return module.globals.get(name) or ll.Function(module, ll.FunctionType(result, arguments), name=name)
-
-
-def _vector_name(vector: ll.VectorType) -> str:
-    element = str(vector.element)
-    return f"v{vector.count}{'f32' if element == 'float' else 'f64' if element == 'double' else element}"
-
-
-def _gather(b: ll.IRBuilder, base: ll.Value, offsets: list[int], dtype, mask: ll.Value) -> ll.Value:  # type: ignore[no-untyped-def]
-    """The elements at base + offsets[l] where the mask is set, else 0."""
-    item = storage_type(dtype)
-    lanes = len(offsets)
-    vector = ll.VectorType(item, lanes)
-    pointers = _addresses(b, b.bitcast(base, item.as_pointer()), offsets, item)
-    gather = _intrinsic(b, f"llvm.masked.gather.{_vector_name(vector)}.v{lanes}p0", vector,
-                        [pointers.type, I32, mask.type, vector])
-    value = b.call(gather, [pointers, ll.Constant(I32, dtype.itemsize), mask, constant_of(vector, 0)])
-    return _from_storage(b, value, dtype)
-
-
-def _load(b: ll.IRBuilder, first: ll.Value, dtype, mask: ll.Value) -> ll.Value:  # type: ignore[no-untyped-def]
-    """Consecutive elements from `first` where the mask is set, else 0."""
-    item = storage_type(dtype)
-    vector = ll.VectorType(item, mask.type.count)
-    load = _intrinsic(b, f"llvm.masked.load.{_vector_name(vector)}.p0", vector,
-                      [vector.as_pointer(), I32, mask.type, vector])
-    value = b.call(load, [b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize), mask,
-                          constant_of(vector, 0)])
-    return _from_storage(b, value, dtype)
-
-
-def _store(b: ll.IRBuilder, value: ll.Value, first: ll.Value, dtype, mask: ll.Value) -> None:  # type: ignore[no-untyped-def]
-    """Lanes to consecutive elements from `first` where the mask is set."""
-    item = storage_type(dtype)
-    vector = ll.VectorType(item, mask.type.count)
-    store = _intrinsic(b, f"llvm.masked.store.{_vector_name(vector)}.p0", ll.VoidType(),
-                       [vector, vector.as_pointer(), I32, mask.type])
-    b.call(store, [_to_storage(b, value, dtype), b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize),
-                   mask])
-
-
-def _from_storage(b: ll.IRBuilder, value: ll.Value, dtype) -> ll.Value:  # type: ignore[no-untyped-def]
-    """A vector as loaded, in its compute type (bytes become i1 for bool, as load_value does)."""
-    if not dtype.is_bool:
-        return value
-    return b.icmp_unsigned("!=", value, ll.Constant(value.type, [ll.Constant(I8, 0)] * value.type.count))
-
-
-def _to_storage(b: ll.IRBuilder, value: ll.Value, dtype) -> ll.Value:  # type: ignore[no-untyped-def]
-    return b.zext(value, ll.VectorType(I8, value.type.count)) if dtype.is_bool else value
-
-
-def _scatter(b: ll.IRBuilder, value: ll.Value, base: ll.Value, offsets: list[int], dtype,  # type: ignore[no-untyped-def]
-             mask: ll.Value) -> None:
-    """Lanes to base + offsets[l] where the mask is set."""
-    item = storage_type(dtype)
-    lanes = len(offsets)
-    vector = ll.VectorType(item, lanes)
-    pointers = _addresses(b, b.bitcast(base, item.as_pointer()), offsets, item)
-    scatter = _intrinsic(b, f"llvm.masked.scatter.{_vector_name(vector)}.v{lanes}p0", ll.VoidType(),
-                         [vector, pointers.type, I32, mask.type])
-    b.call(scatter, [_to_storage(b, value, dtype), pointers, ll.Constant(I32, dtype.itemsize), mask])
