@@ -35,6 +35,7 @@ from flowc.ir.types import DType
 
 from ..kernel import Kernel, for_range
 from ..types import I32, I64, compute_type, load_value, store_value
+from ..vectors import all_lanes, gather, scatter
 
 VECTOR_CHAINS = 8  # independent fma chains that keep two fma units busy at a latency of four
 PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
@@ -228,18 +229,18 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
         for j, total in zip(columns, sums):
             y = _splat(b, _b_element(b, matmul, pb, p, j, k), vector)
             b.store(b.call(fma, [x, y, b.load(total)]), total)
-    # The columns go to C through a stack tile and a loop, not lanes x n unrolled stores: those took
-    # LLVM's SLP vectorizer about 100 ms to compile.
-    tile = kernel.alloca(ll.ArrayType(vector, len(columns)), "column_tile")
-    for c, total in enumerate(sums):
-        b.store(b.load(total), b.gep(tile, [ll.Constant(I64, 0), ll.Constant(I64, c)]))
-    scalars = b.bitcast(tile, vector.element.as_pointer())
-    width, height = ll.Constant(I64, n), ll.Constant(I64, lanes)
-    with for_range(b, ll.Constant(I64, 0), height, "cl") as lane:
-        row = b.mul(b.add(first, lane), width)
-        with for_range(b, ll.Constant(I64, 0), ll.Constant(I64, len(columns)), "cj") as c:
-            value = b.load(b.gep(scalars, [b.add(b.mul(c, height), lane)]))
-            pc.store(b, value, b.add(row, b.add(c, ll.Constant(I64, columns.start))))
+    # Each column to C as one scatter (its rows are n apart), C0's column gathered first for an
+    # update, rounded as Target.store rounds; unrolled scalar stores took LLVM's SLP vectorizer about
+    # 100 ms to compile, and a loop of them through a stack tile cost a training step 1 - 2 us.
+    offsets = [lane * n for lane in range(lanes)]
+    start = b.mul(first, ll.Constant(I64, n))
+    for j, total in zip(columns, sums):
+        at = b.add(start, ll.Constant(I64, j))
+        value = b.load(total)
+        if pc.start is not None:
+            c0 = gather(b, b.gep(pc.start, [at]), offsets, dtype, all_lanes(lanes))
+            value = b.fadd(c0, b.fmul(_splat(b, pc.alpha, vector), value))
+        scatter(b, value, b.gep(pc.pointer, [at]), offsets, dtype, all_lanes(lanes))
 
 
 def narrow_slices(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, partials: ll.Value,
