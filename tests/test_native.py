@@ -375,15 +375,18 @@ def test_split_k_products(rng, k, transpose_b, dtype) -> None:
 
 def _matches_reference_over_k(build, feeds: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
     """both_targets for sums of about a thousand terms of size 1: a summation order of its own differs
-    from numpy's by a few ulps of the terms' size, not of the (partly cancelled) result's."""
-    g = fc.Graph()
-    with g.as_default():
-        ph = {k: fc.placeholder(as_dtype(v.dtype), shape=v.shape, name=k) for k, v in feeds.items()}
-        out = build(**ph)
-    got, want = (fc.Session(target=t, graph=g).run(out, {ph[k]: v for k, v in feeds.items()})
-                 for t in ("cpu", "reference"))
-    eps = np.finfo(want.dtype).eps
-    np.testing.assert_allclose(got, want, rtol=100 * eps, atol=1000 * eps * np.abs(want).max())
+    from numpy's by a few ulps of the terms' size, not of the (partly cancelled) result's. Once with
+    static shapes, once with the batch (x's first dim) given as None."""
+    for batch in ("static", None):
+        g = fc.Graph()
+        with g.as_default():
+            ph = {k: fc.placeholder(as_dtype(v.dtype), shape=[None, *v.shape[1:]] if k == "x" and batch is None
+                                    else v.shape, name=k) for k, v in feeds.items()}
+            out = build(**ph)
+        got, want = (fc.Session(target=t, graph=g).run(out, {ph[k]: v for k, v in feeds.items()})
+                     for t in ("cpu", "reference"))
+        eps = np.finfo(want.dtype).eps
+        np.testing.assert_allclose(got, want, rtol=100 * eps, atol=1000 * eps * np.abs(want).max())
 
 
 def test_split_k_products_have_slices_and_a_combine() -> None:
