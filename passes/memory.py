@@ -69,6 +69,17 @@ class MemoryPlan:
             lines.append(f"{names.get(value, '?')}: {value.type} in {where}")
         return "\n".join(lines) + "\n"
 
+    def buffer_of(self, value: Value) -> tuple[str, int | Value]:
+        """Which buffer a value's bytes are in: views resolved, a donated result as its argument, a
+        const as itself. Two values of one kernel are in the same bytes only if these are equal:
+        temps alive at the same step never share arena bytes (layout)."""
+        storage = self.storage[value]
+        while storage.kind == "view":
+            storage = self.storage[storage.of]
+        if storage.kind == "result" and storage.index in self.donated:
+            return "arg", self.donated[storage.index]
+        return (storage.kind, value) if storage.kind == "const" else (storage.kind, storage.index)
+
     def layout(self, nbytes: Sequence[int], alignment: int = 64) -> tuple[list[int], int]:
         """Arena offsets of the temps given their sizes, and the arena's peak size.
 

@@ -250,3 +250,50 @@ def test_in_place_update_read_at_other_indices_is_not_donated(update) -> None:
             sess.run(init)
             results[target] = [sess.run(step).copy() for _ in range(3)]
     np.testing.assert_array_equal(results["cpu"], results["reference"])
+
+
+@pytest.mark.parametrize("width", [10, 40], ids=["narrow", "blas"])
+def test_update_by_a_product_of_the_variable_itself(width) -> None:
+    """W - lr * (W^T @ W) reads W in its product, so the plan keeps the update out of W's buffer (Note
+    [donated arguments]) and the kernel, told so by the plan (MemoryPlan.buffer_of), accumulates into
+    a buffer of its own; x^T @ dz's update of W does go into W's bytes."""
+    results = {}
+    w0 = np.random.default_rng(1).standard_normal((width, width)).astype(np.float32) * 0.1
+    for target in TARGETS:
+        g = fc.Graph()
+        with g.as_default():
+            W = fc.Variable(w0, name="W")
+            step = fc.assign(W, W - 0.1 * fc.matmul(W, W, transpose_a=True))
+            init = fc.global_variables_initializer()
+        with fc.Session(target=target, graph=g) as sess:
+            sess.run(init)
+            results[target] = [sess.run(step).copy() for _ in range(3)]
+            if target == "cpu":
+                program, kernel = _matmul_kernel(sess)
+                assert all(program.plan.buffer_of(r) != program.plan.buffer_of(o)
+                           for r in kernel.results for o in kernel.operands)
+    np.testing.assert_allclose(results["cpu"], results["reference"], rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_update_of_a_weight_shares_its_buffer_in_the_plan() -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 30], name="x")
+        dz = fc.placeholder(fc.float32, shape=[None, 10], name="dz")
+        W = fc.Variable(np.zeros((30, 10), np.float32), name="W")
+        train = fc.group(fc.assign_sub(W, 0.1 * fc.matmul(x, dz, transpose_a=True)))
+        init = fc.global_variables_initializer()
+    with fc.Session(graph=g) as sess:
+        sess.run(init)
+        sess.run(train, {x: np.ones((4, 30), np.float32), dz: np.ones((4, 10), np.float32)})
+        program, kernel = _matmul_kernel(sess)
+    plan = program.plan
+    w_operand = [o for o in kernel.operands if plan.buffer_of(o) == ("arg", 2)]
+    assert w_operand and any(plan.buffer_of(r) == ("arg", 2) for r in kernel.results)
+
+
+def _matmul_kernel(sess: fc.Session):  # type: ignore[no-untyped-def]
+    """The compiled program of the Session's run with one matmul kernel, and that kernel."""
+    ((program, kernel),) = [(c.executable.program, op) for c in sess._cache.values()
+                            for op in c.executable.program.kernel_ops if op.kind == "matmul"]
+    return program, kernel

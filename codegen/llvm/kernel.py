@@ -77,8 +77,11 @@ class Kernel:
     """The LLVM function of one fusion op, with access to its buffers and dims."""
 
     def __init__(self, module: ll.Module, dims: DimTable, op: Operation, name: str, number: int = 0,
-                 error_slot: int = 0, fast_math: bool = False):
+                 error_slot: int = 0, fast_math: bool = False, shared: set[tuple[int, int]] | None = None):
         self.module = module
+        # (result, operand) index pairs whose buffers may be the same bytes (the memory plan's
+        # buffer_of); None: unknown, any may.
+        self.shared = shared
         self.number = number  # its place in the entry point's order, reported back on a run-time error
         self.error_slot = error_slot
         self.dims = dims
@@ -105,6 +108,10 @@ class Kernel:
 
     def result_pointer(self, index: int, dtype: DType) -> ll.Value:
         return self.operand_pointer(len(self.op.operands) + index, dtype)
+
+    def may_share(self, result: int, operand: int) -> bool:
+        """Whether result `result` may be written into operand `operand`'s bytes."""
+        return self.shared is None or (result, operand) in self.shared
 
     def extra_pointer(self, index: int) -> ll.Value:
         """The index-th pointer after the dims pointer in the context (module.Launch.context)."""

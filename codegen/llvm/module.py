@@ -70,7 +70,8 @@ class Launch:
 
     def sibling(self, suffix: str) -> Kernel:
         k = self.kernel
-        return Kernel(k.module, k.dims, k.op, f"{k.function.name}_{suffix}", k.number, k.error_slot, k.b.fast_math)
+        return Kernel(k.module, k.dims, k.op, f"{k.function.name}_{suffix}", k.number, k.error_slot, k.b.fast_math,
+                      k.shared)
 
     def context(self, extra: list[ll.Value]) -> ll.Value:
         """The kernel's context with `extra` pointers after the dims pointer (Kernel.extra_pointer)."""
@@ -130,7 +131,10 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
     scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
     for number, op in enumerate(program.kernel_ops):
         emit, work = KERNELS[op.kind]
-        kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot, program.fast_math)
+        shared = {(r, o) for r, result in enumerate(op.results) for o, operand in enumerate(op.operands)
+                  if plan.buffer_of(result) == plan.buffer_of(operand)}
+        kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot, program.fast_math,
+                        shared)
         emit(kernel)
         function_pointer = kernel.finish()
         pointers_of_op = [buffer(v) for v in (*op.operands, *op.results)]

@@ -220,7 +220,11 @@ def _emit_with(kernel: Kernel, matmul: Operation, products) -> None:  # type: ig
     index, start, alpha = update
     dtype = matmul.result.type.dtype
     out = kernel.result_pointer(index, dtype)
-    a, bb = (kernel.operand_pointer(v.index, dtype) for v in matmul.operands)
+    operands = [v.index for v in matmul.operands]
+    if not any(kernel.may_share(index, o) for o in operands):  # as the memory plan makes them
+        products(kernel, matmul, out, (kernel.operand_pointer(start.index, dtype), alpha))
+        return
+    a, bb = (kernel.operand_pointer(o, dtype) for o in operands)
     # The result's buffer may be a dead operand's (Note [donated arguments]): BLAS must not write A or B.
     apart = b.and_(b.icmp_unsigned("!=", out, a), b.icmp_unsigned("!=", out, bb))
     with b.if_else(apart) as (accumulate, separately):
