@@ -54,6 +54,20 @@ def _mul(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
     return b.mul(x, y)
 
 
+def alloca_at_start(b: ll.IRBuilder, block: ll.Block, type: ll.Type, name: str = "",
+                    align: int | None = None) -> ll.AllocaInstr:
+    """A stack slot made at the start of `block` (a function's entry block, so LLVM makes it once, in
+    the frame), while `b` goes on emitting where it was."""
+    at_start = ll.IRBuilder(block)
+    at_start.position_at_start(block)
+    slot = at_start.alloca(type, name=name)
+    if align is not None:
+        slot.align = align
+    if b.block is block:  # b's insertion index is now one short: back to the end
+        b.position_at_end(block)
+    return slot
+
+
 @contextlib.contextmanager
 def for_range(b: ll.IRBuilder, start: ll.Value, stop: ll.Value, name: str = "i") -> Iterator[ll.Value]:
     """A counted loop start <= i < stop; the body is emitted inside the `with`."""
@@ -123,12 +137,7 @@ class Kernel:
 
     def alloca(self, type: ll.Type, name: str = "") -> ll.Value:
         """A stack slot in the entry block (LLVM promotes it to a register)."""
-        at_start = ll.IRBuilder(self._alloca_block)
-        at_start.position_at_start(self._alloca_block)
-        slot = at_start.alloca(type, name=name)
-        if self.b.block is self._alloca_block:  # its insertion index is now one short: back to the end
-            self.b.position_at_end(self._alloca_block)
-        return slot
+        return alloca_at_start(self.b, self._alloca_block, type, name)
 
     def fail_if(self, bad: ll.Value, detail: ll.Value) -> None:
         """Where `bad` holds, record this kernel and `detail` in the error slots (the entry point then stops)."""

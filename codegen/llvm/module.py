@@ -21,7 +21,7 @@ from llvmlite import ir as ll
 
 from flowc.ir import Function, Operation, Value
 from .blas import calls_blas
-from .kernel import KERNEL_TYPE, Kernel, emit_dim, product
+from .kernel import KERNEL_TYPE, Kernel, alloca_at_start, emit_dim, product
 from .program import ENTRY, PROFILE_SYMBOL, DimTable, Program
 from .types import I8, I32, I64, PTR
 
@@ -55,9 +55,9 @@ def kernel_kind(kind: str, work: WorkFn,
 class Launch:
     """One kernel's call from the entry point, for a kind that makes its own (kernel_kind's `launch`):
     `default(context=None)` emits the usual flowc_parallel_for of `kernel` over its work (with the
-    given context, else the plain one); `sibling` makes another
-    function for the same op (called with a context from `context`), `scratch` an entry-block stack
-    area of SCRATCH_BYTES, 64-byte aligned, that every kernel may use while it runs."""
+    given context, else the plain one); `sibling` makes another function for the same op (called
+    with a context from `context`); `scratch` is a stack area of the entry point, SCRATCH_BYTES,
+    64-byte aligned, that any kernel may use while it runs."""
 
     kernel: Kernel
     b: ll.IRBuilder
@@ -79,12 +79,13 @@ class Launch:
 
     def scratch(self) -> ll.Value:
         if not self._scratch:
-            self._scratch.append(_entry_alloca(self.b, self.entry, ll.ArrayType(I8, SCRATCH_BYTES), "scratch", 64))
+            area = ll.ArrayType(I8, SCRATCH_BYTES)
+            self._scratch.append(alloca_at_start(self.b, self.entry.entry_basic_block, area, "scratch", 64))
         return self.b.bitcast(self._scratch[0], PTR)
 
     def local(self, type: ll.Type, name: str) -> ll.Value:
         """A stack slot of the entry point."""
-        return _entry_alloca(self.b, self.entry, type, name)
+        return alloca_at_start(self.b, self.entry.entry_basic_block, type, name)
 
 
 def elementwise_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
@@ -187,20 +188,6 @@ def _context(b: ll.IRBuilder, pointers: list[ll.Value], dims_pointer: ll.Value,
     for index, pointer in enumerate([*pointers, b.bitcast(dims_pointer, PTR), *extra]):
         b.store(pointer, b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
     return b.bitcast(slots, PTR)
-
-
-def _entry_alloca(b: ll.IRBuilder, entry: ll.Function, type: ll.Type, name: str,
-                  align: int | None = None) -> ll.Value:
-    """A stack slot made at the start of the entry point, so LLVM makes it once, in the frame."""
-    block = entry.entry_basic_block
-    at_start = ll.IRBuilder(block)
-    at_start.position_at_start(block)
-    slot = at_start.alloca(type, name=name)
-    if align is not None:
-        slot.align = align
-    if b.block is block:  # b's insertion index is now one short: back to the end
-        b.position_at_end(block)
-    return slot
 
 
 def _return_on_error(b: ll.IRBuilder, entry: ll.Function, dims_pointer: ll.Value, slot: int) -> None:

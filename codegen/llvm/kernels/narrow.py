@@ -33,7 +33,7 @@ from llvmlite import ir as ll
 from flowc.ir import Operation
 from flowc.ir.types import DType
 
-from ..kernel import Kernel, for_range
+from ..kernel import Kernel, alloca_at_start, for_range
 from ..types import I32, I64, compute_type, load_value, store_value
 from ..vectors import all_lanes, gather, scatter
 
@@ -274,12 +274,7 @@ class _Frame:
         self._alloca_block = self.b.block
 
     def alloca(self, type: ll.Type, name: str = "") -> ll.Value:
-        at_start = ll.IRBuilder(self._alloca_block)
-        at_start.position_at_start(self._alloca_block)
-        slot = at_start.alloca(type, name=name)
-        if self.b.block is self._alloca_block:
-            self.b.position_at_end(self._alloca_block)
-        return slot
+        return alloca_at_start(self.b, self._alloca_block, type, name)
 
 
 def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
