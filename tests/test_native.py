@@ -174,6 +174,17 @@ def test_short_rows_in_blocks(rng, rows, n, dtype) -> None:
     both_targets(_rows_in_blocks, _blocks_feeds(rng, rows, n, dtype))
 
 
+def test_short_rows_in_blocks_across_the_pool(rng) -> None:
+    """Enough rows for several pieces of the thread pool, each ending in a masked block."""
+    from flowc.runtime import set_num_threads
+
+    set_num_threads(2)
+    try:
+        both_targets(_rows_in_blocks, _blocks_feeds(rng, 70001, 10, "float32"))
+    finally:
+        set_num_threads(0)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_short_rows_in_blocks_give_the_bits_of_vector_rows(tmp_path, monkeypatch, rng, dtype) -> None:
     """The block schedule reduces columns in the order vector rows reduce lanes, and computes the same
