@@ -295,7 +295,10 @@ def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Va
         frame = _Frame(function)
         fa, fb, fc, f0, falpha, fm, fk, fk0, fkk = function.args
         target = Target(fc, matmul.result.type.dtype, f0 if accumulates else None, falpha if accumulates else None)
-        _dot_tiles(frame, matmul, fa, fb, target, fm, fk, fk0, fkk)  # type: ignore[arg-type]
+        # A k known here is a constant inside: the rows' and columns' strides become displacements of
+        # the loads, not additions that compete with the fmas for their ports.
+        static = k if isinstance(k, ll.Constant) else fk
+        _dot_tiles(frame, matmul, fa, fb, target, fm, static, fk0, fkk)  # type: ignore[arg-type]
         frame.b.ret_void()
     start = b.bitcast(pc.start, pointer) if accumulates else ll.Constant(pointer, None)
     alpha = pc.alpha if accumulates else ll.Constant(element, 0.0)
@@ -314,7 +317,8 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
     if matmul.transpose_b:
         columns, column_stride = b.gep(pb, [k0]), k
     else:
-        columns, column_stride = _transposed_copy(kernel, matmul, pb, k0, kk), kk
+        # Column j at j * k (the copy's buffer holds all of k x n): a constant stride for a known k.
+        columns, column_stride = _transposed_copy(kernel, matmul, pb, k0, kk, k), k
     lanes = lanes_of(matmul)
     rows, group = _dot_rows(matmul)
     column_groups = [range(j, min(n, j + group)) for j in range(0, n, group)]
@@ -330,8 +334,10 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
             tile(i, 1)
 
 
-def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Value, kk: ll.Value) -> ll.Value:
-    """Rows k0 .. k0 + kk of B (k x n) copied to a stack buffer as n x kk, column j at j * kk."""
+def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Value, kk: ll.Value,
+                     stride: ll.Value) -> ll.Value:
+    """Rows k0 .. k0 + kk of B (k x n) copied to a stack buffer, transposed: B[k0 + p, j] at
+    j * stride + p."""
     b = kernel.b
     dtype = matmul.result.type.dtype
     k, n = matmul.operands[1].type.shape[-2], matmul.result.type.shape[-1]
@@ -343,7 +349,7 @@ def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Val
         row = b.mul(b.add(k0, p), width)
         for j in range(n):
             value = load_value(b, b.gep(pb, [b.add(row, ll.Constant(I64, j))]), dtype)
-            b.store(value, b.gep(columns, [b.add(p, b.mul(ll.Constant(I64, j), kk))]))
+            b.store(value, b.gep(columns, [b.add(p, b.mul(ll.Constant(I64, j), stride))]))
     return columns
 
 
