@@ -59,13 +59,9 @@ class VectorRowEmitter(ReductionEmitter):
         self.row_inputs: set[Value] = set(self.block.args) | outer_values  # what the row body loads or splats
 
     def emit(self) -> None:
-        self.emit_rows(self.kernel.begin, self.kernel.end)
-
-    def emit_rows(self, begin: ll.Value, end: ll.Value) -> None:
-        """Rows begin .. end, one at a time."""
         b, kernel = self.b, self.kernel
         yields = self.block.terminator.operands
-        with for_range(b, begin, end, "o") as outer:
+        with for_range(b, kernel.begin, kernel.end, "o") as outer:
             kept = decompose(b, outer, [self.sizes[a] for a in self.space.kept]) if self.space.kept else []
             coordinates: dict[int, ll.Value] = dict(zip(self.space.kept, kept))
             scalars = Body(b, lambda arg: self._load_outer(arg, coordinates))
