@@ -189,7 +189,7 @@ def test_short_rows_in_blocks_across_the_pool(rng) -> None:
 def test_short_rows_in_blocks_give_the_bits_of_vector_rows(tmp_path, monkeypatch, rng, dtype) -> None:
     """The block schedule reduces columns in the order vector rows reduce lanes, and computes the same
     ops: the same bits (the vector-row build made in a cache of its own)."""
-    from flowc.codegen.llvm.kernels import reduction, row_blocks
+    from flowc.codegen.llvm.kernels import row_blocks
 
     feeds = _blocks_feeds(rng, 37, 10, dtype)
     g = fc.Graph()
