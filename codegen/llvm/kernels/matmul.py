@@ -204,12 +204,16 @@ def _sum_partials(kernel: Kernel, matmul: Operation, partials: ll.Value, target:
     n = ll.Constant(I64, matmul.result.type.shape[-1])
     size = b.mul(kernel.dim(matmul.result, 0), n)
     pc = Target(target, dtype, *(accumulate or ()))
-    total = kernel.alloca(compute_type(dtype), "total")
-    with for_range(b, b.mul(kernel.begin, n), b.mul(kernel.end, n), "ci") as i:
-        b.store(b.load(b.gep(values, [i])), total)
-        with for_range(b, ll.Constant(I64, 1), slices, "cs") as s:
-            b.store(b.fadd(b.load(total), b.load(b.gep(values, [b.add(b.mul(s, size), i)]))), total)
-        pc.store(b, b.load(total), i)
+    first, last = b.mul(kernel.begin, n), b.mul(kernel.end, n)
+    # Slice by slice into slice 0's partial, whole rows at a time (loops LLVM vectorizes), then to the
+    # target: target may be C0's own buffer (an update in place), so it holds no partial sum.
+    with for_range(b, ll.Constant(I64, 1), slices, "cs") as s:
+        other = b.gep(values, [b.mul(s, size)])
+        with for_range(b, first, last, "ci") as i:
+            total = b.gep(values, [i])
+            b.store(b.fadd(b.load(total), b.load(b.gep(other, [i]))), total)
+    with for_range(b, first, last, "co") as i:
+        pc.store(b, b.load(b.gep(values, [i])), i)
 
 
 def _emit_with(kernel: Kernel, matmul: Operation, products) -> None:  # type: ignore[no-untyped-def]
