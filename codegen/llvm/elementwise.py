@@ -17,7 +17,7 @@ from flowc.ir import Operation
 from flowc.ir.types import DType
 
 from .mathlib import MATH_EMITTERS
-from .types import compute_type, constant_of
+from .types import compute_type, constant_of, declared
 
 Emitter = Callable[[ll.IRBuilder, Operation, list[ll.Value]], ll.Value]
 LLVM_EMITTERS: dict[str, Emitter] = {}
@@ -63,9 +63,7 @@ def intrinsic(b: ll.IRBuilder, name: str, x: ll.Value, *more: ll.Value) -> ll.Va
     if isinstance(x.type, ll.VectorType):  # llvmlite's declare_intrinsic names scalar overloads only
         element = x.type.element
         suffix = f"v{x.type.count}" + (element.intrinsic_name if hasattr(element, "intrinsic_name") else str(element))
-        full = f"{name}.{suffix}"
-        fn = b.module.globals.get(full) or ll.Function(
-            b.module, ll.FunctionType(x.type, [x.type, *(v.type for v in more)]), name=full)
+        fn = declared(b.module, f"{name}.{suffix}", x.type, [x.type, *(v.type for v in more)])
     else:
         fn = b.module.declare_intrinsic(name, [x.type])
     return b.call(fn, [x, *more])

@@ -45,3 +45,8 @@ def store_value(b: ll.IRBuilder, value: ll.Value, pointer: ll.Value, dtype: DTyp
 
 def typed_pointer(b: ll.IRBuilder, raw: ll.Value, dtype: DType) -> ll.Value:
     return b.bitcast(raw, storage_type(dtype).as_pointer())
+
+
+def declared(module: ll.Module, name: str, result: ll.Type, arguments: list[ll.Type]) -> ll.Function:
+    """The function `name` of the module (an intrinsic, or one of flowc_rt or the BLAS), declared once."""
+    return module.globals.get(name) or ll.Function(module, ll.FunctionType(result, arguments), name=name)

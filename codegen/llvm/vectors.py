@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llvmlite import ir as ll
 
-from .types import I8, I32, I64, constant_of, storage_type
+from .types import I8, I32, I64, constant_of, declared, storage_type
 
 
 def all_lanes(lanes: int) -> ll.Constant:
@@ -38,11 +38,6 @@ def _bytes(item: ll.Type) -> int:
     return {"i1": 1, "i8": 1, "i16": 2, "i32": 4, "i64": 8, "half": 2, "float": 4, "double": 8}[str(item)]
 
 
-def _intrinsic(b: ll.IRBuilder, name: str, result: ll.Type, arguments: list[ll.Type]) -> ll.Function:
-    module = b.module
-    return module.globals.get(name) or ll.Function(module, ll.FunctionType(result, arguments), name=name)
-
-
 def _vector_name(vector: ll.VectorType) -> str:
     element = str(vector.element)
     return f"v{vector.count}{'f32' if element == 'float' else 'f64' if element == 'double' else element}"
@@ -54,7 +49,7 @@ def gather(b: ll.IRBuilder, base: ll.Value, offsets: list[int], dtype, mask: ll.
     lanes = len(offsets)
     vector = ll.VectorType(item, lanes)
     pointers = _addresses(b, b.bitcast(base, item.as_pointer()), offsets, item)
-    gather = _intrinsic(b, f"llvm.masked.gather.{_vector_name(vector)}.v{lanes}p0", vector,
+    gather = declared(b.module, f"llvm.masked.gather.{_vector_name(vector)}.v{lanes}p0", vector,
                         [pointers.type, I32, mask.type, vector])
     value = b.call(gather, [pointers, ll.Constant(I32, dtype.itemsize), mask, constant_of(vector, 0)])
     return _from_storage(b, value, dtype)
@@ -64,7 +59,7 @@ def masked_load(b: ll.IRBuilder, first: ll.Value, dtype, mask: ll.Value) -> ll.V
     """Consecutive elements from `first` where the mask is set, else 0."""
     item = storage_type(dtype)
     vector = ll.VectorType(item, mask.type.count)
-    load = _intrinsic(b, f"llvm.masked.load.{_vector_name(vector)}.p0", vector,
+    load = declared(b.module, f"llvm.masked.load.{_vector_name(vector)}.p0", vector,
                       [vector.as_pointer(), I32, mask.type, vector])
     value = b.call(load, [b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize), mask,
                           constant_of(vector, 0)])
@@ -75,7 +70,7 @@ def masked_store(b: ll.IRBuilder, value: ll.Value, first: ll.Value, dtype, mask:
     """Lanes to consecutive elements from `first` where the mask is set."""
     item = storage_type(dtype)
     vector = ll.VectorType(item, mask.type.count)
-    store = _intrinsic(b, f"llvm.masked.store.{_vector_name(vector)}.p0", ll.VoidType(),
+    store = declared(b.module, f"llvm.masked.store.{_vector_name(vector)}.p0", ll.VoidType(),
                        [vector, vector.as_pointer(), I32, mask.type])
     b.call(store, [_to_storage(b, value, dtype), b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize),
                    mask])
@@ -99,6 +94,6 @@ def scatter(b: ll.IRBuilder, value: ll.Value, base: ll.Value, offsets: list[int]
     lanes = len(offsets)
     vector = ll.VectorType(item, lanes)
     pointers = _addresses(b, b.bitcast(base, item.as_pointer()), offsets, item)
-    scatter = _intrinsic(b, f"llvm.masked.scatter.{_vector_name(vector)}.v{lanes}p0", ll.VoidType(),
+    scatter = declared(b.module, f"llvm.masked.scatter.{_vector_name(vector)}.v{lanes}p0", ll.VoidType(),
                          [vector, pointers.type, I32, mask.type])
     b.call(scatter, [_to_storage(b, value, dtype), pointers, ll.Constant(I32, dtype.itemsize), mask])

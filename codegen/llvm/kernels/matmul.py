@@ -29,7 +29,7 @@ from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS, is_narrow
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..module import SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable
-from ..types import I32, I64, PTR, compute_type, constant_of, load_value, store_value
+from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
 from .loop import elementwise_loop
 from .narrow import Target, dot_applies, lanes_of, narrow_product, narrow_slices, tile_rows
 
@@ -118,7 +118,7 @@ def launch_matmul(launch: Launch) -> None:
     per_unit = b.mul(b.add(b.mul(m, ll.Constant(I64, n)), one), lanes)
     grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_unit)
     grain = b.select(b.icmp_signed(">", grain, one), grain, one)
-    chunks = kernel_function(launch.kernel.module, "flowc_parallel_chunks", I64, [I64, I64])
+    chunks = declared(launch.kernel.module, "flowc_parallel_chunks", I64, [I64, I64])
     slices = b.call(chunks, [units, grain])
     size = b.mul(b.mul(slices, m), ll.Constant(I64, n * c.type.dtype.itemsize))
     # No more partials than W has elements: the combine's pass over them, on the caller alone, grows
@@ -143,11 +143,6 @@ def _splits_k(matmul: Operation) -> bool:
     operands = (*matmul.operands, matmul.result)
     return (is_narrow(matmul) and matmul.result.type.dtype.name in GEMM and not matmul.transpose_a
             and all(v.type.rank == 2 for v in operands) and dot_applies(matmul))
-
-
-def kernel_function(module: ll.Module, name: str, result: ll.Type, arguments: list[ll.Type]) -> ll.Function:
-    """A function of flowc_rt (or any library the artifact links), declared once per module."""
-    return module.globals.get(name) or ll.Function(module, ll.FunctionType(result, arguments), name=name)
 
 
 def _emit_slices(kernel: Kernel, matmul: Operation) -> ll.Function:

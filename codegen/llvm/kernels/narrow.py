@@ -39,7 +39,7 @@ from flowc.ir import Operation
 from flowc.ir.types import DType
 
 from ..kernel import Kernel, alloca_at_start, for_range
-from ..types import I32, I64, compute_type, load_value, store_value
+from ..types import I32, I64, compute_type, declared, load_value, store_value
 from ..vectors import all_lanes, gather, scatter
 
 VECTOR_CHAINS = 8  # independent fma chains that keep two fma units busy at a latency of four
@@ -167,7 +167,7 @@ def _padded(n: int) -> int:
 def _fma(b: ll.IRBuilder, vector: ll.VectorType) -> ll.Function:
     bits = 32 if isinstance(vector.element, ll.FloatType) else 64
     name = f"llvm.fma.v{vector.count}f{bits}"
-    return b.module.globals.get(name) or ll.Function(b.module, ll.FunctionType(vector, [vector] * 3), name=name)
+    return declared(b.module, name, vector, [vector] * 3)
 
 
 def _splat(b: ll.IRBuilder, scalar: ll.Value, vector: ll.VectorType) -> ll.Value:
