@@ -284,6 +284,35 @@ def test_matmul_bias_relu(rng, shapes) -> None:
                   "b": sample(rng, (n,), "float32")})
 
 
+@pytest.mark.parametrize("batch", [300, None], ids=["static", "dynamic"])
+def test_blas_epilogue_across_the_pool(rng, batch) -> None:
+    """A BLAS product's epilogue (bias, relu, a second result) over 90k elements spreads over the pool
+    from inside its one-piece kernel; with two threads, as in CI."""
+    from flowc.runtime import set_num_threads
+
+    from flowc.codegen.llvm.module import emit_module
+
+    x, w = sample(rng, (300, 64), "float32") / 3, sample(rng, (64, 300), "float32") / 8
+    b = sample(rng, (300,), "float32")
+    g = fc.Graph()
+    with g.as_default():
+        px = fc.placeholder(fc.float32, shape=[batch, 64], name="x")
+        pw, pb = fc.constant(w), fc.constant(b)
+        h = fc.matmul(px, pw) + pb
+        out = [fc.relu(h), h * 2.0]
+    set_num_threads(2)
+    try:
+        with fc.Session(graph=g) as sess:
+            got = sess.run(out, {px: x})
+            (compiled,) = sess._cache.values()
+    finally:
+        set_num_threads(0)
+    assert "kernel0_matmul_epilogue" in str(emit_module(compiled.executable.program))
+    want = fc.Session(target="reference", graph=g).run(out, {px: x})
+    for g_, w_ in zip(got, want):
+        np.testing.assert_allclose(g_, w_, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("n", [64, 10, 3], ids=["blas", "narrow", "narrower"])
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])

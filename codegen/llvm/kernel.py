@@ -123,6 +123,11 @@ class Kernel:
     def result_pointer(self, index: int, dtype: DType) -> ll.Value:
         return self.operand_pointer(len(self.op.operands) + index, dtype)
 
+    def sibling(self, suffix: str) -> "Kernel":
+        """Another function for the same op, taking the same context (or one with extra pointers)."""
+        return Kernel(self.module, self.dims, self.op, f"{self.function.name}_{suffix}", self.number,
+                      self.error_slot, self.b.fast_math, self.shared)
+
     def may_share(self, result: int, operand: int) -> bool:
         """Whether result `result` may be written into operand `operand`'s bytes."""
         return self.shared is None or (result, operand) in self.shared

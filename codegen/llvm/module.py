@@ -55,9 +55,9 @@ def kernel_kind(kind: str, work: WorkFn,
 class Launch:
     """One kernel's call from the entry point, for a kind that makes its own (kernel_kind's `launch`):
     `default(context=None)` emits the usual flowc_parallel_for of `kernel` over its work (with the
-    given context, else the plain one); `sibling` makes another function for the same op (called
-    with a context from `context`); `scratch` is a stack area of the entry point, SCRATCH_BYTES,
-    64-byte aligned, that any kernel may use while it runs."""
+    given context, else the plain one); `context` makes a context with extra pointers, for the
+    kernel or its siblings (Kernel.sibling); `scratch` is a stack area of the entry point,
+    SCRATCH_BYTES, 64-byte aligned, that any kernel may use while it runs."""
 
     kernel: Kernel
     b: ll.IRBuilder
@@ -67,11 +67,6 @@ class Launch:
     parallel_for: ll.Function
     default: Callable[..., None]
     _scratch: list[ll.Value] = field(default_factory=list)
-
-    def sibling(self, suffix: str) -> Kernel:
-        k = self.kernel
-        return Kernel(k.module, k.dims, k.op, f"{k.function.name}_{suffix}", k.number, k.error_slot, k.b.fast_math,
-                      k.shared)
 
     def context(self, extra: list[ll.Value]) -> ll.Value:
         """The kernel's context with `extra` pointers after the dims pointer (Kernel.extra_pointer)."""

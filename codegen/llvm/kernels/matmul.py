@@ -27,7 +27,7 @@ from flowc.ir import BlockArgument, Operation, OpResult, Value
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS, is_narrow
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
-from ..module import SCRATCH_BYTES, Launch, kernel_kind
+from ..module import GRAIN, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
 from .loop import elementwise_loop
@@ -132,7 +132,7 @@ def launch_matmul(launch: Launch) -> None:
             count = launch.local(I64, "slices")
             b.store(slices, count)
             context = launch.context([launch.scratch(), count])
-            b.call(launch.parallel_for, [_emit_slices(launch.sibling("slices"), matmul), context, slices, one])
+            b.call(launch.parallel_for, [_emit_slices(launch.kernel.sibling("slices"), matmul), context, slices, one])
             b.call(launch.kernel.function, [context, ll.Constant(I64, 0), m])  # the combine (emit_matmul_kernel)
         with whole:
             launch.default(launch.context([ll.Constant(PTR, None), ll.Constant(PTR, None)]))
@@ -244,13 +244,38 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
     yields = list(block.terminator.operands)
     target = kernel.result_pointer(kernel.op.product_result(), product_value.type.dtype)
     products(kernel, matmul, target)
+    if all(v is product_value for v in yields):
+        return
+    b = kernel.b
+    n = kernel.dim(product_value, product_value.type.rank - 1)
+    first, last = b.mul(kernel.begin, n), b.mul(kernel.end, n)
+    if is_narrow(matmul):
+        _emit_epilogue(kernel, matmul, first, last)
+        return
+    # A BLAS kernel is one piece (matmul_work), run inline: its epilogue, a function of flat indices,
+    # spreads over the pool itself. (The bias and relu after the MLP bench's 256 x 784 @ 784 x 512
+    # ran on one core.) A piece that does not start at row 0 calls it for its own range.
+    epilogue = kernel.sibling("epilogue")
+    _emit_epilogue(epilogue, matmul, epilogue.begin, epilogue.end)
+    function, context = epilogue.finish(), kernel.function.args[0]
+    parallel_for = declared(kernel.module, "flowc_parallel_for", ll.VoidType(), [function.type, PTR, I64, I64])
+    with b.if_else(b.icmp_signed("==", first, ll.Constant(I64, 0))) as (whole, part):
+        with whole:
+            b.call(parallel_for, [function, context, last, ll.Constant(I64, GRAIN)])
+        with part:
+            b.call(function, [context, first, last])
+
+
+def _emit_epilogue(kernel: Kernel, matmul: Operation, first: ll.Value, last: ll.Value) -> None:
+    """The epilogue at the flat indices [first, last) of the product, read back from its buffer."""
+    block = kernel.op.regions[0].entry
+    product_value = matmul.result
+    yields = list(block.terminator.operands)
+    target = kernel.result_pointer(kernel.op.product_result(), product_value.type.dtype)
     epilogue = [(v, kernel.result_pointer(i, v.type.dtype)) for i, v in enumerate(yields) if v is not product_value]
-    if epilogue:
-        inputs = [(arg, kernel.operand_pointer(i, arg.type.dtype)) for i, arg in enumerate(block.args)]
-        inputs.append((product_value, target))
-        n = kernel.dim(product_value, product_value.type.rank - 1)
-        b = kernel.b
-        elementwise_loop(kernel, inputs, epilogue, b.mul(kernel.begin, n), b.mul(kernel.end, n))
+    inputs = [(arg, kernel.operand_pointer(i, arg.type.dtype)) for i, arg in enumerate(block.args)]
+    inputs.append((product_value, target))
+    elementwise_loop(kernel, inputs, epilogue, first, last)
 
 
 def _accumulated_update(kernel: Kernel, matmul: Operation) -> tuple[int, BlockArgument, ll.Value] | None:
