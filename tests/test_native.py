@@ -460,6 +460,33 @@ def test_narrow_product_tiles_for_every_vector_width(tmp_path, monkeypatch, rng,
                      {"a": sample(rng, a_shape, "float32") * 0.1, "b": sample(rng, (23, 16), "float32") * 0.1})
 
 
+@pytest.mark.parametrize("width", [16, 32], ids=["sse", "avx"])
+def test_split_k_and_row_blocks_for_narrower_vectors(tmp_path, monkeypatch, rng, width) -> None:
+    """Split-k slices are whole vectors and row blocks as many rows as 32-bit lanes, both by the
+    host's vector width, as an SSE or AVX host would build them: a softmax-regression step of 10
+    classes (split forward, column-tiled update) and a cross entropy of 3 classes (blocks of 4 or 8
+    rows)."""
+    from flowc.codegen.llvm.kernels import narrow, row_blocks
+    from flowc.runtime import set_num_threads
+
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(narrow, "vector_bytes", lambda: width)
+    monkeypatch.setattr(row_blocks, "vector_bytes", lambda: width)
+    feeds = {"x": sample(rng, (100, 784), "float32") * 0.05, "w": sample(rng, (784, 10), "float32") * 0.05,
+             "labels": rng.integers(0, 3, 100).astype(np.int32), "z": sample(rng, (100, 3), "float32")}
+
+    def step(x, w, labels, z):  # type: ignore[no-untyped-def]
+        loss = fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=fc.matmul(x, w)))
+        (grad,) = fc.gradients(loss, [w])
+        return [loss, w - 0.5 * grad, fc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z)]
+
+    set_num_threads(2)
+    try:
+        both_targets(step, feeds)
+    finally:
+        set_num_threads(0)
+
+
 def test_shape_and_indexing_ops(rng) -> None:
     x = sample(rng, (4, 6, 5), "float32")
     i = np.array([3, 0, 2, 2], np.int32)
