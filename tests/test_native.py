@@ -174,6 +174,17 @@ def test_short_rows_in_blocks(rng, rows, n, dtype) -> None:
     both_targets(_rows_in_blocks, _blocks_feeds(rng, rows, n, dtype))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_short_rows_in_blocks_with_every_transcendental(rng, dtype) -> None:
+    """tanh, sigmoid and pow in a row-block kernel, at full level and once per row."""
+    def build(x):  # type: ignore[no-untyped-def]
+        peak = fc.reduce_max(x, axis=-1, keepdims=True)
+        return [fc.reduce_sum(fc.tanh(x - peak), axis=-1) * fc.sigmoid(fc.reduce_mean(x, axis=-1)),
+                fc.pow(fc.abs(x) + 1.0, fc.sigmoid(peak)) / fc.reduce_sum(fc.abs(x) + 1.0, axis=-1, keepdims=True)]
+
+    both_targets(build, {"x": sample(rng, (37, 7), dtype)})
+
+
 def test_short_rows_in_blocks_across_the_pool(rng) -> None:
     """Enough rows for several pieces of the thread pool, each ending in a masked block."""
     from flowc.runtime import set_num_threads
