@@ -54,6 +54,11 @@ def _mul(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
     return b.mul(x, y)
 
 
+def min_of(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
+    """The smaller of two signed integers."""
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
 def alloca_at_start(b: ll.IRBuilder, block: ll.Block, type: ll.Type, name: str = "",
                     align: int | None = None) -> ll.AllocaInstr:
     """A stack slot made at the start of `block` (a function's entry block, so LLVM makes it once, in

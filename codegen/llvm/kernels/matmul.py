@@ -26,8 +26,8 @@ from llvmlite import ir as ll
 from flowc.ir import BlockArgument, Operation, OpResult, Value
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS, is_narrow
-from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
-from ..module import GRAIN, SCRATCH_BYTES, Launch, kernel_kind
+from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, product
+from ..module import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
 from .loop import elementwise_loop
@@ -78,7 +78,7 @@ def _rows_of_tiles(kernel: Kernel, matmul: Operation) -> None:
     c = matmul.result
     rows = product(b, [kernel.dim(c, axis) for axis in range(c.type.rank - 1)])
     height = ll.Constant(I64, tile_rows(matmul))
-    kernel.begin, kernel.end = (_min(b, b.mul(tiles, height), rows) for tiles in (kernel.begin, kernel.end))
+    kernel.begin, kernel.end = (min_of(b, b.mul(tiles, height), rows) for tiles in (kernel.begin, kernel.end))
 
 
 def _matmul_of(op: Operation) -> Operation:
@@ -87,9 +87,10 @@ def _matmul_of(op: Operation) -> Operation:
 
 def launch_matmul(launch: Launch) -> None:
     """Note [split-k products]: a narrow x @ W with a short batch (m * n * slices elements fit the
-    entry's scratch, and slices * m <= k) and a long k splits across the pool by k, not by rows. Each piece multiplies
-    every row over its own stretch of k, that is its own rows of W, into a partial product in the
-    scratch; then the caller sums the partials in k's order and runs the epilogue.
+    entry's scratch, and slices * m <= k) and a long k splits across the pool by k, not by rows.
+    Each piece multiplies every row over its own stretch of k, that is its own rows of W, into a
+    partial product in the scratch; then the caller sums the partials in k's order and runs the
+    epilogue.
 
     Why: the weight gradient x^T @ dz (column tiles) splits by W's rows, and its update writes those
     rows in place, so after a training step each core holds the W rows it wrote, modified. A row
@@ -258,7 +259,7 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
     epilogue = kernel.sibling("epilogue")
     _emit_epilogue(epilogue, matmul, epilogue.begin, epilogue.end)
     function, context = epilogue.finish(), kernel.function.args[0]
-    parallel_for = declared(kernel.module, "flowc_parallel_for", ll.VoidType(), [function.type, PTR, I64, I64])
+    parallel_for = declared(kernel.module, "flowc_parallel_for", PARALLEL_FOR.return_type, list(PARALLEL_FOR.args))
     with b.if_else(b.icmp_signed("==", first, ll.Constant(I64, 0))) as (whole, part):
         with whole:
             b.call(parallel_for, [function, context, last, ll.Constant(I64, GRAIN)])
@@ -353,7 +354,7 @@ def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value,
     b.position_at_end(body)
     t = b.udiv(row, m, name="batch")
     first = b.sub(row, b.mul(t, m), name="first")
-    count = _min(b, b.sub(m, first), b.sub(kernel.end, row))  # rows of this batch in [row, end)
+    count = min_of(b, b.sub(m, first), b.sub(kernel.end, row))  # rows of this batch in [row, end)
     coordinates = decompose(b, t, batch_sizes) if batch_sizes else []
     # Row `first` of op(a): a's row `first` (a is m x k), or its column `first` (a is k x m, transposed).
     a_row = first if matmul.transpose_a else b.mul(first, k)
@@ -374,10 +375,6 @@ def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value,
     row.add_incoming(b.add(row, count), b.block)
     b.branch(header)
     b.position_at_end(done)
-
-
-def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
-    return b.select(b.icmp_signed("<", x, y), x, y)
 
 
 def _batch_strides(kernel: Kernel, operand: Value, result: Value, matrix: ll.Value) -> list[ll.Value]:

@@ -38,9 +38,9 @@ from llvmlite import ir as ll
 from flowc.ir import Operation
 from flowc.ir.types import DType
 
-from ..kernel import Kernel, alloca_at_start, for_range
+from ..kernel import Kernel, alloca_at_start, for_range, min_of
 from ..types import I32, I64, compute_type, declared, load_value, store_value
-from ..vectors import all_lanes, gather, scatter
+from ..vectors import all_lanes, gather, scatter, splat
 
 VECTOR_CHAINS = 8  # independent fma chains that keep two fma units busy at a latency of four
 PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
@@ -170,12 +170,6 @@ def _fma(b: ll.IRBuilder, vector: ll.VectorType) -> ll.Function:
     return declared(b.module, name, vector, [vector] * 3)
 
 
-def _splat(b: ll.IRBuilder, scalar: ll.Value, vector: ll.VectorType) -> ll.Value:
-    x = b.insert_element(ll.Constant(vector, ll.Undefined), scalar, ll.Constant(I32, 0))
-    zeros = ll.Constant(ll.VectorType(I32, vector.count), [ll.Constant(I32, 0)] * vector.count)
-    return b.shuffle_vector(x, ll.Constant(vector, ll.Undefined), zeros)
-
-
 def _accumulators(kernel: Kernel, vector: ll.VectorType, count: int) -> list[ll.Value]:
     zeros = ll.Constant(vector, [ll.Constant(vector.element, 0.0)] * vector.count)
     sums = [kernel.alloca(vector, f"acc{r}") for r in range(count)]  # promoted to registers by LLVM
@@ -208,7 +202,7 @@ def _row_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc:
         for r, total in enumerate(sums):
             i = b.add(first, ll.Constant(I64, r))
             a_offset = b.add(b.mul(p, full_m), i) if matmul.transpose_a else b.add(b.mul(i, k), p)
-            x = _splat(b, load_value(b, b.gep(pa, [a_offset]), dtype), vector)
+            x = splat(b, load_value(b, b.gep(pa, [a_offset]), dtype), vector.count)
             b.store(b.call(fma, [x, y, b.load(total)]), total)
     width = ll.Constant(I64, n)
     for r, total in enumerate(sums):
@@ -232,7 +226,7 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
         row = b.gep(pa, [b.add(b.mul(p, full_m), first)])  # A[p, first:first + lanes], contiguous
         x = b.load(b.bitcast(row, vector.as_pointer()), align=dtype.itemsize)
         for j, total in zip(columns, sums):
-            y = _splat(b, _b_element(b, matmul, pb, p, j, k), vector)
+            y = splat(b, _b_element(b, matmul, pb, p, j, k), vector.count)
             b.store(b.call(fma, [x, y, b.load(total)]), total)
     # Each column to C as one scatter (its rows are n apart), C0's column gathered first for an
     # update, rounded as Target.store rounds; unrolled scalar stores took LLVM's SLP vectorizer about
@@ -244,7 +238,7 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
         value = b.load(total)
         if pc.start is not None:
             c0 = gather(b, b.gep(pc.start, [at]), offsets, dtype, all_lanes(lanes))
-            value = b.fadd(c0, b.fmul(_splat(b, pc.alpha, vector), value))
+            value = b.fadd(c0, b.fmul(splat(b, pc.alpha, lanes), value))
         scatter(b, value, b.gep(pc.pointer, [at]), offsets, dtype, all_lanes(lanes))
 
 
@@ -261,14 +255,10 @@ def narrow_slices(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value,
     units = b.udiv(b.add(k, b.sub(width, one)), width)
     stretch = b.mul(b.udiv(b.add(units, b.sub(slices, one)), slices), width)
     with for_range(b, kernel.begin, kernel.end, "ks") as s:
-        k0 = _min(b, b.mul(s, stretch), k)
-        k1 = _min(b, b.add(k0, stretch), k)
+        k0 = min_of(b, b.mul(s, stretch), k)
+        k1 = min_of(b, b.add(k0, stretch), k)
         pc = Target(b.gep(partials, [b.mul(s, b.mul(m, ll.Constant(I64, n)))]), matmul.result.type.dtype)
         _shared_dot_tiles(kernel, matmul, pa, pb, pc, m, k, k0, b.sub(k1, k0))
-
-
-def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
-    return b.select(b.icmp_signed("<", x, y), x, y)
 
 
 class _Frame:
@@ -291,7 +281,7 @@ def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Va
     element = compute_type(matmul.result.type.dtype)
     pointer = element.as_pointer()
     accumulates = pc.start is not None
-    name = f"{kernel.function.name.split('_')[0]}_dot_tiles{'_accumulated' if accumulates else ''}"
+    name = f"kernel{kernel.number}_dot_tiles{'_accumulated' if accumulates else ''}"
     function = kernel.module.globals.get(name)
     if function is None:
         function = ll.Function(kernel.module, ll.FunctionType(ll.VoidType(), [
@@ -312,18 +302,14 @@ def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Va
 
 
 def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
-               k: ll.Value, k0: ll.Value | None = None, kk: ll.Value | None = None) -> None:
+               k: ll.Value, k0: ll.Value, kk: ll.Value) -> None:
     """m rows as dot tiles, then one by one (op(B) copied transposed first, unless it is), over the
-    kk terms from k0 (all k by default) of k."""
+    kk terms from k0 of k."""
     b = kernel.b
     n = matmul.result.type.shape[-1]
-    k0 = ll.Constant(I64, 0) if k0 is None else k0
-    kk = k if kk is None else kk
-    if matmul.transpose_b:
-        columns, column_stride = b.gep(pb, [k0]), k
-    else:
-        # Column j at j * k (the copy's buffer holds all of k x n): a constant stride for a known k.
-        columns, column_stride = _transposed_copy(kernel, matmul, pb, k0, kk, k), k
+    # op(B)'s column j at j * k, in B itself or in the copy (which has room for all of k x n): a
+    # constant stride for a known k.
+    columns = b.gep(pb, [k0]) if matmul.transpose_b else _transposed_copy(kernel, matmul, pb, k0, kk)
     lanes = lanes_of(matmul)
     rows, group = _dot_rows(matmul)
     column_groups = [range(j, min(n, j + group)) for j in range(0, n, group)]
@@ -331,7 +317,7 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
 
     def tile(first: ll.Value, rows: int) -> None:
         for js in column_groups:
-            _dot_tile(kernel, matmul, a_start, k, columns, column_stride, pc, first, rows, js, lanes, kk)
+            _dot_tile(kernel, matmul, a_start, columns, k, pc, first, rows, js, lanes, kk)
 
     done = _tiles(b, m, rows, lambda first: tile(first, rows))
     if rows > 1:
@@ -339,10 +325,8 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
             tile(i, 1)
 
 
-def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Value, kk: ll.Value,
-                     stride: ll.Value) -> ll.Value:
-    """Rows k0 .. k0 + kk of B (k x n) copied to a stack buffer, transposed: B[k0 + p, j] at
-    j * stride + p."""
+def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Value, kk: ll.Value) -> ll.Value:
+    """Rows k0 .. k0 + kk of B (k x n) copied to a stack buffer, transposed: B[k0 + p, j] at j * k + p."""
     b = kernel.b
     dtype = matmul.result.type.dtype
     k, n = matmul.operands[1].type.shape[-2], matmul.result.type.shape[-1]
@@ -354,15 +338,14 @@ def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Val
         row = b.mul(b.add(k0, p), width)
         for j in range(n):
             value = load_value(b, b.gep(pb, [b.add(row, ll.Constant(I64, j))]), dtype)
-            b.store(value, b.gep(columns, [b.add(p, b.mul(ll.Constant(I64, j), stride))]))
+            b.store(value, b.gep(columns, [b.add(p, ll.Constant(I64, j * k))]))
     return columns
 
 
-def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, lda: ll.Value, columns: ll.Value,
-              column_stride: ll.Value, pc: Target, first: ll.Value, rows: int, js: range, lanes: int,
-              k: ll.Value) -> None:
-    """C[first .. first + rows, js] as dot products over k terms of A's rows (row i at i * lda) and
-    op(B)'s columns (column j at j * column_stride)."""
+def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value, stride: ll.Value, pc: Target,
+              first: ll.Value, rows: int, js: range, lanes: int, k: ll.Value) -> None:
+    """C[first .. first + rows, js] as dot products over k terms of A's rows and op(B)'s columns
+    (row i at pa + i * stride, column j at columns + j * stride)."""
     b = kernel.b
     dtype = matmul.result.type.dtype
     n = matmul.result.type.shape[-1]
@@ -370,8 +353,8 @@ def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, lda: ll.Value, co
     vector = ll.VectorType(element, lanes)
     fma = _fma(b, vector)
     sums = [_accumulators(kernel, vector, len(js)) for _ in range(rows)]
-    a_rows = [b.gep(pa, [b.mul(b.add(first, ll.Constant(I64, r)), lda)]) for r in range(rows)]
-    b_columns = [b.gep(columns, [b.mul(ll.Constant(I64, j), column_stride)]) for j in js]
+    a_rows = [b.gep(pa, [b.mul(b.add(first, ll.Constant(I64, r)), stride)]) for r in range(rows)]
+    b_columns = [b.gep(columns, [b.mul(ll.Constant(I64, j), stride)]) for j in js]
     width = ll.Constant(I64, lanes)
     steps = b.udiv(k, width)
 

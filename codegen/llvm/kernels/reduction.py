@@ -283,11 +283,7 @@ class ReductionEmitter:
     def _combine_lanes(self, op: Operation, lanes: ll.Value) -> ll.Value:
         """Lane k with lane k + half, halving until one is left: a fixed pairwise order."""
         b = self.b
-        values = [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(self.lanes)]
-        while len(values) > 1:
-            half = len(values) // 2
-            values = [_combine(b, op, values[k + half], values[k]) for k in range(half)]
-        return values[0]
+        return combine_pairwise(b, op, [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(self.lanes)])
 
     def _arg_reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
         """argmax/argmin in one serial walk: the first best index wins, as in numpy."""
@@ -375,6 +371,15 @@ def _initial(name: str, value_type: ll.Type, is_float: bool) -> ll.Constant:
         return constant_of(value_type, float("-inf") if low else float("inf"))
     bits = value_type.width
     return ll.Constant(value_type, -(1 << (bits - 1)) if low else (1 << (bits - 1)) - 1)
+
+
+def combine_pairwise(b: ll.IRBuilder, op: Operation, values: list[ll.Value]) -> ll.Value:
+    """A power-of-two count of partial results combined k with k + half, halving (Note [summation
+    order]): the fixed order every reduction kernel uses."""
+    while len(values) > 1:
+        half = len(values) // 2
+        values = [_combine(b, op, values[k + half], values[k]) for k in range(half)]
+    return values[0]
 
 
 def _combine(b: ll.IRBuilder, op: Operation, x: ll.Value, acc: ll.Value) -> ll.Value:

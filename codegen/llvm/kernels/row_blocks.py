@@ -28,7 +28,7 @@ from ..kernel import for_range
 from ..types import I64, compute_type, constant_of, load_value
 from ..vectors import gather, masked_load, masked_store, scatter, splat
 from .narrow import vector_bytes
-from .reduction import _combine, _initial, _space
+from .reduction import _initial, _space, combine_pairwise
 from .vector_rows import VectorRowEmitter, _reads_rows, vector_rows_apply
 
 TRANSCENDENTAL = ("exp", "log", "tanh", "sigmoid", "pow")  # a row's chain worth the gathers and scatters
@@ -135,11 +135,7 @@ class RowBlockEmitter(VectorRowEmitter):
         dtype = op.operands[0].type.dtype
         value_type = ll.VectorType(compute_type(dtype), block_rows())
         identity = ll.Constant(value_type, [_initial(op.name, compute_type(dtype), dtype.is_float)] * block_rows())
-        values = columns + [identity] * (self.width - self.count)
-        while len(values) > 1:
-            half = len(values) // 2
-            values = [_combine(b, op, values[k + half], values[k]) for k in range(half)]
-        result = values[0]
+        result = combine_pairwise(b, op, columns + [identity] * (self.width - self.count))
         if op.name == "reduce_mean":
             result = b.fdiv(result, constant_of(value_type, float(self.count)))
         return result
