@@ -36,6 +36,7 @@ from flowc.passes import PassManager
 from flowc.passes.fusion import Fuse
 from flowc.passes.memory import materialize_results, plan_memory, separate_products
 from flowc.runtime import Library, allocate, arena, cache_key, cached_library, link_shared, support_library
+from flowc.runtime.fast_run import module as fast_run_module
 
 from .lowering import Lowered
 
@@ -138,6 +139,40 @@ class NativeExecutable:
         if status:
             self._raise(status, dims[error_slot + 1], layout.shapes)
         return results
+
+    @property
+    def layout_count(self) -> int:
+        """How many argument shapes this executable has laid out so far."""
+        return len(self._layouts)
+
+    def fast_run(self, feed_keys: tuple, variables: tuple, values: dict, n_fetched: int, picks: tuple[int, ...],
+                 answer: int) -> object | None:
+        """A FastRun of this executable for one Session plan (Note [the fast run] in
+        runtime/native/fast_run.c), knowing the latest layouts; None where the extension is
+        unavailable or an update is not written in place (the Session would have to store it).
+
+        The arguments are `values[feed_keys[i]]` of the feed dict, then `values[v]` for `variables`;
+        `picks` says which fetched result each element of the answer is (-1: None), `answer` whether
+        it is one result (0), a list (1) or a tuple (2)."""
+        extension = fast_run_module()
+        args = self.function.args
+        donors = tuple(self.plan.donated.get(j, -1) for j in range(len(self._result_dtypes)))
+        if extension is None or len(args) != len(feed_keys) + len(variables) or -1 in donors[n_fetched:]:
+            return None
+        entry = ctypes.cast(self._entry, ctypes.c_void_p).value
+        fast = extension.FastRun(
+            entry, feed_keys, variables, values, tuple(v.type.dtype.np.num for v in args),
+            tuple(v.type.rank for v in args), tuple(self._result_dtypes),
+            tuple(v.type.rank for v in self.function.entry.ops[-1].operands), donors, n_fetched,
+            self._error_slot, picks, answer, self._raise_from_layout, allocate)
+        for shapes, layout in list(self._layouts.items())[-8:]:  # the latest: a FastRun holds at most 8
+            fast.add_layout(layout, shapes, tuple(o[1] for o in layout.outputs), tuple(o[3] for o in layout.outputs),
+                            ctypes.addressof(layout.buffers), ctypes.addressof(layout.dims), layout.arena_address,
+                            layout.lock)
+        return fast
+
+    def _raise_from_layout(self, status: int, index: int, layout: ShapeLayout) -> None:
+        self._raise(status, index, layout.shapes)
 
     def _layout(self, args: list[np.ndarray]) -> ShapeLayout:
         shapes = propagate_shapes(self.function, [a.shape for a in args])

@@ -18,6 +18,7 @@ import numpy as np
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
 from flowc.passes import optimize
+from flowc.runtime.fast_run import module as fast_run_module
 
 from .driver import Executable, check_target, compile_lowered
 from .feeds import check_feed
@@ -35,6 +36,7 @@ class RunPlan:
     single: bool = False  # the fetch is one tensor: its result is the answer
     flat: list[int | None] | None = None  # a flat list/tuple fetch: per element its result (None: an op)
     flat_kind: type = list
+    fast_layouts: int = 0  # the layouts the plan's FastRun knows (Note [the fast run]); -1: it has none
 
     def __post_init__(self) -> None:
         # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
@@ -80,6 +82,10 @@ class Session:
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
         self._plans: dict[tuple, RunPlan] = {}
+        # Note [the fast run] (runtime/native/fast_run.c): plans that run below Python, and the C
+        # function that finds and runs them; None until the first FastRun is made.
+        self._fast: dict[tuple, Any] = {}
+        self._fast_call: Callable[[dict, Any, Any], Any] | None = None
         self._step = 0  # run counter of random ops (Note [counter-based random numbers])
         self._closed = False
 
@@ -94,6 +100,8 @@ class Session:
         self._values.clear()
         self._cache.clear()
         self._plans.clear()
+        self._fast.clear()
+        self._fast_call = None
 
     # -- run -----------------------------------------------------------------
 
@@ -102,9 +110,14 @@ class Session:
 
         Fetching an op (or a name without ':N' of an op without outputs) runs it and gives None.
         """
+        fast = self._fast_call
+        if fast is not None:
+            answer = fast(self._fast, fetches, feed_dict)
+            if answer is not NotImplemented:
+                return answer
         if self._closed:
             raise FlowcError("this Session is closed")
-        feed_dict = feed_dict or {}
+        original_feeds, feed_dict = feed_dict, feed_dict or {}
         try:
             key = (_structure_key(fetches), tuple(feed_dict))
             plan = self._plans.get(key)
@@ -116,6 +129,8 @@ class Session:
                 self._plans[key] = plan
         args = [_checked(spec, feed_dict[k]) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
         results = self._call(plan.compiled, args)
+        if plan.fast_layouts >= 0:
+            self._refresh_fast(plan, fetches, original_feeds)
         if plan.single:
             return results[0]
         if plan.flat is not None:  # a flat list or tuple of fetches
@@ -140,6 +155,29 @@ class Session:
             plan.flat = [tensors.index(leaf) if isinstance(leaf, Tensor) else None for leaf in leaves]
             plan.flat_kind = type(fetches)
         return plan
+
+    def _refresh_fast(self, plan: RunPlan, fetches: Any, feed_dict: Any) -> None:
+        """After a run on the Python path: give the plan a FastRun that knows every layout its
+        executable has, where it can have one (Note [the fast run])."""
+        executable = plan.compiled.executable
+        count = getattr(executable, "layout_count", None)
+        if count == plan.fast_layouts:
+            return
+        module = fast_run_module()
+        key = module.key(fetches, feed_dict) if module is not None else None
+        sig = plan.compiled.signature
+        fast = None
+        if count is not None and key is not None and not sig.uses_step and (plan.single or plan.flat is not None):
+            picks = (0,) if plan.single else tuple(-1 if i is None else i for i in plan.flat or ())
+            answer = 0 if plan.single else 1 if plan.flat_kind is list else 2
+            fast = executable.fast_run(tuple(plan.feed_keys), tuple(sig.variables), self._values, len(sig.fetches),
+                                       picks, answer)
+        if fast is None:
+            plan.fast_layouts = -1
+            return
+        plan.fast_layouts = count
+        self._fast[key] = fast
+        self._fast_call = module.run
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))

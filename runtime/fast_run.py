@@ -1,0 +1,72 @@
+"""Session.run's repeated call in C: the `_fast_run` extension (Note [the fast run] in native/fast_run.c).
+
+It is built with the system C compiler against this Python's and numpy's headers, once per
+machine, Python and numpy, into the disk cache, as the support library is. Where it cannot be
+built (no Python headers, say) or FLOWC_FAST_RUN=0 is set, `module()` is None and every run
+takes the Python path, which computes the same results.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import threading
+from types import ModuleType
+
+from flowc.runtime.build import NATIVE_DIR, NativeBuildError, _run, find_c_compiler
+from flowc.runtime.cache import cache_key, cached_library
+
+SOURCE = os.path.join(NATIVE_DIR, "fast_run.c")
+FLAGS = ("-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-Wall", "-Werror=implicit-function-declaration")
+_UNDEFINED = ("-undefined", "dynamic_lookup") if sys.platform == "darwin" else ()  # symbols from the interpreter
+
+_lock = threading.Lock()
+_loaded: dict[str, ModuleType | None] = {}  # FLOWC_FAST_RUN's value and cache folder -> the module
+why_not: str | None = None  # why `module()` is None, when it is
+
+
+def module() -> ModuleType | None:
+    """The `_fast_run` extension, built on first use; None where it is off or cannot be built."""
+    global why_not
+    if os.environ.get("FLOWC_FAST_RUN", "1") == "0":
+        why_not = "FLOWC_FAST_RUN=0"
+        return None
+    from flowc.runtime.cache import cache_dir
+
+    folder = cache_dir()
+    with _lock:
+        if folder in _loaded:
+            return _loaded[folder]
+        try:
+            _loaded[folder] = _load()
+        except (NativeBuildError, ImportError, OSError) as error:
+            why_not = f"the fast run could not be built or loaded: {error}"
+            _loaded[folder] = None
+        return _loaded[folder]
+
+
+def _load() -> ModuleType:
+    import sysconfig
+
+    import numpy
+
+    includes = (sysconfig.get_paths()["include"], numpy.get_include())
+    if not os.path.exists(os.path.join(includes[0], "Python.h")):
+        raise NativeBuildError(f"no Python.h in {includes[0]} (install the Python development headers)")
+    with open(SOURCE) as source:
+        key = cache_key("_fast_run", source.read(), *FLAGS, sys.version, numpy.__version__,
+                        sysconfig.get_config_var("EXT_SUFFIX") or "")[:32]
+
+    def build(out_path: str) -> None:
+        command = [*find_c_compiler(), *FLAGS, *_UNDEFINED, *(f"-I{d}" for d in includes), "-o", out_path, SOURCE]
+        _run(command, "building the fast run extension _fast_run")
+
+    path, _ = cached_library(key, build, prefix="_fast_run-")
+    loader = importlib.machinery.ExtensionFileLoader("_fast_run", path)
+    spec = importlib.util.spec_from_file_location("_fast_run", path, loader=loader)
+    assert spec is not None
+    extension = importlib.util.module_from_spec(spec)
+    loader.exec_module(extension)
+    return extension

@@ -1,0 +1,216 @@
+"""Session.run's fast run (Note [the fast run] in runtime/native/fast_run.c): the same answers as the
+Python path, and the Python path wherever the fast run does not recognise a run."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import flowc as fc
+from flowc.ir.errors import FeedError, FlowcError, IndexOutOfRange
+from flowc.runtime import fast_run
+
+
+@pytest.fixture
+def g():
+    graph = fc.Graph()
+    with graph.as_default():
+        yield graph
+
+
+def fast_only(sess: fc.Session) -> None:
+    """Make the Python path fail, so a run that still answers was a fast run."""
+    def refuse(*_):
+        raise AssertionError("took the Python path")
+    sess._call = refuse
+
+
+def softmax_step(g, rng, optimizer):
+    x = fc.placeholder(fc.float32, shape=[None, 20], name="x")
+    y = fc.placeholder(fc.int32, shape=[None], name="y")
+    W = fc.Variable(rng.standard_normal((20, 5)).astype(np.float32) * 0.1, name="W")
+    b = fc.Variable(np.zeros(5, np.float32), name="b")
+    logits = fc.matmul(x, W) + b
+    loss = fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+    return x, y, [W, b], loss, optimizer.minimize(loss)
+
+
+def test_the_extension_builds_here() -> None:
+    assert fast_run.module() is not None, fast_run.why_not
+
+
+@pytest.mark.parametrize("optimizer", [lambda: fc.train.GradientDescentOptimizer(0.5),
+                                       lambda: fc.train.AdamOptimizer(0.05)], ids=["sgd", "adam"])
+def test_a_training_loop_gives_the_python_paths_bits(monkeypatch, rng, optimizer) -> None:
+    batches = [(rng.random((16, 20), dtype=np.float32), rng.integers(0, 5, 16).astype(np.int32)) for _ in range(6)]
+    runs = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv("FLOWC_FAST_RUN", switch)
+        g = fc.Graph()
+        with g.as_default():
+            x, y, params, loss, train = softmax_step(g, np.random.default_rng(1), optimizer())
+            init = fc.global_variables_initializer()
+        with fc.Session(graph=g) as sess:
+            sess.run(init)
+            losses = [sess.run([loss, train], {x: bx, y: by})[0] for bx, by in batches]
+            assert len(sess._fast) == (switch == "1")
+            runs[switch] = losses, sess.run(params)
+    np.testing.assert_array_equal(runs["0"][0], runs["1"][0])
+    for python, fast in zip(runs["0"][1], runs["1"][1]):
+        np.testing.assert_array_equal(python, fast)
+
+
+def test_repeated_runs_are_fast_and_each_answer_is_new(g, rng) -> None:
+    x, y, params, loss, train = softmax_step(g, rng, fc.train.GradientDescentOptimizer(0.5))
+    with fc.Session(graph=g) as sess:
+        sess.run(fc.global_variables_initializer())
+        feed = {x: rng.random((8, 20), dtype=np.float32), y: np.arange(8, dtype=np.int32) % 5}
+        first = sess.run([loss, train], feed)
+        fast_only(sess)
+        second = sess.run([loss, train], feed)
+    assert isinstance(second, list) and second[1] is None
+    assert second[0] is not first[0] and float(second[0]) < float(first[0])  # fresh, after one more step
+
+
+@pytest.mark.parametrize("fetch", ["single", "list", "tuple", "twice", "name"])
+def test_answers_keep_their_structure(g, rng, fetch) -> None:
+    x = fc.placeholder(fc.float32, shape=[None, 3], name="x")
+    y = fc.reduce_sum(x * 2.0, axis=1, name="y")
+    z = x + 1.0
+    fetches = {"single": y, "list": [y, z], "tuple": (z, y), "twice": [y, y], "name": "y:0"}[fetch]
+    data = rng.random((4, 3), dtype=np.float32)
+    with fc.Session(graph=g) as sess:
+        expected = sess.run(fetches, {x: data})
+        fast_only(sess)
+        got = sess.run(fetches, {x: data})
+        if fetch == "twice":
+            assert got[0] is got[1]
+    assert type(got) is type(expected)
+    for e, a in zip(expected if isinstance(expected, (list, tuple)) else [expected],
+                    got if isinstance(got, (list, tuple)) else [got]):
+        np.testing.assert_array_equal(a, e)
+
+
+@pytest.mark.parametrize("kind", ["float64", "list", "non-contiguous", "big-endian", "read-only", "new batch"])
+def test_feeds_it_does_not_take_go_the_python_way(g, rng, kind) -> None:
+    x = fc.placeholder(fc.float32, shape=[None, 4], name="x")
+    y = x * 3.0
+    base = rng.random((6, 8), dtype=np.float32)
+    data = {"float64": base[:, :4].astype(np.float64), "list": base[:, :4].tolist(), "non-contiguous": base[:, ::2],
+            "big-endian": base[:, :4].astype(">f4"), "read-only": base[:, :4].copy(), "new batch": base[:3, :4].copy()}[kind]
+    if kind == "read-only":
+        data.setflags(write=False)
+    with fc.Session(graph=g) as sess:
+        sess.run(y, {x: np.ascontiguousarray(base[:, :4])})
+        out = sess.run(y, {x: data})
+        np.testing.assert_array_equal(out, np.asarray(data, np.float32) * 3)
+        if kind == "new batch":  # the plan's FastRun learns the new shapes
+            assert sess._fast[fast_run.module().key(y, {x: data})].layouts == 2
+            fast_only(sess)
+            np.testing.assert_array_equal(sess.run(y, {x: data}), np.asarray(data) * 3)
+        if kind == "read-only":  # fed arrays are never written: a read-only one runs fast
+            fast_only(sess)
+            np.testing.assert_array_equal(sess.run(y, {x: data}), data * 3)
+
+
+def test_bad_feeds_after_fast_runs_get_the_same_errors(g) -> None:
+    x = fc.placeholder(fc.float32, shape=[None, 4], name="x")
+    y = x * 3.0
+    with fc.Session(graph=g) as sess:
+        for _ in range(3):
+            sess.run(y, {x: np.ones((2, 4), np.float32)})
+        with pytest.raises(FeedError, match="shape"):
+            sess.run(y, {x: np.ones((2, 5), np.float32)})
+        with pytest.raises(FeedError):
+            sess.run(y, {x: np.ones((2, 4), np.complex64)})
+        with pytest.raises(FlowcError, match="needs a value fed"):
+            sess.run(y, {})
+    with pytest.raises(FlowcError, match="closed"):
+        sess.run(y, {x: np.ones((2, 4), np.float32)})
+
+
+def test_run_time_errors_raise_and_leave_the_run_usable(g) -> None:
+    params = fc.placeholder(fc.float32, shape=[None, 2], name="params")
+    i = fc.placeholder(fc.int32, shape=[None], name="i")
+    picked = fc.gather(params, i)
+    data = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with fc.Session(graph=g) as sess:
+        sess.run(picked, {params: data, i: np.array([2, 0], np.int32)})
+        fast_only(sess)
+        for _ in range(2):  # the layout's lock was released: the second error is raised the same way
+            with pytest.raises(IndexOutOfRange, match=r"index 3 is out of range \[0, 3\)"):
+                sess.run(picked, {params: data, i: np.array([0, 3], np.int32)})
+        np.testing.assert_array_equal(sess.run(picked, {params: data, i: np.array([1, 1], np.int32)}), data[[1, 1]])
+
+
+def test_big_results_come_from_the_caching_allocator(g, rng) -> None:
+    x = fc.placeholder(fc.float32, shape=[None, 256], name="x")
+    y = fc.exp(x) - 1.0  # 256 x 256 float32: 256 KB, above np.empty's share
+    data = rng.random((256, 256), dtype=np.float32)
+    with fc.Session(graph=g) as sess:
+        sess.run(y, {x: data})
+        fast_only(sess)
+        outs = [sess.run(y, {x: data}) for _ in range(3)]
+    assert outs[0].ctypes.data % 64 == 0 and len({o.ctypes.data for o in outs}) == 3
+    np.testing.assert_allclose(outs[2], np.expm1(data), rtol=1e-6, atol=1e-6)
+
+
+def test_runs_from_two_threads_at_once(g, rng) -> None:
+    x = fc.placeholder(fc.float32, shape=[None, 64], name="x")
+    y = fc.reduce_sum(fc.tanh(x) * 2.0, axis=1)
+    feeds = [rng.random((512, 64), dtype=np.float32) for _ in range(2)]
+    expected = [np.sum(np.tanh(f) * 2.0, axis=1) for f in feeds]
+    failures = []
+    with fc.Session(graph=g) as sess:
+        sess.run(y, {x: feeds[0]})
+
+        def loop(k: int) -> None:
+            for _ in range(200):
+                out = sess.run(y, {x: feeds[k]})
+                if not np.allclose(out, expected[k], rtol=1e-5):
+                    failures.append(k)
+                    return
+
+        threads = [threading.Thread(target=loop, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not failures
+
+
+def test_plans_that_store_updates_keep_the_python_path(g) -> None:
+    x = fc.placeholder(fc.float32, shape=[3], name="x")
+    v = fc.Variable(np.zeros(3, np.float32), name="v")
+    write = fc.assign(v, x * 2.0)  # v's old value is not read: no buffer to write into
+    with fc.Session(graph=g) as sess:
+        sess.run(v.initializer)
+        for k in range(3):
+            sess.run(write, {x: np.full(3, k, np.float32)})
+            np.testing.assert_array_equal(sess.run(v), np.full(3, 2.0 * k, np.float32))
+        stores = [plan for plan in sess._plans.values() if plan.compiled.signature.updates]
+        assert stores and all(plan.fast_layouts == -1 for plan in stores)
+
+
+def test_random_ops_keep_the_python_path(g) -> None:
+    r = fc.random_uniform([4], seed=3)
+    with fc.Session(graph=g) as sess:
+        draws = [sess.run(r) for _ in range(3)]
+        assert not sess._fast
+    assert not np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[1], draws[2])
+
+
+def test_fast_run_refuses_bad_descriptions() -> None:
+    FastRun = fast_run.module().FastRun
+    ok = (1, (), (), {}, (), (), (np.dtype(np.float32),), (0,), (-1,), 1, 0, (0,), 0, print, print)
+    FastRun(*ok)
+    for position, bad in [(0, 0), (8, (5,)), (6, ("f4",)), (11, (3,)), (12, 7), (8, (-1, -1))]:
+        args = list(ok)
+        args[position] = bad
+        with pytest.raises((ValueError, TypeError)):
+            FastRun(*args)
+    fast = FastRun(*ok)
+    with pytest.raises(ValueError):
+        fast.add_layout(None, (), ((),), (True,), 0, 0, 0, threading.Lock())  # null buffers
+    with pytest.raises(ValueError):
+        fast.add_layout(None, (), ((2, 3),), (True,), 8, 8, 0, threading.Lock())  # a rank-1 shape for a rank-0 result
