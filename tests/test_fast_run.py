@@ -202,15 +202,19 @@ def test_random_ops_keep_the_python_path(g) -> None:
 
 def test_fast_run_refuses_bad_descriptions() -> None:
     FastRun = fast_run.module().FastRun
-    ok = (1, (), (), {}, (), (), (np.dtype(np.float32),), (0,), (-1,), 1, 0, (0,), 0, print, print)
+    ok = (1, (7,), (), {}, (np.dtype(np.float32).num,), (1,), (np.dtype(np.float32),), (0,), (-1,), 1, 0, (0,), 0,
+          print, print)
     FastRun(*ok)
-    for position, bad in [(0, 0), (8, (5,)), (6, ("f4",)), (11, (3,)), (12, 7), (8, (-1, -1))]:
+    for position, bad in [(0, 0), (8, (5,)), (6, ("f4",)), (11, (3,)), (12, 7), (8, (-1, -1)), (5, (40,)),
+                          (8, (0,))]:  # (0,): a rank-0 result written into a rank-1 argument
         args = list(ok)
         args[position] = bad
         with pytest.raises((ValueError, TypeError)):
             FastRun(*args)
     fast = FastRun(*ok)
     with pytest.raises(ValueError):
-        fast.add_layout(None, (), ((),), (True,), 0, 0, 0, threading.Lock())  # null buffers
+        fast.add_layout(None, ((4,),), ((),), (True,), 0, 0, 0, threading.Lock())  # null buffers
     with pytest.raises(ValueError):
-        fast.add_layout(None, (), ((2, 3),), (True,), 8, 8, 0, threading.Lock())  # a rank-1 shape for a rank-0 result
+        fast.add_layout(None, ((4,),), ((2, 3),), (True,), 8, 8, 0, threading.Lock())  # a shape of another rank
+    with pytest.raises(ValueError):
+        fast.add_layout(None, ((-4,),), ((),), (True,), 8, 8, 0, threading.Lock())  # a negative dim

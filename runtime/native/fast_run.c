@@ -46,7 +46,7 @@ typedef struct {
     PyObject *feed_keys; /* tuple: the user's feed keys, in argument order */
     PyObject *variables; /* tuple: the variable ops read after the feeds */
     PyObject *values;    /* the Session's dict of variable values */
-    int *arg_types, *arg_ranks, *result_types, *result_ranks;
+    Py_ssize_t *arg_types, *arg_ranks, *result_types, *result_ranks; /* numpy type numbers and ranks */
     Py_ssize_t *donors;  /* per result: the argument written in place, or -1 */
     char *arg_written;   /* per argument: some result is written into it */
     PyObject *result_dtypes; /* tuple of numpy dtypes */
@@ -92,21 +92,7 @@ static void FastRun_dealloc(FastRun *self) {
 
 /* -- building: everything here is checked, since Python hands it over once ------------------ */
 
-static int read_ints(PyObject *seq, Py_ssize_t n, const char *what, int *out) {
-    if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) != n) {
-        PyErr_Format(PyExc_ValueError, "FastRun: %s must be a tuple of %zd ints", what, n);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long v = PyLong_AsLong(PyTuple_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-        out[i] = (int)v;
-    }
-    return 0;
-}
-
-static int read_ssizes(PyObject *seq, Py_ssize_t n, const char *what, Py_ssize_t *out) {
+static int read_sizes(PyObject *seq, Py_ssize_t n, const char *what, Py_ssize_t *out) {
     if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) != n) {
         PyErr_Format(PyExc_ValueError, "FastRun: %s must be a tuple of %zd ints", what, n);
         return -1;
@@ -157,11 +143,11 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     Py_INCREF(result_dtypes), self->result_dtypes = result_dtypes;
     Py_INCREF(on_error), self->on_error = on_error;
     Py_INCREF(allocate), self->allocate = allocate;
-    self->arg_types = PyMem_Calloc(n_args + 1, sizeof(int));
-    self->arg_ranks = PyMem_Calloc(n_args + 1, sizeof(int));
+    self->arg_types = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
+    self->arg_ranks = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
     self->arg_written = PyMem_Calloc(n_args + 1, 1);
-    self->result_types = PyMem_Calloc(n_results + 1, sizeof(int));
-    self->result_ranks = PyMem_Calloc(n_results + 1, sizeof(int));
+    self->result_types = PyMem_Calloc(n_results + 1, sizeof(Py_ssize_t));
+    self->result_ranks = PyMem_Calloc(n_results + 1, sizeof(Py_ssize_t));
     self->donors = PyMem_Calloc(n_results + 1, sizeof(Py_ssize_t));
     self->picks = PyMem_Calloc(self->n_picks + 1, sizeof(Py_ssize_t));
     if (!self->arg_types || !self->arg_ranks || !self->arg_written || !self->result_types || !self->result_ranks ||
@@ -169,12 +155,17 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
         PyErr_NoMemory();
         return -1;
     }
-    if (read_ints(arg_types, n_args, "arg_types", self->arg_types) ||
-        read_ints(arg_ranks, n_args, "arg_ranks", self->arg_ranks) ||
-        read_ints(result_ranks, n_results, "result_ranks", self->result_ranks) ||
-        read_ssizes(donors, n_results, "donors", self->donors) ||
-        read_ssizes(picks, self->n_picks, "picks", self->picks))
+    if (read_sizes(arg_types, n_args, "arg_types", self->arg_types) ||
+        read_sizes(arg_ranks, n_args, "arg_ranks", self->arg_ranks) ||
+        read_sizes(result_ranks, n_results, "result_ranks", self->result_ranks) ||
+        read_sizes(donors, n_results, "donors", self->donors) ||
+        read_sizes(picks, self->n_picks, "picks", self->picks))
         return -1;
+    for (Py_ssize_t i = 0; i < n_args; i++)
+        if (self->arg_ranks[i] < 0 || self->arg_ranks[i] > MAX_RANK) {
+            PyErr_SetString(PyExc_ValueError, "FastRun: an argument's rank out of range");
+            return -1;
+        }
     for (Py_ssize_t j = 0; j < n_results; j++) {
         PyObject *dtype = PyTuple_GET_ITEM(result_dtypes, j);
         if (!PyArray_DescrCheck(dtype)) {
@@ -185,6 +176,11 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
         Py_ssize_t donor = self->donors[j];
         if (donor >= n_args || self->result_ranks[j] > MAX_RANK || self->result_ranks[j] < 0) {
             PyErr_SetString(PyExc_ValueError, "FastRun: a donor or rank out of range");
+            return -1;
+        }
+        if (donor >= 0 && (self->arg_types[donor] != self->result_types[j] ||
+                           self->arg_ranks[donor] != self->result_ranks[j])) {
+            PyErr_SetString(PyExc_ValueError, "FastRun: a result written into an argument of another type");
             return -1;
         }
         if (donor >= 0)
@@ -206,7 +202,7 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
-static npy_intp *shape_array(PyObject *shapes, Py_ssize_t n, const int *ranks, const char *what) {
+static npy_intp *shape_array(PyObject *shapes, Py_ssize_t n, const Py_ssize_t *ranks, const char *what) {
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++)
         total += ranks[i];
@@ -570,7 +566,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "_fast_run", "Session.run's repeated call, below Python (Note [the fast run]).", -1,
-    module_methods,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fast_run(void) {
