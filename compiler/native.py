@@ -146,25 +146,27 @@ class NativeExecutable:
         return len(self._layouts)
 
     def fast_run(self, feed_keys: tuple, variables: tuple, values: dict, n_fetched: int, picks: tuple[int, ...],
-                 answer: int) -> object | None:
+                 answer: int, counter: np.ndarray | None) -> object | None:
         """A FastRun of this executable for one Session plan (Note [the fast run] in
         runtime/native/fast_run.c), knowing the latest layouts; None where the extension is
         unavailable or an update is not written in place (the Session would have to store it).
 
-        The arguments are `values[feed_keys[i]]` of the feed dict, then `values[v]` for `variables`;
-        `picks` says which fetched result each element of the answer is (-1: None), `answer` whether
-        it is one result (0), a list (1) or a tuple (2)."""
+        The arguments are `values[feed_keys[i]]` of the feed dict, then `values[v]` for `variables`,
+        then, for random ops, the count in `counter` (a 0-d int64 array the run increments); `picks`
+        says which fetched result each element of the answer is (-1: None), `answer` what is given
+        back (runtime/fast_run.py's ANSWER_*)."""
         extension = fast_run_module()
         args = self.function.args
         donors = tuple(self.plan.donated.get(j, -1) for j in range(len(self._result_dtypes)))
-        if extension is None or len(args) != len(feed_keys) + len(variables) or -1 in donors[n_fetched:]:
+        if extension is None or len(args) != len(feed_keys) + len(variables) + (counter is not None) or \
+                -1 in donors[n_fetched:]:
             return None
         entry = ctypes.cast(self._entry, ctypes.c_void_p).value
         fast = extension.FastRun(
             entry, feed_keys, variables, values, tuple(v.type.dtype.np.num for v in args),
             tuple(v.type.rank for v in args), tuple(self._result_dtypes),
             tuple(v.type.rank for v in self.function.entry.ops[-1].operands), donors, n_fetched,
-            self._error_slot, picks, answer, self._raise_from_layout, allocate)
+            self._error_slot, picks, answer, self._raise_from_layout, allocate, counter)
         for shapes, layout in list(self._layouts.items())[-8:]:  # the latest: a FastRun holds at most 8
             fast.add_layout(layout, shapes, tuple(o[1] for o in layout.outputs), tuple(o[3] for o in layout.outputs),
                             ctypes.addressof(layout.buffers), ctypes.addressof(layout.dims), layout.arena_address,

@@ -18,7 +18,7 @@ import numpy as np
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
 from flowc.passes import optimize
-from flowc.runtime.fast_run import module as fast_run_module
+from flowc.runtime import fast_run
 
 from .driver import Executable, check_target, compile_lowered
 from .feeds import check_feed
@@ -86,7 +86,9 @@ class Session:
         # function that finds and runs them; None until the first FastRun is made.
         self._fast: dict[tuple, Any] = {}
         self._fast_call: Callable[[dict, Any, Any], Any] | None = None
-        self._step = 0  # run counter of random ops (Note [counter-based random numbers])
+        # Run counter of random ops (Note [counter-based random numbers]): an array, so the fast
+        # run counts in the same place.
+        self._step = np.zeros((), np.int64)
         self._closed = False
 
     def __enter__(self) -> Session:
@@ -148,7 +150,7 @@ class Session:
         targets = list(dict.fromkeys(op for op in leaves if isinstance(op, Operation)))
         compiled = self._compiled(tensors, targets, list(by_tensor))
         feed_tensors = list(compiled.signature.feeds)
-        single = isinstance(fetches, (Tensor, str)) and len(tensors) == 1 and not targets
+        single = not isinstance(fetches, _NESTED) and len(tensors) == 1 and not targets
         plan = RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild, single)
         if type(fetches) in (list, tuple) and len(leaves) == len(fetches) and \
                 not any(type(v) in _NESTED for v in fetches):
@@ -163,21 +165,32 @@ class Session:
         count = getattr(executable, "layout_count", None)
         if count == plan.fast_layouts:
             return
-        module = fast_run_module()
+        module = fast_run.module()
         key = module.key(fetches, feed_dict) if module is not None else None
         sig = plan.compiled.signature
         fast = None
-        if count is not None and key is not None and not sig.uses_step and (plan.single or plan.flat is not None):
+        answer = self._answer_kind(plan, fetches)
+        if count is not None and key is not None and answer is not None:
             picks = (0,) if plan.single else tuple(-1 if i is None else i for i in plan.flat or ())
-            answer = 0 if plan.single else 1 if plan.flat_kind is list else 2
             fast = executable.fast_run(tuple(plan.feed_keys), tuple(sig.variables), self._values, len(sig.fetches),
-                                       picks, answer)
+                                       picks, answer, self._step if sig.uses_step else None)
         if fast is None:
             plan.fast_layouts = -1
             return
         plan.fast_layouts = count
         self._fast[key] = fast
         self._fast_call = module.run
+
+    @staticmethod
+    def _answer_kind(plan: RunPlan, fetches: Any) -> int | None:
+        """What a FastRun of the plan gives back, or None where only `plan.rebuild` can say."""
+        if plan.single:
+            return fast_run.ANSWER_ONE
+        if plan.flat is not None:
+            return fast_run.ANSWER_LIST if plan.flat_kind is list else fast_run.ANSWER_TUPLE
+        if not isinstance(fetches, _NESTED) and not plan.tensors:
+            return fast_run.ANSWER_NONE  # ops alone: sess.run(train_op)
+        return None
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
@@ -196,8 +209,8 @@ class Session:
         if sig.variables:
             args = args + [self._value_of(v) for v in sig.variables]
         if sig.uses_step:
-            args.append(np.asarray(self._step, dtype=np.int64))
-            self._step += 1
+            args.append(self._step.copy())
+            self._step += 1  # in place
         outputs = compiled.executable(args)
         fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
         for var, value in zip(sig.updates, updates):

@@ -22,6 +22,9 @@ SOURCE = os.path.join(NATIVE_DIR, "fast_run.c")
 FLAGS = ("-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-Wall", "-Werror=implicit-function-declaration")
 _UNDEFINED = ("-undefined", "dynamic_lookup") if sys.platform == "darwin" else ()  # symbols from the interpreter
 
+# What a FastRun gives back: one result itself, a list or tuple of results and Nones, or None.
+ANSWER_ONE, ANSWER_LIST, ANSWER_TUPLE, ANSWER_NONE = range(4)
+
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType | None] = {}  # FLOWC_FAST_RUN's value and cache folder -> the module
 why_not: str | None = None  # why `module()` is None, when it is

@@ -72,19 +72,24 @@ def test_repeated_runs_are_fast_and_each_answer_is_new(g, rng) -> None:
     assert second[0] is not first[0] and float(second[0]) < float(first[0])  # fresh, after one more step
 
 
-@pytest.mark.parametrize("fetch", ["single", "list", "tuple", "twice", "name"])
+@pytest.mark.parametrize("fetch", ["single", "list", "tuple", "twice", "name", "variable", "op"])
 def test_answers_keep_their_structure(g, rng, fetch) -> None:
     x = fc.placeholder(fc.float32, shape=[None, 3], name="x")
+    v = fc.Variable(np.ones(3, np.float32), name="v")
     y = fc.reduce_sum(x * 2.0, axis=1, name="y")
-    z = x + 1.0
-    fetches = {"single": y, "list": [y, z], "tuple": (z, y), "twice": [y, y], "name": "y:0"}[fetch]
+    z = x + v
+    fetches = {"single": y, "list": [y, z], "tuple": (z, y), "twice": [y, y], "name": "y:0", "variable": v,
+               "op": fc.assign_add(v, fc.reduce_sum(x, axis=0)).op}[fetch]
     data = rng.random((4, 3), dtype=np.float32)
     with fc.Session(graph=g) as sess:
+        sess.run(v.initializer)
         expected = sess.run(fetches, {x: data})
         fast_only(sess)
         got = sess.run(fetches, {x: data})
         if fetch == "twice":
             assert got[0] is got[1]
+        if fetch == "op":  # the update ran twice, the second time fast
+            np.testing.assert_allclose(sess._values[v.op], 1 + 2 * data.sum(axis=0), rtol=1e-6)
     assert type(got) is type(expected)
     for e, a in zip(expected if isinstance(expected, (list, tuple)) else [expected],
                     got if isinstance(got, (list, tuple)) else [got]):
@@ -192,21 +197,35 @@ def test_plans_that_store_updates_keep_the_python_path(g) -> None:
         assert stores and all(plan.fast_layouts == -1 for plan in stores)
 
 
-def test_random_ops_keep_the_python_path(g) -> None:
-    r = fc.random_uniform([4], seed=3)
-    with fc.Session(graph=g) as sess:
-        draws = [sess.run(r) for _ in range(3)]
-        assert not sess._fast
-    assert not np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[1], draws[2])
+def test_random_ops_count_runs_as_the_python_path_does(monkeypatch) -> None:
+    draws = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv("FLOWC_FAST_RUN", switch)
+        g = fc.Graph()
+        with g.as_default():
+            x = fc.placeholder(fc.float32, shape=[None], name="x")
+            r = x * fc.random_uniform([4], seed=3)
+            plain = x + 1.0  # runs between the random ones leave their count alone
+        with fc.Session(graph=g) as sess:
+            ones = np.ones(4, np.float32)
+            draws[switch] = [sess.run(r, {x: ones}) for _ in range(2)] + [sess.run(plain, {x: ones})]
+            if switch == "1":
+                fast_only(sess)
+            draws[switch] += [sess.run(r, {x: ones}) for _ in range(2)]
+            assert int(sess._step) == 4
+    for python, fast in zip(draws["0"], draws["1"]):
+        np.testing.assert_array_equal(python, fast)
+    assert len({d.tobytes() for d in draws["1"]}) == 5
 
 
 def test_fast_run_refuses_bad_descriptions() -> None:
     FastRun = fast_run.module().FastRun
     ok = (1, (7,), (), {}, (np.dtype(np.float32).num,), (1,), (np.dtype(np.float32),), (0,), (-1,), 1, 0, (0,), 0,
-          print, print)
+          print, print, None)
     FastRun(*ok)
     for position, bad in [(0, 0), (8, (5,)), (6, ("f4",)), (11, (3,)), (12, 7), (8, (-1, -1)), (5, (40,)),
-                          (8, (0,))]:  # (0,): a rank-0 result written into a rank-1 argument
+                          (8, (0,)),  # a rank-0 result written into a rank-1 argument
+                          (15, np.zeros(1, np.int64)), (15, np.zeros((), np.int32))]:  # counters of another shape or type
         args = list(ok)
         args[position] = bad
         with pytest.raises((ValueError, TypeError)):

@@ -7,7 +7,8 @@
  * layout for these shapes, a result per output, the pointer list: about 8 us, a quarter of the
  * softmax-regression step. A FastRun holds what those lookups find, for one plan, and does the
  * rest in C: the feeds and variables are checked (an exact ndarray of the dtype, native byte
- * order, C-contiguous, aligned, the very shape of a known layout), the outputs made, the
+ * order, C-contiguous, aligned, the very shape of a known layout), the random ops' run counter
+ * counted, the outputs made, the
  * pointers written and the entry point called with the GIL released.
  *
  * It never decides anything the Python path would decide differently: whatever it does not
@@ -27,6 +28,9 @@ typedef int32_t (*entry_fn)(uint64_t *buffers, int64_t *dims);
 
 enum { MAX_LAYOUTS = 8, MAX_RANK = 32 };
 
+/* What a run gives back (runtime/fast_run.py names them too). */
+enum { ANSWER_ONE, ANSWER_LIST, ANSWER_TUPLE, ANSWER_NONE };
+
 typedef struct {
     npy_intp *arg_dims;    /* every argument's shape, concatenated */
     npy_intp *result_dims; /* every result's shape, concatenated */
@@ -35,6 +39,7 @@ typedef struct {
     uint64_t *buffers;
     int64_t *dims;
     uint64_t arena;
+    int64_t step;        /* this run's count of random ops' runs: read by the kernels during the call */
     PyObject *acquire, *release; /* the layout's lock: its arena and dims vector are shared */
     PyObject *layout;            /* the Python ShapeLayout: keeps all of the above alive */
 } Layout;
@@ -46,6 +51,7 @@ typedef struct {
     PyObject *feed_keys; /* tuple: the user's feed keys, in argument order */
     PyObject *variables; /* tuple: the variable ops read after the feeds */
     PyObject *values;    /* the Session's dict of variable values */
+    PyObject *counter;   /* the Session's run counter of random ops (a 0-d int64 array), or NULL */
     Py_ssize_t *arg_types, *arg_ranks, *result_types, *result_ranks; /* numpy type numbers and ranks */
     Py_ssize_t *donors;  /* per result: the argument written in place, or -1 */
     char *arg_written;   /* per argument: some result is written into it */
@@ -53,7 +59,7 @@ typedef struct {
     Py_ssize_t error_slot;
     Py_ssize_t *picks;   /* per element of the answer: its result, or -1 for None (an op) */
     Py_ssize_t n_picks;
-    int answer;          /* 0: results[picks[0]] itself, 1: a list, 2: a tuple */
+    int answer;          /* ANSWER_ONE: results[picks[0]] itself; a list; a tuple; None (ops only) */
     PyObject *on_error;  /* on_error(status, index, layout): raises the run-time error */
     PyObject *allocate;  /* allocate(shape, dtype): an array from the caching allocator */
     Layout layouts[MAX_LAYOUTS];
@@ -77,6 +83,7 @@ static void FastRun_dealloc(FastRun *self) {
     Py_XDECREF(self->feed_keys);
     Py_XDECREF(self->variables);
     Py_XDECREF(self->values);
+    Py_XDECREF(self->counter);
     Py_XDECREF(self->result_dtypes);
     Py_XDECREF(self->on_error);
     Py_XDECREF(self->allocate);
@@ -107,27 +114,35 @@ static int read_sizes(PyObject *seq, Py_ssize_t n, const char *what, Py_ssize_t 
 }
 
 /* FastRun(entry, feed_keys, variables, values, arg_types, arg_ranks, result_dtypes,
- *         result_ranks, donors, n_fetched, error_slot, picks, answer, on_error, allocate) */
+ *         result_ranks, donors, n_fetched, error_slot, picks, answer, on_error, allocate, counter):
+ * the arguments are the feeds, then the variables, then (where counter is not None) the count. */
 static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     unsigned long long entry;
     PyObject *feed_keys, *variables, *values, *arg_types, *arg_ranks, *result_dtypes, *result_ranks;
-    PyObject *donors, *picks, *on_error, *allocate;
+    PyObject *donors, *picks, *on_error, *allocate, *counter;
     Py_ssize_t n_fetched, error_slot;
     int answer;
     if (self->entry || (kwargs && PyDict_GET_SIZE(kwargs))) {
         PyErr_SetString(PyExc_TypeError, "FastRun takes positional arguments, once");
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "KO!O!O!OOO!OOnnO!iOO", &entry, &PyTuple_Type, &feed_keys, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "KO!O!O!OOO!OOnnO!iOOO", &entry, &PyTuple_Type, &feed_keys, &PyTuple_Type,
                           &variables, &PyDict_Type, &values, &arg_types, &arg_ranks, &PyTuple_Type,
                           &result_dtypes, &result_ranks, &donors, &n_fetched, &error_slot, &PyTuple_Type,
-                          &picks, &answer, &on_error, &allocate))
+                          &picks, &answer, &on_error, &allocate, &counter))
         return -1;
-    if (!entry || answer < 0 || answer > 2 || !PyCallable_Check(on_error) || !PyCallable_Check(allocate)) {
+    if (!entry || answer < ANSWER_ONE || answer > ANSWER_NONE || !PyCallable_Check(on_error) || !PyCallable_Check(allocate)) {
         PyErr_SetString(PyExc_ValueError, "FastRun: bad entry point, answer kind or callbacks");
         return -1;
     }
-    Py_ssize_t n_args = PyTuple_GET_SIZE(feed_keys) + PyTuple_GET_SIZE(variables);
+    if (counter != Py_None &&
+        !(PyArray_CheckExact(counter) && PyArray_TYPE((PyArrayObject *)counter) == NPY_INT64 &&
+          PyArray_NDIM((PyArrayObject *)counter) == 0 && PyArray_ISNOTSWAPPED((PyArrayObject *)counter) &&
+          PyArray_ISCARRAY((PyArrayObject *)counter))) {
+        PyErr_SetString(PyExc_ValueError, "FastRun: the counter must be a writeable 0-d int64 array");
+        return -1;
+    }
+    Py_ssize_t n_args = PyTuple_GET_SIZE(feed_keys) + PyTuple_GET_SIZE(variables) + (counter != Py_None);
     Py_ssize_t n_results = PyTuple_GET_SIZE(result_dtypes);
     self->entry = (entry_fn)(uintptr_t)entry;
     self->n_feeds = PyTuple_GET_SIZE(feed_keys);
@@ -143,6 +158,7 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     Py_INCREF(result_dtypes), self->result_dtypes = result_dtypes;
     Py_INCREF(on_error), self->on_error = on_error;
     Py_INCREF(allocate), self->allocate = allocate;
+    self->counter = counter == Py_None ? NULL : Py_NewRef(counter);
     self->arg_types = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
     self->arg_ranks = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
     self->arg_written = PyMem_Calloc(n_args + 1, 1);
@@ -166,6 +182,10 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
             PyErr_SetString(PyExc_ValueError, "FastRun: an argument's rank out of range");
             return -1;
         }
+    if (self->counter && (self->arg_types[n_args - 1] != NPY_INT64 || self->arg_ranks[n_args - 1] != 0)) {
+        PyErr_SetString(PyExc_ValueError, "FastRun: the count's argument must be a 0-d int64");
+        return -1;
+    }
     for (Py_ssize_t j = 0; j < n_results; j++) {
         PyObject *dtype = PyTuple_GET_ITEM(result_dtypes, j);
         if (!PyArray_DescrCheck(dtype)) {
@@ -195,8 +215,9 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
             PyErr_SetString(PyExc_ValueError, "FastRun: a pick out of range");
             return -1;
         }
-    if (answer == 0 && (self->n_picks != 1 || self->picks[0] < 0)) {
-        PyErr_SetString(PyExc_ValueError, "FastRun: a single answer picks one result");
+    if ((answer == ANSWER_ONE && (self->n_picks != 1 || self->picks[0] < 0)) ||
+        (answer == ANSWER_NONE && self->n_picks)) {
+        PyErr_SetString(PyExc_ValueError, "FastRun: one result or None picks one result or none");
         return -1;
     }
     return 0;
@@ -324,18 +345,20 @@ static PyObject *new_result(FastRun *self, Layout *l, Py_ssize_t j, const npy_in
 }
 
 static PyObject *answer(FastRun *self, PyObject **results) {
-    if (self->answer == 0) {
+    if (self->answer == ANSWER_NONE)
+        Py_RETURN_NONE;
+    if (self->answer == ANSWER_ONE) {
         PyObject *one = results[self->picks[0]];
         Py_INCREF(one);
         return one;
     }
-    PyObject *out = self->answer == 1 ? PyList_New(self->n_picks) : PyTuple_New(self->n_picks);
+    PyObject *out = self->answer == ANSWER_LIST ? PyList_New(self->n_picks) : PyTuple_New(self->n_picks);
     if (!out)
         return NULL;
     for (Py_ssize_t i = 0; i < self->n_picks; i++) {
         PyObject *item = self->picks[i] < 0 ? Py_None : results[self->picks[i]];
         Py_INCREF(item);
-        if (self->answer == 1)
+        if (self->answer == ANSWER_LIST)
             PyList_SET_ITEM(out, i, item);
         else
             PyTuple_SET_ITEM(out, i, item);
@@ -363,8 +386,10 @@ static PyObject *FastRun_call_feeds(FastRun *self, PyObject *feed_dict) {
     for (; held < n_args; held++) {
         PyObject *value = held < self->n_feeds
                               ? PyDict_GetItemWithError(feed_dict, PyTuple_GET_ITEM(self->feed_keys, held))
-                              : PyDict_GetItemWithError(self->values,
-                                                        PyTuple_GET_ITEM(self->variables, held - self->n_feeds));
+                          : held < PyTuple_GET_SIZE(self->variables) + self->n_feeds
+                              ? PyDict_GetItemWithError(self->values,
+                                                        PyTuple_GET_ITEM(self->variables, held - self->n_feeds))
+                              : self->counter;
         if (!value || !fits(self, value, held))
             goto fall_back; /* a missing variable, or a feed the Python path must convert or explain */
         Py_INCREF(value);
@@ -393,6 +418,11 @@ static PyObject *FastRun_call_feeds(FastRun *self, PyObject *feed_dict) {
     uint64_t *buffers = l->buffers;
     for (Py_ssize_t i = 0; i < n_args; i++)
         *buffers++ = (uint64_t)(uintptr_t)PyArray_DATA((PyArrayObject *)values[i]);
+    if (self->counter) { /* as the Python path: this run's count is passed, the Session's goes up */
+        int64_t *count = PyArray_DATA((PyArrayObject *)self->counter);
+        l->step = (*count)++;
+        l->buffers[n_args - 1] = (uint64_t)(uintptr_t)&l->step;
+    }
     for (Py_ssize_t j = 0; j < n_results; j++)
         *buffers++ = (uint64_t)(uintptr_t)PyArray_DATA((PyArrayObject *)results[j]);
     *buffers = l->arena;
