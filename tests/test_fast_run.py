@@ -118,6 +118,16 @@ def test_feeds_it_does_not_take_go_the_python_way(g, rng, kind) -> None:
             np.testing.assert_array_equal(sess.run(y, {x: data}), data * 3)
 
 
+def test_an_int64_of_another_type_number_runs_fast(g) -> None:
+    i = fc.placeholder(fc.int64, shape=[None], name="i")
+    doubled = i * 2
+    with fc.Session(graph=g) as sess:
+        sess.run(doubled, {i: np.arange(3)})
+        fast_only(sess)
+        out = sess.run(doubled, {i: np.arange(3, dtype=np.longlong)})  # == int64, another type number
+    np.testing.assert_array_equal(out, [0, 2, 4])
+
+
 def test_bad_feeds_after_fast_runs_get_the_same_errors(g) -> None:
     x = fc.placeholder(fc.float32, shape=[None, 4], name="x")
     y = x * 3.0
