@@ -26,28 +26,25 @@ _UNDEFINED = ("-undefined", "dynamic_lookup") if sys.platform == "darwin" else (
 ANSWER_ONE, ANSWER_LIST, ANSWER_TUPLE, ANSWER_NONE = range(4)
 
 _lock = threading.Lock()
-_loaded: dict[str, ModuleType | None] = {}  # FLOWC_FAST_RUN's value and cache folder -> the module
-why_not: str | None = None  # why `module()` is None, when it is
+# Loaded once per process, from whichever cache folder was current then: a second copy from another
+# folder would be another FastRun type, which the first copy's `run` does not recognise.
+_loaded: list[ModuleType | None] = []
+why_not: str | None = None  # why the extension could not be built or loaded, when it could not
 
 
 def module() -> ModuleType | None:
     """The `_fast_run` extension, built on first use; None where it is off or cannot be built."""
     global why_not
     if os.environ.get("FLOWC_FAST_RUN", "1") == "0":
-        why_not = "FLOWC_FAST_RUN=0"
         return None
-    from flowc.runtime.cache import cache_dir
-
-    folder = cache_dir()
     with _lock:
-        if folder in _loaded:
-            return _loaded[folder]
-        try:
-            _loaded[folder] = _load()
-        except (NativeBuildError, ImportError, OSError) as error:
-            why_not = f"the fast run could not be built or loaded: {error}"
-            _loaded[folder] = None
-        return _loaded[folder]
+        if not _loaded:
+            try:
+                _loaded.append(_load())
+            except (NativeBuildError, ImportError, OSError) as error:
+                why_not = f"the fast run could not be built or loaded: {error}"
+                _loaded.append(None)
+        return _loaded[0]
 
 
 def _load() -> ModuleType:
