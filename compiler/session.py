@@ -4,7 +4,8 @@ A run lowers the sub-graph its fetches need into one IR function and compiles
 it for the Session's target, once per (fetches, fed tensors, target): the
 cache key holds no fed sizes, because lowering uses the placeholders' static
 types, whose `None` dims stay symbolic. Later runs with the same key only
-check feeds and call the compiled function.
+check feeds and call the compiled function; on the CPU target a plan's later
+runs do that in C (Note [the fast run] in runtime/native/fast_run.c).
 """
 
 from __future__ import annotations
