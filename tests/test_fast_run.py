@@ -5,6 +5,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flowc as fc
 from flowc.ir.errors import FeedError, FlowcError, IndexOutOfRange
@@ -247,3 +249,34 @@ def test_fast_run_refuses_bad_descriptions() -> None:
         fast.add_layout(None, ((4,),), ((2, 3),), (True,), 8, 8, 0, threading.Lock())  # a shape of another rank
     with pytest.raises(ValueError):
         fast.add_layout(None, ((-4,),), ((),), (True,), 8, 8, 0, threading.Lock())  # a negative dim
+
+
+FEED_FORMS = ["fits", "float64", "list", "strided", "fortran", "read-only"]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.sampled_from([1, 3, 8, 64]), st.sampled_from(FEED_FORMS)), min_size=4, max_size=12))
+def test_any_sequence_of_runs_matches_numpy(runs) -> None:
+    """Runs of one plan with batch sizes and feed forms in any order: the fast run, the Python path
+    and the switches between them (new layouts, fall-backs) all give numpy's answer."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 5], name="x")
+        v = fc.Variable(np.zeros(5, np.float32), name="v")
+        total = fc.reduce_sum(fc.exp(x) * 0.5, axis=1)
+        step = fc.assign_add(v, fc.reduce_mean(x, axis=0))
+    rng = np.random.default_rng(0)
+    with fc.Session(graph=g) as sess:
+        sess.run(v.initializer)
+        expected_v = np.zeros(5, np.float32)
+        for batch, form in runs:
+            data = rng.random((batch, 5), dtype=np.float32)
+            fed = {"fits": data, "float64": data.astype(np.float64), "list": data.tolist(),
+                   "strided": np.repeat(data, 2, axis=1)[:, ::2], "fortran": np.asfortranarray(data),
+                   "read-only": data.copy()}[form]
+            if form == "read-only":
+                fed.setflags(write=False)
+            got, _ = sess.run([total, step], {x: fed})
+            expected_v += data.mean(axis=0)
+            np.testing.assert_allclose(got, (np.exp(data) * 0.5).sum(axis=1), rtol=2e-6)
+            np.testing.assert_allclose(sess.run(v), expected_v, rtol=1e-5)
