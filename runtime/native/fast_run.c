@@ -469,20 +469,6 @@ done:
     return out;
 }
 
-static PyObject *FastRun_call(FastRun *self, PyObject *args, PyObject *kwargs) {
-    PyObject *feed_dict;
-    if (kwargs || !PyArg_ParseTuple(args, "O!", &PyDict_Type, &feed_dict)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "FastRun(feed_dict) takes one dict");
-        return NULL;
-    }
-    if (!self->entry) {
-        PyErr_SetString(PyExc_TypeError, "FastRun was not initialized");
-        return NULL;
-    }
-    return FastRun_call_feeds(self, feed_dict);
-}
-
 static PyMethodDef FastRun_methods[] = {
     {"add_layout", (PyCFunction)FastRun_add_layout, METH_VARARGS,
      "add_layout(layout, arg_shapes, result_shapes, result_small, buffers, dims, arena, lock)"},
@@ -502,7 +488,6 @@ static PyTypeObject FastRunType = {
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)FastRun_init,
     .tp_dealloc = (destructor)FastRun_dealloc,
-    .tp_call = (ternaryfunc)FastRun_call,
     .tp_methods = FastRun_methods,
     .tp_getset = FastRun_getset,
 };
@@ -567,25 +552,19 @@ static PyObject *fast_run(PyObject *module, PyObject *const *args, Py_ssize_t na
     PyObject *key = key_of(args[1], feed_dict);
     PyObject *fast = key ? PyDict_GetItemWithError(args[0], key) : NULL;
     Py_XDECREF(key);
-    if (!fast || Py_TYPE(fast) != &FastRunType) {
+    if (!fast || Py_TYPE(fast) != &FastRunType || !((FastRun *)fast)->entry) { /* entry: initialized */
         if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_TypeError))
             return NULL;
         PyErr_Clear();
         return Py_NewRef(Py_NotImplemented);
     }
-    if (feed_dict == Py_None) {
-        PyObject *empty = PyDict_New();
-        if (!empty)
-            return NULL;
-        Py_INCREF(fast);
-        PyObject *out = FastRun_call_feeds((FastRun *)fast, empty);
-        Py_DECREF(fast);
-        Py_DECREF(empty);
-        return out;
-    }
+    PyObject *feeds = feed_dict == Py_None ? PyDict_New() : Py_NewRef(feed_dict);
+    if (!feeds)
+        return NULL;
     Py_INCREF(fast); /* the call may run Python that changes the table */
-    PyObject *out = FastRun_call_feeds((FastRun *)fast, feed_dict);
+    PyObject *out = FastRun_call_feeds((FastRun *)fast, feeds);
     Py_DECREF(fast);
+    Py_DECREF(feeds);
     return out;
 }
 
