@@ -146,6 +146,19 @@ class Graph:
         self.version += 1
         return op
 
+    @contextlib.contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """The ops, names, collections and seed added inside are taken back if the block raises,
+        so an import_graph_def that fails half-way leaves the graph as it was."""
+        count, by_name, counts, seed = len(self._ops), dict(self._by_name), dict(self._name_counts), self.seed
+        collections = {key: list(values) for key, values in self.collections.items()}
+        try:
+            yield
+        except BaseException:
+            del self._ops[count:]
+            self._by_name, self._name_counts, self.collections, self.seed = by_name, counts, collections, seed
+            raise
+
     def unique_name(self, name: str, loc: str | None = None) -> str:
         """`name` under the current name scope, suffixed _1, _2... when taken."""
         if not _NAME.match(name):
@@ -219,7 +232,7 @@ class Graph:
         try:
             return self._by_name[name]
         except KeyError:
-            raise FetchError(f"the graph has no op named {name!r}{_close_names(name, self._by_name)}") from None
+            raise FetchError(f"the graph has no op named {name!r}{close_names(name, self._by_name)}") from None
 
     def get_tensor_by_name(self, name: str) -> Tensor:
         op_name, sep, index = name.rpartition(":")
@@ -313,11 +326,13 @@ def _unique(ops: Sequence[Operation]) -> list[Operation]:
     return list(seen.values())
 
 
-def _close_names(name: str, names: Any) -> str:
+def close_names(name: str, names: Any) -> str:
+    """"; did you mean 'a', 'b'?" for the names like `name` (case aside), or ""."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(names), n=3)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3)
+    return f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
 
 
 # -- the default graph ----------------------------------------------------------

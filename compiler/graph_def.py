@@ -16,7 +16,9 @@ little-endian, so values round-trip bit for bit), a non-finite float
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
+import functools
 import json
 import math
 import os
@@ -24,13 +26,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowc.ir import TensorType
+from flowc.ir import TensorType, Value
 from flowc.ir import op as registry
-from flowc.ir.errors import FetchError, GraphError
+from flowc.ir.errors import FetchError, FlowcError, GraphError
 from flowc.ir.types import DType, as_dtype
+from flowc.ir.verifier import attribute_matches
 
-from .graph import Graph, Operation, Tensor, get_default_graph
-from .lowering import RANDOM_KINDS
+from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph, Operation, Tensor, close_names, \
+    get_default_graph
+from .graph_def_check import Fields, check_document, node_label, parse_text, problem, shown
+from .lowering import RANDOM_KINDS, STEP_TYPE
 
 FORMAT = "flowc.GraphDef"
 VERSION = 1
@@ -79,103 +84,293 @@ def _encode(value: Any) -> Any:
     raise GraphError(f"cannot serialize attribute value {value!r}")
 
 
-def _decode(value: Any, ops: dict[str, Operation]) -> Any:
-    if isinstance(value, list):
-        return tuple(_decode(v, ops) for v in value)
-    if not isinstance(value, dict):
-        return value
-    if "dtype" in value:
-        return as_dtype(value["dtype"])
-    if "array" in value:
-        spec = value["array"]
-        dtype = np.dtype(spec["dtype"]).newbyteorder("<")
-        array = np.frombuffer(base64.b64decode(spec["base64"]), dtype=dtype).reshape(spec["shape"])
-        return array.astype(dtype.newbyteorder("="))
-    if "float" in value:
-        return float(value["float"])
-    if "op" in value:
-        return ops[value["op"]]
-    raise GraphError(f"cannot read attribute value {value!r}")
+MAX_NESTING = 32  # lists in one attribute value: real ones nest one or two deep
+
+# The graph-only kinds (lowering.py gives each its meaning): their attributes' types and their inputs.
+GRAPH_KIND_ATTRS: dict[str, dict[str, Any]] = {
+    PLACEHOLDER: {"dtype": DType, "shape": tuple[int | None, ...]},
+    CONST: {"value": np.ndarray},
+    VARIABLE: {"dtype": DType, "shape": tuple[int, ...]},
+    READ: {"var": Operation},
+    NOOP: {},
+    **{kind: {"var": Operation} for kind in ASSIGN_KINDS},
+}
+GRAPH_KIND_INPUTS = {kind: 1 if kind in ASSIGN_KINDS else 0 for kind in GRAPH_KIND_ATTRS}
+
+
+@functools.cache
+def importable_kinds() -> frozenset[str]:
+    """Every op type a node may have: the graph-only kinds and the IR ops a graph can hold
+    (none with regions, no terminator, no call: a graph has no functions to call)."""
+    ir_ops = [name for name, cls in registry.OPS.items() if not cls.num_regions and not cls.is_terminator]
+    return frozenset([*GRAPH_KIND_ATTRS, *(name for name in ir_ops if name != "call")])
 
 
 def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
                      return_elements: Sequence[str] | None = None) -> list[Tensor | Operation] | None:
     """Add the ops of a graph_def (a dict, or its JSON text) to the default graph under scope `name`.
 
-    Returns the tensors and ops named in `return_elements` (names as in the def).
+    Returns the tensors and ops named in `return_elements` (names as in the def). A document
+    that is not a well-formed graph_def raises a GraphError naming the node and what is wrong,
+    and adds nothing to the graph.
     """
-    document = json.loads(graph_def) if isinstance(graph_def, str) else graph_def
-    _check_header(document)
+    if isinstance(graph_def, (str, bytes, bytearray)):
+        graph_def = parse_text(graph_def, FORMAT)
+    check_document(graph_def, FORMAT, VERSION)
     graph = get_default_graph()
     renamed: dict[str, Operation] = {}
-    with graph.name_scope(name) if name else _no_scope():
-        for node in document["nodes"]:
-            renamed[node["name"]] = _import_node(graph, node, renamed)
-    for spec in document.get("variables", []):
-        _import_variable(graph, spec, renamed)
-    if document.get("seed") is not None and graph.seed is None:
-        graph.seed = document["seed"]
-    if return_elements is None:
-        return None
-    return [_return_element(graph, element, renamed) for element in return_elements]
+    scope = _Scope(renamed, {node["name"] for node in graph_def["nodes"]})
+    with graph.all_or_nothing():
+        with graph.name_scope(name) if name else _no_scope():
+            for node in graph_def["nodes"]:
+                renamed[node["name"]] = _import_node(graph, node, scope)
+        for spec in graph_def.get("variables", []):
+            _import_variable(graph, spec, scope)
+        for node in graph_def["nodes"]:
+            if node["op"] == VARIABLE and getattr(renamed[node["name"]], "variable", None) is None:
+                raise GraphError("no entry of the graph_def's variables describes this variable",
+                                 op=node_label(node, 0), where=node.get("loc"))
+        if graph_def.get("seed") is not None and graph.seed is None:
+            graph.seed = graph_def["seed"]
+        if return_elements is None:
+            return None
+        return [_return_element(graph, element, renamed) for element in return_elements]
 
 
-def _check_header(document: dict[str, Any]) -> None:
-    if document.get("format") != FORMAT:
-        raise GraphError(f"not a flowc graph_def (format {document.get('format')!r}, expected {FORMAT!r})")
-    if not isinstance(document.get("version"), int) or document["version"] > VERSION:
-        raise GraphError(f"graph_def version {document.get('version')!r} is newer than this flowc reads ({VERSION})")
+class _Scope:
+    """The nodes imported so far (by their names in the def) and the names of all nodes of the def."""
+
+    def __init__(self, renamed: dict[str, Operation], names: set[str]):
+        self.renamed = renamed
+        self.names = names
+
+    def operation(self, name: str, what: str) -> Operation:
+        if name in self.renamed:
+            return self.renamed[name]
+        if name in self.names:
+            raise GraphError(f"{what} names node {name!r}, which does not come before it in the graph_def "
+                             "(a node comes after its inputs)")
+        raise GraphError(f"{what} names node {name!r}, which the graph_def does not have"
+                         f"{close_names(name, self.names)}")
+
+    def tensor(self, name: str, what: str) -> Tensor:
+        op_name, sep, index = name.rpartition(":")
+        if not sep or not index.isdigit():
+            raise GraphError(f"{what} {name!r} is not a tensor name such as 'op:0'")
+        op = self.operation(op_name, f"{what} {name!r}")
+        if int(index) >= len(op.outputs):
+            raise GraphError(f"{what} {name!r}: node {op_name!r} has {_count(len(op.outputs), 'output')}")
+        return op.outputs[int(index)]
 
 
-def _import_node(graph: Graph, node: dict[str, Any], renamed: dict[str, Operation]) -> Operation:
-    inputs = [_lookup(name, renamed) for name in node["inputs"]]
-    attrs = {key: _decode(value, renamed) for key, value in node["attrs"].items()}
-    declared = [TensorType(as_dtype(o["dtype"]), tuple(o["shape"])) for o in node["outputs"]]
-    with graph.control_dependencies([renamed[c] for c in node["control_inputs"]]):
-        with graph.device(node["device"]) if node["device"] else _no_scope():
-            base = node["name"].rsplit("/", 1)[-1]
-            with _scopes(graph, node["name"]):
-                # Random ops take the run counter only in IR (lowering adds it): no type rule on import.
-                inferred = node["op"] in registry.OPS and node["op"] not in RANDOM_KINDS
-                output_types = None if inferred else declared
-                op = graph.create_op(node["op"], inputs, attrs, name=base, output_types=output_types)
+def _import_node(graph: Graph, node: dict[str, Any], scope: _Scope) -> Operation:
+    try:
+        return _create_node(graph, node, scope)
+    except FlowcError as error:
+        # Named as in the document, created at the node's own line (not the import's), whoever raised it.
+        error.op, error.where = node_label(node, 0), node.get("loc") or error.where
+        raise error.located() from None
+
+
+def _create_node(graph: Graph, node: dict[str, Any], scope: _Scope) -> Operation:
+    kind = node["op"]
+    if kind not in importable_kinds():
+        raise GraphError(f"unknown op type {kind!r}{close_names(kind, importable_kinds())}")
+    inputs = [scope.tensor(name, f"inputs[{i}]") for i, name in enumerate(node["inputs"])]
+    controls = [scope.operation(name, f"control_inputs[{i}]") for i, name in enumerate(node["control_inputs"])]
+    attrs = {key: _decode_attribute(key, value, scope) for key, value in node["attrs"].items()}
+    declared = _declared_outputs(node["outputs"])
+    expected = _check_kind(kind, inputs, attrs)
+    if expected is not None and expected != declared:
+        raise GraphError(f"declared outputs {declared} but its attributes give {expected}")
+    with graph.control_dependencies(controls), graph.device(node["device"]) if node["device"] else _no_scope():
+        base = node["name"].rsplit("/", 1)[-1]
+        with _scopes(graph, node["name"]):
+            # IR ops other than random ones get their types from their type rule, checked against the
+            # declared ones below; random ops take the run counter only in IR (lowering adds it).
+            inferred = kind in registry.OPS and kind not in RANDOM_KINDS
+            op = graph.create_op(kind, inputs, attrs, name=base, output_types=None if inferred else declared)
     if [t.type for t in op.outputs] != declared:
-        raise GraphError(f"node {node['name']!r}: declared outputs {declared} but its type rule gives "
-                         f"{[t.type for t in op.outputs]}")
+        raise GraphError(f"declared outputs {declared} but its type rule gives {[t.type for t in op.outputs]}")
     op.loc = node.get("loc")
     return op
 
 
-def _import_variable(graph: Graph, spec: dict[str, Any], renamed: dict[str, Operation]) -> None:
+def _declared_outputs(outputs: list[dict[str, Any]]) -> list[TensorType]:
+    declared = []
+    for index, output in enumerate(outputs):
+        if any(d is not None and d < 0 for d in output["shape"]):
+            raise GraphError(f"outputs[{index}].shape {output['shape']} has a negative dim")
+        declared.append(TensorType(_dtype(output["dtype"], f"outputs[{index}].dtype"), tuple(output["shape"])))
+    return declared
+
+
+def _check_kind(kind: str, inputs: list[Tensor], attrs: dict[str, Any]) -> list[TensorType] | None:
+    """Check the attributes' types (and, for graph-only and random kinds, everything else the
+    IR type rule would); the output types they give, or None where the type rule gives them."""
+    declared_attrs = GRAPH_KIND_ATTRS[kind] if kind in GRAPH_KIND_ATTRS else registry.get(kind).attrs
+    for key, value in attrs.items():
+        if key in declared_attrs and not attribute_matches(value, declared_attrs[key]):
+            raise GraphError(f"attribute {key!r} must be {_type_name(declared_attrs[key])}, got {_shown(value)}")
+    if kind in RANDOM_KINDS:
+        if inputs:
+            raise GraphError(f"takes no inputs, got {len(inputs)}")
+        return [r.type for r in registry.get(kind)([Value(STEP_TYPE)], attrs).results]
+    if kind not in GRAPH_KIND_ATTRS:
+        return None
+    missing = sorted(set(declared_attrs) - set(attrs))
+    unknown = sorted(set(attrs) - set(declared_attrs))
+    if missing or unknown:
+        raise GraphError(f"has attributes {sorted(attrs)}, a {kind} takes {sorted(declared_attrs)}")
+    if len(inputs) != GRAPH_KIND_INPUTS[kind]:
+        raise GraphError(f"takes {_count(GRAPH_KIND_INPUTS[kind], 'input')}, got {len(inputs)}")
+    return _graph_kind_outputs(kind, inputs, attrs)
+
+
+def _graph_kind_outputs(kind: str, inputs: list[Tensor], attrs: dict[str, Any]) -> list[TensorType]:
+    if kind in (PLACEHOLDER, VARIABLE):
+        if any(d is not None and d < 0 for d in attrs["shape"]):
+            raise GraphError(f"attribute 'shape' {list(attrs['shape'])} has a negative dim")
+        return [TensorType(attrs["dtype"], attrs["shape"])] if kind == PLACEHOLDER else []
+    if kind == CONST:
+        return [TensorType(_dtype(attrs["value"].dtype, "attribute 'value'"), attrs["value"].shape)]
+    if kind == NOOP:
+        return []
+    variable = attrs["var"]
+    if variable.type != VARIABLE:
+        raise GraphError(f"attribute 'var' names {variable.display_name}, not a {VARIABLE}")
+    variable_type = TensorType(variable.attrs["dtype"], variable.attrs["shape"])
+    value = inputs[0].type if kind in ASSIGN_KINDS else variable_type
+    fits = value.rank == variable_type.rank and all(d is None or d == v for d, v in zip(value.shape, variable_type.shape))
+    if value.dtype != variable_type.dtype or not fits:
+        raise GraphError(f"assigns {inputs[0].name!r} of type {inputs[0].type} to variable "
+                         f"{variable.name!r} of type {variable_type}")
+    return [variable_type]
+
+
+def _dtype(value: Any, what: str) -> DType:
+    try:
+        return as_dtype(value)
+    except FlowcError as error:
+        raise GraphError(f"{what}: {error.detail}") from None
+
+
+def _decode_attribute(key: str, value: Any, scope: _Scope) -> Any:
+    try:
+        return _decode(value, scope, 0)
+    except FlowcError as error:
+        raise GraphError(f"attribute {key!r}: {error.detail}") from None
+
+
+def _decode(value: Any, scope: _Scope, depth: int) -> Any:
+    if depth > MAX_NESTING:
+        raise GraphError(f"lists nest deeper than {MAX_NESTING}")
+    if isinstance(value, list):
+        return tuple(_decode(v, scope, depth + 1) for v in value)
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1 or next(iter(value)) not in _TAGS:
+        raise GraphError(f"an object in an attribute value has one key, one of {', '.join(_TAGS)}; "
+                         f"got keys {sorted(value)}")
+    (tag, content), = value.items()
+    return _TAGS[tag](content, scope)
+
+
+def _decode_dtype(content: Any, scope: _Scope) -> DType:
+    if not isinstance(content, str):
+        raise GraphError(f"a dtype is a name such as 'float32', got {shown(content)}")
+    return _dtype(content, "dtype")
+
+
+def _decode_array(content: Any, scope: _Scope) -> np.ndarray:
+    if found := problem(content, _ARRAY, "the array"):
+        raise GraphError(found)
+    dtype = np.dtype(_dtype(content["dtype"], "the array's dtype").np).newbyteorder("<")
+    shape = tuple(content["shape"])
+    if any(d < 0 for d in shape):
+        raise GraphError(f"the array's shape {list(shape)} has a negative dim")
+    try:
+        data = base64.b64decode(content["base64"], validate=True)
+    except binascii.Error as error:
+        raise GraphError(f"the array's base64 does not decode: {error}") from None
+    want = math.prod(shape) * dtype.itemsize
+    if len(data) != want:
+        raise GraphError(f"the array holds {len(data)} bytes; shape {list(shape)} of {dtype.name} needs {want}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _decode_float(content: Any, scope: _Scope) -> float:
+    if content not in ("nan", "inf", "-inf"):
+        raise GraphError(f"a tagged float is 'nan', 'inf' or '-inf', got {shown(content)}")
+    return float(content)
+
+
+def _decode_op(content: Any, scope: _Scope) -> Operation:
+    if not isinstance(content, str):
+        raise GraphError(f"an op reference is a node name, got {shown(content)}")
+    return scope.operation(content, "the op reference")
+
+
+_ARRAY = Fields({"dtype": str, "shape": [int], "base64": str}, {})
+_TAGS = {"dtype": _decode_dtype, "array": _decode_array, "float": _decode_float, "op": _decode_op}
+
+
+def _import_variable(graph: Graph, spec: dict[str, Any], scope: _Scope) -> None:
     from .state_ops import GLOBAL_VARIABLES, TRAINABLE_VARIABLES, Variable
 
-    variable = Variable.__new__(Variable)
-    variable.op = renamed[spec["op"]]
-    variable.type = TensorType(as_dtype(variable.op.attrs["dtype"]), tuple(variable.op.attrs["shape"]))
-    variable.initial_value = _lookup(spec["initial_value"], renamed)
-    variable.initializer = renamed[spec["initializer"]]
-    variable._snapshot = _lookup(spec["snapshot"], renamed)
+    try:
+        op = scope.operation(spec["op"], "op")
+        if op.type != VARIABLE or getattr(op, "variable", None) is not None:
+            raise GraphError(f"op names {op.display_name}: not a {VARIABLE}, or one that has a variable already")
+        variable = Variable.__new__(Variable)
+        variable.op = op
+        variable.type = TensorType(op.attrs["dtype"], op.attrs["shape"])
+        variable.initial_value = _variable_part(scope.tensor(spec["initial_value"], "initial_value"), None, variable)
+        variable.initializer = _variable_part(scope.operation(spec["initializer"], "initializer"), "Assign", variable)
+        variable._snapshot = _variable_part(scope.tensor(spec["snapshot"], "snapshot"), READ, variable)
+    except FlowcError as error:
+        raise error.located(op=f"variable {spec['op']!r}") from None
     variable.trainable = spec["trainable"]
-    variable.op.variable = variable
+    op.variable = variable
     graph.add_to_collection(GLOBAL_VARIABLES, variable)
     if variable.trainable:
         graph.add_to_collection(TRAINABLE_VARIABLES, variable)
 
 
-def _lookup(name: str, renamed: dict[str, Operation]) -> Tensor | Operation:
-    op_name, sep, index = name.rpartition(":")
-    if sep and index.isdigit():
-        return renamed[op_name].outputs[int(index)]
-    return renamed[name]
+def _variable_part(part: Any, kind: str | None, variable: Any) -> Any:
+    """The initial value (a tensor of the variable's type), initializer (an Assign of it) or
+    snapshot (a read of it) that a variable's entry names, checked."""
+    op = part.op if isinstance(part, Tensor) else part
+    if kind is None:
+        if part.type != variable.type:
+            raise GraphError(f"initial_value {part.name!r} is {part.type}, the variable is {variable.type}")
+    elif op.type != kind or op.attrs.get("var") is not variable.op:
+        raise GraphError(f"names {op.display_name}, not a {kind} of {variable.op.name!r}")
+    return part
 
 
-def _return_element(graph: Graph, name: str, renamed: dict[str, Operation]) -> Tensor | Operation:
+def _return_element(graph: Graph, name: Any, renamed: dict[str, Operation]) -> Tensor | Operation:
     """The imported tensor or op that `name` (as in the def) stands for; "v:0" is Variable v's value."""
+    if not isinstance(name, str):
+        raise FetchError(f"return_elements holds {name!r}, not a name of the graph_def")
     op_name, sep, index = name.rpartition(":")
     key = op_name if sep and index.isdigit() else name
     if key not in renamed:
         raise FetchError(f"return_elements names {name!r}, which the graph_def does not have")
     return graph.as_graph_element(f"{renamed[key].name}:{index}" if key != name else renamed[key].name)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _type_name(expected: Any) -> str:
+    return expected.__name__ if isinstance(expected, type) else str(expected)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def _scopes(graph: Graph, full_name: str) -> Any:

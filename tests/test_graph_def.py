@@ -8,9 +8,11 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import flowc as fc
-from flowc.errors import FetchError, FlowcError, GraphError
+from flowc.errors import FetchError, FlowcError, FlowcTypeError, GraphError
 
 PAYLOAD_NAN = np.array([0x7FC00123], np.uint32).view(np.float32)[0]  # a NaN with payload bits to keep
 
@@ -208,3 +210,234 @@ def test_import_twice_into_one_graph():
     expected = run_model(g, fetches, train)
     assert_bit_equal(run_model(both, fetches, train, "a/"), expected)
     assert_bit_equal(run_model(both, fetches, train, "b/"), expected)
+
+
+# -- documents that are not graph_defs: a GraphError naming the node and the field, nothing imported --
+
+
+def small_document():
+    """x -> matmul with a constant -> relu, as strict JSON."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None, 3], name="x")
+        fc.nn.relu(fc.matmul(x, fc.constant(np.ones((3, 2), np.float32), name="w"), name="mm"), name="out")
+    return json.loads(json.dumps(g.as_graph_def(), allow_nan=False))
+
+
+def node(document, name):
+    return next(n for n in document["nodes"] if n["name"] == name)
+
+
+def refused(document, *fragments, error=(GraphError, FlowcTypeError)):
+    """Importing `document` raises `error` (a type rule's own error, else a GraphError) whose
+    message holds every fragment; the graph stays empty."""
+    imported = fc.Graph()
+    with imported.as_default(), pytest.raises(FlowcError) as info:
+        fc.import_graph_def(document)
+    assert isinstance(info.value, error), repr(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
+    assert imported.get_operations() == [] and imported.get_collection("variables") == []
+    return info.value
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("not json {", ["not valid JSON", "line 1, column 1"]),
+    ('{"format": "flowc.GraphDef", "version": 1, "nodes": [{"name": "x"', ["not valid JSON", "cut short"]),
+    (b'{"format": "\xff"}', ["not UTF-8"]),
+    ("[1, 2]", ["a JSON object", "got a list"]),
+    ("null", ["a JSON object", "got null"]),
+    ("[" * 100_000, ["too deep"]),
+], ids=["garbage", "truncated", "not-utf8", "list", "null", "deep"])
+def test_text_that_is_not_a_graph_def_is_refused(text, fragments):
+    refused(text, *fragments)
+
+
+def test_truncated_text_of_a_real_graph_def_is_refused():
+    text = json.dumps(small_document())
+    for cut in (1, len(text) // 3, len(text) - 1):
+        refused(text[:cut], "not valid JSON")
+
+
+def test_a_python_object_that_is_not_a_dict_is_refused():
+    refused(["nodes"], "a JSON object", "got a list")
+    refused(42, "a JSON object", "the number 42")
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    (lambda d: d.pop("version"), ["no version", "version 1"]),
+    (lambda d: d.update(version=0), ["version 0", "not a version number"]),
+    (lambda d: d.update(version=True), ["version True"]),
+    (lambda d: d.pop("nodes"), ["graph_def has no field 'nodes'"]),
+    (lambda d: d.update(nodes={}), ["graph_def.nodes must be a list, got an object"]),
+    (lambda d: d.update(seed="42"), ["graph_def.seed must be an integer or null, got the string '42'"]),
+    (lambda d: d["nodes"].append(7), ["nodes[4]: the node must be an object, got the number 7"]),
+    (lambda d: node(d, "mm").pop("outputs"), ["matmul 'mm'", "the node has no field 'outputs'"]),
+    (lambda d: node(d, "mm").update(inputs="x:0"), ["matmul 'mm'", "inputs must be a list, got the string 'x:0'"]),
+    (lambda d: node(d, "mm").update(inputs=["x:0", 3]), ["matmul 'mm'", "inputs[1] must be a string, got the number 3"]),
+    (lambda d: node(d, "x")["outputs"][0].update(shape=[None, "3"]), ["Placeholder 'x'", "outputs[0].shape[1]"]),
+    (lambda d: node(d, "x").update(op=None), ["node 'x'", "op must be a string, got null"]),
+    (lambda d: node(d, "out").update(name="mm"), ["relu 'mm'", "names are unique"]),
+    (lambda d: node(d, "out").update(name="a//b"), ["relu 'a//b'", "no empty parts"]),
+], ids=["no-version", "version-0", "version-bool", "no-nodes", "nodes-object", "seed-string", "node-number",
+        "no-outputs", "inputs-string", "input-number", "shape-string", "op-null", "duplicate-name", "empty-part"])
+def test_malformed_structure_is_refused(edit, fragments):
+    document = small_document()
+    edit(document)
+    refused(document, *fragments)
+
+
+def test_errors_name_the_line_that_built_the_node():
+    document = small_document()
+    node(document, "mm")["inputs"][0] = "nope:0"
+    error = refused(document, "inputs[0] 'nope:0' names node 'nope', which the graph_def does not have")
+    assert error.op == "matmul 'mm'" and error.where == node(document, "mm")["loc"]
+    assert error.where.startswith("test_graph_def.py:")
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    (lambda d: node(d, "mm")["inputs"].__setitem__(0, "nope:0"), ["matmul 'mm'", "'nope:0'", "does not have"]),
+    (lambda d: node(d, "mm")["inputs"].__setitem__(0, "out:0"), ["'out:0'", "does not come before it"]),
+    (lambda d: node(d, "mm")["inputs"].__setitem__(0, "x:3"), ["'x:3'", "node 'x' has 1 output"]),
+    (lambda d: node(d, "mm")["inputs"].__setitem__(0, "x"), ["'x' is not a tensor name"]),
+    (lambda d: node(d, "mm")["control_inputs"].append("ghost"), ["control_inputs[0]", "'ghost'", "does not have"]),
+    (lambda d: node(d, "mm")["inputs"].pop(), ["matmul 'mm'", "takes 2 operands, got 1"]),
+], ids=["missing-node", "later-node", "output-index", "op-as-input", "missing-control", "one-input"])
+def test_bad_references_are_refused(edit, fragments):
+    document = small_document()
+    edit(document)
+    refused(document, *fragments)
+
+
+def test_unknown_op_type_is_refused_at_import():
+    document = small_document()
+    node(document, "mm")["op"] = "MatMul"
+    error = refused(document, "unknown op type 'MatMul'", "did you mean 'matmul'")
+    assert error.op == "MatMul 'mm'"
+    for structural in ("cond", "return", "call", "fusion"):
+        node(document, "mm")["op"] = structural
+        refused(document, f"unknown op type {structural!r}")
+
+
+@pytest.mark.parametrize("name, key, value, fragments", [
+    ("mm", "transpose_a", {"dtype": 3}, ["matmul 'mm'", "attribute 'transpose_a'", "a dtype is a name"]),
+    ("mm", "transpose_a", [1, 2], ["attribute 'transpose_a' must be bool, got tuple (1, 2)"]),
+    ("mm", "transpose_a", {"colour": "red"}, ["attribute 'transpose_a'", "one of dtype, array, float, op"]),
+    ("mm", "transpose_b", {"float": "1.5"}, ["a tagged float is 'nan', 'inf' or '-inf'"]),
+    ("mm", "transpose_b", {"op": "nowhere"}, ["op reference names node 'nowhere'"]),
+    ("mm", "transpose_b", [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], ["nest deeper than 32"]),
+    ("mm", "colour", "red", ["matmul 'mm'", "unknown attribute colour"]),
+    ("x", "dtype", {"dtype": "complex64"}, ["Placeholder 'x'", "unsupported dtype 'complex64'"]),
+    ("x", "shape", [None, -3], ["Placeholder 'x'", "negative dim"]),
+    ("x", "shape", [None, 4], ["Placeholder 'x'", "declared outputs [f32[?,3]] but its attributes give [f32[?,4]]"]),
+    ("x", "shape", "abc", ["attribute 'shape' must be tuple[int | None, ...], got str 'abc'"]),
+    ("w", "value", {"array": {"dtype": "float32", "shape": [3, 2], "base64": "AAAA"}},
+     ["Const 'w'", "holds 3 bytes; shape [3, 2] of float32 needs 24"]),
+    ("w", "value", {"array": {"dtype": "float32", "shape": [3, 2], "base64": "!!"}}, ["base64 does not decode"]),
+    ("w", "value", {"array": {"dtype": "uint8", "shape": [0], "base64": ""}}, ["unsupported dtype 'uint8'"]),
+    ("w", "value", {"array": {"dtype": "float32", "shape": [3]}}, ["the array has no field 'base64'"]),
+    ("w", "value", 1.5, ["attribute 'value' must be ndarray, got float 1.5"]),
+], ids=["dtype-number", "list-for-bool", "unknown-tag", "bad-float", "dangling-op", "deep", "unknown-attr",
+        "complex", "negative-dim", "shape-vs-outputs", "shape-string", "short-array", "bad-base64",
+        "uint8", "array-fields", "const-float"])
+def test_bad_attribute_values_are_refused(name, key, value, fragments):
+    document = small_document()
+    node(document, name)["attrs"][key] = value
+    refused(document, *fragments)
+
+
+def test_missing_attributes_of_graph_kinds_are_refused():
+    document = small_document()
+    del node(document, "w")["attrs"]["value"]
+    refused(document, "Const 'w'", "has attributes [], a Const takes ['value']")
+
+
+def test_variables_must_be_described_consistently():
+    g, _, _ = build_model()
+    base = round_trip(g)
+    document = json.loads(json.dumps(base))
+    document["variables"] = [v for v in document["variables"] if v["op"] != "steps"]
+    refused(document, "VariableV2 'steps'", "no entry of the graph_def's variables")
+    document = json.loads(json.dumps(base))
+    document["variables"][0]["initializer"] = "dense/b/Assign"
+    refused(document, "variable 'dense/W'", "names Assign 'import/dense/b/Assign', not a Assign of 'import/dense/W'")
+    document = json.loads(json.dumps(base))
+    document["variables"][0]["op"] = "x"
+    refused(document, "variable 'x'", "not a VariableV2")
+    document = json.loads(json.dumps(base))
+    document["variables"][1]["trainable"] = "yes"
+    refused(document, "variable 'dense/b'", "trainable must be true or false")
+    document = json.loads(json.dumps(base))
+    node(document, "dense/b/read")["attrs"]["var"] = {"op": "dense/W"}
+    refused(document, "ReadVariable 'dense/b/read'", "declared outputs [f32[3]] but its attributes give [f32[4,3]]")
+    node(document, "dense/b/read")["attrs"]["var"] = {"op": "x"}
+    refused(document, "attribute 'var' names Placeholder 'import/x', not a VariableV2")
+
+
+def test_a_failed_import_leaves_the_graph_as_it_was():
+    g = fc.Graph()
+    with g.as_default():
+        fc.import_graph_def(small_document(), name="first")
+        before = [op.name for op in g.get_operations()]
+        document = small_document()
+        node(document, "out")["op"] = "relu6"  # the last node: everything before it was imported
+        with pytest.raises(GraphError, match="unknown op type 'relu6'; did you mean 'relu'"):
+            fc.import_graph_def(document, name="first")
+        assert [op.name for op in g.get_operations()] == before
+        fc.import_graph_def(small_document(), name="first")  # the names it took are free again
+    assert [op.name for op in g.get_operations()][len(before):] == [f"first/{name}_1" for name in ("x", "w", "mm", "out")]
+
+
+def test_cli_ir_reports_a_bad_graph_def(tmp_path, capsys):
+    from flowc.cli import main
+
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(small_document())[:-40])
+    assert main(["ir", str(path), "--fetch", "out:0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("flowc: error: graph_def is not valid JSON") and err.count("\n") == 1
+
+
+# -- fuzz: a mutated valid document is imported (and run on the reference target) or refused with a FlowcError --
+
+_NAMES = ["x", "w", "mm", "out"]
+_SCALARS = (st.none() | st.booleans() | st.integers(-3, 2**65) | st.floats() | st.text(max_size=4)
+            | st.sampled_from(_NAMES + [f"{n}:{i}" for n in _NAMES for i in (0, 1)]
+                              + ["float32", "int64", "bool", "matmul", "Const", "Placeholder", "nan", "AAAA"]))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.sampled_from(["dtype", "array", "float", "op", "shape", "base64", "name"]), inner, max_size=2), max_leaves=6)
+
+
+def _places(value):
+    """Every (container, key) in a JSON tree."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in list(items):
+        yield value, key
+        yield from _places(item)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_mutated_documents_import_or_raise_flowc_errors(data):
+    document = small_document()
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        places = list(_places(document))
+        if not places:
+            break
+        container, key = data.draw(st.sampled_from(places), label="place")
+        action = data.draw(st.sampled_from(["replace", "delete", "swap"]), label="action")
+        if action == "replace":
+            container[key] = data.draw(_VALUES, label="value")
+        elif action == "delete":
+            del container[key]
+        elif isinstance(container, list):
+            other = data.draw(st.integers(0, len(container) - 1), label="other")
+            container[key], container[other] = container[other], container[key]
+    g = fc.Graph()
+    try:
+        with g.as_default():
+            fc.import_graph_def(document, name="")
+        with fc.Session(graph=g, target="reference") as sess:
+            sess.run("out:0", {"x:0": np.ones((2, 3), np.float32)})
+    except FlowcError:
+        pass
