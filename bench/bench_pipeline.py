@@ -67,13 +67,13 @@ def layer(i: int, x: str) -> tuple[list[str], str]:
         f"%k1_{i} = constant {{value = dense<[1.0, 2.0, 3.0, 4.0]>}} : f32[4]",
         f"%k2_{i} = constant {{value = dense<[0.5, 0.25, 0.125, 0.0625]>}} : f32[4]",
         f"%k3_{i} = mul %k1_{i}, %k2_{i} : f32[4]",  # folds
-        f"%k4_{i} = reduce_sum %k3_{i} {{axes = [0]}} : f32[]",  # folds: a constant scale
+        f"%k4_{i} = reduce_sum %k3_{i} {{axes = [0], keepdims = false}} : f32[]",  # folds: a constant scale
         f"%r_{i} = mul %q_{i}, %k4_{i} : {t}",
         f"%dead_{i} = sigmoid %r_{i} : {t}",  # unused: DCE
         f"%dead2_{i} = exp %dead_{i} : {t}",
         f"%cast_{i} = cast %r_{i} {{dtype = f32}} : {t}",  # a cast to its own dtype -> r
         f"%mx_{i} = maximum %cast_{i}, %cast_{i} : {t}",  # max(x, x) -> x
-        f"%sum_{i} = reduce_sum %mx_{i} {{axes = [0]}} : f32[{COLUMNS}]",
+        f"%sum_{i} = reduce_sum %mx_{i} {{axes = [0], keepdims = false}} : f32[{COLUMNS}]",
         f"%y_{i} = add %mx_{i}, %x0 : {t}",
     ]
     assert len(lines) == OPS_PER_LAYER

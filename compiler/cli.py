@@ -10,11 +10,10 @@ pipeline; pass names are those of flowc.passes.PASSES.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Sequence
 
-from flowc.ir.errors import FlowcError
+from flowc.ir.errors import FlowcError, ParseError
 from flowc.ir.parser import parse_module
 from flowc.ir.printer import print_module
 from flowc.ir.verifier import verify
@@ -44,9 +43,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def read_text(path: str, what: str) -> str:
+    """A file's text ('-': standard input); a file that is missing, unreadable or not UTF-8 is a
+    FlowcError, which main() prints as one line."""
+    try:
+        if path == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            data = stream.read() if stream is not None else sys.stdin.read().encode()
+        else:
+            with open(path, "rb") as file:
+                data = file.read()
+    except OSError as error:
+        raise FlowcError(f"cannot read {what} {path!r}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ParseError(f"line {line}: not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})",
+                         where=path) from None
+
+
 def run_opt(args: argparse.Namespace) -> str:
-    source = sys.stdin.read() if args.file == "-" else open(args.file).read()
+    source = read_text(args.file, "IR file")
     module = parse_module(source, source=args.file)
+    if not module.functions:  # nothing to optimize: surely not the file that was meant
+        raise ParseError("no function: IR text holds functions such as 'func @main(%x: f32[4]) -> f32[4] { ... }'",
+                         where=args.file)
     verify(module)
     names = [n for n in args.passes.split(",") if n] if args.passes is not None else None
     passes = passes_by_name(names, args.fast_math) if names is not None else default_pipeline(args.fast_math)
@@ -62,8 +84,8 @@ def run_ir(args: argparse.Namespace) -> str:
     from .lowering import lower
 
     graph = Graph()
-    with open(args.graph) as f, graph.as_default():
-        import_graph_def(json.load(f), name="")
+    with graph.as_default():
+        import_graph_def(read_text(args.graph, "graph_def file"), name="")
     elements = [graph.as_graph_element(name) for name in args.fetch]
     tensors = [e for e in elements if not hasattr(e, "outputs")]
     targets = [e for e in elements if hasattr(e, "outputs")]

@@ -14,7 +14,10 @@
 
 `//` starts a comment to the end of the line. The types after ':' are the
 result types of an op that has results, else its operand types. A `dense`
-constant takes its dtype and shape from the op's (first) result type.
+constant takes its dtype and shape from the op's (first) result type. An op
+gives every attribute it declares, those with defaults too (as the printer
+writes them), so a text never means something else when a default changes.
+Regions and lists nest at most MAX_NESTING deep.
 
 The parser builds ops with the result types the text gives; checking them
 against each op's type rule is the verifier's job (`ir/verifier.py`).
@@ -22,9 +25,10 @@ against each op's type rule is the verifier's job (`ir/verifier.py`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -34,6 +38,9 @@ from .errors import FlowcError, ParseError
 from .types import DTYPES, DType, TensorType
 
 _DTYPES = {d.short: d for d in DTYPES}
+# Regions in regions and lists in lists: real IR nests a few deep. The limit keeps the parser (and
+# the verifier, printer and passes, which recurse by region) well inside Python's recursion limit.
+MAX_NESTING = 64
 _STRING = r'"(?:[^"\\\n]|\\.)*"'
 _TOKEN = re.compile(
     rf"""
@@ -105,6 +112,7 @@ class _Parser:
         self.pos = 0
         self.source = source
         self.scopes: list[dict[str, tuple[Value, Token]]] = []
+        self.depth = 0  # regions and lists open around the current token
 
     # -- tokens -------------------------------------------------------------
 
@@ -152,6 +160,16 @@ class _Parser:
             if self.accept(close):
                 return items
             self.expect(",", f"',' or '{close}'")
+
+    @contextlib.contextmanager
+    def nested(self, token: Token, what: str) -> Iterator[None]:
+        if self.depth >= MAX_NESTING:
+            raise self.fail(token, f"{what} nested more than {MAX_NESTING} deep")
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     # -- names --------------------------------------------------------------
 
@@ -252,14 +270,14 @@ class _Parser:
         return block
 
     def region(self) -> Region:
-        self.expect("{")
-        self.scopes.append({})
-        region = Region([self.block()])
-        while self.peek().kind == "label":
-            region.add_block(self.block())
-        self.expect("}", "an op or '}'")
-        self.scopes.pop()
-        return region
+        with self.nested(self.expect("{"), "regions"):
+            self.scopes.append({})
+            region = Region([self.block()])
+            while self.peek().kind == "label":
+                region.add_block(self.block())
+            self.expect("}", "an op or '}'")
+            self.scopes.pop()
+            return region
 
     def block_ops(self, block: Block) -> None:
         while True:
@@ -347,6 +365,9 @@ class _Parser:
                     raise self.fail(value.token, "dense<...> needs the op's result type after ':'")
                 attributes[key] = self.dense_array(value, result_types[0])
         loc = f"{self.source}:{name_token.line}" if self.source else f"line {name_token.line}"
+        missing = sorted(set(registry.get(name).attrs) - set(attributes))
+        if missing:  # the op's defaults are for building IR in Python; text says everything
+            raise self.fail(name_token, f"{name}: missing attribute {', '.join(missing)}")
         try:
             op = registry.get(name)(
                 operands,
@@ -387,8 +408,9 @@ class _Parser:
         if token.kind == "symbol":
             self.next()
             return SymbolRef(self.symbol(token))
-        if self.accept("["):
-            return tuple(self.comma_list(self.attribute_value, "]"))
+        if self.at("["):
+            with self.nested(self.next(), "lists"):
+                return tuple(self.comma_list(self.attribute_value, "]"))
         if token.kind == "ident" and token.text in _DTYPES:
             if self.at("[", 1):
                 return self.type()
@@ -417,8 +439,9 @@ class _Parser:
         raise self.expected(token, "an attribute value" if allow_none else "a number, true or false")
 
     def dense_elements(self) -> Any:
-        if self.accept("["):
-            return self.comma_list(self.dense_elements, "]")
+        if self.at("["):
+            with self.nested(self.next(), "lists"):
+                return self.comma_list(self.dense_elements, "]")
         return self.scalar()
 
     def dense_array(self, dense: _Dense, type: TensorType) -> np.ndarray:

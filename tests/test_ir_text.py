@@ -1,13 +1,19 @@
 """IR text: print(parse(text)) == text, exact constants, value names, attribute syntax, parse errors."""
 
 import math
+import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowc import ir
 from flowc.ir import Builder, Function, Module, ParseError, SymbolRef, TensorType, float32, int64
+from flowc.ir.errors import FlowcError
+from flowc.ir.interpreter import evaluate
 from flowc.ir.ops.control import build_call, build_cond, build_while
+from flowc.passes import PassManager, default_pipeline
 
 F4 = TensorType(float32, (4,))
 
@@ -417,6 +423,22 @@ PARSE_ERRORS = [
         "line 3, col 1: expected an op or '}', got end of input",
     ),
     (F.format("  %y = cast %x : i32[4]\n  return %x : f32[4]"), "line 2, col 8: cast: missing attribute dtype"),
+    (  # defaults are for building IR in Python: text gives every attribute
+        "func @f(%a: f32[2,2]) -> f32[2,2] {\n  %m = matmul %a, %a : f32[2,2]\n  return %m : f32[2,2]\n}\n",
+        "line 2, col 8: matmul: missing attribute transpose_a, transpose_b",
+    ),
+    (
+        F.format("  %y = reduce_sum %x {axes = [0]} : f32[]\n  return %y : f32[]"),
+        "line 2, col 8: reduce_sum: missing attribute keepdims",
+    ),
+    (
+        F.format("  %y = exp %x {deep = " + "[" * 5000 + "]" * 5000 + "} : f32[4]"),
+        "line 2, col 87: lists nested more than 64 deep",
+    ),
+    (
+        "func @c() -> f32[1] {\n  %c = constant {value = dense<" + "[" * 70 + "1.0" + "]" * 70 + ">} : f32[1]\n}\n",
+        "line 2, col 96: lists nested more than 64 deep",
+    ),
     (
         F.format("  %y = exp %x {dtype = f32} : f32[4]\n  return %y : f32[4]"),
         "line 2, col 8: exp: unknown attribute dtype; exp takes none",
@@ -465,3 +487,62 @@ def test_parse_errors_name_line_and_column(text: str, message: str) -> None:
     with pytest.raises(ParseError) as error:
         ir.parse_module(text)
     assert str(error.value) == message
+
+
+def nested_conds(depth: int) -> str:
+    """`depth` conds, each in the true branch of the one around it (names are unique across regions)."""
+    lines = ["func @f(%p0: bool[], %x0: f32[4]) -> f32[4] {"]
+    for level in range(depth):
+        p = f"%p{level}"
+        lines += [f"%r{level} = cond {p}, {p}, %x{level} : f32[4] {{", f"^bb0(%p{level + 1}: bool[], %x{level + 1}: f32[4]):"]
+    lines += [f"%e = exp %x{depth} : f32[4]", "yield %e : f32[4]"]
+    for level in reversed(range(depth)):
+        lines += ["} {", f"^bb0(%q{level}: bool[], %y{level}: f32[4]):", f"yield %y{level} : f32[4]", "}"]
+        lines.append(f"{'yield' if level else 'return'} %r{level} : f32[4]")
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def test_regions_nest_up_to_the_limit_and_no_deeper() -> None:
+    """64 nested regions parse, verify, print, optimize and run (no recursion limit hit in any
+    of them); the 65th is a ParseError at its line rather than a RecursionError."""
+    module = ir.parse_module(nested_conds(64))
+    ir.verify(module)
+    assert ir.parse_module(ir.print_module(module)) == module
+    PassManager(default_pipeline(False), verify_each=True).run(module)
+    x = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
+    np.testing.assert_array_equal(evaluate(module["f"], [np.array(True), x])[0], np.exp(x))
+    with pytest.raises(ParseError, match="^line 130, col 39: regions nested more than 64 deep$"):
+        ir.parse_module(nested_conds(65))
+
+
+# A mutated valid text parses (and verifies and optimizes) or raises a FlowcError: never a Python error.
+_PIECES = ["{", "}", "[", "]", "(", ")", ",", ":", "=", "->", "%x", "%0", "@f", "^bb0", "f32[4]", "i64[?]",
+           "dense<[1, 2]>", "dense<1.5>", "-", "?", "1e999", "-1", "99999999999999999999", '"s"', "none", "nan",
+           "matmul", "cond", "call @f", "yield", "return", "fusion", "reduce_sum", "keepdims = true", "\n", "\xff",
+           "bool[]", "func", '@"q"']
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_mutated_text_parses_or_raises_flowc_errors(data: st.DataObject) -> None:
+    text = data.draw(st.sampled_from([ALL_OPS, nested_conds(2)]), label="text")
+    pieces = re.findall(r"\s+|\S+", re.sub(r"//[^\n]*", "", text))
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        index = data.draw(st.integers(0, len(pieces) - 1), label="index")
+        action = data.draw(st.sampled_from(["delete", "repeat", "replace", "insert"]), label="action")
+        new = " " + data.draw(st.sampled_from(_PIECES) | st.text(max_size=3), label="piece") + " "
+        if action == "delete":
+            del pieces[index]
+        elif action == "repeat":
+            pieces.insert(index, pieces[index])
+        elif action == "replace":
+            pieces[index] = new
+        else:
+            pieces.insert(index, new)
+    try:
+        module = ir.parse_module("".join(pieces))
+        ir.verify(module)
+        ir.print_module(module)
+        PassManager(default_pipeline(False), verify_each=True).run(module)
+    except FlowcError:
+        pass
