@@ -10,7 +10,9 @@ from flowc.ir.errors import (
     FlowcError,
     FlowcTypeError,
     GraphError,
+    IndexOutOfRange,
     ParseError,
+    ResourceExhaustedError,
     RuntimeShapeError,
     TargetError,
     UninitializedVariableError,
@@ -18,6 +20,7 @@ from flowc.ir.errors import (
 )
 
 __all__ = [
-    "FeedError", "FetchError", "FlowcError", "FlowcTypeError", "GraphError", "ParseError", "RuntimeShapeError",
-    "TargetError", "UninitializedVariableError", "VerifyError",
+    "FeedError", "FetchError", "FlowcError", "FlowcTypeError", "GraphError", "IndexOutOfRange",
+    "ParseError", "ResourceExhaustedError", "RuntimeShapeError", "TargetError", "UninitializedVariableError",
+    "VerifyError",
 ]

@@ -77,3 +77,7 @@ class TargetError(FlowcError, ValueError):
 
 class IndexOutOfRange(FlowcError, IndexError):
     """An index (gather, integer slice) outside the valid range of its axis."""
+
+
+class ResourceExhaustedError(FlowcError, MemoryError):
+    """A run that needs more memory than the machine has (TensorFlow's name for it)."""

@@ -13,10 +13,11 @@ from flowc.runtime.build import (
     link_shared,
     support_library,
 )
-from flowc.runtime.cache import cache_dir, cache_key, cached_library
+from flowc.runtime.cache import CacheError, cache_dir, cache_key, cached_library
 from flowc.runtime.loader import CallFrame, Library, LoadError, call, num_threads, set_num_threads, support
 
 __all__ = [
+    "CacheError",
     "CachingAllocator",
     "CallFrame",
     "CompilerNotFoundError",

@@ -20,10 +20,16 @@ import os
 import threading
 from collections.abc import Callable
 
+from flowc.ir.errors import FlowcError
+
 # key -> (path, (size, mtime_ns, inode)) of an entry this process has checked,
 # so a second lookup costs one stat() instead of hashing the file again.
 _verified: dict[str, tuple[str, tuple[int, int, int]]] = {}
 _lock = threading.Lock()
+
+
+class CacheError(FlowcError):
+    """A cache folder that cannot be made, or written when something must be built."""
 
 
 def cache_dir() -> str:
@@ -32,8 +38,21 @@ def cache_dir() -> str:
     if not path:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = os.path.join(base, "flowc")
-    os.makedirs(path, exist_ok=True)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CacheError(f"{_named(path)} is a file, not a folder: point FLOWC_CACHE_DIR at a folder "
+                         "(flowc creates it if it is missing)")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise CacheError(f"cannot create {_named(path)}: {error.strerror or error}") from None
     return path
+
+
+def _named(path: str) -> str:
+    """How errors name the cache folder: with the variable that chose it, or as the default."""
+    if os.environ.get("FLOWC_CACHE_DIR"):
+        return f"the cache folder FLOWC_CACHE_DIR={path!r}"
+    return f"the default cache folder {path!r} (set FLOWC_CACHE_DIR to use another)"
 
 
 def cache_key(*parts: str) -> str:
@@ -134,7 +153,10 @@ def _build_entry(path: str, build: Callable[[str], None]) -> None:
 def _temporary_path(directory: str, name: str) -> str:
     import tempfile  # late: only a build writes, and a cache hit should not pay for the import
 
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    except OSError as error:  # a read-only cache still serves what it holds; only a build needs to write
+        raise CacheError(f"cannot write to {_named(directory)}: {error.strerror or error}") from None
     os.close(handle)
     return temporary
 

@@ -12,14 +12,18 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 
 import numpy as np
 import pytest
+
+import flowc as fc
 from flowc.ir.errors import FlowcError
 from flowc.runtime import (
+    CacheError,
     CachingAllocator,
     CallFrame,
     CompilerNotFoundError,
@@ -464,6 +468,56 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_dir() == str(tmp_path / "home" / ".cache" / "flowc")
+
+
+def test_cache_dir_that_is_a_file_is_a_clear_error(monkeypatch, tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(taken))
+    with pytest.raises(CacheError) as info:
+        cache_dir()
+    assert str(info.value) == (f"the cache folder FLOWC_CACHE_DIR={str(taken)!r} is a file, not a folder: point "
+                               "FLOWC_CACHE_DIR at a folder (flowc creates it if it is missing)")
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(taken / "below"))
+    with pytest.raises(CacheError, match=r"cannot create the cache folder FLOWC_CACHE_DIR=.*below': Not a directory"):
+        cache_dir()
+    monkeypatch.delenv("FLOWC_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "flowc").write_text("")
+    with pytest.raises(CacheError, match=r"the default cache folder .*flowc' \(set FLOWC_CACHE_DIR to use another\) is a file"):
+        cache_dir()
+
+
+def test_session_with_a_file_as_cache_dir_is_a_clear_error(monkeypatch, tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(taken))
+    cache.forget()
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [3], name="x")
+        y = fc.exp(x) * 3.5  # a graph no other test compiles: this one must reach the cache
+    with fc.Session(graph=g) as sess, pytest.raises(fc.errors.FlowcError, match="is a file, not a folder"):
+        sess.run(y, {x: np.ones(3, np.float32)})
+
+
+def test_unwritable_cache_dir_is_a_clear_error(fresh_cache, monkeypatch):
+    build, calls = counting_build(b"never written")
+    if os.geteuid() != 0:  # root writes anywhere: there, fake what the kernel would say
+        fresh_cache.mkdir()
+        fresh_cache.chmod(0o500)
+    else:
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    try:
+        with pytest.raises(CacheError) as info:
+            cached_library(cache_key("unwritable"), build)
+    finally:
+        fresh_cache.chmod(0o700)
+    assert str(info.value) == f"cannot write to the cache folder FLOWC_CACHE_DIR={str(fresh_cache)!r}: Permission denied"
+    assert calls == []
 
 
 def test_cache_key():
