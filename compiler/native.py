@@ -39,6 +39,7 @@ from flowc.runtime import Library, allocate, arena, cache_key, cached_library, l
 from flowc.runtime.fast_run import module as fast_run_module
 
 from .lowering import Lowered
+from .memory_limit import check_run_fits, value_bytes
 
 VERSION = "0.1.0"
 
@@ -181,8 +182,9 @@ class NativeExecutable:
         for op in self.program.kernel_ops:
             check_no_hidden_broadcast(op, shapes)
             _check_reductions(op, shapes)
-        temps = [int(np.prod(shapes[v], dtype=np.int64)) * v.type.dtype.itemsize for v in self.plan.temps]
+        temps = [value_bytes(v, shapes) for v in self.plan.temps]
         offsets, peak = self.plan.layout(temps)
+        check_run_fits(self.function, self.plan, shapes, peak)  # before allocating, once per set of shapes
         slots = [0] * (len(self.program.dims) + len(offsets) + 2)
         for (value, axis), slot in self.program.dims.slots.items():
             slots[slot] = shapes[value][axis]

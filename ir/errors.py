@@ -81,3 +81,15 @@ class IndexOutOfRange(FlowcError, IndexError):
 
 class ResourceExhaustedError(FlowcError, MemoryError):
     """A run that needs more memory than the machine has (TensorFlow's name for it)."""
+
+
+def describe_bytes(size: int) -> str:
+    """'3.64 TiB (4000000000000 bytes)': a size as ResourceExhaustedError messages give it."""
+    if size < 1024:
+        return f"{size} bytes"
+    scaled = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        scaled /= 1024
+        if scaled < 1024:
+            break
+    return f"{scaled:.2f} {unit} ({size} bytes)"

@@ -8,12 +8,14 @@ batch of 7 against a weight of 8) is caught here with the op's name.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
 
 from .core import Function, Module, Operation, Region, Value
-from .errors import FlowcError, RuntimeShapeError
+from .errors import FlowcError, ResourceExhaustedError, RuntimeShapeError, describe_bytes
+from .types import DTYPES
 
 
 class Interpreter:
@@ -27,6 +29,9 @@ class Interpreter:
             if self.module is None or function not in self.module.functions:
                 raise FlowcError(f"no function @{function} to call")
             function = self.module[function]
+        if len(args) != len(function.args):
+            count = f"{len(function.args)} argument" + ("" if len(function.args) == 1 else "s")
+            raise FlowcError(f"@{function.name} takes {count}, got {len(args)}")
         return self.run_region(function.body, args)
 
     def run_region(self, region: Region, args: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -46,14 +51,29 @@ class Interpreter:
     def run_op(self, op: Operation, operands: list[np.ndarray]) -> list[np.ndarray]:
         try:
             outputs = op.evaluate(operands, self)
-        except FlowcError as error:
+        except FlowcError as error:  # first: a ResourceExhaustedError from a nested op is a MemoryError too
             if error.where is None and op.loc is not None:  # name the user's op and line, not just the kind
                 error.op = None
                 error.located(op=op.display_name, where=op.loc)
             raise
+        except MemoryError as error:
+            raise _out_of_memory(op, error) from None
         if len(op.results) == 1 and not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         return [check_value(r.type, out, f"result {r.index}", op) for r, out in zip(op.results, outputs, strict=True)]
+
+
+def _out_of_memory(op: Operation, error: MemoryError) -> ResourceExhaustedError:
+    """numpy could not allocate an array while evaluating `op`: say which op and how much."""
+    shape, dtype = getattr(error, "shape", None), getattr(error, "dtype", None)  # numpy's _ArrayMemoryError
+    if shape is None or dtype is None:
+        message = f"ran out of memory evaluating it ({error or 'MemoryError'})"
+    else:
+        size = math.prod(shape) * dtype.itemsize
+        known = {d.np: d.short for d in DTYPES}
+        shown = f"{known.get(dtype, dtype.name)}[{','.join(str(d) for d in shape)}]"
+        message = f"an array {shown} needs {describe_bytes(size)}, more than numpy could allocate"
+    return ResourceExhaustedError(message, op=op.display_name, where=op.loc)
 
 
 def check_value(expected: Any, value: Any, what: str, op: Operation | None) -> np.ndarray:

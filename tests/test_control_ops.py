@@ -5,6 +5,7 @@ import pytest
 
 from flowc import ir
 from flowc.ir import Builder, Function, Module, TensorType, bool_, float32, int64
+from flowc.ir.errors import FlowcError, ResourceExhaustedError
 from flowc.ir.ops.control import build_call, build_cond, build_while
 
 F4 = TensorType(float32, (4,))
@@ -207,3 +208,32 @@ def test_declarations() -> None:
         assert op.pure and op.differentiable, name
     assert ir.registry.get("cond").num_regions == ir.registry.get("while").num_regions == 2
     assert ir.registry.get("call").num_regions == 0
+
+
+def test_out_of_memory_inside_a_region_names_the_inner_op() -> None:
+    """numpy's MemoryError in a branch becomes a ResourceExhaustedError naming the matmul that
+    asked for 4 TB and its line, not the cond around it."""
+    module = ir.parse_module(
+        "func @f(%p: bool[], %a: f32[?,1], %b: f32[1,?]) -> f32[?,?] {\n"
+        "  %r = cond %p, %a, %b : f32[?,?] {\n"
+        "  ^bb0(%x: f32[?,1], %y: f32[1,?]):\n"
+        "    %outer = matmul %x, %y {transpose_a = false, transpose_b = false} : f32[?,?]\n"
+        "    yield %outer : f32[?,?]\n"
+        "  } {\n"
+        "  ^bb0(%u: f32[?,1], %v: f32[1,?]):\n"
+        "    %zeros = sub %u, %u : f32[?,1]\n"
+        "    %other = matmul %zeros, %v {transpose_a = false, transpose_b = false} : f32[?,?]\n"
+        "    yield %other : f32[?,?]\n"
+        "  }\n"
+        "  return %r : f32[?,?]\n"
+        "}\n",
+        source="big.ir",
+    )
+    ir.verify(module)
+    column, row = np.ones((10**6, 1), np.float32), np.ones((1, 10**6), np.float32)
+    with pytest.raises(ResourceExhaustedError) as info:
+        ir.Interpreter(module).run_function("f", [np.array(True), column, row])
+    assert str(info.value) == ("matmul 'outer' (created at big.ir:4): an array f32[1000000,1000000] needs 3.64 TiB "
+                               "(4000000000000 bytes), more than numpy could allocate")
+    with pytest.raises(FlowcError, match="^@f takes 3 arguments, got 2$"):
+        ir.Interpreter(module).run_function("f", [column, row])

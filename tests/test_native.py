@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from test_pass_properties import random_module
 
 import flowc as fc
-from flowc.errors import FeedError
+from flowc.errors import FeedError, ResourceExhaustedError
 from flowc.ir import Module, evaluate
 from flowc.ir.printer import print_module
 from flowc.ir.types import as_dtype
@@ -752,3 +752,56 @@ def test_openblas_runs_its_threads_on_flowcs_pool(tmp_path) -> None:
     env.pop("GOTO_THREAD_TIMEOUT", None)
     output = subprocess.check_output([sys.executable, "-c", ONE_POOL_CHILD], env=env, text=True).split()
     assert output == ["3", "True", "False", "1", "True", "0"]
+
+
+# -- runs that cannot fit in memory: refused before allocating, naming the op -------------------------
+
+
+def outer_product_graph():
+    g = fc.Graph()
+    with g.as_default():
+        a = fc.placeholder(fc.float32, shape=[None, 1], name="a")
+        b = fc.placeholder(fc.float32, shape=[1, None], name="b")
+        product = fc.matmul(a, b, name="outer")
+    return g, a, b, product
+
+
+@pytest.mark.parametrize("target", ["cpu", "reference"])
+def test_a_product_too_big_for_memory_names_the_op(target) -> None:
+    """1e6 x 1 times 1 x 1e6 is 4 TB of float32: a ResourceExhaustedError (a MemoryError too) naming
+    the matmul, its shape and bytes, and the user's line, not numpy's bare MemoryError."""
+    g, a, b, product = outer_product_graph()
+    column, row = np.ones((10**6, 1), np.float32), np.ones((1, 10**6), np.float32)
+    with fc.Session(graph=g, target=target) as sess:
+        with pytest.raises(ResourceExhaustedError) as info:
+            sess.run(product, {a: column, b: row})
+        assert isinstance(info.value, MemoryError)
+        assert info.value.op == "matmul 'outer'" and info.value.where.startswith("test_native.py:")
+        assert "f32[1000000,1000000] needs 3.64 TiB (4000000000000 bytes)" in str(info.value)
+        small = sess.run(product, {a: column[:3], b: row[:, :5] * 2})  # the session still runs what fits
+        np.testing.assert_array_equal(small, np.full((3, 5), 2, np.float32))
+
+
+def test_a_run_whose_values_together_exceed_memory_names_the_biggest(monkeypatch) -> None:
+    """No value is over the limit alone; the results and scratch together are. The layout is
+    checked once per set of shapes: a run that fits pays nothing more."""
+    from flowc import memory_limit
+
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[None], name="x")
+        wide = fc.concat([x, x], axis=0, name="wide")
+        fetches = [fc.exp(wide, name="grown") * 2.0, fc.tanh(x, name="small")]
+    with fc.Session(graph=g) as sess:
+        monkeypatch.setattr(memory_limit, "machine_memory_bytes", lambda: 1 << 20)
+        fits = np.linspace(-1, 1, 1000, dtype=np.float32)
+        got = sess.run(fetches, {x: fits})
+        np.testing.assert_allclose(got[0], np.exp(np.concatenate([fits, fits])) * 2, rtol=2e-6)
+        with pytest.raises(ResourceExhaustedError) as info:
+            sess.run(fetches, {x: np.zeros(100_000, np.float32)})  # results 800 + 400 kB, `wide` 800 kB
+        message = str(info.value)
+        assert info.value.op == "concat 'wide'"  # as big as the product's result, and computed first
+        assert "this run needs 1.91 MiB (2000000 bytes) for its results and scratch" in message, message
+        assert "more than this machine's 1.00 MiB (1048576 bytes) of memory" in message
+        assert "the largest value is this op's result f32[200000], 781.25 KiB (800000 bytes)" in message
+        assert info.value.where.startswith("test_native.py:")
