@@ -114,6 +114,8 @@ def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
     that is not a well-formed graph_def raises a GraphError naming the node and what is wrong,
     and adds nothing to the graph.
     """
+    if isinstance(return_elements, str):
+        raise FetchError(f"return_elements is a list of names, got the string {return_elements!r}")
     if isinstance(graph_def, (str, bytes, bytearray)):
         graph_def = parse_text(graph_def, FORMAT)
     check_document(graph_def, FORMAT, VERSION)
@@ -388,8 +390,14 @@ def _no_scope() -> Any:
 def write_graph(graph_or_graph_def: Graph | dict[str, Any], logdir: str, name: str, as_text: bool = True) -> str:
     """Write the graph_def as JSON to logdir/name; returns the path."""
     document = graph_or_graph_def.as_graph_def() if isinstance(graph_or_graph_def, Graph) else graph_or_graph_def
-    os.makedirs(logdir, exist_ok=True)
     path = os.path.join(logdir, name)
-    with open(path, "w") as f:
-        json.dump(document, f, indent=1 if as_text else None, allow_nan=False)
+    text = json.dumps(document, indent=1 if as_text else None, allow_nan=False)  # before touching any file
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    except FileExistsError:
+        raise GraphError(f"cannot write the graph_def into {logdir!r}: it is a file, not a folder") from None
+    except OSError as error:
+        raise GraphError(f"cannot write the graph_def to {path!r}: {error.strerror or error}") from None
     return path

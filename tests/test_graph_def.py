@@ -441,3 +441,20 @@ def test_mutated_documents_import_or_raise_flowc_errors(data):
             sess.run("out:0", {"x:0": np.ones((2, 3), np.float32)})
     except FlowcError:
         pass
+
+
+def test_write_graph_into_a_file_is_a_graph_error(tmp_path):
+    g, _, _ = build_model()
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    with pytest.raises(GraphError, match=f"cannot write the graph_def into {str(taken)!r}: it is a file, not a folder"):
+        fc.write_graph(g, str(taken), "model.json")
+    with pytest.raises(GraphError, match="cannot write the graph_def to .*: Not a directory"):
+        fc.write_graph(g, str(taken / "below"), "model.json")
+
+
+def test_return_elements_must_be_a_list_of_names():
+    with fc.Graph().as_default(), pytest.raises(FetchError, match="a list of names, got the string 'x:0'"):
+        fc.import_graph_def(small_document(), return_elements="x:0")
+    with fc.Graph().as_default(), pytest.raises(FetchError, match="return_elements holds 3, not a name"):
+        fc.import_graph_def(small_document(), return_elements=[3])
