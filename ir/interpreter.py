@@ -9,6 +9,7 @@ batch of 7 against a weight of 8) is caught here with the op's name.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ class Interpreter:
 
     def __init__(self, module: Module | None = None):
         self.module = module
+        self.calls = 0  # functions being run: `call` nests them, and recursion can nest them deep
 
     def run_function(self, function: Function | str, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         if isinstance(function, str):
@@ -32,7 +34,16 @@ class Interpreter:
         if len(args) != len(function.args):
             count = f"{len(function.args)} argument" + ("" if len(function.args) == 1 else "s")
             raise FlowcError(f"@{function.name} takes {count}, got {len(args)}")
-        return self.run_region(function.body, args)
+        self.calls += 1
+        try:
+            return self.run_region(function.body, args)
+        except RecursionError:
+            if self.calls > 1:
+                raise  # to the outermost function, where the stack has room for a message
+            raise FlowcError(f"calls nest deeper than the reference interpreter can follow (Python's recursion "
+                             f"limit is {sys.getrecursionlimit()})", op=f"@{function.name}") from None
+        finally:
+            self.calls -= 1
 
     def run_region(self, region: Region, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Runs the region's entry block; returns its terminator's operands."""

@@ -237,3 +237,11 @@ def test_out_of_memory_inside_a_region_names_the_inner_op() -> None:
                                "(4000000000000 bytes), more than numpy could allocate")
     with pytest.raises(FlowcError, match="^@f takes 3 arguments, got 2$"):
         ir.Interpreter(module).run_function("f", [column, row])
+
+
+def test_recursion_deeper_than_python_allows_is_a_flowc_error() -> None:
+    module = factorial_module()
+    interpreter = ir.Interpreter(module)
+    with pytest.raises(FlowcError, match=r"^@fact: calls nest deeper than the reference interpreter can follow"):
+        interpreter.run_function("fact", [np.array(100_000)])
+    assert int(interpreter.run_function("fact", [np.array(20)])[0]) == 2432902008176640000  # and it still works
