@@ -243,7 +243,8 @@ def _graph_kind_outputs(kind: str, inputs: list[Tensor], attrs: dict[str, Any]) 
         raise GraphError(f"attribute 'var' names {variable.display_name}, not a {VARIABLE}")
     variable_type = TensorType(variable.attrs["dtype"], variable.attrs["shape"])
     value = inputs[0].type if kind in ASSIGN_KINDS else variable_type
-    fits = value.rank == variable_type.rank and all(d is None or d == v for d, v in zip(value.shape, variable_type.shape))
+    dims_fit = all(d is None or d == v for d, v in zip(value.shape, variable_type.shape))
+    fits = value.rank == variable_type.rank and dims_fit
     if value.dtype != variable_type.dtype or not fits:
         raise GraphError(f"assigns {inputs[0].name!r} of type {inputs[0].type} to variable "
                          f"{variable.name!r} of type {variable_type}")

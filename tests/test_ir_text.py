@@ -494,7 +494,8 @@ def nested_conds(depth: int) -> str:
     lines = ["func @f(%p0: bool[], %x0: f32[4]) -> f32[4] {"]
     for level in range(depth):
         p = f"%p{level}"
-        lines += [f"%r{level} = cond {p}, {p}, %x{level} : f32[4] {{", f"^bb0(%p{level + 1}: bool[], %x{level + 1}: f32[4]):"]
+        lines += [f"%r{level} = cond {p}, {p}, %x{level} : f32[4] {{",
+                  f"^bb0(%p{level + 1}: bool[], %x{level + 1}: f32[4]):"]
     lines += [f"%e = exp %x{depth} : f32[4]", "yield %e : f32[4]"]
     for level in reversed(range(depth)):
         lines += ["} {", f"^bb0(%q{level}: bool[], %y{level}: f32[4]):", f"yield %y{level} : f32[4]", "}"]

@@ -484,7 +484,8 @@ def test_cache_dir_that_is_a_file_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("FLOWC_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     (tmp_path / "flowc").write_text("")
-    with pytest.raises(CacheError, match=r"the default cache folder .*flowc' \(set FLOWC_CACHE_DIR to use another\) is a file"):
+    default = r"the default cache folder .*flowc' \(set FLOWC_CACHE_DIR to use another\) is a file"
+    with pytest.raises(CacheError, match=default):
         cache_dir()
 
 
@@ -516,7 +517,8 @@ def test_unwritable_cache_dir_is_a_clear_error(fresh_cache, monkeypatch):
             cached_library(cache_key("unwritable"), build)
     finally:
         fresh_cache.chmod(0o700)
-    assert str(info.value) == f"cannot write to the cache folder FLOWC_CACHE_DIR={str(fresh_cache)!r}: Permission denied"
+    folder = f"the cache folder FLOWC_CACHE_DIR={str(fresh_cache)!r}"
+    assert str(info.value) == f"cannot write to {folder}: Permission denied"
     assert calls == []
 
 
