@@ -242,12 +242,12 @@ def _graph_kind_outputs(kind: str, inputs: list[Tensor], attrs: dict[str, Any]) 
     if variable.type != VARIABLE:
         raise GraphError(f"attribute 'var' names {variable.display_name}, not a {VARIABLE}")
     variable_type = TensorType(variable.attrs["dtype"], variable.attrs["shape"])
-    value = inputs[0].type if kind in ASSIGN_KINDS else variable_type
-    dims_fit = all(d is None or d == v for d, v in zip(value.shape, variable_type.shape))
-    fits = value.rank == variable_type.rank and dims_fit
-    if value.dtype != variable_type.dtype or not fits:
-        raise GraphError(f"assigns {inputs[0].name!r} of type {inputs[0].type} to variable "
-                         f"{variable.name!r} of type {variable_type}")
+    if kind in ASSIGN_KINDS:  # as fc.assign checks: one dtype, one rank, unknown dims allowed
+        value = inputs[0].type
+        dims_fit = all(d is None or d == v for d, v in zip(value.shape, variable_type.shape))
+        if value.dtype != variable_type.dtype or value.rank != variable_type.rank or not dims_fit:
+            raise GraphError(f"assigns {inputs[0].name!r} of type {value} to variable {variable.name!r} of type "
+                             f"{variable_type}")
     return [variable_type]
 
 
@@ -274,7 +274,7 @@ def _decode(value: Any, scope: _Scope, depth: int) -> Any:
         return value
     if len(value) != 1 or next(iter(value)) not in _TAGS:
         raise GraphError(f"an object in an attribute value has one key, one of {', '.join(_TAGS)}; "
-                         f"got keys {sorted(value)}")
+                         f"got keys {sorted(map(str, value))}")
     (tag, content), = value.items()
     return _TAGS[tag](content, scope)
 

@@ -460,3 +460,11 @@ def test_return_elements_must_be_a_list_of_names():
         fc.import_graph_def(small_document(), return_elements="x:0")
     with fc.Graph().as_default(), pytest.raises(FetchError, match="return_elements holds 3, not a name"):
         fc.import_graph_def(small_document(), return_elements=[3])
+
+
+def test_an_assign_of_the_wrong_type_is_refused():
+    g, _, _ = build_model()
+    document = round_trip(g)
+    node(document, "dense/b/Assign")["inputs"] = ["dense/W/read:0"]
+    refused(document, "Assign 'dense/b/Assign'", "assigns 'import/dense/W/read:0' of type f32[4,3] to variable "
+                                                 "'import/dense/b' of type f32[3]")
