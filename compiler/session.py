@@ -6,6 +6,10 @@ cache key holds no fed sizes, because lowering uses the placeholders' static
 types, whose `None` dims stay symbolic. Later runs with the same key only
 check feeds and call the compiled function; on the CPU target a plan's later
 runs do that in C (Note [the fast run] in runtime/native/fast_run.c).
+
+Closing a Session (or dropping it) frees what its compiled runs hold: buffers
+at once, and each library once nothing else uses it (Note [unloading compiled
+code] in runtime/loader.py).
 """
 
 from __future__ import annotations
@@ -99,12 +103,19 @@ class Session:
         self.close()
 
     def close(self) -> None:
+        """Free the variables and the compiled runs; a later run raises. A run in flight in another
+        thread finishes: what it calls stays loaded until it returns (runtime/loader.py)."""
         self._closed = True
-        self._values.clear()
+        self._fast_call = None  # first: no fast run starts any more
+        self._fast.clear()  # the FastRuns hold their executables' code loaded
+        executables = [compiled.executable for compiled in self._cache.values()]
         self._cache.clear()
         self._plans.clear()
-        self._fast.clear()
-        self._fast_call = None
+        self._values.clear()
+        for executable in executables:
+            close = getattr(executable, "close", None)  # the reference target holds nothing to free
+            if close is not None:
+                close()
 
     # -- run -----------------------------------------------------------------
 

@@ -47,6 +47,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     entry_fn entry;
+    PyObject *owner;     /* what keeps `entry`'s code loaded (Note [unloading compiled code] in loader.py) */
     Py_ssize_t n_feeds, n_args, n_results, n_fetched;
     PyObject *feed_keys; /* tuple: the user's feed keys, in argument order */
     PyObject *variables; /* tuple: the variable ops read after the feeds */
@@ -87,6 +88,7 @@ static void FastRun_dealloc(FastRun *self) {
     Py_XDECREF(self->result_dtypes);
     Py_XDECREF(self->on_error);
     Py_XDECREF(self->allocate);
+    Py_XDECREF(self->owner); /* may unload the code: nothing here calls it any more */
     PyMem_Free(self->arg_types);
     PyMem_Free(self->arg_ranks);
     PyMem_Free(self->result_types);
@@ -114,25 +116,26 @@ static int read_sizes(PyObject *seq, Py_ssize_t n, const char *what, Py_ssize_t 
 }
 
 /* FastRun(entry, feed_keys, variables, values, arg_types, arg_ranks, result_dtypes,
- *         result_ranks, donors, n_fetched, error_slot, picks, answer, on_error, allocate, counter):
- * the arguments are the feeds, then the variables, then (where counter is not None) the count. */
+ *         result_ranks, donors, n_fetched, error_slot, picks, answer, on_error, allocate, counter, owner):
+ * the arguments are the feeds, then the variables, then (where counter is not None) the count;
+ * `owner` is kept as long as the FastRun, since `entry` is an address in the code it keeps loaded. */
 static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     unsigned long long entry;
     PyObject *feed_keys, *variables, *values, *arg_types, *arg_ranks, *result_dtypes, *result_ranks;
-    PyObject *donors, *picks, *on_error, *allocate, *counter;
+    PyObject *donors, *picks, *on_error, *allocate, *counter, *owner;
     Py_ssize_t n_fetched, error_slot;
     int answer;
     if (self->entry || (kwargs && PyDict_GET_SIZE(kwargs))) {
         PyErr_SetString(PyExc_TypeError, "FastRun takes positional arguments, once");
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "KO!O!O!OOO!OOnnO!iOOO", &entry, &PyTuple_Type, &feed_keys, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "KO!O!O!OOO!OOnnO!iOOOO", &entry, &PyTuple_Type, &feed_keys, &PyTuple_Type,
                           &variables, &PyDict_Type, &values, &arg_types, &arg_ranks, &PyTuple_Type,
                           &result_dtypes, &result_ranks, &donors, &n_fetched, &error_slot, &PyTuple_Type,
-                          &picks, &answer, &on_error, &allocate, &counter))
+                          &picks, &answer, &on_error, &allocate, &counter, &owner))
         return -1;
-    if (!entry || answer < ANSWER_ONE || answer > ANSWER_NONE || !PyCallable_Check(on_error) || !PyCallable_Check(allocate)) {
-        PyErr_SetString(PyExc_ValueError, "FastRun: bad entry point, answer kind or callbacks");
+    if (!entry || owner == Py_None || answer < ANSWER_ONE || answer > ANSWER_NONE || !PyCallable_Check(on_error) || !PyCallable_Check(allocate)) {
+        PyErr_SetString(PyExc_ValueError, "FastRun: bad entry point, owner, answer kind or callbacks");
         return -1;
     }
     if (counter != Py_None &&
@@ -158,6 +161,7 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     Py_INCREF(result_dtypes), self->result_dtypes = result_dtypes;
     Py_INCREF(on_error), self->on_error = on_error;
     Py_INCREF(allocate), self->allocate = allocate;
+    Py_INCREF(owner), self->owner = owner;
     self->counter = counter == Py_None ? NULL : Py_NewRef(counter);
     self->arg_types = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
     self->arg_ranks = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
