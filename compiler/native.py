@@ -168,7 +168,7 @@ class NativeExecutable:
         return len(self._layouts)
 
     def fast_run(self, feed_keys: tuple, variables: tuple, values: dict, n_fetched: int, picks: tuple[int, ...],
-                 answer: int, counter: np.ndarray | None) -> object | None:
+                 answer: int, counter: np.ndarray | None, locks: tuple = ()) -> object | None:
         """A FastRun of this executable for one Session plan (Note [the fast run] in
         runtime/native/fast_run.c), knowing the latest layouts; None where the extension is
         unavailable or an update is not written in place (the Session would have to store it).
@@ -176,7 +176,7 @@ class NativeExecutable:
         The arguments are `values[feed_keys[i]]` of the feed dict, then `values[v]` for `variables`,
         then, for random ops, the count in `counter` (a 0-d int64 array the run increments); `picks`
         says which fetched result each element of the answer is (-1: None), `answer` what is given
-        back (runtime/fast_run.py's ANSWER_*)."""
+        back (runtime/fast_run.py's ANSWER_*), `locks` the locks every run holds throughout."""
         extension = fast_run_module()
         library = self.library
         args = self.function.args
@@ -190,7 +190,7 @@ class NativeExecutable:
             tuple(v.type.rank for v in args), tuple(self._result_dtypes),
             tuple(v.type.rank for v in self.function.entry.ops[-1].operands), donors, n_fetched,
             self._error_slot, picks, answer, self._raise_from_layout, allocate, counter,
-            library)  # `library`: the FastRun holds an address in its code, so keeps it loaded
+            library, tuple(locks))  # `library`: the FastRun holds an address in its code, so keeps it loaded
         for shapes, layout in list(self._layouts.items())[-8:]:  # the latest: a FastRun holds at most 8
             fast.add_layout(layout, shapes, tuple(o[1] for o in layout.outputs), tuple(o[3] for o in layout.outputs),
                             ctypes.addressof(layout.buffers), ctypes.addressof(layout.dims), layout.arena_address,
