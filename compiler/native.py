@@ -156,7 +156,7 @@ class NativeExecutable:
         dims[error_slot] = 0
         entry = self._entry  # a local: it keeps the code loaded through the call, whatever close() does
         if entry is None:
-            raise FlowcError("this compiled function was closed (its Session was closed)")
+            raise _closed_error()
         status = entry(buffers, dims)  # ctypes releases the GIL for the call
         if status:
             self._raise(status, dims[error_slot + 1], layout.shapes)
@@ -201,6 +201,8 @@ class NativeExecutable:
         self._raise(status, index, layout.shapes)
 
     def _layout(self, args: list[np.ndarray]) -> ShapeLayout:
+        if self._entry is None:
+            raise _closed_error()
         shapes = propagate_shapes(self.function, [a.shape for a in args])
         for op in self.program.kernel_ops:
             check_no_hidden_broadcast(op, shapes)
@@ -260,6 +262,10 @@ class NativeExecutable:
             message = f"index {index} is out of range at run time for {list(shapes[op.operands[0]])}" \
                 if op.operands else f"index {index} is out of range at run time"
         raise IndexOutOfRange(message, op=op.display_name, where=op.loc)
+
+
+def _closed_error() -> FlowcError:
+    return FlowcError("this compiled function was closed (its Session was closed)")
 
 
 def address_of(array: np.ndarray) -> int:

@@ -218,6 +218,9 @@ class Session:
         plan.fast_layouts = count
         self._fast[key] = fast
         self._fast_call = module.run
+        if self._closed:  # close() ran in another thread meanwhile: a closed Session's runs must raise
+            self._fast.clear()
+            self._fast_call = None
 
     @staticmethod
     def _answer_kind(plan: RunPlan, fetches: Any) -> int | None:
