@@ -39,6 +39,9 @@ class Signature:
     uses_step: bool  # last argument: the Session's run counter, for random ops
     fetches: tuple[Tensor, ...]
     updates: tuple[Operation, ...]  # VariableV2 ops whose final value is a result after the fetches
+    # VariableV2 ops some assign of the run updates with use_locking, in creation order: the order in
+    # which a run takes their locks (Note [use_locking] in session.py)
+    locked: tuple[Operation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ def lower(graph: Graph, fetches: Sequence[Tensor], targets: Sequence[Operation],
     variables = _variables_read(ops, sources)
     updates = _final_assigns(ops)
     uses_step = any(op.type in RANDOM_KINDS for op in ops)
-    signature = Signature(tuple(feeds), tuple(variables), uses_step, tuple(fetches), tuple(updates))
+    locked = sorted({op.attrs["var"] for op in ops if op.type in ASSIGN_KINDS and op.attrs.get("use_locking")},
+                    key=lambda var: var.id)
+    signature = Signature(tuple(feeds), tuple(variables), uses_step, tuple(fetches), tuple(updates), tuple(locked))
     return Lowered(Module([_emit(ops, sources, signature)]), signature)
 
 

@@ -35,8 +35,11 @@ from flowc.ir.verifier import verify
 from flowc.passes import PassManager
 from flowc.passes.fusion import Fuse
 from flowc.passes.memory import materialize_results, plan_memory, separate_products
-from flowc.runtime import Library, allocate, arena, cache_key, cached_library, link_shared, support_library
+from flowc.runtime import (Library, allocate, arena, cache_key, cached_library, default_allocator, link_shared,
+                           support_library)
+from flowc.runtime.allocator import size_class
 from flowc.runtime.fast_run import module as fast_run_module
+from flowc.runtime.loader import function_address
 
 from .lowering import Lowered
 from .memory_limit import check_run_fits, value_bytes
@@ -83,9 +86,16 @@ class NativeExecutable:
         self.library_path, self.was_cached = cached_library(key, self._build)
         if any(calls_blas(op) for op in self.program.kernel_ops):
             load_blas()
-        self.library = Library(self.library_path)
+        # Shared with every executable of the same file; unloaded after the last of them and of their
+        # FastRuns is gone (Note [unloading compiled code] in runtime/loader.py).
+        self.library: Library | None = Library.load(self.library_path)
         self._entry = self.library.entry(ENTRY)
         self._entry.restype = ctypes.c_int32
+        # Size classes of the caching allocator that this executable's big outputs take: when it goes,
+        # the pool frees the blocks of those no other live executable takes.
+        self._pool_classes: set[int] = set()
+        self._release_pool = weakref.finalize(self, default_allocator().unreserve, self._pool_classes)
+        self._release_pool.atexit = False
         self._layouts: dict[tuple, ShapeLayout] = {}
         self._result_dtypes = [v.type.dtype.np for v in self.function.entry.ops[-1].operands]
         # Addresses as integers: filling an existing array by a slice costs a fifth of building a c_void_p one.
@@ -103,6 +113,15 @@ class NativeExecutable:
         link_shared([objects], [support_library(), *blas], out_path)
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
+
+    def close(self) -> None:
+        """Let go of the compiled code and the buffers: the arenas now, the caching allocator's blocks of
+        the sizes only this executable asked for, and the library once nothing else holds it (another
+        executable of the same file, a FastRun, a call in flight in another thread). A later call raises."""
+        self._entry = None
+        self.library = None
+        self._layouts = {}
+        self._release_pool()
 
     def __call__(self, args: list[np.ndarray]) -> list[np.ndarray]:
         layout = self._layouts.get(tuple([a.shape for a in args])) or self._layout(args)
@@ -136,7 +155,10 @@ class NativeExecutable:
         buffers[:] = addresses
         error_slot = self._error_slot
         dims[error_slot] = 0
-        status = self._entry(buffers, dims)  # ctypes releases the GIL for the call
+        entry = self._entry  # a local: it keeps the code loaded through the call, whatever close() does
+        if entry is None:
+            raise _closed_error()
+        status = entry(buffers, dims)  # ctypes releases the GIL for the call
         if status:
             self._raise(status, dims[error_slot + 1], layout.shapes)
         return results
@@ -147,7 +169,7 @@ class NativeExecutable:
         return len(self._layouts)
 
     def fast_run(self, feed_keys: tuple, variables: tuple, values: dict, n_fetched: int, picks: tuple[int, ...],
-                 answer: int, counter: np.ndarray | None) -> object | None:
+                 answer: int, counter: np.ndarray | None, locks: tuple = ()) -> object | None:
         """A FastRun of this executable for one Session plan (Note [the fast run] in
         runtime/native/fast_run.c), knowing the latest layouts; None where the extension is
         unavailable or an update is not written in place (the Session would have to store it).
@@ -155,19 +177,21 @@ class NativeExecutable:
         The arguments are `values[feed_keys[i]]` of the feed dict, then `values[v]` for `variables`,
         then, for random ops, the count in `counter` (a 0-d int64 array the run increments); `picks`
         says which fetched result each element of the answer is (-1: None), `answer` what is given
-        back (runtime/fast_run.py's ANSWER_*)."""
+        back (runtime/fast_run.py's ANSWER_*), `locks` the locks every run holds throughout."""
         extension = fast_run_module()
+        library = self.library
         args = self.function.args
         donors = tuple(self.plan.donated.get(j, -1) for j in range(len(self._result_dtypes)))
-        if extension is None or len(args) != len(feed_keys) + len(variables) + (counter is not None) or \
-                -1 in donors[n_fetched:]:
+        if extension is None or library is None or len(args) != len(feed_keys) + len(variables) + \
+                (counter is not None) or -1 in donors[n_fetched:]:
             return None
-        entry = ctypes.cast(self._entry, ctypes.c_void_p).value
+        entry = function_address(library.entry(ENTRY))
         fast = extension.FastRun(
             entry, feed_keys, variables, values, tuple(v.type.dtype.np.num for v in args),
             tuple(v.type.rank for v in args), tuple(self._result_dtypes),
             tuple(v.type.rank for v in self.function.entry.ops[-1].operands), donors, n_fetched,
-            self._error_slot, picks, answer, self._raise_from_layout, allocate, counter)
+            self._error_slot, picks, answer, self._raise_from_layout, allocate, counter,
+            library, tuple(locks))  # `library`: the FastRun holds an address in its code, so keeps it loaded
         for shapes, layout in list(self._layouts.items())[-8:]:  # the latest: a FastRun holds at most 8
             fast.add_layout(layout, shapes, tuple(o[1] for o in layout.outputs), tuple(o[3] for o in layout.outputs),
                             ctypes.addressof(layout.buffers), ctypes.addressof(layout.dims), layout.arena_address,
@@ -178,6 +202,8 @@ class NativeExecutable:
         self._raise(status, index, layout.shapes)
 
     def _layout(self, args: list[np.ndarray]) -> ShapeLayout:
+        if self._entry is None:
+            raise _closed_error()
         shapes = propagate_shapes(self.function, [a.shape for a in args])
         for op in self.program.kernel_ops:
             check_no_hidden_broadcast(op, shapes)
@@ -192,6 +218,11 @@ class NativeExecutable:
         result_shapes = [shapes[v] for v in self.function.entry.ops[-1].operands]
         outputs = [(self.plan.donated.get(j), shape, dtype, math.prod(shape) * dtype.itemsize <= SMALL_BYTES)
                    for j, (shape, dtype) in enumerate(zip(result_shapes, self._result_dtypes))]
+        for donor, shape, dtype, small in outputs:
+            size = size_class(math.prod(shape) * dtype.itemsize)
+            if donor is None and not small and size not in self._pool_classes:
+                self._pool_classes.add(size)
+                default_allocator().reserve(size)
         if self._dump:
             with open(self._dump, "a") as f:
                 f.write(f"arguments {[a.shape for a in args]}: scratch arena peak {peak} bytes\n")
@@ -206,6 +237,8 @@ class NativeExecutable:
         milliseconds so far. Only for a build made with FLOWC_PROFILE=1 (else an error)."""
         if not self.profiling:
             raise FlowcError("no profile: this function was compiled without FLOWC_PROFILE=1")
+        if self.library is None:
+            raise FlowcError("no profile: this compiled function was closed")
         count = 2 * max(len(self.program.kernel_ops), 1)
         table = self.library.data(ctypes.c_int64 * count, PROFILE_SYMBOL)
         rows = []
@@ -231,6 +264,10 @@ class NativeExecutable:
             message = f"index {index} is out of range at run time for {list(shapes[op.operands[0]])}" \
                 if op.operands else f"index {index} is out of range at run time"
         raise IndexOutOfRange(message, op=op.display_name, where=op.loc)
+
+
+def _closed_error() -> FlowcError:
+    return FlowcError("this compiled function was closed (its Session was closed)")
 
 
 def address_of(array: np.ndarray) -> int:

@@ -6,11 +6,30 @@ cache key holds no fed sizes, because lowering uses the placeholders' static
 types, whose `None` dims stay symbolic. Later runs with the same key only
 check feeds and call the compiled function; on the CPU target a plan's later
 runs do that in C (Note [the fast run] in runtime/native/fast_run.c).
+
+Closing a Session (or dropping it) frees what its compiled runs hold: buffers
+at once, and each library once nothing else uses it (Note [unloading compiled
+code] in runtime/loader.py).
+
+Note [use_locking]
+A compiled run reads the variables it needs at its start and writes the ones it
+updates at its end (Note [variables as arguments]), so two threads running one
+training step on one Session both start from the same values and one update is
+lost, as TensorFlow 1's default `use_locking=False` may lose them. An assign
+made with `use_locking=True` (the optimizers' too) records it on the graph op;
+lowering lists those variables in `Signature.locked`, and every run whose plan
+updates one holds that variable's lock (one per Session and variable) from
+before it reads anything until it has written everything: such runs of one
+variable are serialized and none is lost. Locks are taken in the variables'
+creation order, so two plans never wait for each other. Runs that only read a
+variable, or update it without use_locking, take no lock and are not blocked.
+The fast run takes the same locks (runtime/native/fast_run.c).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -38,6 +57,7 @@ class RunPlan:
     flat: list[int | None] | None = None  # a flat list/tuple fetch: per element its result (None: an op)
     flat_kind: type = list
     fast_layouts: int = 0  # the layouts the plan's FastRun knows (Note [the fast run]); -1: it has none
+    locks: tuple[threading.Lock, ...] = ()  # held across every run, in this order (Note [use_locking])
 
     def __post_init__(self) -> None:
         # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
@@ -90,6 +110,7 @@ class Session:
         # Run counter of random ops (Note [counter-based random numbers]): an array, so the fast
         # run counts in the same place.
         self._step = np.zeros((), np.int64)
+        self._locks: dict[Operation, threading.Lock] = {}  # per variable (Note [use_locking])
         self._closed = False
 
     def __enter__(self) -> Session:
@@ -99,12 +120,19 @@ class Session:
         self.close()
 
     def close(self) -> None:
+        """Free the variables and the compiled runs; a later run raises. A run in flight in another
+        thread finishes: what it calls stays loaded until it returns (runtime/loader.py)."""
         self._closed = True
-        self._values.clear()
+        self._fast_call = None  # first: no fast run starts any more
+        self._fast.clear()  # the FastRuns hold their executables' code loaded
+        executables = [compiled.executable for compiled in self._cache.values()]
         self._cache.clear()
         self._plans.clear()
-        self._fast.clear()
-        self._fast_call = None
+        self._values.clear()
+        for executable in executables:
+            close = getattr(executable, "close", None)  # the reference target holds nothing to free
+            if close is not None:
+                close()
 
     # -- run -----------------------------------------------------------------
 
@@ -112,6 +140,14 @@ class Session:
         """Values of `fetches` (a tensor, op, Variable, name, or nested list/tuple/dict of them).
 
         Fetching an op (or a name without ':N' of an op without outputs) runs it and gives None.
+
+        Threads may share a Session and run at once. A run reads its variables at its start and
+        writes its updates at its end, so concurrent runs that update one variable may lose
+        updates (each starts from the same value), as under TensorFlow 1's default
+        `use_locking=False`. Build the updates with `use_locking=True` (`fc.assign_add(v, 1,
+        use_locking=True)`, `fc.train.GradientDescentOptimizer(0.1, use_locking=True)`) and the
+        runs that make them hold the variable's lock throughout, one at a time: no update is lost.
+        Runs that only read are never blocked (and may see a value being written).
         """
         fast = self._fast_call
         if fast is not None:
@@ -131,7 +167,7 @@ class Session:
             if key is not None:
                 self._plans[key] = plan
         args = [_checked(spec, feed_dict[k]) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
-        results = self._call(plan.compiled, args)
+        results = self._call_locked(plan, args) if plan.locks else self._call(plan.compiled, args)
         if plan.fast_layouts >= 0:
             self._refresh_fast(plan, fetches, original_feeds)
         if plan.single:
@@ -153,6 +189,7 @@ class Session:
         feed_tensors = list(compiled.signature.feeds)
         single = not isinstance(fetches, _NESTED) and len(tensors) == 1 and not targets
         plan = RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild, single)
+        plan.locks = tuple(self._locks.setdefault(var, threading.Lock()) for var in compiled.signature.locked)
         if type(fetches) in (list, tuple) and len(leaves) == len(fetches) and \
                 not any(type(v) in _NESTED for v in fetches):
             plan.flat = [tensors.index(leaf) if isinstance(leaf, Tensor) else None for leaf in leaves]
@@ -174,13 +211,16 @@ class Session:
         if count is not None and key is not None and answer is not None:
             picks = (0,) if plan.single else tuple(-1 if i is None else i for i in plan.flat or ())
             fast = executable.fast_run(tuple(plan.feed_keys), tuple(sig.variables), self._values, len(sig.fetches),
-                                       picks, answer, self._step if sig.uses_step else None)
+                                       picks, answer, self._step if sig.uses_step else None, plan.locks)
         if fast is None:
             plan.fast_layouts = -1
             return
         plan.fast_layouts = count
         self._fast[key] = fast
         self._fast_call = module.run
+        if self._closed:  # close() ran in another thread meanwhile: a closed Session's runs must raise
+            self._fast.clear()
+            self._fast_call = None
 
     @staticmethod
     def _answer_kind(plan: RunPlan, fetches: Any) -> int | None:
@@ -204,6 +244,18 @@ class Session:
             compiled = CompiledRun(lowered, compile_lowered(lowered, self.target, self.fast_math))
             self._cache[key] = compiled
         return compiled
+
+    def _call_locked(self, plan: RunPlan, args: list[np.ndarray]) -> list[np.ndarray]:
+        """`_call` holding the locks of the variables the plan updates with use_locking (Note [use_locking])."""
+        taken = 0
+        try:
+            for lock in plan.locks:
+                lock.acquire()
+                taken += 1
+            return self._call(plan.compiled, args)
+        finally:
+            for lock in reversed(plan.locks[:taken]):
+                lock.release()
 
     def _call(self, compiled: CompiledRun, args: list[np.ndarray]) -> list[np.ndarray]:
         sig = compiled.signature

@@ -107,14 +107,14 @@ class Variable(TensorOperators):
         with self.graph.control_dependencies([self.initializer]):
             return self._read(self.graph)
 
-    def assign(self, value: Any, name: str | None = None) -> Tensor:
-        return assign(self, value, name=name)
+    def assign(self, value: Any, use_locking: bool = False, name: str | None = None) -> Tensor:
+        return assign(self, value, use_locking=use_locking, name=name)
 
-    def assign_add(self, delta: Any, name: str | None = None) -> Tensor:
-        return assign_add(self, delta, name=name)
+    def assign_add(self, delta: Any, use_locking: bool = False, name: str | None = None) -> Tensor:
+        return assign_add(self, delta, use_locking=use_locking, name=name)
 
-    def assign_sub(self, delta: Any, name: str | None = None) -> Tensor:
-        return assign_sub(self, delta, name=name)
+    def assign_sub(self, delta: Any, use_locking: bool = False, name: str | None = None) -> Tensor:
+        return assign_sub(self, delta, use_locking=use_locking, name=name)
 
     def __repr__(self) -> str:
         return f"<fc.Variable '{self.name}' shape={format_shape(self.shape)} dtype={self.dtype.name}>"
@@ -123,7 +123,7 @@ class Variable(TensorOperators):
 
 
 def _assign(kind: str, default_name: str) -> Callable[..., Tensor]:
-    def build(ref: Variable, value: Any, name: str | None = None) -> Tensor:
+    def build(ref: Variable, value: Any, use_locking: bool = False, name: str | None = None) -> Tensor:
         if not isinstance(ref, Variable):
             raise GraphError(f"{kind} needs a Variable to assign to, got {ref!r}", op=kind, where=user_location())
         tensor = convert_to_tensor(value, dtype=ref.dtype)
@@ -131,11 +131,14 @@ def _assign(kind: str, default_name: str) -> Callable[..., Tensor]:
             raise FlowcTypeError(f"value of shape {format_shape(tensor.shape)} cannot be assigned to variable "
                                  f"{ref.name!r} of shape {format_shape(ref.shape)}", op=f"{kind} '{ref.op.name}'",
                                  where=user_location())
-        op = ref.graph.create_op(kind, (tensor,), {"var": ref.op}, name=name or default_name, output_types=[ref.type])
+        op = ref.graph.create_op(kind, (tensor,), {"var": ref.op, "use_locking": bool(use_locking)},
+                                 name=name or default_name, output_types=[ref.type])
         return op.outputs[0]
 
     build.__name__ = default_name
-    build.__doc__ = f"{kind}: sets the variable; the result is its new value."
+    build.__doc__ = (f"{kind}: sets the variable; the result is its new value. With `use_locking=True`, runs "
+                     "that make this update hold the variable's lock throughout, so threads sharing a Session "
+                     "lose none of them (Note [use_locking] in session.py).")
     return build
 
 

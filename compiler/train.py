@@ -42,11 +42,17 @@ GradsAndVars = list[tuple[Tensor | None, Variable]]
 
 
 class Optimizer(ABC):
-    """The base: subclasses say how one variable moves given its gradient (`_apply_dense`)."""
+    """The base: subclasses say how one variable moves given its gradient (`_apply_dense`).
 
-    def __init__(self, learning_rate: Any, name: str):
+    `use_locking=True` makes every assign of the update (variables, slots, Adam's powers and the
+    global step) lock its variable, so threads running the step on one Session lose no update
+    (Note [use_locking] in session.py); by default, as in TensorFlow 1, they may.
+    """
+
+    def __init__(self, learning_rate: Any, name: str, use_locking: bool = False):
         self._learning_rate = learning_rate
         self._name = name
+        self._use_locking = use_locking
         self._slots: dict[str, dict[Variable, Variable]] = {}
 
     # -- the TensorFlow 1 interface --------------------------------------------
@@ -78,7 +84,7 @@ class Optimizer(ABC):
             finish = self._finish(updates)
             if global_step is not None:
                 with control_dependencies(finish):
-                    finish = [assign_add(global_step, 1)]
+                    finish = [assign_add(global_step, 1, use_locking=self._use_locking)]
             return group(*finish, name=name or self._name)
 
     def get_slot(self, var: Variable, name: str) -> Variable | None:
@@ -120,18 +126,19 @@ class Optimizer(ABC):
 class GradientDescentOptimizer(Optimizer):
     """var -= learning_rate * grad."""
 
-    def __init__(self, learning_rate: Any, name: str = "GradientDescent"):
-        super().__init__(learning_rate, name)
+    def __init__(self, learning_rate: Any, use_locking: bool = False, name: str = "GradientDescent"):
+        super().__init__(learning_rate, name, use_locking)
 
     def _apply_dense(self, grad: Tensor, var: Variable) -> Tensor:
-        return assign_sub(var, self._lr(var) * grad)
+        return assign_sub(var, self._lr(var) * grad, use_locking=self._use_locking)
 
 
 class MomentumOptimizer(Optimizer):
     """accum = momentum * accum + grad; var -= lr * accum (Nesterov: var -= lr * (grad + momentum * accum))."""
 
-    def __init__(self, learning_rate: Any, momentum: float, use_nesterov: bool = False, name: str = "Momentum"):
-        super().__init__(learning_rate, name)
+    def __init__(self, learning_rate: Any, momentum: float, use_locking: bool = False, name: str = "Momentum",
+                 use_nesterov: bool = False):
+        super().__init__(learning_rate, name, use_locking)
         self._momentum = momentum
         self._use_nesterov = use_nesterov
 
@@ -142,9 +149,9 @@ class MomentumOptimizer(Optimizer):
     def _apply_dense(self, grad: Tensor, var: Variable) -> Tensor:
         accum = self.get_slot(var, "momentum")
         momentum = convert_to_tensor(self._momentum, dtype=var.dtype)
-        new_accum = assign(accum, accum * momentum + grad)
+        new_accum = assign(accum, accum * momentum + grad, use_locking=self._use_locking)
         step = grad + momentum * new_accum if self._use_nesterov else new_accum
-        return assign_sub(var, self._lr(var) * step)
+        return assign_sub(var, self._lr(var) * step, use_locking=self._use_locking)
 
 
 class AdamOptimizer(Optimizer):
@@ -159,8 +166,8 @@ class AdamOptimizer(Optimizer):
     """
 
     def __init__(self, learning_rate: Any = 0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
-                 name: str = "Adam"):
-        super().__init__(learning_rate, name)
+                 use_locking: bool = False, name: str = "Adam"):
+        super().__init__(learning_rate, name, use_locking)
         self._beta1, self._beta2, self._epsilon = beta1, beta2, epsilon
         self._powers: tuple[Variable, Variable] | None = None
 
@@ -184,12 +191,14 @@ class AdamOptimizer(Optimizer):
         one = convert_to_tensor(1.0, dtype=dtype)
         lr_t = self._lr(var) * sqrt(one - beta2_power) / (one - beta1_power)
         m, v = self.get_slot(var, "m"), self.get_slot(var, "v")
-        new_m = assign(m, beta1 * m + (one - beta1) * grad)
-        new_v = assign(v, beta2 * v + (one - beta2) * grad * grad)
-        return assign_sub(var, lr_t * new_m / (sqrt(new_v) + epsilon))
+        locking = self._use_locking
+        new_m = assign(m, beta1 * m + (one - beta1) * grad, use_locking=locking)
+        new_v = assign(v, beta2 * v + (one - beta2) * grad * grad, use_locking=locking)
+        return assign_sub(var, lr_t * new_m / (sqrt(new_v) + epsilon), use_locking=locking)
 
     def _finish(self, updates: list[Tensor]) -> list[Any]:
         assert self._powers is not None
         beta1_power, beta2_power = self._powers
         with control_dependencies(updates):  # after every update read this step's powers
-            return [assign(beta1_power, beta1_power * self._beta1), assign(beta2_power, beta2_power * self._beta2)]
+            return [assign(beta1_power, beta1_power * self._beta1, use_locking=self._use_locking),
+                    assign(beta2_power, beta2_power * self._beta2, use_locking=self._use_locking)]

@@ -166,6 +166,10 @@ class Operation:
     def verify_extra(self) -> None:
         """Checks beyond the type rule (region signatures, attribute ranges)."""
 
+    @classmethod
+    def verify_block(cls, block: Block) -> None:
+        """Checks of this kind of op that need the whole block that holds them; run once per block."""
+
     def evaluate(self, operands: list[Any], interpreter: Any) -> Any:
         """Reference evaluation; region ops override this to run their regions."""
         return self.reference(*operands)

@@ -59,6 +59,8 @@ def _verify_block(block: Block, terminator: str) -> None:
             defined.add(result)
     if last.name != terminator:
         raise VerifyError(last, f"block must end with {terminator}, ends with {last.name}")
+    for kind in dict.fromkeys(type(op) for op in block.ops):
+        kind.verify_block(block)
 
 
 def _verify_op(op: Operation) -> None:

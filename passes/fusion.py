@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowc.ir import Block, Module, Operation, OpResult, Region, Value
-from flowc.ir.ops.fusion import REDUCTIONS, VIEWS, Fusion, is_pointwise, kernel_problem
+from flowc.ir.ops.fusion import REDUCTIONS, VIEWS, DimTies, Fusion, is_pointwise, kernel_problem
 from flowc.ir.ops.structure import Constant, Yield
 
 from .manager import Pass
@@ -143,6 +143,7 @@ class Planner:
 
     def __init__(self, block: Block):
         self.index = {op: i for i, op in enumerate(block.ops)}
+        self.ties = DimTies(block.ops)  # which unknown dims are one size (Note [unknown dims in a kernel])
         self.order = [Group([op], initial_kind(op)) for op in block.ops if not op.is_terminator]
         self.group_of = {group.ops[0]: group for group in self.order}
         for position, group in enumerate(self.order):
@@ -217,7 +218,7 @@ class Planner:
         if kind is None:
             return False
         ops = sorted(a.ops + b.ops, key=self.index.__getitem__)
-        if not (kind == "loop" and same_loop_shape(a, b)) and not valid_kernel(kind, ops):
+        if not (kind == "loop" and same_loop_shape(a, b, self.ties)) and not valid_kernel(kind, ops, self.ties):
             return False
         first, second = (a, b) if a.position < b.position else (b, a)
         between = self.descendants_before(first, second, direct_ok=not siblings)
@@ -273,14 +274,14 @@ def merged_kind(a: str, b: str) -> str | None:
     return "reduction"
 
 
-def same_loop_shape(a: Group, b: Group) -> bool:
+def same_loop_shape(a: Group, b: Group, ties: DimTies) -> bool:
     """Two loop groups of one iteration shape: their union is a loop kernel, no need to check each op."""
-    return a.ops[0].results[0].type.shape == b.ops[0].results[0].type.shape
+    return ties.shape(a.ops[0].results[0]) == ties.shape(b.ops[0].results[0])
 
 
-def valid_kernel(kind: str, ops: list[Operation]) -> bool:
+def valid_kernel(kind: str, ops: list[Operation], ties: DimTies) -> bool:
     """The contract, and for a matmul kernel: every other op is its epilogue (depends on it)."""
-    if kernel_problem(kind, ops) is not None:
+    if kernel_problem(kind, ops, ties=ties) is not None:
         return False
     if kind != "matmul":
         return True

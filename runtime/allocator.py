@@ -15,7 +15,11 @@ escape (`arr.ctypes.data` kept as an int) are the holder's responsibility, as
 with any allocator.
 
 The pool holds at most `limit` bytes ($FLOWC_POOL_BYTES, default 1 GiB) of
-unused blocks, dropping the least recently returned beyond that.
+unused blocks, dropping the least recently returned beyond that. A compiled
+function `reserve`s the size classes of its big outputs while it lives; when
+it goes (its Session closed), `unreserve` frees the unused blocks of each
+class no other live function reserved, so a closed Session's outputs do not
+sit in the pool until the limit pushes them out.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import math
 import os
 import threading
 import weakref
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -68,6 +73,8 @@ class CachingAllocator:
         # A live lease's weakref -> (size class, block, address) to pool when it dies.
         self._leases: dict[weakref.ref, tuple[int, np.ndarray, int]] = {}
         self._specs: dict[tuple, tuple[int, tuple[int, ...], np.dtype]] = {}
+        self._reserved: collections.Counter[int] = collections.Counter()  # size class -> live users
+        self._unreserved: collections.deque[tuple[int, ...]] = collections.deque()  # as _returned
         self.hits = self.misses = self.cached_bytes = 0
 
     def allocate(self, shape: tuple[int, ...] | int, dtype: np.dtype | type | str) -> np.ndarray:
@@ -77,7 +84,7 @@ class CachingAllocator:
         except (KeyError, TypeError):  # TypeError: an unhashable shape such as a list
             size, shape, dtype = self._spec(shape, dtype)
         with self._lock:
-            if self._returned:
+            if self._returned or self._unreserved:
                 self._drain()
             blocks = self._free.get(size)
             if blocks:
@@ -133,6 +140,23 @@ class CachingAllocator:
             self._order.clear()
             self.cached_bytes = 0
 
+    def reserve(self, nbytes: int) -> None:
+        """Note that a live user (a compiled function) will ask for blocks of `nbytes` again."""
+        with self._lock:
+            self._reserved[size_class(nbytes)] += 1
+
+    def unreserve(self, size_classes: Iterable[int]) -> None:
+        """A user that reserved these size classes is gone: free the unused blocks of each class that
+        no other live user reserved. (Blocks still lent out come back to the pool as usual.)
+
+        Called from finalizers, so as `_release`: queued, and done now only if the lock is free."""
+        self._unreserved.append(tuple(size_classes))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drain()
+            finally:
+                self._lock.release()
+
     def _release(self, lease_ref: weakref.ref) -> None:
         """The weakref callback of a lease: the buffer and every view of it are gone."""
         self._returned.append(self._leases.pop(lease_ref))
@@ -143,7 +167,8 @@ class CachingAllocator:
                 self._lock.release()
 
     def _drain(self) -> None:
-        """Pool the returned blocks, then evict the least recently returned beyond the limit."""
+        """Pool the returned blocks, free the classes nobody reserves any more, then evict the least
+        recently returned beyond the limit."""
         while self._returned:
             size, block, address = self._returned.popleft()
             if size > self.limit:
@@ -151,6 +176,15 @@ class CachingAllocator:
             self._free.setdefault(size, {})[id(block)] = (block, address)
             self._order[id(block)] = size
             self.cached_bytes += size
+        while self._unreserved:
+            for size in self._unreserved.popleft():
+                self._reserved[size] -= 1
+                if self._reserved[size] > 0:
+                    continue
+                del self._reserved[size]
+                for key in self._free.pop(size, {}):
+                    del self._order[key]
+                    self.cached_bytes -= size
         while self.cached_bytes > self.limit:
             key, size = self._order.popitem(last=False)
             del self._free[size][key]

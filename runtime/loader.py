@@ -8,13 +8,41 @@ Every entry point has the C signature
 the order the backend chose; `dims` the run-time sizes. The functions come
 from ctypes.CDLL (not PyDLL), so each call releases the GIL: other Python
 threads run while native code does, and two threads may call at once.
+
+Note [unloading compiled code]
+A process that builds many graphs (a hyperparameter search, a test suite)
+must not keep every library it ever loaded: each costs a few mappings and
+the pages of its code. A compiled library is unloaded (dlclose) when the last
+Python object that can reach its code is gone, so no call ever lands in an
+unloaded library:
+
+- The unloader is a finalizer on the ctypes.CDLL, and every function object
+  `Library.entry` gives holds a reference to it, so a live entry point keeps
+  its code loaded, even in a frame that is calling it while another thread
+  drops everything else. (Not ctypes' own `cdll[name]`: a function made that
+  way refers to itself, and only a garbage collection would free it and the
+  CDLL. `entry` makes one from the symbol's address, which holds nothing, and
+  gives it the reference by hand. `ctypes.cast` of a function makes the same
+  kind of cycle: see `function_address`.)
+- What holds a raw address instead of a function object holds the owner
+  explicitly: CallFrame keeps the entry point, a FastRun (native/fast_run.c)
+  keeps the Library.
+- `Library.load(path)` gives every user of one file the same Library, so the
+  Python side counts users as dlopen does; one Library is one dlopen and,
+  when it dies, one dlclose. (Two Library objects of one file are two dlopens
+  and two dlcloses: the loader unmaps the code after the second.)
+
+At interpreter exit nothing is unloaded: threads and objects that outlive
+the finalizers may still hold addresses, and the process is going anyway.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import os
 import threading
+import weakref
 
 from flowc.ir.errors import FlowcError
 from flowc.runtime.build import support_library
@@ -62,8 +90,15 @@ def set_num_threads(count: int) -> None:
     support().flowc_set_num_threads(int(count))
 
 
+# (path, device, inode) -> the Library loaded from that file, while anything uses it.
+_loaded: weakref.WeakValueDictionary[tuple[str, int, int], Library] = weakref.WeakValueDictionary()
+_loaded_lock = threading.Lock()
+
+
 class Library:
-    """A loaded shared library of compiled code. It stays loaded for the process's life."""
+    """A loaded shared library of compiled code, unloaded when nothing can call into it any more
+    (Note [unloading compiled code]). `Library(path)` loads a copy of its own; `Library.load(path)`
+    shares one per file."""
 
     def __init__(self, path: str):
         support()  # first, so the library's references to flowc_rt resolve to the loaded copy
@@ -73,13 +108,31 @@ class Library:
         except OSError as error:
             raise LoadError(f"cannot load compiled library {path}: {error}") from None
         self._entries: dict[str, ctypes._CFuncPtr] = {}
+        unloader = weakref.finalize(self._library, _unload, self._library._handle)
+        unloader.atexit = False
+
+    @classmethod
+    def load(cls, path: str) -> Library:
+        """The Library of the file at `path`: the one already loaded while anything uses it, else a new one."""
+        try:
+            status = os.stat(path)
+        except OSError as error:
+            raise LoadError(f"cannot load compiled library {path}: {error}") from None
+        key = (path, status.st_dev, status.st_ino)  # a rebuilt file at the same path is another library
+        with _loaded_lock:
+            library = _loaded.get(key)
+            if library is None:
+                library = _loaded[key] = cls(path)
+            return library
 
     def data(self, ctype: type, name: str) -> ctypes._CData:
-        """The exported variable `name` of the library, seen as `ctype` (no copy)."""
+        """The exported variable `name` of the library, seen as `ctype` (no copy); it keeps the library loaded."""
         try:
-            return ctype.in_dll(self._library, name)
+            value = ctype.in_dll(self._library, name)
         except ValueError:
             raise LoadError(f"{self.path} exports no {name!r}") from None
+        value._library = self._library  # in_dll keeps no reference to the CDLL: the view would outlive the pages
+        return value
 
     def entry(self, name: str) -> ctypes._CFuncPtr:
         """The entry point `void name(void **buffers, const int64_t *dims)` as a ctypes function.
@@ -89,9 +142,11 @@ class Library:
         function = self._entries.get(name)
         if function is None:
             try:
-                function = self._library[name]  # a fresh function object, ours to configure
-            except AttributeError:
+                address = ctypes.addressof(ctypes.c_char.in_dll(self._library, name))  # dlsym, keeping nothing
+            except ValueError:
                 raise LoadError(f"{self.path} has no entry point {name!r}") from None
+            function = self._library._FuncPtr(address)  # a fresh function object, ours to configure
+            function._library = self._library  # what keeps the code loaded (Note [unloading compiled code])
             function.argtypes = ENTRY_ARGTYPES
             function.restype = None
             self._entries[name] = function
@@ -99,6 +154,26 @@ class Library:
 
     def __repr__(self) -> str:
         return f"Library({self.path!r})"
+
+
+def _unload(handle: int) -> None:
+    """dlclose a handle of ctypes.CDLL, which has no close of its own.
+
+    `_ctypes.dlclose` is the interpreter's own binding of the dlclose that ctypes' dlopen came
+    from; libc's through ctypes would first have to find the right library (libdl before glibc
+    2.34, libSystem on macOS). A failure (OSError) cannot be reported from a finalizer: the
+    library then stays mapped, as every library did before unloading existed."""
+    try:
+        _ctypes.dlclose(handle)
+    except OSError:
+        pass
+
+
+def function_address(function: ctypes._CFuncPtr) -> int:
+    """The address of a ctypes function's code. Not `ctypes.cast(function, c_void_p)`: cast stores the
+    function in its own `_objects`, a reference cycle that keeps the library loaded until a garbage
+    collection (Note [unloading compiled code])."""
+    return ctypes.c_void_p.from_address(ctypes.addressof(function)).value or 0
 
 
 def call(entry: ctypes._CFuncPtr, buffer_addresses: ctypes.Array, dims: ctypes.Array) -> None:
@@ -114,7 +189,7 @@ class CallFrame:
     thread-safe; give each calling thread its own.
     """
 
-    __slots__ = ("_function", "buffers", "dims")
+    __slots__ = ("_entry", "_function", "buffers", "dims")
 
     def __init__(self, entry: ctypes._CFuncPtr, num_buffers: int, num_dims: int):
         self.buffers = (ctypes.c_void_p * max(num_buffers, 1))()
@@ -123,8 +198,9 @@ class CallFrame:
         # pointer to its first element without running a converter, which
         # makes the call about a third cheaper. Safe only because the
         # arguments are always these two arrays.
-        self._function = type(entry)(ctypes.cast(entry, ctypes.c_void_p).value)
+        self._function = type(entry)(function_address(entry))
         self._function.restype = None
+        self._entry = entry  # a function made from an address keeps nothing loaded: the entry keeps its library
 
     def __call__(self) -> None:
         self._function(self.buffers, self.dims)

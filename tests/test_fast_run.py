@@ -233,11 +233,13 @@ def test_random_ops_count_runs_as_the_python_path_does(monkeypatch) -> None:
 def test_fast_run_refuses_bad_descriptions() -> None:
     FastRun = fast_run.module().FastRun
     ok = (1, (7,), (), {}, (np.dtype(np.float32).num,), (1,), (np.dtype(np.float32),), (0,), (-1,), 1, 0, (0,), 0,
-          print, print, None)
+          print, print, None, object(), ())
     FastRun(*ok)
     for position, bad in [(0, 0), (8, (5,)), (6, ("f4",)), (11, (3,)), (12, 7), (8, (-1, -1)), (5, (40,)),
                           (8, (0,)),  # a rank-0 result written into a rank-1 argument
-                          (15, np.zeros(1, np.int64)), (15, np.zeros((), np.int32))]:  # counters of another shape or type
+                          (15, np.zeros(1, np.int64)), (15, np.zeros((), np.int32)),  # counters of another shape or type
+                          (16, None),  # nothing to keep the code loaded
+                          (17, [threading.Lock()]), (17, (object(),))]:  # locks: a tuple of things with acquire
         args = list(ok)
         args[position] = bad
         with pytest.raises((ValueError, TypeError)):

@@ -35,7 +35,7 @@ from flowc.ir import (
     verify,
 )
 from flowc.ir.op import broadcast_shapes
-from flowc.ir.ops.fusion import VIEWS, build_fusion
+from flowc.ir.ops.fusion import VIEWS, DimTies, build_fusion
 from flowc.lowering import lower
 from flowc.passes import PassManager, optimize, passes_by_name
 from flowc.passes.fusion import Fuse
@@ -417,3 +417,66 @@ def sample(rng: np.random.Generator, t: TensorType) -> np.ndarray:
     if t.dtype.is_int:
         return rng.integers(0, 2, shape).astype(t.dtype.np)
     return rng.random(shape) < 0.5
+
+
+def test_the_verifier_tells_unknown_dims_apart() -> None:
+    """x[0::2] and x are both f32[?]: one loop kernel over both is refused (Note [unknown dims in a
+    kernel]), and the message numbers the two sizes."""
+    module = parse_module("""
+func @f(%x: f32[?], %h: f32[?]) -> f32[?] {
+  %y, %z = fusion %x, %h {kind = "loop"} : f32[?], f32[?] {
+  ^bb0(%a: f32[?], %b: f32[?]):
+    %e = exp %a : f32[?]
+    %t = tanh %b : f32[?]
+    yield %e, %t : f32[?], f32[?]
+  }
+  return %y : f32[?]
+}
+""")
+    with pytest.raises(VerifyError, match=re.escape("loop kernel: values of different shapes [?0], [?1]")):
+        verify(module)
+
+
+def test_the_verifier_accepts_unknown_dims_tied_outside_the_kernel() -> None:
+    """The block's ops tie dims too: %s = x + h makes x and h one size, so a kernel of exp(x) and
+    tanh(h) is one loop."""
+    module = parse_module("""
+func @f(%x: f32[?], %h: f32[?]) -> (f32[?], f32[?]) {
+  %s = fusion %x, %h {kind = "loop"} : f32[?] {
+  ^bb0(%a: f32[?], %b: f32[?]):
+    %c = add %a, %b : f32[?]
+    yield %c : f32[?]
+  }
+  %y, %z = fusion %x, %h {kind = "loop"} : f32[?], f32[?] {
+  ^bb0(%a: f32[?], %b: f32[?]):
+    %e = exp %a : f32[?]
+    %t = tanh %b : f32[?]
+    yield %e, %t : f32[?], f32[?]
+  }
+  return %s, %y : f32[?], f32[?]
+}
+""")
+    verify(module)
+
+
+def test_ties_follow_reductions_views_and_products() -> None:
+    """The kept axes of a reduction, expand_dims and squeeze, and a product's rows, columns and inner
+    dim are the operands' own; a dim tied to a static one takes its size."""
+    module = parse_module("""
+func @f(%x: f32[?,?], %w: f32[?,?], %v: f32[?]) -> (f32[?,?], f32[?,1], f32[?], f32[?]) {
+  %p = matmul %x, %w {transpose_a = false, transpose_b = false} : f32[?,?]
+  %r = reduce_sum %x {axes = [1], keepdims = true} : f32[?,1]
+  %q = squeeze %r {axes = [1]} : f32[?]
+  %b = broadcast_to %v {shape = [7]} : f32[7]
+  return %p, %r, %q, %v : f32[?,?], f32[?,1], f32[?], f32[?]
+}
+""")
+    function = module["f"]
+    ties = DimTies(function.entry.ops)
+    x, w, v = function.args
+    p, r, q, _ = function.entry.ops[:4]
+    rows, inner = ties.shape(x)
+    assert ties.shape(w)[0] is inner and ties.shape(p.result) == (rows, ties.shape(w)[1])
+    assert ties.shape(r.result) == (rows, 1) and ties.shape(q.result) == (rows,)
+    assert ties.shape(v) == (7,)
+    assert len({id(d) for d in (rows, inner, ties.shape(w)[1])}) == 3

@@ -19,12 +19,12 @@ on; see Note [kernel contract].
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..builder import Builder
-from ..core import Operation, Region, Value
+from ..core import Block, Operation, Region, Value
 from ..errors import FlowcTypeError, VerifyError
 from ..op import Op
 from ..types import Shape, TensorType
@@ -59,9 +59,9 @@ VIEWS = frozenset({"reshape", "expand_dims", "squeeze"})
 #
 # "At most one" rather than "exactly one": a pass that runs after fusion
 # (fold, simplify, DCE inside regions) may simplify the op away; the result is
-# still a kernel, only an emptier one. Shapes compare statically: an unknown
-# dim `?` of two values of one kernel is taken to be the same run-time size
-# (the runtime checks that feeds agree).
+# still a kernel, only an emptier one. Shapes compare symbolically: two
+# unknown dims `?` are the same size only where Note [unknown dims in a
+# kernel] proves it, never because both print as `?`.
 
 
 def is_pointwise(op: Operation) -> bool:
@@ -88,42 +88,198 @@ def is_trailing(axes: tuple[int, ...], rank: int) -> bool:
     return axes == tuple(range(rank - len(axes), rank))
 
 
-def kernel_problem(kind: str, ops: Sequence[Operation], yielded: Sequence[Value] = ()) -> str | None:
+# Note [unknown dims in a kernel]
+# A kernel runs one loop nest, so its contract compares shapes; but `?` only
+# says "known at run time": x[0::2] and x are both f32[?], of different sizes.
+# Two unknown dims count as one size only where an op of the same block ties
+# them, by a rule the run time upholds:
+#   pointwise  an unknown operand dim equals the result's dim it moves along
+#              (ir/shapes.py's check_no_hidden_broadcast refuses anything else);
+#   reduce_*, argmax, argmin, expand_dims, squeeze   the kept axes are the operand's;
+#   matmul     rows, columns and the inner dim are the operands', batch dims
+#              as pointwise (the type rule sizes the result from the operands);
+#   fusion     its region's ties, each block argument its operand, each yielded
+#              value its result.
+# Ties are closed under transitivity (a union-find over (value, axis)); an
+# unknown dim tied to a static one takes its size. The fusion pass asks this of
+# the block it fuses, the verifier of the block that holds the kernels: the
+# same ops, before and after they move into regions, so both agree.
+
+
+class UnknownDim:
+    """One run-time size: the unknown dims tied together by Note [unknown dims in a kernel]."""
+
+    def __init__(self, number: int):
+        self.number = number
+
+    def __repr__(self) -> str:
+        return f"?{self.number}"
+
+
+SymbolicShape = tuple["int | UnknownDim", ...]
+
+
+class DimTies:
+    """The symbolic shapes of the values of a block (or of a list of ops), from the ties of its ops."""
+
+    def __init__(self, ops: Sequence[Operation]):
+        self._parent: dict[tuple[Value, int], tuple[Value, int]] = {}
+        self._size: dict[tuple[Value, int], int] = {}  # a root tied to a static dim
+        self._symbols: dict[tuple[Value, int], UnknownDim] = {}
+        for op in ops:
+            self.add(op)
+
+    def add(self, op: Operation) -> None:
+        for (value, axis), (other, other_axis) in dim_ties(op):
+            self._tie(value, axis, other, other_axis)
+        if op.name == "fusion":
+            block = op.regions[0].entry
+            for inner in block.ops:
+                self.add(inner)
+            pairs = [*zip(block.args, op.operands), *zip(block.terminator.operands, op.results)]
+            for inside, outside in pairs:
+                for axis in range(inside.type.rank):
+                    self._tie(inside, axis, outside, axis)
+
+    def shape(self, value: Value) -> SymbolicShape:
+        return tuple(self._dim(value, axis) for axis in range(value.type.rank))
+
+    def _dim(self, value: Value, axis: int) -> "int | UnknownDim":
+        static = value.type.shape[axis]
+        if static is not None:
+            return static
+        root = self._find((value, axis))
+        if root in self._size:
+            return self._size[root]
+        if root not in self._symbols:
+            self._symbols[root] = UnknownDim(len(self._symbols))
+        return self._symbols[root]
+
+    def _find(self, node: tuple[Value, int]) -> tuple[Value, int]:
+        parent = self._parent.setdefault(node, node)
+        while parent != node:
+            grand = self._parent.setdefault(parent, parent)
+            self._parent[node] = grand  # path halving
+            node, parent = parent, grand
+        return node
+
+    def _tie(self, value: Value, axis: int, other: Value, other_axis: int) -> None:
+        a, b = value.type.shape[axis], other.type.shape[other_axis]
+        if a is not None and b is not None:
+            return
+        if a is not None or b is not None:  # an unknown dim tied to a static one has its size
+            unknown = self._find((value, axis) if a is None else (other, other_axis))
+            self._size[unknown] = a if a is not None else b  # type: ignore[assignment]
+            return
+        root, other_root = self._find((value, axis)), self._find((other, other_axis))
+        if root != other_root:
+            self._parent[root] = other_root
+            if root in self._size:
+                self._size.setdefault(other_root, self._size[root])
+
+
+Tie = tuple[tuple[Value, int], tuple[Value, int]]
+
+
+def dim_ties(op: Operation) -> list[Tie]:
+    """Pairs of (value, axis) that `op` makes the same run-time size (Note [unknown dims in a kernel])."""
+    if not op.results:
+        return []
+    result = op.results[0]
+    if is_pointwise(op):
+        return [tie for operand in op.operands for tie in _aligned_ties(operand, result, 0)]
+    if op.name in REDUCTIONS:
+        return _reduction_ties(op)
+    if op.name == "matmul":
+        return _matmul_ties(op)
+    if op.name in ("expand_dims", "squeeze"):
+        return _view_ties(op)
+    return []
+
+
+def _aligned_ties(operand: Value, result: Value, skip_trailing: int) -> list[Tie]:
+    """An operand right-aligned against the result: each dim it moves along is the result's
+    (a static 1 under another dim is a broadcast, not a tie)."""
+    offset = result.type.rank - operand.type.rank
+    ties = []
+    for axis in range(operand.type.rank - skip_trailing):
+        dim, full = operand.type.shape[axis], result.type.shape[axis + offset]
+        if dim is None or (dim != 1 and full is None):
+            ties.append(((operand, axis), (result, axis + offset)))
+    return ties
+
+
+def _reduction_ties(op: Operation) -> list[Tie]:
+    operand, result = op.operands[0], op.results[0]
+    axes = reduced_axes(op)
+    kept = [a for a in range(operand.type.rank) if a not in axes]
+    keepdims = op.name not in ("argmax", "argmin") and op.keepdims
+    return [((operand, a), (result, a if keepdims else i)) for i, a in enumerate(kept)]
+
+
+def _view_ties(op: Operation) -> list[Tie]:
+    """expand_dims inserts a 1, squeeze drops 1s: the other dims keep their order."""
+    operand, result = op.operands[0], op.results[0]
+    if op.name == "expand_dims":
+        new = op.axis % result.type.rank
+        return [((operand, a), (result, a + (a >= new))) for a in range(operand.type.rank)]
+    dropped = {a % operand.type.rank for a in op.axes}
+    kept = [a for a in range(operand.type.rank) if a not in dropped]
+    return [((operand, a), (result, i)) for i, a in enumerate(kept)]
+
+
+def _matmul_ties(op: Operation) -> list[Tie]:
+    a, b = op.operands
+    result = op.results[0]
+    rank = result.type.rank
+    rows_a, inner_a = (a.type.rank - 1, a.type.rank - 2) if op.transpose_a else (a.type.rank - 2, a.type.rank - 1)
+    inner_b, columns_b = (b.type.rank - 1, b.type.rank - 2) if op.transpose_b else (b.type.rank - 2, b.type.rank - 1)
+    return [((a, rows_a), (result, rank - 2)), ((b, columns_b), (result, rank - 1)), ((a, inner_a), (b, inner_b)),
+            *_aligned_ties(a, result, 2), *_aligned_ties(b, result, 2)]
+
+
+def kernel_problem(kind: str, ops: Sequence[Operation], yielded: Sequence[Value] = (),
+                   ties: DimTies | None = None) -> str | None:
     """Why `ops` (one kernel's ops, in order, terminator excluded) break the contract of `kind`; None if they don't.
 
-    Constants are free; values that no op of `ops` defines are the kernel's operands.
+    Constants are free; values that no op of `ops` defines are the kernel's operands. `ties` says
+    which unknown dims are one size (those of the enclosing block); without it, only the ops' own.
     """
     body = [op for op in ops if op.name != "constant"]
     nested = [op.name for op in body if op.name == "fusion" or op.is_terminator]
     if nested:
         return f"{nested[0]} cannot be inside a kernel"
-    if kind == "loop":
-        return _loop_problem(body, yielded)
-    if kind == "reduction":
-        return _reduction_problem(body)
-    if kind == "matmul":
-        return _matmul_problem(body)
     if kind == "single":
         return f"holds {len(body)} ops, a single kernel holds one" if len(body) > 1 else None
-    return f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}"
+    if kind not in KINDS:
+        return f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}"
+    shape = (ties or DimTies(body)).shape
+    if kind == "loop":
+        return _loop_problem(body, yielded, shape)
+    if kind == "reduction":
+        return _reduction_problem(body, shape)
+    return _matmul_problem(body, shape)
 
 
-def _loop_problem(body: list[Operation], yielded: Sequence[Value]) -> str | None:
+ShapeOf = Callable[[Value], SymbolicShape]
+
+
+def _loop_problem(body: list[Operation], yielded: Sequence[Value], shape_of: ShapeOf) -> str | None:
     for op in body:
         if not is_pointwise(op):
             return f"{op.display_name} is not elementwise"
-    shapes = {r.type.shape for op in body for r in op.results} | {v.type.shape for v in yielded}
+    shapes = {shape_of(r) for op in body for r in op.results} | {shape_of(v) for v in yielded}
     if len(shapes) > 1:
-        shown = ", ".join(_shape_text(s) for s in sorted(shapes, key=str))
+        shown = ", ".join(sorted(_shape_text(s) for s in shapes))
         return f"values of different shapes {shown}; a loop kernel has one iteration shape"
     return None
 
 
-def _reduction_problem(body: list[Operation]) -> str | None:
+def _reduction_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
     reductions = [op for op in body if op.name in REDUCTIONS]
-    keys = {(op.operands[0].type.shape, reduced_axes(op)) for op in reductions}
+    keys = {(shape_of(op.operands[0]), reduced_axes(op)) for op in reductions}
     if len(keys) > 1:
-        shown = "; ".join(f"{_shape_text(f)} over {list(a)}" for f, a in sorted(keys, key=str))
+        shown = "; ".join(sorted(f"{_shape_text(f)} over {list(a)}" for f, a in keys))
         return f"reductions differ in shape or axes ({shown}); they must reduce the same axes of one shape"
     if not keys:  # simplified away after fusion: what is left must still be pointwise
         odd = [op for op in body if not is_pointwise(op)]
@@ -137,43 +293,43 @@ def _reduction_problem(body: list[Operation]) -> str | None:
             continue
         if not is_pointwise(op):
             return f"{op.display_name} is neither a reduction nor elementwise"
-        shape = op.result.type.shape
+        shape = shape_of(op.result)
         if shape not in (full, kept, dropped):
             return (f"{op.display_name} has shape {_shape_text(shape)}; ops of a reduction of {_shape_text(full)} "
                     f"over {list(axes)} have shape {_shape_text(full)}, {_shape_text(kept)} or {_shape_text(dropped)}")
         if shape != full:
             continue
         for value in op.operands:
-            reduced = value in inside and value.type.shape != full
-            if reduced and not (trailing and value.type.shape == kept):
+            reduced = value in inside and shape_of(value) != full
+            if reduced and not (trailing and shape_of(value) == kept):
                 return (f"{op.display_name} of shape {_shape_text(full)} reads a reduced value of shape "
-                        f"{_shape_text(value.type.shape)}; only a keepdims result of a reduction over trailing "
+                        f"{_shape_text(shape_of(value))}; only a keepdims result of a reduction over trailing "
                         f"axes may be read at the full shape")
     return None
 
 
-def _matmul_problem(body: list[Operation]) -> str | None:
+def _matmul_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
     matmuls = [op for op in body if op.name == "matmul"]
     if len(matmuls) > 1:
         return f"holds {len(matmuls)} matmuls, a matmul kernel holds one"
     if not matmuls:
-        return _loop_problem(body, ())
+        return _loop_problem(body, (), shape_of)
     (matmul,) = matmuls
     inside = {r for op in body for r in op.results}
     if any(v in inside for v in matmul.operands):
         return "the operands of the matmul must be operands of the kernel (nothing is fused into a matmul)"
-    shape = matmul.result.type.shape
+    shape = shape_of(matmul.result)
     for op in body:
         if op is matmul:
             continue
-        if not is_pointwise(op) or op.result.type.shape != shape:
+        if not is_pointwise(op) or shape_of(op.result) != shape:
             return (f"{op.display_name} is not an elementwise op of the matmul's shape {_shape_text(shape)}; "
                     f"a matmul kernel holds the matmul and its epilogue")
     return None
 
 
-def _shape_text(shape: Shape) -> str:
-    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+def _shape_text(shape: SymbolicShape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
 
 
 class Fusion(Op):
@@ -204,9 +360,17 @@ class Fusion(Op):
         results = [r.type for r in self.results]
         if yield_types(self.regions[0]) != results:
             raise VerifyError(self, f"region yields {yield_types(self.regions[0])}, results are {results}")
-        problem = kernel_problem(self.kind, block.ops[:-1], block.ops[-1].operands)
-        if problem is not None:
-            raise VerifyError(self, f"{self.kind} kernel: {problem}")
+
+    @classmethod
+    def verify_block(cls, block: Block) -> None:
+        """Each kernel of `block` keeps its contract, with the block's ties between unknown dims."""
+        ties = DimTies(block.ops)
+        for op in block.ops:
+            if op.name == "fusion":
+                region = op.regions[0].entry
+                problem = kernel_problem(op.kind, region.ops[:-1], region.ops[-1].operands, ties)
+                if problem is not None:
+                    raise VerifyError(op, f"{op.kind} kernel: {problem}")
 
     def evaluate(self, operands: list[np.ndarray], interpreter: Any) -> list[np.ndarray]:
         return interpreter.run_region(self.regions[0], operands)

@@ -17,6 +17,10 @@
  * the Python path, which converts, explains or plans. Only plans whose updates are all
  * written in place qualify, so nothing is left to store after the call. The Python side:
  * Session._refresh_fast (compiler/session.py) and NativeExecutable.fast_run (compiler/native.py).
+ *
+ * A plan that updates variables with use_locking holds their locks across the whole run, as the
+ * Python path does (Note [use_locking] in compiler/session.py): a FastRun takes them, in the order
+ * given, before it reads a variable, and lets them go after its last write.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -47,6 +51,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     entry_fn entry;
+    PyObject *owner;     /* what keeps `entry`'s code loaded (Note [unloading compiled code] in loader.py) */
+    PyObject *lock_acquire, *lock_release; /* tuples: the bound methods of the variables' locks, in order */
     Py_ssize_t n_feeds, n_args, n_results, n_fetched;
     PyObject *feed_keys; /* tuple: the user's feed keys, in argument order */
     PyObject *variables; /* tuple: the variable ops read after the feeds */
@@ -87,6 +93,9 @@ static void FastRun_dealloc(FastRun *self) {
     Py_XDECREF(self->result_dtypes);
     Py_XDECREF(self->on_error);
     Py_XDECREF(self->allocate);
+    Py_XDECREF(self->lock_acquire);
+    Py_XDECREF(self->lock_release);
+    Py_XDECREF(self->owner); /* may unload the code: nothing here calls it any more */
     PyMem_Free(self->arg_types);
     PyMem_Free(self->arg_ranks);
     PyMem_Free(self->result_types);
@@ -114,25 +123,28 @@ static int read_sizes(PyObject *seq, Py_ssize_t n, const char *what, Py_ssize_t 
 }
 
 /* FastRun(entry, feed_keys, variables, values, arg_types, arg_ranks, result_dtypes,
- *         result_ranks, donors, n_fetched, error_slot, picks, answer, on_error, allocate, counter):
- * the arguments are the feeds, then the variables, then (where counter is not None) the count. */
+ *         result_ranks, donors, n_fetched, error_slot, picks, answer, on_error, allocate, counter, owner,
+ *         locks):
+ * the arguments are the feeds, then the variables, then (where counter is not None) the count;
+ * `owner` is kept as long as the FastRun, since `entry` is an address in the code it keeps loaded;
+ * `locks` is a tuple of locks that every run holds throughout, taken in its order. */
 static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     unsigned long long entry;
     PyObject *feed_keys, *variables, *values, *arg_types, *arg_ranks, *result_dtypes, *result_ranks;
-    PyObject *donors, *picks, *on_error, *allocate, *counter;
+    PyObject *donors, *picks, *on_error, *allocate, *counter, *owner, *locks;
     Py_ssize_t n_fetched, error_slot;
     int answer;
     if (self->entry || (kwargs && PyDict_GET_SIZE(kwargs))) {
         PyErr_SetString(PyExc_TypeError, "FastRun takes positional arguments, once");
         return -1;
     }
-    if (!PyArg_ParseTuple(args, "KO!O!O!OOO!OOnnO!iOOO", &entry, &PyTuple_Type, &feed_keys, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "KO!O!O!OOO!OOnnO!iOOOOO!", &entry, &PyTuple_Type, &feed_keys, &PyTuple_Type,
                           &variables, &PyDict_Type, &values, &arg_types, &arg_ranks, &PyTuple_Type,
                           &result_dtypes, &result_ranks, &donors, &n_fetched, &error_slot, &PyTuple_Type,
-                          &picks, &answer, &on_error, &allocate, &counter))
+                          &picks, &answer, &on_error, &allocate, &counter, &owner, &PyTuple_Type, &locks))
         return -1;
-    if (!entry || answer < ANSWER_ONE || answer > ANSWER_NONE || !PyCallable_Check(on_error) || !PyCallable_Check(allocate)) {
-        PyErr_SetString(PyExc_ValueError, "FastRun: bad entry point, answer kind or callbacks");
+    if (!entry || owner == Py_None || answer < ANSWER_ONE || answer > ANSWER_NONE || !PyCallable_Check(on_error) || !PyCallable_Check(allocate)) {
+        PyErr_SetString(PyExc_ValueError, "FastRun: bad entry point, owner, answer kind or callbacks");
         return -1;
     }
     if (counter != Py_None &&
@@ -158,6 +170,24 @@ static int FastRun_init(FastRun *self, PyObject *args, PyObject *kwargs) {
     Py_INCREF(result_dtypes), self->result_dtypes = result_dtypes;
     Py_INCREF(on_error), self->on_error = on_error;
     Py_INCREF(allocate), self->allocate = allocate;
+    Py_INCREF(owner), self->owner = owner;
+    Py_ssize_t n_locks = PyTuple_GET_SIZE(locks);
+    if (!(self->lock_acquire = PyTuple_New(n_locks)) || !(self->lock_release = PyTuple_New(n_locks)))
+        return -1;
+    for (Py_ssize_t i = 0; i < n_locks; i++) {
+        PyObject *acquire = PyObject_GetAttrString(PyTuple_GET_ITEM(locks, i), "acquire");
+        PyObject *release = acquire ? PyObject_GetAttrString(PyTuple_GET_ITEM(locks, i), "release") : NULL;
+        if (!release) {
+            Py_XDECREF(acquire);
+            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_TypeError, "FastRun: locks must be a tuple of locks");
+            }
+            return -1;
+        }
+        PyTuple_SET_ITEM(self->lock_acquire, i, acquire);
+        PyTuple_SET_ITEM(self->lock_release, i, release);
+    }
     self->counter = counter == Py_None ? NULL : Py_NewRef(counter);
     self->arg_types = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
     self->arg_ranks = PyMem_Calloc(n_args + 1, sizeof(Py_ssize_t));
@@ -376,13 +406,20 @@ static PyObject *FastRun_call_feeds(FastRun *self, PyObject *feed_dict) {
     PyObject **values = n_args <= SMALL ? small_values : PyMem_Calloc(n_args, sizeof(PyObject *));
     PyObject **results = n_results <= SMALL ? small_results : PyMem_Calloc(n_results, sizeof(PyObject *));
     PyObject *out = NULL;
-    Py_ssize_t held = 0, made = 0;
+    Py_ssize_t held = 0, made = 0, taken = 0;
     int locked = 0;
     Layout *l = NULL;
     PyObject *got;
     if (!values || !results) {
         PyErr_NoMemory();
         goto done;
+    }
+    /* The variables' locks first, before any variable is read. A blocking acquire lets the GIL go. */
+    for (; taken < PyTuple_GET_SIZE(self->lock_acquire); taken++) {
+        got = PyObject_CallNoArgs(PyTuple_GET_ITEM(self->lock_acquire, taken));
+        if (!got)
+            goto done; /* interrupted by a signal whose handler raised */
+        Py_DECREF(got);
     }
     /* Strong references: the allocator below runs Python, which might touch the dicts. */
     for (; held < n_args; held++) {
@@ -450,11 +487,17 @@ fall_back:
         out = Py_NewRef(Py_NotImplemented);
     }
 done:
-    if (locked) {
-        PyObject *type, *value, *traceback; /* keep an error raised above across the release */
+    if (locked || taken) {
+        PyObject *type, *value, *traceback; /* keep an error raised above across the releases */
         PyErr_Fetch(&type, &value, &traceback);
-        PyObject *ok = PyObject_CallNoArgs(l->release);
+        /* The layout's lock first, so a thread waiting for the variables then finds it free. */
+        PyObject *ok = locked ? PyObject_CallNoArgs(l->release) : NULL;
         Py_XDECREF(ok);
+        while (taken > 0) {
+            ok = PyObject_CallNoArgs(PyTuple_GET_ITEM(self->lock_release, --taken));
+            Py_XDECREF(ok);
+        }
+        PyErr_Clear(); /* a release cannot fail for the lock's holder */
         if (type)
             PyErr_Restore(type, value, traceback);
     }
