@@ -86,7 +86,8 @@ def _encode(value: Any) -> Any:
 
 MAX_NESTING = 32  # lists in one attribute value: real ones nest one or two deep
 
-# The graph-only kinds (lowering.py gives each its meaning): their attributes' types and their inputs.
+# The graph-only kinds (lowering.py gives each its meaning): the types of the attributes each must
+# have and of those it may have, and its number of inputs.
 GRAPH_KIND_ATTRS: dict[str, dict[str, Any]] = {
     PLACEHOLDER: {"dtype": DType, "shape": tuple[int | None, ...]},
     CONST: {"value": np.ndarray},
@@ -95,6 +96,7 @@ GRAPH_KIND_ATTRS: dict[str, dict[str, Any]] = {
     NOOP: {},
     **{kind: {"var": Operation} for kind in ASSIGN_KINDS},
 }
+GRAPH_KIND_OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {kind: {"use_locking": bool} for kind in ASSIGN_KINDS}
 GRAPH_KIND_INPUTS = {kind: 1 if kind in ASSIGN_KINDS else 0 for kind in GRAPH_KIND_ATTRS}
 
 
@@ -210,7 +212,8 @@ def _declared_outputs(outputs: list[dict[str, Any]]) -> list[TensorType]:
 def _check_kind(kind: str, inputs: list[Tensor], attrs: dict[str, Any]) -> list[TensorType] | None:
     """Check the attributes' types (and, for graph-only and random kinds, everything else the
     IR type rule would); the output types they give, or None where the type rule gives them."""
-    declared_attrs = GRAPH_KIND_ATTRS[kind] if kind in GRAPH_KIND_ATTRS else registry.get(kind).attrs
+    required = GRAPH_KIND_ATTRS[kind] if kind in GRAPH_KIND_ATTRS else registry.get(kind).attrs
+    declared_attrs = {**required, **GRAPH_KIND_OPTIONAL_ATTRS.get(kind, {})}
     for key, value in attrs.items():
         if key in declared_attrs and not attribute_matches(value, declared_attrs[key]):
             raise GraphError(f"attribute {key!r} must be {_type_name(declared_attrs[key])}, got {_shown(value)}")
@@ -220,10 +223,10 @@ def _check_kind(kind: str, inputs: list[Tensor], attrs: dict[str, Any]) -> list[
         return [r.type for r in registry.get(kind)([Value(STEP_TYPE)], attrs).results]
     if kind not in GRAPH_KIND_ATTRS:
         return None
-    missing = sorted(set(declared_attrs) - set(attrs))
-    unknown = sorted(set(attrs) - set(declared_attrs))
-    if missing or unknown:
-        raise GraphError(f"has attributes {sorted(attrs)}, a {kind} takes {sorted(declared_attrs)}")
+    if not set(required) <= set(attrs) <= set(declared_attrs):
+        optional = sorted(set(declared_attrs) - set(required))
+        may = f" and may have {optional}" if optional else ""
+        raise GraphError(f"has attributes {sorted(attrs)}; a {kind} has {sorted(required)}{may}")
     if len(inputs) != GRAPH_KIND_INPUTS[kind]:
         raise GraphError(f"takes {_count(GRAPH_KIND_INPUTS[kind], 'input')}, got {len(inputs)}")
     return _graph_kind_outputs(kind, inputs, attrs)

@@ -350,7 +350,27 @@ def test_bad_attribute_values_are_refused(name, key, value, fragments):
 def test_missing_attributes_of_graph_kinds_are_refused():
     document = small_document()
     del node(document, "w")["attrs"]["value"]
-    refused(document, "Const 'w'", "has attributes [], a Const takes ['value']")
+    refused(document, "Const 'w'", "has attributes []; a Const has ['value']")
+
+
+def test_use_locking_survives_the_round_trip_and_nothing_else_is_taken():
+    g = fc.Graph()
+    with g.as_default():
+        v = fc.Variable(fc.zeros([2]), name="v")
+        fc.assign_add(v, fc.ones([2]), use_locking=True, name="locked")
+        fc.assign_sub(v, fc.ones([2]), name="plain")
+    document = round_trip(g)
+    imported = fc.Graph()
+    with imported.as_default():
+        fc.import_graph_def(document, name="")
+    assert imported.get_operation_by_name("locked").attrs["use_locking"] is True
+    assert imported.get_operation_by_name("plain").attrs["use_locking"] is False
+    node(document, "locked")["attrs"]["use_lock"] = True
+    refused(document, "AssignAdd 'locked'", "has attributes ['use_lock', 'use_locking', 'var']; a AssignAdd has ['var'] "
+                                            "and may have ['use_locking']")
+    del node(document, "locked")["attrs"]["use_lock"]
+    node(document, "locked")["attrs"]["use_locking"] = "yes"
+    refused(document, "attribute 'use_locking' must be bool, got str 'yes'")
 
 
 def test_variables_must_be_described_consistently():
