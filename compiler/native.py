@@ -84,7 +84,7 @@ class NativeExecutable:
                         host_description())
         self.library_path, self.was_cached = cached_library(key, self._build)
         if self.logging and self.was_cached:
-            _log(f"{len(self.program.kernel_ops)} kernels: found compiled in the disk cache ({self.library_path})")
+            _log(f"found compiled in the disk cache: {self.library_path}")
         if any(calls_blas(op) for op in self.program.kernel_ops):
             load_blas()
         self.library = Library(self.library_path)

@@ -122,3 +122,28 @@ def test_the_log_softmax_of_an_exp_over_a_1x1_compiles(tmp_path) -> None:
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_every_small_static_shape_compiles_and_matches_the_reference(rank, tmp_path) -> None:
     run_watched(f"check_rank({rank})", tmp_path)
+
+
+LOGGED = """
+import numpy as np, flowc as fc
+g = fc.Graph()
+with g.as_default():
+    x = fc.placeholder(fc.float32, shape=[None, 10], name="x")
+    y = fc.nn.softmax(fc.tanh(x)) * 2.0
+with fc.Session(graph=g) as sess:
+    print(sess.run(y, {x: np.zeros((2, 10), np.float32)})[0, 0])
+"""
+
+
+def test_flowc_log_compile_names_each_kernel_before_compiling_it(tmp_path) -> None:
+    env = {**os.environ, "FLOWC_CACHE_DIR": str(tmp_path), "FLOWC_LOG": "compile"}
+    runs = [subprocess.run([sys.executable, "-c", LOGGED], env=env, capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert [float(r.stdout) for r in runs] == [pytest.approx(0.2), pytest.approx(0.2)]
+    lines = runs[0].stderr.splitlines()
+    assert lines[0] == ("flowc compile: kernel 0 of 1: reduction [tanh reduce_max sub exp reduce_sum div mul] "
+                        "(f32[?,10]) -> f32[?,10]: compiling alone"), lines
+    assert lines[1].startswith("flowc compile: kernel 0: optimized in ") and "object code in" in lines[1]
+    assert lines[2] == "flowc compile: the whole module: compiling" and len(lines) == 4, lines
+    assert lines[3].startswith("flowc compile: the whole module: optimized in ")
+    assert runs[1].stderr.startswith("flowc compile: found compiled in the disk cache: ")

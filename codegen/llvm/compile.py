@@ -69,7 +69,7 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
         for number, description in enumerate(kernels):
             log(f"kernel {number} of {len(kernels)}: {description}: compiling alone")
             log(f"kernel {number}: {_compile_timed(tm, _kernel_alone(module, number))}")
-        log(f"the module ({len(kernels)} kernels): compiling")
+        log("the whole module: compiling")
     started = time.perf_counter()
     parsed = llvm.parse_assembly(str(module))
     parsed.verify()
@@ -77,7 +77,7 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
     optimized = time.perf_counter()
     objects = tm.emit_object(parsed)
     if log is not None:
-        log(f"the module: optimized in {_ms(optimized - started)}, object code in {_ms(time.perf_counter() - optimized)}")
+        log(f"the whole module: optimized in {_ms(optimized - started)}, object code in {_ms(time.perf_counter() - optimized)}")
     return objects, str(parsed)
 
 
