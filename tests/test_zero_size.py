@@ -24,7 +24,8 @@ CASES: dict[str, tuple[Inputs, Callable]] = {
     # products
     "matmul n=0": ([((3, 4), F32), ((4, 0), F32)], lambda a, b: fc.matmul(a, b)),
     "matmul n=0 of a constant": ([((3, 4), F32)], lambda a: fc.matmul(a, fc.zeros([4, 0]))),
-    "matmul n=0 with bias": ([((3, 4), F32), ((4, 0), F32), ((0,), F32)], lambda a, b, c: fc.tanh(fc.matmul(a, b) + c)),
+    "matmul n=0 with bias": ([((3, 4), F32), ((4, 0), F32), ((0,), F32)],
+                             lambda a, b, c: fc.tanh(fc.matmul(a, b) + c)),
     "matmul n=0 batched": ([((2, 3, 4), F32), ((2, 4, 0), F32)], lambda a, b: fc.matmul(a, b) * 2.0),
     "matmul n=0 transpose_b": ([((3, 4), F32), ((0, 4), F32)], lambda a, b: fc.matmul(a, b, transpose_b=True)),
     "matmul n=0 int32": ([((3, 4), I32), ((4, 0), I32)], lambda a, b: fc.matmul(a, b)),
@@ -55,7 +56,8 @@ CASES: dict[str, tuple[Inputs, Callable]] = {
     "reduce_sum over an empty first axis, wide": ([((0, 40), F32)], lambda a: fc.reduce_sum(a, axis=0)),
     "reduce_sum over an empty axis, threaded": ([((100000, 0), F32)], lambda a: fc.reduce_sum(a, axis=1)),
     "reduce_sum of everything, empty": ([((2, 0, 3), F32)], lambda a: fc.reduce_sum(a)),
-    "reduce_sum over an empty axis, keepdims": ([((0, 3), F32)], lambda a: fc.reduce_sum(a * 2.0, axis=0, keepdims=True)),
+    "reduce_sum over an empty axis, keepdims": ([((0, 3), F32)],
+                                                 lambda a: fc.reduce_sum(a * 2.0, axis=0, keepdims=True)),
     "reduce_sum int32 over an empty axis": ([((4, 0), I32)], lambda a: fc.reduce_sum(a, axis=1)),
     # reductions over non-empty axes of an array with a zero-size dim
     "reduce_sum, empty rows": ([((0, 3), F32)], lambda a: fc.reduce_sum(fc.exp(a), axis=1)),

@@ -77,7 +77,7 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
     optimized = time.perf_counter()
     objects = tm.emit_object(parsed)
     if log is not None:
-        log(f"the whole module: optimized in {_ms(optimized - started)}, object code in {_ms(time.perf_counter() - optimized)}")
+        log(f"the whole module: {_times(started, optimized)}")
     return objects, str(parsed)
 
 
@@ -106,8 +106,10 @@ def _compile_timed(tm: llvm.TargetMachine, text: str) -> str:
     optimize(parsed)
     optimized = time.perf_counter()
     tm.emit_object(parsed)
-    return f"optimized in {_ms(optimized - started)}, object code in {_ms(time.perf_counter() - optimized)}"
+    return _times(started, optimized)
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+def _times(started: float, optimized: float) -> str:
+    """How long the optimizer took (from `started` to `optimized`) and the object code since."""
+    emitted = time.perf_counter()
+    return f"optimized in {(optimized - started) * 1e3:.1f} ms, object code in {(emitted - optimized) * 1e3:.1f} ms"
