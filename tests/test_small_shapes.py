@@ -71,8 +71,12 @@ def mismatches(g: fc.Graph, fetches: list, names: list[str], feeds: dict) -> lis
 
 def check_rank(rank: int) -> None:
     """The child's work: every shape of `rank`, float32 and float64 in turn; prints what differs."""
-    rng = np.random.default_rng(rank)
-    for index, shape in enumerate(shapes_of_rank(rank)):
+    check_shapes(shapes_of_rank(rank))
+
+
+def check_shapes(shapes: list[tuple[int, ...]]) -> None:
+    rng = np.random.default_rng(len(shapes))
+    for index, shape in enumerate(shapes):
         dtype = (fc.float32, fc.float64)[index % 2]
         print(f"compiling {list(shape)} {dtype}", file=sys.stderr, flush=True)
         g, fetches, names, inputs = grid_graph(shape, dtype)
@@ -122,6 +126,12 @@ def test_the_log_softmax_of_an_exp_over_a_1x1_compiles(tmp_path) -> None:
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_every_small_static_shape_compiles_and_matches_the_reference(rank, tmp_path) -> None:
     run_watched(f"check_rank({rank})", tmp_path)
+
+
+def test_column_reductions_over_size_1_axes_compile_and_match_the_reference(tmp_path) -> None:
+    """Reductions over leading axes with at least MIN_KEPT kept elements are column reductions
+    (column_reduction.py), which the grids' small shapes never reach."""
+    run_watched("check_shapes([(1, 40), (1, 1, 40), (2, 1, 40), (1, 17)])", tmp_path)
 
 
 LOGGED = """
