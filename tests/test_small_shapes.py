@@ -47,8 +47,9 @@ def grid_graph(shape: tuple[int, ...], dtype: fc.DType) -> tuple[fc.Graph, list,
         axis_sets = [list(c) for n in range(1, rank + 1) for c in itertools.combinations(range(rank), n)]
         for case, (axes, reduction) in enumerate(itertools.product(axis_sets, REDUCTIONS)):
             name = list(PRODUCERS)[case % len(PRODUCERS)]
-            names.append(f"{reduction}({name}(x), axis={axes}, keepdims={case % 2 == 1})")
-            fetches.append(getattr(fc, reduction)(producer(name), axis=axes, keepdims=case % 2 == 1))
+            keepdims = (case + case // len(REDUCTIONS)) % 2 == 1  # each reduction both ways over the axis sets
+            names.append(f"{reduction}({name}(x), axis={axes}, keepdims={keepdims})")
+            fetches.append(getattr(fc, reduction)(producer(name), axis=axes, keepdims=keepdims))
         for axis in range(rank):
             for function, name in (("softmax", "exp"), ("log_softmax", "exp"), ("log_softmax", "tanh"),
                                    ("softmax", "relu")):
