@@ -31,7 +31,10 @@ CASES: dict[str, tuple[Inputs, Callable]] = {
     "matmul n=0 int32": ([((3, 4), I32), ((4, 0), I32)], lambda a, b: fc.matmul(a, b)),
     "matmul m=0 narrow": ([((0, 4), F32), ((4, 5), F32)], lambda a, b: fc.matmul(a, b)),
     "matmul m=0 blas": ([((0, 4), F32), ((4, 40), F32)], lambda a, b: fc.matmul(a, b)),
-    "matmul m=0 split-k": ([((0, 4096), F32), ((4096, 10), F32)], lambda a, b: fc.matmul(a, b) + 1.0),
+    "matmul m=0 narrow, long k": ([((0, 4096), F32), ((4096, 10), F32)], lambda a, b: fc.matmul(a, b) + 1.0),
+    # k long enough that, with no rows, launch_matmul splits it in two on two threads
+    "matmul m=0 split-k": ([((0, 1 << 19), F32), ((10, 1 << 19), F32)],
+                           lambda a, b: fc.matmul(a, b, transpose_b=True) + 1.0),
     "matmul m=0 transpose_a": ([((64, 0), F32), ((64, 10), F32)], lambda a, b: fc.matmul(a, b, transpose_a=True)),
     "matmul m=0 int32": ([((0, 3), I32), ((3, 4), I32)], lambda a, b: fc.matmul(a, b)),
     "matmul k=0 narrow": ([((3, 0), F32), ((0, 5), F32)], lambda a, b: fc.matmul(a, b)),
