@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import math
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
-from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, host_description, plan_program
+from flowc.codegen.llvm.program import (ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, describe_kernel,
+                                        host_description, kernel_op_names, plan_program)
 from flowc.ir import Function
 from flowc.ir.errors import FlowcError, IndexOutOfRange
 from flowc.ir.printer import print_module
@@ -67,6 +69,7 @@ class NativeExecutable:
         self.lowered = lowered
         self.fast_math = fast_math
         self.profiling = os.environ.get("FLOWC_PROFILE") == "1"
+        self.logging = "compile" in os.environ.get("FLOWC_LOG", "").split(",")
         module = lowered.module
         self.function: Function = lowered.function
         fused = PassManager([Fuse()], record=False).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
@@ -84,6 +87,8 @@ class NativeExecutable:
                         f"fast_math={fast_math} profile={self.profiling}",
                         host_description())
         self.library_path, self.was_cached = cached_library(key, self._build)
+        if self.logging and self.was_cached:
+            _log(f"found compiled in the disk cache: {self.library_path}")
         if any(calls_blas(op) for op in self.program.kernel_ops):
             load_blas()
         # Shared with every executable of the same file; unloaded after the last of them and of their
@@ -108,7 +113,8 @@ class NativeExecutable:
         from flowc.codegen.llvm.compile import compile_module
         from flowc.codegen.llvm.module import emit_module
 
-        objects, _ = compile_module(emit_module(self.program))
+        log, kernels = (_log, [describe_kernel(op) for op in self.program.kernel_ops]) if self.logging else (None, [])
+        objects, _ = compile_module(emit_module(self.program), log, kernels)
         blas = [blas_library()] if any(calls_blas(op) for op in self.program.kernel_ops) else []
         link_shared([objects], [support_library(), *blas], out_path)
 
@@ -243,8 +249,7 @@ class NativeExecutable:
         table = self.library.data(ctypes.c_int64 * count, PROFILE_SYMBOL)
         rows = []
         for number, op in enumerate(self.program.kernel_ops):
-            inner = [o.name for o in op.regions[0].entry.ops if o.name not in ("constant", "yield")]
-            rows.append({"kernel": number, "kind": op.kind, "ops": inner, "calls": table[2 * number + 1],
+            rows.append({"kernel": number, "kind": op.kind, "ops": kernel_op_names(op), "calls": table[2 * number + 1],
                          "ms": table[2 * number] / 1e6})
         return rows
 
@@ -313,6 +318,12 @@ def _check_reductions(op, shapes) -> None:  # type: ignore[no-untyped-def]
             if any(shape[a] == 0 for a in axes) and int(np.prod(shapes[nested.results[0]])) > 0:
                 raise RuntimeShapeError(f"{nested.name} of a zero-size axis has no identity", op=nested.display_name,
                                         where=nested.loc)
+
+
+def _log(line: str) -> None:
+    """FLOWC_LOG=compile: a progress line on stderr, out before the next step can hang."""
+    sys.stderr.write(f"flowc compile: {line}\n")
+    sys.stderr.flush()
 
 
 def _donations(lowered: Lowered) -> dict[int, int]:

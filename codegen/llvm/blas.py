@@ -23,9 +23,12 @@ def is_narrow(matmul: Operation) -> bool:
     fused multiply-adds: rows of C as vectors of their columns (x @ W), or, when
     op(A) is a transpose (x^T @ dz), columns of C as vectors of consecutive rows.
     An artifact with only narrow products does not link OpenBLAS.
+
+    A product with no columns is none: the BLAS kernel's check of empty products skips it (the
+    narrow schedules have no tile of zero columns).
     """
     n = matmul.result.type.shape[-1]
-    return matmul.result.type.dtype.is_float and n is not None and n <= NARROW
+    return matmul.result.type.dtype.is_float and n is not None and 0 < n <= NARROW
 
 
 def calls_blas(kernel: Operation) -> bool:

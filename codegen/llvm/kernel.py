@@ -93,10 +93,21 @@ def for_range(b: ll.IRBuilder, start: ll.Value, stop: ll.Value, name: str = "i")
 
 
 class Kernel:
-    """The LLVM function of one fusion op, with access to its buffers and dims."""
+    """The LLVM function of one fusion op, with access to its buffers and dims.
+
+    Note [one step]: when the entry point hands a kernel all its work and that work is known to be
+    1 (a reduction to one element, a softmax over a [1, 1]), the kernel's [begin, end) is the
+    constant [0, 1) (flowc_parallel_for calls it so), and its loops over the work fold away. Left as
+    arguments, they made a loop whose trip count LLVM could not bound around a body that, with its
+    size-1 axes read at index 0, loads the same elements on every turn: the loop vectorizer took
+    all of that body as uniform values, and LLVM 22's check of uniformity walks every path through
+    such a chain (vputils::isUniformAcrossVFsAndUFs, unmemoized), exponential in its depth: the
+    log_softmax of an exp over a [1, 1] never finished compiling.
+    """
 
     def __init__(self, module: ll.Module, dims: DimTable, op: Operation, name: str, number: int = 0,
-                 error_slot: int = 0, fast_math: bool = False, shared: set[tuple[int, int]] | None = None):
+                 error_slot: int = 0, fast_math: bool = False, shared: set[tuple[int, int]] | None = None,
+                 one_step: bool = False):
         self.module = module
         # (result, operand) index pairs whose buffers may be the same bytes (the memory plan's
         # buffer_of); None: unknown, any may.
@@ -109,6 +120,8 @@ class Kernel:
         self.function = ll.Function(module, KERNEL_TYPE, name=name)
         self.function.linkage = "internal"
         context, self.begin, self.end = self.function.args
+        if one_step:  # Note [one step]
+            self.begin, self.end = ll.Constant(I64, 0), ll.Constant(I64, 1)
         self.b = ll.IRBuilder(self.function.append_basic_block("entry"))
         self.b.fast_math = fast_math  # read by the emitters of float arithmetic (elementwise.float_flags)
         self._alloca_block = self.b.block

@@ -129,8 +129,11 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
         emit, work = KERNELS[op.kind]
         shared = {(r, o) for r, result in enumerate(op.results) for o, operand in enumerate(op.operands)
                   if plan.buffer_of(result) == plan.buffer_of(operand)}
+        # Note [one step]: a kernel the entry point hands work known to be 1 gets [0, 1) as constants.
+        n_grain = None if op.kind in LAUNCHERS else work(b, dims, dims_pointer, op)
+        one_step = n_grain is not None and isinstance(n_grain[0], ll.Constant) and n_grain[0].constant == 1
         kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot, program.fast_math,
-                        shared)
+                        shared, one_step)
         emit(kernel)
         function_pointer = kernel.finish()
         pointers_of_op = [buffer(v) for v in (*op.operands, *op.results)]
@@ -138,8 +141,9 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
         start = timer.now() if timer else None
 
         def default(given: ll.Value | None = None, function: ll.Function = function_pointer,
-                    context: ll.Value = context, op: Operation = op) -> None:
-            n, grain = work(b, dims, dims_pointer, op)
+                    context: ll.Value = context, op: Operation = op,
+                    n_grain: tuple[ll.Value, ll.Value] | None = n_grain) -> None:
+            n, grain = n_grain or work(b, dims, dims_pointer, op)
             b.call(parallel_for, [function, given or context, n, grain])
 
         if op.kind in LAUNCHERS:

@@ -67,6 +67,18 @@ def plan_program(function: Function, plan: MemoryPlan, fast_math: bool = False, 
     return Program(function, DimTable(function), plan, kernels, fast_math, profile)
 
 
+def kernel_op_names(op: Operation) -> list[str]:
+    """The ops a kernel computes, in order (its constants and yield left out)."""
+    return [o.name for o in op.regions[0].entry.ops if o.name not in ("constant", "yield")]
+
+
+def describe_kernel(op: Operation) -> str:
+    """A kernel in one line, for FLOWC_LOG=compile: kind, ops, operand and result types."""
+    types = ", ".join(str(v.type) for v in op.operands)
+    results = ", ".join(str(v.type) for v in op.results)
+    return f"{op.kind} [{' '.join(kernel_op_names(op))}] ({types}) -> {results}"
+
+
 @functools.cache
 def codegen_fingerprint() -> str:
     """A hash of this backend's own source: compiled code cached by an older backend is never reused."""

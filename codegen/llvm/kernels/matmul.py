@@ -414,8 +414,9 @@ def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
     name = GEMM[matmul.result.type.dtype.name]
     gemm = kernel.module.globals.get(name) or ll.Function(kernel.module, signature, name=name)
     m32, n32, k32, full_m32 = (b.trunc(v, I32) for v in (m, n, k, full_m))
-    lda = k32 if not matmul.transpose_a else full_m32
-    ldb = n32 if not matmul.transpose_b else k32
+    # A leading dimension is at least 1 even where its dim is 0 (BLAS's rule; k = 0 gives C = beta C).
+    lda = _at_least_one(b, k32 if not matmul.transpose_a else full_m32)
+    ldb = _at_least_one(b, n32 if not matmul.transpose_b else k32)
     flags = [ll.Constant(I32, ROW_MAJOR), ll.Constant(I32, TRANS if matmul.transpose_a else NO_TRANS),
              ll.Constant(I32, TRANS if matmul.transpose_b else NO_TRANS)]
     empty = b.icmp_signed("==", b.mul(m, n), ll.Constant(I64, 0))
@@ -424,7 +425,12 @@ def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
             pass  # nothing to write
         with otherwise:
             b.call(gemm, [*flags, m32, n32, k32, constant_of(element, 1) if alpha is None else alpha, pa, lda, pb,
-                          ldb, constant_of(element, 0) if beta is None else beta, pc, n32])
+                          ldb, constant_of(element, 0) if beta is None else beta, pc, _at_least_one(b, n32)])
+
+
+def _at_least_one(b: ll.IRBuilder, value: ll.Value) -> ll.Value:
+    one = ll.Constant(I32, 1)
+    return b.select(b.icmp_signed("<", value, one), one, value)
 
 
 def emit_openblas_adoption(module: ll.Module) -> None:
