@@ -137,3 +137,22 @@ def test_k_zero_gives_zeros_in_a_reused_buffer() -> None:
             sess.run(threes, {ones: np.ones((500, 40), np.float32)})  # dropped at once
             result = sess.run(product, {a: np.ones((500, 0), np.float32), b: np.ones((0, 40), np.float32)})
             np.testing.assert_array_equal(result, np.zeros((500, 40), np.float32))
+
+
+@pytest.mark.parametrize("target", ["reference", "cpu"])
+@pytest.mark.parametrize("params_shape, indices, bad", [((0, 0), [0], 0), ((3, 0), [0, 2, -1], -1), ((3, 0), [2, 3], 3),
+                                                       ((3, 0), [0, 2, 1], None), ((3, 0), [], None)], ids=str)
+def test_gather_checks_indices_of_empty_slices(target, params_shape, indices, bad) -> None:
+    """Note [indices of empty slices]: an index out of range is an error even where the result is empty."""
+    g = fc.Graph()
+    with g.as_default():
+        params = fc.placeholder(fc.float32, [None, None], name="params")
+        index = fc.placeholder(fc.int64, [None], name="index")
+        out = fc.gather(params, index, axis=0)
+    feed = {params: np.zeros(params_shape, np.float32), index: np.array(indices, np.int64)}
+    with fc.Session(graph=g, target=target) as sess:
+        if bad is None:
+            assert sess.run(out, feed).shape == (len(indices), 0)
+        else:
+            with pytest.raises(fc.errors.IndexOutOfRange, match=f"index {bad} is out of range"):
+                sess.run(out, feed)

@@ -15,8 +15,8 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation
 
-from ..kernel import Kernel, decompose, dot, for_range
-from ..module import elementwise_work, kernel_kind
+from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
+from ..module import GRAIN, Launch, elementwise_work, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 from .philox import emit_random
 
@@ -34,10 +34,59 @@ def single(*names: str) -> Callable[[SingleEmitter], SingleEmitter]:
     return register
 
 
-@kernel_kind("single", elementwise_work)
+def launch_single(launch: Launch) -> None:
+    """The kernel over its output; then, for a gather whose slices may be empty, a check of its
+    indices where they are (Note [indices of empty slices])."""
+    launch.default()
+    op = _the_op(launch.kernel)
+    if op.name == "gather" and _slices_may_be_empty(op):
+        b, kernel = launch.b, launch.kernel
+        params, indices = op.operands
+        axis = op.axis % params.type.rank
+        def dim(value, axis):  # type: ignore[no-untyped-def]  (read by the entry point, not the kernel)
+            return emit_dim(b, kernel.dims, launch.dims_pointer, value, axis)
+
+        slice_size = product(b, [dim(params, a) for a in range(params.type.rank) if a != axis])
+        count = product(b, [dim(indices, a) for a in range(indices.type.rank)])
+        check = _emit_index_check(kernel.sibling("indices"), op)
+        with b.if_then(b.icmp_signed("==", slice_size, ll.Constant(I64, 0)), likely=False):
+            b.call(launch.parallel_for, [check, launch.context([]), count, ll.Constant(I64, GRAIN)])
+
+
+# Note [indices of empty slices]
+# A gather from params whose slices hold no element (params [0, 0], or [5, 0] along axis 0) has an
+# empty result, so the kernel over its output never reads an index; but an index out of range is
+# still an error, as the reference (and TensorFlow) say. Where a slice may be empty (a dim other
+# than the axis unknown or 0), the entry point checks the indices after such a kernel.
+
+
+def _slices_may_be_empty(op: Operation) -> bool:
+    params = op.operands[0]
+    axis = op.axis % params.type.rank
+    return any(d is None or d == 0 for a, d in enumerate(params.type.shape) if a != axis)
+
+
+def _emit_index_check(kernel: Kernel, op: Operation) -> ll.Function:
+    b = kernel.b
+    params, indices = op.operands
+    limit = kernel.dim(params, op.axis % params.type.rank)
+    pointer = kernel.operand_pointer(indices.index, indices.type.dtype)
+    with for_range(b, kernel.begin, kernel.end, "i") as position:
+        index = load_value(b, b.gep(pointer, [position]), indices.type.dtype)
+        if indices.type.dtype.itemsize < 8:
+            index = b.sext(index, I64)
+        kernel.fail_if(b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit)), index)
+    return kernel.finish()
+
+
+def _the_op(kernel: Kernel) -> Operation:
+    return next(o for o in kernel.op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
+
+
+@kernel_kind("single", elementwise_work, launch_single)
 def emit_single_kernel(kernel: Kernel) -> None:
     b = kernel.b
-    op = next(o for o in kernel.op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
+    op = _the_op(kernel)
     out = op.result
     sizes = [kernel.dim(out, a) for a in range(out.type.rank)]
     pointer = kernel.result_pointer(0, out.type.dtype)
