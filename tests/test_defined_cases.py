@@ -161,7 +161,8 @@ EMPTY_CASES = [
 @pytest.mark.parametrize("declared, fed, axis", EMPTY_CASES, ids=str)
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
 @pytest.mark.parametrize("name", sorted(REDUCE))
-def test_reductions_over_empty_axes(name: str, dtype: str, declared: tuple, fed: tuple, axis) -> None:  # type: ignore[no-untyped-def]
+def test_reductions_over_empty_axes(name: str, dtype: str, declared: tuple, fed: tuple,
+                                    axis: int | tuple[int, ...] | None) -> None:
     if name == "mean" and dtype.startswith("int"):
         pytest.skip("mean is for floats")
     data = np.zeros(fed, dtype)
