@@ -111,7 +111,9 @@ class ColumnReductionEmitter(ReductionEmitter):
         # Note [blocked sums]: where there are more rows than a block, each block's partial results go
         # into compensated totals, which are put back at the end; with fewer, `many` is only tested.
         partials = self.partials[op.result]
-        totals = self.totals.setdefault(dtype, CompensatedSums(self.kernel, compute_type(dtype), TILE, "column"))
+        if dtype not in self.totals:
+            self.totals[dtype] = CompensatedSums(self.kernel, compute_type(dtype), TILE, "column")
+        totals = self.totals[dtype]
         count = b.sub(last, first)
         many = b.icmp_signed(">", self.row_count, ll.Constant(I64, BLOCK_TERMS))
         with b.if_then(many):
