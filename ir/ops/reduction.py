@@ -2,6 +2,11 @@
 
 `axes` is always explicit in IR (the front end spells out "all axes"); an empty
 tuple reduces nothing. Negative axes count from the end, as in numpy.
+
+Over a zero-size axis each reduction gives its identity, as TensorFlow does: sum
+0, mean 0 / 0 = NaN, max the dtype's lowest value, min its highest (so an empty
+batch runs, and a softmax over an empty axis is empty); argmax and argmin have
+no index to give and raise. Every target, and the constant folder, does this.
 """
 
 from __future__ import annotations
