@@ -922,7 +922,7 @@ def test_run_time_index_errors_are_flowc_errors(g):
     i = fc.placeholder(fc.int32, shape=[None], name="i")
     picked = fc.gather(params, i)
     last = params[-1]
-    biggest = fc.reduce_max(params)
+    best = fc.argmax(params, axis=0)
     data = np.arange(6, dtype=np.float32).reshape(3, 2)
     with fc.Session(graph=g) as sess:
         check(sess.run(picked, {params: data, i: np.array([2, 0], np.int32)}), data[[2, 0]])
@@ -934,9 +934,9 @@ def test_run_time_index_errors_are_flowc_errors(g):
         with pytest.raises(FlowcError) as info:
             sess.run(last, {params: np.zeros((0, 2), np.float32)})
         assert_message(info, "slice", "index -1")
-        with pytest.raises(FlowcError) as info:  # max of nothing has no value (numpy raises too)
-            sess.run(biggest, {params: np.zeros((0, 2), np.float32)})
-        assert_message(info, "reduce_max", "zero-size")
+        with pytest.raises(FlowcError) as info:  # the index of the best of nothing has no value (TensorFlow raises too)
+            sess.run(best, {params: np.zeros((0, 2), np.float32)})
+        assert_message(info, "argmax", "zero-size axis 0 of shape [0, 2]")
 
 
 @pytest.mark.parametrize("target", ["reference", "cpu"])

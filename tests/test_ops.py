@@ -219,9 +219,14 @@ def test_reductions_of_zero_size_axes() -> None:
         check(run("reduce_mean", x, axes=(0,)), np.full(3, np.nan, np.float32))
     check(run("reduce_max", x, axes=(1,)), np.zeros(0, np.float32))  # no empty axis is reduced
     check(run("reduce_min", x, axes=()), x)
-    for name in ("reduce_max", "reduce_min"):
-        with raises(RuntimeShapeError, name, "zero-size axis 0", "no identity"):
-            run(name, x, axes=(-2,))
+    # An empty axis gives the identity, as TensorFlow: the lowest value for max, the highest for min.
+    check(run("reduce_max", x, axes=(-2,)), np.full(3, -np.inf, np.float32))
+    check(run("reduce_min", x, axes=(0, 1), keepdims=True), np.full((1, 1), np.inf, np.float32))
+    for dtype in (np.int32, np.int64):
+        ints = np.zeros((2, 0), dtype)
+        check(run("reduce_max", ints, axes=(1,)), np.full(2, np.iinfo(dtype).min, dtype))
+        check(run("reduce_min", ints, axes=(1,)), np.full(2, np.iinfo(dtype).max, dtype))
+        check(run("reduce_sum", ints, axes=(1,)), np.zeros(2, dtype))
 
 
 def test_reductions_with_unknown_dims(rng: np.random.Generator) -> None:
@@ -257,8 +262,12 @@ def test_arg_reductions_match_numpy(name: str, fn: Callable[..., Any], rng: np.r
     check(run(name, x, axis=1), np.array([1]))  # NaN wins, as in numpy
     assert infer(name, "f32[?,4]", axis=0) == "i64[4]"
     assert not registry.get(name).differentiable
-    with raises(RuntimeShapeError, name, "zero-size axis 1"):
-        run(name, np.zeros((2, 0)), axis=1)
+    with raises(RuntimeShapeError, name, "zero-size axis 1 of shape [2, 0]", "no index"):
+        run(name, np.zeros((2, 0)), axis=1, arg_shapes=[(2, None)])
+    with raises(RuntimeShapeError, name, "zero-size axis 0 of shape [0, 0]"):  # even when the result is empty
+        run(name, np.zeros((0, 0)), axis=0, arg_shapes=[(None, None)])
+    with raises(FlowcTypeError, name, "zero-size axis 1 of shape [2, 0]"):  # a static 0: at build time
+        infer(name, "f32[2,0]", axis=-1)
     with raises(FlowcTypeError, "int32 or int64", "float32"):
         infer(name, "f32[3]", axis=0, dtype="float32")
     with raises(FlowcTypeError, "axis -3 is out of range for rank 2"):

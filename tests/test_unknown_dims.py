@@ -31,7 +31,7 @@ def run_both(build, feeds, optimize):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("optimize", [True, False], ids=["opt", "no-opt"])
-@pytest.mark.parametrize("n", [1, 4, 5, 33, 1000])
+@pytest.mark.parametrize("n", [0, 1, 4, 5, 33, 1000])
 def test_a_strided_slice_and_its_source(optimize, n) -> None:
     """min(x[0::2]) read at x's size: the max must see all of x (was: only len(x[0::2]) elements)."""
 

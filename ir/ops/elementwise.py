@@ -121,8 +121,36 @@ def div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @binary("pow", dtypes=FLOATS)
 def pow_(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x ** y, as C's pow (NaN for a negative base and a fractional exponent)."""
-    return np.power(x, y)
+    """x ** y, with every special case of C99 Annex F (F.9.4.4), as IEEE 754's pow:
+
+    - pow(x, +-0) = 1 for any x, even NaN; pow(+1, y) = 1 for any y, even NaN; pow(-1, +-inf) = 1;
+    - pow(x, y) = NaN for finite x < 0 and finite non-integer y;
+    - pow(+-0, y) = +-inf for y an odd integer < 0, +inf for other y < 0 (and -inf), +-0 for y an
+      odd integer > 0, +0 for other y > 0;
+    - pow(+-inf, y): -inf to an odd integer y > 0 is -inf, to an odd integer y < 0 is -0; otherwise
+      +inf for y > 0 and +0 for y < 0;
+    - pow(x, -inf) = +inf for |x| < 1 and +0 for |x| > 1; pow(x, +inf) the other way round;
+    - otherwise NaN in, NaN out.
+
+    numpy alone is not this: its scalar path (the 0-d arrays of a folded constant) takes sqrt for
+    y = 0.5, giving pow(-inf, 0.5) = NaN and pow(-0, 0.5) = -0, where its array loops give C's
+    +inf and +0. So the cases are set here, whichever loop numpy picks.
+    """
+    x, y = np.broadcast_arrays(x, y)
+    result = np.asarray(np.power(x, y))
+    inf, zero, one = x.dtype.type(np.inf), x.dtype.type(0), x.dtype.type(1)
+    y_integer = np.floor(y) == y  # true for +-inf, false for NaN
+    y_odd = y_integer & (np.floor(y / 2) != y / 2)
+    x_zero_or_inf = (x == 0) | np.isinf(x)
+    # +-0 and +-inf bases: a zero or infinite magnitude, signed as x only for an odd integer y.
+    magnitude = np.where((x == 0) == (y < 0), inf, zero)
+    edge = np.where(y_odd, np.copysign(magnitude, x), magnitude)
+    result = np.where(x_zero_or_inf & ~np.isnan(y), edge, result)
+    # Infinite exponents of other bases: |x| < 1 shrinks to 0 under +inf, |x| > 1 grows.
+    grows = np.where((np.abs(x) > 1) == (y > 0), inf, zero)
+    result = np.where(np.isinf(y) & np.isfinite(x) & (x != 0) & (np.abs(x) != 1), grows, result)
+    result = np.where((x < 0) & np.isfinite(x) & np.isfinite(y) & ~y_integer, x.dtype.type(np.nan), result)
+    return np.where((y == 0) | (x == 1) | ((x == -1) & np.isinf(y)), one, result)
 
 
 @binary("maximum")

@@ -2,6 +2,11 @@
 
 `axes` is always explicit in IR (the front end spells out "all axes"); an empty
 tuple reduces nothing. Negative axes count from the end, as in numpy.
+
+Over a zero-size axis each reduction gives its identity, as TensorFlow does: sum
+0, mean 0 / 0 = NaN, max the dtype's lowest value, min its highest (so an empty
+batch runs, and a softmax over an empty axis is empty); argmax and argmin have
+no index to give and raise. Every target, and the constant folder, does this.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ class Reduction(Op):
         return reduced_type(self.name, x, self.axes, self.keepdims)
 
 
-def check_identity(op: str, x: np.ndarray, axes: tuple[int, ...]) -> None:
-    """max and min have no value for an empty axis (numpy raises; so do we)."""
-    for axis in normalize_axes(op, axes, x.ndim):
-        if x.shape[axis] == 0:
-            raise RuntimeShapeError(
-                f"the reduction of zero-size axis {axis} (shape {list(x.shape)}) has no identity", op=op
-            )
+def lowest(dtype: np.dtype) -> Any:
+    """The identity of max: -inf for floats, the smallest integer for ints."""
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def highest(dtype: np.dtype) -> Any:
+    """The identity of min: +inf for floats, the largest integer for ints."""
+    return np.inf if dtype.kind == "f" else np.iinfo(dtype).max
 
 
 class ReduceSum(Reduction):
@@ -63,27 +69,34 @@ class ReduceMean(Reduction):
 
 
 class ReduceMax(Reduction):
-    """Largest element over `axes`; NaN if any is NaN; an empty axis is an error."""
+    """Largest element over `axes`; NaN if any is NaN. An empty axis gives max's identity, the lowest
+    value of the dtype (-inf, or the smallest integer), as TensorFlow's reduce_max does: a batch
+    that happens to be empty runs rather than fails, and a softmax over it is empty."""
 
     name = "reduce_max"
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        check_identity(self.name, x, self.axes)
-        return np.asarray(np.max(x, axis=self.axes, keepdims=self.keepdims))
+        # initial=: numpy raises on an empty axis; it changes nothing where there are elements.
+        return np.asarray(np.max(x, axis=self.axes, keepdims=self.keepdims, initial=lowest(x.dtype)))
 
 
 class ReduceMin(Reduction):
-    """Smallest element over `axes`; NaN if any is NaN; an empty axis is an error."""
+    """Smallest element over `axes`; NaN if any is NaN. An empty axis gives min's identity, the
+    highest value of the dtype (+inf, or the largest integer), as TensorFlow's reduce_min."""
 
     name = "reduce_min"
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        check_identity(self.name, x, self.axes)
-        return np.asarray(np.min(x, axis=self.axes, keepdims=self.keepdims))
+        return np.asarray(np.min(x, axis=self.axes, keepdims=self.keepdims, initial=highest(x.dtype)))
 
 
 class ArgReduction(Op):
-    """Index along `axis` of the chosen element (the first one on ties and NaN, as numpy)."""
+    """Index along `axis` of the chosen element (the first one on ties and NaN, as numpy).
+
+    A zero-size axis has no index to give, so it is an error, as in TensorFlow (and numpy): at build
+    time when the axis is statically 0, at run time (both targets, from `checked_axis` here and
+    from this type rule on the fed shapes) when a None dim is fed 0, even when the result is empty.
+    """
 
     attrs = {"axis": int, "dtype": DType}
     defaults = {"dtype": int64}
@@ -101,12 +114,18 @@ class ArgReduction(Op):
         if self.dtype not in INTS:
             raise FlowcTypeError(f"index dtype must be int32 or int64, got {self.dtype.name}", op=self.name)
         axis = normalize_axis(self.name, self.axis, x.rank)
+        if x.shape[axis] == 0:
+            raise FlowcTypeError(self.empty_axis_message(axis, x.shape), op=self.name)
         return TensorType(self.dtype, x.shape[:axis] + x.shape[axis + 1 :])
+
+    def empty_axis_message(self, axis: int, shape: tuple[int | None, ...]) -> str:
+        shown = ["?" if d is None else d for d in shape]
+        return f"{self.name} over zero-size axis {axis} of shape {shown}: an empty axis has no index to return"
 
     def checked_axis(self, x: np.ndarray) -> int:
         axis = normalize_axis(self.name, self.axis, x.ndim)
         if x.shape[axis] == 0:
-            raise RuntimeShapeError(f"{self.name} over zero-size axis {axis} (shape {list(x.shape)})", op=self.name)
+            raise RuntimeShapeError(self.empty_axis_message(axis, x.shape), op=self.name)
         return axis
 
 

@@ -6,9 +6,10 @@ walk of reduction.py would sum each output element down its column, one strided 
 (the bias gradient of a 784 -> 256 layer, [128, 256] summed over axis 0, took 43 us). Here the
 kept elements are cut into tiles of TILE; per tile each reduction keeps TILE partial results on
 the stack and adds the rows in, one after the other, in a loop over the tile that LLVM vectorizes
-(each output element is independent). Each element is summed serially in row order, as numpy
-sums over a leading axis. Later reductions and the results read the earlier ones' totals from
-the stack.
+(each output element is independent). Each element is summed in row order, as numpy sums over a
+leading axis, a float sum in blocks of BLOCK_TERMS rows added into a compensated total (Note
+[blocked sums] in reduction.py), so a column of 10**8 float32 ones sums to 10**8, not 2**24. Later
+reductions and the results read the earlier ones' totals from the stack.
 
 Every argument must step along all of F's reduced axes or none, and along all kept axes or none
 (a full operand, a bias, a per-row scale, a scalar), so its offset at a point is linear in the
@@ -22,11 +23,12 @@ import math
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.types import DType
 
 from ..body import Body
-from ..kernel import Kernel, for_range, product
+from ..kernel import Kernel, for_range, min_of, product
 from ..types import I64, compute_type, load_value, store_value
-from .reduction import REDUCTIONS, ReductionEmitter, _combine, _initial, _space
+from .reduction import BLOCK_TERMS, REDUCTIONS, CompensatedSums, ReductionEmitter, _combine, _initial, _space, blocked
 
 TILE = 512  # kept elements per tile: partial results of a few KB, rows of a tile read as one run
 MIN_KEPT = 16  # fewer kept elements (known): the column walk of reduction.py is as good
@@ -68,6 +70,7 @@ class ColumnReductionEmitter(ReductionEmitter):
         self.kept_count = product(b, [self.sizes[a] for a in self.space.kept])
         self.row_count = product(b, [self.sizes[a] for a in self.space.reduced])
         reductions = [op for op in self.block.ops if op.name in REDUCTIONS]
+        self.totals: dict[DType, CompensatedSums] = {}  # per dtype, shared by its float sums one after the other
         self.partials = {op.result: kernel.alloca(ll.ArrayType(compute_type(op.operands[0].type.dtype), TILE),
                                                   f"{op.name}.partial") for op in reductions}
         width = ll.Constant(I64, TILE)
@@ -101,7 +104,35 @@ class ColumnReductionEmitter(ReductionEmitter):
         initial = _initial(op.name, compute_type(dtype), dtype.is_float)
         with for_range(b, first, last, "init") as o:
             b.store(initial, self._partial(op, first, o))
-        with for_range(b, ll.Constant(I64, 0), self.row_count, "row") as row:
+        rows = [self.space.full.type.shape[a] for a in self.space.reduced]
+        if not blocked(op, None if None in rows else math.prod(rows), BLOCK_TERMS):
+            self._add_rows(op, done, first, last, ll.Constant(I64, 0), self.row_count)
+            return
+        # Note [blocked sums]: where there are more rows than a block, each block's partial results go
+        # into compensated totals, which are put back at the end; with fewer, `many` is only tested.
+        partials = self.partials[op.result]
+        if dtype not in self.totals:
+            self.totals[dtype] = CompensatedSums(self.kernel, compute_type(dtype), TILE, "column")
+        totals = self.totals[dtype]
+        count = b.sub(last, first)
+        many = b.icmp_signed(">", self.row_count, ll.Constant(I64, BLOCK_TERMS))
+        with b.if_then(many):
+            totals.clear(count)
+        per_block = ll.Constant(I64, BLOCK_TERMS)
+        blocks = b.udiv(b.add(self.row_count, ll.Constant(I64, BLOCK_TERMS - 1)), per_block)
+        with for_range(b, ll.Constant(I64, 0), blocks, "block") as block:
+            start = b.mul(block, per_block)
+            self._add_rows(op, done, first, last, start, min_of(b, b.add(start, per_block), self.row_count))
+            with b.if_then(many):
+                totals.add_in(partials, count)
+        with b.if_then(many):
+            totals.finish(partials, count)
+
+    def _add_rows(self, op: Operation, done: list[Operation], first: ll.Value, last: ll.Value, start: ll.Value,
+                  stop: ll.Value) -> None:
+        """The partial results of kept elements first .. last += their rows start .. stop."""
+        b = self.b
+        with for_range(b, start, stop, "row") as row:
             with for_range(b, first, last, "col") as o:  # independent elements: vectorized
                 x = self._body(done, first, row, o).value(op.operands[0])
                 slot = self._partial(op, first, o)

@@ -16,11 +16,22 @@ independent partial results (the k-th reduced point goes to lane k mod
 LANES), combined pairwise at the end. It is a fixed order, so results are
 deterministic and IEEE (no reassociation flags), and the lanes become vector
 registers: a serial float sum cannot be vectorized without reassociating.
-Sums differ from numpy's pairwise sums in the last bits (and are about as
-accurate: LANES partial sums each of n / LANES terms). A row known to be
-shorter than 2 * LANES is summed serially, in index order, unless it is the
-trailing axes of every argument that reads it: then each row is one vector
-(Note [vector rows] in vector_rows.py), combined pairwise like the lanes here.
+Sums differ from numpy's pairwise sums in the last bits, and are about as
+accurate (Note [blocked sums]). A row known to be shorter than 2 * LANES is
+summed serially, in index order, unless it is the trailing axes of every
+argument that reads it: then each row is one vector (Note [vector rows] in
+vector_rows.py), combined pairwise like the lanes here.
+
+Note [blocked sums]: a float partial sum that ran over the whole axis would
+grow its error with n: sixteen lanes of float32 ones stop growing at 2**24
+each, so the sum of 10**12 ones came out as 2.7e8. So a partial sum (a lane
+here, a column of a tile in column_reduction.py) takes at most BLOCK_TERMS
+terms, then is added into its lane's total with the exact rounding error of
+that addition kept in a compensation (Knuth's two-sum, no branch), and starts
+again from 0. The error is then that of BLOCK_TERMS serial terms plus about
+one rounding, at any n (numpy's pairwise sum: O(log n) roundings). A block
+costs a few vector ops per lane, against BLOCK_TERMS additions. Integer sums
+are exact (modulo 2**bits) and max and min do not round: they are not blocked.
 """
 
 from __future__ import annotations
@@ -34,8 +45,8 @@ from flowc.ir import BlockArgument, Operation, OpResult, Value
 from flowc.ir.op import normalize_axes
 
 from ..body import Body
-from ..elementwise import emit_min_max, float_flags
-from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, product
+from ..elementwise import emit_min_max, float_flags, intrinsic
+from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..module import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
@@ -43,6 +54,7 @@ ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
 COSTLY = ("exp", "log", "tanh", "sigmoid", "rsqrt", "pow", "sqrt", "div")
 REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
 LANES = 16
+BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
 
 
 @dataclass
@@ -207,7 +219,11 @@ class ReductionEmitter:
             slot = self._lane(lanes, lane)
             b.store(_combine(b, op, x, b.load(slot)), slot)
 
-        self._walk_reduced_in_lanes(coordinates, visit)
+        terms = [self.space.full.type.shape[a] for a in self.space.reduced]
+        if blocked(op, None if None in terms else math.prod(terms), LANES * BLOCK_TERMS):
+            self._walk_in_blocks(op, lanes, coordinates, visit)
+        else:
+            self._walk_reduced_in_lanes(coordinates, visit)
         result = self._combine_lanes(op, lanes)
         if op.name == "reduce_mean":
             count = product(b, [self.sizes[a] for a in self.space.reduced])
@@ -252,12 +268,35 @@ class ReductionEmitter:
     def _row_slot(self, r: ll.Value) -> ll.Value:
         return self.b.gep(self.row_buffer, [ll.Constant(I64, 0), r])
 
-    def _walk_reduced_in_lanes(self, coordinates: dict[int, ll.Value], visit) -> None:  # type: ignore[no-untyped-def]
+    def _walk_in_blocks(self, op: Operation, lanes: ll.Value, coordinates: dict[int, ll.Value],
+                        visit) -> None:  # type: ignore[no-untyped-def]
+        """Note [blocked sums]: where the row turns out longer than a block per lane, each block's lanes
+        go into compensated totals, which are put back in the lanes at the end. A shorter row (one
+        block) passes the tests of `many` only: its lanes hold the sums, as unblocked."""
+        b = self.b
+        totals = CompensatedSums(self.kernel, compute_type(op.operands[0].type.dtype), self.lanes, op.name)
+        count = product(b, [self.sizes[a] for a in self.space.reduced])
+        many = b.icmp_signed(">", count, ll.Constant(I64, LANES * BLOCK_TERMS))
+        with b.if_then(many):
+            totals.clear()
+
+        def end_block() -> None:
+            with b.if_then(many):
+                totals.add_in(lanes)
+
+        self._walk_reduced_in_lanes(coordinates, visit, end_block)
+        with b.if_then(many):
+            totals.finish(lanes)
+
+    def _walk_reduced_in_lanes(self, coordinates: dict[int, ll.Value], visit,  # type: ignore[no-untyped-def]
+                               end_block=None) -> None:
         """The reduced points in groups of LANES, point k going to lane k mod LANES (Note [summation order]).
 
         The inner loop over a group has no dependence between its iterations, so
         LLVM's loop vectorizer turns it into vector ops on the lanes; a last,
-        shorter group takes the points left over.
+        shorter group takes the points left over. With `end_block`, the groups
+        come in blocks of BLOCK_TERMS per lane, end_block() called after each
+        and after the last group (Note [blocked sums]).
         """
         b = self.b
         sizes = [self.sizes[a] for a in self.space.reduced]
@@ -275,10 +314,23 @@ class ReductionEmitter:
                 point.update(zip(self.space.reduced, decompose(b, r, sizes)))
                 visit(point, lane, r)
 
-        with for_range(b, ll.Constant(I64, 0), groups, "group") as group:
-            visit_group(b.mul(group, width), width)
+        def visit_groups(first: ll.Value, last: ll.Value) -> None:
+            with for_range(b, first, last, "group") as group:
+                visit_group(b.mul(group, width), width)
+
+        if end_block is None:
+            visit_groups(ll.Constant(I64, 0), groups)
+        else:
+            per_block = ll.Constant(I64, BLOCK_TERMS)
+            blocks = b.udiv(b.add(groups, ll.Constant(I64, BLOCK_TERMS - 1)), per_block)
+            with for_range(b, ll.Constant(I64, 0), blocks, "block") as block:
+                first = b.mul(block, per_block)
+                visit_groups(first, min_of(b, b.add(first, per_block), groups))
+                end_block()
         main = b.mul(groups, width)
         visit_group(main, b.sub(total, main))
+        if end_block is not None:
+            end_block()
 
     def _combine_lanes(self, op: Operation, lanes: ll.Value) -> ll.Value:
         """Lane k with lane k + half, halving until one is left: a fixed pairwise order."""
@@ -371,6 +423,75 @@ def _initial(name: str, value_type: ll.Type, is_float: bool) -> ll.Constant:
         return constant_of(value_type, float("-inf") if low else float("inf"))
     bits = value_type.width
     return ll.Constant(value_type, -(1 << (bits - 1)) if low else (1 << (bits - 1)) - 1)
+
+
+def blocked(op: Operation, terms: int | None, per_block: int) -> bool:
+    """Whether the reduction is a float sum whose `terms` points (None: known at run time) may take
+    more than one block of `per_block` (Note [blocked sums])."""
+    is_sum = op.name in ("reduce_sum", "reduce_mean") and op.operands[0].type.dtype.is_float
+    return is_sum and (terms is None or terms > per_block)
+
+
+class CompensatedSums:
+    """Running totals, each with the exact rounding error of its additions kept apart (Note [blocked
+    sums]), in stack arrays of `size`. Without a count, all of them at once as vectors: the lanes,
+    in a few instructions (as a loop, or as calls of one shared function, the three batch sums of
+    the softmax training step took LLVM 20 ms more to compile; as vectors, 13); with a count, the
+    first `count` in a loop: a column tile. Never fast-math: the two-sum is exact only as IEEE
+    arithmetic, in this order."""
+
+    def __init__(self, kernel: Kernel, value_type: ll.Type, size: int, name: str):
+        self.b = kernel.b
+        self.value_type = value_type
+        self.vector_type = ll.VectorType(value_type, size)
+        array = ll.ArrayType(value_type, size)
+        self.totals = kernel.alloca(array, name=f"{name}.totals")
+        self.compensations = kernel.alloca(array, name=f"{name}.compensations")
+
+    def clear(self, count: ll.Value | None = None) -> None:
+        self._each(count, lambda *values: [constant_of(values[0].type, 0)] * 3)  # the loads are dropped
+
+    def add_in(self, partials: ll.Value, count: ll.Value | None = None) -> None:
+        """Total i += partials[i], each partial then set back to 0 for the next block."""
+
+        def two_sum(partial: ll.Value, total: ll.Value, compensation: ll.Value) -> tuple[ll.Value, ...]:
+            b = self.b
+            new = b.fadd(total, partial)
+            partial_part = b.fsub(new, total)  # Knuth's two-sum: new + error == total + partial exactly
+            error = b.fadd(b.fsub(total, b.fsub(new, partial_part)), b.fsub(partial, partial_part))
+            return constant_of(partial.type, 0), new, b.fadd(compensation, error)
+
+        self._each(count, two_sum, partials)
+
+    def finish(self, results: ll.Value, count: ll.Value | None = None) -> None:
+        """results[i] = total i with its compensation added; an infinite or NaN total as it is (its
+        compensation is NaN: inf - inf)."""
+
+        def compensated(result: ll.Value, total: ll.Value, compensation: ll.Value) -> tuple[ll.Value, ...]:
+            b = self.b
+            finite = b.fcmp_ordered("<", intrinsic(b, "llvm.fabs", total), constant_of(total.type, float("inf")))
+            return b.select(finite, b.fadd(total, compensation), total), total, compensation
+
+        self._each(count, compensated, results)
+
+    def _each(self, count: ll.Value | None, update,  # type: ignore[no-untyped-def]
+              other: ll.Value | None = None) -> None:
+        """(other[i], total i, compensation i) = update(other[i], total i, compensation i), for every i
+        as vectors (count None) or for i < count in a loop."""
+        b = self.b
+        arrays = [other if other is not None else self.totals, self.totals, self.compensations]
+        if count is None:
+            slots = [b.bitcast(a, self.vector_type.as_pointer()) for a in arrays]
+            align = 8 if isinstance(self.value_type, ll.DoubleType) else 4  # the arrays' element alignment
+            values = update(*[b.load(slot, align=align) for slot in slots])
+            for value, slot in zip(values, slots):
+                b.store(value, slot, align=align)
+            return
+        with for_range(b, ll.Constant(I64, 0), count, "compensated") as index:
+            slots = [b.gep(a, [ll.Constant(I64, 0), index]) for a in arrays]
+            values = update(*[b.load(slot) for slot in slots])
+            for value, slot in zip(values, slots):
+                b.store(value, slot)
 
 
 def combine_pairwise(b: ll.IRBuilder, op: Operation, values: list[ll.Value]) -> ll.Value:
