@@ -1,0 +1,175 @@
+"""Worker subprocesses that run cases with a per-case timeout.
+
+A case that kills its worker (a signal, an exit) is a "crash", one that
+outlives the timeout a "hang"; either way the worker is restarted and the
+failure belongs to the case it was running. Work comes as tasks: generators
+that yield cases and receive their results (a fuzz seed yields one case, a
+minimization many); the pool keeps every worker busy with some task's case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Generator, Iterable, Iterator
+from typing import Any
+
+from .spec import Case
+
+Task = Generator[Case, dict, Any]
+STARTUP_SECONDS = 300  # a fresh cache folder builds the fast-run extension first
+JOBS_PER_WORKER = 250  # then restart, so the libraries a worker loaded do not pile up
+
+
+class Worker:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.jobs = 0
+        self.task: Task | None = None
+        self.case: Case | None = None
+        self.deadline = 0.0
+        self.buffer = b""
+        self.process = subprocess.Popen([sys.executable, "-m", "flowc.fuzz.worker"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        ready = self.read_line(time.monotonic() + STARTUP_SECONDS)
+        if ready is None or not ready.get("ready"):
+            self.stop()
+            raise RuntimeError("a fuzz worker did not start (run `python -m flowc.fuzz.worker` to see why)")
+
+    def read_line(self, deadline: float) -> dict | None:
+        """The next answer, or None if the worker died or the deadline passed first."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self.buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    return None
+                chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    return None
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def submit(self, task: Task, case: Case, timeout: float) -> None:
+        self.task, self.case = task, case
+        self.jobs += 1
+        self.deadline = time.monotonic() + timeout
+        self.process.stdin.write((json.dumps({"id": self.jobs, "case": case.to_json()}) + "\n").encode())
+        self.process.stdin.flush()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()  # our own child, by its handle
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            stream.close()
+
+    def death(self) -> dict:
+        """The result of the case that was running when the worker went away."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+            return {"verdict": "hang", "signature": "hang", "detail": f"no answer within the timeout"}
+        code = self.process.returncode
+        name = signal.Signals(-code).name if code < 0 else f"exit {code}"
+        return {"verdict": "crash", "signature": f"crash:{name}", "detail": f"the worker died: {name}"}
+
+
+class Pool:
+    def __init__(self, workers: int, timeout: float, env: dict[str, str] | None = None):
+        self.size = workers
+        self.timeout = timeout
+        self.env = {**os.environ, **(env or {})}
+        self.workers: list[Worker] = []
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers.clear()
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[Any]:
+        """Drive `tasks`, several at once; yield each one's return value as it finishes."""
+        pending = iter(tasks)
+        waiting: list[tuple[Task, Case]] = []  # tasks with a case ready and no worker yet
+        busy: list[Worker] = []
+        while True:
+            while len(waiting) < self.size:
+                task = next(pending, None)
+                if task is None:
+                    break
+                finished, case = self.advance(task, None)
+                if finished:
+                    yield case
+                else:
+                    waiting.append((task, case))
+            if not waiting and not busy:
+                return
+            while waiting and len(busy) < self.size:
+                worker = self.idle_worker(busy)
+                worker.submit(*waiting.pop(0), self.timeout)
+                busy.append(worker)
+            worker, result = self.next_answer(busy)
+            busy.remove(worker)
+            finished, value = self.advance(worker.task, result)
+            if finished:
+                yield value
+            else:
+                waiting.insert(0, (worker.task, value))
+
+    @staticmethod
+    def advance(task: Task, result: dict | None) -> tuple[bool, Any]:
+        """(True, return value) if the task is done, else (False, its next case)."""
+        try:
+            return False, task.send(result) if result is not None else next(task)
+        except StopIteration as stop:
+            return True, stop.value
+
+    def idle_worker(self, busy: list[Worker]) -> Worker:
+        for worker in self.workers:
+            if worker not in busy:
+                if worker.jobs >= JOBS_PER_WORKER or worker.process.poll() is not None:
+                    self.replace(worker)
+                    return self.workers[-1]
+                return worker
+        self.workers.append(Worker(self.env))
+        return self.workers[-1]
+
+    def replace(self, worker: Worker) -> None:
+        worker.stop()
+        self.workers.remove(worker)
+        self.workers.append(Worker(self.env))
+
+    def next_answer(self, busy: list[Worker]) -> tuple[Worker, dict]:
+        with selectors.DefaultSelector() as selector:
+            for worker in busy:
+                selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+            while True:
+                for worker in busy:  # an answer may already sit in a buffer
+                    if b"\n" in worker.buffer:
+                        return worker, worker.read_line(worker.deadline)["result"]
+                left = min(w.deadline for w in busy) - time.monotonic()
+                events = selector.select(max(left, 0))
+                if not events:
+                    late = min(busy, key=lambda w: w.deadline)
+                    return late, self.retire(late)
+                worker = events[0][0].data
+                answer = worker.read_line(worker.deadline)
+                if answer is None:
+                    return worker, self.retire(worker)
+                return worker, answer["result"]
+
+    def retire(self, worker: Worker) -> dict:
+        """The dead or hung worker's verdict on its case; a fresh worker takes its place later."""
+        result = worker.death()
+        worker.stop()
+        self.workers.remove(worker)
+        return result
