@@ -16,7 +16,7 @@ import tempfile
 
 from tqdm import tqdm
 
-from .campaign import Failure, Summary, minimize_failures, run_seeds
+from .campaign import Failure, Summary, first_of_each_kind, minimize_failures, run_seeds
 from .generate import Config
 from .reproducer import script
 from .runner import Pool
@@ -73,11 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                     bar.set_postfix(failed=len(summary.failures), refresh=False)
 
                 summary = run_seeds(pool, range(args.seed, args.seed + args.graphs), config, progress)
-            if summary.failures and args.minimize:
-                chosen = min(len(summary.failures), args.minimize * len({f.result["signature"]
-                                                                         for f in summary.failures}))
-                with tqdm(total=chosen, desc="minimizing", unit="failure", file=sys.stderr) as bar:
-                    minimize_failures(pool, summary.failures, args.minimize, args.budget, lambda: bar.update(1))
+            chosen = first_of_each_kind(summary.failures, args.minimize)
+            if chosen:
+                with tqdm(total=len(chosen), desc="minimizing", unit="failure", file=sys.stderr) as bar:
+                    minimize_failures(pool, chosen, args.budget, lambda: bar.update(1))
     finally:
         if cache:
             shutil.rmtree(cache, ignore_errors=True)

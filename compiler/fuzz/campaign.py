@@ -73,15 +73,18 @@ def run_seeds(pool: Pool, seeds: Iterable[int], config: Config,
     return summary
 
 
-def minimize_failures(pool: Pool, failures: list[Failure], per_signature: int, budget: int,
-                      progress: Callable[[], None] = lambda: None) -> None:
-    """Minimize the first `per_signature` failures of each signature (the rest keep their whole case)."""
+def first_of_each_kind(failures: list[Failure], per_signature: int) -> list[Failure]:
     chosen: list[Failure] = []
     seen: Counter = Counter()
     for failure in failures:
         seen[failure.result["signature"]] += 1
         if seen[failure.result["signature"]] <= per_signature:
             chosen.append(failure)
+    return chosen
+
+
+def minimize_failures(pool: Pool, chosen: list[Failure], budget: int, progress: Callable[[], None] = lambda: None):
+    """Shrink each of `chosen` in place (failure.minimized), several at once on the pool's workers."""
 
     def task(failure: Failure) -> Iterator:
         case, result = yield from minimize(failure.case, failure.result, budget)

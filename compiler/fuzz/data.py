@@ -55,7 +55,7 @@ def float_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, sp
     spread = rng.normal(0, scale / 2, size=shape)
     array = np.where(rng.random(shape) < 0.5, grid, spread).astype(dtype)
     if specials and array.size:
-        special = rng.random(shape) < 0.1
+        special = rng.random(shape) < 0.04
         array[special] = rng.choice(SPECIAL_FLOATS, size=int(special.sum()))
     return array
 

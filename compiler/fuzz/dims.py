@@ -118,3 +118,18 @@ def to_json(dim: Dim) -> int | list:
 
 def from_json(data: int | list) -> Dim:
     return data if isinstance(data, int) else Sym(int(data[0]), tuple(data[1]))
+
+
+def broadcast_shapes(*shapes: Shape) -> Shape | None:
+    """The broadcast of `shapes` (numpy's rule, right-aligned), or None where they must not meet."""
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out: list[Dim] = []
+    for column in zip(*padded):
+        dim: Dim | None = column[0]
+        for other in column[1:]:
+            dim = broadcast(dim, other) if dim is not None else None
+        if dim is None:
+            return None
+        out.append(dim)
+    return tuple(out)

@@ -27,13 +27,28 @@ TARGETS = ("reference", "cpu")
 
 
 def attempt(session: fc.Session, fetches: list, feed: dict) -> tuple[str, Any]:
-    """("values", arrays), ("flowc", message) or ("raw", traceback) of one run."""
+    """("values", arrays), ("flowc", Error) or ("raw", Error) of one run."""
     try:
         return "values", [np.asarray(v) for v in session.run(fetches, feed)]
     except fc.FlowcError as error:
-        return "flowc", f"{type(error).__name__}: {error}"
+        return "flowc", Error.of(error)
     except Exception as error:  # noqa: BLE001 - anything else escaping flowc is a failure of its own kind
-        return "raw", f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=8)}"
+        return "raw", Error.of(error)
+
+
+class Error:
+    """What a run raised: `tag` (the class, and the op kind of a FlowcError) goes into a failure's signature."""
+
+    def __init__(self, tag: str, text: str):
+        self.tag, self.text = tag, text
+
+    @staticmethod
+    def of(error: Exception) -> Error:
+        kind = type(error).__name__
+        op = getattr(error, "op", None)
+        if isinstance(error, fc.FlowcError):
+            return Error(f"{kind}:{op.split()[0]}" if op else kind, f"{kind}: {error}")
+        return Error(kind, f"{kind}: {error}\n{traceback.format_exc(limit=8)}")
 
 
 def feeds(case: Case, built: Built, run: int, wide: bool = False) -> dict:
@@ -84,18 +99,18 @@ class CaseRun:
         if self.with_gradients and all(kind == "flowc" for kind, _ in results.values()):
             self.with_gradients, self.gradients_rejected = False, True  # e.g. no gradient rule: try without
             results = {t: attempt(self.sessions[t], self.fetches(self.built), feed) for t in TARGETS}
-        for target, (kind, detail) in results.items():
+        for target, (kind, error) in results.items():
             if kind == "raw":
-                return failure("raw-exception", f"raw-exception:{target}:{detail.split(':')[0]}",
-                               f"{target} raised {detail}", index)
+                return failure("raw-exception", f"raw-exception:{target}:{error.tag}", f"{target} raised {error.text}",
+                               index)
         kinds = {t: kind for t, (kind, _) in results.items()}
         if kinds["cpu"] == kinds["reference"] == "flowc":
             self.both_raised += 1
             return None
-        for target, (kind, detail) in results.items():
+        for target, (kind, error) in results.items():
             if kind == "flowc":
-                return failure("mismatch", f"mismatch:{target}-raised", f"{target} raised {detail}; the other "
-                               "target returned values", index)
+                return failure("mismatch", f"mismatch:{target}-raised:{error.tag}", f"{target} raised {error.text}; "
+                               "the other target returned values", index)
         return self.compare(results["cpu"][1], results["reference"][1], index)
 
     def compare(self, cpu: list, reference: list, index: int) -> dict | None:

@@ -59,7 +59,8 @@ def script(case: Case, run: int = 0, headline: str = "") -> str:
         losses = ", ".join(f"fc.reduce_sum({name} * {weight_name(name)})" for name in weighted)
         lines.append(f"    fetches += [d for d in fc.gradients([{losses}], [{', '.join(xs)}]) if d is not None]")
     lines.append("")
-    lines.append(f"# {', '.join(f'{s} = {n}' for s, n in sizes.items())}")
+    used = {atom for i in spec.inputs for d in i.value.shape if isinstance(d, dims.Sym) for atom in d.atoms}
+    lines.append(f"# {', '.join(f'{s} = {n}' for s, n in sizes.items() if s in used)}")
     lines.append("feed = {")
     for item in spec.inputs:
         lines.append(f"    {item.value.name}: {literal(data.input_array(case, run, item))},")

@@ -26,15 +26,18 @@ STARTUP_SECONDS = 300  # a fresh cache folder builds the fast-run extension firs
 JOBS_PER_WORKER = 250  # then restart, so the libraries a worker loaded do not pile up
 
 
+WORKER = [sys.executable, "-m", "flowc.fuzz.worker"]
+
+
 class Worker:
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], command: list[str]):
         self.env = env
         self.jobs = 0
         self.task: Task | None = None
         self.case: Case | None = None
         self.deadline = 0.0
         self.buffer = b""
-        self.process = subprocess.Popen([sys.executable, "-m", "flowc.fuzz.worker"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         ready = self.read_line(time.monotonic() + STARTUP_SECONDS)
         if ready is None or not ready.get("ready"):
@@ -75,14 +78,16 @@ class Worker:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-            return {"verdict": "hang", "signature": "hang", "detail": f"no answer within the timeout"}
+            return {"verdict": "hang", "signature": "hang", "detail": "no answer within the timeout"}
         code = self.process.returncode
         name = signal.Signals(-code).name if code < 0 else f"exit {code}"
         return {"verdict": "crash", "signature": f"crash:{name}", "detail": f"the worker died: {name}"}
 
 
 class Pool:
-    def __init__(self, workers: int, timeout: float, env: dict[str, str] | None = None):
+    def __init__(self, workers: int, timeout: float, env: dict[str, str] | None = None,
+                 command: list[str] = WORKER):
+        self.command = command  # the worker program (tests put a stand-in here)
         self.size = workers
         self.timeout = timeout
         self.env = {**os.environ, **(env or {})}
@@ -140,13 +145,13 @@ class Pool:
                     self.replace(worker)
                     return self.workers[-1]
                 return worker
-        self.workers.append(Worker(self.env))
+        self.workers.append(Worker(self.env, self.command))
         return self.workers[-1]
 
     def replace(self, worker: Worker) -> None:
         worker.stop()
         self.workers.remove(worker)
-        self.workers.append(Worker(self.env))
+        self.workers.append(Worker(self.env, self.command))
 
     def next_answer(self, busy: list[Worker]) -> tuple[Worker, dict]:
         with selectors.DefaultSelector() as selector:

@@ -105,7 +105,8 @@ def _value_from_json(data: dict) -> Value:
 def _spec_to_json(spec: GraphSpec) -> dict:
     return {
         "symbols": spec.symbols,
-        "inputs": [{"value": _value_to_json(i.value), "indexes": None if i.indexes is None else to_json(i.indexes)} for i in spec.inputs],
+        "inputs": [{"value": _value_to_json(i.value), "indexes": None if i.indexes is None else to_json(i.indexes)}
+                   for i in spec.inputs],
         "ops": [{"result": _value_to_json(r.result), "op": r.op, "args": r.args, "attrs": r.attrs, "guard": r.guard}
                 for r in spec.ops],
         "outputs": spec.outputs,
