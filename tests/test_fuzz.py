@@ -10,10 +10,9 @@ import json
 import os
 import sys
 
+import flowc as fc
 import numpy as np
 import pytest
-
-import flowc as fc
 from flowc.fuzz import compare, dims
 from flowc.fuzz.build import build
 from flowc.fuzz.campaign import run_seeds

@@ -17,9 +17,10 @@ import tempfile
 from tqdm import tqdm
 
 from .campaign import Failure, Summary, first_of_each_kind, minimize_failures, run_seeds
-from .generate import Config
+from .generate import Config, count
 from .reproducer import script
 from .runner import Pool
+from .spec import Case
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +37,13 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+MAX_PRINTED_ELEMENTS = 5000  # an unminimized case with more fed numbers gets a command, not a script
+
+
+def fed_elements(case: Case, run: int) -> int:
+    return sum(count(item.value.shape, case.sizes[run]) for item in case.spec.inputs)
+
+
 def write_failures(path: str, failures: list[Failure]) -> None:
     with open(path, "w") as out:
         for failure in failures:
@@ -48,6 +56,9 @@ def write_failures(path: str, failures: list[Failure]) -> None:
                       f"{' (minimized)' if failure.minimized is not None else ''}\n")
             for line in result.get("detail", "").splitlines():
                 out.write(f"#   {line}\n")
+            if failure.minimized is None and fed_elements(case, run) > MAX_PRINTED_ELEMENTS:
+                out.write(f"# too big to print; to minimize it: python -m flowc.fuzz --seed {case.seed} --graphs 1\n")
+                continue
             out.write(script(case, run, f"{result['signature']}: {first_line}") + "\n")
 
 

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from .dims import broadcast_shapes
 from .draws import Draws
-from .kinds import (APPROXIMATE, BINARY, COMPARISON, DTYPES, FLOATS, INTS, NEAR_ZERO_AMPLIFIES, NUMERIC, UNARY,
-                    dtypes_of, function)
+from .kinds import (
+    APPROXIMATE,
+    BINARY,
+    COMPARISON,
+    DTYPES,
+    FLOATS,
+    INTS,
+    NEAR_ZERO_AMPLIFIES,
+    NUMERIC,
+    UNARY,
+    dtypes_of,
+    function,
+)
 from .spec import EXACT, F32, Value, rounding_of
 
 
@@ -115,17 +126,39 @@ class MathDraws(Draws):
         return chosen, chosen
 
     def op_reduce(self) -> bool:
+        return self.reduce(keepdims=self.chance(0.5)) is not None
+
+    def reduce(self, keepdims: bool) -> Value | None:
         function = self.random.choice(["reduce_sum", "reduce_mean", "reduce_max", "reduce_min"])
         allowed = FLOATS if function == "reduce_mean" else NUMERIC
         x = self.pick(lambda v: v.dtype in allowed and v.shape != ())
         if x is None:
-            return False
+            return None
         axis, chosen = self.axes(len(x.shape))
-        keepdims = self.chance(0.5)
         shape = tuple(1 if i in chosen else d for i, d in enumerate(x.shape) if keepdims or i not in chosen)
         sums = function in ("reduce_sum", "reduce_mean") and x.is_float
         error = max(x.error, rounding_of(x.dtype)) if sums else x.error
-        self.add("reduce", [x], x.dtype, shape, error, function=function, axis=axis, keepdims=keepdims)
+        return self.add("reduce", [x], x.dtype, shape, error, function=function, axis=axis, keepdims=keepdims)
+
+    def op_reduce_and_broadcast(self) -> bool:
+        """A reduction read by one or two elementwise ops over values of other extents.
+
+        x - max(x[::2], keepdims=True), or z * min(x ++ x) beside (x ++ x) * min(x ++ x): the
+        reduction and its readers may land in one kernel that runs over several unknown dims.
+        """
+        reduced = self.reduce(keepdims=self.chance(0.7))
+        if reduced is None:
+            return False
+        source = self.ops[-1].args[0]
+        for _ in range(self.random.randint(1, 2)):
+            meets = [v for v in self.pool if v.dtype == reduced.dtype and v is not reduced
+                     and broadcast_shapes(reduced.shape, v.shape) is not None]
+            others = [v for v in meets if v.name != source] or meets or [reduced]
+            other = self.random.choice(others)
+            operands = [other, reduced] if self.chance(0.5) else [reduced, other]
+            function = self.random.choice(["add", "subtract", "multiply", "maximum", "minimum"])
+            self.add("binary", operands, reduced.dtype, broadcast_shapes(reduced.shape, other.shape),
+                     max(reduced.error, other.error), function=function)
         return True
 
     def op_arg_reduce(self) -> bool:

@@ -14,9 +14,8 @@ import time
 import traceback
 from typing import Any
 
-import numpy as np
-
 import flowc as fc
+import numpy as np
 
 from . import data
 from .build import Built, SpecMismatch, build

@@ -79,7 +79,7 @@ class Generator(MathDraws, ShapeDraws):
             (self.op_cast, 4), (self.op_reduce, 16), (self.op_arg_reduce, 3), (self.op_matmul, 5),
             (self.op_reshape, 5), (self.op_transpose, 4), (self.op_concat, 7), (self.op_stack, 2),
             (self.op_expand_dims, 4), (self.op_squeeze, 2), (self.op_broadcast_to, 2), (self.op_slice, 12),
-            (self.op_gather, 6), (self.op_one_hot, 2), (self.op_softmax, 4),
+            (self.op_gather, 6), (self.op_one_hot, 2), (self.op_softmax, 4), (self.op_reduce_and_broadcast, 8),
         ]
         for _ in range(20):
             maker = self.random.choices([m for m, _ in makers], [w for _, w in makers])[0]

@@ -15,6 +15,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Generator, Iterable, Iterator
 from typing import Any
@@ -37,8 +38,10 @@ class Worker:
         self.case: Case | None = None
         self.deadline = 0.0
         self.buffer = b""
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.closed = False  # its answers ended: it died
+        self.log = tempfile.TemporaryFile()  # its stderr: the traceback faulthandler writes when it crashes
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                        env=env)
         ready = self.read_line(time.monotonic() + STARTUP_SECONDS)
         if ready is None or not ready.get("ready"):
             self.stop()
@@ -54,6 +57,7 @@ class Worker:
                     return None
                 chunk = os.read(self.process.stdout.fileno(), 1 << 16)
                 if not chunk:
+                    self.closed = True
                     return None
                 self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
@@ -70,18 +74,30 @@ class Worker:
         if self.process.poll() is None:
             self.process.kill()  # our own child, by its handle
         self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
+        for stream in (self.process.stdin, self.process.stdout, self.log):
             stream.close()
 
-    def death(self) -> dict:
-        """The result of the case that was running when the worker went away."""
-        if self.process.poll() is None:
+    def last_words(self, limit: int = 1500) -> str:
+        """The end of what the worker wrote to stderr."""
+        self.log.seek(0, os.SEEK_END)
+        self.log.seek(max(0, self.log.tell() - limit))
+        return self.log.read().decode(errors="replace").strip()
+
+    def death(self, hung: bool) -> dict:
+        """The result of the case that was running when the worker hung, or closed its answers and died."""
+        if hung:
             self.process.kill()
             self.process.wait()
             return {"verdict": "hang", "signature": "hang", "detail": "no answer within the timeout"}
-        code = self.process.returncode
+        try:
+            code = self.process.wait(timeout=30)  # its output closed as it died: wait for its status
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return {"verdict": "crash", "signature": "crash:closed", "detail": "the worker closed its output"}
         name = signal.Signals(-code).name if code < 0 else f"exit {code}"
-        return {"verdict": "crash", "signature": f"crash:{name}", "detail": f"the worker died: {name}"}
+        return {"verdict": "crash", "signature": f"crash:{name}",
+                "detail": f"the worker died: {name}\n{self.last_words()}".strip()}
 
 
 class Pool:
@@ -165,16 +181,16 @@ class Pool:
                 events = selector.select(max(left, 0))
                 if not events:
                     late = min(busy, key=lambda w: w.deadline)
-                    return late, self.retire(late)
+                    return late, self.retire(late, hung=True)
                 worker = events[0][0].data
                 answer = worker.read_line(worker.deadline)
                 if answer is None:
-                    return worker, self.retire(worker)
+                    return worker, self.retire(worker, hung=not worker.closed)
                 return worker, answer["result"]
 
-    def retire(self, worker: Worker) -> dict:
+    def retire(self, worker: Worker, hung: bool) -> dict:
         """The dead or hung worker's verdict on its case; a fresh worker takes its place later."""
-        result = worker.death()
+        result = worker.death(hung)
         worker.stop()
         self.workers.remove(worker)
         return result

@@ -7,6 +7,7 @@ pointed at stderr, so whatever flowc or native code prints cannot garble them.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ def warm_up() -> None:
 def main() -> None:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    faulthandler.enable()  # a crash leaves the Python stack on stderr, which the parent reports
     from .execute import run_case
     from .spec import Case
 
