@@ -3,7 +3,7 @@
 A minimization is a task for the pool (runner.py): it yields candidate cases
 and receives their results. Candidates, tried in order, each kept if the
 failure stays: only the failing run's sizes; no gradients; fewer outputs;
-an op bypassed (its uses read one of its operands of the same dtype and
+a value on the way fetched instead of the output; an op bypassed (its uses read one of its operands of the same dtype and
 shape instead); no special float values; smaller sizes. Ops and inputs that
 nothing reads any more are dropped after each step.
 """
@@ -46,6 +46,15 @@ def without_outputs(case: Case) -> Iterator[Case]:
             yield variant(case, spec)
 
 
+def earlier_outputs(case: Case) -> Iterator[Case]:
+    """A value computed on the way, fetched instead of the outputs: earliest first, the smallest graphs."""
+    for record in case.spec.ops:
+        if record.result.name not in case.spec.outputs and not record.guard:
+            spec = copy.deepcopy(case.spec)
+            spec.outputs = [record.result.name]
+            yield variant(case, spec)
+
+
 def bypasses(case: Case) -> Iterator[Case]:
     """Each op, last first, replaced by an operand that looks the same to its users."""
     for record in reversed(case.spec.ops):
@@ -80,6 +89,8 @@ def candidates(case: Case, run: int | None) -> Iterator[Case]:
         spec.gradients = False
         yield variant(case, spec)
     yield from without_outputs(case)
+    if len(case.spec.outputs) == 1:
+        yield from earlier_outputs(case)
     yield from bypasses(case)
     if case.specials:
         yield variant(case, specials=False)
