@@ -9,6 +9,7 @@ kind) to FILE. The exit status is 1 if anything failed.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import shutil
 import sys
@@ -47,7 +48,8 @@ def fed_elements(case: Case, run: int) -> int:
 def write_failures(path: str, failures: list[Failure]) -> None:
     with open(path, "w") as out:
         for failure in failures:
-            case, result = failure.case, failure.result
+            case, result = copy.deepcopy(failure.case), failure.result
+            case.spec.gradients = case.spec.gradients and result.get("gradients", True)
             if failure.minimized is not None:
                 case, result = failure.minimized, failure.minimized_result
             run = result.get("run", 0) if result.get("run", -1) >= 0 else 0

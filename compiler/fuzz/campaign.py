@@ -34,18 +34,26 @@ class Summary:
     gradients_rejected: int = 0  # graphs whose gradient request both targets refused (compared without)
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
+    verdict_of: dict[int, str] = field(default_factory=dict)  # seed -> verdict
 
     @property
     def graphs(self) -> int:
         return sum(self.verdicts.values())
 
     def add(self, case: Case, result: dict) -> None:
+        self.verdict_of[case.seed] = result["verdict"]
         self.verdicts[result["verdict"]] += 1
         self.both_raised += result.get("both_raised", 0)
         self.gradients_compared += bool(result.get("gradients"))
         self.gradients_rejected += bool(result.get("gradients_rejected"))
         if result["verdict"] in FAILURES:
             self.failures.append(Failure(case, result))
+
+    def reassign(self, case: Case, result: dict) -> None:
+        """A crash found to be `case`'s after its own run was counted (runner.py: culprits)."""
+        self.verdicts[self.verdict_of[case.seed]] -= 1
+        self.failures = [f for f in self.failures if f.case.seed != case.seed]
+        self.add(case, result)
 
     def line(self) -> str:
         v = self.verdicts
@@ -66,10 +74,15 @@ def run_seeds(pool: Pool, seeds: Iterable[int], config: Config,
               progress: Callable[[Summary], None] = lambda s: None) -> Summary:
     summary = Summary()
     start = time.perf_counter()
+    pool.find_culprits = True
     for case, result in pool.run(single(make_case(seed, config)) for seed in seeds):
         summary.add(case, result)
+        while pool.culprits:
+            summary.reassign(*pool.culprits.pop(0))
         summary.seconds = time.perf_counter() - start
         progress(summary)
+    pool.find_culprits = False
+    summary.failures.sort(key=lambda f: f.case.seed)
     return summary
 
 

@@ -8,6 +8,8 @@ combine with the values they came from.
 
 from __future__ import annotations
 
+import math
+
 from . import dims
 from .dims import Dim
 from .draws import Draws
@@ -21,16 +23,11 @@ class ShapeDraws(Draws):
         assert x is not None
         size = dims.product(list(x.shape))
         coef = size if isinstance(size, int) else size.coef
-        statics: list[int] = []
+        statics: list[int] = []  # static dims of the target, whose product divides the static part of x's size
         for _ in range(self.random.randint(0, 2)):
-            known = 1
-            for s in statics:
-                known *= s
-            divisors = [d for d in range(1, coef + 1) if coef % (known * d) == 0] if coef else [1]
-            statics.append(self.random.choice(divisors))
-        known = 1
-        for s in statics:
-            known *= s
+            known = math.prod(statics)
+            statics.append(self.random.choice([d for d in range(1, coef + 1) if coef % (known * d) == 0] or [1]))
+        known = math.prod(statics)
         rest = dims.divide(size, known) if known else None
         if rest is None:
             return False

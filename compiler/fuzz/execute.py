@@ -10,6 +10,7 @@ front end inferred another static shape or dtype than the generator tracked).
 
 from __future__ import annotations
 
+import gc
 import time
 import traceback
 from typing import Any
@@ -33,6 +34,15 @@ def attempt(session: fc.Session, fetches: list, feed: dict) -> tuple[str, Any]:
         return "flowc", Error.of(error)
     except Exception as error:  # noqa: BLE001 - anything else escaping flowc is a failure of its own kind
         return "raw", Error.of(error)
+
+
+def probe_heap() -> None:
+    """Free and allocate a spread of sizes, so that a heap the last native run wrote past fails now,
+    while its case is the one running (runner.py confirms crashes, but the sooner the better)."""
+    gc.collect()
+    for shift in range(4, 22, 3):
+        np.ones(1 << shift).sum()
+        bytes(1 << shift)
 
 
 class Error:
@@ -60,8 +70,8 @@ def feeds(case: Case, built: Built, run: int, wide: bool = False) -> dict:
         if name in built.weights:
             value = case.spec.value(output)
             shape = data.concrete_shape(value, case.sizes[run])
-            dtype = "float64" if wide else value.dtype
-            feed[built.weights[name]] = data.weight_array(case, run, name, shape, dtype)
+            weights = data.weight_array(case, run, name, shape, value.dtype)
+            feed[built.weights[name]] = weights.astype(np.float64) if wide else weights
     return feed
 
 
@@ -93,11 +103,10 @@ class CaseRun:
 
     def run(self, index: int) -> dict | None:
         """None if the targets agree on run `index`, else the failure."""
-        feed = feeds(self.case, self.built, index)
-        results = {t: attempt(self.sessions[t], self.fetches(self.built), feed) for t in TARGETS}
+        results = self.attempts(index)
         if self.with_gradients and all(kind == "flowc" for kind, _ in results.values()):
             self.with_gradients, self.gradients_rejected = False, True  # e.g. no gradient rule: try without
-            results = {t: attempt(self.sessions[t], self.fetches(self.built), feed) for t in TARGETS}
+            results = self.attempts(index)
         for target, (kind, error) in results.items():
             if kind == "raw":
                 return failure("raw-exception", f"raw-exception:{target}:{error.tag}", f"{target} raised {error.text}",
@@ -111,6 +120,12 @@ class CaseRun:
                 return failure("mismatch", f"mismatch:{target}-raised:{error.tag}", f"{target} raised {error.text}; "
                                "the other target returned values", index)
         return self.compare(results["cpu"][1], results["reference"][1], index)
+
+    def attempts(self, index: int) -> dict[str, tuple[str, Any]]:
+        feed = feeds(self.case, self.built, index)
+        results = {t: attempt(self.sessions[t], self.fetches(self.built), feed) for t in TARGETS}
+        probe_heap()
+        return results
 
     def compare(self, cpu: list, reference: list, index: int) -> dict | None:
         spec = self.case.spec
@@ -167,7 +182,7 @@ def judge(case: Case) -> dict:
         for index in range(len(case.sizes)):
             found = runner.run(index)
             if found is not None:
-                return found
+                return {**found, "gradients": runner.with_gradients}
         return {"verdict": "ok", "both_raised": runner.both_raised, "gradients": runner.with_gradients,
                 "gradients_rejected": runner.gradients_rejected}
     finally:

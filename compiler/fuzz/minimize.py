@@ -3,9 +3,10 @@
 A minimization is a task for the pool (runner.py): it yields candidate cases
 and receives their results. Candidates, tried in order, each kept if the
 failure stays: only the failing run's sizes; no gradients; fewer outputs;
-a value on the way fetched instead of the output; an op bypassed (its uses read one of its operands of the same dtype and
-shape instead); no special float values; smaller sizes. Ops and inputs that
-nothing reads any more are dropped after each step.
+a value on the way fetched instead of the output; an op bypassed (its uses
+read one of its operands of the same dtype and shape instead); no special
+float values; smaller sizes. Ops and inputs that nothing reads any more are
+dropped after each step.
 """
 
 from __future__ import annotations
@@ -101,7 +102,9 @@ def candidates(case: Case, run: int | None) -> Iterator[Case]:
 def minimize(case: Case, result: dict, budget: int = 60) -> Minimization:
     """The smallest case found within `budget` trials that fails with `result`'s signature."""
     signature = result["signature"]
-    best, best_result = variant(case, case.spec), result
+    spec = copy.deepcopy(case.spec)
+    spec.gradients = spec.gradients and result.get("gradients", True)  # off if both targets refused them
+    best, best_result = variant(case, spec), result
     tried = 0
     improved = True
     while improved and tried < budget:

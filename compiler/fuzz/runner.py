@@ -1,10 +1,16 @@
 """Worker subprocesses that run cases with a per-case timeout.
 
 A case that kills its worker (a signal, an exit) is a "crash", one that
-outlives the timeout a "hang"; either way the worker is restarted and the
-failure belongs to the case it was running. Work comes as tasks: generators
-that yield cases and receive their results (a fuzz seed yields one case, a
-minimization many); the pool keeps every worker busy with some task's case.
+outlives the timeout a "hang"; either way the worker is restarted. Native
+code that writes out of bounds may corrupt the heap and crash the worker a
+few cases later, so a crash is confirmed by running its case again, first
+in a fresh worker: if it crashes there it is the case's; if not, the case
+gets the fresh run's result, and (when asked) the worker's earlier cases are
+run alone to find the one that crashes, which goes to `culprits`.
+
+Work comes as tasks: generators that yield cases and receive their results
+(a fuzz seed yields one case, a minimization many); the pool keeps every
+worker busy with some task's case.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from .spec import Case
 Task = Generator[Case, dict, Any]
 STARTUP_SECONDS = 300  # a fresh cache folder builds the fast-run extension first
 JOBS_PER_WORKER = 250  # then restart, so the libraries a worker loaded do not pile up
+SUSPECTS = 12  # how many of a crashed worker's earlier cases are run alone to find the one that crashes
 
 
 WORKER = [sys.executable, "-m", "flowc.fuzz.worker"]
@@ -34,6 +41,7 @@ class Worker:
     def __init__(self, env: dict[str, str], command: list[str]):
         self.env = env
         self.jobs = 0
+        self.history: list[Case] = []  # what it ran, for finding the case that corrupted it
         self.task: Task | None = None
         self.case: Case | None = None
         self.deadline = 0.0
@@ -52,8 +60,8 @@ class Worker:
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
             while b"\n" not in self.buffer:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
+                # Past the deadline, one poll still: an answer may be waiting while the parent was busy.
+                if not selector.select(max(deadline - time.monotonic(), 0)):
                     return None
                 chunk = os.read(self.process.stdout.fileno(), 1 << 16)
                 if not chunk:
@@ -66,6 +74,7 @@ class Worker:
     def submit(self, task: Task, case: Case, timeout: float) -> None:
         self.task, self.case = task, case
         self.jobs += 1
+        self.history = self.history[-SUSPECTS:] + [case]
         self.deadline = time.monotonic() + timeout
         self.process.stdin.write((json.dumps({"id": self.jobs, "case": case.to_json()}) + "\n").encode())
         self.process.stdin.flush()
@@ -102,12 +111,14 @@ class Worker:
 
 class Pool:
     def __init__(self, workers: int, timeout: float, env: dict[str, str] | None = None,
-                 command: list[str] = WORKER):
+                 command: list[str] = WORKER, find_culprits: bool = False):
         self.command = command  # the worker program (tests put a stand-in here)
         self.size = workers
         self.timeout = timeout
         self.env = {**os.environ, **(env or {})}
         self.workers: list[Worker] = []
+        self.find_culprits = find_culprits
+        self.culprits: list[tuple[Case, dict]] = []  # earlier cases that crash alone (module docstring)
 
     def __enter__(self) -> Pool:
         return self
@@ -140,6 +151,8 @@ class Pool:
                 busy.append(worker)
             worker, result = self.next_answer(busy)
             busy.remove(worker)
+            if result["verdict"] == "crash":
+                result = self.confirm(worker, result)
             finished, value = self.advance(worker.task, result)
             if finished:
                 yield value
@@ -187,6 +200,33 @@ class Pool:
                 if answer is None:
                     return worker, self.retire(worker, hung=not worker.closed)
                 return worker, answer["result"]
+
+    def alone(self, case: Case) -> dict:
+        """The result of `case` run first thing in a fresh worker."""
+        worker = Worker(self.env, self.command)
+        worker.submit(None, case, self.timeout)
+        answer = worker.read_line(worker.deadline)
+        result = answer["result"] if answer is not None else worker.death(hung=not worker.closed)
+        worker.stop()
+        return result
+
+    def confirm(self, worker: Worker, result: dict) -> dict:
+        """The crash if its case crashes alone; else the case's own result, and maybe a culprit found."""
+        again = self.alone(worker.case)
+        if again["verdict"] == "crash":
+            return again
+        if self.find_culprits:
+            for suspect in reversed(worker.history[:-1]):
+                found = self.alone(suspect)
+                if found["verdict"] == "crash":
+                    self.culprits.append((suspect, found))
+                    break
+            else:
+                seeds = ", ".join(str(c.seed) for c in worker.history)
+                self.culprits.append((worker.case, {**result, "signature": result["signature"] + ":unattributed",
+                                                    "detail": f"{result['detail']}\nafter seeds {seeds}, none of "
+                                                              "which crashes alone"}))
+        return again
 
     def retire(self, worker: Worker, hung: bool) -> dict:
         """The dead or hung worker's verdict on its case; a fresh worker takes its place later."""
