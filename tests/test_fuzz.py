@@ -165,15 +165,15 @@ def test_the_minimizer_keeps_what_the_failure_needs_and_drops_the_rest():
 FAKE_WORKER = """
 import json, os, sys, time
 print(json.dumps({"ready": True}), flush=True)
-corrupted = False
+corrupted, first = False, True
 for line in sys.stdin:
     job = json.loads(line)
     seed = job["case"]["seed"]
-    if seed == 1 or corrupted:
+    if seed == 1 or corrupted or seed == 4 and first:
         os.abort()
     if seed == 2:
         time.sleep(60)
-    corrupted = seed == 4  # as if seed 4 wrote past a buffer: the next case crashes, seed 4 alone does not
+    corrupted, first = seed == 4, False  # as if seed 4 wrote past a buffer: the next case crashes
     print(json.dumps({"id": job["id"], "result": {"verdict": "ok", "signature": "ok"}}), flush=True)
 """
 
@@ -183,10 +183,11 @@ def test_a_crash_or_a_hang_belongs_to_the_seed_that_ran_and_the_worker_is_replac
     with Pool(workers=1, timeout=2, command=[sys.executable, "-c", FAKE_WORKER]) as pool:
         summary = run_seeds(pool, range(7), Config())
     by_seed = {f.case.seed: f.result["signature"] for f in summary.failures}
-    # Seed 1 crashes alone too: it is its crash. Seed 5 ran after seed 4 and crashed, but alone it
-    # does not, and neither does any case before it in that worker: the crash is reported, unattributed.
-    assert by_seed == {1: "crash:SIGABRT", 2: "hang", 5: "crash:SIGABRT:unattributed"}
-    assert "after seeds 3, 4, 5" in summary.failures[-1].result["detail"]
-    assert summary.verdicts == {"ok": 4, "crash": 2, "hang": 1}
+    # Seed 1 crashes alone too: it is its crash. Seed 5 ran after seed 4 and crashed, but alone it does
+    # not: its crash is unconfirmed, and seed 4, which crashes alone, is found and gets a crash of its own.
+    assert by_seed == {1: "crash:SIGABRT", 2: "hang", 4: "crash:SIGABRT", 5: "crash:SIGABRT:unconfirmed"}
+    assert "it gave ok; seed 4, run before it in the same worker, crashes alone" in summary.failures[-1].result[
+        "detail"]
+    assert summary.verdicts == {"ok": 3, "crash": 3, "hang": 1}
     for failure in summary.failures:  # the whole case, ready for the minimizer
         assert failure.case.to_json() == cases[failure.case.seed].to_json()

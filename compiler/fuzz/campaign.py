@@ -90,6 +90,8 @@ def first_of_each_kind(failures: list[Failure], per_signature: int) -> list[Fail
     chosen: list[Failure] = []
     seen: Counter = Counter()
     for failure in failures:
+        if failure.result["signature"].endswith(":unconfirmed"):
+            continue  # it does not fail alone: nothing to shrink
         seen[failure.result["signature"]] += 1
         if seen[failure.result["signature"]] <= per_signature:
             chosen.append(failure)

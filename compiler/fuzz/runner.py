@@ -2,11 +2,13 @@
 
 A case that kills its worker (a signal, an exit) is a "crash", one that
 outlives the timeout a "hang"; either way the worker is restarted. Native
-code that writes out of bounds may corrupt the heap and crash the worker a
-few cases later, so a crash is confirmed by running its case again, first
-in a fresh worker: if it crashes there it is the case's; if not, the case
-gets the fresh run's result, and (when asked) the worker's earlier cases are
-run alone to find the one that crashes, which goes to `culprits`.
+code that writes out of bounds may corrupt the heap, or leave garbage that a
+later case reads, and so fail a few cases later. So a failure (but a hang)
+is confirmed by running its case again, first thing in a fresh worker: if it
+fails the same way there, it is the case's; if not, it is reported with
+":unconfirmed" added to its signature, and for a crash (when asked) the
+worker's earlier cases are run alone to find one that crashes, which goes to
+`culprits`.
 
 Work comes as tasks: generators that yield cases and receive their results
 (a fuzz seed yields one case, a minimization many); the pool keeps every
@@ -31,6 +33,7 @@ from .spec import Case
 Task = Generator[Case, dict, Any]
 STARTUP_SECONDS = 300  # a fresh cache folder builds the fast-run extension first
 JOBS_PER_WORKER = 250  # then restart, so the libraries a worker loaded do not pile up
+CONFIRMED = ("crash", "mismatch", "raw-exception")  # verdicts rerun alone before they count
 SUSPECTS = 12  # how many of a crashed worker's earlier cases are run alone to find the one that crashes
 
 
@@ -151,7 +154,7 @@ class Pool:
                 busy.append(worker)
             worker, result = self.next_answer(busy)
             busy.remove(worker)
-            if result["verdict"] == "crash":
+            if result["verdict"] in CONFIRMED:
                 result = self.confirm(worker, result)
             finished, value = self.advance(worker.task, result)
             if finished:
@@ -211,22 +214,19 @@ class Pool:
         return result
 
     def confirm(self, worker: Worker, result: dict) -> dict:
-        """The crash if its case crashes alone; else the case's own result, and maybe a culprit found."""
+        """The failure as the case gives it alone, or the failure marked unconfirmed (module docstring)."""
         again = self.alone(worker.case)
-        if again["verdict"] == "crash":
+        if again["signature"] == result["signature"]:
             return again
-        if self.find_culprits:
+        note = f"run alone in a fresh worker it gave {again['signature']}"
+        if result["verdict"] == "crash" and self.find_culprits:
             for suspect in reversed(worker.history[:-1]):
                 found = self.alone(suspect)
                 if found["verdict"] == "crash":
                     self.culprits.append((suspect, found))
+                    note += f"; seed {suspect.seed}, run before it in the same worker, crashes alone"
                     break
-            else:
-                seeds = ", ".join(str(c.seed) for c in worker.history)
-                self.culprits.append((worker.case, {**result, "signature": result["signature"] + ":unattributed",
-                                                    "detail": f"{result['detail']}\nafter seeds {seeds}, none of "
-                                                              "which crashes alone"}))
-        return again
+        return {**result, "signature": result["signature"] + ":unconfirmed", "detail": f"{result['detail']}\n{note}"}
 
     def retire(self, worker: Worker, hung: bool) -> dict:
         """The dead or hung worker's verdict on its case; a fresh worker takes its place later."""
