@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Generator, Iterator
 
+from .runner import same_failure
 from .spec import Case, GraphSpec
 
 Minimization = Generator[Case, dict, tuple[Case, dict]]
@@ -114,7 +115,7 @@ def minimize(case: Case, result: dict, budget: int = 60) -> Minimization:
                 break
             tried += 1
             outcome = yield candidate
-            if outcome.get("signature") == signature:
+            if same_failure(outcome, signature):
                 best, best_result, improved = candidate, outcome, True
                 break  # start over from the smaller case
     return best, best_result

@@ -40,6 +40,14 @@ SUSPECTS = 12  # how many of a crashed worker's earlier cases are run alone to f
 WORKER = [sys.executable, "-m", "flowc.fuzz.worker"]
 
 
+def same_failure(result: dict, signature: str) -> bool:
+    """Whether `result` fails like `signature`; a crash is a crash, whatever the signal (a corrupted heap
+    may abort in malloc one time and fault the next)."""
+    if signature.startswith("crash:") and not signature.endswith(":unconfirmed"):
+        return result["verdict"] == "crash" and not result["signature"].endswith(":unconfirmed")
+    return result.get("signature") == signature
+
+
 class Worker:
     def __init__(self, env: dict[str, str], command: list[str]):
         self.env = env
@@ -216,7 +224,7 @@ class Pool:
     def confirm(self, worker: Worker, result: dict) -> dict:
         """The failure as the case gives it alone, or the failure marked unconfirmed (module docstring)."""
         again = self.alone(worker.case)
-        if again["signature"] == result["signature"]:
+        if same_failure(again, result["signature"]):
             return again
         note = f"run alone in a fresh worker it gave {again['signature']}"
         if result["verdict"] == "crash" and self.find_culprits:
