@@ -16,6 +16,7 @@ from . import errors, nn
 from .array_ops import (
     broadcast_to,
     concat,
+    ensure_shape,
     expand_dims,
     fill,
     gather,
@@ -107,7 +108,7 @@ bool = bool_  # fc.bool, as tf.bool
 __all__ = [
     "DType", "FlowcError", "Graph", "Operation", "Session", "Tensor", "Variable", "abs", "add", "argmax", "argmin",
     "assign", "assign_add", "assign_sub", "bool", "bool_", "broadcast_to", "cast", "concat", "constant",
-    "control_dependencies", "convert_to_tensor", "device", "divide", "equal", "errors", "exp", "expand_dims", "fill",
+    "control_dependencies", "convert_to_tensor", "device", "divide", "ensure_shape", "equal", "errors", "exp", "expand_dims", "fill",
     "float32", "float64", "gather", "get_default_graph", "global_variables", "global_variables_initializer",
     "greater", "greater_equal", "group", "identity", "import_graph_def", "int32", "int64", "less", "less_equal",
     "log", "logical_and", "logical_not", "logical_or", "matmul", "maximum", "minimum", "multiply", "name_scope",

@@ -125,6 +125,18 @@ def squeeze(input: Any, axis: int | Sequence[int] | None = None, name: str | Non
     return apply("squeeze", (x,), name=name or "Squeeze", axes=axes)
 
 
+def ensure_shape(x: Any, shape: Sequence[int | None], name: str | None = None) -> Tensor:
+    """`x`, whose dims are checked against `shape` (None: any size) and known from then on.
+
+    >>> import flowc as fc
+    >>> fc.ensure_shape(fc.placeholder(fc.float32, [None, 3]), [2, None]).shape
+    (2, 3)
+    """
+    x = convert_to_tensor(x)
+    dims = tuple(-1 if d is None else int(d) for d in shape)
+    return apply("ensure_shape", (x,), name=name or "EnsureShape", shape=dims)
+
+
 def broadcast_to(input: Any, shape: Sequence[int], name: str | None = None) -> Tensor:
     """`input` broadcast to `shape` (numpy rules)."""
     return apply("broadcast_to", (convert_to_tensor(input),), name=name or "BroadcastTo",

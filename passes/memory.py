@@ -34,7 +34,7 @@ from typing import Sequence
 from flowc.ir import Function, Operation, Value
 from flowc.ir.printer import value_names
 
-VIEW_OPS = ("reshape", "expand_dims", "squeeze")
+VIEW_OPS = ("reshape", "expand_dims", "squeeze", "ensure_shape")
 _REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
 
 

@@ -230,6 +230,12 @@ def drop_broadcast_to_same(op: Operation, rw: Rewriter) -> None:
     _forward(op, rw, op.operands[0])
 
 
+@pattern("ensure_shape")
+def drop_ensure_shape_known(op: Operation, rw: Rewriter) -> None:
+    """ensure_shape(x, s) -> x where x's type already knows every dim s gives. Exact."""
+    _forward(op, rw, op.operands[0])
+
+
 @pattern("squeeze")
 def squeeze_expand_dims(op: Operation, rw: Rewriter) -> None:
     """squeeze(expand_dims(x, a), [a]) -> x. Exact."""

@@ -369,6 +369,19 @@ def test_expand_dims_and_squeeze(rng: np.random.Generator) -> None:
         infer("squeeze", "f32[1,3]", axes=())
 
 
+def test_ensure_shape(rng: np.random.Generator) -> None:
+    x = sample(rng, "f32", (2, 3))
+    check(run("ensure_shape", x, arg_shapes=[(None, None)], shape=(2, -1)), x)
+    assert infer("ensure_shape", "f32[?,?]", shape=(1, -1)) == "f32[1,?]"
+    assert infer("ensure_shape", "f32[2,?]", shape=(-1, 3)) == "f32[2,3]"
+    with raises(RuntimeShapeError, "ensure_shape", "[2, 3]", "axis 1", "not 4"):
+        run("ensure_shape", x, arg_shapes=[(None, None)], shape=(-1, 4))
+    with raises(FlowcTypeError, "ensure_shape", "f32[2,3] has 3 along axis 1, not 4"):
+        infer("ensure_shape", "f32[2,3]", shape=(-1, 4))
+    with raises(FlowcTypeError, "ensure_shape", "one dim >= -1 per dim"):
+        infer("ensure_shape", "f32[2,3]", shape=(2,))
+
+
 def test_broadcast_to(rng: np.random.Generator) -> None:
     x = sample(rng, "i32", (3, 1))
     for shape in [(2, 3, 4), (3, 5), (3, 1), (0, 3, 0)]:
@@ -636,6 +649,7 @@ TESTED_BY = {
     "concat": test_concat,
     "expand_dims": test_expand_dims_and_squeeze,
     "squeeze": test_expand_dims_and_squeeze,
+    "ensure_shape": test_ensure_shape,
     "broadcast_to": test_broadcast_to,
     "slice": test_slice_matches_numpy_indexing,
     "gather": test_gather,

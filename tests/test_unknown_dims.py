@@ -88,3 +88,29 @@ def test_two_batches_in_one_graph(sizes) -> None:
     if b_rows == 0:  # the mean of no rows is NaN on both targets: only the shapes mean anything
         feeds["b"] = rng.standard_normal((1, 4)).astype(np.float32)
     run_both(build, feeds, True)
+
+
+@pytest.mark.parametrize("rows, columns", [(3, 0), (3, 2), (1, 1), (0, 4)])
+def test_the_gradient_of_a_concat_knows_its_pieces_sizes(rows, columns) -> None:
+    """concat([sum(x, 0, keepdims), x]) has an unknown number of rows, so dy[0:1] is typed [?, ?]; the
+    sum's gradient must still broadcast it back to x's rows (was: an add of [1, b] and [a, b] that
+    compiled code refused, fuzzer seed 949). refine_type gives each dy its value's static dims."""
+
+    def build(x):  # type: ignore[no-untyped-def]
+        joined = fc.concat([fc.reduce_sum(x, 0, keepdims=True), x], -2)
+        return fc.gradients([fc.reduce_sum(joined * 2.0)], [x])
+
+    x = np.arange(rows * columns, dtype=np.float32).reshape(rows, columns)
+    run_both(build, {"x": x}, True)
+
+
+@pytest.mark.parametrize("target", ["reference", "cpu"])
+def test_ensure_shape_checks_at_run_time(target) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, None], name="x")
+        y = fc.ensure_shape(x, [None, 3]) * 2.0
+    with fc.Session(graph=g, target=target) as sess:
+        np.testing.assert_array_equal(sess.run(y, {x: np.ones((2, 3), np.float32)}), np.full((2, 3), 2, np.float32))
+        with pytest.raises(fc.errors.RuntimeShapeError, match="ensure_shape"):
+            sess.run(y, {x: np.ones((2, 4), np.float32)})

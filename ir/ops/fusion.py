@@ -33,7 +33,7 @@ from .control import RegionBody, build_region, yield_types
 KINDS = ("loop", "reduction", "matmul", "single")
 REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin"})
 # Ops that stay at the top level after fusion: on a contiguous buffer they only rename its dims.
-VIEWS = frozenset({"reshape", "expand_dims", "squeeze"})
+VIEWS = frozenset({"reshape", "expand_dims", "squeeze", "ensure_shape"})
 
 # Note [kernel contract]
 # What a fusion region may hold, per kind. Constants inside a region are free
@@ -95,7 +95,8 @@ def is_trailing(axes: tuple[int, ...], rank: int) -> bool:
 # them, by a rule the run time upholds:
 #   pointwise  an unknown operand dim equals the result's dim it moves along
 #              (ir/shapes.py's check_no_hidden_broadcast refuses anything else);
-#   reduce_*, argmax, argmin, expand_dims, squeeze   the kept axes are the operand's;
+#   reduce_*, argmax, argmin, expand_dims, squeeze, ensure_shape   the kept axes
+#              are the operand's;
 #   matmul     rows, columns and the inner dim are the operands', batch dims
 #              as pointwise (the type rule sizes the result from the operands);
 #   fusion     its region's ties, each block argument its operand, each yielded
@@ -192,7 +193,7 @@ def dim_ties(op: Operation) -> list[Tie]:
         return _reduction_ties(op)
     if op.name == "matmul":
         return _matmul_ties(op)
-    if op.name in ("expand_dims", "squeeze"):
+    if op.name in ("expand_dims", "squeeze", "ensure_shape"):
         return _view_ties(op)
     return []
 
@@ -218,8 +219,10 @@ def _reduction_ties(op: Operation) -> list[Tie]:
 
 
 def _view_ties(op: Operation) -> list[Tie]:
-    """expand_dims inserts a 1, squeeze drops 1s: the other dims keep their order."""
+    """expand_dims inserts a 1, squeeze drops 1s: the other dims keep their order (ensure_shape's all)."""
     operand, result = op.operands[0], op.results[0]
+    if op.name == "ensure_shape":
+        return [((operand, a), (result, a)) for a in range(operand.type.rank)]
     if op.name == "expand_dims":
         new = op.axis % result.type.rank
         return [((operand, a), (result, a + (a >= new))) for a in range(operand.type.rank)]

@@ -118,6 +118,34 @@ class Concat(Op):
             raise RuntimeShapeError(f"cannot concatenate shapes {shapes} on axis {self.axis}", op=self.name) from None
 
 
+class EnsureShape(Op):
+    """x itself, with the dims that `shape` gives known (-1: whatever x's is), as TensorFlow's
+    ensure_shape. A static dim of x must agree when the graph is built, an unknown one when it runs.
+
+    Gradient rules use it to give a gradient its value's type where a slice or a concat lost a size
+    that the rule knows (passes/autodiff/build.py, refine_type); compiled code reads it as a view.
+    """
+
+    name = "ensure_shape"
+    attrs = {"shape": tuple[int, ...]}
+    num_operands = 1
+
+    def infer_type(self, x: TensorType) -> TensorType:
+        if len(self.shape) != x.rank or any(d < -1 for d in self.shape):
+            raise FlowcTypeError(f"shape {list(self.shape)} must give one dim >= -1 per dim of {x}", op=self.name)
+        for axis, (have, want) in enumerate(zip(x.shape, self.shape)):
+            if want != -1 and have is not None and have != want:
+                raise FlowcTypeError(f"{x} has {have} along axis {axis}, not {want}", op=self.name)
+        return x.with_shape(d if want == -1 else want for d, want in zip(x.shape, self.shape))
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        for axis, (have, want) in enumerate(zip(x.shape, self.shape)):
+            if want != -1 and have != want:
+                raise RuntimeShapeError(f"shape {list(x.shape)} has {have} along axis {axis}, not {want}",
+                                        op=self.name)
+        return x.copy()  # Note [fresh results]
+
+
 class ExpandDims(Op):
     """x with a new dim of size 1 at `axis`, in [-rank-1, rank] (negative counts from the end)."""
 

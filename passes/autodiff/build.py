@@ -84,6 +84,14 @@ def unbroadcast(b: Builder, grad: Value, target: TensorType) -> Value:
     return grad
 
 
+def refine_type(b: Builder, grad: Value, like: Value) -> Value:
+    """`grad` knowing every static dim of `like` (a gradient of like): a slice of an unknown dim
+    loses its size (concat's gradient takes dy[0:1] for an operand of one row), and a rule that
+    then trusts the type, such as a reduction's broadcast back, would not broadcast."""
+    want = [-1 if w is None or h is not None else w for h, w in zip(grad.type.shape, like.type.shape)]
+    return grad if all(w == -1 for w in want) else b.create("ensure_shape", [grad], {"shape": tuple(want)}).result
+
+
 def match_type(b: Builder, grad: Value, like: Value) -> Value:
     """`grad` with exactly `like`'s type, when its static dims are merely more or less known.
 
@@ -94,11 +102,7 @@ def match_type(b: Builder, grad: Value, like: Value) -> Value:
     target = like.type
     if grad.type == target:
         return grad
-    if any(have is None and want is not None for have, want in zip(grad.type.shape, target.shape)):
-        if target.shape.count(None) > 1:
-            raise FlowcError(f"cannot give a gradient of type {grad.type} the type {target}: "
-                             "more than one dim is unknown")
-        grad = b.reshape(grad, shape=tuple(-1 if d is None else d for d in target.shape))
+    grad = refine_type(b, grad, like)
     for axis, (have, want) in enumerate(zip(grad.type.shape, target.shape)):
         if want is None and have is not None:
             grad = b.concat(grad, _empty_along(b, like, axis), axis=axis)  # an unknown dim joined makes it unknown

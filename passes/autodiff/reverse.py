@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 from flowc.ir import Builder, Module, Operation, Value
 from flowc.ir.errors import FlowcError
 
-from .build import accumulate
+from .build import accumulate, refine_type
 from .rules import VJP_RULES
 
 # The module being differentiated: a rule of `call` finds the callee there even for a call copied
@@ -55,6 +55,7 @@ def differentiate(b: Builder, ops: Sequence[Operation], ys: Sequence[Value], xs:
         douts = [cotangents.get(r) for r in op.results]
         if all(d is None for d in douts) or not op.differentiable:
             continue
+        douts = [d if d is None else refine_type(b, d, r) for d, r in zip(douts, op.results)]
         grads = _apply_rule(b, op, douts)
         for operand, grad in zip(op.operands, grads, strict=True):
             if grad is not None and operand in active:

@@ -27,6 +27,11 @@ def reshape_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
     return [b.reshape(dy, shape=tuple(-1 if d is None else d for d in x.type.shape))]
 
 
+@vjp("ensure_shape")
+def ensure_shape_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    return [dy]  # the same elements; dy knows what the result knows, which is at least x's
+
+
 @vjp("transpose")
 def transpose_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
     inverse = [0] * len(op.perm)
