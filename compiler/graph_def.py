@@ -297,7 +297,7 @@ def _decode_array(content: Any, scope: _Scope) -> np.ndarray:
         raise GraphError(f"the array's shape {list(shape)} has a negative dim")
     try:
         data = base64.b64decode(content["base64"], validate=True)
-    except binascii.Error as error:
+    except (binascii.Error, ValueError) as error:  # ValueError: a character outside ASCII
         raise GraphError(f"the array's base64 does not decode: {error}") from None
     want = math.prod(shape) * dtype.itemsize
     if len(data) != want:

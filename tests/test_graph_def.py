@@ -488,3 +488,17 @@ def test_an_assign_of_the_wrong_type_is_refused():
     node(document, "dense/b/Assign")["inputs"] = ["dense/W/read:0"]
     refused(document, "Assign 'dense/b/Assign'", "assigns 'import/dense/W/read:0' of type f32[4,3] to variable "
                                                  "'import/dense/b' of type f32[3]")
+
+
+def test_base64_outside_ascii_is_a_graph_error() -> None:
+    """Found by the mutation test above: b64decode raises ValueError, not binascii.Error, for '\\x80'."""
+    g = fc.Graph()
+    with g.as_default():
+        fc.constant(np.arange(3, dtype=np.float32), name="c")
+    document = g.as_graph_def()
+    node = next(n for n in document["nodes"] if n["name"] == "c")
+    tagged = next(v for v in node["attrs"].values() if isinstance(v, dict))
+    array = next(iter(tagged.values())) if len(tagged) == 1 else tagged
+    array["base64"] = "\x80"
+    with pytest.raises(FlowcError, match="base64 does not decode"):
+        fc.import_graph_def(document, name="")
