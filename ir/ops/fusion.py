@@ -31,9 +31,6 @@ from ..types import Shape, TensorType
 from .control import RegionBody, build_region, yield_types
 
 KINDS = ("loop", "reduction", "matmul", "single")
-REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin"})
-# Ops that stay at the top level after fusion: on a contiguous buffer they only rename its dims.
-VIEWS = frozenset({"reshape", "expand_dims", "squeeze", "ensure_shape"})
 
 # Note [kernel contract]
 # What a fusion region may hold, per kind. Constants inside a region are free
@@ -43,7 +40,7 @@ VIEWS = frozenset({"reshape", "expand_dims", "squeeze", "ensure_shape"})
 #
 #   loop       pointwise ops only, every result of the shape S of the yielded
 #              values: one loop nest over S. Operands broadcast to S.
-#   reduction  reductions (reduce_*, argmax, argmin) that all reduce the same
+#   reduction  reductions (ops that are `is_reduction`) that all reduce the same
 #              axes A of operands of the same shape F, and pointwise ops whose
 #              result is either of shape F ("full space", one element per
 #              element of F) or of a reduced shape R: F with A dropped, or with
@@ -189,11 +186,11 @@ def dim_ties(op: Operation) -> list[Tie]:
     result = op.results[0]
     if is_pointwise(op):
         return [tie for operand in op.operands for tie in _aligned_ties(operand, result, 0)]
-    if op.name in REDUCTIONS:
+    if op.is_reduction:
         return _reduction_ties(op)
     if op.name == "matmul":
         return _matmul_ties(op)
-    if op.name in ("expand_dims", "squeeze", "ensure_shape"):
+    if op.is_view:
         return _view_ties(op)
     return []
 
@@ -219,8 +216,11 @@ def _reduction_ties(op: Operation) -> list[Tie]:
 
 
 def _view_ties(op: Operation) -> list[Tie]:
-    """expand_dims inserts a 1, squeeze drops 1s: the other dims keep their order (ensure_shape's all)."""
+    """expand_dims inserts a 1, squeeze drops 1s: the other dims keep their order (ensure_shape's all).
+    A reshape regroups the dims, so none of them keeps its size: it ties nothing."""
     operand, result = op.operands[0], op.results[0]
+    if op.name == "reshape":
+        return []
     if op.name == "ensure_shape":
         return [((operand, a), (result, a)) for a in range(operand.type.rank)]
     if op.name == "expand_dims":
@@ -279,7 +279,7 @@ def _loop_problem(body: list[Operation], yielded: Sequence[Value], shape_of: Sha
 
 
 def _reduction_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
-    reductions = [op for op in body if op.name in REDUCTIONS]
+    reductions = [op for op in body if op.is_reduction]
     keys = {(shape_of(op.operands[0]), reduced_axes(op)) for op in reductions}
     if len(keys) > 1:
         shown = "; ".join(sorted(f"{_shape_text(f)} over {list(a)}" for f, a in keys))
@@ -292,7 +292,7 @@ def _reduction_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
     trailing = is_trailing(axes, len(full))
     inside = {r for op in body for r in op.results}
     for op in body:
-        if op.name in REDUCTIONS:
+        if op.is_reduction:
             continue
         if not is_pointwise(op):
             return f"{op.display_name} is neither a reduction nor elementwise"

@@ -27,6 +27,7 @@ class Reduction(Op):
     defaults = {"keepdims": False}
     num_operands = 1
     dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+    is_reduction = True
 
     def infer_type(self, x: TensorType) -> TensorType:
         self.check_dtype(x)
@@ -103,6 +104,7 @@ class ArgReduction(Op):
     num_operands = 1
     dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
     differentiable = False  # an index has no derivative
+    is_reduction = True
 
     @classmethod
     def normalize_attributes(cls, attributes: dict[str, Any]) -> dict[str, Any]:

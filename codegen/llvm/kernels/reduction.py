@@ -51,8 +51,6 @@ from ..module import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
 ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
-COSTLY = ("exp", "log", "tanh", "sigmoid", "rsqrt", "pow", "sqrt", "div")
-REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
 LANES = 16
 BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
 
@@ -67,7 +65,7 @@ class Space:
 
 
 def _space(op: Operation) -> Space:
-    reductions = [o for o in op.regions[0].entry.ops if o.name in REDUCTIONS]
+    reductions = [o for o in op.regions[0].entry.ops if o.is_reduction]
     first = reductions[0]
     full = first.operands[0]
     axes = _axes(first)
@@ -130,7 +128,7 @@ class ReductionEmitter:
         for op in self.block.ops:
             if op.is_terminator:
                 continue
-            kind = "full" if op.name not in REDUCTIONS and op.results[0].type.shape == full_shape else "outer"
+            kind = "full" if not op.is_reduction and op.results[0].type.shape == full_shape else "outer"
             for result in op.results:
                 level[result] = kind
         return level
@@ -147,7 +145,7 @@ class ReductionEmitter:
         stores it in a stack buffer and the write walk reads it back instead of computing it again.
         Only for a statically sized row of at most ROW_BYTES, so the buffer stays in L1/L2 and on
         the stack."""
-        reductions = [op for op in self.block.ops if op.name in REDUCTIONS]
+        reductions = [op for op in self.block.ops if op.is_reduction]
         last = reductions[-1]
         if last.name in ("argmax", "argmin"):
             return None
@@ -173,7 +171,7 @@ class ReductionEmitter:
             coordinates: dict[int, ll.Value] = dict(zip(self.space.kept, kept))
             values = Body(b, lambda arg: self._load_outer(arg, coordinates))
             for op in self.block.ops:  # in order: each outer value once its reductions are done
-                if op.name in REDUCTIONS:
+                if op.is_reduction:
                     values.env[op.result] = self._reduce(op, coordinates, values.env)
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     values.value(op.results[0])
@@ -537,7 +535,7 @@ def _costly(value: Value) -> bool:
         if v in seen or not isinstance(v, OpResult):
             continue
         seen.add(v)
-        if v.op.name in COSTLY:
+        if v.op.costly:
             return True
         stack.extend(v.op.operands)
     return False

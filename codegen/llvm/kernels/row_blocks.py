@@ -31,8 +31,6 @@ from .narrow import vector_bytes
 from .reduction import _initial, _space, combine_pairwise
 from .vector_rows import VectorRowEmitter, _reads_rows, vector_rows_apply
 
-TRANSCENDENTAL = ("exp", "log", "tanh", "sigmoid", "pow")  # a row's chain worth the gathers and scatters
-
 
 def block_rows() -> int:
     """L: the rows of one block, the 32-bit lanes of the host's widest vector."""
@@ -50,7 +48,8 @@ def row_blocks_apply(op: Operation) -> bool:
     block = op.regions[0].entry
     values = [*block.args, *(r for o in block.ops for r in o.results)]
     points = math.prod(space.full.type.shape[a] for a in space.reduced)
-    return (any(o.name in TRANSCENDENTAL for o in block.ops) and len(space.kept) == 1 and points <= block_rows()
+    return (any(o.transcendental for o in block.ops)  # a row's chain worth the gathers and scatters
+            and len(space.kept) == 1 and points <= block_rows()
             and all(None not in a.type.shape[1:] for a in block.args)
             and all(v.type.dtype.name != "float16" for v in values))
 
