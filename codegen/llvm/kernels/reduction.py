@@ -51,6 +51,9 @@ from ..module import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
 ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
+# The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
+# codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
+EMITTED_REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin"})
 LANES = 16
 BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
 
