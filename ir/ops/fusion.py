@@ -66,14 +66,6 @@ def is_pointwise(op: Operation) -> bool:
     return op.elementwise or op.name == "broadcast_to"
 
 
-def reduced_axes(op: Operation) -> tuple[int, ...]:
-    """The axes a reduction reduces, non-negative and sorted."""
-    rank = op.operands[0].type.rank
-    if op.name in ("argmax", "argmin"):
-        return (op.axis % rank,)
-    return tuple(sorted(a % rank for a in op.axes))
-
-
 def reduced_shapes(full: Shape, axes: tuple[int, ...]) -> tuple[Shape, Shape]:
     """(keepdims shape, dropped shape) of reducing `full` over `axes`."""
     kept = tuple(1 if i in axes else d for i, d in enumerate(full))
@@ -92,7 +84,7 @@ def is_trailing(axes: tuple[int, ...], rank: int) -> bool:
 # them, by a rule the run time upholds:
 #   pointwise  an unknown operand dim equals the result's dim it moves along
 #              (ir/shapes.py's check_no_hidden_broadcast refuses anything else);
-#   reduce_*, argmax, argmin, expand_dims, squeeze, ensure_shape   the kept axes
+#   reductions (is_reduction), views (is_view) but reshape   the kept axes
 #              are the operand's;
 #   matmul     rows, columns and the inner dim are the operands', batch dims
 #              as pointwise (the type rule sizes the result from the operands);
@@ -209,9 +201,9 @@ def _aligned_ties(operand: Value, result: Value, skip_trailing: int) -> list[Tie
 
 def _reduction_ties(op: Operation) -> list[Tie]:
     operand, result = op.operands[0], op.results[0]
-    axes = reduced_axes(op)
+    axes = op.reduced_axes()
     kept = [a for a in range(operand.type.rank) if a not in axes]
-    keepdims = op.name not in ("argmax", "argmin") and op.keepdims
+    keepdims = op.keepdims  # False for argmax and argmin
     return [((operand, a), (result, a if keepdims else i)) for i, a in enumerate(kept)]
 
 
@@ -280,7 +272,7 @@ def _loop_problem(body: list[Operation], yielded: Sequence[Value], shape_of: Sha
 
 def _reduction_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
     reductions = [op for op in body if op.is_reduction]
-    keys = {(shape_of(op.operands[0]), reduced_axes(op)) for op in reductions}
+    keys = {(shape_of(op.operands[0]), op.reduced_axes()) for op in reductions}
     if len(keys) > 1:
         shown = "; ".join(sorted(f"{_shape_text(f)} over {list(a)}" for f, a in keys))
         return f"reductions differ in shape or axes ({shown}); they must reduce the same axes of one shape"

@@ -23,6 +23,7 @@ import math
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.ops.reduction import ArgReduction
 from flowc.ir.types import DType
 
 from ..body import Body
@@ -40,7 +41,7 @@ def column_reduction_applies(op: Operation) -> bool:
     rank = space.full.type.rank
     if not space.kept or space.reduced != tuple(range(len(space.reduced))):
         return False
-    if any(o.name in ("argmax", "argmin") for o in block.ops):
+    if any(isinstance(o, ArgReduction) for o in block.ops):
         return False
     kept = [space.full.type.shape[a] for a in space.kept]
     if None not in kept and math.prod(kept) < MIN_KEPT:

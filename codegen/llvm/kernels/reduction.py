@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, OpResult, Value
-from flowc.ir.op import normalize_axes
+from flowc.ir.ops.reduction import ArgReduction
 
 from ..body import Body
 from ..elementwise import emit_min_max, float_flags, intrinsic
@@ -71,14 +71,9 @@ def _space(op: Operation) -> Space:
     reductions = [o for o in op.regions[0].entry.ops if o.is_reduction]
     first = reductions[0]
     full = first.operands[0]
-    axes = _axes(first)
-    reduced = normalize_axes(first.name, axes, full.type.rank)
+    reduced = first.reduced_axes()
     kept = tuple(a for a in range(full.type.rank) if a not in reduced)
     return Space(full, reduced, kept)
-
-
-def _axes(op: Operation) -> tuple[int, ...]:
-    return (op.axis,) if op.name in ("argmax", "argmin") else op.axes
 
 
 def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
@@ -150,7 +145,7 @@ class ReductionEmitter:
         the stack."""
         reductions = [op for op in self.block.ops if op.is_reduction]
         last = reductions[-1]
-        if last.name in ("argmax", "argmin"):
+        if isinstance(last, ArgReduction):
             return None
         value = last.operands[0]
         sizes = [self.space.full.type.shape[a] for a in self.space.reduced]
@@ -201,7 +196,7 @@ class ReductionEmitter:
         return Body(self.b, lambda arg: self._load_full(arg, point), outer_values)
 
     def _reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
-        if op.name in ("argmax", "argmin"):
+        if isinstance(op, ArgReduction):
             return self._arg_reduce(op, coordinates, env)
         if self.lanes == 1:
             return self._reduce_short_row(op, coordinates, env)

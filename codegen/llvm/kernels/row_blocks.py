@@ -79,7 +79,7 @@ class RowBlockEmitter(VectorRowEmitter):
             columns.append(Body(b, lambda v, j=j: self._column_input(v, j, first, per_row),
                                 loaded=self.row_inputs, lanes=lanes))
         for op in self.block.ops:  # in order: each per-row value once its reductions are done
-            if op.name in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min"):
+            if op.is_reduction:  # no argmax or argmin here: vector_rows_apply
                 per_row.env[op.result] = self._reduce_columns(op, [c.value(op.operands[0]) for c in columns])
             elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                 per_row.value(op.results[0])
