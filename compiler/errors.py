@@ -16,11 +16,12 @@ from flowc.ir.errors import (
     RuntimeShapeError,
     TargetError,
     UninitializedVariableError,
+    UnsupportedOpError,
     VerifyError,
 )
 
 __all__ = [
     "FeedError", "FetchError", "FlowcError", "FlowcTypeError", "GraphError", "IndexOutOfRange",
     "ParseError", "ResourceExhaustedError", "RuntimeShapeError", "TargetError", "UninitializedVariableError",
-    "VerifyError",
+    "UnsupportedOpError", "VerifyError",
 ]

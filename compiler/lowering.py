@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from flowc.ir import Builder, Function, Module, TensorType, Value, int64
+from flowc.ir import Builder, Function, Module, TensorType, Value, int64, registry
 from flowc.ir.errors import FeedError, FlowcError, GraphError
 
 from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph, Operation, Tensor
 
-RANDOM_KINDS = ("random_normal", "random_uniform")
+RANDOM_KINDS = registry.names_where(is_random=True)  # graph ops that lowering gives the run counter
 STEP_TYPE = TensorType(int64, ())
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.program import (ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, describe_kernel,
                                         host_description, kernel_op_names, plan_program)
+from flowc.codegen.llvm.support import check_supported
 from flowc.ir import Function
 from flowc.ir.errors import FlowcError, IndexOutOfRange
 from flowc.ir.printer import print_module
@@ -72,6 +73,7 @@ class NativeExecutable:
         self.logging = "compile" in os.environ.get("FLOWC_LOG", "").split(",")
         module = lowered.module
         self.function: Function = lowered.function
+        check_supported(module)  # an op without CPU code is refused here, before fusion and LLVM
         fused = PassManager([Fuse()], record=False).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
         materialize_results(self.function)
         separate_products(self.function)

@@ -91,6 +91,8 @@ class Operation:
       pure          no side effects: folding, CSE and DCE may touch it
       foldable      constant folding may evaluate it (random ops say no)
       differentiable, elementwise, is_terminator
+      is_reduction, is_view, is_random, costly, transcendental: the kind facts
+                    below, which passes and backends ask instead of naming ops
     """
 
     name: ClassVar[str] = "<op>"
@@ -104,6 +106,26 @@ class Operation:
     elementwise: ClassVar[bool] = False
     is_terminator: ClassVar[bool] = False
     decomposes: ClassVar[bool] = False
+
+    # Kind facts: each is declared on the op's class and nowhere else; `registry.ops_where`
+    # lists the ops that have one.
+    is_reduction: ClassVar[bool] = False
+    """Reduces axes of its one operand (reduce_*, argmax, argmin). Fusion builds reduction kernels
+    around it (Note [kernel contract] in ops/fusion.py), the memory plan and the CPU reduction
+    kernels tell the full-shape values of such a kernel from the reduced ones by it."""
+    is_view: ClassVar[bool] = False
+    """On a contiguous buffer it only renames the dims (reshape, expand_dims, squeeze,
+    ensure_shape): fusion leaves it at the top level and the memory plan gives its result the
+    operand's buffer, so no backend emits code for it."""
+    is_random: ClassVar[bool] = False
+    """Draws from the run's random stream: its operand is the Session's run counter (the front end
+    passes it in, Signature.uses_step), and it is never folded (`foldable` is False too)."""
+    costly: ClassVar[bool] = False
+    """Costs far more per element than an add: a division, a square root or a transcendental. The
+    CPU reduction kernel keeps a row of such values on the stack rather than compute it twice."""
+    transcendental: ClassVar[bool] = False
+    """A transcendental function (exp, log, tanh, sigmoid, pow; costly too), which the CPU computes
+    with a polynomial of mathlib.py: a row of them is worth the CPU's row-block schedule."""
 
     def __init__(
         self,

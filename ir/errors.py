@@ -75,6 +75,10 @@ class TargetError(FlowcError, ValueError):
     """An unknown or unavailable compilation target."""
 
 
+class UnsupportedOpError(TargetError):
+    """An op that the chosen target does not compile (the message names the op, the target and why)."""
+
+
 class IndexOutOfRange(FlowcError, IndexError):
     """An index (gather, integer slice) outside the valid range of its axis."""
 

@@ -57,6 +57,20 @@ def elementwise() -> list[type[Operation]]:
     return [op for op in all_ops() if op.elementwise]
 
 
+def ops_where(**facts: bool) -> list[type[Operation]]:
+    """The registered ops whose class has every given fact (an Operation class attribute such as
+    `is_reduction` or `costly`) at the given value: `ops_where(is_random=True)`."""
+    for fact in facts:
+        if not hasattr(Operation, fact):
+            raise FlowcError(f"{fact!r} is not a fact of an op (an attribute of Operation)")
+    return [op for op in all_ops() if all(getattr(op, fact) == value for fact, value in facts.items())]
+
+
+def names_where(**facts: bool) -> frozenset[str]:
+    """The names of `ops_where(**facts)`, for a test of an op's name."""
+    return frozenset(op.name for op in ops_where(**facts))
+
+
 # -- shape helpers shared by type rules -------------------------------------
 
 
@@ -154,7 +168,8 @@ class TernaryOp(ElementwiseOp):
 
 
 def _declare(base: type[ElementwiseOp], name: str, dtypes: Sequence[DType], result_dtype: DType | None,
-             differentiable: bool) -> Callable[[Callable[..., np.ndarray]], type[Operation]]:
+             differentiable: bool, costly: bool = False,
+             transcendental: bool = False) -> Callable[[Callable[..., np.ndarray]], type[Operation]]:
     def wrap(fn: Callable[..., np.ndarray]) -> type[Operation]:
         class_name = "".join(part.capitalize() for part in name.split("_")) + "Op"
         body = {
@@ -162,6 +177,8 @@ def _declare(base: type[ElementwiseOp], name: str, dtypes: Sequence[DType], resu
             "dtypes": tuple(dtypes),
             "result_dtype": result_dtype,
             "differentiable": differentiable,
+            "costly": costly or transcendental,
+            "transcendental": transcendental,
             "fn": staticmethod(fn),
             "__doc__": fn.__doc__,
             "__module__": fn.__module__,
@@ -172,15 +189,18 @@ def _declare(base: type[ElementwiseOp], name: str, dtypes: Sequence[DType], resu
 
 
 def unary(name: str, dtypes: Sequence[DType] = NUMERIC, result_dtype: DType | None = None,
-          differentiable: bool = True) -> Callable[[Callable[..., np.ndarray]], type[Operation]]:
-    """Declare an elementwise op of one operand; the function is its numpy meaning."""
-    return _declare(UnaryOp, name, dtypes, result_dtype, differentiable)
+          differentiable: bool = True, costly: bool = False,
+          transcendental: bool = False) -> Callable[[Callable[..., np.ndarray]], type[Operation]]:
+    """Declare an elementwise op of one operand; the function is its numpy meaning. `costly` and
+    `transcendental` are the kind facts of Operation (a transcendental op is costly too)."""
+    return _declare(UnaryOp, name, dtypes, result_dtype, differentiable, costly, transcendental)
 
 
 def binary(name: str, dtypes: Sequence[DType] = NUMERIC, result_dtype: DType | None = None,
-           differentiable: bool = True) -> Callable[[Callable[..., np.ndarray]], type[Operation]]:
-    """Declare a broadcasting elementwise op of two operands of one dtype."""
-    return _declare(BinaryOp, name, dtypes, result_dtype, differentiable)
+           differentiable: bool = True, costly: bool = False,
+           transcendental: bool = False) -> Callable[[Callable[..., np.ndarray]], type[Operation]]:
+    """Declare a broadcasting elementwise op of two operands of one dtype (facts as `unary`)."""
+    return _declare(BinaryOp, name, dtypes, result_dtype, differentiable, costly, transcendental)
 
 
 def comparison(name: str, dtypes: Sequence[DType] = NUMERIC) -> Callable[[Callable[..., np.ndarray]], type[Operation]]:

@@ -2,10 +2,9 @@
 
 The value comes from the op's own numpy reference (one definition of each
 op's meaning), through the interpreter so it is checked against the result
-type. Never folded: impure ops, ops marked `foldable = False`, random ops
-(NEVER_FOLDED; their operand is the run counter, even when a hand-written
-module makes it a constant), ops with regions, and folds that would bloat
-the module.
+type. Never folded: impure ops, ops marked `foldable = False` (random ops:
+their operand is the run counter, even when a hand-written module makes it a
+constant), ops with regions, and folds that would bloat the module.
 
 Note [fold size cap]: a result is folded only if it has at most
 max(FOLD_MAX_ELEMENTS, elements of the largest constant operand) elements.
@@ -27,9 +26,6 @@ from .manager import Pass
 from .rewrite import ANY_OP, Rewriter, apply_patterns, pattern, pattern_table
 
 FOLD_MAX_ELEMENTS = 1024
-# Random ops are pure functions of (seed, step) but are never folded: the numbers a run draws are not
-# compile-time data. (ir/ops/random.py does not mark them `foldable = False`, so they are named here.)
-NEVER_FOLDED = frozenset({"random_uniform", "random_normal"})
 
 
 def constant_value(value: Any) -> np.ndarray | None:
@@ -42,10 +38,8 @@ def constant_value(value: Any) -> np.ndarray | None:
 @pattern(ANY_OP)
 def fold_constants(op: Operation, rw: Rewriter) -> None:
     """op(constants...) -> constant. Exact: the reference computes it."""
-    if not op.pure or op.is_terminator or op.regions or op.name == "constant" or not getattr(op, "foldable", True):
-        return
-    if op.name in NEVER_FOLDED:
-        return
+    if not op.pure or op.is_terminator or op.regions or op.name == "constant" or not op.foldable:
+        return  # random ops are not foldable: the numbers a run draws are not compile-time data
     values = [constant_value(v) for v in op.operands]
     if any(v is None for v in values):
         return

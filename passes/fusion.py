@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowc.ir import Block, Module, Operation, OpResult, Region, Value
-from flowc.ir.ops.fusion import REDUCTIONS, VIEWS, DimTies, Fusion, is_pointwise, kernel_problem
+from flowc.ir.ops.fusion import DimTies, Fusion, is_pointwise, kernel_problem
 from flowc.ir.ops.structure import Constant, Yield
 
 from .manager import Pass
@@ -119,11 +119,11 @@ class Group:
 
 
 def initial_kind(op: Operation) -> str:
-    if op.name == "constant" or op.name in VIEWS or op.name == "fusion" or op.is_terminator:
+    if op.name == "constant" or op.is_view or op.name == "fusion" or op.is_terminator:
         return FIXED
     if op.name == "matmul":
         return "matmul"
-    if op.name in REDUCTIONS:
+    if op.is_reduction:
         return "reduction"
     return "loop" if is_pointwise(op) else "single"
 

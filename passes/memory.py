@@ -34,9 +34,6 @@ from typing import Sequence
 from flowc.ir import Function, Operation, Value
 from flowc.ir.printer import value_names
 
-VIEW_OPS = ("reshape", "expand_dims", "squeeze", "ensure_shape")
-_REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
-
 
 @dataclass(frozen=True)
 class Storage:
@@ -121,7 +118,7 @@ def plan_memory(function: Function, donations: dict[int, int] | None = None) -> 
                 continue
             if op.name == "constant":
                 plan.storage[result] = Storage("const")
-            elif op.name in VIEW_OPS:
+            elif op.is_view:
                 plan.storage[result] = Storage("view", of=op.operands[0])
             else:
                 plan.storage[result] = Storage("temp", len(plan.temps))
@@ -146,7 +143,7 @@ def _last_uses(function: Function, steps: dict[Operation, int]) -> dict[Value, i
 
 
 def _root(value: Value) -> Value:
-    while hasattr(value, "op") and value.op.name in VIEW_OPS:
+    while hasattr(value, "op") and value.op.is_view:
         value = value.op.operands[0]
     return value
 
@@ -177,12 +174,12 @@ def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int]
         inside = {block.args[i] for i in reads}
         return not inside & set(product.operands) and producer.results[producer.product_result()] is not result
     if producer.kind == "reduction":  # per output element: read at the kept (outer) level, then written
-        full = next(op for op in block.ops if op.name in _REDUCTIONS).operands[0].type.shape
+        full = next(op for op in block.ops if op.is_reduction).operands[0].type.shape
         # Every user outer too: an outer-shaped operand broadcast into a full-level op would be read
         # at other output elements' indices during the walk (x[3,3] + b[3], summed over axis 1).
         users = [user for i in reads for user, _ in block.args[i].uses]
         return result.type.shape != full and all(
-            u.is_terminator or (u.name not in _REDUCTIONS and u.results[0].type.shape != full) for u in users)
+            u.is_terminator or (not u.is_reduction and u.results[0].type.shape != full) for u in users)
     return False
 
 

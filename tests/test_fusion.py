@@ -34,13 +34,13 @@ from flowc.ir import (
     print_module,
     verify,
 )
-from flowc.ir.op import broadcast_shapes
-from flowc.ir.ops.fusion import VIEWS, DimTies, build_fusion
+from flowc.ir.op import broadcast_shapes, names_where
+from flowc.ir.ops.fusion import DimTies, build_fusion
 from flowc.lowering import lower
 from flowc.passes import PassManager, optimize, passes_by_name
 from flowc.passes.fusion import Fuse
 
-TOP_LEVEL = VIEWS | {"constant", "fusion", "return", "yield"}
+TOP_LEVEL = names_where(is_view=True) | {"constant", "fusion", "return", "yield"}
 NOT_COUNTED = TOP_LEVEL  # what may be added (cloned splats), moved (kernels) or left (views) by fusion
 
 

@@ -132,7 +132,7 @@ def emit_sqrt(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Va
     return intrinsic(b, "llvm.sqrt", operands[0])
 
 
-@emit("exp", "log", "tanh", "sigmoid", "rsqrt", "pow")
+@emit(*MATH_EMITTERS)
 def emit_math(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
     """A call of the vectorizable approximation (mathlib.py), emitted once per module as an
     internal alwaysinline function: LLVM inlines it before the vectorizer runs, and a graph with

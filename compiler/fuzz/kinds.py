@@ -8,6 +8,7 @@ its name); ops with a rule of their own (cast, where) have their own draws.
 from __future__ import annotations
 
 import flowc as fc
+from flowc.codegen.llvm.mathlib import MATH_EMITTERS
 from flowc.ir import registry
 
 FLOATS = ("float32", "float64")
@@ -16,8 +17,8 @@ NUMERIC = FLOATS + INTS
 DTYPES = NUMERIC + ("bool",)
 
 FRONT_END = {"neg": "negative", "sub": "subtract", "mul": "multiply", "div": "divide"}  # IR name -> fc function
-# README: these are vectorized approximations on cpu (a few ulp), not correctly rounded.
-APPROXIMATE = {"exp", "log", "tanh", "sigmoid", "rsqrt", "pow"}
+# README: the ops of the cpu's mathlib are vectorized approximations (a few ulp), not correctly rounded.
+APPROXIMATE = frozenset(MATH_EMITTERS)
 NEAR_ZERO_AMPLIFIES = {"log", "rsqrt"}  # an inexact operand near 0 would blow its few ulp up
 
 

@@ -43,38 +43,38 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.where(x < 0, np.zeros_like(x), x)
 
 
-@unary("exp", dtypes=FLOATS)
+@unary("exp", dtypes=FLOATS, transcendental=True)
 def exp(x: np.ndarray) -> np.ndarray:
     """e ** x."""
     return np.exp(x)
 
 
-@unary("log", dtypes=FLOATS)
+@unary("log", dtypes=FLOATS, transcendental=True)
 def log(x: np.ndarray) -> np.ndarray:
     """Natural logarithm; -inf at 0, NaN below."""
     return np.log(x)
 
 
-@unary("tanh", dtypes=FLOATS)
+@unary("tanh", dtypes=FLOATS, transcendental=True)
 def tanh(x: np.ndarray) -> np.ndarray:
     """Hyperbolic tangent."""
     return np.tanh(x)
 
 
-@unary("sigmoid", dtypes=FLOATS)
+@unary("sigmoid", dtypes=FLOATS, transcendental=True)
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e**-x), computed without overflow for large |x|."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-@unary("sqrt", dtypes=FLOATS)
+@unary("sqrt", dtypes=FLOATS, costly=True)
 def sqrt(x: np.ndarray) -> np.ndarray:
     """Square root; NaN below 0."""
     return np.sqrt(x)
 
 
-@unary("rsqrt", dtypes=FLOATS)
+@unary("rsqrt", dtypes=FLOATS, costly=True)
 def rsqrt(x: np.ndarray) -> np.ndarray:
     """1 / sqrt(x)."""
     return np.divide(1, np.sqrt(x)).astype(x.dtype, copy=False)
@@ -113,13 +113,13 @@ def mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.multiply(x, y)
 
 
-@binary("div", dtypes=FLOATS)
+@binary("div", dtypes=FLOATS, costly=True)
 def div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x / y, IEEE: x/0 is +-inf or NaN. Floats only: cast integers first."""
     return np.divide(x, y)
 
 
-@binary("pow", dtypes=FLOATS)
+@binary("pow", dtypes=FLOATS, transcendental=True)
 def pow_(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x ** y, with every special case of C99 Annex F (F.9.4.4), as IEEE 754's pow:
 

@@ -31,9 +31,6 @@ from ..types import Shape, TensorType
 from .control import RegionBody, build_region, yield_types
 
 KINDS = ("loop", "reduction", "matmul", "single")
-REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin"})
-# Ops that stay at the top level after fusion: on a contiguous buffer they only rename its dims.
-VIEWS = frozenset({"reshape", "expand_dims", "squeeze", "ensure_shape"})
 
 # Note [kernel contract]
 # What a fusion region may hold, per kind. Constants inside a region are free
@@ -43,7 +40,7 @@ VIEWS = frozenset({"reshape", "expand_dims", "squeeze", "ensure_shape"})
 #
 #   loop       pointwise ops only, every result of the shape S of the yielded
 #              values: one loop nest over S. Operands broadcast to S.
-#   reduction  reductions (reduce_*, argmax, argmin) that all reduce the same
+#   reduction  reductions (ops that are `is_reduction`) that all reduce the same
 #              axes A of operands of the same shape F, and pointwise ops whose
 #              result is either of shape F ("full space", one element per
 #              element of F) or of a reduced shape R: F with A dropped, or with
@@ -69,14 +66,6 @@ def is_pointwise(op: Operation) -> bool:
     return op.elementwise or op.name == "broadcast_to"
 
 
-def reduced_axes(op: Operation) -> tuple[int, ...]:
-    """The axes a reduction reduces, non-negative and sorted."""
-    rank = op.operands[0].type.rank
-    if op.name in ("argmax", "argmin"):
-        return (op.axis % rank,)
-    return tuple(sorted(a % rank for a in op.axes))
-
-
 def reduced_shapes(full: Shape, axes: tuple[int, ...]) -> tuple[Shape, Shape]:
     """(keepdims shape, dropped shape) of reducing `full` over `axes`."""
     kept = tuple(1 if i in axes else d for i, d in enumerate(full))
@@ -95,7 +84,7 @@ def is_trailing(axes: tuple[int, ...], rank: int) -> bool:
 # them, by a rule the run time upholds:
 #   pointwise  an unknown operand dim equals the result's dim it moves along
 #              (ir/shapes.py's check_no_hidden_broadcast refuses anything else);
-#   reduce_*, argmax, argmin, expand_dims, squeeze, ensure_shape   the kept axes
+#   reductions (is_reduction), views (is_view) but reshape   the kept axes
 #              are the operand's;
 #   matmul     rows, columns and the inner dim are the operands', batch dims
 #              as pointwise (the type rule sizes the result from the operands);
@@ -189,11 +178,11 @@ def dim_ties(op: Operation) -> list[Tie]:
     result = op.results[0]
     if is_pointwise(op):
         return [tie for operand in op.operands for tie in _aligned_ties(operand, result, 0)]
-    if op.name in REDUCTIONS:
+    if op.is_reduction:
         return _reduction_ties(op)
     if op.name == "matmul":
         return _matmul_ties(op)
-    if op.name in ("expand_dims", "squeeze", "ensure_shape"):
+    if op.is_view:
         return _view_ties(op)
     return []
 
@@ -212,15 +201,18 @@ def _aligned_ties(operand: Value, result: Value, skip_trailing: int) -> list[Tie
 
 def _reduction_ties(op: Operation) -> list[Tie]:
     operand, result = op.operands[0], op.results[0]
-    axes = reduced_axes(op)
+    axes = op.reduced_axes()
     kept = [a for a in range(operand.type.rank) if a not in axes]
-    keepdims = op.name not in ("argmax", "argmin") and op.keepdims
+    keepdims = op.keepdims  # False for argmax and argmin
     return [((operand, a), (result, a if keepdims else i)) for i, a in enumerate(kept)]
 
 
 def _view_ties(op: Operation) -> list[Tie]:
-    """expand_dims inserts a 1, squeeze drops 1s: the other dims keep their order (ensure_shape's all)."""
+    """expand_dims inserts a 1, squeeze drops 1s: the other dims keep their order (ensure_shape's all).
+    A reshape regroups the dims, so none of them keeps its size: it ties nothing."""
     operand, result = op.operands[0], op.results[0]
+    if op.name == "reshape":
+        return []
     if op.name == "ensure_shape":
         return [((operand, a), (result, a)) for a in range(operand.type.rank)]
     if op.name == "expand_dims":
@@ -279,8 +271,8 @@ def _loop_problem(body: list[Operation], yielded: Sequence[Value], shape_of: Sha
 
 
 def _reduction_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
-    reductions = [op for op in body if op.name in REDUCTIONS]
-    keys = {(shape_of(op.operands[0]), reduced_axes(op)) for op in reductions}
+    reductions = [op for op in body if op.is_reduction]
+    keys = {(shape_of(op.operands[0]), op.reduced_axes()) for op in reductions}
     if len(keys) > 1:
         shown = "; ".join(sorted(f"{_shape_text(f)} over {list(a)}" for f, a in keys))
         return f"reductions differ in shape or axes ({shown}); they must reduce the same axes of one shape"
@@ -292,7 +284,7 @@ def _reduction_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
     trailing = is_trailing(axes, len(full))
     inside = {r for op in body for r in op.results}
     for op in body:
-        if op.name in REDUCTIONS:
+        if op.is_reduction:
             continue
         if not is_pointwise(op):
             return f"{op.display_name} is neither a reduction nor elementwise"

@@ -26,6 +26,7 @@ class RandomOp(Op):
     dtypes: ClassVar[tuple[DType, ...]] = (int64,)
     differentiable = False  # no operand carries a gradient: step is a counter
     foldable = False  # a fold would freeze one run's numbers into the module
+    is_random = True
     float_attributes: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

@@ -27,10 +27,16 @@ class Reduction(Op):
     defaults = {"keepdims": False}
     num_operands = 1
     dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+    is_reduction = True
 
     def infer_type(self, x: TensorType) -> TensorType:
         self.check_dtype(x)
         return reduced_type(self.name, x, self.axes, self.keepdims)
+
+    def reduced_axes(self) -> tuple[int, ...]:
+        """The axes reduced, non-negative and sorted (what fusion, autodiff and codegen ask of every
+        reduction, argmax and argmin included)."""
+        return normalize_axes(self.name, self.axes, self.operands[0].type.rank)
 
 
 def lowest(dtype: np.dtype) -> Any:
@@ -103,6 +109,8 @@ class ArgReduction(Op):
     num_operands = 1
     dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
     differentiable = False  # an index has no derivative
+    is_reduction = True
+    keepdims = False  # as Reduction's attribute reads: the reduced axis is always dropped
 
     @classmethod
     def normalize_attributes(cls, attributes: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +125,10 @@ class ArgReduction(Op):
         if x.shape[axis] == 0:
             raise FlowcTypeError(self.empty_axis_message(axis, x.shape), op=self.name)
         return TensorType(self.dtype, x.shape[:axis] + x.shape[axis + 1 :])
+
+    def reduced_axes(self) -> tuple[int, ...]:
+        """(axis,), non-negative: as Reduction.reduced_axes."""
+        return (self.axis % self.operands[0].type.rank,)
 
     def empty_axis_message(self, axis: int, shape: tuple[int | None, ...]) -> str:
         shown = ["?" if d is None else d for d in shape]

@@ -26,6 +26,7 @@ class Reshape(Op):
     """
 
     name = "reshape"
+    is_view = True
     attrs = {"shape": tuple[int, ...]}
     num_operands = 1
 
@@ -127,6 +128,7 @@ class EnsureShape(Op):
     """
 
     name = "ensure_shape"
+    is_view = True
     attrs = {"shape": tuple[int, ...]}
     num_operands = 1
 
@@ -150,6 +152,7 @@ class ExpandDims(Op):
     """x with a new dim of size 1 at `axis`, in [-rank-1, rank] (negative counts from the end)."""
 
     name = "expand_dims"
+    is_view = True
     attrs = {"axis": int}
     num_operands = 1
 
@@ -168,6 +171,7 @@ class Squeeze(Op):
     """x without the dims `axes` (non-empty), each of which has size 1."""
 
     name = "squeeze"
+    is_view = True
     attrs = {"axes": tuple[int, ...]}
     num_operands = 1
 

@@ -23,12 +23,13 @@ import math
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.ops.reduction import ArgReduction
 from flowc.ir.types import DType
 
 from ..body import Body
 from ..kernel import Kernel, for_range, min_of, product
 from ..types import I64, compute_type, load_value, store_value
-from .reduction import BLOCK_TERMS, REDUCTIONS, CompensatedSums, ReductionEmitter, _combine, _initial, _space, blocked
+from .reduction import BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, _space, blocked
 
 TILE = 512  # kept elements per tile: partial results of a few KB, rows of a tile read as one run
 MIN_KEPT = 16  # fewer kept elements (known): the column walk of reduction.py is as good
@@ -40,7 +41,7 @@ def column_reduction_applies(op: Operation) -> bool:
     rank = space.full.type.rank
     if not space.kept or space.reduced != tuple(range(len(space.reduced))):
         return False
-    if any(o.name in ("argmax", "argmin") for o in block.ops):
+    if any(isinstance(o, ArgReduction) for o in block.ops):
         return False
     kept = [space.full.type.shape[a] for a in space.kept]
     if None not in kept and math.prod(kept) < MIN_KEPT:
@@ -69,7 +70,7 @@ class ColumnReductionEmitter(ReductionEmitter):
         b, kernel = self.b, self.kernel
         self.kept_count = product(b, [self.sizes[a] for a in self.space.kept])
         self.row_count = product(b, [self.sizes[a] for a in self.space.reduced])
-        reductions = [op for op in self.block.ops if op.name in REDUCTIONS]
+        reductions = [op for op in self.block.ops if op.is_reduction]
         self.totals: dict[DType, CompensatedSums] = {}  # per dtype, shared by its float sums one after the other
         self.partials = {op.result: kernel.alloca(ll.ArrayType(compute_type(op.operands[0].type.dtype), TILE),
                                                   f"{op.name}.partial") for op in reductions}

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, OpResult, Value
-from flowc.ir.op import normalize_axes
+from flowc.ir.ops.reduction import ArgReduction
 
 from ..body import Body
 from ..elementwise import emit_min_max, float_flags, intrinsic
@@ -51,8 +51,9 @@ from ..module import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
 ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
-COSTLY = ("exp", "log", "tanh", "sigmoid", "rsqrt", "pow", "sqrt", "div")
-REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin")
+# The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
+# codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
+EMITTED_REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin"})
 LANES = 16
 BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
 
@@ -67,17 +68,12 @@ class Space:
 
 
 def _space(op: Operation) -> Space:
-    reductions = [o for o in op.regions[0].entry.ops if o.name in REDUCTIONS]
+    reductions = [o for o in op.regions[0].entry.ops if o.is_reduction]
     first = reductions[0]
     full = first.operands[0]
-    axes = _axes(first)
-    reduced = normalize_axes(first.name, axes, full.type.rank)
+    reduced = first.reduced_axes()
     kept = tuple(a for a in range(full.type.rank) if a not in reduced)
     return Space(full, reduced, kept)
-
-
-def _axes(op: Operation) -> tuple[int, ...]:
-    return (op.axis,) if op.name in ("argmax", "argmin") else op.axes
 
 
 def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
@@ -130,7 +126,7 @@ class ReductionEmitter:
         for op in self.block.ops:
             if op.is_terminator:
                 continue
-            kind = "full" if op.name not in REDUCTIONS and op.results[0].type.shape == full_shape else "outer"
+            kind = "full" if not op.is_reduction and op.results[0].type.shape == full_shape else "outer"
             for result in op.results:
                 level[result] = kind
         return level
@@ -147,9 +143,9 @@ class ReductionEmitter:
         stores it in a stack buffer and the write walk reads it back instead of computing it again.
         Only for a statically sized row of at most ROW_BYTES, so the buffer stays in L1/L2 and on
         the stack."""
-        reductions = [op for op in self.block.ops if op.name in REDUCTIONS]
+        reductions = [op for op in self.block.ops if op.is_reduction]
         last = reductions[-1]
-        if last.name in ("argmax", "argmin"):
+        if isinstance(last, ArgReduction):
             return None
         value = last.operands[0]
         sizes = [self.space.full.type.shape[a] for a in self.space.reduced]
@@ -173,7 +169,7 @@ class ReductionEmitter:
             coordinates: dict[int, ll.Value] = dict(zip(self.space.kept, kept))
             values = Body(b, lambda arg: self._load_outer(arg, coordinates))
             for op in self.block.ops:  # in order: each outer value once its reductions are done
-                if op.name in REDUCTIONS:
+                if op.is_reduction:
                     values.env[op.result] = self._reduce(op, coordinates, values.env)
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     values.value(op.results[0])
@@ -200,7 +196,7 @@ class ReductionEmitter:
         return Body(self.b, lambda arg: self._load_full(arg, point), outer_values)
 
     def _reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
-        if op.name in ("argmax", "argmin"):
+        if isinstance(op, ArgReduction):
             return self._arg_reduce(op, coordinates, env)
         if self.lanes == 1:
             return self._reduce_short_row(op, coordinates, env)
@@ -537,7 +533,7 @@ def _costly(value: Value) -> bool:
         if v in seen or not isinstance(v, OpResult):
             continue
         seen.add(v)
-        if v.op.name in COSTLY:
+        if v.op.costly:
             return True
         stack.extend(v.op.operands)
     return False

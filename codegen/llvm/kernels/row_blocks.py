@@ -31,8 +31,6 @@ from .narrow import vector_bytes
 from .reduction import _initial, _space, combine_pairwise
 from .vector_rows import VectorRowEmitter, _reads_rows, vector_rows_apply
 
-TRANSCENDENTAL = ("exp", "log", "tanh", "sigmoid", "pow")  # a row's chain worth the gathers and scatters
-
 
 def block_rows() -> int:
     """L: the rows of one block, the 32-bit lanes of the host's widest vector."""
@@ -50,7 +48,8 @@ def row_blocks_apply(op: Operation) -> bool:
     block = op.regions[0].entry
     values = [*block.args, *(r for o in block.ops for r in o.results)]
     points = math.prod(space.full.type.shape[a] for a in space.reduced)
-    return (any(o.name in TRANSCENDENTAL for o in block.ops) and len(space.kept) == 1 and points <= block_rows()
+    return (any(o.transcendental for o in block.ops)  # a row's chain worth the gathers and scatters
+            and len(space.kept) == 1 and points <= block_rows()
             and all(None not in a.type.shape[1:] for a in block.args)
             and all(v.type.dtype.name != "float16" for v in values))
 
@@ -80,7 +79,7 @@ class RowBlockEmitter(VectorRowEmitter):
             columns.append(Body(b, lambda v, j=j: self._column_input(v, j, first, per_row),
                                 loaded=self.row_inputs, lanes=lanes))
         for op in self.block.ops:  # in order: each per-row value once its reductions are done
-            if op.name in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min"):
+            if op.is_reduction:  # no argmax or argmin here: vector_rows_apply
                 per_row.env[op.result] = self._reduce_columns(op, [c.value(op.operands[0]) for c in columns])
             elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                 per_row.value(op.results[0])

@@ -17,6 +17,7 @@ import math
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.ops.reduction import ArgReduction
 
 from ..body import Body
 from ..kernel import Kernel, decompose, for_range
@@ -31,7 +32,7 @@ def vector_rows_apply(op: Operation) -> bool:
     space = _space(op)
     block = op.regions[0].entry
     rank = space.full.type.rank
-    if any(o.name in ("argmax", "argmin") for o in block.ops):
+    if any(isinstance(o, ArgReduction) for o in block.ops):
         return False
     if space.reduced != tuple(range(rank - len(space.reduced), rank)):
         return False
@@ -67,7 +68,7 @@ class VectorRowEmitter(ReductionEmitter):
             scalars = Body(b, lambda arg: self._load_outer(arg, coordinates))
             row = Body(b, lambda v: self._row_input(v, coordinates, scalars), loaded=self.row_inputs, lanes=self.width)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
-                if op.name in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min"):
+                if op.is_reduction:  # no argmax or argmin here: vector_rows_apply
                     scalars.env[op.result] = self._reduce_row(op, row.value(op.operands[0]))
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     scalars.value(op.results[0])
