@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flowc.passes import PassManager, default_pipeline, expand_gradients
+from flowc.passes import Pass, PassManager, default_pipeline, expand_gradients
 
 from .lowering import Lowered
 from .options import CompileOptions
@@ -39,5 +39,5 @@ def compile_lowered(lowered: Lowered, target: Target | str, options: CompileOpti
     return target.load(target.build(module, replace(options, dump_dir=dump_dir)), options)
 
 
-def _pass_manager(passes: list, options: CompileOptions, record: bool = True) -> PassManager:
+def _pass_manager(passes: list[Pass], options: CompileOptions, record: bool = True) -> PassManager:
     return PassManager(passes, verify_each=options.verify, dump_dir=options.dump_dir or "", record=record)

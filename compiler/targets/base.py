@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -16,8 +17,8 @@ class Executable(Protocol):
     def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
 
-class Target:
-    """A backend. Subclasses set `name` and implement the three steps."""
+class Target(ABC):
+    """A backend. Subclasses set `name` and implement build and load (and passes, if they have any)."""
 
     name: str = "<target>"
 
@@ -25,13 +26,13 @@ class Target:
         """The passes this target appends to the shared pipeline, fresh for each compile."""
         return []
 
+    @abstractmethod
     def build(self, module: Module, options: CompileOptions) -> Any:
         """The artifact of a module that went through the shared pipeline and `passes`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load(self, artifact: Any, options: CompileOptions) -> Executable:
         """Something to call on the function's arguments, from what `build` made."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<target {self.name}>"
