@@ -1,6 +1,7 @@
 """The `flowc` command.
 
     flowc opt FILE.ir [--passes cse,dce] [--fast-math] [--timing]   run passes on IR text, print IR text
+              [--target cpu]                                     then the target's own passes
     flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
 
 FILE may be '-' for standard input. Without --passes, `opt` runs the default
@@ -19,6 +20,9 @@ from flowc.ir.printer import print_module
 from flowc.ir.verifier import verify
 from flowc.passes import PassManager, default_pipeline, optimize, passes_by_name
 
+from .options import CompileOptions
+from .targets import target_named
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowc", description="flowc: dataflow graphs to fused native code")
@@ -28,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--passes", help="comma-separated pass names (default: the default pipeline)")
     opt.add_argument("--fast-math", action="store_true", help="allow rewrites that change NaN, inf or -0.0 results")
     opt.add_argument("--timing", action="store_true", help="print each pass's wall time to standard error")
+    opt.add_argument("--target", help="then run this target's own passes (cpu: fuse ... plan-memory)")
     ir = commands.add_parser("ir", help="print the IR of a run of a graph_def JSON file")
     ir.add_argument("graph", help="graph_def JSON file (fc.write_graph)")
     ir.add_argument("--fetch", action="append", required=True, help="tensor or op name to fetch (repeatable)")
@@ -72,6 +77,8 @@ def run_opt(args: argparse.Namespace) -> str:
     verify(module)
     names = [n for n in args.passes.split(",") if n] if args.passes is not None else None
     passes = passes_by_name(names, args.fast_math) if names is not None else default_pipeline(args.fast_math)
+    if args.target is not None:
+        passes += target_named(args.target).passes(CompileOptions(fast_math=args.fast_math))
     report = PassManager(passes, verify_each=True).run(module)
     if args.timing:
         print(report, file=sys.stderr)

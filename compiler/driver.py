@@ -1,54 +1,43 @@
-"""The driver: from a lowered IR module to something a Session can call, per target.
+"""The driver: from a lowered IR module to something a Session can call, through a Target.
 
-A target is a function `Lowered -> Executable`; gradient requests are
-expanded before any target sees the module. `reference` evaluates the IR
-with each op's numpy meaning; `cpu` compiles it to native code (native.py).
+One pipeline for every target: gradient requests are expanded, the shared
+pipeline runs (unless the options say not to optimize), then the target's own
+passes, each timed, verified and dumped by the PassManager; then the target
+builds an artifact and loads it (compiler/targets/).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from dataclasses import replace
 
-import numpy as np
-
-from flowc.ir import Interpreter
-from flowc.ir.errors import TargetError
-from flowc.passes import expand_gradients
+from flowc.passes import Pass, PassManager, default_pipeline, expand_gradients
 
 from .lowering import Lowered
-from .native import NativeExecutable  # the default target; it loads llvmlite and the C compiler only to build
+from .options import CompileOptions
+from .targets import Executable, Target, target_named
 
 
-class Executable(Protocol):
-    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]: ...
-
-
-class ReferenceExecutable:
-    """Runs the lowered function in the reference interpreter."""
-
-    def __init__(self, lowered: Lowered, fast_math: bool = False):  # numpy is IEEE whatever the flag
-        self.lowered = lowered
-        self._interpreter = Interpreter(lowered.module)
-
-    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self._interpreter.run_function(self.lowered.function, args)
-
-
-def native_cpu(lowered: Lowered, fast_math: bool = False) -> Executable:
-    return NativeExecutable(lowered, fast_math)
-
-
-TARGETS: dict[str, Callable[[Lowered, bool], Executable]] = {"reference": ReferenceExecutable, "cpu": native_cpu}
-
-
-def compile_lowered(lowered: Lowered, target: str, fast_math: bool = False) -> Executable:
+def compile_lowered(lowered: Lowered, target: Target | str, options: CompileOptions) -> Executable:
+    """`lowered`'s module, compiled in place for `target` (an object or a registered name) and loaded."""
+    if isinstance(target, str):
+        target = target_named(target)
+    module = lowered.module
     # Gradient requests have no executable meaning: they are expanded even when the Session runs
-    # unoptimized (optimize=False, FLOWC_OPT=0), where the pipeline that starts with Autodiff did not run.
-    expand_gradients(lowered.module)
-    return TARGETS[check_target(target)](lowered, fast_math)
+    # unoptimized (optimize=False, FLOWC_OPT=0), where the pipeline that starts with Autodiff does not run.
+    expand_gradients(module)
+    if options.optimize:
+        _pass_manager(default_pipeline(options.fast_math), options).run(module)
+    dump_dir = None
+    passes = target.passes(options)
+    if passes:
+        donations = lowered.signature.donations()
+        if donations:  # the caller's offer, for memory planning (Note [the memory plan of a function])
+            lowered.function.attributes["donate"] = tuple((result, arg) for result, arg in sorted(donations.items()))
+        # The target's passes keep the shared pipeline's report as last_report(), and get their own dump folder,
+        # which build and load see as their dump_dir: the CPU executable writes its layouts there.
+        dump_dir = _pass_manager(passes, options, record=False).run(module).dump_folder
+    return target.load(target.build(module, replace(options, dump_dir=dump_dir)), options)
 
 
-def check_target(target: str) -> str:
-    if target not in TARGETS:
-        raise TargetError(f"unknown target {target!r}; available: {', '.join(sorted(TARGETS))}")
-    return target
+def _pass_manager(passes: list[Pass], options: CompileOptions, record: bool = True) -> PassManager:
+    return PassManager(passes, verify_each=options.verify, dump_dir=options.dump_dir or "", record=record)

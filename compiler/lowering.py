@@ -43,6 +43,12 @@ class Signature:
     # which a run takes their locks (Note [use_locking] in session.py)
     locked: tuple[Operation, ...] = ()
 
+    def donations(self) -> dict[int, int]:
+        """Result index -> argument index: each assigned variable's new value may be written into its
+        old buffer (Note [donated arguments] in passes/memory.py)."""
+        arg_of = {var: len(self.feeds) + i for i, var in enumerate(self.variables)}
+        return {len(self.fetches) + j: arg_of[var] for j, var in enumerate(self.updates) if var in arg_of}
+
 
 @dataclass(frozen=True)
 class Lowered:

@@ -1,53 +1,33 @@
-"""The CPU target: fuse, plan memory, emit LLVM, link, load, and call one entry point per run.
+"""The CPU target's executable: a loaded library, called through one entry point per run.
 
-Compiling: the optimized IR is fused into kernels (passes/fusion.py), its
-results materialized and its memory planned (passes/memory.py), emitted as
-one LLVM module (codegen/llvm/) and linked into a shared library kept in the
-disk cache, keyed by the IR text, the memory plan's donations, flowc's
-version and the host CPU (runtime/cache.py). A second process with the same
-graph loads the library instead of compiling it.
-
-Running: for each new set of argument shapes (one per batch size, say) the
-concrete shapes of every value are worked out once with the IR's own type
-rules, giving the dims vector, the arena layout and the output shapes; after
-that a call allocates outputs from the caching allocator, fills the buffer
-addresses and makes one foreign call, with the GIL released.
+Building it is the CPU target's job (compiler/targets/cpu.py). Running: for
+each new set of argument shapes (one per batch size, say) the concrete shapes
+of every value are worked out once with the IR's own type rules, giving the
+dims vector, the arena layout and the output shapes; after that a call
+allocates outputs from the caching allocator, fills the buffer addresses and
+makes one foreign call, with the GIL released.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 import math
-import sys
 import threading
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
-from flowc.codegen.llvm.program import (ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, describe_kernel,
-                                        host_description, kernel_op_names, plan_program)
-from flowc.codegen.llvm.support import check_supported
+from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, kernel_op_names
 from flowc.ir import Function
 from flowc.ir.errors import FlowcError, IndexOutOfRange
-from flowc.ir.printer import print_module
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
-from flowc.ir.verifier import verify
-from flowc.passes import PassManager
-from flowc.passes.fusion import Fuse
-from flowc.passes.memory import materialize_results, plan_memory, separate_products
-from flowc.runtime import (Library, allocate, arena, cache_key, cached_library, default_allocator, link_shared,
-                           support_library)
+from flowc.runtime import Library, allocate, arena, default_allocator
 from flowc.runtime.allocator import size_class
 from flowc.runtime.fast_run import module as fast_run_module
 from flowc.runtime.loader import function_address
 
-from .lowering import Lowered
 from .memory_limit import check_run_fits, value_bytes
-
-VERSION = "0.1.0"
 
 
 @dataclass
@@ -66,33 +46,16 @@ class ShapeLayout:
 
 
 class NativeExecutable:
-    def __init__(self, lowered: Lowered, fast_math: bool = False):
-        self.lowered = lowered
-        self.fast_math = fast_math
-        self.profiling = os.environ.get("FLOWC_PROFILE") == "1"
-        self.logging = "compile" in os.environ.get("FLOWC_LOG", "").split(",")
-        module = lowered.module
-        self.function: Function = lowered.function
-        check_supported(module)  # an op without CPU code is refused here, before fusion and LLVM
-        fused = PassManager([Fuse()], record=False).run(module)  # a pass like the others: timed, dumped (FLOWC_DUMP_IR)
-        materialize_results(self.function)
-        separate_products(self.function)
-        if os.environ.get("FLOWC_VERIFY") == "1":  # as after every pass; the test suite sets it
-            verify(module)
-        self.plan = plan_memory(self.function, _donations(lowered))
-        self._dump = fused.dump_folder and os.path.join(fused.dump_folder, "02-memory-plan.txt")
-        if self._dump:
-            with open(self._dump, "w") as f:
-                f.write(print_module(module) + "\n" + self.plan.describe(self.function))
-        self.program: Program = plan_program(self.function, self.plan, fast_math, self.profiling)
-        key = cache_key(print_module(module), repr(sorted(self.plan.donated.items())), VERSION, codegen_fingerprint(),
-                        f"fast_math={fast_math} profile={self.profiling}",
-                        host_description())
-        self.library_path, self.was_cached = cached_library(key, self._build)
-        if self.logging and self.was_cached:
-            _log(f"found compiled in the disk cache: {self.library_path}")
-        if any(calls_blas(op) for op in self.program.kernel_ops):
-            load_blas()
+    """A loaded CPU build (compiler/targets/cpu.py makes it): one native call per run."""
+
+    def __init__(self, program: Program, library_path: str, was_cached: bool = False,
+                 layouts_dump: str | None = None):
+        self.program = program
+        self.function: Function = program.function
+        self.plan = program.plan
+        self.profiling = program.profile
+        self.library_path, self.was_cached = library_path, was_cached
+        self._dump = layouts_dump  # FLOWC_DUMP_IR: each new layout's arena peak is written here
         # Shared with every executable of the same file; unloaded after the last of them and of their
         # FastRuns is gone (Note [unloading compiled code] in runtime/loader.py).
         self.library: Library | None = Library.load(self.library_path)
@@ -109,16 +72,6 @@ class NativeExecutable:
         self._buffers_type = ctypes.c_uint64 * (len(self.function.args) + len(self._result_dtypes) + 1)
         self._addresses = AddressMemo()
         self._error_slot = self.program.error_slot
-
-    def _build(self, out_path: str) -> None:
-        # Late: LLVM is loaded only when something must be compiled, never on a disk cache hit.
-        from flowc.codegen.llvm.compile import compile_module
-        from flowc.codegen.llvm.module import emit_module
-
-        log, kernels = (_log, [describe_kernel(op) for op in self.program.kernel_ops]) if self.logging else (None, [])
-        objects, _ = compile_module(emit_module(self.program), log, kernels)
-        blas = [blas_library()] if any(calls_blas(op) for op in self.program.kernel_ops) else []
-        link_shared([objects], [support_library(), *blas], out_path)
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
 
@@ -307,16 +260,3 @@ class AddressMemo:
 
 
 SMALL_BYTES = 1 << 16  # below this malloc is cheap and page faults are few: skip the caching allocator
-
-
-def _log(line: str) -> None:
-    """FLOWC_LOG=compile: a progress line on stderr, out before the next step can hang."""
-    sys.stderr.write(f"flowc compile: {line}\n")
-    sys.stderr.flush()
-
-
-def _donations(lowered: Lowered) -> dict[int, int]:
-    """Each assigned variable's new value may be written into its old buffer (Note [donated arguments])."""
-    sig = lowered.signature
-    arg_of = {var: len(sig.feeds) + i for i, var in enumerate(sig.variables)}
-    return {len(sig.fetches) + j: arg_of[var] for j, var in enumerate(sig.updates) if var in arg_of}

@@ -28,7 +28,6 @@ The fast run takes the same locks (runtime/native/fast_run.c).
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -37,13 +36,14 @@ import numpy as np
 
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
-from flowc.passes import optimize
 from flowc.runtime import fast_run
 
-from .driver import Executable, check_target, compile_lowered
+from .driver import compile_lowered
 from .feeds import check_feed
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
 from .lowering import Lowered, Signature, lower
+from .options import CompileOptions
+from .targets import Executable, target_named
 
 
 @dataclass
@@ -96,10 +96,11 @@ class Session:
         own float arithmetic and assume no NaN or inf in it (the transcendental approximations
         keep their stated error). Off by default: results are IEEE.
         """
-        self.target = check_target(target)
+        self._target = target_named(target)
+        self.target = self._target.name
         self.graph = graph or get_default_graph()
-        self.optimize = os.environ.get("FLOWC_OPT", "1") != "0" if optimize is None else optimize
-        self.fast_math = os.environ.get("FLOWC_FAST_MATH", "0") == "1" if fast_math is None else fast_math
+        # Every FLOWC_* setting, read once, here (compiler/options.py); every compile of this Session uses it.
+        self.options = CompileOptions.from_environment(optimize=optimize, fast_math=fast_math)
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
         self._plans: dict[tuple, RunPlan] = {}
@@ -133,6 +134,14 @@ class Session:
             close = getattr(executable, "close", None)  # the reference target holds nothing to free
             if close is not None:
                 close()
+
+    @property
+    def optimize(self) -> bool:
+        return self.options.optimize
+
+    @property
+    def fast_math(self) -> bool:
+        return self.options.fast_math
 
     # -- run -----------------------------------------------------------------
 
@@ -239,9 +248,7 @@ class Session:
         compiled = self._cache.get(key)
         if compiled is None:
             lowered = lower(self.graph, tensors, targets, feeds)
-            if self.optimize:
-                optimize(lowered.module, fast_math=self.fast_math)
-            compiled = CompiledRun(lowered, compile_lowered(lowered, self.target, self.fast_math))
+            compiled = CompiledRun(lowered, compile_lowered(lowered, self._target, self.options))
             self._cache[key] = compiled
         return compiled
 

@@ -339,6 +339,9 @@ class Function:
         self.name = name
         self.result_types = list(result_types)
         self.attributes: dict[str, Any] = {k: _freeze(v) for k, v in (attributes or {}).items()}
+        # What an analysis pass found that is not IR (the memory plan, by the pass's name): neither
+        # printed nor compared; a backend reads it after the pass.
+        self.analyses: dict[str, Any] = {}
         self.body = Region([Block(arg_types, arg_names)])
         self.body.parent = self
         self.parent: Module | None = None

@@ -3,7 +3,10 @@
 After every pass (each run of a pass inside a FixedPoint too) it can verify
 the module (when asked, or FLOWC_VERIFY=1; the tests always do) and write the
 IR text to FLOWC_DUMP_IR=DIR as DIR/NNN/KK-name.ir, one folder per pipeline
-run, so `diff` shows what each pass did. The wall time of each pass is kept
+run, so `diff` shows what each pass did (and, for a pass that finds more than
+IR, such as memory planning, what it found in KK-name.txt). The driver passes
+both settings from its CompileOptions; a PassManager made without them reads
+the two variables itself (`flowc opt`, tests). The wall time of each pass is kept
 in a report: `last_report()`, or `flowc opt --timing`.
 """
 
@@ -27,6 +30,11 @@ class Pass:
 
     def run(self, module: Module) -> bool:
         raise NotImplementedError
+
+    def describe(self, module: Module) -> str | None:
+        """What the pass found that is not IR (a memory plan, say), for FLOWC_DUMP_IR to write in
+        KK-name.txt beside the IR; None: nothing."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -161,6 +169,10 @@ class _Run:
         if self.dump:
             self.dumped += 1
             _write(self.dump, self.dumped, p.name, module)
+            text = p.describe(module)
+            if text is not None:
+                with open(os.path.join(self.dump, f"{self.dumped:02d}-{p.name}.txt"), "w") as f:
+                    f.write(text)
         return changed
 
     def run_fixed_point(self, p: FixedPoint, module: Module) -> bool:

@@ -31,8 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from flowc.ir import Function, Operation, Value
+from flowc.ir import Function, Module, Operation, Value
 from flowc.ir.printer import value_names
+
+from .manager import Pass
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,11 @@ def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int]
     if producer.kind == "matmul":
         product = next(op for op in block.ops if op.name == "matmul")
         inside = {block.args[i] for i in reads}
-        return not inside & set(product.operands) and producer.results[producer.product_result()] is not result
+        # The product must have a buffer of its own (a backend may write it whole before the epilogue
+        # reads it back, as the CPU's BLAS path does): a kernel that does not yield it is not donated to.
+        yields = block.terminator.operands
+        return not inside & set(product.operands) and product.result in yields and \
+            yields[producer.results.index(result)] is not product.result
     if producer.kind == "reduction":  # per output element: read at the kept (outer) level, then written
         full = next(op for op in block.ops if op.is_reduction).operands[0].type.shape
         # Every user outer too: an outer-shaped operand broadcast into a full-level op would be read
@@ -189,42 +195,6 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 def _round_up(n: int, alignment: int) -> int:
     return (n + alignment - 1) // alignment * alignment
-
-
-def separate_products(function: Function) -> bool:
-    """Give the product of each matmul kernel with an epilogue a buffer of its own (a temp).
-
-    Otherwise the product is written into the buffer of the kernel's first
-    result and the epilogue reads it back there (Fusion.product_result), and
-    then that result cannot be written in place of a variable: the SGD
-    update `W - lr * (x^T @ dz)` would overwrite W with the product before
-    reading it (Note [donated arguments]). The temp costs the product's size
-    in the arena, reused across runs.
-    """
-    from flowc.ir import Builder
-
-    changed = False
-    for op in list(function.entry.ops):
-        if op.name != "fusion" or op.kind != "matmul":
-            continue
-        block = op.regions[0].entry
-        product = next(inner for inner in block.ops if inner.name == "matmul").result
-        terminator = block.terminator
-        if product in terminator.operands:
-            continue
-        yielded = list(terminator.operands)
-        terminator.drop_operand_uses()
-        block.ops.remove(terminator)
-        Builder.at_end(block).create("yield", [*yielded, product])
-        region = op.regions.pop()  # moved, not copied: the old op must not drop its ops' uses
-        names = [r.name for r in op.results] + [None]
-        kernel = Builder.before(op).create("fusion", list(op.operands), {"kind": "matmul"}, regions=[region],
-                                           result_names=names)
-        for old, new in zip(op.results, kernel.results):
-            old.replace_all_uses_with(new)
-        op.erase()
-        changed = True
-    return changed
 
 
 def materialize_results(function: Function) -> bool:
@@ -254,3 +224,44 @@ def materialize_results(function: Function) -> bool:
         seen.add(copy)
         changed = True
     return changed
+
+
+class MaterializeResults(Pass):
+    """materialize_results on every function."""
+
+    name = "materialize-results"
+
+    def run(self, module: Module) -> bool:
+        return any([materialize_results(function) for function in module])
+
+
+# Note [the memory plan of a function]: a MemoryPlan is not IR (it names values and arena slots),
+# so PlanMemory keeps it in the function's `analyses`, for the backend to read with `memory_plan`,
+# and FLOWC_DUMP_IR writes it as text next to the IR. Which arguments a result may be written into
+# is the caller's offer, recorded on the function as its `donate` attribute: [[result, argument], ...]
+# (as JAX records donated buffers on the function it lowers).
+
+
+class PlanMemory(Pass):
+    """plan_memory on every function, accepting the donations its `donate` attribute offers.
+
+    Last of a target's passes: it needs the final op order and the fused kernels.
+    """
+
+    name = "plan-memory"
+
+    def run(self, module: Module) -> bool:
+        for function in module:
+            function.analyses[PlanMemory.name] = plan_memory(function, dict(function.attributes.get("donate", ())))
+        return False
+
+    def describe(self, module: Module) -> str:
+        return "".join(memory_plan(function).describe(function) for function in module)
+
+
+def memory_plan(function: Function) -> MemoryPlan:
+    """The plan PlanMemory made for `function` (Note [the memory plan of a function])."""
+    plan = function.analyses.get(PlanMemory.name)
+    if plan is None:
+        raise KeyError(f"no memory plan for @{function.name}: the plan-memory pass has not run on it")
+    return plan

@@ -32,12 +32,10 @@ class CacheError(FlowcError):
     """A cache folder that cannot be made, or written when something must be built."""
 
 
-def cache_dir() -> str:
-    """$FLOWC_CACHE_DIR, else $XDG_CACHE_HOME/flowc, else ~/.cache/flowc (created)."""
-    path = os.environ.get("FLOWC_CACHE_DIR")
-    if not path:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        path = os.path.join(base, "flowc")
+def cache_dir(folder: str | None = None) -> str:
+    """`folder` (a compile's CompileOptions.cache_dir, which FLOWC_CACHE_DIR sets), else
+    $FLOWC_CACHE_DIR, else $XDG_CACHE_HOME/flowc, else ~/.cache/flowc (created)."""
+    path = folder or os.environ.get("FLOWC_CACHE_DIR") or _default_folder()
     if os.path.exists(path) and not os.path.isdir(path):
         raise CacheError(f"{_named(path)} is a file, not a folder: point FLOWC_CACHE_DIR at a folder "
                          "(flowc creates it if it is missing)")
@@ -48,9 +46,14 @@ def cache_dir() -> str:
     return path
 
 
+def _default_folder() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "flowc")
+
+
 def _named(path: str) -> str:
     """How errors name the cache folder: with the variable that chose it, or as the default."""
-    if os.environ.get("FLOWC_CACHE_DIR"):
+    if path != _default_folder():
         return f"the cache folder FLOWC_CACHE_DIR={path!r}"
     return f"the default cache folder {path!r} (set FLOWC_CACHE_DIR to use another)"
 
@@ -65,7 +68,8 @@ def cache_key(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "") -> tuple[str, bool]:
+def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "",
+                   folder: str | None = None) -> tuple[str, bool]:
     """The path of the library cached under `key`, building it first if needed.
 
     `build(path)` must write the library to `path` (a temporary file in the
@@ -74,7 +78,7 @@ def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "") 
     """
     if not key or any(c not in "0123456789abcdef" for c in key):
         raise ValueError(f"cache key must be a lowercase hex string, got {key!r}")
-    directory = cache_dir()
+    directory = cache_dir(folder)
     path = os.path.join(directory, f"{prefix}{key}.so")
     with _lock:
         remembered = _verified.get(key)

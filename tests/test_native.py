@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from test_pass_properties import random_module
 
 import flowc as fc
+from flowc.driver import compile_lowered
 from flowc.errors import FeedError, ResourceExhaustedError
 from flowc.ir import Module, evaluate
 from flowc.ir.printer import print_module
 from flowc.ir.types import as_dtype
 from flowc.lowering import Lowered, Signature
-from flowc.native import NativeExecutable
+from flowc.options import CompileOptions
 
 FLOAT_TOL = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 SHAPES = [(), (1,), (17,), (0, 3), (3, 1), (5, 33), (2, 3, 9)]  # scalars, size-1, zero-size, odd widths
@@ -515,7 +516,7 @@ def native_run(module: Module, args: list[np.ndarray]) -> list[np.ndarray]:
     function.name = "main"  # what a Lowered's function is called
     module = Module([function])
     signature = Signature(feeds=(), variables=(), uses_step=False, fetches=(), updates=())
-    return NativeExecutable(Lowered(module, signature))(args)
+    return compile_lowered(Lowered(module, signature), "cpu", CompileOptions(optimize=False, verify=True))(args)
 
 
 @settings(max_examples=90, deadline=None, derandomize=True, database=None,
@@ -643,12 +644,16 @@ def test_dump_shows_the_fused_kernels_and_the_memory_plan(tmp_path, monkeypatch,
     with fc.Session(graph=g) as sess:
         for batch in (2, 50):
             sess.run(y, {x: sample(rng, (batch, 64), "float32")})
-    (plan,) = tmp_path.glob("*/02-memory-plan.txt")
-    fused = (plan.parent / "01-fuse.ir").read_text()
+    (plan,) = tmp_path.glob("*/05-plan-memory.txt")
+    files = sorted(p.name for p in plan.parent.iterdir())
+    assert files == ["00-input.ir", "01-check-supported.ir", "02-fuse.ir", "03-materialize-results.ir",
+                     "04-separate-products.ir", "05-plan-memory.ir", "05-plan-memory.txt", "layouts.txt"]
+    fused = (plan.parent / "02-fuse.ir").read_text()
     assert 'kind = "loop"' in fused and 'kind = "matmul"' in fused and 'kind = "reduction"' in fused
     text = plan.read_text()
     assert "in temp 0, live in steps" in text and "in result 0" in text and "in arg 0" in text
     # exp(x) * 2 (batch x 64 floats) and the product (batch x 32) are temps: the peak follows the batch
+    text = (plan.parent / "layouts.txt").read_text()
     assert "arguments [(2, 64)]: scratch arena peak" in text and "arguments [(50, 64)]: scratch arena peak" in text
     peaks = [int(line.split("peak ")[1].split()[0]) for line in text.splitlines() if "peak" in line]
     assert peaks[1] > peaks[0] > 0

@@ -13,8 +13,10 @@ from flowc.codegen.llvm.kernels.reduction import EMITTED_REDUCTIONS
 from flowc.codegen.llvm.support import UNSUPPORTED, emitted_ops
 from flowc.ir import Operation, registry
 from flowc.ir.errors import FlowcError, TargetError, UnsupportedOpError
-from flowc.lowering import Lowered, Signature
 from flowc.native import NativeExecutable
+from flowc.options import CompileOptions
+from flowc.passes import PassManager
+from flowc.targets import target_named
 
 FACTS = ("is_reduction", "is_view", "is_random", "costly", "transcendental")
 
@@ -167,8 +169,10 @@ MEANINGS = {
 
 
 def compile_on_cpu(module: ir.Module) -> NativeExecutable:
-    signature = Signature(feeds=(), variables=(), uses_step=False, fetches=(), updates=())
-    return NativeExecutable(Lowered(module, signature))
+    """The cpu target's own passes, build and load (what the driver runs after the shared pipeline)."""
+    target, options = target_named("cpu"), CompileOptions.from_environment()
+    PassManager(target.passes(options), record=False).run(module)
+    return target.load(target.build(module, options), options)
 
 
 def test_every_unsupported_op_has_a_module_here() -> None:
@@ -184,7 +188,7 @@ def test_an_unsupported_op_on_cpu_is_an_error_naming_the_op_the_target_and_the_l
     def no_codegen(*args: object) -> None:
         raise AssertionError("refused after codegen started")
 
-    monkeypatch.setattr("flowc.native.plan_program", no_codegen)
+    monkeypatch.setattr("flowc.targets.cpu.plan_program", no_codegen)
     with pytest.raises(UnsupportedOpError) as caught:  # a KeyError would fail this test, not pass it
         compile_on_cpu(module)
     message = str(caught.value)

@@ -50,13 +50,21 @@ def operand_dtype(op: Operation) -> DType:
 FAST_MATH_FLAGS = ("fast",)
 
 
+class KernelBuilder(ll.IRBuilder):
+    """A kernel's IRBuilder, which knows whether the program was built with fast math (float_flags)."""
+
+    def __init__(self, block: ll.Block, fast_math: bool = False):
+        super().__init__(block)
+        self.fast_math = fast_math
+
+
 def float_flags(b: ll.IRBuilder) -> tuple[str, ...]:
     """LLVM's fast-math flags when the Session asked for fast math, else none (IEEE).
 
     Only the graph's own arithmetic (add, sub, mul, div, square, the combines
     of reductions) gets them; the approximations in mathlib.py never do, since
     their error bounds rest on exact IEEE rounding (two-sum steps)."""
-    return FAST_MATH_FLAGS if getattr(b, "fast_math", False) else ()
+    return FAST_MATH_FLAGS if isinstance(b, KernelBuilder) and b.fast_math else ()
 
 
 def intrinsic(b: ll.IRBuilder, name: str, x: ll.Value, *more: ll.Value) -> ll.Value:

@@ -23,6 +23,7 @@ from llvmlite import ir as ll
 from flowc.ir import Operation, Value
 from flowc.ir.types import DType
 
+from .elementwise import KernelBuilder
 from .program import DimTable
 from .types import I64, PTR, storage_type
 
@@ -122,8 +123,7 @@ class Kernel:
         context, self.begin, self.end = self.function.args
         if one_step:  # Note [one step]
             self.begin, self.end = ll.Constant(I64, 0), ll.Constant(I64, 1)
-        self.b = ll.IRBuilder(self.function.append_basic_block("entry"))
-        self.b.fast_math = fast_math  # read by the emitters of float arithmetic (elementwise.float_flags)
+        self.b = KernelBuilder(self.function.append_basic_block("entry"), fast_math)
         self._alloca_block = self.b.block
         self.slots = self.b.bitcast(context, PTR.as_pointer())
         count = len(op.operands) + len(op.results)

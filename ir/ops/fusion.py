@@ -370,14 +370,6 @@ class Fusion(Op):
     def evaluate(self, operands: list[np.ndarray], interpreter: Any) -> list[np.ndarray]:
         return interpreter.run_region(self.regions[0], operands)
 
-    def product_result(self) -> int:
-        """A matmul kernel: the result whose buffer receives the product (BLAS writes it whole, then the
-        epilogue reads it back at each index): the product's own result if yielded, else result 0."""
-        block = self.regions[0].entry
-        product = next(op for op in block.ops if op.name == "matmul").result
-        yields = list(block.terminator.operands)
-        return yields.index(product) if product in yields else 0
-
 
 def build_fusion(b: Builder, kind: str, args: Sequence[Value], body: RegionBody) -> list[Value]:
     """`fusion args {kind}` with its region built by `body` (see build_region)."""

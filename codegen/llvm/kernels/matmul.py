@@ -238,12 +238,22 @@ def _emit_with(kernel: Kernel, matmul: Operation, products) -> None:  # type: ig
             _emit_product_and_epilogue(kernel, matmul, products)
 
 
+def product_result(op: Operation) -> int:
+    """A matmul kernel: the result whose buffer receives the product (BLAS writes it whole, then the
+    epilogue reads it back at each index): the product's own result if yielded, else result 0.
+    The CPU target's separate-products pass makes every kernel with an epilogue yield its product."""
+    block = op.regions[0].entry
+    product = next(inner for inner in block.ops if inner.name == "matmul").result
+    yields = list(block.terminator.operands)
+    return yields.index(product) if product in yields else 0
+
+
 def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> None:  # type: ignore[no-untyped-def]
     """The product into its buffer, then the epilogue reading it back there, row block by row block."""
     block = kernel.op.regions[0].entry
     product_value = matmul.result
     yields = list(block.terminator.operands)
-    target = kernel.result_pointer(kernel.op.product_result(), product_value.type.dtype)
+    target = kernel.result_pointer(product_result(kernel.op), product_value.type.dtype)
     products(kernel, matmul, target)
     if all(v is product_value for v in yields):
         return
@@ -272,7 +282,7 @@ def _emit_epilogue(kernel: Kernel, matmul: Operation, first: ll.Value, last: ll.
     block = kernel.op.regions[0].entry
     product_value = matmul.result
     yields = list(block.terminator.operands)
-    target = kernel.result_pointer(kernel.op.product_result(), product_value.type.dtype)
+    target = kernel.result_pointer(product_result(kernel.op), product_value.type.dtype)
     epilogue = [(v, kernel.result_pointer(i, v.type.dtype)) for i, v in enumerate(yields) if v is not product_value]
     inputs = [(arg, kernel.operand_pointer(i, arg.type.dtype)) for i, arg in enumerate(block.args)]
     inputs.append((product_value, target))

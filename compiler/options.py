@@ -1,0 +1,38 @@
+"""CompileOptions: every setting a compile reads, read once when a Session (or a compile) starts.
+
+The `FLOWC_*` variables are read here and nowhere deeper: the Session makes
+one CompileOptions from its arguments and the environment, and passes it to
+the pipeline, the target's passes, its build and its load. Changing a
+variable after a Session was made changes nothing for that Session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    optimize: bool = True  # run the shared pipeline (FLOWC_OPT=0: run the IR exactly as lowered)
+    fast_math: bool = False  # FLOWC_FAST_MATH=1: unsafe float rewrites and LLVM fast-math flags
+    profile: bool = False  # FLOWC_PROFILE=1: time each kernel of the compiled code
+    verify: bool = False  # FLOWC_VERIFY=1: run the verifier after every pass (the test suite sets it)
+    dump_dir: str | None = None  # FLOWC_DUMP_IR=DIR: the IR after every pass, as numbered files
+    log_compile: bool = False  # FLOWC_LOG=compile: a progress line per compile step on stderr
+    cache_dir: str | None = None  # FLOWC_CACHE_DIR: the compiled libraries' folder (None: the default one)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> CompileOptions:
+        """The options the `FLOWC_*` variables ask for; an override that is not None wins over its variable."""
+        options = cls(
+            optimize=environ.get("FLOWC_OPT", "1") != "0",
+            fast_math=environ.get("FLOWC_FAST_MATH", "0") == "1",
+            profile=environ.get("FLOWC_PROFILE") == "1",
+            verify=environ.get("FLOWC_VERIFY") == "1",
+            dump_dir=environ.get("FLOWC_DUMP_IR") or None,
+            log_compile="compile" in environ.get("FLOWC_LOG", "").split(","),
+            cache_dir=environ.get("FLOWC_CACHE_DIR") or None,
+        )
+        return replace(options, **{name: value for name, value in overrides.items() if value is not None})

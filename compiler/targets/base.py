@@ -1,0 +1,38 @@
+"""The interface every target implements (the package's docstring says how the driver uses it)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from flowc.ir import Module
+from flowc.passes import Pass
+
+from ..options import CompileOptions
+
+
+class Executable(Protocol):
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+class Target(ABC):
+    """A backend. Subclasses set `name` and implement build and load (and passes, if they have any)."""
+
+    name: str = "<target>"
+
+    def passes(self, options: CompileOptions) -> list[Pass]:
+        """The passes this target appends to the shared pipeline, fresh for each compile."""
+        return []
+
+    @abstractmethod
+    def build(self, module: Module, options: CompileOptions) -> Any:
+        """The artifact of a module that went through the shared pipeline and `passes`."""
+
+    @abstractmethod
+    def load(self, artifact: Any, options: CompileOptions) -> Executable:
+        """Something to call on the function's arguments, from what `build` made."""
+
+    def __repr__(self) -> str:
+        return f"<target {self.name}>"

@@ -1,0 +1,102 @@
+"""The CPU target: fusion and memory planning, then LLVM through llvmlite, linked into a shared library.
+
+Its passes, after the shared pipeline: fuse ops into kernels
+(passes/fusion.py), give each result a kernel that writes it and each matmul
+product a buffer of its own (passes/memory.py, separate_products.py), and
+plan where every value lives (PlanMemory). `build` emits the planned module
+as one LLVM module and links it into a shared library kept in the disk cache,
+keyed by the IR text (donations included), flowc's version, codegen's source,
+the options that change code and the host CPU (runtime/cache.py): a second
+process with the same graph loads the library instead of compiling it.
+`load` loads it as a NativeExecutable (compiler/native.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
+from flowc.codegen.llvm.program import Program, codegen_fingerprint, describe_kernel, host_description, plan_program
+from flowc.codegen.llvm.support import check_supported
+from flowc.ir import Module
+from flowc.ir.printer import print_module
+from flowc.passes import Pass
+from flowc.passes.fusion import Fuse
+from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
+from flowc.runtime import cache_key, cached_library, link_shared, support_library
+
+from ..native import NativeExecutable
+from ..options import CompileOptions
+from .base import Target
+from .separate_products import SeparateProducts
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class CpuArtifact:
+    """A compiled function: its program (kernels, dims, memory plan) and the library that runs it."""
+
+    program: Program
+    library_path: str
+    was_cached: bool  # found in the disk cache rather than compiled by this build
+    dump_dir: str | None  # where FLOWC_DUMP_IR wrote this compile's passes: the executable adds its layouts
+
+
+class CheckSupported(Pass):
+    """Refuse an op the CPU backend cannot emit (codegen/llvm/support.py), naming it and its line."""
+
+    name = "check-supported"
+
+    def run(self, module: Module) -> bool:
+        check_supported(module)
+        return False
+
+
+class CpuTarget(Target):
+    name = "cpu"
+
+    def passes(self, options: CompileOptions) -> list[Pass]:
+        return [
+            CheckSupported(),      # first: an op without CPU code is a clear error before any work
+            Fuse(),                # ops into loop, reduction and matmul kernels
+            MaterializeResults(),  # each result written by a kernel of its own, once
+            SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
+            PlanMemory(),          # last: needs the final op order and the kernels
+        ]
+
+    def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
+        function = module["main"]
+        plan = memory_plan(function)
+        program = plan_program(function, plan, options.fast_math, options.profile)
+        key = cache_key(print_module(module), repr(sorted(plan.donated.items())), VERSION, codegen_fingerprint(),
+                        f"fast_math={options.fast_math} profile={options.profile}", host_description())
+        path, was_cached = cached_library(key, lambda out: _compile(program, options, out), folder=options.cache_dir)
+        if options.log_compile and was_cached:
+            _log(f"found compiled in the disk cache: {path}")
+        return CpuArtifact(program, path, was_cached, options.dump_dir)
+
+    def load(self, artifact: CpuArtifact, options: CompileOptions) -> NativeExecutable:
+        if any(calls_blas(op) for op in artifact.program.kernel_ops):
+            load_blas()  # before the library that links it (load_blas says why)
+        layouts = artifact.dump_dir and os.path.join(artifact.dump_dir, "layouts.txt")
+        return NativeExecutable(artifact.program, artifact.library_path, artifact.was_cached, layouts or None)
+
+
+def _compile(program: Program, options: CompileOptions, out_path: str) -> None:
+    # Late: LLVM is loaded only when something must be compiled, never on a disk cache hit.
+    from flowc.codegen.llvm.compile import compile_module
+    from flowc.codegen.llvm.module import emit_module
+
+    log, kernels = (_log, [describe_kernel(op) for op in program.kernel_ops]) if options.log_compile else (None, [])
+    objects, _ = compile_module(emit_module(program), log, kernels)
+    blas = [blas_library()] if any(calls_blas(op) for op in program.kernel_ops) else []
+    link_shared([objects], [support_library(), *blas], out_path)
+
+
+def _log(line: str) -> None:
+    """FLOWC_LOG=compile: a progress line on stderr, out before the next step can hang."""
+    sys.stderr.write(f"flowc compile: {line}\n")
+    sys.stderr.flush()
