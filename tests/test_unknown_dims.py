@@ -114,3 +114,25 @@ def test_ensure_shape_checks_at_run_time(target) -> None:
         np.testing.assert_array_equal(sess.run(y, {x: np.ones((2, 3), np.float32)}), np.full((2, 3), 2, np.float32))
         with pytest.raises(fc.errors.RuntimeShapeError, match="ensure_shape"):
             sess.run(y, {x: np.ones((2, 4), np.float32)})
+
+
+@pytest.mark.parametrize("symbolic", [True, False], ids=["none-dims", "static"])
+@pytest.mark.parametrize("a", [1, 3])
+def test_a_kernel_operand_read_at_the_keepdims_shape(symbolic, a) -> None:
+    """minimum(max(x[b, b, a], -1, keepdims), y[b, 1]): y moves along the result's axis 1, not 0
+    (Note [outer reads]; was: y read by the first kept axis, fuzzer seed 6402). Beside it, a reader
+    at the dropped shape [b, b] aligns y the other way, in a kernel of its own."""
+    rng = np.random.default_rng(a)
+    x, y = rng.standard_normal((2, 2, a)).astype(np.float32), rng.standard_normal((2, 1)).astype(np.float32)
+    g = fc.Graph()
+    with g.as_default():
+        px = fc.placeholder(fc.float32, [None] * 3 if symbolic else x.shape, name="x")
+        py = fc.placeholder(fc.float32, [None, 1] if symbolic else y.shape, name="y")
+        kept = fc.minimum(fc.reduce_max(px, axis=-1, keepdims=True), py)
+        dropped = fc.reduce_sum(px, axis=-1) + py
+    results = {}
+    for target in ("reference", "cpu"):
+        with fc.Session(graph=g, target=target) as sess:
+            results[target] = sess.run([kept, dropped], {px: x, py: y})
+    for got, want in zip(results["cpu"], results["reference"]):
+        assert_matches(got, want)

@@ -167,10 +167,10 @@ class ReductionEmitter:
         with for_range(b, kernel.begin, kernel.end, "o") as outer:
             kept = decompose(b, outer, [self.sizes[a] for a in self.space.kept]) if self.space.kept else []
             coordinates: dict[int, ll.Value] = dict(zip(self.space.kept, kept))
-            values = Body(b, lambda arg: self._load_outer(arg, coordinates))
+            values = OuterValues(self, coordinates)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
                 if op.is_reduction:
-                    values.env[op.result] = self._reduce(op, coordinates, values.env)
+                    values.set(op.result, self._reduce(op, coordinates, values.env))
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     values.value(op.results[0])
             for index, value in enumerate(yields):
@@ -377,14 +377,22 @@ class ReductionEmitter:
         rank = self.space.full.type.rank
         return self._load(arg, {axis - (rank - arg.type.rank): c for axis, c in point.items()})
 
-    def _load_outer(self, arg: BlockArgument, coordinates: dict[int, ll.Value]) -> ll.Value:
-        """arg read once per output element: aligned against F (keepdims) or against the kept axes."""
+    def _load_outer(self, arg: BlockArgument, coordinates: dict[int, ll.Value], keepdims: bool) -> ll.Value:
+        """arg read once per output element by an op of the keepdims shape or of the dropped one
+        (Note [outer reads])."""
         rank = self.space.full.type.rank
-        if arg.type.rank == rank:
-            return self._load(arg, {a: c for a, c in coordinates.items()})
+        if arg.type.rank == rank or keepdims:
+            return self._load(arg, {a - (rank - arg.type.rank): c for a, c in coordinates.items()})
         kept = len(self.space.kept)
         by_position = {i: coordinates[a] for i, a in enumerate(self.space.kept)}
         return self._load(arg, {i - (kept - arg.type.rank): c for i, c in by_position.items()})
+
+    # Note [outer reads]
+    # An argument read once per output element is right-aligned, as numpy broadcasts, against its
+    # reader's shape: the keepdims shape (F's rank, reduced axes 1) or the dropped one (the kept
+    # axes only). With trailing axes reduced the two differ: a [b, 1] beside max(x[b, b, a], -1,
+    # keepdims) moves along F's axis 1, beside the dropped [b, b] along axis 0; one kernel may hold
+    # both readers (sibling fusion), so each alignment has its Body (OuterValues).
 
     def _load(self, arg: BlockArgument, coordinate_of_axis: dict[int, ll.Value]) -> ll.Value:
         pointer = self.b.gep(self.pointers[arg.index], [self._offset(arg, coordinate_of_axis)])
@@ -402,6 +410,28 @@ class ReductionEmitter:
             coordinates.append(coordinate_of_axis[axis])
             used.append(strides[axis])
         return dot(b, coordinates, used)
+
+
+class OuterValues:
+    """The values of one output element, computed once (Note [outer reads]): ops of the keepdims
+    shape and of the dropped shape read arguments aligned differently, so each kind has a Body;
+    the reductions' results, shared, go to both."""
+
+    def __init__(self, emitter: ReductionEmitter, coordinates: dict[int, ll.Value]):
+        self.rank = emitter.space.full.type.rank
+        self.bodies = {keepdims: Body(emitter.b, lambda arg, k=keepdims: emitter._load_outer(arg, coordinates, k))
+                       for keepdims in (False, True)}
+
+    def value(self, value: Value) -> ll.Value:
+        return self.bodies[value.type.rank == self.rank].value(value)
+
+    def set(self, value: Value, x: ll.Value) -> None:
+        for body in self.bodies.values():
+            body.env[value] = x
+
+    @property
+    def env(self) -> dict[Value, ll.Value]:
+        return {**self.bodies[False].env, **self.bodies[True].env}
 
 
 def _contiguous_strides(b: ll.IRBuilder, sizes: list[ll.Value]) -> list[ll.Value]:

@@ -22,7 +22,7 @@ from flowc.ir.ops.reduction import ArgReduction
 from ..body import Body
 from ..kernel import Kernel, decompose, for_range
 from ..types import I1, I32, I64, compute_type, constant_of, load_value, store_value
-from .reduction import ReductionEmitter, _combine, _initial, _space
+from .reduction import OuterValues, ReductionEmitter, _combine, _initial, _space
 
 VECTOR_ROW = 32  # the longest row held as one vector (two AVX-512 registers of float32)
 
@@ -65,11 +65,11 @@ class VectorRowEmitter(ReductionEmitter):
         with for_range(b, kernel.begin, kernel.end, "o") as outer:
             kept = decompose(b, outer, [self.sizes[a] for a in self.space.kept]) if self.space.kept else []
             coordinates: dict[int, ll.Value] = dict(zip(self.space.kept, kept))
-            scalars = Body(b, lambda arg: self._load_outer(arg, coordinates))
+            scalars = OuterValues(self, coordinates)
             row = Body(b, lambda v: self._row_input(v, coordinates, scalars), loaded=self.row_inputs, lanes=self.width)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
                 if op.is_reduction:  # no argmax or argmin here: vector_rows_apply
-                    scalars.env[op.result] = self._reduce_row(op, row.value(op.operands[0]))
+                    scalars.set(op.result, self._reduce_row(op, row.value(op.operands[0])))
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     scalars.value(op.results[0])
             start = b.mul(outer, ll.Constant(I64, self.count))
@@ -92,7 +92,7 @@ class VectorRowEmitter(ReductionEmitter):
         zeros = ll.Constant(ll.VectorType(I32, self.width), [ll.Constant(I32, 0)] * self.width)
         return self.b.shuffle_vector(x, ll.Constant(vector, ll.Undefined), zeros)
 
-    def _row_input(self, value: Value, coordinates: dict[int, ll.Value], scalars: Body) -> ll.Value:
+    def _row_input(self, value: Value, coordinates: dict[int, ll.Value], scalars: OuterValues) -> ll.Value:
         """An argument's row (a splat where it has one value per row), or a per-row value splatted."""
         if not isinstance(value, BlockArgument):
             return self._splat(scalars.value(value), value)
