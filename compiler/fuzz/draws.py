@@ -53,9 +53,9 @@ class Draws:
         self.pool.append(value)
         return value
 
-    def positive(self, value: Value) -> Value:
-        """|x| + 1 for an inexact x headed for a division, log or rsqrt."""
-        if value.error == EXACT:
+    def positive(self, value: Value, always: bool = False) -> Value:
+        """|x| + 1 for an inexact x headed for a division, log or rsqrt; `always`: for an exact x too."""
+        if value.error == EXACT and not always:
             return value
         return self.add("positive", [value], value.dtype, value.shape, value.error, guard=True)
 
