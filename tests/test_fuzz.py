@@ -191,3 +191,14 @@ def test_a_crash_or_a_hang_belongs_to_the_seed_that_ran_and_the_worker_is_replac
     assert summary.verdicts == {"ok": 3, "crash": 3, "hang": 1}
     for failure in summary.failures:  # the whole case, ready for the minimizer
         assert failure.case.to_json() == cases[failure.case.seed].to_json()
+
+
+def test_empty_dims_are_zero_not_a_symbol():
+    """0 * a is 0: a reshape to -1 of an empty value, and a concat of such parts (seed 20434 built a
+    dim whose expression was '()')."""
+    a = dims.symbol("a")
+    assert dims.product([0, a]) == 0
+    empty = dims.Sym(0, a.atoms)
+    assert dims.total([empty, empty]) == 0
+    assert dims.evaluate(dims.total([a, empty]), {"a": 3}) == 3
+    make_case(20434)  # builds without a malformed dim
