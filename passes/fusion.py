@@ -138,8 +138,9 @@ class Group:
     kind: str
     position: int = 0  # increases along the planner's order, a topological order of the groups
     outputs: list[Value] = field(default_factory=list)
-    users: set[Operation] | None = None  # ops outside the group that use its results (kept up to date
-    # by merges, so finding a group's successors costs its out-edges, not its size)
+    # The groups that read its results and those whose results it reads, kept up to date by merges.
+    successors: set[Group] = field(default_factory=set)
+    predecessors: set[Group] = field(default_factory=set)
     summary: Summary | None = None  # made on first use, then merged (Note [incremental contract])
 
 
@@ -163,7 +164,9 @@ class Planner:
     (except B) among groups before B; any group it reaches that feeds B
     forbids the merge. Otherwise the groups it reached (descendants of A that
     lie between A and B) move to just after the merged group, which takes
-    B's place, so the order stays topological.
+    B's place, so the order stays topological. When A has more successors
+    than groups lie between A and B (a kernel that many later ops read), the
+    same descendants are found by one sweep over those groups instead.
     """
 
     def __init__(self, block: Block):
@@ -173,22 +176,15 @@ class Planner:
         self.group_of = {group.ops[0]: group for group in self.order}
         for position, group in enumerate(self.order):
             group.position = position
+        for op, group in self.group_of.items():
+            for producer in self.producers(op):
+                producer.successors.add(group)
+                group.predecessors.add(producer)
 
     def groups(self) -> list[Group]:
         return [g for g in self.order if g.kind != FIXED]
 
     # -- edges ----------------------------------------------------------------------------------
-
-    def successors(self, group: Group) -> set[Group]:
-        found = {self.group_of[user] for user in self.users(group)}
-        found.discard(group)
-        return found
-
-    def users(self, group: Group) -> set[Operation]:
-        if group.users is None:
-            group.users = {user for op in group.ops for r in op.results for user in r.users
-                           if user in self.group_of}
-        return group.users
 
     def producers(self, op: Operation) -> set[Group]:
         found = {self.group_of[v.op] for v in op.operands if isinstance(v, OpResult) and v.op in self.group_of}
@@ -310,23 +306,39 @@ class Planner:
 
     def descendants_before(self, first: Group, second: Group, direct_ok: bool) -> list[Group] | None:
         """Descendants of `first` placed before `second`; None if one of them feeds `second` (a cycle)."""
-        start = self.successors(first)
-        if second in start:
-            if not direct_ok:
-                return None
-            start.discard(second)
+        if second in first.successors and not direct_ok:
+            return None
+        start, stop = self.span(first, second)
+        if stop - start < len(first.successors):
+            return self.descendants_in_span(first, second, start, stop)
         seen: set[Group] = set()
-        stack = [g for g in start if g.position < second.position]
+        stack = [g for g in first.successors if g.position < second.position and g is not second]
         while stack:
             group = stack.pop()
             if group in seen:
                 continue
             seen.add(group)
-            successors = self.successors(group)
-            if second in successors:
+            if second in group.successors:
                 return None
-            stack.extend(g for g in successors if g.position < second.position and g not in seen)
+            stack.extend(g for g in group.successors if g.position < second.position and g not in seen)
         return sorted(seen, key=lambda g: g.position)
+
+    def descendants_in_span(self, first: Group, second: Group, start: int, stop: int) -> list[Group] | None:
+        """descendants_before by a sweep over the groups between `first` and `second` in the order."""
+        reached = {first}
+        found = []
+        for group in self.order[start + 1:stop - 1]:
+            if not group.predecessors.isdisjoint(reached):
+                reached.add(group)
+                found.append(group)
+        reached.discard(first)
+        return None if not second.predecessors.isdisjoint(reached) else found
+
+    def span(self, first: Group, second: Group) -> tuple[int, int]:
+        """The slice of the order from `first` to `second`, both included."""
+        start = bisect.bisect_left(self.order, first.position, key=lambda g: g.position)
+        stop = bisect.bisect_left(self.order, second.position, key=lambda g: g.position) + 1
+        return start, stop
 
     def merge(self, first: Group, second: Group, kind: str, between: list[Group]) -> None:
         """Replace the span from `first` to `second` of the order: the groups in it that do not
@@ -334,7 +346,6 @@ class Planner:
         group is the larger of the two, which takes the other's ops: each op moves O(log N) times."""
         merged, absorbed = (first, second) if len(first.ops) >= len(second.ops) else (second, first)
         group_of = self.group_of
-        users = {u for u in self.users(first) | self.users(second) if group_of[u] not in (first, second)}
         if kind == "matmul":
             merged.summary = None  # only loop and reduction groups have one
         else:
@@ -343,9 +354,9 @@ class Planner:
         merged.ops.extend(absorbed.ops)
         for op in absorbed.ops:
             group_of[op] = merged
-        merged.kind, merged.users = kind, users
-        start = bisect.bisect_left(self.order, first.position, key=lambda g: g.position)
-        stop = bisect.bisect_left(self.order, second.position, key=lambda g: g.position) + 1
+        merged.kind = kind
+        self.move_edges(absorbed, merged)
+        start, stop = self.span(first, second)
         span = self.order[start:stop]
         moved = set(between)
         replacement = [g for g in span[1:-1] if g not in moved] + [merged] + between
@@ -353,6 +364,24 @@ class Planner:
         for group, position in zip(replacement, [g.position for g in span[1:]]):
             group.position = position
         self.order[start:stop] = replacement
+
+
+    @staticmethod
+    def move_edges(absorbed: Group, merged: Group) -> None:
+        """The edges of `absorbed` become `merged`'s; those between the two disappear."""
+        for producer in absorbed.predecessors:
+            producer.successors.discard(absorbed)
+            if producer is not merged:
+                producer.successors.add(merged)
+                merged.predecessors.add(producer)
+        for consumer in absorbed.successors:
+            consumer.predecessors.discard(absorbed)
+            if consumer is not merged:
+                consumer.predecessors.add(merged)
+                merged.successors.add(consumer)
+        merged.predecessors.discard(absorbed)
+        merged.successors.discard(absorbed)
+        absorbed.predecessors, absorbed.successors = set(), set()
 
 
 def merged_kind(a: str, b: str) -> str | None:
