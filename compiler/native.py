@@ -110,13 +110,13 @@ class NativeExecutable:
 
     def _build(self, out_path: str) -> None:
         # Late: LLVM is loaded only when something must be compiled, never on a disk cache hit.
-        from flowc.codegen.llvm.compile import compile_module
+        from flowc.codegen.llvm.compile import compile_kernels
         from flowc.codegen.llvm.module import emit_module
 
         log, kernels = (_log, [describe_kernel(op) for op in self.program.kernel_ops]) if self.logging else (None, [])
-        objects, _ = compile_module(emit_module(self.program), log, kernels)
+        objects = compile_kernels(emit_module(self.program), log, kernels)
         blas = [blas_library()] if any(calls_blas(op) for op in self.program.kernel_ops) else []
-        link_shared([objects], [support_library(), *blas], out_path)
+        link_shared(objects, [support_library(), *blas], out_path)
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
 
