@@ -311,6 +311,10 @@ class Planner:
         start, stop = self.span(first, second)
         if stop - start < len(first.successors):
             return self.descendants_in_span(first, second, start, stop)
+        return self.descendants_by_search(first, second)
+
+    def descendants_by_search(self, first: Group, second: Group) -> list[Group] | None:
+        """descendants_before by a search from `first` along successors placed before `second`."""
         seen: set[Group] = set()
         stack = [g for g in first.successors if g.position < second.position and g is not second]
         while stack:
