@@ -61,7 +61,7 @@ def optimize(module: llvm.ModuleRef) -> None:
 
 
 def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
-                   kernels: Sequence[str] = ()) -> tuple[bytes, str]:
+                   kernels: Sequence[str] = (), text: str | None = None) -> tuple[bytes, str]:
     """Object code for `module`, and the optimized LLVM IR text (for dumps and tests).
 
     With `log` (FLOWC_LOG=compile), each kernel is first compiled alone, between a line that names
@@ -77,7 +77,7 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
             log(f"kernel {number}: {_compile_timed(tm, _kernel_alone(module, number))}")
         log("the whole module: compiling")
     started = time.perf_counter()
-    parsed = llvm.parse_assembly(str(module))
+    parsed = llvm.parse_assembly(text if text is not None else str(module))  # `text`: str(module), if printed already
     parsed.verify()
     optimize(parsed)
     optimized = time.perf_counter()
@@ -117,7 +117,8 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
     parts = split_module(text) if len(text) >= SPLIT_CHARS and log is None else None
     if parts is None:
         last_build = BuildCount(1, 1)
-        return [compile_module(module, log, kernels)[0]]
+        # compile_text is compile_module without printing the optimized module, which nothing here reads.
+        return [compile_module(module, log, kernels, text)[0] if log is not None else compile_text(text)]
     keys = [cache_key(part.text, host_description(), codegen_fingerprint(), "kernel object") for part in parts]
     texts = {key: part.text for key, part in zip(keys, parts)}
     missing = [key for key in texts if cached_path(key, prefix="kernel-", suffix=".o") is None]
