@@ -65,8 +65,10 @@ def cache_key(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "", suffix: str = ".so") -> tuple[str, bool]:
-    """The path of the library cached under `key`, building it first if needed.
+def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "",
+                   suffix: str = ".so") -> tuple[str, bool]:
+    """The path of the library cached under `key`, building it first if needed (any file: the
+    CPU target keeps each kernel's object here too, with `suffix` ".o").
 
     `build(path)` must write the library to `path` (a temporary file in the
     cache directory). Returns (path, was_cached); was_cached is False when this

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -77,11 +78,12 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
             log(f"kernel {number}: {_compile_timed(tm, _kernel_alone(module, number))}")
         log("the whole module: compiling")
     started = time.perf_counter()
-    parsed = llvm.parse_assembly(text if text is not None else str(module))  # `text`: str(module), if printed already
-    parsed.verify()
-    optimize(parsed)
-    optimized = time.perf_counter()
-    objects = tm.emit_object(parsed)
+    with _forking:
+        parsed = llvm.parse_assembly(text if text is not None else str(module))  # `text`: str(module), if printed
+        parsed.verify()
+        optimize(parsed)
+        optimized = time.perf_counter()
+        objects = tm.emit_object(parsed)
     if log is not None:
         log(f"the whole module: {_times(started, optimized)}")
     return objects, str(parsed)
@@ -144,13 +146,23 @@ def _compile_texts(texts: list[str]) -> list[bytes]:
         return [compile_text(text) for text in texts]
     # The biggest first, so that no worker is left with a big one at the end.
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        results = dict(zip(order, pool.map(compile_text, [texts[i] for i in order])))
+    # Fork under _forking: no other thread of this process is inside LLVM then (flowc's own LLVM calls take
+    # it), so no worker starts with a copy of a lock held for good (llvmlite's, or LLVM's own).
+    with _forking, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = dict(zip(order, pool.map(_compile_text, [texts[i] for i in order])))
     return [results[i] for i in range(len(texts))]
+
+
+_forking = threading.RLock()
 
 
 def compile_text(text: str) -> bytes:
     """Object code for one module's LLVM IR text (triple and data layout set)."""
+    with _forking:
+        return _compile_text(text)
+
+
+def _compile_text(text: str) -> bytes:
     parsed = llvm.parse_assembly(text)
     parsed.verify()
     optimize(parsed)
