@@ -69,8 +69,9 @@ def cache_key(*parts: str) -> str:
 
 
 def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "",
-                   folder: str | None = None) -> tuple[str, bool]:
-    """The path of the library cached under `key`, building it first if needed.
+                   folder: str | None = None, suffix: str = ".so") -> tuple[str, bool]:
+    """The path of the library cached under `key`, building it first if needed (any file: the
+    CPU target keeps each kernel's object here too, with `suffix` ".o").
 
     `build(path)` must write the library to `path` (a temporary file in the
     cache directory). Returns (path, was_cached); was_cached is False when this
@@ -79,7 +80,7 @@ def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "",
     if not key or any(c not in "0123456789abcdef" for c in key):
         raise ValueError(f"cache key must be a lowercase hex string, got {key!r}")
     directory = cache_dir(folder)
-    path = os.path.join(directory, f"{prefix}{key}.so")
+    path = os.path.join(directory, f"{prefix}{key}{suffix}")
     with _lock:
         remembered = _verified.get(key)
     if remembered is not None and remembered[0] == path and _stat_signature(path) == remembered[1]:
@@ -90,6 +91,19 @@ def cached_library(key: str, build: Callable[[str], None], *, prefix: str = "",
     _build_entry(path, build)
     _remember(key, path)
     return path, False
+
+
+def cached_path(key: str, *, prefix: str = "", suffix: str = ".so", folder: str | None = None) -> str | None:
+    """The path of the entry cached under `key` if there is a valid one (cached_library without building)."""
+    path = os.path.join(cache_dir(folder), f"{prefix}{key}{suffix}")
+    with _lock:
+        remembered = _verified.get(key)
+    if remembered is not None and remembered[0] == path and _stat_signature(path) == remembered[1]:
+        return path
+    if _entry_is_valid(path):
+        _remember(key, path)
+        return path
+    return None
 
 
 def forget() -> None:
@@ -114,7 +128,7 @@ def _remember(key: str, path: str) -> None:
 
 
 def _sidecar(path: str) -> str:
-    return path[: -len(".so")] + ".sha256"
+    return os.path.splitext(path)[0] + ".sha256"
 
 
 def _file_checksum(path: str) -> tuple[str, int]:

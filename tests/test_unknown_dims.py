@@ -136,3 +136,20 @@ def test_a_kernel_operand_read_at_the_keepdims_shape(symbolic, a) -> None:
             results[target] = sess.run([kept, dropped], {px: x, py: y})
     for got, want in zip(results["cpu"], results["reference"]):
         assert_matches(got, want)
+
+
+@pytest.mark.parametrize("b", [1, 2, 5])
+def test_a_value_tied_to_one_column_outside_its_kernel(b) -> None:
+    """The gradient of concat([where(x < x, x, x[:, None]), x[:, None]], 1): a kernel adds the last
+    column's gradient (f32[?,?], really [b, 1]: an ensure_shape outside the kernel says so) to a row
+    sum; codegen took it for a value of F's shape by its static type and wrote it at F's extent
+    (fuzzer seed 4229: wrong gradients). Levels now compare the shapes the contract compares."""
+
+    def build(x, w):  # type: ignore[no-untyped-def]
+        column = fc.reshape(x, [-1, 1])
+        joined = fc.concat([fc.where(fc.less(x, x), x, column), column], axis=1)
+        return fc.gradients([fc.reduce_sum(joined * w)], [x])
+
+    rng = np.random.default_rng(b)
+    run_both(build, {"x": rng.standard_normal(b).astype(np.float32),
+                     "w": rng.standard_normal((b, b + 1)).astype(np.float32)}, True)

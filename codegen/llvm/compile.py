@@ -12,13 +12,20 @@ order (vectorized sums) write it out explicitly.
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import llvmlite.binding as llvm
 from llvmlite import ir as ll
 
-from .program import ENTRY
+from flowc.runtime.cache import cache_key, cached_library, cached_path
+
+from .program import ENTRY, codegen_fingerprint, host_description
 
 
 @functools.cache
@@ -55,7 +62,7 @@ def optimize(module: llvm.ModuleRef) -> None:
 
 
 def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
-                   kernels: Sequence[str] = ()) -> tuple[bytes, str]:
+                   kernels: Sequence[str] = (), text: str | None = None) -> tuple[bytes, str]:
     """Object code for `module`, and the optimized LLVM IR text (for dumps and tests).
 
     With `log` (FLOWC_LOG=compile), each kernel is first compiled alone, between a line that names
@@ -71,14 +78,101 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
             log(f"kernel {number}: {_compile_timed(tm, _kernel_alone(module, number))}")
         log("the whole module: compiling")
     started = time.perf_counter()
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    optimize(parsed)
-    optimized = time.perf_counter()
-    objects = tm.emit_object(parsed)
+    with _forking:
+        parsed = llvm.parse_assembly(text if text is not None else str(module))  # `text`: str(module), if printed
+        parsed.verify()
+        optimize(parsed)
+        optimized = time.perf_counter()
+        objects = tm.emit_object(parsed)
     if log is not None:
         log(f"the whole module: {_times(started, optimized)}")
     return objects, str(parsed)
+
+
+SPLIT_CHARS = 100_000  # a module's text below this compiles whole: one LLVM start is quicker for small graphs
+PARALLEL_CHARS = 400_000  # IR text left to compile above which worker processes pay for their start
+
+
+@dataclass
+class BuildCount:
+    """What the latest compile_kernels did: its modules, and how many were compiled (not from the cache)."""
+
+    modules: int = 0
+    compiled: int = 0
+
+
+last_build = BuildCount()
+
+
+def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
+                    kernels: Sequence[str] = (), folder: str | None = None) -> list[bytes]:
+    """Object code for `module`: a big module as one object per kernel and one for the entry point,
+    each cached on disk by its own text (Note [kernels compiled apart] in split.py) and compiled in
+    worker processes when there is much to compile; a small one whole (compile_module)."""
+    from .split import split_module
+
+    global last_build
+    tm = target_machine()
+    module.triple = tm.triple
+    module.data_layout = str(tm.target_data)
+    text = str(module)
+    parts = split_module(text) if len(text) >= SPLIT_CHARS and log is None else None
+    if parts is None:
+        last_build = BuildCount(1, 1)
+        # compile_text is compile_module without printing the optimized module, which nothing here reads.
+        return [compile_module(module, log, kernels, text)[0] if log is not None else compile_text(text)]
+    keys = [cache_key(part.text, host_description(), codegen_fingerprint(), "kernel object") for part in parts]
+    texts = {key: part.text for key, part in zip(keys, parts)}
+    missing = [key for key in texts if cached_path(key, prefix="kernel-", suffix=".o", folder=folder) is None]
+    built = dict(zip(missing, _compile_texts([texts[key] for key in missing])))
+
+    def build(out_path: str, key: str) -> None:  # an entry that went since the look-up is compiled again
+        _write(out_path, built[key] if key in built else compile_text(texts[key]))
+
+    objects = []
+    for key in keys:
+        path, _ = cached_library(key, lambda out, key=key: build(out, key), prefix="kernel-", suffix=".o",
+                                 folder=folder)
+        with open(path, "rb") as file:
+            objects.append(file.read())
+    last_build = BuildCount(len(parts), len(missing))
+    return objects
+
+
+def _compile_texts(texts: list[str]) -> list[bytes]:
+    """Each module text to object code; in worker processes (forked: LLVM is ready in them) when
+    there is enough to do. llvmlite serializes its calls behind one lock, so threads would not help."""
+    workers = min(len(texts), os.cpu_count() or 1)
+    if workers < 2 or sum(map(len, texts)) < PARALLEL_CHARS or "fork" not in multiprocessing.get_all_start_methods():
+        return [compile_text(text) for text in texts]
+    # The biggest first, so that no worker is left with a big one at the end.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    # Fork under _forking: no other thread of this process is inside LLVM then (flowc's own LLVM calls take
+    # it), so no worker starts with a copy of a lock held for good (llvmlite's, or LLVM's own).
+    with _forking, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = dict(zip(order, pool.map(_compile_text, [texts[i] for i in order])))
+    return [results[i] for i in range(len(texts))]
+
+
+_forking = threading.RLock()
+
+
+def compile_text(text: str) -> bytes:
+    """Object code for one module's LLVM IR text (triple and data layout set)."""
+    with _forking:
+        return _compile_text(text)
+
+
+def _compile_text(text: str) -> bytes:
+    parsed = llvm.parse_assembly(text)
+    parsed.verify()
+    optimize(parsed)
+    return target_machine().emit_object(parsed)
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
 
 
 def _kernel_alone(module: ll.Module, number: int) -> str:

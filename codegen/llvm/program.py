@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from flowc.ir import Function, Operation, Value
+from flowc.ir.ops.fusion import DimTies, UnknownDim
 from flowc.passes.memory import MemoryPlan
 
 ENTRY = "flowc_main"
@@ -24,14 +25,27 @@ class DimTable:
     """Slots in the dims vector for every dim unknown at compile time (Note [dims vector] in kernel.py)."""
 
     def __init__(self, function: Function):
+        # Dims tied together (Note [unknown dims in a kernel]) are one size at run time and share a
+        # slot: kernels that differ only in which values they read are then the same code, which
+        # compiles once (Note [kernels compiled apart] in codegen/llvm/split.py).
+        ties = DimTies(function.entry.ops)
+        self.ties = ties  # the symbolic shapes kernels compare (Note [unknown dims in a kernel])
         self.slots: dict[tuple[Value, int], int] = {}
+        shared: dict[UnknownDim, int] = {}
+        self.count = 0
         for value in _all_values(function):
             for axis, dim in enumerate(value.type.shape):
                 if dim is None:
-                    self.slots[value, axis] = len(self.slots)
+                    symbol = ties.shape(value)[axis]
+                    if not isinstance(symbol, UnknownDim):  # tied to a static size: a slot of its own
+                        symbol = UnknownDim(-1)
+                    if symbol not in shared:
+                        shared[symbol] = self.count
+                        self.count += 1
+                    self.slots[value, axis] = shared[symbol]
 
     def __len__(self) -> int:
-        return len(self.slots)
+        return self.count
 
 
 def _all_values(function: Function) -> Iterator[Value]:

@@ -87,13 +87,13 @@ class CpuTarget(Target):
 
 def _compile(program: Program, options: CompileOptions, out_path: str) -> None:
     # Late: LLVM is loaded only when something must be compiled, never on a disk cache hit.
-    from flowc.codegen.llvm.compile import compile_module
+    from flowc.codegen.llvm.compile import compile_kernels
     from flowc.codegen.llvm.module import emit_module
 
     log, kernels = (_log, [describe_kernel(op) for op in program.kernel_ops]) if options.log_compile else (None, [])
-    objects, _ = compile_module(emit_module(program), log, kernels)
+    objects = compile_kernels(emit_module(program), log, kernels, options.cache_dir)
     blas = [blas_library()] if any(calls_blas(op) for op in program.kernel_ops) else []
-    link_shared([objects], [support_library(), *blas], out_path)
+    link_shared(objects, [support_library(), *blas], out_path)
 
 
 def _log(line: str) -> None:

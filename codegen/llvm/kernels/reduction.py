@@ -120,13 +120,16 @@ class ReductionEmitter:
     # -- which values are per output element, which per input element --------------
 
     def _levels(self) -> dict[Value, str]:
-        """Reductions are outer; any other op is full when its shape is F, else outer (the fusion contract)."""
-        full_shape = self.space.full.type.shape
+        """Reductions are outer; any other op is full when its shape is F, else outer (the fusion contract).
+        Shapes compare as the contract compares them, symbolically: an f32[?,?] tied to [b, 1] outside
+        the kernel is outer where F is f32[?,?] too (fuzzer seed 4229 wrote it at F's extent)."""
+        shape_of = self.kernel.dims.ties.shape
+        full_shape = shape_of(self.space.full)
         level: dict[Value, str] = {}
         for op in self.block.ops:
             if op.is_terminator:
                 continue
-            kind = "full" if not op.is_reduction and op.results[0].type.shape == full_shape else "outer"
+            kind = "full" if not op.is_reduction and shape_of(op.results[0]) == full_shape else "outer"
             for result in op.results:
                 level[result] = kind
         return level
