@@ -64,7 +64,7 @@ def product(dims: list[Dim]) -> Dim:
         else:
             coef *= dim.coef
             atoms.extend(dim.atoms)
-    return Sym(coef, tuple(sorted(atoms))) if atoms and coef else coef  # 0 * a is 0
+    return Sym(coef, tuple(sorted(atoms))) if atoms else coef
 
 
 def total(dims: list[Dim]) -> Dim:
@@ -76,8 +76,8 @@ def total(dims: list[Dim]) -> Dim:
         atoms, coef = ((), dim) if isinstance(dim, int) else (dim.atoms, dim.coef)
         terms[atoms] = terms.get(atoms, 0) + coef
     terms = {atoms: coef for atoms, coef in terms.items() if coef}
-    if not terms:  # every part is empty: 0 * a
-        return 0
+    if not terms:  # every part is 0 * a: empty, and still a size the front end cannot know statically
+        return next(d for d in dims if not isinstance(d, int))
     if len(terms) == 1:
         ((atoms, coef),) = terms.items()
         return Sym(coef, atoms) if atoms else coef
