@@ -22,7 +22,7 @@ from llvmlite import ir as ll
 from flowc.ir import Function, Operation, Value
 from .blas import calls_blas
 from .kernel import KERNEL_TYPE, Kernel, alloca_at_start, emit_dim, product
-from .program import ENTRY, PROFILE_SYMBOL, DimTable, Program
+from .program import ENTRY, PROFILE_SYMBOL, DimTable, Program, schedule_of
 from .types import I8, I32, I64, PTR
 
 ENTRY_TYPE = ll.FunctionType(I32, [PTR.as_pointer(), I64.as_pointer()])
@@ -33,20 +33,36 @@ SCRATCH_BYTES = 1 << 16  # the entry point's stack area that kernels may share (
 
 KernelEmitter = Callable[[Kernel], None]
 WorkFn = Callable[[ll.IRBuilder, DimTable, ll.Value, Operation], tuple[ll.Value, ll.Value]]
-KERNELS: dict[str, tuple[KernelEmitter, WorkFn]] = {}
+# The backend's table: (kind, schedule) -> emitter, the schedule as the schedule pass recorded it
+# (passes/schedule.py); how much parallel work a kernel has and how it is launched go by kind.
+EMITTERS: dict[tuple[str, str], KernelEmitter] = {}
+WORK: dict[str, WorkFn] = {}
 LAUNCHERS: dict[str, Callable[["Launch"], None]] = {}
 
 
-def kernel_kind(kind: str, work: WorkFn,
-                launch: Callable[["Launch"], None] | None = None) -> Callable[[KernelEmitter], KernelEmitter]:
-    """Register the emitter of a fusion kind and how much parallel work it has; `launch`, if given,
-    emits the entry point's calls of such a kernel in place of one flowc_parallel_for over its work."""
+def kernel_kind(kind: str, work: WorkFn, launch: Callable[["Launch"], None] | None = None,
+                schedules: tuple[str, ...] | None = None) -> Callable[[KernelEmitter], KernelEmitter]:
+    """Register how much parallel work a fusion kind has and the emitter of its `schedules` (by
+    default the one named like the kind); `launch`, if given, emits the entry point's calls of such
+    a kernel in place of one flowc_parallel_for over its work."""
 
     def register(fn: KernelEmitter) -> KernelEmitter:
-        KERNELS[kind] = (fn, work)
+        WORK[kind] = work
+        for schedule in schedules or (kind,):
+            EMITTERS[kind, schedule] = fn
         if launch is not None:
             LAUNCHERS[kind] = launch
         return fn
+
+    return register
+
+
+def emits(kind: str, schedule: str) -> Callable[[type], type]:
+    """Register an emitter class (built on the kernel, then `emit()`) for one schedule of a kind."""
+
+    def register(cls: type) -> type:
+        EMITTERS[kind, schedule] = lambda kernel: cls(kernel).emit()
+        return cls
 
     return register
 
@@ -126,7 +142,7 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
     timer = _Timer(module, b, len(program.kernel_ops)) if program.profile else None
     scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
     for number, op in enumerate(program.kernel_ops):
-        emit, work = KERNELS[op.kind]
+        emit, work = EMITTERS[op.kind, schedule_of(op)["schedule"]], WORK[op.kind]
         shared = {(r, o) for r, result in enumerate(op.results) for o, operand in enumerate(op.operands)
                   if plan.buffer_of(result) == plan.buffer_of(operand)}
         # Note [one step]: a kernel the entry point hands work known to be 1 gets [0, 1) as constants.
