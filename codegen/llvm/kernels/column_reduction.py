@@ -29,7 +29,7 @@ from flowc.ir.types import DType
 from ..body import Body
 from ..kernel import for_range, min_of, product
 from ..types import I64, compute_type, load_value, store_value
-from ..module import emits
+from ..launch import emits
 from .reduction import BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, blocked
 
 TILE = 512  # kept elements per tile: partial results of a few KB, rows of a tile read as one run

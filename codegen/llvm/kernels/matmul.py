@@ -27,7 +27,7 @@ from flowc.ir import BlockArgument, Operation, OpResult, Value
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, product
-from ..module import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
+from ..launch import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable, schedule_of
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
 from .loop import elementwise_loop

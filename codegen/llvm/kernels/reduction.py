@@ -47,7 +47,7 @@ from flowc.ir.ops.reduction import ArgReduction
 from ..body import Body
 from ..elementwise import emit_min_max, float_flags, intrinsic
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
-from ..module import GRAIN, kernel_kind
+from ..launch import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
 ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])

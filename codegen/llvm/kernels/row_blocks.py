@@ -1,8 +1,9 @@
 """Reduction kernels over very short rows, a block of rows across the lanes.
 
 Note [rows across lanes]: a kernel of vector rows (Note [vector rows]) whose rows hold at most as
-many points as a vector has 32-bit lanes (L: 16 with AVX-512) computes L rows at once, lane l
-holding row o + l: each of the n columns of the block is one vector, gathered from the rows;
+many points as a vector has 32-bit lanes (L, the schedule's `lanes`: 16 with AVX-512) computes L
+rows at once, lane l holding row o + l: each of the n columns of the block is one vector, gathered
+from the rows;
 a reduction combines the n column vectors with elementwise ops (no shuffles), in the pairwise
 order of the vector-row kernel's lanes (columns k and k + half, halving, the missing ones the
 identity), so both give the same bits; a per-row value (the max, log(sum)) is one vector for L
@@ -26,10 +27,10 @@ from flowc.ir.ops.kernel_space import reads_rows
 
 from ..body import Body
 from ..kernel import Kernel, for_range
+from ..launch import emits
+from ..program import schedule_of
 from ..types import I64, compute_type, constant_of, load_value
 from ..vectors import gather, masked_load, masked_store, scatter, splat
-from ..module import emits
-from ..program import schedule_of
 from .reduction import _initial, combine_pairwise
 from .vector_rows import VectorRowEmitter
 
@@ -64,7 +65,7 @@ class RowBlockEmitter(VectorRowEmitter):
             columns.append(Body(b, lambda v, j=j: self._column_input(v, j, first, per_row),
                                 loaded=self.row_inputs, lanes=lanes))
         for op in self.block.ops:  # in order: each per-row value once its reductions are done
-            if op.is_reduction:  # no argmax or argmin here: vector_rows_apply
+            if op.is_reduction:  # no argmax or argmin here (passes/schedule.py)
                 per_row.env[op.result] = self._reduce_columns(op, [c.value(op.operands[0]) for c in columns])
             elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                 per_row.value(op.results[0])
