@@ -3,7 +3,7 @@
 For each fusion op the pass picks a schedule from the op's region and an
 explicit TargetInfo, and records it as attributes of the op, so the choice
 prints, parses and can be tested as data; the backends read it (the LLVM
-backend's table from (kind, schedule) to emitter, codegen/llvm/module.py):
+backend's table from (kind, schedule) to emitter, codegen/llvm/launch.py):
 
     %y = fusion %x {kind = "reduction", lanes = 16, schedule = "row_blocks"} : f32[?,10] {...}
 
@@ -17,7 +17,7 @@ Schedules, per kind:
   matmul     "blas"         an OpenBLAS gemm call per batch, the epilogue spread over the pool
              "narrow"       generated code, rows of C as vectors (Note [narrow products])
              "split_k"      narrow, and the launch may split it by k (Note [split-k products])
-             "generic"      generated scalar loops: integer products, float16, no BLAS
+             "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
 
 The predicates decide exactly what the emitters decided inside codegen
 before this pass existed; their constants (VECTOR_ROW, MIN_KEPT, NARROW,
@@ -39,6 +39,7 @@ from .manager import Pass
 VECTOR_ROW = 32  # the longest row held as one vector (two AVX-512 registers of float32)
 MIN_KEPT = 16  # fewer kept elements (known): the column walk of the "rows" schedule is as good
 NARROW = 16  # products this narrow (columns, known at build time) are generated code, not BLAS calls
+BLAS_DTYPES = ("float32", "float64")  # what gemm multiplies (codegen/llvm/blas.py's GEMM)
 PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
 
 
@@ -46,10 +47,10 @@ PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the
 class TargetInfo:
     """What of the machine a schedule depends on. The CPU target reads it from the host
     (codegen/llvm/program.py's host_target_info); its artifacts are cached per host, so
-    the schedule may depend on it."""
+    the schedule may depend on it. Only the vector width does today; a GPU target would add
+    its warp size and shared memory."""
 
     vector_bytes: int  # the widest vector register: 64 with AVX-512, 32 with AVX, else 16
-    blas_dtypes: frozenset[str] = frozenset({"float32", "float64"})  # what BLAS multiplies; empty: no BLAS
 
     @property
     def f32_lanes(self) -> int:
@@ -61,7 +62,7 @@ def choose_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
     if op.kind == "reduction":
         return _reduction_schedule(op, target)
     if op.kind == "matmul":
-        return {"schedule": _matmul_schedule(op, target)}
+        return {"schedule": _matmul_schedule(op)}
     return {"schedule": op.kind}
 
 
@@ -156,24 +157,24 @@ def dot_applies(matmul: Operation) -> bool:
     return k is not None and k * n * matmul.result.type.dtype.itemsize <= PACK_BYTES
 
 
-def splits_k(matmul: Operation, target: TargetInfo) -> bool:
+def splits_k(matmul: Operation) -> bool:
     """A product the launch may split by k: a narrow float x @ W of dot tiles, no batch axes."""
     operands = (*matmul.operands, matmul.result)
-    return (is_narrow(matmul) and matmul.result.type.dtype.name in ("float32", "float64")
+    return (is_narrow(matmul) and matmul.result.type.dtype.name in BLAS_DTYPES
             and not matmul.transpose_a
             and all(v.type.rank == 2 for v in operands) and dot_applies(matmul))
 
 
-def _matmul_schedule(op: Operation, target: TargetInfo) -> str:
+def _matmul_schedule(op: Operation) -> str:
     matmuls = [inner for inner in op.regions[0].entry.ops if inner.name == "matmul"]
     if not matmuls:  # simplified away after fusion: no backend emits such a kernel yet
         return "generic"
     (matmul,) = matmuls
-    if splits_k(matmul, target):
+    if splits_k(matmul):
         return "split_k"
     if is_narrow(matmul):
         return "narrow"
-    return "blas" if matmul.result.type.dtype.name in target.blas_dtypes else "generic"
+    return "blas" if matmul.result.type.dtype.name in BLAS_DTYPES else "generic"
 
 
 class Schedule(Pass):

@@ -114,3 +114,12 @@ def test_codegen_follows_the_recorded_lanes(row: int, vector_bytes: int, rng: np
     e = np.exp(x - x.max(axis=1, keepdims=True))
     np.testing.assert_allclose(native(SOFTMAX.replace("ROW", str(row)), vector_bytes, x),
                                e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+def test_every_schedule_has_an_llvm_emitter() -> None:
+    from flowc.codegen.llvm import module  # noqa: F401  (registers the emitters)
+    from flowc.codegen.llvm.launch import EMITTERS, WORK
+    from flowc.ir.ops.fusion import SCHEDULES
+
+    assert set(EMITTERS) == {(kind, schedule) for kind, schedules in SCHEDULES.items() for schedule in schedules}
+    assert set(WORK) == set(SCHEDULES)

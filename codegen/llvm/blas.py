@@ -19,7 +19,7 @@ def calls_blas(kernel: Operation) -> bool:
     return kernel.kind == "matmul" and schedule_of(kernel)["schedule"] == "blas"
 
 
-GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}  # scipy-openblas32's prefixed symbols
+GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}  # scipy-openblas32's symbols (BLAS_DTYPES)
 # Its threading setters, which an artifact calling it hands to flowc_rt (Note [one pool] in runtime/native/flowc_rt.c).
 OPENBLAS_SET_CALLBACK = "scipy_openblas_set_threads_callback_function"
 OPENBLAS_SET_THREADS = "scipy_openblas_set_num_threads"
