@@ -2,6 +2,7 @@
 
     flowc opt FILE.ir [--passes cse,dce] [--fast-math] [--timing]   run passes on IR text, print IR text
               [--target cpu]                                     then the target's own passes
+              [--vector-bytes 16|32|64]                          ... scheduled for that vector width
     flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
 
 FILE may be '-' for standard input. Without --passes, `opt` runs the default
@@ -33,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--fast-math", action="store_true", help="allow rewrites that change NaN, inf or -0.0 results")
     opt.add_argument("--timing", action="store_true", help="print each pass's wall time to standard error")
     opt.add_argument("--target", help="then run this target's own passes (cpu: fuse ... plan-memory)")
+    opt.add_argument("--vector-bytes", type=int, choices=(16, 32, 64),
+                     help="schedule for this vector width rather than the host's (tests that print schedules)")
     ir = commands.add_parser("ir", help="print the IR of a run of a graph_def JSON file")
     ir.add_argument("graph", help="graph_def JSON file (fc.write_graph)")
     ir.add_argument("--fetch", action="append", required=True, help="tensor or op name to fetch (repeatable)")
@@ -78,7 +81,7 @@ def run_opt(args: argparse.Namespace) -> str:
     names = [n for n in args.passes.split(",") if n] if args.passes is not None else None
     passes = passes_by_name(names, args.fast_math) if names is not None else default_pipeline(args.fast_math)
     if args.target is not None:
-        passes += target_named(args.target).passes(CompileOptions(fast_math=args.fast_math))
+        passes += target_named(args.target).passes(CompileOptions(fast_math=args.fast_math, vector_bytes=args.vector_bytes))
     report = PassManager(passes, verify_each=True).run(module)
     if args.timing:
         print(report, file=sys.stderr)

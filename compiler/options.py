@@ -22,6 +22,7 @@ class CompileOptions:
     dump_dir: str | None = None  # FLOWC_DUMP_IR=DIR: the IR after every pass, as numbered files
     log_compile: bool = False  # FLOWC_LOG=compile: a progress line per compile step on stderr
     cache_dir: str | None = None  # FLOWC_CACHE_DIR: the compiled libraries' folder (None: the default one)
+    vector_bytes: int | None = None  # schedule for this vector width (flowc opt --vector-bytes); None: the host's
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> CompileOptions:

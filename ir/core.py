@@ -87,6 +87,8 @@ class Operation:
       name          the op's name in IR text and in every rule table
       attrs         attribute name -> expected Python type, for validation
       defaults      attribute defaults
+      optional      attributes that may be absent (a later pass adds them): not
+                    filled in, not printed, not required by the parser
       num_operands  an int, or None for variadic
       pure          no side effects: folding, CSE and DCE may touch it
       foldable      constant folding may evaluate it (random ops say no)
@@ -98,6 +100,7 @@ class Operation:
     name: ClassVar[str] = "<op>"
     attrs: ClassVar[dict[str, Any]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
+    optional: ClassVar[frozenset[str]] = frozenset()
     num_operands: ClassVar[int | None] = None
     num_regions: ClassVar[int] = 0
     pure: ClassVar[bool] = True
@@ -163,7 +166,7 @@ class Operation:
                 op=cls.name,
             )
         merged = {**cls.defaults, **attributes}
-        missing = set(cls.attrs) - set(merged)
+        missing = set(cls.attrs) - set(merged) - cls.optional
         if missing:
             raise FlowcTypeError(f"missing attribute {', '.join(sorted(missing))}", op=cls.name)
         return {key: _freeze(value) for key, value in merged.items()}

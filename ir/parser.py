@@ -16,7 +16,9 @@
 result types of an op that has results, else its operand types. A `dense`
 constant takes its dtype and shape from the op's (first) result type. An op
 gives every attribute it declares, those with defaults too (as the printer
-writes them), so a text never means something else when a default changes.
+writes them), so a text never means something else when a default changes;
+only an op's `optional` ones may be absent (a fusion's schedule, which the
+schedule pass adds).
 Regions and lists nest at most MAX_NESTING deep.
 
 The parser builds ops with the result types the text gives; checking them
@@ -365,7 +367,8 @@ class _Parser:
                     raise self.fail(value.token, "dense<...> needs the op's result type after ':'")
                 attributes[key] = self.dense_array(value, result_types[0])
         loc = f"{self.source}:{name_token.line}" if self.source else f"line {name_token.line}"
-        missing = sorted(set(registry.get(name).attrs) - set(attributes))
+        op_class = registry.get(name)
+        missing = sorted(set(op_class.attrs) - set(attributes) - op_class.optional)
         if missing:  # the op's defaults are for building IR in Python; text says everything
             raise self.fail(name_token, f"{name}: missing attribute {', '.join(missing)}")
         try:

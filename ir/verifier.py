@@ -87,9 +87,12 @@ def _verify_op(op: Operation) -> None:
 
 
 def _verify_attributes(op: Operation) -> None:
-    if set(op.attributes) != set(op.attrs):
+    given, required = set(op.attributes), set(op.attrs) - op.optional
+    if not required <= given <= set(op.attrs):
         raise VerifyError(op, f"has attributes {sorted(op.attributes)}, {op.name} takes {sorted(op.attrs)}")
     for key, expected in op.attrs.items():
+        if key not in op.attributes:
+            continue  # an optional attribute, absent
         value = op.attributes[key]
         if not attribute_matches(value, expected):
             raise VerifyError(

@@ -201,7 +201,7 @@ def test_short_rows_in_blocks_across_the_pool(rng) -> None:
 def test_short_rows_in_blocks_give_the_bits_of_vector_rows(tmp_path, monkeypatch, rng, dtype) -> None:
     """The block schedule reduces columns in the order vector rows reduce lanes, and computes the same
     ops: the same bits (the vector-row build made in a cache of its own)."""
-    from flowc.codegen.llvm.kernels import row_blocks
+    from flowc.passes import schedule
 
     feeds = _blocks_feeds(rng, 37, 10, dtype)
     g = fc.Graph()
@@ -212,10 +212,9 @@ def test_short_rows_in_blocks_give_the_bits_of_vector_rows(tmp_path, monkeypatch
     with fc.Session(graph=g) as sess:
         blocks = sess.run(out, fed)
         (compiled,) = sess._cache.values()
-        assert any(op.kind == "reduction" and row_blocks.row_blocks_apply(op)
-                   for op in compiled.executable.program.kernel_ops)
+        assert any(op.attributes.get("schedule") == "row_blocks" for op in compiled.executable.program.kernel_ops)
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(row_blocks, "row_blocks_apply", lambda op: False)
+    monkeypatch.setattr(schedule, "row_blocks_apply", lambda op, target: False)
     with fc.Session(graph=g) as sess:
         rows = sess.run(out, fed)
     for got, want in zip(blocks, rows, strict=True):
@@ -478,12 +477,14 @@ def test_split_k_and_row_blocks_for_narrower_vectors(tmp_path, monkeypatch, rng,
     host's vector width, as an SSE or AVX host would build them: a softmax-regression step of 10
     classes (split forward, column-tiled update) and a cross entropy of 3 classes (blocks of 4 or 8
     rows)."""
-    from flowc.codegen.llvm.kernels import narrow, row_blocks
+    from flowc.codegen.llvm.kernels import narrow
+    from flowc.passes.schedule import TargetInfo
     from flowc.runtime import set_num_threads
+    from flowc.targets import cpu
 
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(narrow, "vector_bytes", lambda: width)
-    monkeypatch.setattr(row_blocks, "vector_bytes", lambda: width)
+    monkeypatch.setattr(cpu, "host_target_info", lambda: TargetInfo(width))  # the schedule pass's row blocks
     feeds = {"x": sample(rng, (100, 784), "float32") * 0.05, "w": sample(rng, (784, 10), "float32") * 0.05,
              "labels": rng.integers(0, 3, 100).astype(np.int32), "z": sample(rng, (100, 3), "float32")}
 
@@ -644,12 +645,16 @@ def test_dump_shows_the_fused_kernels_and_the_memory_plan(tmp_path, monkeypatch,
     with fc.Session(graph=g) as sess:
         for batch in (2, 50):
             sess.run(y, {x: sample(rng, (batch, 64), "float32")})
-    (plan,) = tmp_path.glob("*/05-plan-memory.txt")
+    (plan,) = tmp_path.glob("*/06-plan-memory.txt")
     files = sorted(p.name for p in plan.parent.iterdir())
     assert files == ["00-input.ir", "01-check-supported.ir", "02-fuse.ir", "03-materialize-results.ir",
-                     "04-separate-products.ir", "05-plan-memory.ir", "05-plan-memory.txt", "layouts.txt"]
+                     "04-separate-products.ir", "05-schedule.ir", "06-plan-memory.ir", "06-plan-memory.txt",
+                     "layouts.txt"]
     fused = (plan.parent / "02-fuse.ir").read_text()
     assert 'kind = "loop"' in fused and 'kind = "matmul"' in fused and 'kind = "reduction"' in fused
+    scheduled = (plan.parent / "05-schedule.ir").read_text()  # rows of 32: each one vector
+    assert 'schedule = "loop"' in scheduled and 'schedule = "blas"' in scheduled
+    assert 'schedule = "vector_rows"' in scheduled
     text = plan.read_text()
     assert "in temp 0, live in steps" in text and "in result 0" in text and "in arg 0" in text
     # exp(x) * 2 (batch x 64 floats) and the product (batch x 32) are temps: the peak follows the batch

@@ -11,33 +11,15 @@ import threading
 from flowc.ir import Operation
 from flowc.ir.errors import FlowcError
 
-NARROW = 16  # products this narrow (columns, known at build time) are generated code, not BLAS calls
-
-
-def is_narrow(matmul: Operation) -> bool:
-    """Note [narrow products]: a float product with at most NARROW columns.
-
-    OpenBLAS is slow at these (x @ W of a 784 -> 10 layer, batch 100: about 70 us,
-    10 GFLOP/s), and they are in every classifier and its gradient. Generated
-    code (kernels/narrow.py) sums each C[i, j] in k order with explicit vector
-    fused multiply-adds: rows of C as vectors of their columns (x @ W), or, when
-    op(A) is a transpose (x^T @ dz), columns of C as vectors of consecutive rows.
-    An artifact with only narrow products does not link OpenBLAS.
-
-    A product with no columns is none: the BLAS kernel's check of empty products skips it (the
-    narrow schedules have no tile of zero columns).
-    """
-    n = matmul.result.type.shape[-1]
-    return matmul.result.type.dtype.is_float and n is not None and 0 < n <= NARROW
+from .program import schedule_of
 
 
 def calls_blas(kernel: Operation) -> bool:
-    """Whether a kernel's code calls OpenBLAS: a float matmul too wide to be generated code."""
-    return kernel.kind == "matmul" and any(op.name == "matmul" and op.result.type.dtype.is_float
-                                          and not is_narrow(op) for op in kernel.regions[0].entry.ops)
+    """Whether a kernel's code calls OpenBLAS: its schedule says so (passes/schedule.py)."""
+    return kernel.kind == "matmul" and schedule_of(kernel)["schedule"] == "blas"
 
 
-GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}  # scipy-openblas32's prefixed symbols
+GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}  # scipy-openblas32's symbols (BLAS_DTYPES)
 # Its threading setters, which an artifact calling it hands to flowc_rt (Note [one pool] in runtime/native/flowc_rt.c).
 OPENBLAS_SET_CALLBACK = "scipy_openblas_set_threads_callback_function"
 OPENBLAS_SET_THREADS = "scipy_openblas_set_num_threads"

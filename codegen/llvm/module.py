@@ -13,87 +13,23 @@ through the thread pool (`flowc_parallel_for`), which runs small work inline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 from llvmlite import ir as ll
 
 from flowc.ir import Function, Operation, Value
+
+from . import kernels  # noqa: F401  (registers every (kind, schedule) in launch.EMITTERS)
 from .blas import calls_blas
-from .kernel import KERNEL_TYPE, Kernel, alloca_at_start, emit_dim, product
-from .program import ENTRY, PROFILE_SYMBOL, DimTable, Program
+from .kernel import Kernel
+from .kernels.matmul import emit_openblas_adoption
+from .launch import EMITTERS, LAUNCHERS, PARALLEL_FOR, WORK, Launch, context_of
+from .program import ENTRY, PROFILE_SYMBOL, Program, schedule_of
 from .types import I8, I32, I64, PTR
 
 ENTRY_TYPE = ll.FunctionType(I32, [PTR.as_pointer(), I64.as_pointer()])
-PARALLEL_FOR = ll.FunctionType(ll.VoidType(), [KERNEL_TYPE.as_pointer(), PTR, I64, I64])
-GRAIN = 32768  # elements of work below which splitting across threads costs more than it gains
-
-SCRATCH_BYTES = 1 << 16  # the entry point's stack area that kernels may share (Launch.scratch)
-
-KernelEmitter = Callable[[Kernel], None]
-WorkFn = Callable[[ll.IRBuilder, DimTable, ll.Value, Operation], tuple[ll.Value, ll.Value]]
-KERNELS: dict[str, tuple[KernelEmitter, WorkFn]] = {}
-LAUNCHERS: dict[str, Callable[["Launch"], None]] = {}
-
-
-def kernel_kind(kind: str, work: WorkFn,
-                launch: Callable[["Launch"], None] | None = None) -> Callable[[KernelEmitter], KernelEmitter]:
-    """Register the emitter of a fusion kind and how much parallel work it has; `launch`, if given,
-    emits the entry point's calls of such a kernel in place of one flowc_parallel_for over its work."""
-
-    def register(fn: KernelEmitter) -> KernelEmitter:
-        KERNELS[kind] = (fn, work)
-        if launch is not None:
-            LAUNCHERS[kind] = launch
-        return fn
-
-    return register
-
-
-@dataclass
-class Launch:
-    """One kernel's call from the entry point, for a kind that makes its own (kernel_kind's `launch`):
-    `default(context=None)` emits the usual flowc_parallel_for of `kernel` over its work (with the
-    given context, else the plain one); `context` makes a context with extra pointers, for the
-    kernel or its siblings (Kernel.sibling); `scratch` is a stack area of the entry point,
-    SCRATCH_BYTES, 64-byte aligned, that any kernel may use while it runs."""
-
-    kernel: Kernel
-    b: ll.IRBuilder
-    entry: ll.Function
-    buffers: list[ll.Value]  # the op's operand and result pointers, the kernel's context order
-    dims_pointer: ll.Value
-    parallel_for: ll.Function
-    default: Callable[..., None]
-    _scratch: list[ll.Value] = field(default_factory=list)
-
-    def context(self, extra: list[ll.Value]) -> ll.Value:
-        """The kernel's context with `extra` pointers after the dims pointer (Kernel.extra_pointer)."""
-        return _context(self.b, self.buffers, self.dims_pointer, extra)
-
-    def scratch(self) -> ll.Value:
-        if not self._scratch:
-            area = ll.ArrayType(I8, SCRATCH_BYTES)
-            self._scratch.append(alloca_at_start(self.b, self.entry.entry_basic_block, area, "scratch", 64))
-        return self.b.bitcast(self._scratch[0], PTR)
-
-    def local(self, type: ll.Type, name: str) -> ll.Value:
-        """A stack slot of the entry point."""
-        return alloca_at_start(self.b, self.entry.entry_basic_block, type, name)
-
-
-def elementwise_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
-    """Work = every element of the first result, any split allowed."""
-    shape_of = op.results[0]
-    sizes = [emit_dim(b, dims, dims_pointer, shape_of, axis) for axis in range(shape_of.type.rank)]
-    return product(b, sizes), ll.Constant(I64, GRAIN)
 
 
 def emit_module(program: Program, name: str = "flowc") -> ll.Module:
-    from . import kernels  # noqa: F401  (registers every kind)
-    from .kernels.matmul import emit_openblas_adoption
-
     function, plan, dims = program.function, program.plan, program.dims
     module = ll.Module(name=name)
     entry = ll.Function(module, ENTRY_TYPE, name=ENTRY)
@@ -126,7 +62,7 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
     timer = _Timer(module, b, len(program.kernel_ops)) if program.profile else None
     scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
     for number, op in enumerate(program.kernel_ops):
-        emit, work = KERNELS[op.kind]
+        emit, work = EMITTERS[op.kind, schedule_of(op)["schedule"]], WORK[op.kind]
         shared = {(r, o) for r, result in enumerate(op.results) for o, operand in enumerate(op.operands)
                   if plan.buffer_of(result) == plan.buffer_of(operand)}
         # Note [one step]: a kernel the entry point hands work known to be 1 gets [0, 1) as constants.
@@ -137,7 +73,7 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
         emit(kernel)
         function_pointer = kernel.finish()
         pointers_of_op = [buffer(v) for v in (*op.operands, *op.results)]
-        context = _context(b, pointers_of_op, dims_pointer)
+        context = context_of(b, pointers_of_op, dims_pointer)
         start = timer.now() if timer else None
 
         def default(given: ll.Value | None = None, function: ll.Function = function_pointer,
@@ -178,15 +114,6 @@ class _Timer:
         for slot, amount in ((2 * kernel, spent), (2 * kernel + 1, ll.Constant(I64, 1))):
             pointer = b.gep(self.table, [ll.Constant(I32, 0), ll.Constant(I32, slot)])
             b.store(b.add(b.load(pointer), amount), pointer)  # not atomic: profile one thread at a time
-
-
-def _context(b: ll.IRBuilder, pointers: list[ll.Value], dims_pointer: ll.Value,
-             extra: list[ll.Value] | None = None) -> ll.Value:
-    extra = [b.bitcast(pointer, PTR) for pointer in extra or []]
-    slots = b.alloca(ll.ArrayType(PTR, len(pointers) + 1 + len(extra)))
-    for index, pointer in enumerate([*pointers, b.bitcast(dims_pointer, PTR), *extra]):
-        b.store(pointer, b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
-    return b.bitcast(slots, PTR)
 
 
 def _return_on_error(b: ll.IRBuilder, entry: ll.Function, dims_pointer: ll.Value, slot: int) -> None:

@@ -17,6 +17,7 @@ from typing import Iterator
 from flowc.ir import Function, Operation, Value
 from flowc.ir.ops.fusion import DimTies, UnknownDim
 from flowc.passes.memory import MemoryPlan
+from flowc.passes.schedule import TargetInfo, choose_schedule
 
 ENTRY = "flowc_main"
 
@@ -103,6 +104,31 @@ def codegen_fingerprint() -> str:
 
 
 @functools.cache
+@functools.cache
+def host_target_info() -> TargetInfo:
+    """The host as the schedule pass sees it. The vector width comes from /proc/cpuinfo's flags
+    (the same cpuid bits LLVM reads, without starting LLVM on a cache hit); elsewhere from LLVM,
+    as kernels/narrow.py's vector_bytes reads it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        features = llvm.get_host_cpu_features()
+        flags = [name for name in ("avx512f", "avx") if features.get(name)]
+    return TargetInfo(64 if "avx512f" in flags else 32 if "avx" in flags else 16)
+
+
+def schedule_of(op: Operation) -> dict[str, object]:
+    """A fusion op's schedule attributes: those the schedule pass wrote, else the host's choice
+    (a module built without the CPU target's passes)."""
+    if "schedule" in op.attributes:
+        return {key: op.attributes[key] for key in ("schedule", "lanes") if key in op.attributes}
+    return choose_schedule(op, host_target_info())
+
+
 def host_description() -> str:
     """What compiled code depends on besides its IR: part of every cache key.
 

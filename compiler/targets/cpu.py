@@ -2,8 +2,9 @@
 
 Its passes, after the shared pipeline: fuse ops into kernels
 (passes/fusion.py), give each result a kernel that writes it and each matmul
-product a buffer of its own (passes/memory.py, separate_products.py), and
-plan where every value lives (PlanMemory). `build` emits the planned module
+product a buffer of its own (passes/memory.py, separate_products.py), choose
+each kernel's schedule for this host (passes/schedule.py), and plan where
+every value lives (PlanMemory). `build` emits the planned module
 as one LLVM module and links it into a shared library kept in the disk cache,
 keyed by the IR text (donations included), flowc's version, codegen's source,
 the options that change code and the host CPU (runtime/cache.py): a second
@@ -15,16 +16,18 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
-from flowc.codegen.llvm.program import Program, codegen_fingerprint, describe_kernel, host_description, plan_program
+from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
+                                        host_target_info, plan_program)
 from flowc.codegen.llvm.support import check_supported
 from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
+from flowc.passes.schedule import Schedule, TargetInfo
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 
 from ..native import NativeExecutable
@@ -64,6 +67,7 @@ class CpuTarget(Target):
             Fuse(),                # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
+            Schedule(_target_info(options)),  # how each kernel runs on this host, as attributes codegen reads
             PlanMemory(),          # last: needs the final op order and the kernels
         ]
 
@@ -83,6 +87,14 @@ class CpuTarget(Target):
             load_blas()  # before the library that links it (load_blas says why)
         layouts = artifact.dump_dir and os.path.join(artifact.dump_dir, "layouts.txt")
         return NativeExecutable(artifact.program, artifact.library_path, artifact.was_cached, layouts or None)
+
+
+def _target_info(options: CompileOptions) -> TargetInfo:
+    """The host's, unless the options ask for another vector width (the IR text, with the schedule,
+    keys the disk cache, so code scheduled for another width is never taken for the host's)."""
+    if options.vector_bytes is None:
+        return host_target_info()
+    return replace(host_target_info(), vector_bytes=options.vector_bytes)
 
 
 def _compile(program: Program, options: CompileOptions, out_path: str) -> None:

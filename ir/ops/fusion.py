@@ -31,6 +31,14 @@ from ..types import Shape, TensorType
 from .control import RegionBody, build_region, yield_types
 
 KINDS = ("loop", "reduction", "matmul", "single")
+# The schedules of each kind (passes/schedule.py says what each one is); `lanes` is row_blocks' parameter.
+SCHEDULES: dict[str, tuple[str, ...]] = {
+    "loop": ("loop",),
+    "single": ("single",),
+    "reduction": ("row_blocks", "vector_rows", "column", "rows"),
+    "matmul": ("blas", "narrow", "split_k", "generic"),
+}
+SCHEDULE_PARAMETERS: dict[str, tuple[str, ...]] = {"row_blocks": ("lanes",)}
 
 # Note [kernel contract]
 # What a fusion region may hold, per kind. Constants inside a region are free
@@ -332,11 +340,13 @@ class Fusion(Op):
 
     The region takes exactly the operand types and yields the result types;
     it is isolated from above and holds what Note [kernel contract] allows
-    for its kind.
+    for its kind. The schedule pass adds `schedule` (one of SCHEDULES[kind])
+    and its parameters (`lanes` for row_blocks); before it they are absent.
     """
 
     name = "fusion"
-    attrs = {"kind": str}
+    attrs = {"kind": str, "schedule": str, "lanes": int}
+    optional = frozenset({"schedule", "lanes"})
     num_regions = 1
     differentiable = False  # autodiff runs before fusion
 
@@ -348,6 +358,7 @@ class Fusion(Op):
     def verify_extra(self) -> None:
         if self.kind not in KINDS:
             raise VerifyError(self, f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        self._verify_schedule()
         block = self.regions[0].entry
         want = [v.type for v in self.operands]
         if block.arg_types != want:
@@ -355,6 +366,23 @@ class Fusion(Op):
         results = [r.type for r in self.results]
         if yield_types(self.regions[0]) != results:
             raise VerifyError(self, f"region yields {yield_types(self.regions[0])}, results are {results}")
+
+    def _verify_schedule(self) -> None:
+        schedule = self.attributes.get("schedule")
+        if schedule is None:
+            if "lanes" in self.attributes:
+                raise VerifyError(self, "lanes is a parameter of a schedule, and the kernel has none")
+            return
+        if schedule not in SCHEDULES[self.kind]:
+            raise VerifyError(self, f"a {self.kind} kernel's schedule is one of "
+                                    f"{', '.join(SCHEDULES[self.kind])}, got {schedule!r}")
+        wanted = set(SCHEDULE_PARAMETERS.get(schedule, ()))
+        given = set(self.attributes) & {"lanes"}
+        if given != wanted:
+            raise VerifyError(self, f"schedule {schedule!r} takes parameters {sorted(wanted) or 'none'}, "
+                                    f"got {sorted(given) or 'none'}")
+        if "lanes" in self.attributes and self.attributes["lanes"] < 1:
+            raise VerifyError(self, f"lanes must be at least 1, got {self.attributes['lanes']}")
 
     @classmethod
     def verify_block(cls, block: Block) -> None:

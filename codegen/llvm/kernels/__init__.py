@@ -1,3 +1,3 @@
-"""One emitter per fusion kind; importing this package registers them (module.KERNELS)."""
+"""The emitters of every (kind, schedule); importing this package registers them (launch.EMITTERS)."""
 
-from . import loop, matmul, reduction, single  # noqa: F401
+from . import column_reduction, loop, matmul, reduction, row_blocks, single, vector_rows  # noqa: F401

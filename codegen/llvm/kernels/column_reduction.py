@@ -23,48 +23,17 @@ import math
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
-from flowc.ir.ops.reduction import ArgReduction
+from flowc.ir.ops.kernel_space import steps_along
 from flowc.ir.types import DType
 
 from ..body import Body
-from ..kernel import Kernel, for_range, min_of, product
+from ..kernel import for_range, min_of, product
 from ..types import I64, compute_type, load_value, store_value
-from .reduction import BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, _space, blocked
+from ..launch import emits
+from .reduction import BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, blocked
 
 TILE = 512  # kept elements per tile: partial results of a few KB, rows of a tile read as one run
-MIN_KEPT = 16  # fewer kept elements (known): the column walk of reduction.py is as good
-
-
-def column_reduction_applies(op: Operation) -> bool:
-    space = _space(op)
-    block = op.regions[0].entry
-    rank = space.full.type.rank
-    if not space.kept or space.reduced != tuple(range(len(space.reduced))):
-        return False
-    if any(isinstance(o, ArgReduction) for o in block.ops):
-        return False
-    kept = [space.full.type.shape[a] for a in space.kept]
-    if None not in kept and math.prod(kept) < MIN_KEPT:
-        return False
-    return all(_steps(arg, space.full, space.reduced) is not None and _steps(arg, space.full, space.kept) is not None
-               for arg in block.args) and rank > 0
-
-
-def _steps(arg: BlockArgument, full: Value, axes: tuple[int, ...]) -> bool | None:
-    """Whether arg steps along all of `axes` (True), none (False), or some (None). An axis where F
-    is statically 1 counts either way."""
-    rank = full.type.rank
-    moves = []
-    for axis in axes:
-        if full.type.shape[axis] == 1:
-            continue
-        own = axis - (rank - arg.type.rank)
-        moves.append(own >= 0 and arg.type.shape[own] != 1)
-    if all(moves):
-        return True
-    return False if not any(moves) else None
-
-
+@emits("reduction", "column")
 class ColumnReductionEmitter(ReductionEmitter):
     def emit(self) -> None:
         b, kernel = self.b, self.kernel
@@ -165,8 +134,8 @@ class ColumnReductionEmitter(ReductionEmitter):
         """arg at (row, kept index o): its offset is row * (kept elements it has) + o, each term only
         where it steps along those axes; at an output element (row None) the row term is dropped."""
         b = self.b
-        along_rows = row is not None and _steps(arg, self.space.full, self.space.reduced)
-        along_kept = _steps(arg, self.space.full, self.space.kept)
+        along_rows = row is not None and steps_along(arg, self.space.full, self.space.reduced)
+        along_kept = steps_along(arg, self.space.full, self.space.kept)
         offset: ll.Value = ll.Constant(I64, 0)
         if along_rows:
             offset = b.mul(row, self.kept_count) if along_kept else row

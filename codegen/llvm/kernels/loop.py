@@ -18,7 +18,7 @@ from flowc.ir import Value
 
 from ..body import Body
 from ..kernel import Kernel, broadcast_axes, decompose, dot, for_range, operand_strides
-from ..module import elementwise_work, kernel_kind
+from ..launch import elementwise_work, kernel_kind
 from ..types import I64, load_value, store_value
 
 

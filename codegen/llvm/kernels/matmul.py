@@ -25,13 +25,13 @@ from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, OpResult, Value
 
-from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS, is_narrow
+from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, product
-from ..module import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
-from ..program import DimTable
+from ..launch import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
+from ..program import DimTable, schedule_of
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
 from .loop import elementwise_loop
-from .narrow import Target, dot_applies, lanes_of, narrow_product, narrow_slices, tile_rows
+from .narrow import Target, lanes_of, narrow_product, narrow_slices, tile_rows
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
@@ -62,7 +62,7 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     a, c = matmul.operands[0], matmul.result
     rows = product(b, [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank - 1)])
     one = ll.Constant(I64, 1)
-    if not is_narrow(matmul):
+    if not _is_narrow(op):
         return rows, b.select(b.icmp_signed(">", rows, one), rows, one)
     k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
     height = ll.Constant(I64, tile_rows(matmul))
@@ -106,7 +106,7 @@ def launch_matmul(launch: Launch) -> None:
     """
     op = launch.kernel.op
     matmul = _matmul_of(op)
-    if not _splits_k(matmul):
+    if _schedule(op) != "split_k":
         launch.default()
         return
     b = launch.b
@@ -139,11 +139,13 @@ def launch_matmul(launch: Launch) -> None:
             launch.default(launch.context([ll.Constant(PTR, None), ll.Constant(PTR, None)]))
 
 
-def _splits_k(matmul: Operation) -> bool:
-    """A product launch_matmul may split by k: a narrow float x @ W of dot tiles, no batch axes."""
-    operands = (*matmul.operands, matmul.result)
-    return (is_narrow(matmul) and matmul.result.type.dtype.name in GEMM and not matmul.transpose_a
-            and all(v.type.rank == 2 for v in operands) and dot_applies(matmul))
+def _schedule(op: Operation) -> str:
+    """The product kernel's schedule (passes/schedule.py): blas, narrow, split_k or generic."""
+    return str(schedule_of(op)["schedule"])
+
+
+def _is_narrow(op: Operation) -> bool:
+    return _schedule(op) in ("narrow", "split_k")
 
 
 def _emit_slices(kernel: Kernel, matmul: Operation) -> ll.Function:
@@ -159,15 +161,15 @@ def _emit_slices(kernel: Kernel, matmul: Operation) -> ll.Function:
     return kernel.finish()
 
 
-@kernel_kind("matmul", matmul_work, launch_matmul)
+@kernel_kind("matmul", matmul_work, launch_matmul, schedules=("blas", "narrow", "split_k", "generic"))
 def emit_matmul_kernel(kernel: Kernel) -> None:
     """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows. A
     product that may split by k (launch_matmul) finds in its context, after the dims, either null
     (compute the rows) or the slices' partials and their count (sum them: the combine), so the
     epilogue's code, much of the kernel's compile time, is there once."""
     matmul = _matmul_of(kernel.op)
-    if not _splits_k(matmul):
-        if is_narrow(matmul):
+    if _schedule(kernel.op) != "split_k":
+        if _is_narrow(kernel.op):
             _rows_of_tiles(kernel, matmul)
         _emit_with(kernel, matmul, _emit_products)
         return
@@ -260,7 +262,7 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
     b = kernel.b
     n = kernel.dim(product_value, product_value.type.rank - 1)
     first, last = b.mul(kernel.begin, n), b.mul(kernel.end, n)
-    if is_narrow(matmul):
+    if _is_narrow(kernel.op):
         _emit_epilogue(kernel, matmul, first, last)
         return
     # A BLAS kernel is one piece (matmul_work), run inline: its epilogue, a function of flat indices,
@@ -371,14 +373,14 @@ def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value,
     pa = b.gep(a_pointer, [b.add(dot(b, coordinates, a_strides), a_row)])
     pb = b.gep(b_pointer, [dot(b, coordinates, b_strides)])
     pc = b.gep(target, [b.mul(row, n)])
-    if is_narrow(matmul):
+    if _is_narrow(kernel.op):
         start = None if accumulate is None else (b.gep(accumulate[0], [b.mul(row, n)]), accumulate[1])
         narrow_product(kernel, matmul, pa, pb, pc, count, k, m, start)
-    elif dtype.name in GEMM and accumulate is not None:
+    elif _schedule(kernel.op) == "blas" and accumulate is not None:
         start_rows, alpha = accumulate
         _copy_unless_same(b, b.gep(start_rows, [b.mul(row, n)]), pc, b.mul(count, n))
         _call_gemm(kernel, matmul, pa, pb, pc, count, n, k, m, alpha, constant_of(alpha.type, 1))
-    elif dtype.name in GEMM:
+    elif _schedule(kernel.op) == "blas":
         _call_gemm(kernel, matmul, pa, pb, pc, count, n, k, m)
     else:
         _integer_product(kernel, matmul, pa, pb, pc, count, n, k, m)

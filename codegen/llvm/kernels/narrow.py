@@ -7,7 +7,7 @@ A's layout:
 - Dot tiles (A stored m x k, the forward x @ W): C[i, j] is a dot product of A's row i and op(B)'s
   column j, both contiguous along k, so one fma does `lanes` useful multiply-adds and each loaded
   vector of A feeds n chains. op(B)'s columns are B's rows when transposed; otherwise B is first
-  copied, transposed, to the stack (at most PACK_BYTES). A few rows at once, as many as keep the
+  copied, transposed, to the stack (at most PACK_BYTES, passes/schedule.py). A few rows at once, as many as keep the
   rows x n accumulators in registers; lanes are combined pairwise at the end, then the k % lanes
   last terms added in order.
   (100 x 784 @ 784 x 10 on an AVX-512 host: 22 us as row tiles of 8, 13 us as dot tiles.)
@@ -37,13 +37,13 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation
 from flowc.ir.types import DType
+from flowc.passes.schedule import dot_applies
 
 from ..kernel import Kernel, alloca_at_start, for_range, min_of
 from ..types import I32, I64, compute_type, declared, load_value, store_value
 from ..vectors import all_lanes, gather, scatter, splat
 
 VECTOR_CHAINS = 8  # independent fma chains that keep two fma units busy at a latency of four
-PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
 
 
 @functools.cache
@@ -140,15 +140,6 @@ def _dot_rows(matmul: Operation) -> tuple[int, int]:
     n = matmul.result.type.shape[-1]
     budget = 24 if vector_bytes() == 64 else 12  # accumulators that leave room in 32 or 16 registers
     return max(1, budget // n), min(n, budget)
-
-
-def dot_applies(matmul: Operation) -> bool:
-    """op(B)'s columns are contiguous (B transposed) or can be copied so (k known, the copy small)."""
-    if matmul.transpose_b:
-        return True
-    k = matmul.operands[1].type.shape[-2]
-    n = matmul.result.type.shape[-1]
-    return k is not None and k * n * matmul.result.type.dtype.itemsize <= PACK_BYTES
 
 
 def _tiles(b: ll.IRBuilder, m: ll.Value, size: int, emit) -> ll.Value:  # type: ignore[no-untyped-def]

@@ -37,17 +37,17 @@ are exact (modulo 2**bits) and max and min do not round: they are not blocked.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, OpResult, Value
+from flowc.ir.ops.kernel_space import reduction_space
 from flowc.ir.ops.reduction import ArgReduction
 
 from ..body import Body
 from ..elementwise import emit_min_max, float_flags, intrinsic
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
-from ..module import GRAIN, kernel_kind
+from ..launch import GRAIN, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
 ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
@@ -58,26 +58,8 @@ LANES = 16
 BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
 
 
-@dataclass
-class Space:
-    """The full shape F split into kept (outer) and reduced (inner) axes."""
-
-    full: Value  # a value of shape F
-    reduced: tuple[int, ...]
-    kept: tuple[int, ...]
-
-
-def _space(op: Operation) -> Space:
-    reductions = [o for o in op.regions[0].entry.ops if o.is_reduction]
-    first = reductions[0]
-    full = first.operands[0]
-    reduced = first.reduced_axes()
-    kept = tuple(a for a in range(full.type.rank) if a not in reduced)
-    return Space(full, reduced, kept)
-
-
 def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
-    space = _space(op)
+    space = reduction_space(op)
     outer = product(b, [emit_dim(b, dims, dims_pointer, space.full, a) for a in space.kept])
     inner = product(b, [emit_dim(b, dims, dims_pointer, space.full, a) for a in space.reduced])
     one = ll.Constant(I64, 1)
@@ -85,21 +67,11 @@ def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: 
     return outer, b.select(b.icmp_signed(">", grain, one), grain, one)
 
 
-@kernel_kind("reduction", reduction_work)
+@kernel_kind("reduction", reduction_work, schedules=("rows",))
 def emit_reduction_kernel(kernel: Kernel) -> None:
-    # The special schedules build on ReductionEmitter, below.
-    from .column_reduction import ColumnReductionEmitter, column_reduction_applies
-    from .row_blocks import RowBlockEmitter, row_blocks_apply
-    from .vector_rows import VectorRowEmitter, vector_rows_apply
-
-    if row_blocks_apply(kernel.op):
-        RowBlockEmitter(kernel).emit()
-    elif vector_rows_apply(kernel.op):
-        VectorRowEmitter(kernel).emit()
-    elif column_reduction_applies(kernel.op):
-        ColumnReductionEmitter(kernel).emit()
-    else:
-        ReductionEmitter(kernel).emit()
+    """The "rows" schedule; the others (row_blocks.py, vector_rows.py, column_reduction.py) build on
+    ReductionEmitter, and the schedule pass (passes/schedule.py) says which one a kernel gets."""
+    ReductionEmitter(kernel).emit()
 
 
 class ReductionEmitter:
@@ -107,7 +79,7 @@ class ReductionEmitter:
         self.kernel = kernel
         self.b = kernel.b
         self.block = kernel.op.regions[0].entry
-        self.space = _space(kernel.op)
+        self.space = reduction_space(kernel.op)
         self.sizes = [kernel.dim(self.space.full, a) for a in range(self.space.full.type.rank)]
         self.args = list(self.block.args)
         self.pointers = [kernel.operand_pointer(i, a.type.dtype) for i, a in enumerate(self.args)]

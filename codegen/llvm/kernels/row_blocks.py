@@ -1,8 +1,9 @@
 """Reduction kernels over very short rows, a block of rows across the lanes.
 
 Note [rows across lanes]: a kernel of vector rows (Note [vector rows]) whose rows hold at most as
-many points as a vector has 32-bit lanes (L: 16 with AVX-512) computes L rows at once, lane l
-holding row o + l: each of the n columns of the block is one vector, gathered from the rows;
+many points as a vector has 32-bit lanes (L, the schedule's `lanes`: 16 with AVX-512) computes L
+rows at once, lane l holding row o + l: each of the n columns of the block is one vector, gathered
+from the rows;
 a reduction combines the n column vectors with elementwise ops (no shuffles), in the pairwise
 order of the vector-row kernel's lanes (columns k and k + half, halving, the missing ones the
 identity), so both give the same bits; a per-row value (the max, log(sum)) is one vector for L
@@ -22,43 +23,28 @@ import math
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.ops.kernel_space import reads_rows
 
 from ..body import Body
-from ..kernel import for_range
+from ..kernel import Kernel, for_range
+from ..launch import emits
+from ..program import schedule_of
 from ..types import I64, compute_type, constant_of, load_value
 from ..vectors import gather, masked_load, masked_store, scatter, splat
-from .narrow import vector_bytes
-from .reduction import _initial, _space, combine_pairwise
-from .vector_rows import VectorRowEmitter, _reads_rows, vector_rows_apply
+from .reduction import _initial, combine_pairwise
+from .vector_rows import VectorRowEmitter
 
 
-def block_rows() -> int:
-    """L: the rows of one block, the 32-bit lanes of the host's widest vector."""
-    return vector_bytes() // 4
-
-
-def row_blocks_apply(op: Operation) -> bool:
-    """Vector rows of at most L points with a transcendental (a cheap row costs less than the gathers
-    and scatters: a [100, 10] gradient kernel of products and sums took 1.0 us in blocks, 0.4 as
-    vector rows), one kept axis (so a block's rows are evenly spaced in every buffer), the
-    arguments' trailing dims known, no value a float16 (moved as stored)."""
-    if not vector_rows_apply(op):
-        return False
-    space = _space(op)
-    block = op.regions[0].entry
-    values = [*block.args, *(r for o in block.ops for r in o.results)]
-    points = math.prod(space.full.type.shape[a] for a in space.reduced)
-    return (any(o.transcendental for o in block.ops)  # a row's chain worth the gathers and scatters
-            and len(space.kept) == 1 and points <= block_rows()
-            and all(None not in a.type.shape[1:] for a in block.args)
-            and all(v.type.dtype.name != "float16" for v in values))
-
-
+@emits("reduction", "row_blocks")
 class RowBlockEmitter(VectorRowEmitter):
+    def __init__(self, kernel: Kernel):
+        super().__init__(kernel)
+        self.rows_per_block = int(schedule_of(kernel.op)["lanes"])  # L, the 32-bit lanes of the host's vector
+
     def emit(self) -> None:
         """Blocks of L rows over [begin, end), the last one's lanes past `end` masked off."""
         b, kernel = self.b, self.kernel
-        lanes = block_rows()
+        lanes = self.rows_per_block
         size, one = ll.Constant(I64, lanes), ll.Constant(I64, 1)
         blocks = b.udiv(b.add(b.sub(kernel.end, kernel.begin), b.sub(size, one)), size)
         indices = ll.VectorType(I64, lanes)
@@ -71,7 +57,7 @@ class RowBlockEmitter(VectorRowEmitter):
     def _emit_block(self, first: ll.Value) -> None:
         """Rows first .. first + L."""
         b, kernel = self.b, self.kernel
-        lanes = block_rows()
+        lanes = self.rows_per_block
         yields = self.block.terminator.operands
         per_row = Body(b, lambda arg: self._per_row_argument(arg, first), lanes=lanes)
         columns: list[Body] = []
@@ -79,7 +65,7 @@ class RowBlockEmitter(VectorRowEmitter):
             columns.append(Body(b, lambda v, j=j: self._column_input(v, j, first, per_row),
                                 loaded=self.row_inputs, lanes=lanes))
         for op in self.block.ops:  # in order: each per-row value once its reductions are done
-            if op.is_reduction:  # no argmax or argmin here: vector_rows_apply
+            if op.is_reduction:  # no argmax or argmin here (passes/schedule.py)
                 per_row.env[op.result] = self._reduce_columns(op, [c.value(op.operands[0]) for c in columns])
             elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                 per_row.value(op.results[0])
@@ -105,7 +91,7 @@ class RowBlockEmitter(VectorRowEmitter):
         point = {axis: ll.Constant(I64, 0) for axis in self.space.reduced}
         point[self.space.kept[0]] = first
         own = {axis - (rank - value.type.rank): c for axis, c in point.items()}
-        shift = j if _reads_rows(value, self.space.reduced, rank) else 0
+        shift = j if reads_rows(value, self.space.reduced, rank) else 0
         return self._lanes_of(value, self._offset(value, own), shift, self.space.kept[0] - (rank - value.type.rank))
 
     def _per_row_argument(self, arg: BlockArgument, first: ll.Value) -> ll.Value:
@@ -118,7 +104,7 @@ class RowBlockEmitter(VectorRowEmitter):
         """arg's elements for the block's L rows, the first at offset + shift, the others a row's step
         along arg's axis own_axis apart: one load splatted, a vector load, or a gather."""
         b = self.b
-        lanes = block_rows()
+        lanes = self.rows_per_block
         moves = 0 <= own_axis < arg.type.rank and arg.type.shape[own_axis] != 1
         step = math.prod(arg.type.shape[own_axis + 1:]) if moves else 0
         first = b.gep(self.pointers[arg.index], [b.add(offset, ll.Constant(I64, shift))])
@@ -132,8 +118,8 @@ class RowBlockEmitter(VectorRowEmitter):
         """The columns combined as _reduce_row combines a row's lanes: k with k + half, halving."""
         b = self.b
         dtype = op.operands[0].type.dtype
-        value_type = ll.VectorType(compute_type(dtype), block_rows())
-        identity = ll.Constant(value_type, [_initial(op.name, compute_type(dtype), dtype.is_float)] * block_rows())
+        value_type = ll.VectorType(compute_type(dtype), self.rows_per_block)
+        identity = ll.Constant(value_type, [_initial(op.name, compute_type(dtype), dtype.is_float)] * self.rows_per_block)
         result = combine_pairwise(b, op, columns + [identity] * (self.width - self.count))
         if op.name == "reduce_mean":
             result = b.fdiv(result, constant_of(value_type, float(self.count)))

@@ -16,7 +16,7 @@ from llvmlite import ir as ll
 from flowc.ir import Operation
 
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
-from ..module import GRAIN, Launch, elementwise_work, kernel_kind
+from ..launch import GRAIN, Launch, elementwise_work, kernel_kind
 from ..types import I64, compute_type, constant_of, load_value, store_value
 from .philox import emit_random
 

@@ -1,7 +1,7 @@
 """Reduction kernels over short rows, each row one vector.
 
 Note [vector rows]: when a reduction kernel reduces F's trailing axes and they hold a known count
-n of at most VECTOR_ROW points, each row is one LLVM vector of n lanes padded to a power of two.
+n of at most VECTOR_ROW points (passes/schedule.py), each row is one LLVM vector of n lanes padded to a power of two.
 The arguments' rows are loaded once; every full-level value (softmax's exp(x - max)) is computed
 once per row, as vector ops; each reduction sets the padding lanes to its identity and combines
 lanes k and k + half, halving, as the scalar kernel combines its partial sums (Note [summation
@@ -17,40 +17,15 @@ import math
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
-from flowc.ir.ops.reduction import ArgReduction
+from flowc.ir.ops.kernel_space import reads_rows
 
 from ..body import Body
 from ..kernel import Kernel, decompose, for_range
 from ..types import I1, I32, I64, compute_type, constant_of, load_value, store_value
-from .reduction import OuterValues, ReductionEmitter, _combine, _initial, _space
+from ..launch import emits
+from .reduction import OuterValues, ReductionEmitter, _combine, _initial
 
-VECTOR_ROW = 32  # the longest row held as one vector (two AVX-512 registers of float32)
-
-
-def vector_rows_apply(op: Operation) -> bool:
-    """Whether the kernel's rows are short, trailing and contiguous in every argument that reads them."""
-    space = _space(op)
-    block = op.regions[0].entry
-    rank = space.full.type.rank
-    if any(isinstance(o, ArgReduction) for o in block.ops):
-        return False
-    if space.reduced != tuple(range(rank - len(space.reduced), rank)):
-        return False
-    sizes = [space.full.type.shape[a] for a in space.reduced]
-    if None in sizes or math.prod(sizes) > VECTOR_ROW:
-        return False
-    return all(_reads_rows(arg, space.reduced, rank) is not None for arg in block.args)
-
-
-def _reads_rows(arg: BlockArgument, reduced: tuple[int, ...], rank: int) -> bool | None:
-    """True: arg steps along every reduced axis (its rows are contiguous); False: along none (one
-    value per row, splatted); None: along some only."""
-    moves = [arg.type.shape[own] != 1 for own in (axis - (rank - arg.type.rank) for axis in reduced) if own >= 0]
-    if len(moves) == len(reduced) and all(moves):
-        return True
-    return False if not any(moves) else None
-
-
+@emits("reduction", "vector_rows")
 class VectorRowEmitter(ReductionEmitter):
     def __init__(self, kernel: Kernel):
         super().__init__(kernel)
@@ -68,7 +43,7 @@ class VectorRowEmitter(ReductionEmitter):
             scalars = OuterValues(self, coordinates)
             row = Body(b, lambda v: self._row_input(v, coordinates, scalars), loaded=self.row_inputs, lanes=self.width)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
-                if op.is_reduction:  # no argmax or argmin here: vector_rows_apply
+                if op.is_reduction:  # no argmax or argmin here (passes/schedule.py)
                     scalars.set(op.result, self._reduce_row(op, row.value(op.operands[0])))
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     scalars.value(op.results[0])
@@ -97,7 +72,7 @@ class VectorRowEmitter(ReductionEmitter):
         if not isinstance(value, BlockArgument):
             return self._splat(scalars.value(value), value)
         rank = self.space.full.type.rank
-        if not _reads_rows(value, self.space.reduced, rank):
+        if not reads_rows(value, self.space.reduced, rank):
             return self._splat(self._load_full(value, coordinates), value)
         b = self.b
         start = dict(coordinates)
