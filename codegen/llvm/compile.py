@@ -90,8 +90,8 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
 
 
 # A module's text below SPLIT_CHARS compiles whole: each split module pays an LLVM start and its own
-# copy of the helpers it calls (the softmax training step, 333K characters in 8 modules, compiled 60 ms
-# slower cold than whole).
+# copy of the helpers it calls, more than a graph of a few dozen kernels gains (the training step's
+# figures: bench/RESULTS.md, Training steps).
 SPLIT_CHARS = 2_000_000
 PARALLEL_CHARS = 400_000  # IR text left to compile above which worker processes pay for their start
 

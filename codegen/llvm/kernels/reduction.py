@@ -436,8 +436,8 @@ def blocked(op: Operation, terms: int | None, per_block: int) -> bool:
 class CompensatedSums:
     """Running totals, each with the exact rounding error of its additions kept apart (Note [blocked
     sums]), in stack arrays of `size`. Without a count, all of them at once as vectors: the lanes,
-    in a few instructions (as a loop, or as calls of one shared function, the three batch sums of
-    the softmax training step took LLVM 20 ms more to compile; as vectors, 13); with a count, the
+    in a few instructions (a loop, or calls of one shared function, cost LLVM more compile time:
+    bench/RESULTS.md, Training steps); with a count, the
     first `count` in a loop: a column tile. Never fast-math: the two-sum is exact only as IEEE
     arithmetic, in this order."""
 
