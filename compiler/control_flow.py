@@ -58,7 +58,8 @@ def cond(pred: Any, true_fn: Callable[[], Any] | None = None, false_fn: Callable
     pred = _predicate(pred, label, loc)
     _check_callable(true_fn, "true_fn", label, loc)
     _check_callable(false_fn, "false_fn", label, loc)
-    branches = [trace(fn, [], name=f"{which}", purpose=f"the {which} branch of {label}")
+    branches = [trace(fn, [], name=f"{which}", purpose=f"the {which} branch of {label}",
+                      owner=label)
                 for fn, which in ((true_fn, "true"), (false_fn, "false"))]
     results = [_unpacked(b.structured_outputs, strict) for b in branches]
     _check_same_structure(results, ("true branch", "false branch"), label, loc)
@@ -189,8 +190,8 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
     paths = [path for path, _ in nest.flatten_with_paths(structure, "loop_vars")]
     init = nest.flatten(structure)
     types = _state_types(structure, shape_invariants, paths, label, loc)
-    cond_graph = trace(cond, structure, types, name="cond", purpose=f"the cond of {label}")
-    body_graph = trace(body, structure, types, name="body", purpose=f"the body of {label}")
+    cond_graph = trace(cond, structure, types, name="cond", purpose=f"the cond of {label}", owner=label)
+    body_graph = trace(body, structure, types, name="body", purpose=f"the body of {label}", owner=label)
     _check_cond_result(cond_graph, label, loc)
     result = body_graph.structured_outputs
     if len(structure) == 1 and not isinstance(result, (list, tuple)):
@@ -255,19 +256,14 @@ def _check_same_structure(results: Sequence[Any], names: Sequence[str], label: s
 
 
 def _joined_type(first: Tensor, second: Tensor, path: str, label: str, loc: str | None) -> TensorType:
-    """The type of a cond result that two branches give as `first` and `second`.
-
-    Same dtype and rank; a dim known in one branch only is taken as known
-    (the other branch's value is checked against it when it runs: an IR type
-    cannot forget a dim that a value knows); dims known differently are an error.
-    """
+    """The type of a cond result that two branches give as `first` and `second`: the same dtype and
+    rank, and each dim known where both branches know it alike (TF1's most specific compatible shape)."""
     a, b = first.type, second.type
-    if a.dtype != b.dtype or a.rank != b.rank or any(x is not None and y is not None and x != y
-                                                      for x, y in zip(a.shape, b.shape)):
-        what = "dtypes" if a.dtype != b.dtype else "shapes"
+    if a.dtype != b.dtype or a.rank != b.rank:
+        what = "dtypes" if a.dtype != b.dtype else "ranks"
         raise FlowcTypeError(f"the branches return different {what} for {path}: {a} (true branch) and {b} "
                              "(false branch)", op=label, where=loc)
-    return a.with_shape(x if x is not None else y for x, y in zip(a.shape, b.shape))
+    return a.with_shape(x if x == y else None for x, y in zip(a.shape, b.shape))
 
 
 def _union_captures(graphs: Sequence[FuncGraph]) -> list[Tensor]:

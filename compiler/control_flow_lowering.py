@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flowc.ir import Block, Builder, Region, TensorType, Value
-from flowc.ir.errors import FlowcError, FlowcTypeError
+from flowc.ir.errors import FlowcError
 
 from .func_graph import ARG, CAPTURE, FuncGraph
 from .graph import CONST, NOOP, Operation, Tensor
@@ -71,12 +71,14 @@ def _captured(graph: FuncGraph, outer: Sequence[Tensor], values: Sequence[Value]
 
 
 def fit(b: Builder, value: Value, want: TensorType) -> Value:
-    """`value` with exactly type `want`, which knows the same dims or more (an ensure_shape says so)."""
-    if value.type == want:
-        return value
-    if any(w is None and v is not None for v, w in zip(value.type.shape, want.shape)):
-        raise FlowcTypeError(f"internal error: {value.type} cannot stand for {want}")
-    return b.create("ensure_shape", [value], {"shape": tuple(-1 if d is None else d for d in want.shape)}).result
+    """`value` with exactly type `want`: relax_shape forgets the dims `want` does not know, ensure_shape
+    states those it knows and the value's type does not (checked when it runs)."""
+    forget = tuple(axis for axis, (have, w) in enumerate(zip(value.type.shape, want.shape)) if w is None and have is not None)
+    if forget:
+        value = b.create("relax_shape", [value], {"axes": forget}).result
+    if value.type != want:
+        value = b.create("ensure_shape", [value], {"shape": tuple(-1 if d is None else d for d in want.shape)}).result
+    return value
 
 
 def _emit_cond(b: Builder, op: Operation, operands: list[Value]) -> list[Value]:
