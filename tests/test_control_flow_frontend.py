@@ -233,6 +233,39 @@ def test_while_loop_carries_nested_structures(target: str) -> None:
     np.testing.assert_allclose(state["seen"][0], 6 * v)
 
 
+class Scaled:
+    """A composite (Note [composite protocol] in nest.py): a tensor and its scale, flattened to both."""
+
+    def __init__(self, value: fc.Tensor, scale: fc.Tensor):
+        self.value, self.scale = value, scale
+
+    def _flowc_components(self) -> list[fc.Tensor]:
+        return [self.value, self.scale]
+
+    def _flowc_rebuild(self, components: list[fc.Tensor]) -> Scaled:
+        return Scaled(*components)
+
+    def doubled(self) -> Scaled:
+        return Scaled(self.value, self.scale * 2.0)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_composites_are_loop_variables_and_branch_results(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[2], name="x")
+        p = fc.placeholder(fc.bool, shape=[], name="p")
+        count, grown = fc.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, s.doubled()), [0, Scaled(x, fc.constant(1.0))])
+        chosen = fc.cond(p, lambda: grown, lambda: Scaled(x * 0.0, fc.constant(-1.0)))
+    assert isinstance(grown, Scaled) and isinstance(chosen, Scaled)
+    v = np.array([1.0, 2.0], np.float32)
+    value, scale = run(g, [chosen.value, chosen.scale], {x: v, p: True}, target)
+    np.testing.assert_allclose(value, v)
+    assert scale == 8.0
+    assert run(g, chosen.scale, {x: v, p: False}, target) == -1.0
+    assert nest.flatten([count, grown]) == [count, grown.value, grown.scale]
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_maximum_iterations_bounds_the_loop(target: str) -> None:
     g = fc.Graph()
