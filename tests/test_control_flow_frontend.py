@@ -475,6 +475,16 @@ def test_a_branch_that_returns_none_is_an_error() -> None:
         assert f"cond 'cond' (created at {where})" in message and "returns None" in message
 
 
+def test_a_tensor_made_inside_a_branch_cannot_be_used_outside() -> None:
+    with fc.Graph().as_default():
+        p = fc.placeholder(fc.bool, shape=[], name="p")
+        made = []
+        fc.cond(p, lambda: made.append(fc.constant(1.0) * 2.0) or made[0], lambda: fc.constant(0.0))
+        where = next_line()
+        message = error_of(lambda: made[0] + 1.0, GraphError)
+        assert where in message and "made inside the true branch of cond 'cond'" in message
+
+
 def test_as_graph_def_names_the_region_op_it_cannot_write() -> None:
     g = fc.Graph()
     with g.as_default():
