@@ -8,7 +8,9 @@ yet; it joins the list when it does).
 from __future__ import annotations
 
 import collections
+import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any, Callable
@@ -485,14 +487,76 @@ def test_a_tensor_made_inside_a_branch_cannot_be_used_outside() -> None:
         assert where in message and "made inside the true branch of cond 'cond'" in message
 
 
-def test_as_graph_def_names_the_region_op_it_cannot_write() -> None:
+# -- graph_def ---------------------------------------------------------------------------------------
+
+
+def region_graph() -> fc.Graph:
+    """A cond and a bounded while whose body holds a cond and a while, reading a Variable and placeholders."""
     g = fc.Graph()
     with g.as_default():
+        x = fc.placeholder(fc.float32, shape=[3], name="x")
         p = fc.placeholder(fc.bool, shape=[], name="p")
-        where = next_line()
-        fc.cond(p, lambda: fc.constant(1.0), lambda: fc.constant(2.0), name="choice")
-    message = error_of(g.as_graph_def, GraphError)
-    assert f"cond 'choice' (created at {where})" in message and "sub-graphs" in message
+        v = fc.Variable(np.array([2.0, 3.0, 4.0], np.float32), name="v")
+        y = fc.cond(p, lambda: x * v, lambda: x + 1.0, name="choice")
+
+        def body(i: fc.Tensor, s: fc.Tensor) -> tuple:
+            inner = fc.while_loop(lambda t: fc.reduce_sum(t) < 50.0, lambda t: t * 2.0 + x, [s])
+            return i + 1, fc.cond(i < 2, lambda: inner * 0.5, lambda: s + x)
+
+        _, s = fc.while_loop(lambda i, s: i < 4, body, [0, fc.ones([3])], maximum_iterations=10, name="loop")
+        fc.identity(s + y, name="out")
+    return g
+
+
+def test_graph_def_round_trips_cond_and_while() -> None:
+    original = region_graph()
+    document = json.loads(json.dumps(original.as_graph_def(), allow_nan=False))
+    imported = fc.Graph()
+    with imported.as_default():
+        fc.import_graph_def(document, name="copy")
+        out = imported.get_tensor_by_name("copy/out:0")
+        (dx,) = fc.gradients(fc.reduce_sum(out), imported.get_tensor_by_name("copy/x:0"))
+    feeds = {"x:0": np.array([0.5, -1.0, 2.0], np.float32), "p:0": True}
+    with fc.Session(graph=original, target="reference") as first, fc.Session(graph=imported, target="reference") as second:
+        first.run("v/Assign")
+        second.run("copy/v/Assign")
+        for flag in (True, False):
+            want = first.run("out:0", {**feeds, "p:0": flag})
+            np.testing.assert_array_equal(second.run(out, {f"copy/{k}": value for k, value in {**feeds, "p:0": flag}.items()}), want)
+        assert second.run(dx, {f"copy/{k}": value for k, value in feeds.items()}).shape == (3,)
+    again = imported.as_graph_def()["nodes"][:len(document["nodes"])]  # then the gradient's nodes
+    assert [n["op"] for n in again] == [n["op"] for n in document["nodes"]]
+    loop = region_node({"nodes": again}, "copy/loop")["attrs"]["body_graph"]["graph"]
+    assert kinds(loop) == kinds(region_node(document, "loop")["attrs"]["body_graph"]["graph"])
+    assert "while" in kinds(loop) and "cond" in kinds(loop)
+
+
+def kinds(sub_graph: dict) -> list[str]:
+    return [node["op"] for node in sub_graph["nodes"]]
+
+
+def region_node(document: dict, name: str) -> dict:
+    return next(n for n in document["nodes"] if n["name"] == name)
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: region_node(d, "choice")["inputs"].pop(), "must be the sub-graphs' captures"),
+    (lambda d: region_node(d, "choice")["attrs"]["then_branch"]["graph"]["captures"].clear(),
+     "no entry of the sub-graph's captures names this Capture"),
+    (lambda d: region_node(d, "choice")["outputs"][0].update(dtype="int32"), "do not fit the declared outputs"),
+    (lambda d: region_node(d, "loop")["attrs"].update(num_loop_vars=1), "num_loop_vars is 1"),
+    (lambda d: region_node(d, "loop")["attrs"]["cond_graph"]["graph"]["nodes"].append(
+        {"name": "late", "op": "Placeholder", "inputs": [], "control_inputs": [], "device": "",
+         "attrs": {"dtype": {"dtype": "float32"}, "shape": []}, "outputs": [{"dtype": "float32", "shape": []}]}),
+     "cannot create a placeholder inside the cond of while 'loop'"),
+], ids=["captures", "capture-entry", "output-dtype", "loop-count", "placeholder-inside"])
+def test_a_bad_region_node_is_refused_and_imports_nothing(edit: Callable[[dict], Any], fragment: str) -> None:
+    document = json.loads(json.dumps(region_graph().as_graph_def(), allow_nan=False))
+    edit(document)
+    g = fc.Graph()
+    with g.as_default(), pytest.raises(GraphError, match=re.escape(fragment)):
+        fc.import_graph_def(document)
+    assert g.get_operations() == []
 
 
 # -- relax_shape, the IR op the shape invariants need -----------------------------------------------
