@@ -34,6 +34,7 @@ from .array_ops import (
 )
 from .control_flow import case, cond, while_loop
 from .errors import FlowcError
+from .function import custom_gradient, function, recompute_grad
 from .gradients import gradients, stop_gradient
 from .graph import (
     Graph,
@@ -120,4 +121,5 @@ __all__ = [
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
     "case", "cond", "nest", "while_loop",  # control flow
+    "custom_gradient", "function", "recompute_grad",  # functions
 ]

@@ -27,6 +27,12 @@ def region_gradient_inputs(tensor: Tensor, reached: Reached) -> list[Tensor]:
         graphs = (op.attrs["then_branch"], op.attrs["else_branch"])
         return _floats([outer for graph in graphs for outer in _captures_reached(graph, [tensor.value_index],
                                                                                  reached)[1]])
+    if op.type == "call":  # fc.function: Note [function gradients] in function.py
+        body = op.attrs["function"]
+        if op.attrs["gradient"] is not None:  # its own gradient speaks of every float input
+            return _floats(op.inputs[:len(body.inputs)])
+        args, captures = _captures_reached(body, [tensor.value_index], reached)
+        return _floats([op.inputs[i] for i in sorted(args)] + captures)
     if not op.attrs["back_prop"]:
         return []
     body: FuncGraph = op.attrs["body_graph"]

@@ -16,12 +16,15 @@ and the bound and the captures unchanged.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+import threading
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from flowc.ir import Block, Builder, Region, TensorType, Value
+from flowc.ir import Block, Builder, Function, Region, TensorType, Value
 from flowc.ir.errors import FlowcError
+from flowc.ir.ops.control import build_call
 
 from .func_graph import ARG, CAPTURE, FuncGraph
 from .graph import CONST, NOOP, Operation, Tensor
@@ -141,7 +144,72 @@ def _names(op: Operation) -> list[str]:
     return [op.name] + [f"{op.name}_{i}" for i in range(1, len(op.outputs))]
 
 
+# -- call: the functions of fc.function, one per traced sub-graph (compiler/function.py) -----------------
+
+
+class _Called(threading.local):
+    def __init__(self) -> None:
+        # one per lowering in progress, innermost last: each traced sub-graph's function, then its `.vjp`
+        self.tables: list[dict[FuncGraph, list[Function]]] = []
+
+
+_called = _Called()
+
+
+@contextlib.contextmanager
+def called_functions() -> Iterator[dict[FuncGraph, list[Function]]]:
+    """While lowering one module: the IR functions made for the sub-graphs that its call ops call."""
+    table: dict[FuncGraph, list[Function]] = {}
+    _called.tables.append(table)
+    try:
+        yield table
+    finally:
+        _called.tables.pop()
+
+
+def module_functions(table: dict[FuncGraph, list[Function]]) -> list[Function]:
+    """The functions of the table with their gradients (Note [function gradients] in function.py), in order."""
+    return [function for functions in table.values() for function in functions]
+
+
+def _emit_call(b: Builder, op: Operation, operands: list[Value]) -> list[Value]:
+    return build_call(b, _function_for(op.attrs["function"], op.attrs["gradient"]), operands)
+
+
+def _function_for(graph: FuncGraph, gradient: FuncGraph | None) -> Function:
+    table = _called.tables[-1]
+    if graph in table:
+        return table[graph][0]
+    taken = {f.name for functions in table.values() for f in functions} | {"main"}
+    name = graph.name if graph.name not in taken else next(f"{graph.name}_{i}" for i in range(1, len(taken) + 2)
+                                                           if f"{graph.name}_{i}" not in taken)
+    inner = [*graph.inputs, *graph.captured_inputs]
+    function = Function(name, [t.type for t in inner], [t.type for t in graph.outputs], [t.op.name for t in inner])
+    table[graph] = [function]
+    b = Builder.at_end(function.entry)
+    count = len(graph.inputs)
+    b.create("return", emit_sub_graph(b, graph, function.args[:count], function.args[count:]))
+    if gradient is not None:
+        table[graph].append(_gradient_function(function, graph, gradient))
+    return function
+
+
+def _gradient_function(function: Function, graph: FuncGraph, gradient: FuncGraph) -> Function:
+    """`@f.vjp`, as passes/autodiff/rules_control.py's call_vjp would name and call it, from `gradient`."""
+    wrt = [i for i, t in enumerate(function.arg_types) if t.dtype.is_float]
+    seeds = [t for t in function.result_types if t.dtype.is_float]
+    vjp = Function(f"{function.name}.vjp", [*function.arg_types, *seeds], [function.arg_types[i] for i in wrt],
+                   [*(a.name for a in function.args), *(f"d{i}" for i in range(len(seeds)))])
+    b = Builder.at_end(vjp.entry)
+    count, args = len(graph.inputs), vjp.args
+    captured = _captured(gradient, list(graph.captures), args[count:len(function.args)])
+    grads = emit_sub_graph(b, gradient, [*args[:count], *args[len(function.args):]], captured)
+    b.create("return", [fit(b, grads[i], function.arg_types[i]) for i in wrt])
+    return vjp
+
+
 EMITTERS: dict[str, Callable[[Builder, Operation, list[Value]], list[Value]]] = {
     "cond": _emit_cond,
     "while": _emit_while,
+    "call": _emit_call,
 }

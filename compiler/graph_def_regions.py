@@ -28,6 +28,7 @@ from .graph_def_check import NODE, Fields, node_label, problem, shown
 GRAPH = Fields({"name": str, "purpose": str, "nodes": list, "inputs": [str], "captures": [[str]], "outputs": [str]},
                {"owner": (str, None)})
 COND_ATTRS = {"then_branch": FuncGraph, "else_branch": FuncGraph}
+CALL_ATTRS = {"function": FuncGraph, "gradient": (FuncGraph, type(None))}
 WHILE_ATTRS = {"cond_graph": FuncGraph, "body_graph": FuncGraph, "num_loop_vars": int, "maximum_iterations": bool,
                "back_prop": bool, "parallel_iterations": int, "swap_memory": bool}
 
@@ -100,15 +101,34 @@ def _output_type(node: dict[str, Any], index: int) -> TensorType:
 
 def region_outputs(kind: str, inputs: list[Tensor], attrs: dict[str, Any], declared: list[TensorType]) -> None:
     """Raise GraphError unless a cond or while node's inputs, attributes and declared outputs fit together."""
-    required = COND_ATTRS if kind == "cond" else WHILE_ATTRS
+    required = {"cond": COND_ATTRS, "while": WHILE_ATTRS, "call": CALL_ATTRS}[kind]
     if set(attrs) != set(required):
         raise GraphError(f"has attributes {sorted(attrs)}; a {kind} has {sorted(required)}")
     for key, want in required.items():
         value = attrs[key]
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise GraphError(f"attribute {key!r} must be {'a sub-graph' if want is FuncGraph else want.__name__}, "
-                             f"got {shown(value)}")
-    (_check_cond if kind == "cond" else _check_while)(inputs, attrs, declared)
+            wanted = "a sub-graph" if FuncGraph in (want if isinstance(want, tuple) else (want,)) else want.__name__
+            raise GraphError(f"attribute {key!r} must be {wanted}, got {shown(value)}")
+    {"cond": _check_cond, "while": _check_while, "call": _check_call}[kind](inputs, attrs, declared)
+
+
+def _check_call(inputs: list[Tensor], attrs: dict[str, Any], declared: list[TensorType]) -> None:
+    body, gradient = attrs["function"], attrs["gradient"]
+    count = len(body.inputs)
+    if [t.type for t in inputs[:count]] != [t.type for t in body.inputs]:
+        raise GraphError(f"the function takes {[t.type for t in body.inputs]}, the inputs are "
+                         f"{[t.type for t in inputs[:count]]}")
+    _check_captures(inputs[count:], [body])
+    if [t.type for t in body.outputs] != declared:
+        raise GraphError(f"the function returns {[t.type for t in body.outputs]}, the declared outputs are {declared}")
+    if gradient is not None:
+        seeds = [t for t in declared if t.dtype.is_float]
+        if [t.type for t in gradient.inputs] != [*(t.type for t in body.inputs), *seeds]:
+            raise GraphError("the gradient must take the function's inputs, then one gradient per float output")
+        if any(outer not in body.captures for outer in gradient.captures) or len(gradient.outputs) < count:
+            raise GraphError("the gradient must capture only what the function does and return one value per input")
+        _check_fits([t.type for t in gradient.outputs[:count]],
+                    [t.type.with_shape([None] * t.type.rank) for t in body.inputs], "the gradient returns")
 
 
 def _check_cond(inputs: list[Tensor], attrs: dict[str, Any], declared: list[TensorType]) -> None:

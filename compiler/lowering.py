@@ -28,7 +28,7 @@ from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph
 
 RANDOM_KINDS = registry.names_where(is_random=True)  # graph ops that lowering gives the run counter
 STEP_TYPE = TensorType(int64, ())
-REGION_KINDS = frozenset({"cond", "while"})  # graph ops of fc.cond and fc.while_loop: control_flow_lowering.py
+REGION_KINDS = frozenset({"cond", "while", "call"})  # fc.cond, fc.while_loop, fc.function: control_flow_lowering.py
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,11 @@ def lower(graph: Graph, fetches: Sequence[Tensor], targets: Sequence[Operation],
     locked = sorted({op.attrs["var"] for op in ops if op.type in ASSIGN_KINDS and op.attrs.get("use_locking")},
                     key=lambda var: var.id)
     signature = Signature(tuple(feeds), tuple(variables), uses_step, tuple(fetches), tuple(updates), tuple(locked))
-    return Lowered(Module([_emit(ops, sources, signature)]), signature)
+    from .control_flow_lowering import called_functions, module_functions  # it lowers sub-graphs with emit_op
+
+    with called_functions() as called:  # the functions of fc.function that the run calls
+        main = _emit(ops, sources, signature)
+    return Lowered(Module([main, *module_functions(called)]), signature)
 
 
 def needed_ops(roots: Sequence[Operation], fed: set[Tensor]) -> list[Operation]:
