@@ -19,16 +19,17 @@ is neither concurrency between iterations nor a stack of kept values to place.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from flowc.ir import TensorType
 from flowc.ir.errors import FlowcError, FlowcTypeError, GraphError
 from flowc.ir.types import INTS, bool_, format_shape, int32
 
 from . import nest
+from .array_ops import gather, stack
 from .func_graph import FuncGraph, trace
 from .graph import Graph, Operation, Tensor, get_default_graph
-from .array_ops import gather, stack
 from .math_ops import cast, constant, convert_to_tensor, logical_and, reduce_sum
 from .sources import user_location
 
@@ -337,7 +338,8 @@ def _flatten_up_to(structure: Any, invariants: Any, label: str, loc: str | None)
     if given is None or len(given) != len(children) or (isinstance(structure, dict) and (
             not isinstance(invariants, dict) or sorted(structure) != sorted(invariants))):
         raise nest.StructureError(f"shape_invariants must have the structure of loop_vars: loop_vars is "
-                                  f"{nest.describe(structure)}, shape_invariants is {invariants!r}", op=label, where=loc)
+                                  f"{nest.describe(structure)}, shape_invariants is {invariants!r}",
+                                  op=label, where=loc)
     return [leaf for child, inv in zip(children, given) for leaf in _flatten_up_to(child, inv, label, loc)]
 
 

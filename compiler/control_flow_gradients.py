@@ -13,7 +13,7 @@ nothing (lowering puts a stop_gradient on its results).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .func_graph import FuncGraph
 from .graph import Tensor

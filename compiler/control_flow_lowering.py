@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-
 from flowc.ir import Block, Builder, Function, Region, TensorType, Value
 from flowc.ir.errors import FlowcError
 from flowc.ir.ops.control import build_call
@@ -76,7 +75,8 @@ def _captured(graph: FuncGraph, outer: Sequence[Tensor], values: Sequence[Value]
 def fit(b: Builder, value: Value, want: TensorType) -> Value:
     """`value` with exactly type `want`: relax_shape forgets the dims `want` does not know, ensure_shape
     states those it knows and the value's type does not (checked when it runs)."""
-    forget = tuple(axis for axis, (have, w) in enumerate(zip(value.type.shape, want.shape)) if w is None and have is not None)
+    pairs = enumerate(zip(value.type.shape, want.shape))
+    forget = tuple(axis for axis, (have, wanted) in pairs if wanted is None and have is not None)
     if forget:
         value = b.create("relax_shape", [value], {"axes": forget}).result
     if value.type != want:

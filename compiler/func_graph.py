@@ -28,13 +28,14 @@ region op after them (`outer_control`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from flowc.ir import TensorType
 from flowc.ir.errors import GraphError
 
 from . import nest
-from .graph import ASSIGN_KINDS, PLACEHOLDER, VARIABLE, Graph, Operation, Tensor, get_default_graph
+from .graph import PLACEHOLDER, VARIABLE, Graph, Operation, Tensor, get_default_graph
 from .lowering import RANDOM_KINDS
 from .math_ops import convert_to_tensor
 from .sources import user_location

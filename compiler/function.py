@@ -30,7 +30,8 @@ from __future__ import annotations
 import functools
 import re
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flowc.ir.errors import GraphError
 
@@ -176,7 +177,8 @@ def _traced(python_function: Callable[..., Any], structure: Any, leaves: list[An
         if extra is not None:  # a gradient: None stands for zeros, one per tensor input
             tensors = [leaf for leaf in inner if isinstance(leaf, Tensor)]
             given = [result] if len(tensors) == 1 and not isinstance(result, (list, tuple)) else list(result)
-            result = [_zeros_like(x) if grad is None else grad for grad, x in zip(given, tensors)] + given[len(tensors):]
+            zeroed = [_zeros_like(x) if grad is None else grad for grad, x in zip(given, tensors)]
+            result = zeroed + given[len(tensors):]
         graph.set_outputs(result)
     return graph
 

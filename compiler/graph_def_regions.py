@@ -15,7 +15,8 @@ build: operand layout, types and the sub-graphs' signatures.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flowc.ir import TensorType
 from flowc.ir.errors import GraphError
@@ -43,8 +44,11 @@ def encode_graph(graph: FuncGraph, node_to_def: Callable[[Operation], dict[str, 
     }}
 
 
-def decode_graph(content: Any, outer: Graph, outer_tensor: Callable[[str, str], Tensor],
-                 import_nodes: Callable[[FuncGraph, list[dict[str, Any]], dict[str, Tensor]], Callable[[str, str], Tensor]]
+TensorLookup = Callable[[str, str], Tensor]  # (name in the document, what names it) -> the tensor
+
+
+def decode_graph(content: Any, outer: Graph, outer_tensor: TensorLookup,
+                 import_nodes: Callable[[FuncGraph, list[dict[str, Any]], dict[str, Tensor]], TensorLookup]
                  ) -> FuncGraph:
     """A FuncGraph of `outer` rebuilt from a "graph" tag's content.
 

@@ -16,7 +16,8 @@ two method names are the whole protocol; keep them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from flowc.ir.errors import FlowcError
 
@@ -161,7 +162,10 @@ def _difference(first: Any, second: Any, check_types: bool, path: str = "") -> s
     left, right = children(first), children(second)
     if len(left) != len(right):
         return f"{len(left)} and {len(right)} entries{at}"
-    keys = [f"[{k!r}]" for k in _sorted_keys(first)] if isinstance(first, dict) else [f"[{i}]" for i in range(len(left))]
+    if isinstance(first, dict):
+        keys = [f"[{key!r}]" for key in _sorted_keys(first)]
+    else:
+        keys = [f"[{i}]" for i in range(len(left))]
     for key, a, b in zip(keys, left, right):
         problem = _difference(a, b, check_types, path + key)
         if problem is not None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 import flowc as fc
+import numpy as np
 
 
 def main() -> None:

@@ -13,12 +13,12 @@ import os
 import re
 import subprocess
 import sys
-from typing import Any, Callable
-
-import numpy as np
-import pytest
+from collections.abc import Callable
+from typing import Any
 
 import flowc as fc
+import numpy as np
+import pytest
 from flowc import nest
 from flowc.errors import FlowcError, FlowcTypeError, GraphError, IndexOutOfRange
 
@@ -257,7 +257,8 @@ def test_composites_are_loop_variables_and_branch_results(target: str) -> None:
     with g.as_default():
         x = fc.placeholder(fc.float32, shape=[2], name="x")
         p = fc.placeholder(fc.bool, shape=[], name="p")
-        count, grown = fc.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, s.doubled()), [0, Scaled(x, fc.constant(1.0))])
+        start = Scaled(x, fc.constant(1.0))
+        count, grown = fc.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, s.doubled()), [0, start])
         chosen = fc.cond(p, lambda: grown, lambda: Scaled(x * 0.0, fc.constant(-1.0)))
     assert isinstance(grown, Scaled) and isinstance(chosen, Scaled)
     v = np.array([1.0, 2.0], np.float32)
@@ -310,8 +311,10 @@ def test_shape_invariants_let_a_loop_variable_grow(target: str) -> None:
     g = fc.Graph()
     with g.as_default():
         n = fc.placeholder(fc.int32, shape=[], name="n")
-        _, grown = fc.while_loop(lambda i, s: i < n, lambda i, s: (i + 1, fc.concat([s, fc.cast(fc.reshape(i, [1]), fc.float32)], 0)),
-                                 [0, fc.zeros([0])], shape_invariants=[[], [None]])
+        def body(i: fc.Tensor, s: fc.Tensor) -> tuple:
+            return i + 1, fc.concat([s, fc.cast(fc.reshape(i, [1]), fc.float32)], 0)
+
+        _, grown = fc.while_loop(lambda i, s: i < n, body, [0, fc.zeros([0])], shape_invariants=[[], [None]])
     assert grown.shape == (None,)
     np.testing.assert_array_equal(run(g, grown, {n: 4}, target), [0.0, 1.0, 2.0, 3.0])
     assert run(g, grown, {n: 0}, target).shape == (0,)
@@ -364,7 +367,8 @@ def test_gradient_of_a_variable_read_inside(target: str) -> None:
     g = fc.Graph()
     with g.as_default():
         w = fc.Variable(np.array([0.5, -2.0]), name="w")
-        loss = fc.reduce_sum(fc.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, s * w), [0, fc.ones([2], fc.float64)])[1])
+        powered = fc.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, s * w), [0, fc.ones([2], fc.float64)])[1]
+        loss = fc.reduce_sum(powered)
         (dw,) = fc.gradients(loss, [w])
     np.testing.assert_allclose(run(g, dw, target=target), 3 * np.array([0.5, -2.0]) ** 2)
 
@@ -436,8 +440,9 @@ def test_branches_that_differ_name_both() -> None:
 def test_a_loop_variable_that_changes_shape_needs_an_invariant() -> None:
     with fc.Graph().as_default():
         x = fc.placeholder(fc.float32, shape=[3], name="x")
+        doubling = lambda i, s: (i + 1, fc.concat([s, s], 0))
         where = next_line()
-        message = error_of(lambda: fc.while_loop(lambda i, s: i < 2, lambda i, s: (i + 1, fc.concat([s, s], 0)), [0, x], name="grow"), FlowcTypeError)
+        message = error_of(lambda: fc.while_loop(lambda i, s: i < 2, doubling, [0, x], name="grow"), FlowcTypeError)
         assert f"while 'grow' (created at {where})" in message
         assert "loop_vars[1]" in message and "f32[6]" in message and "shape_invariants" in message
         where = next_line()
@@ -453,7 +458,7 @@ def test_maximum_iterations_must_be_a_scalar_int() -> None:
         x = fc.placeholder(fc.float32, shape=[3], name="x")
         for bad, shown in ((2.5, "f32[]"), ([1, 2], "i32[2]"), (True, "Python bool")):
             where = next_line()
-            message = error_of(lambda: fc.while_loop(lambda s: True, lambda s: s, [x], maximum_iterations=bad), FlowcTypeError)
+            message = error_of(lambda b=bad: fc.while_loop(lambda s: True, lambda s: s, [x], maximum_iterations=b))
             assert f"while 'while' (created at {where})" in message and "scalar int" in message and shown in message
 
 
@@ -517,12 +522,14 @@ def test_graph_def_round_trips_cond_and_while() -> None:
         out = imported.get_tensor_by_name("copy/out:0")
         (dx,) = fc.gradients(fc.reduce_sum(out), imported.get_tensor_by_name("copy/x:0"))
     feeds = {"x:0": np.array([0.5, -1.0, 2.0], np.float32), "p:0": True}
-    with fc.Session(graph=original, target="reference") as first, fc.Session(graph=imported, target="reference") as second:
+    first, second = fc.Session(graph=original, target="reference"), fc.Session(graph=imported, target="reference")
+    with first, second:
         first.run("v/Assign")
         second.run("copy/v/Assign")
         for flag in (True, False):
             want = first.run("out:0", {**feeds, "p:0": flag})
-            np.testing.assert_array_equal(second.run(out, {f"copy/{k}": value for k, value in {**feeds, "p:0": flag}.items()}), want)
+            copied = {f"copy/{k}": value for k, value in {**feeds, "p:0": flag}.items()}
+            np.testing.assert_array_equal(second.run(out, copied), want)
         assert second.run(dx, {f"copy/{k}": value for k, value in feeds.items()}).shape == (3,)
     again = imported.as_graph_def()["nodes"][:len(document["nodes"])]  # then the gradient's nodes
     assert [n["op"] for n in again] == [n["op"] for n in document["nodes"]]
@@ -579,7 +586,7 @@ def test_relax_shape_forgets_sizes_in_the_type_only() -> None:
 
 def test_the_control_flow_example_runs_as_a_script() -> None:
     script = os.path.join(ROOT, "examples", "cond_while.py")
-    done = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, script], check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "cond: 20.0 and 3.0" in done.stdout
     assert "while_loop: i = 10" in done.stdout

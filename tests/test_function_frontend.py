@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
-
-import numpy as np
-import pytest
+from collections.abc import Callable
 
 import flowc as fc
+import numpy as np
+import pytest
 from flowc.errors import GraphError
 from flowc.lowering import lower
-
 from test_control_flow_frontend import HERE, check_gradient
 
 TARGETS = ["reference"]
@@ -64,7 +62,7 @@ def test_functions_capture_variables_nest_and_run_inside_loops(target: str) -> N
         return twice(x)["out"] + looped
 
     x0 = np.array([0.1, -0.2, 0.3])
-    layer = lambda v: np.tanh(v * w0)  # noqa: E731
+    layer = lambda v: np.tanh(v * w0)
     g = fc.Graph()
     with g.as_default():
         x = fc.placeholder(fc.float64, shape=[3], name="x")
