@@ -59,8 +59,7 @@ def cond(pred: Any, true_fn: Callable[[], Any] | None = None, false_fn: Callable
     pred = _predicate(pred, label, loc)
     _check_callable(true_fn, "true_fn", label, loc)
     _check_callable(false_fn, "false_fn", label, loc)
-    branches = [trace(fn, [], name=f"{which}", purpose=f"the {which} branch of {label}",
-                      owner=label)
+    branches = [trace(fn, [], name=which, purpose=f"the {which} branch of {label}", owner=label)
                 for fn, which in ((true_fn, "true"), (false_fn, "false"))]
     results = [_unpacked(b.structured_outputs, strict) for b in branches]
     _check_same_structure(results, ("true branch", "false branch"), label, loc)
