@@ -303,10 +303,9 @@ def _state_types(structure: Any, shape_invariants: Any, paths: list[str], label:
                  loc: str | None) -> list[TensorType]:
     """The loop state's types: each variable's own, or its shape invariant's."""
     init = nest.flatten(structure)
-    if shape_invariants is None:
-        return [t.type for t in init]
-    invariants = _flatten_up_to(structure, list(shape_invariants) if isinstance(shape_invariants, tuple)
-                                else shape_invariants, label, loc)
+    if isinstance(shape_invariants, tuple):
+        shape_invariants = list(shape_invariants)
+    invariants = _flatten_up_to(structure, shape_invariants, label, loc)
     types = []
     for path, tensor, shape in zip(paths, init, invariants):
         if shape is None:
@@ -328,8 +327,10 @@ def _flatten_up_to(structure: Any, invariants: Any, label: str, loc: str | None)
             raise GraphError(f"a shape invariant must be a shape like [None, 3], got {invariants!r}",
                              op=label, where=loc)
         return [invariants]
+    if invariants is None and hasattr(structure, "_flowc_shape_invariants"):
+        invariants = list(structure._flowc_shape_invariants())  # a composite's own: Note [composite protocol]
     if invariants is None:
-        return [None] * len(nest.flatten(structure))
+        return [leaf for child in nest.children(structure) for leaf in _flatten_up_to(child, None, label, loc)]
     if nest.is_composite(structure):
         invariants = list(invariants)
     children = nest.children(structure)

@@ -11,7 +11,10 @@ An object that has a method `_flowc_components(self) -> list[Tensor]` and
 it flattens to its components, and pack_sequence_as rebuilds it from new
 ones. fc.TensorArray is one: a while loop carries its components as loop
 state and the body sees it rebuilt around the loop's block arguments. The
-two method names are the whole protocol; keep them.
+two method names are the protocol; keep them. A composite may also have
+`_flowc_shape_invariants(self) -> list[shape or None]`, one per component:
+the shape_invariants fc.while_loop uses for it when the user gives none
+(a component that grows in the loop says None for the dim that grows).
 """
 
 from __future__ import annotations

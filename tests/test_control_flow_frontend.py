@@ -269,6 +269,30 @@ def test_composites_are_loop_variables_and_branch_results(target: str) -> None:
     assert nest.flatten([count, grown]) == [count, grown.value, grown.scale]
 
 
+class Growing(Scaled):
+    """A composite whose value grows in a loop and says so (`_flowc_shape_invariants`), as a TensorArray does."""
+
+    def _flowc_rebuild(self, components: list[fc.Tensor]) -> Growing:
+        return Growing(*components)
+
+    def _flowc_shape_invariants(self) -> list[Any]:
+        return [[None], None]
+
+    def appended(self, value: fc.Tensor) -> Growing:
+        return Growing(fc.concat([self.value, fc.reshape(value, [1])], 0), self.scale)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_composite_gives_its_own_shape_invariants(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        start = Growing(fc.zeros([0]), fc.constant(2.0))
+        _, grown = fc.while_loop(lambda i, s: i < 3, lambda i, s: (i + 1, s.appended(fc.cast(i, fc.float32) * s.scale)),
+                                 [0, start])
+    assert grown.value.shape == (None,) and grown.scale.shape == ()
+    np.testing.assert_array_equal(run(g, grown.value, target=target), [0.0, 2.0, 4.0])
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_maximum_iterations_bounds_the_loop(target: str) -> None:
     g = fc.Graph()
