@@ -1,4 +1,4 @@
-"""Lowering the graph ops of fc.cond and fc.while_loop: IR `cond` and `while` with regions.
+"""Lowering the graph ops of fc.cond, fc.while_loop and fc.function: IR `cond`, `while` and `call`.
 
 A region's block takes the region op's operands (Note [isolated regions] in
 ir/ops/control.py); each sub-graph is lowered into its block recursively, its
@@ -12,6 +12,10 @@ maximum_iterations) an iteration counter and the bound, then the captures.
 The cond region asks the user's cond and, with a bound, `counter < bound`
 too; the body region yields the user's body results, the counter plus one,
 and the bound and the captures unchanged.
+
+`call` calls an IR function made once per traced sub-graph in the module
+being lowered (`called_functions`), taking its explicit inputs then its
+captures, as a region does.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+
 from flowc.ir import Block, Builder, Function, Region, TensorType, Value
 from flowc.ir.errors import FlowcError
 from flowc.ir.ops.control import build_call
@@ -32,7 +37,7 @@ Env = dict[Tensor, Value]
 
 
 def emit_region_op(b: Builder, op: Operation, operands: list[Value], env: Env) -> None:
-    """Lower a "cond" or "while" graph op onto `b`; its results go into `env`."""
+    """Lower a "cond", "while" or "call" graph op onto `b`; its results go into `env`."""
     try:
         results = EMITTERS[op.type](b, op, operands)
     except FlowcError as error:
