@@ -36,6 +36,8 @@ from .control_flow import case, cond, while_loop
 from .errors import FlowcError
 from .function import custom_gradient, function, recompute_grad
 from .gradients import gradients, stop_gradient
+from .jit import TensorSpec, jit
+from .jit_grad import grad, value_and_grad
 from .graph import (
     Graph,
     Operation,
@@ -120,6 +122,7 @@ __all__ = [
     "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
+    "TensorSpec", "grad", "jit", "value_and_grad",  # jit
     "case", "cond", "nest", "while_loop",  # control flow
     "custom_gradient", "function", "recompute_grad",  # functions
 ]
