@@ -75,7 +75,8 @@ from . import nest
 from .array_ops import placeholder
 from .driver import compile_lowered
 from .graph import Graph, Tensor
-from .jit_signature import (LEAF, CallSignature, Parameter, TracerFound, as_leaf_array, closest, flatten_argument)
+from .jit_signature import (LEAF, NUMBER, CallSignature, Parameter, TracerFound, as_leaf_array, closest,
+                            flatten_argument, number)
 from .lowering import Signature, lower
 from .math_ops import constant
 from .options import CompileOptions
@@ -98,16 +99,16 @@ def trace(fn: Callable[..., Any], specs: Sequence[Any], kwargs: dict[str, Any] |
           static_argnames: Sequence[str] = ()) -> Trace:
     """`fn(*specs, **kwargs)` traced into a new Graph.
 
-    Each leaf (nest.flatten) of the arguments that has a `shape` and a `dtype` (a numpy array, an
-    fc.TensorSpec, a Tensor) becomes a placeholder of that dtype and shape, None dims staying
-    unknown; Python numbers become 0-d placeholders (bool, int32, float32); every other leaf is
-    passed as it is, and so is every argument named in `static_argnames`. The placeholders are named
+    Each leaf (nest.flatten) of the arguments that has a `shape` and a `dtype` (a numpy array or
+    scalar, an fc.TensorSpec, a Tensor) becomes a placeholder of that dtype and shape, None dims
+    staying unknown; every other leaf (a Python number, say) is passed as it is, and so is every
+    argument named in `static_argnames`. The placeholders are named
     after the parameters ("params/W" for params["W"]).
     The result must be a Tensor, an array or a number, or tuples, lists, dicts and namedtuples of
     them (None leaves kept): anything else is a FlowcTypeError naming where it is.
 
     >>> import flowc as fc
-    >>> t = trace(lambda x, y: (x * y, x), [fc.TensorSpec([None, 3], fc.float32), 2.0])
+    >>> t = trace(lambda x, y: (x * y, x), [fc.TensorSpec([None, 3], fc.float32), np.float32(2)])
     >>> [f.name for f in t.feeds], [f.name for f in t.fetches], t.structure[1] is t.feeds[0]
     (['x:0', 'y:0'], ['mul:0', 'x:0'], True)
     """
@@ -152,11 +153,9 @@ def _placeholders(value: Any, name: str, feeds: list[Tensor]) -> Any:
     leaves = nest.flatten_with_paths(value)
     replaced = []
     for path, leaf in leaves:
-        if hasattr(leaf, "shape") and hasattr(leaf, "dtype") or type(leaf) in (bool, int, float):
-            array_like = np.asarray(leaf) if type(leaf) in (bool, int, float) else leaf
-            dtype = {bool: "bool", int: "int32", float: "float32"}.get(type(leaf), getattr(array_like, "dtype", None))
-            shape = [None if d is None or d == -1 else int(d) for d in array_like.shape]
-            leaf = placeholder(as_dtype(dtype), shape, name=_op_name(name + path))
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+            shape = [None if d is None or d == -1 else int(d) for d in leaf.shape]
+            leaf = placeholder(as_dtype(leaf.dtype), shape, name=_op_name(name + path))
             feeds.append(leaf)
         replaced.append(leaf)
     return nest.pack_sequence_as(value, replaced)
@@ -570,6 +569,8 @@ def _unflatten(key: Any, leaves: Any) -> Any:
     if key is None:
         return None
     kind, *rest = key
+    if kind == NUMBER:
+        return number(key)
     if isinstance(kind, type) and issubclass(kind, dict):
         keys, children = rest
         values = {k: _unflatten(c, leaves) for k, c in zip(keys, children)}

@@ -11,11 +11,15 @@ The signature of a call is
     does: a new size is a new signature, and the code is compiled for static
     shapes, which fusion and scheduling use. (fc.export and `flowc compile`
     trace with None dims instead, for code that takes any size.)
-A leaf is a numpy array, a numpy scalar (a 0-d array of its dtype), or a
-Python number: bool, int and float are traced as 0-d bool, int32 and float32
-arrays (flowc's dtypes for Python numbers, as fc.constant gives them), so
-their values are not part of the signature and a new value reuses the code.
-Arguments are bound to the function's parameters first, so `f(x, y=1.0)` and
+A leaf is a numpy array or a numpy scalar (a 0-d array of its dtype). A
+Python number (bool, int, float) is static: its value is part of the
+signature and the function sees the number itself, so `x * scale` follows
+flowc's rule that a Python number takes the dtype of the tensor it meets (a
+traced 0-d float32 would not mix with float64 arrays; jax's weak types solve
+that, flowc has none). A number that changes every call (a learning-rate
+schedule) is passed as np.float32(...) or a 0-d array, and is then traced.
+Dicts are flattened, and rebuilt for the function, in sorted key order (as
+jax and nest.flatten do). Arguments are bound to the function's parameters first, so `f(x, y=1.0)` and
 `f(x, 1.0)` have one signature; a parameter left to its default is not an
 argument: the default is read as a constant when the function is traced.
 """
@@ -34,8 +38,9 @@ from .graph import Tensor
 from .nest import is_namedtuple
 
 SUPPORTED = frozenset(d.np for d in DTYPES)
-PYTHON_DTYPES = {bool: np.dtype(np.bool_), int: np.dtype(np.int32), float: np.dtype(np.float32)}
+NUMBERS = (bool, int, float)
 LEAF = "leaf"  # the structure key of a leaf
+NUMBER = "number"  # (NUMBER, type, repr): a Python number in an argument (static: repr tells 0.0 from -0.0, NaN == NaN)
 
 
 class TracerFound(Exception):
@@ -83,11 +88,42 @@ def _difference(old: Parameter, new: Parameter) -> str:
     if old.static or new.static:
         return f"static argument '{old.name}' changed from {old.value!r} to {new.value!r}"
     if old.value != new.value or old.paths != new.paths:
+        path, before, after = _first_difference(old.value, new.value, "")
+        if _is_number(before) and _is_number(after):
+            return (f"argument '{old.name}{path}' changed from {before[2]} to {after[2]} (a Python number is static; "
+                    "pass np.float32(...) or an array to trace it)")
         return (f"argument '{old.name}' changed structure from {describe_parameter(old)} "
                 f"to {describe_parameter(new)}")
     changed = [(path, a, b) for path, a, b in zip(old.paths, old.leaves, new.leaves) if a != b]
     return "; ".join(f"argument '{old.name}{path}' changed from {format_leaf(a)} to {format_leaf(b)}"
                      for path, a, b in changed)
+
+
+def _is_number(key: Any) -> bool:
+    return isinstance(key, tuple) and len(key) == 3 and key[0] == NUMBER
+
+
+def _first_difference(old: Any, new: Any, path: str) -> tuple[str, Any, Any]:
+    """Where two structure keys first differ (a path as Python indexes it), and the two keys there."""
+    if old == new or not (isinstance(old, tuple) and isinstance(new, tuple)) or _is_number(old) or _is_number(new) \
+            or old[0] != new[0]:
+        return path, old, new
+    kind = old[0]
+    if isinstance(kind, type) and issubclass(kind, dict):
+        if old[1] != new[1]:
+            return path, old, new
+        labels = [f"[{key!r}]" for key in old[1]]
+        pairs = zip(old[2], new[2])
+    else:
+        if len(old[1]) != len(new[1]):
+            return path, old, new
+        labels = [f".{name}" for name in kind._fields] if hasattr(kind, "_fields") else \
+            [f"[{i}]" for i in range(len(old[1]))]
+        pairs = zip(old[1], new[1])
+    for label, (a, b) in zip(labels, pairs):
+        if a != b:
+            return _first_difference(a, b, path + label)
+    return path, old, new
 
 
 def closest(signature: CallSignature, known: list[CallSignature]) -> CallSignature:
@@ -116,6 +152,8 @@ def _describe(key: Any, leaves: Any) -> str:
     if key is None:
         return "None"
     kind, *rest = key
+    if kind == NUMBER:
+        return rest[1]
     if kind is dict or (isinstance(kind, type) and issubclass(kind, dict)):
         keys, children = rest
         return "{" + ", ".join(f"{k!r}: {_describe(c, leaves)}" for k, c in zip(keys, children)) + "}"
@@ -148,9 +186,17 @@ def flatten_argument(value: Any, path: str, leaves: list[Any], paths: list[str])
         return (kind, tuple(keys), tuple([flatten_argument(value[k], f"{path}[{k!r}]", leaves, paths) for k in keys]))
     if value is None:
         return None
+    if kind in NUMBERS:
+        return (NUMBER, kind, repr(value))
     leaves.append(value)
     paths.append(path)
     return LEAF
+
+
+def number(key: tuple) -> bool | int | float:
+    """The Python number a structure key (NUMBER, type, repr) stands for."""
+    _, kind, text = key
+    return text == "True" if kind is bool else kind(text)
 
 
 def as_leaf_array(value: Any, where: str, loc: str | None) -> np.ndarray:
@@ -162,12 +208,6 @@ def as_leaf_array(value: Any, where: str, loc: str | None) -> np.ndarray:
     kind = type(value)
     if kind is np.ndarray:
         array = value
-    elif kind in PYTHON_DTYPES:
-        try:
-            return np.asarray(value, PYTHON_DTYPES[kind])
-        except OverflowError:
-            raise FlowcTypeError(f"argument '{where}' is the Python int {value}, which int32 cannot hold; "
-                                 "pass an int64 array (np.int64(...))", where=loc) from None
     elif isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
     elif isinstance(value, Tensor):
