@@ -27,7 +27,7 @@ argument: the default is read as a constant when the function is traced.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from flowc.ir.types import DTYPES
 
 from .graph import Tensor
 from .nest import is_namedtuple
+from .sources import user_location
 
 SUPPORTED = frozenset(d.np for d in DTYPES)
 NUMBERS = (bool, int, float)
@@ -169,28 +170,50 @@ def _describe(key: Any, leaves: Any) -> str:
 # -- flattening arguments ---------------------------------------------------------------
 
 
-def flatten_argument(value: Any, path: str, leaves: list[Any], paths: list[str]) -> Hashable:
-    """The structure key of `value`, appending its leaves (and where they are) in nest.flatten's order."""
+def flatten_argument(value: Any, leaves: list[Any]) -> Hashable:
+    """The structure key of `value`, appending its leaves in nest.flatten's order (leaf_paths says where)."""
     kind = type(value)
-    if kind is tuple or kind is list or (isinstance(value, tuple) and is_namedtuple(value)):
-        return (kind, tuple([flatten_argument(v, f"{path}[{i}]" if not is_namedtuple(value) else
-                                              f"{path}.{kind._fields[i]}", leaves, paths)
-                             for i, v in enumerate(value)]))
-    if isinstance(value, tuple):  # a tuple subclass that is not a namedtuple: nest rebuilds a tuple
-        return flatten_argument(tuple(value), path, leaves, paths)
-    if isinstance(value, dict):
+    if kind is tuple or kind is list:
+        return (kind, tuple([flatten_argument(v, leaves) for v in value]))
+    if kind is dict or isinstance(value, dict):
         try:
             keys = sorted(value)
         except TypeError:
-            raise FlowcTypeError(f"the dict at {path or 'the argument'} needs keys that sort, got {list(value)!r}")
-        return (kind, tuple(keys), tuple([flatten_argument(value[k], f"{path}[{k!r}]", leaves, paths) for k in keys]))
+            raise FlowcTypeError(f"a dict argument needs keys that sort, got {list(value)!r}",
+                                 where=user_location()) from None
+        return (kind, tuple(keys), tuple([flatten_argument(value[k], leaves) for k in keys]))
+    if isinstance(value, tuple):  # a namedtuple; another tuple subclass nest rebuilds as a tuple
+        return (kind if is_namedtuple(value) else tuple, tuple([flatten_argument(v, leaves) for v in value]))
     if value is None:
         return None
     if kind in NUMBERS:
         return (NUMBER, kind, repr(value))
     leaves.append(value)
-    paths.append(path)
     return LEAF
+
+
+def leaf_paths(key: Any, path: str = "") -> list[str]:
+    """Where each leaf of a structure key is, as Python indexes it: "", "['W']", "[1]", ".first"."""
+    if key == LEAF:
+        return [path]
+    if key is None or key[0] == NUMBER:
+        return []
+    kind = key[0]
+    if isinstance(kind, type) and issubclass(kind, dict):
+        labels, children = [f"[{k!r}]" for k in key[1]], key[2]
+    else:
+        children = key[1]
+        labels = [f".{name}" for name in kind._fields] if hasattr(kind, "_fields") else \
+            [f"[{i}]" for i in range(len(children))]
+    return [p for label, child in zip(labels, children) for p in leaf_paths(child, path + label)]
+
+
+def fits(array: np.ndarray) -> bool:
+    """An exact ndarray the compiled code takes as it is (as_leaf_array would return it untouched)."""
+    if type(array) is not np.ndarray or array.dtype not in SUPPORTED:
+        return False
+    flags = array.flags
+    return flags.c_contiguous and flags.aligned
 
 
 def number(key: tuple) -> bool | int | float:
@@ -199,11 +222,11 @@ def number(key: tuple) -> bool | int | float:
     return text == "True" if kind is bool else kind(text)
 
 
-def as_leaf_array(value: Any, where: str, loc: str | None) -> np.ndarray:
+def as_leaf_array(value: Any, where: Callable[[], str]) -> np.ndarray:
     """A leaf as the compiled code takes it: a C-contiguous, aligned, native-order array of a flowc dtype.
 
-    Raises TracerFound for a Tensor, and a FlowcTypeError naming the argument for anything else that is
-    not an array or a number.
+    Raises TracerFound for a Tensor, and a FlowcTypeError naming the argument (`where()`: its path) for
+    anything else that is not an array.
     """
     kind = type(value)
     if kind is np.ndarray:
@@ -213,18 +236,29 @@ def as_leaf_array(value: Any, where: str, loc: str | None) -> np.ndarray:
     elif isinstance(value, Tensor):
         raise TracerFound()
     else:
-        raise FlowcTypeError(f"argument '{where}' is a {kind.__name__}; a jitted function takes numpy arrays, "
+        raise FlowcTypeError(f"argument '{where()}' is a {kind.__name__}; a jitted function takes numpy arrays, "
                              "Python numbers, and tuples, lists, dicts and namedtuples of them: mark it static "
-                             "(static_argnums / static_argnames) if it is a setting", where=loc)
+                             "(static_argnums / static_argnames) if it is a setting", where=user_location())
     dtype = array.dtype
     if dtype not in SUPPORTED:
         native = dtype.newbyteorder("=")
         if native not in SUPPORTED:
-            raise FlowcTypeError(f"argument '{where}' has dtype {dtype}; flowc computes in "
+            raise FlowcTypeError(f"argument '{where()}' has dtype {dtype}; flowc computes in "
                                  f"{', '.join(d.name for d in DTYPES)}: cast it first (x.astype(np.float32))",
-                                 where=loc)
+                                 where=user_location())
         array = array.astype(native)
     flags = array.flags
     if not (flags.c_contiguous and flags.aligned):
         array = np.require(array, requirements=["C", "A"])
     return array
+
+
+def signature_of(key: tuple) -> CallSignature:
+    """The signature a cache key (JitFunction._key) stands for."""
+    parameters = []
+    for name, structure, value in key:
+        if structure is True:
+            parameters.append(Parameter(name, True, value[1]))
+        else:
+            parameters.append(Parameter(name, False, structure, tuple(leaf_paths(structure)), value))
+    return CallSignature(tuple(parameters))
