@@ -77,7 +77,7 @@ from .array_ops import placeholder
 from .driver import compile_lowered
 from .graph import Graph, Tensor
 from .jit_signature import (LEAF, NUMBER, CallSignature, TracerFound, as_leaf_array, closest, fits,
-                            flatten_argument, leaf_paths, number, signature_of)
+                            flatten_argument, guard, leaf_paths, number, signature_of)
 from .lowering import Signature, lower
 from .math_ops import constant
 from .options import CompileOptions
@@ -226,7 +226,8 @@ class CompiledCall:
     rebuild: Callable[[Any], Any] | None  # the flat answer -> the function's result structure
     uses_step: bool
     donated: tuple[int, ...]  # the leaves whose buffers the code may write
-    hot: bool  # the arguments are the positional arrays themselves (Note [the jitted call])
+    positional: bool  # a call of as many positional arguments binds them as this signature's (the hot path)
+    guard: Callable[[tuple], tuple | None] | None  # the positional arguments -> the leaves (Note [the hot path's guard])
     fast: Any = None  # the FastRun, once a call on the Python path laid the code out
     fresh_outputs: bool = False
     layouts: int = field(default=0)
@@ -269,10 +270,12 @@ class JitFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         hot = self._hot
         if hot is not None and not kwargs:
-            answer = hot.fast(*args)
-            if answer is not NotImplemented:
-                rebuild = hot.rebuild
-                return answer if rebuild is None else rebuild(answer)
+            leaves = args if hot.guard is None else hot.guard(args)
+            if leaves is not None:
+                answer = hot.fast(*leaves)
+                if answer is not NotImplemented:
+                    rebuild = hot.rebuild
+                    return answer if rebuild is None else rebuild(answer)
         return self._call(args, kwargs)
 
     def _call(self, args: tuple, kwargs: dict[str, Any]) -> Any:
@@ -283,16 +286,11 @@ class JitFunction:
         compiled = self._cache.get(key)
         if compiled is None:
             compiled = self._compile(key, args, kwargs)
-        leaves = self._donatable(compiled, leaves)
-        if compiled.fast is not None:
-            answer = compiled.fast(*leaves)
-            if answer is not NotImplemented:
-                if compiled.hot and not kwargs and len(leaves) == len(args):
-                    self._hot = compiled
-                return answer if compiled.rebuild is None else compiled.rebuild(answer)
-        answer = self._run(compiled, leaves)
-        if compiled.hot and not kwargs and len(leaves) == len(args) and compiled.fast is not None:
-            self._hot = compiled
+        answer = compiled.fast(*leaves) if compiled.fast is not None else NotImplemented
+        if answer is NotImplemented:
+            answer = self._run(compiled, self._donatable(compiled, leaves))
+        if compiled.positional and compiled.fast is not None and not kwargs:
+            self._hot = compiled  # the latest signature takes the hot path (Note [the jitted call])
         return answer if compiled.rebuild is None else compiled.rebuild(answer)
 
     def _key(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, list[np.ndarray]]:
@@ -340,10 +338,14 @@ class JitFunction:
     def _donatable(self, compiled: CompiledCall, leaves: list[np.ndarray]) -> list[np.ndarray]:
         """Leaves the code may write, copied where the caller's array cannot take it (Note [donated
         arguments of a jitted call])."""
+        if not compiled.donated:
+            return leaves
+        roots = [id(_root(leaf)) for leaf in leaves]  # arrays of different roots share no memory
         for i in compiled.donated:
             leaf = leaves[i]
-            if not leaf.flags.writeable or any(j != i and np.may_share_memory(leaf, other)
-                                               for j, other in enumerate(leaves)):
+            if not leaf.flags.writeable or (roots.count(roots[i]) > 1 and any(
+                    j != i and roots[j] == roots[i] and np.may_share_memory(leaf, leaves[j])
+                    for j in range(len(leaves)))):
                 leaves[i] = leaf.copy()
         return leaves
 
@@ -411,9 +413,10 @@ class JitFunction:
         lowered = type(lowered)(lowered.module, DonatingSignature(**values, offered=offered))
         executable = compile_lowered(lowered, self.target, self.options)
         picks, answer, rebuild = _answer_of(traced)
-        hot = not self.static_argnames and not donated and all(
-            not p.static and p.value == LEAF for p in signature.parameters)
-        return CompiledCall(signature, executable, picks, answer, rebuild, lowered.signature.uses_step, donated, hot,
+        names = tuple(p.name for p in signature.parameters)
+        positional = self._positional is not None and names == self._positional[:len(names)]
+        return CompiledCall(signature, executable, picks, answer, rebuild, lowered.signature.uses_step, donated,
+                            positional, guard(signature) if positional else None,
                             fresh_outputs=getattr(executable, "fresh_outputs", False))
 
     def _specs(self, signature: CallSignature) -> dict[str, Any]:
@@ -636,7 +639,32 @@ def _answer_of(traced: Trace) -> tuple[tuple[int, ...], int, Callable[[Any], Any
     flat = not any(nest.is_nested(child) for child in structure) if type(structure) in (tuple, list) else False
     if flat:
         return tuple(picks), fast_run.ANSWER_LIST if type(structure) is list else fast_run.ANSWER_TUPLE, None
-    return tuple(picks), fast_run.ANSWER_TUPLE, lambda flat_answer: nest.pack_sequence_as(structure, flat_answer)
+    return tuple(picks), fast_run.ANSWER_TUPLE, _rebuilder(structure, iter(range(len(leaves))))
+
+
+def _rebuilder(structure: Any, positions: Any) -> Callable[[Sequence[Any]], Any]:
+    """A function from the flat answer (nest.flatten's order) to `structure` with those values: a
+    closure per node, made once, so a call rebuilds without walking the structure again."""
+    if not nest.is_nested(structure):
+        index = next(positions)
+        return lambda flat: flat[index]
+    parts = [_rebuilder(child, positions) for child in nest.children(structure)]
+    kind = type(structure)
+    if kind is tuple:
+        return lambda flat: tuple([part(flat) for part in parts])
+    if kind is list:
+        return lambda flat: [part(flat) for part in parts]
+    if kind is dict and list(structure) == sorted(structure):
+        keys = list(structure)
+        return lambda flat: {key: part(flat) for key, part in zip(keys, parts)}
+    return lambda flat: nest.rebuild(structure, [part(flat) for part in parts])
+
+
+def _root(array: np.ndarray) -> Any:
+    """The object that owns an array's memory (itself, or the end of its chain of bases)."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
 
 
 def _owned(value: np.ndarray, others: list[np.ndarray]) -> np.ndarray:

@@ -262,3 +262,65 @@ def signature_of(key: tuple) -> CallSignature:
         else:
             parameters.append(Parameter(name, False, structure, tuple(leaf_paths(structure)), value))
     return CallSignature(tuple(parameters))
+
+
+# -- the hot path's guard ----------------------------------------------------------------------
+#
+# Note [the hot path's guard]
+# A jitted call whose arguments are nested (a dict of parameters, say) or static cannot hand its
+# positional arguments to the FastRun as they are. For the latest signature the jitted function
+# keeps a guard made from it: one small generated function that checks each container's exact type
+# and length (a dict's keys by indexing them), each static value (type and ==) and each Python
+# number, and returns the array leaves in flatten order, or None where anything differs. The
+# FastRun then checks the leaves themselves. Generated source, not a tree of closures: one call
+# with its checks inline costs a fraction of a closure per node, as jax does this walk in C++.
+
+
+def guard(signature: CallSignature) -> Callable[[tuple], tuple | None] | None:
+    """The guard of a signature (Note [the hot path's guard]), or None where the positional arguments
+    are the leaves themselves (every argument an array)."""
+    if all(not p.static and p.value == LEAF for p in signature.parameters):
+        return None
+    lines: list[str] = []
+    constants: dict[str, Any] = {}
+    leaves: list[str] = []
+    for index, parameter in enumerate(signature.parameters):
+        lines.append(f"a{index} = args[{index}]")
+        if parameter.static:
+            constants[f"s{index}"], constants[f"t{index}"] = parameter.value, type(parameter.value)
+            lines.append(f"if type(a{index}) is not t{index} or a{index} != s{index}: return None")
+        else:
+            _guard_node(parameter.value, f"a{index}", lines, constants, leaves)
+    body = "\n".join(f"        {line}" for line in lines)
+    source = (f"def guard(args):\n    if len(args) != {len(signature.parameters)}:\n        return None\n"
+              f"    try:\n{body}\n    except Exception:\n        return None\n"
+              f"    return ({''.join(leaf + ', ' for leaf in leaves)})\n")
+    namespace = dict(constants)
+    exec(compile(source, "<fc.jit guard>", "exec"), namespace)  # noqa: S102 (our own text, from a signature)
+    return namespace["guard"]
+
+
+def _guard_node(key: Any, name: str, lines: list[str], constants: dict[str, Any], leaves: list[str]) -> None:
+    if key == LEAF:
+        leaves.append(name)
+        return
+    if key is None:
+        lines.append(f"if {name} is not None: return None")
+        return
+    number = f"c{len(constants)}"
+    if key[0] == NUMBER:
+        constants[number], constants[number + "_text"] = key[1], key[2]
+        lines.append(f"if type({name}) is not {number} or repr({name}) != {number}_text: return None")
+        return
+    kind = key[0]
+    constants[number] = kind
+    children = key[2] if isinstance(kind, type) and issubclass(kind, dict) else key[1]
+    lines.append(f"if type({name}) is not {number} or len({name}) != {len(children)}: return None")
+    for position, child in enumerate(children):
+        child_name = f"{name}_{position}"
+        if isinstance(kind, type) and issubclass(kind, dict):
+            constants[f"{child_name}_key"] = key[1][position]
+            lines.append(f"{child_name} = {name}[{child_name}_key]")
+        else:
+            lines.append(f"{child_name} = {name}[{position}]")
+        _guard_node(child, child_name, lines, constants, leaves)

@@ -150,6 +150,37 @@ def test_a_repeated_call_is_one_c_call(monkeypatch: pytest.MonkeyPatch) -> None:
         np.testing.assert_array_equal(jitted(value, x), value * x + 1)
 
 
+@pytest.mark.skipif(fast_run.module() is None, reason="the fast run extension is not available here")
+def test_nested_static_and_donated_arguments_take_the_hot_path_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Note [the hot path's guard]: the latest signature's guard hands the leaves to the FastRun."""
+    @fc.jit(static_argnums=2, donate_argnums=0)
+    def update(params, grads, rate, extra=None):
+        return {k: params[k] - rate * grads[k] for k in params}, (extra, rate * 2)
+
+    params = {"w": np.ones(3, np.float32), "b": np.ones(2, np.float32)}
+    grads = {"w": np.ones(3, np.float32), "b": np.full(2, 2, np.float32)}
+    new, (extra, doubled) = update(params, grads, 0.5)
+    assert new["w"] is params["w"] and extra is None and doubled == 1.0
+
+    def keyed_path(*args: Any) -> None:
+        raise AssertionError("the hot path fell back")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(update, "_call", keyed_path)
+        new, _ = update(new, grads, 0.5)
+        np.testing.assert_array_equal(new["w"], 0)
+        np.testing.assert_array_equal(new["b"], -1)
+        with pytest.raises(AssertionError, match="fell back"):
+            update(new, grads, 0.25)  # another static value
+        with pytest.raises(AssertionError, match="fell back"):
+            update({"w": new["w"], "c": new["b"]}, grads, 0.5)  # another key
+        with pytest.raises(AssertionError, match="fell back"):
+            update([new["w"], new["b"]], grads, 0.5)  # another container
+    new, _ = update(new, grads, 0.25)
+    np.testing.assert_array_equal(new["w"], -0.25)
+    assert update.compiles == 2
+
+
 def test_the_hot_path_falls_back_on_anything_new() -> None:
     jitted = fc.jit(lambda x: x * 2)
     x = np.arange(4, dtype=np.float32)
@@ -259,9 +290,17 @@ def test_a_donated_argument_holds_the_update() -> None:
 def test_a_donation_never_writes_what_the_caller_shares() -> None:
     add = fc.jit(lambda x, y: x + y, donate_argnums=0)
     x = np.ones(4, np.float32)
+    z = np.zeros(4, np.float32)
+    assert add(z, x) is z  # and now the signature is on the hot path
     out = add(x, x)  # the same buffer twice: the donated one is copied first
     np.testing.assert_array_equal(out, 2)
     np.testing.assert_array_equal(x, 1)
+    whole = np.ones(8, np.float32)
+    out = add(whole[:4], whole[4:][::-1].copy())  # distinct: written in place
+    assert np.shares_memory(out, whole)
+    out = add(whole[4:], whole[2:6])  # overlapping views
+    np.testing.assert_array_equal(out, [3, 3, 2, 2])
+    np.testing.assert_array_equal(whole, [2, 2, 2, 2, 1, 1, 1, 1])
     frozen = np.ones(4, np.float32)
     frozen.flags.writeable = False
     np.testing.assert_array_equal(add(frozen, x), 2)
