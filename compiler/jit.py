@@ -19,17 +19,19 @@ another process that traces the same code loads the library.
 
 Note [the jitted call]
 A call after the first must cost no more than a Session.run through the fast
-run. Where a function has no static or donated arguments and a call passes
-only numpy arrays, positionally, the arguments are exactly the compiled
-code's feeds, in order, and the FastRun of the latest signature
-(runtime/native/fast_run.c) is called with them: `fast(*args)` checks each
-is an exact ndarray of the dtype, rank, shape, layout and alignment that
-signature has, and runs the code in one C call. Anything it does not
-recognise (a Python number, a nested argument, a new shape, a keyword)
-returns NotImplemented, and the call takes the keyed path: bind, flatten,
-convert, look up, then the FastRun of that signature (about 2 us for a
-dict of two arrays or a static argument). The hot path runs no Python per
-argument and traces nothing.
+run. The jitted function keeps its latest signature's compiled call on a hot
+path: where a call passes only positional arguments, that signature's guard
+(Note [the hot path's guard] in jit_signature.py; none where every argument
+is an array) checks the containers and static values and hands the array
+leaves, in feed order, to the signature's FastRun (runtime/native/fast_run.c),
+which checks each is an exact ndarray of the dtype, rank, shape, layout and
+alignment that signature has, that no donated buffer overlaps another
+argument, and runs the code in one C call. Anything either does not
+recognise (a new shape or static value, a keyword, a list where a tuple was)
+falls to the keyed path: bind, flatten, convert, look up (or trace and
+compile), then that signature's FastRun, which becomes the hot one. The hot
+path traces nothing and runs no Python per argument: about 0.4 us for one
+array, 0.9 us for a dict of two, on the machine of bench/bench_jit.py.
 
 Note [jit and state]
 A jitted function is pure: it reads its arguments and returns values. An
@@ -64,142 +66,23 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from flowc.ir.errors import FlowcError, FlowcTypeError, GraphError
-from flowc.ir.types import as_dtype
 from flowc.runtime import fast_run
 
 from . import nest
-from .array_ops import placeholder
 from .driver import compile_lowered
-from .graph import Graph, Tensor
+from .graph import Tensor
 from .jit_signature import (LEAF, NUMBER, CallSignature, TracerFound, as_leaf_array, closest, fits,
                             flatten_argument, guard, leaf_paths, number, signature_of)
+from .jit_trace import Trace, TensorSpec, definition_line, trace
 from .lowering import Signature, lower
-from .math_ops import constant
 from .options import CompileOptions
 from .sources import user_location
 from .targets import Executable, target_named
-
-
-class Trace(NamedTuple):
-    """A function traced into a graph: `feeds` are its placeholders (one per array leaf of the
-    arguments, in flatten order), `fetches` the tensors it returns (one per tensor leaf of the
-    result, duplicates kept), `structure` its return value with those Tensors (and Nones) as leaves."""
-
-    graph: Graph
-    feeds: list[Tensor]
-    fetches: list[Tensor]
-    structure: Any
-
-
-def trace(fn: Callable[..., Any], specs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
-          static_argnames: Sequence[str] = ()) -> Trace:
-    """`fn(*specs, **kwargs)` traced into a new Graph.
-
-    Each leaf (nest.flatten) of the arguments that has a `shape` and a `dtype` (a numpy array or
-    scalar, an fc.TensorSpec, a Tensor) becomes a placeholder of that dtype and shape, None dims
-    staying unknown; every other leaf (a Python number, say) is passed as it is, and so is every
-    argument named in `static_argnames`. The placeholders are named
-    after the parameters ("params/W" for params["W"]).
-    The result must be a Tensor, an array or a number, or tuples, lists, dicts and namedtuples of
-    them (None leaves kept): anything else is a FlowcTypeError naming where it is.
-
-    >>> import flowc as fc
-    >>> t = trace(lambda x, y: (x * y, x), [fc.TensorSpec([None, 3], fc.float32), np.float32(2)])
-    >>> [f.name for f in t.feeds], [f.name for f in t.fetches], t.structure[1] is t.feeds[0]
-    (['x:0', 'y:0'], ['mul:0', 'x:0'], True)
-    """
-    kwargs = dict(kwargs or {})
-    names = _parameter_names(fn, len(specs), kwargs)
-    graph = Graph()
-    feeds: list[Tensor] = []
-    with graph.as_default():
-        static = set(static_argnames)
-        args = [spec if names[i] in static else _placeholders(spec, names[i], feeds) for i, spec in enumerate(specs)]
-        kwargs = {key: value if key in static else _placeholders(value, key, feeds) for key, value in kwargs.items()}
-        result = fn(*args, **kwargs)
-        fetches, structure = _results(result, graph, fn)
-    return Trace(graph, feeds, fetches, structure)
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """The dtype and shape of an argument, for tracing without data (`trace`, fc.export): None dims
-    are known only at run time. Not a tuple, so nest takes it for a leaf."""
-
-    shape: tuple[int | None, ...]
-    dtype: Any = "float32"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(None if d is None or d == -1 else int(d) for d in self.shape))
-        object.__setattr__(self, "dtype", as_dtype(self.dtype))
-
-
-def _parameter_names(fn: Callable[..., Any], count: int, kwargs: dict[str, Any]) -> list[str]:
-    try:
-        parameters = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        parameters = []
-    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    star = next((p.name for p in parameters if p.kind == p.VAR_POSITIONAL), "arg")
-    return [names[i] if i < len(names) else f"{star}{i}" for i in range(count)]
-
-
-def _placeholders(value: Any, name: str, feeds: list[Tensor]) -> Any:
-    """`value` with a placeholder for each leaf that has a dtype and shape (or is a Python number)."""
-    leaves = nest.flatten_with_paths(value)
-    replaced = []
-    for path, leaf in leaves:
-        if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
-            shape = [None if d is None or d == -1 else int(d) for d in leaf.shape]
-            leaf = placeholder(as_dtype(leaf.dtype), shape, name=_op_name(name + path))
-            feeds.append(leaf)
-        replaced.append(leaf)
-    return nest.pack_sequence_as(value, replaced)
-
-
-def _op_name(path: str) -> str:
-    """An op name from an argument's path: params['W'][0] -> params/W/0."""
-    parts = [p.strip("'\"") for p in path.replace("]", "").replace(".", "[").split("[") if p]
-    name = "/".join("".join(c if c.isalnum() or c in "_.-" else "_" for c in part) for part in parts)
-    return name if name and name[0].isalnum() else f"arg{name}"
-
-
-def _results(result: Any, graph: Graph, fn: Callable[..., Any]) -> tuple[list[Tensor], Any]:
-    """The tensors the traced function returns, and its result with each leaf a Tensor (or None)."""
-    leaves = []
-    fetches = []
-    for path, leaf in nest.flatten_with_paths(result, "result"):
-        if isinstance(leaf, Tensor):
-            if leaf.graph is not graph:
-                raise GraphError(f"the function returns {leaf.name!r} at {path}, a tensor of another graph: a jitted "
-                                 "function returns what it computes from its arguments", where=definition_line(fn))
-        elif leaf is None:
-            leaves.append(None)
-            continue
-        elif isinstance(leaf, (np.ndarray, np.generic, bool, int, float)):
-            leaf = constant(leaf)
-        else:
-            raise FlowcTypeError(f"the function returns a {type(leaf).__name__} at {path}; a jitted function returns "
-                                 "Tensors, arrays and numbers, and tuples, lists, dicts and namedtuples of them",
-                                 where=definition_line(fn))
-        leaves.append(leaf)
-        fetches.append(leaf)
-    return fetches, nest.pack_sequence_as(result, leaves)
-
-
-def definition_line(fn: Callable[..., Any]) -> str | None:
-    """'file.py:LINE' where `fn` is defined (partials and wrappers seen through)."""
-    import os
-
-    while isinstance(fn, functools.partial) or hasattr(fn, "__wrapped__"):
-        fn = fn.func if isinstance(fn, functools.partial) else fn.__wrapped__
-    code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__call__", None), "__code__", None)
-    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code is not None else None
 
 
 # -- the jitted function ----------------------------------------------------------------------
@@ -249,8 +132,6 @@ class JitFunction:
         self.static_argnames = frozenset(_names_of(self._parameters, static_argnums, "static_argnums", fn) +
                                          _as_tuple(static_argnames))
         self.donate_argnames = frozenset(_names_of(self._parameters, donate_argnums, "donate_argnums", fn))
-        self._init_args = dict(static_argnums=static_argnums, static_argnames=static_argnames,
-                               donate_argnums=donate_argnums, target=target)
         both = self.static_argnames & self.donate_argnames
         if both:
             raise FlowcError(f"argument {sorted(both)[0]!r} of {_name(fn)} is both static and donated",
@@ -490,18 +371,33 @@ class JitFunction:
         known = self._bound.get(id(instance))
         if known is not None and known[0]() is instance:
             return known[1]
-        bound = JitFunction(functools.partial(self.fn, instance), static_argnames=tuple(
-            self.static_argnames), options=self.options, target=self.target.name)
-        bound.donate_argnames = self.donate_argnames
         try:
             reference = weakref.ref(instance, lambda _, key=id(instance): self._bound.pop(key, None))
         except TypeError:  # not weakly referable: kept alive with its jitted method
             reference = lambda value=instance: value  # noqa: E731
+        bound = JitFunction(_Method(self.fn, instance, reference), static_argnames=tuple(self.static_argnames),
+                            options=self.options, target=self.target.name)
+        bound.donate_argnames = self.donate_argnames
         self._bound[id(instance)] = (reference, bound)
         return bound
 
     def __repr__(self) -> str:
         return f"<fc.jit {_name(self.fn)}: {self.compiles} compiled, target {self.target.name}>"
+
+
+class _Method:
+    """A method's function with its instance bound, held weakly: a jitted method keeps no instance alive
+    (the class's JitFunction keeps one jitted function per live instance)."""
+
+    def __init__(self, fn: Callable[..., Any], instance: Any, reference: Callable[[], Any]):
+        self.__wrapped__ = fn  # for names and lines; __signature__ is what binding sees
+        self.__name__ = getattr(fn, "__name__", "method")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__signature__ = _parameters_of(functools.partial(fn, instance))
+        self._instance = reference
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(self._instance(), *args, **kwargs)
 
 
 def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
@@ -510,8 +406,9 @@ def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[
     """Compile `fn`, a Python function of arrays, once per signature of its arguments.
 
     `@fc.jit` or `@fc.jit(static_argnums=..., static_argnames=..., donate_argnums=..., target=...)`.
-    Arguments and results are numpy arrays, Python numbers, and tuples, lists, dicts and
-    namedtuples of them; static arguments are any hashable values and key the compiled code;
+    Arguments and results are numpy arrays, and tuples, lists, dicts and namedtuples of them
+    (Note [jit signatures]: shapes are specialized; Python numbers are static, numpy scalars
+    traced); static arguments are any hashable values and key the compiled code;
     donated arguments' buffers may be reused for results (the result is then the argument itself,
     holding the new value). `target` is "cpu" (default) or "reference". Python control flow runs
     while the function is traced (unrolled); fc.cond and fc.while_loop stay loops.
@@ -579,8 +476,8 @@ def _names_of(signature: inspect.Signature | None, numbers: Any, what: str, fn: 
 
 
 def _name(fn: Callable[..., Any]) -> str:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
+    while isinstance(fn, (functools.partial, _Method)):
+        fn = fn.func if isinstance(fn, functools.partial) else fn.__wrapped__
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 

@@ -6,8 +6,10 @@ inside, gradients against fc.gradients and central differences, and each bad inp
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import sys
+import weakref
 from typing import Any
 
 import flowc as fc
@@ -346,6 +348,11 @@ def test_methods_bind_self() -> None:
     assert Dense.__call__.__get__(second).compiles == 1
     first.scale = 10.0  # read when traced: the compiled code keeps 2.0 (Note [jit and state])
     np.testing.assert_array_equal(first(x), [[2, 0]])
+    gone = weakref.ref(second)
+    del second
+    gc.collect()
+    assert gone() is None  # a jitted method keeps no instance alive
+    assert len(Dense.__call__._bound) == 1
 
 
 # -- control flow inside -----------------------------------------------------------------------
