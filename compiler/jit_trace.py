@@ -63,7 +63,14 @@ def trace(fn: Callable[..., Any], specs: Sequence[Any], kwargs: dict[str, Any] |
         static = set(static_argnames)
         args = [spec if names[i] in static else _placeholders(spec, names[i], feeds) for i, spec in enumerate(specs)]
         kwargs = {key: value if key in static else _placeholders(value, key, feeds) for key, value in kwargs.items()}
-        result = fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except GraphError as error:
+            if "belongs to another graph" in error.detail:  # a tensor or Variable closed over
+                error.detail += ("; a traced function computes from its arguments: pass the value in (a Variable's "
+                                 "from sess.run(v)), or make the tensor inside the function")
+                error.args = (error._format(),)
+            raise
         fetches, structure = _results(result, graph, fn)
     return Trace(graph, feeds, fetches, structure)
 

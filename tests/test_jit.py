@@ -137,6 +137,17 @@ def test_one_compile_per_signature() -> None:
     assert jitted.compiles == 3
 
 
+def test_the_disk_cache_serves_a_new_jitted_function(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
+    x = np.arange(5, dtype=np.float32)
+    executables = []
+    for _ in range(2):  # as a second process would: a new jitted function, the same code
+        jitted = fc.jit(lambda x: fc.tanh(x) * 3.0)
+        np.testing.assert_allclose(jitted(x), np.tanh(x) * 3, rtol=1e-6)
+        executables.append(next(iter(jitted._cache.values())).executable)
+    assert [e.was_cached for e in executables] == [False, True]
+
+
 @pytest.mark.skipif(fast_run.module() is None, reason="the fast run extension is not available here")
 def test_a_repeated_call_is_one_c_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """Note [the jitted call]: after the first call, the keyed Python path is not entered."""
@@ -491,6 +502,14 @@ def test_a_variable_inside_is_refused() -> None:
 
     with pytest.raises(GraphError, match=r"cannot read or assign a Variable"):
         fc.jit(f)(np.ones(2, np.float32))
+
+
+def test_a_tensor_of_another_graph_is_refused() -> None:
+    g = fc.Graph()
+    with g.as_default():
+        weights = fc.Variable(fc.ones([2, 2]), name="weights")
+    with pytest.raises(GraphError, match=r"belongs to another graph; a traced function computes from its arguments"):
+        fc.jit(lambda x: fc.matmul(x, weights))(np.ones((1, 2), np.float32))
 
 
 def test_random_numbers_change_per_call() -> None:
