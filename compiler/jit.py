@@ -139,7 +139,7 @@ class JitFunction:
         self._cache: dict[Any, CompiledCall] = {}
         self._signatures: list[CallSignature] = []
         self._hot: CompiledCall | None = None  # Note [the jitted call]
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a function that calls itself on arrays while traced compiles inside
         self._step = np.zeros((), np.int64)  # random ops' counter (Note [jit and state])
         self._explanation: str | None = None
         self._bound: dict[int, tuple[Any, JitFunction]] = {}

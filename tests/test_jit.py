@@ -563,3 +563,6 @@ def test_trace_with_unknown_dims() -> None:
     with fc.Session(graph=graph) as sess:
         np.testing.assert_array_equal(sess.run(fetches[0], {feeds[0]: np.ones((7, 3)), feeds[1]: np.ones((3, 2))}),
                                       np.full((7, 2), 3))
+    lowered = fc.jit(lambda x, n: x * n, static_argnums=1).lower(np.ones((2, 3), np.float32), 4)
+    assert [str(t.type) for t in lowered.feeds] == ["f32[2,3]"]  # a jitted call's dims are exact
+    assert lowered.fetches[0].op.type == "mul"
