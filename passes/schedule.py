@@ -20,8 +20,10 @@ Schedules, per kind:
              "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
 
 The predicates decide exactly what the emitters decided inside codegen
-before this pass existed; their constants (VECTOR_ROW, MIN_KEPT, NARROW,
-PACK_BYTES) are here for that reason, and codegen imports them.
+before this pass existed; their constants (VECTOR_ROW, MIN_KEPT, NARROW)
+are here for that reason. What both this pass and an emitter ask (dot_applies:
+how a narrow product reads B) is in ir/ops/kernel_space.py, since codegen
+imports no pass (DESIGN.md's dependency rule).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 from flowc.ir import Module, Operation
 from flowc.ir.ops.fusion import SCHEDULES
-from flowc.ir.ops.kernel_space import reads_rows, reduction_space, steps_along
+from flowc.ir.ops.kernel_space import dot_applies, reads_rows, reduction_space, steps_along
 from flowc.ir.ops.reduction import ArgReduction
 
 from .manager import Pass
@@ -40,7 +42,6 @@ VECTOR_ROW = 32  # the longest row held as one vector (two AVX-512 registers of 
 MIN_KEPT = 16  # fewer kept elements (known): the column walk of the "rows" schedule is as good
 NARROW = 16  # products this narrow (columns, known at build time) are generated code, not BLAS calls
 BLAS_DTYPES = ("float32", "float64")  # what gemm multiplies (codegen/llvm/blas.py's GEMM)
-PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,6 @@ def is_narrow(matmul: Operation) -> bool:
     """
     n = matmul.result.type.shape[-1]
     return matmul.result.type.dtype.is_float and n is not None and 0 < n <= NARROW
-
-
-def dot_applies(matmul: Operation) -> bool:
-    """op(B)'s columns are contiguous (B transposed) or can be copied so (k known, the copy small)."""
-    if matmul.transpose_b:
-        return True
-    k = matmul.operands[1].type.shape[-2]
-    n = matmul.result.type.shape[-1]
-    return k is not None and k * n * matmul.result.type.dtype.itemsize <= PACK_BYTES
 
 
 def splits_k(matmul: Operation) -> bool:

@@ -7,8 +7,8 @@ A's layout:
 - Dot tiles (A stored m x k, the forward x @ W): C[i, j] is a dot product of A's row i and op(B)'s
   column j, both contiguous along k, so one fma does `lanes` useful multiply-adds and each loaded
   vector of A feeds n chains. op(B)'s columns are B's rows when transposed; otherwise B is first
-  copied, transposed, to the stack (at most PACK_BYTES, passes/schedule.py). A few rows at once, as many as keep the
-  rows x n accumulators in registers; lanes are combined pairwise at the end, then the k % lanes
+  copied, transposed, to the stack (at most PACK_BYTES, ir/ops/kernel_space.py). A few rows at
+  once, as many as keep the rows x n accumulators in registers; lanes are combined pairwise at the end, then the k % lanes
   last terms added in order.
   (100 x 784 @ 784 x 10 on an AVX-512 host: 22 us as row tiles of 8, 13 us as dot tiles.)
 - Row tiles (the rest: B too big to copy, or k unknown): a row
@@ -37,7 +37,7 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation
 from flowc.ir.types import DType
-from flowc.passes.schedule import dot_applies
+from flowc.ir.ops.kernel_space import dot_applies
 
 from ..kernel import Kernel, alloca_at_start, for_range, min_of
 from ..types import I32, I64, compute_type, declared, load_value, store_value
