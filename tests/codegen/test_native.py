@@ -2,7 +2,7 @@
 
 Integers and bools must match exactly. Floats within FLOAT_TOL: the native
 exp/log/tanh/sigmoid/rsqrt/pow are vectorized approximations (a few ulp,
-tests/test_mathlib.py), sums are accumulated in 16 lanes (Note [summation
+tests/codegen/test_mathlib.py), sums are accumulated in 16 lanes (Note [summation
 order]) and matmuls are OpenBLAS's, so the last bits may differ.
 """
 
