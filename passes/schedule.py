@@ -98,8 +98,8 @@ def vector_rows_apply(op: Operation) -> bool:
 
 def row_blocks_apply(op: Operation, target: TargetInfo) -> bool:
     """Vector rows of at most L = target.f32_lanes points with a transcendental (a cheap row costs
-    less than the gathers and scatters: a [100, 10] gradient kernel of products and sums took 1.0 us
-    in blocks, 0.4 as vector rows), one kept axis (so a block's rows are evenly spaced in every
+    less than the gathers and scatters: a gradient kernel of products and sums is faster as vector
+    rows), one kept axis (so a block's rows are evenly spaced in every
     buffer), the arguments' trailing dims known, no value a float16 (moved as stored)."""
     if not vector_rows_apply(op):
         return False
@@ -135,8 +135,8 @@ def column_applies(op: Operation) -> bool:
 def is_narrow(matmul: Operation) -> bool:
     """Note [narrow products]: a float product with at most NARROW columns.
 
-    OpenBLAS is slow at these (x @ W of a 784 -> 10 layer, batch 100: about 70 us,
-    10 GFLOP/s), and they are in every classifier and its gradient. Generated
+    OpenBLAS is slow at these (its kernels are tuned for wide C; bench/RESULTS.md has
+    the figure), and they are in every classifier and its gradient. Generated
     code (codegen/llvm/kernels/narrow.py) sums each C[i, j] in k order with explicit vector
     fused multiply-adds: rows of C as vectors of their columns (x @ W), or, when
     op(A) is a transpose (x^T @ dz), columns of C as vectors of consecutive rows.

@@ -28,8 +28,8 @@ OPENBLAS_SET_THREADS = "scipy_openblas_set_num_threads"
 def blas_library_path() -> str:
     """The directory holding libscipy_openblas.so (linked into the CPU artifacts that call it, calls_blas).
 
-    Found with find_spec, not by importing scipy_openblas32, whose import reads package metadata
-    (about 60 ms that every disk cache hit would pay)."""
+    Found with find_spec, not by importing scipy_openblas32, whose import reads package metadata,
+    a cost every disk cache hit would pay."""
     spec = importlib.util.find_spec("scipy_openblas32")
     if spec is None or not spec.submodule_search_locations:
         raise FlowcError("the CPU target needs the scipy-openblas32 package (pip install scipy-openblas32)")

@@ -2,7 +2,7 @@
 
 A program found in the disk cache is called with only this: the dims table
 (which run-time dim goes in which slot), the memory plan and the kernel order.
-Nothing here imports llvmlite, so a cache hit never loads LLVM (about 60 ms).
+Nothing here imports llvmlite, so a cache hit never pays for loading LLVM.
 """
 
 from __future__ import annotations
@@ -160,5 +160,5 @@ def host_description() -> str:
 
         llvm.initialize_native_target()
         cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
-    system = os.uname()  # not the platform module: its import costs a cache hit ~2 ms
+    system = os.uname()  # not the platform module: a cache hit would pay for its import
     return f"{system.sysname}|{system.machine}|{cpu}|llvmlite {llvmlite.__version__}"
