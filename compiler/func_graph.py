@@ -23,7 +23,11 @@ an operand of the region op. Since nothing inside can assign, every read
 inside one run of the region sees that one value, iteration after iteration,
 which is what TensorFlow 1 gives for a variable the loop does not change.
 Control dependencies inside on ops of an enclosing graph order the whole
-region op after them (`outer_control`).
+region op after them (`outer_control`). Placeholders and Variables are made
+outside; so are random ops: a random op's numbers are a function of its seed
+and the run counter (Note [counter-based random numbers] in random_ops.py),
+so inside a loop body or a function called twice it would draw the same
+numbers each time.
 """
 
 from __future__ import annotations
