@@ -24,7 +24,7 @@ from flowc.errors import FlowcError, FlowcTypeError, GraphError, IndexOutOfRange
 
 TARGETS = ["reference"]
 HERE = os.path.basename(__file__)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 Pair = collections.namedtuple("Pair", "first second")
 
