@@ -20,8 +20,10 @@ Schedules, per kind:
              "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
 
 The predicates decide exactly what the emitters decided inside codegen
-before this pass existed; their constants (VECTOR_ROW, MIN_KEPT, NARROW,
-PACK_BYTES) are here for that reason, and codegen imports them.
+before this pass existed; their constants (VECTOR_ROW, MIN_KEPT, NARROW)
+are here for that reason. What both this pass and an emitter ask (dot_applies:
+how a narrow product reads B) is in ir/ops/kernel_space.py, since codegen
+imports no pass (DESIGN.md's dependency rule).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 from flowc.ir import Module, Operation
 from flowc.ir.ops.fusion import SCHEDULES
-from flowc.ir.ops.kernel_space import reads_rows, reduction_space, steps_along
+from flowc.ir.ops.kernel_space import dot_applies, reads_rows, reduction_space, steps_along
 from flowc.ir.ops.reduction import ArgReduction
 
 from .manager import Pass
@@ -40,7 +42,6 @@ VECTOR_ROW = 32  # the longest row held as one vector (two AVX-512 registers of 
 MIN_KEPT = 16  # fewer kept elements (known): the column walk of the "rows" schedule is as good
 NARROW = 16  # products this narrow (columns, known at build time) are generated code, not BLAS calls
 BLAS_DTYPES = ("float32", "float64")  # what gemm multiplies (codegen/llvm/blas.py's GEMM)
-PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ def vector_rows_apply(op: Operation) -> bool:
 
 def row_blocks_apply(op: Operation, target: TargetInfo) -> bool:
     """Vector rows of at most L = target.f32_lanes points with a transcendental (a cheap row costs
-    less than the gathers and scatters: a [100, 10] gradient kernel of products and sums took 1.0 us
-    in blocks, 0.4 as vector rows), one kept axis (so a block's rows are evenly spaced in every
+    less than the gathers and scatters: a gradient kernel of products and sums is faster as vector
+    rows), one kept axis (so a block's rows are evenly spaced in every
     buffer), the arguments' trailing dims known, no value a float16 (moved as stored)."""
     if not vector_rows_apply(op):
         return False
@@ -134,8 +135,8 @@ def column_applies(op: Operation) -> bool:
 def is_narrow(matmul: Operation) -> bool:
     """Note [narrow products]: a float product with at most NARROW columns.
 
-    OpenBLAS is slow at these (x @ W of a 784 -> 10 layer, batch 100: about 70 us,
-    10 GFLOP/s), and they are in every classifier and its gradient. Generated
+    OpenBLAS is slow at these (its kernels are tuned for wide C; bench/RESULTS.md has
+    the figure), and they are in every classifier and its gradient. Generated
     code (codegen/llvm/kernels/narrow.py) sums each C[i, j] in k order with explicit vector
     fused multiply-adds: rows of C as vectors of their columns (x @ W), or, when
     op(A) is a transpose (x^T @ dz), columns of C as vectors of consecutive rows.
@@ -146,15 +147,6 @@ def is_narrow(matmul: Operation) -> bool:
     """
     n = matmul.result.type.shape[-1]
     return matmul.result.type.dtype.is_float and n is not None and 0 < n <= NARROW
-
-
-def dot_applies(matmul: Operation) -> bool:
-    """op(B)'s columns are contiguous (B transposed) or can be copied so (k known, the copy small)."""
-    if matmul.transpose_b:
-        return True
-    k = matmul.operands[1].type.shape[-2]
-    n = matmul.result.type.shape[-1]
-    return k is not None and k * n * matmul.result.type.dtype.itemsize <= PACK_BYTES
 
 
 def splits_k(matmul: Operation) -> bool:

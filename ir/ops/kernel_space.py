@@ -53,3 +53,19 @@ def steps_along(arg: BlockArgument, full: Value, axes: tuple[int, ...]) -> bool 
     if all(moves):
         return True
     return False if not any(moves) else None
+
+
+# -- products -------------------------------------------------------------------------------
+
+PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile of a narrow product makes on the stack
+
+
+def dot_applies(matmul: Operation) -> bool:
+    """op(B)'s columns are contiguous (B transposed) or can be copied so (k known, the copy small):
+    a narrow product (Note [narrow products] in passes/schedule.py) then runs as dot tiles, which
+    the schedule pass's split_k needs and codegen/llvm/kernels/narrow.py emits."""
+    if matmul.transpose_b:
+        return True
+    k = matmul.operands[1].type.shape[-2]
+    n = matmul.result.type.shape[-1]
+    return k is not None and k * n * matmul.result.type.dtype.itemsize <= PACK_BYTES

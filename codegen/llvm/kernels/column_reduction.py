@@ -2,14 +2,14 @@
 
 Note [column reductions]: when a kernel reduces F's leading axes and keeps its trailing ones, the
 kept elements of a row of F are contiguous, and the reduced ones are a stride apart. The scalar
-walk of reduction.py would sum each output element down its column, one strided load at a time
-(the bias gradient of a 784 -> 256 layer, [128, 256] summed over axis 0, took 43 us). Here the
-kept elements are cut into tiles of TILE; per tile each reduction keeps TILE partial results on
-the stack and adds the rows in, one after the other, in a loop over the tile that LLVM vectorizes
-(each output element is independent). Each element is summed in row order, as numpy sums over a
-leading axis, a float sum in blocks of BLOCK_TERMS rows added into a compensated total (Note
-[blocked sums] in reduction.py), so a column of 10**8 float32 ones sums to 10**8, not 2**24. Later
-reductions and the results read the earlier ones' totals from the stack.
+walk of reduction.py would sum each output element down its column, one strided load at a time, a
+slow walk for a bias gradient. Here the kept elements are cut into tiles of TILE; per tile each
+reduction keeps TILE partial results on the stack and adds the rows in, one after the other, in a
+loop over the tile that LLVM vectorizes (each output element is independent). Each element is
+summed in row order, as numpy sums over a leading axis, a float sum in blocks of BLOCK_TERMS rows
+added into a compensated total (Note [blocked sums] in reduction.py), so a column of 10**8 float32
+ones sums to 10**8, not 2**24. Later reductions and the results read the earlier ones' totals from
+the stack.
 
 Every argument must step along all of F's reduced axes or none, and along all kept axes or none
 (a full operand, a bias, a per-row scale, a scalar), so its offset at a point is linear in the

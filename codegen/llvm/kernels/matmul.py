@@ -15,8 +15,8 @@ The epilogue (bias add, activation, an optimizer's update) reads each row
 block of the product where sgemm left it and writes the kernel's result at
 the same index, so it costs one pass over the block while it is in cache.
 An SGD update `W - lr * P` needs no epilogue at all: gemm accumulates into W
-(Note [accumulated update]; for 784 x 128 @ 128 x 256 it took the kernel
-from 390 to 260 us here).
+(Note [accumulated update]), which saves the pass over W that an epilogue
+would make.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
 # Multiply-adds per piece of a narrow product's parallel work (the pool runs anything under two
-# pieces inline, and makes equal pieces). FLOWC_PROFILE, 784 -> 10 at batch 100 on 2 cores: 19 us
-# inline, 14.5 us in two pieces; a training loop keeps the pool's workers awake between steps.
+# pieces inline, and makes equal pieces). Small enough that a classifier's 784 -> 10 layer at a
+# batch of 100 splits in two (faster than inline: a training loop keeps the pool's workers awake
+# between steps; bench/RESULTS.md).
 FLOP_GRAIN = 1 << 18
 
 
@@ -49,9 +50,9 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     each call itself, as gangs on flowc's pool (Note [one pool]). Narrow ones (generated code) split
     across the pool by FLOP_GRAIN.
 
-    Measured on 2 cores (bench/), before OpenBLAS used flowc's pool: splitting the rows across
-    flowc's pool as well was slower (MLP forward 0.9x numpy instead of 1.1x), and splitting them
-    with a single-threaded OpenBLAS too (each piece packs B again). A split would now also make
+    Splitting the rows across flowc's pool as well as OpenBLAS's threads was slower (measured
+    before OpenBLAS used flowc's pool: bench/RESULTS.md), and so was splitting them with a
+    single-threaded OpenBLAS (each piece packs B again). A split would now also make
     each piece's OpenBLAS call start threads of its own (a gang inside a task). The kernel still
     takes any row range [begin, end), so a split needs only a different grain here.
 
@@ -95,9 +96,9 @@ def launch_matmul(launch: Launch) -> None:
     Why: the weight gradient x^T @ dz (column tiles) splits by W's rows, and its update writes those
     rows in place, so after a training step each core holds the W rows it wrote, modified. A row
     split of the next step's x @ W made every piece read all of W, half of it from the other core's
-    cache, and the update then took those lines back: in a C model of the softmax step on this
-    2-core VM, the two products alternating took 15.6 + 9.3 us on two threads (either alone: 10.3
-    and 7.1), and split by k at the same rows as the gradient, 9.9 + 6.7. The stretches are cut as
+    cache, and the update then took those lines back, so the two products alternating ran well
+    below their speed alone; split by k at the same rows as the gradient, each core reads only the
+    rows it holds (a C model's figures: bench/RESULTS.md). The stretches are cut as
     flowc_parallel_for cuts the gradient's tiles (narrow_slices), and the pool's caller claims the
     first chunk of each, so each core keeps its rows.
 

@@ -7,10 +7,10 @@ A's layout:
 - Dot tiles (A stored m x k, the forward x @ W): C[i, j] is a dot product of A's row i and op(B)'s
   column j, both contiguous along k, so one fma does `lanes` useful multiply-adds and each loaded
   vector of A feeds n chains. op(B)'s columns are B's rows when transposed; otherwise B is first
-  copied, transposed, to the stack (at most PACK_BYTES, passes/schedule.py). A few rows at once, as many as keep the
-  rows x n accumulators in registers; lanes are combined pairwise at the end, then the k % lanes
-  last terms added in order.
-  (100 x 784 @ 784 x 10 on an AVX-512 host: 22 us as row tiles of 8, 13 us as dot tiles.)
+  copied, transposed, to the stack (at most PACK_BYTES, ir/ops/kernel_space.py). A few rows at
+  once, as many as keep the rows x n accumulators in registers; lanes are combined pairwise at
+  the end, then the k % lanes last terms added in order. Every lane of every fma does useful work
+  here, where a row tile pads n to a power of two, so dot tiles win where they apply.
 - Row tiles (the rest: B too big to copy, or k unknown): a row
   of C is one vector of its n columns (padded to a power of two, the padding lanes zero), updated
   per p by one fma with a[i, p] broadcast. Several rows at once, so that each loaded row of op(B)
@@ -21,7 +21,6 @@ A's layout:
   B[p, j] broadcast. The n chains are independent and every lane does useful work, where a row
   tile of 10 columns pads to 16 lanes and loads A one element at a time. Each column vector goes
   to C as one scatter (C0's column gathered first for an update).
-  (784 x 100 @ 100 x 10 on an AVX-512 host: 29 us as row tiles of 4, 13 us as column tiles.)
 
 Dot tiles are one internal function per product, shared by its row path and, for a product split
 by k across threads (Note [split-k products] in matmul.py), by its slices (narrow_slices): each
@@ -37,7 +36,7 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation
 from flowc.ir.types import DType
-from flowc.passes.schedule import dot_applies
+from flowc.ir.ops.kernel_space import dot_applies
 
 from ..kernel import Kernel, alloca_at_start, for_range, min_of
 from ..types import I32, I64, compute_type, declared, load_value, store_value
@@ -220,8 +219,8 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
             y = splat(b, _b_element(b, matmul, pb, p, j, k), vector.count)
             b.store(b.call(fma, [x, y, b.load(total)]), total)
     # Each column to C as one scatter (its rows are n apart), C0's column gathered first for an
-    # update, rounded as Target.store rounds; unrolled scalar stores took LLVM's SLP vectorizer about
-    # 100 ms to compile, and a loop of them through a stack tile cost a training step 1 - 2 us.
+    # update, rounded as Target.store rounds; unrolled scalar stores made LLVM's SLP vectorizer slow
+    # to compile, and a loop of them through a stack tile slowed every training step.
     offsets = [lane * n for lane in range(lanes)]
     start = b.mul(first, ll.Constant(I64, n))
     for j, total in zip(columns, sums):

@@ -18,7 +18,7 @@ from flowc.passes import PassManager
 from flowc.passes.fusion import Fuse
 from flowc.passes.schedule import Schedule, TargetInfo
 
-FILECHECK = pathlib.Path(__file__).parent / "filecheck"
+FILECHECK = pathlib.Path(__file__).parent.parent / "filecheck"
 
 SOFTMAX = """
 func @main(%x: f32[?,ROW]) -> f32[?,ROW] {
