@@ -72,6 +72,8 @@ import numpy as np
 
 from flowc.ir.errors import FlowcError, FlowcTypeError, GraphError
 from flowc.runtime import fast_run
+from flowc.runtime.options import RunOptions
+from flowc.runtime.options import configure as configure_runtime
 
 from . import nest
 from .driver import compile_lowered
@@ -122,11 +124,18 @@ class JitFunction:
 
     def __init__(self, fn: Callable[..., Any], *, static_argnums: int | Sequence[int] = (),
                  static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = (),
-                 target: str = "cpu", options: CompileOptions | None = None):
+                 target: str = "cpu", options: CompileOptions | None = None, run_options: RunOptions | None = None):
         self.fn = fn
         functools.update_wrapper(self, fn, updated=())  # a name, a docstring, a signature; not fn's attributes
         self.target = target_named(target)
-        self.options = options or CompileOptions.from_environment()  # read once (compiler/options.py)
+        # Every FLOWC_* setting, read once, when the function is jitted, as a Session reads them when it starts
+        # (compiler/options.py; Note [run options] in runtime/options.py): the fast run is this function's, the
+        # pool limit and thread count the process's, set from here.
+        self.options = options or CompileOptions.from_environment()
+        if run_options is None:
+            run_options = RunOptions.from_environment()
+            configure_runtime(run_options)
+        self.run_options = run_options
         self._parameters = _parameters_of(fn)
         self._positional, self._required = _positional_of(self._parameters)
         self.static_argnames = frozenset(_names_of(self._parameters, static_argnums, "static_argnums", fn) +
@@ -251,7 +260,7 @@ class JitFunction:
     def _refresh_fast(self, compiled: CompiledCall) -> None:
         executable = compiled.executable
         count = getattr(executable, "layout_count", None)
-        if count is None or count == compiled.layouts:
+        if count is None or count == compiled.layouts or not self.run_options.fast_run:
             return
         compiled.layouts = count
         feed_keys = tuple(range(len(executable.function.args) - compiled.uses_step))
@@ -376,7 +385,7 @@ class JitFunction:
         except TypeError:  # not weakly referable: kept alive with its jitted method
             reference = lambda value=instance: value  # noqa: E731
         bound = JitFunction(_Method(self.fn, instance, reference), static_argnames=tuple(self.static_argnames),
-                            options=self.options, target=self.target.name)
+                            options=self.options, run_options=self.run_options, target=self.target.name)
         bound.donate_argnames = self.donate_argnames
         self._bound[id(instance)] = (reference, bound)
         return bound

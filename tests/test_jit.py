@@ -194,6 +194,15 @@ def test_nested_static_and_donated_arguments_take_the_hot_path_too(monkeypatch: 
     assert update.compiles == 2
 
 
+def test_without_the_fast_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWC_FAST_RUN", "0")  # read when the function is jitted
+    jitted = fc.jit(lambda x: {"y": x * 2})
+    x = np.arange(3, dtype=np.float32)
+    for _ in range(2):
+        allclose(jitted(x), {"y": x * 2})
+    assert jitted._hot is None
+
+
 def test_the_hot_path_falls_back_on_anything_new() -> None:
     jitted = fc.jit(lambda x: x * 2)
     x = np.arange(4, dtype=np.float32)
