@@ -152,7 +152,6 @@ class JitFunction:
         self._step = np.zeros((), np.int64)  # random ops' counter (Note [jit and state])
         self._explanation: str | None = None
         self._bound: dict[int, tuple[Any, JitFunction]] = {}
-        self._attribute: str | None = None
         self.compiles = 0
 
     # -- calling ---------------------------------------------------------------------------
@@ -184,8 +183,8 @@ class JitFunction:
         return answer if compiled.rebuild is None else compiled.rebuild(answer)
 
     def _key(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, list[np.ndarray]]:
-        """The cache key of a call, per argument (name, True, value) if static else (name, structure
-        key, leaf types), and its array leaves as the compiled code takes them."""
+        """The cache key of a call, per argument (name, True, (type, value)) if static else (name,
+        structure key, leaf types), and its array leaves as the compiled code takes them."""
         leaves: list[Any] = []
         key = []
         statics = self.static_argnames
@@ -286,15 +285,7 @@ class JitFunction:
             return compiled
 
     def _trace_and_compile(self, signature: CallSignature, args: tuple, kwargs: dict[str, Any]) -> CompiledCall:
-        specs = self._specs(signature)
-        bound = self._parameters.bind(*args, **kwargs) if self._parameters is not None else None
-        if bound is not None:
-            for parameter in signature.parameters:
-                bound.arguments[parameter.name] = specs[parameter.name]
-            positional, keywords = list(bound.args), dict(bound.kwargs)
-        else:
-            positional, keywords = [specs[f"arg{i}"] for i in range(len(args))], {k: specs[k] for k in kwargs}
-        traced = trace(self.fn, positional, keywords, static_argnames=tuple(self.static_argnames))
+        traced = self._trace(signature, args, kwargs)
         lowered = lower(traced.graph, traced.fetches, [], traced.feeds)
         _check_pure(lowered.signature, self.fn)
         donated = self._donated_leaves(signature)
@@ -357,17 +348,21 @@ class JitFunction:
     def lower(self, *args: Any, **kwargs: Any) -> Trace:
         """The trace a call with these arguments compiles (nothing is compiled)."""
         key, _ = self._key(args, kwargs)
-        signature = signature_of(key)
+        return self._trace(signature_of(key), args, kwargs)
+
+    def _trace(self, signature: CallSignature, args: tuple, kwargs: dict[str, Any]) -> Trace:
+        """The function traced for `signature`: the call's arguments with a TensorSpec per array leaf."""
         specs = self._specs(signature)
-        bound = self._parameters.bind(*args, **kwargs)
-        for parameter in signature.parameters:
-            bound.arguments[parameter.name] = specs[parameter.name]
-        return trace(self.fn, list(bound.args), dict(bound.kwargs), static_argnames=tuple(self.static_argnames))
+        if self._parameters is None:
+            positional, keywords = [specs[f"arg{i}"] for i in range(len(args))], {k: specs[k] for k in kwargs}
+        else:
+            bound = self._parameters.bind(*args, **kwargs)
+            for parameter in signature.parameters:
+                bound.arguments[parameter.name] = specs[parameter.name]
+            positional, keywords = list(bound.args), dict(bound.kwargs)
+        return trace(self.fn, positional, keywords, static_argnames=tuple(self.static_argnames))
 
     # -- methods ---------------------------------------------------------------------------
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._attribute = name
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         """On an instance: a jitted function of the remaining arguments, `self` bound and static.
