@@ -575,3 +575,26 @@ def test_trace_with_unknown_dims() -> None:
     lowered = fc.jit(lambda x, n: x * n, static_argnums=1).lower(np.ones((2, 3), np.float32), 4)
     assert [str(t.type) for t in lowered.feeds] == ["f32[2,3]"]  # a jitted call's dims are exact
     assert lowered.fetches[0].op.type == "mul"
+
+
+# -- the example ------------------------------------------------------------------------------------
+
+
+def test_the_jitted_softmax_regression_trains_as_the_session_does() -> None:
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    sys.path.insert(0, examples)
+    try:
+        from jit_softmax_regression import train
+        from softmax_regression import build_model, fit
+    finally:
+        sys.path.remove(examples)
+    model = build_model(0.5)
+    with fc.Session(graph=model["graph"]) as sess:
+        sess.run(model["init"])
+        start = {"W": sess.run("W:0"), "b": sess.run("b:0")}
+    session = fit(model, "cpu", epochs=2, batch=100, progress=False)  # its init draws the same W (seeded)
+    jitted = train(epochs=2, batch=100, learning_rate=0.5, params=start)
+    np.testing.assert_allclose(jitted["curve"], session["curve"], rtol=1e-6)
+    assert jitted["compiles"] == 2  # full batches, then the last, smaller one
+    assert abs(jitted["test_accuracy"] - session["test_accuracy"]) < 1e-6
+    assert jitted["curve"][1] < jitted["curve"][0]
