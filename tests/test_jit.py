@@ -9,6 +9,7 @@ import collections
 import gc
 import os
 import sys
+import threading
 import weakref
 from typing import Any
 
@@ -201,6 +202,26 @@ def test_without_the_fast_run(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(2):
         allclose(jitted(x), {"y": x * 2})
     assert jitted._hot is None
+
+
+def test_threads_share_a_jitted_function() -> None:
+    jitted = fc.jit(lambda x, y: {"sum": x + y, "product": x * y})
+    failures = []
+
+    def work(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(200):
+            x, y = rng.standard_normal((2, 64)).astype(np.float32)
+            out = jitted(x, y)
+            if not (np.array_equal(out["sum"], x + y) and np.array_equal(out["product"], x * y)):
+                failures.append(seed)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and jitted.compiles == 1
 
 
 def test_the_hot_path_falls_back_on_anything_new() -> None:
