@@ -32,7 +32,7 @@ from typing import Any, Callable, Hashable
 import numpy as np
 
 from flowc.ir.errors import FlowcTypeError
-from flowc.ir.types import DTYPES
+from flowc.ir.types import DTYPES, as_dtype
 
 from .graph import Tensor
 from .nest import is_namedtuple
@@ -75,11 +75,10 @@ class CallSignature:
         lines = []
         for name in list(before) + [n for n in after if n not in before]:
             old, new = before.get(name), after.get(name)
-            if old is None or new is None:
-                state = "was not given" if old is None else "is not given"
-                shown = describe_parameter(new if old is None else old)
-                lines.append(f"argument '{name}' {state} now" + (f" (it is {shown})" if old is None else
-                                                                    f" (it was {shown})"))
+            if old is None:
+                lines.append(f"argument '{name}' is given now ({describe_parameter(new)}); it was left to its default")
+            elif new is None:
+                lines.append(f"argument '{name}' is left to its default now; it was {describe_parameter(old)}")
             elif old != new:
                 lines.append(_difference(old, new))
         return lines
@@ -135,8 +134,6 @@ def closest(signature: CallSignature, known: list[CallSignature]) -> CallSignatu
 def format_leaf(leaf: tuple[np.dtype, tuple[int, ...]]) -> str:
     """A leaf's type as the IR prints one: f32[4,3]."""
     dtype, shape = leaf
-    from flowc.ir.types import as_dtype
-
     return f"{as_dtype(dtype).short}[{','.join(str(d) for d in shape)}]"
 
 

@@ -119,6 +119,7 @@ def test_keywords_and_positions_share_a_signature() -> None:
     assert jitted.compiles == 1
     np.testing.assert_array_equal(jitted(x), 2)  # y left to its default: another signature
     assert jitted.compiles == 2
+    assert "argument 'y' is left to its default now; it was f32[3]" in jitted.explain()
 
 
 # -- signatures, the cache and recompiles ------------------------------------------------
