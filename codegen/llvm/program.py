@@ -107,8 +107,7 @@ def codegen_fingerprint() -> str:
 @functools.cache
 def host_target_info() -> TargetInfo:
     """The host as the schedule pass sees it. The vector width comes from /proc/cpuinfo's flags
-    (the same cpuid bits LLVM reads, without starting LLVM on a cache hit); elsewhere from LLVM,
-    as kernels/narrow.py's vector_bytes reads it."""
+    (the same cpuid bits LLVM reads, without starting LLVM on a cache hit); elsewhere from LLVM."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()
@@ -125,7 +124,7 @@ def schedule_of(op: Operation) -> dict[str, object]:
     """A fusion op's schedule attributes: those the schedule pass wrote, else the host's choice
     (a module built without the CPU target's passes)."""
     if "schedule" in op.attributes:
-        return {key: op.attributes[key] for key in ("schedule", "lanes") if key in op.attributes}
+        return {key: value for key, value in op.attributes.items() if key != "kind"}
     return choose_schedule(op, host_target_info())
 
 

@@ -8,6 +8,7 @@ contract] in fusion.py, so they live beside it rather than in one backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
 
 from ..core import BlockArgument, Operation, Value
 
@@ -29,6 +30,24 @@ def reduction_space(op: Operation) -> Space:
     reduced = first.reduced_axes()
     kept = tuple(a for a in range(full.type.rank) if a not in reduced)
     return Space(full, reduced, kept)
+
+
+def value_levels(op: Operation, shape_of: Callable[[Value], Sequence[Hashable]]) -> dict[Value, str]:
+    """Where each value computed in a reduction kernel's region lives: "full", one per point of F
+    (softmax's exp(x - max)), or "outer", one per output element (the max itself, 1 / sum).
+    Reductions are outer; any other op is full when its shape is F's, else outer (Note [kernel
+    contract]). Shapes compare as the contract compares them, symbolically (`shape_of`, a
+    DimTies' shape): an f32[?,?] tied to [b, 1] outside the kernel is outer where F is f32[?,?]
+    too (fuzzer seed 4229 wrote it at F's extent)."""
+    full_shape = shape_of(reduction_space(op).full)
+    level: dict[Value, str] = {}
+    for inner in op.regions[0].entry.ops:
+        if inner.is_terminator:
+            continue
+        kind = "full" if not inner.is_reduction and shape_of(inner.results[0]) == full_shape else "outer"
+        for result in inner.results:
+            level[result] = kind
+    return level
 
 
 def reads_rows(arg: BlockArgument, reduced: tuple[int, ...], rank: int) -> bool | None:

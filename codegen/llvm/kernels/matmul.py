@@ -31,7 +31,7 @@ from ..launch import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable, schedule_of
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
 from .loop import elementwise_loop
-from .narrow import Target, lanes_of, narrow_product, narrow_slices, tile_rows
+from .narrow import Target, narrow_product, narrow_slices, tiles_of
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
@@ -55,8 +55,9 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     each piece's OpenBLAS call start threads of its own (a gang inside a task). The kernel still
     takes any row range [begin, end), so a split needs only a different grain here.
 
-    A narrow product's work is counted in its schedule's tiles (tile_rows), so that the pieces are
-    whole tiles; the kernel turns them back into rows (_rows_of_tiles).
+    A narrow product's work is counted in its schedule's tiles (the tile's m rows), so that the
+    pieces are whole tiles: 784 x 100 @ 100 x 10 in two pieces of 392 rows left 8 of each to
+    single-row tiles. The kernel turns them back into rows (_rows_of_tiles).
     """
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
@@ -65,7 +66,7 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     if not _is_narrow(op):
         return rows, b.select(b.icmp_signed(">", rows, one), rows, one)
     k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
-    height = ll.Constant(I64, tile_rows(matmul))
+    height = ll.Constant(I64, tiles_of(op).rows)
     per_tile = b.mul(b.add(b.mul(k, ll.Constant(I64, c.type.shape[-1])), one), height)
     grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_tile)
     tiles = b.udiv(b.add(rows, b.sub(height, one)), height)
@@ -77,7 +78,7 @@ def _rows_of_tiles(kernel: Kernel, matmul: Operation) -> None:
     b = kernel.b
     c = matmul.result
     rows = product(b, [kernel.dim(c, axis) for axis in range(c.type.rank - 1)])
-    height = ll.Constant(I64, tile_rows(matmul))
+    height = ll.Constant(I64, tiles_of(kernel.op).rows)
     kernel.begin, kernel.end = (min_of(b, b.mul(tiles, height), rows) for tiles in (kernel.begin, kernel.end))
 
 
@@ -86,8 +87,9 @@ def _matmul_of(op: Operation) -> Operation:
 
 
 def launch_matmul(launch: Launch) -> None:
-    """Note [split-k products]: a narrow x @ W with a short batch (m * n * slices elements fit the
-    entry's scratch, and slices * m <= k) and a long k splits across the pool by k, not by rows.
+    """Note [split-k products]: a narrow x @ W with a short batch and a long k splits across the
+    pool by k, not by rows, where the rule its schedule records holds (passes/schedule.py: at
+    least two slices, m * n * slices elements within `partial_bytes`, and slices * m <= k).
     Each piece multiplies every row over its own stretch of k, that is its own rows of W, into a
     partial product in the scratch; then the caller sums the partials in k's order and runs the
     epilogue.
@@ -113,7 +115,7 @@ def launch_matmul(launch: Launch) -> None:
     dims, dims_pointer = launch.kernel.dims, launch.dims_pointer
     a, c = matmul.operands[0], matmul.result
     m, k = emit_dim(b, dims, dims_pointer, c, 0), emit_dim(b, dims, dims_pointer, a, 1)
-    n, lanes, one = c.type.shape[-1], ll.Constant(I64, lanes_of(matmul)), ll.Constant(I64, 1)
+    n, lanes, one = c.type.shape[-1], ll.Constant(I64, tiles_of(op).lanes), ll.Constant(I64, 1)
     units = b.udiv(b.add(k, b.sub(lanes, one)), lanes)
     # The gradient's grain (matmul_work): its tiles are `lanes` rows of W, over the batch.
     per_unit = b.mul(b.add(b.mul(m, ll.Constant(I64, n)), one), lanes)
@@ -122,11 +124,13 @@ def launch_matmul(launch: Launch) -> None:
     chunks = declared(launch.kernel.module, "flowc_parallel_chunks", I64, [I64, I64])
     slices = b.call(chunks, [units, grain])
     size = b.mul(b.mul(slices, m), ll.Constant(I64, n * c.type.dtype.itemsize))
+    # The partials go to the entry's scratch: the recorded bound, and never more than the scratch.
+    limit = min(int(schedule_of(op)["partial_bytes"]), SCRATCH_BYTES)
     # No more partials than W has elements: the combine's pass over them, on the caller alone, grows
     # with the batch, what the split saves with W (a 256 x 512 @ 512 x 10 inference product in 4
     # slices ran 1 - 2 % slower than by rows).
     fits = b.and_(b.and_(b.icmp_signed(">=", slices, ll.Constant(I64, 2)),
-                         b.icmp_signed("<=", size, ll.Constant(I64, SCRATCH_BYTES))),
+                         b.icmp_signed("<=", size, ll.Constant(I64, limit))),
                   b.icmp_signed("<=", b.mul(slices, m), k))
     with b.if_else(fits) as (split, whole):
         with split:
