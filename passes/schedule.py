@@ -34,6 +34,8 @@ Schedules, per kind, with their parameters (ir/ops/fusion.py's SCHEDULE_PARAMETE
                             count, so the rule is applied at run time; a product whose known m
                             and k never satisfy it is "narrow".
              "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
+             The first three may have `accumulate = true`: the epilogue is an update C0 - s * P
+             that the product accumulates into (Note [accumulated update] in matmul.py).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 
 from flowc.ir import Module, Operation, OpResult, Value
 from flowc.ir.ops.fusion import PARAMETERS, SCHEDULES, DimTies
-from flowc.ir.ops.kernel_space import reads_rows, reduction_space, steps_along, value_levels
+from flowc.ir.ops.kernel_space import accumulated_update, reads_rows, reduction_space, steps_along, value_levels
 from flowc.ir.ops.reduction import ArgReduction
 
 from .manager import Pass
@@ -302,13 +304,16 @@ def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
     if not matmuls:  # simplified away after fusion: no backend emits such a kernel yet
         return {"schedule": "generic"}
     (matmul,) = matmuls
+    # Note [accumulated update] in matmul.py: an SGD update of a float product is the product's own.
+    floats = matmul.result.type.dtype.name in BLAS_DTYPES
+    update = {"accumulate": True} if floats and accumulated_update(op) is not None else {}
     if is_narrow(matmul):
         tiles = narrow_tiles(matmul, target)
         lanes = target.vector_bytes // matmul.result.type.dtype.itemsize
         if splits_k(matmul) and may_split(matmul, lanes):
-            return {"schedule": "split_k", **tiles, "partial_bytes": PARTIAL_BYTES}
-        return {"schedule": "narrow", **tiles}
-    return {"schedule": "blas" if matmul.result.type.dtype.name in BLAS_DTYPES else "generic"}
+            return {"schedule": "split_k", **tiles, "partial_bytes": PARTIAL_BYTES, **update}
+        return {"schedule": "narrow", **tiles, **update}
+    return {"schedule": "blas", **update} if floats else {"schedule": "generic"}
 
 
 class Schedule(Pass):

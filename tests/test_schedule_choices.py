@@ -164,6 +164,31 @@ def test_column_reductions_have_a_tile() -> None:
     assert schedule(filled(COLUMN_SUM, COLUMNS=256)) == {"schedule": "column", "tile": (512,)}
 
 
+UPDATE = """
+func @main(%x: f32[?,K], %dz: f32[?,N], %w: f32[K,N], %lr: f32[]) -> f32[K,N] {
+  %g = matmul %x, %dz {transpose_a = true, transpose_b = false} : f32[K,N]
+  %s = mul %g, %lr : f32[K,N]
+  %n = sub %w, %s : f32[K,N]
+  return %n : f32[K,N]
+}
+"""
+
+
+@pytest.mark.parametrize("n, dtype, want", [
+    (10, "f32", {"schedule": "narrow", "tiling": "columns", "tile": (16, 10, 1), "accumulate": True}),
+    (256, "f64", {"schedule": "blas", "accumulate": True}),
+    (256, "i32", {"schedule": "generic"}),  # no gemm to accumulate into
+])
+def test_updates_accumulate(n: int, dtype: str, want: dict[str, object]) -> None:
+    assert schedule(filled(UPDATE, K=50, N=n).replace("f32", dtype)) == want
+
+
+def test_a_product_used_twice_does_not_accumulate() -> None:
+    text = filled(UPDATE, K=50, N=256).replace("return %n : f32[50,256]", "return %n, %g : f32[50,256], f32[50,256]")
+    text = text.replace("-> f32[50,256] {", "-> (f32[50,256], f32[50,256]) {")
+    assert schedule(text) == {"schedule": "blas"}
+
+
 def test_choose_schedule_makes_its_own_ties() -> None:
     """Without the function's ties (a module built without the pass) the choice is the same."""
     module = parse_module(filled(SOFTMAX, ROW=1000))
@@ -208,7 +233,7 @@ func @f(%x: f32[4,ROW]) -> f32[4] {
 
 @pytest.mark.parametrize("text, attributes, message", [
     (KERNEL, 'kind = "matmul", schedule = "narrow", tiling = "dot"',
-     "schedule 'narrow' takes parameters ['tile', 'tiling'], got ['tiling']"),
+     "schedule 'narrow' takes parameters ['tile', 'tiling'] (and may have ['accumulate']), got ['tiling']"),
     (KERNEL, 'kind = "matmul", schedule = "narrow", tile = [2, 2], tiling = "dot"',
      "tile must be 3 positive sizes, got (2, 2)"),
     (KERNEL, 'kind = "matmul", schedule = "narrow", tile = [2, 0, 8], tiling = "dot"',
@@ -220,7 +245,7 @@ func @f(%x: f32[4,ROW]) -> f32[4] {
     (KERNEL, 'kind = "matmul", partial_bytes = 0, schedule = "split_k", tile = [8, 2, 8], tiling = "dot"',
      "partial_bytes must be at least 1, got 0"),
     (KERNEL, 'kind = "matmul", schedule = "blas", tile = [8, 2, 8]',
-     "schedule 'blas' takes parameters none, got ['tile']"),
+     "schedule 'blas' takes parameters none (and may have ['accumulate']), got ['tile']"),
     (KERNEL, 'kind = "matmul", tile = [8, 2, 8]', "tile is a parameter of a schedule, and the kernel has none"),
     (ROWS.replace("ROW", "6"), 'kind = "reduction", schedule = "rows"',
      "schedule 'rows' takes parameters ['partial_sums'] (and may have ['kept_row']), got none"),
@@ -232,6 +257,11 @@ func @f(%x: f32[4,ROW]) -> f32[4] {
      "kept_row names reduction 1, whose row f32[4,?] has a size known only at run time"),
     (ROWS.replace("ROW", "6"), 'kind = "reduction", schedule = "column", tile = [512, 2]',
      "tile must be 1 positive sizes, got (512, 2)"),
+    (KERNEL, 'accumulate = true, kind = "matmul", schedule = "blas"',
+     "accumulate needs an epilogue C0 + s * P or C0 - s * P of the product P, used nowhere else"),
+    (KERNEL, 'accumulate = false, kind = "matmul", schedule = "blas"', "accumulate is true where present, got False"),
+    (KERNEL, 'accumulate = true, kind = "matmul", schedule = "generic"',
+     "schedule 'generic' takes parameters none, got ['accumulate']"),
 ])
 def test_the_verifier_checks_the_parameters(text: str, attributes: str, message: str) -> None:
     module = parse_module(text.replace("ATTRIBUTES", attributes))
@@ -337,6 +367,19 @@ def test_rows_follow_the_recorded_sums_and_kept_row(attributes: dict[str, object
     got, _ = native(filled(SOFTMAX, ROW=1000), {"schedule": "rows", **attributes}, x)
     e = np.exp(x - x.max(axis=1, keepdims=True))
     np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("attributes", [
+    {"schedule": "narrow", "tiling": "columns", "tile": (16, 10, 1), "accumulate": True},
+    {"schedule": "narrow", "tiling": "columns", "tile": (16, 10, 1)},  # the product, then the epilogue
+    {"schedule": "blas", "accumulate": True},
+    {"schedule": "blas"},
+])
+def test_updates_follow_the_recorded_accumulate(attributes: dict[str, object], rng: np.random.Generator) -> None:
+    x, dz = rng.standard_normal((30, 50)).astype(np.float32), rng.standard_normal((30, 10)).astype(np.float32)
+    w, lr = rng.standard_normal((50, 10)).astype(np.float32), np.float32(0.25)
+    got, _ = native(filled(UPDATE, K=50, N=10), attributes, x, dz, w, np.array(lr))
+    np.testing.assert_allclose(got, w - (x.T @ dz) * lr, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("tile", [1, 7, 512])

@@ -29,6 +29,7 @@ from ..errors import FlowcTypeError, VerifyError
 from ..op import Op
 from ..types import Shape, TensorType
 from .control import RegionBody, build_region, yield_types
+from .kernel_space import accumulated_update
 from .reduction import ArgReduction
 
 KINDS = ("loop", "reduction", "matmul", "single")
@@ -44,8 +45,9 @@ SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "row_blocks": (("lanes",), ()),
     "rows": (("partial_sums",), ("kept_row",)),
     "column": (("tile",), ()),
-    "narrow": (("tiling", "tile"), ()),
-    "split_k": (("tiling", "tile", "partial_bytes"), ()),
+    "blas": ((), ("accumulate",)),
+    "narrow": (("tiling", "tile"), ("accumulate",)),
+    "split_k": (("tiling", "tile", "partial_bytes"), ("accumulate",)),
 }
 PARAMETERS = frozenset(name for needed, allowed in SCHEDULE_PARAMETERS.values() for name in (*needed, *allowed))
 TILINGS = ("dot", "rows", "columns")  # how a narrow product's tiles run (passes/schedule.py)
@@ -360,6 +362,11 @@ def _parameter_problem(op: Operation, schedule: str) -> str | None:
         if tiling not in TILINGS or (schedule == "split_k" and tiling != "dot"):
             wanted = "dot" if schedule == "split_k" else ", ".join(TILINGS)
             return f"a {schedule} product's tiling is {wanted}, got {tiling!r}"
+    if "accumulate" in attributes:
+        if attributes["accumulate"] is not True:
+            return f"accumulate is true where present, got {attributes['accumulate']}"
+        if accumulated_update(op) is None:
+            return "accumulate needs an epilogue C0 + s * P or C0 - s * P of the product P, used nowhere else"
     if "kept_row" in attributes:
         reductions = [inner for inner in op.regions[0].entry.ops if inner.is_reduction]
         kept = attributes["kept_row"]
@@ -384,7 +391,7 @@ class Fusion(Op):
 
     name = "fusion"
     attrs = {"kind": str, "schedule": str, "lanes": int, "partial_sums": int, "kept_row": int,
-             "tiling": str, "tile": tuple[int, ...], "partial_bytes": int}
+             "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool}
     optional = frozenset({"schedule"}) | PARAMETERS
     num_regions = 1
     differentiable = False  # autodiff runs before fusion

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from llvmlite import ir as ll
 
-from flowc.ir import BlockArgument, Operation, OpResult, Value
+from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.ops.kernel_space import accumulated_update
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, product
@@ -297,52 +298,25 @@ def _emit_epilogue(kernel: Kernel, matmul: Operation, first: ll.Value, last: ll.
 
 def _accumulated_update(kernel: Kernel, matmul: Operation) -> tuple[int, BlockArgument, ll.Value] | None:
     """Note [accumulated update]: an epilogue `C0 - s * P` (or `C0 + s * P`, `C0 - P`, `C0 + P`) of a
-    float product P, for a C0 of P's shape and a scalar s (a constant or a rank-0 argument), with P
-    used nowhere else: the SGD update of a weight matrix. gemm computes it as alpha * A @ B + 1 * C
-    straight into the result (C0 copied there first unless the result is C0's own buffer); a narrow
-    product stores C0 + alpha * C in place of C, rounded as the epilogue rounds it. Either way the
-    product is never stored and read back. Returns (the update's result index, C0, alpha), or None.
-    """
-    product = matmul.result
-    if product.type.dtype.name not in GEMM:  # float products, BLAS or narrow
+    float product P, P used nowhere else (kernel_space.py's accumulated_update): the SGD update of
+    a weight matrix. gemm computes it as alpha * A @ B + 1 * C straight into the result (C0 copied
+    there first unless the result is C0's own buffer); a narrow product stores C0 + alpha * C in
+    place of C, rounded as the epilogue rounds it. Either way the product is never stored and read
+    back. Where the schedule says so (`accumulate = true`), returns (the update's result index, C0,
+    alpha); else None."""
+    if not schedule_of(kernel.op).get("accumulate"):
         return None
-    op = kernel.op
-    yields = list(op.regions[0].entry.terminator.operands)
-    others = [i for i, v in enumerate(yields) if v is not product]
-    if len(others) != 1 or (product in yields and op.results[yields.index(product)].uses):
-        return None  # the product itself is needed, or there is more to the epilogue
-    update = yields[others[0]]
-    if not isinstance(update, OpResult) or update.op.name not in ("add", "sub") or len(product.uses) != 1 + (
-            product in yields):
-        return None
-    left, right = update.op.operands
-    if update.op.name == "add" and not isinstance(left, BlockArgument):
-        left, right = right, left
-    if not isinstance(left, BlockArgument) or left in matmul.operands or left.type.shape != product.type.shape:
-        return None
-    scale = _scale(kernel, right, product)
-    if scale is None:
-        return None
-    b = kernel.b
-    return others[0], left, scale if update.op.name == "add" else b.fneg(scale)
-
-
-def _scale(kernel: Kernel, value: Value, product: Value) -> ll.Value | None:
-    """s where `value` is P (s = 1), s * P or P * s, for a scalar constant or rank-0 argument s."""
-    element = compute_type(product.type.dtype)
-    if value is product:
-        return constant_of(element, 1.0)
-    if not isinstance(value, OpResult) or value.op.name != "mul" or len(value.uses) != 1:
-        return None
-    x, y = value.op.operands
-    factor = y if x is product else x if y is product else None
-    if factor is None or factor.type.rank != 0 or factor.type.dtype != product.type.dtype:
-        return None
-    if isinstance(factor, OpResult) and factor.op.name == "constant":
-        return constant_of(element, float(factor.op.value.reshape(-1)[0]))
-    if isinstance(factor, BlockArgument):
-        return kernel.b.load(kernel.operand_pointer(factor.index, factor.type.dtype))
-    return None
+    update = accumulated_update(kernel.op)
+    assert update is not None, "the verifier checks that an accumulating kernel's epilogue is an update"
+    element = compute_type(matmul.result.type.dtype)
+    factor = update.factor
+    if factor is None:
+        scale = constant_of(element, 1.0)
+    elif isinstance(factor, BlockArgument):
+        scale = kernel.b.load(kernel.operand_pointer(factor.index, factor.type.dtype))
+    else:
+        scale = constant_of(element, float(factor.op.value.reshape(-1)[0]))  # type: ignore[attr-defined]
+    return update.result, update.start, kernel.b.fneg(scale) if update.negated else scale
 
 
 def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value,
