@@ -302,7 +302,8 @@ class OverridingCpu(CpuTarget):
         return [*passes[:at], Overrides(self.attributes), *passes[at:]]
 
 
-def native(text: str, attributes: dict[str, object], *args: np.ndarray, cache: str | None = None):  # type: ignore[no-untyped-def]
+def native(text: str, attributes: dict[str, object], *args: np.ndarray,
+           cache: str | None = None):  # type: ignore[no-untyped-def]
     signature = Signature(feeds=(), variables=(), uses_step=False, fetches=(), updates=())
     options = CompileOptions(optimize=False, verify=True, cache_dir=cache)
     executable = compile_lowered(Lowered(parse_module(text), signature), OverridingCpu(attributes), options)

@@ -89,7 +89,8 @@ class ReductionEmitter:
         schedule = schedule_of(kernel.op)
         self.lanes = int(schedule.get("partial_sums", 1))  # type: ignore[call-overload]
         reductions = [op for op in self.block.ops if op.is_reduction]
-        self.kept_row = reductions[schedule["kept_row"]].operands[0] if "kept_row" in schedule else None  # type: ignore[index]
+        kept = schedule.get("kept_row")
+        self.kept_row = None if kept is None else reductions[int(kept)].operands[0]  # type: ignore[call-overload]
         self.row_buffer: ll.Value | None = None
         self.short_rows: dict[str, ll.Value] = {}  # compute type -> the row buffer of short reductions
 
@@ -165,9 +166,9 @@ class ReductionEmitter:
 
     def _reduce_short_row(self, op: Operation, coordinates: dict[int, ll.Value],
                           env: dict[Value, ll.Value]) -> ll.Value:
-        """A row known to be short (`partial_sums = 1`, passes/schedule.py): its values are computed into a stack row in a
-        loop with no dependence between iterations, which LLVM vectorizes (the exp of a softmax over
-        10 classes), then added up serially, in index order, from there."""
+        """A row known to be short (`partial_sums = 1`, passes/schedule.py): its values are computed
+        into a stack row in a loop with no dependence between iterations, which LLVM vectorizes (the
+        exp of a softmax over 10 classes), then added up serially, in index order, from there."""
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
@@ -268,7 +269,8 @@ class ReductionEmitter:
     def _combine_lanes(self, op: Operation, lanes: ll.Value) -> ll.Value:
         """Lane k with lane k + half, halving until one is left: a fixed pairwise order."""
         b = self.b
-        return combine_pairwise(b, op, [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(self.lanes)])
+        values = [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(self.lanes)]
+        return combine_pairwise(b, op, values)
 
     def _arg_reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
         """argmax/argmin in one serial walk: the first best index wins, as in numpy."""
