@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from flowc.ir import Module, Operation, OpResult, Value
+from flowc.ir import Block, Module, Operation, OpResult, Value
 from flowc.ir.ops.fusion import PARAMETERS, SCHEDULES, DimTies
 from flowc.ir.ops.kernel_space import accumulated_update, reads_rows, reduction_space, steps_along, value_levels
 from flowc.ir.ops.reduction import ArgReduction
@@ -327,13 +327,14 @@ class Schedule(Pass):
     def run(self, module: Module) -> bool:
         changed = False
         for function in module:
-            ties: DimTies | None = None  # made once per function, for the first kernel that asks
-            for op in function.entry.ops:
+            ties: dict[Block, DimTies] = {}  # per block that holds kernels, made for the first that asks
+            for op in function.walk():  # kernels in the regions of control flow too
                 if op.name != "fusion":
                     continue
-                if ties is None and op.kind == "reduction":
-                    ties = DimTies(function.entry.ops)
-                chosen = choose_schedule(op, self.target, ties)
+                block = op.parent
+                if block is not None and block not in ties and op.kind == "reduction":
+                    ties[block] = DimTies(block.ops)
+                chosen = choose_schedule(op, self.target, ties.get(block) if block is not None else None)
                 assert chosen["schedule"] in SCHEDULES[op.kind], chosen
                 current = {key: value for key, value in op.attributes.items() if key in PARAMETERS | {"schedule"}}
                 if current != chosen:

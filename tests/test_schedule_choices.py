@@ -199,6 +199,37 @@ def test_choose_schedule_makes_its_own_ties() -> None:
         "schedule": "rows", "partial_sums": 16, "kept_row": 1}
 
 
+CONTROL_FLOW = """
+func @main(%p: bool[], %x: f32[?,1000]) -> f32[?,1000] {
+  %r = cond %p, %x : f32[?,1000] {
+  ^bb0(%a: f32[?,1000]):
+    %y = fusion %a {kind = "reduction"} : f32[?,1000] {
+    ^bb0(%b: f32[?,1000]):
+      %mx = reduce_max %b {axes = [-1], keepdims = true} : f32[?,1]
+      %d = sub %b, %mx : f32[?,1000]
+      %e = exp %d : f32[?,1000]
+      %s = reduce_sum %e {axes = [-1], keepdims = true} : f32[?,1]
+      %q = div %e, %s : f32[?,1000]
+      yield %q : f32[?,1000]
+    }
+    yield %y : f32[?,1000]
+  } {
+  ^bb0(%c: f32[?,1000]):
+    yield %c : f32[?,1000]
+  }
+  return %r : f32[?,1000]
+}
+"""
+
+
+def test_kernels_inside_control_flow_are_scheduled() -> None:
+    """A kernel in a branch of a cond (native control flow) gets its schedule as a top-level one."""
+    module = parse_module(CONTROL_FLOW)
+    PassManager([Schedule(TargetInfo(64))], verify_each=True).run(module)
+    (op,) = [op for op in module["main"].walk() if op.name == "fusion"]
+    assert op.attributes == {"kind": "reduction", "schedule": "rows", "partial_sums": 16, "kept_row": 1}
+
+
 def test_the_target_vector_registers() -> None:
     assert [TargetInfo(width).vector_registers for width in (16, 32, 64)] == [16, 16, 32]
     assert [TargetInfo(width).accumulators for width in (16, 32, 64)] == [12, 12, 24]
