@@ -113,7 +113,6 @@ def codegen_fingerprint() -> str:
 
 
 @functools.cache
-@functools.cache
 def host_vector_bytes() -> int:
     """The host's widest vector register in bytes, as the schedule pass sees it (the CPU target's
     TargetInfo). From /proc/cpuinfo's flags (the same cpuid bits LLVM reads, without starting LLVM
@@ -136,7 +135,7 @@ def schedule_of(op: Operation) -> dict[str, object]:
     if "schedule" not in op.attributes:
         raise FlowcError(f"the {op.kind} kernel has no schedule: the schedule pass (passes/schedule.py) "
                          "must run before the LLVM backend")
-    return {key: op.attributes[key] for key in ("schedule", "lanes") if key in op.attributes}
+    return {key: value for key, value in op.attributes.items() if key != "kind"}
 
 
 def host_description() -> str:

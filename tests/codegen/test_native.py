@@ -450,12 +450,12 @@ def test_split_k_products(rng, k, transpose_b, dtype) -> None:
     import ctypes
 
     from flowc.codegen.llvm.kernels.matmul import FLOP_GRAIN
-    from flowc.codegen.llvm.kernels.narrow import vector_bytes
+    from flowc.codegen.llvm.program import host_vector_bytes
     from flowc.runtime import set_num_threads, support
 
     chunks = support().flowc_parallel_chunks
     chunks.argtypes, chunks.restype = (ctypes.c_int64, ctypes.c_int64), ctypes.c_int64
-    lanes = vector_bytes() // np.dtype(dtype).itemsize
+    lanes = host_vector_bytes() // np.dtype(dtype).itemsize
     w_shape = (10, k) if transpose_b else (k, 10)
     set_num_threads(2)
     try:
@@ -509,10 +509,11 @@ def test_split_k_products_have_slices_and_a_combine() -> None:
 def test_narrow_product_tiles_for_every_vector_width(tmp_path, monkeypatch, rng, width) -> None:
     """The tile sizes follow the host's vector width; each width's schedule is right (built here in a
     cache of its own, since the real host decides the cache key)."""
-    from flowc.codegen.llvm.kernels import narrow
+    from flowc.passes.schedule import TargetInfo
+    from flowc.targets import cpu
 
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(narrow, "vector_bytes", lambda: width)
+    monkeypatch.setattr(cpu, "host_target_info", lambda: TargetInfo(width))  # the schedule pass's tiles
     for transpose_a in (False, True):
         a_shape = (23, 37) if transpose_a else (37, 23)
         both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a),
@@ -525,14 +526,12 @@ def test_split_k_and_row_blocks_for_narrower_vectors(tmp_path, monkeypatch, rng,
     host's vector width, as an SSE or AVX host would build them: a softmax-regression step of 10
     classes (split forward, column-tiled update) and a cross entropy of 3 classes (blocks of 4 or 8
     rows)."""
-    from flowc.codegen.llvm.kernels import narrow
     from flowc.passes.schedule import TargetInfo
     from flowc.runtime import set_num_threads
     from flowc.targets import cpu
 
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(narrow, "vector_bytes", lambda: width)
-    monkeypatch.setattr(cpu, "host_target_info", lambda: TargetInfo(width))  # the schedule pass's row blocks
+    monkeypatch.setattr(cpu, "host_target_info", lambda: TargetInfo(width))  # the schedule pass's tiles, row blocks
     feeds = {"x": sample(rng, (100, 784), "float32") * 0.05, "w": sample(rng, (784, 10), "float32") * 0.05,
              "labels": rng.integers(0, 3, 100).astype(np.int32), "z": sample(rng, (100, 3), "float32")}
 
