@@ -19,19 +19,20 @@ another process that traces the same code loads the library.
 
 Note [the jitted call]
 A call after the first must cost no more than a Session.run through the fast
-run. The jitted function keeps its latest signature's compiled call on a hot
-path: where a call passes only positional arguments, that signature's guard
-(Note [the hot path's guard] in jit_signature.py; none where every argument
-is an array) checks the containers and static values and hands the array
-leaves, in feed order, to the signature's FastRun (runtime/native/fast_run.c),
-which checks each is an exact ndarray of the dtype, rank, shape, layout and
-alignment that signature has, that no donated buffer overlaps another
-argument, and runs the code in one C call. Anything either does not
-recognise (a new shape or static value, a keyword, a list where a tuple was)
-falls to the keyed path: bind, flatten, convert, look up (or trace and
-compile), then that signature's FastRun, which becomes the hot one. The hot
-path traces nothing and runs no Python per argument: about 0.4 us for one
-array, 0.9 us for a dict of two, on the machine of bench/bench_jit.py.
+run. The jitted function keeps its latest signature's compiled call, for the
+form of the call that used it, on a hot path: that form's guard (Note [the
+hot path's guard] in jit_signature.py; none where every argument is an array
+given by position) checks the form, the containers and the static values and
+hands the array leaves, in feed order, to the signature's FastRun
+(runtime/native/fast_run.c), which checks each is an exact ndarray of the
+dtype, rank, shape, layout and alignment that signature has, that no donated
+buffer overlaps another argument, and runs the code in one C call. Anything
+either does not recognise (a new shape or static value, another keyword, a
+list where a tuple was) falls to the keyed path: bind, flatten, convert, look
+up (or trace and compile), then that signature's FastRun, which becomes the
+hot one. The hot path traces nothing and runs no Python per argument: about
+0.4 us for one array, 0.9 us for a dict of two, on the machine of
+bench/bench_jit.py.
 
 Note [jit and state]
 A jitted function is pure: it reads its arguments and returns values. An
@@ -79,7 +80,7 @@ from . import nest
 from .driver import compile_lowered
 from .graph import Tensor
 from .jit_signature import (LEAF, NUMBER, CallSignature, TracerFound, as_leaf_array, closest, fits,
-                            flatten_argument, guard, leaf_paths, number, signature_of)
+                            flatten_argument, guard, leaf_paths, number, plain, signature_of)
 from .jit_trace import Trace, TensorSpec, definition_line, trace
 from .lowering import Signature, lower
 from .options import CompileOptions
@@ -111,11 +112,26 @@ class CompiledCall:
     rebuild: Callable[[Any], Any] | None  # the flat answer -> the function's result structure
     uses_step: bool
     donated: tuple[int, ...]  # the leaves whose buffers the code may write
-    positional: bool  # a call of as many positional arguments binds them as this signature's (the hot path)
-    guard: Callable[[tuple], tuple | None] | None  # the positional arguments -> the leaves (Note [the hot path's guard])
     fast: Any = None  # the FastRun, once a call on the Python path laid the code out
     fresh_outputs: bool = False
-    layouts: int = field(default=0)
+    layouts: int = 0
+    hot_calls: dict[tuple, HotCall | None] = field(default_factory=dict)  # per form of call (Note [the jitted call])
+
+
+@dataclass(frozen=True)
+class HotCall:
+    """The hot path of one signature and form of call (Note [the jitted call])."""
+
+    fast: Any  # the signature's FastRun
+    guard: Callable[[tuple, dict], tuple | None] | None  # the call's arguments -> the leaves; None: args are the leaves
+    rebuild: Callable[[Any], Any] | None
+
+
+class _Keyword:
+    """Where a keyword argument lands when a form of call is bound (JitFunction._sources)."""
+
+    def __init__(self, name: str):
+        self.name = name
 
 
 class JitFunction:
@@ -158,8 +174,9 @@ class JitFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         hot = self._hot
-        if hot is not None and not kwargs:
-            leaves = args if hot.guard is None else hot.guard(args)
+        if hot is not None:
+            guard = hot.guard
+            leaves = (None if kwargs else args) if guard is None else guard(args, kwargs)
             if leaves is not None:
                 answer = hot.fast(*leaves)
                 if answer is not NotImplemented:
@@ -178,9 +195,41 @@ class JitFunction:
         answer = compiled.fast(*leaves) if compiled.fast is not None else NotImplemented
         if answer is NotImplemented:
             answer = self._run(compiled, self._donatable(compiled, leaves))
-        if compiled.positional and compiled.fast is not None and not kwargs:
-            self._hot = compiled  # the latest signature takes the hot path (Note [the jitted call])
+        if compiled.fast is not None:
+            self._hot = self._hot_call(compiled, args, kwargs)  # Note [the jitted call]
         return answer if compiled.rebuild is None else compiled.rebuild(answer)
+
+    def _hot_call(self, compiled: CompiledCall, args: tuple, kwargs: dict[str, Any]) -> HotCall | None:
+        """The hot path of a signature for calls of this form (Note [the hot path's guard]), made once per form."""
+        form = (len(args), tuple(kwargs))
+        if form not in compiled.hot_calls:
+            sources = self._sources(form)
+            hot = None
+            if sources is not None and len(sources) == len(compiled.signature.parameters):
+                check = None if plain(compiled.signature, sources) else guard(compiled.signature, sources)
+                hot = HotCall(compiled.fast, check, compiled.rebuild)
+            compiled.hot_calls[form] = hot
+        return compiled.hot_calls[form]
+
+    def _sources(self, form: tuple[int, tuple[str, ...]]) -> list[int | str] | None:
+        """Per parameter a call of this form binds: its position among the arguments or its keyword; None
+        where the form does not bind each parameter to one argument (*args, **kwargs, no signature)."""
+        if self._parameters is None:
+            return None
+        count, keywords = form
+        try:
+            bound = self._parameters.bind(*range(count), **{k: _Keyword(k) for k in keywords})
+        except TypeError:
+            return None
+        sources: list[int | str] = []
+        for value in bound.arguments.values():
+            if isinstance(value, _Keyword):
+                sources.append(value.name)
+            elif type(value) is int:
+                sources.append(value)
+            else:  # a *args tuple or a **kwargs dict
+                return None
+        return sources
 
     def _key(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, list[np.ndarray]]:
         """The cache key of a call, per argument (name, True, (type, value)) if static else (name,
@@ -294,10 +343,7 @@ class JitFunction:
         lowered = type(lowered)(lowered.module, DonatingSignature(**values, offered=offered))
         executable = compile_lowered(lowered, self.target, self.options)
         picks, answer, rebuild = _answer_of(traced)
-        names = tuple(p.name for p in signature.parameters)
-        positional = self._positional is not None and names == self._positional[:len(names)]
         return CompiledCall(signature, executable, picks, answer, rebuild, lowered.signature.uses_step, donated,
-                            positional, guard(signature) if positional else None,
                             fresh_outputs=getattr(executable, "fresh_outputs", False))
 
     def _specs(self, signature: CallSignature) -> dict[str, Any]:

@@ -264,37 +264,47 @@ def signature_of(key: tuple) -> CallSignature:
 # -- the hot path's guard ----------------------------------------------------------------------
 #
 # Note [the hot path's guard]
-# A jitted call whose arguments are nested (a dict of parameters, say) or static cannot hand its
-# positional arguments to the FastRun as they are. For the latest signature the jitted function
-# keeps a guard made from it: one small generated function that checks each container's exact type
-# and length (a dict's keys by indexing them), each static value (type and ==) and each Python
-# number, and returns the array leaves in flatten order, or None where anything differs. The
-# FastRun then checks the leaves themselves. Generated source, not a tree of closures: one call
+# A jitted call whose arguments are nested (a dict of parameters, say), static, or given by keyword
+# cannot hand its arguments to the FastRun as they are. For the latest signature and the form of
+# the call that used it (how many positional arguments, which keywords in which order: a form binds
+# the same way every time) the jitted function keeps a guard: one small generated function that
+# checks the form, each container's exact type and length (a dict's keys by indexing them), each
+# static value (type and ==) and each Python number, and returns the array leaves in flatten
+# order, or None where anything differs. The FastRun then checks the leaves themselves. Generated source, not a tree of closures: one call
 # with its checks inline costs a fraction of a closure per node, as jax does this walk in C++.
 
 
-def guard(signature: CallSignature) -> Callable[[tuple], tuple | None] | None:
-    """The guard of a signature (Note [the hot path's guard]), or None where the positional arguments
-    are the leaves themselves (every argument an array)."""
-    if all(not p.static and p.value == LEAF for p in signature.parameters):
-        return None
-    lines: list[str] = []
+def guard(signature: CallSignature, sources: list[int | str]) -> Callable[[tuple, dict], tuple | None]:
+    """The guard of a signature for one form of call (Note [the hot path's guard]): `sources` says
+    where each parameter comes from, a position of the call's arguments or a keyword's name."""
+    keywords = [source for source in sources if isinstance(source, str)]
+    lines = [f"if len(args) != {len(sources) - len(keywords)} or len(kwargs) != {len(keywords)}: return None"]
     constants: dict[str, Any] = {}
     leaves: list[str] = []
-    for index, parameter in enumerate(signature.parameters):
-        lines.append(f"a{index} = args[{index}]")
+    for index, (parameter, source) in enumerate(zip(signature.parameters, sources)):
+        if isinstance(source, str):
+            constants[f"k{index}"] = source
+            lines.append(f"a{index} = kwargs[k{index}]")
+        else:
+            lines.append(f"a{index} = args[{source}]")
         if parameter.static:
             constants[f"s{index}"], constants[f"t{index}"] = parameter.value, type(parameter.value)
             lines.append(f"if type(a{index}) is not t{index} or a{index} != s{index}: return None")
         else:
             _guard_node(parameter.value, f"a{index}", lines, constants, leaves)
     body = "\n".join(f"        {line}" for line in lines)
-    source = (f"def guard(args):\n    if len(args) != {len(signature.parameters)}:\n        return None\n"
-              f"    try:\n{body}\n    except Exception:\n        return None\n"
+    source = (f"def guard(args, kwargs):\n    try:\n{body}\n    except Exception:\n        return None\n"
               f"    return ({''.join(leaf + ', ' for leaf in leaves)})\n")
     namespace = dict(constants)
     exec(compile(source, "<fc.jit guard>", "exec"), namespace)  # noqa: S102 (our own text, from a signature)
     return namespace["guard"]
+
+
+def plain(signature: CallSignature, sources: list[int | str]) -> bool:
+    """Whether a call of this form passes the leaves themselves, in order: every parameter an array, given
+    by position (the hot path then needs no guard)."""
+    return sources == list(range(len(sources))) and all(not p.static and p.value == LEAF
+                                                        for p in signature.parameters)
 
 
 def _guard_node(key: Any, name: str, lines: list[str], constants: dict[str, Any], leaves: list[str]) -> None:

@@ -194,6 +194,16 @@ def test_nested_static_and_donated_arguments_take_the_hot_path_too(monkeypatch: 
     new, _ = update(new, grads, 0.25)
     np.testing.assert_array_equal(new["w"], -0.25)
     assert update.compiles == 2
+    new, _ = update(new, grads=grads, rate=0.25)  # another form of call: the keyed path, once
+    with monkeypatch.context() as patch:
+        patch.setattr(update, "_call", keyed_path)
+        new, (extra, _) = update(new, grads=grads, rate=0.25)
+        np.testing.assert_array_equal(new["w"], -0.75)
+        new, _ = update(new, rate=0.25, grads=grads)  # the keywords in another order bind alike
+        np.testing.assert_array_equal(new["w"], -1)
+        with pytest.raises(AssertionError, match="fell back"):
+            update(new, grads, rate=0.25)
+    assert update.compiles == 2
 
 
 def test_without_the_fast_run(monkeypatch: pytest.MonkeyPatch) -> None:
