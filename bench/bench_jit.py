@@ -4,6 +4,8 @@
 
 - call 4: `x * 2 + 1` on 4 float32 elements, per call: fc.jit, the same graph's Session.run (the
   fast run), numpy itself, and jax.jit when installed. The median of 200 samples of 100 calls.
+- call softmax step: one step of (b) below after the first, per call (a dict of parameters in,
+  donated, the loss and the new dict out; the Session: sess.run([loss, train])).
 - first call: a fresh process with an empty FLOWC_CACHE_DIR traces and compiles (a) a jitted MLP
   forward (784-512-512-10, batch 256) and (b) the softmax-regression training step of
   examples/softmax_regression.py (64 features, 10 classes, batch 100; loss and updated parameters
@@ -57,6 +59,30 @@ def call_fn(peer: str):  # type: ignore[no-untyped-def]
         return lambda: sess.run(y, feeds)
     jitted = fc.jit(lambda x: x * 2.0 + 1.0)
     return lambda: jitted(x)
+
+
+def step_fn(peer: str):  # type: ignore[no-untyped-def]
+    """One softmax-regression step after the first (the parameters carried from call to call)."""
+    params, x, y = softmax_data()
+    if peer == "flowc_session":
+        import flowc as fc
+
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+        from softmax_regression import build_model
+
+        m = build_model(0.5)
+        sess = fc.Session(graph=m["graph"])
+        sess.run(m["init"])
+        fetches, feeds = [m["loss"], m["train"]], {m["x"]: x, m["y"]: y}
+        return lambda: sess.run(fetches, feeds)
+    step = softmax_step(peer)
+    state = [params]
+
+    def call() -> None:
+        loss, state[0] = step(state[0], x, y)
+        if peer == "jax":
+            loss.block_until_ready()
+    return call
 
 
 def time_call(fn, samples: int = 200, batch: int = 100) -> float:  # type: ignore[no-untyped-def]
@@ -120,23 +146,32 @@ def first_call(workload: str, peer: str) -> float:
             sess.run([m["loss"], m["train"]], {m["x"]: x, m["y"]: y})
             return time.perf_counter() - start
 
-    def loss_fn(params, x, y):
-        logits = fc.matmul(x, params["W"]) + params["b"]
-        return fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-
-    @fc.jit(donate_argnums=0)
-    def step(params, x, y):
-        loss, grads = fc.value_and_grad(loss_fn)(params, x, y)
-        return loss, {k: params[k] - 0.5 * grads[k] for k in params}
-
+    step = softmax_step(peer)
     start = time.perf_counter()
     step(params, x, y)
     return time.perf_counter() - start
 
 
+def softmax_step(peer: str):  # type: ignore[no-untyped-def]
+    """The softmax-regression step as a jitted function: (loss, new parameters) of a parameter dict."""
+    if peer == "jax":
+        return jax_softmax_step()
+    import flowc as fc
+
+    def loss_fn(params, x, y):  # type: ignore[no-untyped-def]
+        logits = fc.matmul(x, params["W"]) + params["b"]
+        return fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+    @fc.jit(donate_argnums=0)
+    def step(params, x, y):  # type: ignore[no-untyped-def]
+        loss, grads = fc.value_and_grad(loss_fn)(params, x, y)
+        return loss, {k: params[k] - 0.5 * grads[k] for k in params}
+
+    return step
+
+
 def first_call_jax(workload: str) -> float:
     import jax
-    import jax.numpy as jnp
 
     if workload == "mlp":
         params, x = mlp_data()
@@ -151,6 +186,15 @@ def first_call_jax(workload: str) -> float:
         mlp(params, x).block_until_ready()
         return time.perf_counter() - start
     params, x, y = softmax_data()
+    step = jax_softmax_step()
+    start = time.perf_counter()
+    jax.block_until_ready(step(params, x, y))
+    return time.perf_counter() - start
+
+
+def jax_softmax_step():  # type: ignore[no-untyped-def]
+    import jax
+    import jax.numpy as jnp
 
     def loss_fn(params, x, y):  # type: ignore[no-untyped-def]
         logits = x @ params["W"] + params["b"]
@@ -161,9 +205,7 @@ def first_call_jax(workload: str) -> float:
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
         return loss, {k: params[k] - 0.5 * grads[k] for k in params}
 
-    start = time.perf_counter()
-    jax.block_until_ready(step(params, x, y))
-    return time.perf_counter() - start
+    return step
 
 
 def first_calls(peer: str, processes: int) -> dict[str, float]:
@@ -194,7 +236,10 @@ def first_calls(peer: str, processes: int) -> dict[str, float]:
 
 
 def run_peer(peer: str, processes: int) -> dict[str, float]:
-    return {"call_4": time_call(call_fn(peer)), **(first_calls(peer, processes) if peer != "numpy" else {})}
+    if peer == "numpy":
+        return {"call_4": time_call(call_fn(peer))}
+    return {"call_4": time_call(call_fn(peer)), "call_softmax_step": time_call(step_fn(peer), batch=20),
+            **first_calls(peer, processes)}
 
 
 def main() -> None:
@@ -227,12 +272,12 @@ def report(table: dict[str, dict[str, float]], rounds: int, processes: int, has_
     lines = [f"Machine: {machine()}. Command: `.venv/bin/python bench/bench_jit.py --rounds {rounds} "
              f"--processes {processes}`.", "jax: " + ("installed" if has_jax else "not installed, not measured"), "",
              "| figure | " + " | ".join(peers) + " |", "|---" * (len(peers) + 1) + "|"]
-    names = ["call_4"] + [f"first_{w}_{s}" for w in FIRST for s in ("cold", "cached")]
+    names = ["call_4", "call_softmax_step"] + [f"first_{w}_{s}" for w in FIRST for s in ("cold", "cached")]
     for name in names:
         cells = []
         for peer in peers:
             value = table[peer].get(name)
-            cells.append("-" if value is None else f"{value * 1e6:.2f} us" if name == "call_4" else
+            cells.append("-" if value is None else f"{value * 1e6:.2f} us" if name.startswith("call") else
                          f"{value * 1e3:.0f} ms")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
