@@ -613,7 +613,7 @@ def test_trace_with_unknown_dims() -> None:
 
 
 def test_the_jitted_softmax_regression_trains_as_the_session_does() -> None:
-    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
     sys.path.insert(0, examples)
     try:
         from jit_softmax_regression import train
