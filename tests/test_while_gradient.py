@@ -88,6 +88,35 @@ def test_an_rnn_over_the_rows_of_a_sequence(condition: str, rng: np.random.Gener
     check_case(rnn_case(condition, 5), rng)
 
 
+def unknown_batch(text: str) -> str:
+    return text.replace("f64[2,3]", "f64[?,3]").replace("f64[5,2,4]", "f64[5,?,4]").replace("f64[2,4]", "f64[?,4]")
+
+
+@pytest.mark.parametrize("condition", sorted(CONDITIONS))
+def test_an_rnn_of_unknown_batch(condition: str, rng: np.random.Generator) -> None:
+    """Rows of unknown size: the static stack is built by doubling a row, the others by fill_rows;
+    the forward loop still runs once."""
+    case = rnn_case(condition, 5)
+    check_case(Case(case.args, text=unknown_batch(case.text), label=case.label), rng)
+    module = gradient_module(unknown_batch(RNN), condition)
+    optimize(module, verify_each=True)
+    loops = [op for op in module["f"].entry.ops if op.name == "while"]
+    assert len(loops) == 2 + (condition == "no bound"), str(module)
+
+
+def test_a_carried_value_without_a_cotangent_of_its_own(rng: np.random.Generator) -> None:
+    """Only the sum of the states is returned: h gets zeros as its first cotangent, shaped like the
+    loop's result, which must then be the recording loop's."""
+    text = unknown_batch(RNN).replace("%h, %acc : f64[?,3], f64[?,3]", "%acc : f64[?,3]").replace(
+        "-> (f64[?,3], f64[?,3])", "-> f64[?,3]")
+    case = rnn_case("bound by a loop value", 4)
+    check_case(Case(case.args, text=text.replace("CONDITION", CONDITIONS["bound by a loop value"]),
+                    label="sum only"), rng)
+    module = gradient_module(text, "bound by a loop value")
+    optimize(module, verify_each=True)
+    assert len([op for op in module["f"].entry.ops if op.name == "while"]) == 2, str(module)
+
+
 @pytest.mark.parametrize("steps", [0, 1, 3])
 @pytest.mark.parametrize("condition", ["bound by a loop value", "no bound"])
 def test_an_rnn_of_few_steps(condition: str, steps: int, rng: np.random.Generator) -> None:

@@ -139,11 +139,11 @@ def while_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
     state_args = step.args[len(carried):]
     invariant = {i for i, v in enumerate(body.terminator.operands) if v is body.args[i]}
     recorded = [i for i, arg in enumerate(state_args) if arg.uses and i not in invariant]
+    seeds = seeds_for(b, op, douts, carried)  # before the results are replaced: zeros may read their shape
     count, stacks, final = _record(op, recorded)
     for result, value in zip(op.results, final):
         result.replace_all_uses_with(value)
     outside = [i for i, arg in enumerate(state_args) if arg.uses and i in invariant]
-    seeds = seeds_for(b, op, douts, carried)
 
     def back(inner: Builder, k: Value, *rest: Value) -> list[Value]:
         cotangents, loop_stacks, kept = (rest[:len(carried)], rest[len(carried):len(carried) + len(recorded)],
