@@ -88,6 +88,20 @@ def test_an_rnn_over_the_rows_of_a_sequence(condition: str, rng: np.random.Gener
     check_case(rnn_case(condition, 5), rng)
 
 
+def test_a_bound_carried_as_a_loop_value_with_a_constant_start_gives_static_stacks(rng: np.random.Generator) -> None:
+    """fc.while_loop's maximum_iterations: `i < m` with m a loop value the body keeps, fed a constant."""
+    text = RNN.replace("%u, %n, %h0", "%u, %bound, %h0").replace(
+        "%zero = constant {value = dense<0>} : i64[]", "%zero = constant {value = dense<0>} : i64[]\n"
+        "  %bound = constant {value = dense<4>} : i64[]")
+    case = rnn_case("bound by a loop value", 9)  # %n is not read
+    check_case(Case(case.args, text=text.replace("CONDITION", CONDITIONS["bound by a loop value"]),
+                    label="constant bound"), rng)
+    module = gradient_module(text, "bound by a loop value")
+    optimize(module, verify_each=True)
+    assert not [op for op in module.walk() if op.name == "fill_rows"], str(module)
+    assert [op for op in module["f"].entry.ops if op.name == "broadcast_to"][0].result.type.shape == (4, 2, 3)
+
+
 def unknown_batch(text: str) -> str:
     return text.replace("f64[2,3]", "f64[?,3]").replace("f64[5,2,4]", "f64[5,?,4]").replace("f64[2,4]", "f64[?,4]")
 

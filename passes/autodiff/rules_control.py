@@ -236,21 +236,32 @@ def _capacity(b: Builder, op: Operation) -> tuple[Value, int | None]:
     for test in _conjuncts(cond.terminator.operands[0]):
         counter, limit = test.op.operands
         if not (isinstance(counter, BlockArgument) and counter.block is cond and counter.type.rank == 0
-                and _steps_by_one(body, counter.index)):
+                and limit.type.rank == 0 and _steps_by_one(body, counter.index)):
             continue
+        bound = _loop_invariant(op, limit)
+        if bound is None:
+            continue  # a limit the body changes bounds nothing
         start = op.operands[counter.index]
-        known, first = constant_value(limit), constant_value(start)
+        known, first = constant_value(bound), constant_value(start)
         if known is not None and first is not None:
             trips = max(int(known) - int(first), 0)
             return _count(b, trips), trips
-        if known is None and not (isinstance(limit, BlockArgument) and limit.block is cond):
-            continue
-        if isinstance(limit, BlockArgument) and body.terminator.operands[limit.index] is not body.args[limit.index]:
-            continue  # a limit the body changes bounds nothing
-        bound = b.constant(known) if known is not None else op.operands[limit.index]
-        trips = b.cast(b.sub(bound, start), dtype=int64)
-        return b.maximum(trips, _count(b, 0)), None
+        if known is not None:
+            bound = b.constant(known)  # a constant of the cond region, made again outside
+        return b.maximum(b.cast(b.sub(bound, start), dtype=int64), _count(b, 0)), None
     return _trip_count(b, op), None
+
+
+def _loop_invariant(op: Operation, value: Value) -> Value | None:
+    """`value` of the cond region as a value outside the loop: a constant, or a loop value the body
+    yields unchanged (the bound of maximum_iterations), as its initial value; else None."""
+    cond, body = (region.entry for region in op.regions)
+    if constant_value(value) is not None:
+        return value
+    if isinstance(value, BlockArgument) and value.block is cond and \
+            body.terminator.operands[value.index] is body.args[value.index]:
+        return op.operands[value.index]
+    return None
 
 
 def _trip_count(b: Builder, op: Operation) -> Value:
