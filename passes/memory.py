@@ -32,7 +32,9 @@ reads stays alive (never reused) until the whole op is done. Then:
   - a body's yielded value that a kernel of the body computes is written into
     the state in place when no op of the body at or after that kernel reads
     the old state (a read of the state by a later kernel would see the new
-    value); else it is copied into the state at the yield. MaterializeResults
+    value), but for the kernel itself when it is a loop kernel reading the
+    state at the index it writes (i + 1, acc + x); else it is copied into the
+    state at the yield. MaterializeResults
     first makes each yielded value the body's own kernel result (or the state
     itself, unchanged), so a copy never reads a state buffer that another copy
     at the same yield writes (a swap of two state values).
@@ -247,20 +249,32 @@ def _write_yields_in_place(plan: MemoryPlan, block: Block, results: Sequence[Val
 
 def _state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
     """Whether a body's yielded value may be written into state `index` in place: no op from its producer
-    on (the yield included) reads the old state, directly or through a view of it."""
+    on (the yield included) reads the old state, directly or through a view of it; except the producer
+    itself if it is a loop kernel reading the state at the value's own shape, so at the index it
+    writes, before it writes it (codegen/llvm/kernels/loop.py reads every input of an element first)."""
     position = {op: i for i, op in enumerate(body.ops)}
 
-    def reads_of(arg: Value) -> list[int]:
+    def reads_of(arg: Value) -> list[tuple[Operation, Value]]:
         found, pending = [], [arg]
         while pending:
             value = pending.pop()
             for user, _ in value.uses:
-                found.append(position[user])
+                found.append((user, value))
                 if user.is_view:
                     pending.extend(user.results)
         return found
 
-    return lambda value, index: all(p < position[value.op] for p in reads_of(body.args[index]))
+    def allowed(value: Value, index: int) -> bool:
+        producer = value.op
+        for user, read in reads_of(body.args[index]):
+            if position[user] < position[producer]:
+                continue
+            same_index = producer.name == "fusion" and producer.kind == "loop" and read is body.args[index]
+            if user is not producer or not same_index:
+                return False
+        return True
+
+    return allowed
 
 
 def _last_uses(block: Block, plan: MemoryPlan, spans: dict[Operation, tuple[int, int]],
