@@ -166,7 +166,7 @@ class NativeExecutable:
         if self._entry is None:
             raise _closed_error()
         # The type rules on the fed shapes: an argmax over an axis fed 0 fails here, before any kernel runs.
-        shapes = propagate_shapes(self.function, [a.shape for a in args])
+        shapes = propagate_shapes(self.function, [a.shape for a in args], "the cpu target")
         for op in self.program.kernel_ops:
             check_no_hidden_broadcast(op, shapes)
         temps = [value_bytes(v, shapes) for v in self.plan.temps]

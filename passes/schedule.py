@@ -188,7 +188,7 @@ class Schedule(Pass):
     def run(self, module: Module) -> bool:
         changed = False
         for function in module:
-            for op in function.entry.ops:
+            for op in function.walk():  # kernels in cond and while regions too
                 if op.name != "fusion":
                     continue
                 chosen = choose_schedule(op, self.target)

@@ -183,7 +183,7 @@ def compile_on_cpu(module: ir.Module) -> NativeExecutable:
 
 
 def test_every_unsupported_op_has_a_module_here() -> None:
-    assert set(MODULES) == set(UNSUPPORTED)
+    assert set(UNSUPPORTED) <= set(MODULES)  # and cond, while, call: compiled since (test_native_control.py)
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))

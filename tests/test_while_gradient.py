@@ -174,6 +174,26 @@ def test_the_forward_loop_runs_once(condition: str, counts: bool) -> None:
         assert not [op for op in module.walk() if op.name == "fill_rows"], str(module)
 
 
+def test_no_cotangent_is_carried_for_a_value_whose_gradient_is_not_asked_for() -> None:
+    """The gradient of the weights only: the sequence is read in the backward loop, its cotangent
+    (a matmul and a row per step) is not computed."""
+    module = ir.parse_module(RNN.replace("CONDITION", CONDITIONS["static bound"]))
+    function = module["f"]
+    ret = function.entry.ops[-1]
+    b = ir.Builder.before(ret)
+    loss = b.reduce_sum(ret.operands[0], axes=(0, 1))
+    w, u = function.args[2:4]
+    grads = b.create("gradients", [loss, w, u], {"num_ys": 1, "num_xs": 2}).results
+    ret.erase()
+    b.create("return", list(grads))
+    function.result_types = [w.type, u.type]
+    expand_gradients(module)
+    optimize(module, verify_each=True)
+    back = [op for op in function.entry.ops if op.name == "while"][-1]
+    assert [r.type.shape for r in back.results].count((5, 2, 4)) == 1, str(module)  # the sequence itself
+    assert not [op for op in back.walk() if op.name == "write_row"], str(module)
+
+
 def test_body_evaluations_grow_linearly_with_the_trip_count(monkeypatch: pytest.MonkeyPatch) -> None:
     """O(n), not O(n^2): a loop of twice the trips runs its bodies twice as often."""
     counts = []

@@ -78,7 +78,7 @@ PROFILE_SYMBOL = "flowc_profile"  # int64[2 * kernels]: per kernel, nanoseconds 
 
 
 def plan_program(function: Function, plan: MemoryPlan, fast_math: bool = False, profile: bool = False) -> Program:
-    kernels = [op for op in function.entry.ops if op.name == "fusion"]
+    kernels = [op for op in function.walk() if op.name == "fusion"]  # those of cond and while regions too
     return Program(function, DimTable(function), plan, kernels, fast_math, profile)
 
 

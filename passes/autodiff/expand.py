@@ -32,10 +32,12 @@ class Autodiff(Pass):
         return expand_gradients(module)
 
 
-def expand_gradients(module: Module) -> bool:
-    """The pass as a function, for callers that must expand requests whatever the pipeline (driver.py)."""
+def expand_gradients(module: Module, sized_by_data: bool = True) -> bool:
+    """The pass as a function, for callers that must expand requests whatever the pipeline (driver.py).
+    `sized_by_data`: whether the target can hold a value whose size is data, such as the stack of a
+    loop whose trip count no constant bounds (Note [while gradients by recomputation])."""
     changed = False
-    with differentiating(module):
+    with differentiating(module, sized_by_data):
         for function in list(module):  # rules may add functions (the gradients of callees): not visited
             changed |= _expand_block(function.entry)
     return _drop_stop_gradients(module) or changed
