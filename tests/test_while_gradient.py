@@ -2,18 +2,21 @@
 passes/autodiff/rules_control.py): gradients against central differences in float64 on the
 reference target, for data-dependent trip counts, an RNN over the rows of a sequence, 0 and 1
 iterations, nested loops and a cond in the body; the forward loop runs once; the cost is O(n)
-body evaluations; second derivatives through a cond."""
+body evaluations; second derivatives through a cond; and the cpu target against the reference
+(static stacks written in place, or recomputation where no constant bounds the loop)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from test_gradient_check import Arg, Case, check_case, fixed, normal
+from test_native_control import assert_same, compile_cpu
 
 from flowc import ir
 from flowc.ir import Interpreter
 from flowc.passes import optimize
 from flowc.passes.autodiff import expand_gradients
+from flowc.passes.memory import memory_plan
 
 # -- while x < 10: x = x * w --------------------------------------------------------------------
 
@@ -327,3 +330,49 @@ func @f(%x: f64[], %w: f64[]) -> f64[] {
 
 def test_second_derivatives_through_a_while(rng: np.random.Generator) -> None:
     check_case(Case([Arg(fixed(0.7)), Arg(fixed(1.3))], text=expanded(SECOND_WHILE), label="while twice"), rng)
+
+
+# -- on the cpu target ----------------------------------------------------------------------------
+
+
+def with_gradients(text: str) -> str:
+    """@f of `text` as @main, returning its results and the gradients of their weighted sum, unexpanded."""
+    module = ir.parse_module(text)
+    function = module["f"]
+    ret = function.entry.ops[-1]
+    b = ir.Builder.before(ret)
+    weights = [b.constant(np.linspace(-1, 1, int(np.prod(v.type.shape))).reshape(v.type.shape)) for v in ret.operands]
+    terms = [b.reduce_sum(b.mul(v, w), axes=tuple(range(v.type.rank))) for v, w in zip(ret.operands, weights)]
+    loss = terms[0] if len(terms) == 1 else b.add(*terms)
+    xs = [a for a in function.args if a.type.dtype.is_float]
+    grads = b.create("gradients", [loss, *xs], {"num_ys": 1, "num_xs": len(xs)}).results
+    outputs = list(ret.operands)
+    ret.erase()
+    b.create("return", [*outputs, *grads])
+    function.result_types = [v.type for v in [*outputs, *grads]]
+    return str(module).replace("func @f(", "func @main(")
+
+
+@pytest.mark.parametrize("condition", sorted(CONDITIONS))
+def test_the_rnn_gradient_on_cpu_matches_the_reference(condition: str, rng: np.random.Generator) -> None:
+    """A constant bound: static stacks, written in place (a row per step) in the recording loop, and
+    the sequence's cotangent a row per step in the backward loop. Other loops: the cpu recomputes
+    (Note [while gradients by recomputation]); the values agree all the same."""
+    text = with_gradients(RNN.replace("CONDITION", CONDITIONS[condition]))
+    cases = [[rng.standard_normal((5, 2, 4)), rng.standard_normal((2, 3)), rng.standard_normal((4, 3)) * 0.5,
+              rng.standard_normal((3, 3)) * 0.5, np.array(steps)] for steps in (0, 1, 5)]
+    assert_same(text, *cases)
+    if condition != "static bound":
+        return
+    function = compile_cpu(text).function
+    plan = memory_plan(function)
+    writes = [op for op in function.walk() if op.name == "fusion" and
+              any(inner.name == "write_row" for inner in op.regions[0].entry.ops)]
+    assert len(writes) == 3, plan.describe(function)  # h, the counter, and the sequence's cotangent
+    for write in writes:  # each a view of its loop's state: a row stored, not the buffer copied
+        assert plan.storage[write.result].kind == "view", plan.describe(function)
+
+
+def test_a_data_dependent_trip_count_on_cpu(rng: np.random.Generator) -> None:
+    text = with_gradients(GROWTH)
+    assert_same(text, *[[np.array(x), np.array(1.7)] for x in (0.9, 0.01, 6.0, 20.0)])
