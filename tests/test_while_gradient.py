@@ -1,5 +1,5 @@
 """Reverse mode through `while` with a stack (Note [while gradients with a stack] in
-passes/autodiff/rules_control.py): gradients against central differences in float64 on the
+passes/autodiff/rules_while.py): gradients against central differences in float64 on the
 reference target, for data-dependent trip counts, an RNN over the rows of a sequence, 0 and 1
 iterations, nested loops and a cond in the body; the forward loop runs once; the cost is O(n)
 body evaluations; second derivatives through a cond; and the cpu target against the reference
@@ -42,6 +42,32 @@ def test_a_data_dependent_trip_count(start: float, trips: int, rng: np.random.Ge
     (y,) = ir.evaluate(ir.parse_module(GROWTH)["f"], [np.float64(start), np.float64(1.7)])
     assert y == pytest.approx(start * 1.7 ** trips)
     check_case(Case([Arg(fixed(start)), Arg(fixed(1.7))], text=GROWTH, label=f"x = {start}"), rng)
+
+
+FLOAT_COUNTER = """
+func @f(%x: f64[], %w: f64[]) -> f64[] {
+  %start = constant {value = dense<-0.5>} : f64[]
+  %c, %y, %ww = while %start, %x, %w : f64[], f64[], f64[] {
+  ^bb0(%i: f64[], %a: f64[], %b: f64[]):
+    %ten = constant {value = dense<10.0>} : f64[]
+    %go = less %i, %ten : bool[]
+    yield %go : bool[]
+  } {
+  ^bb0(%i: f64[], %a: f64[], %b: f64[]):
+    %one = constant {value = dense<1.0>} : f64[]
+    %next = add %i, %one : f64[]
+    %m = mul %a, %b : f64[]
+    %s = add %m, %i : f64[]
+    yield %next, %s, %b : f64[], f64[], f64[]
+  }
+  return %y : f64[]
+}"""
+
+
+def test_a_float_counter_is_no_bound(rng: np.random.Generator) -> None:
+    """i < 10 from -0.5 by 1.0 runs 11 times, not int(10) - int(-0.5): only an integer counter
+    bounds the stack, a float one is counted."""
+    check_case(Case([Arg(fixed(0.3)), Arg(fixed(0.9))], text=FLOAT_COUNTER, label="float counter"), rng)
 
 
 # -- an RNN over the rows of a sequence ----------------------------------------------------------

@@ -1,5 +1,5 @@
 """Rows of a buffer: read_row, write_row, fill_rows. The stack of a loop's states in reverse mode
-(Note [while gradients with a stack] in passes/autodiff/rules_control.py) and TensorArray are
+(Note [while gradients with a stack] in passes/autodiff/rules_while.py) and TensorArray are
 built on them.
 
 A buffer is a tensor T[n, d...] read as n rows of type T[d...]. The row index is a scalar int32

@@ -1,4 +1,4 @@
-"""Gradient rules of the region ops: cond, call and while.
+"""Gradient rules of the region ops cond and call, and what the rule of while shares with them.
 
 Regions are closed functions of their arguments (Note [isolated regions]),
 so each rule differentiates a copy of the body: the copy recomputes the
@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
+from flowc.ir import Block, Builder, Function, Module, Operation, Region, Value
+from flowc.ir.ops.control import build_call, enclosing_module
 
-from flowc.ir import Block, BlockArgument, Builder, Function, Module, Operation, OpResult, Region, Value
-from flowc.ir.ops.control import build_call, build_while, enclosing_module
-from flowc.ir.types import int64
-
-from ..fold import constant_value
 from .build import match_type, zeros_like
-from .clone import clone_block, clone_op, drop_dead
-from .reverse import current_module, depends_on, differentiate
+from .clone import clone_block, drop_dead
+from .reverse import current_module, differentiate
 from .rules import Grads, unsupported, vjp
 
 

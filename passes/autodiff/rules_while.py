@@ -18,9 +18,11 @@ iterations, and O(n * recorded state) memory. A stack's capacity is
     doubled when full, by a concat in the recording body, would save that pass, but a concat at
     offsets known only at run time has no gradient, so a second derivative through the loop,
     which differentiates the recording loop, could not be taken.)
-Only the loop values whose cotangent can reach a result that has one are carried backwards
-(a fixed point over the body's dependencies): the stacks themselves, or an integer counter,
-never are. A second request on the same loop finds the recording loop, and records again.
+A cotangent is carried backwards only for a float loop value that reaches, through the body (to
+a fixed point), both a result that has a cotangent and an initial value whose gradient is kept
+(reverse.needs_gradient): the stacks, an integer counter, or the sequence of an RNN whose weights
+alone are differentiated, carry none. A second request on the same loop finds the recording
+loop, and records again (a second derivative: stacks of the stacks the first one reads).
 The replaced forward loop is left without uses; the autodiff pass sweeps it (expand.py).
 
 Note [while gradients by recomputation]
@@ -41,13 +43,14 @@ import numpy as np
 
 from flowc.ir import Block, BlockArgument, Builder, Operation, OpResult, Value
 from flowc.ir.ops.control import build_while
-from flowc.ir.types import int64
+from flowc.ir.types import INTS, int64
 
 from ..fold import constant_value
 from .clone import clone_block, clone_op, drop_dead
 from .reverse import depends_on, needs_gradient, sized_by_data
 from .rules import Grads, vjp
 from .rules_control import body_gradient, scatter, seeds_for
+
 
 @vjp("while", all_results=True)
 def while_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
@@ -196,7 +199,7 @@ def _bounds(op: Operation) -> list[tuple[Value, Value]]:
     for test in _conjuncts(cond.terminator.operands[0]):
         counter, limit = test.op.operands
         if not (isinstance(counter, BlockArgument) and counter.block is cond and counter.type.rank == 0
-                and limit.type.rank == 0 and _steps_by_one(body, counter.index)):
+                and counter.type.dtype in INTS and _steps_by_one(body, counter.index)):
             continue
         bound = _loop_invariant(op, limit)
         if bound is not None:  # a limit the body changes bounds nothing
