@@ -128,7 +128,8 @@ def test_a_bound_carried_as_a_loop_value_with_a_constant_start_gives_static_stac
     module = gradient_module(text, "bound by a loop value")
     optimize(module, verify_each=True)
     assert not [op for op in module.walk() if op.name == "fill_rows"], str(module)
-    assert [op for op in module["f"].entry.ops if op.name == "broadcast_to"][0].result.type.shape == (4, 2, 3)
+    stack = [op for op in module["f"].entry.ops if op.name == "broadcast_to"][0]
+    assert stack.result.type.shape == (5, 2, 3)  # rows 0..4: the states entering each turn, and the last
 
 
 def unknown_batch(text: str) -> str:

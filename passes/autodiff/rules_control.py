@@ -32,11 +32,14 @@ def seeds_for(b: Builder, op: Operation, douts: Sequence[Value | None], indices:
 
 
 def body_gradient(b: Builder, block: Block, args: Sequence[Value], wrt: Sequence[int], outputs: Sequence[int],
-                  seeds: Sequence[Value]) -> list[Value]:
-    """Copy `block` onto `args` and return d(outputs . seeds)/d(args[wrt]), each of its arg's type."""
-    copies, yielded = clone_block(b, block, args)
+                  seeds: Sequence[Value], yielded: list[Value] | None = None) -> list[Value]:
+    """Copy `block` onto `args` and return d(outputs . seeds)/d(args[wrt]), each of its arg's type.
+    The copied values the block yields are appended to `yielded`, if given."""
+    copies, values = clone_block(b, block, args)
+    if yielded is not None:
+        yielded.extend(values)
     xs = [args[i] for i in wrt]
-    grads = differentiate(b, copies, [yielded[i] for i in outputs], xs, seeds)
+    grads = differentiate(b, copies, [values[i] for i in outputs], xs, seeds)
     return [match_type(b, zeros_like(b, x) if g is None else g, x) for g, x in zip(grads, xs)]
 
 

@@ -1,23 +1,28 @@
 """The gradient rule of `while`: a stack of the loop's states, or their recomputation.
 
 Note [while gradients with a stack]
-Reverse mode through a loop needs the state entering every iteration, in reverse order. The
-rule replaces the forward loop by a recording loop: the same loop, which also writes the state
-entering iteration k into row k of a stack (write_row at its own i64 counter) for each loop
-value the body's gradient reads and the body changes (a loop-invariant value, such as weights
-or the sequence an RNN reads rows of, is read from outside instead). The forward results are
-the recording loop's, so the forward computation runs once. The backward loop then walks
-k = n-1 .. 0, reads state k (read_row) and applies the body's gradient to the cotangents.
+Reverse mode through a loop needs the state entering every turn, in reverse order. The rule
+replaces the forward loop by a recording loop: the same loop, which also writes the state
+leaving turn k into row k + 1 of a stack (write_row at its own i64 counter; row 0, the
+initial value, is what the stack is filled with) for each loop value the body changes and the
+body's gradient reads, entering or leaving a turn (a loop-invariant value, such as weights or
+the sequence an RNN reads rows of, is read from outside instead). The forward results are the
+recording loop's, so the forward computation runs once. The backward loop then walks
+k = n-1 .. 0, reads rows k and k + 1 (read_row) and applies the body's gradient to the
+cotangents. A float value that the turn yields and the gradient reads (tanh's result, for its
+derivative) is row k + 1, not computed again, so a backward step is mostly the gradient alone:
+for an RNN, its three matmuls, as a hand-written BPTT has.
 
-Cost: 2n body evaluations (forward, and the forward part of each backward step) for n
-iterations, and O(n * recorded state) memory. A stack's capacity is
-  - exact and static, when the condition bounds a counter the body steps by one by a constant
-    (`i < 200`, alone or in a logical_and: the maximum_iterations pattern): a [K, ...] stack;
+Cost: n body evaluations forward and n backward steps for n turns, and O(n * recorded state)
+memory. A stack holds one row more than a bound of the trip count:
+  - exact and static, when the condition bounds an integer counter the body steps by one by a
+    constant (`i < 200`, alone or in a logical_and: the maximum_iterations pattern, whose bound
+    is a loop value fed a constant): a [K + 1, ...] stack;
   - exact at run time, when that bound is a loop-invariant value (`i < n`): fill_rows of it;
-  - else the trip count, from a copy of the loop that counts: 3n body evaluations then. (A stack
-    doubled when full, by a concat in the recording body, would save that pass, but a concat at
-    offsets known only at run time has no gradient, so a second derivative through the loop,
-    which differentiates the recording loop, could not be taken.)
+  - else the trip count, from a copy of the loop that counts: the body runs 2n times forward
+    then. (A stack doubled when full, by a concat in the recording body, would save that pass,
+    but a concat at offsets known only at run time has no gradient, so a second derivative
+    through the loop, which differentiates the recording loop, could not be taken.)
 A cotangent is carried backwards only for a float loop value that reaches, through the body (to
 a fixed point), both a result that has a cotangent and an initial value whose gradient is kept
 (reverse.needs_gradient): the stacks, an integer counter, or the sequence of an RNN whose weights
@@ -62,21 +67,25 @@ def while_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
         return _recompute(b, op, douts, carried)
     body = op.regions[1].entry
     step = _gradient_step(body, carried)
-    state_args = step.args[len(carried):]
+    count_state = len(body.args)
+    state_args = step.args[len(carried):len(carried) + count_state]
+    next_args = step.args[len(carried) + count_state:]
     invariant = {i for i, v in enumerate(body.terminator.operands) if v is body.args[i]}
-    recorded = [i for i, arg in enumerate(state_args) if arg.uses and i not in invariant]
+    recorded = [i for i in range(count_state) if (state_args[i].uses or next_args[i].uses) and i not in invariant]
     seeds = seeds_for(b, op, douts, carried)  # before the results are replaced: zeros may read their shape
     count, stacks, final = _record(op, recorded)
     for result, value in zip(op.results, final):
         result.replace_all_uses_with(value)
-    outside = [i for i, arg in enumerate(state_args) if arg.uses and i in invariant]
+    outside = [i for i in range(count_state) if state_args[i].uses and i in invariant]
 
     def back(inner: Builder, k: Value, *rest: Value) -> list[Value]:
         cotangents, loop_stacks, kept = (rest[:len(carried)], rest[len(carried):len(carried) + len(recorded)],
                                          rest[len(carried) + len(recorded):])
         previous = inner.sub(k, _count(inner, 1))
         values: dict[Value, Value] = dict(zip(step.args, cotangents))
-        values.update((state_args[i], inner.read_row(stack, previous)) for i, stack in zip(recorded, loop_stacks))
+        for i, stack in zip(recorded, loop_stacks):  # row k - 1: the state entering the turn; row k: leaving it
+            values.update((args[i], inner.read_row(stack, row)) for args, row in ((state_args, previous),
+                                                                                  (next_args, k)) if args[i].uses)
         values.update((state_args[i], value) for i, value in zip(outside, kept))
         for step_op in step.ops[:-1]:
             inner.insert(clone_op(step_op, values))
@@ -114,25 +123,37 @@ def _closure(start: set[int], step: Callable[[int], set[int]]) -> set[int]:
 
 
 def _gradient_step(body: Block, carried: list[int]) -> Block:
-    """A block of (cotangents of the carried values, the state entering an iteration) yielding the
-    cotangents of the carried values before it: one backward step, its unused parts dropped."""
-    types = [body.args[i].type for i in carried] + body.arg_types
-    step = Block(types, [*(f"d{body.args[i].name or i}" for i in carried), *(a.name for a in body.args)])
+    """One backward step, its unused parts dropped: a block of (cotangents of the carried values,
+    the state entering a turn, the state leaving it) yielding the cotangents of the carried values
+    before the turn. A float value the turn yields, which the gradient reads (tanh's result, for its
+    derivative), is taken from the state leaving it, not computed again (Note [while gradients with
+    a stack]): the copy of the body is then mostly dead."""
+    names = [a.name for a in body.args]
+    types = [body.args[i].type for i in carried] + body.arg_types + body.arg_types
+    step = Block(types, [*(f"d{names[i] or i}" for i in carried), *names, *(f"{n or i}.next" for i, n in
+                                                                           enumerate(names))])
     inner = Builder.at_end(step)
-    grads = body_gradient(inner, body, step.args[len(carried):], carried, carried, step.args[:len(carried)])
+    state, following = step.args[len(carried):len(carried) + len(names)], step.args[len(carried) + len(names):]
+    yielded: list[Value] = []
+    grads = body_gradient(inner, body, state, carried, carried, step.args[:len(carried)], yielded)
     inner.create("yield", grads)
+    for value, leaving in zip(yielded, following):
+        if value.type.dtype.is_float and not isinstance(value, BlockArgument):
+            value.replace_all_uses_with(leaving)  # the same numbers, kept by the recording loop
     drop_dead(step)
     return step
 
 
 def _record(op: Operation, recorded: list[int]) -> tuple[Value, list[Value], list[Value]]:
-    """The recording loop, built before `op`: (its trip count, a stack per recorded loop value,
-    the loop's results). Row k of a stack holds the value entering iteration k."""
+    """The recording loop, built before `op`: (its trip count n, a stack per recorded loop value,
+    the loop's results). Row k of a stack, 0 <= k <= n, holds the value entering turn k (row n:
+    the value the loop ends with); row 0 is the initial value the stack is filled with."""
     b = Builder.before(op)
     init = list(op.operands)
     cond, body = (region.entry for region in op.regions)
     capacity, static = _capacity(b, op)
-    stacks = [_stack(b, init[i], capacity, static) for i in recorded]
+    rows = _count(b, static + 1) if static is not None else b.add(capacity, _count(b, 1))
+    stacks = [_stack(b, init[i], rows, None if static is None else static + 1) for i in recorded]
     start = [_count(b, 0), *stacks]
 
     def check(inner: Builder, *state: Value) -> Value:
@@ -140,16 +161,18 @@ def _record(op: Operation, recorded: list[int]) -> tuple[Value, list[Value], lis
 
     def advance(inner: Builder, count: Value, *state: Value) -> list[Value]:
         rows, values = state[:len(stacks)], state[len(stacks):]
-        written = [inner.write_row(stack, count, values[i]) for i, stack in zip(recorded, rows)]
-        return [inner.add(count, _count(inner, 1)), *written, *clone_block(inner, body, values)[1]]
+        following = clone_block(inner, body, values)[1]
+        after = inner.add(count, _count(inner, 1))
+        written = [inner.write_row(stack, after, following[i]) for i, stack in zip(recorded, rows)]
+        return [after, *written, *following]
 
     results = build_while(b, [*start, *init], check, advance)
     return results[0], results[1:len(start)], results[len(start):]
 
 
 def _stack(b: Builder, row: Value, capacity: Value, static: int | None) -> Value:
-    """A buffer of `capacity` rows of `row`'s type (each overwritten before it is read); of type
-    [static, ...] where that count is a constant, which compiled code can lay out."""
+    """A buffer of `capacity` rows, each `row`; of type [static, ...] where that count is a
+    constant, which compiled code can lay out."""
     if static is None:
         return b.fill_rows(capacity, row)
     one = b.expand_dims(row, axis=0)
