@@ -97,7 +97,8 @@ def _check_row_index(launch: Launch, op: Operation) -> None:
     kernel and the index. The kernel itself clamps, so it never reads or writes out of bounds."""
     b, kernel = launch.b, launch.kernel
     buffer, index = op.operands[:2]
-    value = load_value(b, b.bitcast(launch.buffers[index.index], storage_type(index.type.dtype).as_pointer()), index.type.dtype)
+    pointer = b.bitcast(launch.buffers[index.index], storage_type(index.type.dtype).as_pointer())
+    value = load_value(b, pointer, index.type.dtype)
     if index.type.dtype.itemsize < 8:
         value = b.sext(value, I64)
     rows = emit_dim(b, kernel.dims, launch.dims_pointer, buffer, 0)
