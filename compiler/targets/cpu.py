@@ -27,6 +27,7 @@ from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
+from flowc.passes.licm import LICM
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
 from flowc.passes.schedule import Schedule, TargetInfo
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
@@ -66,6 +67,7 @@ class CpuTarget(Target):
         return [
             CheckSupported(),      # first: an op without CPU code is a clear error before any work
             Inline(),              # calls become their callee's ops, fused with the caller's (passes/inline.py)
+            LICM(),                # after Inline: a callee's invariant code leaves the loop too (passes/licm.py)
             Fuse(),                # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
