@@ -537,3 +537,38 @@ def test_values_used_in_a_loop_are_never_reused_while_it_runs() -> None:
                 continue
             inner_start, inner_end = plan.lifetimes[plan.storage[plan.root(inner)].index]
             assert start <= inner_start and inner_end <= end, (value, inner)
+
+
+def test_region_values_share_the_dim_slots_of_the_values_they_are_tied_to() -> None:
+    """The RNN's unknown dims are the sequence's two and the state's batch: every value of its loop (the
+    state, the gathered step, the products) reads one of those three slots (Note [unknown dims in a
+    kernel]; a gather ties no dims, so the state's batch is a slot apart from the sequence's)."""
+    executable = compile_cpu(RNN)
+    dims = executable.program.dims
+    assert len(dims) == 3, dims.slots
+    h0, xs = executable.program.function.args[2], executable.program.function.args[1]
+    loop = next(op for op in executable.program.function.walk() if op.name == "while")
+    batch = {slot for (value, axis), slot in dims.slots.items() if value.type.rank == 2 and axis == 0}
+    assert batch == {dims.slots[h0, 0]}
+    sequence = {slot for (value, axis), slot in dims.slots.items() if value.type.rank == 3}
+    assert sequence == {dims.slots[xs, 0], dims.slots[xs, 1]}
+    assert dims.slots[loop.results[2], 0] == dims.slots[h0, 0]
+
+
+def test_loop_kernels_stay_with_the_entry_point_when_the_module_is_split(monkeypatch: pytest.MonkeyPatch,
+                                                                          rng: np.random.Generator) -> None:
+    """Note [kernels in loops]: split.py moves `kernel{N}_*` functions into modules of their own, never a
+    region's kernels, which the entry point calls directly."""
+    from flowc.codegen.llvm import compile as llvm_compile
+    from flowc.codegen.llvm.split import split_module
+
+    monkeypatch.setattr(llvm_compile, "SPLIT_CHARS", 0)
+    text = RNN.replace("return %h : f32[?,6]", "%e = exp %h0 : f32[?,6]\n  %f = add %h, %e : f32[?,6]\n"
+                       "  %g = transpose %f {perm = [1, 0]} : f32[6,?]\n  %k = exp %g : f32[6,?]\n"
+                       "  return %k : f32[6,?]").replace("-> f32[?,6] {", "-> f32[6,?] {", 1)
+    executable = compile_cpu(text)
+    parts = split_module(str(emit_module(executable.program)))
+    assert parts is not None and len(parts) > 2
+    assert '@"local' in parts[0].text and all('define hidden void @"local' not in p.text for p in parts[1:])
+    args = [scalar(3), floats(rng, 3, 4, 5), floats(rng, 4, 6), floats(rng, 5, 6), floats(rng, 6, 6)]
+    np.testing.assert_allclose(executable(args)[0], reference(text, args)[0], rtol=1e-5, atol=1e-6)
