@@ -1,7 +1,10 @@
 """The CPU target: fusion and memory planning, then LLVM through llvmlite, linked into a shared library.
 
-Its passes, after the shared pipeline: fuse ops into kernels
-(passes/fusion.py), give each result a kernel that writes it and each matmul
+Its passes, after the shared pipeline: inline every call (passes/inline.py),
+hoist loop-invariant code out of while bodies (passes/licm.py), fuse ops into
+kernels (passes/fusion.py; cond and while stay beside the kernels, their
+regions fused inside, and become branches and loops of the entry point:
+codegen/llvm/control.py), give each result a kernel that writes it and each matmul
 product a buffer of its own (passes/memory.py, separate_products.py), choose
 each kernel's schedule for this host (passes/schedule.py), and plan where
 every value lives (PlanMemory). `build` emits the planned module
