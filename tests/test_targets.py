@@ -45,7 +45,8 @@ def test_unknown_target_names_the_known_ones() -> None:
 def test_both_targets_are_registered_targets() -> None:
     assert sorted(TARGETS) == ["cpu", "reference"]
     assert [p.name for p in target_named("cpu").passes(CompileOptions())] == [
-        "check-supported", "inline", "licm", "fuse", "materialize-results", "separate-products", "schedule", "plan-memory"]
+        "check-supported", "inline", "licm", "fuse", "materialize-results", "separate-products", "schedule",
+        "plan-memory"]
     assert target_named("reference").passes(CompileOptions()) == []
 
 
