@@ -569,7 +569,7 @@ def test_loop_kernels_stay_with_the_entry_point_when_the_module_is_split(monkeyp
     executable = compile_cpu(text)
     parts = split_module(str(emit_module(executable.program)))
     assert parts is not None and len(parts) > 2
-    assert '@"local' in parts[0].text and all('define hidden void @"local' not in p.text for p in parts[1:])
+    assert 'define internal void @"local' in parts[0].text and all('@"local' not in p.text for p in parts[1:])
     args = [scalar(3), floats(rng, 3, 4, 5), floats(rng, 4, 6), floats(rng, 5, 6), floats(rng, 6, 6)]
     np.testing.assert_allclose(executable(args)[0], reference(text, args)[0], rtol=1e-5, atol=1e-6)
 
