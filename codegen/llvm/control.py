@@ -27,10 +27,9 @@ from typing import Callable, Protocol, Sequence
 from llvmlite import ir as ll
 
 from flowc.ir import Block, Operation, Value
-from flowc.passes.memory import MemoryPlan
 
 from .kernel import emit_dim, product
-from .program import DimTable
+from .program import DimTable, StoragePlan
 from .types import I1, I8, I64, PTR
 
 
@@ -39,7 +38,7 @@ class EntryEmitter(Protocol):
 
     b: ll.IRBuilder
     module: ll.Module
-    plan: MemoryPlan
+    plan: StoragePlan
     dims: DimTable
     dims_pointer: ll.Value
 
