@@ -12,7 +12,7 @@ array([ 5., 25.], dtype=float32)
 
 from flowc.ir.types import DType, bool_, float32, float64, int32, int64
 
-from . import errors, nn
+from . import errors, nest, nn
 from .array_ops import (
     broadcast_to,
     concat,
@@ -32,7 +32,9 @@ from .array_ops import (
     zeros,
     zeros_like,
 )
+from .control_flow import case, cond, while_loop
 from .errors import FlowcError
+from .function import custom_gradient, function, recompute_grad
 from .gradients import gradients, stop_gradient
 from .graph import (
     Graph,
@@ -118,4 +120,6 @@ __all__ = [
     "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
+    "case", "cond", "nest", "while_loop",  # control flow
+    "custom_gradient", "function", "recompute_grad",  # functions
 ]

@@ -222,8 +222,8 @@ def _place_block(block: Block, plan: MemoryPlan, in_control: bool) -> None:
 
 def _own_storage(plan: MemoryPlan, value: Value, in_control: bool) -> None:
     """A temp, or a local for a small value of a static shape in control flow (Note [control flow storage])."""
-    kind = value.type
-    if in_control and kind.is_static and math.prod(kind.shape) * kind.dtype.itemsize <= LOCAL_BYTES:
+    value_type = value.type
+    if in_control and value_type.is_static and math.prod(value_type.shape) * value_type.dtype.itemsize <= LOCAL_BYTES:
         plan.storage[value] = Storage("local", len(plan.locals))
         plan.locals.append(value)
     else:
@@ -252,8 +252,9 @@ def _write_yields_in_place(plan: MemoryPlan, block: Block, results: Sequence[Val
 def _state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
     """Whether a body's yielded value may be written into state `index` in place: no op from its producer
     on (the yield included) reads the old state, directly or through a view of it; except the producer
-    itself if it is a loop kernel reading the state at the value's own shape, so at the index it
-    writes, before it writes it (codegen/llvm/kernels/loop.py reads every input of an element first)."""
+    itself if it is a loop kernel reading the state argument itself, which has the value's type: it
+    reads each element at the index it writes, before it writes it (codegen/llvm/kernels/loop.py
+    computes every output of an element before storing any)."""
     position = {op: i for i, op in enumerate(body.ops)}
 
     def reads_of(arg: Value) -> list[tuple[Operation, Value]]:

@@ -13,6 +13,8 @@ from .cse import CSE
 from .dce import DCE
 from .fold import ConstantFold
 from .fusion import Fuse
+from .inline import Inline
+from .licm import LICM
 from .manager import FixedPoint, Pass, PassManager, PassReport
 from .simplify import Simplify
 
@@ -37,6 +39,8 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "cse": lambda fast_math: CSE(),
     "dce": lambda fast_math: DCE(),
     "fuse": lambda fast_math: Fuse(),  # not in default_pipeline: each target's pipeline adds it
+    "inline": lambda fast_math: Inline(),  # the CPU target's, as are the two below
+    "licm": lambda fast_math: LICM(),
 }
 
 
@@ -47,6 +51,7 @@ def passes_by_name(names: Sequence[str], fast_math: bool = False) -> list[Pass]:
     return [PASSES[n](fast_math) for n in names]
 
 
-def optimize(module: Module, fast_math: bool = False, verify_each: bool | None = None) -> PassReport:
-    """Run the target-independent pipeline on `module` in place."""
-    return PassManager(default_pipeline(fast_math), verify_each=verify_each).run(module)
+def optimize(module: Module, fast_math: bool = False, verify_each: bool = False,
+             dump_dir: str | None = None) -> PassReport:
+    """Run the target-independent pipeline on `module` in place (verified, dumped: see PassManager)."""
+    return PassManager(default_pipeline(fast_math), verify_each=verify_each, dump_dir=dump_dir).run(module)

@@ -537,3 +537,97 @@ def test_values_used_in_a_loop_are_never_reused_while_it_runs() -> None:
                 continue
             inner_start, inner_end = plan.lifetimes[plan.storage[plan.root(inner)].index]
             assert start <= inner_start and inner_end <= end, (value, inner)
+
+
+def test_region_values_share_the_dim_slots_of_the_values_they_are_tied_to() -> None:
+    """The RNN's unknown dims are the sequence's two and the state's batch: every value of its loop (the
+    state, the gathered step, the products) reads one of those three slots (Note [unknown dims in a
+    kernel]; a gather ties no dims, so the state's batch is a slot apart from the sequence's)."""
+    executable = compile_cpu(RNN)
+    dims = executable.program.dims
+    assert len(dims) == 3, dims.slots
+    h0, xs = executable.program.function.args[2], executable.program.function.args[1]
+    loop = next(op for op in executable.program.function.walk() if op.name == "while")
+    batch = {slot for (value, axis), slot in dims.slots.items() if value.type.rank == 2 and axis == 0}
+    assert batch == {dims.slots[h0, 0]}
+    sequence = {slot for (value, axis), slot in dims.slots.items() if value.type.rank == 3}
+    assert sequence == {dims.slots[xs, 0], dims.slots[xs, 1]}
+    assert dims.slots[loop.results[2], 0] == dims.slots[h0, 0]
+
+
+def test_loop_kernels_stay_with_the_entry_point_when_the_module_is_split(monkeypatch: pytest.MonkeyPatch,
+                                                                          rng: np.random.Generator) -> None:
+    """Note [kernels in loops]: split.py moves `kernel{N}_*` functions into modules of their own, never a
+    region's kernels, which the entry point calls directly."""
+    from flowc.codegen.llvm import compile as llvm_compile
+    from flowc.codegen.llvm.split import split_module
+
+    monkeypatch.setattr(llvm_compile, "SPLIT_CHARS", 0)
+    text = RNN.replace("return %h : f32[?,6]", "%e = exp %h0 : f32[?,6]\n  %f = add %h, %e : f32[?,6]\n"
+                       "  %g = transpose %f {perm = [1, 0]} : f32[6,?]\n  %k = exp %g : f32[6,?]\n"
+                       "  return %k : f32[6,?]").replace("-> f32[?,6] {", "-> f32[6,?] {", 1)
+    executable = compile_cpu(text)
+    parts = split_module(str(emit_module(executable.program)))
+    assert parts is not None and len(parts) > 2
+    assert 'define internal void @"local' in parts[0].text and all('@"local' not in p.text for p in parts[1:])
+    args = [scalar(3), floats(rng, 3, 4, 5), floats(rng, 4, 6), floats(rng, 5, 6), floats(rng, 6, 6)]
+    np.testing.assert_allclose(executable(args)[0], reference(text, args)[0], rtol=1e-5, atol=1e-6)
+
+
+# -- random loops: the memory plan's in-place writes against the reference ------------------------
+
+
+def random_loop(seed: int, static: bool) -> ir.Module:
+    """A while loop over a counter and K vectors (f64[3]: stack slots; f64[?]: arena temps) whose body
+    computes each new vector from random old ones: kept, swapped, summed, scaled, squashed, shifted by
+    a reduction of another (a kernel of its own), or chosen by a cond; the yields in random order."""
+    from flowc.ir import Builder, Function, TensorType, float64, int64
+    from flowc.ir.ops.control import build_cond, build_while
+
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(2, 5))
+    vector = TensorType(float64, (3,) if static else (None,))
+    counter = TensorType(int64, ())
+    function = Function("main", [counter, *[vector] * count], [vector] * count)
+    b = Builder.at_end(function.entry, loc="random.ir:1")
+    n, *vectors = function.args
+
+    def body(inner: Builder, i: ir.Value, limit: ir.Value, *old: ir.Value) -> list[ir.Value]:
+        made: list[ir.Value] = []
+        for _ in range(count):
+            a, c = (old[int(k)] for k in rng.integers(0, count, 2))
+            kind = int(rng.integers(0, 7))
+            if kind == 0:
+                made.append(a)
+            elif kind == 1:
+                made.append(inner.add(a, c))
+            elif kind == 2:
+                made.append(inner.add(inner.mul(a, inner.splat(0.5, vector)), c))
+            elif kind == 3:
+                made.append(inner.tanh(a))
+            elif kind == 4:
+                total = inner.reduce_sum(c, axes=(0,), keepdims=True)
+                made.append(inner.sub(a, inner.mul(total, inner.splat(0.25, TensorType(float64, (1,))))))
+            elif kind == 5:
+                flag = inner.less(inner.reduce_sum(a, axes=(0,), keepdims=False), inner.constant(0.0, float64))
+                made.append(build_cond(inner, flag, [a, c], lambda t, x, y: t.sub(x, y), lambda e, x, y: y)[0])
+            else:
+                made.append(made[-1] if made else a)
+        order = rng.permutation(count)
+        return [inner.add(i, inner.constant(np.int64(1))), limit, *[made[int(k)] for k in order]]
+
+    zero = b.constant(np.int64(0))
+    results = build_while(b, [zero, n, *vectors], lambda inner, i, limit, *rest: inner.less(i, limit), body)
+    b.create("return", results[2:])
+    return ir.Module([function])
+
+
+@pytest.mark.parametrize("static", [True, False], ids=["stack", "arena"])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_loops_match_the_reference(seed: int, static: bool) -> None:
+    module = random_loop(seed, static)
+    count = len(module["main"].args) - 1
+    rng = np.random.default_rng(100 + seed)
+    sizes = [3] if static else [0, 1, 3, 8]
+    assert_same(str(module), *[[scalar(turns), *[rng.standard_normal(size) for _ in range(count)]]
+                               for turns in (0, 1, 4) for size in sizes])

@@ -22,17 +22,29 @@ matter. No Python runs per turn: one Session.run is still one native call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from llvmlite import ir as ll
 
-from flowc.ir import Operation, Value
+from flowc.ir import Block, Operation, Value
 
 from .kernel import emit_dim, product
+from .program import DimTable, StoragePlan
 from .types import I1, I8, I64, PTR
 
-if TYPE_CHECKING:
-    from .module import EntryEmitter
+
+class EntryEmitter(Protocol):
+    """What this file needs of module.py's EntryEmitter (which imports this file, so not the reverse)."""
+
+    b: ll.IRBuilder
+    module: ll.Module
+    plan: StoragePlan
+    dims: DimTable
+    dims_pointer: ll.Value
+
+    def buffer(self, value: Value) -> ll.Value: ...
+
+    def emit_block(self, block: Block, in_control: bool = False) -> None: ...
 
 
 def emit_cond(emitter: EntryEmitter, op: Operation) -> None:

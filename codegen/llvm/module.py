@@ -66,8 +66,8 @@ class EntryEmitter:
         function = program.function
         self.n_args = len(function.args)
         returned = function.entry.ops[-1].operands
-        self.arena = self.at_entry.load(self.at_entry.gep(self.buffers, [ll.Constant(I64, self.n_args + len(returned))]),
-                                        name="arena")
+        arena_slot = self.at_entry.gep(self.buffers, [ll.Constant(I64, self.n_args + len(returned))])
+        self.arena = self.at_entry.load(arena_slot, name="arena")
         self.pointers: dict[Value, ll.Value] = {}
         self.numbers = {op: number for number, op in enumerate(program.kernel_ops)}
         self.timer = _Timer(module, self.b, len(program.kernel_ops)) if program.profile else None

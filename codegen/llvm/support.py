@@ -11,7 +11,7 @@ An op reaches native code in one of these ways (`emitted_ops` says which, per na
   structure    fusion, yield and return: the kernels and the entry point themselves
   control      cond and while: branches and loops of the entry point around their regions' kernels
                (control.py); call: inlined first (passes/inline.py), so a recursive one is refused
-Every other registered op is in UNSUPPORTED, with the reason; tests/test_registry.py checks that
+Every other registered op is in UNSUPPORTED, with the reason; tests/ir/test_registry.py checks that
 each op is one or the other. `check_supported` runs before fusion, so such an op is refused before
 any LLVM work, with its name, the target and the user's line, rather than failing somewhere in
 codegen when an emitter table lacks it.
@@ -55,7 +55,7 @@ def emitted_ops() -> dict[str, str]:
 
 def check_supported(module: Module) -> None:
     """Raise UnsupportedOpError for the first op of `module` (regions included) that the CPU target
-    does not compile (UNSUPPORTED). Every other registered op has an emitter (tests/test_registry.py
+    does not compile (UNSUPPORTED). Every other registered op has an emitter (tests/ir/test_registry.py
     checks it), so no emitter table is loaded here: a disk cache hit imports no LLVM."""
     for op in module.walk():
         why = UNSUPPORTED.get(op.name)

@@ -1,7 +1,10 @@
 """The CPU target: fusion and memory planning, then LLVM through llvmlite, linked into a shared library.
 
-Its passes, after the shared pipeline: fuse ops into kernels
-(passes/fusion.py), give each result a kernel that writes it and each matmul
+Its passes, after the shared pipeline: inline every call (passes/inline.py),
+hoist loop-invariant code out of while bodies (passes/licm.py), fuse ops into
+kernels (passes/fusion.py; cond and while stay beside the kernels, their
+regions fused inside, and become branches and loops of the entry point:
+codegen/llvm/control.py), give each result a kernel that writes it and each matmul
 product a buffer of its own (passes/memory.py, separate_products.py), choose
 each kernel's schedule for this host (passes/schedule.py), and plan where
 every value lives (PlanMemory). `build` emits the planned module
@@ -20,15 +23,16 @@ from dataclasses import dataclass, replace
 
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
-                                        host_target_info, plan_program)
+                                        host_vector_bytes, plan_program)
 from flowc.codegen.llvm.support import check_supported
 from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
+from flowc.passes.licm import LICM
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
-from flowc.passes.schedule import Schedule, TargetInfo
+from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 
 from ..native import NativeExecutable
@@ -66,6 +70,7 @@ class CpuTarget(Target):
         return [
             CheckSupported(),      # first: an op without CPU code is a clear error before any work
             Inline(),              # calls become their callee's ops, fused with the caller's (passes/inline.py)
+            LICM(),                # after Inline: a callee's invariant code leaves the loop too (passes/licm.py)
             Fuse(),                # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
@@ -75,6 +80,7 @@ class CpuTarget(Target):
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
         function = module["main"]
+        _schedule_the_rest(module, options)
         plan = memory_plan(function)
         program = plan_program(function, plan, options.fast_math, options.profile)
         # The plan's text: which buffers a kernel shares (donations, rows written in place) shapes its code.
@@ -90,6 +96,19 @@ class CpuTarget(Target):
             load_blas()  # before the library that links it (load_blas says why)
         layouts = artifact.dump_dir and os.path.join(artifact.dump_dir, "layouts.txt")
         return NativeExecutable(artifact.program, artifact.library_path, artifact.was_cached, layouts or None)
+
+
+def host_target_info() -> TargetInfo:
+    """The host as the schedule pass sees it."""
+    return TargetInfo(host_vector_bytes())
+
+
+def _schedule_the_rest(module: Module, options: CompileOptions) -> None:
+    """Schedule the kernels the schedule pass did not see (those nested in regions, or all of a
+    module built without this target's passes): codegen reads a schedule from every kernel."""
+    for op in module.walk():
+        if op.name == "fusion" and "schedule" not in op.attributes:
+            op.attributes = op.attributes | choose_schedule(op, _target_info(options))
 
 
 def _target_info(options: CompileOptions) -> TargetInfo:
