@@ -403,3 +403,33 @@ def test_the_rnn_gradient_on_cpu_matches_the_reference(condition: str, rng: np.r
 def test_a_data_dependent_trip_count_on_cpu(rng: np.random.Generator) -> None:
     text = with_gradients(GROWTH)
     assert_same(text, *[[np.array(x), np.array(1.7)] for x in (0.9, 0.01, 6.0, 20.0)])
+
+
+# -- through the front end ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [0.9, 20.0])
+def test_while_loop_with_maximum_iterations_differentiates_on_both_targets(start: float) -> None:
+    """fc.while_loop(x < 10, x * w, maximum_iterations=30): the front end's counter bounds the stacks
+    (static on cpu); the gradients agree with central differences on both targets."""
+    import flowc as fc
+
+    graph = fc.Graph()
+    with graph.as_default():
+        x = fc.placeholder(fc.float64, [], name="x")
+        w = fc.placeholder(fc.float64, [], name="w")
+        y = fc.while_loop(lambda v: v < 10.0, lambda v: v * w + fc.tanh(v), [x], maximum_iterations=30)
+        dx, dw = fc.gradients(y, [x, w])
+
+    def value(target: str, feeds: dict) -> list[float]:
+        with fc.Session(graph=graph, target=target) as session:
+            return [float(v) for v in session.run([y, dx, dw], feeds)]
+
+    def central(dx: float, dw: float) -> float:
+        return (value("reference", {x: start + dx, w: 1.3 + dw})[0] - value("reference", {x: start - dx, w: 1.3 - dw})[0]) / 2e-6
+
+    numeric_x, numeric_w = central(1e-6, 0.0), central(0.0, 1e-6)
+    for target in ("reference", "cpu"):
+        _, gx, gw = value(target, {x: start, w: 1.3})
+        assert gx == pytest.approx(numeric_x, rel=1e-6), target
+        assert gw == pytest.approx(numeric_w, rel=1e-6, abs=1e-9), target
