@@ -24,7 +24,7 @@ def compile_lowered(lowered: Lowered, target: Target | str, options: CompileOpti
     module = lowered.module
     # Gradient requests have no executable meaning: they are expanded even when the Session runs
     # unoptimized (optimize=False, FLOWC_OPT=0), where the pipeline that starts with Autodiff does not run.
-    expand_gradients(module)
+    expand_gradients(module, sized_by_data=target.sized_by_data)
     if options.optimize:
         _pass_manager(default_pipeline(options.fast_math), options).run(module)
     dump_dir = None

@@ -9,6 +9,17 @@ Compiled kernels read an operand whose dim is unknown at compile time as
 moving along that axis, never as broadcast; `check_no_hidden_broadcast`
 turns a run-time size that would need a broadcast there into an error
 instead of an out-of-bounds read.
+
+Note [fixed shapes in control flow]
+Compiled code gives each value one size per set of fed shapes, the same on
+every turn of a loop and whichever branch runs: a `cond`'s result takes the
+shape both branches yield, a `while`'s state the shape of its initial values.
+Both regions of a cond (and a while's cond and body) are sized here, once,
+without running them; a cond whose branches yield different shapes, or a
+loop body that yields a state of another shape than it took, cannot live in
+that storage and is refused (UnsupportedOpError) before any code runs, rather
+than run wrong. By induction the sizes then hold on every turn, which is what
+lets DimTies tie a loop's state to its initial values (ir/ops/fusion.py).
 """
 
 from __future__ import annotations
@@ -16,36 +27,44 @@ from __future__ import annotations
 from typing import Sequence
 
 from .core import Block, Function, Operation, Value
-from .errors import FlowcError, RuntimeShapeError
+from .errors import FlowcError, RuntimeShapeError, UnsupportedOpError
 from .types import TensorType
 
 Shapes = dict[Value, tuple[int, ...]]
 
 
-def propagate_shapes(function: Function, arg_shapes: Sequence[tuple[int, ...]]) -> Shapes:
+def propagate_shapes(function: Function, arg_shapes: Sequence[tuple[int, ...]],
+                     target: str = "compiled code") -> Shapes:
+    """Every value's shape; `target` names who needs fixed shapes in control flow, for its errors."""
     shapes: Shapes = {}
-    _propagate_block(function.entry, arg_shapes, shapes)
+    _propagate_block(function.entry, arg_shapes, shapes, target)
     return shapes
 
 
-def _propagate_block(block: Block, arg_shapes: Sequence[tuple[int, ...]], shapes: Shapes) -> list[tuple[int, ...]]:
+def _propagate_block(block: Block, arg_shapes: Sequence[tuple[int, ...]], shapes: Shapes,
+                     target: str) -> list[tuple[int, ...]]:
     for arg, shape in zip(block.args, arg_shapes, strict=True):
         shapes[arg] = tuple(shape)
     for op in block.ops:
         operand_shapes = [shapes[v] for v in op.operands]
         if op.is_terminator:
             return operand_shapes
-        for result, shape in zip(op.results, _result_shapes(op, operand_shapes, shapes)):
+        for result, shape in zip(op.results, _result_shapes(op, operand_shapes, shapes, target)):
             shapes[result] = shape
     return []
 
 
-def _result_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: Shapes) -> list[tuple[int, ...]]:
+def _result_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: Shapes,
+                   target: str) -> list[tuple[int, ...]]:
+    if op.name == "cond":
+        return _cond_shapes(op, operand_shapes, shapes, target)
+    if op.name == "while":
+        return _while_shapes(op, operand_shapes, shapes, target)
     if op.regions:
         if op.name != "fusion":
             raise FlowcError(f"cannot size the results of {op.name} before running it", op=op.display_name,
                              where=op.loc)
-        return _propagate_block(op.regions[0].entry, operand_shapes, shapes)
+        return _propagate_block(op.regions[0].entry, operand_shapes, shapes, target)
     run_time_shape = getattr(op, "run_time_shape", None)  # relax_shape: its type forgets what its value has
     if run_time_shape is not None:
         return [run_time_shape(*operand_shapes)]
@@ -56,6 +75,36 @@ def _result_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes:
         raise RuntimeShapeError(f"at run time: {error.detail}", op=op.display_name, where=op.loc) from None
     inferred = [inferred] if isinstance(inferred, TensorType) else list(inferred)
     return [tuple(int(d) for d in t.shape) for t in inferred]  # type: ignore[arg-type]
+
+
+def _cond_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: Shapes,
+                 target: str) -> list[tuple[int, ...]]:
+    """Note [fixed shapes in control flow]: both branches, which must agree."""
+    then, other = (_propagate_block(region.entry, operand_shapes[1:], shapes, target) for region in op.regions)
+    for index, (a, b) in enumerate(zip(then, other)):
+        if a != b:
+            raise UnsupportedOpError(
+                f"{target} does not run this cond: its result {index} would be {list(a)} from the then branch and "
+                f"{list(b)} from the else branch, and compiled code sizes a result before the branch is chosen; "
+                "make both branches yield the same shape, or use target 'reference'", op=op.display_name,
+                where=op.loc)
+    return then
+
+
+def _while_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: Shapes,
+                  target: str) -> list[tuple[int, ...]]:
+    """Note [fixed shapes in control flow]: the body must give the state back at the shapes it took."""
+    condition, body = op.regions
+    _propagate_block(condition.entry, operand_shapes, shapes, target)
+    after = _propagate_block(body.entry, operand_shapes, shapes, target)
+    for index, (before, turned) in enumerate(zip(operand_shapes, after)):
+        if tuple(before) != turned:
+            raise UnsupportedOpError(
+                f"{target} does not run this while loop: loop value {index} enters as {list(before)} and the body "
+                f"yields it as {list(turned)}; compiled code keeps loop values in storage of one size for the "
+                "whole loop, so a loop value may not change its shape between iterations (keep it at one shape, "
+                "e.g. by padding to a maximum size, or use target 'reference')", op=op.display_name, where=op.loc)
+    return [tuple(s) for s in operand_shapes]
 
 
 def check_no_hidden_broadcast(op: Operation, shapes: Shapes) -> None:

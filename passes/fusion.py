@@ -35,7 +35,10 @@ What fuses with what, and why:
   same value and depend on each other in no way merge when the union is a
   valid kernel (sibling fusion: the value is read once).
 - Everything else (transpose, concat, slice, gather, one_hot, random_*,
-  cond, while, call) is a "single" kernel of one op.
+  call) is a "single" kernel of one op.
+- `cond` and `while` stay in the block, beside the kernels, with their
+  regions' ops fused inside: a backend emits them as branches and loops
+  around their regions' kernels (the CPU's codegen/llvm/control.py).
 
 Note [no expensive recompute]
 Inside a kernel every op is computed once per element of its own result:
@@ -145,7 +148,7 @@ class Group:
 
 
 def initial_kind(op: Operation) -> str:
-    if op.name == "constant" or op.is_view or op.name == "fusion" or op.is_terminator:
+    if op.name == "constant" or op.is_view or op.name in ("fusion", "cond", "while") or op.is_terminator:
         return FIXED
     if op.name == "matmul":
         return "matmul"

@@ -9,9 +9,42 @@ value gets a storage:
   const      global data in the compiled code
   view v     the same bytes as value v (views of contiguous buffers are free)
 
-Lifetimes are in steps of the top-level op order. Temps' offsets depend on
-their sizes, which may depend on fed sizes, so `layout` runs per set of
-shapes (cached by the caller); everything else is decided here, once.
+  local l    a small buffer of the entry point's own frame (see Note [control flow storage])
+
+Lifetimes are in steps of the op order (Note [control flow storage] for the
+steps inside regions). Temps' offsets depend on their sizes, which may depend
+on fed sizes, so `layout` runs per set of shapes (cached by the caller);
+everything else is decided here, once.
+
+Note [control flow storage]
+The top-level block may hold `cond` and `while` ops, whose regions hold
+constants, views, kernels, nested region ops and a yield, like the function.
+Steps number every op of every such block in execution order: a region op
+takes a step when it starts, then its regions' ops in turn, then a step when
+it ends; its operands are used at its end, so whatever a loop or a branch
+reads stays alive (never reused) until the whole op is done. Then:
+  - a cond's region arguments are views of its operands; a while's, of its
+    results, which are the loop state: written with the initial values when
+    the loop starts, so they live from its start step to their last use;
+  - a cond's result lives from its start too, and a branch's yielded value
+    that a kernel of the branch computes is that result (the kernel writes it
+    in place); other yielded values are copied into it at the yield;
+  - a body's yielded value that a kernel of the body computes is written into
+    the state in place when no op of the body at or after that kernel reads
+    the old state (a read of the state by a later kernel would see the new
+    value), but for the kernel itself when it is a loop kernel reading the
+    state at the index it writes (i + 1, acc + x); else it is copied into the
+    state at the yield. MaterializeResults
+    first makes each yielded value the body's own kernel result (or the state
+    itself, unchanged), so a copy never reads a state buffer that another copy
+    at the same yield writes (a swap of two state values).
+Temps of a loop body live within one turn: numbered within the body, their
+lifetimes overlap as they do on each turn, and the state, live through the
+whole loop, never shares their bytes. A value defined in a cond or while (or
+the state itself) of a static shape of at most LOCAL_BYTES is `local`: a stack
+slot of the entry point, which LLVM keeps in registers across the turns of a
+loop (a scalar counter), where arena bytes at an offset read from memory
+would be loaded and stored on each turn.
 
 Note [donated arguments]: the caller may offer an argument's buffer for a
 result (a variable's old value for its new one, as XLA's donation does). The
@@ -28,18 +61,23 @@ buffer: no copy of a parameter per step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
-from flowc.ir import Function, Module, Operation, Value
+from flowc.ir import Block, Function, Module, Operation, Value
 from flowc.ir.printer import value_names
 
 from .manager import Pass
 
 
+LOCAL_BYTES = 256  # Note [control flow storage]: at most this many bytes of a loop or branch: a stack slot
+CONTROL_OPS = ("cond", "while")
+
+
 @dataclass(frozen=True)
 class Storage:
-    kind: str  # "arg" | "result" | "temp" | "const" | "view"
+    kind: str  # "arg" | "result" | "temp" | "local" | "const" | "view"
     index: int = -1
     of: Value | None = None  # for a view: the value whose bytes it shares
 
@@ -50,6 +88,7 @@ class MemoryPlan:
     temps: list[Value] = field(default_factory=list)
     lifetimes: list[tuple[int, int]] = field(default_factory=list)  # per temp: (defined at step, last used at step)
     donated: dict[int, int] = field(default_factory=dict)  # result index -> argument index written in place
+    locals: list[Value] = field(default_factory=list)  # local l: a stack slot of the value's (static) size
 
     def describe(self, function: Function) -> str:
         """The plan as text (FLOWC_DUMP_IR writes it beside the fused IR): each value's storage, and
@@ -77,7 +116,17 @@ class MemoryPlan:
             storage = self.storage[storage.of]
         if storage.kind == "result" and storage.index in self.donated:
             return "arg", self.donated[storage.index]
-        return (storage.kind, value) if storage.kind == "const" else (storage.kind, storage.index)
+        if storage.kind == "const":
+            return storage.kind, self.root(value)
+        return storage.kind, storage.index
+
+    def root(self, value: Value) -> Value:
+        """The value whose storage a view (a region argument, a value written in place) shares."""
+        storage = self.storage[value]
+        while storage.kind == "view":
+            value = storage.of  # type: ignore[assignment]
+            storage = self.storage[value]
+        return value
 
     def layout(self, nbytes: Sequence[int], alignment: int = 64) -> tuple[list[int], int]:
         """Arena offsets of the temps given their sizes, and the arena's peak size.
@@ -105,27 +154,21 @@ class MemoryPlan:
 
 
 def plan_memory(function: Function, donations: dict[int, int] | None = None) -> MemoryPlan:
-    """The storage of every top-level value; `donations` maps result index -> argument index offered."""
+    """The storage of every value outside kernels; `donations` maps result index -> argument index offered."""
     plan = MemoryPlan()
     ops = function.entry.ops
-    steps = {op: step for step, op in enumerate(ops)}
+    spans = _number_steps(function.entry, {}, [0])
+    steps = {op: start for op, (start, _) in spans.items()}
     for i, arg in enumerate(function.args):
         plan.storage[arg] = Storage("arg", i)
     returned = ops[-1].operands
     for j, value in enumerate(returned):
         plan.storage.setdefault(value, Storage("result", j))
-    for op in ops[:-1]:
-        for result in op.results:
-            if result in plan.storage:
-                continue
-            if op.name == "constant":
-                plan.storage[result] = Storage("const")
-            elif op.is_view:
-                plan.storage[result] = Storage("view", of=op.operands[0])
-            else:
-                plan.storage[result] = Storage("temp", len(plan.temps))
-                plan.temps.append(result)
-    last_use = _last_uses(function, steps)
+    _place_block(function.entry, plan, in_control=False)
+    last_use = _last_uses(function.entry, plan, spans, {})
+    for value in plan.temps:  # the state and results of region ops: at least while the op runs
+        if value.op.name in CONTROL_OPS:
+            last_use[value] = max(last_use.get(value, -1), spans[value.op][1])
     plan.lifetimes = [(steps[v.op], last_use.get(v, steps[v.op])) for v in plan.temps]
     for j, i in (donations or {}).items():
         if _can_donate(function, plan, last_use, steps, returned[j], function.args[i]):
@@ -133,14 +176,161 @@ def plan_memory(function: Function, donations: dict[int, int] | None = None) -> 
     return plan
 
 
-def _last_uses(function: Function, steps: dict[Operation, int]) -> dict[Value, int]:
-    """The last step using each value; a view's uses count as uses of what it views."""
-    last: dict[Value, int] = {}
-    for op in function.entry.ops:
+def _number_steps(block: Block, spans: dict[Operation, tuple[int, int]], counter: list[int]
+                  ) -> dict[Operation, tuple[int, int]]:
+    """Each op's (start, end) step, region ops around their regions' ops (Note [control flow storage])."""
+    for op in block.ops:
+        start = counter[0]
+        counter[0] += 1
+        if op.name in CONTROL_OPS:
+            for region in op.regions:
+                _number_steps(region.entry, spans, counter)
+            counter[0] += 1
+        spans[op] = (start, counter[0] - 1)
+    return spans
+
+
+def _place_block(block: Block, plan: MemoryPlan, in_control: bool) -> None:
+    """The storage of the values `block` defines, then of its region ops' regions."""
+    for op in block.ops:
+        if op.is_terminator:
+            continue
+        for result in op.results:
+            if result in plan.storage:
+                continue
+            if op.name == "constant":
+                plan.storage[result] = Storage("const")
+            elif op.is_view:
+                plan.storage[result] = Storage("view", of=op.operands[0])
+            elif (buffer := _row_written_in_place(plan, block, op)) is not None:
+                plan.storage[result] = Storage("view", of=buffer)
+            else:
+                _own_storage(plan, result, in_control or op.name in CONTROL_OPS)
+        if op.name == "cond":
+            for region in op.regions:
+                _place_region_args(plan, region.entry, op.operands[1:])
+                _write_yields_in_place(plan, region.entry, op.results, lambda value, index: True)
+                _place_block(region.entry, plan, in_control=True)
+        elif op.name == "while":
+            condition, body = op.regions
+            for region in op.regions:
+                _place_region_args(plan, region.entry, op.results)
+            _write_yields_in_place(plan, body.entry, op.results, _state_is_read_after(body.entry))
+            for region in op.regions:
+                _place_block(region.entry, plan, in_control=True)
+
+
+def _own_storage(plan: MemoryPlan, value: Value, in_control: bool) -> None:
+    """A temp, or a local for a small value of a static shape in control flow (Note [control flow storage])."""
+    value_type = value.type
+    if in_control and value_type.is_static and math.prod(value_type.shape) * value_type.dtype.itemsize <= LOCAL_BYTES:
+        plan.storage[value] = Storage("local", len(plan.locals))
+        plan.locals.append(value)
+    else:
+        plan.storage[value] = Storage("temp", len(plan.temps))
+        plan.temps.append(value)
+
+
+def _place_region_args(plan: MemoryPlan, block: Block, outer: Sequence[Value]) -> None:
+    for arg, value in zip(block.args, outer, strict=True):
+        plan.storage[arg] = Storage("view", of=value)
+
+
+def _write_yields_in_place(plan: MemoryPlan, block: Block, results: Sequence[Value],
+                           allowed: Callable[[Value, int], bool]) -> None:
+    """Give each yielded value that a kernel (or region op) of `block` computes, yielded once, the storage
+    of the op's result it becomes, where `allowed` (Note [control flow storage])."""
+    yielded = block.terminator.operands
+    for index, value in enumerate(yielded):
+        owner = getattr(value, "op", None)
+        if owner is None or owner.parent is not block or owner.name not in ("fusion", *CONTROL_OPS):
+            continue
+        if yielded.count(value) == 1 and value not in plan.storage and allowed(value, index):
+            plan.storage[value] = Storage("view", of=results[index])
+
+
+def _state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
+    """Whether a body's yielded value may be written into state `index` in place: no op from its producer
+    on (the yield included) reads the old state, directly or through a view of it; except the producer
+    itself if it is a loop kernel reading the state argument itself, which has the value's type: it
+    reads each element at the index it writes, before it writes it (codegen/llvm/kernels/loop.py
+    computes every output of an element before storing any)."""
+    position = {op: i for i, op in enumerate(body.ops)}
+
+    def reads_of(arg: Value) -> list[tuple[Operation, Value]]:
+        found, pending = [], [arg]
+        while pending:
+            value = pending.pop()
+            for user, _ in value.uses:
+                found.append((user, value))
+                if user.is_view:
+                    pending.extend(user.results)
+        return found
+
+    def allowed(value: Value, index: int) -> bool:
+        producer = value.op
+        for user, read in reads_of(body.args[index]):
+            if position[user] < position[producer]:
+                continue
+            same_index = producer.name == "fusion" and producer.kind == "loop" and read is body.args[index]
+            if user is not producer or not (same_index or _row_buffer(producer) is read):
+                return False
+        return True
+
+    return allowed
+
+
+# Note [rows written in place]
+# write_row's result is its buffer operand with one row replaced (ir/ops/rows.py). When nothing reads
+# that buffer after the kernel, the result takes the buffer's bytes, as a view of it, and the kernel
+# stores the one row (kernels/single.py): a loop filling a buffer row by row (the stack of a while's
+# gradient, a TensorArray) then costs a row per step, not a copy of the buffer. So it is for a loop
+# state that a body's write_row yields (_state_is_read_after: the kernel that writes the row reads no
+# other), and for a temp computed by a kernel of the same block that no later op of the block reads
+# (a region is isolated: an op of a nested region reads it through the region op's operands). An
+# argument is the caller's, a constant read-only, a region argument some other value's bytes.
+
+
+def _row_buffer(op: Operation) -> Value | None:
+    """The operand of a write_row kernel that it writes a row of, or None for any other op."""
+    inner = [o for o in op.regions[0].entry.ops if o.name != "constant"] if op.name == "fusion" else []
+    if len(inner) != 2 or inner[0].name != "write_row" or inner[1].operands != [inner[0].result]:
+        return None
+    argument = inner[0].operands[0]
+    if getattr(argument, "block", None) is not op.regions[0].entry:
+        return None
+    return op.operands[argument.index]  # type: ignore[union-attr]
+
+
+def _row_written_in_place(plan: MemoryPlan, block: Block, op: Operation) -> Value | None:
+    """The buffer operand whose bytes a write_row kernel may write its result into, or None."""
+    buffer = _row_buffer(op)
+    if buffer is None or buffer not in plan.storage:
+        return None
+    root = plan.root(buffer)
+    owner = getattr(root, "op", None)
+    if plan.storage[root].kind != "temp" or owner is None or owner.parent is not block or owner.name != "fusion":
+        return None
+    later = block.ops[block.ops.index(op) + 1:]
+    if any(v in plan.storage and plan.root(v) is root for user in later for v in user.operands):
+        return None
+    others = [v for v in op.operands if v is not buffer]
+    return buffer if all(plan.root(v) is not root for v in others if v in plan.storage) else None
+
+
+def _last_uses(block: Block, plan: MemoryPlan, spans: dict[Operation, tuple[int, int]],
+               last: dict[Value, int]) -> dict[Value, int]:
+    """The last step using each value (an op uses its operands at its end step); a view's uses count as
+    uses of the value whose storage it shares."""
+    for op in block.ops:
+        end = spans[op][1]
         for value in op.operands:
-            root = _root(value)
-            last[root] = max(last.get(root, -1), steps[op])
-            last[value] = max(last.get(value, -1), steps[op])
+            root = plan.root(value)
+            last[root] = max(last.get(root, -1), end)
+            last[value] = max(last.get(value, -1), end)
+        if op.name in CONTROL_OPS:
+            for region in op.regions:
+                _last_uses(region.entry, plan, spans, last)
     return last
 
 
@@ -203,10 +393,9 @@ def materialize_results(function: Function) -> bool:
     The caller allocates each result's buffer, so a result must be computed
     by a kernel, once: an argument, a constant, a view or a value returned
     twice is copied by an identity loop kernel (cheap: fetching a variable or
-    a feed back).
+    a feed back). The same for the values each while body yields
+    (materialize_loop_state).
     """
-    from flowc.ir import Block, Builder, Region
-
     terminator = function.entry.ops[-1]
     seen: set[Value] = set()
     changed = False
@@ -215,15 +404,46 @@ def materialize_results(function: Function) -> bool:
         if owner is not None and owner.name == "fusion" and value not in seen:
             seen.add(value)
             continue
-        block = Block([value.type], ["x"])
-        Builder.at_end(block).create("yield", [Builder.at_end(block).identity(block.args[0])])
-        b = Builder.before(terminator)
-        copy = b.create("fusion", [value], {"kind": "loop"}, regions=[Region([block])],
-                        result_names=[value.name]).result
-        terminator.set_operand(index, copy)
-        seen.add(copy)
+        seen.add(_copy_operand(terminator, index))
+        changed = True
+    for op in function.walk():
+        if op.name == "while":
+            changed |= materialize_loop_state(op.regions[1].entry)
+    return changed
+
+
+def materialize_loop_state(body: Block) -> bool:
+    """Make each value a while body yields either its own state argument (unchanged) or a result of a
+    kernel or region op of the body, yielded once: an identity kernel copies anything else (another
+    state value, a view or a constant), so that no copy into the state at the yield reads a state
+    buffer (Note [control flow storage])."""
+    terminator = body.terminator
+    seen: set[Value] = set()
+    changed = False
+    for index, value in enumerate(list(terminator.operands)):
+        owner = getattr(value, "op", None)
+        own = value is body.args[index] or (owner is not None and owner.parent is body and
+                                             owner.name in ("fusion", *CONTROL_OPS))
+        if own and value not in seen:
+            seen.add(value)
+            continue
+        seen.add(_copy_operand(terminator, index))
         changed = True
     return changed
+
+
+def _copy_operand(terminator: Operation, index: int) -> Value:
+    """An identity loop kernel before `terminator` copying its operand `index`, which it then reads."""
+    from flowc.ir import Builder, Region
+
+    value = terminator.operands[index]
+    block = Block([value.type], ["x"])
+    Builder.at_end(block).create("yield", [Builder.at_end(block).identity(block.args[0])])
+    b = Builder.before(terminator)
+    copy = b.create("fusion", [value], {"kind": "loop"}, regions=[Region([block])],
+                    result_names=[value.name]).result
+    terminator.set_operand(index, copy)
+    return copy
 
 
 class MaterializeResults(Pass):

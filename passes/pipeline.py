@@ -13,6 +13,8 @@ from .cse import CSE
 from .dce import DCE
 from .fold import ConstantFold
 from .fusion import Fuse
+from .inline import Inline
+from .licm import LICM
 from .manager import FixedPoint, Pass, PassManager, PassReport
 from .simplify import Simplify
 
@@ -37,6 +39,8 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "cse": lambda fast_math: CSE(),
     "dce": lambda fast_math: DCE(),
     "fuse": lambda fast_math: Fuse(),  # not in default_pipeline: each target's pipeline adds it
+    "inline": lambda fast_math: Inline(),  # the CPU target's, as are the two below
+    "licm": lambda fast_math: LICM(),
 }
 
 

@@ -8,19 +8,24 @@ arena offset of each temp, then two error slots that a kernel sets when it
 finds bad data (a gather index out of range): the kernel's number + 1 and the
 offending value. The entry point returns 0, or that kernel's number + 1.
 One Session.run is one call of it; it runs the kernels in order, each
-through the thread pool (`flowc_parallel_for`), which runs small work inline.
+through the thread pool (`flowc_parallel_for`), which runs small work inline,
+and the cond and while ops as branches and loops around their regions'
+kernels (control.py, Note [kernels in loops]).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir as ll
 
-from flowc.ir import Function, Operation, Value
+from flowc.ir import Block, Operation, Value
 
 from . import kernels  # noqa: F401  (registers every (kind, schedule) in launch.EMITTERS)
 from .blas import calls_blas
-from .kernel import Kernel
+from .control import CONTROL_EMITTERS
+from .kernel import Kernel, alloca_at_start
 from .kernels.matmul import emit_openblas_adoption
 from .launch import EMITTERS, LAUNCHERS, PARALLEL_FOR, WORK, Launch, context_of
 from .program import ENTRY, PROFILE_SYMBOL, Program, schedule_of
@@ -30,69 +35,129 @@ ENTRY_TYPE = ll.FunctionType(I32, [PTR.as_pointer(), I64.as_pointer()])
 
 
 def emit_module(program: Program, name: str = "flowc") -> ll.Module:
-    function, plan, dims = program.function, program.plan, program.dims
     module = ll.Module(name=name)
     entry = ll.Function(module, ENTRY_TYPE, name=ENTRY)
-    buffers, dims_pointer = entry.args
-    b = ll.IRBuilder(entry.append_basic_block("entry"))
-    parallel_for = ll.Function(module, PARALLEL_FOR, name="flowc_parallel_for")
-    returned = function.entry.ops[-1].operands
-    n_args = len(function.args)
-    arena = b.load(b.gep(buffers, [ll.Constant(I64, n_args + len(returned))]), name="arena")
-    pointers: dict[Value, ll.Value] = {}
+    emitter = EntryEmitter(program, module, entry)
+    emitter.emit_block(program.function.entry)
+    emitter.b.ret(ll.Constant(I32, 0))
+    emitter.at_entry.position_at_end(emitter.at_entry.block)
+    emitter.at_entry.branch(emitter.start)  # the pointers are made: on to the code
+    if any(calls_blas(op) for op in program.kernel_ops):
+        emit_openblas_adoption(module)
+    return module
 
-    def buffer(value: Value) -> ll.Value:
-        if value in pointers:
-            return pointers[value]
-        storage = plan.storage[value]
+
+class EntryEmitter:
+    """Emits the entry point: the kernels of a block in order, and the branches and loops of its cond
+    and while ops around their regions' kernels (control.py).
+
+    Every buffer pointer is made in the entry block, where it dominates every use whichever branch
+    or loop turn first asks for it; the code itself starts in the block `start`.
+    """
+
+    def __init__(self, program: Program, module: ll.Module, entry: ll.Function):
+        self.program, self.plan, self.dims = program, program.plan, program.dims
+        self.module, self.entry = module, entry
+        self.buffers, self.dims_pointer = entry.args
+        self.at_entry = ll.IRBuilder(entry.append_basic_block("entry"))
+        self.start = entry.append_basic_block("start")
+        self.b = ll.IRBuilder(self.start)
+        self.parallel_for = ll.Function(module, PARALLEL_FOR, name="flowc_parallel_for")
+        function = program.function
+        self.n_args = len(function.args)
+        returned = function.entry.ops[-1].operands
+        arena_slot = self.at_entry.gep(self.buffers, [ll.Constant(I64, self.n_args + len(returned))])
+        self.arena = self.at_entry.load(arena_slot, name="arena")
+        self.pointers: dict[Value, ll.Value] = {}
+        self.numbers = {op: number for number, op in enumerate(program.kernel_ops)}
+        self.timer = _Timer(module, self.b, len(program.kernel_ops)) if program.profile else None
+        self.scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
+
+    def buffer(self, value: Value) -> ll.Value:
+        """The address of `value`'s bytes (its storage in the memory plan), made in the entry block."""
+        if value in self.pointers:
+            return self.pointers[value]
+        b, storage = self.at_entry, self.plan.storage[value]
+        b.position_at_end(b.block)  # stack slots made at the block's start since: after them
         if storage.kind == "arg":
-            pointer = b.load(b.gep(buffers, [ll.Constant(I64, storage.index)]))
+            pointer = b.load(b.gep(self.buffers, [ll.Constant(I64, storage.index)]))
         elif storage.kind == "result":
-            pointer = b.load(b.gep(buffers, [ll.Constant(I64, n_args + storage.index)]))
+            pointer = b.load(b.gep(self.buffers, [ll.Constant(I64, self.n_args + storage.index)]))
         elif storage.kind == "temp":
-            offset = b.load(b.gep(dims_pointer, [ll.Constant(I64, len(dims) + storage.index)]))
-            pointer = b.gep(arena, [offset])
+            offset = b.load(b.gep(self.dims_pointer, [ll.Constant(I64, len(self.dims) + storage.index)]))
+            pointer = b.gep(self.arena, [offset])
+        elif storage.kind == "local":
+            size = math.prod(value.type.shape) * value.type.dtype.itemsize
+            slot = alloca_at_start(b, self.entry.entry_basic_block, ll.ArrayType(I8, max(size, 1)), "local", 64)
+            pointer = b.bitcast(slot, PTR)
         elif storage.kind == "view":
-            pointer = buffer(storage.of)
+            pointer = self.buffer(storage.of)
         else:
-            pointer = b.bitcast(_global_constant(module, value), PTR)
-        pointers[value] = pointer
+            pointer = b.bitcast(_global_constant(self.module, value), PTR)
+        self.pointers[value] = pointer
         return pointer
 
-    timer = _Timer(module, b, len(program.kernel_ops)) if program.profile else None
-    scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
-    for number, op in enumerate(program.kernel_ops):
+    def emit_block(self, block: Block, in_control: bool = False) -> None:
+        """The block's kernels and region ops in order (constants and views have no code)."""
+        for op in block.ops:
+            if op.name == "fusion":
+                self.emit_kernel(op, in_control)
+            elif op.name in CONTROL_EMITTERS:
+                CONTROL_EMITTERS[op.name](self, op)
+
+    def emit_kernel(self, op: Operation, in_control: bool) -> None:
+        b, plan, dims, dims_pointer = self.b, self.plan, self.dims, self.dims_pointer
+        number = self.numbers[op]
         emit, work = EMITTERS[op.kind, schedule_of(op)["schedule"]], WORK[op.kind]
         shared = {(r, o) for r, result in enumerate(op.results) for o, operand in enumerate(op.operands)
                   if plan.buffer_of(result) == plan.buffer_of(operand)}
         # Note [one step]: a kernel the entry point hands work known to be 1 gets [0, 1) as constants.
         n_grain = None if op.kind in LAUNCHERS else work(b, dims, dims_pointer, op)
         one_step = n_grain is not None and isinstance(n_grain[0], ll.Constant) and n_grain[0].constant == 1
-        kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot, program.fast_math,
-                        shared, one_step)
+        # Note [kernels in loops]: a kernel of a cond or while region is named apart from the others, so
+        # that split.py leaves it in the entry point's module, where LLVM may inline it.
+        prefix = "local" if in_control else "kernel"
+        kernel = Kernel(self.module, dims, op, f"{prefix}{number}_{op.kind}", number, self.program.error_slot,
+                        self.program.fast_math, shared, one_step)
         emit(kernel)
         function_pointer = kernel.finish()
-        pointers_of_op = [buffer(v) for v in (*op.operands, *op.results)]
+        pointers_of_op = [self.buffer(v) for v in (*op.operands, *op.results)]
         context = context_of(b, pointers_of_op, dims_pointer)
-        start = timer.now() if timer else None
+        start = self.timer.now() if self.timer else None
 
         def default(given: ll.Value | None = None, function: ll.Function = function_pointer,
                     context: ll.Value = context, op: Operation = op,
                     n_grain: tuple[ll.Value, ll.Value] | None = n_grain) -> None:
             n, grain = n_grain or work(b, dims, dims_pointer, op)
-            b.call(parallel_for, [function, given or context, n, grain])
+            if in_control and _known_small(n, grain):  # Note [kernels in loops]: no thread pool round trip
+                if n.constant > 0:
+                    b.call(function, [given or context, ll.Constant(I64, 0), n])
+                return
+            b.call(self.parallel_for, [function, given or context, n, grain])
 
         if op.kind in LAUNCHERS:
-            LAUNCHERS[op.kind](Launch(kernel, b, entry, pointers_of_op, dims_pointer, parallel_for, default, scratch))
+            LAUNCHERS[op.kind](Launch(kernel, b, self.entry, pointers_of_op, dims_pointer, self.parallel_for, default,
+                                      self.scratch))
         else:
             default()
-        if timer:
-            timer.record(number, start)
-        _return_on_error(b, entry, dims_pointer, program.error_slot)
-    b.ret(ll.Constant(I32, 0))
-    if any(calls_blas(op) for op in program.kernel_ops):
-        emit_openblas_adoption(module)
-    return module
+        if self.timer:
+            self.timer.record(number, start)
+        if op.kind != "loop":  # a loop kernel is pointwise ops only, none of which can fail
+            _return_on_error(b, self.entry, dims_pointer, self.program.error_slot)
+
+
+# Note [kernels in loops]
+# A while loop of a million turns over a scalar state runs a few tiny kernels per turn: called
+# through flowc_parallel_for (an external call, its chunk plan, a function pointer) each costs more
+# than the work. So a kernel of a cond or while region whose work is known at compile time to fit
+# one thread is called directly, and lives in the entry point's own LLVM module even when a big
+# module is split (split.py splits off only `kernel{N}_*`): LLVM inlines it, and the state, kept in
+# stack slots (Note [control flow storage] in passes/memory.py), ends in registers.
+
+
+def _known_small(n: ll.Value, grain: ll.Value) -> bool:
+    """Work known at compile time that flowc_parallel_for would run on the calling thread anyway."""
+    return isinstance(n, ll.Constant) and isinstance(grain, ll.Constant) and n.constant < 2 * max(grain.constant, 1)
 
 
 class _Timer:

@@ -61,7 +61,7 @@ class StoragePlan(Protocol):
     """What codegen reads of a memory plan (passes/memory.py's MemoryPlan, which the CPU target
     passes in: codegen imports no pass, DESIGN.md's dependency rule)."""
 
-    storage: dict  # Value -> its Storage: kind "arg" | "result" | "temp" | "const" | "view", index
+    storage: dict  # Value -> its Storage: kind "arg" | "result" | "temp" | "local" | "const" | "view", index
     temps: list[Value]
 
     def buffer_of(self, value: Value) -> tuple[str, int | Value]: ...
@@ -87,7 +87,7 @@ PROFILE_SYMBOL = "flowc_profile"  # int64[2 * kernels]: per kernel, nanoseconds 
 
 
 def plan_program(function: Function, plan: StoragePlan, fast_math: bool = False, profile: bool = False) -> Program:
-    kernels = [op for op in function.entry.ops if op.name == "fusion"]
+    kernels = [op for op in function.walk() if op.name == "fusion"]  # those of cond and while regions too
     return Program(function, DimTable(function), plan, kernels, fast_math, profile)
 
 

@@ -9,6 +9,8 @@ An op reaches native code in one of these ways (`emitted_ops` says which, per na
   view         no code: the memory plan gives an `is_view` op's result its operand's buffer
   constant     a global of the module (module.py)
   structure    fusion, yield and return: the kernels and the entry point themselves
+  control      cond and while: branches and loops of the entry point around their regions' kernels
+               (control.py); call: inlined first (passes/inline.py), so a recursive one is refused
 Every other registered op is in UNSUPPORTED, with the reason; tests/ir/test_registry.py checks that
 each op is one or the other. `check_supported` runs before fusion, so such an op is refused before
 any LLVM work, with its name, the target and the user's line, rather than failing somewhere in
@@ -23,15 +25,15 @@ from flowc.ir.errors import UnsupportedOpError
 TARGET = "cpu"
 
 UNSUPPORTED: dict[str, str] = {
-    "cond": "control flow is not compiled to native code yet",
-    "while": "control flow is not compiled to native code yet",
-    "call": "calls are not compiled to native code yet",
+    # Every buffer is sized from the fed shapes (ir/shapes.py); this op's row count is data.
+    "fill_rows": "its number of rows is a value computed at run time, not a fed shape",
     # Both are gone before a target sees a module (driver.compile_lowered expands gradient requests);
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",
     "stop_gradient": "passes.expand_gradients removes it once the gradient requests are expanded",
 }
 STRUCTURE = ("fusion", "yield", "return")
+CONTROL = ("cond", "while", "call")
 
 
 def emitted_ops() -> dict[str, str]:
@@ -47,6 +49,7 @@ def emitted_ops() -> dict[str, str]:
     ways.update(dict.fromkeys(registry.names_where(is_view=True), "view"))
     ways["constant"] = "constant"
     ways.update(dict.fromkeys(STRUCTURE, "structure"))
+    ways.update(dict.fromkeys(CONTROL, "control"))
     return ways
 
 
@@ -60,3 +63,29 @@ def check_supported(module: Module) -> None:
             continue
         raise UnsupportedOpError(f"the {TARGET} target does not compile {op.name}: {why}; "
                                  f"target 'reference' evaluates it", op=op.display_name, where=op.loc)
+    _check_no_recursion(module)
+
+
+def _check_no_recursion(module: Module) -> None:
+    """A call that can reach its own function again cannot be inlined (passes/inline.py): refused, naming
+    the call and the cycle, before any work."""
+    calls = {function.name: [op for op in function.walk() if op.name == "call"] for function in module}
+
+    def cycle_from(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return path[path.index(name):] + [name]
+        for call in calls.get(name, []):
+            found = cycle_from(call.callee.name, [*path, name])
+            if found is not None:
+                return found
+        return None
+
+    for name, ops in calls.items():
+        for call in ops:
+            cycle = cycle_from(call.callee.name, [name])
+            if cycle is not None:
+                chain = " -> ".join(f"@{n}" for n in cycle)
+                raise UnsupportedOpError(
+                    f"the {TARGET} target does not compile a recursive call ({chain}): it inlines every call, "
+                    "and a recursive one has no end; write the recursion as a while loop, or use target "
+                    "'reference'", op=call.display_name, where=call.loc)

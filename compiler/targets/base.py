@@ -21,6 +21,9 @@ class Target(ABC):
     """A backend. Subclasses set `name` and implement build and load (and passes, if they have any)."""
 
     name: str = "<target>"
+    # Whether a value's size may be data (fill_rows: the stack of a loop's gradient); else every
+    # size follows from the fed shapes, and gradients avoid such values (passes.expand_gradients).
+    sized_by_data: bool = False
 
     def passes(self, options: CompileOptions) -> list[Pass]:
         """The passes this target appends to the shared pipeline, fresh for each compile."""

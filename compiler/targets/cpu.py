@@ -1,7 +1,10 @@
 """The CPU target: fusion and memory planning, then LLVM through llvmlite, linked into a shared library.
 
-Its passes, after the shared pipeline: fuse ops into kernels
-(passes/fusion.py), give each result a kernel that writes it and each matmul
+Its passes, after the shared pipeline: inline every call (passes/inline.py),
+hoist loop-invariant code out of while bodies (passes/licm.py), fuse ops into
+kernels (passes/fusion.py; cond and while stay beside the kernels, their
+regions fused inside, and become branches and loops of the entry point:
+codegen/llvm/control.py), give each result a kernel that writes it and each matmul
 product a buffer of its own (passes/memory.py, separate_products.py), choose
 each kernel's schedule for this host (passes/schedule.py), and plan where
 every value lives (PlanMemory). `build` emits the planned module
@@ -26,6 +29,8 @@ from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
+from flowc.passes.inline import Inline
+from flowc.passes.licm import LICM
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
 from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
@@ -64,6 +69,8 @@ class CpuTarget(Target):
     def passes(self, options: CompileOptions) -> list[Pass]:
         return [
             CheckSupported(),      # first: an op without CPU code is a clear error before any work
+            Inline(),              # calls become their callee's ops, fused with the caller's (passes/inline.py)
+            LICM(),                # after Inline: a callee's invariant code leaves the loop too (passes/licm.py)
             Fuse(),                # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
@@ -76,7 +83,8 @@ class CpuTarget(Target):
         _schedule_the_rest(module, options)
         plan = memory_plan(function)
         program = plan_program(function, plan, options.fast_math, options.profile)
-        key = cache_key(print_module(module), repr(sorted(plan.donated.items())), VERSION, codegen_fingerprint(),
+        # The plan's text: which buffers a kernel shares (donations, rows written in place) shapes its code.
+        key = cache_key(print_module(module), plan.describe(function), VERSION, codegen_fingerprint(),
                         f"fast_math={options.fast_math} profile={options.profile}", host_description())
         path, was_cached = cached_library(key, lambda out: _compile(program, options, out), folder=options.cache_dir)
         if options.log_compile and was_cached:

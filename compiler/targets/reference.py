@@ -28,6 +28,7 @@ class ReferenceTarget(Target):
     """No passes of its own, and the module is its own artifact: numpy is IEEE whatever fast math says."""
 
     name = "reference"
+    sized_by_data = True  # numpy arrays of any size, made as the function runs
 
     def build(self, module: Module, options: CompileOptions) -> Module:
         return module

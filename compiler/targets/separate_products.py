@@ -31,7 +31,7 @@ def separate_products(function: Function) -> bool:
     product's size in the arena, reused across runs.
     """
     changed = False
-    for op in list(function.entry.ops):
+    for op in list(function.walk()):  # kernels in cond and while regions too
         if op.name != "fusion" or op.kind != "matmul":
             continue
         block = op.regions[0].entry

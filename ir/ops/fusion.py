@@ -110,6 +110,12 @@ def is_trailing(axes: tuple[int, ...], rank: int) -> bool:
 #              as pointwise (the type rule sizes the result from the operands);
 #   fusion     its region's ties, each block argument its operand, each yielded
 #              value its result.
+#   cond       its regions' ties, each block argument its operand; each result
+#              both branches' yielded values;
+#   while      its regions' ties, each block argument, each value the body
+#              yields and each result its initial value. These two hold
+#              because a compiled run checks them for every set of fed shapes
+#              first (Note [fixed shapes in control flow] in ir/shapes.py).
 # Ties are closed under transitivity (a union-find over (value, axis)); an
 # unknown dim tied to a static one takes its size. The fusion pass asks this of
 # the block it fuses, the verifier of the block that holds the kernels: the
@@ -146,10 +152,24 @@ class DimTies:
             block = op.regions[0].entry
             for inner in block.ops:
                 self.add(inner)
-            pairs = [*zip(block.args, op.operands), *zip(block.terminator.operands, op.results)]
-            for inside, outside in pairs:
-                for axis in range(inside.type.rank):
-                    self._tie(inside, axis, outside, axis)
+            self._tie_all([*zip(block.args, op.operands), *zip(block.terminator.operands, op.results)])
+        elif op.name in ("cond", "while"):
+            outer = op.operands[1:] if op.name == "cond" else op.operands
+            for region in op.regions:
+                block = region.entry
+                for inner in block.ops:
+                    self.add(inner)
+                pairs = list(zip(block.args, outer))
+                if op.name == "cond" or region is op.regions[1]:  # a while's cond region yields its flag
+                    pairs += zip(block.terminator.operands, op.results)
+                self._tie_all(pairs)
+            if op.name == "while":
+                self._tie_all(list(zip(op.results, op.operands)))
+
+    def _tie_all(self, pairs: list[tuple[Value, Value]]) -> None:
+        for inside, outside in pairs:
+            for axis in range(inside.type.rank):
+                self._tie(inside, axis, outside, axis)
 
     def shape(self, value: Value) -> SymbolicShape:
         return tuple(self._dim(value, axis) for axis in range(value.type.rank))

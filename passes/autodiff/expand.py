@@ -32,10 +32,12 @@ class Autodiff(Pass):
         return expand_gradients(module)
 
 
-def expand_gradients(module: Module) -> bool:
-    """The pass as a function, for callers that must expand requests whatever the pipeline (driver.py)."""
+def expand_gradients(module: Module, sized_by_data: bool = True) -> bool:
+    """The pass as a function, for callers that must expand requests whatever the pipeline (driver.py).
+    `sized_by_data`: whether the target can hold a value whose size is data, such as the stack of a
+    loop whose trip count no constant bounds (Note [while gradients by recomputation])."""
     changed = False
-    with differentiating(module):
+    with differentiating(module, sized_by_data):
         for function in list(module):  # rules may add functions (the gradients of callees): not visited
             changed |= _expand_block(function.entry)
     return _drop_stop_gradients(module) or changed
@@ -64,6 +66,7 @@ def _expand(request: Operation) -> None:
     values = [match_type(b, zeros_like(b, x) if g is None else g, x) for g, x in zip(grads, xs)]
     for op in staging.ops:
         op.parent = block
+    index = block.ops.index(request)  # a while's rule put its recording loop in the block
     block.ops[index:index] = staging.ops
     created = set(staging.ops)
     for result, value in zip(request.results, values):
@@ -76,6 +79,9 @@ def _expand(request: Operation) -> None:
         else:
             for region in op.regions:  # the copied forward bodies in the gradients of region ops
                 drop_dead(region.entry)
+    for op in block.ops[:index]:  # a loop replaced by its recording loop (Note [while gradients with a stack])
+        if op.name == "while" and is_dead(op):
+            unlink(op)
     compact(block)
 
 

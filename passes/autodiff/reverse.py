@@ -24,19 +24,37 @@ from .rules import VJP_RULES
 # The module being differentiated: a rule of `call` finds the callee there even for a call copied
 # into a region that is not in the module yet.
 _MODULE: ContextVar[Module | None] = ContextVar("autodiff_module", default=None)
+# Whether the target can hold a value whose size is data (Note [while gradients by recomputation]).
+_SIZED_BY_DATA: ContextVar[bool] = ContextVar("autodiff_sized_by_data", default=True)
 
 
 @contextlib.contextmanager
-def differentiating(module: Module) -> Iterator[None]:
-    token = _MODULE.set(module)
+def differentiating(module: Module, sized_by_data: bool = True) -> Iterator[None]:
+    token, sized = _MODULE.set(module), _SIZED_BY_DATA.set(sized_by_data)
     try:
         yield
     finally:
         _MODULE.reset(token)
+        _SIZED_BY_DATA.reset(sized)
 
 
 def current_module() -> Module | None:
     return _MODULE.get()
+
+
+def sized_by_data() -> bool:
+    return _SIZED_BY_DATA.get()
+
+
+# The values whose cotangents the running `differentiate` keeps (those that depend on its xs): a rule
+# may skip the gradient of an operand outside it (a while carries no cotangent it would drop).
+_ACTIVE: ContextVar[set[Value] | None] = ContextVar("autodiff_active", default=None)
+
+
+def needs_gradient(value: Value) -> bool:
+    """Whether the gradient of `value`, an operand of the op whose rule runs, is kept."""
+    active = _ACTIVE.get()
+    return active is None or value in active
 
 
 def differentiate(b: Builder, ops: Sequence[Operation], ys: Sequence[Value], xs: Sequence[Value],
@@ -45,7 +63,7 @@ def differentiate(b: Builder, ops: Sequence[Operation], ys: Sequence[Value], xs:
 
     New ops go where `b` inserts, which must be after every op of `ops`.
     """
-    active = _depends_on(ops, xs)
+    active = depends_on(ops, xs)
     path = _on_path(ops, ys, active)
     cotangents: dict[Value, Value] = {}
     for y, seed in zip(ys, seeds):
@@ -56,7 +74,11 @@ def differentiate(b: Builder, ops: Sequence[Operation], ys: Sequence[Value], xs:
         if all(d is None for d in douts) or not op.differentiable:
             continue
         douts = [d if d is None else refine_type(b, d, r) for d, r in zip(douts, op.results)]
-        grads = _apply_rule(b, op, douts)
+        token = _ACTIVE.set(active)
+        try:
+            grads = _apply_rule(b, op, douts)
+        finally:
+            _ACTIVE.reset(token)
         for operand, grad in zip(op.operands, grads, strict=True):
             if grad is not None and operand in active:
                 cotangents[operand] = accumulate(b, cotangents.get(operand), grad)
@@ -75,7 +97,7 @@ def _apply_rule(b: Builder, op: Operation, douts: list[Value | None]) -> Sequenc
         b.loc = saved
 
 
-def _depends_on(ops: Sequence[Operation], xs: Sequence[Value]) -> set[Value]:
+def depends_on(ops: Sequence[Operation], xs: Sequence[Value]) -> set[Value]:
     """The float values that the xs reach, the float xs themselves included."""
     active = {x for x in xs if x.type.dtype.is_float}
     for op in ops:

@@ -1,28 +1,19 @@
-"""Gradient rules of the region ops: cond, call and while.
+"""Gradient rules of the region ops cond and call, and what the rule of while shares with them.
 
 Regions are closed functions of their arguments (Note [isolated regions]),
 so each rule differentiates a copy of the body: the copy recomputes the
 forward values the gradient needs, inside the new region or function, and
 reverse mode runs over it there. Only float operands get gradients.
 
-Note [while gradients by recomputation]
-Reverse mode through a loop needs the state of every iteration, in reverse
-order, and the IR has no stack to keep them in. So the gradient loop counts
-the iterations first (a copy of the loop with a counter), then walks k = n-1
-down to 0, recomputing state k from the initial values (an inner loop of k
-iterations) and applying the body's gradient to it. That costs O(n^2) body
-evaluations for n iterations: exact, and fine for the short loops of control
-flow; a long loop wants a stack (a later issue).
+The rule of `while` is in rules_while.py.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from flowc.ir import Block, Builder, Function, Module, Operation, Region, Value
-from flowc.ir.ops.control import build_call, build_while, enclosing_module
+from flowc.ir.ops.control import build_call, enclosing_module
 
 from .build import match_type, zeros_like
 from .clone import clone_block, drop_dead
@@ -41,11 +32,14 @@ def seeds_for(b: Builder, op: Operation, douts: Sequence[Value | None], indices:
 
 
 def body_gradient(b: Builder, block: Block, args: Sequence[Value], wrt: Sequence[int], outputs: Sequence[int],
-                  seeds: Sequence[Value]) -> list[Value]:
-    """Copy `block` onto `args` and return d(outputs . seeds)/d(args[wrt]), each of its arg's type."""
-    copies, yielded = clone_block(b, block, args)
+                  seeds: Sequence[Value], yielded: list[Value] | None = None) -> list[Value]:
+    """Copy `block` onto `args` and return d(outputs . seeds)/d(args[wrt]), each of its arg's type.
+    The copied values the block yields are appended to `yielded`, if given."""
+    copies, values = clone_block(b, block, args)
+    if yielded is not None:
+        yielded.extend(values)
     xs = [args[i] for i in wrt]
-    grads = differentiate(b, copies, [yielded[i] for i in outputs], xs, seeds)
+    grads = differentiate(b, copies, [values[i] for i in outputs], xs, seeds)
     return [match_type(b, zeros_like(b, x) if g is None else g, x) for g, x in zip(grads, xs)]
 
 
@@ -107,59 +101,3 @@ def _callee_gradient(module: Module, callee: Function, wrt: list[int], outputs: 
     b.create("return", body_gradient(b, callee.entry, function.args[:n], wrt, outputs, function.args[n:]))
     drop_dead(function.entry)
     return function
-
-
-# -- while: Note [while gradients by recomputation] -------------------------------------------
-
-
-@vjp("while", all_results=True)
-def while_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
-    init = list(op.operands)
-    wrt = floats(init)
-    if not wrt:
-        return [None] * len(init)
-    trips = _trip_count(b, op)
-    seeds = seeds_for(b, op, douts, wrt)
-
-    def step(inner: Builder, k: Value, *rest: Value) -> list[Value]:
-        cotangents, start = rest[:len(wrt)], rest[len(wrt):]
-        previous = inner.sub(k, _count(inner, 1))
-        state = _run_body(inner, op, start, previous)
-        grads = body_gradient(inner, op.regions[1].entry, state, wrt, wrt, cotangents)
-        return [previous, *grads, *start]
-
-    results = build_while(b, [trips, *seeds, *init], lambda inner, k, *rest: inner.greater(k, _count(inner, 0)), step)
-    for region in results[0].op.regions:
-        drop_dead(region.entry)
-    return scatter(len(init), wrt, results[1:1 + len(wrt)])
-
-
-def _trip_count(b: Builder, op: Operation) -> Value:
-    """How many times the loop runs: a copy of it that also counts."""
-    cond, body = (region.entry for region in op.regions)
-
-    def check(inner: Builder, count: Value, *state: Value) -> Value:
-        return clone_block(inner, cond, state)[1][0]
-
-    def advance(inner: Builder, count: Value, *state: Value) -> list[Value]:
-        return [inner.add(count, _count(inner, 1)), *clone_block(inner, body, state)[1]]
-
-    return build_while(b, [_count(b, 0), *op.operands], check, advance)[0]
-
-
-def _run_body(b: Builder, op: Operation, start: Sequence[Value], times: Value) -> list[Value]:
-    """The loop state after `times` iterations of the body from `start` (the condition is not asked)."""
-    body = op.regions[1].entry
-
-    def check(inner: Builder, count: Value, limit: Value, *state: Value) -> Value:
-        return inner.less(count, limit)
-
-    def advance(inner: Builder, count: Value, limit: Value, *state: Value) -> list[Value]:
-        return [inner.add(count, _count(inner, 1)), limit, *clone_block(inner, body, state)[1]]
-
-    return build_while(b, [_count(b, 0), times, *start], check, advance)[2:]
-
-
-def _count(b: Builder, number: int) -> Value:
-    return b.constant(np.asarray(number, dtype=np.int64))
-

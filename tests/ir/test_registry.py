@@ -145,6 +145,13 @@ func @twice(%x: f32[4]) -> f32[4] {
   return %y : f32[4]
 }
 """,
+    "fill_rows": """\
+func @main(%flag: bool[], %x: f32[4]) -> f32[?, 4] {
+  %n = constant {value = dense<3>} : i64[]
+  %r = fill_rows %n, %x : f32[?, 4]
+  return %r : f32[?, 4]
+}
+""",
     "stop_gradient": """\
 func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
   %t = tanh %x : f32[4]
@@ -176,7 +183,7 @@ def compile_on_cpu(module: ir.Module) -> NativeExecutable:
 
 
 def test_every_unsupported_op_has_a_module_here() -> None:
-    assert set(MODULES) == set(UNSUPPORTED)
+    assert set(UNSUPPORTED) <= set(MODULES)  # and cond, while, call: compiled since (test_native_control.py)
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))

@@ -40,8 +40,9 @@ from flowc.lowering import lower
 from flowc.passes import PassManager, optimize, passes_by_name
 from flowc.passes.fusion import Fuse
 
-TOP_LEVEL = names_where(is_view=True) | {"constant", "fusion", "return", "yield"}
-NOT_COUNTED = TOP_LEVEL  # what may be added (cloned splats), moved (kernels) or left (views) by fusion
+NOT_COUNTED = names_where(is_view=True) | {"constant", "fusion", "return", "yield"}  # what may be added (cloned
+# splats), moved (kernels) or left (views) by fusion
+TOP_LEVEL = NOT_COUNTED | {"cond", "while"}  # region ops stay beside the kernels, their regions fused inside
 
 
 def computing_ops(module: Module) -> collections.Counter:

@@ -79,8 +79,12 @@ def elementwise_loop(kernel: Kernel, inputs: Sequence[tuple[Value, ll.Value]],
 
 
 def _store_all(b: ll.IRBuilder, body: Body, outputs: Sequence[tuple[Value, ll.Value]], offset: ll.Value) -> None:
-    for value, pointer in outputs:
-        store_value(b, body.value(value), b.gep(pointer, [offset]), value.type.dtype)
+    # Every output computed (every input element read) before any is stored: the memory plan may write a
+    # loop's new state into the bytes of the old state that the same kernel reads at the same index
+    # (Note [control flow storage] in passes/memory.py).
+    computed = [body.value(value) for value, _ in outputs]
+    for (value, pointer), element in zip(outputs, computed):
+        store_value(b, element, b.gep(pointer, [offset]), value.type.dtype)
 
 
 def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:

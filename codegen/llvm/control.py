@@ -1,0 +1,101 @@
+"""`cond` and `while` in the entry point: real branches and loops around their regions' kernels.
+
+The memory plan decided where everything lives (Note [control flow storage]
+in passes/memory.py): a region's arguments are the bytes of the cond's
+operands or of the loop state, and a yielded value that a kernel of the
+region computes was usually written in place into the result (or the state)
+already. What is left here is the control flow and the copies the plan could
+not avoid:
+
+    cond %p, %args:                     while %init:
+      if p: <then kernels>                state <- init (copies)
+            result <- yields (copies)     loop: <cond region kernels>
+      else: <else kernels>                      if !flag: done
+            result <- yields (copies)           <body kernels>
+                                                state <- yields (copies); loop
+                                          done: (the results are the state)
+
+The copies at a body's yield never read a state buffer (MaterializeResults
+made each yielded value a kernel result of the body), so their order does not
+matter. No Python runs per turn: one Session.run is still one native call.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+from llvmlite import ir as ll
+
+from flowc.ir import Block, Operation, Value
+
+from .kernel import emit_dim, product
+from .program import DimTable, StoragePlan
+from .types import I1, I8, I64, PTR
+
+
+class EntryEmitter(Protocol):
+    """What this file needs of module.py's EntryEmitter (which imports this file, so not the reverse)."""
+
+    b: ll.IRBuilder
+    module: ll.Module
+    plan: StoragePlan
+    dims: DimTable
+    dims_pointer: ll.Value
+
+    def buffer(self, value: Value) -> ll.Value: ...
+
+    def emit_block(self, block: Block, in_control: bool = False) -> None: ...
+
+
+def emit_cond(emitter: EntryEmitter, op: Operation) -> None:
+    b = emitter.b
+    flag = b.load(b.bitcast(emitter.buffer(op.operands[0]), I8.as_pointer()), name="pred")
+    then_block, else_block = b.append_basic_block("cond.then"), b.append_basic_block("cond.else")
+    done = b.append_basic_block("cond.done")
+    b.cbranch(b.icmp_unsigned("!=", flag, ll.Constant(I8, 0)), then_block, else_block)
+    for block, region in zip((then_block, else_block), op.regions):
+        b.position_at_end(block)
+        emitter.emit_block(region.entry, in_control=True)
+        _copy_into(emitter, region.entry.terminator.operands, op.results)
+        b.branch(done)
+    b.position_at_end(done)
+
+
+def emit_while(emitter: EntryEmitter, op: Operation) -> None:
+    b = emitter.b
+    condition, body = (region.entry for region in op.regions)
+    _copy_into(emitter, op.operands, op.results)  # the state starts as the initial values
+    header, turn = b.append_basic_block("while.cond"), b.append_basic_block("while.body")
+    done = b.append_basic_block("while.done")
+    b.branch(header)
+    b.position_at_end(header)
+    emitter.emit_block(condition, in_control=True)
+    (flag_value,) = condition.terminator.operands
+    flag = b.load(b.bitcast(emitter.buffer(flag_value), I8.as_pointer()), name="going")
+    b.cbranch(b.icmp_unsigned("!=", flag, ll.Constant(I8, 0)), turn, done)
+    b.position_at_end(turn)
+    emitter.emit_block(body, in_control=True)
+    _copy_into(emitter, body.terminator.operands, op.results)
+    b.branch(header)
+    b.position_at_end(done)
+
+
+def _copy_into(emitter: EntryEmitter, sources: Sequence[Value], targets: Sequence[Value]) -> None:
+    """targets[i] <- sources[i] wherever the plan did not already put them in the same bytes."""
+    plan = emitter.plan
+    for source, target in zip(sources, targets, strict=True):
+        if plan.buffer_of(source) != plan.buffer_of(target):
+            _copy(emitter, emitter.buffer(target), emitter.buffer(source), source)
+
+
+def _copy(emitter: EntryEmitter, to: ll.Value, source_pointer: ll.Value, value: Value) -> None:
+    b = emitter.b
+    sizes = [emit_dim(b, emitter.dims, emitter.dims_pointer, value, axis) for axis in range(value.type.rank)]
+    nbytes = product(b, [*sizes, ll.Constant(I64, value.type.dtype.itemsize)])
+    if isinstance(nbytes, ll.Constant) and nbytes.constant == 0:
+        return
+    memcpy = emitter.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+    b.call(memcpy, [to, source_pointer, nbytes, ll.Constant(I1, 0)])
+
+
+CONTROL_EMITTERS: dict[str, Callable[[EntryEmitter, Operation], None]] = {"cond": emit_cond, "while": emit_while}

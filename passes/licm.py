@@ -1,0 +1,134 @@
+"""LICM: loop-invariant code motion out of while bodies.
+
+An op of a while body whose operands are all loop-invariant computes the
+same value on every turn: it moves before the loop and runs once. Invariant
+are the state values the body yields back unchanged (`yield ..., %w, ...`
+for its own argument %w: they keep their initial value on every turn),
+constants, and the results of ops already found invariant. Regions are
+isolated (Note [isolated regions]), so a hoisted value the body still reads
+enters as extra loop state: a new operand of the while, a new argument of both
+regions, yielded back unchanged by the body (and so itself invariant to an
+enclosing loop's LICM, once this loop has been hoisted out of it).
+
+    %i, %w = while %zero, %w0 {...} {            %ww = mul %w0, %w0
+    ^bb0(%i, %w):                                %i, %w, %v = while %zero, %w0, %ww {...} {
+      %ww = mul %w, %w             ->            ^bb0(%i, %w, %v):
+      %j = add %i, %ww                             %j = add %i, %v
+      yield %j, %w                                 yield %j, %w, %v
+
+What stays: constants (free, and codegen inlines splats), views (free),
+impure ops, ops with regions, and ops that check their operands at run time
+(gather, slice): hoisted out of a loop that runs no turn, a bad index would
+stop a run that never computed it. Inner loops go first, so code hoisted out
+of an inner loop can leave the outer one too.
+
+Why a pass of the CPU target (after Inline, before Fuse) and not of the
+shared pipeline: after inlining, a callee's invariant code in a loop is
+hoisted too; fusion then sees the hoisted ops beside the code before the loop
+and fuses them there; and the shared pipeline's output, which autodiff's while
+rule copies bodies from and the reference target runs, stays the program as
+written.
+"""
+
+from __future__ import annotations
+
+from flowc.ir import Block, Builder, Module, Operation, Value
+
+from .autodiff.clone import clone_op
+from .manager import Pass
+
+RUN_TIME_CHECKED = ("gather", "slice")  # may stop a run on a bad index (codegen/llvm/kernels/single.py)
+
+
+class LICM(Pass):
+    """Hoist the loop-invariant ops of every while body (see the module docstring)."""
+
+    name = "licm"
+
+    def run(self, module: Module) -> bool:
+        changed = False
+        for function in module:
+            changed |= _licm_block(function.entry)
+        return changed
+
+
+def _licm_block(block: Block) -> bool:
+    changed = False
+    for op in list(block.ops):
+        if op.name == "fusion":
+            continue
+        for region in op.regions:
+            changed |= _licm_block(region.entry)
+        if op.name == "while":
+            changed |= hoist_invariants(op)
+    return changed
+
+
+def hoist_invariants(loop: Operation) -> bool:
+    """Move the invariant ops of `loop`'s body before it; True if any moved."""
+    body = loop.regions[1].entry
+    yielded = body.terminator.operands
+    invariant: set[Value] = {arg for index, arg in enumerate(body.args) if yielded[index] is arg}
+    hoisted: list[Operation] = []
+    for op in body.ops:
+        if op.name == "constant":
+            invariant.update(op.results)
+        elif _movable(op) and all(v in invariant for v in op.operands):
+            invariant.update(op.results)
+            hoisted.append(op)
+    if not hoisted:
+        return False
+    outside = _copy_before(loop, body, hoisted)
+    members = set(hoisted)
+    needed = [r for op in hoisted for r in op.results if any(user not in members for user in r.users)]
+    state = len(loop.operands)
+    new_body = _with_extra_state(loop, [outside[r] for r in needed]).regions[1].entry
+    for value, arg in zip(needed, new_body.args[state:]):
+        for user, index in list(value.uses):
+            if user not in members:
+                user.set_operand(index, arg)
+    for op in reversed(hoisted):
+        op.erase()
+    for op in [op for op in new_body.ops if op.name == "constant" and not op.result.uses]:
+        op.erase()  # read only by hoisted ops, which took copies
+    return True
+
+
+def _movable(op: Operation) -> bool:
+    return op.pure and not op.regions and not op.is_terminator and not op.is_view and \
+        op.name not in RUN_TIME_CHECKED and bool(op.operands)
+
+
+def _copy_before(loop: Operation, body: Block, hoisted: list[Operation]) -> dict[Value, Value]:
+    """Copies of the hoisted ops before the loop, reading the loop's operands for the invariant state
+    (which keeps its initial value) and copies of the body's constants; body value -> its copy."""
+    b = Builder.before(loop)
+    mapping: dict[Value, Value] = dict(zip(body.args, loop.operands))
+    for op in hoisted:
+        for value in op.operands:
+            owner = getattr(value, "op", None)
+            if owner is not None and owner.name == "constant" and value not in mapping:
+                b.insert(clone_op(owner, mapping))
+        b.insert(clone_op(op, mapping))
+    return mapping
+
+
+def _with_extra_state(loop: Operation, extra: list[Value]) -> Operation:
+    """`loop` rebuilt with `extra` as more state: an argument of both regions, yielded back unchanged."""
+    for region in loop.regions:
+        for value in extra:
+            region.entry.add_arg(value.type, value.name)
+    body = loop.regions[1].entry
+    terminator = body.terminator
+    yielded = list(terminator.operands)
+    terminator.drop_operand_uses()
+    body.ops.remove(terminator)
+    Builder.at_end(body, loc=terminator.loc).create("yield", [*yielded, *body.args[len(yielded):]])
+    regions = [loop.regions.pop(0) for _ in range(2)]  # moved, not copied
+    names = [r.name for r in loop.results] + [None] * len(extra)
+    new_loop = Builder.before(loop, loc=loop.loc).create("while", [*loop.operands, *extra], regions=regions,
+                                                          result_names=names)
+    for old, new in zip(loop.results, new_loop.results):
+        old.replace_all_uses_with(new)
+    loop.erase()
+    return new_loop
