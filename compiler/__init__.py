@@ -101,6 +101,8 @@ from .state_ops import (
     variables_initializer,
 )
 from . import train  # noqa: E402  (fc.train.AdamOptimizer etc., built on the ops above)
+from .aot import TensorSpec, export  # noqa: E402  (ahead of time: DIR/libNAME.so + DIR/NAME.h)
+from flowc.runtime.exported import load  # noqa: E402  (an exported library, called from Python)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -118,4 +120,5 @@ __all__ = [
     "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
+    "TensorSpec", "export", "load",  # ahead of time
 ]

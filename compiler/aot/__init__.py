@@ -1,0 +1,119 @@
+"""Ahead-of-time export: a graph's run, or a traced function, as DIR/libNAME.so + DIR/NAME.h.
+
+`fc.export` lowers what is asked as a Session would (compiler/lowering.py), compiles it for the CPU
+target, and writes a library with a plain C API that no Python is needed to call (build.py,
+c_source.py); `fc.load` (runtime/exported.py) calls such a library from Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from flowc.ir.errors import FetchError, FlowcError
+
+from ..graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
+from ..lowering import lower
+from ..options import CompileOptions
+from ..state_ops import GLOBAL_VARIABLES
+from .build import Exported, export_lowered
+from .trace import TensorSpec, trace
+
+__all__ = ["export", "Exported", "TensorSpec"]
+
+
+def export(path: str, fetches: Any, *feeds: Any, session: Any = None, variables: str = "state") -> Exported:
+    """Write DIR/libNAME.so and DIR/NAME.h (path = "DIR/NAME"), a C API running `fetches` given `feeds`.
+
+    From a graph: `fc.export(path, fetches, feeds, session=sess, variables="state")`; fetches and feeds
+    are tensors, ops or names (lists, in the order of the C API's outputs and inputs, as tfcompile's
+    config lists them); fetched ops (a training step) run without giving an output. The variables the
+    run reads take their values from `session`: `variables="state"` keeps them in each context,
+    initialized to those values and updated in place by each run (NAME_variable reads and writes
+    them); `variables="constants"` bakes the values in, and updates are dropped.
+
+    From a function: `fc.export(path, fn, *specs)` with an `fc.TensorSpec(shape, dtype)` per argument
+    (None for a dim known only at run time) traces `fn` and exports what it returns.
+
+    >>> import flowc as fc, numpy as np, tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> exported = fc.export(os.path.join(folder, "double"), lambda x: x * 2, fc.TensorSpec([None], fc.float32))
+    >>> double = fc.load(os.path.join(folder, "double"))
+    >>> double(np.array([1, 2], np.float32))
+    array([2., 4.], dtype=float32)
+    """
+    if variables not in ("state", "constants"):
+        raise FlowcError(f"fc.export: variables must be 'state' or 'constants', got {variables!r}")
+    if callable(fetches) and not isinstance(fetches, (Tensor, Operation, str)) and not hasattr(fetches, "_graph_element"):
+        return _export_function(path, fetches, feeds, variables)
+    if len(feeds) > 1:
+        raise FlowcError(f"fc.export(path, fetches, feeds, session=...): feeds is one list, got {len(feeds)} arguments")
+    return export_graph(path, fetches, list(_as_list(feeds[0])) if feeds else [], session, variables)
+
+
+def export_graph(path: str, fetches: Any, feeds: Sequence[Any], session: Any, variables: str,
+                 graph: Graph | None = None, source: str = "", stages: list | None = None) -> Exported:
+    """fc.export of a graph's run (its docstring); `graph` when there is no session."""
+    graph = session.graph if session is not None else graph or get_default_graph()
+    elements = [_fetch(graph, f) for f in _as_list(fetches)]
+    tensors = list(dict.fromkeys(e for e in elements if isinstance(e, Tensor)))
+    targets = list(dict.fromkeys(e for e in elements if isinstance(e, Operation)))
+    feed_tensors = [_feed(graph, f) for f in feeds]
+    if len(set(feed_tensors)) != len(feed_tensors):
+        raise FetchError("fc.export: a tensor is fed twice in feeds")
+    lowered = lower(graph, tensors, targets, feed_tensors)
+    sig = lowered.signature
+    state = variables == "state"
+    used = list(dict.fromkeys([*sig.variables, *sig.updates])) if state else list(sig.variables)
+    values = [_value(session, var, var in sig.variables) for var in used]
+    options = session.options if session is not None else CompileOptions.from_environment()
+    step = int(session._step) if session is not None else 0
+    where = source or f"a run of {', '.join(e.name for e in elements)}"
+    return export_lowered(lowered, path, used, values, state, options, step, where, stages)
+
+
+def _export_function(path: str, fn: Callable[..., Any], specs: Sequence[Any], variables: str) -> Exported:
+    traced = trace(fn, specs)
+    session = None
+    if traced.graph.get_collection(GLOBAL_VARIABLES):  # the function makes Variables: their initial values
+        from ..session import Session
+        from ..state_ops import global_variables_initializer
+
+        session = Session(graph=traced.graph)
+        with traced.graph.as_default():
+            session.run(global_variables_initializer())
+    name = getattr(fn, "__qualname__", getattr(fn, "__name__", "a function"))
+    return export_graph(path, traced.fetches, traced.feeds, session, variables, traced.graph, f"function {name}")
+
+
+def _as_list(value: Any) -> Sequence[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _fetch(graph: Graph, leaf: Any) -> Tensor | Operation:
+    element = graph.as_graph_element(leaf)
+    if isinstance(element, Operation) and element.type == VARIABLE:
+        return element.variable._graph_element()
+    if isinstance(leaf, str) and isinstance(element, Operation) and element.outputs:
+        return element.outputs[0]  # a bare name fetches the op's first output, as Session.run does
+    return element
+
+
+def _feed(graph: Graph, key: Any) -> Tensor:
+    element = graph.as_graph_element(key)
+    if isinstance(element, Operation):
+        if len(element.outputs) != 1:
+            raise FetchError(f"cannot feed op {element.name!r}: it has {len(element.outputs)} outputs; "
+                             "name a tensor like 'x:0'")
+        element = element.outputs[0]
+    return element
+
+
+def _value(session: Any, var: Operation, read: bool) -> np.ndarray:
+    if session is None:
+        raise FlowcError("fc.export: this run uses Variables; pass session= (the Session holding their values)",
+                         op=f"Variable '{var.name}'", where=var.loc)
+    if not read and var not in session._values:  # only assigned: its first value comes from the run
+        return np.zeros(var.variable.shape, var.variable.dtype.np)
+    return np.ascontiguousarray(session._value_of(var))
