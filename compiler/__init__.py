@@ -12,7 +12,7 @@ array([ 5., 25.], dtype=float32)
 
 from flowc.ir.types import DType, bool_, float32, float64, int32, int64
 
-from . import errors, nn
+from . import errors, nest, nn
 from .array_ops import (
     broadcast_to,
     concat,
@@ -32,8 +32,12 @@ from .array_ops import (
     zeros,
     zeros_like,
 )
+from .control_flow import case, cond, while_loop
 from .errors import FlowcError
+from .function import custom_gradient, function, recompute_grad
 from .gradients import gradients, stop_gradient
+from .jit import TensorSpec, jit
+from .jit_grad import grad, value_and_grad
 from .graph import (
     Graph,
     Operation,
@@ -101,7 +105,7 @@ from .state_ops import (
     variables_initializer,
 )
 from . import train  # noqa: E402  (fc.train.AdamOptimizer etc., built on the ops above)
-from .aot import TensorSpec, export  # noqa: E402  (ahead of time: DIR/libNAME.so + DIR/NAME.h)
+from .aot import export  # noqa: E402  (ahead of time: DIR/libNAME.so + DIR/NAME.h)
 from flowc.runtime.exported import load  # noqa: E402  (an exported library, called from Python)
 
 __version__ = "0.1.0"
@@ -120,5 +124,8 @@ __all__ = [
     "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
-    "TensorSpec", "export", "load",  # ahead of time
+    "TensorSpec", "grad", "jit", "value_and_grad",  # jit
+    "case", "cond", "nest", "while_loop",  # control flow
+    "custom_gradient", "function", "recompute_grad",  # functions
+    "export", "load",  # ahead of time
 ]

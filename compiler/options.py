@@ -21,6 +21,7 @@ class CompileOptions:
     verify: bool = False  # FLOWC_VERIFY=1: run the verifier after every pass (the test suite sets it)
     dump_dir: str | None = None  # FLOWC_DUMP_IR=DIR: the IR after every pass, as numbered files
     log_compile: bool = False  # FLOWC_LOG=compile: a progress line per compile step on stderr
+    log_recompiles: bool = False  # FLOWC_LOG=recompiles: why a jitted function compiles again (compiler/jit.py)
     cache_dir: str | None = None  # FLOWC_CACHE_DIR: the compiled libraries' folder (None: the default one)
     vector_bytes: int | None = None  # schedule for this vector width (flowc opt --vector-bytes); None: the host's
 
@@ -34,6 +35,7 @@ class CompileOptions:
             verify=environ.get("FLOWC_VERIFY") == "1",
             dump_dir=environ.get("FLOWC_DUMP_IR") or None,
             log_compile="compile" in environ.get("FLOWC_LOG", "").split(","),
+            log_recompiles="recompiles" in environ.get("FLOWC_LOG", "").split(","),
             cache_dir=environ.get("FLOWC_CACHE_DIR") or None,
         )
         return replace(options, **{name: value for name, value in overrides.items() if value is not None})

@@ -11,14 +11,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from flowc.ir.errors import FetchError, FlowcError
+from flowc.ir.errors import FetchError, FlowcError, FlowcTypeError
 
 from ..graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
+from ..jit import TensorSpec, definition_line, trace
 from ..lowering import lower
 from ..options import CompileOptions
 from ..state_ops import GLOBAL_VARIABLES
 from .build import Exported, export_lowered
-from .trace import TensorSpec, trace
 
 __all__ = ["export", "Exported", "TensorSpec"]
 
@@ -74,7 +74,17 @@ def export_graph(path: str, fetches: Any, feeds: Sequence[Any], session: Any, va
 
 
 def _export_function(path: str, fn: Callable[..., Any], specs: Sequence[Any], variables: str) -> Exported:
-    traced = trace(fn, specs)
+    for index, spec in enumerate(specs):
+        if not (hasattr(spec, "shape") and hasattr(spec, "dtype")):
+            raise FlowcTypeError(f"fc.export(path, fn, *specs): spec {index} is a {type(spec).__name__}; each argument "
+                                 "of fn needs an fc.TensorSpec(shape, dtype)", where=definition_line(fn))
+    try:
+        traced = trace(fn, specs)
+    except TypeError as error:  # Python's own: fn takes another number of arguments
+        if isinstance(error, FlowcError):
+            raise
+        raise FlowcTypeError(f"fc.export: {len(specs)} spec(s) do not fit the function: {error}",
+                             where=definition_line(fn)) from None
     session = None
     if traced.graph.get_collection(GLOBAL_VARIABLES):  # the function makes Variables: their initial values
         from ..session import Session

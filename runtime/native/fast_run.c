@@ -17,6 +17,8 @@
  * the Python path, which converts, explains or plans. Only plans whose updates are all
  * written in place qualify, so nothing is left to store after the call. The Python side:
  * Session._refresh_fast (compiler/session.py) and NativeExecutable.fast_run (compiler/native.py).
+ * A FastRun is also callable with the feeds as positional arguments, `fast(*feeds)`: a jitted
+ * function's repeated call (Note [the jitted call] in compiler/jit.py) is that one C call.
  *
  * A plan that updates variables with use_locking holds their locks across the whole run, as the
  * Python path does (Note [use_locking] in compiler/session.py): a FastRun takes them, in the order
@@ -398,8 +400,9 @@ static PyObject *answer(FastRun *self, PyObject **results) {
     return out;
 }
 
-/* The run's answer, or NotImplemented (no exception set) where the Python path must take it. */
-static PyObject *FastRun_call_feeds(FastRun *self, PyObject *feed_dict) {
+/* The run's answer, or NotImplemented (no exception set) where the Python path must take it. The feeds
+ * are `positional`'s items in order where it is not NULL (a jitted call), else `feed_dict`'s values. */
+static PyObject *FastRun_call_feeds(FastRun *self, PyObject *feed_dict, PyObject *positional) {
     enum { SMALL = 16 };
     PyObject *small_values[SMALL], *small_results[SMALL];
     Py_ssize_t n_args = self->n_args, n_results = self->n_results;
@@ -424,7 +427,8 @@ static PyObject *FastRun_call_feeds(FastRun *self, PyObject *feed_dict) {
     /* Strong references: the allocator below runs Python, which might touch the dicts. */
     for (; held < n_args; held++) {
         PyObject *value = held < self->n_feeds
-                              ? PyDict_GetItemWithError(feed_dict, PyTuple_GET_ITEM(self->feed_keys, held))
+                              ? (positional ? PyTuple_GET_ITEM(positional, held)
+                                            : PyDict_GetItemWithError(feed_dict, PyTuple_GET_ITEM(self->feed_keys, held)))
                           : held < PyTuple_GET_SIZE(self->variables) + self->n_feeds
                               ? PyDict_GetItemWithError(self->values,
                                                         PyTuple_GET_ITEM(self->variables, held - self->n_feeds))
@@ -512,6 +516,18 @@ done:
     return out;
 }
 
+/* fast(*feeds): the run with the feeds given in argument order (@fc.jit's repeated call, compiler/jit.py),
+ * or NotImplemented where the Python path must take it (another count of arguments among them). */
+static PyObject *FastRun_call(FastRun *self, PyObject *args, PyObject *kwargs) {
+    if (kwargs && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "FastRun takes the feeds as positional arguments");
+        return NULL;
+    }
+    if (!self->entry || PyTuple_GET_SIZE(args) != self->n_feeds)
+        return Py_NewRef(Py_NotImplemented);
+    return FastRun_call_feeds(self, NULL, args);
+}
+
 static PyMethodDef FastRun_methods[] = {
     {"add_layout", (PyCFunction)FastRun_add_layout, METH_VARARGS,
      "add_layout(layout, arg_shapes, result_shapes, result_small, buffers, dims, arena, lock)"},
@@ -530,6 +546,7 @@ static PyTypeObject FastRunType = {
     .tp_doc = "One Session plan's repeated run, below Python (Note [the fast run]).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)FastRun_init,
+    .tp_call = (ternaryfunc)FastRun_call,
     .tp_dealloc = (destructor)FastRun_dealloc,
     .tp_methods = FastRun_methods,
     .tp_getset = FastRun_getset,
@@ -605,7 +622,7 @@ static PyObject *fast_run(PyObject *module, PyObject *const *args, Py_ssize_t na
     if (!feeds)
         return NULL;
     Py_INCREF(fast); /* the call may run Python that changes the table */
-    PyObject *out = FastRun_call_feeds((FastRun *)fast, feeds);
+    PyObject *out = FastRun_call_feeds((FastRun *)fast, feeds, NULL);
     Py_DECREF(fast);
     Py_DECREF(feeds);
     return out;
