@@ -7,6 +7,7 @@ c_source.py); `fc.load` (runtime/exported.py) calls such a library from Python.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -46,7 +47,7 @@ def export(path: str, fetches: Any, *feeds: Any, session: Any = None, variables:
     if variables not in ("state", "constants"):
         raise FlowcError(f"fc.export: variables must be 'state' or 'constants', got {variables!r}")
     if callable(fetches) and not isinstance(fetches, (Tensor, Operation, str)) and not hasattr(fetches, "_graph_element"):
-        return _export_function(path, fetches, feeds, variables)
+        return export_function(path, fetches, feeds, variables)
     if len(feeds) > 1:
         raise FlowcError(f"fc.export(path, fetches, feeds, session=...): feeds is one list, got {len(feeds)} arguments")
     return export_graph(path, fetches, list(_as_list(feeds[0])) if feeds else [], session, variables)
@@ -54,8 +55,10 @@ def export(path: str, fetches: Any, *feeds: Any, session: Any = None, variables:
 
 def export_graph(path: str, fetches: Any, feeds: Sequence[Any], session: Any, variables: str,
                  graph: Graph | None = None, source: str = "", stages: list | None = None) -> Exported:
-    """fc.export of a graph's run (its docstring); `graph` when there is no session."""
-    graph = session.graph if session is not None else graph or get_default_graph()
+    """fc.export of a graph's run (its docstring); `graph` when there is no session; `stages` collects
+    (stage, seconds)."""
+    started = time.perf_counter()
+    graph = session.graph if session is not None else graph or _graph_of(fetches)
     elements = [_fetch(graph, f) for f in _as_list(fetches)]
     tensors = list(dict.fromkeys(e for e in elements if isinstance(e, Tensor)))
     targets = list(dict.fromkeys(e for e in elements if isinstance(e, Operation)))
@@ -63,6 +66,8 @@ def export_graph(path: str, fetches: Any, feeds: Sequence[Any], session: Any, va
     if len(set(feed_tensors)) != len(feed_tensors):
         raise FetchError("fc.export: a tensor is fed twice in feeds")
     lowered = lower(graph, tensors, targets, feed_tensors)
+    stages = stages if stages is not None else []
+    stages.append(("lower", time.perf_counter() - started))
     sig = lowered.signature
     state = variables == "state"
     used = list(dict.fromkeys([*sig.variables, *sig.updates])) if state else list(sig.variables)
@@ -73,7 +78,10 @@ def export_graph(path: str, fetches: Any, feeds: Sequence[Any], session: Any, va
     return export_lowered(lowered, path, used, values, state, options, step, where, stages)
 
 
-def _export_function(path: str, fn: Callable[..., Any], specs: Sequence[Any], variables: str) -> Exported:
+def export_function(path: str, fn: Callable[..., Any], specs: Sequence[Any], variables: str = "state",
+                    stages: list | None = None) -> Exported:
+    """fc.export of a function traced with `specs` (its docstring); `stages` collects (stage, seconds)."""
+    started = time.perf_counter()
     for index, spec in enumerate(specs):
         if not (hasattr(spec, "shape") and hasattr(spec, "dtype")):
             raise FlowcTypeError(f"fc.export(path, fn, *specs): spec {index} is a {type(spec).__name__}; each argument "
@@ -94,7 +102,20 @@ def _export_function(path: str, fn: Callable[..., Any], specs: Sequence[Any], va
         with traced.graph.as_default():
             session.run(global_variables_initializer())
     name = getattr(fn, "__qualname__", getattr(fn, "__name__", "a function"))
-    return export_graph(path, traced.fetches, traced.feeds, session, variables, traced.graph, f"function {name}")
+    stages = stages if stages is not None else []
+    stages.append(("trace", time.perf_counter() - started))
+    return export_graph(path, traced.fetches, traced.feeds, session, variables, traced.graph, f"function {name}",
+                        stages)
+
+
+def _graph_of(fetches: Any) -> Graph:
+    """The graph of the first fetched tensor or op (names: the default graph)."""
+    for leaf in _as_list(fetches):
+        element = getattr(leaf, "_graph_element", None)
+        graph = getattr(element() if element else leaf, "graph", None)
+        if graph is not None:
+            return graph
+    return get_default_graph()
 
 
 def _as_list(value: Any) -> Sequence[Any]:

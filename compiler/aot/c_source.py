@@ -112,6 +112,7 @@ def _tables(api: Interface) -> str:
         f"#define FIRST_STEP {api.step}",
         _array("int64_t", "input_static", [d.static if d.static is not None else -1 for d in input_dims]),
         _array("int", "input_group", [d.group if d.group is not None else -1 for d in input_dims]),
+        _array("int", "input_slot", [d.slot if d.slot is not None else -1 for d in input_dims]),
         _array("int", "input_of_dim", [d.input for d in input_dims]),
         _array("int", "axis_of_dim", [d.axis for d in input_dims]),
         _array("char *const", "input_names", [_c_string(t.name) for t in api.inputs]),
@@ -264,6 +265,11 @@ static int plan(@NAME@_context *ctx, const int64_t *input_dims) {
                         input_names[input_of_dim[first[g]]], axis_of_dim[first[g]], (long long)groups[g]);
     }
 @SLOTS@
+    for (int i = 0; i < NUM_INPUT_DIMS; i++)  /* dims that the other inputs' dims determine */
+        if (input_slot[i] >= 0 && input_dims[i] != slots[input_slot[i]])
+            return fail(ctx, @NAME@_ERROR_DIMS, "input %d ('%s') axis %d is %lld but the other inputs' dims make it %lld",
+                        input_of_dim[i], input_names[input_of_dim[i]], axis_of_dim[i], (long long)input_dims[i],
+                        (long long)slots[input_slot[i]]);
     for (int s = 0; s < NUM_SLOTS; s++)
         if (slots[s] < 0) return fail(ctx, @NAME@_ERROR_DIMS, "these input dims give a negative size (%lld)",
                                       (long long)slots[s]);

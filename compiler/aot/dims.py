@@ -14,6 +14,11 @@ another set, and refuses (a FlowcError naming the op) a size that no such
 formula gives: a strided slice of an unknown dim, a reshape that multiplies
 two unknown dims.
 
+An input dim may also be the result of a rule: `reshape(x @ W, [-1]) - y` makes y's length that of
+x's rows, though no tie says so (a reshape ties nothing). Such a group is dependent: the probes find
+it by a fixed point (each group set to the size that its slot's computed members give), its size is
+the formula of its slot, and C checks the input dim against it rather than reading it.
+
 Checks that the C code makes before running: every static input dim equals
 its size, every input dim of one group is one size, every slot is >= 0, and
 an argmax or argmin reduces an axis that is not empty (ir/ops/reduction.py).
@@ -28,6 +33,7 @@ from flowc.ir import Function
 from flowc.ir.errors import FlowcError
 from flowc.ir.ops.fusion import UnknownDim
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
+from flowc.ir.types import TensorType
 
 # Group sizes of the probes: distinct, odd and > 1, so that no size is mistaken for a broadcast 1
 # and no two groups coincide; the checking probe's sizes appear in no other probe.
@@ -47,7 +53,8 @@ class InputDim:
     input: int
     axis: int
     static: int | None  # the size it must have (a static dim, or an unknown one tied to a static)
-    group: int | None  # else: the group it belongs to
+    group: int | None  # else: the (free) group whose size it gives
+    slot: int | None = None  # else: the slot whose size it must have (a dependent group's)
 
 
 @dataclass(frozen=True)
@@ -79,23 +86,33 @@ class DimsPlan:
 def plan_dims(function: Function, table: DimTable, fixed: dict[int, tuple[int, ...]]) -> DimsPlan:
     """The dims plan of `function`, whose arguments are inputs except those in `fixed` (argument
     index -> its concrete shape: variables, the run counter), which have that shape on every run."""
-    inputs, groups = _input_dims(function, table, fixed)
-    count = len(groups)
+    inputs, symbols = _input_dims(function, table, fixed)
+    count = len(symbols)
     base = [_BASE[g % len(_BASE)] + 64 * (g // len(_BASE)) for g in range(count)]
-    values_at = [_slot_values(function, table, fixed, inputs, base)]
-    for g in range(count):
+    settled, _ = _settle(function, table, fixed, inputs, base)
+    free = [g for g in range(count) if settled[g] == base[g]]
+    probes = [base]
+    for g in free:
         moved = list(base)
         moved[g] += _STEP
-        values_at.append(_slot_values(function, table, fixed, inputs, moved))
+        probes.append(moved)
+    values_at = [_settle(function, table, fixed, inputs, probe)[1] for probe in probes]
     checking = [b + _CHECK_OFFSET + 2 * g for g, b in enumerate(base)]
-    checked = _slot_values(function, table, fixed, inputs, checking)
+    checked = _settle(function, table, fixed, inputs, checking)[1]
     formulas = []
     for slot in range(len(table)):
-        formula = _fit(slot, base, values_at)
+        formula = _fit(slot, [base[g] for g in free], values_at)
+        formula = formula and Formula(formula.constant, tuple((free[i], c) for i, c in formula.terms))
         if formula is None or formula.evaluate(checking) != checked[slot]:
             raise ExportShapeError(_unstated(function, table, slot))
         formulas.append(formula)
-    plan = DimsPlan(inputs, count, formulas, symbolic=dict(table.slots))
+    number = {g: i for i, g in enumerate(free)}  # C numbers the free groups only
+    slot_of_group = {dim.group: table.slots[function.args[dim.input], dim.axis] for dim in inputs
+                     if dim.group is not None}
+    inputs = [dim if dim.group is None else InputDim(dim.input, dim.axis, None, number[dim.group]) if dim.group in number
+              else InputDim(dim.input, dim.axis, None, None, slot_of_group[dim.group]) for dim in inputs]
+    formulas = [Formula(f.constant, tuple((number[g], c) for g, c in f.terms)) for f in formulas]
+    plan = DimsPlan(inputs, len(free), formulas, symbolic=dict(table.slots))
     for op in function.walk():
         if op.name in ("argmax", "argmin"):
             axis = op.reduced_axes()[0]
@@ -120,27 +137,81 @@ def _input_dims(function: Function, table: DimTable, fixed: dict[int, tuple[int,
     return inputs, groups
 
 
-def _slot_values(function: Function, table: DimTable, fixed: dict[int, tuple[int, ...]], inputs: list[InputDim],
-                 groups: list[int]) -> list[int]:
-    """Each slot's size when the groups have these sizes, by the type rules themselves."""
-    shapes = {i: list(fixed[i]) for i in fixed}
-    for dim in inputs:
-        shapes.setdefault(dim.input, [])
-        shapes[dim.input].append(dim.static if dim.group is None else groups[dim.group])
-    arg_shapes = [tuple(shapes.get(i, ())) for i in range(len(function.args))]
+def _settle(function: Function, table: DimTable, fixed: dict[int, tuple[int, ...]], inputs: list[InputDim],
+            groups: list[int]) -> tuple[list[int], list[int]]:
+    """The group sizes after the fixed point (a dependent group takes the size its slot's computed
+    members give), and each slot's size there, by the type rules themselves."""
+    groups = list(groups)
+    group_slots = {dim.group: table.slots[function.args[dim.input], dim.axis] for dim in inputs if dim.group is not None}
+    for _ in range(2 * len(groups) + 2):
+        guess = {slot: groups[g] for g, slot in group_slots.items()}
+        computed = _tolerant_shapes(function, _arg_shapes(function, fixed, inputs, groups), table, guess)
+        # One group at a time, the last input's first: two groups that the rules make equal both
+        # disagree with the probe, and the earlier one stays free (the one C reads).
+        for g in sorted(group_slots, reverse=True):
+            given = next((computed[key] for key, s in table.slots.items()
+                          if s == group_slots[g] and key in computed and computed[key] != groups[g]), None)
+            if given is not None:
+                groups[g] = given
+                break
+        else:
+            break
+    arg_shapes = _arg_shapes(function, fixed, inputs, groups)
     try:
         concrete = propagate_shapes(function, arg_shapes)
         for op in function.entry.ops:
             if op.name == "fusion":
                 check_no_hidden_broadcast(op, concrete)
     except FlowcError as error:
-        raise ExportShapeError(f"cannot export: with the inputs' unknown dims set to {groups}, the type rules "
-                               f"fail ({error}); an exported library needs its sizes to follow from the "
-                               "input dims") from None
+        raise ExportShapeError(f"cannot export: with the inputs' shapes {arg_shapes}, the type rules fail ({error}); "
+                               "an exported library needs its sizes to follow from the input dims") from None
     values = [0] * len(table)
     for (value, axis), slot in table.slots.items():
         values[slot] = concrete[value][axis]
-    return values
+    return groups, values
+
+
+def _arg_shapes(function: Function, fixed: dict[int, tuple[int, ...]], inputs: list[InputDim],
+                groups: list[int]) -> list[tuple[int, ...]]:
+    shapes = {i: list(fixed[i]) for i in fixed}
+    for dim in inputs:
+        shapes.setdefault(dim.input, []).append(dim.static if dim.group is None else groups[dim.group])
+    return [tuple(shapes.get(i, ())) for i in range(len(function.args))]
+
+
+def _tolerant_shapes(function: Function, arg_shapes: list[tuple[int, ...]], table: DimTable,
+                     guess: dict[int, int]) -> dict:
+    """Each (value, axis) size that propagate_shapes finds, going on past an op whose rule fails: its
+    results take their static dims, and for unknown ones the size `guess` gives their slot (else 0).
+    Only the results of ops that did not fail are in the answer."""
+    shapes: dict = {}
+    computed: dict = {}
+
+    def block_shapes(block, given):  # noqa: ANN001, ANN202
+        for arg, shape in zip(block.args, given):
+            shapes[arg] = tuple(shape)
+        for op in block.ops:
+            operands = [shapes[v] for v in op.operands]
+            if op.is_terminator:
+                return operands
+            try:
+                if op.regions:
+                    results = block_shapes(op.regions[0].entry, operands)
+                else:
+                    inferred = op.infer_type(*[TensorType(v.type.dtype, s) for v, s in zip(op.operands, operands)])
+                    inferred = [inferred] if isinstance(inferred, TensorType) else list(inferred)
+                    results = [tuple(int(d) for d in t.shape) for t in inferred]
+                for result, shape in zip(op.results, results):
+                    shapes[result] = tuple(shape)
+                    computed.update({(result, axis): size for axis, size in enumerate(shape)})
+            except FlowcError:
+                for result in op.results:
+                    shapes[result] = tuple(d if d is not None else guess.get(table.slots.get((result, a)), 0)
+                                           for a, d in enumerate(result.type.shape))
+        return []
+
+    block_shapes(function.entry, arg_shapes)
+    return computed
 
 
 def _fit(slot: int, base: list[int], values_at: list[list[int]]) -> Formula | None:
