@@ -125,6 +125,37 @@ int main(int argc, char **argv) {
 """
 
 
+# One context per thread, four threads at once, each running the MLP on its own rows.
+THREADS_PROGRAM = PRELUDE + r"""
+#include <pthread.h>
+static float *x, *expected;
+static void *work(void *arg) {
+    long t = (long)arg;
+    API(context) *ctx = API(create)();
+    int64_t rows = 1 + t, dims[2] = {rows, 64};
+    float y[40];
+    const void *inputs[1] = {x};
+    void *outputs[1] = {y};
+    for (int i = 0; i < 50; i++) {
+        if (API(run)(ctx, inputs, dims, outputs) != 0) return (void *)1;
+        if (memcmp(y, expected + 10 * t * (t + 1) / 2, sizeof(float) * 10 * rows) != 0) return (void *)2;
+    }
+    API(destroy)(ctx);
+    return NULL;
+}
+int main(int argc, char **argv) {
+    size_t size;
+    x = read_file(argv[1], &size);
+    expected = read_file(argv[2], &size);
+    pthread_t threads[4];
+    for (long t = 0; t < 4; t++) pthread_create(&threads[t], NULL, work, (void *)t);
+    long failed = 0;
+    for (int t = 0; t < 4; t++) { void *status; pthread_join(threads[t], &status); failed |= (long)status; }
+    return (int)failed;
+}
+"""
+
+
 def mlp_graph(seed: int = 0) -> tuple[fc.Graph, fc.Tensor, fc.Tensor]:
     g = fc.Graph()
     with g.as_default():
@@ -176,6 +207,8 @@ def mlp(tmp_path_factory):
         sess.run(_initializer(g))
         fc.export(os.path.join(folder, "mlp"), [logits], [x], session=sess, variables="constants")
         expected = [sess.run(logits, {x: data[:rows]}) for rows in ROWS]
+        few = [sess.run(logits, {x: data[:rows]}) for rows in (1, 2, 3, 4)]
+        np.concatenate([f.ravel() for f in few]).tofile(os.path.join(folder, "few_rows.bin"))
     return folder, expected
 
 
@@ -223,6 +256,13 @@ def test_mlp_from_c_equals_the_session_for_1_3_and_1000_rows(mlp):
     assert "negative: 1 input 0 ('x') axis 0: dim -1 is negative" in output
     assert "variable: (nil) (nil)" in output  # constants: no variable buffers
     assert "null: 4" in output
+
+
+def test_one_context_per_thread_runs_concurrently(mlp):
+    folder, _ = mlp  # the fixture wrote few_rows.bin: the Session's logits for 1, 2, 3 and 4 rows
+    program = build_program(THREADS_PROGRAM, folder, "mlp", "threads_main", False)
+    result = clean_run([program, os.path.join(folder, "x.bin"), os.path.join(folder, "few_rows.bin")], folder)
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
 
 
 def test_softmax_training_step_from_c_equals_the_session(softmax_step):

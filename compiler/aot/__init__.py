@@ -43,6 +43,7 @@ def export(path: str, fetches: Any, *feeds: Any, session: Any = None, variables:
     >>> double = fc.load(os.path.join(folder, "double"))
     >>> double(np.array([1, 2], np.float32))
     array([2., 4.], dtype=float32)
+    >>> import shutil; double.close(); shutil.rmtree(folder)
     """
     if variables not in ("state", "constants"):
         raise FlowcError(f"fc.export: variables must be 'state' or 'constants', got {variables!r}")
