@@ -97,7 +97,8 @@ def tiny(folder: str) -> None:
     data = np.ones(4, np.float32)
     with fc.Session(graph=g) as sess:
         session = python_seconds(lambda: sess.run(y, {x: data}), 100_000, 5)
-    print(f"tiny (x * 2 + 1 on 4 floats): C call of tiny_run {seconds * 1e9:.0f} ns; Session.run {session * 1e6:.2f} us")
+    print(f"tiny (x * 2 + 1 on 4 floats): C call of tiny_run {seconds * 1e9:.0f} ns; "
+          f"Session.run {session * 1e6:.2f} us")
 
 
 def mlp(folder: str) -> None:

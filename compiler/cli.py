@@ -117,7 +117,8 @@ def add_compile_command(commands: argparse._SubParsersAction) -> None:
     compile_.add_argument("--input", action="append", default=[], metavar="NAME=DTYPE[DIMS]",
                           help="a function argument's spec, e.g. x=float32[None,784] (repeatable, one per argument)")
     compile_.add_argument("--feed", action="append", default=[], help="graph_def: a tensor the C API takes as input")
-    compile_.add_argument("--fetch", action="append", default=[], help="graph_def: a tensor it outputs, or an op it runs")
+    compile_.add_argument("--fetch", action="append", default=[],
+                          help="graph_def: a tensor it outputs, or an op it runs")
     compile_.add_argument("--variables", choices=("state", "constants"), default="state",
                           help="keep variables in the context, updated by each run (state), or bake them in")
     compile_.add_argument("--target", choices=("cpu",), default="cpu", help="the target (cpu)")

@@ -92,7 +92,8 @@ def test_header_documents_inputs_outputs_variables(trained):
 def test_bad_dims_from_python_are_errors_not_crashes(trained):
     folder, _, _ = trained
     step = fc.load(os.path.join(folder, "step"))
-    with pytest.raises(fc.errors.RuntimeShapeError, match=r"input 1 \('y'\) axis 0 is 3 but the other inputs' dims make it 4"):
+    with pytest.raises(fc.errors.RuntimeShapeError,
+                       match=r"input 1 \('y'\) axis 0 is 3 but the other inputs' dims make it 4"):
         step(np.zeros((4, 5), np.float32), np.zeros(3, np.float32))
     with pytest.raises(fc.errors.RuntimeShapeError, match=r"axis 1: expected dim 5, got 4"):
         step(np.zeros((4, 4), np.float32), np.zeros(4, np.float32))

@@ -47,7 +47,8 @@ def export(path: str, fetches: Any, *feeds: Any, session: Any = None, variables:
     """
     if variables not in ("state", "constants"):
         raise FlowcError(f"fc.export: variables must be 'state' or 'constants', got {variables!r}")
-    if callable(fetches) and not isinstance(fetches, (Tensor, Operation, str)) and not hasattr(fetches, "_graph_element"):
+    graph_like = isinstance(fetches, (Tensor, Operation, str)) or hasattr(fetches, "_graph_element")
+    if callable(fetches) and not graph_like:
         return export_function(path, fetches, feeds, variables)
     if len(feeds) > 1:
         raise FlowcError(f"fc.export(path, fetches, feeds, session=...): feeds is one list, got {len(feeds)} arguments")

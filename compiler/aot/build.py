@@ -60,7 +60,8 @@ def output_folder(path: str) -> tuple[str, str]:
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as error:
-        raise FlowcError(f"cannot export to {directory!r}: cannot make the folder ({error.strerror or error})") from None
+        raise FlowcError(f"cannot export to {directory!r}: cannot make the folder ({error.strerror or error})") \
+            from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise FlowcError(f"cannot export to {directory!r}: the folder is not writable")
     return directory, name
@@ -114,11 +115,13 @@ def _interface(name: str, lowered: Lowered, program: Program, variables: list[Op
             continue
         result_sinks.append(("scratch", variables.index(var) if state else -1))
         scratch_bytes.append(int(np.prod(values[variables.index(var)].shape)) * returned[j].type.dtype.itemsize)
+    # Baked values are data, not variables: the header lists none, NAME_variable gives NULL.
+    documented = [Tensor(var.name, value.dtype, value.shape) for var, value in zip(variables, values)] if state else []
     return Interface(
         name=name,
         inputs=[_tensor(t.name, v, dims) for t, v in zip(sig.feeds, function.args)],
         outputs=[_tensor(t.name, v, dims) for t, v in zip(sig.fetches, returned)],
-        variables=[Tensor(var.name, values[k].dtype, values[k].shape) for k, var in enumerate(variables)] if state else [],
+        variables=documented,
         arg_sources=arg_sources, result_sinks=result_sinks, dims=dims, slot_count=len(program.dims),
         temps=[(v.type.dtype.itemsize, _codes(v, dims)) for v in plan.temps], lifetimes=list(plan.lifetimes),
         output_dims=[_codes(v, dims) for v in returned[:len(sig.fetches)]],

@@ -46,7 +46,8 @@ def header(api: Interface) -> str:
               "/* input_dims: every input's dims, in input order, concatenated (rank known from the header).",
               " * Writes every output's dims, in output order, concatenated; returns 0 or an error code. */",
               f"int {name}_output_dims({name}_context *ctx, const int64_t *input_dims, int64_t *output_dims);",
-              "/* inputs[i], outputs[j]: caller-owned buffers of the sizes the dims give; returns 0 or an error code. */",
+              "/* inputs[i], outputs[j]: caller-owned buffers of the sizes the dims give; returns 0 or an error",
+              " * code. */",
               f"int {name}_run({name}_context *ctx, const void *const *inputs, const int64_t *input_dims, "
               "void *const *outputs);",
               f"const char *{name}_error(const {name}_context *ctx);  /* the last error's message, \"\" if none */",
@@ -267,7 +268,8 @@ static int plan(@NAME@_context *ctx, const int64_t *input_dims) {
 @SLOTS@
     for (int i = 0; i < NUM_INPUT_DIMS; i++)  /* dims that the other inputs' dims determine */
         if (input_slot[i] >= 0 && input_dims[i] != slots[input_slot[i]])
-            return fail(ctx, @NAME@_ERROR_DIMS, "input %d ('%s') axis %d is %lld but the other inputs' dims make it %lld",
+            return fail(ctx, @NAME@_ERROR_DIMS,
+                        "input %d ('%s') axis %d is %lld but the other inputs' dims make it %lld",
                         input_of_dim[i], input_names[input_of_dim[i]], axis_of_dim[i], (long long)input_dims[i],
                         (long long)slots[input_slot[i]]);
     for (int s = 0; s < NUM_SLOTS; s++)

@@ -109,7 +109,8 @@ def plan_dims(function: Function, table: DimTable, fixed: dict[int, tuple[int, .
     number = {g: i for i, g in enumerate(free)}  # C numbers the free groups only
     slot_of_group = {dim.group: table.slots[function.args[dim.input], dim.axis] for dim in inputs
                      if dim.group is not None}
-    inputs = [dim if dim.group is None else InputDim(dim.input, dim.axis, None, number[dim.group]) if dim.group in number
+    inputs = [dim if dim.group is None
+              else InputDim(dim.input, dim.axis, None, number[dim.group]) if dim.group in number
               else InputDim(dim.input, dim.axis, None, None, slot_of_group[dim.group]) for dim in inputs]
     formulas = [Formula(f.constant, tuple((number[g], c) for g, c in f.terms)) for f in formulas]
     plan = DimsPlan(inputs, len(free), formulas, symbolic=dict(table.slots))
@@ -142,7 +143,8 @@ def _settle(function: Function, table: DimTable, fixed: dict[int, tuple[int, ...
     """The group sizes after the fixed point (a dependent group takes the size its slot's computed
     members give), and each slot's size there, by the type rules themselves."""
     groups = list(groups)
-    group_slots = {dim.group: table.slots[function.args[dim.input], dim.axis] for dim in inputs if dim.group is not None}
+    group_slots = {dim.group: table.slots[function.args[dim.input], dim.axis]
+                   for dim in inputs if dim.group is not None}
     for _ in range(2 * len(groups) + 2):
         guess = {slot: groups[g] for g, slot in group_slots.items()}
         computed = _tolerant_shapes(function, _arg_shapes(function, fixed, inputs, groups), table, guess)
