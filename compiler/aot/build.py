@@ -32,7 +32,7 @@ from ..lowering import Lowered
 from ..options import CompileOptions
 from ..targets import target_named
 from .c_source import header, implementation
-from .dims import DimsPlan, plan_dims
+from .dims import plan_dims
 from .interface import Interface, Tensor, check_name
 
 C_FLAGS = ("-O2", "-fPIC", "-pthread", "-c")
@@ -119,23 +119,19 @@ def _interface(name: str, lowered: Lowered, program: Program, variables: list[Op
     documented = [Tensor(var.name, value.dtype, value.shape) for var, value in zip(variables, values)] if state else []
     return Interface(
         name=name,
-        inputs=[_tensor(t.name, v, dims) for t, v in zip(sig.feeds, function.args)],
-        outputs=[_tensor(t.name, v, dims) for t, v in zip(sig.fetches, returned)],
+        inputs=[_tensor(t.name, v) for t, v in zip(sig.feeds, function.args)],
+        outputs=[_tensor(t.name, v) for t, v in zip(sig.fetches, returned)],
         variables=documented,
         arg_sources=arg_sources, result_sinks=result_sinks, dims=dims, slot_count=len(program.dims),
-        temps=[(v.type.dtype.itemsize, _codes(v, dims)) for v in plan.temps], lifetimes=list(plan.lifetimes),
-        output_dims=[_codes(v, dims) for v in returned[:len(sig.fetches)]],
+        temps=[(v.type.dtype.itemsize, dims.codes(v)) for v in plan.temps], lifetimes=list(plan.lifetimes),
+        output_dims=[dims.codes(v) for v in returned[:len(sig.fetches)]],
         kernel_errors=[_kernel_error(op) for op in program.kernel_ops], discard_bytes=scratch_bytes,
         variable_offsets=offsets if state else [], data=data, step=step, source=source)
 
 
-def _tensor(graph_name: str, value: Value, dims: DimsPlan) -> Tensor:
+def _tensor(graph_name: str, value: Value) -> Tensor:
     name = graph_name[:-2] if graph_name.endswith(":0") else graph_name
     return Tensor(name, value.type.dtype.np, tuple(value.type.shape))
-
-
-def _codes(value: Value, dims: DimsPlan) -> list[int]:
-    return [d if isinstance(d, int) else -(d[1] + 1) for d in dims.shape_of(value)]
 
 
 def _kernel_error(kernel: Operation) -> str:

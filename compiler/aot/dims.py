@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flowc.codegen.llvm.program import DimTable
-from flowc.ir import Function
+from flowc.ir import Function, Value
 from flowc.ir.errors import FlowcError
 from flowc.ir.ops.fusion import UnknownDim
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
@@ -76,11 +76,11 @@ class DimsPlan:
     group_count: int
     slots: list[Formula]  # per slot of the dims vector
     nonempty: list[tuple[int, str]] = field(default_factory=list)  # (slot, op) that must be >= 1
-    symbolic: dict = field(default_factory=dict)  # (value, axis) -> slot: the DimTable's slots
+    symbolic: dict[tuple[Value, int], int] = field(default_factory=dict)  # the DimTable's slots
 
-    def shape_of(self, value) -> list[int | tuple[str, int]]:  # noqa: ANN001
-        """Per axis of a value: its static size, or ("slot", s)."""
-        return [d if d is not None else ("slot", self.symbolic[value, a]) for a, d in enumerate(value.type.shape)]
+    def codes(self, value: Value) -> list[int]:
+        """A value's dims as the C tables encode them: a static size, or -(slot + 1)."""
+        return [d if d is not None else -(self.symbolic[value, a] + 1) for a, d in enumerate(value.type.shape)]
 
 
 def plan_dims(function: Function, table: DimTable, fixed: dict[int, tuple[int, ...]]) -> DimsPlan:

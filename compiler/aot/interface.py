@@ -40,8 +40,7 @@ class Tensor:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
 
-# A dim as the C tables encode it: a static size >= 0, or -(slot + 1) for a slot of the dims vector.
-DimCode = int
+DimCode = int  # a dim as the C tables encode it: a static size >= 0, or -(slot + 1) (DimsPlan.codes)
 
 
 @dataclass
