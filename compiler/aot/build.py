@@ -36,6 +36,7 @@ from .dims import plan_dims
 from .interface import Interface, Tensor, check_name
 
 C_FLAGS = ("-O2", "-fPIC", "-pthread", "-c")
+LINK_FLAGS: tuple[str, ...] = ()  # tests/test_export_c.py adds -fsanitize=address to both
 
 
 @dataclass
@@ -191,7 +192,8 @@ def _write_library(directory: str, api: Interface, objects: list[bytes], uses_bl
             libraries.append(blas)
             files.append(blas)
         _run([*compiler, "-shared", "-pthread", "-o", library_path, *paths, *libraries, f"-Wl,-soname,lib{name}.so",
-              "-Wl,-rpath,$ORIGIN", f"-Wl,--version-script={script}", "-Wl,-z,nodelete", "-lm"],
+              "-Wl,-rpath,$ORIGIN", f"-Wl,--version-script={script}", "-Wl,-z,nodelete", "-lm",
+              *LINK_FLAGS],
              f"linking lib{name}.so")
     return files
 
