@@ -84,9 +84,11 @@ def run_opt(args: argparse.Namespace) -> str:
     verify(module)
     names = [n for n in args.passes.split(",") if n] if args.passes is not None else None
     passes = passes_by_name(names, args.fast_math) if names is not None else default_pipeline(args.fast_math)
+    # The command's flags win over the variables; FLOWC_DUMP_IR still dumps each pass.
+    options = CompileOptions.from_environment(fast_math=args.fast_math, vector_bytes=args.vector_bytes)
     if args.target is not None:
-        passes += target_named(args.target).passes(CompileOptions(fast_math=args.fast_math, vector_bytes=args.vector_bytes))
-    report = PassManager(passes, verify_each=True).run(module)
+        passes += target_named(args.target).passes(options)
+    report = PassManager(passes, verify_each=True, dump_dir=options.dump_dir).run(module)
     if args.timing:
         print(report, file=sys.stderr)
     return print_module(module)
@@ -106,7 +108,8 @@ def run_ir(args: argparse.Namespace) -> str:
     feeds = [graph.get_tensor_by_name(n if ":" in n else f"{n}:0") for n in args.feed]
     lowered = lower(graph, tensors, targets, feeds)
     if not args.no_opt:
-        optimize(lowered.module)
+        options = CompileOptions.from_environment()
+        optimize(lowered.module, verify_each=options.verify, dump_dir=options.dump_dir)
     return print_module(lowered.module)
 
 

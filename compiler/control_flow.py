@@ -59,15 +59,16 @@ def cond(pred: Any, true_fn: Callable[[], Any] | None = None, false_fn: Callable
     pred = _predicate(pred, label, loc)
     _check_callable(true_fn, "true_fn", label, loc)
     _check_callable(false_fn, "false_fn", label, loc)
-    branches = [trace(fn, [], name=which, purpose=f"the {which} branch of {label}", owner=label)
+    branches = [trace(fn, [], name=which, purpose=f"the {which} branch of {label}", owner=label, allows_random=True)
                 for fn, which in ((true_fn, "true"), (false_fn, "false"))]
     results = [_unpacked(b.structured_outputs, strict) for b in branches]
     _check_same_structure(results, ("true branch", "false branch"), label, loc)
     types = [_joined_type(t, f, path, label, loc) for (path, t), f in
              zip(nest.flatten_with_paths(results[0], "result"), branches[1].outputs)]
     captured = _union_captures(branches)
-    op = graph.create_op(COND, [pred, *captured], {"then_branch": branches[0], "else_branch": branches[1]},
-                         name=name or COND, output_types=types)
+    attrs = {"then_branch": branches[0], "else_branch": branches[1],
+             "uses_step": any(b.uses_step for b in branches)}  # Note [random ops in sub-graphs]
+    op = graph.create_op(COND, [pred, *captured], attrs, name=name or COND, output_types=types)
     _order_after_outer_control(op, branches)
     return nest.pack_sequence_as(results[0], op.outputs)
 

@@ -38,6 +38,10 @@ Env = dict[Tensor, Value]
 
 def emit_region_op(b: Builder, op: Operation, operands: list[Value], env: Env) -> None:
     """Lower a "cond", "while" or "call" graph op onto `b`; its results go into `env`."""
+    from .lowering import RUN_COUNTER
+
+    if op.attrs.get("uses_step"):  # Note [random ops in sub-graphs] in func_graph.py: the last operand
+        operands = [*operands, env[RUN_COUNTER]]  # type: ignore[index]
     try:
         results = EMITTERS[op.type](b, op, operands)
     except FlowcError as error:
@@ -46,13 +50,16 @@ def emit_region_op(b: Builder, op: Operation, operands: list[Value], env: Env) -
         env.setdefault(tensor, result)
 
 
-def emit_sub_graph(b: Builder, graph: FuncGraph, args: Sequence[Value], captured: Sequence[Value]) -> list[Value]:
+def emit_sub_graph(b: Builder, graph: FuncGraph, args: Sequence[Value], captured: Sequence[Value],
+                   step: Value | None = None) -> list[Value]:
     """The sub-graph's ops onto `b`: `args` for its Arg inputs, `captured` for its captures (in
-    `graph.captures` order). Returns the values of its outputs."""
-    from .lowering import emit_op, needed_ops  # lowering.py calls back into this module
+    `graph.captures` order), `step` for the run counter its random ops take. Returns its outputs' values."""
+    from .lowering import RUN_COUNTER, emit_op, needed_ops  # lowering.py calls back into this module
 
     env: Env = dict(zip(graph.inputs, args, strict=True))
     env.update(zip(graph.captured_inputs, captured, strict=True))
+    if step is not None:
+        env[RUN_COUNTER] = step  # type: ignore[index]
     for op in needed_ops([t.op for t in graph.outputs], set(env)):
         b.loc = op.loc
         if op.type in (ARG, CAPTURE, NOOP):
@@ -93,10 +100,12 @@ def _emit_cond(b: Builder, op: Operation, operands: list[Value]) -> list[Value]:
     pred, *captured = operands
     outer = op.inputs[1:]
     types = [t.type for t in op.outputs]
+    with_step = bool(op.attrs.get("uses_step"))
 
     def branch(graph: FuncGraph) -> Region:
         def body(inner: Builder, args: list[Value]) -> list[Value]:
-            outputs = emit_sub_graph(inner, graph, [], _captured(graph, outer, args))
+            step = args[-1] if with_step else None
+            outputs = emit_sub_graph(inner, graph, [], _captured(graph, outer, args), step)
             return [fit(inner, value, want) for value, want in zip(outputs, types)]
 
         return _region(b, captured, body)

@@ -23,7 +23,17 @@ an operand of the region op. Since nothing inside can assign, every read
 inside one run of the region sees that one value, iteration after iteration,
 which is what TensorFlow 1 gives for a variable the loop does not change.
 Control dependencies inside on ops of an enclosing graph order the whole
-region op after them (`outer_control`).
+region op after them (`outer_control`). Placeholders and Variables are made
+outside.
+
+Note [random ops in sub-graphs]
+A random op's numbers are a function of its seed and the run counter (Note
+[counter-based random numbers] in random_ops.py). A cond branch runs at most
+once per run, so a random op in it is as good as one outside: its region op
+takes the run counter as its last operand (`uses_step`), and its seed is
+told apart from every other op's by the sub-graph's `seed_offset`. A loop
+body or a function may run many times in one run and would draw the same
+numbers each time, so a random op there is an error (`allows_random`).
 """
 
 from __future__ import annotations
@@ -54,12 +64,19 @@ class FuncGraph(Graph):
     the op that will carry it ("cond 'cond'"), whose errors these are.
     """
 
-    def __init__(self, name: str, outer: Graph, purpose: str, owner: str | None = None):
+    def __init__(self, name: str, outer: Graph, purpose: str, owner: str | None = None,
+                 allows_random: bool = False):
         super().__init__()
         self.name = name
         self.outer = outer
         self.purpose = purpose
         self.owner = owner
+        # Note [random ops in sub-graphs]: only where the enclosing graphs allow them too
+        self.allows_random = allows_random and getattr(outer, "allows_random", True)
+        self.uses_step = False  # a random op inside, at any depth of conds
+        outer._sub_graphs = getattr(outer, "_sub_graphs", 0) + 1
+        self.seed_offset = ((getattr(outer, "seed_offset", 0) * 31 + len(outer._ops) * 7919 + outer._sub_graphs)
+                            << 24) & ((1 << 62) - 1)
         self.inputs: list[Tensor] = []
         self.captures: dict[Tensor, Tensor] = {}
         self.outputs: list[Tensor] = []
@@ -103,13 +120,14 @@ class FuncGraph(Graph):
 
     def create_op(self, type: str, inputs: Sequence[Tensor] = (), attrs: dict[str, Any] | None = None,
                   name: str | None = None, output_types: Sequence[TensorType] | None = None) -> Operation:
-        if type in (PLACEHOLDER, VARIABLE, *RANDOM_KINDS):
+        if type in (PLACEHOLDER, VARIABLE) or (type in RANDOM_KINDS and not self.allows_random):
             what = {PLACEHOLDER: "a placeholder", VARIABLE: "a Variable"}.get(type, f"a random op ({type})")
             hint = "draw the numbers outside and use them inside" if type in RANDOM_KINDS else "make it outside"
             raise GraphError(f"cannot create {what} inside {self.purpose}; {hint}", op=f"{type} '{name or type}'",
                              where=user_location())
         inputs = [self.capture(t) if isinstance(t, Tensor) else t for t in inputs]
         op = super().create_op(type, inputs, attrs, name, output_types)
+        self.uses_step = self.uses_step or type in RANDOM_KINDS or bool(op.attrs.get("uses_step"))
         outside = [c for c in op.control_inputs if c.graph is not self]
         if outside:
             op.control_inputs = [c for c in op.control_inputs if c.graph is self]
@@ -145,7 +163,7 @@ class FuncGraph(Graph):
 
 
 def trace(function: Callable[..., Any], args: Sequence[Any], arg_types: Sequence[TensorType] | None = None, *,
-          name: str, purpose: str, owner: str | None = None) -> FuncGraph:
+          name: str, purpose: str, owner: str | None = None, allows_random: bool = False) -> FuncGraph:
     """A FuncGraph of `function(*args)`, each tensor leaf of `args` standing for an Arg input.
 
     `args` is the list of positional arguments, any nesting (Note [composite
@@ -153,7 +171,7 @@ def trace(function: Callable[..., Any], args: Sequence[Any], arg_types: Sequence
     order (a while loop's shape invariants), by default the leaves' own.
     """
     outer = get_default_graph()
-    graph = FuncGraph(name, outer, purpose, owner)
+    graph = FuncGraph(name, outer, purpose, owner, allows_random)
     leaves = nest.flatten(list(args))
     types = list(arg_types) if arg_types is not None else [leaf.type for leaf in leaves]
     with graph.as_default():

@@ -27,8 +27,8 @@ from .graph import Graph, Operation, Tensor
 from .graph_def_check import NODE, Fields, node_label, problem, shown
 
 GRAPH = Fields({"name": str, "purpose": str, "nodes": list, "inputs": [str], "captures": [[str]], "outputs": [str]},
-               {"owner": (str, None)})
-COND_ATTRS = {"then_branch": FuncGraph, "else_branch": FuncGraph}
+               {"owner": (str, None), "random": bool})
+COND_ATTRS = {"then_branch": FuncGraph, "else_branch": FuncGraph, "uses_step": bool}
 CALL_ATTRS = {"function": FuncGraph, "gradient": (FuncGraph, type(None))}
 WHILE_ATTRS = {"cond_graph": FuncGraph, "body_graph": FuncGraph, "num_loop_vars": int, "maximum_iterations": bool,
                "back_prop": bool, "parallel_iterations": int, "swap_memory": bool}
@@ -36,7 +36,7 @@ WHILE_ATTRS = {"cond_graph": FuncGraph, "body_graph": FuncGraph, "num_loop_vars"
 
 def encode_graph(graph: FuncGraph, node_to_def: Callable[[Operation], dict[str, Any]]) -> dict[str, Any]:
     return {"graph": {
-        "name": graph.name, "purpose": graph.purpose, "owner": graph.owner,
+        "name": graph.name, "purpose": graph.purpose, "owner": graph.owner, "random": graph.allows_random,
         "nodes": [node_to_def(op) for op in graph.get_operations()],
         "inputs": [t.name for t in graph.inputs],
         "captures": [[outer.name, inner.name] for outer, inner in graph.captures.items()],
@@ -58,7 +58,7 @@ def decode_graph(content: Any, outer: Graph, outer_tensor: TensorLookup,
     """
     if found := problem(content, GRAPH, "the sub-graph"):
         raise GraphError(found)
-    graph = FuncGraph(content["name"], outer, content["purpose"], content.get("owner"))
+    graph = FuncGraph(content["name"], outer, content["purpose"], content.get("owner"), content.get("random", False))
     captured_by = {}
     for index, pair in enumerate(content["captures"]):
         if len(pair) != 2:
@@ -140,6 +140,8 @@ def _check_cond(inputs: list[Tensor], attrs: dict[str, Any], declared: list[Tens
     if not inputs or inputs[0].type != TensorType(bool_, ()):
         raise GraphError("input 0 must be the bool[] predicate")
     _check_captures(inputs[1:], branches)
+    if attrs["uses_step"] != any(branch.uses_step for branch in branches):
+        raise GraphError(f"uses_step is {attrs['uses_step']}, but the branches' random ops say otherwise")
     for branch in branches:
         if branch.inputs:
             raise GraphError(f"a branch takes no Arg inputs, {branch.name!r} has {len(branch.inputs)}")

@@ -28,6 +28,7 @@ from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph
 
 RANDOM_KINDS = registry.names_where(is_random=True)  # graph ops that lowering gives the run counter
 STEP_TYPE = TensorType(int64, ())
+RUN_COUNTER = "run counter"  # the key of the run counter's value where lowering keeps tensors' values
 REGION_KINDS = frozenset({"cond", "while", "call"})  # fc.cond, fc.while_loop, fc.function: control_flow_lowering.py
 
 
@@ -68,7 +69,7 @@ def lower(graph: Graph, fetches: Sequence[Tensor], targets: Sequence[Operation],
     sources = variable_sources(ops, fed)
     variables = _variables_read(ops, sources)
     updates = _final_assigns(ops)
-    uses_step = any(op.type in RANDOM_KINDS for op in ops)
+    uses_step = any(op.type in RANDOM_KINDS or op.attrs.get("uses_step") for op in ops)
     locked = sorted({op.attrs["var"] for op in ops if op.type in ASSIGN_KINDS and op.attrs.get("use_locking")},
                     key=lambda var: var.id)
     signature = Signature(tuple(feeds), tuple(variables), uses_step, tuple(fetches), tuple(updates), tuple(locked))
@@ -147,6 +148,8 @@ def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], 
     env: dict[Tensor, Value] = {t: next(args) for t in sig.feeds}
     start: dict[Operation, Value] = {v: next(args) for v in sig.variables}
     step = next(args, None)
+    if step is not None:
+        env[RUN_COUNTER] = step  # type: ignore[index]
     assigned: dict[Operation, Value] = {}  # assign op -> the variable's value after it
 
     def value_from(source: Operation | None, var: Operation) -> Value:
@@ -174,10 +177,7 @@ def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], 
         elif op.type in (VARIABLE, NOOP):
             continue
         else:
-            if op.type in RANDOM_KINDS:
-                _emit_ir_op(b, op, [step], env)
-            else:
-                emit_op(b, op, env)
+            emit_op(b, op, env)
     missing = [t for t in sig.fetches if t not in env]
     if missing:
         raise GraphError(f"cannot compute {', '.join(t.name for t in missing)}: no op in this run produces it")
@@ -192,7 +192,7 @@ def _last_assign(ops: Sequence[Operation], var: Operation) -> Operation:
 
 def emit_op(b: Builder, op: Operation, env: dict[Tensor, Value]) -> None:
     """The IR for graph op `op`, whose inputs are in `env`: one IR op, or a region op with its sub-graphs."""
-    operands = [env[t] for t in op.inputs]
+    operands = [env[RUN_COUNTER]] if op.type in RANDOM_KINDS else [env[t] for t in op.inputs]  # type: ignore[index]
     if op.type in REGION_KINDS:
         from .control_flow_lowering import emit_region_op  # it lowers sub-graphs with emit_op in turn
 

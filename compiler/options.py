@@ -1,9 +1,11 @@
 """CompileOptions: every setting a compile reads, read once when a Session (or a compile) starts.
 
-The `FLOWC_*` variables are read here and nowhere deeper: the Session makes
+The compile's `FLOWC_*` variables are read here and nowhere deeper: the Session makes
 one CompileOptions from its arguments and the environment, and passes it to
 the pipeline, the target's passes, its build and its load. Changing a
-variable after a Session was made changes nothing for that Session.
+variable after a Session was made changes nothing for that Session. The
+run-time variables (pool bytes, fast run, threads) are read the same way, into
+a RunOptions (Note [run options] in runtime/options.py), when the Session starts.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ def op_seed(graph: Graph, seed: int | None) -> int:
     if graph_seed is None and seed is None:
         return secrets.randbits(63)
     if seed is None:
-        seed = len(graph.get_operations())  # distinct per op, stable for the same program
+        # distinct per op, stable for the same program; a sub-graph's ops count from its own offset
+        # (Note [random ops in sub-graphs] in func_graph.py)
+        seed = len(graph.get_operations()) + getattr(graph, "seed_offset", 0)
     return ((graph_seed or 0) * 0x9E3779B97F4A7C15 + int(seed)) & _SEED_MASK
 
 

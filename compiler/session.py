@@ -37,6 +37,8 @@ import numpy as np
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
 from flowc.runtime import fast_run
+from flowc.runtime.options import RunOptions
+from flowc.runtime.options import configure as configure_runtime
 
 from .driver import compile_lowered
 from .feeds import check_feed
@@ -101,6 +103,10 @@ class Session:
         self.graph = graph or get_default_graph()
         # Every FLOWC_* setting, read once, here (compiler/options.py); every compile of this Session uses it.
         self.options = CompileOptions.from_environment(optimize=optimize, fast_math=fast_math)
+        # The run-time ones too (Note [run options] in runtime/options.py): the fast run is this
+        # Session's; the pool limit and the thread count are the process's, set from here.
+        self.run_options = RunOptions.from_environment()
+        configure_runtime(self.run_options)
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
         self._plans: dict[tuple, RunPlan] = {}
@@ -212,7 +218,7 @@ class Session:
         count = getattr(executable, "layout_count", None)
         if count == plan.fast_layouts:
             return
-        module = fast_run.module()
+        module = fast_run.module() if self.run_options.fast_run else None
         key = module.key(fetches, feed_dict) if module is not None else None
         sig = plan.compiled.signature
         fast = None

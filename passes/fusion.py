@@ -61,7 +61,7 @@ Note [incremental contract]
 Checking a candidate merge costs the edges between the two groups, not
 their size: a chain of N elementwise ops into a reduction grows one kernel
 op by op, and re-checking the whole union on each merge made fusion
-quadratic (14 s at N = 1,000 with its gradient). Each group is already a
+quadratic in the graph's size. Each group is already a
 valid kernel, so only what the union adds can break the contract: a loop
 kernel has one iteration shape, so two loop groups merge exactly when their
 shapes agree; for a reduction kernel a group keeps its reductions' (shape,

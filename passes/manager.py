@@ -1,12 +1,13 @@
 """The pass manager: an ordered pipeline of named passes over a module.
 
 After every pass (each run of a pass inside a FixedPoint too) it can verify
-the module (when asked, or FLOWC_VERIFY=1; the tests always do) and write the
-IR text to FLOWC_DUMP_IR=DIR as DIR/NNN/KK-name.ir, one folder per pipeline
-run, so `diff` shows what each pass did (and, for a pass that finds more than
-IR, such as memory planning, what it found in KK-name.txt). The driver passes
-both settings from its CompileOptions; a PassManager made without them reads
-the two variables itself (`flowc opt`, tests). The wall time of each pass is kept
+the module (`verify_each`: FLOWC_VERIFY=1; the tests always do) and write the
+IR text to `dump_dir` (FLOWC_DUMP_IR=DIR) as DIR/NNN/KK-name.ir, one folder per
+pipeline run, so `diff` shows what each pass did (and, for a pass that finds more
+than IR, such as memory planning, what it found in KK-name.txt). The driver and
+`flowc opt` pass both settings from their CompileOptions (compiler/options.py);
+a PassManager made without them neither verifies nor dumps: no pass reads the
+environment. The wall time of each pass is kept
 in a report: `last_report()`, or `flowc opt --timing`.
 """
 
@@ -117,12 +118,12 @@ class PassManager:
     """Runs passes in order. Each pass, those inside a FixedPoint included, is timed,
     verified (when asked) and dumped (FLOWC_DUMP_IR) on its own."""
 
-    def __init__(self, passes: Sequence[Pass], verify_each: bool | None = None, dump_dir: str | None = None,
+    def __init__(self, passes: Sequence[Pass], verify_each: bool = False, dump_dir: str | None = None,
                  record: bool = True):
         self.passes = list(passes)
         self.record = record  # becomes last_report(); a target's own passes (fusion) keep the pipeline's
-        self.verify_each = os.environ.get("FLOWC_VERIFY") == "1" if verify_each is None else verify_each
-        self.dump_dir = dump_dir if dump_dir is not None else os.environ.get("FLOWC_DUMP_IR") or None
+        self.verify_each = verify_each
+        self.dump_dir = dump_dir or None
 
     def run(self, module: Module) -> PassReport:
         global _last_report

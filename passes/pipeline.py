@@ -47,6 +47,7 @@ def passes_by_name(names: Sequence[str], fast_math: bool = False) -> list[Pass]:
     return [PASSES[n](fast_math) for n in names]
 
 
-def optimize(module: Module, fast_math: bool = False, verify_each: bool | None = None) -> PassReport:
-    """Run the target-independent pipeline on `module` in place."""
-    return PassManager(default_pipeline(fast_math), verify_each=verify_each).run(module)
+def optimize(module: Module, fast_math: bool = False, verify_each: bool = False,
+             dump_dir: str | None = None) -> PassReport:
+    """Run the target-independent pipeline on `module` in place (verified, dumped: see PassManager)."""
+    return PassManager(default_pipeline(fast_math), verify_each=verify_each, dump_dir=dump_dir).run(module)

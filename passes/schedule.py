@@ -3,25 +3,45 @@
 For each fusion op the pass picks a schedule from the op's region and an
 explicit TargetInfo, and records it as attributes of the op, so the choice
 prints, parses and can be tested as data; the backends read it (the LLVM
-backend's table from (kind, schedule) to emitter, codegen/llvm/launch.py):
+backend's table from (kind, schedule) to emitter, codegen/llvm/launch.py) and
+decide nothing themselves:
 
     %y = fusion %x {kind = "reduction", lanes = 16, schedule = "row_blocks"} : f32[?,10] {...}
 
-Schedules, per kind:
+Schedules, per kind, with their parameters (ir/ops/fusion.py's SCHEDULE_PARAMETERS):
   loop       "loop"         one loop nest over the result shape
   single     "single"       the op's own code
   reduction  "row_blocks"   blocks of `lanes` short rows, one row per vector lane (row_blocks.py)
              "vector_rows"  each short row one vector (vector_rows.py)
-             "column"       reduced leading axes: tiles of columns (column_reduction.py)
-             "rows"         any other: a row at a time, in LANES partial sums (reduction.py)
+             "column"       reduced leading axes: tiles of `tile = [kept elements]` columns
+                            (column_reduction.py)
+             "rows"         any other: a row at a time, in `partial_sums` partial results (Note
+                            [summation order] in reduction.py); `kept_row = r`, if present: the
+                            operand of the region's reduction r (counted from 0) is kept on the
+                            stack for the write walk (Note [kept row])
   matmul     "blas"         an OpenBLAS gemm call per batch, the epilogue spread over the pool
-             "narrow"       generated code, rows of C as vectors (Note [narrow products])
-             "split_k"      narrow, and the launch may split it by k (Note [split-k products])
+             "narrow"       generated code (Note [narrow products]) in tiles of `tile = [m, n, k]`:
+                            m rows of C, n of its columns, k terms per step, as `tiling` says:
+                              "dot"      dot products of A's rows and op(B)'s columns along k,
+                                         vectors of k lanes (x @ W)
+                              "columns"  m consecutive rows of C as one vector per column, k = 1
+                                         (x^T @ dz)
+                              "rows"     a row of C as one vector of its n columns, k = 1
+             "split_k"      narrow in dot tiles, and the launch splits it by k where the rule
+                            holds (Note [split-k products] in matmul.py): at least two slices,
+                            their partial products within `partial_bytes`, and no more rows of
+                            partials than k has terms. The slice count follows the run's thread
+                            count, so the rule is applied at run time; a product whose known m
+                            and k never satisfy it is "narrow".
              "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
+             The first three may have `accumulate = true`: the epilogue is an update C0 - s * P
+             that the product accumulates into (Note [accumulated update] in matmul.py).
 
 The predicates decide exactly what the emitters decided inside codegen
-before this pass existed; their constants (VECTOR_ROW, MIN_KEPT, NARROW,
-PACK_BYTES) are here for that reason, and codegen imports them.
+before this pass existed; their constants (VECTOR_ROW, MIN_KEPT, NARROW)
+are here for that reason. What both this pass and an emitter ask (dot_applies:
+how a narrow product reads B) is in ir/ops/kernel_space.py, since codegen
+imports no pass (DESIGN.md's dependency rule).
 """
 
 from __future__ import annotations
@@ -29,26 +49,34 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from flowc.ir import Module, Operation
-from flowc.ir.ops.fusion import SCHEDULES
-from flowc.ir.ops.kernel_space import reads_rows, reduction_space, steps_along
+from flowc.ir import Block, Module, Operation, OpResult, Value
+from flowc.ir.ops.fusion import PARAMETERS, SCHEDULES, DimTies
+from flowc.ir.ops.kernel_space import (accumulated_update, dot_applies, reads_rows, reduction_space, steps_along,
+                                      value_levels)
 from flowc.ir.ops.reduction import ArgReduction
 
 from .manager import Pass
 
 VECTOR_ROW = 32  # the longest row held as one vector (two AVX-512 registers of float32)
 MIN_KEPT = 16  # fewer kept elements (known): the column walk of the "rows" schedule is as good
+PARTIAL_SUMS = 16  # Note [summation order]: a fixed count on every host, so results do not depend on it
+ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
+COLUMN_TILE = 512  # kept elements per column tile: partial results of a few KB, rows of a tile read as one run
 NARROW = 16  # products this narrow (columns, known at build time) are generated code, not BLAS calls
 BLAS_DTYPES = ("float32", "float64")  # what gemm multiplies (codegen/llvm/blas.py's GEMM)
-PACK_BYTES = 1 << 16  # the largest transposed copy of B a dot tile makes on the stack
+VECTOR_CHAINS = 8  # independent fma chains that keep two fma units busy at a latency of four
+PARTIAL_BYTES = 1 << 16  # split-k partials: the CPU entry point's scratch area (codegen/llvm/launch.py)
 
 
 @dataclass(frozen=True)
 class TargetInfo:
     """What of the machine a schedule depends on. The CPU target reads it from the host
     (codegen/llvm/program.py's host_target_info); its artifacts are cached per host, so
-    the schedule may depend on it. Only the vector width does today; a GPU target would add
-    its warp size and shared memory."""
+    the schedule may depend on it. A GPU target would add its warp size and shared memory.
+
+    The core count is not here: the threads a kernel runs on are a run-time setting
+    (set_num_threads), so what depends on them (the split of a product by k) is a rule the
+    schedule records and the launch applies."""
 
     vector_bytes: int  # the widest vector register: 64 with AVX-512, 32 with AVX, else 16
 
@@ -56,28 +84,43 @@ class TargetInfo:
     def f32_lanes(self) -> int:
         return self.vector_bytes // 4
 
+    @property
+    def vector_registers(self) -> int:
+        """How many vector registers there are: x86 has 32 with AVX-512, 16 before it."""
+        return 32 if self.vector_bytes >= 64 else 16
 
-def choose_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
-    """The schedule attributes of fusion op `op` on `target`: {"schedule": ..., and its parameters}."""
+    @property
+    def accumulators(self) -> int:
+        """Vector sums a tile may keep in registers: three quarters of them, the rest for its loads."""
+        return self.vector_registers * 3 // 4
+
+
+def choose_schedule(op: Operation, target: TargetInfo, ties: DimTies | None = None) -> dict[str, object]:
+    """The schedule attributes of fusion op `op` on `target`: {"schedule": ..., and its parameters}.
+    `ties`: the symbolic shapes of the block that holds op (made from it when not given)."""
     if op.kind == "reduction":
-        return _reduction_schedule(op, target)
+        return _reduction_schedule(op, target, ties)
     if op.kind == "matmul":
-        return {"schedule": _matmul_schedule(op)}
+        return _matmul_schedule(op, target)
     return {"schedule": op.kind}
 
 
 # -- reductions -----------------------------------------------------------------------------
 
-def _reduction_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
+def _reduction_schedule(op: Operation, target: TargetInfo, ties: DimTies | None) -> dict[str, object]:
     if not any(inner.is_reduction for inner in op.regions[0].entry.ops):
-        return {"schedule": "rows"}  # simplified away after fusion: pointwise ops at one shape
+        return {"schedule": "rows", "partial_sums": PARTIAL_SUMS}  # simplified away: pointwise ops at one shape
     if row_blocks_apply(op, target):
         return {"schedule": "row_blocks", "lanes": target.f32_lanes}
     if vector_rows_apply(op):
         return {"schedule": "vector_rows"}
     if column_applies(op):
-        return {"schedule": "column"}
-    return {"schedule": "rows"}
+        return {"schedule": "column", "tile": (COLUMN_TILE,)}
+    chosen: dict[str, object] = {"schedule": "rows", "partial_sums": partial_sums(op)}
+    kept = kept_row(op, ties if ties is not None else _ties_around(op))
+    if kept is not None:
+        chosen["kept_row"] = kept
+    return chosen
 
 
 def vector_rows_apply(op: Operation) -> bool:
@@ -97,8 +140,8 @@ def vector_rows_apply(op: Operation) -> bool:
 
 def row_blocks_apply(op: Operation, target: TargetInfo) -> bool:
     """Vector rows of at most L = target.f32_lanes points with a transcendental (a cheap row costs
-    less than the gathers and scatters: a [100, 10] gradient kernel of products and sums took 1.0 us
-    in blocks, 0.4 as vector rows), one kept axis (so a block's rows are evenly spaced in every
+    less than the gathers and scatters: a gradient kernel of products and sums is faster as vector
+    rows), one kept axis (so a block's rows are evenly spaced in every
     buffer), the arguments' trailing dims known, no value a float16 (moved as stored)."""
     if not vector_rows_apply(op):
         return False
@@ -129,13 +172,75 @@ def column_applies(op: Operation) -> bool:
                and steps_along(arg, space.full, space.kept) is not None for arg in block.args) and rank > 0
 
 
+def partial_sums(op: Operation) -> int:
+    """The "rows" schedule's partial results per reduction: PARTIAL_SUMS, or 1 for a row known to be
+    shorter than 2 * PARTIAL_SUMS, where a serial sum costs less than starting and combining 16
+    partial ones (a [100, 10] softmax spent most of its time on that)."""
+    space = reduction_space(op)
+    sizes = [space.full.type.shape[a] for a in space.reduced]
+    return 1 if None not in sizes and math.prod(sizes) < 2 * PARTIAL_SUMS else PARTIAL_SUMS
+
+
+def kept_row(op: Operation, ties: DimTies) -> int | None:
+    """Note [kept row]: the number of the kernel's last reduction, if the values the kernel writes
+    at full level need its operand and that costs a transcendental or a division (softmax's
+    exp(x - max)): the reduction's walk stores the row in a stack buffer and the write walk reads
+    it back instead of computing it again. Only for a statically sized row of at most ROW_BYTES,
+    so the buffer stays in L1/L2 and on the stack."""
+    reductions = [inner for inner in op.regions[0].entry.ops if inner.is_reduction]
+    last = reductions[-1]
+    if isinstance(last, ArgReduction):
+        return None
+    value = last.operands[0]
+    space = reduction_space(op)
+    sizes = [space.full.type.shape[a] for a in space.reduced]
+    if None in sizes or math.prod(sizes) * value.type.dtype.itemsize > ROW_BYTES:
+        return None
+    if not isinstance(value, OpResult) or not _costly(value):
+        return None
+    level = value_levels(op, ties.shape)
+    yields = [v for v in op.regions[0].entry.terminator.operands if level.get(v) == "full"]
+    return len(reductions) - 1 if any(_depends_on(y, value) for y in yields) else None
+
+
+def _ties_around(op: Operation) -> DimTies:
+    return DimTies(op.parent.ops if op.parent is not None else [op])
+
+
+def _costly(value: Value) -> bool:
+    """Whether computing `value` at a point of the row involves a transcendental or a division."""
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if v in seen or not isinstance(v, OpResult):
+            continue
+        seen.add(v)
+        if v.op.costly:
+            return True
+        stack.extend(v.op.operands)
+    return False
+
+
+def _depends_on(value: Value, target: Value) -> bool:
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if v is target:
+            return True
+        if v in seen or not isinstance(v, OpResult):
+            continue
+        seen.add(v)
+        stack.extend(v.op.operands)
+    return False
+
+
 # -- products -------------------------------------------------------------------------------
 
 def is_narrow(matmul: Operation) -> bool:
     """Note [narrow products]: a float product with at most NARROW columns.
 
-    OpenBLAS is slow at these (x @ W of a 784 -> 10 layer, batch 100: about 70 us,
-    10 GFLOP/s), and they are in every classifier and its gradient. Generated
+    OpenBLAS is slow at these (its kernels are tuned for wide C; bench/RESULTS.md has
+    the figure), and they are in every classifier and its gradient. Generated
     code (codegen/llvm/kernels/narrow.py) sums each C[i, j] in k order with explicit vector
     fused multiply-adds: rows of C as vectors of their columns (x @ W), or, when
     op(A) is a transpose (x^T @ dz), columns of C as vectors of consecutive rows.
@@ -148,13 +253,26 @@ def is_narrow(matmul: Operation) -> bool:
     return matmul.result.type.dtype.is_float and n is not None and 0 < n <= NARROW
 
 
-def dot_applies(matmul: Operation) -> bool:
-    """op(B)'s columns are contiguous (B transposed) or can be copied so (k known, the copy small)."""
-    if matmul.transpose_b:
-        return True
-    k = matmul.operands[1].type.shape[-2]
+def narrow_tiles(matmul: Operation, target: TargetInfo) -> dict[str, object]:
+    """A narrow product's `tiling` and `tile` (kernels/narrow.py):
+
+    - op(A) = A^T (x^T @ dz): column tiles, a vector of `lanes` rows per column, as many columns
+      at once as have accumulators (every lane of a column's fma does useful work);
+    - op(B)'s columns contiguous or copied so (dot_applies): dot tiles along k, vectors of
+      `lanes` terms, as many rows as keep rows x columns accumulators in registers (no padding
+      lanes, unlike a row tile's power of two);
+    - else row tiles, a row of C one vector of its n columns (padded to a power of two), as
+      many rows as make VECTOR_CHAINS independent fma chains.
+    """
     n = matmul.result.type.shape[-1]
-    return k is not None and k * n * matmul.result.type.dtype.itemsize <= PACK_BYTES
+    itemsize = matmul.result.type.dtype.itemsize
+    lanes = target.vector_bytes // itemsize
+    if matmul.transpose_a:
+        return {"tiling": "columns", "tile": (lanes, min(n, target.accumulators), 1)}
+    if dot_applies(matmul):
+        return {"tiling": "dot", "tile": (max(1, target.accumulators // n), min(n, target.accumulators), lanes)}
+    registers = -(-(1 << (n - 1).bit_length()) * itemsize // target.vector_bytes)
+    return {"tiling": "rows", "tile": (max(1, VECTOR_CHAINS // registers), n, 1)}
 
 
 def splits_k(matmul: Operation) -> bool:
@@ -165,16 +283,33 @@ def splits_k(matmul: Operation) -> bool:
             and all(v.type.rank == 2 for v in operands) and dot_applies(matmul))
 
 
-def _matmul_schedule(op: Operation) -> str:
+def may_split(matmul: Operation, lanes: int) -> bool:
+    """Whether the split rule ("split_k") can hold for some thread count, as far as m and k are
+    known: two slices of whole vectors of k, their partials within PARTIAL_BYTES, 2 m <= k."""
+    m, k = matmul.result.type.shape[0], matmul.operands[0].type.shape[1]
+    n, itemsize = matmul.result.type.shape[-1], matmul.result.type.dtype.itemsize
+    if k is not None and -(-k // lanes) < 2:
+        return False
+    if m is not None and 2 * m * n * itemsize > PARTIAL_BYTES:
+        return False
+    return m is None or k is None or 2 * m <= k
+
+
+def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
     matmuls = [inner for inner in op.regions[0].entry.ops if inner.name == "matmul"]
     if not matmuls:  # simplified away after fusion: no backend emits such a kernel yet
-        return "generic"
+        return {"schedule": "generic"}
     (matmul,) = matmuls
-    if splits_k(matmul):
-        return "split_k"
+    # Note [accumulated update] in matmul.py: an SGD update of a float product is the product's own.
+    floats = matmul.result.type.dtype.name in BLAS_DTYPES
+    update = {"accumulate": True} if floats and accumulated_update(op) is not None else {}
     if is_narrow(matmul):
-        return "narrow"
-    return "blas" if matmul.result.type.dtype.name in BLAS_DTYPES else "generic"
+        tiles = narrow_tiles(matmul, target)
+        lanes = target.vector_bytes // matmul.result.type.dtype.itemsize
+        if splits_k(matmul) and may_split(matmul, lanes):
+            return {"schedule": "split_k", **tiles, "partial_bytes": PARTIAL_BYTES, **update}
+        return {"schedule": "narrow", **tiles, **update}
+    return {"schedule": "blas", **update} if floats else {"schedule": "generic"}
 
 
 class Schedule(Pass):
@@ -188,13 +323,18 @@ class Schedule(Pass):
     def run(self, module: Module) -> bool:
         changed = False
         for function in module:
-            for op in function.entry.ops:
+            ties: dict[Block, DimTies] = {}  # per block that holds kernels, made for the first that asks
+            for op in function.walk():  # kernels in the regions of control flow too
                 if op.name != "fusion":
                     continue
-                chosen = choose_schedule(op, self.target)
+                block = op.parent
+                if block is not None and block not in ties and op.kind == "reduction":
+                    ties[block] = DimTies(block.ops)
+                chosen = choose_schedule(op, self.target, ties.get(block) if block is not None else None)
                 assert chosen["schedule"] in SCHEDULES[op.kind], chosen
-                if any(op.attributes.get(key) != value for key, value in chosen.items()):
+                current = {key: value for key, value in op.attributes.items() if key in PARAMETERS | {"schedule"}}
+                if current != chosen:
                     op.attributes = {key: value for key, value in op.attributes.items()
-                                     if key not in ("schedule", "lanes")} | chosen
+                                     if key not in current} | chosen
                     changed = True
         return changed

@@ -15,6 +15,7 @@ from flowc.runtime.build import (
 )
 from flowc.runtime.cache import CacheError, cache_dir, cache_key, cached_library
 from flowc.runtime.loader import CallFrame, Library, LoadError, call, num_threads, set_num_threads, support
+from flowc.runtime.options import RunOptions, configure
 
 __all__ = [
     "CacheError",
@@ -24,6 +25,7 @@ __all__ = [
     "Library",
     "LoadError",
     "NativeBuildError",
+    "RunOptions",
     "allocate",
     "arena",
     "cache_dir",
@@ -31,6 +33,7 @@ __all__ = [
     "cached_library",
     "call",
     "compiler_version",
+    "configure",
     "default_allocator",
     "empty_cache",
     "find_c_compiler",

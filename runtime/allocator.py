@@ -14,7 +14,8 @@ array itself would fire while a view of it still lives.) Raw addresses that
 escape (`arr.ctypes.data` kept as an int) are the holder's responsibility, as
 with any allocator.
 
-The pool holds at most `limit` bytes ($FLOWC_POOL_BYTES, default 1 GiB) of
+The pool holds at most `limit` bytes (RunOptions.pool_bytes, which
+$FLOWC_POOL_BYTES sets, default 1 GiB: Note [run options] in runtime/options.py) of
 unused blocks, dropping the least recently returned beyond that. A compiled
 function `reserve`s the size classes of its big outputs while it lives; when
 it goes (its Session closed), `unreserve` frees the unused blocks of each
@@ -26,15 +27,15 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 import threading
 import weakref
 from collections.abc import Iterable
 
 import numpy as np
 
+from flowc.runtime.options import current
+
 ALIGNMENT = 64  # a cache line, and the widest vector load (AVX-512)
-DEFAULT_POOL_BYTES = 1 << 30
 
 
 def size_class(nbytes: int) -> int:
@@ -62,7 +63,7 @@ class CachingAllocator:
     """A pool of 64-byte aligned blocks by size class; thread-safe."""
 
     def __init__(self, limit: int | None = None):
-        self.limit = _pool_limit_from_environment() if limit is None else limit
+        self.limit = current().pool_bytes if limit is None else limit
         self._lock = threading.Lock()
         # size class -> {id(block): (block, address)}, most recently returned last
         self._free: dict[int, dict[int, tuple[np.ndarray, int]]] = {}
@@ -140,6 +141,12 @@ class CachingAllocator:
             self._order.clear()
             self.cached_bytes = 0
 
+    def set_limit(self, limit: int) -> None:
+        """Keep at most `limit` bytes of unused blocks from now on (the least recently returned go first)."""
+        with self._lock:
+            self.limit = max(0, limit)
+            self._drain()
+
     def reserve(self, nbytes: int) -> None:
         """Note that a live user (a compiled function) will ask for blocks of `nbytes` again."""
         with self._lock:
@@ -195,16 +202,6 @@ def _aligned_block(nbytes: int) -> tuple[np.ndarray, int]:
     raw = np.empty(nbytes + ALIGNMENT, np.uint8)  # numpy leaves the pages untouched until written
     address = raw.ctypes.data
     return raw, address + (-address % ALIGNMENT)
-
-
-def _pool_limit_from_environment() -> int:
-    text = os.environ.get("FLOWC_POOL_BYTES", "").strip()
-    if not text:
-        return DEFAULT_POOL_BYTES
-    try:
-        return max(0, int(text))
-    except ValueError:
-        raise ValueError(f"FLOWC_POOL_BYTES must be a number of bytes, got {text!r}") from None
 
 
 def arena(nbytes: int) -> tuple[np.ndarray, int]:

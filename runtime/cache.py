@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 
 from flowc.ir.errors import FlowcError
+from flowc.runtime.options import current
 
 # key -> (path, (size, mtime_ns, inode)) of an entry this process has checked,
 # so a second lookup costs one stat() instead of hashing the file again.
@@ -33,9 +34,10 @@ class CacheError(FlowcError):
 
 
 def cache_dir(folder: str | None = None) -> str:
-    """`folder` (a compile's CompileOptions.cache_dir, which FLOWC_CACHE_DIR sets), else
-    $FLOWC_CACHE_DIR, else $XDG_CACHE_HOME/flowc, else ~/.cache/flowc (created)."""
-    path = folder or os.environ.get("FLOWC_CACHE_DIR") or _default_folder()
+    """`folder` (a compile's CompileOptions.cache_dir, which FLOWC_CACHE_DIR sets), else the
+    process's RunOptions.cache_dir (the same variable, Note [run options] in runtime/options.py),
+    else $XDG_CACHE_HOME/flowc, else ~/.cache/flowc (created)."""
+    path = folder or current().cache_dir or _default_folder()
     if os.path.exists(path) and not os.path.isdir(path):
         raise CacheError(f"{_named(path)} is a file, not a folder: point FLOWC_CACHE_DIR at a folder "
                          "(flowc creates it if it is missing)")

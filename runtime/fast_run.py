@@ -2,8 +2,9 @@
 
 It is built with the system C compiler against this Python's and numpy's headers, once per
 machine, Python and numpy, into the disk cache, as the support library is. Where it cannot be
-built (no Python headers, say) or FLOWC_FAST_RUN=0 is set, `module()` is None and every run
-takes the Python path, which computes the same results.
+built (no Python headers, say), `module()` is None and every run takes the Python path, which
+computes the same results. FLOWC_FAST_RUN=0 turns it off for a Session: the Session asks its
+RunOptions (Note [run options] in runtime/options.py) before it asks for the module.
 """
 
 from __future__ import annotations
@@ -33,10 +34,8 @@ why_not: str | None = None  # why the extension could not be built or loaded, wh
 
 
 def module() -> ModuleType | None:
-    """The `_fast_run` extension, built on first use; None where it is off or cannot be built."""
+    """The `_fast_run` extension, built on first use; None where it cannot be built."""
     global why_not
-    if os.environ.get("FLOWC_FAST_RUN", "1") == "0":
-        return None
     with _lock:
         if not _loaded:
             try:

@@ -46,6 +46,7 @@ import weakref
 
 from flowc.ir.errors import FlowcError
 from flowc.runtime.build import support_library
+from flowc.runtime.options import current
 
 # c_void_p for both: passing a plain int (an address) is ctypes' cheapest
 # conversion, and it accepts ctypes arrays too.
@@ -75,6 +76,8 @@ def support() -> ctypes.CDLL:
             library.flowc_set_num_threads.restype = None
             library.flowc_parallel_for.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
             library.flowc_parallel_for.restype = None
+            if current().num_threads is not None:  # else the C default, the CPUs, found at first use
+                library.flowc_set_num_threads(current().num_threads)  # Note [run options] in runtime/options.py
             _support = library
         return _support
 
@@ -85,9 +88,17 @@ def num_threads() -> int:
 
 
 def set_num_threads(count: int) -> None:
-    """Set the threads of native parallel loops; count <= 0 restores the default
-    ($FLOWC_NUM_THREADS, else the CPUs in this process's affinity mask)."""
-    support().flowc_set_num_threads(int(count))
+    """Set the threads of native parallel loops; count <= 0 restores the default (RunOptions.num_threads,
+    which $FLOWC_NUM_THREADS sets, else the CPUs in this process's affinity mask)."""
+    support().flowc_set_num_threads(int(count) if count > 0 else current().num_threads or 0)
+
+
+def apply_num_threads(count: int | None) -> None:
+    """`configure`'s thread count: set now if the support library is loaded; else it is set when it loads."""
+    with _support_lock:
+        library = _support
+    if library is not None:
+        library.flowc_set_num_threads(count or 0)
 
 
 # (path, device, inode) -> the Library loaded from that file, while anything uses it.

@@ -28,8 +28,8 @@ OPENBLAS_SET_THREADS = "scipy_openblas_set_num_threads"
 def blas_library_path() -> str:
     """The directory holding libscipy_openblas.so (linked into the CPU artifacts that call it, calls_blas).
 
-    Found with find_spec, not by importing scipy_openblas32, whose import reads package metadata
-    (about 60 ms that every disk cache hit would pay)."""
+    Found with find_spec, not by importing scipy_openblas32, whose import reads package metadata,
+    a cost every disk cache hit would pay."""
     spec = importlib.util.find_spec("scipy_openblas32")
     if spec is None or not spec.submodule_search_locations:
         raise FlowcError("the CPU target needs the scipy-openblas32 package (pip install scipy-openblas32)")
@@ -47,18 +47,23 @@ def blas_library() -> str:
 
 _load_lock = threading.Lock()
 
+# Note [the one write to os.environ]
+# Loading OpenBLAS starts its own worker threads, which spin (yielding) for 2^28 cycles before they
+# sleep. Once an artifact hands OpenBLAS's threading to flowc's pool (Note [one pool] in
+# runtime/native/flowc_rt.c) they never get work, but while they spin every gang of flowc's pool
+# shares the cores with them, and the first fraction of a second of products runs several times
+# slower (bench/RESULTS.md, "Figures moved from the code"). OpenBLAS takes the spin time from
+# OPENBLAS_THREAD_TIMEOUT (or GOTO_THREAD_TIMEOUT) only in its load-time constructor, and exports
+# no setter for it (its exported threading API is set_num_threads and the threads callback), so
+# the variable is the only way in: `load_blas` sets the shortest spin (4) while it loads the
+# library, under a lock, and deletes the variable again at once; a timeout the user chose is left
+# as it is. This is the only place flowc writes the environment.
+
 
 @functools.cache
 def load_blas() -> None:
-    """Load libscipy_openblas into the process, before the first artifact that links it does.
-
-    Loading it starts OpenBLAS's own workers, which spin (yielding) for 2^28 cycles before they
-    sleep. Once an artifact hands OpenBLAS's threading to flowc's pool (Note [one pool] in
-    runtime/native/flowc_rt.c) they never get work, but while they spin every gang shares the
-    cores with them: the MLP forward of bench/ took 8 ms instead of 1.5 for its first 0.25 - 0.75 s.
-    So they are started with OpenBLAS's shortest spin (OPENBLAS_THREAD_TIMEOUT=4, read only while
-    the library initializes), unless the user chose one; the variable is gone again afterwards.
-    """
+    """Load libscipy_openblas into the process, before the first artifact that links it does,
+    with its workers' spin cut short (Note [the one write to os.environ])."""
     import ctypes
 
     with _load_lock:

@@ -49,7 +49,7 @@ def optimize(module: llvm.ModuleRef) -> None:
     """LLVM's O2 pipeline with the loop and SLP vectorizers on.
 
     O2, not O3: the kernels of bench/ run as fast (each is one vectorized loop nest; O3's extra
-    passes find nothing to do) and a cold compile of a 50-op graph is ~60 ms quicker. No loop
+    passes find nothing to do) and a cold compile is quicker. No loop
     unrolling ahead of the vectorizer: fully unrolled 16-lane reductions (reduction.py) were
     SLP-packed two lanes at a time instead of vectorized.
     """

@@ -144,7 +144,7 @@ def emit_sqrt(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Va
 def emit_math(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
     """A call of the vectorizable approximation (mathlib.py), emitted once per module as an
     internal alwaysinline function: LLVM inlines it before the vectorizer runs, and a graph with
-    25 tanh emits, prints and parses one body instead of 25 (a cold compile ~100 ms faster)."""
+    25 tanh emits, prints and parses one body instead of 25, and a cold compile is that much shorter."""
     return b.call(_math_function(b.module, op.name, operands[0].type, len(operands)), operands)
 
 

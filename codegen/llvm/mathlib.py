@@ -20,7 +20,7 @@ blocks vectorization; x86-64 since Haswell and every AArch64 have the unit).
 Accuracy (MAX_ULP): error in ulps of the exact result, the largest measured
 over 5 * 10**7 inputs per entry (bit-pattern walks over every exponent plus
 dense sweeps of the working range, against long double / float64 references);
-MAX_ULP is that, rounded up a little, and tests/test_mathlib.py asserts it.
+MAX_ULP is that, rounded up a little, and tests/codegen/test_mathlib.py asserts it.
 Subnormal results are measured in the subnormal spacing and are included.
 
     op       float32  float64  measured (f32 / f64)       notes

@@ -2,7 +2,7 @@
 
 A program found in the disk cache is called with only this: the dims table
 (which run-time dim goes in which slot), the memory plan and the kernel order.
-Nothing here imports llvmlite, so a cache hit never loads LLVM (about 60 ms).
+Nothing here imports llvmlite, so a cache hit never pays for loading LLVM.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import hashlib
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from flowc.ir import Function, Operation, Value
+from flowc.ir.errors import FlowcError
 from flowc.ir.ops.fusion import DimTies, UnknownDim
-from flowc.passes.memory import MemoryPlan
-from flowc.passes.schedule import TargetInfo, choose_schedule
 
 ENTRY = "flowc_main"
 
@@ -58,13 +57,23 @@ def _all_values(function: Function) -> Iterator[Value]:
                 yield from block.args
 
 
+class StoragePlan(Protocol):
+    """What codegen reads of a memory plan (passes/memory.py's MemoryPlan, which the CPU target
+    passes in: codegen imports no pass, DESIGN.md's dependency rule)."""
+
+    storage: dict  # Value -> its Storage: kind "arg" | "result" | "temp" | "const" | "view", index
+    temps: list[Value]
+
+    def buffer_of(self, value: Value) -> tuple[str, int | Value]: ...
+
+
 @dataclass
 class Program:
     """The dims table, the memory plan, the kernels in the entry point's order."""
 
     function: Function
     dims: DimTable
-    plan: MemoryPlan
+    plan: StoragePlan
     kernel_ops: list[Operation]  # kernel number -> its fusion op, to name it in run-time errors
     fast_math: bool = False  # float arithmetic may be reassociated and contracted (elementwise.float_flags)
     profile: bool = False  # time each kernel into PROFILE_SYMBOL (FLOWC_PROFILE=1)
@@ -77,7 +86,7 @@ class Program:
 PROFILE_SYMBOL = "flowc_profile"  # int64[2 * kernels]: per kernel, nanoseconds spent and calls
 
 
-def plan_program(function: Function, plan: MemoryPlan, fast_math: bool = False, profile: bool = False) -> Program:
+def plan_program(function: Function, plan: StoragePlan, fast_math: bool = False, profile: bool = False) -> Program:
     kernels = [op for op in function.entry.ops if op.name == "fusion"]
     return Program(function, DimTable(function), plan, kernels, fast_math, profile)
 
@@ -104,11 +113,10 @@ def codegen_fingerprint() -> str:
 
 
 @functools.cache
-@functools.cache
-def host_target_info() -> TargetInfo:
-    """The host as the schedule pass sees it. The vector width comes from /proc/cpuinfo's flags
-    (the same cpuid bits LLVM reads, without starting LLVM on a cache hit); elsewhere from LLVM,
-    as kernels/narrow.py's vector_bytes reads it."""
+def host_vector_bytes() -> int:
+    """The host's widest vector register in bytes, as the schedule pass sees it (the CPU target's
+    TargetInfo). From /proc/cpuinfo's flags (the same cpuid bits LLVM reads, without starting LLVM
+    on a cache hit); elsewhere from LLVM, as kernels/narrow.py's vector_bytes reads it."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()
@@ -118,15 +126,16 @@ def host_target_info() -> TargetInfo:
         llvm.initialize_native_target()
         features = llvm.get_host_cpu_features()
         flags = [name for name in ("avx512f", "avx") if features.get(name)]
-    return TargetInfo(64 if "avx512f" in flags else 32 if "avx" in flags else 16)
+    return 64 if "avx512f" in flags else 32 if "avx" in flags else 16
 
 
 def schedule_of(op: Operation) -> dict[str, object]:
-    """A fusion op's schedule attributes: those the schedule pass wrote, else the host's choice
-    (a module built without the CPU target's passes)."""
-    if "schedule" in op.attributes:
-        return {key: op.attributes[key] for key in ("schedule", "lanes") if key in op.attributes}
-    return choose_schedule(op, host_target_info())
+    """A fusion op's schedule attributes, which the schedule pass wrote (the CPU target schedules
+    every kernel before codegen: compiler/targets/cpu.py)."""
+    if "schedule" not in op.attributes:
+        raise FlowcError(f"the {op.kind} kernel has no schedule: the schedule pass (passes/schedule.py) "
+                         "must run before the LLVM backend")
+    return {key: value for key, value in op.attributes.items() if key != "kind"}
 
 
 def host_description() -> str:
@@ -150,5 +159,5 @@ def host_description() -> str:
 
         llvm.initialize_native_target()
         cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
-    system = os.uname()  # not the platform module: its import costs a cache hit ~2 ms
+    system = os.uname()  # not the platform module: a cache hit would pay for its import
     return f"{system.sysname}|{system.machine}|{cpu}|llvmlite {llvmlite.__version__}"

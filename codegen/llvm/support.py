@@ -9,7 +9,7 @@ An op reaches native code in one of these ways (`emitted_ops` says which, per na
   view         no code: the memory plan gives an `is_view` op's result its operand's buffer
   constant     a global of the module (module.py)
   structure    fusion, yield and return: the kernels and the entry point themselves
-Every other registered op is in UNSUPPORTED, with the reason; tests/test_registry.py checks that
+Every other registered op is in UNSUPPORTED, with the reason; tests/ir/test_registry.py checks that
 each op is one or the other. `check_supported` runs before fusion, so such an op is refused before
 any LLVM work, with its name, the target and the user's line, rather than failing somewhere in
 codegen when an emitter table lacks it.
@@ -52,7 +52,7 @@ def emitted_ops() -> dict[str, str]:
 
 def check_supported(module: Module) -> None:
     """Raise UnsupportedOpError for the first op of `module` (regions included) that the CPU target
-    does not compile (UNSUPPORTED). Every other registered op has an emitter (tests/test_registry.py
+    does not compile (UNSUPPORTED). Every other registered op has an emitter (tests/ir/test_registry.py
     checks it), so no emitter table is loaded here: a disk cache hit imports no LLVM."""
     for op in module.walk():
         why = UNSUPPORTED.get(op.name)

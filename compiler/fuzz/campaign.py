@@ -1,6 +1,6 @@
 """A fuzz campaign: many seeds through the worker pool, then the failures minimized.
 
-Used by `python -m flowc.fuzz` and by tests/test_fuzz.py.
+Used by `python -m flowc.fuzz` and by tests/frontend/test_fuzz.py.
 """
 
 from __future__ import annotations

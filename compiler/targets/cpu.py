@@ -20,14 +20,14 @@ from dataclasses import dataclass, replace
 
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
-                                        host_target_info, plan_program)
+                                        host_vector_bytes, plan_program)
 from flowc.codegen.llvm.support import check_supported
 from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
-from flowc.passes.schedule import Schedule, TargetInfo
+from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 
 from ..native import NativeExecutable
@@ -73,6 +73,7 @@ class CpuTarget(Target):
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
         function = module["main"]
+        _schedule_the_rest(module, options)
         plan = memory_plan(function)
         program = plan_program(function, plan, options.fast_math, options.profile)
         key = cache_key(print_module(module), repr(sorted(plan.donated.items())), VERSION, codegen_fingerprint(),
@@ -87,6 +88,19 @@ class CpuTarget(Target):
             load_blas()  # before the library that links it (load_blas says why)
         layouts = artifact.dump_dir and os.path.join(artifact.dump_dir, "layouts.txt")
         return NativeExecutable(artifact.program, artifact.library_path, artifact.was_cached, layouts or None)
+
+
+def host_target_info() -> TargetInfo:
+    """The host as the schedule pass sees it."""
+    return TargetInfo(host_vector_bytes())
+
+
+def _schedule_the_rest(module: Module, options: CompileOptions) -> None:
+    """Schedule the kernels the schedule pass did not see (those nested in regions, or all of a
+    module built without this target's passes): codegen reads a schedule from every kernel."""
+    for op in module.walk():
+        if op.name == "fusion" and "schedule" not in op.attributes:
+            op.attributes = op.attributes | choose_schedule(op, _target_info(options))
 
 
 def _target_info(options: CompileOptions) -> TargetInfo:

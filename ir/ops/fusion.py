@@ -29,16 +29,28 @@ from ..errors import FlowcTypeError, VerifyError
 from ..op import Op
 from ..types import Shape, TensorType
 from .control import RegionBody, build_region, yield_types
+from .kernel_space import accumulated_update
+from .reduction import ArgReduction
 
 KINDS = ("loop", "reduction", "matmul", "single")
-# The schedules of each kind (passes/schedule.py says what each one is); `lanes` is row_blocks' parameter.
+# The schedules of each kind (passes/schedule.py says what each one is and what its parameters mean).
 SCHEDULES: dict[str, tuple[str, ...]] = {
     "loop": ("loop",),
     "single": ("single",),
     "reduction": ("row_blocks", "vector_rows", "column", "rows"),
     "matmul": ("blas", "narrow", "split_k", "generic"),
 }
-SCHEDULE_PARAMETERS: dict[str, tuple[str, ...]] = {"row_blocks": ("lanes",)}
+# Each schedule's parameters: those it must have, those it may have.
+SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "row_blocks": (("lanes",), ()),
+    "rows": (("partial_sums",), ("kept_row",)),
+    "column": (("tile",), ()),
+    "blas": ((), ("accumulate",)),
+    "narrow": (("tiling", "tile"), ("accumulate",)),
+    "split_k": (("tiling", "tile", "partial_bytes"), ("accumulate",)),
+}
+PARAMETERS = frozenset(name for needed, allowed in SCHEDULE_PARAMETERS.values() for name in (*needed, *allowed))
+TILINGS = ("dot", "rows", "columns")  # how a narrow product's tiles run (passes/schedule.py)
 
 # Note [kernel contract]
 # What a fusion region may hold, per kind. Constants inside a region are free
@@ -335,18 +347,52 @@ def _shape_text(shape: SymbolicShape) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
+def _parameter_problem(op: Operation, schedule: str) -> str | None:
+    """What is wrong with the values of a fusion op's schedule parameters, if anything."""
+    attributes = op.attributes
+    for name in ("lanes", "partial_sums", "partial_bytes"):
+        if name in attributes and not (isinstance(attributes[name], int) and attributes[name] >= 1):
+            return f"{name} must be at least 1, got {attributes[name]}"
+    if "tile" in attributes:
+        tile, length = attributes["tile"], 3 if op.kind == "matmul" else 1
+        if not (isinstance(tile, tuple) and len(tile) == length and all(isinstance(t, int) and t >= 1 for t in tile)):
+            return f"tile must be {length} positive sizes, got {tile}"
+    if "tiling" in attributes:
+        tiling = attributes["tiling"]
+        if tiling not in TILINGS or (schedule == "split_k" and tiling != "dot"):
+            wanted = "dot" if schedule == "split_k" else ", ".join(TILINGS)
+            return f"a {schedule} product's tiling is {wanted}, got {tiling!r}"
+    if "accumulate" in attributes:
+        if attributes["accumulate"] is not True:
+            return f"accumulate is true where present, got {attributes['accumulate']}"
+        if accumulated_update(op) is None:
+            return "accumulate needs an epilogue C0 + s * P or C0 - s * P of the product P, used nowhere else"
+    if "kept_row" in attributes:
+        reductions = [inner for inner in op.regions[0].entry.ops if inner.is_reduction]
+        kept = attributes["kept_row"]
+        if not (isinstance(kept, int) and 0 <= kept < len(reductions)):
+            return f"kept_row names one of the kernel's {len(reductions)} reductions, got {kept}"
+        if isinstance(reductions[kept], ArgReduction):
+            return f"kept_row names reduction {kept}, {reductions[kept].name}, whose walk keeps no row"
+        row = reductions[kept].operands[0]
+        if any(row.type.shape[axis] is None for axis in reductions[kept].reduced_axes()):
+            return f"kept_row names reduction {kept}, whose row {row.type} has a size known only at run time"
+    return None
+
+
 class Fusion(Op):
     """`fusion %args... {kind = K}`: one kernel; its region computes the results from args.
 
     The region takes exactly the operand types and yields the result types;
     it is isolated from above and holds what Note [kernel contract] allows
     for its kind. The schedule pass adds `schedule` (one of SCHEDULES[kind])
-    and its parameters (`lanes` for row_blocks); before it they are absent.
+    and its parameters (SCHEDULE_PARAMETERS); before it they are absent.
     """
 
     name = "fusion"
-    attrs = {"kind": str, "schedule": str, "lanes": int}
-    optional = frozenset({"schedule", "lanes"})
+    attrs = {"kind": str, "schedule": str, "lanes": int, "partial_sums": int, "kept_row": int,
+             "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool}
+    optional = frozenset({"schedule"}) | PARAMETERS
     num_regions = 1
     differentiable = False  # autodiff runs before fusion
 
@@ -369,20 +415,22 @@ class Fusion(Op):
 
     def _verify_schedule(self) -> None:
         schedule = self.attributes.get("schedule")
+        given = set(self.attributes) & PARAMETERS
         if schedule is None:
-            if "lanes" in self.attributes:
-                raise VerifyError(self, "lanes is a parameter of a schedule, and the kernel has none")
+            if given:
+                raise VerifyError(self, f"{min(given)} is a parameter of a schedule, and the kernel has none")
             return
         if schedule not in SCHEDULES[self.kind]:
             raise VerifyError(self, f"a {self.kind} kernel's schedule is one of "
                                     f"{', '.join(SCHEDULES[self.kind])}, got {schedule!r}")
-        wanted = set(SCHEDULE_PARAMETERS.get(schedule, ()))
-        given = set(self.attributes) & {"lanes"}
-        if given != wanted:
-            raise VerifyError(self, f"schedule {schedule!r} takes parameters {sorted(wanted) or 'none'}, "
+        needed, allowed = SCHEDULE_PARAMETERS.get(schedule, ((), ()))
+        if not set(needed) <= given <= set(needed) | set(allowed):
+            optional = f" (and may have {sorted(allowed)})" if allowed else ""
+            raise VerifyError(self, f"schedule {schedule!r} takes parameters {sorted(needed) or 'none'}{optional}, "
                                     f"got {sorted(given) or 'none'}")
-        if "lanes" in self.attributes and self.attributes["lanes"] < 1:
-            raise VerifyError(self, f"lanes must be at least 1, got {self.attributes['lanes']}")
+        problem = _parameter_problem(self, schedule)
+        if problem is not None:
+            raise VerifyError(self, problem)
 
     @classmethod
     def verify_block(cls, block: Block) -> None:

@@ -173,14 +173,9 @@ static void start_workers(int count) {
 
 static int clamp_threads(long n) { return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n; }
 
-/* $FLOWC_NUM_THREADS, else the CPUs in this process's affinity mask. */
+/* The CPUs in this process's affinity mask. FLOWC_NUM_THREADS is read on the Python side, once
+ * (Note [run options] in runtime/options.py), which sets the count through flowc_set_num_threads. */
 static int default_num_threads(void) {
-    const char *env = getenv("FLOWC_NUM_THREADS");
-    if (env != NULL && *env != '\0') {
-        char *end;
-        long n = strtol(env, &end, 10);
-        if (*end == '\0' && n > 0) return clamp_threads(n);
-    }
 #ifdef __linux__
     /* cpu_set_t holds 1024 CPUs; larger machines need a larger mask. */
     for (int cpus = 1024; cpus <= (1 << 16); cpus *= 2) {

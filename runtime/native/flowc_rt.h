@@ -49,8 +49,8 @@ int64_t flowc_now_ns(void);
 /* The number of threads a parallel_for uses, the caller included. */
 int flowc_num_threads(void);
 
-/* Set that number; n <= 0 restores the default: $FLOWC_NUM_THREADS, else the
- * number of CPUs this process may run on (its affinity mask). Adopted OpenBLAS
+/* Set that number; n <= 0 restores the default: the number of CPUs this process
+ * may run on (its affinity mask). (flowc's Python side passes FLOWC_NUM_THREADS.) Adopted OpenBLAS
  * libraries get the same count. */
 void flowc_set_num_threads(int n);
 

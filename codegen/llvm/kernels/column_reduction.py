@@ -2,10 +2,10 @@
 
 Note [column reductions]: when a kernel reduces F's leading axes and keeps its trailing ones, the
 kept elements of a row of F are contiguous, and the reduced ones are a stride apart. The scalar
-walk of reduction.py would sum each output element down its column, one strided load at a time
-(the bias gradient of a 784 -> 256 layer, [128, 256] summed over axis 0, took 43 us). Here the
-kept elements are cut into tiles of TILE; per tile each reduction keeps TILE partial results on
-the stack and adds the rows in, one after the other, in a loop over the tile that LLVM vectorizes
+walk of reduction.py would sum each output element down its column, one strided load at a time,
+a slow walk for a bias gradient. Here the kept elements are cut into tiles of T, the schedule's
+`tile = [T]` (passes/schedule.py's COLUMN_TILE); per tile each reduction keeps T partial results
+on the stack and adds the rows in, one after the other, in a loop over the tile that LLVM vectorizes
 (each output element is independent). Each element is summed in row order, as numpy sums over a
 leading axis, a float sum in blocks of BLOCK_TERMS rows added into a compensated total (Note
 [blocked sums] in reduction.py), so a column of 10**8 float32 ones sums to 10**8, not 2**24. Later
@@ -28,23 +28,25 @@ from flowc.ir.types import DType
 
 from ..body import Body
 from ..kernel import for_range, min_of, product
-from ..types import I64, compute_type, load_value, store_value
 from ..launch import emits
+from ..program import schedule_of
+from ..types import I64, compute_type, load_value, store_value
 from .reduction import BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, blocked
 
-TILE = 512  # kept elements per tile: partial results of a few KB, rows of a tile read as one run
+
 @emits("reduction", "column")
 class ColumnReductionEmitter(ReductionEmitter):
     def emit(self) -> None:
         b, kernel = self.b, self.kernel
+        (self.tile,) = schedule_of(kernel.op)["tile"]  # type: ignore[misc]
         self.kept_count = product(b, [self.sizes[a] for a in self.space.kept])
         self.row_count = product(b, [self.sizes[a] for a in self.space.reduced])
         reductions = [op for op in self.block.ops if op.is_reduction]
         self.totals: dict[DType, CompensatedSums] = {}  # per dtype, shared by its float sums one after the other
-        self.partials = {op.result: kernel.alloca(ll.ArrayType(compute_type(op.operands[0].type.dtype), TILE),
+        self.partials = {op.result: kernel.alloca(ll.ArrayType(compute_type(op.operands[0].type.dtype), self.tile),
                                                   f"{op.name}.partial") for op in reductions}
-        width = ll.Constant(I64, TILE)
-        tiles = b.udiv(b.add(b.sub(kernel.end, kernel.begin), ll.Constant(I64, TILE - 1)), width)
+        width = ll.Constant(I64, self.tile)
+        tiles = b.udiv(b.add(b.sub(kernel.end, kernel.begin), ll.Constant(I64, self.tile - 1)), width)
         with for_range(b, ll.Constant(I64, 0), tiles, "tile") as tile:
             first = b.add(kernel.begin, b.mul(tile, width))
             last = b.select(b.icmp_signed("<", b.add(first, width), kernel.end), b.add(first, width), kernel.end)
@@ -82,7 +84,7 @@ class ColumnReductionEmitter(ReductionEmitter):
         # into compensated totals, which are put back at the end; with fewer, `many` is only tested.
         partials = self.partials[op.result]
         if dtype not in self.totals:
-            self.totals[dtype] = CompensatedSums(self.kernel, compute_type(dtype), TILE, "column")
+            self.totals[dtype] = CompensatedSums(self.kernel, compute_type(dtype), self.tile, "column")
         totals = self.totals[dtype]
         count = b.sub(last, first)
         many = b.icmp_signed(">", self.row_count, ll.Constant(I64, BLOCK_TERMS))

@@ -15,15 +15,16 @@ The epilogue (bias add, activation, an optimizer's update) reads each row
 block of the product where sgemm left it and writes the kernel's result at
 the same index, so it costs one pass over the block while it is in cache.
 An SGD update `W - lr * P` needs no epilogue at all: gemm accumulates into W
-(Note [accumulated update]; for 784 x 128 @ 128 x 256 it took the kernel
-from 390 to 260 us here).
+(Note [accumulated update]), which saves the pass over W that an epilogue
+would make.
 """
 
 from __future__ import annotations
 
 from llvmlite import ir as ll
 
-from flowc.ir import BlockArgument, Operation, OpResult, Value
+from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.ops.kernel_space import accumulated_update
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, product
@@ -31,14 +32,15 @@ from ..launch import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable, schedule_of
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
 from .loop import elementwise_loop
-from .narrow import Target, lanes_of, narrow_product, narrow_slices, tile_rows
+from .narrow import Target, narrow_product, narrow_slices, tiles_of
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
 # Multiply-adds per piece of a narrow product's parallel work (the pool runs anything under two
-# pieces inline, and makes equal pieces). FLOWC_PROFILE, 784 -> 10 at batch 100 on 2 cores: 19 us
-# inline, 14.5 us in two pieces; a training loop keeps the pool's workers awake between steps.
+# pieces inline, and makes equal pieces). Small enough that a classifier's 784 -> 10 layer at a
+# batch of 100 splits in two (faster than inline: a training loop keeps the pool's workers awake
+# between steps; bench/RESULTS.md).
 FLOP_GRAIN = 1 << 18
 
 
@@ -49,14 +51,15 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     each call itself, as gangs on flowc's pool (Note [one pool]). Narrow ones (generated code) split
     across the pool by FLOP_GRAIN.
 
-    Measured on 2 cores (bench/), before OpenBLAS used flowc's pool: splitting the rows across
-    flowc's pool as well was slower (MLP forward 0.9x numpy instead of 1.1x), and splitting them
-    with a single-threaded OpenBLAS too (each piece packs B again). A split would now also make
+    Splitting the rows across flowc's pool as well as OpenBLAS's threads was slower (measured
+    before OpenBLAS used flowc's pool: bench/RESULTS.md), and so was splitting them with a
+    single-threaded OpenBLAS (each piece packs B again). A split would now also make
     each piece's OpenBLAS call start threads of its own (a gang inside a task). The kernel still
     takes any row range [begin, end), so a split needs only a different grain here.
 
-    A narrow product's work is counted in its schedule's tiles (tile_rows), so that the pieces are
-    whole tiles; the kernel turns them back into rows (_rows_of_tiles).
+    A narrow product's work is counted in its schedule's tiles (the tile's m rows), so that the
+    pieces are whole tiles: 784 x 100 @ 100 x 10 in two pieces of 392 rows left 8 of each to
+    single-row tiles. The kernel turns them back into rows (_rows_of_tiles).
     """
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
@@ -65,7 +68,7 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     if not _is_narrow(op):
         return rows, b.select(b.icmp_signed(">", rows, one), rows, one)
     k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
-    height = ll.Constant(I64, tile_rows(matmul))
+    height = ll.Constant(I64, tiles_of(op).rows)
     per_tile = b.mul(b.add(b.mul(k, ll.Constant(I64, c.type.shape[-1])), one), height)
     grain = b.udiv(ll.Constant(I64, FLOP_GRAIN), per_tile)
     tiles = b.udiv(b.add(rows, b.sub(height, one)), height)
@@ -77,7 +80,7 @@ def _rows_of_tiles(kernel: Kernel, matmul: Operation) -> None:
     b = kernel.b
     c = matmul.result
     rows = product(b, [kernel.dim(c, axis) for axis in range(c.type.rank - 1)])
-    height = ll.Constant(I64, tile_rows(matmul))
+    height = ll.Constant(I64, tiles_of(kernel.op).rows)
     kernel.begin, kernel.end = (min_of(b, b.mul(tiles, height), rows) for tiles in (kernel.begin, kernel.end))
 
 
@@ -86,8 +89,9 @@ def _matmul_of(op: Operation) -> Operation:
 
 
 def launch_matmul(launch: Launch) -> None:
-    """Note [split-k products]: a narrow x @ W with a short batch (m * n * slices elements fit the
-    entry's scratch, and slices * m <= k) and a long k splits across the pool by k, not by rows.
+    """Note [split-k products]: a narrow x @ W with a short batch and a long k splits across the
+    pool by k, not by rows, where the rule its schedule records holds (passes/schedule.py: at
+    least two slices, m * n * slices elements within `partial_bytes`, and slices * m <= k).
     Each piece multiplies every row over its own stretch of k, that is its own rows of W, into a
     partial product in the scratch; then the caller sums the partials in k's order and runs the
     epilogue.
@@ -95,9 +99,9 @@ def launch_matmul(launch: Launch) -> None:
     Why: the weight gradient x^T @ dz (column tiles) splits by W's rows, and its update writes those
     rows in place, so after a training step each core holds the W rows it wrote, modified. A row
     split of the next step's x @ W made every piece read all of W, half of it from the other core's
-    cache, and the update then took those lines back: in a C model of the softmax step on this
-    2-core VM, the two products alternating took 15.6 + 9.3 us on two threads (either alone: 10.3
-    and 7.1), and split by k at the same rows as the gradient, 9.9 + 6.7. The stretches are cut as
+    cache, and the update then took those lines back, so the two products alternating ran well
+    below their speed alone; split by k at the same rows as the gradient, each core reads only the
+    rows it holds (a C model's figures: bench/RESULTS.md). The stretches are cut as
     flowc_parallel_for cuts the gradient's tiles (narrow_slices), and the pool's caller claims the
     first chunk of each, so each core keeps its rows.
 
@@ -113,7 +117,7 @@ def launch_matmul(launch: Launch) -> None:
     dims, dims_pointer = launch.kernel.dims, launch.dims_pointer
     a, c = matmul.operands[0], matmul.result
     m, k = emit_dim(b, dims, dims_pointer, c, 0), emit_dim(b, dims, dims_pointer, a, 1)
-    n, lanes, one = c.type.shape[-1], ll.Constant(I64, lanes_of(matmul)), ll.Constant(I64, 1)
+    n, lanes, one = c.type.shape[-1], ll.Constant(I64, tiles_of(op).lanes), ll.Constant(I64, 1)
     units = b.udiv(b.add(k, b.sub(lanes, one)), lanes)
     # The gradient's grain (matmul_work): its tiles are `lanes` rows of W, over the batch.
     per_unit = b.mul(b.add(b.mul(m, ll.Constant(I64, n)), one), lanes)
@@ -122,11 +126,13 @@ def launch_matmul(launch: Launch) -> None:
     chunks = declared(launch.kernel.module, "flowc_parallel_chunks", I64, [I64, I64])
     slices = b.call(chunks, [units, grain])
     size = b.mul(b.mul(slices, m), ll.Constant(I64, n * c.type.dtype.itemsize))
+    # The partials go to the entry's scratch: the recorded bound, and never more than the scratch.
+    limit = min(int(schedule_of(op)["partial_bytes"]), SCRATCH_BYTES)
     # No more partials than W has elements: the combine's pass over them, on the caller alone, grows
     # with the batch, what the split saves with W (a 256 x 512 @ 512 x 10 inference product in 4
     # slices ran 1 - 2 % slower than by rows).
     fits = b.and_(b.and_(b.icmp_signed(">=", slices, ll.Constant(I64, 2)),
-                         b.icmp_signed("<=", size, ll.Constant(I64, SCRATCH_BYTES))),
+                         b.icmp_signed("<=", size, ll.Constant(I64, limit))),
                   b.icmp_signed("<=", b.mul(slices, m), k))
     with b.if_else(fits) as (split, whole):
         with split:
@@ -293,52 +299,25 @@ def _emit_epilogue(kernel: Kernel, matmul: Operation, first: ll.Value, last: ll.
 
 def _accumulated_update(kernel: Kernel, matmul: Operation) -> tuple[int, BlockArgument, ll.Value] | None:
     """Note [accumulated update]: an epilogue `C0 - s * P` (or `C0 + s * P`, `C0 - P`, `C0 + P`) of a
-    float product P, for a C0 of P's shape and a scalar s (a constant or a rank-0 argument), with P
-    used nowhere else: the SGD update of a weight matrix. gemm computes it as alpha * A @ B + 1 * C
-    straight into the result (C0 copied there first unless the result is C0's own buffer); a narrow
-    product stores C0 + alpha * C in place of C, rounded as the epilogue rounds it. Either way the
-    product is never stored and read back. Returns (the update's result index, C0, alpha), or None.
-    """
-    product = matmul.result
-    if product.type.dtype.name not in GEMM:  # float products, BLAS or narrow
+    float product P, P used nowhere else (kernel_space.py's accumulated_update): the SGD update of
+    a weight matrix. gemm computes it as alpha * A @ B + 1 * C straight into the result (C0 copied
+    there first unless the result is C0's own buffer); a narrow product stores C0 + alpha * C in
+    place of C, rounded as the epilogue rounds it. Either way the product is never stored and read
+    back. Where the schedule says so (`accumulate = true`), returns (the update's result index, C0,
+    alpha); else None."""
+    if not schedule_of(kernel.op).get("accumulate"):
         return None
-    op = kernel.op
-    yields = list(op.regions[0].entry.terminator.operands)
-    others = [i for i, v in enumerate(yields) if v is not product]
-    if len(others) != 1 or (product in yields and op.results[yields.index(product)].uses):
-        return None  # the product itself is needed, or there is more to the epilogue
-    update = yields[others[0]]
-    if not isinstance(update, OpResult) or update.op.name not in ("add", "sub") or len(product.uses) != 1 + (
-            product in yields):
-        return None
-    left, right = update.op.operands
-    if update.op.name == "add" and not isinstance(left, BlockArgument):
-        left, right = right, left
-    if not isinstance(left, BlockArgument) or left in matmul.operands or left.type.shape != product.type.shape:
-        return None
-    scale = _scale(kernel, right, product)
-    if scale is None:
-        return None
-    b = kernel.b
-    return others[0], left, scale if update.op.name == "add" else b.fneg(scale)
-
-
-def _scale(kernel: Kernel, value: Value, product: Value) -> ll.Value | None:
-    """s where `value` is P (s = 1), s * P or P * s, for a scalar constant or rank-0 argument s."""
-    element = compute_type(product.type.dtype)
-    if value is product:
-        return constant_of(element, 1.0)
-    if not isinstance(value, OpResult) or value.op.name != "mul" or len(value.uses) != 1:
-        return None
-    x, y = value.op.operands
-    factor = y if x is product else x if y is product else None
-    if factor is None or factor.type.rank != 0 or factor.type.dtype != product.type.dtype:
-        return None
-    if isinstance(factor, OpResult) and factor.op.name == "constant":
-        return constant_of(element, float(factor.op.value.reshape(-1)[0]))
-    if isinstance(factor, BlockArgument):
-        return kernel.b.load(kernel.operand_pointer(factor.index, factor.type.dtype))
-    return None
+    update = accumulated_update(kernel.op)
+    assert update is not None, "the verifier checks that an accumulating kernel's epilogue is an update"
+    element = compute_type(matmul.result.type.dtype)
+    factor = update.factor
+    if factor is None:
+        scale = constant_of(element, 1.0)
+    elif isinstance(factor, BlockArgument):
+        scale = kernel.b.load(kernel.operand_pointer(factor.index, factor.type.dtype))
+    else:
+        scale = constant_of(element, float(factor.op.value.reshape(-1)[0]))  # type: ignore[attr-defined]
+    return update.result, update.start, kernel.b.fneg(scale) if update.negated else scale
 
 
 def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value,

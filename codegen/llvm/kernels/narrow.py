@@ -1,16 +1,16 @@
-"""Generated code for narrow products (Note [narrow products] in blas.py).
+"""Generated code for narrow products (Note [narrow products] in passes/schedule.py).
 
 C (m x n) = op(A) (m x k) @ op(B) (k x n) with n <= NARROW, every C[i, j] summed in k order, with
-explicit vector types so the schedule is ours and not the vectorizer's guess. Two schedules, by
-A's layout:
+explicit vector types so the schedule is ours and not the vectorizer's guess. Three tilings, which
+the schedule pass chooses and records with the tile sizes (`tiling`, `tile = [m, n, k]`); the
+code here follows them:
 
 - Dot tiles (A stored m x k, the forward x @ W): C[i, j] is a dot product of A's row i and op(B)'s
   column j, both contiguous along k, so one fma does `lanes` useful multiply-adds and each loaded
   vector of A feeds n chains. op(B)'s columns are B's rows when transposed; otherwise B is first
-  copied, transposed, to the stack (at most PACK_BYTES, passes/schedule.py). A few rows at once, as many as keep the
-  rows x n accumulators in registers; lanes are combined pairwise at the end, then the k % lanes
-  last terms added in order.
-  (100 x 784 @ 784 x 10 on an AVX-512 host: 22 us as row tiles of 8, 13 us as dot tiles.)
+  copied, transposed, to the stack (at most PACK_BYTES, ir/ops/kernel_space.py). A few rows at once
+  (the tile's m), as many as keep the m x n accumulators in registers; lanes are combined
+  pairwise at the end, then the k % lanes last terms added in order.
 - Row tiles (the rest: B too big to copy, or k unknown): a row
   of C is one vector of its n columns (padded to a power of two, the padding lanes zero), updated
   per p by one fma with a[i, p] broadcast. Several rows at once, so that each loaded row of op(B)
@@ -21,7 +21,6 @@ A's layout:
   B[p, j] broadcast. The n chains are independent and every lane does useful work, where a row
   tile of 10 columns pads to 16 lanes and loads A one element at a time. Each column vector goes
   to C as one scatter (C0's column gathered first for an update).
-  (784 x 100 @ 100 x 10 on an AVX-512 host: 29 us as row tiles of 4, 13 us as column tiles.)
 
 Dot tiles are one internal function per product, shared by its row path and, for a product split
 by k across threads (Note [split-k products] in matmul.py), by its slices (narrow_slices): each
@@ -30,35 +29,38 @@ multiplies every row over a stretch of k into a partial product.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from llvmlite import ir as ll
 
 from flowc.ir import Operation
 from flowc.ir.types import DType
-from flowc.passes.schedule import dot_applies
 
 from ..kernel import Kernel, alloca_at_start, for_range, min_of
+from ..program import schedule_of
 from ..types import I32, I64, compute_type, declared, load_value, store_value
 from ..vectors import all_lanes, gather, scatter, splat
 
-VECTOR_CHAINS = 8  # independent fma chains that keep two fma units busy at a latency of four
+
+@dataclass(frozen=True)
+class Tiles:
+    """A narrow product's tiles as its schedule records them: `tiling` and `tile = [m, n, k]`."""
+
+    tiling: str  # "dot", "columns" or "rows"
+    rows: int  # m: rows of C per tile
+    columns: int  # n: columns of C at once (a dot or column tile's accumulators per row)
+    depth: int  # k: terms of k per step, a dot tile's vector lanes (1 otherwise)
+
+    @property
+    def lanes(self) -> int:
+        """The lanes of a dot tile's vectors (along k) or a column tile's (along m)."""
+        return self.depth if self.tiling == "dot" else self.rows
 
 
-@functools.cache
-def vector_bytes() -> int:
-    """The widest vector register of the host: 64 with AVX-512, 32 with AVX, else 16. Artifacts are
-    compiled for (and cached per) the host CPU, so its width may shape the schedule."""
-    import llvmlite.binding as llvm
-
-    from ..compile import target_machine
-
-    target_machine()  # initializes the native target
-    features = llvm.get_host_cpu_features()
-    if features.get("avx512f"):
-        return 64
-    return 32 if features.get("avx") else 16
+def tiles_of(op: Operation) -> Tiles:
+    """The tiles of fusion op `op`'s narrow product (schedule "narrow" or "split_k")."""
+    schedule = schedule_of(op)
+    return Tiles(str(schedule["tiling"]), *schedule["tile"])  # type: ignore[misc]
 
 
 @dataclass
@@ -77,23 +79,6 @@ class Target:
         store_value(b, value, b.gep(self.pointer, [offset]), self.dtype)
 
 
-def tile_rows(matmul: Operation) -> int:
-    """The rows of C one tile of matmul's schedule covers. The pool's pieces are whole tiles, so no
-    piece but the last ends in rows done one by one: 784 x 100 @ 100 x 10 in two pieces of 392 rows
-    left 8 of each to single-row tiles."""
-    if matmul.transpose_a:
-        return lanes_of(matmul)
-    if dot_applies(matmul):
-        return _dot_rows(matmul)[0]
-    return _row_tile_rows(matmul)
-
-
-def lanes_of(matmul: Operation) -> int:
-    """The lanes of the vectors a narrow product computes with."""
-    return vector_bytes() // matmul.result.type.dtype.itemsize
-
-
-
 def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, c: ll.Value,
                    m: ll.Value, k: ll.Value, full_m: ll.Value,
                    accumulate: tuple[ll.Value, ll.Value] | None = None) -> None:
@@ -103,43 +88,24 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
     pc = Target(c, matmul.result.type.dtype, *(accumulate or ()))
     if matmul.result.type.shape[-1] == 0:
         return  # C has no elements
-    done: ll.Value = ll.Constant(I64, 0)
-    if matmul.transpose_a:
-        lanes = lanes_of(matmul)
+    tiles = tiles_of(kernel.op)
+    if tiles.tiling == "columns":
         n = matmul.result.type.shape[-1]
-        group = n if vector_bytes() == 64 else 12  # accumulators that fit in 32 (AVX-512) or 16 registers
-        columns = [range(j, min(n, j + group)) for j in range(0, n, group)]
+        columns = [range(j, min(n, j + tiles.columns)) for j in range(0, n, tiles.columns)]
 
         def column_tile(first: ll.Value) -> None:
             for js in columns:
-                _column_tile(kernel, matmul, pa, pb, pc, first, lanes, js, k, full_m)
+                _column_tile(kernel, matmul, pa, pb, pc, first, tiles.lanes, js, k, full_m)
 
-        done = _tiles(b, m, lanes, column_tile)
-    elif dot_applies(matmul):
-        _shared_dot_tiles(kernel, matmul, pa, pb, pc, m, k, ll.Constant(I64, 0), k)
+        done = _tiles(b, m, tiles.rows, column_tile)
+    elif tiles.tiling == "dot":
+        _shared_dot_tiles(kernel, matmul, tiles, pa, pb, pc, m, k, ll.Constant(I64, 0), k)
         return
     else:
-        done = _row_tiles(kernel, matmul, pa, pb, pc, m, k, full_m)
+        done = _tiles(b, m, tiles.rows,
+                      lambda first: _row_tile(kernel, matmul, pa, pb, pc, first, tiles.rows, k, full_m))
     with for_range(b, done, m, "nr") as i:  # rows left over, one by one
         _row_tile(kernel, matmul, pa, pb, pc, i, 1, k, full_m)
-
-
-def _row_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
-               k: ll.Value, full_m: ll.Value) -> ll.Value:
-    rows = _row_tile_rows(matmul)
-    return _tiles(kernel.b, m, rows, lambda first: _row_tile(kernel, matmul, pa, pb, pc, first, rows, k, full_m))
-
-
-def _row_tile_rows(matmul: Operation) -> int:
-    registers = -(-_padded(matmul.result.type.shape[-1]) * matmul.result.type.dtype.itemsize // vector_bytes())
-    return max(1, VECTOR_CHAINS // registers)
-
-
-def _dot_rows(matmul: Operation) -> tuple[int, int]:
-    """A dot tile's rows, and the columns it does at once (accumulators: rows x columns)."""
-    n = matmul.result.type.shape[-1]
-    budget = 24 if vector_bytes() == 64 else 12  # accumulators that leave room in 32 or 16 registers
-    return max(1, budget // n), min(n, budget)
 
 
 def _tiles(b: ll.IRBuilder, m: ll.Value, size: int, emit) -> ll.Value:  # type: ignore[no-untyped-def]
@@ -241,7 +207,8 @@ def narrow_slices(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value,
     covers the rows of B that chunk s of a column-tiled A^T @ dz over the same k writes."""
     b = kernel.b
     n = matmul.result.type.shape[-1]
-    width = ll.Constant(I64, lanes_of(matmul))
+    tiles = tiles_of(kernel.op)
+    width = ll.Constant(I64, tiles.lanes)
     one = ll.Constant(I64, 1)
     units = b.udiv(b.add(k, b.sub(width, one)), width)
     stretch = b.mul(b.udiv(b.add(units, b.sub(slices, one)), slices), width)
@@ -249,7 +216,7 @@ def narrow_slices(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value,
         k0 = min_of(b, b.mul(s, stretch), k)
         k1 = min_of(b, b.add(k0, stretch), k)
         pc = Target(b.gep(partials, [b.mul(s, b.mul(m, ll.Constant(I64, n)))]), matmul.result.type.dtype)
-        _shared_dot_tiles(kernel, matmul, pa, pb, pc, m, k, k0, b.sub(k1, k0))
+        _shared_dot_tiles(kernel, matmul, tiles, pa, pb, pc, m, k, k0, b.sub(k1, k0))
 
 
 class _Frame:
@@ -263,8 +230,8 @@ class _Frame:
         return alloca_at_start(self.b, self._alloca_block, type, name)
 
 
-def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
-                      k: ll.Value, k0: ll.Value, kk: ll.Value) -> None:
+def _shared_dot_tiles(kernel: Kernel, matmul: Operation, tiles: Tiles, pa: ll.Value, pb: ll.Value, pc: Target,
+                      m: ll.Value, k: ll.Value, k0: ll.Value, kk: ll.Value) -> None:
     """_dot_tiles as a call of one function per product and target kind, so that a split-k product's
     row path and slices (Note [split-k products]) share its code: the tiles, unrolled, are most of
     the product's compile time."""
@@ -284,7 +251,7 @@ def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Va
         # A k known here is a constant inside: the rows' and columns' strides become displacements of
         # the loads, not additions that compete with the fmas for their ports.
         static = k if isinstance(k, ll.Constant) else fk
-        _dot_tiles(frame, matmul, fa, fb, target, fm, static, fk0, fkk)  # type: ignore[arg-type]
+        _dot_tiles(frame, matmul, tiles, fa, fb, target, fm, static, fk0, fkk)  # type: ignore[arg-type]
         frame.b.ret_void()
     start = b.bitcast(pc.start, pointer) if accumulates else ll.Constant(pointer, None)
     alpha = pc.alpha if accumulates else ll.Constant(element, 0.0)
@@ -292,8 +259,8 @@ def _shared_dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Va
                       m, k, k0, kk])
 
 
-def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: Target, m: ll.Value,
-               k: ll.Value, k0: ll.Value, kk: ll.Value) -> None:
+def _dot_tiles(kernel: Kernel, matmul: Operation, tiles: Tiles, pa: ll.Value, pb: ll.Value, pc: Target,
+               m: ll.Value, k: ll.Value, k0: ll.Value, kk: ll.Value) -> None:
     """m rows as dot tiles, then one by one (op(B) copied transposed first, unless it is), over the
     kk terms from k0 of k."""
     b = kernel.b
@@ -301,8 +268,7 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
     # op(B)'s column j at j * k, in B itself or in the copy (which has room for all of k x n): a
     # constant stride for a known k.
     columns = b.gep(pb, [k0]) if matmul.transpose_b else _transposed_copy(kernel, matmul, pb, k0, kk)
-    lanes = lanes_of(matmul)
-    rows, group = _dot_rows(matmul)
+    lanes, rows, group = tiles.lanes, tiles.rows, tiles.columns
     column_groups = [range(j, min(n, j + group)) for j in range(0, n, group)]
     a_start = b.gep(pa, [k0])
 

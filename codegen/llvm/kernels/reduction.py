@@ -11,16 +11,18 @@ values it needs (as XLA's row reductions do), then full-level results are
 written in a last walk. So softmax is one kernel reading x three times from
 cache and writing once.
 
-Note [summation order]: a sum (and a max or min) is accumulated in LANES
-independent partial results (the k-th reduced point goes to lane k mod
-LANES), combined pairwise at the end. It is a fixed order, so results are
-deterministic and IEEE (no reassociation flags), and the lanes become vector
-registers: a serial float sum cannot be vectorized without reassociating.
-Sums differ from numpy's pairwise sums in the last bits, and are about as
-accurate (Note [blocked sums]). A row known to be shorter than 2 * LANES is
-summed serially, in index order, unless it is the trailing axes of every
-argument that reads it: then each row is one vector (Note [vector rows] in
-vector_rows.py), combined pairwise like the lanes here.
+Note [summation order]: a sum (and a max or min) is accumulated in L
+independent partial results, the schedule's `partial_sums` (16 on every host,
+passes/schedule.py's PARTIAL_SUMS): the k-th reduced point goes to lane k mod
+L, and the lanes are combined pairwise at the end. It is a fixed order, so
+results are deterministic and IEEE (no reassociation flags), and the lanes
+become vector registers: a serial float sum cannot be vectorized without
+reassociating. Sums differ from numpy's pairwise sums in the last bits, and
+are about as accurate (Note [blocked sums]). A row known to be shorter than
+2 * 16 is summed serially (`partial_sums = 1`), in index order, unless it is
+the trailing axes of every argument that reads it: then each row is one
+vector (Note [vector rows] in vector_rows.py), combined pairwise like the
+lanes here.
 
 Note [blocked sums]: a float partial sum that ran over the whole axis would
 grow its error with n: sixteen lanes of float32 ones stop growing at 2**24
@@ -40,21 +42,20 @@ import math
 
 from llvmlite import ir as ll
 
-from flowc.ir import BlockArgument, Operation, OpResult, Value
-from flowc.ir.ops.kernel_space import reduction_space
+from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.ops.kernel_space import reduction_space, value_levels
 from flowc.ir.ops.reduction import ArgReduction
 
 from ..body import Body
 from ..elementwise import emit_min_max, float_flags, intrinsic
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..launch import GRAIN, kernel_kind
+from ..program import schedule_of
 from ..types import I64, compute_type, constant_of, load_value, store_value
 
-ROW_BYTES = 1 << 16  # the biggest row kept on the stack (Note [kept row])
 # The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
 # codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
 EMITTED_REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin"})
-LANES = 16
 BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
 
 
@@ -83,53 +84,15 @@ class ReductionEmitter:
         self.sizes = [kernel.dim(self.space.full, a) for a in range(self.space.full.type.rank)]
         self.args = list(self.block.args)
         self.pointers = [kernel.operand_pointer(i, a.type.dtype) for i, a in enumerate(self.args)]
-        self.level = self._levels()
-        self.kept_row = self._row_to_keep()
-        self.lanes = self._lane_count()
+        self.level = value_levels(kernel.op, kernel.dims.ties.shape)
+        # The "rows" schedule's parameters (passes/schedule.py); the other schedules have none of them.
+        schedule = schedule_of(kernel.op)
+        self.lanes = int(schedule.get("partial_sums", 1))  # type: ignore[call-overload]
+        reductions = [op for op in self.block.ops if op.is_reduction]
+        kept = schedule.get("kept_row")
+        self.kept_row = None if kept is None else reductions[int(kept)].operands[0]  # type: ignore[call-overload]
         self.row_buffer: ll.Value | None = None
         self.short_rows: dict[str, ll.Value] = {}  # compute type -> the row buffer of short reductions
-
-    # -- which values are per output element, which per input element --------------
-
-    def _levels(self) -> dict[Value, str]:
-        """Reductions are outer; any other op is full when its shape is F, else outer (the fusion contract).
-        Shapes compare as the contract compares them, symbolically: an f32[?,?] tied to [b, 1] outside
-        the kernel is outer where F is f32[?,?] too (fuzzer seed 4229 wrote it at F's extent)."""
-        shape_of = self.kernel.dims.ties.shape
-        full_shape = shape_of(self.space.full)
-        level: dict[Value, str] = {}
-        for op in self.block.ops:
-            if op.is_terminator:
-                continue
-            kind = "full" if not op.is_reduction and shape_of(op.results[0]) == full_shape else "outer"
-            for result in op.results:
-                level[result] = kind
-        return level
-
-    def _lane_count(self) -> int:
-        """LANES, or 1 for a row known to be shorter than 2 * LANES: there a serial sum costs less than
-        starting and combining 16 partial ones (a [100, 10] softmax spent most of its time on that)."""
-        sizes = [self.space.full.type.shape[a] for a in self.space.reduced]
-        return 1 if None not in sizes and math.prod(sizes) < 2 * LANES else LANES
-
-    def _row_to_keep(self) -> Value | None:
-        """Note [kept row]: the operand of the kernel's last reduction, if the values it writes at full
-        level need it and it costs a transcendental (softmax's exp(x - max)): the reduction's walk
-        stores it in a stack buffer and the write walk reads it back instead of computing it again.
-        Only for a statically sized row of at most ROW_BYTES, so the buffer stays in L1/L2 and on
-        the stack."""
-        reductions = [op for op in self.block.ops if op.is_reduction]
-        last = reductions[-1]
-        if isinstance(last, ArgReduction):
-            return None
-        value = last.operands[0]
-        sizes = [self.space.full.type.shape[a] for a in self.space.reduced]
-        if None in sizes or math.prod(sizes) * value.type.dtype.itemsize > ROW_BYTES:
-            return None
-        if not isinstance(value, OpResult) or not _costly(value):
-            return None
-        yields = [v for v in self.block.terminator.operands if self.level.get(v) == "full"]
-        return value if any(_depends_on(y, value) for y in yields) else None
 
     # -- emission ----------------------------------------------------------------------
 
@@ -191,7 +154,7 @@ class ReductionEmitter:
             b.store(_combine(b, op, x, b.load(slot)), slot)
 
         terms = [self.space.full.type.shape[a] for a in self.space.reduced]
-        if blocked(op, None if None in terms else math.prod(terms), LANES * BLOCK_TERMS):
+        if blocked(op, None if None in terms else math.prod(terms), self.lanes * BLOCK_TERMS):
             self._walk_in_blocks(op, lanes, coordinates, visit)
         else:
             self._walk_reduced_in_lanes(coordinates, visit)
@@ -203,15 +166,15 @@ class ReductionEmitter:
 
     def _reduce_short_row(self, op: Operation, coordinates: dict[int, ll.Value],
                           env: dict[Value, ll.Value]) -> ll.Value:
-        """A row shorter than 2 * LANES (_lane_count): its values are computed into a stack row in a
-        loop with no dependence between iterations, which LLVM vectorizes (the exp of a softmax over
-        10 classes), then added up serially, in index order, from there."""
+        """A row known to be short (`partial_sums = 1`, passes/schedule.py): its values are computed
+        into a stack row in a loop with no dependence between iterations, which LLVM vectorizes (the
+        exp of a softmax over 10 classes), then added up serially, in index order, from there."""
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
         count = math.prod(self.space.full.type.shape[a] for a in self.space.reduced)
         if op.operands[0] is self.kept_row:
-            row = self.row_buffer  # Note [kept row]: the write walk reads it back
+            row = self.row_buffer  # Note [kept row] (passes/schedule.py): the write walk reads it back
         else:
             key = str(value_type)
             if key not in self.short_rows:
@@ -247,7 +210,7 @@ class ReductionEmitter:
         b = self.b
         totals = CompensatedSums(self.kernel, compute_type(op.operands[0].type.dtype), self.lanes, op.name)
         count = product(b, [self.sizes[a] for a in self.space.reduced])
-        many = b.icmp_signed(">", count, ll.Constant(I64, LANES * BLOCK_TERMS))
+        many = b.icmp_signed(">", count, ll.Constant(I64, self.lanes * BLOCK_TERMS))
         with b.if_then(many):
             totals.clear()
 
@@ -261,7 +224,7 @@ class ReductionEmitter:
 
     def _walk_reduced_in_lanes(self, coordinates: dict[int, ll.Value], visit,  # type: ignore[no-untyped-def]
                                end_block=None) -> None:
-        """The reduced points in groups of LANES, point k going to lane k mod LANES (Note [summation order]).
+        """The reduced points in groups of L lanes, point k going to lane k mod L (Note [summation order]).
 
         The inner loop over a group has no dependence between its iterations, so
         LLVM's loop vectorizer turns it into vector ops on the lanes; a last,
@@ -275,7 +238,7 @@ class ReductionEmitter:
             self._walk_reduced(coordinates, lambda point, r: visit(point, ll.Constant(I64, 0), r))
             return
         total = product(b, sizes)
-        width = ll.Constant(I64, LANES)
+        width = ll.Constant(I64, self.lanes)
         groups = b.udiv(total, width)
 
         def visit_group(base: ll.Value, count: ll.Value) -> None:
@@ -306,7 +269,8 @@ class ReductionEmitter:
     def _combine_lanes(self, op: Operation, lanes: ll.Value) -> ll.Value:
         """Lane k with lane k + half, halving until one is left: a fixed pairwise order."""
         b = self.b
-        return combine_pairwise(b, op, [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(self.lanes)])
+        values = [b.load(self._lane(lanes, ll.Constant(I64, lane))) for lane in range(self.lanes)]
+        return combine_pairwise(b, op, values)
 
     def _arg_reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
         """argmax/argmin in one serial walk: the first best index wins, as in numpy."""
@@ -528,30 +492,3 @@ class _MinMax:
     def __init__(self, name: str, reduction: Operation):
         self.name = name
         self.operands = reduction.operands
-
-
-def _costly(value: Value) -> bool:
-    """Whether computing `value` at a point of the row involves a transcendental or a division."""
-    stack, seen = [value], set()
-    while stack:
-        v = stack.pop()
-        if v in seen or not isinstance(v, OpResult):
-            continue
-        seen.add(v)
-        if v.op.costly:
-            return True
-        stack.extend(v.op.operands)
-    return False
-
-
-def _depends_on(value: Value, target: Value) -> bool:
-    stack, seen = [value], set()
-    while stack:
-        v = stack.pop()
-        if v is target:
-            return True
-        if v in seen or not isinstance(v, OpResult):
-            continue
-        seen.add(v)
-        stack.extend(v.op.operands)
-    return False

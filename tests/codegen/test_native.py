@@ -2,7 +2,7 @@
 
 Integers and bools must match exactly. Floats within FLOAT_TOL: the native
 exp/log/tanh/sigmoid/rsqrt/pow are vectorized approximations (a few ulp,
-tests/test_mathlib.py), sums are accumulated in 16 lanes (Note [summation
+tests/codegen/test_mathlib.py), sums are accumulated in 16 lanes (Note [summation
 order]) and matmuls are OpenBLAS's, so the last bits may differ.
 """
 
@@ -21,7 +21,7 @@ from test_pass_properties import random_module
 import flowc as fc
 from flowc.driver import compile_lowered
 from flowc.errors import FeedError, ResourceExhaustedError
-from flowc.ir import Module, evaluate
+from flowc.ir import Builder, Function, Module, TensorType, evaluate, registry
 from flowc.ir.printer import print_module
 from flowc.ir.types import as_dtype
 from flowc.lowering import Lowered, Signature
@@ -65,39 +65,60 @@ def sample(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.n
     return (rng.standard_normal(shape) * 3).astype(dtype)
 
 
-# -- every elementwise op, each dtype it takes, odd shapes -------------------------------------
+# -- every elementwise op of the registry, each dtype it takes, odd shapes ----------------------
 
-UNARY = {"exp": fc.exp, "log": lambda x: fc.log(fc.abs(x) + 0.5), "tanh": fc.tanh, "sigmoid": fc.sigmoid,
-         "relu": fc.relu, "sqrt": lambda x: fc.sqrt(fc.abs(x)), "rsqrt": lambda x: fc.rsqrt(fc.abs(x) + 0.1),
-         "square": fc.square, "abs": fc.abs, "neg": lambda x: -x}
-BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-          "div": lambda a, b: a / (fc.abs(b) + 1.0), "maximum": fc.maximum, "minimum": fc.minimum,
-          "pow": lambda a, b: fc.pow(fc.abs(a) + 0.5, b * 0.5)}
-COMPARE = {"less": fc.less, "greater_equal": fc.greater_equal, "equal": fc.equal, "not_equal": fc.not_equal}
+# Ops whose operands are not all of one dtype: each has its own test below.
+OWN_TESTS = {"cast": "test_casts", "where": "test_bool_ops_and_where"}
+BROADCASTS = [((5, 33), (5, 33)), ((5, 33), (33,)), ((3, 1), (1, 17)), ((0, 3), (3,)), ((), (2, 3, 9))]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary_float_ops(rng, name, dtype, shape) -> None:
-    both_targets(lambda x: UNARY[name](x), {"x": sample(rng, shape, dtype)})
+def elementwise(arity: int) -> list[tuple[str, str]]:
+    """(op name, dtype) of every registered elementwise op of `arity` operands, each dtype it takes:
+    an op added to the registry is tested here the day it lands."""
+    return [(op.name, dtype.name) for op in registry.elementwise()
+            if op.num_operands == arity and op.name not in OWN_TESTS for dtype in op.dtypes]
 
 
-@pytest.mark.parametrize("dtype", ["int32", "int64"])
-@pytest.mark.parametrize("name", ["relu", "square", "abs", "neg"])
-def test_unary_int_ops(rng, name, dtype) -> None:
-    both_targets(lambda x: UNARY[name](x), {"x": sample(rng, (5, 33), dtype)})
+def unary_cases() -> list:
+    """Floats in every shape of SHAPES; integers and bools, whose code is the same loop, in one."""
+    return [pytest.param(name, dtype, shape, id=f"{name}-{dtype}-{shape}") for name, dtype in elementwise(1)
+            for shape in (SHAPES if as_dtype(dtype).is_float else [(5, 33)])]
 
 
-@pytest.mark.parametrize("shapes", [((5, 33), (5, 33)), ((5, 33), (33,)), ((3, 1), (1, 17)), ((0, 3), (3,)),
-                                    ((), (2, 3, 9))], ids=str)
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
-@pytest.mark.parametrize("name", sorted(BINARY) + sorted(COMPARE))
+def one_op_module(name: str, args: list[np.ndarray]) -> Module:
+    """func @main(args...) returning op `name` of them, as the IR builder makes it."""
+    function = Function("main", [TensorType(as_dtype(a.dtype), a.shape) for a in args], [])
+    builder = Builder.at_end(function.entry)
+    result = builder.create(name, function.args, {}).result
+    builder.create("return", [result])
+    function.result_types = [result.type]
+    return Module([function])
+
+
+def op_on_both_targets(name: str, args: list[np.ndarray]) -> None:
+    """Op `name` on `args`, native against the reference; values out of an op's domain included
+    (log of a negative, 0 to a negative power): the native NaNs and infinities must be the same."""
+    args = [np.asarray(a) for a in args]  # a sample of shape () is a numpy scalar
+    module = one_op_module(name, args)
+    (want,) = evaluate(module["main"], args)
+    (got,) = native_run(module, args)
+    assert_matches(got, want, f"{name} of {[a.shape for a in args]}")
+
+
+def test_every_elementwise_op_is_tested_here() -> None:
+    tested = {name for name, _ in elementwise(1) + elementwise(2)} | set(OWN_TESTS)
+    assert tested == {op.name for op in registry.elementwise()}
+
+
+@pytest.mark.parametrize("name, dtype, shape", unary_cases())
+def test_unary_ops(rng, name, dtype, shape) -> None:
+    op_on_both_targets(name, [sample(rng, shape, dtype)])
+
+
+@pytest.mark.parametrize("shapes", BROADCASTS, ids=str)
+@pytest.mark.parametrize("name, dtype", elementwise(2))
 def test_binary_ops_broadcast(rng, name, dtype, shapes) -> None:
-    if dtype.startswith("int") and name in ("div", "pow"):
-        pytest.skip("floats only")
-    fn = BINARY.get(name) or COMPARE[name]
-    both_targets(lambda a, b: fn(a, b), {"a": sample(rng, shapes[0], dtype), "b": sample(rng, shapes[1], dtype)})
+    op_on_both_targets(name, [sample(rng, shapes[0], dtype), sample(rng, shapes[1], dtype)])
 
 
 def test_bool_ops_and_where(rng) -> None:
@@ -115,18 +136,45 @@ def test_casts(rng, source, target) -> None:
 
 # -- reductions over each axis, with keepdims ----------------------------------------------------
 
-REDUCE = {"sum": fc.reduce_sum, "mean": fc.reduce_mean, "max": fc.reduce_max, "min": fc.reduce_min}
+AXES = [None, 0, 1, -1, (0, 2)]  # of a [4, 37, 5] operand: None is every axis
 
 
-@pytest.mark.parametrize("keepdims", [False, True])
-@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2)], ids=str)
-@pytest.mark.parametrize("name", sorted(REDUCE))
-@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def reduction_cases() -> list:
+    """Every registered reduction (the is_reduction fact) in float32 and int64 where it takes them,
+    over each of AXES, with keepdims; an arg reduction over one axis at a time."""
+    cases = []
+    for name in sorted(registry.names_where(is_reduction=True)):
+        op = registry.get(name)
+        dtypes = [d.name for d in op.dtypes if d.name in ("float32", "int64")]
+        if "axes" in op.attrs:
+            cases += [pytest.param(name, dtype, axis, keepdims, id=f"{name}-{dtype}-{axis}-{keepdims}")
+                      for dtype in dtypes for axis in AXES for keepdims in (False, True)]
+        else:
+            cases += [pytest.param(name, dtype, axis, None, id=f"{name}-{dtype}-{axis}")
+                      for dtype in dtypes for axis in (0, 1, -1)]
+    return cases
+
+
+@pytest.mark.parametrize("name, dtype, axis, keepdims", reduction_cases())
 def test_reductions(rng, name, axis, keepdims, dtype) -> None:
-    if name == "mean" and dtype == "int64":
-        pytest.skip("mean is for floats")
-    both_targets(lambda x: REDUCE[name](x * x if dtype == "float32" else x, axis=axis, keepdims=keepdims),
-                 {"x": sample(rng, (4, 37, 5), dtype)})
+    x = np.asarray(sample(rng, (4, 37, 5), dtype))
+    function = Function("main", [TensorType(as_dtype(x.dtype), x.shape)], [])
+    builder = Builder.at_end(function.entry)
+    (value,) = function.args
+    if keepdims is None:  # an arg reduction
+        attributes = {"axis": axis % 3, "dtype": as_dtype("int64")}
+    else:
+        axes = range(3) if axis is None else [axis] if isinstance(axis, int) else axis
+        attributes = {"axes": tuple(sorted(a % 3 for a in axes)), "keepdims": keepdims}
+        if x.dtype.kind == "f":  # a square fused into the reduction kernel
+            value = builder.create("mul", [value, value], {}).result
+    result = builder.create(name, [value], attributes).result
+    builder.create("return", [result])
+    function.result_types = [result.type]
+    module = Module([function])
+    (want,) = evaluate(module["main"], [x])
+    (got,) = native_run(module, [x])
+    assert_matches(got, want, f"{name} over {axis} of {x.shape}")
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 16, 17, 32])
@@ -402,12 +450,12 @@ def test_split_k_products(rng, k, transpose_b, dtype) -> None:
     import ctypes
 
     from flowc.codegen.llvm.kernels.matmul import FLOP_GRAIN
-    from flowc.codegen.llvm.kernels.narrow import vector_bytes
+    from flowc.codegen.llvm.program import host_vector_bytes
     from flowc.runtime import set_num_threads, support
 
     chunks = support().flowc_parallel_chunks
     chunks.argtypes, chunks.restype = (ctypes.c_int64, ctypes.c_int64), ctypes.c_int64
-    lanes = vector_bytes() // np.dtype(dtype).itemsize
+    lanes = host_vector_bytes() // np.dtype(dtype).itemsize
     w_shape = (10, k) if transpose_b else (k, 10)
     set_num_threads(2)
     try:
@@ -461,10 +509,11 @@ def test_split_k_products_have_slices_and_a_combine() -> None:
 def test_narrow_product_tiles_for_every_vector_width(tmp_path, monkeypatch, rng, width) -> None:
     """The tile sizes follow the host's vector width; each width's schedule is right (built here in a
     cache of its own, since the real host decides the cache key)."""
-    from flowc.codegen.llvm.kernels import narrow
+    from flowc.passes.schedule import TargetInfo
+    from flowc.targets import cpu
 
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(narrow, "vector_bytes", lambda: width)
+    monkeypatch.setattr(cpu, "host_target_info", lambda: TargetInfo(width))  # the schedule pass's tiles
     for transpose_a in (False, True):
         a_shape = (23, 37) if transpose_a else (37, 23)
         both_targets(lambda a, b: fc.matmul(a, b, transpose_a=transpose_a),
@@ -477,14 +526,12 @@ def test_split_k_and_row_blocks_for_narrower_vectors(tmp_path, monkeypatch, rng,
     host's vector width, as an SSE or AVX host would build them: a softmax-regression step of 10
     classes (split forward, column-tiled update) and a cross entropy of 3 classes (blocks of 4 or 8
     rows)."""
-    from flowc.codegen.llvm.kernels import narrow
     from flowc.passes.schedule import TargetInfo
     from flowc.runtime import set_num_threads
     from flowc.targets import cpu
 
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(narrow, "vector_bytes", lambda: width)
-    monkeypatch.setattr(cpu, "host_target_info", lambda: TargetInfo(width))  # the schedule pass's row blocks
+    monkeypatch.setattr(cpu, "host_target_info", lambda: TargetInfo(width))  # the schedule pass's tiles, row blocks
     feeds = {"x": sample(rng, (100, 784), "float32") * 0.05, "w": sample(rng, (784, 10), "float32") * 0.05,
              "labels": rng.integers(0, 3, 100).astype(np.int32), "z": sample(rng, (100, 3), "float32")}
 

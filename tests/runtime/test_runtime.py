@@ -42,6 +42,7 @@ from flowc.runtime import (
     include_dir,
     link_shared,
     num_threads,
+    options,
     set_num_threads,
     support_library,
 )
@@ -149,6 +150,13 @@ void empty(void **buffers, const int64_t *dims) { (void)buffers; (void)dims; }
 """
 
 
+def use_cache_dir(patch: pytest.MonkeyPatch, folder) -> None:
+    """Make `folder` the cache of this process (the runtime's options, Note [run options]) and of
+    the interpreters run_python starts (the variable)."""
+    patch.setenv("FLOWC_CACHE_DIR", str(folder))
+    patch.setattr(options, "_current", options.RunOptions.from_environment())
+
+
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter with `env` added; fail the test if it fails."""
     result = subprocess.run(
@@ -168,7 +176,7 @@ def native_cache(tmp_path_factory):
     """A cache folder of this module's own, so the tests leave the user's cache alone."""
     folder = tmp_path_factory.mktemp("flowc-cache")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FLOWC_CACHE_DIR", str(folder))
+        use_cache_dir(patch, folder)
         yield folder
 
 
@@ -442,7 +450,7 @@ def test_native_sources_ship_with_the_package():
 
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path / "cache"))
+    use_cache_dir(monkeypatch, tmp_path / "cache")
     cache.forget()
     yield tmp_path / "cache"
     cache.forget()
@@ -460,9 +468,10 @@ def counting_build(payload: bytes):
 
 
 def test_cache_dir_from_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path / "a"))
+    use_cache_dir(monkeypatch, tmp_path / "a")
     assert cache_dir() == str(tmp_path / "a") and (tmp_path / "a").is_dir()
     monkeypatch.delenv("FLOWC_CACHE_DIR")
+    monkeypatch.setattr(options, "_current", options.RunOptions())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == str(tmp_path / "xdg" / "flowc")
     monkeypatch.delenv("XDG_CACHE_HOME")
@@ -473,15 +482,16 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
 def test_cache_dir_that_is_a_file_is_a_clear_error(monkeypatch, tmp_path):
     taken = tmp_path / "a-file"
     taken.write_text("not a folder")
-    monkeypatch.setenv("FLOWC_CACHE_DIR", str(taken))
+    use_cache_dir(monkeypatch, taken)
     with pytest.raises(CacheError) as info:
         cache_dir()
     assert str(info.value) == (f"the cache folder FLOWC_CACHE_DIR={str(taken)!r} is a file, not a folder: point "
                                "FLOWC_CACHE_DIR at a folder (flowc creates it if it is missing)")
-    monkeypatch.setenv("FLOWC_CACHE_DIR", str(taken / "below"))
+    use_cache_dir(monkeypatch, taken / "below")
     with pytest.raises(CacheError, match=r"cannot create the cache folder FLOWC_CACHE_DIR=.*below': Not a directory"):
         cache_dir()
     monkeypatch.delenv("FLOWC_CACHE_DIR")
+    monkeypatch.setattr(options, "_current", options.RunOptions())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     (tmp_path / "flowc").write_text("")
     default = r"the default cache folder .*flowc' \(set FLOWC_CACHE_DIR to use another\) is a file"
@@ -727,10 +737,10 @@ def test_pool_holds_at_most_its_limit():
 
 
 def test_pool_limit_from_environment(monkeypatch):
-    monkeypatch.setenv("FLOWC_POOL_BYTES", "12345")
+    assert options.RunOptions.from_environment({"FLOWC_POOL_BYTES": "12345"}).pool_bytes == 12345
+    assert options.RunOptions.from_environment({}).pool_bytes == 1 << 30
+    monkeypatch.setattr(options, "_current", options.RunOptions(pool_bytes=12345))
     assert CachingAllocator().limit == 12345
-    monkeypatch.delenv("FLOWC_POOL_BYTES")
-    assert CachingAllocator().limit == 1 << 30
 
 
 def test_allocator_is_thread_safe():

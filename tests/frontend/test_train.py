@@ -11,7 +11,7 @@ import pytest
 import flowc as fc
 
 TARGETS = ["reference", "cpu"]
-EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples")
 
 
 def regression_problem(rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from flowc.passes import PassManager
 from flowc.passes.fusion import Fuse
 from flowc.passes.schedule import Schedule, TargetInfo
 
-FILECHECK = pathlib.Path(__file__).parent / "filecheck"
+FILECHECK = pathlib.Path(__file__).parent.parent / "filecheck"
 
 SOFTMAX = """
 func @main(%x: f32[?,ROW]) -> f32[?,ROW] {
@@ -80,7 +80,8 @@ func @f(%x: f32[4,6]) -> f32[4] {
     ('kind = "reduction", schedule = "blas"', "a reduction kernel's schedule is one of row_blocks, vector_rows, "
                                               "column, rows, got 'blas'"),
     ('kind = "reduction", schedule = "row_blocks"', "schedule 'row_blocks' takes parameters ['lanes'], got none"),
-    ('kind = "reduction", lanes = 8, schedule = "rows"', "schedule 'rows' takes parameters none, got ['lanes']"),
+    ('kind = "reduction", lanes = 8, schedule = "vector_rows"', "schedule 'vector_rows' takes parameters none, "
+                                                               "got ['lanes']"),
     ('kind = "reduction", lanes = 8', "lanes is a parameter of a schedule, and the kernel has none"),
     ('kind = "reduction", lanes = 0, schedule = "row_blocks"', "lanes must be at least 1, got 0"),
 ])

@@ -18,6 +18,7 @@ import flowc as fc
 from flowc.ir import Module, TensorType, VerifyError, evaluate, float64, parse_module, print_module
 from flowc.ir.errors import FlowcError
 from flowc.lowering import lower
+from flowc.options import CompileOptions
 from flowc.passes import (
     CSE,
     PASSES,
@@ -127,7 +128,7 @@ def test_verify_each_runs_inside_a_fixed_point() -> None:
 
 
 def test_without_verification_a_broken_pass_goes_unnoticed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FLOWC_VERIFY", raising=False)
+    monkeypatch.setenv("FLOWC_VERIFY", "1")  # no pass reads the environment: only verify_each counts
     m = module()
     report = PassManager([RetypeExp()]).run(m)
     assert [t.name for t in report.timings] == ["retype-exp"]
@@ -136,8 +137,9 @@ def test_without_verification_a_broken_pass_goes_unnoticed(monkeypatch: pytest.M
 
 def test_flowc_verify_1_turns_verification_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWC_VERIFY", "1")
+    options = CompileOptions.from_environment()
     with pytest.raises(VerifyError, match="the type rule gives"):
-        PassManager([RetypeExp()]).run(module())
+        PassManager([RetypeExp()], verify_each=options.verify).run(module())
 
 
 def test_optimize_verifies_a_good_module_and_gives_the_expected_ir() -> None:
@@ -151,7 +153,7 @@ def test_optimize_verifies_a_good_module_and_gives_the_expected_ir() -> None:
 
 def test_dump_ir_writes_numbered_files_after_each_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
     monkeypatch.setenv("FLOWC_DUMP_IR", str(tmp_path))
-    optimize(module())
+    optimize(module(), dump_dir=CompileOptions.from_environment().dump_dir)
     (run,) = tmp_path.iterdir()
     files = sorted(p.name for p in run.iterdir())
     assert files == [
@@ -168,9 +170,8 @@ def test_dump_ir_writes_numbered_files_after_each_pass(monkeypatch: pytest.Monke
 
 
 def test_dump_ir_makes_one_folder_per_pipeline_run(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
-    monkeypatch.setenv("FLOWC_DUMP_IR", str(tmp_path))
-    PassManager([CSE()]).run(module())
-    PassManager([DCE(), Simplify()]).run(module())
+    PassManager([CSE()], dump_dir=str(tmp_path)).run(module())
+    PassManager([DCE(), Simplify()], dump_dir=str(tmp_path)).run(module())
     first, second = sorted(tmp_path.iterdir())
     assert int(second.name) == int(first.name) + 1
     assert sorted(p.name for p in first.iterdir()) == ["00-input.ir", "01-cse.ir"]
@@ -178,7 +179,7 @@ def test_dump_ir_makes_one_folder_per_pipeline_run(monkeypatch: pytest.MonkeyPat
 
 
 def test_no_dump_without_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
-    monkeypatch.delenv("FLOWC_DUMP_IR", raising=False)
+    monkeypatch.setenv("FLOWC_DUMP_IR", str(tmp_path))  # read by CompileOptions alone: no pass reads it
     monkeypatch.chdir(tmp_path)
     optimize(module())
     assert list(tmp_path.iterdir()) == []

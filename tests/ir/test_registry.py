@@ -171,7 +171,7 @@ MEANINGS = {
 def compile_on_cpu(module: ir.Module) -> NativeExecutable:
     """The cpu target's own passes, build and load (what the driver runs after the shared pipeline)."""
     target, options = target_named("cpu"), CompileOptions.from_environment()
-    PassManager(target.passes(options), record=False).run(module)
+    PassManager(target.passes(options), verify_each=options.verify, record=False).run(module)
     return target.load(target.build(module, options), options)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from flowc.cli import main as flowc_main
 
-ROOT = pathlib.Path(__file__).parent / "filecheck"
+ROOT = pathlib.Path(__file__).parent.parent / "filecheck"
 FILES = sorted(ROOT.rglob("*.ir"))
 FILECHECK = pathlib.Path(sys.executable).parent / "filecheck"
 

@@ -24,7 +24,7 @@ from flowc.errors import FlowcError, FlowcTypeError, GraphError, IndexOutOfRange
 
 TARGETS = ["reference"]
 HERE = os.path.basename(__file__)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 Pair = collections.namedtuple("Pair", "first second")
 
@@ -158,6 +158,42 @@ def test_a_loop_result_can_be_assigned_outside(target: str) -> None:
         sess.run(v.initializer)
         sess.run(update)
         assert sess.run(update) == 128.0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_random_ops_in_branches_draw_new_numbers_each_run(target: str) -> None:
+    """Note [random ops in sub-graphs]: the cond takes the run counter; seeds stay distinct."""
+    g = fc.Graph()
+    with g.as_default():
+        fc.set_random_seed(3)
+        p = fc.placeholder(fc.bool, shape=[], name="p")
+        outside = fc.random_uniform([4])
+        made = []
+
+        def draw() -> fc.Tensor:
+            made.append(fc.random_uniform([4]))
+            return made[-1] + 10.0
+
+        y = fc.cond(p, draw, lambda: fc.cond(p, lambda: fc.zeros([4]), draw))
+    seeds = [outside.op.attrs["seed"], *(t.op.attrs["seed"] for t in made)]
+    assert len(set(seeds)) == 3
+    with fc.Session(graph=g, target=target) as sess:
+        first, second = sess.run(y, {p: True}), sess.run(y, {p: True})
+        other = sess.run(y, {p: False})
+    for drawn in (first, second, other):
+        assert np.all((drawn >= 10.0) & (drawn < 11.0))
+    assert not np.array_equal(first, second) and not np.array_equal(second, other)
+
+
+def test_random_ops_in_loop_bodies_and_functions_are_errors() -> None:
+    with fc.Graph().as_default():
+        where = next_line()
+        message = error_of(lambda: fc.while_loop(lambda k: k < 3.0, lambda k: k + fc.random_uniform([]), [0.0]))
+        assert where in message and "random op" in message and "inside the body of while 'while'" in message
+        where = next_line()  # the random op's own line, in the function
+        noisy = fc.function(lambda v: v + fc.random_normal([]), name="noisy")
+        message = error_of(lambda: noisy(fc.constant(1.0)), GraphError)
+        assert where in message and "inside function 'noisy'" in message
 
 
 # -- case -------------------------------------------------------------------------------------
