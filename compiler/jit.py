@@ -19,16 +19,19 @@ another process that traces the same code loads the library.
 
 Note [the jitted call]
 A call after the first must cost no more than a Session.run through the fast
-run. Where a function has no static or donated arguments and a call passes
-only numpy arrays, positionally, the arguments are exactly the compiled
-code's feeds, in order, and the FastRun of the latest signature
-(runtime/native/fast_run.c) is called with them: `fast(*args)` checks each
-is an exact ndarray of the dtype, rank, shape, layout and alignment that
-signature has, and runs the code in one C call. Anything it does not
-recognise (a Python number, a nested argument, a new shape, a keyword)
-returns NotImplemented, and the call takes the keyed path: bind, flatten,
-convert, look up, then the FastRun of that signature. No tracing, no
-locking, no Python per leaf on the hot path.
+run. The jitted function keeps its latest signature's compiled call on a hot
+path: where a call passes only positional arguments, that signature's guard
+(Note [the hot path's guard] in jit_signature.py; none where every argument
+is an array) checks the containers and static values and hands the array
+leaves, in feed order, to the signature's FastRun (runtime/native/fast_run.c),
+which checks each is an exact ndarray of the dtype, rank, shape, layout and
+alignment that signature has, that no donated buffer overlaps another
+argument, and runs the code in one C call. Anything either does not
+recognise (a new shape or static value, a keyword, a list where a tuple was)
+falls to the keyed path: bind, flatten, convert, look up (or trace and
+compile), then that signature's FastRun, which becomes the hot one. The hot
+path traces nothing and runs no Python per argument: about 0.4 us for one
+array, 0.9 us for a dict of two, on the machine of bench/bench_jit.py.
 
 Note [jit and state]
 A jitted function is pure: it reads its arguments and returns values. An
@@ -63,143 +66,25 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from flowc.ir.errors import FlowcError, FlowcTypeError, GraphError
-from flowc.ir.types import as_dtype
 from flowc.runtime import fast_run
+from flowc.runtime.options import RunOptions
+from flowc.runtime.options import configure as configure_runtime
 
 from . import nest
-from .array_ops import placeholder
 from .driver import compile_lowered
-from .graph import Graph, Tensor
-from .jit_signature import (LEAF, CallSignature, Parameter, TracerFound, as_leaf_array, closest, flatten_argument)
+from .graph import Tensor
+from .jit_signature import (LEAF, NUMBER, CallSignature, TracerFound, as_leaf_array, closest, fits,
+                            flatten_argument, guard, leaf_paths, number, signature_of)
+from .jit_trace import Trace, TensorSpec, definition_line, trace
 from .lowering import Signature, lower
-from .math_ops import constant
 from .options import CompileOptions
 from .sources import user_location
 from .targets import Executable, target_named
-
-
-class Trace(NamedTuple):
-    """A function traced into a graph: `feeds` are its placeholders (one per array leaf of the
-    arguments, in flatten order), `fetches` the tensors it returns (one per tensor leaf of the
-    result, duplicates kept), `structure` its return value with those Tensors (and Nones) as leaves."""
-
-    graph: Graph
-    feeds: list[Tensor]
-    fetches: list[Tensor]
-    structure: Any
-
-
-def trace(fn: Callable[..., Any], specs: Sequence[Any], kwargs: dict[str, Any] | None = None, *,
-          static_argnames: Sequence[str] = ()) -> Trace:
-    """`fn(*specs, **kwargs)` traced into a new Graph.
-
-    Each leaf (nest.flatten) of the arguments that has a `shape` and a `dtype` (a numpy array, an
-    fc.TensorSpec, a Tensor) becomes a placeholder of that dtype and shape, None dims staying
-    unknown; Python numbers become 0-d placeholders (bool, int32, float32); every other leaf is
-    passed as it is, and so is every argument named in `static_argnames`. The placeholders are named
-    after the parameters ("params/W" for params["W"]).
-    The result must be a Tensor, an array or a number, or tuples, lists, dicts and namedtuples of
-    them (None leaves kept): anything else is a FlowcTypeError naming where it is.
-
-    >>> import flowc as fc
-    >>> t = trace(lambda x, y: (x * y, x), [fc.TensorSpec([None, 3], fc.float32), 2.0])
-    >>> [f.name for f in t.feeds], [f.name for f in t.fetches], t.structure[1] is t.feeds[0]
-    (['x:0', 'y:0'], ['mul:0', 'x:0'], True)
-    """
-    kwargs = dict(kwargs or {})
-    names = _parameter_names(fn, len(specs), kwargs)
-    graph = Graph()
-    feeds: list[Tensor] = []
-    with graph.as_default():
-        static = set(static_argnames)
-        args = [spec if names[i] in static else _placeholders(spec, names[i], feeds) for i, spec in enumerate(specs)]
-        kwargs = {key: value if key in static else _placeholders(value, key, feeds) for key, value in kwargs.items()}
-        result = fn(*args, **kwargs)
-        fetches, structure = _results(result, graph, fn)
-    return Trace(graph, feeds, fetches, structure)
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """The dtype and shape of an argument, for tracing without data (`trace`, fc.export): None dims
-    are known only at run time. Not a tuple, so nest takes it for a leaf."""
-
-    shape: tuple[int | None, ...]
-    dtype: Any = "float32"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(None if d is None or d == -1 else int(d) for d in self.shape))
-        object.__setattr__(self, "dtype", as_dtype(self.dtype))
-
-
-def _parameter_names(fn: Callable[..., Any], count: int, kwargs: dict[str, Any]) -> list[str]:
-    try:
-        parameters = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        parameters = []
-    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    star = next((p.name for p in parameters if p.kind == p.VAR_POSITIONAL), "arg")
-    return [names[i] if i < len(names) else f"{star}{i}" for i in range(count)]
-
-
-def _placeholders(value: Any, name: str, feeds: list[Tensor]) -> Any:
-    """`value` with a placeholder for each leaf that has a dtype and shape (or is a Python number)."""
-    leaves = nest.flatten_with_paths(value)
-    replaced = []
-    for path, leaf in leaves:
-        if hasattr(leaf, "shape") and hasattr(leaf, "dtype") or type(leaf) in (bool, int, float):
-            array_like = np.asarray(leaf) if type(leaf) in (bool, int, float) else leaf
-            dtype = {bool: "bool", int: "int32", float: "float32"}.get(type(leaf), getattr(array_like, "dtype", None))
-            shape = [None if d is None or d == -1 else int(d) for d in array_like.shape]
-            leaf = placeholder(as_dtype(dtype), shape, name=_op_name(name + path))
-            feeds.append(leaf)
-        replaced.append(leaf)
-    return nest.pack_sequence_as(value, replaced)
-
-
-def _op_name(path: str) -> str:
-    """An op name from an argument's path: params['W'][0] -> params/W/0."""
-    parts = [p.strip("'\"") for p in path.replace("]", "").replace(".", "[").split("[") if p]
-    name = "/".join("".join(c if c.isalnum() or c in "_.-" else "_" for c in part) for part in parts)
-    return name if name and name[0].isalnum() else f"arg{name}"
-
-
-def _results(result: Any, graph: Graph, fn: Callable[..., Any]) -> tuple[list[Tensor], Any]:
-    """The tensors the traced function returns, and its result with each leaf a Tensor (or None)."""
-    leaves = []
-    fetches = []
-    for path, leaf in nest.flatten_with_paths(result, "result"):
-        if isinstance(leaf, Tensor):
-            if leaf.graph is not graph:
-                raise GraphError(f"the function returns {leaf.name!r} at {path}, a tensor of another graph: a jitted "
-                                 "function returns what it computes from its arguments", where=definition_line(fn))
-        elif leaf is None:
-            leaves.append(None)
-            continue
-        elif isinstance(leaf, (np.ndarray, np.generic, bool, int, float)):
-            leaf = constant(leaf)
-        else:
-            raise FlowcTypeError(f"the function returns a {type(leaf).__name__} at {path}; a jitted function returns "
-                                 "Tensors, arrays and numbers, and tuples, lists, dicts and namedtuples of them",
-                                 where=definition_line(fn))
-        leaves.append(leaf)
-        fetches.append(leaf)
-    return fetches, nest.pack_sequence_as(result, leaves)
-
-
-def definition_line(fn: Callable[..., Any]) -> str | None:
-    """'file.py:LINE' where `fn` is defined (partials and wrappers seen through)."""
-    import os
-
-    while isinstance(fn, functools.partial) or hasattr(fn, "__wrapped__"):
-        fn = fn.func if isinstance(fn, functools.partial) else fn.__wrapped__
-    code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__call__", None), "__code__", None)
-    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code is not None else None
 
 
 # -- the jitted function ----------------------------------------------------------------------
@@ -226,7 +111,8 @@ class CompiledCall:
     rebuild: Callable[[Any], Any] | None  # the flat answer -> the function's result structure
     uses_step: bool
     donated: tuple[int, ...]  # the leaves whose buffers the code may write
-    hot: bool  # the arguments are the positional arrays themselves (Note [the jitted call])
+    positional: bool  # a call of as many positional arguments binds them as this signature's (the hot path)
+    guard: Callable[[tuple], tuple | None] | None  # the positional arguments -> the leaves (Note [the hot path's guard])
     fast: Any = None  # the FastRun, once a call on the Python path laid the code out
     fresh_outputs: bool = False
     layouts: int = field(default=0)
@@ -238,17 +124,23 @@ class JitFunction:
 
     def __init__(self, fn: Callable[..., Any], *, static_argnums: int | Sequence[int] = (),
                  static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = (),
-                 target: str = "cpu", options: CompileOptions | None = None):
+                 target: str = "cpu", options: CompileOptions | None = None, run_options: RunOptions | None = None):
         self.fn = fn
         functools.update_wrapper(self, fn, updated=())  # a name, a docstring, a signature; not fn's attributes
         self.target = target_named(target)
-        self.options = options or CompileOptions.from_environment()  # read once (compiler/options.py)
+        # Every FLOWC_* setting, read once, when the function is jitted, as a Session reads them when it starts
+        # (compiler/options.py; Note [run options] in runtime/options.py): the fast run is this function's, the
+        # pool limit and thread count the process's, set from here.
+        self.options = options or CompileOptions.from_environment()
+        if run_options is None:
+            run_options = RunOptions.from_environment()
+            configure_runtime(run_options)
+        self.run_options = run_options
         self._parameters = _parameters_of(fn)
+        self._positional, self._required = _positional_of(self._parameters)
         self.static_argnames = frozenset(_names_of(self._parameters, static_argnums, "static_argnums", fn) +
                                          _as_tuple(static_argnames))
         self.donate_argnames = frozenset(_names_of(self._parameters, donate_argnums, "donate_argnums", fn))
-        self._init_args = dict(static_argnums=static_argnums, static_argnames=static_argnames,
-                               donate_argnums=donate_argnums, target=target)
         both = self.static_argnames & self.donate_argnames
         if both:
             raise FlowcError(f"argument {sorted(both)[0]!r} of {_name(fn)} is both static and donated",
@@ -256,11 +148,10 @@ class JitFunction:
         self._cache: dict[Any, CompiledCall] = {}
         self._signatures: list[CallSignature] = []
         self._hot: CompiledCall | None = None  # Note [the jitted call]
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a function that calls itself on arrays while traced compiles inside
         self._step = np.zeros((), np.int64)  # random ops' counter (Note [jit and state])
         self._explanation: str | None = None
         self._bound: dict[int, tuple[Any, JitFunction]] = {}
-        self._attribute: str | None = None
         self.compiles = 0
 
     # -- calling ---------------------------------------------------------------------------
@@ -268,78 +159,82 @@ class JitFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         hot = self._hot
         if hot is not None and not kwargs:
-            answer = hot.fast(*args)
-            if answer is not NotImplemented:
-                rebuild = hot.rebuild
-                return answer if rebuild is None else rebuild(answer)
+            leaves = args if hot.guard is None else hot.guard(args)
+            if leaves is not None:
+                answer = hot.fast(*leaves)
+                if answer is not NotImplemented:
+                    rebuild = hot.rebuild
+                    return answer if rebuild is None else rebuild(answer)
         return self._call(args, kwargs)
 
     def _call(self, args: tuple, kwargs: dict[str, Any]) -> Any:
-        loc = user_location()
         try:
-            key, parameters, leaves = self._key(args, kwargs, loc)
+            key, leaves = self._key(args, kwargs)
         except TracerFound:  # called on Tensors while a graph is built: the function is inlined
             return self.fn(*args, **kwargs)
         compiled = self._cache.get(key)
         if compiled is None:
-            compiled = self._compile(key, parameters, args, kwargs, loc)
-        leaves = self._donatable(compiled, leaves)
-        if compiled.fast is not None:
-            answer = compiled.fast(*leaves)
-            if answer is not NotImplemented:
-                if compiled.hot and not kwargs and len(leaves) == len(args):
-                    self._hot = compiled
-                return answer if compiled.rebuild is None else compiled.rebuild(answer)
-        answer = self._run(compiled, leaves)
-        if compiled.hot and not kwargs and len(leaves) == len(args) and compiled.fast is not None:
-            self._hot = compiled
+            compiled = self._compile(key, args, kwargs)
+        answer = compiled.fast(*leaves) if compiled.fast is not None else NotImplemented
+        if answer is NotImplemented:
+            answer = self._run(compiled, self._donatable(compiled, leaves))
+        if compiled.positional and compiled.fast is not None and not kwargs:
+            self._hot = compiled  # the latest signature takes the hot path (Note [the jitted call])
         return answer if compiled.rebuild is None else compiled.rebuild(answer)
 
-    def _key(self, args: tuple, kwargs: dict[str, Any], loc: str | None) -> tuple[Any, list[Parameter], list]:
-        """The cache key of a call, its parameters as the signature sees them, and its array leaves."""
-        bound = self._bind(args, kwargs, loc)
+    def _key(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, list[np.ndarray]]:
+        """The cache key of a call, per argument (name, True, (type, value)) if static else (name,
+        structure key, leaf types), and its array leaves as the compiled code takes them."""
         leaves: list[Any] = []
-        parameters = []
         key = []
-        for name, value in bound:
-            if name in self.static_argnames:
+        statics = self.static_argnames
+        for name, value in self._bind(args, kwargs):
+            if name in statics:
                 try:
                     hash(value)
                 except TypeError:
                     raise FlowcTypeError(f"static argument '{name}' of {_name(self.fn)} is a {type(value).__name__}, "
                                          "which is not hashable: static arguments key the compiled code; pass a "
-                                         "tuple, or make it an ordinary (traced) argument", where=loc) from None
-                parameters.append(Parameter(name, True, value))
-                key.append((name, True, value))
+                                         "tuple, or make it an ordinary (traced) argument", where=user_location()) \
+                        from None
+                key.append((name, True, (type(value), value)))  # the type too: 1 == 1.0 == True
                 continue
             first = len(leaves)
-            paths: list[str] = []
-            structure = flatten_argument(value, "", leaves, paths)
-            arrays = [as_leaf_array(leaf, name + path, loc) for leaf, path in zip(leaves[first:], paths)]
-            leaves[first:] = arrays
-            types = tuple([(a.dtype, a.shape) for a in arrays])
-            parameters.append(Parameter(name, False, structure, tuple(paths), types))
-            key.append((name, structure, types))
-        return tuple(key), parameters, leaves
+            structure = flatten_argument(value, leaves)
+            types = []
+            for i in range(first, len(leaves)):
+                array = leaves[i]
+                if not fits(array):
+                    array = leaves[i] = as_leaf_array(array, lambda i=i: name + leaf_paths(structure)[i - first])
+                types.append((array.dtype, array.shape))
+            key.append((name, structure, tuple(types)))
+        return tuple(key), leaves
 
-    def _bind(self, args: tuple, kwargs: dict[str, Any], loc: str | None) -> list[tuple[str, Any]]:
+    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         """(parameter name, value) of each argument given, in the function's parameter order."""
         signature = self._parameters
         if signature is None:
             return [(f"arg{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
+        positional = self._positional
+        if not kwargs and positional is not None and self._required <= len(args) <= len(positional):
+            return list(zip(positional, args))  # what bind gives, at a tenth of its cost
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as error:
-            raise FlowcTypeError(f"{_name(self.fn)}{signature}: {error}", where=loc) from None
+            raise FlowcTypeError(f"{_name(self.fn)}{signature}: {error}", where=user_location()) from None
         return list(bound.arguments.items())
 
     def _donatable(self, compiled: CompiledCall, leaves: list[np.ndarray]) -> list[np.ndarray]:
         """Leaves the code may write, copied where the caller's array cannot take it (Note [donated
         arguments of a jitted call])."""
+        if not compiled.donated:
+            return leaves
+        roots = [id(_root(leaf)) for leaf in leaves]  # arrays of different roots share no memory
         for i in compiled.donated:
             leaf = leaves[i]
-            if not leaf.flags.writeable or any(j != i and np.may_share_memory(leaf, other)
-                                               for j, other in enumerate(leaves)):
+            if not leaf.flags.writeable or (roots.count(roots[i]) > 1 and any(
+                    j != i and roots[j] == roots[i] and np.may_share_memory(leaf, leaves[j])
+                    for j in range(len(leaves)))):
                 leaves[i] = leaf.copy()
         return leaves
 
@@ -364,7 +259,7 @@ class JitFunction:
     def _refresh_fast(self, compiled: CompiledCall) -> None:
         executable = compiled.executable
         count = getattr(executable, "layout_count", None)
-        if count is None or count == compiled.layouts:
+        if count is None or count == compiled.layouts or not self.run_options.fast_run:
             return
         compiled.layouts = count
         feed_keys = tuple(range(len(executable.function.args) - compiled.uses_step))
@@ -374,13 +269,13 @@ class JitFunction:
 
     # -- compiling -------------------------------------------------------------------------
 
-    def _compile(self, key: Any, parameters: list[Parameter], args: tuple, kwargs: dict[str, Any],
-                 loc: str | None) -> CompiledCall:
+    def _compile(self, key: tuple, args: tuple, kwargs: dict[str, Any]) -> CompiledCall:
+        loc = user_location()
         with self._lock:
             compiled = self._cache.get(key)
             if compiled is not None:
                 return compiled
-            signature = CallSignature(tuple(parameters))
+            signature = signature_of(key)
             if self._signatures:
                 self._explain(signature, loc)
             compiled = self._trace_and_compile(signature, args, kwargs)
@@ -390,15 +285,7 @@ class JitFunction:
             return compiled
 
     def _trace_and_compile(self, signature: CallSignature, args: tuple, kwargs: dict[str, Any]) -> CompiledCall:
-        specs = self._specs(signature)
-        bound = self._parameters.bind(*args, **kwargs) if self._parameters is not None else None
-        if bound is not None:
-            for parameter in signature.parameters:
-                bound.arguments[parameter.name] = specs[parameter.name]
-            positional, keywords = list(bound.args), dict(bound.kwargs)
-        else:
-            positional, keywords = [specs[f"arg{i}"] for i in range(len(args))], {k: specs[k] for k in kwargs}
-        traced = trace(self.fn, positional, keywords, static_argnames=tuple(self.static_argnames))
+        traced = self._trace(signature, args, kwargs)
         lowered = lower(traced.graph, traced.fetches, [], traced.feeds)
         _check_pure(lowered.signature, self.fn)
         donated = self._donated_leaves(signature)
@@ -407,9 +294,10 @@ class JitFunction:
         lowered = type(lowered)(lowered.module, DonatingSignature(**values, offered=offered))
         executable = compile_lowered(lowered, self.target, self.options)
         picks, answer, rebuild = _answer_of(traced)
-        hot = not self.static_argnames and not donated and all(
-            not p.static and p.value == LEAF for p in signature.parameters)
-        return CompiledCall(signature, executable, picks, answer, rebuild, lowered.signature.uses_step, donated, hot,
+        names = tuple(p.name for p in signature.parameters)
+        positional = self._positional is not None and names == self._positional[:len(names)]
+        return CompiledCall(signature, executable, picks, answer, rebuild, lowered.signature.uses_step, donated,
+                            positional, guard(signature) if positional else None,
                             fresh_outputs=getattr(executable, "fresh_outputs", False))
 
     def _specs(self, signature: CallSignature) -> dict[str, Any]:
@@ -459,17 +347,22 @@ class JitFunction:
 
     def lower(self, *args: Any, **kwargs: Any) -> Trace:
         """The trace a call with these arguments compiles (nothing is compiled)."""
-        key, parameters, _ = self._key(args, kwargs, user_location())
-        specs = self._specs(CallSignature(tuple(parameters)))
-        bound = self._parameters.bind(*args, **kwargs)
-        for parameter in parameters:
-            bound.arguments[parameter.name] = specs[parameter.name]
-        return trace(self.fn, list(bound.args), dict(bound.kwargs), static_argnames=tuple(self.static_argnames))
+        key, _ = self._key(args, kwargs)
+        return self._trace(signature_of(key), args, kwargs)
+
+    def _trace(self, signature: CallSignature, args: tuple, kwargs: dict[str, Any]) -> Trace:
+        """The function traced for `signature`: the call's arguments with a TensorSpec per array leaf."""
+        specs = self._specs(signature)
+        if self._parameters is None:
+            positional, keywords = [specs[f"arg{i}"] for i in range(len(args))], {k: specs[k] for k in kwargs}
+        else:
+            bound = self._parameters.bind(*args, **kwargs)
+            for parameter in signature.parameters:
+                bound.arguments[parameter.name] = specs[parameter.name]
+            positional, keywords = list(bound.args), dict(bound.kwargs)
+        return trace(self.fn, positional, keywords, static_argnames=tuple(self.static_argnames))
 
     # -- methods ---------------------------------------------------------------------------
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._attribute = name
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         """On an instance: a jitted function of the remaining arguments, `self` bound and static.
@@ -482,18 +375,33 @@ class JitFunction:
         known = self._bound.get(id(instance))
         if known is not None and known[0]() is instance:
             return known[1]
-        bound = JitFunction(functools.partial(self.fn, instance), static_argnames=tuple(
-            self.static_argnames), options=self.options, target=self.target.name)
-        bound.donate_argnames = self.donate_argnames
         try:
             reference = weakref.ref(instance, lambda _, key=id(instance): self._bound.pop(key, None))
         except TypeError:  # not weakly referable: kept alive with its jitted method
             reference = lambda value=instance: value  # noqa: E731
+        bound = JitFunction(_Method(self.fn, instance, reference), static_argnames=tuple(self.static_argnames),
+                            options=self.options, run_options=self.run_options, target=self.target.name)
+        bound.donate_argnames = self.donate_argnames
         self._bound[id(instance)] = (reference, bound)
         return bound
 
     def __repr__(self) -> str:
         return f"<fc.jit {_name(self.fn)}: {self.compiles} compiled, target {self.target.name}>"
+
+
+class _Method:
+    """A method's function with its instance bound, held weakly: a jitted method keeps no instance alive
+    (the class's JitFunction keeps one jitted function per live instance)."""
+
+    def __init__(self, fn: Callable[..., Any], instance: Any, reference: Callable[[], Any]):
+        self.__wrapped__ = fn  # for names and lines; __signature__ is what binding sees
+        self.__name__ = getattr(fn, "__name__", "method")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__signature__ = _parameters_of(functools.partial(fn, instance))
+        self._instance = reference
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(self._instance(), *args, **kwargs)
 
 
 def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[int] = (),
@@ -502,8 +410,9 @@ def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[
     """Compile `fn`, a Python function of arrays, once per signature of its arguments.
 
     `@fc.jit` or `@fc.jit(static_argnums=..., static_argnames=..., donate_argnums=..., target=...)`.
-    Arguments and results are numpy arrays, Python numbers, and tuples, lists, dicts and
-    namedtuples of them; static arguments are any hashable values and key the compiled code;
+    Arguments and results are numpy arrays, and tuples, lists, dicts and namedtuples of them
+    (Note [jit signatures]: shapes are specialized; Python numbers are static, numpy scalars
+    traced); static arguments are any hashable values and key the compiled code;
     donated arguments' buffers may be reused for results (the result is then the argument itself,
     holding the new value). `target` is "cpu" (default) or "reference". Python control flow runs
     while the function is traced (unrolled); fc.cond and fc.while_loop stay loops.
@@ -533,6 +442,19 @@ def _parameters_of(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+def _positional_of(signature: inspect.Signature | None) -> tuple[tuple[str, ...] | None, int]:
+    """The names of the positional parameters and how many have no default, where a call that passes
+    only positional arguments binds them to those names in order (None where it may not: *args, a
+    required keyword-only parameter)."""
+    if signature is None:
+        return None, 0
+    parameters = list(signature.parameters.values())
+    if any(p.kind == p.VAR_POSITIONAL or (p.kind == p.KEYWORD_ONLY and p.default is p.empty) for p in parameters):
+        return None, 0
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return tuple(p.name for p in positional), sum(p.default is p.empty for p in positional)
+
+
 def _as_tuple(value: Any) -> tuple:
     if value is None:
         return ()
@@ -558,8 +480,8 @@ def _names_of(signature: inspect.Signature | None, numbers: Any, what: str, fn: 
 
 
 def _name(fn: Callable[..., Any]) -> str:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
+    while isinstance(fn, (functools.partial, _Method)):
+        fn = fn.func if isinstance(fn, functools.partial) else fn.__wrapped__
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
@@ -570,6 +492,8 @@ def _unflatten(key: Any, leaves: Any) -> Any:
     if key is None:
         return None
     kind, *rest = key
+    if kind == NUMBER:
+        return number(key)
     if isinstance(kind, type) and issubclass(kind, dict):
         keys, children = rest
         values = {k: _unflatten(c, leaves) for k, c in zip(keys, children)}
@@ -616,7 +540,32 @@ def _answer_of(traced: Trace) -> tuple[tuple[int, ...], int, Callable[[Any], Any
     flat = not any(nest.is_nested(child) for child in structure) if type(structure) in (tuple, list) else False
     if flat:
         return tuple(picks), fast_run.ANSWER_LIST if type(structure) is list else fast_run.ANSWER_TUPLE, None
-    return tuple(picks), fast_run.ANSWER_TUPLE, lambda flat_answer: nest.pack_sequence_as(structure, flat_answer)
+    return tuple(picks), fast_run.ANSWER_TUPLE, _rebuilder(structure, iter(range(len(leaves))))
+
+
+def _rebuilder(structure: Any, positions: Any) -> Callable[[Sequence[Any]], Any]:
+    """A function from the flat answer (nest.flatten's order) to `structure` with those values: a
+    closure per node, made once, so a call rebuilds without walking the structure again."""
+    if not nest.is_nested(structure):
+        index = next(positions)
+        return lambda flat: flat[index]
+    parts = [_rebuilder(child, positions) for child in nest.children(structure)]
+    kind = type(structure)
+    if kind is tuple:
+        return lambda flat: tuple([part(flat) for part in parts])
+    if kind is list:
+        return lambda flat: [part(flat) for part in parts]
+    if kind is dict and list(structure) == sorted(structure):
+        keys = list(structure)
+        return lambda flat: {key: part(flat) for key, part in zip(keys, parts)}
+    return lambda flat: nest.rebuild(structure, [part(flat) for part in parts])
+
+
+def _root(array: np.ndarray) -> Any:
+    """The object that owns an array's memory (itself, or the end of its chain of bases)."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
 
 
 def _owned(value: np.ndarray, others: list[np.ndarray]) -> np.ndarray:

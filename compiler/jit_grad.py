@@ -57,22 +57,25 @@ class GradientFunction:
         for number in numbers:  # each differentiated leaf as a tensor, so the gradient has a place to start
             args[number] = nest.map_structure(convert_to_tensor, args[number])
             wrt.append(args[number])
-        out = self.fn(*args, **kwargs)
-        aux = None
-        if self.has_aux:
-            if not isinstance(out, (tuple, list)) or len(out) != 2:
-                raise FlowcTypeError(f"{self._kind()} with has_aux=True needs a function returning (value, aux), got "
-                                     f"{nest.describe(out)}", where=loc)
-            out, aux = out
-        value = convert_to_tensor(out)
-        if value.shape != () or not value.dtype.is_float:
-            raise FlowcTypeError(f"{self._kind()} needs a function returning a float scalar, got {value.type}",
-                                 where=loc)
         for number, argument in zip(numbers, wrt):
             for path, leaf in nest.flatten_with_paths(argument):
                 if not leaf.dtype.is_float:
                     raise FlowcTypeError(f"{self._kind()} differentiates float arguments; argument {number}{path} is "
                                          f"{leaf.type}", where=loc)
+        out = self.fn(*args, **kwargs)
+        from .jit import definition_line
+
+        defined = definition_line(self.fn)  # what the function returns is a matter of its definition
+        aux = None
+        if self.has_aux:
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                raise FlowcTypeError(f"{self._kind()} with has_aux=True needs a function returning (value, aux), got "
+                                     f"{nest.describe(out)}", where=defined)
+            out, aux = out
+        value = convert_to_tensor(out)
+        if value.shape != () or not value.dtype.is_float:
+            raise FlowcTypeError(f"{self._kind()} needs a function returning a float scalar, got {value.type}",
+                                 where=defined)
         leaves = nest.flatten(wrt)
         grads = [zeros_like(x) if g is None else g for x, g in zip(leaves, gradients(value, leaves))]
         structured = nest.pack_sequence_as(wrt, grads)

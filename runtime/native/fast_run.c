@@ -342,6 +342,25 @@ static int fits(FastRun *self, PyObject *value, Py_ssize_t i) {
            (PyArray_FLAGS(a) & need) == need && PyArray_NDIM(a) == self->arg_ranks[i];
 }
 
+/* Whether a buffer the run writes (a donated argument) overlaps another argument's bytes: the memory
+ * plan assumes distinct buffers, so such a run takes the Python path, which copies the donated one
+ * (Note [donated arguments of a jitted call] in compiler/jit.py). Every argument is contiguous here. */
+static int written_overlaps(FastRun *self, PyObject **values) {
+    for (Py_ssize_t i = 0; i < self->n_args; i++) {
+        if (!self->arg_written[i])
+            continue;
+        const char *a = PyArray_BYTES((PyArrayObject *)values[i]);
+        npy_intp a_bytes = PyArray_NBYTES((PyArrayObject *)values[i]);
+        for (Py_ssize_t j = 0; j < self->n_args && a_bytes; j++) {
+            const char *b = PyArray_BYTES((PyArrayObject *)values[j]);
+            npy_intp b_bytes = PyArray_NBYTES((PyArrayObject *)values[j]);
+            if (j != i && b_bytes && a < b + b_bytes && b < a + a_bytes)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static Layout *layout_of(FastRun *self, PyObject **values) {
     for (int k = 0; k < self->n_layouts; k++) {
         const npy_intp *want = self->layouts[k].arg_dims;
@@ -438,6 +457,8 @@ static PyObject *FastRun_call_feeds(FastRun *self, PyObject *feed_dict, PyObject
         Py_INCREF(value);
         values[held] = value;
     }
+    if (written_overlaps(self, values))
+        goto fall_back; /* a donated buffer that another argument shares */
     l = layout_of(self, values);
     if (!l)
         goto fall_back; /* shapes not seen yet: the Python path plans them */
