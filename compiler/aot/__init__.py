@@ -15,7 +15,7 @@ import numpy as np
 from flowc.ir.errors import FetchError, FlowcError, FlowcTypeError
 
 from ..graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
-from ..jit import TensorSpec, definition_line, trace
+from ..jit_trace import TensorSpec, definition_line, trace
 from ..lowering import lower
 from ..options import CompileOptions
 from ..state_ops import GLOBAL_VARIABLES

@@ -13,7 +13,7 @@ from typing import Sequence
 from flowc.ir.errors import FlowcError
 from flowc.ir.types import as_dtype
 
-from ..jit import TensorSpec
+from ..jit_trace import TensorSpec
 from . import export_function, export_graph
 
 _SPEC = re.compile(r"^([A-Za-z_][\w/.-]*)=(\w+)\[([^\]]*)\]$")
