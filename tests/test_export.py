@@ -260,3 +260,21 @@ def test_flowc_compile_as_a_command(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "lib" / "libpredict.so").exists() and (tmp_path / "lib" / "predict.h").exists()
+
+
+def test_function_that_makes_variables(tmp_path):
+    """A traced function's Variables start at their initializers' values: state keeps them in the
+    context (NAME_variable), constants bakes them in."""
+    def scale(x):
+        v = fc.Variable(fc.fill([3], 3.0), name="v")
+        return x * v
+
+    spec = fc.TensorSpec([None, 3], fc.float32)
+    fc.export(str(tmp_path / "state"), scale, spec)
+    fc.export(str(tmp_path / "baked"), scale, spec, variables="constants")
+    state, baked = fc.load(str(tmp_path / "state")), fc.load(str(tmp_path / "baked"))
+    x = np.ones((2, 3), np.float32)
+    assert state(x).tolist() == baked(x).tolist() == [[3.0] * 3] * 2
+    state.variables["v"][:] = [1, 2, 3]
+    assert state(x).tolist() == [[1.0, 2.0, 3.0]] * 2
+    assert baked.variables == {}

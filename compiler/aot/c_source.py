@@ -25,7 +25,8 @@ def header(api: Interface) -> str:
              " * A context holds scratch memory and the variables; use one context per thread (contexts run",
              " * concurrently). The kernels use the cores as flowc's Session does ($FLOWC_NUM_THREADS, else",
              " * the CPUs this process may run on). NAME_run never aborts or prints: it returns 0 or an",
-             " * error code below, and NAME_error says what went wrong.",
+             " * error code below, and NAME_error says what went wrong. A run stopped by an index out of range",
+             " * may leave the variables partly updated, as the Session's run does.",
              " */",
              f"#ifndef {upper}_H", f"#define {upper}_H", "", "#include <stdint.h>", "",
              "#ifdef __cplusplus", 'extern "C" {', "#endif", ""]
