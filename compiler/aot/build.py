@@ -124,6 +124,7 @@ def _interface(name: str, lowered: Lowered, program: Program, variables: list[Op
         outputs=[_tensor(t.name, v) for t, v in zip(sig.fetches, returned)],
         variables=documented,
         arg_sources=arg_sources, result_sinks=result_sinks, dims=dims, slot_count=len(program.dims),
+        error_slot=program.error_slot,
         temps=[(v.type.dtype.itemsize, dims.codes(v)) for v in plan.temps], lifetimes=list(plan.lifetimes),
         output_dims=[dims.codes(v) for v in returned[:len(sig.fetches)]],
         kernel_errors=[_kernel_error(op) for op in program.kernel_ops], discard_bytes=scratch_bytes,

@@ -105,6 +105,7 @@ def _tables(api: Interface) -> str:
         f"#define NUM_OUTPUT_DIMS {len(out_codes)}",
         f"#define NUM_GROUPS {dims.group_count}",
         f"#define NUM_SLOTS {api.slot_count}",
+        f"#define ERROR_SLOT {api.error_slot}",
         f"#define NUM_TEMPS {len(api.temps)}",
         f"#define NUM_ARGS {len(api.arg_sources)}",
         f"#define NUM_RESULTS {len(api.result_sinks)}",
@@ -166,14 +167,13 @@ extern const unsigned char flowc_export_data[];  /* the embedded values (export_
 
 @TABLES@
 
-#define ERROR_SLOT (NUM_SLOTS + NUM_TEMPS)
 #define ALIGNMENT 64
 
 struct @NAME@_context {
     char error[512];
     int planned;                        /* dims, offsets and output dims hold those of planned_for */
     int64_t planned_for[NUM_INPUT_DIMS + 1];
-    int64_t dims[NUM_SLOTS + NUM_TEMPS + 2];
+    int64_t dims[ERROR_SLOT + 2];      /* the slots, the temps' arena offsets, then the error slots */
     int64_t output_dims[NUM_OUTPUT_DIMS + 1];
     void *arena;
     int64_t arena_bytes;

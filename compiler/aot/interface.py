@@ -58,6 +58,7 @@ class Interface:
     result_sinks: list[tuple]
     dims: DimsPlan
     slot_count: int
+    error_slot: int  # where the entry point writes a kernel's error (Program.error_slot), two slots
     temps: list[tuple[int, list[DimCode]]]  # per temp: its itemsize and dims
     lifetimes: list[tuple[int, int]]
     output_dims: list[list[DimCode]]
