@@ -1,13 +1,15 @@
 """Exported libraries (fc.export): the C call's overhead, an exported MLP against the Session, the size.
 
-    .venv/bin/python bench/bench_export.py
+    .venv/bin/python bench/bench_export.py [--threads N]
 
 - tiny: `x * 2 + 1` on 4 floats, exported, called NAME_run in a C loop (the input dims unchanged, as
   a serving loop calls it): nanoseconds per call. The Session's fast run on the same graph beside it.
 - mlp: bench_native's MLP (784 -> 512 relu -> 512 relu -> 10, batch 256), weights as Variables:
   the Session's run against the exported library (variables="constants") called from C, in turns
   (three rounds), each the fastest of repeated batches of calls after a warm-up: on a shared
-  machine the fastest batch is the one least disturbed by other work.
+  machine the fastest batch is the one least disturbed by other work. --threads N sets
+  FLOWC_NUM_THREADS for both (one thread: the code compared, without the pool's gangs, which a busy
+  machine delays most).
 - size: libmlp.so with the weights fed as inputs (code only), and with them baked in; OpenBLAS is the
   separate libscipy_openblas.so beside it, not counted.
 """
@@ -69,7 +71,8 @@ def c_timer(folder: str, name: str) -> str:
 
 
 def c_seconds(program: str, rows: int, cols: int, outs: int, calls: int, repeats: int) -> float:
-    result = subprocess.run(["env", "-i", f"PATH={os.environ['PATH']}", program, str(rows), str(cols), str(outs),
+    threads = [f"FLOWC_NUM_THREADS={os.environ['FLOWC_NUM_THREADS']}"] if "FLOWC_NUM_THREADS" in os.environ else []
+    result = subprocess.run(["env", "-i", f"PATH={os.environ['PATH']}", *threads, program, str(rows), str(cols), str(outs),
                              str(calls), str(repeats)], capture_output=True, text=True, check=True)
     return min(float(line) for line in result.stdout.split())
 
@@ -145,8 +148,11 @@ def mlp(folder: str) -> None:
 
 
 def main() -> None:
+    if "--threads" in sys.argv:  # before flowc's pool starts: it reads the variable once
+        os.environ["FLOWC_NUM_THREADS"] = sys.argv[sys.argv.index("--threads") + 1]
     with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
-        print(f"{sys.platform}, {len(os.sched_getaffinity(0))} CPUs")
+        print(f"{sys.platform}, {len(os.sched_getaffinity(0))} CPUs, FLOWC_NUM_THREADS="
+              f"{os.environ.get('FLOWC_NUM_THREADS', 'unset')}, load average {os.getloadavg()[0]:.1f}")
         tiny(folder)
         mlp(folder)
 

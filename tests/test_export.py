@@ -278,3 +278,30 @@ def test_function_that_makes_variables(tmp_path):
     state.variables["v"][:] = [1, 2, 3]
     assert state(x).tolist() == [[1.0, 2.0, 3.0]] * 2
     assert baked.variables == {}
+
+
+THREADS_SCRIPT = '''
+import os, sys, numpy as np, flowc as fc
+rng = np.random.default_rng(0)
+w = rng.standard_normal((784, 512), dtype=np.float32) * 0.05
+data = rng.standard_normal((256, 784), dtype=np.float32)
+g = fc.Graph()
+with g.as_default():
+    x = fc.placeholder(fc.float32, [None, 784], name="x")
+    y = fc.matmul(x, fc.constant(w))
+with fc.Session(graph=g) as sess:
+    before = sess.run(y, {x: data})
+    fc.export(os.path.join(sys.argv[1], "product"), [y], [x])
+    exported = fc.load(os.path.join(sys.argv[1], "product"))(data)
+    after = sess.run(y, {x: data})
+print(before.tobytes() == exported.tobytes() == after.tobytes())
+'''
+
+
+def test_thread_count_agrees_with_the_sessions_in_one_process(tmp_path):
+    """FLOWC_NUM_THREADS=1: the exported library's own pool (and the OpenBLAS it shares with the Session,
+    which it adopts when loaded) runs one thread too, so neither changes the other's results."""
+    env = {**os.environ, "FLOWC_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.stdout.strip() == "True", result.stdout + result.stderr
