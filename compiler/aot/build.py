@@ -7,7 +7,10 @@ only the NAME_* functions (a version script), so two exported libraries in one p
 their symbols; each has its own pool. A function whose products call OpenBLAS needs
 libscipy_openblas.so: it is copied beside the library and found through the rpath $ORIGIN, so DIR
 can move as a whole. The variables' values are embedded as data (export_data.S, `.incbin`). The code
-is compiled for the exporting machine's CPU, as a Session's is.
+is compiled for the exporting machine's CPU, as a Session's is. Loaded into a process that has
+OpenBLAS already (fc.load beside a Session), the loader shares that one by its soname, and the
+library's pool adopts it (Note [one pool] in runtime/native/flowc_rt.c): both pools take
+$FLOWC_NUM_THREADS, so the count OpenBLAS runs with, and its results, stay the same.
 """
 
 from __future__ import annotations
