@@ -305,3 +305,21 @@ def test_thread_count_agrees_with_the_sessions_in_one_process(tmp_path):
     result = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, str(tmp_path)], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.stdout.strip() == "True", result.stdout + result.stderr
+
+
+def test_random_ops_continue_the_sessions_run_counter(tmp_path):
+    """The context's run counter starts where the Session's was at export: its runs draw what the
+    Session's next runs would (counter-based random numbers)."""
+    g = fc.Graph()
+    with g.as_default():
+        fc.set_random_seed(5)
+        x = fc.placeholder(fc.float32, [None], name="x")
+        noisy = x + fc.random_normal([4])
+    with fc.Session(graph=g) as sess:
+        data = np.zeros(4, np.float32)
+        sess.run(noisy, {x: data})
+        fc.export(str(tmp_path / "noisy"), [noisy], [x], session=sess)
+        expected = [sess.run(noisy, {x: data}) for _ in range(2)]
+    noisy_c = fc.load(str(tmp_path / "noisy"))
+    assert [noisy_c(data).tobytes() for _ in range(2)] == [e.tobytes() for e in expected]
+    assert expected[0].tobytes() != expected[1].tobytes()
