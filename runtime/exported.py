@@ -21,7 +21,7 @@ _ERRORS = {1: RuntimeShapeError, 2: IndexOutOfRange, 3: ResourceExhaustedError}
 
 class ExportedFunction:
     """An exported library, loaded: call it with one array per input; it gives one array per output
-    (a single output alone, several as a tuple).
+    (a single output alone, several as a tuple, None for a run without outputs: a training step).
 
     `variables` maps each variable's name to a numpy array that *is* the context's buffer (a view, not
     a copy): reading it shows the values after the latest call, writing it changes what the next call
@@ -87,7 +87,7 @@ class ExportedFunction:
                 start += len(shape)
             outputs = (ctypes.c_void_p * max(len(results), 1))(*[r.ctypes.data for r in results])
             self._check(self._run(self._context, pointers, input_dims.ctypes.data, outputs))
-        return results[0] if len(results) == 1 else tuple(results)
+        return None if not results else results[0] if len(results) == 1 else tuple(results)
 
     def _check(self, status: int) -> None:
         if status:
