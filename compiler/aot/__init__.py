@@ -106,8 +106,12 @@ def export_function(path: str, fn: Callable[..., Any], specs: Sequence[Any], var
     name = getattr(fn, "__qualname__", getattr(fn, "__name__", "a function"))
     stages = stages if stages is not None else []
     stages.append(("trace", time.perf_counter() - started))
-    return export_graph(path, traced.fetches, traced.feeds, session, variables, traced.graph, f"function {name}",
-                        stages)
+    try:
+        return export_graph(path, traced.fetches, traced.feeds, session, variables, traced.graph,
+                            f"function {name}", stages)
+    finally:
+        if session is not None:
+            session.close()
 
 
 def _graph_of(fetches: Any) -> Graph:
