@@ -105,6 +105,8 @@ from .state_ops import (
     variables_initializer,
 )
 from . import train  # noqa: E402  (fc.train.AdamOptimizer etc., built on the ops above)
+from .aot import export  # noqa: E402  (ahead of time: DIR/libNAME.so + DIR/NAME.h)
+from flowc.runtime.exported import load  # noqa: E402  (an exported library, called from Python)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -125,4 +127,5 @@ __all__ = [
     "TensorSpec", "grad", "jit", "value_and_grad",  # jit
     "case", "cond", "nest", "while_loop",  # control flow
     "custom_gradient", "function", "recompute_grad",  # functions
+    "export", "load",  # ahead of time
 ]

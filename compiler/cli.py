@@ -4,6 +4,9 @@
               [--target cpu]                                     then the target's own passes
               [--vector-bytes 16|32|64]                          ... scheduled for that vector width
     flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
+    flowc compile file.py:fn --input x=float32[None,784] ... -o DIR/NAME    DIR/libNAME.so + DIR/NAME.h
+    flowc compile GRAPH.json --feed x --fetch loss --fetch train -o DIR/NAME
+              [--variables state|constants] [--target cpu]
 
 FILE may be '-' for standard input. Without --passes, `opt` runs the default
 pipeline; pass names are those of flowc.passes.PASSES.
@@ -41,9 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ir.add_argument("--fetch", action="append", required=True, help="tensor or op name to fetch (repeatable)")
     ir.add_argument("--feed", action="append", default=[], help="tensor name that the run feeds (repeatable)")
     ir.add_argument("--no-opt", action="store_true", help="print the IR as lowered, before the pipeline")
+    add_compile_command(commands)
     args = parser.parse_args(argv)
     try:
-        text = run_opt(args) if args.command == "opt" else run_ir(args)
+        text = {"opt": run_opt, "ir": run_ir, "compile": run_compile}[args.command](args)
     except FlowcError as error:
         print(f"flowc: error: {error}", file=sys.stderr)
         return 1
@@ -107,6 +111,26 @@ def run_ir(args: argparse.Namespace) -> str:
         options = CompileOptions.from_environment()
         optimize(lowered.module, verify_each=options.verify, dump_dir=options.dump_dir)
     return print_module(lowered.module)
+
+
+def add_compile_command(commands: argparse._SubParsersAction) -> None:
+    compile_ = commands.add_parser("compile", help="export a function or a graph_def as DIR/libNAME.so + DIR/NAME.h")
+    compile_.add_argument("source", help="file.py:function, or a graph_def JSON file (fc.write_graph)")
+    compile_.add_argument("-o", "--output", required=True, help="DIR/NAME: writes DIR/libNAME.so and DIR/NAME.h")
+    compile_.add_argument("--input", action="append", default=[], metavar="NAME=DTYPE[DIMS]",
+                          help="a function argument's spec, e.g. x=float32[None,784] (repeatable, one per argument)")
+    compile_.add_argument("--feed", action="append", default=[], help="graph_def: a tensor the C API takes as input")
+    compile_.add_argument("--fetch", action="append", default=[],
+                          help="graph_def: a tensor it outputs, or an op it runs")
+    compile_.add_argument("--variables", choices=("state", "constants"), default="state",
+                          help="keep variables in the context, updated by each run (state), or bake them in")
+    compile_.add_argument("--target", choices=("cpu",), default="cpu", help="the target (cpu)")
+
+
+def run_compile(args: argparse.Namespace) -> str:
+    from .aot.command import compile_source
+
+    return compile_source(args.source, args.output, args.input, args.feed, args.fetch, args.variables)
 
 
 if __name__ == "__main__":

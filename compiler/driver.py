@@ -21,22 +21,29 @@ def compile_lowered(lowered: Lowered, target: Target | str, options: CompileOpti
     """`lowered`'s module, compiled in place for `target` (an object or a registered name) and loaded."""
     if isinstance(target, str):
         target = target_named(target)
+    dump_dir = run_pipeline(lowered, target, options)
+    return target.load(target.build(lowered.module, replace(options, dump_dir=dump_dir)), options)
+
+
+def run_pipeline(lowered: Lowered, target: Target, options: CompileOptions, donate: bool = True) -> str | None:
+    """Every pass `lowered`'s module goes through before `target` builds it, in place; returns the dump
+    folder of the target's passes (None without one). `donate=False` offers no argument buffer for a
+    result (fc.export's baked variables are read-only data)."""
     module = lowered.module
     # Gradient requests have no executable meaning: they are expanded even when the Session runs
     # unoptimized (optimize=False, FLOWC_OPT=0), where the pipeline that starts with Autodiff does not run.
     expand_gradients(module, sized_by_data=target.sized_by_data)
     if options.optimize:
         _pass_manager(default_pipeline(options.fast_math), options).run(module)
-    dump_dir = None
     passes = target.passes(options)
-    if passes:
-        donations = lowered.signature.donations()
-        if donations:  # the caller's offer, for memory planning (Note [the memory plan of a function])
-            lowered.function.attributes["donate"] = tuple((result, arg) for result, arg in sorted(donations.items()))
-        # The target's passes keep the shared pipeline's report as last_report(), and get their own dump folder,
-        # which build and load see as their dump_dir: the CPU executable writes its layouts there.
-        dump_dir = _pass_manager(passes, options, record=False).run(module).dump_folder
-    return target.load(target.build(module, replace(options, dump_dir=dump_dir)), options)
+    if not passes:
+        return None
+    donations = lowered.signature.donations() if donate else {}
+    if donations:  # the caller's offer, for memory planning (Note [the memory plan of a function])
+        lowered.function.attributes["donate"] = tuple((result, arg) for result, arg in sorted(donations.items()))
+    # The target's passes keep the shared pipeline's report as last_report(), and get their own dump folder,
+    # which build and load see as their dump_dir: the CPU executable writes its layouts there.
+    return _pass_manager(passes, options, record=False).run(module).dump_folder
 
 
 def _pass_manager(passes: list[Pass], options: CompileOptions, record: bool = True) -> PassManager:
