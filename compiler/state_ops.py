@@ -126,6 +126,9 @@ def _assign(kind: str, default_name: str) -> Callable[..., Tensor]:
     def build(ref: Variable, value: Any, use_locking: bool = False, name: str | None = None) -> Tensor:
         if not isinstance(ref, Variable):
             raise GraphError(f"{kind} needs a Variable to assign to, got {ref!r}", op=kind, where=user_location())
+        refuse = getattr(get_default_graph(), "refuse_state_change", None)  # a branch or loop body: func_graph.py
+        if refuse is not None:
+            refuse(kind, ref)
         tensor = convert_to_tensor(value, dtype=ref.dtype)
         if tensor.type.rank != ref.type.rank or any(d is not None and d != v for d, v in zip(tensor.shape, ref.shape)):
             raise FlowcTypeError(f"value of shape {format_shape(tensor.shape)} cannot be assigned to variable "
