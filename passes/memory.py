@@ -114,6 +114,7 @@ def plan_memory(function: Function, donations: dict[int, int] | None = None) -> 
     returned = ops[-1].operands
     for j, value in enumerate(returned):
         plan.storage.setdefault(value, Storage("result", j))
+    last_use = _last_uses(function, steps)
     for op in ops[:-1]:
         for result in op.results:
             if result in plan.storage:
@@ -122,10 +123,13 @@ def plan_memory(function: Function, donations: dict[int, int] | None = None) -> 
                 plan.storage[result] = Storage("const")
             elif op.is_view:
                 plan.storage[result] = Storage("view", of=op.operands[0])
+            elif (buffer := _row_written_in_place(plan, last_use, steps, op)) is not None:
+                plan.storage[result] = Storage("view", of=buffer)
+                root = _temp_of(plan, buffer)  # the temp now lives as long as the result
+                last_use[root] = max(last_use[root], last_use.get(result, steps[op]))
             else:
                 plan.storage[result] = Storage("temp", len(plan.temps))
                 plan.temps.append(result)
-    last_use = _last_uses(function, steps)
     plan.lifetimes = [(steps[v.op], last_use.get(v, steps[v.op])) for v in plan.temps]
     for j, i in (donations or {}).items():
         if _can_donate(function, plan, last_use, steps, returned[j], function.args[i]):
@@ -148,6 +152,39 @@ def _root(value: Value) -> Value:
     while hasattr(value, "op") and value.op.is_view:
         value = value.op.operands[0]
     return value
+
+
+# Note [rows written in place]
+# write_row's result is its buffer operand with one row replaced (ir/ops/rows.py). When nothing reads
+# that buffer after the kernel (every view of it and every earlier in-place result counted), the
+# result takes the buffer's bytes, as a view of it, and the kernel stores the one row
+# (kernels/single.py): a loop filling a buffer row by row then costs a row per step, not a copy of
+# the buffer. Only a temp is written over: an argument is the caller's, a constant is read-only.
+
+
+def _row_written_in_place(plan: MemoryPlan, last_use: dict[Value, int], steps: dict[Operation, int],
+                          op: Operation) -> Value | None:
+    """The buffer operand whose bytes a write_row kernel may write its result into, or None."""
+    inner = [o for o in op.regions[0].entry.ops if o.name != "constant"] if op.name == "fusion" else []
+    if len(inner) != 2 or inner[0].name != "write_row" or inner[1].operands != [inner[0].result]:
+        return None
+    argument = inner[0].operands[0]
+    if not hasattr(argument, "block") or argument.block is not op.regions[0].entry:
+        return None
+    buffer = op.operands[argument.index]
+    root = _temp_of(plan, buffer)
+    if root is None or last_use.get(root, -1) > steps[op]:
+        return None
+    others = [v for i, v in enumerate(op.operands) if i != argument.index]
+    return buffer if all(_temp_of(plan, v) is not root for v in others) else None
+
+
+def _temp_of(plan: MemoryPlan, value: Value) -> Value | None:
+    """The temp whose bytes `value` is in (through views), or None for any other storage."""
+    storage = plan.storage.get(value)
+    while storage is not None and storage.kind == "view":
+        value, storage = storage.of, plan.storage.get(storage.of)
+    return value if storage is not None and storage.kind == "temp" else None
 
 
 def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int], steps: dict[Operation, int],

@@ -168,6 +168,9 @@ CASES: dict[str, list[Case]] = {
     "gather": [op("gather", normal(5, 3), const(np.array([[0, 2], [4, 0]])), axis=0),
                op("gather", normal(2, 5, 3), const(np.array([1, 1, 4])), axis=1),
                op("gather", normal(5, 3), const(np.array(2)), axis=0)],
+    "read_row": [op("read_row", normal(4, 3), const(np.array(2))), op("read_row", normal(2, 2, 3), const(np.int32(0)))],
+    "write_row": [op("write_row", normal(4, 3), const(np.array(1)), normal(3))],
+    "fill_rows": [op("fill_rows", const(np.array(3)), normal(2))],
     "cond": [Case([Arg(fixed(flag)), Arg(normal(3)), Arg(normal(3))], text="""
 func @f(%p: bool[], %x: f64[3], %w: f64[3]) -> (f64[3], f64[3]) {
   %r, %s = cond %p, %x, %w : f64[3], f64[3] {

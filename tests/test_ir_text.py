@@ -109,6 +109,13 @@ func @constants() -> (f32[6], f32[2,2], i32[3], bool[2], i64[], f64[0], f32[3]) 
   return %special, %thirds, %ints, %bools, %scalar, %empty, %splat : f32[6], f32[2,2], i32[3], bool[2], i64[], f64[0], f32[3]
 }
 
+func @rows(%b: f32[?,3], %i: i32[], %n: i64[]) -> (f32[3], f32[?,3], f32[?,3]) {
+  %r = read_row %b, %i : f32[3]
+  %w = write_row %b, %i, %r : f32[?,3]
+  %f = fill_rows %n, %r : f32[?,3]
+  return %r, %w, %f : f32[3], f32[?,3], f32[?,3]
+}
+
 func @double(%x: f32[4]) -> f32[4] {
   %0 = add %x, %x : f32[4]
   return %0 : f32[4]

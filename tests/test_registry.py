@@ -145,6 +145,13 @@ func @twice(%x: f32[4]) -> f32[4] {
   return %y : f32[4]
 }
 """,
+    "fill_rows": """\
+func @main(%flag: bool[], %x: f32[4]) -> f32[?, 4] {
+  %n = constant {value = dense<3>} : i64[]
+  %r = fill_rows %n, %x : f32[?, 4]
+  return %r : f32[?, 4]
+}
+""",
     "stop_gradient": """\
 func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
   %t = tanh %x : f32[4]

@@ -26,6 +26,8 @@ UNSUPPORTED: dict[str, str] = {
     "cond": "control flow is not compiled to native code yet",
     "while": "control flow is not compiled to native code yet",
     "call": "calls are not compiled to native code yet",
+    # Every buffer is sized from the fed shapes (ir/shapes.py); this op's row count is data.
+    "fill_rows": "its number of rows is a value computed at run time, not a fed shape",
     # Both are gone before a target sees a module (driver.compile_lowered expands gradient requests);
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",

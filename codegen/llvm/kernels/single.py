@@ -1,5 +1,5 @@
 """Kernels of one op that moves data rather than computing on it: transpose, slice, concat,
-gather, one_hot, broadcast_to, and the random ops.
+gather, one_hot, broadcast_to, read_row, write_row, and the random ops.
 
 Each is a loop over the output's linear index (split across threads like a
 loop kernel) that works out, per output element, which input element it
@@ -17,7 +17,7 @@ from flowc.ir import Operation
 
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..launch import GRAIN, Launch, elementwise_work, kernel_kind
-from ..types import I64, compute_type, constant_of, load_value, store_value
+from ..types import I64, compute_type, constant_of, load_value, storage_type, store_value
 from .philox import emit_random
 
 # op name -> (kernel, op, output coordinates) -> the output element's value
@@ -36,9 +36,18 @@ def single(*names: str) -> Callable[[SingleEmitter], SingleEmitter]:
 
 def launch_single(launch: Launch) -> None:
     """The kernel over its output; then, for a gather whose slices may be empty, a check of its
-    indices where they are (Note [indices of empty slices])."""
-    launch.default()
+    indices where they are (Note [indices of empty slices]). A row op's index is checked first,
+    once, by the entry point; a write_row in place runs over one row (Note [rows written in place])."""
     op = _the_op(launch.kernel)
+    if op.name in ("read_row", "write_row"):
+        _check_row_index(launch, op)
+    if op.name == "write_row" and writes_in_place(launch.kernel):
+        row = op.operands[2]
+        size = product(launch.b, [emit_dim(launch.b, launch.kernel.dims, launch.dims_pointer, row, a)
+                                  for a in range(row.type.rank)])
+        launch.b.call(launch.parallel_for, [launch.kernel.function, launch.context([]), size, ll.Constant(I64, GRAIN)])
+        return
+    launch.default()
     if op.name == "gather" and _slices_may_be_empty(op):
         b, kernel = launch.b, launch.kernel
         params, indices = op.operands
@@ -83,10 +92,33 @@ def _the_op(kernel: Kernel) -> Operation:
     return next(o for o in kernel.op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
 
 
+def _check_row_index(launch: Launch, op: Operation) -> None:
+    """In the entry point, before the kernel: the row index in [0, n), else the error slots name this
+    kernel and the index. The kernel itself clamps, so it never reads or writes out of bounds."""
+    b, kernel = launch.b, launch.kernel
+    buffer, index = op.operands[:2]
+    value = load_value(b, b.bitcast(launch.buffers[index.index], storage_type(index.type.dtype).as_pointer()), index.type.dtype)
+    if index.type.dtype.itemsize < 8:
+        value = b.sext(value, I64)
+    rows = emit_dim(b, kernel.dims, launch.dims_pointer, buffer, 0)
+    bad = b.or_(b.icmp_signed("<", value, ll.Constant(I64, 0)), b.icmp_signed(">=", value, rows))
+    with b.if_then(bad, likely=False):
+        b.store(ll.Constant(I64, kernel.number + 1), b.gep(launch.dims_pointer, [ll.Constant(I64, kernel.error_slot)]))
+        b.store(value, b.gep(launch.dims_pointer, [ll.Constant(I64, kernel.error_slot + 1)]))
+
+
+def writes_in_place(kernel: Kernel) -> bool:
+    """A write_row whose result the memory plan put in its buffer operand's bytes."""
+    return kernel.shared is not None and (0, 0) in kernel.shared
+
+
 @kernel_kind("single", elementwise_work, launch_single)
 def emit_single_kernel(kernel: Kernel) -> None:
     b = kernel.b
     op = _the_op(kernel)
+    if op.name == "write_row" and writes_in_place(kernel):
+        _emit_row_store(kernel, op)
+        return
     out = op.result
     sizes = [kernel.dim(out, a) for a in range(out.type.rank)]
     pointer = kernel.result_pointer(0, out.type.dtype)
@@ -201,6 +233,43 @@ def emit_gather(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> l
     clamped = b.select(b.icmp_signed("<", index, ll.Constant(I64, 0)), ll.Constant(I64, 0), index)
     clamped = b.select(b.icmp_signed(">=", clamped, limit), ll.Constant(I64, 0), clamped)  # never read out of bounds
     return read(kernel, params, [*coordinates[:axis], clamped, *coordinates[axis + k:]])
+
+
+def _row_index(kernel: Kernel, op: Operation) -> ll.Value:
+    """The row index, clamped into [0, n) (the entry point reports a bad one: _check_row_index)."""
+    b = kernel.b
+    index = read(kernel, op.operands[1], [])
+    if op.operands[1].type.dtype.itemsize < 8:
+        index = b.sext(index, I64)
+    rows = kernel.dim(op.operands[0], 0)
+    inside = b.and_(b.icmp_signed(">=", index, ll.Constant(I64, 0)), b.icmp_signed("<", index, rows))
+    return b.select(inside, index, ll.Constant(I64, 0))
+
+
+@single("read_row")
+def emit_read_row(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    return read(kernel, op.operands[0], [_row_index(kernel, op), *coordinates])
+
+
+@single("write_row")
+def emit_write_row(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    """A copy of the buffer, the value's elements in the written row."""
+    b = kernel.b
+    buffer, _, value = op.operands
+    written = b.icmp_signed("==", coordinates[0], _row_index(kernel, op))
+    return b.select(written, read(kernel, value, coordinates[1:]), read(kernel, buffer, coordinates))
+
+
+def _emit_row_store(kernel: Kernel, op: Operation) -> None:
+    """write_row in place: the result is the buffer's bytes, so only the row's elements are stored."""
+    b = kernel.b
+    buffer, _, value = op.operands
+    sizes = [kernel.dim(value, a) for a in range(value.type.rank)]
+    start = b.mul(_row_index(kernel, op), product(b, sizes))
+    pointer = kernel.result_pointer(0, buffer.type.dtype)
+    with for_range(b, kernel.begin, kernel.end, "e") as index:
+        element = read(kernel, value, decompose(b, index, sizes) if sizes else [])
+        store_value(b, element, b.gep(pointer, [b.add(start, index)]), buffer.type.dtype)
 
 
 @single("one_hot")
