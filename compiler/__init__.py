@@ -12,7 +12,7 @@ array([ 5., 25.], dtype=float32)
 
 from flowc.ir.types import DType, bool_, float32, float64, int32, int64
 
-from . import errors, nn
+from . import errors, nest, nn
 from .array_ops import (
     broadcast_to,
     concat,
@@ -32,6 +32,7 @@ from .array_ops import (
     zeros,
     zeros_like,
 )
+from .control_flow import case, cond, while_loop
 from .errors import FlowcError
 from .gradients import gradients, stop_gradient
 from .graph import (
@@ -118,4 +119,5 @@ __all__ = [
     "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
+    "case", "cond", "nest", "while_loop",  # control flow
 ]

@@ -49,14 +49,16 @@ class FuncGraph(Graph):
     tensor of `outer` used inside to the Capture input that stands for it,
     `outputs` are the flat results and `structured_outputs` the function's
     return value as it returned it (tensors inside). `purpose` says what the
-    sub-graph is, for errors: "the true branch of cond 'cond'".
+    sub-graph is, for errors: "the true branch of cond 'cond'"; `owner` names
+    the op that will carry it ("cond 'cond'"), whose errors these are.
     """
 
-    def __init__(self, name: str, outer: Graph, purpose: str):
+    def __init__(self, name: str, outer: Graph, purpose: str, owner: str | None = None):
         super().__init__()
         self.name = name
         self.outer = outer
         self.purpose = purpose
+        self.owner = owner
         self.inputs: list[Tensor] = []
         self.captures: dict[Tensor, Tensor] = {}
         self.outputs: list[Tensor] = []
@@ -135,14 +137,14 @@ class FuncGraph(Graph):
             if leaf is None or isinstance(leaf, Operation):
                 what = "None" if leaf is None else f"op {leaf.name!r}"
                 raise GraphError(f"{self.purpose} returns {what} at {path}; it must return tensors",
-                                 where=user_location())
+                                 op=self.owner, where=user_location())
             flat.append(self.capture(convert_to_tensor(leaf)))
         self.outputs = flat
         self.structured_outputs = nest.pack_sequence_as(result, flat)
 
 
 def trace(function: Callable[..., Any], args: Sequence[Any], arg_types: Sequence[TensorType] | None = None, *,
-          name: str, purpose: str) -> FuncGraph:
+          name: str, purpose: str, owner: str | None = None) -> FuncGraph:
     """A FuncGraph of `function(*args)`, each tensor leaf of `args` standing for an Arg input.
 
     `args` is the list of positional arguments, any nesting (Note [composite
@@ -150,7 +152,7 @@ def trace(function: Callable[..., Any], args: Sequence[Any], arg_types: Sequence
     order (a while loop's shape invariants), by default the leaves' own.
     """
     outer = get_default_graph()
-    graph = FuncGraph(name, outer, purpose)
+    graph = FuncGraph(name, outer, purpose, owner)
     leaves = nest.flatten(list(args))
     types = list(arg_types) if arg_types is not None else [leaf.type for leaf in leaves]
     with graph.as_default():

@@ -18,7 +18,9 @@ from flowc.ir import op as registry
 from flowc.ir.errors import FlowcTypeError, GraphError
 
 from .array_ops import ones
+from .control_flow_gradients import region_gradient_inputs
 from .graph import READ, Tensor
+from .lowering import REGION_KINDS
 from .math_ops import apply, constant, convert_to_tensor, where
 from .sources import user_location
 
@@ -128,11 +130,14 @@ def _reached(ys: Sequence[Tensor]) -> set[Tensor]:
         if tensor in seen:
             continue
         seen.add(tensor)
-        stack.extend(_gradient_inputs(tensor.op))
+        stack.extend(_gradient_inputs(tensor))
     return seen
 
 
-def _gradient_inputs(op: Any) -> list[Tensor]:
+def _gradient_inputs(tensor: Tensor) -> list[Tensor]:
+    op = tensor.op
+    if op.type in REGION_KINDS:  # per result, through the sub-graphs
+        return region_gradient_inputs(tensor, _reached)
     if op.type != REQUEST and (op.type not in registry.OPS or not registry.get(op.type).differentiable):
         return []  # graph-only kinds (placeholders, reads, assigns) and ops that block gradients
     # A request's gradients depend on all its inputs: a second derivative goes through it.

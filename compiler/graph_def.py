@@ -35,7 +35,7 @@ from flowc.ir.verifier import attribute_matches
 from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph, Operation, Tensor, close_names, \
     get_default_graph
 from .graph_def_check import Fields, check_document, node_label, parse_text, problem, shown
-from .lowering import RANDOM_KINDS, STEP_TYPE
+from .lowering import RANDOM_KINDS, REGION_KINDS, STEP_TYPE
 
 FORMAT = "flowc.GraphDef"
 VERSION = 1
@@ -52,6 +52,9 @@ def graph_to_def(graph: Graph) -> dict[str, Any]:
 
 
 def _node_to_def(op: Operation) -> dict[str, Any]:
+    if op.type in REGION_KINDS:
+        raise GraphError("as_graph_def cannot write it: version 1 of the format has no sub-graphs, and this op "
+                         "carries the traced functions of fc.cond or fc.while_loop", op=op.display_name, where=op.loc)
     return {
         "name": op.name,
         "op": op.type,

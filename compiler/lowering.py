@@ -28,6 +28,7 @@ from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph
 
 RANDOM_KINDS = registry.names_where(is_random=True)  # graph ops that lowering gives the run counter
 STEP_TYPE = TensorType(int64, ())
+REGION_KINDS = frozenset({"cond", "while"})  # graph ops of fc.cond and fc.while_loop: control_flow_lowering.py
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,10 @@ def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], 
         elif op.type in (VARIABLE, NOOP):
             continue
         else:
-            operands = [step] if op.type in RANDOM_KINDS else [env[t] for t in op.inputs]
-            _emit_ir_op(b, op, operands, env)
+            if op.type in RANDOM_KINDS:
+                _emit_ir_op(b, op, [step], env)
+            else:
+                emit_op(b, op, env)
     missing = [t for t in sig.fetches if t not in env]
     if missing:
         raise GraphError(f"cannot compute {', '.join(t.name for t in missing)}: no op in this run produces it")
@@ -181,6 +184,17 @@ def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], 
 
 def _last_assign(ops: Sequence[Operation], var: Operation) -> Operation:
     return [op for op in ops if op.type in ASSIGN_KINDS and op.attrs["var"] is var][-1]
+
+
+def emit_op(b: Builder, op: Operation, env: dict[Tensor, Value]) -> None:
+    """The IR for graph op `op`, whose inputs are in `env`: one IR op, or a region op with its sub-graphs."""
+    operands = [env[t] for t in op.inputs]
+    if op.type in REGION_KINDS:
+        from .control_flow_lowering import emit_region_op  # it lowers sub-graphs with emit_op in turn
+
+        emit_region_op(b, op, operands, env)
+    else:
+        _emit_ir_op(b, op, operands, env)
 
 
 def _emit_ir_op(b: Builder, op: Operation, operands: list[Value], env: dict[Tensor, Value]) -> None:

@@ -38,7 +38,7 @@ def is_namedtuple(value: Any) -> bool:
     return isinstance(value, tuple) and hasattr(type(value), "_fields")
 
 
-def _children(value: Any) -> list[Any]:
+def children(value: Any) -> list[Any]:
     if isinstance(value, dict):
         return [value[key] for key in _sorted_keys(value)]
     if is_composite(value):
@@ -62,7 +62,7 @@ def flatten(structure: Any) -> list[Any]:
     """
     if not is_nested(structure):
         return [structure]
-    return [leaf for child in _children(structure) for leaf in flatten(child)]
+    return [leaf for child in children(structure) for leaf in flatten(child)]
 
 
 def flatten_with_paths(structure: Any, root: str = "") -> list[tuple[str, Any]]:
@@ -77,7 +77,7 @@ def flatten_with_paths(structure: Any, root: str = "") -> list[tuple[str, Any]]:
         keys = [f".{name}" for name in type(structure)._fields]
     else:
         keys = [f"[{i}]" for i in range(len(structure))]
-    return [pair for key, child in zip(keys, _children(structure)) for pair in flatten_with_paths(child, root + key)]
+    return [pair for key, child in zip(keys, children(structure)) for pair in flatten_with_paths(child, root + key)]
 
 
 def pack_sequence_as(structure: Any, flat_sequence: Sequence[Any]) -> Any:
@@ -98,10 +98,10 @@ def pack_sequence_as(structure: Any, flat_sequence: Sequence[Any]) -> Any:
 def _pack(structure: Any, leaves: Iterator[Any]) -> Any:
     if not is_nested(structure):
         return next(leaves)
-    return _rebuild(structure, [_pack(child, leaves) for child in _children(structure)])
+    return rebuild(structure, [_pack(child, leaves) for child in children(structure)])
 
 
-def _rebuild(structure: Any, children: list[Any]) -> Any:
+def rebuild(structure: Any, children: list[Any]) -> Any:
     """A container of `structure`'s kind holding `children` (in flatten's order)."""
     if isinstance(structure, dict):
         by_key = dict(zip(_sorted_keys(structure), children))
@@ -158,7 +158,7 @@ def _difference(first: Any, second: Any, check_types: bool, path: str = "") -> s
         return f"a {_kind(first)} and a {_kind(second)}{at}"
     if isinstance(first, dict) and _sorted_keys(first) != _sorted_keys(second):
         return f"keys {_sorted_keys(first)!r} and {_sorted_keys(second)!r}{at}"
-    left, right = _children(first), _children(second)
+    left, right = children(first), children(second)
     if len(left) != len(right):
         return f"{len(left)} and {len(right)} entries{at}"
     keys = [f"[{k!r}]" for k in _sorted_keys(first)] if isinstance(first, dict) else [f"[{i}]" for i in range(len(left))]

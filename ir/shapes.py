@@ -46,6 +46,9 @@ def _result_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes:
             raise FlowcError(f"cannot size the results of {op.name} before running it", op=op.display_name,
                              where=op.loc)
         return _propagate_block(op.regions[0].entry, operand_shapes, shapes)
+    run_time_shape = getattr(op, "run_time_shape", None)  # relax_shape: its type forgets what its value has
+    if run_time_shape is not None:
+        return [run_time_shape(*operand_shapes)]
     types = [TensorType(v.type.dtype, s) for v, s in zip(op.operands, operand_shapes)]
     try:
         inferred = op.infer_type(*types)

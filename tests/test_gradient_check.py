@@ -157,6 +157,7 @@ CASES: dict[str, list[Case]] = {
     "expand_dims": [op("expand_dims", normal(3, 4), axis=1), op("expand_dims", normal(3, 4), axis=-1)],
     "squeeze": [op("squeeze", normal(3, 1, 4, 1), axes=(1, 3)), op("squeeze", normal(3, 1), axes=(-1,))],
     "ensure_shape": [op("ensure_shape", Arg(normal(3, 4), (None, None)), shape=(3, -1))],
+    "relax_shape": [op("relax_shape", normal(3, 4), axes=(0,))],
     "broadcast_to": [op("broadcast_to", normal(4), shape=(3, 4)), op("broadcast_to", normal(3, 1), shape=(2, 3, 5)),
                      op("broadcast_to", normal(), shape=(2, 2))],
     "slice": [op("slice", normal(4, 5), **_slice(begin=(1, 0), end=(3, None), strides=(1, 1))),

@@ -1,5 +1,5 @@
 """Ops that move elements without computing: reshape, transpose, concat,
-expand_dims, squeeze, broadcast_to. Every dtype, bool included.
+ensure_shape, relax_shape, expand_dims, squeeze, broadcast_to. Every dtype, bool included.
 
 Note [fresh results]: a reference result never aliases an operand (hence the
 `.copy()` after numpy calls that may return views). The runtime writes
@@ -145,6 +145,34 @@ class EnsureShape(Op):
             if want != -1 and have != want:
                 raise RuntimeShapeError(f"shape {list(x.shape)} has {have} along axis {axis}, not {want}",
                                         op=self.name)
+        return x.copy()  # Note [fresh results]
+
+
+class RelaxShape(Op):
+    """x itself, its dims on `axes` unknown in the result's type: the inverse of ensure_shape.
+
+    A type cannot otherwise forget a size: every unknown dim comes from a
+    function argument. A while loop whose variable changes size (a shape
+    invariant with None) starts from a value of known size, and its loop
+    state's type must not know that size (compiler/control_flow_lowering.py).
+    At run time the result has x's shape (`run_time_shape`, read by ir/shapes.py).
+    Not folded: a folded constant would know the size again.
+    """
+
+    name = "relax_shape"
+    is_view = True
+    foldable = False
+    attrs = {"axes": tuple[int, ...]}
+    num_operands = 1
+
+    def infer_type(self, x: TensorType) -> TensorType:
+        axes = normalize_axes(self.name, self.axes, x.rank)
+        return x.with_shape(None if axis in axes else d for axis, d in enumerate(x.shape))
+
+    def run_time_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(x_shape)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
         return x.copy()  # Note [fresh results]
 
 

@@ -15,7 +15,7 @@ from flowc.ir import Builder, Operation, Value
 from flowc.ir.op import normalize_axes, normalize_axis
 from flowc.ir.types import bool_
 
-from .build import scalar, unbroadcast, zeros_like
+from .build import match_type, scalar, unbroadcast, zeros_like
 from .rules import Grads, unsupported, vjp
 
 
@@ -30,6 +30,11 @@ def reshape_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
 @vjp("ensure_shape")
 def ensure_shape_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
     return [dy]  # the same elements; dy knows what the result knows, which is at least x's
+
+
+@vjp("relax_shape")
+def relax_shape_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    return [match_type(b, dy, op.operands[0])]  # the same elements; x's sizes known again
 
 
 @vjp("transpose")
