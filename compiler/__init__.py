@@ -102,6 +102,8 @@ from .state_ops import (
     variables_initializer,
 )
 from . import train  # noqa: E402  (fc.train.AdamOptimizer etc., built on the ops above)
+from .tensor_array import TensorArray  # noqa: E402  (built on while_loop and cond)
+from .functional_ops import foldl, foldr, map_fn, scan  # noqa: E402  (built on while_loop and TensorArray)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -120,4 +122,5 @@ __all__ = [
     "zeros", "zeros_like",
     "gradients", "stop_gradient",  # autodiff
     "case", "cond", "nest", "while_loop",  # control flow
+    "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
 ]

@@ -12,10 +12,11 @@ from typing import Any, Sequence
 from flowc.ir.errors import FlowcTypeError, GraphError
 from flowc.ir.types import DType
 
+from . import nest
 from .array_ops import expand_dims
 from .graph import Tensor, get_default_graph
 from .math_ops import constant, convert_to_tensor, less, where
-from .rnn_cell import RNNCell, map_state
+from .rnn_cell import RNNCell
 from .sources import user_location
 
 
@@ -55,7 +56,7 @@ def initial_state_for(cell: RNNCell, first_inputs: Tensor, initial_state: Any, d
                       caller: str) -> Any:
     """`initial_state` as tensors, or zeros of `dtype` for the batch of `first_inputs`."""
     if initial_state is not None:
-        return map_state(convert_to_tensor, initial_state)
+        return nest.map_structure(convert_to_tensor, initial_state)
     if dtype is None:
         raise GraphError("give initial_state, or dtype for a zero initial state", op=caller, where=user_location())
     return cell.zero_state_like(first_inputs, dtype)
@@ -84,4 +85,4 @@ def _freeze_finished(lengths: Tensor, time: Any, output: Tensor, new_state: Any,
     time = constant(time, dtype=lengths.dtype) if not isinstance(time, Tensor) else time
     running = expand_dims(less(time, lengths), 1)  # [batch, 1], against [batch, units]
     output = where(running, output, 0)
-    return output, map_state(lambda new, old: where(running, new, old), new_state, state)
+    return output, nest.map_structure(lambda new, old: where(running, new, old), new_state, state, check_types=False)

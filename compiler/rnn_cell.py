@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 from flowc.ir.errors import FlowcTypeError, GraphError
 from flowc.ir.types import DType, as_dtype, float32
 
+from . import nest
 from .array_ops import concat, zeros
 from .graph import Tensor, get_default_graph
 from .math_ops import cast, constant, convert_to_tensor, matmul, maximum, minimum, sigmoid, tanh, where
@@ -52,25 +53,6 @@ class LSTMStateTuple(collections.namedtuple("LSTMStateTuple", ("c", "h"))):
             raise FlowcTypeError(f"the c and h of an LSTMStateTuple differ in dtype: {c.dtype.name} and "
                                  f"{h.dtype.name}", op="LSTMStateTuple", where=user_location())
         return c.dtype
-
-
-# -- nested states (Tensors, tuples, LSTMStateTuples) ------------------------------------
-
-
-def map_state(function: Callable[..., Any], *states: Any) -> Any:
-    """`function` applied to the leaves of like-shaped state structures, the structure kept."""
-    first = states[0]
-    if isinstance(first, tuple) and hasattr(first, "_fields"):  # a namedtuple such as LSTMStateTuple
-        return type(first)(*(map_state(function, *parts) for parts in zip(*states)))
-    if isinstance(first, (tuple, list)):
-        return type(first)(map_state(function, *parts) for parts in zip(*states))
-    return function(*states)
-
-
-def flatten_state(state: Any) -> list[Any]:
-    leaves: list[Any] = []
-    map_state(leaves.append, state)
-    return leaves
 
 
 # -- initializers --------------------------------------------------------------------------
@@ -133,7 +115,7 @@ class RNNCell(ABC):
                              "known only at run time, give dtype= to fc.nn.static_rnn / dynamic_rnn instead",
                              op=f"{type(self).__name__}.zero_state", where=user_location())
         with get_default_graph().name_scope(f"{type(self).__name__}ZeroState"):
-            return map_state(lambda size: zeros([batch_size, size], as_dtype(dtype)), self.state_size)
+            return nest.map_structure(lambda size: zeros([batch_size, size], as_dtype(dtype)), self.state_size)
 
     def zero_state_like(self, inputs: Tensor, dtype: DType | str) -> Any:
         """Zeros shaped like the state with the batch of `inputs`, whose batch size may be unknown."""
@@ -144,7 +126,7 @@ class RNNCell(ABC):
         with get_default_graph().name_scope(f"{type(self).__name__}ZeroState"):
             column = inputs[:, :1] if inputs.dtype == dtype else cast(inputs[:, :1], dtype)
             never = constant(False)  # where(false, x, 0) takes x's run-time batch and none of its values
-            return map_state(lambda size: where(never, column, zeros([size], dtype)), self.state_size)
+            return nest.map_structure(lambda size: where(never, column, zeros([size], dtype)), self.state_size)
 
     def __call__(self, inputs: Any, state: Any, scope: str | None = None) -> tuple[Any, Any]:
         """(output, new_state) for one step; makes the cell's Variables on the first call."""

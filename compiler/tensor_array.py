@@ -315,6 +315,21 @@ def zeros_like_any(tensor: Tensor) -> Tensor:
     return where(constant(False), tensor, zeros([], tensor.dtype))  # its shape, none of its values
 
 
+def zero_rows(rows_like: Tensor, zero_row: Tensor) -> Tensor:
+    """Zeros [n, zero_row's shape...], n the first dim of `rows_like` (taken at run time when unknown)."""
+    count = rows_like.shape[0]
+    if count is not None and zero_row.type.is_static:
+        return zeros([count, *zero_row.shape], zero_row.dtype)
+    if count is not None:
+        rows = zeros([count, *(1 for _ in zero_row.shape)], zero_row.dtype)
+    else:
+        column = rows_like[(slice(None), *(0 for _ in rows_like.shape[1:]))]
+        rows = cast(equal(column, column), zero_row.dtype)  # n values, none of them used
+        for _ in zero_row.shape:
+            rows = expand_dims(rows, -1)
+    return where(constant(False), rows, expand_dims(zero_row, 0))  # [n, 1...] against [1, row...]
+
+
 def count_rows(tensor: Tensor) -> Tensor:
     """The size of `tensor`'s first axis, an int32 scalar, also when only the run knows it."""
     if tensor.shape[0] is not None:
