@@ -73,6 +73,16 @@ def zeros_initializer(shape: Sequence[int], dtype: DType = float32) -> Tensor:
     return constant(0, dtype=dtype, shape=shape)
 
 
+def zeros_for_batch(inputs: Tensor, sizes: Any, dtype: DType) -> Any:
+    """Zeros [batch, size] for each size of the structure `sizes`, batch being `inputs`' first dim,
+    also when only the run knows it."""
+    if inputs.shape[0] is not None:
+        return nest.map_structure(lambda size: zeros([inputs.shape[0], size], dtype), sizes)
+    column = inputs[:, :1] if inputs.dtype == dtype else cast(inputs[:, :1], dtype)
+    never = constant(False)  # where(false, x, 0) takes x's run-time batch and none of its values
+    return nest.map_structure(lambda size: where(never, column, zeros([size], dtype)), sizes)
+
+
 # -- the base --------------------------------------------------------------------------------
 
 
@@ -119,14 +129,11 @@ class RNNCell(ABC):
 
     def zero_state_like(self, inputs: Tensor, dtype: DType | str) -> Any:
         """Zeros shaped like the state with the batch of `inputs`, whose batch size may be unknown."""
-        dtype = as_dtype(dtype)
         batch = inputs.shape[0] if inputs.shape else None
         if batch is not None:
             return self.zero_state(batch, dtype)
         with get_default_graph().name_scope(f"{type(self).__name__}ZeroState"):
-            column = inputs[:, :1] if inputs.dtype == dtype else cast(inputs[:, :1], dtype)
-            never = constant(False)  # where(false, x, 0) takes x's run-time batch and none of its values
-            return nest.map_structure(lambda size: where(never, column, zeros([size], dtype)), self.state_size)
+            return zeros_for_batch(inputs, self.state_size, as_dtype(dtype))
 
     def __call__(self, inputs: Any, state: Any, scope: str | None = None) -> tuple[Any, Any]:
         """(output, new_state) for one step; makes the cell's Variables on the first call."""
