@@ -123,6 +123,7 @@ class TensorArray:
         value = self._element(value, "write")
         index = self._index(index, "write", check_range=not self._grows)
         out = self._copy()
+        out._element_shape = self._merged_shape(value.shape, "write")
         if out._buffer is None:
             out._buffer = out._new_buffer(value)
         if self._grows:
@@ -150,8 +151,8 @@ class TensorArray:
             raise FlowcTypeError(f"unstack takes a {self._dtype.name} tensor of rank >= 1, got {value.type}",
                                  op=self._label("unstack"), where=loc)
         rows = value.shape[0]
-        self._merge_element_shape(value.shape[1:], "unstack")
         out = self._copy()
+        out._element_shape = self._merged_shape(value.shape[1:], "unstack")
         if self._static_size is not None and not self._grows:
             if rows is not None and rows != self._static_size:
                 raise FlowcTypeError(f"unstack of {rows} elements into an array of size {self._static_size}",
@@ -208,7 +209,7 @@ class TensorArray:
     # -- Note [composite protocol] --------------------------------------------------------------
 
     def _flowc_components(self) -> list[Tensor]:
-        buffer = self._require_buffer("enter a loop or cond as")
+        buffer = self._require_buffer("loop variable", "carry it through a loop or cond")  # nest.flatten
         return [buffer] if self._size is None else [buffer, self._size]
 
     def _flowc_rebuild(self, components: Sequence[Tensor]) -> TensorArray:
@@ -239,13 +240,14 @@ class TensorArray:
     def _label(self, method: str) -> str:
         return f"TensorArray '{self._name}'.{method}"
 
-    def _require_buffer(self, method: str) -> Tensor:
+    def _require_buffer(self, method: str, doing: str | None = None) -> Tensor:
+        """The buffer; without one (Note [tensor array storage]) an error saying what to give."""
         if self._buffer is not None:
             return self._buffer
-        known = "unknown" if self._element_shape is None else f"{format_shape(self._element_shape)}, not fully known"
-        raise GraphError(f"cannot {method} an array whose element shape is {known} and which has no element "
-                         "written: give element_shape=[...] or write an element first",
-                         op=self._label(method.split()[-1]), where=user_location())
+        shape = "unknown" if self._element_shape is None else f"{format_shape(self._element_shape)} (not all known)"
+        raise GraphError(f"cannot {doing or method + ' it'}: its element shape is {shape} and no element is written "
+                         "yet; give element_shape=[...] with every dim, or write an element first",
+                         op=self._label(method), where=user_location())
 
     def _new_buffer(self, like: Tensor) -> Tensor:
         """Zeros of [size, like's shape]; unknown dims of `like` (and a dynamic size) taken at run time."""
@@ -281,10 +283,10 @@ class TensorArray:
         except FlowcTypeError as error:
             raise FlowcTypeError(f"the array holds {self._dtype.name}: {error.detail}", op=self._label(method),
                                  where=user_location()) from None
-        self._merge_element_shape(value.shape, method)
         return value
 
-    def _merge_element_shape(self, shape: Shape, method: str) -> None:
+    def _merged_shape(self, shape: Shape, method: str) -> Shape:
+        """The element shape once an element of `shape` is added (the array itself is left as it is)."""
         known = self._element_shape
         if known is not None and (len(known) != len(shape) or any(
                 a is not None and b is not None and a != b for a, b in zip(known, shape))):
@@ -292,7 +294,7 @@ class TensorArray:
                                  f"{format_shape(shape)}; every element has the same shape",
                                  op=self._label(method), where=user_location())
         merged = shape if known is None else tuple(a if a is not None else b for a, b in zip(known, shape))
-        self._element_shape = tuple(merged)
+        return tuple(merged)
 
     def _index(self, index: Any, method: str, check_range: bool) -> Tensor:
         loc = user_location()
