@@ -224,7 +224,8 @@ def _check_dtypes(result: Any, dtype: Any, label: str, loc: str | None) -> None:
 
 
 def _dtype_names(structure: Any) -> str:
-    return nest.describe(nest.map_structure(lambda d: as_dtype(d).name, structure))
+    names = nest.map_structure(lambda d: as_dtype(d).name, structure)
+    return names if isinstance(names, str) else repr(names)
 
 
 def _scope() -> str:
