@@ -391,3 +391,114 @@ def test_errors_name_the_call():
             cell(fc.placeholder(fc.float32, [2, None]), cell.zero_state(2, fc.float32))
         with pytest.raises(FlowcError, match="a concatenated state is"):
             rnn_cell.BasicLSTMCell(3, state_is_tuple=False)(x, fc.zeros([2, 5]))
+
+
+# -- dynamic_rnn ------------------------------------------------------------------------------------------------
+
+LOOP_TARGETS = ["reference"]  # dynamic_rnn is a while loop: add "cpu" once the CPU target compiles `while`
+
+
+def np_dynamic_rnn(np_step, weights, inputs, state, lengths=None):
+    """Batch-major inputs [batch, time, depth] -> (outputs [batch, time, out], final state)."""
+    outputs, state = np_static_rnn(np_step, weights, list(inputs.transpose(1, 0, 2)), state, lengths)
+    return np.stack(outputs, 1) if outputs else None, state
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_dynamic_rnn_matches_numpy(case, target, rng):
+    make, np_step, widths = CASES[case]
+    g = fc.Graph()
+    with g.as_default():
+        cell = make()
+        x = fc.placeholder(fc.float64, [None, None, 3])  # batch and time known only at run time
+        lengths = fc.placeholder(fc.int64, [None])
+        outputs, state = fc.nn.dynamic_rnn(cell, x, sequence_length=lengths, dtype=fc.float64)
+        plain_outputs, plain_state = fc.nn.dynamic_rnn(cell, x, dtype=fc.float64)
+        init = fc.global_variables_initializer()
+    assert outputs.shape == (None, None, leaves(widths)[-1])  # the output is the last state tensor
+    value = rng.uniform(-1, 1, (4, 5, 3))
+    lengths_value = np.int64([5, 0, 2, 3])
+    with fc.Session(graph=g, target=target) as sess:
+        sess.run(init)
+        weights = sess.run(cell.variables)
+        got = sess.run([outputs, leaves(state), plain_outputs, leaves(plain_state)], {x: value, lengths: lengths_value})
+        empty = sess.run([outputs, leaves(state)], {x: np.zeros((4, 0, 3)), lengths: np.zeros(4, np.int64)})
+    zero = rebuild(widths, [np.zeros((4, w)) for w in leaves(widths)])
+    for (got_outputs, got_state), length in ((got[:2], lengths_value), (got[2:], None)):
+        want_outputs, want_state = np_dynamic_rnn(np_step, weights, value, zero, length)
+        np.testing.assert_allclose(got_outputs, want_outputs, **TOL[np.float64])
+        for got_leaf, want_leaf in zip(got_state, leaves(want_state)):
+            np.testing.assert_allclose(got_leaf, want_leaf, **TOL[np.float64])
+    assert empty[0].shape == (4, 0, got[0].shape[2])
+    for leaf in empty[1]:
+        np.testing.assert_array_equal(leaf, 0.0)  # no step: the initial state
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+def test_dynamic_rnn_time_major_and_initial_state(target, rng):
+    g = fc.Graph()
+    with g.as_default():
+        cell = rnn_cell.LSTMCell(3, use_peepholes=True)
+        x = fc.placeholder(fc.float32, [4, 2, 5])  # [time, batch, depth]
+        c, h = fc.placeholder(fc.float32, [2, 3]), fc.placeholder(fc.float32, [2, 3])
+        outputs, state = fc.nn.dynamic_rnn(cell, x, initial_state=(c, h), time_major=True, scope="encoder")
+        init = fc.global_variables_initializer()
+    assert isinstance(state, rnn_cell.LSTMStateTuple) and outputs.shape == (4, 2, 3)
+    assert [v.name for v in cell.variables][:2] == ["encoder/lstm_cell/kernel:0", "encoder/lstm_cell/bias:0"]
+    value, c0, h0 = rng.uniform(-1, 1, (4, 2, 5)), rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (2, 3))
+    with fc.Session(graph=g, target=target) as sess:
+        sess.run(init)
+        weights = sess.run(cell.variables)
+        got_outputs, got_state = sess.run([outputs, list(state)], {x: value, c: c0, h: h0})
+    want_outputs, want_state = np_static_rnn(lambda w, x_, s: np_lstm(w, x_, s, peepholes=True), weights,
+                                             list(value), (c0, h0))
+    np.testing.assert_allclose(got_outputs, np.stack(want_outputs), **TOL[np.float32])
+    for got_leaf, want_leaf in zip(got_state, want_state):
+        np.testing.assert_allclose(got_leaf, want_leaf, **TOL[np.float32])
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("case", ["basic_rnn", "lstm_peephole_clip_proj", "gru", "multi"])
+def test_dynamic_rnn_gradients_match_central_differences(case, target, rng):
+    make, np_step, widths = CASES[case]
+    g = fc.Graph()
+    with g.as_default():
+        cell = make()
+        x = fc.placeholder(fc.float64, [2, 3, 3])
+        initial = state_placeholders(widths, fc.float64)
+        lengths = fc.constant([3, 2], fc.int32)
+        outputs, state = fc.nn.dynamic_rnn(cell, x, sequence_length=lengths, initial_state=initial)
+        results = [outputs, *leaves(state)]
+        cotangents = [rng.standard_normal((2, 3, outputs.shape[2])),
+                      *(rng.standard_normal((2, w)) for w in leaves(widths))]
+        loss = sum(fc.reduce_sum(r * c) for r, c in zip(results, cotangents))
+        grads = fc.gradients(loss, [x, *leaves(initial), *cell.variables])
+        init = fc.global_variables_initializer()
+    x_value = rng.uniform(-1, 1, (2, 3, 3))
+    state_values = [rng.uniform(-1, 1, (2, w)) for w in leaves(widths)]
+    with fc.Session(graph=g, target=target) as sess:
+        sess.run(init)
+        weights = sess.run(cell.variables)
+        got = sess.run(grads, {x: x_value, **dict(zip(leaves(initial), state_values))})
+
+    def np_loss():
+        outs, final = np_dynamic_rnn(np_step, weights, x_value, rebuild(widths, state_values), np.array([3, 2]))
+        return sum(np.sum(r * c) for r, c in zip([outs, *leaves(final)], cotangents))
+
+    want = central_differences(np_loss, [x_value, *state_values, *weights])
+    for got_gradient, want_gradient in zip(got, want):
+        np.testing.assert_allclose(got_gradient, want_gradient, rtol=1e-6, atol=1e-7)
+
+
+def test_dynamic_rnn_errors():
+    with fc.Graph().as_default():
+        cell = rnn_cell.GRUCell(2)
+        with pytest.raises(FlowcError, match=r"dynamic_rnn \(created at test_rnn_cells.py:\d+\): inputs must be "
+                                             r"\[batch, time, depth\]"):
+            fc.nn.dynamic_rnn(cell, fc.zeros([2, 3]), dtype=fc.float32)
+        with pytest.raises(FlowcError, match=r"dynamic_rnn.*give initial_state, or dtype"):
+            fc.nn.dynamic_rnn(cell, fc.zeros([2, 3, 4]))
+        with pytest.raises(FlowcError, match=r"sequence_length must be an int32 or int64 vector \[batch_size\] "
+                                             r"\(batch size 2\)"):
+            fc.nn.dynamic_rnn(cell, fc.zeros([2, 3, 4]), sequence_length=[1, 2, 3], dtype=fc.float32)
