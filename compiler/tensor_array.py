@@ -13,11 +13,11 @@ size (an int32 scalar) too, so fc.while_loop and fc.cond carry it like any
 other loop variable.
 
 - A fixed-size array's buffer has exactly `size` rows.
-- A dynamic-size array's buffer has an unknown number of rows (`fill_rows`
-  makes it), always exactly `size()`: a write past the end grows the buffer
-  to that index (the rows between hold zeros) under an fc.cond, so a read
-  past the size is the read_row range error, which names the array and the
-  index. Growing to the index, not doubling, keeps that error exact; the
+- A dynamic-size array's buffer has an unknown number of rows in its type
+  (relax_shape) and exactly `size()` rows at run time: a write past the end
+  grows the buffer to that index (the rows between hold zeros, fill_rows)
+  under an fc.cond, so a read past the size is the read_row range error,
+  which names the array and the index. Growing to the index, not doubling, keeps that error exact; the
   price is a copy of the buffer per growth, so a loop that appends to a
   dynamic array copies O(n^2) elements: give a size when it is known.
 
@@ -161,7 +161,7 @@ class TensorArray:
                 "ensure_shape", (value,), shape=(self._static_size, *(-1 for _ in value.shape[1:])),
                 name=name or f"{self._name}/unstack")
             return out
-        out._buffer = value
+        out._buffer = relaxed_rows(value) if self._grows else value
         out._size = count_rows(value) if rows is None else constant(rows, int32, name=f"{self._name}/size")
         out._static_size = rows
         return out
@@ -253,12 +253,12 @@ class TensorArray:
         """Zeros of [size, like's shape]; unknown dims of `like` (and a dynamic size) taken at run time."""
         zero_row = zeros_like_any(like)
         with get_default_graph().name_scope(self._name):
-            if self._size is not None:
-                return apply("fill_rows", (self._size, zero_row), name="buffer")
             if zero_row.type.is_static:
-                return zeros([self._static_size, *zero_row.shape], self._dtype, name="buffer")
-            return where(constant(False), expand_dims(zero_row, 0),
-                         zeros([self._static_size, *(1 for _ in zero_row.shape)], self._dtype), name="buffer")
+                buffer = zeros([self._static_size, *zero_row.shape], self._dtype, name="buffer")
+            else:
+                buffer = where(constant(False), expand_dims(zero_row, 0),
+                               zeros([self._static_size, *(1 for _ in zero_row.shape)], self._dtype), name="buffer")
+        return relaxed_rows(buffer) if self._grows else buffer
 
     def _grow_to_hold(self, index: Tensor, value: Tensor) -> None:
         """Make the buffer (and size) reach index + 1 when it is shorter: Note [tensor array storage]."""
@@ -315,6 +315,13 @@ def zeros_like_any(tensor: Tensor) -> Tensor:
     if tensor.type.is_static:
         return zeros(tensor.shape, tensor.dtype)
     return where(constant(False), tensor, zeros([], tensor.dtype))  # its shape, none of its values
+
+
+def relaxed_rows(buffer: Tensor) -> Tensor:
+    """`buffer` with its number of rows unknown to its type: a growing array's buffer changes it."""
+    if buffer.shape[0] is None:
+        return buffer
+    return apply("relax_shape", (buffer,), axes=(0,))
 
 
 def zero_rows(rows_like: Tensor, zero_row: Tensor) -> Tensor:

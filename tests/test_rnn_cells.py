@@ -196,7 +196,8 @@ def test_static_rnn_with_sequence_length(case, target, rng):
 def test_state_is_tuple_false_concatenates(target, rng):
     g = fc.Graph()
     with g.as_default():
-        cells = [rnn_cell.BasicLSTMCell(3, state_is_tuple=False), rnn_cell.LSTMCell(3, num_proj=2, state_is_tuple=False)]
+        cells = [rnn_cell.BasicLSTMCell(3, state_is_tuple=False),
+                 rnn_cell.LSTMCell(3, num_proj=2, state_is_tuple=False)]
         stacked = rnn_cell.MultiRNNCell(cells, state_is_tuple=False)
         assert stacked.state_size == 6 + 5 and stacked.output_size == 2
         xs = [fc.placeholder(fc.float64, [2, 4]) for _ in range(3)]

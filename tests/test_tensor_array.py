@@ -131,7 +131,8 @@ def test_build_time_errors_name_the_array():
             fc.TensorArray(fc.float32, size=1, flow=fc.constant(0.0))
         with pytest.raises(FlowcError, match="must be an int known when the graph is built"):
             fc.TensorArray(fc.float32, size=fc.placeholder(fc.int32, []))
-        with pytest.raises(FlowcError, match=r"cannot carry it through a loop or cond: its element shape is \[None, 3\] \(not all known\)"):
+        with pytest.raises(FlowcError, match=r"cannot carry it through a loop or cond: its element shape is "
+                                             r"\[None, 3\] \(not all known\)"):
             partial = fc.TensorArray(fc.float32, size=2, element_shape=[None, 3])
             fc.while_loop(lambda i, t: i < 2, lambda i, t: (i + 1, t), [0, partial])
 
