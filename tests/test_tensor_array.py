@@ -253,3 +253,22 @@ def test_gradients_through_static_writes_and_gather(target, rng):
 
     np.testing.assert_allclose(got_x, central_differences(np_loss, a), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(got_y, central_differences(np_loss, b), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+def test_unstacked_dynamic_array_grows_in_a_loop_and_goes_through_cond(target):
+    g = fc.Graph()
+    with g.as_default():
+        flag = fc.placeholder(fc.bool, [])
+        ta = fc.TensorArray(fc.float32, size=0, dynamic_size=True).unstack(fc.constant([[1.0], [2.0]]))
+        _, ta = fc.while_loop(lambda i, t: i < 4,
+                              lambda i, t: (i + 1, t.write(i + 1, fc.reshape(fc.cast(i, fc.float32) * 10.0, [1]))),
+                              [0, ta])
+        chosen = fc.cond(flag, lambda: ta.write(0, [7.0]), lambda: ta)
+        assert isinstance(chosen, fc.TensorArray)
+        fetches = [chosen.stack(), chosen.size()]
+    stacked, size = run(g, fetches, {flag: True}, target)
+    np.testing.assert_array_equal(stacked, np.float32([[7], [0], [10], [20], [30]]))
+    assert size == 5
+    stacked, _ = run(g, fetches, {flag: False}, target)
+    np.testing.assert_array_equal(stacked[0], [1.0])
