@@ -503,3 +503,26 @@ def test_dynamic_rnn_errors():
         with pytest.raises(FlowcError, match=r"sequence_length must be an int32 or int64 vector \[batch_size\] "
                                              r"\(batch size 2\)"):
             fc.nn.dynamic_rnn(cell, fc.zeros([2, 3, 4]), sequence_length=[1, 2, 3], dtype=fc.float32)
+
+
+def test_dynamic_rnn_stacked_lstm_trains():
+    """Adam through the while loop's gradient: a 2-layer LSTM learns the sum of an 8-step sequence."""
+    rng = np.random.default_rng(0)
+    g = fc.Graph()
+    with g.as_default():
+        fc.set_random_seed(1)
+        x = fc.placeholder(fc.float32, [None, 8, 1])
+        y = fc.placeholder(fc.float32, [None, 1])
+        cell = rnn_cell.MultiRNNCell([rnn_cell.BasicLSTMCell(8) for _ in range(2)])
+        _, state = fc.nn.dynamic_rnn(cell, x, dtype=fc.float32)
+        w = fc.Variable(fc.random_normal([8, 1], stddev=0.1))
+        loss = fc.reduce_mean(fc.square(fc.matmul(state[-1].h, w) - y))
+        train = fc.train.AdamOptimizer(0.02).minimize(loss)
+        init = fc.global_variables_initializer()
+    losses = []
+    with fc.Session(graph=g, target=LOOP_TARGETS[0]) as sess:
+        sess.run(init)
+        for _ in range(40):
+            batch = rng.uniform(-1, 1, (16, 8, 1)).astype(np.float32)
+            losses.append(sess.run([loss, train], {x: batch, y: batch.sum(1)})[0])
+    assert np.mean(losses[-5:]) < 0.2 * np.mean(losses[:5]), losses
