@@ -25,6 +25,7 @@ from flowc.ir.errors import FlowcError
 from flowc.ir.types import DType, TensorType, bool_
 
 from ..fold import FOLD_MAX_ELEMENTS
+from ..simplify import splat
 
 
 def scalar(b: Builder, number: float | bool, dtype: DType) -> Value:
@@ -119,4 +120,38 @@ def _empty_along(b: Builder, like: Value, axis: int) -> Value:
 
 
 def accumulate(b: Builder, total: Value | None, grad: Value) -> Value:
-    return grad if total is None else b.add(total, grad)
+    """total + grad. Where one is a single row written into zeros (read_row's gradient), only that
+    row is added: the cotangent of a sequence an RNN reads a row of per step then costs a row per
+    step, not the whole sequence (the other rows keep their values, bar the sign of a zero)."""
+    if total is None:
+        return grad
+    for row, dense in ((grad, total), (total, grad)):
+        if _one_row(row) and row.type == dense.type:
+            _, index, value = row.op.operands
+            return b.write_row(dense, index, b.add(b.read_row(dense, index), value))
+    return b.add(total, grad)
+
+
+def _one_row(value: Value) -> bool:
+    """Whether `value` is write_row(zeros, index, row)."""
+    return isinstance(value, OpResult) and value.op.name == "write_row" and _is_zeros(value.op.operands[0])
+
+
+def _is_zeros(value: Value) -> bool:
+    """Zeros as `filled` makes them: a constant, a broadcast scalar, or where(true, 0, like)."""
+
+    def zero(v: Value) -> bool:
+        number = splat(v)
+        return number is not None and number == 0
+
+    if zero(value):
+        return True
+    if not isinstance(value, OpResult):
+        return False
+    if value.op.name == "broadcast_to":
+        return zero(value.op.operands[0])
+    if value.op.name == "where":
+        condition, then, _ = value.op.operands
+        known = splat(condition)
+        return known is not None and bool(known) and zero(then)
+    return False

@@ -64,6 +64,7 @@ def _expand(request: Operation) -> None:
     values = [match_type(b, zeros_like(b, x) if g is None else g, x) for g, x in zip(grads, xs)]
     for op in staging.ops:
         op.parent = block
+    index = block.ops.index(request)  # a while's rule put its recording loop in the block
     block.ops[index:index] = staging.ops
     created = set(staging.ops)
     for result, value in zip(request.results, values):
@@ -76,6 +77,9 @@ def _expand(request: Operation) -> None:
         else:
             for region in op.regions:  # the copied forward bodies in the gradients of region ops
                 drop_dead(region.entry)
+    for op in block.ops[:index]:  # a loop replaced by its recording loop (Note [while gradients with a stack])
+        if op.name == "while" and is_dead(op):
+            unlink(op)
     compact(block)
 
 

@@ -45,7 +45,7 @@ def differentiate(b: Builder, ops: Sequence[Operation], ys: Sequence[Value], xs:
 
     New ops go where `b` inserts, which must be after every op of `ops`.
     """
-    active = _depends_on(ops, xs)
+    active = depends_on(ops, xs)
     path = _on_path(ops, ys, active)
     cotangents: dict[Value, Value] = {}
     for y, seed in zip(ys, seeds):
@@ -75,7 +75,7 @@ def _apply_rule(b: Builder, op: Operation, douts: list[Value | None]) -> Sequenc
         b.loc = saved
 
 
-def _depends_on(ops: Sequence[Operation], xs: Sequence[Value]) -> set[Value]:
+def depends_on(ops: Sequence[Operation], xs: Sequence[Value]) -> set[Value]:
     """The float values that the xs reach, the float xs themselves included."""
     active = {x for x in xs if x.type.dtype.is_float}
     for op in ops:
