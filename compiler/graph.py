@@ -134,7 +134,9 @@ class Graph:
             if not isinstance(tensor, Tensor):
                 raise GraphError(f"input of {type} is {tensor!r}, not a Tensor", where=loc)
             if tensor.graph is not self:
-                raise GraphError(f"input {tensor.name!r} of {type} belongs to another graph", where=loc)
+                inside = getattr(tensor.graph, "purpose", None)  # a FuncGraph: func_graph.py
+                hint = f" (it was made inside {inside}; return it from there to use it here)" if inside else ""
+                raise GraphError(f"input {tensor.name!r} of {type} belongs to another graph{hint}", where=loc)
         op_name = self.unique_name(name or _default_name(type), loc)
         if output_types is None:
             attrs, output_types = infer_output_types(type, inputs, attrs, op_name, loc)

@@ -10,7 +10,8 @@
 Attribute values are JSON scalars and lists, except tagged objects: a dtype
 {"dtype": "float32"}, an array {"array": {"dtype", "shape", "base64"}} (bytes,
 little-endian, so values round-trip bit for bit), a non-finite float
-{"float": "nan"}, and a reference to another op {"op": "W"}.
+{"float": "nan"}, a reference to another op {"op": "W"}, and the sub-graph of a cond or while
+{"graph": {...}} (graph_def_regions.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from flowc.ir.verifier import attribute_matches
 
 from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph, Operation, Tensor, close_names, \
     get_default_graph
+from .func_graph import FuncGraph
 from .graph_def_check import Fields, check_document, node_label, parse_text, problem, shown
+from .graph_def_regions import decode_graph, encode_graph, region_outputs
 from .lowering import RANDOM_KINDS, REGION_KINDS, STEP_TYPE
 
 FORMAT = "flowc.GraphDef"
@@ -52,9 +55,6 @@ def graph_to_def(graph: Graph) -> dict[str, Any]:
 
 
 def _node_to_def(op: Operation) -> dict[str, Any]:
-    if op.type in REGION_KINDS:
-        raise GraphError("as_graph_def cannot write it: version 1 of the format has no sub-graphs, and this op "
-                         "carries the traced functions of fc.cond or fc.while_loop", op=op.display_name, where=op.loc)
     return {
         "name": op.name,
         "op": op.type,
@@ -76,6 +76,8 @@ def _encode(value: Any) -> Any:
                           "base64": base64.b64encode(data.tobytes()).decode("ascii")}}
     if isinstance(value, Operation):
         return {"op": value.name}
+    if isinstance(value, FuncGraph):  # the sub-graphs of cond and while: graph_def_regions.py
+        return encode_graph(value, _node_to_def)
     if isinstance(value, float) and not math.isfinite(value):
         return {"float": repr(value)}
     if isinstance(value, (list, tuple)):
@@ -106,9 +108,10 @@ GRAPH_KIND_INPUTS = {kind: 1 if kind in ASSIGN_KINDS else 0 for kind in GRAPH_KI
 @functools.cache
 def importable_kinds() -> frozenset[str]:
     """Every op type a node may have: the graph-only kinds and the IR ops a graph can hold
-    (none with regions, no terminator, no call: a graph has no functions to call)."""
+    (none with regions but cond and while, whose sub-graphs are attributes; no terminator, no call:
+    a graph has no functions to call)."""
     ir_ops = [name for name, cls in registry.OPS.items() if not cls.num_regions and not cls.is_terminator]
-    return frozenset([*GRAPH_KIND_ATTRS, *(name for name in ir_ops if name != "call")])
+    return frozenset([*GRAPH_KIND_ATTRS, *(name for name in ir_ops if name != "call"), *REGION_KINDS])
 
 
 def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
@@ -126,7 +129,7 @@ def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
     check_document(graph_def, FORMAT, VERSION)
     graph = get_default_graph()
     renamed: dict[str, Operation] = {}
-    scope = _Scope(renamed, {node["name"] for node in graph_def["nodes"]})
+    scope = _Scope(renamed, {node["name"] for node in graph_def["nodes"]}, graph)
     with graph.all_or_nothing():
         with graph.name_scope(name) if name else _no_scope():
             for node in graph_def["nodes"]:
@@ -147,9 +150,10 @@ def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
 class _Scope:
     """The nodes imported so far (by their names in the def) and the names of all nodes of the def."""
 
-    def __init__(self, renamed: dict[str, Operation], names: set[str]):
+    def __init__(self, renamed: dict[str, Operation], names: set[str], graph: Graph):
         self.renamed = renamed
         self.names = names
+        self.graph = graph  # where the nodes go: the graph imported into, or a sub-graph of it
 
     def operation(self, name: str, what: str) -> Operation:
         if name in self.renamed:
@@ -187,7 +191,11 @@ def _create_node(graph: Graph, node: dict[str, Any], scope: _Scope) -> Operation
     controls = [scope.operation(name, f"control_inputs[{i}]") for i, name in enumerate(node["control_inputs"])]
     attrs = {key: _decode_attribute(key, value, scope) for key, value in node["attrs"].items()}
     declared = _declared_outputs(node["outputs"])
-    expected = _check_kind(kind, inputs, attrs)
+    if kind in REGION_KINDS:
+        region_outputs(kind, inputs, attrs, declared)
+        expected = declared
+    else:
+        expected = _check_kind(kind, inputs, attrs)
     if expected is not None and expected != declared:
         raise GraphError(f"declared outputs {declared} but its attributes give {expected}")
     with graph.control_dependencies(controls), graph.device(node["device"]) if node["device"] else _no_scope():
@@ -195,7 +203,7 @@ def _create_node(graph: Graph, node: dict[str, Any], scope: _Scope) -> Operation
         with _scopes(graph, node["name"]):
             # IR ops other than random ones get their types from their type rule, checked against the
             # declared ones below; random ops take the run counter only in IR (lowering adds it).
-            inferred = kind in registry.OPS and kind not in RANDOM_KINDS
+            inferred = kind in registry.OPS and kind not in RANDOM_KINDS and kind not in REGION_KINDS
             op = graph.create_op(kind, inputs, attrs, name=base, output_types=None if inferred else declared)
     if [t.type for t in op.outputs] != declared:
         raise GraphError(f"declared outputs {declared} but its type rule gives {[t.type for t in op.outputs]}")
@@ -320,8 +328,26 @@ def _decode_op(content: Any, scope: _Scope) -> Operation:
     return scope.operation(content, "the op reference")
 
 
+def _decode_sub_graph(content: Any, scope: _Scope) -> FuncGraph:
+    return decode_graph(content, scope.graph, scope.tensor, _import_sub_graph_nodes)
+
+
+def _import_sub_graph_nodes(graph: FuncGraph, nodes: list[dict[str, Any]], given: dict[str, Tensor]) -> Any:
+    """Import `nodes` into the sub-graph, whose Arg and Capture tensors `given` holds; its tensor lookup."""
+    renamed = {name.rsplit(":", 1)[0]: tensor.op for name, tensor in given.items()}
+    scope = _Scope(renamed, {node["name"] for node in nodes} | set(renamed), graph)
+    with graph.as_default():
+        for node in nodes:
+            if node["name"] in renamed:
+                raise GraphError("a node of this name comes earlier in the sub-graph; names are unique",
+                                 op=node_label(node, 0), where=node.get("loc"))
+            renamed[node["name"]] = _import_node(graph, node, scope)
+    return scope.tensor
+
+
 _ARRAY = Fields({"dtype": str, "shape": [int], "base64": str}, {})
-_TAGS = {"dtype": _decode_dtype, "array": _decode_array, "float": _decode_float, "op": _decode_op}
+_TAGS = {"dtype": _decode_dtype, "array": _decode_array, "float": _decode_float, "op": _decode_op,
+         "graph": _decode_sub_graph}
 
 
 def _import_variable(graph: Graph, spec: dict[str, Any], scope: _Scope) -> None:
