@@ -30,6 +30,7 @@ from flowc.ir.types import DType, as_dtype, float32
 
 from . import nest
 from .array_ops import concat, zeros
+from .func_graph import FuncGraph
 from .graph import Tensor, get_default_graph
 from .math_ops import cast, constant, convert_to_tensor, matmul, maximum, minimum, sigmoid, tanh, where
 from .random_ops import random_uniform
@@ -147,11 +148,19 @@ class RNNCell(ABC):
             return self.call(inputs, state)
 
     def build_in_scope(self, inputs_shape: Sequence[int | None], dtype: DType, scope: str | None = None) -> None:
-        """Make the Variables under this cell's own scope (Note [cell variable names])."""
-        graph = get_default_graph()
-        full_scope = graph.unique_name(scope or self.name, user_location())
+        """Make the Variables under this cell's own scope (Note [cell variable names]).
+
+        A cell first called in a loop body or a branch (fc.scan's fn, say)
+        makes them in the graph around it, as TensorFlow 1's init_scope
+        does: a body cannot make Variables, it reads them.
+        """
+        graph, inner_scopes = get_default_graph(), []
+        while isinstance(graph, FuncGraph):
+            inner_scopes = [*graph._scope_stack, *inner_scopes]
+            graph = graph.outer
+        full_scope = graph.unique_name("/".join([*inner_scopes, scope or self.name]), user_location())
         self._dtype = self._dtype or dtype
-        with graph.name_scope(full_scope + "/"):
+        with graph.as_default(), graph.name_scope(full_scope + "/"):
             self.build(tuple(inputs_shape))
         self.built = True
 

@@ -17,6 +17,7 @@ from flowc.errors import FlowcError
 from flowc.nn import rnn_cell
 
 TARGETS = ["reference", "cpu"]
+LOOP_TARGETS = ["reference"]  # dynamic_rnn is a while loop: add "cpu" once the CPU target compiles `while`
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
 
 
@@ -396,9 +397,6 @@ def test_errors_name_the_call():
 
 # -- dynamic_rnn ------------------------------------------------------------------------------------------------
 
-LOOP_TARGETS = ["reference"]  # dynamic_rnn is a while loop: add "cpu" once the CPU target compiles `while`
-
-
 def np_dynamic_rnn(np_step, weights, inputs, state, lengths=None):
     """Batch-major inputs [batch, time, depth] -> (outputs [batch, time, out], final state)."""
     outputs, state = np_static_rnn(np_step, weights, list(inputs.transpose(1, 0, 2)), state, lengths)
@@ -526,3 +524,20 @@ def test_dynamic_rnn_stacked_lstm_trains():
             batch = rng.uniform(-1, 1, (16, 8, 1)).astype(np.float32)
             losses.append(sess.run([loss, train], {x: batch, y: batch.sum(1)})[0])
     assert np.mean(losses[-5:]) < 0.2 * np.mean(losses[:5]), losses
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+def test_a_cell_first_called_in_a_loop_body_makes_its_variables_outside(target, rng):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [5, 2, 3])
+        cell = rnn_cell.GRUCell(4)
+        states = fc.scan(lambda h, step: cell(step, h)[1], x, initializer=fc.zeros([2, 4], fc.float64))
+        assert [v.name for v in cell.variables][:2] == ["scan/gru_cell/gates/kernel:0", "scan/gru_cell/gates/bias:0"]
+        assert fc.global_variables() == cell.variables
+        outputs, _ = fc.nn.dynamic_rnn(cell, x, dtype=fc.float64, time_major=True)  # the same Variables
+        init = fc.global_variables_initializer()
+    with fc.Session(graph=g, target=target) as sess:
+        sess.run(init)
+        got_states, got_outputs = sess.run([states, outputs], {x: rng.uniform(-1, 1, (5, 2, 3))})
+    np.testing.assert_allclose(got_states, got_outputs, **TOL[np.float64])
