@@ -167,19 +167,41 @@ class TensorArray:
         return out
 
     def scatter(self, indices: Any, value: Any, name: str | None = None) -> TensorArray:
-        """A new TensorArray with element indices[k] set to value[k] for each k (indices of a known length)."""
+        """A new TensorArray with element indices[k] set to value[k] for each k.
+
+        Indices of a known length are written one by one; of a length known
+        only at run time, by an fc.while_loop.
+        """
         indices = convert_to_tensor(indices)
-        value = convert_to_tensor(value)
+        value = self._element(value, "scatter")
         loc = user_location()
-        if indices.type.rank != 1 or indices.shape[0] is None or indices.dtype.kind != "int":
-            raise FlowcTypeError(f"scatter takes a vector of int indices of a known length, got {indices.type}",
+        if indices.type.rank != 1 or indices.dtype.kind != "int":
+            raise FlowcTypeError(f"scatter takes a vector of int32 or int64 indices, got {indices.type}",
                                  op=self._label("scatter"), where=loc)
-        if value.type.rank == 0 or value.shape[0] not in (None, indices.shape[0]):
-            raise FlowcTypeError(f"scatter of {indices.shape[0]} indices takes a value of {indices.shape[0]} rows, "
-                                 f"got {value.type}", op=self._label("scatter"), where=loc)
-        out = self
-        for k in range(indices.shape[0]):
-            out = out.write(indices[k], value[k])
+        count = indices.shape[0]
+        if value.type.rank == 0 or None not in (count, value.shape[0]) and value.shape[0] != count:
+            raise FlowcTypeError(f"scatter of {count} indices takes a value of {count} rows, got {value.type}",
+                                 op=self._label("scatter"), where=loc)
+        if count is not None:
+            out = self
+            for k in range(count):
+                out = out.write(indices[k], value[k])
+            return out
+        return self._scatter_in_a_loop(indices, value)
+
+    def _scatter_in_a_loop(self, indices: Tensor, value: Tensor) -> TensorArray:
+        from .control_flow import while_loop  # control flow is built on the graph ops this module uses
+
+        out = self._copy()
+        out._element_shape = self._merged_shape(value.shape[1:], "scatter")
+        if out._buffer is None:
+            out._buffer = out._new_buffer(row_zeros(value))
+        with get_default_graph().name_scope(f"{self._name}/scatter"):
+            positions = TensorArray.from_buffer(indices, "indices")
+            rows = TensorArray.from_buffer(value, "rows")
+            count = count_rows(indices)
+            _, out = while_loop(lambda k, array: k < count,
+                                lambda k, array: (k + 1, array.write(positions.read(k), rows.read(k))), [0, out])
         return out
 
     def concat(self, name: str | None = None) -> Tensor:
@@ -322,6 +344,14 @@ def relaxed_rows(buffer: Tensor) -> Tensor:
     if buffer.shape[0] is None:
         return buffer
     return apply("relax_shape", (buffer,), axes=(0,))
+
+
+def row_zeros(tensor: Tensor) -> Tensor:
+    """Zeros of one row of `tensor` (its shape without the first dim), also when it has no rows."""
+    if tensor.type.is_static or None not in tensor.shape[1:]:
+        return zeros(tensor.shape[1:], tensor.dtype)
+    counts = apply("reduce_sum", (cast(equal(tensor, tensor), int32),), axes=(0,), keepdims=False)
+    return cast(zeros_like_any(counts), tensor.dtype)  # the row's shape, taken at run time
 
 
 def zero_rows(rows_like: Tensor, zero_row: Tensor) -> Tensor:

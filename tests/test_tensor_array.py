@@ -272,3 +272,22 @@ def test_unstacked_dynamic_array_grows_in_a_loop_and_goes_through_cond(target):
     assert size == 5
     stacked, _ = run(g, fetches, {flag: False}, target)
     np.testing.assert_array_equal(stacked[0], [1.0])
+
+
+@pytest.mark.parametrize("target", LOOP_TARGETS)
+def test_scatter_of_indices_known_at_run_time(target, rng):
+    value = rng.standard_normal((3, 2)).astype(np.float32)
+    g = fc.Graph()
+    with g.as_default():
+        indices = fc.placeholder(fc.int32, [None])
+        rows = fc.placeholder(fc.float32, [None, 2])
+        fixed = fc.TensorArray(fc.float32, size=4).scatter(indices, rows)
+        growing = fc.TensorArray(fc.float32, size=0, dynamic_size=True).scatter(indices, rows)
+        fetches = [fixed.stack(), growing.stack(), growing.size()]
+    got_fixed, got_growing, size = run(g, fetches, {indices: [3, 0, 1], rows: value}, target)
+    want = np.stack([value[1], value[2], np.zeros(2, np.float32), value[0]])
+    np.testing.assert_array_equal(got_fixed, want)
+    np.testing.assert_array_equal(got_growing, want)
+    assert size == 4
+    with pytest.raises(IndexOutOfRange, match=r"index 4 is out of range \[0, 4\)"):
+        run(g, fixed.stack(), {indices: [4], rows: value[:1]}, target)
