@@ -107,6 +107,8 @@ from .state_ops import (
 from . import train  # noqa: E402  (fc.train.AdamOptimizer etc., built on the ops above)
 from .aot import export  # noqa: E402  (ahead of time: DIR/libNAME.so + DIR/NAME.h)
 from flowc.runtime.exported import load  # noqa: E402  (an exported library, called from Python)
+from .tensor_array import TensorArray  # noqa: E402  (built on while_loop and cond)
+from .functional_ops import foldl, foldr, map_fn, scan  # noqa: E402  (built on while_loop and TensorArray)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -128,4 +130,5 @@ __all__ = [
     "case", "cond", "nest", "while_loop",  # control flow
     "custom_gradient", "function", "recompute_grad",  # functions
     "export", "load",  # ahead of time
+    "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
 ]

@@ -22,7 +22,7 @@ from .graph import Tensor, name_scope
 from .math_ops import convert_to_tensor, exp, log, reduce_max, reduce_sum, relu, sigmoid, tanh
 from .sources import user_location
 
-__all__ = ["log_softmax", "relu", "sigmoid", "softmax", "softmax_cross_entropy_with_logits",
+__all__ = ["dynamic_rnn", "log_softmax", "relu", "rnn_cell", "sigmoid", "softmax", "softmax_cross_entropy_with_logits", "static_rnn",
            "sparse_softmax_cross_entropy_with_logits", "tanh"]
 
 
@@ -67,3 +67,7 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any, name: str
                 f"must be known; got labels {y.type} and logits {x.type}",
                 op="sparse_softmax_cross_entropy_with_logits", where=user_location())
         return -reduce_sum(one_hot(y, classes, dtype=x.dtype) * log_softmax(x), -1)
+
+# fc.nn.rnn_cell.*, fc.nn.static_rnn and dynamic_rnn, as tf.nn has them; imported last: they are built on the ops above.
+from . import rnn_cell  # noqa: E402
+from .rnn import dynamic_rnn, static_rnn  # noqa: E402
