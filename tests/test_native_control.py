@@ -667,3 +667,27 @@ def test_invariant_code_leaves_the_loop_and_computes_the_same(turns: int, rows: 
     assert inside.count("matmul") == 1 and "tanh" not in inside, inside
     assert len(loop.operands) == 5  # the hoisted value is loop state
     assert_same(INVARIANT, [scalar(turns), floats(rng, rows, size), floats(rng, size, size) * 0.5])
+
+
+# -- a row read (Note [a row read] in codegen/llvm/control.py) ---------------------------------------
+
+ROWS = """\
+func @main(%k: i32[], %x: f64[?,?], %flags: bool[?,2]) -> (f64[?], bool[2], f64[?]) {
+  %r = gather %x, %k {axis = 0} : f64[?]
+  %f = gather %flags, %k {axis = 0} : bool[2]
+  %s = tanh %r : f64[?]
+  return %r, %f, %s : f64[?], bool[2], f64[?]
+}
+"""
+
+
+@pytest.mark.parametrize("rows,columns", [(1, 0), (1, 1), (4, 7), (9, 33)])
+def test_a_row_read_copies_the_row_and_checks_its_index(rows: int, columns: int, rng: np.random.Generator) -> None:
+    x = floats(rng, rows, columns, dtype=np.float64)
+    flags = rng.standard_normal((rows, 2)) > 0
+    for k in {0, rows - 1, rows // 2}:
+        assert_same(ROWS, [scalar(k, np.int32), x, flags])
+    executable = compile_cpu(ROWS)
+    for bad in (-1, rows):
+        with pytest.raises(IndexOutOfRange, match=rf"^gather 'r' \(created at model.ir:2\): index {bad} is out of range"):
+            executable([scalar(bad, np.int32), x, flags])
