@@ -16,7 +16,7 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="reference", help="reference (the CPU target compiles no cond/while yet)")
+    parser.add_argument("--target", default="reference", help="reference or cpu")
     target = parser.parse_args().target
 
     g = fc.Graph()

@@ -631,3 +631,63 @@ def test_random_loops_match_the_reference(seed: int, static: bool) -> None:
     sizes = [3] if static else [0, 1, 3, 8]
     assert_same(str(module), *[[scalar(turns), *[rng.standard_normal(size) for _ in range(count)]]
                                for turns in (0, 1, 4) for size in sizes])
+
+
+# -- LICM on cpu -----------------------------------------------------------------------------------
+
+INVARIANT = """\
+func @main(%n: i64[], %v0: f32[?,?], %w0: f32[?,?]) -> f32[?,?] {
+  %zero = constant {value = dense<0>} : i64[]
+  %i, %m, %v, %w = while %zero, %n, %v0, %w0 : i64[], i64[], f32[?,?], f32[?,?] {
+  ^bb0(%i: i64[], %m: i64[], %v: f32[?,?], %w: f32[?,?]):
+    %go = less %i, %m : bool[]
+    yield %go : bool[]
+  } {
+  ^bb0(%i: i64[], %m: i64[], %v: f32[?,?], %w: f32[?,?]):
+    %one = constant {value = dense<1>} : i64[]
+    %j = add %i, %one : i64[]
+    %ww = matmul %w, %w {transpose_a = false, transpose_b = false} : f32[?,?]
+    %s = tanh %ww : f32[?,?]
+    %p = matmul %v, %s {transpose_a = false, transpose_b = false} : f32[?,?]
+    yield %j, %m, %p, %w : i64[], i64[], f32[?,?], f32[?,?]
+  }
+  return %v : f32[?,?]
+}
+"""
+
+
+@pytest.mark.parametrize("turns", [0, 1, 3])
+@pytest.mark.parametrize("rows,size", [(0, 3), (1, 1), (2, 0), (5, 4)])
+def test_invariant_code_leaves_the_loop_and_computes_the_same(turns: int, rows: int, size: int,
+                                                             rng: np.random.Generator) -> None:
+    """tanh(w @ w) runs once, before the loop (passes/licm.py), as a loop value the body reads."""
+    executable = compile_cpu(INVARIANT)
+    loop = next(op for op in executable.program.function.walk() if op.name == "while")
+    inside = [inner.name for op in loop.regions[1].walk() if op.name == "fusion" for inner in op.regions[0].walk()]
+    assert inside.count("matmul") == 1 and "tanh" not in inside, inside
+    assert len(loop.operands) == 5  # the hoisted value is loop state
+    assert_same(INVARIANT, [scalar(turns), floats(rng, rows, size), floats(rng, size, size) * 0.5])
+
+
+# -- a row read (Note [a row read] in codegen/llvm/control.py) ---------------------------------------
+
+ROWS = """\
+func @main(%k: i32[], %x: f64[?,?], %flags: bool[?,2]) -> (f64[?], bool[2], f64[?]) {
+  %r = gather %x, %k {axis = 0} : f64[?]
+  %f = gather %flags, %k {axis = 0} : bool[2]
+  %s = tanh %r : f64[?]
+  return %r, %f, %s : f64[?], bool[2], f64[?]
+}
+"""
+
+
+@pytest.mark.parametrize("rows,columns", [(1, 0), (1, 1), (4, 7), (9, 33)])
+def test_a_row_read_copies_the_row_and_checks_its_index(rows: int, columns: int, rng: np.random.Generator) -> None:
+    x = floats(rng, rows, columns, dtype=np.float64)
+    flags = rng.standard_normal((rows, 2)) > 0
+    for k in {0, rows - 1, rows // 2}:
+        assert_same(ROWS, [scalar(k, np.int32), x, flags])
+    executable = compile_cpu(ROWS)
+    for bad in (-1, rows):
+        with pytest.raises(IndexOutOfRange, match=rf"^gather 'r' \(created at model.ir:2\): index {bad} is out of range"):
+            executable([scalar(bad, np.int32), x, flags])

@@ -29,8 +29,8 @@ from llvmlite import ir as ll
 from flowc.ir import Block, Operation, Value
 
 from .kernel import emit_dim, product
-from .program import DimTable, StoragePlan
-from .types import I1, I8, I64, PTR
+from .program import DimTable, Program, StoragePlan
+from .types import I1, I8, I64, PTR, storage_type
 
 
 class EntryEmitter(Protocol):
@@ -38,6 +38,7 @@ class EntryEmitter(Protocol):
 
     b: ll.IRBuilder
     module: ll.Module
+    program: Program
     plan: StoragePlan
     dims: DimTable
     dims_pointer: ll.Value
@@ -99,3 +100,51 @@ def _copy(emitter: EntryEmitter, to: ll.Value, source_pointer: ll.Value, value: 
 
 
 CONTROL_EMITTERS: dict[str, Callable[[EntryEmitter, Operation], None]] = {"cond": emit_cond, "while": emit_while}
+
+
+# Note [a row read]
+# A loop over a sequence reads step t as gather(seq, t): one index, along axis 0, so one contiguous
+# row of the sequence. The generic gather kernel (kernels/single.py) checks and reads the index per
+# element, as it must for a tensor of indices; for this one, the entry point checks the index once
+# and copies the row (memcpy): an RNN's x_t costs a copy of its bytes per step. A bad index sets the
+# error slots as the kernel would (kernel number + 1 and the index), and nothing is read.
+
+
+def row_read(op: Operation) -> Operation | None:
+    """The gather of a kernel that only reads one row of its params along axis 0, else None."""
+    block = op.regions[0].entry
+    inner = [o for o in block.ops if not o.is_terminator]
+    if op.kind != "single" or len(inner) != 1 or inner[0].name != "gather":
+        return None
+    gather = inner[0]
+    params, indices = gather.operands
+    if gather.axis % params.type.rank != 0 or indices.type.rank != 0 or \
+            not all(getattr(v, "block", None) is block for v in (params, indices)) or \
+            block.terminator.operands != [gather.result]:
+        return None
+    return gather
+
+
+def emit_row_read(emitter: EntryEmitter, op: Operation, number: int) -> None:
+    """Note [a row read]: check the index, then copy its row into the kernel's result."""
+    b = emitter.b
+    gather = row_read(op)
+    params, indices = (op.operands[v.index] for v in gather.operands)  # type: ignore[union-attr]
+    index_pointer = b.bitcast(emitter.buffer(indices), storage_type(indices.type.dtype).as_pointer())
+    index = b.load(index_pointer)
+    if indices.type.dtype.itemsize < 8:
+        index = b.sext(index, I64)
+    limit = emit_dim(b, emitter.dims, emitter.dims_pointer, params, 0)
+    bad = b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit))
+    with b.if_else(bad, likely=False) as (failed, good):
+        with failed:
+            slot = emitter.program.error_slot
+            for offset, value in ((0, ll.Constant(I64, number + 1)), (1, index)):
+                b.store(value, b.gep(emitter.dims_pointer, [ll.Constant(I64, slot + offset)]))
+        with good:
+            sizes = [emit_dim(b, emitter.dims, emitter.dims_pointer, params, axis)
+                     for axis in range(1, params.type.rank)]
+            row_bytes = product(b, [*sizes, ll.Constant(I64, params.type.dtype.itemsize)])
+            source = b.gep(emitter.buffer(params), [b.mul(index, row_bytes)])
+            memcpy = emitter.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+            b.call(memcpy, [emitter.buffer(op.results[0]), source, row_bytes, ll.Constant(I1, 0)])

@@ -101,7 +101,8 @@ def context_of(b: ll.IRBuilder, pointers: list[ll.Value], dims_pointer: ll.Value
     extra = [b.bitcast(pointer, PTR) for pointer in extra or []]
     # In the function's entry block: a context made inside a loop of the entry point would otherwise
     # take new stack on every turn.
-    slots = alloca_at_start(b, b.block.parent.entry_basic_block, ll.ArrayType(PTR, len(pointers) + 1 + len(extra)))
+    slot_type = ll.ArrayType(PTR, len(pointers) + 1 + len(extra))
+    slots = alloca_at_start(b, b.block.parent.entry_basic_block, slot_type)
     for index, pointer in enumerate([*pointers, b.bitcast(dims_pointer, PTR), *extra]):
         b.store(pointer, b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
     return b.bitcast(slots, PTR)

@@ -24,7 +24,7 @@ from flowc.ir import Block, Operation, Value
 
 from . import kernels  # noqa: F401  (registers every (kind, schedule) in launch.EMITTERS)
 from .blas import calls_blas
-from .control import CONTROL_EMITTERS
+from .control import CONTROL_EMITTERS, emit_row_read, row_read
 from .kernel import Kernel, alloca_at_start
 from .kernels.matmul import emit_openblas_adoption
 from .launch import EMITTERS, LAUNCHERS, PARALLEL_FOR, WORK, Launch, context_of
@@ -108,6 +108,13 @@ class EntryEmitter:
     def emit_kernel(self, op: Operation, in_control: bool) -> None:
         b, plan, dims, dims_pointer = self.b, self.plan, self.dims, self.dims_pointer
         number = self.numbers[op]
+        if row_read(op) is not None:  # Note [a row read]
+            start = self.timer.now() if self.timer else None
+            emit_row_read(self, op, number)
+            if self.timer:
+                self.timer.record(number, start)
+            _return_on_error(b, self.entry, dims_pointer, self.program.error_slot)
+            return
         emit, work = EMITTERS[op.kind, schedule_of(op)["schedule"]], WORK[op.kind]
         shared = {(r, o) for r, result in enumerate(op.results) for o, operand in enumerate(op.operands)
                   if plan.buffer_of(result) == plan.buffer_of(operand)}

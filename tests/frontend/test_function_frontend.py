@@ -14,7 +14,7 @@ from flowc.errors import GraphError
 from flowc.lowering import lower
 from test_control_flow_frontend import HERE, check_gradient
 
-TARGETS = ["reference"]
+TARGETS = ["reference", "cpu"]
 
 
 def next_line() -> str:
