@@ -14,7 +14,7 @@ import pytest
 import flowc as fc
 from flowc.errors import FlowcError
 
-TARGETS = ["reference"]
+TARGETS = ["reference", "cpu"]
 
 Pair = collections.namedtuple("Pair", ["left", "right"])
 

@@ -17,7 +17,7 @@ from flowc.errors import FlowcError
 from flowc.nn import rnn_cell
 
 TARGETS = ["reference", "cpu"]
-LOOP_TARGETS = ["reference"]  # dynamic_rnn is a while loop: add "cpu" once the CPU target compiles `while`
+LOOP_TARGETS = ["reference", "cpu"]  # dynamic_rnn is a while loop
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
 
 

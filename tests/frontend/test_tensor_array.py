@@ -1,8 +1,9 @@
 """fc.TensorArray: values against numpy, in and out of fc.while_loop, gradients against central differences.
 
-Arrays used outside loops run on every target in TARGETS; those carried by a
-while loop on LOOP_TARGETS (the CPU target compiles `while` once native
-control flow lands: add "cpu" there then).
+Arrays run on every target in TARGETS, in loops too. A dynamic-size array that
+grows at run time runs on GROWING_TARGETS: its row count is data, which the
+CPU target's memory plan cannot size (fill_rows is refused there, and a test
+checks that refusal).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import pytest
 
 import flowc as fc
 from flowc import nest
-from flowc.errors import FlowcError, IndexOutOfRange
+from flowc.errors import FlowcError, IndexOutOfRange, UnsupportedOpError
 
 TARGETS = ["reference", "cpu"]
-LOOP_TARGETS = ["reference"]
+LOOP_TARGETS = ["reference", "cpu"]
+GROWING_TARGETS = ["reference"]
 
 
 def run(graph, fetches, feeds=None, target="reference"):
@@ -171,7 +173,7 @@ def test_filled_by_a_while_loop(target, rng):
     np.testing.assert_allclose(got_total, value.sum(0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("target", GROWING_TARGETS)
 def test_dynamic_size_grows_in_a_loop(target):
     g = fc.Graph()
     with g.as_default():
@@ -190,7 +192,7 @@ def test_dynamic_size_grows_in_a_loop(target):
     assert empty.shape == (0, 2) and empty_size == 0
 
 
-@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("target", GROWING_TARGETS)
 def test_dynamic_size_outside_loops(target):
     g = fc.Graph()
     with g.as_default():
@@ -255,7 +257,7 @@ def test_gradients_through_static_writes_and_gather(target, rng):
     np.testing.assert_allclose(got_y, central_differences(np_loss, b), rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("target", GROWING_TARGETS)
 def test_unstacked_dynamic_array_grows_in_a_loop_and_goes_through_cond(target):
     g = fc.Graph()
     with g.as_default():
@@ -274,7 +276,7 @@ def test_unstacked_dynamic_array_grows_in_a_loop_and_goes_through_cond(target):
     np.testing.assert_array_equal(stacked[0], [1.0])
 
 
-@pytest.mark.parametrize("target", LOOP_TARGETS)
+@pytest.mark.parametrize("target", GROWING_TARGETS)
 def test_scatter_of_indices_known_at_run_time(target, rng):
     value = rng.standard_normal((3, 2)).astype(np.float32)
     g = fc.Graph()
@@ -291,3 +293,12 @@ def test_scatter_of_indices_known_at_run_time(target, rng):
     assert size == 4
     with pytest.raises(IndexOutOfRange, match=r"index 4 is out of range \[0, 4\)"):
         run(g, fixed.stack(), {indices: [4], rows: value[:1]}, target)
+
+
+def test_a_growing_array_is_refused_on_cpu_by_name():
+    g = fc.Graph()
+    with g.as_default():
+        ta = fc.TensorArray(fc.int64, size=1, dynamic_size=True)
+        ta = ta.write(0, np.int64(3)).write(3, np.int64(4))
+    with pytest.raises(UnsupportedOpError, match=r"fill_rows .*the cpu target does not compile fill_rows"):
+        run(g, [ta.stack(), ta.size()], target="cpu")
