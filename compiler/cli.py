@@ -3,6 +3,7 @@
     flowc opt FILE.ir [--passes cse,dce] [--fast-math] [--timing]   run passes on IR text, print IR text
               [--target cpu]                                     then the target's own passes
               [--vector-bytes 16|32|64]                          ... scheduled for that vector width
+              [--max-kernel-size N]                              ... fusing at most N into one kernel
     flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
 
 FILE may be '-' for standard input. Without --passes, `opt` runs the default
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--target", help="then run this target's own passes (cpu: fuse ... plan-memory)")
     opt.add_argument("--vector-bytes", type=int, choices=(16, 32, 64),
                      help="schedule for this vector width rather than the host's (tests that print schedules)")
+    opt.add_argument("--max-kernel-size", type=int,
+                     help="fuse at most this much into one kernel (Note [kernel size limit]; tests that show the cut)")
     ir = commands.add_parser("ir", help="print the IR of a run of a graph_def JSON file")
     ir.add_argument("graph", help="graph_def JSON file (fc.write_graph)")
     ir.add_argument("--fetch", action="append", required=True, help="tensor or op name to fetch (repeatable)")
@@ -81,7 +84,9 @@ def run_opt(args: argparse.Namespace) -> str:
     names = [n for n in args.passes.split(",") if n] if args.passes is not None else None
     passes = passes_by_name(names, args.fast_math) if names is not None else default_pipeline(args.fast_math)
     if args.target is not None:
-        passes += target_named(args.target).passes(CompileOptions(fast_math=args.fast_math, vector_bytes=args.vector_bytes))
+        options = CompileOptions(fast_math=args.fast_math, vector_bytes=args.vector_bytes,
+                                 max_kernel_size=args.max_kernel_size)
+        passes += target_named(args.target).passes(options)
     report = PassManager(passes, verify_each=True).run(module)
     if args.timing:
         print(report, file=sys.stderr)

@@ -93,6 +93,9 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
 # copy of the helpers it calls, more than a graph of a few dozen kernels gains (the training step's
 # figures: bench/RESULTS.md, Training steps).
 SPLIT_CHARS = 2_000_000
+# Kernels smaller than GROUP_CHARS share a module with their neighbours (Note [kernels grouped into modules]
+# in split.py): each module pays for an LLVM start, a pass pipeline and an object of its own. 0: one each.
+GROUP_CHARS = 100_000
 PARALLEL_CHARS = 400_000  # IR text left to compile above which worker processes pay for their start
 
 
@@ -119,7 +122,7 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
     text = str(module)
-    parts = split_module(text) if len(text) >= SPLIT_CHARS and log is None else None
+    parts = split_module(text, GROUP_CHARS) if len(text) >= SPLIT_CHARS and log is None else None
     if parts is None:
         last_build = BuildCount(1, 1)
         # compile_text is compile_module without printing the optimized module, which nothing here reads.

@@ -64,7 +64,7 @@ class CpuTarget(Target):
     def passes(self, options: CompileOptions) -> list[Pass]:
         return [
             CheckSupported(),      # first: an op without CPU code is a clear error before any work
-            Fuse(),                # ops into loop, reduction and matmul kernels
+            _fuse(options),        # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
             Schedule(_target_info(options)),  # how each kernel runs on this host, as attributes codegen reads
@@ -87,6 +87,10 @@ class CpuTarget(Target):
             load_blas()  # before the library that links it (load_blas says why)
         layouts = artifact.dump_dir and os.path.join(artifact.dump_dir, "layouts.txt")
         return NativeExecutable(artifact.program, artifact.library_path, artifact.was_cached, layouts or None)
+
+
+def _fuse(options: CompileOptions) -> Fuse:
+    return Fuse() if options.max_kernel_size is None else Fuse(options.max_kernel_size)
 
 
 def _target_info(options: CompileOptions) -> TargetInfo:
