@@ -20,6 +20,7 @@ from flowc.ir import Function, Operation, Value
 
 from . import kernels  # noqa: F401  (registers every (kind, schedule) in launch.EMITTERS)
 from .blas import calls_blas
+from .dedup import kernel_key
 from .kernel import Kernel
 from .kernels.matmul import emit_openblas_adoption
 from .launch import EMITTERS, LAUNCHERS, PARALLEL_FOR, WORK, Launch, context_of
@@ -61,6 +62,7 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
 
     timer = _Timer(module, b, len(program.kernel_ops)) if program.profile else None
     scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
+    emitted: dict[tuple, Kernel] = {}
     for number, op in enumerate(program.kernel_ops):
         emit, work = EMITTERS[op.kind, schedule_of(op)["schedule"]], WORK[op.kind]
         shared = {(r, o) for r, result in enumerate(op.results) for o, operand in enumerate(op.operands)
@@ -68,10 +70,17 @@ def emit_module(program: Program, name: str = "flowc") -> ll.Module:
         # Note [one step]: a kernel the entry point hands work known to be 1 gets [0, 1) as constants.
         n_grain = None if op.kind in LAUNCHERS else work(b, dims, dims_pointer, op)
         one_step = n_grain is not None and isinstance(n_grain[0], ll.Constant) and n_grain[0].constant == 1
-        kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot, program.fast_math,
-                        shared, one_step)
-        emit(kernel)
-        function_pointer = kernel.finish()
+        key = kernel_key(op, dims, shared, one_step)  # Note [kernels emitted once]
+        if key is not None and key in emitted:
+            kernel = emitted[key]
+            function_pointer = kernel.function
+        else:
+            kernel = Kernel(module, dims, op, f"kernel{number}_{op.kind}", number, program.error_slot,
+                            program.fast_math, shared, one_step)
+            emit(kernel)
+            function_pointer = kernel.finish()
+            if key is not None:
+                emitted[key] = kernel
         pointers_of_op = [buffer(v) for v in (*op.operands, *op.results)]
         context = context_of(b, pointers_of_op, dims_pointer)
         start = timer.now() if timer else None
