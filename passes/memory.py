@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
 from flowc.ir import Function, Module, Operation, Value
 from flowc.ir.printer import value_names
 
@@ -87,20 +89,19 @@ class MemoryPlan:
         and XLA's heap simulators).
         """
         order = sorted(range(len(nbytes)), key=lambda t: -nbytes[t])
-        placed: list[tuple[int, int, int]] = []  # (offset, end, temp)
+        lifetimes = np.array(self.lifetimes, dtype=np.int64).reshape(-1, 2)
+        # The temps placed so far, in placing order: their arena bytes [begin, end) and lifetimes. As
+        # arrays, since each placement looks at every earlier one (a 10,000-op chain has thousands).
+        begins, ends, lives = (np.empty(len(nbytes), np.int64) for _ in range(3))
         offsets = [0] * len(nbytes)
-        for t in order:
+        for count, t in enumerate(order):
             size = _round_up(max(nbytes[t], 1), alignment)
             start, end = self.lifetimes[t]
-            busy = sorted((o, e) for o, e, u in placed if _overlap(self.lifetimes[u], (start, end)))
-            offset = 0
-            for o, e in busy:
-                if offset + size <= o:
-                    break
-                offset = max(offset, e)
-            offsets[t] = offset
-            placed.append((offset, offset + size, t))
-        peak = max((e for _, e, _ in placed), default=0)
+            placed = lives[:count]
+            alive = (lifetimes[placed, 0] <= end) & (start <= lifetimes[placed, 1])  # lifetimes that overlap
+            offsets[t] = _first_fit(begins[:count][alive], ends[:count][alive], size)
+            begins[count], ends[count], lives[count] = offsets[t], offsets[t] + size, t
+        peak = int(ends[:len(order)].max(initial=0))
         return offsets, peak
 
 
@@ -189,8 +190,17 @@ def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int]
     return False
 
 
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
+def _first_fit(begins: np.ndarray, ends: np.ndarray, size: int) -> int:
+    """The lowest offset at which `size` bytes overlap none of the busy ranges [begins, ends): the
+    ranges in order of (begin, end), the offset moving past each that it would overlap, as a loop
+    would; here the offset before range i is the furthest end of those before it."""
+    if not len(begins):
+        return 0
+    order = np.lexsort((ends, begins))
+    begins, ends = begins[order], ends[order]
+    before = np.maximum.accumulate(np.concatenate(([0], ends[:-1])))
+    fits = before + size <= begins
+    return int(before[fits.argmax()]) if fits.any() else max(0, int(ends.max()))
 
 
 def _round_up(n: int, alignment: int) -> int:
