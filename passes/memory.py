@@ -89,20 +89,47 @@ class MemoryPlan:
         and XLA's heap simulators).
         """
         order = sorted(range(len(nbytes)), key=lambda t: -nbytes[t])
-        lifetimes = np.array(self.lifetimes, dtype=np.int64).reshape(-1, 2)
-        # The temps placed so far, in placing order: their arena bytes [begin, end) and lifetimes. As
-        # arrays, since each placement looks at every earlier one (a 10,000-op chain has thousands).
-        begins, ends, lives = (np.empty(len(nbytes), np.int64) for _ in range(3))
+        sizes = [_round_up(max(nbytes[t], 1), alignment) for t in order]
+        place = _place_by_arrays if len(order) > ARRAYS_FROM else _place_by_loops
         offsets = [0] * len(nbytes)
-        for count, t in enumerate(order):
-            size = _round_up(max(nbytes[t], 1), alignment)
-            start, end = self.lifetimes[t]
-            placed = lives[:count]
-            alive = (lifetimes[placed, 0] <= end) & (start <= lifetimes[placed, 1])  # lifetimes that overlap
-            offsets[t] = _first_fit(begins[:count][alive], ends[:count][alive], size)
-            begins[count], ends[count], lives[count] = offsets[t], offsets[t] + size, t
-        peak = int(ends[:len(order)].max(initial=0))
+        for t, offset in zip(order, place(self.lifetimes, order, sizes)):
+            offsets[t] = offset
+        peak = max((offsets[t] + size for t, size in zip(order, sizes)), default=0)
         return offsets, peak
+
+
+# Each placement looks at every temp placed before it: from this many temps on (a long chain cut into
+# kernels has thousands) as arrays; below, plain loops cost less than numpy's calls.
+ARRAYS_FROM = 200
+
+
+def _place_by_loops(lifetimes: list[tuple[int, int]], order: list[int], sizes: list[int]) -> list[int]:
+    """The offset of each temp of `order`, of its size, at the lowest place no earlier one alive
+    at the same time overlaps."""
+    placed: list[tuple[int, int, int]] = []  # (offset, end, temp)
+    for t, size in zip(order, sizes):
+        start, end = lifetimes[t]
+        busy = sorted((o, e) for o, e, u in placed if lifetimes[u][0] <= end and start <= lifetimes[u][1])
+        offset = 0
+        for o, e in busy:
+            if offset + size <= o:
+                break
+            offset = max(offset, e)
+        placed.append((offset, offset + size, t))
+    return [offset for offset, _, _ in placed]
+
+
+def _place_by_arrays(lifetimes: list[tuple[int, int]], order: list[int], sizes: list[int]) -> list[int]:
+    """_place_by_loops, comparing with the placed temps as arrays."""
+    spans = np.array(lifetimes, dtype=np.int64).reshape(-1, 2)
+    begins, ends, placed = (np.empty(len(order), np.int64) for _ in range(3))  # in placing order
+    for count, (t, size) in enumerate(zip(order, sizes)):
+        start, end = lifetimes[t]
+        earlier = placed[:count]
+        alive = (spans[earlier, 0] <= end) & (start <= spans[earlier, 1])
+        begins[count] = _first_fit(begins[:count][alive], ends[:count][alive], size)
+        ends[count], placed[count] = begins[count] + size, t
+    return [int(offset) for offset in begins]
 
 
 def plan_memory(function: Function, donations: dict[int, int] | None = None) -> MemoryPlan:
