@@ -8,8 +8,9 @@ Workloads:
 - rnn T: a tanh RNN (input 32, hidden 64, batch None) unrolled over T steps, its mean squared
   output minimized by AdamOptimizer.
 Each figure is the first Session.run of a fresh process with an empty FLOWC_CACHE_DIR (the median
-of --repeats such processes), split into phases: graph to IR (lowering and autodiff), the pass
-pipeline, fusion, the memory plan, LLVM (emit, optimize, object code, link). `--profile chain:1000`
+of --repeats such processes), split into phases: graph to IR (lowering), the shared pass pipeline
+(autodiff first), fusion, the memory plan and schedule, LLVM (emit, optimize, object code, link),
+and the rest (mostly the first run's arena layout). `--profile chain:1000`
 runs one compile under cProfile instead and prints the top functions by cumulative time.
 --write replaces the "Compile time" section of bench/RESULTS.md.
 """
