@@ -8,8 +8,9 @@ Workloads:
 - rnn T: a tanh RNN (input 32, hidden 64, batch None) unrolled over T steps, its mean squared
   output minimized by AdamOptimizer.
 Each figure is the first Session.run of a fresh process with an empty FLOWC_CACHE_DIR (the median
-of --repeats such processes), split into phases: graph to IR (lowering and autodiff), the pass
-pipeline, fusion, the memory plan, LLVM (emit, optimize, object code, link). `--profile chain:1000`
+of --repeats such processes), split into phases: graph to IR (lowering), the shared pass pipeline
+(autodiff first), fusion, the memory plan and schedule, LLVM (emit, optimize, object code, link),
+and the rest (mostly the first run's arena layout). `--profile chain:1000`
 runs one compile under cProfile instead and prints the top functions by cumulative time.
 --write replaces the "Compile time" section of bench/RESULTS.md.
 """
@@ -97,8 +98,9 @@ def measure(workload: str, size: int) -> dict[str, float]:
     started = time.perf_counter()
     sess.run(fetches, feeds)
     times["total"] = time.perf_counter() - started
+    times["passes"] -= times["fuse"] + times["plan"] + times["llvm"]  # the shared pipeline, autodiff first
     times["rest"] = times["total"] - sum(times[p] for p in PHASES if p != "rest")
-    times["kernels"] = float(getattr(getattr(llvm_compile, "last_build", None), "modules", 1))  # 1 before modules split
+    times["kernels"] = float(llvm_compile.last_build.modules)
     return times
 
 
@@ -106,7 +108,9 @@ def _instrument(times: dict[str, float]) -> None:
     """Wrap the compile's phases (module attributes, looked up at call time) with timers."""
     import time
 
-    from flowc import driver, native, session
+    from flowc import session
+    from flowc.passes import fusion, memory, schedule
+    from flowc.targets import cpu, separate_products
 
     def timed(owner, name: str, phase: str) -> None:  # type: ignore[no-untyped-def]
         original = getattr(owner, name)
@@ -121,14 +125,14 @@ def _instrument(times: dict[str, float]) -> None:
         setattr(owner, name, wrapper)
 
     timed(session, "lower", "graph")
-    timed(session, "optimize", "passes")  # autodiff is the pipeline's first pass
-    timed(driver, "expand_gradients", "passes")
-    timed(native, "materialize_results", "plan")
-    timed(native, "separate_products", "plan")
-    timed(native, "plan_memory", "plan")
-    timed(native, "plan_program", "plan")
-    timed(native.Fuse, "run", "fuse")
-    timed(native.NativeExecutable, "_build", "llvm")
+    timed(session, "compile_lowered", "passes")  # less the phases below, after the run (measure)
+    timed(fusion.Fuse, "run", "fuse")
+    timed(memory.MaterializeResults, "run", "plan")
+    timed(separate_products.SeparateProducts, "run", "plan")
+    timed(schedule.Schedule, "run", "plan")
+    timed(memory.PlanMemory, "run", "plan")
+    timed(cpu, "plan_program", "plan")
+    timed(cpu, "_compile", "llvm")
 
 
 def one_process(workload: str, size: int) -> dict[str, float]:

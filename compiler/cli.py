@@ -3,6 +3,7 @@
     flowc opt FILE.ir [--passes cse,dce] [--fast-math] [--timing]   run passes on IR text, print IR text
               [--target cpu]                                     then the target's own passes
               [--vector-bytes 16|32|64]                          ... scheduled for that vector width
+              [--max-kernel-size N]                              ... fusing at most N into one kernel
     flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
     flowc compile file.py:fn --input x=float32[None,784] ... -o DIR/NAME    DIR/libNAME.so + DIR/NAME.h
     flowc compile GRAPH.json --feed x --fetch loss --fetch train -o DIR/NAME
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--target", help="then run this target's own passes (cpu: fuse ... plan-memory)")
     opt.add_argument("--vector-bytes", type=int, choices=(16, 32, 64),
                      help="schedule for this vector width rather than the host's (tests that print schedules)")
+    opt.add_argument("--max-kernel-size", type=int,
+                     help="fuse at most this much into one kernel (Note [kernel size limit]; tests that show the cut)")
     ir = commands.add_parser("ir", help="print the IR of a run of a graph_def JSON file")
     ir.add_argument("graph", help="graph_def JSON file (fc.write_graph)")
     ir.add_argument("--fetch", action="append", required=True, help="tensor or op name to fetch (repeatable)")
@@ -85,7 +88,8 @@ def run_opt(args: argparse.Namespace) -> str:
     names = [n for n in args.passes.split(",") if n] if args.passes is not None else None
     passes = passes_by_name(names, args.fast_math) if names is not None else default_pipeline(args.fast_math)
     # The command's flags win over the variables; FLOWC_DUMP_IR still dumps each pass.
-    options = CompileOptions.from_environment(fast_math=args.fast_math, vector_bytes=args.vector_bytes)
+    options = CompileOptions.from_environment(fast_math=args.fast_math, vector_bytes=args.vector_bytes,
+                                              max_kernel_size=args.max_kernel_size)
     if args.target is not None:
         passes += target_named(args.target).passes(options)
     report = PassManager(passes, verify_each=True, dump_dir=options.dump_dir).run(module)

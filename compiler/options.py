@@ -26,6 +26,7 @@ class CompileOptions:
     log_recompiles: bool = False  # FLOWC_LOG=recompiles: why a jitted function compiles again (compiler/jit.py)
     cache_dir: str | None = None  # FLOWC_CACHE_DIR: the compiled libraries' folder (None: the default one)
     vector_bytes: int | None = None  # schedule for this vector width (flowc opt --vector-bytes); None: the host's
+    max_kernel_size: int | None = None  # fusion's limit (flowc opt --max-kernel-size); None: MAX_KERNEL_SIZE
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> CompileOptions:

@@ -60,6 +60,20 @@ every op of a matmul kernel besides the matmul depends on it) and must keep
 the group DAG acyclic: groups A and B may merge only if no path from one to
 the other runs through a third group (Note [acyclic merges]).
 
+Note [kernel size limit]
+LLVM optimizes and emits a kernel in time that grows faster than its size:
+a chain of 1,000 elementwise ops with its gradient, fused whole, was one
+kernel that took 20 s to compile, and 128 column sums of an unrolled RNN's
+bias gradient one of 14 s (bench/RESULTS.md, Compile time). So a merge that
+would make a kernel bigger than `max_kernel_size` is refused, and the grown
+kernel stops there: the next op starts a kernel of its own and the value
+between the two is written to memory and read back. The size counts an op
+as 1 and a reduction as REDUCTION_SIZE (a reduction emits a blocked,
+compensated sum: many times the code of an add). The limit is large enough
+that every kernel of an ordinary layer (softmax, layer norm, an optimizer's
+update, a matmul's epilogue) stays whole; the fused IR shows where a long
+chain was cut (tests/filecheck/fusion_size_limit.ir).
+
 Note [incremental contract]
 Checking a candidate merge costs the edges between the two groups, not
 their size: a chain of N elementwise ops into a reduction grows one kernel
@@ -90,6 +104,8 @@ from flowc.ir.ops.structure import Constant, Yield
 
 from .manager import Pass
 
+MAX_KERNEL_SIZE = 96  # Note [kernel size limit]: what one kernel may hold, counted by kernel_size
+REDUCTION_SIZE = 8  # what one reduction counts for (its emitted code against an elementwise op's)
 FIXED = "fixed"  # constants, views, terminators and existing kernels: never merged
 ANCHORS = ("matmul", "reduction")  # their kernels take producers and consumers first
 
@@ -99,22 +115,28 @@ class Fuse(Pass):
 
     name = "fuse"
 
+    def __init__(self, max_kernel_size: int = MAX_KERNEL_SIZE):
+        self.max_kernel_size = max_kernel_size  # Note [kernel size limit]
+
     def run(self, module: Module) -> bool:
         changed = False
         for function in module:
-            changed |= fuse_block(function.entry)
+            changed |= fuse_block(function.entry, self.max_kernel_size)
         return changed
 
+    def __repr__(self) -> str:
+        return f"Fuse(max_kernel_size={self.max_kernel_size})"
 
-def fuse_block(block: Block) -> bool:
+
+def fuse_block(block: Block, max_kernel_size: int = MAX_KERNEL_SIZE) -> bool:
     """Fuse the ops of `block`, after those of the regions of its cond and while ops."""
     changed = False
     for op in block.ops:
         if op.name != "fusion":
             for region in op.regions:
                 for inner in region.blocks:
-                    changed |= fuse_block(inner)
-    planner = Planner(block)
+                    changed |= fuse_block(inner, max_kernel_size)
+    planner = Planner(block, max_kernel_size)
     if not planner.groups():
         return changed
     planner.plan()
@@ -145,6 +167,12 @@ class Group:
     successors: set[Group] = field(default_factory=set)
     predecessors: set[Group] = field(default_factory=set)
     summary: Summary | None = None  # made on first use, then merged (Note [incremental contract])
+    size: int = 0  # kernel_size of its ops (Note [kernel size limit])
+
+
+def kernel_size(op: Operation) -> int:
+    """What `op` counts for against a kernel's size limit (Note [kernel size limit])."""
+    return REDUCTION_SIZE if op.is_reduction else 1
 
 
 def initial_kind(op: Operation) -> str:
@@ -172,10 +200,11 @@ class Planner:
     same descendants are found by one sweep over those groups instead.
     """
 
-    def __init__(self, block: Block):
+    def __init__(self, block: Block, max_kernel_size: int = MAX_KERNEL_SIZE):
         self.index = {op: i for i, op in enumerate(block.ops)}
         self.ties = DimTies(block.ops)  # which unknown dims are one size (Note [unknown dims in a kernel])
-        self.order = [Group([op], initial_kind(op)) for op in block.ops if not op.is_terminator]
+        self.max_kernel_size = max_kernel_size
+        self.order = [Group([op], initial_kind(op), size=kernel_size(op)) for op in block.ops if not op.is_terminator]
         self.group_of = {group.ops[0]: group for group in self.order}
         for position, group in enumerate(self.order):
             group.position = position
@@ -239,6 +268,8 @@ class Planner:
     def try_merge(self, a: Group, b: Group, siblings: bool = False) -> bool:
         """Merge a and b if the union is a valid kernel and the merge keeps the DAG acyclic."""
         if FIXED in (a.kind, b.kind) or "single" in (a.kind, b.kind):
+            return False
+        if a.size + b.size > self.max_kernel_size:  # Note [kernel size limit]
             return False
         kind = merged_kind(a.kind, b.kind)
         if kind is None or not self.union_is_kernel(kind, a, b):
@@ -359,6 +390,7 @@ class Planner:
             summary, other = self.summary(merged), self.summary(absorbed)
             merged.summary = Summary(summary.keys | other.keys, summary.shapes | other.shapes)
         merged.ops.extend(absorbed.ops)
+        merged.size += absorbed.size
         for op in absorbed.ops:
             group_of[op] = merged
         merged.kind = kind

@@ -65,6 +65,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
+
 from flowc.ir import Block, Function, Module, Operation, Value
 from flowc.ir.printer import value_names
 
@@ -136,21 +138,47 @@ class MemoryPlan:
         and XLA's heap simulators).
         """
         order = sorted(range(len(nbytes)), key=lambda t: -nbytes[t])
-        placed: list[tuple[int, int, int]] = []  # (offset, end, temp)
+        sizes = [_round_up(max(nbytes[t], 1), alignment) for t in order]
+        place = _place_by_arrays if len(order) > ARRAYS_FROM else _place_by_loops
         offsets = [0] * len(nbytes)
-        for t in order:
-            size = _round_up(max(nbytes[t], 1), alignment)
-            start, end = self.lifetimes[t]
-            busy = sorted((o, e) for o, e, u in placed if _overlap(self.lifetimes[u], (start, end)))
-            offset = 0
-            for o, e in busy:
-                if offset + size <= o:
-                    break
-                offset = max(offset, e)
+        for t, offset in zip(order, place(self.lifetimes, order, sizes)):
             offsets[t] = offset
-            placed.append((offset, offset + size, t))
-        peak = max((e for _, e, _ in placed), default=0)
+        peak = max((offsets[t] + size for t, size in zip(order, sizes)), default=0)
         return offsets, peak
+
+
+# Each placement looks at every temp placed before it: from this many temps on (a long chain cut into
+# kernels has thousands) as arrays; below, plain loops cost less than numpy's calls.
+ARRAYS_FROM = 200
+
+
+def _place_by_loops(lifetimes: list[tuple[int, int]], order: list[int], sizes: list[int]) -> list[int]:
+    """The offset of each temp of `order`, of its size, at the lowest place no earlier one alive
+    at the same time overlaps."""
+    placed: list[tuple[int, int, int]] = []  # (offset, end, temp)
+    for t, size in zip(order, sizes):
+        start, end = lifetimes[t]
+        busy = sorted((o, e) for o, e, u in placed if lifetimes[u][0] <= end and start <= lifetimes[u][1])
+        offset = 0
+        for o, e in busy:
+            if offset + size <= o:
+                break
+            offset = max(offset, e)
+        placed.append((offset, offset + size, t))
+    return [offset for offset, _, _ in placed]
+
+
+def _place_by_arrays(lifetimes: list[tuple[int, int]], order: list[int], sizes: list[int]) -> list[int]:
+    """_place_by_loops, comparing with the placed temps as arrays."""
+    spans = np.array(lifetimes, dtype=np.int64).reshape(-1, 2)
+    begins, ends, placed = (np.empty(len(order), np.int64) for _ in range(3))  # in placing order
+    for count, (t, size) in enumerate(zip(order, sizes)):
+        start, end = lifetimes[t]
+        earlier = placed[:count]
+        alive = (spans[earlier, 0] <= end) & (start <= spans[earlier, 1])
+        begins[count] = _first_fit(begins[:count][alive], ends[:count][alive], size)
+        ends[count], placed[count] = begins[count] + size, t
+    return [int(offset) for offset in begins]
 
 
 def plan_memory(function: Function, donations: dict[int, int] | None = None) -> MemoryPlan:
@@ -379,8 +407,17 @@ def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int]
     return False
 
 
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
+def _first_fit(begins: np.ndarray, ends: np.ndarray, size: int) -> int:
+    """The lowest offset at which `size` bytes overlap none of the busy ranges [begins, ends): the
+    ranges in order of (begin, end), the offset moving past each that it would overlap, as a loop
+    would; here the offset before range i is the furthest end of those before it."""
+    if not len(begins):
+        return 0
+    order = np.lexsort((ends, begins))
+    begins, ends = begins[order], ends[order]
+    before = np.maximum.accumulate(np.concatenate(([0], ends[:-1])))
+    fits = before + size <= begins
+    return int(before[fits.argmax()]) if fits.any() else max(0, int(ends.max()))
 
 
 def _round_up(n: int, alignment: int) -> int:

@@ -45,6 +45,15 @@ def target_machine() -> llvm.TargetMachine:
                                         opt=2, reloc="pic", codemodel="default")
 
 
+@functools.cache
+def quick_target_machine() -> llvm.TargetMachine:
+    """target_machine's, generating code at -O0 (Note [the entry point compiled quickly])."""
+    _initialized()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+                                        opt=0, reloc="pic", codemodel="default")
+
+
 def optimize(module: llvm.ModuleRef) -> None:
     """LLVM's O2 pipeline with the loop and SLP vectorizers on.
 
@@ -93,6 +102,9 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
 # copy of the helpers it calls, more than a graph of a few dozen kernels gains (the training step's
 # figures: bench/RESULTS.md, Training steps).
 SPLIT_CHARS = 2_000_000
+# Kernels smaller than GROUP_CHARS share a module with their neighbours (Note [kernels grouped into modules]
+# in split.py): each module pays for an LLVM start, a pass pipeline and an object of its own. 0: one each.
+GROUP_CHARS = 100_000
 PARALLEL_CHARS = 400_000  # IR text left to compile above which worker processes pay for their start
 
 
@@ -119,7 +131,7 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
     text = str(module)
-    parts = split_module(text) if len(text) >= SPLIT_CHARS and log is None else None
+    parts = split_module(text, GROUP_CHARS) if len(text) >= SPLIT_CHARS and log is None else None
     if parts is None:
         last_build = BuildCount(1, 1)
         # compile_text is compile_module without printing the optimized module, which nothing here reads.
@@ -127,10 +139,11 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
     keys = [cache_key(part.text, host_description(), codegen_fingerprint(), "kernel object") for part in parts]
     texts = {key: part.text for key, part in zip(keys, parts)}
     missing = [key for key in texts if cached_path(key, prefix="kernel-", suffix=".o", folder=folder) is None]
-    built = dict(zip(missing, _compile_texts([texts[key] for key in missing])))
+    entry_key = keys[0]  # parts[0] is the entry point's module: Note [the entry point compiled quickly]
+    built = dict(zip(missing, _compile_texts([texts[key] for key in missing], [key == entry_key for key in missing])))
 
     def build(out_path: str, key: str) -> None:  # an entry that went since the look-up is compiled again
-        _write(out_path, built[key] if key in built else compile_text(texts[key]))
+        _write(out_path, built[key] if key in built else compile_text(texts[key], quick=key == entry_key))
 
     objects = []
     for key in keys:
@@ -142,33 +155,46 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
     return objects
 
 
-def _compile_texts(texts: list[str]) -> list[bytes]:
-    """Each module text to object code; in worker processes (forked: LLVM is ready in them) when
-    there is enough to do. llvmlite serializes its calls behind one lock, so threads would not help."""
+def _compile_texts(texts: list[str], quick: list[bool]) -> list[bytes]:
+    """Each module text to object code (`quick`: as compile_text's); in worker processes (forked: LLVM is
+    ready in them) when there is enough to do. llvmlite serializes its calls behind one lock, so threads
+    would not help."""
     workers = min(len(texts), os.cpu_count() or 1)
     if workers < 2 or sum(map(len, texts)) < PARALLEL_CHARS or "fork" not in multiprocessing.get_all_start_methods():
-        return [compile_text(text) for text in texts]
+        return [compile_text(text, fast) for text, fast in zip(texts, quick)]
     # The biggest first, so that no worker is left with a big one at the end.
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     # Fork under _forking: no other thread of this process is inside LLVM then (flowc's own LLVM calls take
     # it), so no worker starts with a copy of a lock held for good (llvmlite's, or LLVM's own).
     with _forking, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        results = dict(zip(order, pool.map(_compile_text, [texts[i] for i in order])))
+        results = dict(zip(order, pool.map(_compile_text, [texts[i] for i in order], [quick[i] for i in order])))
     return [results[i] for i in range(len(texts))]
 
 
 _forking = threading.RLock()
 
 
-def compile_text(text: str) -> bytes:
-    """Object code for one module's LLVM IR text (triple and data layout set)."""
+def compile_text(text: str, quick: bool = False) -> bytes:
+    """Object code for one module's LLVM IR text (triple and data layout set); `quick`: without
+    LLVM's optimizer, by its quickest code generator (Note [the entry point compiled quickly])."""
     with _forking:
-        return _compile_text(text)
+        return _compile_text(text, quick)
 
 
-def _compile_text(text: str) -> bytes:
+# Note [the entry point compiled quickly]
+# The entry point of a split module (split.py) is straight-line code: per kernel, a context of
+# pointers, a call of the thread pool and an error check, hundreds of times over. LLVM's O2 and
+# its code generator at -O2 spent more on it than on all the kernels of an unrolled RNN; nothing in
+# it is worth optimizing (its time per run is a few instructions per kernel, against the kernel's
+# own work; small graphs, whose entry point may matter, are compiled whole and never get here).
+# So it is compiled unoptimized, by the code generator at -O0, about 15x quicker.
+
+
+def _compile_text(text: str, quick: bool = False) -> bytes:
     parsed = llvm.parse_assembly(text)
     parsed.verify()
+    if quick:
+        return quick_target_machine().emit_object(parsed)
     optimize(parsed)
     return target_machine().emit_object(parsed)
 

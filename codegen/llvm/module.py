@@ -25,6 +25,7 @@ from flowc.ir import Block, Operation, Value
 from . import kernels  # noqa: F401  (registers every (kind, schedule) in launch.EMITTERS)
 from .blas import calls_blas
 from .control import CONTROL_EMITTERS, emit_row_read, row_read
+from .dedup import kernel_key
 from .kernel import Kernel, alloca_at_start
 from .kernels.matmul import emit_openblas_adoption
 from .launch import EMITTERS, LAUNCHERS, PARALLEL_FOR, WORK, Launch, context_of
@@ -72,6 +73,7 @@ class EntryEmitter:
         self.numbers = {op: number for number, op in enumerate(program.kernel_ops)}
         self.timer = _Timer(module, self.b, len(program.kernel_ops)) if program.profile else None
         self.scratch: list[ll.Value] = []  # the entry's Launch.scratch, made by the first kernel that asks
+        self.emitted: dict[tuple, Kernel] = {}  # Note [kernels emitted once]: one LLVM function per distinct kernel
 
     def buffer(self, value: Value) -> ll.Value:
         """The address of `value`'s bytes (its storage in the memory plan), made in the entry block."""
@@ -124,10 +126,18 @@ class EntryEmitter:
         # Note [kernels in loops]: a kernel of a cond or while region is named apart from the others, so
         # that split.py leaves it in the entry point's module, where LLVM may inline it.
         prefix = "local" if in_control else "kernel"
-        kernel = Kernel(self.module, dims, op, f"{prefix}{number}_{op.kind}", number, self.program.error_slot,
-                        self.program.fast_math, shared, one_step)
-        emit(kernel)
-        function_pointer = kernel.finish()
+        key = kernel_key(op, dims, shared, one_step)  # Note [kernels emitted once]
+        key = key and (prefix, key)
+        if key is not None and key in self.emitted:
+            kernel = self.emitted[key]
+            function_pointer = kernel.function
+        else:
+            kernel = Kernel(self.module, dims, op, f"{prefix}{number}_{op.kind}", number, self.program.error_slot,
+                            self.program.fast_math, shared, one_step)
+            emit(kernel)
+            function_pointer = kernel.finish()
+            if key is not None:
+                self.emitted[key] = kernel
         pointers_of_op = [self.buffer(v) for v in (*op.operands, *op.results)]
         context = context_of(b, pointers_of_op, dims_pointer)
         start = self.timer.now() if self.timer else None

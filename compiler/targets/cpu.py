@@ -71,7 +71,7 @@ class CpuTarget(Target):
             CheckSupported(),      # first: an op without CPU code is a clear error before any work
             Inline(),              # calls become their callee's ops, fused with the caller's (passes/inline.py)
             LICM(),                # after Inline: a callee's invariant code leaves the loop too (passes/licm.py)
-            Fuse(),                # ops into loop, reduction and matmul kernels
+            _fuse(options),        # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
             Schedule(_target_info(options)),  # how each kernel runs on this host, as attributes codegen reads
@@ -109,6 +109,10 @@ def _schedule_the_rest(module: Module, options: CompileOptions) -> None:
     for op in module.walk():
         if op.name == "fusion" and "schedule" not in op.attributes:
             op.attributes = op.attributes | choose_schedule(op, _target_info(options))
+
+
+def _fuse(options: CompileOptions) -> Fuse:
+    return Fuse() if options.max_kernel_size is None else Fuse(options.max_kernel_size)
 
 
 def _target_info(options: CompileOptions) -> TargetInfo:

@@ -129,6 +129,7 @@ def split_everything(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(llvm_compile, "SPLIT_CHARS", 0)
     monkeypatch.setattr(llvm_compile, "PARALLEL_CHARS", 0)
+    monkeypatch.setattr(llvm_compile, "GROUP_CHARS", 0)  # and each kernel in a module of its own
 
 
 def test_per_kernel_modules_compute_what_the_reference_does(split_everything, rng) -> None:

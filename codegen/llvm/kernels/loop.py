@@ -19,6 +19,7 @@ from flowc.ir import Value
 from ..body import Body
 from ..kernel import Kernel, broadcast_axes, decompose, dot, for_range, operand_strides
 from ..launch import elementwise_work, kernel_kind
+from ..parallel_loop import mark_parallel
 from ..types import I64, load_value, store_value
 
 
@@ -66,6 +67,7 @@ def elementwise_loop(kernel: Kernel, inputs: Sequence[tuple[Value, ll.Value]],
     coordinates = decompose(b, row, outer_sizes) if outer_sizes else []
     bases = [dot(b, coordinates, [axis_strides[k] for axis_strides in strides[:-1]]) for k in range(len(values))]
     out_base = b.mul(row, inner)
+    first_block = len(kernel.function.blocks)
     with for_range(b, first, b.add(first, count), "j") as j:
         def load(value: Value) -> ll.Value:
             k = position[value]
@@ -73,6 +75,9 @@ def elementwise_loop(kernel: Kernel, inputs: Sequence[tuple[Value, ll.Value]],
             return load_value(b, b.gep(pointers[value], [offset]), value.type.dtype)
 
         _store_all(b, Body(b, load, loaded=set(values)), outputs, b.add(out_base, j))
+        latch = b.block
+    # Each j writes its own elements and reads its own or unwritten ones (Note [independent iterations]).
+    mark_parallel(kernel.function, kernel.function.blocks[first_block:], latch)
     i.add_incoming(b.add(i, count), b.block)
     b.branch(header)
     b.position_at_end(done)

@@ -1,0 +1,95 @@
+"""Note [kernel size limit]: fusion stops growing a kernel at max_kernel_size, which changes where
+values go through memory, never what is computed; the chain and the RNN of bench/bench_compile.py
+become kernels of bounded size (tests/filecheck/fusion_size_limit.ir shows the cut as IR)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_compile_time import chain_with_gradient, unrolled_rnn
+from test_fusion import RowGraph, fuse_and_compare
+from test_pass_properties import assert_same_bits
+
+import flowc as fc
+from flowc.ir import Module, Operation
+from flowc.ir.interpreter import evaluate
+from flowc.lowering import lower
+from flowc.passes import PassManager, expand_gradients, optimize
+from flowc.passes.fusion import MAX_KERNEL_SIZE, REDUCTION_SIZE, Fuse, kernel_size
+
+
+def size_of(kernel: Operation) -> int:
+    """What the kernel holds, counted as the limit counts it (cloned splat constants are immediates)."""
+    return sum(kernel_size(op) for op in kernel.regions[0].entry.ops if op.name not in ("constant", "yield"))
+
+
+def kernel_sizes(module: Module) -> list[int]:
+    return [size_of(op) for op in module["main"].entry.ops if op.name == "fusion"]
+
+
+def fused(graph: fc.Graph, tensors, feeds, targets=(), limit: int = MAX_KERNEL_SIZE) -> Module:  # type: ignore[no-untyped-def]
+    module = lower(graph, list(tensors), list(targets), list(feeds)).module
+    optimize(module)
+    expand_gradients(module)
+    PassManager([Fuse(limit)], verify_each=True).run(module)
+    return module
+
+
+def test_a_long_chain_with_its_gradient_is_cut_into_kernels_within_the_limit() -> None:
+    g, fetches, x = chain_with_gradient(300)
+    sizes = kernel_sizes(fused(g, fetches, [x]))
+    assert max(sizes) <= MAX_KERNEL_SIZE, sizes
+    assert len(sizes) >= 2 * 300 // MAX_KERNEL_SIZE, sizes  # the chain and its gradient, both cut
+    # Without the limit the same graph is one kernel (the figure that made the limit: bench/RESULTS.md).
+    assert len(kernel_sizes(fused(g, fetches, [x], limit=10**9))) == 1
+
+
+def test_the_sums_of_an_unrolled_rnn_are_cut_within_the_limit() -> None:
+    """The bias gradient sums one column reduction per step: 40 steps are 40 * REDUCTION_SIZE."""
+    g, loss, train, _, xs = unrolled_rnn(40)
+    module = fused(g, [loss], [xs], [train])
+    sizes = kernel_sizes(module)
+    assert max(sizes) <= MAX_KERNEL_SIZE < 40 * REDUCTION_SIZE, sizes
+
+
+@pytest.mark.parametrize("limit", [1, 2, 9, 20])
+@pytest.mark.parametrize("seed", range(12))
+def test_any_limit_keeps_the_results_of_row_graphs(seed: int, limit: int) -> None:
+    rng = np.random.default_rng(seed)
+    graph = RowGraph(rng, None if seed % 2 else 3)
+    for _ in range(int(rng.integers(6, 20))):
+        graph.step()
+    module = graph.finish()
+    args = [rng.standard_normal(s).astype(np.float32) for s in [(3, 5), (5,), (3, 1)]]
+    before = evaluate(module["f"], args)
+    PassManager([Fuse(limit)], verify_each=True).run(module)
+    assert_same_bits(before, evaluate(module["f"], args), "")
+    for op in module["f"].entry.ops:
+        if op.name == "fusion":  # a lone op bigger than the limit (a reduction) is a kernel still
+            assert size_of(op) <= max(limit, REDUCTION_SIZE)
+
+
+def test_the_default_limit_keeps_row_graphs_whole(rng: np.random.Generator) -> None:
+    """The checks of test_fusion (each op computed once, nothing left to fuse) with the default limit."""
+    graph = RowGraph(rng, 3)
+    for _ in range(15):
+        graph.step()
+    fuse_and_compare(graph.finish(), [rng.standard_normal(s).astype(np.float32) for s in [(3, 5), (5,), (3, 1)]])
+
+
+def test_a_chain_cut_into_kernels_computes_what_the_reference_does(rng: np.random.Generator) -> None:
+    g, fetches, x = chain_with_gradient(250)
+    feed = {x: rng.standard_normal((3, 8)).astype(np.float32)}
+    cpu, reference = (fc.Session(target=t, graph=g).run(fetches, feed) for t in ("cpu", "reference"))
+    for got, want in zip(cpu, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_cli_and_the_options_set_the_limit() -> None:
+    from flowc.options import CompileOptions
+    from flowc.targets import target_named
+
+    (fuse,) = [p for p in target_named("cpu").passes(CompileOptions(max_kernel_size=7)) if isinstance(p, Fuse)]
+    assert fuse.max_kernel_size == 7
+    (fuse,) = [p for p in target_named("cpu").passes(CompileOptions()) if isinstance(p, Fuse)]
+    assert fuse.max_kernel_size == MAX_KERNEL_SIZE
