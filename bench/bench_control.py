@@ -268,8 +268,8 @@ def main() -> None:
     peers = [p for p in ("numpy", "flowc", "jax") if peer_available(p)]
     report = format_report(run_rounds(__file__, peers, args.rounds), args.rounds)
     compiles = [compile_times() for _ in range(args.rounds)]
-    report += ("\n\nCompiling the RNN with its gradient (first Session.run less the fastest of three more, new process; best of "
-               f"{args.rounds}): " + ", ".join(f"{name} {min(c[name] for c in compiles) * 1e3:.0f} ms"
+    report += ("\n\nCompiling the RNN with its gradient (first Session.run less the fastest of three more, new "
+               f"process; best of {args.rounds}): " + ", ".join(f"{name} {min(c[name] for c in compiles) * 1e3:.0f} ms"
                                                for name in compiles[0]) + ".")
     print(report)
     if args.write:

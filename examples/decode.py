@@ -83,8 +83,9 @@ def greedy(decoder: Decoder, x: fc.Tensor, max_length: int) -> tuple[fc.Tensor, 
         score = score + fc.where(finished, 0.0, gain)
         return t + 1, token, state, fc.logical_or(finished, fc.equal(token, EOS)), score, tokens.write(t, token)
 
-    start = [fc.constant(0), fc.fill([batch], GO, fc.int32), decoder.initial_state(x), fc.fill([batch], False, fc.bool_),
-             fc.zeros([batch], fc.float64), fc.TensorArray(fc.int32, size=max_length, element_shape=[batch])]
+    start = [fc.constant(0), fc.fill([batch], GO, fc.int32), decoder.initial_state(x),
+             fc.fill([batch], False, fc.bool_), fc.zeros([batch], fc.float64),
+             fc.TensorArray(fc.int32, size=max_length, element_shape=[batch])]
     steps, _, _, _, score, tokens = fc.while_loop(
         lambda t, previous, state, finished, score, tokens: fc.logical_and(t < max_length, any_unfinished(finished)),
         body, start)
@@ -134,8 +135,9 @@ def beam_search(decoder: Decoder, x: fc.Tensor, max_length: int) -> tuple[fc.Ten
     first_state = fc.gather(decoder.initial_state(x), np.repeat(np.arange(batch, dtype=np.int32), BEAM))
     # All K hypotheses start as the same empty one; scoring the copies MASKED keeps them from being chosen twice.
     first_scores = fc.constant(np.tile([0.0] + [MASKED] * (BEAM - 1), (batch, 1)))
-    start = [fc.constant(0), fc.fill([batch * BEAM], GO, fc.int32), first_state, fc.fill([batch, BEAM], False, fc.bool_),
-             first_scores, fc.TensorArray(fc.int32, size=max_length, element_shape=[batch, BEAM]),
+    start = [fc.constant(0), fc.fill([batch * BEAM], GO, fc.int32), first_state,
+             fc.fill([batch, BEAM], False, fc.bool_), first_scores,
+             fc.TensorArray(fc.int32, size=max_length, element_shape=[batch, BEAM]),
              fc.TensorArray(fc.int32, size=max_length, element_shape=[batch, BEAM])]
     steps, _, _, _, scores, tokens, parents = fc.while_loop(
         lambda t, previous, state, finished, scores, tokens, parents:
@@ -143,9 +145,8 @@ def beam_search(decoder: Decoder, x: fc.Tensor, max_length: int) -> tuple[fc.Ten
 
     def back(t, hypothesis, spelled):  # type: ignore[no-untyped-def]
         """Step t of the hypotheses that end in beam slots `hypothesis` [batch, BEAM], walking backwards."""
-        flat = fc.reshape(hypothesis + row_start, [batch * BEAM])
-        token = fc.reshape(fc.gather(fc.reshape(tokens.read(t), [batch * BEAM]), flat), [batch, BEAM])
-        parent = fc.reshape(fc.gather(fc.reshape(parents.read(t), [batch * BEAM]), flat), [batch, BEAM])
+        token, parent = (fc.reshape(follow(fc.reshape(array.read(t), [batch * BEAM]), hypothesis), [batch, BEAM])
+                         for array in (tokens, parents))
         return t - 1, parent, spelled.write(t, token)
 
     final_slots = fc.constant(np.tile(np.arange(BEAM, dtype=np.int32), (batch, 1)))

@@ -48,8 +48,9 @@ def build_model(steps: int, batch: int, hidden: int, learning_rate: float) -> di
             h = fc.tanh(fc.matmul(fc.gather(xs, t), wx) + fc.matmul(h, wh) + b)
             return t + 1, h, predictions.write(t, fc.matmul(h, wo) + bo)
 
+        predictions = fc.TensorArray(fc.float32, size=steps, element_shape=[batch, 1])
         _, _, predictions = fc.while_loop(lambda t, h, predictions: t < steps, body,
-                                          [fc.constant(0), fc.zeros([batch, hidden]), fc.TensorArray(fc.float32, size=steps, element_shape=[batch, 1])])
+                                          [fc.constant(0), fc.zeros([batch, hidden]), predictions])
         loss = fc.reduce_mean(fc.square(predictions.stack() - targets))
         train = fc.train.AdamOptimizer(learning_rate).minimize(loss)
         init = fc.global_variables_initializer()

@@ -1,4 +1,4 @@
-"""A stacked LSTM (4 layers, 8 steps unrolled by fc.nn.dynamic_rnn) trained with Adam to recall a sequence's first symbol.
+"""A stacked LSTM (4 layers, 8 steps by fc.nn.dynamic_rnn) trained with Adam to recall a sequence's first symbol.
 
     python examples/stacked_lstm.py [--target cpu] [--iterations 400] [--threshold 0.05]
 
