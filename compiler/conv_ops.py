@@ -30,7 +30,7 @@ from flowc.ir.errors import FlowcTypeError, GraphError
 
 from .array_ops import concat, expand_dims, reshape, squeeze, strided_slice, transpose
 from .graph import Tensor, name_scope
-from .math_ops import constant, convert_to_tensor, matmul, maximum, where
+from .math_ops import apply, constant, convert_to_tensor, matmul, maximum, where
 from .sources import user_location
 
 __all__ = ["avg_pool", "bias_add", "conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "max_pool",
@@ -140,18 +140,29 @@ def _crop_or_pad(x: Tensor, axis: int, before: int, after: int) -> Tensor:
     return _pad_axis(x, axis, max(before, 0), max(after, 0), 0.0)
 
 
-def _windows(op: str, x: Tensor, window: tuple[int, int], strides: tuple[int, int], dilations: tuple[int, int],
-             pads: Pads, value: float) -> tuple[list[Tensor], int, int]:
-    """The KH*KW strided views [N, OH, OW, C] of padded NHWC x, one per window tap, in row-major order."""
+def _check_strides_and_dilations(op: str, strides: tuple[int, int], dilations: tuple[int, int]) -> None:
     if max(strides) > 1 and max(dilations) > 1:
         raise _fail(op, f"strides {list(strides)} and dilations {list(dilations)} cannot both be > 1 (as TF1)")
+
+
+def _out_sizes(op: str, x: Tensor, window: tuple[int, int], strides: tuple[int, int], dilations: tuple[int, int],
+               pads: Pads) -> list[int]:
+    """The number of window positions along each spatial dim of NHWC x."""
     height, width = _spatial_dims(op, x)
-    x = _pad_axis(_pad_axis(x, 1, *pads[0], value), 2, *pads[1], value)
     padded = (height + sum(pads[0]), width + sum(pads[1]))
     outs = [(size - (k - 1) * d - 1) // s + 1 for size, k, d, s in zip(padded, window, dilations, strides)]
     if min(outs) < 1:
         raise _fail(op, f"the window {list(window)} (dilations {list(dilations)}) is larger than the padded input "
                         f"{list(padded)}", FlowcTypeError)
+    return outs
+
+
+def _windows(op: str, x: Tensor, window: tuple[int, int], strides: tuple[int, int], dilations: tuple[int, int],
+             pads: Pads, value: float) -> tuple[list[Tensor], int, int]:
+    """The KH*KW strided views [N, OH, OW, C] of padded NHWC x, one per window tap, in row-major order."""
+    _check_strides_and_dilations(op, strides, dilations)
+    outs = _out_sizes(op, x, window, strides, dilations, pads)
+    x = _pad_axis(_pad_axis(x, 1, *pads[0], value), 2, *pads[1], value)
     views = []
     for i in range(window[0]):
         for j in range(window[1]):
@@ -181,8 +192,11 @@ def _conv_nhwc(op: str, x: Tensor, kernel: Tensor, strides: tuple[int, int], pad
     window = (kh, kw)
     extents = tuple((k - 1) * d + 1 for k, d in zip(window, dilations))
     pads = _pads(op, padding, _spatial_dims(op, x), extents, strides, channels_first)
-    views, out_height, out_width = _windows(op, x, window, strides, dilations, pads, 0.0)
-    columns = views[0] if len(views) == 1 else concat(views, 3)
+    _check_strides_and_dilations(op, strides, dilations)
+    _out_sizes(op, x, window, strides, dilations, pads)
+    columns = apply("extract_patches", (x,), name="patches", window=(kh, kw), strides=strides, dilations=dilations,
+                    pads=(*pads[0], *pads[1]))
+    _, out_height, out_width, _ = columns.shape
     product = matmul(reshape(columns, [-1, kh * kw * cin]), reshape(kernel, [kh * kw * cin, cout]))
     return reshape(product, [-1, out_height, out_width, cout])
 

@@ -8,6 +8,7 @@ differences of those references in float64; bad arguments as FlowcErrors.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 
@@ -339,3 +340,16 @@ def test_bad_arguments_name_the_op_and_the_line(op, words, call) -> None:
     assert info.value.op == op, str(info.value)
     assert words in str(info.value)
     assert HERE in (info.value.where or ""), str(info.value)
+
+
+# -- the example ----------------------------------------------------------------------------
+
+
+def test_cnn_example_reaches_its_accuracy() -> None:
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "cnn.py")
+    spec = importlib.util.spec_from_file_location("cnn", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.train(progress=False)
+    assert result["test_accuracy"] >= 0.97, result
+    assert result["curve"][-1] < result["curve"][0] / 10  # the loss falls
