@@ -242,7 +242,8 @@ def test_pool_matches_direct_loops(case, kind, rng) -> None:
 
 
 def test_max_pool_gradient_goes_to_the_first_maximum() -> None:
-    """TF1's MaxPoolGrad gives a window's gradient to the first of its tied maxima (row-major)."""
+    """TF1's MaxPoolGrad gives a window's gradient to the first of its tied maxima in row-major order
+    (tensorflow issue 4886: max_pool of [1, 2, 2, 2] gives the gradient [0, 1, 0, 0])."""
     x = np.array([[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, 0.0, 3.0]]).reshape(1, 2, 4, 1)
     want = np.array([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).reshape(1, 2, 4, 1)
     for target in ("reference", "cpu"):
