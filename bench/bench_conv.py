@@ -7,7 +7,9 @@ flowc and numpy; torch in its own default NCHW layout) at batch 32, 56x56x64 -> 
 28x28x128 -> 128. "sgemm" is a matmul on the [N*H*W, 9*C] x [9*C, O] product that has the
 convolution's multiply-adds, by numpy (its BLAS) and by flowc (its matmul kernel); the
 faster of the two is this machine's sgemm rate, which "% sgemm" compares with.
-Each peer runs in its own process; the median of repeated runs after a warm-up.
+Also one training step (loss, gradients, Adam update) of examples/cnn.py on a batch of 64
+digits, flowc's compiled step against torch's eager one. Each peer runs in its own
+process; the median of repeated runs after a warm-up.
 """
 
 from __future__ import annotations
@@ -114,6 +116,54 @@ def torch_fns(d: dict[str, np.ndarray]) -> dict:  # type: ignore[type-arg]
                 "filter_grad": lambda: torch.nn.grad.conv2d_weight(x, w.shape, dy, padding=1)}
 
 
+# -- one training step of examples/cnn.py (batch 64 of 8x8 digits), flowc against torch's eager step --
+
+
+def cnn_batch() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.random((64, 64), dtype=np.float32), rng.integers(0, 10, 64).astype(np.int32)
+
+
+def flowc_cnn_step():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cnn", os.path.join(os.path.dirname(__file__), "..", "examples",
+                                                                      "cnn.py"))
+    cnn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cnn)
+    import flowc as fc
+
+    m = cnn.build_model(0.01)
+    sess = fc.Session(graph=m["graph"], target="cpu")
+    sess.run(m["init"])
+    x, y = cnn_batch()
+    feeds = {m["x"]: x, m["y"]: y}
+    return lambda: sess.run([m["loss"], m["train"]], feeds)
+
+
+def torch_cnn_step():  # type: ignore[no-untyped-def]
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(128, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = cnn_batch()
+    images, labels = torch.from_numpy(x).reshape(-1, 1, 8, 8), torch.from_numpy(y).long()
+
+    def step() -> float:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
 def time_it(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     while time.perf_counter() - start < 0.5:  # warm-up: thread pools and clocks settle
@@ -133,6 +183,9 @@ def run_peer(peer: str, quick: bool) -> dict[str, float]:
         fns = make(data(size))
         for name in fns:
             results[f"{label} {name}"] = time_it(fns[name], 5 if quick else 9)
+    step = {"flowc": flowc_cnn_step, "torch": torch_cnn_step}.get(peer)
+    if step is not None:
+        results["cnn step"] = time_it(step(), 200)
     return results
 
 
@@ -166,6 +219,8 @@ def main() -> None:
                 rate = 2 * multiply_adds(size) / results["flowc"][key] / 1e9
                 extra = f"{rate:>12.1f}{100 * best_sgemm[label] / results['flowc'][key]:>8.0f}%"
             print(f"{key:<24}{row}{extra}")
+    steps = {peer: results[peer]["cnn step"] * 1e3 for peer in results if "cnn step" in results[peer]}
+    print("examples/cnn.py training step, batch 64: " + ", ".join(f"{p} {ms:.2f} ms" for p, ms in steps.items()))
     for label in sizes:
         print(f"sgemm {label}: numpy {results.get('sgemm', {}).get(label + ' forward', 0) * 1e3:.1f} ms, "
               f"flowc matmul {results.get('flowc', {}).get(label + ' sgemm', 0) * 1e3:.1f} ms; "
