@@ -300,6 +300,24 @@ def test_gradients_against_central_differences(case, rng) -> None:
                                    rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("case", GRADIENT_CASES, ids=lambda c: c[0])
+def test_gradients_natively_match_the_reference_with_an_unknown_batch(case, rng) -> None:
+    _, build, reference, x_shape, w_shape = case
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    cotangent = rng.standard_normal(reference(x, w).shape)[:1]  # broadcast over the batch
+    results = {}
+    for target in ("reference", "cpu"):
+        g = fc.Graph()
+        with g.as_default():
+            a = fc.placeholder(fc.float64, shape=[None, *x_shape[1:]])
+            b = fc.placeholder(fc.float64, shape=w_shape)
+            out = fc.gradients(fc.reduce_sum(build(a, b) * cotangent), [a, b])
+        with fc.Session(graph=g, target=target) as sess:
+            results[target] = sess.run(out, {a: x, b: w})
+    for got, want in zip(results["cpu"], results["reference"]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pool_gradient_against_central_differences(kind, rng) -> None:
     x = rng.permutation(2 * 5 * 6 * 2).reshape(2, 5, 6, 2) * 0.1  # distinct: no ties
