@@ -12,7 +12,7 @@ Shared attributes, all static: `window` (KH, KW), `strides` (SH, SW), `dilations
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 import numpy as np
 
@@ -47,13 +47,13 @@ class PatchOp(Op):
                                  f"in the padded image of size {padded} along spatial axis {axis}", op=self.name)
         return count
 
-    def taps(self):  # type: ignore[no-untyped-def]
+    def taps(self) -> Iterator[tuple[int, int, int]]:
         """(tap number, row offset, column offset) of each window tap, in row-major order."""
         for i in range(self.window[0]):
             for j in range(self.window[1]):
                 yield i * self.window[1] + j, i * self.dilations[0], j * self.dilations[1]
 
-    def views(self, padded: np.ndarray, out_height: int, out_width: int):  # type: ignore[no-untyped-def]
+    def views(self, padded: np.ndarray, out_height: int, out_width: int) -> Iterator[tuple[int, np.ndarray]]:
         """(tap, the [N, OH, OW, C] view of `padded` that the tap reads), as basic-indexing views."""
         (sh, sw) = self.strides
         for tap, row, column in self.taps():
