@@ -71,3 +71,9 @@ def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any, name: str
 # fc.nn.rnn_cell.*, fc.nn.static_rnn and dynamic_rnn, as tf.nn has them; imported last: they are built on the ops above.
 from . import rnn_cell  # noqa: E402
 from .rnn import dynamic_rnn, static_rnn  # noqa: E402
+# fc.nn.conv2d, pooling and bias_add (conv_ops.py: composed from slices, concat and matmul).
+from .conv_ops import (avg_pool, avg_pool2d, bias_add, conv1d, conv2d, conv2d_transpose,  # noqa: E402
+                       depthwise_conv2d, max_pool, max_pool2d)
+
+__all__ += ["avg_pool", "avg_pool2d", "bias_add", "conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d",
+            "max_pool", "max_pool2d"]

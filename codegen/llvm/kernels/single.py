@@ -23,6 +23,9 @@ from .philox import emit_random
 # op name -> (kernel, op, output coordinates) -> the output element's value
 SingleEmitter = Callable[[Kernel, Operation, list[ll.Value]], ll.Value]
 SINGLE_EMITTERS: dict[str, SingleEmitter] = {}
+# op name -> an emitter of the whole kernel over its output elements [begin, end), for an op that
+# moves contiguous runs (kernels/patches.py) rather than one element at a time
+SINGLE_KERNELS: dict[str, Callable[[Kernel, Operation], None]] = {}
 
 
 def single(*names: str) -> Callable[[SingleEmitter], SingleEmitter]:
@@ -119,6 +122,9 @@ def emit_single_kernel(kernel: Kernel) -> None:
     op = _the_op(kernel)
     if op.name == "write_row" and writes_in_place(kernel):
         _emit_row_store(kernel, op)
+        return
+    if op.name in SINGLE_KERNELS:
+        SINGLE_KERNELS[op.name](kernel, op)
         return
     out = op.result
     sizes = [kernel.dim(out, a) for a in range(out.type.rank)]
