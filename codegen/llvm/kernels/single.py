@@ -305,3 +305,6 @@ def _static_strides(sizes: list[ll.Constant]) -> list[ll.Value]:
         strides.append(ll.Constant(I64, running))
         running *= size.constant
     return strides[::-1]
+
+
+from . import dims  # noqa: E402,F401  (registers shape_of, broadcast_dims and gather_nd)
