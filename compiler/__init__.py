@@ -114,6 +114,7 @@ from .shape_ops import broadcast_to, fill, ones, ones_like, rank, reshape, shape
 from .index_ops import (  # noqa: E402,F811
     eye, gather, gather_nd, linspace, pad, range, reverse, scatter_nd, sequence_mask, slice, split, tile, unstack,
 )
+from .einsum import einsum  # noqa: E402
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -136,6 +137,6 @@ __all__ = [
     "custom_gradient", "function", "recompute_grad",  # functions
     "export", "load",  # ahead of time
     "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
-    "eye", "gather_nd", "linspace", "pad", "range", "rank", "reverse", "scatter_nd", "sequence_mask", "shape",
+    "einsum", "eye", "gather_nd", "linspace", "pad", "range", "rank", "reverse", "scatter_nd", "sequence_mask", "shape",
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
 ]
