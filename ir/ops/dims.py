@@ -169,5 +169,7 @@ class GatherNd(Op):
             if bad.size:
                 raise IndexOutOfRange(f"index {bad.flat[0]} is out of range [0, {params.shape[k]}) for axis {k} "
                                       f"of params with shape {list(params.shape)}", op=self.name)
-        picked = params[tuple(indices[..., k] for k in range(depth))]
-        return np.array(picked).reshape(indices.shape[:-1] + params.shape[depth:])
+        shape = indices.shape[:-1] + params.shape[depth:]
+        if depth == 0:  # empty index vectors pick the whole of params, once per vector
+            return np.broadcast_to(params, shape).copy()
+        return np.array(params[tuple(indices[..., k] for k in range(depth))]).reshape(shape)
