@@ -112,7 +112,8 @@ from .functional_ops import foldl, foldr, map_fn, scan  # noqa: E402  (built on 
 # Shapes read at run time, and TF1's indexing ops (these replace array_ops' static-shape versions).
 from .shape_ops import broadcast_to, fill, ones, ones_like, rank, reshape, shape, size, zeros, zeros_like  # noqa: E402,F811
 from .index_ops import (  # noqa: E402,F811
-    eye, gather, gather_nd, linspace, pad, range, reverse, scatter_nd, sequence_mask, slice, split, tile, unstack,
+    boolean_mask, eye, gather, gather_nd, linspace, pad, range, reverse, scatter_nd, sequence_mask, slice, split, tile,
+    unstack, where,
 )
 from .einsum import einsum  # noqa: E402
 
@@ -137,6 +138,6 @@ __all__ = [
     "custom_gradient", "function", "recompute_grad",  # functions
     "export", "load",  # ahead of time
     "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
-    "einsum", "eye", "gather_nd", "linspace", "pad", "range", "rank", "reverse", "scatter_nd", "sequence_mask", "shape",
+    "boolean_mask", "einsum", "eye", "gather_nd", "linspace", "pad", "range", "rank", "reverse", "scatter_nd", "sequence_mask", "shape",
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
 ]

@@ -20,7 +20,8 @@ from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32
 from . import array_ops
 from .graph import Tensor
 from .math_ops import apply, cast, constant, convert_to_tensor, less, matmul
-from .shape_ops import Entry, broadcast_to, fill, static_dims
+from .math_ops import where as where_selected
+from .shape_ops import Entry, broadcast_to, fill, scalar_entry, static_dims
 from .sources import user_location
 
 
@@ -47,6 +48,11 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | No
     The bounds must be known when the graph is built: the result's length depends on them."""
     if limit is None:
         start, limit = 0, start
+    length = _run_time_length(start, limit, delta)
+    if length is not None:  # range(fc.shape(x)[i]): its length is read at run time
+        tensor, axis = length
+        return apply("iota", (tensor,), name=name or "range", shape=(0,), source=(1,), source_axis=(axis,),
+                     dtype=as_dtype(dtype or int32))
     values = [_static_value(v, "range", what) for v, what in ((start, "start"), (limit, "limit"), (delta, "delta"))]
     if float(values[2]) == 0:
         raise _error("range", "delta must not be 0")
@@ -55,6 +61,26 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | No
     dtype = as_dtype(dtype)
     array = np.arange(*(v.item() for v in values)).astype(dtype.np)
     return constant(array, name=name or "range")
+
+
+def _run_time_length(start: Any, limit: Any, delta: Any) -> tuple[Tensor, int] | None:
+    """(tensor, axis) when range counts 0, 1, ... up to an unknown dim of fc.shape(tensor), else None."""
+    if not isinstance(limit, Tensor) or limit.type.rank != 0:
+        return None
+    entry = scalar_entry(limit)
+    if not isinstance(entry, tuple):
+        return None
+    if not (_is_number(start, 0) and _is_number(delta, 1)):
+        raise _error("range", f"a limit read at run time ({limit.name!r}, a dim of fc.shape) needs start 0 and "
+                              "delta 1")
+    return entry
+
+
+def _is_number(value: Any, number: int) -> bool:
+    try:
+        return bool(_static_value(value, "range", "start and delta") == number)
+    except FlowcTypeError:
+        return False
 
 
 def tile(input: Any, multiples: Sequence[int], name: str | None = None) -> Tensor:
@@ -271,6 +297,30 @@ def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: in
     return apply("gather_nd", (convert_to_tensor(params), convert_to_tensor(indices)), name=name or "GatherNd")
 
 
+def where(condition: Any, x: Any = None, y: Any = None, name: str | None = None) -> Tensor:
+    """x where condition is true, else y (the three broadcast); with condition alone, the coordinates of
+    its true elements, int64 [n, rank] (n known only from the data: target 'reference' only)."""
+    if x is None and y is None:
+        return apply("where_indices", (convert_to_tensor(condition),), name=name or "Where")
+    if x is None or y is None:
+        raise _error("where", "give both x and y, or neither")
+    return where_selected(condition, x, y, name=name)
+
+
+def boolean_mask(tensor: Any, mask: Any, name: str | None = None, axis: int | None = None) -> Tensor:
+    """The elements (or slices) of `tensor` where the bool `mask` over its leading dims is true, in
+    row-major order: gather_nd at where(mask). Its size is data: target 'reference' only."""
+    x, mask = convert_to_tensor(tensor), convert_to_tensor(mask)
+    if axis not in (None, 0):
+        raise _error("boolean_mask", f"axis={axis}: flowc's boolean_mask masks the leading dims (axis 0) only")
+    rank = mask.type.rank
+    if mask.dtype != bool_ or rank == 0 or rank > x.type.rank or any(
+            m is not None and d is not None and m != d for m, d in zip(mask.shape, x.shape)):
+        raise _error("boolean_mask", f"mask {mask.type} must be bool, of rank >= 1, matching the leading dims "
+                                     f"of {x.name!r} ({x.type})")
+    return gather_nd(x, apply("where_indices", (mask,), name="Where"), name=name or "boolean_mask")
+
+
 def scatter_nd(indices: Any, updates: Any, shape: Sequence[int], name: str | None = None) -> Tensor:
     """Zeros of `shape`, plus each slice of `updates` at its index vector (duplicates summed).
 
@@ -296,5 +346,5 @@ def scatter_nd(indices: Any, updates: Any, shape: Sequence[int], name: str | Non
     return array_ops.reshape(matmul(hot, flat, transpose_a=True), list(dims), name=name or "ScatterNd")
 
 
-__all__ = ["broadcast_to", "eye", "gather", "gather_nd", "linspace", "pad", "range", "reverse", "scatter_nd",
-           "sequence_mask", "slice", "split", "tile", "unstack"]
+__all__ = ["boolean_mask", "broadcast_to", "eye", "gather", "gather_nd", "linspace", "pad", "range", "reverse", "scatter_nd",
+           "sequence_mask", "slice", "split", "tile", "unstack", "where"]

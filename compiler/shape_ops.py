@@ -153,7 +153,7 @@ def shape_entries(shape: Any, op: str) -> list[Entry]:
             result.append(item)  # an entry traced already (zeros_like, pad)
         else:
             tensor = convert_to_tensor(item)
-            entry = _scalar_entry(tensor) if tensor.type.rank == 0 else None
+            entry = scalar_entry(tensor) if tensor.type.rank == 0 else None
             if entry is None:
                 raise _untraceable(op, tensor)
             result.append(entry)
@@ -185,14 +185,14 @@ def _vector_entries(tensor: Tensor) -> list[Entry] | None:
         parts = [_vector_entries(t) for t in op.inputs]
         return None if any(p is None for p in parts) else [e for p in parts for e in p]  # type: ignore[union-attr]
     if op.type in ("expand_dims", "reshape") and op.inputs[0].type.rank == 0:
-        entry = _scalar_entry(op.inputs[0])
+        entry = scalar_entry(op.inputs[0])
         return None if entry is None else [entry]
     if op.type in ("cast", "identity"):
         return _vector_entries(op.inputs[0])
     return None
 
 
-def _scalar_entry(tensor: Tensor) -> Entry | None:
+def scalar_entry(tensor: Tensor) -> Entry | None:
     """The entry a scalar int tensor names: fc.shape(x)[i] or a constant, else None."""
     op = tensor.op
     if tensor.dtype not in INTS:
@@ -206,7 +206,7 @@ def _scalar_entry(tensor: Tensor) -> Entry | None:
             return None
         return entries[index]
     if op.type in ("cast", "identity"):
-        return _scalar_entry(op.inputs[0])
+        return scalar_entry(op.inputs[0])
     if op.type == "reshape" and op.inputs[0].type.size == 1:
         vector = _vector_entries(op.inputs[0])
         return None if vector is None else vector[0]

@@ -1,5 +1,6 @@
 """Run-time shapes as values, and the ops whose result shape comes from other values' dims:
-shape_of, reshape_dims, broadcast_dims; and gather_nd.
+shape_of, reshape_dims, broadcast_dims, iota; gather_nd; and where_indices, whose result's size
+is data (the cpu target refuses it: codegen/llvm/support.py).
 
 Note [dims from operands]
 `fc.reshape(x, [fc.shape(x)[0], -1])` and `fc.zeros_like(x)` on a None dim need a result
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError, IndexOutOfRange, RuntimeShapeError
 from ..op import Op
-from ..types import DTYPES, INTS, Dim, DType, TensorType, int32
+from ..types import DTYPES, INTS, NUMERIC, Dim, DType, TensorType, int32, int64
 
 
 class ShapeOf(Op):
@@ -47,6 +48,7 @@ class DimsFromOperands(Op):
 
     attrs = {"shape": tuple[int, ...], "source": tuple[int, ...], "source_axis": tuple[int, ...]}
     num_operands = None  # x, then the values whose dims the shape names
+    first_source: ClassVar[int] = 1  # the operand that `source` 1 names (iota has no x)
 
     def target(self, x: TensorType, sources: tuple[TensorType, ...]) -> list[Dim]:
         """The result shape the attributes name: a static size, -1 (inferred) or an operand's dim."""
@@ -67,7 +69,11 @@ class DimsFromOperands(Op):
     def source_dim(self, axis: int) -> tuple[int, int] | None:
         """(operand index, its axis) that result dim `axis` is, or None for a static or inferred one."""
         source = self.source[axis]
-        return None if source == 0 else (source, self.source_axis[axis])
+        return None if source == 0 else (source - 1 + self.first_source, self.source_axis[axis])
+
+    def run_shape(self, sources: tuple[np.ndarray, ...]) -> list[int]:
+        return [size if source == 0 else sources[source - 1].shape[axis]
+                for size, source, axis in zip(self.shape, self.source, self.source_axis)]
 
 
 class ReshapeDims(DimsFromOperands):
@@ -108,10 +114,6 @@ class ReshapeDims(DimsFromOperands):
             raise RuntimeShapeError(f"cannot reshape an array of shape {list(x.shape)} ({x.size} elements) to "
                                     f"{list(shape)}", op=self.name) from None
 
-    def run_shape(self, sources: tuple[np.ndarray, ...]) -> list[int]:
-        return [size if source == 0 else sources[source - 1].shape[axis]
-                for size, source, axis in zip(self.shape, self.source, self.source_axis)]
-
 
 class BroadcastDims(DimsFromOperands):
     """x (of static shape) broadcast, as broadcast_to, to a shape some of whose dims are other operands'."""
@@ -132,12 +134,47 @@ class BroadcastDims(DimsFromOperands):
         return x.with_shape(target)
 
     def reference(self, x: np.ndarray, *sources: np.ndarray) -> np.ndarray:
-        shape = [size if source == 0 else sources[source - 1].shape[axis]
-                 for size, source, axis in zip(self.shape, self.source, self.source_axis)]
+        shape = self.run_shape(sources)
         try:
             return np.broadcast_to(x, shape).copy()
         except ValueError:
             raise RuntimeShapeError(f"cannot broadcast shape {list(x.shape)} to {shape}", op=self.name) from None
+
+
+class Iota(DimsFromOperands):
+    """[0, 1, ..., n-1] in `dtype`, n being the one entry of the shape (a static size or an operand's dim):
+    fc.range(fc.shape(x)[0]). Its operands only lend their dims."""
+
+    name = "iota"
+    attrs = {**DimsFromOperands.attrs, "dtype": DType}
+    first_source = 0
+    differentiable = False
+
+    def infer_type(self, *sources: TensorType) -> TensorType:
+        target = self.target(None, sources)  # type: ignore[arg-type]
+        if len(target) != 1 or (target[0] is not None and target[0] < 0):
+            raise FlowcTypeError(f"needs one length >= 0, got {ReshapeDims.shown(target)}", op=self.name)
+        if self.dtype not in NUMERIC:
+            raise FlowcTypeError(f"dtype must be numeric, got {self.dtype.name}", op=self.name)
+        return TensorType(self.dtype, tuple(target))
+
+    def reference(self, *sources: np.ndarray) -> np.ndarray:
+        return np.arange(self.run_shape(sources)[0]).astype(self.dtype.np)
+
+
+class WhereIndices(Op):
+    """The coordinates of the true (nonzero) elements of cond in row-major order, int64 [n, rank]:
+    TensorFlow's where(cond). n is known only from cond's values."""
+
+    name = "where_indices"
+    num_operands = 1
+    differentiable = False
+
+    def infer_type(self, cond: TensorType) -> TensorType:
+        return TensorType(int64, (None, cond.rank))
+
+    def reference(self, cond: np.ndarray) -> np.ndarray:
+        return np.argwhere(cond).astype(np.int64).reshape(-1, cond.ndim)
 
 
 class GatherNd(Op):

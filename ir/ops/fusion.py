@@ -224,7 +224,7 @@ def dim_ties(op: Operation) -> list[Tie]:
         return _matmul_ties(op)
     if op.is_view:
         return _view_ties(op)
-    if op.name == "broadcast_dims":
+    if op.name in ("broadcast_dims", "iota"):
         return _source_ties(op)
     return []
 
@@ -268,7 +268,7 @@ def _view_ties(op: Operation) -> list[Tie]:
 
 
 def _source_ties(op: Operation) -> list[Tie]:
-    """reshape_dims and broadcast_dims: a result dim named after an operand's dim is that dim
+    """reshape_dims, broadcast_dims and iota: a result dim named after an operand's dim is that dim
     (Note [dims from operands] in ir/ops/dims.py)."""
     result = op.results[0]
     ties = []

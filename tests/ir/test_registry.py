@@ -155,6 +155,13 @@ func @main(%flag: bool[], %x: f32[4]) -> f32[?, 4] {
   return %r : f32[?, 4]
 }
 """,
+    "where_indices": """\
+func @main(%flag: bool[], %x: f32[4]) -> i64[?, 1] {
+  %zero = constant {value = dense<0.0>} : f32[]
+  %w = where_indices %x : i64[?, 1]
+  return %w : i64[?, 1]
+}
+""",
     "stop_gradient": """\
 func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
   %t = tanh %x : f32[4]

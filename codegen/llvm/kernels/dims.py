@@ -1,4 +1,4 @@
-"""Single kernels of shape_of, broadcast_dims and gather_nd (ir/ops/dims.py); reshape_dims is a view.
+"""Single kernels of shape_of, broadcast_dims, iota and gather_nd (ir/ops/dims.py); reshape_dims is a view.
 
 shape_of reads its operand's dims from the dims vector (Note [dims vector] in kernel.py), never
 its elements; broadcast_dims is broadcast_to whose result dims come from other operands.
@@ -25,6 +25,14 @@ def emit_shape_of(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) ->
         value = b.select(here, kernel.dim(x, axis), value)
     wanted = compute_type(op.result.type.dtype)
     return value if wanted == I64 else b.trunc(value, wanted)
+
+
+@single("iota")
+def emit_iota(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    wanted = compute_type(op.result.type.dtype)
+    if isinstance(wanted, (ll.FloatType, ll.DoubleType)):
+        return kernel.b.sitofp(coordinates[0], wanted)
+    return coordinates[0] if wanted == I64 else kernel.b.trunc(coordinates[0], wanted)
 
 
 single("broadcast_dims")(emit_broadcast_to)  # reads operand 0 only; the result's dims come from the dims vector

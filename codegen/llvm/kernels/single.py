@@ -307,4 +307,4 @@ def _static_strides(sizes: list[ll.Constant]) -> list[ll.Value]:
     return strides[::-1]
 
 
-from . import dims  # noqa: E402,F401  (registers shape_of, broadcast_dims and gather_nd)
+from . import dims  # noqa: E402,F401  (registers shape_of, broadcast_dims, iota and gather_nd)
