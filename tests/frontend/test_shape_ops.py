@@ -341,3 +341,52 @@ def test_bad_arguments_are_flowc_errors_naming_the_op_and_the_line() -> None:
             fc.gather_nd(x, fc.placeholder(fc.int32, [2, None]))
         with pytest.raises(FlowcTypeError, match=rf"gather_nd.*{line}.*3 entries"):
             fc.gather_nd(x, [[0, 1, 2]])
+
+
+# -- sizes read at run time, sizes from data ----------------------------------------------------
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7])
+@pytest.mark.parametrize("dtype", [fc.int32, fc.int64, fc.float32, fc.float64])
+def test_range_over_a_dim_of_shape(rows: int, dtype, rng) -> None:
+    x = sample(rng, (rows, 3))
+    counted, picked = run_both(
+        lambda x: [fc.range(fc.shape(x)[0], dtype=dtype),
+                   fc.gather_nd(x, fc.stack([fc.range(fc.shape(x)[0]), fc.cast(fc.argmax(x, 1), fc.int32)], axis=1))],
+        {"x": x}, {"x": (None, 3)})
+    np.testing.assert_array_equal(counted, np.arange(rows).astype(dtype.np))
+    same(picked, x.max(axis=1) if rows else np.zeros(0, np.float32))
+
+
+def test_where_with_one_argument_and_boolean_mask_run_on_the_reference_target(rng) -> None:
+    x = sample(rng, (5, 3), np.float64)
+    g = fc.Graph()
+    with g.as_default():
+        p = fc.placeholder(fc.float64, [5, 3])
+        coordinates = fc.where(p > 0.0)
+        rows = fc.boolean_mask(p, p[:, 0] > 0.0)
+        values = fc.boolean_mask(p, p > 0.0, name="positives")
+        (grad,) = fc.gradients(fc.reduce_sum(values * values), [p])
+    with fc.Session(target="reference", graph=g) as sess:
+        got = sess.run([coordinates, rows, values, grad], {p: x})
+    np.testing.assert_array_equal(got[0], np.argwhere(x > 0))
+    assert got[0].dtype == np.int64
+    np.testing.assert_array_equal(got[1], x[x[:, 0] > 0])
+    np.testing.assert_array_equal(got[2], x[x > 0])
+    np.testing.assert_allclose(got[3], np.where(x > 0, 2 * x, 0.0))
+    with fc.Session(target="cpu", graph=g) as sess:
+        with pytest.raises(fc.errors.UnsupportedOpError, match=r"where_indices 'Where.*test_shape_ops.py:\d+.*cpu "
+                                                               r"target does not compile.*reference"):
+            sess.run(values, {p: x})
+
+
+def test_where_and_boolean_mask_errors() -> None:
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, [3, 4])
+        with pytest.raises(FlowcTypeError, match=r"where.*test_shape_ops.py:\d+.*both x and y"):
+            fc.where(x > 0, x)
+        with pytest.raises(FlowcTypeError, match=r"boolean_mask.*test_shape_ops.py:\d+.*leading dims"):
+            fc.boolean_mask(x, fc.placeholder(fc.bool_, [4]))
+        with pytest.raises(FlowcTypeError, match=r"range.*test_shape_ops.py:\d+.*start 0"):
+            fc.range(1, fc.shape(fc.placeholder(fc.float32, [None]))[0])
+        assert fc.where(x > 0, x, -x).shape == (3, 4)
