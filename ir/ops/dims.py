@@ -174,7 +174,7 @@ class WhereIndices(Op):
         return TensorType(int64, (None, cond.rank))
 
     def reference(self, cond: np.ndarray) -> np.ndarray:
-        return np.argwhere(cond).astype(np.int64).reshape(-1, cond.ndim)
+        return np.argwhere(cond).astype(np.int64)  # [n, rank], a scalar included
 
 
 class GatherNd(Op):

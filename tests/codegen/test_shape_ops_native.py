@@ -11,7 +11,7 @@ import pytest
 from test_native import assert_matches, native_run
 
 from flowc.ir import Builder, Function, Module, TensorType, evaluate
-from flowc.ir.errors import IndexOutOfRange
+from flowc.ir.errors import FlowcTypeError, IndexOutOfRange
 from flowc.ir.types import as_dtype
 
 DTYPES = ("float32", "float64", "int32", "int64", "bool")
@@ -104,3 +104,32 @@ def test_gather_nd_index_out_of_range(bad: list) -> None:
     for run in (lambda m: evaluate(m["f"], [params, indices]), lambda m: native_run(m, [params, indices])):
         with pytest.raises(IndexOutOfRange, match=rf"gather_nd.*index {bad[0][0] if bad[0][1] == 0 else bad[0][1]}"):
             run(one_op("gather_nd", [params, indices], [(None, 3), (None, 2)]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0,), (4,), (3, 5), (2, 0, 3), ()])
+def test_where_indices_on_the_reference(dtype: str, shape: tuple, rng) -> None:
+    cond = values(rng, shape, dtype)
+    (got,) = evaluate(one_op("where_indices", [cond], [unknown(shape)])["f"], [cond])
+    np.testing.assert_array_equal(got, np.argwhere(cond))
+    assert got.shape[1] == len(shape)
+    assert got.dtype == np.int64
+
+
+def test_type_rules_refuse_bad_attributes_naming_the_op() -> None:
+    x, i = np.zeros((4, 6), np.float32), np.zeros((2, 3), np.int32)
+    cases = [
+        ("reshape_dims", [x, x], dict(shape=(0, -1, -1), source=(1, 0, 0), source_axis=(0, 0, 0)), "one -1"),
+        ("reshape_dims", [x, x], dict(shape=(0, 5), source=(1, 0), source_axis=(0, 0)), "24 elements, not 20"),
+        ("reshape_dims", [x, x], dict(shape=(0, 5), source=(2, 0), source_axis=(0, 0)), "does not exist"),
+        ("reshape_dims", [x, x], dict(shape=(0,), source=(1, 0), source_axis=(0, 0)), "one entry per result dim"),
+        ("broadcast_dims", [x, x], dict(shape=(0, 5), source=(1, 0), source_axis=(0, 0)), "neither 1 nor 5"),
+        ("iota", [x], dict(shape=(0, 0), source=(1, 1), source_axis=(0, 1), dtype=as_dtype("int32")), "one length"),
+        ("iota", [x], dict(shape=(0,), source=(1,), source_axis=(0,), dtype=as_dtype("bool")), "numeric"),
+        ("shape_of", [x], dict(dtype=as_dtype("float32")), "int32 or int64"),
+        ("gather_nd", [x, i], {}, "3 entries"),
+        ("gather_nd", [x, x], {}, "int32 or int64"),
+    ]
+    for name, args, attrs, words in cases:
+        with pytest.raises(FlowcTypeError, match=rf"{name}.*{words}"):
+            one_op(name, args, [a.shape for a in args], **attrs)

@@ -639,7 +639,8 @@ def test_random_type_rule() -> None:
 # Structure, control flow, kernels and autodiff's ops have their own tests (test_autodiff.py for the last).
 NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "gradients", "stop_gradient",
             "relax_shape",  # tests/frontend/test_control_flow_frontend.py
-            "read_row", "write_row", "fill_rows"}  # tests/codegen/test_rows.py
+            "read_row", "write_row", "fill_rows",  # tests/codegen/test_rows.py
+            "shape_of", "reshape_dims", "broadcast_dims", "iota", "gather_nd", "where_indices"}  # test_shape_ops_native.py
 TESTED_BY = {
     "where": test_where_broadcasts_three_ways,
     "cast": test_cast_to_every_dtype,
