@@ -133,3 +133,14 @@ def test_type_rules_refuse_bad_attributes_naming_the_op() -> None:
     for name, args, attrs, words in cases:
         with pytest.raises(FlowcTypeError, match=rf"{name}.*{words}"):
             one_op(name, args, [a.shape for a in args], **attrs)
+
+
+@pytest.mark.parametrize("declared", [[(5, 0), (2, 1)], [(None, None), (None, 1)]])
+def test_gather_nd_checks_indices_of_empty_slices(declared: list) -> None:
+    """Note [indices of empty slices]: the result is empty, the bad index is still an error."""
+    params, indices = np.zeros((5, 0), np.float32), np.array([[1], [5]], np.int32)
+    for run in (lambda m: evaluate(m["f"], [params, indices]), lambda m: native_run(m, [params, indices])):
+        with pytest.raises(IndexOutOfRange, match="gather_nd.*index 5"):
+            run(one_op("gather_nd", [params, indices], declared))
+    good = np.array([[1], [4]], np.int32)
+    assert both("gather_nd", [params, good], declared).shape == (2, 0)

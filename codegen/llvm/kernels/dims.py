@@ -10,8 +10,9 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation
 
-from ..kernel import Kernel
-from ..types import I64, compute_type
+from ..kernel import Kernel, emit_dim, for_range, product
+from ..launch import GRAIN, Launch
+from ..types import I64, compute_type, load_value
 from .single import emit_broadcast_to, read, single
 
 
@@ -55,3 +56,41 @@ def emit_gather_nd(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -
         kernel.fail_if(bad, index)
         source.append(b.select(bad, zero, index))  # never read out of bounds
     return read(kernel, params, [*source, *coordinates[indices.type.rank - 1:]])
+
+
+def check_gather_nd_indices(launch: Launch, op: Operation) -> None:
+    """Note [indices of empty slices] in single.py, for gather_nd: where the slices it picks may be
+    empty, the kernel over its (empty) result reads no index, so the entry point checks them all."""
+    params, indices = op.operands
+    depth = indices.type.shape[-1]
+    trailing = params.type.shape[depth:]
+    if depth == 0 or all(d is not None and d != 0 for d in trailing):
+        return
+    b, kernel = launch.b, launch.kernel
+
+    def dim(value, axis):  # type: ignore[no-untyped-def]  (read by the entry point, not the kernel)
+        return emit_dim(b, kernel.dims, launch.dims_pointer, value, axis)
+
+    slice_size = product(b, [dim(params, a) for a in range(depth, params.type.rank)])
+    count = product(b, [dim(indices, a) for a in range(indices.type.rank)])
+    check = _emit_nd_index_check(kernel.sibling("indices"), op)
+    with b.if_then(b.icmp_signed("==", slice_size, ll.Constant(I64, 0)), likely=False):
+        b.call(launch.parallel_for, [check, launch.context([]), count, ll.Constant(I64, GRAIN)])
+
+
+def _emit_nd_index_check(kernel: Kernel, op: Operation) -> ll.Function:
+    """Each entry of the indices against the dim of params it indexes (entry p: dim p mod depth)."""
+    b = kernel.b
+    params, indices = op.operands
+    depth = indices.type.shape[-1]
+    pointer = kernel.operand_pointer(indices.index, indices.type.dtype)
+    with for_range(b, kernel.begin, kernel.end, "i") as position:
+        index = load_value(b, b.gep(pointer, [position]), indices.type.dtype)
+        if indices.type.dtype.itemsize < 8:
+            index = b.sext(index, I64)
+        which = b.srem(position, ll.Constant(I64, depth))
+        limit: ll.Value = kernel.dim(params, 0)
+        for k in range(1, depth):
+            limit = b.select(b.icmp_signed("==", which, ll.Constant(I64, k)), kernel.dim(params, k), limit)
+        kernel.fail_if(b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit)), index)
+    return kernel.finish()
