@@ -130,6 +130,9 @@ def test_gradients_through_dims_from_shape(rng) -> None:
     check_gradient(lambda x: fc.reshape(x * x, [-1, fc.shape(x)[0]]), x, (None, None))
     check_gradient(lambda x: x * fc.ones_like(x) + fc.broadcast_to(fc.reduce_sum(x), [fc.shape(x)[0], 1]), x,
                    (None, 6))
+    check_gradient(lambda x: fc.reshape(x, [-1]) * 2.0, x, (None, None))  # reshape's gradient: x lends both sizes
+    check_gradient(lambda x: fc.pad(x, [[1, 2], [0, 1]], constant_values=1.0), x, (None, 6))
+    check_gradient(lambda x: fc.einsum("ij,ik->jk", x, x), x, (None, None))
 
 
 # -- gradients ------------------------------------------------------------------------------
