@@ -1,9 +1,12 @@
 """TF1's slicing and indexing ops, composed from the IR's slices, concats, broadcasts and gathers:
 range, tile, pad, slice, split, unstack, reverse, eye, sequence_mask, linspace, gather (with
-batch_dims), gather_nd, scatter_nd.
+batch_dims), gather_nd, scatter_nd, where (one argument) and boolean_mask.
 
 Each is written with the ops whose gradients and native kernels exist (a slice's gradient puts
-elements back, a concat's slices them apart), so only gather_nd is an op of its own.
+elements back, a concat's slices them apart). The ops of their own (ir/ops/dims.py) are gather_nd,
+iota (a range whose length is a dim read at run time) and where_indices, whose result's size is
+data: the cpu target sizes every buffer from the fed shapes, so where(cond) and boolean_mask run on
+target 'reference' only (UnsupportedOpError on cpu, naming the op and the line).
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ def _pad_constant(x: Tensor, axis: int, before: int, after: int, value: Any) -> 
     def block(width: int) -> Tensor:
         dims: list[Entry] = [(x, a) if d is None else d for a, d in enumerate(x.shape)]
         dims[axis] = width
+        if isinstance(value, Tensor):  # a scalar tensor of x's dtype
+            return broadcast_to(convert_to_tensor(value, dtype=x.dtype), dims, name="Pad/value")
         return fill(dims, value, x.dtype, name="Pad/value")
 
     parts = ([block(before)] if before else []) + [x] + ([block(after)] if after else [])
@@ -346,5 +351,5 @@ def scatter_nd(indices: Any, updates: Any, shape: Sequence[int], name: str | Non
     return array_ops.reshape(matmul(hot, flat, transpose_a=True), list(dims), name=name or "ScatterNd")
 
 
-__all__ = ["boolean_mask", "broadcast_to", "eye", "gather", "gather_nd", "linspace", "pad", "range", "reverse", "scatter_nd",
+__all__ = ["boolean_mask", "eye", "gather", "gather_nd", "linspace", "pad", "range", "reverse", "scatter_nd",
            "sequence_mask", "slice", "split", "tile", "unstack", "where"]

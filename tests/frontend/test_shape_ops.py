@@ -215,7 +215,7 @@ def test_tile_pad_on_size_zero_and_one_dims(shape, rng) -> None:
 @pytest.mark.parametrize("rows", [1, 2, 9])
 def test_pad_constant_and_reverse_on_a_none_dim(rows: int, rng) -> None:
     x = sample(rng, (rows, 3))
-    out = run_both(lambda x: [fc.pad(x, [[0, 0], [2, 1]], constant_values=3.0), fc.pad(x, [[1, 2], [0, 0]]),
+    out = run_both(lambda x: [fc.pad(x, [[0, 0], [2, 1]], constant_values=fc.constant(3.0)), fc.pad(x, [[1, 2], [0, 0]]),
                               fc.reverse(x, [0]), fc.pad(x, [[0, 0], [2, 1]], "REFLECT")], {"x": x}, {"x": (None, 3)})
     same(out[0], np.pad(x, [[0, 0], [2, 1]], constant_values=3))
     same(out[1], np.pad(x, [[1, 2], [0, 0]]))
