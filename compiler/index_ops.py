@@ -112,6 +112,9 @@ def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", name: str | None = N
                             f"{x.name!r} ({x.type})")
     if mode not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
         raise _error("pad", f"mode must be 'CONSTANT', 'REFLECT' or 'SYMMETRIC', got {mode!r}")
+    if mode == "CONSTANT" and not isinstance(constant_values, Tensor):  # one pass: the pad op
+        before, after = tuple(int(w) for w in widths[:, 0]), tuple(int(w) for w in widths[:, 1])
+        return apply("pad", (x,), name=name or "Pad", before=before, after=after, value=float(constant_values))
     out = x
     for axis, (before, after) in enumerate(widths.tolist()):
         if before == 0 and after == 0:

@@ -1,6 +1,6 @@
 """Run-time shapes as values, and the ops whose result shape comes from other values' dims:
-shape_of, reshape_dims, broadcast_dims, iota; gather_nd; and where_indices, whose result's size
-is data (the cpu target refuses it: codegen/llvm/support.py).
+shape_of, reshape_dims, broadcast_dims, iota; gather_nd; pad (constant); and where_indices, whose
+result's size is data (the cpu target refuses it: codegen/llvm/support.py).
 
 Note [dims from operands]
 `fc.reshape(x, [fc.shape(x)[0], -1])` and `fc.zeros_like(x)` on a None dim need a result
@@ -175,6 +175,28 @@ class WhereIndices(Op):
 
     def reference(self, cond: np.ndarray) -> np.ndarray:
         return np.argwhere(cond).astype(np.int64)  # [n, rank], a scalar included
+
+
+class Pad(Op):
+    """x with `before[i]` and `after[i]` elements of `value` added around axis i (TF1's pad, CONSTANT mode;
+    the mirror modes are slices and concats in the front end). One pass over the result."""
+
+    name = "pad"
+    attrs = {"before": tuple[int, ...], "after": tuple[int, ...], "value": float}
+    defaults = {"value": 0.0}
+    num_operands = 1
+
+    def infer_type(self, x: TensorType) -> TensorType:
+        if len(self.before) != x.rank or len(self.after) != x.rank or min((*self.before, *self.after), default=0) < 0:
+            raise FlowcTypeError(f"before {list(self.before)} and after {list(self.after)} need a count >= 0 per dim "
+                                 f"of {x}", op=self.name)
+        return x.with_shape(None if d is None else d + b + a for d, b, a in zip(x.shape, self.before, self.after))
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim == 0:
+            return x.copy()  # nothing to pad (np.pad refuses a scalar)
+        value = np.array(self.value).astype(x.dtype)
+        return np.pad(x, list(zip(self.before, self.after)), constant_values=value)
 
 
 class GatherNd(Op):

@@ -1,4 +1,4 @@
-"""Gradient rules of reshape_dims, broadcast_dims and gather_nd (ir/ops/dims.py).
+"""Gradient rules of reshape_dims, broadcast_dims, pad and gather_nd (ir/ops/dims.py).
 
 The operands that only lend their dims (Note [dims from operands]) get no gradient; shape_of
 is not differentiable.
@@ -35,6 +35,13 @@ def reshape_like(b: Builder, value: Value, like: Value) -> Value:
 @vjp("broadcast_dims")
 def broadcast_dims_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
     return [unbroadcast(b, dy, op.operands[0].type), *[None] * (len(op.operands) - 1)]
+
+
+@vjp("pad")
+def pad_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    """The slice of dy where x sat (from the end where x's size is known only at run time)."""
+    return [b.slice(dy, begin=op.before, end=tuple(-after if after else None for after in op.after),
+                    strides=(1,) * len(op.before), squeeze_dims=())]
 
 
 @vjp("gather_nd")

@@ -144,3 +144,15 @@ def test_gather_nd_checks_indices_of_empty_slices(declared: list) -> None:
             run(one_op("gather_nd", [params, indices], declared))
     good = np.array([[1], [4]], np.int32)
     assert both("gather_nd", [params, good], declared).shape == (2, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (3, 0, 5), (7, 1, 33)])
+@pytest.mark.parametrize("value", [0.0, -2.5, 0.5])
+def test_pad(dtype: str, shape: tuple, value: float, rng) -> None:
+    x = values(rng, shape, dtype)
+    before, after = tuple(range(len(shape))), tuple(2 - a % 3 for a in range(len(shape)))
+    for declared in (shape, unknown(shape)):
+        got = both("pad", [x], [declared], before=before, after=after, value=value)
+        want = np.pad(x, list(zip(before, after)), constant_values=np.array(value).astype(x.dtype)) if shape else x
+        np.testing.assert_array_equal(got, want)

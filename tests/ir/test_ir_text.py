@@ -150,7 +150,7 @@ func @loop(%n: i64[], %x: f32[4]) -> (i64[], f32[4]) {
   return %count, %out : i64[], f32[4]
 }
 
-func @dims(%x: f32[?,6], %idx: i64[5,2], %flags: bool[?,3]) -> (i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2]) {
+func @dims(%x: f32[?,6], %idx: i64[5,2], %flags: bool[?,3]) -> (i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2], f32[?,8]) {
   %s = shape_of %x {dtype = i32} : i32[2]
   %r = reshape_dims %x, %x {shape = [0, 3, 2], source = [1, 0, 0], source_axis = [0, 0, 0]} : f32[?,3,2]
   %one = constant {value = dense<1.0>} : f32[]
@@ -158,7 +158,8 @@ func @dims(%x: f32[?,6], %idx: i64[5,2], %flags: bool[?,3]) -> (i32[2], f32[?,3,
   %i = iota %x {dtype = i64, shape = [0], source = [1], source_axis = [0]} : i64[?]
   %g = gather_nd %r, %idx : f32[5,2]
   %w = where_indices %flags : i64[?,2]
-  return %s, %r, %b, %i, %g, %w : i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2]
+  %p = pad %x {after = [0, 2], before = [1, 0], value = 1.5} : f32[?,8]
+  return %s, %r, %b, %i, %g, %w, %p : i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2], f32[?,8]
 }
 """
 

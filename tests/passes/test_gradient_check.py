@@ -176,6 +176,8 @@ CASES: dict[str, list[Case]] = {
                         source=(1, 0), source_axis=(0, 0)),
                      op("reshape_dims", Arg(normal(2, 6), (None, None)), Arg(normal(4, 1), (None, 1)), shape=(0, -1),
                         source=(1, 0), source_axis=(0, 0))],
+    "pad": [op("pad", normal(3, 4), before=(1, 0), after=(2, 3)),
+            op("pad", Arg(normal(3, 4), (None, None)), before=(0, 2), after=(1, 0), value=1.5)],
     "broadcast_dims": [op("broadcast_dims", normal(3), Arg(normal(4, 2), (None, 2)), shape=(0, 3), source=(1, 0),
                           source_axis=(0, 0)),
                        op("broadcast_dims", normal(1, 1), Arg(normal(4, 5), (None, None)), shape=(0, 0),

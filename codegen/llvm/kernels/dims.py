@@ -1,4 +1,4 @@
-"""Single kernels of shape_of, broadcast_dims, iota and gather_nd (ir/ops/dims.py); reshape_dims is a view.
+"""Single kernels of shape_of, broadcast_dims, iota, pad and gather_nd (ir/ops/dims.py); reshape_dims is a view.
 
 shape_of reads its operand's dims from the dims vector (Note [dims vector] in kernel.py), never
 its elements; broadcast_dims is broadcast_to whose result dims come from other operands.
@@ -12,7 +12,7 @@ from flowc.ir import Operation
 
 from ..kernel import Kernel, emit_dim, for_range, product
 from ..launch import GRAIN, Launch
-from ..types import I64, compute_type, load_value
+from ..types import I1, I64, compute_type, constant_of, load_value
 from .single import emit_broadcast_to, read, single
 
 
@@ -36,7 +36,35 @@ def emit_iota(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.
     return coordinates[0] if wanted == I64 else kernel.b.trunc(coordinates[0], wanted)
 
 
-single("broadcast_dims")(emit_broadcast_to)  # reads operand 0 only; the result's dims come from the dims vector
+single("broadcast_dims")(emit_broadcast_to)
+
+
+@single("pad")
+def emit_pad(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    """x's element at the coordinates less the padding in front, else the value."""
+    b = kernel.b
+    x = op.operands[0]
+    zero = ll.Constant(I64, 0)
+    inside: ll.Value = ll.Constant(I1, 1)
+    source = []
+    for axis, coordinate in enumerate(coordinates):
+        shifted = b.sub(coordinate, ll.Constant(I64, op.before[axis]))
+        size = kernel.dim(x, axis)
+        here = b.and_(b.icmp_signed(">=", shifted, zero), b.icmp_signed("<", shifted, size))
+        inside = b.and_(inside, here)
+        source.append(b.select(here, shifted, zero))
+    value_type = compute_type(op.result.type.dtype)
+    if isinstance(value_type, (ll.FloatType, ll.DoubleType)):
+        padding = constant_of(value_type, op.value)
+    else:  # as numpy's astype: truncated toward zero, or nonzero for a bool
+        padding = constant_of(value_type, bool(op.value) if value_type == I1 else int(op.value))
+    if x.type.size == 0:
+        return padding
+    result = kernel.alloca(value_type, "pad.value")  # a branch, not a select: x may be empty at run time
+    b.store(padding, result)
+    with b.if_then(inside):
+        b.store(read(kernel, x, source), result)
+    return b.load(result)  # reads operand 0 only; the result's dims come from the dims vector
 
 
 @single("gather_nd")
