@@ -60,7 +60,9 @@ def emit_pad(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.V
         padding = constant_of(value_type, bool(op.value) if value_type == I1 else int(op.value))
     if x.type.size == 0:
         return padding
-    result = kernel.alloca(value_type, "pad.value")  # a branch, not a select: x may be empty at run time
+    if x.type.is_static:  # a clamped position is inside x: read it, select
+        return b.select(inside, read(kernel, x, source), padding)
+    result = kernel.alloca(value_type, "pad.value")  # a branch: x may be empty at run time
     b.store(padding, result)
     with b.if_then(inside):
         b.store(read(kernel, x, source), result)
