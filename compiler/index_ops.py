@@ -87,14 +87,20 @@ def _is_number(value: Any, number: int) -> bool:
 
 
 def tile(input: Any, multiples: Sequence[int], name: str | None = None) -> Tensor:
-    """`input` repeated `multiples[i]` times along axis i: a broadcast over a new axis before each, merged."""
+    """`input` repeated `multiples[i]` times along axis i: a broadcast over a new axis before each, merged
+    (with None dims: copies concatenated along each tiled axis)."""
     x = convert_to_tensor(input)
     counts = [int(m) for m in _static_value(multiples, "tile", "multiples").reshape(-1)]
     if len(counts) != x.type.rank or any(m < 0 for m in counts):
         raise _error("tile", f"multiples {counts} need one count >= 0 per dim of {x.name!r} ({x.type})")
-    dims = static_dims(x, "tile")
     if all(m == 1 for m in counts):
         return x
+    if not x.type.is_static:  # copies joined along each tiled axis: sizes known only at run time stay so
+        for axis, count in enumerate(counts):
+            if count != 1:
+                x = array_ops.concat([x] * count, axis=axis, name=name or "Tile")
+        return x
+    dims = static_dims(x, "tile")
     spread = array_ops.reshape(x, [d for size in dims for d in (1, size)])
     wide = array_ops.broadcast_to(spread, [d for m, size in zip(counts, dims) for d in (m, size)])
     return array_ops.reshape(wide, [m * size for m, size in zip(counts, dims)], name=name or "Tile")

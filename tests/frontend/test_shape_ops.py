@@ -212,6 +212,17 @@ def test_tile_pad_on_size_zero_and_one_dims(shape, rng) -> None:
     same(out[3], np.pad(x, [[0, 0], [1, 1]], "symmetric"))
 
 
+@pytest.mark.parametrize("rows", [0, 1, 5])
+def test_tile_on_none_dims(rows: int, rng) -> None:
+    x = sample(rng, (rows, 2, 3), np.int64)
+    out = run_both(lambda x: [fc.tile(x, [1, 3, 2]), fc.tile(x, [2, 1, 1]), fc.tile(fc.expand_dims(x, 1), [1, 4, 1, 1])],
+                   {"x": x}, {"x": (None, 2, None)})
+    np.testing.assert_array_equal(out[0], np.tile(x, [1, 3, 2]))
+    np.testing.assert_array_equal(out[1], np.tile(x, [2, 1, 1]))
+    np.testing.assert_array_equal(out[2], np.tile(x[:, None], [1, 4, 1, 1]))
+    check_gradient(lambda x: fc.tile(x, [1, 3]), sample(rng, (max(rows, 1), 2), np.float64), (None, 2))  # a static axis
+
+
 @pytest.mark.parametrize("rows", [1, 2, 9])
 def test_pad_constant_and_reverse_on_a_none_dim(rows: int, rng) -> None:
     x = sample(rng, (rows, 3))
@@ -322,7 +333,7 @@ def test_bad_arguments_are_flowc_errors_naming_the_op_and_the_line() -> None:
         x = fc.placeholder(fc.float32, [3, 4])
         u = fc.placeholder(fc.float32, [None, 4])
         cases = [
-            ("tile", lambda: fc.tile(x, [2])), ("tile", lambda: fc.tile(u, [2, 1])),
+            ("tile", lambda: fc.tile(x, [2])), ("tile", lambda: fc.tile(u, [2, -1])),
             ("pad", lambda: fc.pad(x, [[1, 1]])), ("pad", lambda: fc.pad(x, [[3, 0], [0, 0]], "REFLECT")),
             ("pad", lambda: fc.pad(x, [[0, 0], [0, 0]], "WRAP")), ("slice", lambda: fc.slice(x, [2, 0], [2, 4])),
             ("split", lambda: fc.split(x, 3, axis=1)), ("split", lambda: fc.split(x, [1, -1, -1])),
