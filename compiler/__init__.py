@@ -109,6 +109,13 @@ from .aot import export  # noqa: E402  (ahead of time: DIR/libNAME.so + DIR/NAME
 from flowc.runtime.exported import load  # noqa: E402  (an exported library, called from Python)
 from .tensor_array import TensorArray  # noqa: E402  (built on while_loop and cond)
 from .functional_ops import foldl, foldr, map_fn, scan  # noqa: E402  (built on while_loop and TensorArray)
+# Shapes read at run time, and TF1's indexing ops (these replace array_ops' static-shape versions).
+from .shape_ops import broadcast_to, fill, ones, ones_like, rank, reshape, shape, size, zeros, zeros_like  # noqa: E402,F811
+from .index_ops import (  # noqa: E402,F811
+    boolean_mask, eye, gather, gather_nd, linspace, pad, range, reverse, scatter_nd, sequence_mask, slice, split, tile,
+    unstack, where,
+)
+from .einsum import einsum  # noqa: E402
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -131,4 +138,6 @@ __all__ = [
     "custom_gradient", "function", "recompute_grad",  # functions
     "export", "load",  # ahead of time
     "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
+    "boolean_mask", "einsum", "eye", "gather_nd", "linspace", "pad", "range", "rank", "reverse", "scatter_nd", "sequence_mask", "shape",
+    "size", "slice", "split", "tile", "unstack",  # shapes and indexing
 ]

@@ -216,12 +216,14 @@ class NativeExecutable:
     def _raise(self, status: int, index: int, shapes: dict) -> None:
         """A kernel found a bad index (gather, an integer slice, a row op): say which op, which index, which range."""
         kernel = self.program.kernel_ops[status - 1]
-        op = next((o for o in kernel.walk() if o.name in ("gather", "slice", "read_row", "write_row")), kernel)
+        op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
         if op.name in ("read_row", "write_row"):
             message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"
         elif op.name == "gather":
             size = shapes[op.operands[0]][op.axis % op.operands[0].type.rank]
             message = f"index {index} is out of range [0, {size}) at run time"
+        elif op.name == "gather_nd":
+            message = f"index {index} is out of range at run time for params of shape {list(shapes[op.operands[0]])}"
         else:
             message = f"index {index} is out of range at run time for {list(shapes[op.operands[0]])}" \
                 if op.operands else f"index {index} is out of range at run time"

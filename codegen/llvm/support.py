@@ -27,6 +27,7 @@ TARGET = "cpu"
 UNSUPPORTED: dict[str, str] = {
     # Every buffer is sized from the fed shapes (ir/shapes.py); this op's row count is data.
     "fill_rows": "its number of rows is a value computed at run time, not a fed shape",
+    "where_indices": "its number of rows is the count of true elements, known only from the data, not a fed shape",
     # Both are gone before a target sees a module (driver.compile_lowered expands gradient requests);
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",

@@ -224,6 +224,8 @@ def dim_ties(op: Operation) -> list[Tie]:
         return _matmul_ties(op)
     if op.is_view:
         return _view_ties(op)
+    if op.name in ("broadcast_dims", "iota"):
+        return _source_ties(op)
     return []
 
 
@@ -253,6 +255,8 @@ def _view_ties(op: Operation) -> list[Tie]:
     operand, result = op.operands[0], op.results[0]
     if op.name == "reshape":
         return []
+    if op.name == "reshape_dims":
+        return _source_ties(op)
     if op.name == "ensure_shape":
         return [((operand, a), (result, a)) for a in range(operand.type.rank)]
     if op.name == "expand_dims":
@@ -261,6 +265,18 @@ def _view_ties(op: Operation) -> list[Tie]:
     dropped = {a % operand.type.rank for a in op.axes}
     kept = [a for a in range(operand.type.rank) if a not in dropped]
     return [((operand, a), (result, i)) for i, a in enumerate(kept)]
+
+
+def _source_ties(op: Operation) -> list[Tie]:
+    """reshape_dims, broadcast_dims and iota: a result dim named after an operand's dim is that dim
+    (Note [dims from operands] in ir/ops/dims.py)."""
+    result = op.results[0]
+    ties = []
+    for axis in range(result.type.rank):
+        named = op.source_dim(axis)
+        if named is not None:
+            ties.append(((op.operands[named[0]], named[1]), (result, axis)))
+    return ties
 
 
 def _matmul_ties(op: Operation) -> list[Tie]:

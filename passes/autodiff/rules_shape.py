@@ -16,14 +16,15 @@ from flowc.ir.op import normalize_axes, normalize_axis
 from flowc.ir.types import bool_
 
 from .build import match_type, scalar, unbroadcast, zeros_like
+from .rules_dims import reshape_like
 from .rules import Grads, unsupported, vjp
 
 
 @vjp("reshape")
 def reshape_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
     (x,) = op.operands
-    if x.type.shape.count(None) > 1:
-        raise unsupported(op, f"reshaping back to {x.type} needs more than one size known only at run time")
+    if x.type.shape.count(None) > 1:  # x lends its sizes at run time (rules_dims.py)
+        return [reshape_like(b, dy, x)]
     return [b.reshape(dy, shape=tuple(-1 if d is None else d for d in x.type.shape))]
 
 

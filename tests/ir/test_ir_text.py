@@ -149,6 +149,24 @@ func @loop(%n: i64[], %x: f32[4]) -> (i64[], f32[4]) {
   }
   return %count, %out : i64[], f32[4]
 }
+
+func @dims(%x: f32[?,6], %idx: i64[5,2], %flags: bool[?,3]) -> (i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2], f32[?,8]) {
+  %s = shape_of %x {dtype = i32} : i32[2]
+  %r = reshape_dims %x, %x {shape = [0, 3, 2], source = [1, 0, 0], source_axis = [0, 0, 0]} : f32[?,3,2]
+  %one = constant {value = dense<1.0>} : f32[]
+  %b = broadcast_dims %one, %x {shape = [0, 6], source = [1, 0], source_axis = [0, 0]} : f32[?,6]
+  %i = iota %x {dtype = i64, shape = [0], source = [1], source_axis = [0]} : i64[?]
+  %g = gather_nd %r, %idx : f32[5,2]
+  %w = where_indices %flags : i64[?,2]
+  %p = pad %x {after = [0, 2], before = [1, 0], value = 1.5} : f32[?,8]
+  return %s, %r, %b, %i, %g, %w, %p : i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2], f32[?,8]
+}
+
+func @patches(%x: f32[?,5,4,3]) -> (f32[?,3,4,18], f32[?,5,4,3]) {
+  %p = extract_patches %x {dilations = [1, 1], pads = [1, 1, 0, 1], strides = [2, 1], window = [3, 2]} : f32[?,3,4,18]
+  %f = fold_patches %p {dilations = [1, 1], pads = [1, 1, 0, 1], size = [5, 4], strides = [2, 1], window = [3, 2]} : f32[?,5,4,3]
+  return %p, %f : f32[?,3,4,18], f32[?,5,4,3]
+}
 """
 
 

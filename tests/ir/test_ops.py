@@ -640,7 +640,9 @@ def test_random_type_rule() -> None:
 NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "gradients", "stop_gradient",
             "relax_shape",  # tests/frontend/test_control_flow_frontend.py
             "read_row", "write_row", "fill_rows",  # tests/codegen/test_rows.py
-            "extract_patches", "fold_patches"}  # tests/codegen/test_patches.py
+            "extract_patches", "fold_patches",  # tests/codegen/test_patches.py
+            "shape_of", "reshape_dims", "broadcast_dims", "iota", "gather_nd", "where_indices",
+            "pad"}  # test_shape_ops_native.py
 TESTED_BY = {
     "where": test_where_broadcasts_three_ways,
     "cast": test_cast_to_every_dtype,

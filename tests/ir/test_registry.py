@@ -56,7 +56,8 @@ def test_the_kind_facts_have_the_members_the_passes_and_backends_relied_on() -> 
     """The name lists that these facts replaced, member for member (no codegen change)."""
     assert registry.names_where(is_reduction=True) == {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
                                                        "argmax", "argmin"}
-    assert registry.names_where(is_view=True) == {"reshape", "expand_dims", "squeeze", "ensure_shape", "relax_shape"}
+    assert registry.names_where(is_view=True) == {"reshape", "expand_dims", "squeeze", "ensure_shape", "relax_shape",
+                                                  "reshape_dims"}
     assert registry.names_where(is_random=True) == {"random_uniform", "random_normal"}
     assert registry.names_where(costly=True) == {"exp", "log", "tanh", "sigmoid", "rsqrt", "pow", "sqrt", "div"}
     assert registry.names_where(transcendental=True) == {"exp", "log", "tanh", "sigmoid", "pow"}
@@ -73,7 +74,7 @@ def test_kind_facts_agree_with_each_other(op_class: type[Operation]) -> None:
     if op_class.is_random:
         assert not op_class.foldable and op_class.num_operands == 1  # the run counter
     if op_class.is_reduction or op_class.is_view:
-        assert op_class.num_operands == 1 and not op_class.elementwise
+        assert (op_class.num_operands == 1 or op_class.name == "reshape_dims") and not op_class.elementwise
     assert sum(map(bool, (op_class.is_reduction, op_class.is_view, op_class.is_random, op_class.elementwise))) <= 1
 
 
@@ -81,12 +82,14 @@ def test_a_view_keeps_the_elements_and_their_order() -> None:
     """What the memory plan relies on when it gives a view's result its operand's buffer."""
     x = np.arange(6, dtype=np.float32).reshape(2, 3, 1)
     attributes = {"reshape": {"shape": (3, 2)}, "expand_dims": {"axis": 0}, "squeeze": {"axes": (2,)},
-                  "ensure_shape": {"shape": (2, -1, 1)}, "relax_shape": {"axes": (0, 2)}}
+                  "ensure_shape": {"shape": (2, -1, 1)}, "relax_shape": {"axes": (0, 2)},
+                  "reshape_dims": {"shape": (0, -1), "source": (1, 0), "source_axis": (1, 0)}}  # x lends its dim 1
     assert set(attributes) == registry.names_where(is_view=True)
     for name, attrs in attributes.items():
         function = ir.Function("f", [ir.TensorType(ir.float32, x.shape)], [])
-        op = ir.Builder.at_end(function.entry).create(name, [function.args[0]], attrs)
-        (y,) = ir.Interpreter().run_op(op, [x])
+        operands = [function.args[0]] * (2 if name == "reshape_dims" else 1)
+        op = ir.Builder.at_end(function.entry).create(name, operands, attrs)
+        (y,) = ir.Interpreter().run_op(op, [x] * len(operands))
         np.testing.assert_array_equal(y.ravel(), x.ravel(), err_msg=name)
 
 
@@ -150,6 +153,13 @@ func @main(%flag: bool[], %x: f32[4]) -> f32[?, 4] {
   %n = constant {value = dense<3>} : i64[]
   %r = fill_rows %n, %x : f32[?, 4]
   return %r : f32[?, 4]
+}
+""",
+    "where_indices": """\
+func @main(%flag: bool[], %x: f32[4]) -> i64[?, 1] {
+  %zero = constant {value = dense<0.0>} : f32[]
+  %w = where_indices %x : i64[?, 1]
+  return %w : i64[?, 1]
 }
 """,
     "stop_gradient": """\

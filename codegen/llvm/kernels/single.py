@@ -51,6 +51,8 @@ def launch_single(launch: Launch) -> None:
         launch.b.call(launch.parallel_for, [launch.kernel.function, launch.context([]), size, ll.Constant(I64, GRAIN)])
         return
     launch.default()
+    if op.name == "gather_nd":
+        check_gather_nd_indices(launch, op)  # kernels/dims.py: the same, for gather_nd
     if op.name == "gather" and _slices_may_be_empty(op):
         b, kernel = launch.b, launch.kernel
         params, indices = op.operands
@@ -311,3 +313,6 @@ def _static_strides(sizes: list[ll.Constant]) -> list[ll.Value]:
         strides.append(ll.Constant(I64, running))
         running *= size.constant
     return strides[::-1]
+
+
+from .dims import check_gather_nd_indices  # noqa: E402  (and registers shape_of, broadcast_dims, iota, gather_nd)

@@ -1,0 +1,364 @@
+"""TF1's slicing and indexing ops, composed from the IR's slices, concats, broadcasts and gathers:
+range, tile, pad, slice, split, unstack, reverse, eye, sequence_mask, linspace, gather (with
+batch_dims), gather_nd, scatter_nd, where (one argument) and boolean_mask.
+
+Each is written with the ops whose gradients and native kernels exist (a slice's gradient puts
+elements back, a concat's slices them apart). The ops of their own (ir/ops/dims.py) are gather_nd,
+iota (a range whose length is a dim read at run time) and where_indices, whose result's size is
+data: the cpu target sizes every buffer from the fed shapes, so where(cond) and boolean_mask run on
+target 'reference' only (UnsupportedOpError on cpu, naming the op and the line).
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from flowc.ir.errors import FlowcTypeError
+from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32
+
+from . import array_ops
+from .graph import Tensor
+from .math_ops import apply, cast, constant, convert_to_tensor, less, matmul
+from .math_ops import where as where_selected
+from .shape_ops import Entry, broadcast_to, fill, scalar_entry, static_dims
+from .sources import user_location
+
+
+_builtin_slice, builtin_range = builtins.slice, builtins.range  # this module defines fc.slice and fc.range
+
+
+def _error(op: str, message: str) -> FlowcTypeError:
+    return FlowcTypeError(message, op=op, where=user_location())
+
+
+def _static_value(value: Any, op: str, what: str) -> np.ndarray:
+    """A Python number, numpy value or constant tensor as an array; a run-time tensor is refused."""
+    if isinstance(value, Tensor):
+        if value.op.type != "Const":
+            raise _error(op, f"{what} {value.name!r} is computed at run time; {op} needs it when the graph is built "
+                             "(its result's size depends on it)")
+        return np.asarray(value.op.attrs["value"])
+    return np.asarray(value)
+
+
+def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | None = None,
+          name: str | None = None) -> Tensor:
+    """[start, start + delta, ...) up to `limit`, as Python's range (limit alone counts from 0).
+    The bounds must be known when the graph is built: the result's length depends on them."""
+    if limit is None:
+        start, limit = 0, start
+    length = _run_time_length(start, limit, delta)
+    if length is not None:  # range(fc.shape(x)[i]): its length is read at run time
+        tensor, axis = length
+        return apply("iota", (tensor,), name=name or "range", shape=(0,), source=(1,), source_axis=(axis,),
+                     dtype=as_dtype(dtype or int32))
+    values = [_static_value(v, "range", what) for v, what in ((start, "start"), (limit, "limit"), (delta, "delta"))]
+    if float(values[2]) == 0:
+        raise _error("range", "delta must not be 0")
+    if dtype is None:  # TF1's: float32 if a bound is a float, else int32
+        dtype = float32 if any(v.dtype.kind == "f" for v in values) else int32
+    dtype = as_dtype(dtype)
+    array = np.arange(*(v.item() for v in values)).astype(dtype.np)
+    return constant(array, name=name or "range")
+
+
+def _run_time_length(start: Any, limit: Any, delta: Any) -> tuple[Tensor, int] | None:
+    """(tensor, axis) when range counts 0, 1, ... up to an unknown dim of fc.shape(tensor), else None."""
+    if not isinstance(limit, Tensor) or limit.type.rank != 0:
+        return None
+    entry = scalar_entry(limit)
+    if not isinstance(entry, tuple):
+        return None
+    if not (_is_number(start, 0) and _is_number(delta, 1)):
+        raise _error("range", f"a limit read at run time ({limit.name!r}, a dim of fc.shape) needs start 0 and "
+                              "delta 1")
+    return entry
+
+
+def _is_number(value: Any, number: int) -> bool:
+    try:
+        return bool(_static_value(value, "range", "start and delta") == number)
+    except FlowcTypeError:
+        return False
+
+
+def tile(input: Any, multiples: Sequence[int], name: str | None = None) -> Tensor:
+    """`input` repeated `multiples[i]` times along axis i: a broadcast over a new axis before each, merged
+    (with None dims: copies concatenated along each tiled axis)."""
+    x = convert_to_tensor(input)
+    counts = [int(m) for m in _static_value(multiples, "tile", "multiples").reshape(-1)]
+    if len(counts) != x.type.rank or any(m < 0 for m in counts):
+        raise _error("tile", f"multiples {counts} need one count >= 0 per dim of {x.name!r} ({x.type})")
+    if all(m == 1 for m in counts):
+        return x
+    if not x.type.is_static:  # copies joined along each tiled axis: sizes known only at run time stay so
+        for axis, count in enumerate(counts):
+            if count != 1:
+                x = array_ops.concat([x] * count, axis=axis, name=name or "Tile")
+        return x
+    dims = static_dims(x, "tile")
+    spread = array_ops.reshape(x, [d for size in dims for d in (1, size)])
+    wide = array_ops.broadcast_to(spread, [d for m, size in zip(counts, dims) for d in (m, size)])
+    return array_ops.reshape(wide, [m * size for m, size in zip(counts, dims)], name=name or "Tile")
+
+
+def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", name: str | None = None,
+        constant_values: Any = 0) -> Tensor:
+    """`tensor` with paddings[i] = [before, after] elements added around axis i: `constant_values`
+    (CONSTANT), a mirror without the edge (REFLECT) or with it (SYMMETRIC)."""
+    x = convert_to_tensor(tensor)
+    widths = _static_value(paddings, "pad", "paddings")
+    mode = mode.upper()
+    if widths.shape != (x.type.rank, 2) or (widths < 0).any():
+        raise _error("pad", f"paddings {widths.tolist()} need a pair [before, after] of counts >= 0 per dim of "
+                            f"{x.name!r} ({x.type})")
+    if mode not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
+        raise _error("pad", f"mode must be 'CONSTANT', 'REFLECT' or 'SYMMETRIC', got {mode!r}")
+    if mode == "CONSTANT" and not isinstance(constant_values, Tensor):  # one pass: the pad op
+        before, after = tuple(int(w) for w in widths[:, 0]), tuple(int(w) for w in widths[:, 1])
+        return apply("pad", (x,), name=name or "Pad", before=before, after=after, value=float(constant_values))
+    out = x
+    for axis, (before, after) in enumerate(widths.tolist()):
+        if before == 0 and after == 0:
+            continue
+        if mode == "CONSTANT":
+            out = _pad_constant(out, axis, before, after, constant_values)
+        else:
+            out = _pad_mirror(out, axis, before, after, mode == "SYMMETRIC")
+    return out
+
+
+def _pad_constant(x: Tensor, axis: int, before: int, after: int, value: Any) -> Tensor:
+    def block(width: int) -> Tensor:
+        dims: list[Entry] = [(x, a) if d is None else d for a, d in enumerate(x.shape)]
+        dims[axis] = width
+        if isinstance(value, Tensor):  # a scalar tensor of x's dtype
+            return broadcast_to(convert_to_tensor(value, dtype=x.dtype), dims, name="Pad/value")
+        return fill(dims, value, x.dtype, name="Pad/value")
+
+    parts = ([block(before)] if before else []) + [x] + ([block(after)] if after else [])
+    return array_ops.concat(parts, axis=axis, name="Pad")
+
+
+def _pad_mirror(x: Tensor, axis: int, before: int, after: int, symmetric: bool) -> Tensor:
+    size = x.shape[axis]
+    if size is None:
+        raise _error("pad", f"mirror padding of axis {axis} needs its size when the graph is built ({x.type})")
+    most = size if symmetric else size - 1
+    if before > most or after > most:
+        raise _error("pad", f"{'SYMMETRIC' if symmetric else 'REFLECT'} padding of axis {axis} by [{before}, "
+                            f"{after}] needs at most {most} on each side for a size of {size}")
+    skip = 0 if symmetric else 1  # REFLECT leaves the edge element out of the mirror
+    parts = []
+    if before:  # indices before-1+skip down to skip
+        parts.append(_take(x, axis, before - 1 + skip, skip - 1))
+    parts.append(x)
+    if after:  # indices size-1-skip down to size-skip-after
+        parts.append(_take(x, axis, size - 1 - skip, size - 1 - skip - after))
+    return array_ops.concat(parts, axis=axis, name="Pad")
+
+
+def _take(x: Tensor, axis: int, begin: int, end: int) -> Tensor:
+    """x along `axis` from `begin` down to `end` (exclusive; -1: through index 0)."""
+    index: list[Any] = [_builtin_slice(None)] * x.type.rank
+    index[axis] = _builtin_slice(begin, None if end < 0 else end, -1)
+    return array_ops.strided_slice(x, tuple(index))
+
+
+def slice(input_: Any, begin: Sequence[int], size: Sequence[int], name: str | None = None) -> Tensor:
+    """input_[begin[i] : begin[i] + size[i]] on every axis; a size of -1 takes the rest."""
+    x = convert_to_tensor(input_)
+    begins = [int(b) for b in _static_value(begin, "slice", "begin").reshape(-1)]
+    sizes = [int(s) for s in _static_value(size, "slice", "size").reshape(-1)]
+    if not len(begins) == len(sizes) == x.type.rank:
+        raise _error("slice", f"begin {begins} and size {sizes} need one entry per dim of {x.name!r} ({x.type})")
+    for axis, (b, s) in enumerate(zip(begins, sizes)):
+        dim = x.shape[axis]
+        if b < 0 or s < -1 or (dim is not None and b + max(s, 0) > dim) or (dim is not None and b > dim):
+            raise _error("slice", f"begin {b} and size {s} leave axis {axis} of {x.name!r} ({x.type})")
+    index = tuple(_builtin_slice(b, None if s == -1 else b + s) for b, s in zip(begins, sizes))
+    return array_ops.strided_slice(x, index, name=name or "Slice")
+
+
+def split(value: Any, num_or_size_splits: Any, axis: int = 0, num: int | None = None,
+          name: str | None = None) -> list[Tensor]:
+    """Pieces of `value` along `axis`: a count of equal pieces, or their sizes (one may be -1)."""
+    x = convert_to_tensor(value)
+    axis = _axis("split", axis, x)
+    size = x.shape[axis]
+    sizes_given = np.asarray(_static_value(num_or_size_splits, "split", "num_or_size_splits"))
+    if sizes_given.ndim == 0:
+        count = int(sizes_given)
+        if count <= 0 or size is None or size % count:
+            raise _error("split", f"cannot split axis {axis} of {x.name!r} ({x.type}) into {count} equal pieces")
+        sizes = [size // count] * count
+    else:
+        sizes = [int(s) for s in sizes_given]
+        if sizes.count(-1) > 1 or any(s < -1 for s in sizes):
+            raise _error("split", f"sizes {sizes} may hold one -1, the others >= 0")
+        if -1 in sizes:
+            if size is None:
+                raise _error("split", f"a size of -1 needs axis {axis} of {x.name!r} ({x.type}) known")
+            sizes[sizes.index(-1)] = size - sum(s for s in sizes if s != -1)
+        if (size is not None and sum(sizes) != size) or any(s < 0 for s in sizes):
+            raise _error("split", f"sizes {sizes} do not add up to axis {axis} of {x.name!r} ({x.type})")
+    pieces, start = [], 0
+    for piece in sizes:
+        index: list[Any] = [_builtin_slice(None)] * x.type.rank
+        index[axis] = _builtin_slice(start, start + piece)
+        pieces.append(array_ops.strided_slice(x, tuple(index), name=name or "split"))
+        start += piece
+    return pieces
+
+
+def _axis(op: str, axis: int, x: Tensor) -> int:
+    if not -x.type.rank <= axis < x.type.rank:
+        raise _error(op, f"axis {axis} is out of range for {x.name!r} ({x.type})")
+    return axis % x.type.rank
+
+
+def unstack(value: Any, num: int | None = None, axis: int = 0, name: str | None = None) -> list[Tensor]:
+    """The slices of `value` along `axis`, that axis removed."""
+    x = convert_to_tensor(value)
+    axis = _axis("unstack", axis, x)
+    count = x.shape[axis] if num is None else int(num)
+    if count is None or (x.shape[axis] is not None and count != x.shape[axis]):
+        raise _error("unstack", f"cannot unstack axis {axis} of {x.name!r} ({x.type}) into {count} tensors: its "
+                                "size must be known when the graph is built")
+    pieces = []
+    for i in builtin_range(count):
+        index: list[Any] = [_builtin_slice(None)] * x.type.rank
+        index[axis] = i
+        pieces.append(array_ops.strided_slice(x, tuple(index), name=name or "unstack"))
+    return pieces
+
+
+def reverse(tensor: Any, axis: Sequence[int], name: str | None = None) -> Tensor:
+    """`tensor` with the order of elements along each axis of `axis` reversed (a slice of stride -1)."""
+    x = convert_to_tensor(tensor)
+    axes = [int(a) for a in _static_value(axis, "reverse", "axis").reshape(-1)]
+    normalized = {_axis("reverse", a, x) for a in axes}
+    if len(normalized) != len(axes):
+        raise _error("reverse", f"axis {axes} names an axis twice")
+    index = tuple(_builtin_slice(None, None, -1) if a in normalized else _builtin_slice(None)
+                  for a in builtin_range(x.type.rank))
+    return array_ops.strided_slice(x, index, name=name or "ReverseV2")
+
+
+def eye(num_rows: int, num_columns: int | None = None, batch_shape: Sequence[int] | None = None,
+        dtype: DType | str = float32, name: str | None = None) -> Tensor:
+    """Identity matrices of [num_rows, num_columns], stacked to `batch_shape`; a constant."""
+    rows = int(num_rows)
+    columns = rows if num_columns is None else int(num_columns)
+    if rows < 0 or columns < 0:
+        raise _error("eye", f"num_rows {rows} and num_columns {columns} must be >= 0")
+    matrix = np.eye(rows, columns, dtype=as_dtype(dtype).np)
+    batch = tuple(int(d) for d in (batch_shape or ()))
+    return constant(np.broadcast_to(matrix, batch + matrix.shape).copy(), name=name or "eye")
+
+
+def sequence_mask(lengths: Any, maxlen: Any = None, dtype: DType | str = bool_, name: str | None = None) -> Tensor:
+    """mask[..., j] = j < lengths[...], over j in [0, maxlen); maxlen must be known when the graph is built
+    (the mask's last dim), or lengths a constant."""
+    lengths = convert_to_tensor(lengths)
+    if lengths.dtype not in INTS:
+        raise _error("sequence_mask", f"lengths must be int32 or int64, got {lengths.type}")
+    if maxlen is None:
+        maxlen = int(_static_value(lengths, "sequence_mask", "lengths (with maxlen None)").max(initial=0))
+    count = int(_static_value(maxlen, "sequence_mask", "maxlen"))
+    if count < 0:
+        raise _error("sequence_mask", f"maxlen must be >= 0, got {count}")
+    positions = constant(np.arange(count, dtype=lengths.dtype.np))
+    mask = less(positions, array_ops.expand_dims(lengths, -1), name=name or "SequenceMask")
+    return mask if as_dtype(dtype) == bool_ else cast(mask, dtype)
+
+
+def linspace(start: Any, stop: Any, num: int, name: str | None = None) -> Tensor:
+    """`num` evenly spaced values from start to stop, both included: start + range(num) * step."""
+    count = int(_static_value(num, "linspace", "num"))
+    if count <= 0:
+        raise _error("linspace", f"num must be > 0, got {count}")
+    first, last = convert_to_tensor(start), None
+    if not first.dtype.is_float:
+        raise _error("linspace", f"start must be float32 or float64, got {first.type}")
+    last = convert_to_tensor(stop, dtype=first.dtype)
+    if first.type.rank or last.type.rank:
+        raise _error("linspace", f"start and stop must be scalars, got {first.type} and {last.type}")
+    if count == 1:
+        return array_ops.reshape(first, [1], name=name or "LinSpace")
+    step = (last - first) / constant(count - 1, dtype=first.dtype)
+    steps = constant(np.arange(count - 1, dtype=first.dtype.np))
+    head = first + steps * step
+    return array_ops.concat([head, array_ops.reshape(last, [1])], axis=0, name=name or "LinSpace")
+
+
+def gather(params: Any, indices: Any, validate_indices: Any = None, name: str | None = None, axis: int = 0,
+           batch_dims: int = 0) -> Tensor:
+    """Slices of `params` along `axis` picked by `indices` (in range, checked at run time)."""
+    if batch_dims != 0:
+        raise _error("gather", f"batch_dims={batch_dims}: flowc's gather takes batch_dims=0 only")
+    return array_ops.gather(params, indices, axis=axis, name=name)
+
+
+def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: int = 0) -> Tensor:
+    """result[i...] = params[indices[i..., 0], ..., indices[i..., K-1], ...] (in range, checked at run time)."""
+    if batch_dims != 0:
+        raise _error("gather_nd", f"batch_dims={batch_dims}: flowc's gather_nd takes batch_dims=0 only")
+    return apply("gather_nd", (convert_to_tensor(params), convert_to_tensor(indices)), name=name or "GatherNd")
+
+
+def where(condition: Any, x: Any = None, y: Any = None, name: str | None = None) -> Tensor:
+    """x where condition is true, else y (the three broadcast); with condition alone, the coordinates of
+    its true elements, int64 [n, rank] (n known only from the data: target 'reference' only)."""
+    if x is None and y is None:
+        return apply("where_indices", (convert_to_tensor(condition),), name=name or "Where")
+    if x is None or y is None:
+        raise _error("where", "give both x and y, or neither")
+    return where_selected(condition, x, y, name=name)
+
+
+def boolean_mask(tensor: Any, mask: Any, name: str | None = None, axis: int | None = None) -> Tensor:
+    """The elements (or slices) of `tensor` where the bool `mask` over its leading dims is true, in
+    row-major order: gather_nd at where(mask). Its size is data: target 'reference' only."""
+    x, mask = convert_to_tensor(tensor), convert_to_tensor(mask)
+    if axis not in (None, 0):
+        raise _error("boolean_mask", f"axis={axis}: flowc's boolean_mask masks the leading dims (axis 0) only")
+    rank = mask.type.rank
+    if mask.dtype != bool_ or rank == 0 or rank > x.type.rank or any(
+            m is not None and d is not None and m != d for m, d in zip(mask.shape, x.shape)):
+        raise _error("boolean_mask", f"mask {mask.type} must be bool, of rank >= 1, matching the leading dims "
+                                     f"of {x.name!r} ({x.type})")
+    return gather_nd(x, apply("where_indices", (mask,), name="Where"), name=name or "boolean_mask")
+
+
+def scatter_nd(indices: Any, updates: Any, shape: Sequence[int], name: str | None = None) -> Tensor:
+    """Zeros of `shape`, plus each slice of `updates` at its index vector (duplicates summed).
+
+    The index vectors become row numbers by a gather_nd from a table of row numbers (which checks
+    them: IndexOutOfRange), then one_hot(rows)^T @ updates sums them, as gather's gradient does."""
+    indices, updates = convert_to_tensor(indices), convert_to_tensor(updates)
+    dims = tuple(int(d) for d in _static_value(shape, "scatter_nd", "shape").reshape(-1))
+    if indices.dtype not in INTS or indices.type.rank < 1 or indices.shape[-1] is None:
+        raise _error("scatter_nd", f"indices need an int dtype and a static last dim, got {indices.type}")
+    depth = indices.shape[-1]
+    want = indices.shape[:-1] + dims[depth:]
+    if depth > len(dims) or len(want) != updates.type.rank or any(
+            w is not None and u is not None and w != u for w, u in zip(want, updates.shape)):
+        raise _error("scatter_nd", f"updates {updates.type} do not fit indices {indices.type} into shape "
+                                   f"{list(dims)}: they need shape {list(want)}")
+    rows = math.prod(dims[:depth])
+    if rows == 0 or math.prod(dims[depth:]) == 0:
+        return fill(list(dims), 0, updates.dtype, name=name or "ScatterNd")
+    table = constant(np.arange(rows, dtype=indices.dtype.np).reshape(dims[:depth]))
+    row = gather_nd(table, indices)
+    hot = array_ops.one_hot(array_ops.reshape(row, [-1]), rows, dtype=updates.dtype)
+    flat = array_ops.reshape(updates, [-1, math.prod(dims[depth:])])
+    return array_ops.reshape(matmul(hot, flat, transpose_a=True), list(dims), name=name or "ScatterNd")
+
+
+__all__ = ["boolean_mask", "eye", "gather", "gather_nd", "linspace", "pad", "range", "reverse", "scatter_nd",
+           "sequence_mask", "slice", "split", "tile", "unstack", "where"]

@@ -1,0 +1,69 @@
+"""Gradient rules of reshape_dims, broadcast_dims, pad and gather_nd (ir/ops/dims.py).
+
+The operands that only lend their dims (Note [dims from operands]) get no gradient; shape_of
+is not differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from flowc.ir import Builder, Operation, Value
+
+from .build import unbroadcast, zeros_like
+from .rules import Grads, unsupported, vjp
+
+
+@vjp("reshape_dims")
+def reshape_dims_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    x = op.operands[0]
+    return [reshape_like(b, dy, x), *[None] * (len(op.operands) - 1)]
+
+
+def reshape_like(b: Builder, value: Value, like: Value) -> Value:
+    """`value` reshaped to `like`'s shape, whose unknown dims `like` itself lends at run time."""
+    shape = like.type.shape
+    if None not in shape:
+        return b.reshape(value, shape=shape)
+    return b.reshape_dims(value, like, shape=tuple(0 if d is None else d for d in shape),
+                          source=tuple(0 if d is not None else 1 for d in shape),
+                          source_axis=tuple(0 if d is not None else a for a, d in enumerate(shape)))
+
+
+@vjp("broadcast_dims")
+def broadcast_dims_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    return [unbroadcast(b, dy, op.operands[0].type), *[None] * (len(op.operands) - 1)]
+
+
+@vjp("pad")
+def pad_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    """The slice of dy where x sat (from the end where x's size is known only at run time)."""
+    return [b.slice(dy, begin=op.before, end=tuple(-after if after else None for after in op.after),
+                    strides=(1,) * len(op.before), squeeze_dims=())]
+
+
+@vjp("gather_nd")
+def gather_nd_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    params, indices = op.operands  # indices are integers: no gradient
+    if not params.type.is_static:
+        raise unsupported(op, f"the gradient of gather_nd needs the shape of the params, {params.type} "
+                              "is known only at run time")
+    if params.type.size == 0:
+        return [zeros_like(b, params), None]
+    return [scatter_nd_sum(b, indices, dy, params.type.shape), None]
+
+
+def scatter_nd_sum(b: Builder, indices: Value, updates: Value, shape: tuple[int, ...]) -> Value:
+    """A tensor of `shape`, zero but for the sum of the slices of `updates` at each index vector.
+
+    The index vectors become row numbers by a gather_nd from a table of row numbers, which also
+    checks them; the sum is one_hot(rows)^T @ updates, as gather's gradient (no scatter op)."""
+    depth = indices.type.shape[-1]
+    rows = math.prod(shape[:depth])
+    table = b.constant(np.arange(rows).reshape(shape[:depth]), dtype=indices.type.dtype)
+    row = b.gather_nd(table, indices)
+    hot = b.one_hot(b.reshape(row, shape=(-1,)), depth=rows, dtype=updates.type.dtype)
+    flat = b.reshape(updates, shape=(-1, math.prod(shape[depth:])))
+    return b.reshape(b.matmul(hot, flat, transpose_a=True), shape=shape)
