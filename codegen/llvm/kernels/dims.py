@@ -13,7 +13,7 @@ from flowc.ir import Operation
 from ..kernel import Kernel, emit_dim, for_range, product
 from ..launch import GRAIN, Launch
 from ..types import I1, I64, compute_type, constant_of, load_value
-from .single import emit_broadcast_to, read, single
+from .single import AFTER_CHECKS, emit_broadcast_to, read, single
 
 
 @single("shape_of")
@@ -124,3 +124,6 @@ def _emit_nd_index_check(kernel: Kernel, op: Operation) -> ll.Function:
             limit = b.select(b.icmp_signed("==", which, ll.Constant(I64, k)), kernel.dim(params, k), limit)
         kernel.fail_if(b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit)), index)
     return kernel.finish()
+
+
+AFTER_CHECKS["gather_nd"] = check_gather_nd_indices

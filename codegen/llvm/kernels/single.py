@@ -26,6 +26,9 @@ SINGLE_EMITTERS: dict[str, SingleEmitter] = {}
 # op name -> an emitter of the whole kernel over its output elements [begin, end), for an op that
 # moves contiguous runs (kernels/patches.py) rather than one element at a time
 SINGLE_KERNELS: dict[str, Callable[[Kernel, Operation], None]] = {}
+# op name -> a check the entry point runs after the kernel (Note [indices of empty slices]), for an
+# op whose kernel may read none of its indices (kernels/dims.py registers gather_nd's)
+AFTER_CHECKS: dict[str, Callable[[Launch, Operation], None]] = {}
 
 
 def single(*names: str) -> Callable[[SingleEmitter], SingleEmitter]:
@@ -51,8 +54,8 @@ def launch_single(launch: Launch) -> None:
         launch.b.call(launch.parallel_for, [launch.kernel.function, launch.context([]), size, ll.Constant(I64, GRAIN)])
         return
     launch.default()
-    if op.name == "gather_nd":
-        check_gather_nd_indices(launch, op)  # kernels/dims.py: the same, for gather_nd
+    if op.name in AFTER_CHECKS:
+        AFTER_CHECKS[op.name](launch, op)
     if op.name == "gather" and _slices_may_be_empty(op):
         b, kernel = launch.b, launch.kernel
         params, indices = op.operands
@@ -313,6 +316,3 @@ def _static_strides(sizes: list[ll.Constant]) -> list[ll.Value]:
         strides.append(ll.Constant(I64, running))
         running *= size.constant
     return strides[::-1]
-
-
-from .dims import check_gather_nd_indices  # noqa: E402  (and registers shape_of, broadcast_dims, iota, gather_nd)
