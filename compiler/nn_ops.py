@@ -68,8 +68,8 @@ def _log1p(t: Tensor) -> Tensor:
     """log(1 + t) for t > -1, accurate for small t (Note [stable compositions])."""
     u = 1.0 + t
     tiny = equal(u, 1.0)
-    correction = stop_gradient(t / where(tiny, 1.0, u - 1.0))
-    return where(tiny, t, log(u) * correction)
+    value = where(tiny, t, log(u) * (t / where(tiny, 1.0, u - 1.0)))
+    return _with_derivative(value, t, 1.0 / u)
 
 
 def _expm1(x: Tensor) -> Tensor:
@@ -81,8 +81,14 @@ def _expm1(x: Tensor) -> Tensor:
     small = where(near_zero, x, -0.25)
     u = exp(small)
     tiny = equal(u, 1.0)
-    correction = stop_gradient(small / log(where(tiny, 2.0, u)))
-    return where(near_zero, where(tiny, small, (u - 1.0) * correction), exp(x) - 1.0)
+    corrected = _with_derivative(where(tiny, small, (u - 1.0) * (small / log(where(tiny, 2.0, u)))), small, u)
+    return where(near_zero, corrected, exp(x) - 1.0)
+
+
+def _with_derivative(value: Tensor, x: Tensor, derivative: Tensor) -> Tensor:
+    """`value`, whose gradient with respect to x is `derivative` (the corrections' own gradients
+    would carry their rounding: t / (u - 1) is 1 to within eps / t only)."""
+    return stop_gradient(value) + (x - stop_gradient(x)) * stop_gradient(derivative)
 
 
 def _positive_part_and_magnitude(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -102,6 +108,12 @@ def softplus(features: Any, name: str | None = None) -> Tensor:
         x = _float(features, "softplus")
         positive, magnitude = _positive_part_and_magnitude(x)
         return positive + _log1p(exp(-magnitude))
+
+
+def _softplus_minus(x: Tensor, y: Tensor) -> Tensor:
+    """softplus(x) - y, with y taken from max(x, 0) first: no cancellation where they are close."""
+    positive, magnitude = _positive_part_and_magnitude(x)
+    return (positive - y) + _log1p(exp(-magnitude))
 
 
 def softsign(features: Any, name: str | None = None) -> Tensor:
@@ -137,7 +149,7 @@ def relu6(features: Any, name: str | None = None) -> Tensor:
     with name_scope(name or "Relu6"):
         x = _float(features, "relu6")
         inside = greater(x, 0.0) & less(x, 6.0)
-        return where(inside, x, where(greater_equal(x, 6.0), 6.0, 0.0))
+        return where(inside, x, stop_gradient(minimum(maximum(x, 0.0), 6.0)))
 
 
 def sigmoid_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None, logits: Any = None,
@@ -150,7 +162,7 @@ def sigmoid_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
     with name_scope(name or "logistic_loss"):
         x = _float(x, "sigmoid_cross_entropy_with_logits")
         z = _matching(z, x, "sigmoid_cross_entropy_with_logits")
-        return softplus(x) - x * z
+        return _softplus_minus(x, x * z)
 
 
 def weighted_cross_entropy_with_logits(labels: Any = None, logits: Any = None, pos_weight: Any = None,
@@ -168,13 +180,15 @@ def weighted_cross_entropy_with_logits(labels: Any = None, logits: Any = None, p
         x = _float(logits, op)
         z = _matching(labels, x, op)
         q = _matching(pos_weight, x, op)
-        return (1.0 - z) * x + (1.0 + (q - 1.0) * z) * softplus(-x)
+        weight = 1.0 + (q - 1.0) * z
+        positive, magnitude = _positive_part_and_magnitude(-x)
+        return ((1.0 - z) * x + weight * positive) + weight * _log1p(exp(-magnitude))  # cancel first, as above
 
 
 def _matching(value: Any, like: Tensor, op: str) -> Tensor:
     tensor = value if isinstance(value, Tensor) else convert_to_tensor(value, dtype=like.dtype)
     if tensor.dtype != like.dtype:
-        raise FlowcTypeError(f"expected a {like.dtype.name} tensor like the logits, got {tensor.name!r} of {tensor.type}",
+        raise FlowcTypeError(f"expected a {like.dtype.name} tensor (the dtype of {like.name!r}), got {tensor.name!r} of {tensor.type}",
                              op=op, where=user_location())
     return tensor
 
