@@ -272,11 +272,7 @@ def fused_batch_norm(x: Any, scale: Any, offset: Any, mean: Any = None, variance
                 raise GraphError("mean and variance are for inference (is_training=False) only", op=op,
                                  where=user_location())
             batch_mean, batch_variance = moments(x, axes)
-            count = int(np.prod([x.shape[a] for a in axes])) if all(x.shape[a] is not None for a in axes) else None
-            if count is None:
-                raise FlowcTypeError(f"training needs x's batch and spatial dims, {x.type} has unknown ones",
-                                     op=op, where=user_location())
-            unbiased = batch_variance * (count / max(count - 1, 1))
+            unbiased = batch_variance * _bessel_correction(x, axes)
         else:
             if mean is None or variance is None:
                 raise GraphError("inference (is_training=False) needs mean and variance", op=op,
@@ -286,6 +282,16 @@ def fused_batch_norm(x: Any, scale: Any, offset: Any, mean: Any = None, variance
         y = batch_normalization(x, per_channel(batch_mean), per_channel(batch_variance), per_channel(offset),
                                 per_channel(scale), epsilon)
         return y, batch_mean, unbiased
+
+
+def _bessel_correction(x: Tensor, axes: list[int]) -> Tensor | float:
+    """n / max(n - 1, 1) for the n elements of x per channel; counted at run time where a dim is unknown."""
+    if all(x.shape[a] is not None for a in axes):
+        count = int(np.prod([x.shape[a] for a in axes]))
+        return count / max(count - 1, 1)
+    every = equal(x, x) | ~equal(x, x)  # true everywhere, NaN included: a tensor of x's (run-time) shape
+    count = reduce_sum(cast(every, x.dtype), axes)
+    return count / maximum(count - 1.0, 1.0)
 
 
 def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "mod", name: str | None = None,

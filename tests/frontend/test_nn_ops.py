@@ -293,6 +293,23 @@ def test_fused_batch_norm_training_and_inference(data_format: str, target: str, 
     np.testing.assert_array_equal(v, given_variance)
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_fused_batch_norm_with_an_unknown_batch(target: str, rng) -> None:
+    x = rng.standard_normal((3, 2, 2, 4))
+    g = fc.Graph()
+    with g.as_default():
+        xs = fc.placeholder(fc.float64, [None, 2, 2, 4])
+        y, mean, variance = fc.nn.fused_batch_norm(xs, np.ones(4), np.zeros(4))
+    with fc.Session(graph=g, target=target) as sess:
+        for batch in (3, 1):
+            got_y, got_mean, got_variance = sess.run([y, mean, variance], {xs: x[:batch]})
+            n = batch * 4
+            np.testing.assert_allclose(got_mean, x[:batch].mean((0, 1, 2)), rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(got_variance, x[:batch].var((0, 1, 2)) * n / (n - 1), rtol=1e-12)
+            expected = (x[:batch] - x[:batch].mean((0, 1, 2))) / np.sqrt(x[:batch].var((0, 1, 2)) + 1e-3)
+            np.testing.assert_allclose(got_y, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_fused_batch_norm_gradient() -> None:
     x = np.random.default_rng(3).standard_normal((2, 2, 3, 2))
     gradient_check(lambda a: fc.nn.fused_batch_norm(a, [1.0, 2.0], [0.5, -0.5])[0], x)
