@@ -66,6 +66,14 @@ def random_uniform(shape: Sequence[int], minval: float = 0.0, maxval: float = 1.
     return _random("random_uniform", shape, dtype, seed, name, minval=float(minval), maxval=float(maxval))
 
 
+def _uniform_like(x: Tensor, seed: int | None) -> Tensor:
+    """Uniform numbers in [0, 1) of x's dtype and shape, None dims included (random_uniform_like)."""
+    graph = get_default_graph()
+    attrs = {"dtype": x.dtype, "seed": op_seed(graph, seed), "minval": 0.0, "maxval": 1.0}
+    out_type = TensorType(x.dtype, x.shape)
+    return graph.create_op("random_uniform_like", (x,), attrs, name="random_uniform", output_types=[out_type]).outputs[0]
+
+
 # -- built on random_uniform: dropout, truncated_normal, random_shuffle, categorical ---------
 
 
@@ -80,7 +88,8 @@ def dropout(x: Any, keep_prob: Any = None, noise_shape: Sequence[int] | None = N
             name: str | None = None, rate: Any = None) -> Tensor:
     """x / keep_prob where a uniform draw is below keep_prob, else 0 (rate = 1 - keep_prob).
 
-    The mask is drawn over `noise_shape` (default: x's shape) and broadcast to x, new at every run.
+    The mask is drawn over `noise_shape` (default: x's shape, None dims included) and broadcast
+    to x, new at every run.
 
     >>> import flowc as fc
     >>> fc.nn.dropout(fc.ones([4, 8]), rate=0.5, seed=1).shape
@@ -102,8 +111,10 @@ def dropout(x: Any, keep_prob: Any = None, noise_shape: Sequence[int] | None = N
                                  where=user_location())
             if keep == 1.0:
                 return x
-        shape = _static_shape(x.shape if noise_shape is None else noise_shape, op)
-        uniform = random_uniform(shape, dtype=x.dtype, seed=seed)
+        if noise_shape is None:
+            uniform = _uniform_like(x, seed)
+        else:
+            uniform = random_uniform(_static_shape(noise_shape, op), dtype=x.dtype, seed=seed)
         keep_tensor = convert_to_tensor(keep, dtype=x.dtype)
         return x / keep_tensor * cast(less(uniform, keep_tensor), x.dtype)
 

@@ -85,6 +85,40 @@ def test_dropout_rate_zero_and_keep_one_are_the_input() -> None:
         assert fc.nn.dropout(x, keep_prob=1) is x
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_dropout_on_an_unknown_batch(target: str) -> None:
+    """A [None, n] placeholder (TensorFlow 1's usual case): the mask takes the fed shape
+    (random_uniform_like), the same numbers as a static shape draws, the gradient the same mask."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [None, 40])
+        y = fc.nn.dropout(x, keep_prob=0.8, seed=6)
+        grad = fc.gradients(fc.reduce_sum(y * y), x)[0]
+        static = fc.nn.dropout(fc.ones([25, 40], fc.float64), keep_prob=0.8, seed=6)
+    with fc.Session(graph=g, target=target) as sess:
+        value = np.random.default_rng(1).uniform(1, 2, (25, 40))
+        out, dx, fixed = sess.run([y, grad, static], {x: value})
+        np.testing.assert_array_equal(out != 0, fixed != 0)  # one stream, element for element
+        np.testing.assert_allclose(out[out != 0], value[out != 0] / 0.8, rtol=1e-15)
+        np.testing.assert_allclose(dx, 2 * out / 0.8, rtol=1e-14)
+        assert abs((out != 0).mean() - 0.8) < 5 * np.sqrt(0.8 * 0.2 / out.size)
+        for rows in (0, 1, 3):
+            assert sess.run(y, {x: np.ones((rows, 40))}).shape == (rows, 40)
+
+
+def test_dropout_on_an_unknown_batch_round_trips_through_a_graph_def() -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 8], name="x")
+        fc.identity(fc.nn.dropout(x, rate=0.5, seed=2), name="out")
+    imported = fc.Graph()
+    with imported.as_default():
+        fc.import_graph_def(g.as_graph_def(), name="")
+    feeds = {"x:0": np.ones((3, 8), np.float32)}
+    with fc.Session(graph=g) as first, fc.Session(graph=imported) as second:
+        np.testing.assert_array_equal(first.run("out:0", feeds), second.run("out:0", feeds))
+
+
 def test_dropout_bad_arguments() -> None:
     with fc.Graph().as_default():
         x = fc.constant([1.0, 2.0])
@@ -99,7 +133,7 @@ def test_dropout_bad_arguments() -> None:
         with pytest.raises(FlowcError, match=r"^dropout .*must be float32 or float64"):
             fc.nn.dropout(fc.constant([1, 2]), rate=0.5)
         with pytest.raises(FlowcError, match=rf"^dropout \(created at {HERE}:\d+\): needs a static shape"):
-            fc.nn.dropout(fc.placeholder(fc.float32, [None, 3]), rate=0.5)
+            fc.nn.dropout(fc.placeholder(fc.float32, [None, 3]), rate=0.5, noise_shape=[None, 3])
 
 
 # -- truncated_normal ------------------------------------------------------------------------
