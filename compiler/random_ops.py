@@ -18,7 +18,7 @@ from flowc.ir import TensorType
 from flowc.ir.errors import FlowcTypeError, GraphError
 from flowc.ir.types import DType, as_dtype, float32, float64, int64
 
-from .array_ops import gather, reshape
+from .array_ops import expand_dims, gather, reshape, zeros
 from .graph import Graph, Tensor, get_default_graph, name_scope
 from .math_ops import argmax, cast, constant, convert_to_tensor, equal, less, log, maximum, minimum, reduce_sum, sqrt, where
 from .sources import user_location
@@ -201,7 +201,8 @@ def random_shuffle(value: Any, seed: int | None = None, name: str | None = None)
 
 def categorical(logits: Any, num_samples: int, dtype: DType | str | None = None, seed: int | None = None,
                 name: str | None = None) -> Tensor:
-    """[batch, num_samples] class indices drawn from softmax(logits) per row (logits [batch, classes]).
+    """[batch, num_samples] class indices drawn from softmax(logits) per row (logits [batch, classes];
+    the batch may be None).
 
     Gumbel-max, exact: argmax(logits - log(E)) with E ~ Exp(1) per class is distributed as
     softmax(logits); computed in float64. A class whose logit is -inf is never drawn.
@@ -212,14 +213,15 @@ def categorical(logits: Any, num_samples: int, dtype: DType | str | None = None,
         if not x.dtype.is_float or x.type.rank != 2:
             raise FlowcTypeError(f"logits must be a float matrix [batch, classes], got {x.type}", op=op,
                                  where=user_location())
-        batch, classes = _static_shape(x.shape, op)
-        if classes == 0 and int(num_samples) > 0:
+        classes = _static_shape(x.shape[1:], op)[0]
+        samples = int(num_samples)
+        if classes == 0 and samples > 0:
             raise FlowcTypeError("logits have no class to draw from", op=op, where=user_location())
-        if int(num_samples) < 0:
+        if samples < 0:
             raise FlowcTypeError(f"num_samples must be >= 0, got {num_samples}", op=op, where=user_location())
-        u = random_uniform([batch, int(num_samples), classes], dtype=float64, seed=seed)
-        exponential = -log(1.0 - u)
-        scores = reshape(cast(x, float64), [batch, 1, classes]) - log(exponential)
+        rows = expand_dims(cast(x, float64), 1)  # [batch, 1, classes]; the batch may be known only at run time
+        u = _uniform_like(rows + zeros([1, samples, 1], float64), seed)
+        scores = rows - log(-log(1.0 - u))
         return argmax(scores, axis=2, output_type=as_dtype(dtype) if dtype is not None else int64)
 
 

@@ -430,3 +430,28 @@ def test_bad_arguments_name_the_op_and_line() -> None:
             fc.nn.weighted_cross_entropy_with_logits(labels=fc.constant([1.0]), logits=fc.constant([1.0]))
         with pytest.raises(FlowcError, match=r"^batch_normalization .*expected a float32 tensor \(the dtype of"):
             fc.nn.batch_normalization(fc.constant([1.0]), fc.constant([1.0], fc.float64), 1.0, None, None, 1e-3)
+
+
+COMPOSITES = {
+    "sigmoid_cross_entropy": lambda x: fc.nn.sigmoid_cross_entropy_with_logits(labels=fc.sigmoid(x), logits=x * 30.0),
+    "weighted_cross_entropy": lambda x: fc.nn.weighted_cross_entropy_with_logits(fc.sigmoid(x), x * 30.0, 2.0),
+    "l2_normalize": lambda x: fc.nn.l2_normalize(x, -1),
+    "moments": lambda x: fc.stack(fc.nn.moments(x * 3.0, [0])),
+    "batch_normalization": lambda x: fc.nn.batch_normalization(x, 0.5, 2.0, 0.1, 3.0, 1e-3),
+    "clip_by_value": lambda x: fc.clip_by_value(x, -0.5, 0.5),
+    "clip_by_norm": lambda x: fc.clip_by_norm(x, 1.0, axes=[-1]),
+    "clip_by_global_norm": lambda x: fc.clip_by_global_norm([x, None, x * 2.0], 1.0)[0][2],
+    "embedding_lookup": lambda x: fc.nn.embedding_lookup(x, fc.constant([0, 0]), max_norm=1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+@pytest.mark.parametrize("shape", [(3, 5, 7), (1, 1), (1,), (2, 0), (4, 1, 3)])
+def test_composites_cpu_matches_reference_on_odd_shapes(name: str, shape: tuple[int, ...], rng) -> None:
+    if name == "embedding_lookup" and shape[0] == 0:
+        pytest.skip("no row to look up")
+    x = rng.standard_normal(shape).astype(np.float32)
+    with np.errstate(all="ignore"):  # moments of an empty axis are NaN on both
+        native, reference = run(COMPOSITES[name], x, target="cpu"), run(COMPOSITES[name], x, target="reference")
+    assert native.shape == reference.shape
+    np.testing.assert_allclose(native, reference, rtol=2e-6, atol=1e-6)

@@ -247,12 +247,30 @@ def test_categorical_extreme_logits_targets_and_names() -> None:
     assert native[1].shape == (3, 7) and native[2].shape == (2, 0)
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_categorical_on_an_unknown_batch(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        logits = fc.placeholder(fc.float32, [None, 3])
+        draws = fc.random.categorical(logits, 4000, seed=5)
+    probabilities = np.array([[0.5, 0.25, 0.25], [0.0, 0.1, 0.9]])
+    with np.errstate(divide="ignore"):
+        feed = np.log(probabilities).astype(np.float32)
+    with fc.Session(graph=g, target=target) as sess:
+        out = sess.run(draws, {logits: feed})
+        assert out.shape == (2, 4000)
+        for row in range(2):
+            frequencies = np.bincount(out[row], minlength=3) / 4000
+            assert np.all(np.abs(frequencies - probabilities[row]) <= 5 * np.sqrt(0.25 / 4000))
+        assert sess.run(draws, {logits: np.zeros((0, 3), np.float32)}).shape == (0, 4000)
+
+
 def test_categorical_bad_arguments() -> None:
     with fc.Graph().as_default():
         with pytest.raises(FlowcError, match=rf"^categorical \(created at {HERE}:\d+\): logits must be a float matrix"):
             fc.random.categorical(fc.constant([1.0, 2.0]), 3)
         with pytest.raises(FlowcError, match=rf"^categorical \(created at {HERE}:\d+\): needs a static shape"):
-            fc.random.categorical(fc.placeholder(fc.float32, [None, 3]), 3)
+            fc.random.categorical(fc.placeholder(fc.float32, [2, None]), 3)
         with pytest.raises(FlowcError, match=r"^categorical .*num_samples must be >= 0"):
             fc.multinomial(fc.constant([[1.0, 2.0]]), -1)
         with pytest.raises(FlowcError, match=rf"^truncated_normal \(created at {HERE}:\d+\): dtype must be float"):
