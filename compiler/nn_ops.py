@@ -188,7 +188,8 @@ def weighted_cross_entropy_with_logits(labels: Any = None, logits: Any = None, p
 def _matching(value: Any, like: Tensor, op: str) -> Tensor:
     tensor = value if isinstance(value, Tensor) else convert_to_tensor(value, dtype=like.dtype)
     if tensor.dtype != like.dtype:
-        raise FlowcTypeError(f"expected a {like.dtype.name} tensor (the dtype of {like.name!r}), got {tensor.name!r} of {tensor.type}",
+        raise FlowcTypeError(f"expected a {like.dtype.name} tensor (the dtype of {like.name!r}), "
+                             f"got {tensor.name!r} of {tensor.type}",
                              op=op, where=user_location())
     return tensor
 

@@ -20,7 +20,8 @@ from flowc.ir.types import DType, as_dtype, float32, float64, int64
 
 from .array_ops import expand_dims, gather, reshape, zeros
 from .graph import Graph, Tensor, get_default_graph, name_scope
-from .math_ops import argmax, cast, constant, convert_to_tensor, equal, less, log, maximum, minimum, reduce_sum, sqrt, where
+from .math_ops import (argmax, cast, constant, convert_to_tensor, equal, less, log, maximum, minimum, reduce_sum, sqrt,
+                       where)
 from .sources import user_location
 
 _SEED_MASK = (1 << 63) - 1
@@ -71,7 +72,8 @@ def _uniform_like(x: Tensor, seed: int | None) -> Tensor:
     graph = get_default_graph()
     attrs = {"dtype": x.dtype, "seed": op_seed(graph, seed), "minval": 0.0, "maxval": 1.0}
     out_type = TensorType(x.dtype, x.shape)
-    return graph.create_op("random_uniform_like", (x,), attrs, name="random_uniform", output_types=[out_type]).outputs[0]
+    op = graph.create_op("random_uniform_like", (x,), attrs, name="random_uniform", output_types=[out_type])
+    return op.outputs[0]
 
 
 # -- built on random_uniform: dropout, truncated_normal, random_shuffle, categorical ---------

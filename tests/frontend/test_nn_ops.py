@@ -54,7 +54,8 @@ ACTIVATIONS = {
     "softsign": (fc.nn.softsign, lambda x: x / (1 + np.abs(x))),
     "leaky_relu": (fc.nn.leaky_relu, lambda x: np.where(x > 0, x, 0.2 * x)),
     "elu": (fc.nn.elu, expm1_elu),
-    "selu": (fc.nn.selu, lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0)))),
+    "selu": (fc.nn.selu,
+             lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0)))),
     "relu6": (fc.nn.relu6, lambda x: np.clip(x, 0, 6)),
 }
 
@@ -133,7 +134,8 @@ def test_softplus_gradient_is_sigmoid_everywhere(target: str) -> None:
     with g.as_default():
         xs = fc.placeholder(fc.float64, x.shape)
         grad = fc.gradients(fc.reduce_sum(fc.nn.softplus(xs)), xs)[0]
-        sce = fc.gradients(fc.reduce_sum(fc.nn.sigmoid_cross_entropy_with_logits(labels=0.25 + 0 * xs, logits=xs)), xs)[0]
+        losses = fc.nn.sigmoid_cross_entropy_with_logits(labels=0.25 + 0 * xs, logits=xs)
+        sce = fc.gradients(fc.reduce_sum(losses), xs)[0]
     with fc.Session(graph=g, target=target) as sess:
         got, got_sce = sess.run([grad, sce], {xs: x})
     np.testing.assert_allclose(got, sigmoid_np(x), rtol=1e-14, atol=1e-300)
@@ -356,7 +358,8 @@ def test_embedding_lookup_sharded_and_max_norm(strategy: str) -> None:
     ids = np.array([6, 0, 3, 5, 2, 2])
     for target in TARGETS:
         with fc.Graph().as_default() as g:
-            rows = fc.nn.embedding_lookup([fc.constant(s) for s in shards], fc.constant(ids), partition_strategy=strategy)
+            rows = fc.nn.embedding_lookup([fc.constant(s) for s in shards], fc.constant(ids),
+                                          partition_strategy=strategy)
             clipped = fc.nn.embedding_lookup(fc.constant(table), fc.constant(ids), max_norm=2.0)
         with fc.Session(graph=g, target=target) as sess:
             got, got_clipped = sess.run([rows, clipped])

@@ -277,3 +277,19 @@ def test_categorical_bad_arguments() -> None:
             fc.truncated_normal([2], dtype=fc.int32)
         with pytest.raises(FlowcError, match=rf"^random_shuffle \(created at {HERE}:\d+\): needs a static shape"):
             fc.random_shuffle(fc.placeholder(fc.float32, [None]))
+
+
+def test_dropout_on_an_unknown_batch_exports(tmp_path) -> None:
+    """Ahead of time too: the library's runs draw what the Session's next runs would."""
+    g = fc.Graph()
+    with g.as_default():
+        fc.set_random_seed(5)
+        x = fc.placeholder(fc.float32, [None, 6], name="x")
+        dropped = fc.nn.dropout(x, rate=0.5)
+    with fc.Session(graph=g) as sess:
+        data = np.ones((3, 6), np.float32)
+        fc.export(str(tmp_path / "dropped"), [dropped], [x], session=sess)
+        expected = [sess.run(dropped, {x: data}) for _ in range(2)]
+    dropped_c = fc.load(str(tmp_path / "dropped"))
+    assert [dropped_c(data).tobytes() for _ in range(2)] == [e.tobytes() for e in expected]
+    assert not np.array_equal(expected[0], expected[1])
