@@ -8,9 +8,10 @@ Note [stable compositions]: log1p and expm1 are not primitives, so the
 stable forms (softplus, the sigmoid cross entropies, elu, selu) compute them
 with the classic corrections of log and exp (`_log1p`, `_expm1`):
 log1p(t) = log(u) * t / (u - 1) with u = 1 + t rounded, exact to a few ulp.
-The correction factor goes through stop_gradient (it is 1 up to rounding),
-and every branch a `where` leaves unselected is kept finite, so no inf or
-NaN reaches a gradient through the branch that was not taken.
+Their gradients are given, not derived (`_with_derivative`: 1 / (1 + t) and
+exp(x)), since the derived ones would carry the rounding that the
+corrections cancel; and every branch a `where` leaves unselected is kept
+finite, so no inf or NaN reaches a gradient through the branch not taken.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def _expm1(x: Tensor) -> Tensor:
 
 def _with_derivative(value: Tensor, x: Tensor, derivative: Tensor) -> Tensor:
     """`value`, whose gradient with respect to x is `derivative` (the corrections' own gradients
-    would carry their rounding: t / (u - 1) is 1 to within eps / t only)."""
+    would carry their rounding: t / (u - 1) is 1 to within eps / t only). x must be finite:
+    x - stop_gradient(x) is then exactly 0 and the value is `value` to the bit."""
     return stop_gradient(value) + (x - stop_gradient(x)) * stop_gradient(derivative)
 
 
