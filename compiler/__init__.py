@@ -90,7 +90,9 @@ from .math_ops import (
     tanh,
     where,
 )
-from .random_ops import random_normal, random_uniform
+from .random_ops import multinomial, random_normal, random_shuffle, random_uniform, truncated_normal
+from .nn_ops import clip_by_global_norm, clip_by_norm, clip_by_value, global_norm
+from . import random  # noqa: E402  (fc.random.categorical etc.)
 from .session import Session
 from .state_ops import (
     Variable,
@@ -140,4 +142,6 @@ __all__ = [
     "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
     "boolean_mask", "einsum", "eye", "gather_nd", "linspace", "pad", "range", "rank", "reverse", "scatter_nd", "sequence_mask", "shape",
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
+    "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
+    "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
 ]

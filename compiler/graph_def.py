@@ -229,9 +229,10 @@ def _check_kind(kind: str, inputs: list[Tensor], attrs: dict[str, Any]) -> list[
         if key in declared_attrs and not attribute_matches(value, declared_attrs[key]):
             raise GraphError(f"attribute {key!r} must be {_type_name(declared_attrs[key])}, got {_shown(value)}")
     if kind in RANDOM_KINDS:
-        if inputs:
-            raise GraphError(f"takes no inputs, got {len(inputs)}")
-        return [r.type for r in registry.get(kind)([Value(STEP_TYPE)], attrs).results]
+        expected = registry.get(kind).num_operands - 1  # the run counter is lowering's, not the graph's
+        if len(inputs) != expected:
+            raise GraphError(f"takes {expected} input(s), got {len(inputs)}")
+        return [r.type for r in registry.get(kind)([Value(STEP_TYPE), *(Value(t.type) for t in inputs)], attrs).results]
     if kind not in GRAPH_KIND_ATTRS:
         return None
     if not set(required) <= set(attrs) <= set(declared_attrs):

@@ -192,7 +192,8 @@ def _last_assign(ops: Sequence[Operation], var: Operation) -> Operation:
 
 def emit_op(b: Builder, op: Operation, env: dict[Tensor, Value]) -> None:
     """The IR for graph op `op`, whose inputs are in `env`: one IR op, or a region op with its sub-graphs."""
-    operands = [env[RUN_COUNTER]] if op.type in RANDOM_KINDS else [env[t] for t in op.inputs]  # type: ignore[index]
+    counter = [env[RUN_COUNTER]] if op.type in RANDOM_KINDS else []  # type: ignore[index]
+    operands = counter + [env[t] for t in op.inputs]  # a random op's inputs come after the run counter
     if op.type in REGION_KINDS:
         from .control_flow_lowering import emit_region_op  # it lowers sub-graphs with emit_op in turn
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError
 from ..op import Op
-from ..types import FLOATS, DType, TensorType, as_dtype, float32, int64
+from ..types import DTYPES, FLOATS, DType, TensorType, as_dtype, float32, int64
 from . import philox
 
 STEP = TensorType(int64, ())
@@ -75,3 +75,25 @@ class RandomNormal(RandomOp):
     def reference(self, step: np.ndarray) -> np.ndarray:
         z = philox.normal(self.seed, int(step), self.size(), self.dtype)
         return (self.mean + self.stddev * z).astype(self.dtype.np).reshape(self.shape)
+
+
+class RandomUniformLike(RandomUniform):
+    """random_uniform in the shape of its operand `like` (whose values it never reads), so the
+    shape may be known only at run time (dropout on a [None, n] batch). Element i is element i
+    of random_uniform's stream of the same (seed, step): the same numbers for the same size."""
+
+    name = "random_uniform_like"
+    attrs = {"dtype": DType, "seed": int, "minval": float, "maxval": float}
+    num_operands = 2
+    dtypes: ClassVar[tuple[DType, ...]] = DTYPES  # `like` may be of any dtype
+
+    def infer_type(self, step: TensorType, like: TensorType) -> TensorType:  # type: ignore[override]
+        if step != STEP:
+            raise FlowcTypeError(f"step must be {STEP}, got {step}", op=self.name)
+        if self.dtype not in FLOATS:
+            raise FlowcTypeError(f"dtype must be float32 or float64, got {self.dtype.name}", op=self.name)
+        return TensorType(self.dtype, like.shape)
+
+    def reference(self, step: np.ndarray, like: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        u = philox.uniform(self.seed, int(step), int(like.size), self.dtype)
+        return (self.minval + (self.maxval - self.minval) * u).astype(self.dtype.np).reshape(like.shape)

@@ -284,7 +284,7 @@ def test_one_context_per_thread_runs_concurrently(mlp):
 def test_softmax_training_step_from_c_equals_the_session(softmax_step):
     folder, losses, W, b = softmax_step
     output = run_training(folder, sanitize=False, expected=(losses, W, b))
-    assert "bad dims: 1 input 1 ('y') axis 0 is 4 but must equal input 0 ('x') axis 0, which is 5" in output
+    assert "bad dims: 1 input 0 ('x') axis 0 is 5 but the other inputs' dims make it 4" in output  # y's 4 labels
 
 
 def run_training(folder: str, sanitize: bool, expected: tuple) -> str:

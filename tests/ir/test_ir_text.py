@@ -87,6 +87,11 @@ func @random(%step: i64[]) -> (f32[2,2], f64[3]) {
   return %u, %z : f32[2,2], f64[3]
 }
 
+func @random_like(%step: i64[], %x: i32[?,3]) -> f64[?,3] {
+  %u = random_uniform_like %step, %x {dtype = f64, maxval = 1.0, minval = 0.0, seed = 3} : f64[?,3]
+  return %u : f64[?,3]
+}
+
 // A kernel of the fusion pass: x * 0.5 + b in one loop.
 func @fused(%x: f32[2,3], %b: f32[3]) -> f32[2,3] {
   %y = fusion %x, %b {kind = "loop"} : f32[2,3] {

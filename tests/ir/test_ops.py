@@ -634,6 +634,19 @@ def test_random_type_rule() -> None:
         infer("random_normal", "i64[]", shape=(-1,), seed=1)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_random_uniform_like_is_random_uniform_in_its_operands_shape(dtype: str) -> None:
+    like = np.zeros((3, 7), np.int32)
+    got = run("random_uniform_like", np.int64(5), like, seed=7, dtype=dtype, minval=-1.0, maxval=2.0)
+    check(got, draw("random_uniform", 5, shape=(3, 7), dtype=dtype, minval=-1.0, maxval=2.0))
+    assert infer("random_uniform_like", "i64[]", "f32[?,3]", seed=1, dtype="float64") == "f64[?,3]"
+    check(run("random_uniform_like", np.int64(0), np.zeros((0, 2)), seed=1), np.zeros((0, 2), np.float32))
+    with raises(FlowcTypeError, "random_uniform_like", "step must be i64[]"):
+        infer("random_uniform_like", "i32[]", "f32[2]", seed=1)
+    with raises(FlowcTypeError, "float32 or float64", "int32"):
+        infer("random_uniform_like", "i64[]", "f32[2]", seed=1, dtype="int32")
+
+
 # -- every op is covered ------------------------------------------------------------
 
 # Structure, control flow, kernels and autodiff's ops have their own tests (test_autodiff.py for the last).
@@ -662,6 +675,7 @@ TESTED_BY = {
     "matmul": test_matmul_matches_numpy,
     "random_uniform": test_random_uniform_statistics,
     "random_normal": test_random_normal_statistics,
+    "random_uniform_like": test_random_uniform_like_is_random_uniform_in_its_operands_shape,
 }
 
 

@@ -232,8 +232,9 @@ def kernels(module: Module, name: str = "f") -> list[str]:
 
 
 def test_a_network_is_a_few_kernels(rng: np.random.Generator) -> None:
-    """dense + relu, layer norm, dense, then softmax cross entropy: five kernels, not thirty ops (the
-    labels' one_hot, a comparison after simplify, is computed inside the cross entropy's kernel)."""
+    """dense + relu, layer norm, dense, then softmax cross entropy: six kernels, not thirty ops (the
+    labels' one_hot, a comparison after simplify, is computed inside the cross entropy's kernel; the
+    labels' range check, a gather, is a single kernel over the batch's labels)."""
     g = fc.Graph()
     with g.as_default():
         x = fc.placeholder(fc.float32, [None, 8], name="x")
@@ -251,7 +252,7 @@ def test_a_network_is_a_few_kernels(rng: np.random.Generator) -> None:
     before = evaluate(module["main"], args)
     PassManager([Fuse()], verify_each=True).run(module)
     assert_same_bits(before, evaluate(module["main"], args), print_module(module))
-    assert kernels(module, "main") == ["matmul", "reduction", "matmul", "reduction", "reduction"], (
+    assert kernels(module, "main") == ["matmul", "reduction", "matmul", "single", "reduction", "reduction"], (
         print_module(module))
 
 

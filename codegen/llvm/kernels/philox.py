@@ -57,7 +57,7 @@ def emit_random(b: ll.IRBuilder, op: Operation, step: ll.Value, index: ll.Value)
     """Element `index` of a random op, in its dtype."""
     double = op.result.type.dtype.itemsize == 8
     per_block = 2 if double else 4  # uniform numbers per Philox block
-    if op.name == "random_uniform":
+    if op.name in ("random_uniform", "random_uniform_like"):
         words = philox_block(b, b.udiv(index, ll.Constant(I64, per_block)), step, op.seed)
         u = _uniform(b, words, index, double)
         value = b.fadd(ll.Constant(F64, op.minval), b.fmul(ll.Constant(F64, op.maxval - op.minval), u))

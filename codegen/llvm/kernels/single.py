@@ -310,6 +310,14 @@ def emit_random_op(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -
     return emit_random(b, op, step, index)
 
 
+@single("random_uniform_like")
+def emit_random_like_op(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+    """Its shape is its operand's, perhaps known only at run time: the row-major index from the result's dims."""
+    step = read(kernel, op.operands[0], [])
+    index = dot(kernel.b, coordinates, strides_of(kernel, op.result)) if coordinates else ll.Constant(I64, 0)
+    return emit_random(kernel.b, op, step, index)
+
+
 def _static_strides(sizes: list[ll.Constant]) -> list[ll.Value]:
     strides, running = [], 1
     for size in reversed(sizes):

@@ -1,0 +1,7 @@
+"""fc.random: TensorFlow 1's tf.random names of the seeded random ops."""
+
+from .graph import set_random_seed
+from .random_ops import categorical, multinomial, random_normal as normal, random_shuffle as shuffle
+from .random_ops import random_uniform as uniform, truncated_normal
+
+__all__ = ["categorical", "multinomial", "normal", "set_random_seed", "shuffle", "truncated_normal", "uniform"]
