@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 from flowc.ir import Function, Operation, Value
+from flowc.ir.printer import value_names
 from flowc.ir.errors import FlowcError
 from flowc.ir.ops.fusion import DimTies, UnknownDim
 
@@ -46,6 +47,13 @@ class DimTable:
 
     def __len__(self) -> int:
         return self.count
+
+    def describe(self, function: Function) -> str:
+        """Which slot each unknown dim reads, as text. Compiled code bakes the slots in, and they
+        follow from rules outside codegen (DimTies), so the disk cache keys on this text too: a
+        change of those rules never reuses code compiled for other slots."""
+        names = value_names(function)
+        return "\n".join(f"{names.get(value, '?')}.{axis} -> {slot}" for (value, axis), slot in self.slots.items())
 
 
 def _all_values(function: Function) -> Iterator[Value]:

@@ -84,7 +84,8 @@ class CpuTarget(Target):
         plan = memory_plan(function)
         program = plan_program(function, plan, options.fast_math, options.profile)
         # The plan's text: which buffers a kernel shares (donations, rows written in place) shapes its code.
-        key = cache_key(print_module(module), plan.describe(function), VERSION, codegen_fingerprint(),
+        key = cache_key(print_module(module), plan.describe(function), program.dims.describe(function), VERSION,
+                        codegen_fingerprint(),
                         f"fast_math={options.fast_math} profile={options.profile}", host_description())
         path, was_cached = cached_library(key, lambda out: _compile(program, options, out), folder=options.cache_dir)
         if options.log_compile and was_cached:

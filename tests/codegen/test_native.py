@@ -862,3 +862,27 @@ def test_a_run_whose_values_together_exceed_memory_names_the_biggest(monkeypatch
         assert "more than this machine's 1.00 MiB (1048576 bytes) of memory" in message
         assert "the largest value is this op's result f32[200000], 781.25 KiB (800000 bytes)" in message
         assert info.value.where.startswith("test_native.py:")
+
+
+def test_the_disk_cache_keys_on_the_dim_slots(tmp_path, monkeypatch) -> None:
+    """Compiled code bakes in which dims slot each unknown dim reads (DimTable), a choice made by
+    rules outside codegen (DimTies): code compiled for other slots is never taken from the cache."""
+    from flowc.codegen.llvm.program import DimTable
+
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 3])
+        y = fc.reduce_sum(x * 2.0, axis=1)
+
+    def compiled_was_cached() -> bool:
+        with fc.Session(graph=g) as sess:
+            np.testing.assert_array_equal(sess.run(y, {x: np.ones((2, 3), np.float32)}), [6, 6])
+            (entry,) = sess._cache.values()
+            return entry.executable.was_cached
+
+    assert not compiled_was_cached()
+    assert compiled_was_cached()
+    describe = DimTable.describe
+    monkeypatch.setattr(DimTable, "describe", lambda self, function: describe(self, function) + "\nother rules")
+    assert not compiled_was_cached()
