@@ -91,6 +91,7 @@ from .math_ops import (
     where,
 )
 from .random_ops import random_normal, random_uniform
+from .reduction_ops import add_n, cumprod, cumsum, reduce_all, reduce_any, reduce_logsumexp, reduce_prod
 from .session import Session
 from .state_ops import (
     Variable,
@@ -109,6 +110,7 @@ from .aot import export  # noqa: E402  (ahead of time: DIR/libNAME.so + DIR/NAME
 from flowc.runtime.exported import load  # noqa: E402  (an exported library, called from Python)
 from .tensor_array import TensorArray  # noqa: E402  (built on while_loop and cond)
 from .functional_ops import foldl, foldr, map_fn, scan  # noqa: E402  (built on while_loop and TensorArray)
+from . import math  # noqa: E402  (fc.math.*: TensorFlow's aliases of the ops above)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -131,4 +133,5 @@ __all__ = [
     "custom_gradient", "function", "recompute_grad",  # functions
     "export", "load",  # ahead of time
     "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
+    "add_n", "cumprod", "cumsum", "math", "reduce_all", "reduce_any", "reduce_logsumexp", "reduce_prod",  # reductions
 ]

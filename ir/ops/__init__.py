@@ -1,3 +1,4 @@
 """Every op's declaration; importing this package registers them all."""
 
 from . import autodiff, control, elementwise, fusion, indexing, linalg, random, reduction, rows, shape, structure  # noqa: F401
+from . import scan, selection  # noqa: F401

@@ -55,7 +55,10 @@ from ..types import I64, compute_type, constant_of, load_value, store_value
 
 # The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
 # codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
-EMITTED_REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "argmax", "argmin"})
+EMITTED_REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_any",
+                                "reduce_all", "argmax", "argmin"})
+# Reductions that combine with one instruction from an identity (the others are max and min).
+IDENTITIES = {"reduce_sum": 0, "reduce_mean": 0, "reduce_prod": 1, "reduce_any": 0, "reduce_all": 1}
 BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
 
 
@@ -381,8 +384,8 @@ def _contiguous_strides(b: ll.IRBuilder, sizes: list[ll.Value]) -> list[ll.Value
 
 
 def _initial(name: str, value_type: ll.Type, is_float: bool) -> ll.Constant:
-    if name in ("reduce_sum", "reduce_mean"):
-        return constant_of(value_type, 0)
+    if name in IDENTITIES:
+        return constant_of(value_type, IDENTITIES[name])
     low = name in ("reduce_max", "argmax")
     if is_float:
         return constant_of(value_type, float("-inf") if low else float("inf"))
@@ -471,6 +474,10 @@ def combine_pairwise(b: ll.IRBuilder, op: Operation, values: list[ll.Value]) -> 
 def _combine(b: ll.IRBuilder, op: Operation, x: ll.Value, acc: ll.Value) -> ll.Value:
     if op.name in ("reduce_sum", "reduce_mean"):
         return b.fadd(acc, x, flags=float_flags(b)) if op.operands[0].type.dtype.is_float else b.add(acc, x)
+    if op.name == "reduce_prod":
+        return b.fmul(acc, x, flags=float_flags(b)) if op.operands[0].type.dtype.is_float else b.mul(acc, x)
+    if op.name in ("reduce_any", "reduce_all"):  # on i1 values (bools are computed as i1)
+        return b.or_(acc, x) if op.name == "reduce_any" else b.and_(acc, x)
     proxy = _MinMax("maximum" if op.name == "reduce_max" else "minimum", op)
     return emit_min_max(b, proxy, [acc, x])  # numpy's NaN-propagating max/min
 
