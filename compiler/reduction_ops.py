@@ -58,8 +58,9 @@ def reduce_logsumexp(input_tensor: Any, axis: int | Sequence[int] | None = None,
         top = reduce_max(x, axes, keepdims=True)
         # The shift cancels out: stop_gradient keeps its rounding residue out of the gradient (as nn.softmax).
         shift = stop_gradient(where(less(abs(top), float("inf")), top, 0.0))
-        total = log(reduce_sum(exp(x - shift), axes, keepdims=keepdims))
-        return total + (shift if keepdims or not axes else squeeze(shift, list(axes)))
+        # Kept dims until the end: the log and the add fuse into the reduction's kernel; the squeeze is free.
+        total = log(reduce_sum(exp(x - shift), axes, keepdims=True)) + shift
+        return total if keepdims or not axes else squeeze(total, list(axes))
 
 
 def add_n(inputs: Sequence[Any], name: str | None = None) -> Tensor:
