@@ -194,6 +194,9 @@ REDUCTIONS: dict[str, Callable[..., Any]] = {
     "reduce_mean": np.mean,
     "reduce_max": np.max,
     "reduce_min": np.min,
+    "reduce_prod": np.prod,
+    "reduce_any": np.any,
+    "reduce_all": np.all,
 }
 AXES = [(), (0,), (-1,), (0, 2), (2, 0, -2)]
 
@@ -639,7 +642,8 @@ def test_random_type_rule() -> None:
 # Structure, control flow, kernels and autodiff's ops have their own tests (test_autodiff.py for the last).
 NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "gradients", "stop_gradient",
             "relax_shape",  # tests/frontend/test_control_flow_frontend.py
-            "read_row", "write_row", "fill_rows"}  # tests/codegen/test_rows.py
+            "read_row", "write_row", "fill_rows",  # tests/codegen/test_rows.py
+            "cumsum", "cumprod", "top_k"}  # tests/ir/test_scan_ops.py
 TESTED_BY = {
     "where": test_where_broadcasts_three_ways,
     "cast": test_cast_to_every_dtype,
