@@ -45,13 +45,14 @@ from llvmlite import ir as ll
 from flowc.ir import BlockArgument, Operation, Value
 from flowc.ir.ops.kernel_space import reduction_space, value_levels
 from flowc.ir.ops.reduction import ArgReduction
+from flowc.ir.types import DType
 
 from ..body import Body
 from ..elementwise import emit_min_max, float_flags, intrinsic
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..launch import GRAIN, kernel_kind
 from ..program import schedule_of
-from ..types import I64, compute_type, constant_of, load_value, store_value
+from ..types import I8, I64, compute_type, constant_of, load_value, store_value
 
 # The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
 # codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
@@ -143,7 +144,7 @@ class ReductionEmitter:
             return self._reduce_short_row(op, coordinates, env)
         b = self.b
         dtype = op.operands[0].type.dtype
-        value_type = compute_type(dtype)
+        value_type = accumulator_type(dtype)
         lanes = self.kernel.alloca(ll.ArrayType(value_type, self.lanes), name=f"{op.name}.lanes")
         initial = _initial(op.name, value_type, dtype.is_float)
         for lane in range(self.lanes):
@@ -154,14 +155,14 @@ class ReductionEmitter:
             if op.operands[0] is self.kept_row:
                 b.store(x, self._row_slot(r))
             slot = self._lane(lanes, lane)
-            b.store(_combine(b, op, x, b.load(slot)), slot)
+            b.store(_combine(b, op, widened(b, x, dtype), b.load(slot)), slot)
 
         terms = [self.space.full.type.shape[a] for a in self.space.reduced]
         if blocked(op, None if None in terms else math.prod(terms), self.lanes * BLOCK_TERMS):
             self._walk_in_blocks(op, lanes, coordinates, visit)
         else:
             self._walk_reduced_in_lanes(coordinates, visit)
-        result = self._combine_lanes(op, lanes)
+        result = narrowed(b, self._combine_lanes(op, lanes), dtype)
         if op.name == "reduce_mean":
             count = product(b, [self.sizes[a] for a in self.space.reduced])
             result = b.fdiv(result, b.sitofp(count, value_type))
@@ -381,6 +382,23 @@ def _contiguous_strides(b: ll.IRBuilder, sizes: list[ll.Value]) -> list[ll.Value
     for axis in range(len(sizes) - 2, -1, -1):
         strides[axis] = product(b, [strides[axis + 1], sizes[axis + 1]])
     return strides
+
+
+def accumulator_type(dtype: DType) -> ll.Type:
+    """What a partial result is kept in: the compute type, but a byte for a bool (any, all). LLVM's
+    loop vectorizer leaves loops that load and store i1 lanes scalar: reduce_any over rows of 2000
+    took 20 times as long as a max of the same bools cast to int32."""
+    return I8 if dtype.is_bool else compute_type(dtype)
+
+
+def widened(b: ll.IRBuilder, x: ll.Value, dtype: DType) -> ll.Value:
+    """A value in its accumulator type (accumulator_type)."""
+    return b.zext(x, I8) if dtype.is_bool else x
+
+
+def narrowed(b: ll.IRBuilder, x: ll.Value, dtype: DType) -> ll.Value:
+    """An accumulated value back in its compute type."""
+    return b.icmp_unsigned("!=", x, ll.Constant(I8, 0)) if dtype.is_bool else x
 
 
 def _initial(name: str, value_type: ll.Type, is_float: bool) -> ll.Constant:
