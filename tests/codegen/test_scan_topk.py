@@ -136,12 +136,15 @@ def test_float_cumsum_is_bit_for_bit_numpys_serial_order(rng) -> None:
 
 
 def test_scans_with_unknown_dims_and_many_lines(rng) -> None:
-    """Lines split across threads (many short lines) and few long lines, shapes fed at run time."""
-    for shape in [(4000, 9), (3, 20000), (2, 700, 5)]:
+    """Lines split across threads (many short lines) and few long lines, shapes fed at run time; a
+    scan over a leading axis walks neighbouring lines together, and a thread's range of lines may
+    start and end inside a run of neighbours ((3000, 40) over axis 0: 40 lines, about 10 a thread)."""
+    for shape in [(4000, 9), (3, 20000), (2, 700, 5), (3000, 40), (3, 2000, 7)]:
         x = rng.standard_normal(shape)
 
         def build(x):
-            return [fc.cumsum(x, 1), fc.cumprod(x, 0, exclusive=True), fc.cumsum(x, -1, reverse=True)]
+            return [fc.cumsum(x, 1), fc.cumprod(x, 0, exclusive=True), fc.cumsum(x, -1, reverse=True),
+                    fc.cumsum(x, 0, exclusive=True, reverse=True), fc.cumprod(x * 0.01 + 1.0, 0, reverse=True)]
 
         both_targets(build, {"x": x})
 

@@ -26,8 +26,9 @@ SingleEmitter = Callable[[Kernel, Operation, list[ll.Value]], ll.Value]
 SINGLE_EMITTERS: dict[str, SingleEmitter] = {}
 # Note [line ops]: an op whose every output element depends on a whole line of its operand along one
 # axis (a scan, top_k) is emitted per line rather than per element: its work is the number of lines
-# (kernels/scan.py registers these). op name -> (the op's line axis, the emitter of one line).
-LineEmitter = Callable[[Kernel, Operation, ll.Value], None]
+# (kernels/scan.py registers these). op name -> (the op's line axis, the emitter of the lines
+# [kernel.begin, kernel.end), numbered row-major over the other axes).
+LineEmitter = Callable[[Kernel, Operation], None]
 LINE_EMITTERS: dict[str, tuple[Callable[[Operation], int], LineEmitter]] = {}
 
 
@@ -138,8 +139,7 @@ def emit_single_kernel(kernel: Kernel) -> None:
     b = kernel.b
     op = _the_op(kernel)
     if op.name in LINE_EMITTERS:
-        with for_range(b, kernel.begin, kernel.end, "line") as line:
-            LINE_EMITTERS[op.name][1](kernel, op, line)
+        LINE_EMITTERS[op.name][1](kernel, op)
         return
     if op.name == "write_row" and writes_in_place(kernel):
         _emit_row_store(kernel, op)
