@@ -232,3 +232,24 @@ def test_top_k_is_one_op_with_two_results_in_the_ir() -> None:
         run_top_k(np.zeros((2, 5), np.float32), k=-1)
     with pytest.raises(FlowcTypeError, match="at least one dim"):
         run_top_k(np.zeros((), np.float32), k=0)
+
+
+def test_exported_scans_and_top_k_run_without_python_and_refuse_a_short_row(tmp_path, rng) -> None:
+    """An exported library has no type rules to check k against the fed row: the kernel stops the run."""
+    def f(x):
+        values, indices = fc.nn.top_k(x, 3)
+        return values, indices, fc.cumsum(x, 0, reverse=True), fc.reduce_any(x > 1.0, 1)
+
+    fc.export(str(tmp_path / "scans"), f, fc.TensorSpec([None, None], fc.float32))
+    loaded = fc.load(str(tmp_path / "scans"))
+    x = rng.standard_normal((5, 7)).astype(np.float32)
+    values, indices, sums, anything = loaded(x)
+    order = np.argsort(-x, 1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(indices, order)
+    np.testing.assert_array_equal(values, np.take_along_axis(x, order, 1))
+    np.testing.assert_array_equal(sums, np.cumsum(x[::-1], 0)[::-1])
+    np.testing.assert_array_equal(anything, (x > 1).any(1))
+    # The C error names the op and its line; its number is the row's length (the C side knows of
+    # indices only: compiler/aot's INDEX error).
+    with pytest.raises(FlowcError, match=r"'TopKV2' \(created at test_scan_topk.py:\d+\).*2 is out of range"):
+        loaded(x[:, :2])

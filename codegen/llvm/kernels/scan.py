@@ -120,6 +120,11 @@ LINE_EMITTERS["cumsum"] = LINE_EMITTERS["cumprod"] = (lambda op: op.scan_axis(),
 def emit_top_k(kernel: Kernel, op: Operation) -> None:
     if op.k == 0:
         return  # nothing to write: the results have no element
+    # A row shorter than k: the type rule on the fed shapes refuses it before a Session's run; an
+    # exported library has no type rules, so the kernel stops the run (its entry point's error code).
+    x = op.operands[0]
+    length = kernel.dim(x, x.type.rank - 1)
+    kernel.fail_if(kernel.b.icmp_signed("<", length, ll.Constant(I64, op.k)), length)
     with for_range(kernel.b, kernel.begin, kernel.end, "line") as line:
         emit_top_k_line(kernel, op, line)
 
