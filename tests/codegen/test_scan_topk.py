@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_native import assert_matches, both_targets, sample
+from test_native import both_targets, sample
 
 import flowc as fc
 from flowc.errors import FlowcError

@@ -18,6 +18,7 @@ from __future__ import annotations
 from llvmlite import ir as ll
 
 from flowc.ir import Operation, Value
+from flowc.ir.types import DType
 
 from ..elementwise import float_flags
 from ..kernel import Kernel, decompose, dot, for_range, min_of, product
@@ -156,7 +157,7 @@ def emit_top_k_line(kernel: Kernel, op: Operation, line: ll.Value) -> None:
 
 
 def _sift_up(b: ll.IRBuilder, values: ll.Value, indices: ll.Value, slot: ll.Value, value: ll.Value,
-             dtype) -> ll.Value:  # type: ignore[no-untyped-def]
+             dtype: DType) -> ll.Value:
     """Move the kept entries worse than `value` down one slot, from `slot` up; the slot left for it."""
     before = b.block
     header, body, done = (b.append_basic_block(f"top_k.{name}") for name in ("header", "body", "done"))
