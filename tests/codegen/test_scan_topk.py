@@ -253,3 +253,33 @@ def test_exported_scans_and_top_k_run_without_python_and_refuse_a_short_row(tmp_
     # indices only: compiler/aot's INDEX error).
     with pytest.raises(FlowcError, match=r"'TopKV2' \(created at test_scan_topk.py:\d+\).*2 is out of range"):
         loaded(x[:, :2])
+
+
+# -- argmax / argmin over long rows (Note [arg lanes] in kernels/reduction.py) ------------------------
+
+
+@pytest.mark.parametrize("dtype", NUMERIC)
+def test_arg_reductions_over_long_rows_take_the_first_best(dtype, rng) -> None:
+    """Rows long enough for lanes: many ties (the first wins), NaN (the first NaN wins), rows of -inf
+    or of the dtype's extremes, a row shorter than the lanes fed to an unknown dim."""
+    x = rng.integers(-3, 4, (6, 301)).astype(dtype)
+    if dtype.startswith("float"):
+        x[1, [7, 200]] = np.nan
+        x[2] = -np.inf
+        x[3] = np.inf
+        x[4, 150:] = np.nan
+    else:
+        x[2] = np.iinfo(dtype).min
+        x[3] = np.iinfo(dtype).max
+    build = lambda x: [fc.argmax(x, 1), fc.argmin(x, 1), fc.argmax(x, 0), fc.argmin(x, -2),  # noqa: E731
+                       fc.argmax(fc.transpose(x), 0, output_type=fc.int32)]
+    both_targets(build, {"x": x})
+    g = fc.Graph()
+    with g.as_default():
+        p = fc.placeholder(getattr(fc, dtype), [None, None])
+        outs = [fc.argmax(p, 1), fc.argmin(p, 1)]
+    with fc.Session(graph=g) as sess:
+        for width in (1, 3, 40, 301):
+            got_max, got_min = sess.run(outs, {p: x[:, :width]})
+            np.testing.assert_array_equal(got_max, np.argmax(x[:, :width], 1), err_msg=f"width {width}")
+            np.testing.assert_array_equal(got_min, np.argmin(x[:, :width], 1), err_msg=f"width {width}")

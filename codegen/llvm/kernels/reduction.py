@@ -61,6 +61,7 @@ EMITTED_REDUCTIONS = frozenset({"reduce_sum", "reduce_mean", "reduce_max", "redu
 # Reductions that combine with one instruction from an identity (the others are max and min).
 IDENTITIES = {"reduce_sum": 0, "reduce_mean": 0, "reduce_prod": 1, "reduce_any": 0, "reduce_all": 1}
 BLOCK_TERMS = 256  # the most terms one float partial sum takes (Note [blocked sums])
+NO_INDEX = ll.Constant(I64, (1 << 63) - 1)  # an arg lane that has seen no point yet (Note [arg lanes])
 
 
 def reduction_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
@@ -278,6 +279,8 @@ class ReductionEmitter:
 
     def _arg_reduce(self, op: Operation, coordinates: dict[int, ll.Value], env: dict[Value, ll.Value]) -> ll.Value:
         """argmax/argmin in one serial walk: the first best index wins, as in numpy."""
+        if self.lanes > 1:
+            return self._arg_reduce_in_lanes(op, coordinates, env)
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
@@ -296,6 +299,50 @@ class ReductionEmitter:
         self._walk_reduced(coordinates, visit)
         index = b.load(where)
         return index if op.result.type.dtype.itemsize == 8 else b.trunc(index, compute_type(op.result.type.dtype))
+
+    def _arg_reduce_in_lanes(self, op: Operation, coordinates: dict[int, ll.Value],
+                             env: dict[Value, ll.Value]) -> ll.Value:
+        """Note [arg lanes]: each of the L lanes keeps the first best of its points (k mod L = lane), as
+        the serial walk does, and the lanes are combined pairwise, a tie going to the lower index: the
+        first best of the row, found by vector compares and selects (a serial argmax over rows of
+        2000 took 70 times numpy's). A lane that saw no point holds no index yet (NO_INDEX) and
+        loses every tie."""
+        b = self.b
+        dtype = op.operands[0].type.dtype
+        value_type = compute_type(dtype)
+        bests = self.kernel.alloca(ll.ArrayType(value_type, self.lanes), name=f"{op.name}.bests")
+        wheres = self.kernel.alloca(ll.ArrayType(I64, self.lanes), name=f"{op.name}.wheres")
+        for lane in range(self.lanes):
+            b.store(_initial(op.name, value_type, dtype.is_float), self._lane(bests, ll.Constant(I64, lane)))
+            b.store(NO_INDEX, self._lane(wheres, ll.Constant(I64, lane)))
+
+        def visit(point: dict[int, ll.Value], lane: ll.Value, r: ll.Value) -> None:
+            x = self._full_body(point, env).value(op.operands[0])
+            best_slot, where_slot = self._lane(bests, lane), self._lane(wheres, lane)
+            best, where = b.load(best_slot), b.load(where_slot)
+            take = b.or_(_arg_better(b, op.name, x, best, dtype.is_float), b.icmp_signed("==", where, NO_INDEX))
+            b.store(b.select(take, x, best), best_slot)
+            b.store(b.select(take, r, where), where_slot)
+
+        self._walk_reduced_in_lanes(coordinates, visit)
+        pairs = [(b.load(self._lane(bests, ll.Constant(I64, lane))), b.load(self._lane(wheres, ll.Constant(I64, lane))))
+                 for lane in range(self.lanes)]
+        while len(pairs) > 1:  # lane k with lane k + half, as _combine_lanes
+            half = len(pairs) // 2
+            pairs = [self._better_pair(op, pairs[k], pairs[k + half]) for k in range(half)]
+        index = pairs[0][1]
+        return index if op.result.type.dtype.itemsize == 8 else b.trunc(index, compute_type(op.result.type.dtype))
+
+    def _better_pair(self, op: Operation, first: tuple[ll.Value, ll.Value],
+                     second: tuple[ll.Value, ll.Value]) -> tuple[ll.Value, ll.Value]:
+        """The better of two (value, index) candidates: by value, else the lower index."""
+        b = self.b
+        is_float = op.operands[0].type.dtype.is_float
+        (value, index), (other, other_index) = first, second
+        second_worse = b.not_(_arg_better(b, op.name, other, value, is_float))
+        keep = b.or_(_arg_better(b, op.name, value, other, is_float),
+                     b.and_(second_worse, b.icmp_signed("<", index, other_index)))
+        return b.select(keep, value, other), b.select(keep, index, other_index)
 
     def _write_full(self, full_yields: list[tuple[int, Value]], coordinates: dict[int, ll.Value],
                     env: dict[Value, ll.Value]) -> None:
