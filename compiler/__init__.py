@@ -93,6 +93,7 @@ from .math_ops import (
 from .random_ops import multinomial, random_normal, random_shuffle, random_uniform, truncated_normal
 from .nn_ops import clip_by_global_norm, clip_by_norm, clip_by_value, global_norm
 from . import random  # noqa: E402  (fc.random.categorical etc.)
+from .reduction_ops import add_n, cumprod, cumsum, reduce_all, reduce_any, reduce_logsumexp, reduce_prod
 from .session import Session
 from .state_ops import (
     Variable,
@@ -118,6 +119,7 @@ from .index_ops import (  # noqa: E402,F811
     unstack, where,
 )
 from .einsum import einsum  # noqa: E402
+from . import math  # noqa: E402  (fc.math.*: TensorFlow's aliases of the ops above)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -144,4 +146,5 @@ __all__ = [
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
+    "add_n", "cumprod", "cumsum", "math", "reduce_all", "reduce_any", "reduce_logsumexp", "reduce_prod",  # reductions
 ]

@@ -182,16 +182,26 @@ reduce_max = _reduction("reduce_max", "Max")
 reduce_min = _reduction("reduce_min", "Min")
 
 
-def argmax(input: Any, axis: int = 0, output_type: DType | str = int64, name: str | None = None) -> Tensor:
-    """Index of the largest value along `axis` (the first one on ties)."""
-    return apply("argmax", (convert_to_tensor(input),), name=name or "ArgMax", axis=int(axis),
+def argmax(input: Any, axis: int | None = None, name: str | None = None, dimension: int | None = None,
+           output_type: DType | str = int64) -> Tensor:
+    """Index of the largest value along `axis` (0 when None; `dimension` is its old name), the first
+    one on ties; TensorFlow 1's signature."""
+    return apply("argmax", (convert_to_tensor(input),), name=name or "ArgMax", axis=_arg_axis(axis, dimension),
                  dtype=as_dtype(output_type))
 
 
-def argmin(input: Any, axis: int = 0, output_type: DType | str = int64, name: str | None = None) -> Tensor:
-    """Index of the smallest value along `axis` (the first one on ties)."""
-    return apply("argmin", (convert_to_tensor(input),), name=name or "ArgMin", axis=int(axis),
+def argmin(input: Any, axis: int | None = None, name: str | None = None, dimension: int | None = None,
+           output_type: DType | str = int64) -> Tensor:
+    """Index of the smallest value along `axis` (as argmax)."""
+    return apply("argmin", (convert_to_tensor(input),), name=name or "ArgMin", axis=_arg_axis(axis, dimension),
                  dtype=as_dtype(output_type))
+
+
+def _arg_axis(axis: int | None, dimension: int | None) -> int:
+    if axis is not None and dimension is not None:
+        raise FlowcTypeError("give axis or dimension, not both", where=user_location())
+    chosen = axis if axis is not None else dimension
+    return 0 if chosen is None else int(chosen)
 
 
 def matmul(a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False, name: str | None = None) -> Tensor:

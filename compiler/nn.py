@@ -22,9 +22,10 @@ from .array_ops import gather, one_hot
 from .gradients import stop_gradient
 from .graph import Tensor, name_scope
 from .math_ops import constant, convert_to_tensor, exp, log, reduce_max, reduce_sum, relu, sigmoid, tanh
+from .reduction_ops import in_top_k, top_k
 from .sources import user_location
 
-__all__ = ["dynamic_rnn", "log_softmax", "relu", "rnn_cell", "sigmoid", "softmax", "softmax_cross_entropy_with_logits", "static_rnn",
+__all__ = ["in_top_k", "top_k", "dynamic_rnn", "log_softmax", "relu", "rnn_cell", "sigmoid", "softmax", "softmax_cross_entropy_with_logits", "static_rnn",
            "sparse_softmax_cross_entropy_with_logits", "tanh"]
 
 

@@ -41,12 +41,13 @@ def emitted_ops() -> dict[str, str]:
     """Op name -> the way the CPU target emits it (Note [what the CPU emits])."""
     from .elementwise import LLVM_EMITTERS
     from .kernels.reduction import EMITTED_REDUCTIONS
-    from .kernels.single import SINGLE_EMITTERS, SINGLE_KERNELS
+    from .kernels.single import LINE_EMITTERS, SINGLE_EMITTERS, SINGLE_KERNELS
 
     ways = dict.fromkeys(LLVM_EMITTERS, "elementwise")
     ways.update(dict.fromkeys(EMITTED_REDUCTIONS, "reduction"))
     ways["matmul"] = "matmul"
     ways.update({name: ways.get(name, "single") for name in [*SINGLE_EMITTERS, *SINGLE_KERNELS]})  # broadcast_to: both
+    ways.update(dict.fromkeys(LINE_EMITTERS, "single"))  # scans and top_k (Note [line ops] in kernels/single.py)
     ways.update(dict.fromkeys(registry.names_where(is_view=True), "view"))
     ways["constant"] = "constant"
     ways.update(dict.fromkeys(STRUCTURE, "structure"))

@@ -1,11 +1,12 @@
-"""Reductions over axes: sum, mean, max, min, and the arg-reductions argmax, argmin.
+"""Reductions over axes: sum, mean, max, min, prod, any, all, and the arg-reductions argmax, argmin.
 
 `axes` is always explicit in IR (the front end spells out "all axes"); an empty
 tuple reduces nothing. Negative axes count from the end, as in numpy.
 
 Over a zero-size axis each reduction gives its identity, as TensorFlow does: sum
 0, mean 0 / 0 = NaN, max the dtype's lowest value, min its highest (so an empty
-batch runs, and a softmax over an empty axis is empty); argmax and argmin have
+batch runs, and a softmax over an empty axis is empty), prod 1, any False, all
+True; argmax and argmin have
 no index to give and raise. Every target, and the constant folder, does this.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError, RuntimeShapeError
 from ..op import Op, normalize_axes, normalize_axis, reduced_type
-from ..types import FLOATS, INTS, NUMERIC, DType, TensorType, as_dtype, int64
+from ..types import FLOATS, INTS, NUMERIC, DType, TensorType, as_dtype, bool_, int64
 
 
 class Reduction(Op):
@@ -94,6 +95,37 @@ class ReduceMin(Reduction):
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(np.min(x, axis=self.axes, keepdims=self.keepdims, initial=highest(x.dtype)))
+
+
+class ReduceProd(Reduction):
+    """Product over `axes`, in the operand's dtype (integers wrap); an empty axis gives 1."""
+
+    name = "reduce_prod"
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(np.prod(x, axis=self.axes, keepdims=self.keepdims, dtype=x.dtype))
+
+
+class ReduceAny(Reduction):
+    """Logical or over `axes` of a bool tensor; an empty axis gives False."""
+
+    name = "reduce_any"
+    dtypes = (bool_,)
+    differentiable = False  # bool in, bool out
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return np.array(np.any(x, axis=self.axes, keepdims=self.keepdims))  # a copy even over no axes
+
+
+class ReduceAll(Reduction):
+    """Logical and over `axes` of a bool tensor; an empty axis gives True."""
+
+    name = "reduce_all"
+    dtypes = (bool_,)
+    differentiable = False
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return np.array(np.all(x, axis=self.axes, keepdims=self.keepdims))
 
 
 class ArgReduction(Op):

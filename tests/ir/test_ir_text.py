@@ -122,6 +122,16 @@ func @rows(%b: f32[?,3], %i: i32[], %n: i64[]) -> (f32[3], f32[?,3], f32[?,3]) {
   return %r, %w, %f : f32[3], f32[?,3], f32[?,3]
 }
 
+func @scans(%x: f32[2,3], %flags: bool[2,3]) -> (f32[2,3], f32[2,3], f32[2], bool[3], bool[2], f32[2,2], i32[2,2]) {
+  %cs = cumsum %x {axis = 1, exclusive = false, reverse = true} : f32[2,3]
+  %cp = cumprod %cs {axis = -2, exclusive = true, reverse = false} : f32[2,3]
+  %p = reduce_prod %cp {axes = [1], keepdims = false} : f32[2]
+  %any = reduce_any %flags {axes = [0], keepdims = false} : bool[3]
+  %all = reduce_all %flags {axes = [1], keepdims = false} : bool[2]
+  %v, %i = top_k %x {k = 2, sorted = true} : f32[2,2], i32[2,2]
+  return %cs, %cp, %p, %any, %all, %v, %i : f32[2,3], f32[2,3], f32[2], bool[3], bool[2], f32[2,2], i32[2,2]
+}
+
 func @double(%x: f32[4]) -> f32[4] {
   %0 = add %x, %x : f32[4]
   return %0 : f32[4]

@@ -55,7 +55,7 @@ def test_every_reduction_has_a_reduction_kernel_rule_and_every_view_is_left_to_t
 def test_the_kind_facts_have_the_members_the_passes_and_backends_relied_on() -> None:
     """The name lists that these facts replaced, member for member (no codegen change)."""
     assert registry.names_where(is_reduction=True) == {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min",
-                                                       "argmax", "argmin"}
+                                                       "reduce_prod", "reduce_any", "reduce_all", "argmax", "argmin"}
     assert registry.names_where(is_view=True) == {"reshape", "expand_dims", "squeeze", "ensure_shape", "relax_shape",
                                                   "reshape_dims"}
     assert registry.names_where(is_random=True) == {"random_uniform", "random_normal", "random_uniform_like"}

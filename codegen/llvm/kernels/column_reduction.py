@@ -31,7 +31,8 @@ from ..kernel import for_range, min_of, product
 from ..launch import emits
 from ..program import schedule_of
 from ..types import I64, compute_type, load_value, store_value
-from .reduction import BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, blocked
+from .reduction import (BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, accumulator_type, blocked,
+                        narrowed, widened)
 
 
 @emits("reduction", "column")
@@ -43,7 +44,7 @@ class ColumnReductionEmitter(ReductionEmitter):
         self.row_count = product(b, [self.sizes[a] for a in self.space.reduced])
         reductions = [op for op in self.block.ops if op.is_reduction]
         self.totals: dict[DType, CompensatedSums] = {}  # per dtype, shared by its float sums one after the other
-        self.partials = {op.result: kernel.alloca(ll.ArrayType(compute_type(op.operands[0].type.dtype), self.tile),
+        self.partials = {op.result: kernel.alloca(ll.ArrayType(accumulator_type(op.operands[0].type.dtype), self.tile),
                                                   f"{op.name}.partial") for op in reductions}
         width = ll.Constant(I64, self.tile)
         tiles = b.udiv(b.add(b.sub(kernel.end, kernel.begin), ll.Constant(I64, self.tile - 1)), width)
@@ -64,7 +65,7 @@ class ColumnReductionEmitter(ReductionEmitter):
         reductions' totals read from their partial results."""
         env: dict[Value, ll.Value] = {}
         for op in done:
-            total = self.b.load(self._partial(op, first, o))
+            total = narrowed(self.b, self.b.load(self._partial(op, first, o)), op.operands[0].type.dtype)
             if op.name == "reduce_mean":
                 total = self.b.fdiv(total, self.b.sitofp(self.row_count, total.type))
             env[op.result] = total
@@ -73,7 +74,7 @@ class ColumnReductionEmitter(ReductionEmitter):
     def _accumulate(self, op: Operation, done: list[Operation], first: ll.Value, last: ll.Value) -> None:
         b = self.b
         dtype = op.operands[0].type.dtype
-        initial = _initial(op.name, compute_type(dtype), dtype.is_float)
+        initial = _initial(op.name, accumulator_type(dtype), dtype.is_float)
         with for_range(b, first, last, "init") as o:
             b.store(initial, self._partial(op, first, o))
         rows = [self.space.full.type.shape[a] for a in self.space.reduced]
@@ -108,7 +109,7 @@ class ColumnReductionEmitter(ReductionEmitter):
             with for_range(b, first, last, "col") as o:  # independent elements: vectorized
                 x = self._body(done, first, row, o).value(op.operands[0])
                 slot = self._partial(op, first, o)
-                b.store(_combine(b, op, x, b.load(slot)), slot)
+                b.store(_combine(b, op, widened(b, x, op.operands[0].type.dtype), b.load(slot)), slot)
 
     def _write(self, done: list[Operation], first: ll.Value, last: ll.Value) -> None:
         b = self.b

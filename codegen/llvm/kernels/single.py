@@ -17,6 +17,7 @@ from flowc.ir import Operation
 
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..launch import GRAIN, Launch, elementwise_work, kernel_kind
+from ..program import DimTable
 from ..types import I64, compute_type, constant_of, load_value, storage_type, store_value
 from .philox import emit_random
 
@@ -29,6 +30,12 @@ SINGLE_KERNELS: dict[str, Callable[[Kernel, Operation], None]] = {}
 # op name -> a check the entry point runs after the kernel (Note [indices of empty slices]), for an
 # op whose kernel may read none of its indices (kernels/dims.py registers gather_nd's)
 AFTER_CHECKS: dict[str, Callable[[Launch, Operation], None]] = {}
+# Note [line ops]: an op whose every output element depends on a whole line of its operand along one
+# axis (a scan, top_k) is emitted per line rather than per element: its work is the number of lines
+# (kernels/scan.py registers these). op name -> (the op's line axis, the emitter of the lines
+# [kernel.begin, kernel.end), numbered row-major over the other axes).
+LineEmitter = Callable[[Kernel, Operation], None]
+LINE_EMITTERS: dict[str, tuple[Callable[[Operation], int], LineEmitter]] = {}
 
 
 def single(*names: str) -> Callable[[SingleEmitter], SingleEmitter]:
@@ -121,10 +128,27 @@ def writes_in_place(kernel: Kernel) -> bool:
     return kernel.shared is not None and (0, 0) in kernel.shared
 
 
-@kernel_kind("single", elementwise_work, launch_single)
+def single_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
+    """Every output element (elementwise_work), or every line of a line op (Note [line ops])."""
+    inner = next(o for o in op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
+    if inner.name not in LINE_EMITTERS:
+        return elementwise_work(b, dims, dims_pointer, op)
+    x = inner.operands[0]
+    axis = LINE_EMITTERS[inner.name][0](inner)
+    sizes = [emit_dim(b, dims, dims_pointer, x, a) for a in range(x.type.rank)]
+    length = sizes[axis]
+    one = ll.Constant(I64, 1)
+    grain = b.udiv(ll.Constant(I64, GRAIN), b.select(b.icmp_signed(">", length, one), length, one))
+    return product(b, sizes[:axis] + sizes[axis + 1:]), b.select(b.icmp_signed(">", grain, one), grain, one)
+
+
+@kernel_kind("single", single_work, launch_single)
 def emit_single_kernel(kernel: Kernel) -> None:
     b = kernel.b
     op = _the_op(kernel)
+    if op.name in LINE_EMITTERS:
+        LINE_EMITTERS[op.name][1](kernel, op)
+        return
     if op.name == "write_row" and writes_in_place(kernel):
         _emit_row_store(kernel, op)
         return
