@@ -31,6 +31,7 @@ from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
+from flowc.passes.lift_constants import LiftConstants
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
 from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
@@ -75,6 +76,7 @@ class CpuTarget(Target):
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
             Schedule(_target_info(options)),  # how each kernel runs on this host, as attributes codegen reads
+            LiftConstants(),       # numbers that alone tell many kernels apart become operands: one kernel
             PlanMemory(),          # last: needs the final op order and the kernels
         ]
 
