@@ -37,7 +37,7 @@ from flowc.ir.types import int64
 
 from .manager import Pass
 
-LIFT_MIN_KERNELS = 8  # kernels alike but for their numbers, from which the numbers become data
+LIFT_MIN_KERNELS = 16  # kernels alike but for their numbers, from which the numbers become data
 LIFTED_KINDS = ("loop", "reduction", "matmul")  # kinds whose scalar constants may become operands
 
 

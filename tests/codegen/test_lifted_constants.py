@@ -77,7 +77,7 @@ def test_kernels_of_other_code_are_not_grouped() -> None:
 
 def test_a_chain_of_kernels_differing_in_constants_is_few_functions(small_kernels, monkeypatch, rng) -> None:
     counts = emitted_functions(monkeypatch)
-    g, fetches, x = chain_with_gradient(160)
+    g, fetches, x = chain_with_gradient(400)
     feed = {x: rng.standard_normal((3, 8)).astype(np.float32)}
     cpu = fc.Session(target="cpu", graph=g).run(fetches, feed)
     reference = fc.Session(target="reference", graph=g).run(fetches, feed)
