@@ -6,7 +6,8 @@ kernels (passes/fusion.py; cond and while stay beside the kernels, their
 regions fused inside, and become branches and loops of the entry point:
 codegen/llvm/control.py), give each result a kernel that writes it and each matmul
 product a buffer of its own (passes/memory.py, separate_products.py), choose
-each kernel's schedule for this host (passes/schedule.py), and plan where
+each kernel's schedule for this host (passes/schedule.py), turn the numbers that alone tell
+many kernels apart into operands (passes/lift_constants.py), and plan where
 every value lives (PlanMemory). `build` emits the planned module
 as one LLVM module and links it into a shared library kept in the disk cache,
 keyed by the IR text (donations included), flowc's version, codegen's source,

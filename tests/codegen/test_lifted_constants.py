@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_compile_time import chain_with_gradient, unrolled_rnn
-from test_kernel_dedup import emitted_functions
+from test_compile_time import chain_with_gradient, layers, run_cpu_and_reference, unrolled_rnn
+from test_kernel_dedup import emitted_functions, row_sums
 
 import flowc as fc
 from flowc.codegen.llvm import compile as llvm_compile
@@ -122,3 +122,24 @@ def test_graphs_differing_only_in_lifted_values_share_their_kernel_objects(small
                                    rtol=1e-5, atol=1e-6)
         results.append((llvm_compile.last_build.modules, llvm_compile.last_build.compiled))
     assert results[1][1] == 1 and results[1][0] > 1, results  # only the entry point compiled again
+
+
+@pytest.mark.parametrize("rows", [5, None])
+def test_reduction_kernels_with_lifted_constants_compute_what_the_reference_does(small_kernels, monkeypatch,
+                                                                                  rows, rng) -> None:
+    counts = emitted_functions(monkeypatch)
+    g, xs, ys = row_sums([0.1 * (k + 1) for k in range(2 * LIFT_MIN_KERNELS)], rows)
+    feed = {x: rng.standard_normal((5, 16)).astype(np.float32) for x in xs}
+    cpu, reference = run_cpu_and_reference(g, ys, feed)
+    np.testing.assert_allclose(cpu, reference, rtol=1e-5, atol=1e-6)
+    if rows is not None:  # unknown row counts are a dims slot each: those kernels stay apart
+        assert counts[-1][1] < LIFT_MIN_KERNELS // 2, counts  # (a product x * c is c * x in some kernels)
+
+
+def test_product_kernels_with_lifted_constants_compute_what_the_reference_does(small_kernels, monkeypatch,
+                                                                               rng) -> None:
+    counts = emitted_functions(monkeypatch)
+    g, x, y = layers([0.05 * (k + 1) for k in range(2 * LIFT_MIN_KERNELS)])
+    cpu, reference = run_cpu_and_reference(g, y, {x: rng.standard_normal((5, 16)).astype(np.float32)})
+    np.testing.assert_allclose(cpu, reference, rtol=1e-5, atol=1e-6)
+    assert counts[-1][1] < LIFT_MIN_KERNELS // 2, counts  # the layers' products: one function
