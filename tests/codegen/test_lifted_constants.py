@@ -143,3 +143,15 @@ def test_product_kernels_with_lifted_constants_compute_what_the_reference_does(s
     cpu, reference = run_cpu_and_reference(g, y, {x: rng.standard_normal((5, 16)).astype(np.float32)})
     np.testing.assert_allclose(cpu, reference, rtol=1e-5, atol=1e-6)
     assert counts[-1][1] < LIFT_MIN_KERNELS // 2, counts  # the layers' products: one function
+
+
+def test_a_big_entry_point_splits_the_module_whatever_its_kernels_size(tmp_path, monkeypatch, rng) -> None:
+    monkeypatch.setattr(llvm_compile, "SPLIT_CHARS", 10**12)
+    g, x, y = layers([0.1, 0.2, 0.3])
+    feed = {x: rng.standard_normal((5, 16)).astype(np.float32)}
+    for entry_chars, split in ((10**12, False), (0, True)):
+        monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path / str(entry_chars)))
+        monkeypatch.setattr(llvm_compile, "SPLIT_ENTRY_CHARS", entry_chars)
+        cpu, reference = run_cpu_and_reference(g, y, feed)
+        np.testing.assert_allclose(cpu, reference, rtol=1e-5, atol=1e-6)
+        assert (llvm_compile.last_build.modules > 1) == split  # split: the entry point's module and the kernels'
