@@ -156,7 +156,8 @@ def _lift_row(op: Operation) -> None:
     slice_op = _row_slice(op)
     assert slice_op is not None
     outside = Builder.before(op)
-    index = outside.create("constant", (), {"value": np.asarray(slice_op.begin[0], int64.np)}, result_names=["row"]).result
+    row_number = np.asarray(slice_op.begin[0], int64.np)
+    index = outside.create("constant", (), {"value": row_number}, result_names=["row"]).result
     argument = _add_operand(op, index)
     row = Builder.before(slice_op).create("read_row", (slice_op.operands[0], argument)).result
     result = op.results[0]

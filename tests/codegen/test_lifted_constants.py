@@ -89,7 +89,8 @@ def test_a_chain_of_kernels_differing_in_constants_is_few_functions(small_kernel
     assert kernels > 30 and lifted * 4 < folded, counts
 
 
-def test_an_unrolled_rnn_with_its_rows_read_at_run_time_trains_as_the_reference(small_kernels, monkeypatch, rng) -> None:
+def test_an_unrolled_rnn_with_its_rows_read_at_run_time_trains_as_the_reference(small_kernels, monkeypatch,
+                                                                                  rng) -> None:
     counts = emitted_functions(monkeypatch)
     steps_count = 2 * LIFT_MIN_KERNELS
     g, loss, train, init, xs = unrolled_rnn(steps_count)
