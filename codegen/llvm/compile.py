@@ -102,10 +102,21 @@ def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
 # copy of the helpers it calls, more than a graph of a few dozen kernels gains (the training step's
 # figures: bench/RESULTS.md, Training steps).
 SPLIT_CHARS = 2_000_000
+# An entry point this big is split off too, whatever the kernels' size: compiled whole, LLVM optimizes it at
+# O2 with the kernels (seconds for an unrolled RNN of 128 steps whose kernels are few: Note [constants lifted
+# out of kernels] in passes/lift_constants.py), split off it compiles at O0 (Note [the entry point compiled
+# quickly]).
+SPLIT_ENTRY_CHARS = 500_000
 # Kernels smaller than GROUP_CHARS share a module with their neighbours (Note [kernels grouped into modules]
 # in split.py): each module pays for an LLVM start, a pass pipeline and an object of its own. 0: one each.
 GROUP_CHARS = 100_000
 PARALLEL_CHARS = 400_000  # IR text left to compile above which worker processes pay for their start
+
+
+def _entry_chars(text: str) -> int:
+    """The length of the entry point's definition in a module's text."""
+    start = text.find(f'define i32 @"{ENTRY}"')
+    return 0 if start < 0 else text.find("\n}\n", start) - start
 
 
 @dataclass
@@ -131,7 +142,8 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
     text = str(module)
-    parts = split_module(text, GROUP_CHARS) if len(text) >= SPLIT_CHARS and log is None else None
+    big = len(text) >= SPLIT_CHARS or _entry_chars(text) >= SPLIT_ENTRY_CHARS
+    parts = split_module(text, GROUP_CHARS) if big and log is None else None
     if parts is None:
         last_build = BuildCount(1, 1)
         # compile_text is compile_module without printing the optimized module, which nothing here reads.

@@ -107,18 +107,21 @@ CONTROL_EMITTERS: dict[str, Callable[[EntryEmitter, Operation], None]] = {"cond"
 # row of the sequence. The generic gather kernel (kernels/single.py) checks and reads the index per
 # element, as it must for a tensor of indices; for this one, the entry point checks the index once
 # and copies the row (memcpy): an RNN's x_t costs a copy of its bytes per step. A bad index sets the
-# error slots as the kernel would (kernel number + 1 and the index), and nothing is read.
+# error slots as the kernel would (kernel number + 1 and the index), and nothing is read. A kernel of
+# one read_row is the same read (the rows of an unrolled RNN's x and gradient, made read_row by
+# Note [constants lifted out of kernels] in passes/lift_constants.py).
 
 
 def row_read(op: Operation) -> Operation | None:
-    """The gather of a kernel that only reads one row of its params along axis 0, else None."""
+    """The gather or read_row of a kernel that only reads one row of its params along axis 0, else None."""
     block = op.regions[0].entry
     inner = [o for o in block.ops if not o.is_terminator]
-    if op.kind != "single" or len(inner) != 1 or inner[0].name != "gather":
+    if op.kind != "single" or len(inner) != 1 or inner[0].name not in ("gather", "read_row"):
         return None
     gather = inner[0]
     params, indices = gather.operands
-    if gather.axis % params.type.rank != 0 or indices.type.rank != 0 or \
+    axis = gather.axis if gather.name == "gather" else 0
+    if axis % params.type.rank != 0 or indices.type.rank != 0 or \
             not all(getattr(v, "block", None) is block for v in (params, indices)) or \
             block.terminator.operands != [gather.result]:
         return None

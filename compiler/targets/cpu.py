@@ -6,7 +6,8 @@ kernels (passes/fusion.py; cond and while stay beside the kernels, their
 regions fused inside, and become branches and loops of the entry point:
 codegen/llvm/control.py), give each result a kernel that writes it and each matmul
 product a buffer of its own (passes/memory.py, separate_products.py), choose
-each kernel's schedule for this host (passes/schedule.py), and plan where
+each kernel's schedule for this host (passes/schedule.py), turn the numbers that alone tell
+many kernels apart into operands (passes/lift_constants.py), and plan where
 every value lives (PlanMemory). `build` emits the planned module
 as one LLVM module and links it into a shared library kept in the disk cache,
 keyed by the IR text (donations included), flowc's version, codegen's source,
@@ -31,6 +32,7 @@ from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
+from flowc.passes.lift_constants import LiftConstants
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
 from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
@@ -75,6 +77,7 @@ class CpuTarget(Target):
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
             Schedule(_target_info(options)),  # how each kernel runs on this host, as attributes codegen reads
+            LiftConstants(),       # numbers that alone tell many kernels apart become operands: one kernel
             PlanMemory(),          # last: needs the final op order and the kernels
         ]
 
