@@ -211,3 +211,6 @@ def _float_to_int(b: ll.IRBuilder, x: ll.Value, target: DType) -> ll.Value:
 def like(shape_of: ll.Type, element: ll.Type) -> ll.Type:
     """`element`, or a vector of it as long as `shape_of` when that is a vector (Note [vector rows])."""
     return ll.VectorType(element, shape_of.count) if isinstance(shape_of, ll.VectorType) else element
+
+
+from . import elementwise_math  # noqa: E402,F401  (registers floor, ceil, round, sign, floordiv, floormod)

@@ -7,7 +7,7 @@ build.py      shape-polymorphic helpers the rules build with
 clone.py      copying region bodies, for the rules of cond, while and call
 """
 
-from . import rules_control, rules_reduction, rules_rows, rules_shape, rules_while  # noqa: F401  (register their rules)
+from . import rules_control, rules_math, rules_reduction, rules_rows, rules_shape, rules_while  # noqa: F401  (register their rules)
 from .expand import Autodiff, expand_gradients
 from .reverse import differentiate
 from .rules import VJP_RULES, vjp
