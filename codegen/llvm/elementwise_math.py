@@ -14,7 +14,7 @@ from llvmlite import ir as ll
 from flowc.ir import Operation
 
 from .elementwise import emit, intrinsic, operand_dtype
-from .types import constant_of
+from .types import constant_of, declared
 
 ROUNDING = {"floor": "llvm.floor", "ceil": "llvm.ceil", "round": "llvm.roundeven"}
 
@@ -48,6 +48,13 @@ def _int_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll
     return quotient, b.select(special, zero, remainder)
 
 
+def _copysign(b: ll.IRBuilder, magnitude: ll.Value, sign: ll.Value) -> ll.Value:
+    ty = magnitude.type
+    element = ty.element if isinstance(ty, ll.VectorType) else ty
+    suffix = (f"v{ty.count}" if isinstance(ty, ll.VectorType) else "") + element.intrinsic_name
+    return b.call(declared(b.module, f"llvm.copysign.{suffix}", ty, [ty, ty]), [magnitude, sign])
+
+
 def _float_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll.Value]:
     """numpy's npy_divmod: the remainder from fmod, the quotient from (x - mod) / y, floored."""
     zero, one, half = (constant_of(x.type, v) for v in (0, 1, 0.5))
@@ -57,10 +64,10 @@ def _float_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, 
                  b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)))
     mod = b.select(fix, b.fadd(mod, y), mod)
     div = b.select(fix, b.fsub(div, one), div)
-    mod = b.select(b.fcmp_ordered("==", mod, zero), intrinsic(b, "llvm.copysign", zero, y), mod)
+    mod = b.select(b.fcmp_ordered("==", mod, zero), _copysign(b, zero, y), mod)
     floored = intrinsic(b, "llvm.floor", div)
     floored = b.select(b.fcmp_ordered(">", b.fsub(div, floored), half), b.fadd(floored, one), floored)
-    quotient = b.select(b.fcmp_ordered("==", div, zero), intrinsic(b, "llvm.copysign", zero, b.fdiv(x, y)), floored)
+    quotient = b.select(b.fcmp_ordered("==", div, zero), _copysign(b, zero, b.fdiv(x, y)), floored)
     y_zero = b.fcmp_ordered("==", y, zero)  # numpy: x // 0 is x / 0, x % 0 is fmod's NaN
     return b.select(y_zero, b.fdiv(x, y), quotient), b.select(y_zero, b.frem(x, y), mod)
 
