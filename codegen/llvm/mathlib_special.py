@@ -39,7 +39,8 @@ from collections.abc import Callable
 
 import llvmlite.ir as ll
 
-from .mathlib import _clamp, _exp, _expm1_reduced, _finite_positive, _FloatOps, _log, _reduce_exp
+from .mathlib import (EXP_CLAMP, _clamp, _exp, _exp_reduced, _expm1_reduced, _finite_positive, _FloatOps, _log,
+                      _reduce_exp, _scale)
 
 TWO_OVER_PI = 0.6366197723675814
 PI_OVER_2 = (1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33)  # pi/2 = sum, each the rest rounded
@@ -80,6 +81,7 @@ LOG1P_SMALL = 2.0**-9
 LOG1P_SERIES = (-0.5, 1 / 3, -0.25, 0.2, -1 / 6, 1 / 7)
 # expm1(x) = exp(x) to the last bit above this (e**-40 is below 2**-57)
 EXPM1_EXP = 40.0
+SHORT_TERMS = 5  # polynomial terms of sin and cos (and a few more for atan, erf) for a float32 x
 TINY = 2.0**-60  # below it sin, atan, erf's x * 2/sqrt(pi) aside, log1p and expm1 return x itself
 
 MAX_ULP: dict[tuple[str, str], float] = {  # see the table in the module docstring
@@ -107,14 +109,18 @@ def _keep_tiny(ops: _FloatOps, x: ll.Value, value: ll.Value) -> ll.Value:
 # --- sin, cos --------------------------------------------------------------------------
 
 
-def _reduce_half_pi(ops: _FloatOps, x: ll.Value) -> tuple[ll.Value, ll.Value, ll.Value]:
-    """x = k * pi/2 + r_hi + r_lo, |r| <= pi/4 (|x| < TRIG_LIMIT); returns k's integer bits, r_hi, r_lo."""
+def _reduce_half_pi(ops: _FloatOps, x: ll.Value, short: bool) -> tuple[ll.Value, ll.Value, ll.Value]:
+    """x = k * pi/2 + r_hi + r_lo, |r| <= pi/4 (|x| < TRIG_LIMIT); returns k's integer bits, r_hi, r_lo.
+
+    `short` (a float32 x in float64): r in one double, which holds 29 bits more than float32 needs."""
     shifted = ops.fma(x, ops.const(TWO_OVER_PI), ops.const(ops.fmt.shifter))
     k_bits = ops.b.sub(ops.bits(shifted), ops.int_const(ops.fmt.shifter_bits))
     k = ops.sub(shifted, ops.const(ops.fmt.shifter))
     minus_k = ops.b.fneg(k)
     c1, c2, c3 = PI_OVER_2
     r1 = ops.fma(minus_k, ops.const(c1), x)  # exact: |r1| < 1 and its last bit is c1's
+    if short:
+        return k_bits, ops.fma(minus_k, ops.const(c2), r1), ops.const(0.0)
     p_hi = ops.mul(k, ops.const(c2))
     p_lo = ops.fma(k, ops.const(c2), ops.b.fneg(p_hi))
     hi, lo = _two_sum(ops, r1, ops.b.fneg(p_hi))
@@ -123,9 +129,13 @@ def _reduce_half_pi(ops: _FloatOps, x: ll.Value) -> tuple[ll.Value, ll.Value, ll
     return k_bits, r_hi, ops.sub(lo, ops.sub(r_hi, hi))
 
 
-def _sin_cos_reduced(ops: _FloatOps, r: ll.Value, r_lo: ll.Value) -> tuple[ll.Value, ll.Value]:
-    """sin and cos of r + r_lo, |r| <= pi/4."""
+def _sin_cos_reduced(ops: _FloatOps, r: ll.Value, r_lo: ll.Value, short: bool) -> tuple[ll.Value, ll.Value]:
+    """sin and cos of r + r_lo, |r| <= pi/4; `short`: r alone, to 2**-36 (Taylor to r**11 and r**12)."""
     z = ops.mul(r, r)
+    if short:
+        sin = ops.fma(ops.mul(r, z), ops.horner(z, SIN_POLY[:SHORT_TERMS]), r)
+        cos = ops.fma(ops.mul(z, z), ops.horner(z, COS_POLY[:SHORT_TERMS]), ops.fma(z, ops.const(-0.5), ops.const(1.0)))
+        return sin, cos
     sin = ops.add(r, ops.fma(ops.mul(r, z), ops.horner(z, SIN_POLY), ops.mul(r_lo, ops.fma(z, ops.const(-0.5), ops.const(1.0)))))
     half_z = ops.mul(z, ops.const(0.5))
     w = ops.sub(ops.const(1.0), half_z)
@@ -134,10 +144,10 @@ def _sin_cos_reduced(ops: _FloatOps, r: ll.Value, r_lo: ll.Value) -> tuple[ll.Va
     return sin, ops.add(w, tail)
 
 
-def _sin_or_cos(ops: _FloatOps, x: ll.Value, quarter_turns: int) -> ll.Value:
+def _sin_or_cos(ops: _FloatOps, x: ll.Value, quarter_turns: int, short: bool) -> ll.Value:
     """sin(x + quarter_turns * pi/2): quadrant 0..3 picks sin or cos of r and a sign."""
-    k_bits, r, r_lo = _reduce_half_pi(ops, x)
-    sin, cos = _sin_cos_reduced(ops, r, r_lo)
+    k_bits, r, r_lo = _reduce_half_pi(ops, x, short)
+    sin, cos = _sin_cos_reduced(ops, r, r_lo, short)
     quadrant = ops.b.add(k_bits, ops.int_const(quarter_turns))
     odd = ops.b.icmp_unsigned("!=", ops.b.and_(quadrant, ops.int_const(1)), ops.int_const(0))
     negative = ops.b.icmp_unsigned("!=", ops.b.and_(quadrant, ops.int_const(2)), ops.int_const(0))
@@ -146,12 +156,12 @@ def _sin_or_cos(ops: _FloatOps, x: ll.Value, quarter_turns: int) -> ll.Value:
     return _clamp(ops, value, -1.0, 1.0)  # past TRIG_LIMIT r is not reduced: stay a sine at least
 
 
-def _sin(ops: _FloatOps, x: ll.Value) -> ll.Value:
-    return _keep_tiny(ops, x, _sin_or_cos(ops, x, 0))
+def _sin(ops: _FloatOps, x: ll.Value, short: bool = False) -> ll.Value:
+    return _keep_tiny(ops, x, _sin_or_cos(ops, x, 0, short))
 
 
-def _cos(ops: _FloatOps, x: ll.Value) -> ll.Value:
-    return _sin_or_cos(ops, x, 1)
+def _cos(ops: _FloatOps, x: ll.Value, short: bool = False) -> ll.Value:
+    return _sin_or_cos(ops, x, 1, short)
 
 
 # --- atan ------------------------------------------------------------------------------
@@ -165,14 +175,15 @@ def _table(ops: _FloatOps, index: ll.Value, values: tuple[float, ...]) -> ll.Val
     return chosen
 
 
-def _atan(ops: _FloatOps, x: ll.Value) -> ll.Value:
+def _atan(ops: _FloatOps, x: ll.Value, short: bool = False) -> ll.Value:
     magnitude = ops.fabs(x)
     large = ops.gt(magnitude, ops.const(1.0))
     t = ops.select(large, ops.div(ops.const(1.0), magnitude), magnitude)  # atan(a) = pi/2 - atan(1/a)
     eighths = ops.floor(ops.mul(t, ops.const(8.0)))  # down, so u >= 0: atan(c) + atan(u) never cancels
     c = ops.mul(eighths, ops.const(0.125))
     u = ops.div(ops.sub(t, c), ops.fma(t, c, ops.const(1.0)))  # t - c is exact
-    atan_u = ops.fma(ops.mul(u, ops.mul(u, u)), ops.horner(ops.mul(u, u), ATAN_POLY), u)
+    polynomial = ATAN_POLY[:SHORT_TERMS + 1] if short else ATAN_POLY  # short: to u**13, 2**-40
+    atan_u = ops.fma(ops.mul(u, ops.mul(u, u)), ops.horner(ops.mul(u, u), polynomial), u)
     c_hi = _table(ops, eighths, tuple(hi for hi, _ in ATAN_EIGHTHS))
     c_lo = _table(ops, eighths, tuple(lo for _, lo in ATAN_EIGHTHS))
     direct = ops.add(c_hi, ops.add(c_lo, atan_u))
@@ -184,11 +195,12 @@ def _atan(ops: _FloatOps, x: ll.Value) -> ll.Value:
 # --- erf -------------------------------------------------------------------------------
 
 
-def _erf(ops: _FloatOps, x: ll.Value) -> ll.Value:
+def _erf(ops: _FloatOps, x: ll.Value, short: bool = False) -> ll.Value:
     magnitude = ops.fabs(x)
     z = ops.mul(x, x)
     two_hi, two_lo = TWO_OVER_SQRT_PI
-    small = ops.fma(x, ops.const(two_hi), ops.mul(x, ops.fma(z, ops.horner(z, ERF_POLY), ops.const(two_lo))))
+    polynomial = ERF_POLY[:2 * SHORT_TERMS - 1] if short else ERF_POLY  # short: to x**19, 2**-34
+    small = ops.fma(x, ops.const(two_hi), ops.mul(x, ops.fma(z, ops.horner(z, polynomial), ops.const(two_lo))))
     a = ops.select(ops.gt(magnitude, ops.const(ERF_ONE)), ops.const(ERF_ONE), magnitude)  # NaN stays
     center, coefficients = _erfcx_piece(ops, a)
     d = ops.sub(a, center)  # exact: a and center are within a factor 2
@@ -225,25 +237,39 @@ def _log1p(ops: _FloatOps, x: ll.Value) -> ll.Value:
 
 
 def _expm1(ops: _FloatOps, x: ll.Value) -> ll.Value:
-    k, r, r_error = _reduce_exp(ops, _clamp(ops, x, -EXPM1_EXP, EXPM1_EXP))
-    scale = ops.pow2(k)
+    low, high = EXP_CLAMP[ops.dtype]
+    k, r, r_error = _reduce_exp(ops, _clamp(ops, x, low, high))
+    scale = ops.pow2(k)  # garbage past +-EXPM1_EXP (k outside the normal exponents): selected away
     value = ops.fma(scale, _expm1_reduced(ops, r, r_error), ops.sub(scale, ops.const(1.0)))
-    value = ops.select(ops.gt(x, ops.const(EXPM1_EXP)), _exp(ops, x), value)
+    large = _scale(ops, _exp_reduced(ops, r, r_error), k)  # exp(x) from the same reduction
+    value = ops.select(ops.gt(x, ops.const(EXPM1_EXP)), large, value)
+    value = ops.select(ops.lt(x, ops.const(-EXPM1_EXP)), ops.const(-1.0), value)
     return _keep_tiny(ops, x, value)
 
 
 # --- float32 through float64 -----------------------------------------------------------
 
 
-def _in_float64(compute: Callable[[_FloatOps, ll.Value], ll.Value]) -> Callable[[ll.IRBuilder, ll.Value], ll.Value]:
-    """The emitter of `compute`: float64 as it is, float32 widened, computed, rounded once."""
+def _in_float64(compute: Callable[..., ll.Value]) -> Callable[[ll.IRBuilder, ll.Value], ll.Value]:
+    """The emitter of `compute`: float64 as it is, float32 widened, computed with the short
+    polynomials (what float32 needs, with 2**-30 to spare), rounded once."""
 
     def emitter(b: ll.IRBuilder, x: ll.Value) -> ll.Value:
         ops = _FloatOps(b, x.type)
         if ops.dtype == "float64":
             return compute(ops, x)
         wide = ll.VectorType(ll.DoubleType(), x.type.count) if isinstance(x.type, ll.VectorType) else ll.DoubleType()
-        return b.fptrunc(compute(_FloatOps(b, wide), b.fpext(x, wide)), x.type)
+        return b.fptrunc(compute(_FloatOps(b, wide), b.fpext(x, wide), short=True), x.type)
+
+    emitter.__doc__ = compute.__doc__
+    return emitter
+
+
+def _native(compute: Callable[[_FloatOps, ll.Value], ll.Value]) -> Callable[[ll.IRBuilder, ll.Value], ll.Value]:
+    """The emitter of `compute` in the operand's own type (float32 with float32's coefficients)."""
+
+    def emitter(b: ll.IRBuilder, x: ll.Value) -> ll.Value:
+        return compute(_FloatOps(b, x.type), x)
 
     emitter.__doc__ = compute.__doc__
     return emitter
@@ -254,6 +280,6 @@ SPECIAL_EMITTERS: dict[str, Callable[..., ll.Value]] = {
     "cos": _in_float64(_cos),
     "atan": _in_float64(_atan),
     "erf": _in_float64(_erf),
-    "log1p": _in_float64(_log1p),
-    "expm1": _in_float64(_expm1),
+    "log1p": _native(_log1p),
+    "expm1": _native(_expm1),
 }
