@@ -91,7 +91,7 @@ from .math_ops import (
     where,
 )
 from .random_ops import random_normal, random_uniform
-from .elementwise_math_ops import (acos, asin, atan, ceil, cos, cosh, erf, expm1, floor, floor_div, floordiv,
+from .elementwise_math_ops import (acos, asin, atan, atan2, ceil, cos, cosh, erf, expm1, floor, floor_div, floordiv,
                                    floormod, log1p, mod, reciprocal, round, sign, sin, sinh, squared_difference, tan,
                                    truediv)
 from . import math  # noqa: E402  (fc.math.*, TF1's tf.math aliases)
@@ -135,6 +135,6 @@ __all__ = [
     "custom_gradient", "function", "recompute_grad",  # functions
     "export", "load",  # ahead of time
     "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
-    "acos", "asin", "atan", "ceil", "cos", "cosh", "erf", "expm1", "floor", "floor_div", "floordiv", "floormod",
+    "acos", "asin", "atan", "atan2", "ceil", "cos", "cosh", "erf", "expm1", "floor", "floor_div", "floordiv", "floormod",
     "log1p", "math", "mod", "reciprocal", "round", "sign", "sin", "sinh", "squared_difference", "tan", "truediv",
 ]

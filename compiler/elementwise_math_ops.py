@@ -3,19 +3,21 @@
 sin, cos, atan, erf, log1p, expm1, floor, ceil, round, sign, floordiv and floormod are IR ops
 (ir/ops/elementwise_math.py); the rest are composed here from IR ops, which fuse into the same loop
 and differentiate through their parts: tan = sin / cos, asin and acos through atan, sinh and cosh
-through expm1 and exp, reciprocal = 1 / x, squared_difference = (x - y)^2.
+through expm1 and exp, atan2 through atan with C99's quadrants, reciprocal = 1 / x,
+squared_difference = (x - y)^2.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flowc.ir.errors import FlowcTypeError
 from flowc.ir.types import float64
 
 from .graph import Tensor, name_scope
-from .math_ops import (_binary, _operands, _unary, abs, apply, cast, convert_to_tensor, divide, exp, multiply, sqrt,
-                       square, subtract, where)
+from .math_ops import (_binary, _operands, _unary, abs, apply, cast, convert_to_tensor, divide, equal, exp, less,
+                       logical_and, logical_or, multiply, negative, sqrt, square, subtract, where)
 from .sources import user_location
 
 sin = _unary("sin", "Sin")
@@ -110,3 +112,28 @@ def cosh(x: Any, name: str | None = None) -> Tensor:
     with name_scope(name or "Cosh"):
         e = exp(abs(x))
         return multiply(0.5, e) + divide(0.5, e)
+
+
+def _sign_bit(x: Tensor) -> Tensor:
+    """x < 0, or x is -0.0 (1 / -0.0 is -inf)."""
+    zero = convert_to_tensor(0.0, x.dtype)
+    return logical_or(less(x, zero), logical_and(equal(x, zero), less(divide(1.0, x), zero)))
+
+
+def atan2(y: Any, x: Any, name: str | None = None) -> Tensor:
+    """The angle of the point (x, y), in [-pi, pi], with C99's (and numpy's) signed zeros and infinities:
+    atan2(+-0, -0) = +-pi, atan2(+-inf, -inf) = +-3pi/4, atan2(+-inf, +inf) = +-pi/4.
+
+    atan(|y| / |x|), pi/4 where both are infinite and 0 where both are zero, reflected to pi - a
+    where x's sign bit is set, then given y's sign."""
+    y, x = _operands(y, x)
+    _float(y, "atan2")
+    with name_scope(name or "Atan2"):
+        magnitude_y, magnitude_x = abs(y), abs(x)
+        inf = convert_to_tensor(float("inf"), x.dtype)
+        angle = atan(divide(magnitude_y, magnitude_x))
+        angle = where(logical_and(equal(magnitude_y, inf), equal(magnitude_x, inf)), math.pi / 4, angle)
+        zero = convert_to_tensor(0.0, x.dtype)
+        angle = where(logical_and(equal(magnitude_y, zero), equal(magnitude_x, zero)), 0.0, angle)
+        angle = where(_sign_bit(x), subtract(math.pi, angle), angle)
+        return where(_sign_bit(y), negative(angle), angle)

@@ -1,6 +1,6 @@
 """fc.math: TF1's tf.math namespace, the aliases of functions defined elsewhere."""
 
-from .elementwise_math_ops import (acos, asin, atan, ceil, cos, cosh, erf, expm1, floor, floordiv, floormod,  # noqa: F401
+from .elementwise_math_ops import (acos, asin, atan, atan2, ceil, cos, cosh, erf, expm1, floor, floordiv, floormod,  # noqa: F401
                                    log1p, reciprocal, round, sign, sin, sinh, squared_difference, tan, truediv)
 from .math_ops import (abs, add, divide, equal, exp, greater, greater_equal, less, less_equal, log,  # noqa: F401
                        logical_and, logical_not, logical_or, maximum, minimum, multiply, negative, not_equal, pow,

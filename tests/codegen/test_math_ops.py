@@ -145,7 +145,7 @@ def test_gradients_through_composed_functions() -> None:
 
 
 def test_math_namespace_aliases() -> None:
-    for name in ["sin", "cos", "tan", "atan", "asin", "acos", "sinh", "cosh", "erf", "log1p", "expm1", "floor", "ceil",
+    for name in ["sin", "cos", "tan", "atan", "atan2", "asin", "acos", "sinh", "cosh", "erf", "log1p", "expm1", "floor", "ceil",
                  "round", "sign", "reciprocal", "squared_difference", "truediv", "floordiv", "floormod", "mod", "exp",
                  "log", "abs", "square", "sqrt", "rsqrt", "tanh", "sigmoid", "maximum", "minimum", "pow", "add",
                  "multiply", "subtract", "divide", "reduce_sum", "reduce_mean", "argmax"]:
@@ -171,3 +171,30 @@ def test_errors_name_the_op_and_the_line() -> None:
             fc.truediv(i, f)
         with pytest.raises(FlowcTypeError, match="sign"):
             fc.sign(fc.placeholder(fc.bool, [2]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_atan2_quadrants_and_edges(dtype: str, rng: np.random.Generator) -> None:
+    values = np.array([0.0, -0.0, 1.0, -1.0, 2.5, -3e-3, np.inf, -np.inf, np.nan], dtype=dtype)
+    y, x = (a.ravel() for a in np.meshgrid(values, values))
+    y = np.concatenate([y, rng.standard_normal(200).astype(dtype)])
+    x = np.concatenate([x, rng.standard_normal(200).astype(dtype)])
+    got, want = run_both(lambda y, x: fc.atan2(y, x), {"y": y, "x": x})
+    expected = np.arctan2(y, x)
+    for result in (got, want):
+        np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+        number = ~np.isnan(expected)
+        np.testing.assert_array_equal(np.signbit(result[number]), np.signbit(expected[number]))
+        np.testing.assert_allclose(result, expected, rtol=4e-7 if dtype == "float32" else 1e-15)
+
+
+def test_atan2_gradient() -> None:
+    y, x = np.array([0.3, -0.4, 1.2, -2.0]), np.array([1.5, 0.7, -0.3, -1.1])
+    g = fc.Graph()
+    with g.as_default():
+        py, px = fc.placeholder(fc.float64, [4]), fc.placeholder(fc.float64, [4])
+        dy, dx = fc.gradients(fc.reduce_sum(fc.math.atan2(py, px)), [py, px])
+    with fc.Session(graph=g) as sess:
+        got_y, got_x = sess.run([dy, dx], {py: y, px: x})
+    np.testing.assert_allclose(got_y, x / (x * x + y * y), rtol=1e-12)
+    np.testing.assert_allclose(got_x, -y / (x * x + y * y), rtol=1e-12)
