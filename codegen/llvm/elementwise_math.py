@@ -9,12 +9,37 @@ the reference; frem is C's fmod.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from llvmlite import ir as ll
 
 from flowc.ir import Operation
+from flowc.ir.types import DType
 
-from .elementwise import emit, intrinsic, operand_dtype
 from .types import constant_of, declared
+
+Emitter = Callable[[ll.IRBuilder, Operation, list[ll.Value]], ll.Value]
+MATH_OP_EMITTERS: dict[str, Emitter] = {}  # elementwise.py adds them to LLVM_EMITTERS
+
+
+def emit(*names: str) -> Callable[[Emitter], Emitter]:
+    def register(fn: Emitter) -> Emitter:
+        MATH_OP_EMITTERS.update(dict.fromkeys(names, fn))
+        return fn
+
+    return register
+
+
+def operand_dtype(op: Operation) -> DType:
+    return op.operands[0].type.dtype
+
+
+def intrinsic(b: ll.IRBuilder, name: str, *operands: ll.Value) -> ll.Value:
+    """A call of LLVM intrinsic `name` overloaded on the operands' (one) type, scalar or vector."""
+    ty = operands[0].type
+    element = ty.element if isinstance(ty, ll.VectorType) else ty
+    suffix = (f"v{ty.count}" if isinstance(ty, ll.VectorType) else "") + element.intrinsic_name
+    return b.call(declared(b.module, f"{name}.{suffix}", ty, [ty] * len(operands)), list(operands))
 
 ROUNDING = {"floor": "llvm.floor", "ceil": "llvm.ceil", "round": "llvm.roundeven"}
 
@@ -49,10 +74,7 @@ def _int_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll
 
 
 def _copysign(b: ll.IRBuilder, magnitude: ll.Value, sign: ll.Value) -> ll.Value:
-    ty = magnitude.type
-    element = ty.element if isinstance(ty, ll.VectorType) else ty
-    suffix = (f"v{ty.count}" if isinstance(ty, ll.VectorType) else "") + element.intrinsic_name
-    return b.call(declared(b.module, f"llvm.copysign.{suffix}", ty, [ty, ty]), [magnitude, sign])
+    return intrinsic(b, "llvm.copysign", magnitude, sign)
 
 
 def _float_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll.Value]:

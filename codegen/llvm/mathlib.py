@@ -506,9 +506,3 @@ MATH_EMITTERS: dict[str, Callable[..., ll.Value]] = {
     "pow": emit_pow,
 }
 
-
-# sin, cos, atan, erf, log1p and expm1 live in a file of their own, built on the helpers above.
-from .mathlib_special import MAX_ULP as _SPECIAL_MAX_ULP, SPECIAL_EMITTERS  # noqa: E402
-
-MATH_EMITTERS.update(SPECIAL_EMITTERS)
-MAX_ULP.update(_SPECIAL_MAX_ULP)

@@ -86,7 +86,7 @@ EXPM1_EXP = 40.0
 SHORT_TERMS = 5  # polynomial terms of sin and cos (and a few more for atan, erf) for a float32 x
 TINY = 2.0**-60  # below it sin, atan, erf's x * 2/sqrt(pi) aside, log1p and expm1 return x itself
 
-MAX_ULP: dict[tuple[str, str], float] = {  # see the table in the module docstring
+SPECIAL_MAX_ULP: dict[tuple[str, str], float] = {  # see the table in the module docstring
     ("sin", "float32"): 0.51, ("sin", "float64"): 0.85,
     ("cos", "float32"): 0.51, ("cos", "float64"): 0.85,
     ("atan", "float32"): 0.51, ("atan", "float64"): 1.55,
