@@ -10,7 +10,7 @@ where a cancellation would otherwise show:
                second as a double-double), r kept as hi + lo; Taylor polynomials on |r| <= pi/4
                (degree 19 and 18: the next term is below 2**-60 of the result), quadrant from k's bits
     atan       t = |x| or 1/|x|, then atan(t) = atan(c) + atan(u), c = t rounded down to eighths (a table,
-               hi + lo), u = (t - c) / (1 + t*c), 0 <= u < 1/8, Taylor to u**21
+               hi + lo), u = (t - c) / (1 + t*c), 0 <= u < 1/8, Taylor to u**21; one division in all
     erf        |x| < 0.75: x times a Taylor polynomial in x**2; up to 6: 1 - exp(-x**2) * erfcx(|x|),
                exp's argument a double-double and erfcx a Chebyshev interpolant of degree 16 on five
                pieces (coefficients chosen per lane with selects); beyond 6, +-1
@@ -178,16 +178,25 @@ def _table(ops: _FloatOps, index: ll.Value, values: tuple[float, ...]) -> ll.Val
 
 
 def _atan(ops: _FloatOps, x: ll.Value, short: bool = False) -> ll.Value:
+    """atan(a) = atan(c) + atan(u) with t = a (or 1/a above 1, then pi/2 minus it), c = t rounded down
+    to eighths and u = (t - c) / (1 + t*c), which for t = 1/a is (1 - a*c) / (a + c): one division."""
     magnitude = ops.fabs(x)
     large = ops.gt(magnitude, ops.const(1.0))
-    t = ops.select(large, ops.div(ops.const(1.0), magnitude), magnitude)  # atan(a) = pi/2 - atan(1/a)
-    eighths = ops.floor(ops.mul(t, ops.const(8.0)))  # down, so u >= 0: atan(c) + atan(u) never cancels
+    # floor(8/a) without dividing: how many of 8/1, 8/2, ..., 8/8 are >= a
+    reciprocal_eighths = ops.const(0.0)
+    for j in range(1, 9):
+        reciprocal_eighths = ops.add(reciprocal_eighths, ops.select(ops.b.fcmp_ordered("<=", magnitude, ops.const(8.0 / j)),
+                                                                    ops.const(1.0), ops.const(0.0)))
+    eighths = ops.select(large, reciprocal_eighths, ops.floor(ops.mul(magnitude, ops.const(8.0))))
     c = ops.mul(eighths, ops.const(0.125))
-    u = ops.div(ops.sub(t, c), ops.fma(t, c, ops.const(1.0)))  # t - c is exact
+    numerator = ops.select(large, ops.fma(ops.b.fneg(magnitude), c, ops.const(1.0)), ops.sub(magnitude, c))
+    denominator = ops.select(large, ops.add(magnitude, c), ops.fma(magnitude, c, ops.const(1.0)))
+    u = ops.div(numerator, denominator)  # 0 <= u < 1/8, up to rounding at the eighths
+    u = ops.select(ops.eq(magnitude, ops.const(float("inf"))), ops.const(0.0), u)  # not (1 - inf*0) / inf
     polynomial = ATAN_POLY[:SHORT_TERMS + 1] if short else ATAN_POLY  # short: to u**13, 2**-40
     atan_u = ops.fma(ops.mul(u, ops.mul(u, u)), ops.horner(ops.mul(u, u), polynomial), u)
     c_hi = _table(ops, eighths, tuple(hi for hi, _ in ATAN_EIGHTHS))
-    c_lo = _table(ops, eighths, tuple(lo for _, lo in ATAN_EIGHTHS))
+    c_lo = ops.const(0.0) if short else _table(ops, eighths, tuple(lo for _, lo in ATAN_EIGHTHS))
     direct = ops.add(c_hi, ops.add(c_lo, atan_u))
     half_pi_hi, half_pi_lo = PI_OVER_2[0], PI_OVER_2[1]
     complement = ops.add(ops.sub(ops.const(half_pi_hi), c_hi), ops.sub(ops.sub(ops.const(half_pi_lo), c_lo), atan_u))
