@@ -28,16 +28,24 @@ log1p = _unary("log1p", "Log1p")
 expm1 = _unary("expm1", "Expm1")
 floor = _unary("floor", "Floor")
 ceil = _unary("ceil", "Ceil")
-round = _unary("round", "Round")
+_round = _unary("round", "Round")
 sign = _unary("sign", "Sign")
 floordiv = _binary("floordiv", "floordiv")
 floormod = _binary("floormod", "floormod")
 floor_div = floordiv
 mod = floormod
-round.__doc__ = "x rounded to the nearest integer, halves to even (TF1's tf.round): 0.5 -> 0, 1.5 -> 2."
 floordiv.__doc__ = ("x // y, rounded toward -inf (Python's //). Integer x // 0 is 0 (numpy's value, "
                     "where TensorFlow raises), never a trap.")
 floormod.__doc__ = "x % y with the sign of y (Python's %). Integer x % 0 is 0 (numpy's value), never a trap."
+
+
+def round(x: Any, name: str | None = None) -> Tensor:
+    """x rounded to the nearest integer, halves to even (TF1's tf.round): 0.5 -> 0, 1.5 -> 2, -2.5 -> -2.
+    An integer tensor is returned as it is (an identity op), as TF1's Round does for integers."""
+    x = convert_to_tensor(x)
+    if x.dtype.is_int:
+        return apply("identity", (x,), name=name or "Round")
+    return _round(x, name=name)
 
 
 def _float(x: Any, op: str) -> Tensor:

@@ -153,6 +153,13 @@ def test_math_namespace_aliases() -> None:
     assert fc.math.sin is fc.sin and fc.math.mod is fc.floormod and fc.floor_div is fc.floordiv
 
 
+def test_round_of_integers_is_the_integers() -> None:
+    i = np.array([-3, 0, 7], dtype=np.int64)
+    got, want = run_both(lambda i: fc.round(i), {"i": i})
+    np.testing.assert_array_equal(got, i)
+    np.testing.assert_array_equal(want, i)
+
+
 def test_errors_name_the_op_and_the_line() -> None:
     with fc.Graph().as_default():
         i = fc.placeholder(fc.int32, [3])
