@@ -110,7 +110,8 @@ def sinh(x: Any, name: str | None = None) -> Tensor:
     x = _float(x, "sinh")
     with name_scope(name or "Sinh"):
         e = expm1(abs(x))
-        magnitude = multiply(0.5, e + divide(e, e + 1.0))
+        shrunk = where(equal(e, float("inf")), 1.0, divide(e, e + 1.0))  # e^-|x| - 1 = -e / (e + 1); not inf/inf
+        magnitude = multiply(0.5, e + shrunk)
         return where(x < 0.0, -magnitude, where(apply("equal", (x, convert_to_tensor(0.0, x.dtype))), x, magnitude))
 
 

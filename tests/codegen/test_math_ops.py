@@ -153,6 +153,22 @@ def test_math_namespace_aliases() -> None:
     assert fc.math.sin is fc.sin and fc.math.mod is fc.floormod and fc.floor_div is fc.floordiv
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_hyperbolic_and_inverse_edges(dtype: str) -> None:
+    big = 100.0 if dtype == "float32" else 800.0  # past exp's overflow
+    x = np.array([np.inf, -np.inf, big, -big, 50.0, -0.0, 0.0, 1e-20, np.nan], dtype=dtype)
+    u = np.array([1.0, -1.0, -0.0, 0.0, 0.5, 1.5, -2.0, np.nan], dtype=dtype)
+    got, want = run_both(lambda x, u: [fc.sinh(x), fc.cosh(x), fc.asin(u), fc.acos(u), fc.tan(x)], {"x": x, "u": u})
+    with np.errstate(all="ignore"):
+        expected = [np.sinh(x), np.cosh(x), np.arcsin(u), np.arccos(u)]
+    for result in (got, want):
+        for a, b in zip(result, expected):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_allclose(a, b, rtol=2e-6 if dtype == "float32" else 1e-14)
+            number = ~np.isnan(b)
+            np.testing.assert_array_equal(np.signbit(a[number]), np.signbit(b[number]))
+
+
 def test_round_of_integers_is_the_integers() -> None:
     i = np.array([-3, 0, 7], dtype=np.int64)
     got, want = run_both(lambda i: fc.round(i), {"i": i})
