@@ -10,7 +10,8 @@ where a cancellation would otherwise show:
                second as a double-double), r kept as hi + lo; Taylor polynomials on |r| <= pi/4
                (degree 19 and 18: the next term is below 2**-60 of the result), quadrant from k's bits
     atan       t = |x| or 1/|x|, then atan(t) = atan(c) + atan(u), c = t rounded down to eighths (a table,
-               hi + lo), u = (t - c) / (1 + t*c), 0 <= u < 1/8, Taylor to u**21; one division in all
+               hi + lo), u = (t - c) / (1 + t*c), 0 <= u < 1/8, Taylor to u**21; one division in all. float32: three bands
+               instead (u = a, (a - 1) / (a + 1) or -1/a), Taylor to u**27, no table
     erf        |x| < 0.75: x times a Taylor polynomial in x**2; up to 6: 1 - exp(-x**2) * erfcx(|x|),
                exp's argument a double-double and erfcx a Chebyshev interpolant of degree 16 on five
                pieces (coefficients chosen per lane with selects); beyond 6, +-1
@@ -62,6 +63,9 @@ ATAN_EIGHTHS = (
     (0.7188299996216245, -2.1478388444456983e-17), (0.7853981633974483, 3.061616997868383e-17),
 )
 ATAN_POLY = tuple((-1) ** n / (2 * n + 1) for n in range(1, 11))  # atan(u) = u + u^3 * A(u^2), Taylor to u^21
+# float32 in float64: bands at tan(pi/8) and tan(3pi/8), Taylor to u**27 on |u| <= tan(pi/8)
+ATAN_BANDS = (0.41421356237309503, 2.414213562373095)
+ATAN_POLY_WIDE = tuple((-1) ** n / (2 * n + 1) for n in range(1, 14))
 TWO_OVER_SQRT_PI = (1.1283791670955126, 1.533545961316588e-17)
 ERF_SMALL = 0.75
 # erf(x) = x * (2/sqrt(pi) + x^2 * E(x^2)) for |x| < ERF_SMALL: Taylor, lowest order first
@@ -177,9 +181,26 @@ def _table(ops: _FloatOps, index: ll.Value, values: tuple[float, ...]) -> ll.Val
     return chosen
 
 
+def _atan_short(ops: _FloatOps, x: ll.Value) -> ll.Value:
+    """atan of a float32 x in float64: a = |x| in three bands, atan(a) = base + atan(u) with one division,
+    u = a, (a - 1) / (a + 1) (base pi/4) or -1/a (base pi/2), |u| <= tan(pi/8); Taylor to u**27 (2**-40)."""
+    magnitude = ops.fabs(x)
+    low, high = ops.lt(magnitude, ops.const(ATAN_BANDS[0])), ops.lt(magnitude, ops.const(ATAN_BANDS[1]))
+    one = ops.const(1.0)
+    numerator = ops.select(low, magnitude, ops.select(high, ops.sub(magnitude, one), ops.const(-1.0)))
+    denominator = ops.select(low, one, ops.select(high, ops.add(magnitude, one), magnitude))
+    u = ops.div(numerator, denominator)
+    z = ops.mul(u, u)
+    atan_u = ops.fma(ops.mul(u, z), ops.horner(z, ATAN_POLY_WIDE), u)
+    base = ops.select(low, ops.const(0.0), ops.select(high, ops.const(PI_OVER_2[0] / 2), ops.const(PI_OVER_2[0])))
+    return ops.copysign(ops.add(base, atan_u), x)
+
+
 def _atan(ops: _FloatOps, x: ll.Value, short: bool = False) -> ll.Value:
     """atan(a) = atan(c) + atan(u) with t = a (or 1/a above 1, then pi/2 minus it), c = t rounded down
     to eighths and u = (t - c) / (1 + t*c), which for t = 1/a is (1 - a*c) / (a + c): one division."""
+    if short:
+        return _atan_short(ops, x)
     magnitude = ops.fabs(x)
     large = ops.gt(magnitude, ops.const(1.0))
     # floor(8/a) without dividing: how many of 8/1, 8/2, ..., 8/8 are >= a
@@ -193,10 +214,9 @@ def _atan(ops: _FloatOps, x: ll.Value, short: bool = False) -> ll.Value:
     denominator = ops.select(large, ops.add(magnitude, c), ops.fma(magnitude, c, ops.const(1.0)))
     u = ops.div(numerator, denominator)  # 0 <= u < 1/8, up to rounding at the eighths
     u = ops.select(ops.eq(magnitude, ops.const(float("inf"))), ops.const(0.0), u)  # not (1 - inf*0) / inf
-    polynomial = ATAN_POLY[:SHORT_TERMS + 1] if short else ATAN_POLY  # short: to u**13, 2**-40
-    atan_u = ops.fma(ops.mul(u, ops.mul(u, u)), ops.horner(ops.mul(u, u), polynomial), u)
+    atan_u = ops.fma(ops.mul(u, ops.mul(u, u)), ops.horner(ops.mul(u, u), ATAN_POLY), u)
     c_hi = _table(ops, eighths, tuple(hi for hi, _ in ATAN_EIGHTHS))
-    c_lo = ops.const(0.0) if short else _table(ops, eighths, tuple(lo for _, lo in ATAN_EIGHTHS))
+    c_lo = _table(ops, eighths, tuple(lo for _, lo in ATAN_EIGHTHS))
     direct = ops.add(c_hi, ops.add(c_lo, atan_u))
     half_pi_hi, half_pi_lo = PI_OVER_2[0], PI_OVER_2[1]
     complement = ops.add(ops.sub(ops.const(half_pi_hi), c_hi), ops.sub(ops.sub(ops.const(half_pi_lo), c_lo), atan_u))
