@@ -94,6 +94,9 @@ from .random_ops import multinomial, random_normal, random_shuffle, random_unifo
 from .nn_ops import clip_by_global_norm, clip_by_norm, clip_by_value, global_norm
 from . import random  # noqa: E402  (fc.random.categorical etc.)
 from .reduction_ops import add_n, cumprod, cumsum, reduce_all, reduce_any, reduce_logsumexp, reduce_prod
+from .elementwise_math_ops import (acos, asin, atan, atan2, ceil, cos, cosh, erf, expm1, floor, floor_div, floordiv,
+                                   floormod, log1p, mod, reciprocal, round, sign, sin, sinh, squared_difference, tan,
+                                   truediv)
 from .session import Session
 from .state_ops import (
     Variable,
@@ -147,4 +150,6 @@ __all__ = [
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
     "add_n", "cumprod", "cumsum", "math", "reduce_all", "reduce_any", "reduce_logsumexp", "reduce_prod",  # reductions
+    "acos", "asin", "atan", "atan2", "ceil", "cos", "cosh", "erf", "expm1", "floor", "floor_div", "floordiv", "floormod",
+    "log1p", "mod", "reciprocal", "round", "sign", "sin", "sinh", "squared_difference", "tan", "truediv",
 ]

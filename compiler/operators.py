@@ -42,6 +42,26 @@ class TensorOperators:
     def __rtruediv__(self, other: Any) -> Any:
         return _math().divide(other, self)
 
+    def __floordiv__(self, other: Any) -> Any:
+        from . import elementwise_math_ops
+
+        return elementwise_math_ops.floordiv(self, other)
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        from . import elementwise_math_ops
+
+        return elementwise_math_ops.floordiv(other, self)
+
+    def __mod__(self, other: Any) -> Any:
+        from . import elementwise_math_ops
+
+        return elementwise_math_ops.floormod(self, other)
+
+    def __rmod__(self, other: Any) -> Any:
+        from . import elementwise_math_ops
+
+        return elementwise_math_ops.floormod(other, self)
+
     def __pow__(self, other: Any) -> Any:
         return _math().pow(self, other)
 

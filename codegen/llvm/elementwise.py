@@ -16,11 +16,14 @@ from llvmlite import ir as ll
 from flowc.ir import Operation
 from flowc.ir.types import DType
 
-from .mathlib import MATH_EMITTERS
+from .elementwise_math import MATH_OP_EMITTERS
+from .mathlib import MATH_EMITTERS as _EXP_LOG_EMITTERS
+from .mathlib_special import SPECIAL_EMITTERS
 from .types import compute_type, constant_of, declared
 
 Emitter = Callable[[ll.IRBuilder, Operation, list[ll.Value]], ll.Value]
-LLVM_EMITTERS: dict[str, Emitter] = {}
+LLVM_EMITTERS: dict[str, Emitter] = dict(MATH_OP_EMITTERS)  # floor, ceil, round, sign, floordiv, floormod
+MATH_EMITTERS = {**_EXP_LOG_EMITTERS, **SPECIAL_EMITTERS}  # the vectorizable approximations, by op name
 
 LLVM_BINARY = {
     ("add", "float"): "fadd", ("add", "int"): "add",
@@ -211,3 +214,4 @@ def _float_to_int(b: ll.IRBuilder, x: ll.Value, target: DType) -> ll.Value:
 def like(shape_of: ll.Type, element: ll.Type) -> ll.Type:
     """`element`, or a vector of it as long as `shape_of` when that is a vector (Note [vector rows])."""
     return ll.VectorType(element, shape_of.count) if isinstance(shape_of, ll.VectorType) else element
+

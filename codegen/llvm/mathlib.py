@@ -256,6 +256,13 @@ class _FloatOps:
             acc = self.fma(acc, x, self.const(c))
         return acc
 
+    def horner_values(self, x, coefficients):
+        """horner with coefficients that are values (chosen per lane), lowest order first."""
+        acc = coefficients[-1]
+        for c in reversed(coefficients[:-1]):
+            acc = self.fma(acc, x, c)
+        return acc
+
     def fast_two_sum(self, a, b):
         """a + b = hi + lo exactly, given exponent(a) >= exponent(b) or a == 0."""
         hi = self.add(a, b)
@@ -498,3 +505,4 @@ MATH_EMITTERS: dict[str, Callable[..., ll.Value]] = {
     "rsqrt": emit_rsqrt,
     "pow": emit_pow,
 }
+

@@ -8,7 +8,7 @@ its name); ops with a rule of their own (cast, where) have their own draws.
 from __future__ import annotations
 
 import flowc as fc
-from flowc.codegen.llvm.mathlib import MATH_EMITTERS
+from flowc.codegen.llvm.elementwise import MATH_EMITTERS  # mathlib.py and mathlib_special.py
 from flowc.ir import registry
 
 FLOATS = ("float32", "float64")

@@ -3,3 +3,4 @@
 from . import autodiff, control, conv, elementwise, fusion, indexing, linalg, random, reduction, rows, shape, structure  # noqa: F401
 from . import dims  # noqa: F401
 from . import scan, selection  # noqa: F401
+from . import elementwise_math  # noqa: F401

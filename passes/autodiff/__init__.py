@@ -10,6 +10,7 @@ clone.py      copying region bodies, for the rules of cond, while and call
 from . import rules_control, rules_conv, rules_reduction, rules_rows, rules_shape, rules_while  # noqa: F401  (register their rules)
 from . import rules_dims  # noqa: F401
 from . import rules_scan  # noqa: F401
+from . import rules_math  # noqa: F401
 from .expand import Autodiff, expand_gradients
 from .reverse import differentiate
 from .rules import VJP_RULES, vjp

@@ -56,6 +56,22 @@ func @elementwise(%x: f32[4], %y: f32[4], %flags: bool[4]) -> (f32[4], bool[4], 
   return %pick, %any, %i : f32[4], bool[4], i32[4]
 }
 
+func @math(%x: f32[4], %y: f32[4]) -> f32[4] {
+  %s = sin %x : f32[4]
+  %c = cos %s : f32[4]
+  %a = atan %c : f32[4]
+  %e = erf %a : f32[4]
+  %l = log1p %e : f32[4]
+  %m = expm1 %l : f32[4]
+  %f = floor %m : f32[4]
+  %ce = ceil %f : f32[4]
+  %r = round %ce : f32[4]
+  %sg = sign %r : f32[4]
+  %d = floordiv %sg, %y : f32[4]
+  %mod = floormod %d, %y : f32[4]
+  return %mod : f32[4]
+}
+
 func @shapes(%x: f32[2,3], %w: f32[3,?], %idx: i64[2]) -> (f32[], f32[2], f32[2], f32[3], i64[2], i32[3], f32[6,1]) {
   %total = reduce_sum %x {axes = [0, 1], keepdims = false} : f32[]
   %mean = reduce_mean %x {axes = [1], keepdims = false} : f32[2]

@@ -113,6 +113,10 @@ BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "greater": np.greater,
     "greater_equal": np.greater_equal,
 }
+UNARY.update(sin=np.sin, cos=np.cos, atan=np.arctan, log1p=np.log1p, expm1=np.expm1,  # ir/ops/elementwise_math.py
+             floor=np.floor, ceil=np.ceil, round=np.rint, sign=np.sign,
+             erf=lambda x: np.vectorize(__import__("math").erf, otypes=[x.dtype])(x))
+BINARY.update(floordiv=np.floor_divide, floormod=np.remainder)
 POSITIVE = {"log", "sqrt", "rsqrt", "div", "pow"}  # operands kept inside the real domain, away from 0
 
 

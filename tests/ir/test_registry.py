@@ -59,8 +59,10 @@ def test_the_kind_facts_have_the_members_the_passes_and_backends_relied_on() -> 
     assert registry.names_where(is_view=True) == {"reshape", "expand_dims", "squeeze", "ensure_shape", "relax_shape",
                                                   "reshape_dims"}
     assert registry.names_where(is_random=True) == {"random_uniform", "random_normal", "random_uniform_like"}
-    assert registry.names_where(costly=True) == {"exp", "log", "tanh", "sigmoid", "rsqrt", "pow", "sqrt", "div"}
-    assert registry.names_where(transcendental=True) == {"exp", "log", "tanh", "sigmoid", "pow"}
+    special = {"sin", "cos", "atan", "erf", "log1p", "expm1"}  # ir/ops/elementwise_math.py
+    assert registry.names_where(costly=True) == {"exp", "log", "tanh", "sigmoid", "rsqrt", "pow", "sqrt", "div",
+                                                 "floordiv", "floormod"} | special
+    assert registry.names_where(transcendental=True) == {"exp", "log", "tanh", "sigmoid", "pow"} | special
 
 
 @pytest.mark.parametrize("op_class", registry.all_ops(), ids=lambda op: op.name)

@@ -256,6 +256,11 @@ func @f(%x: f64[3], %w: f64[3]) -> (f64[3], f64[3]) {
 }""")],
 }
 
+CASES.update({name: [op(name, sample(3, 4))] for name, sample in (  # ir/ops/elementwise_math.py
+              ("sin", normal), ("cos", normal), ("atan", normal), ("erf", normal), ("log1p", positive),
+              ("expm1", normal))},
+             floormod=[op("floormod", normal(3, 4), positive(4))])
+
 
 # -- the check --------------------------------------------------------------------------
 
