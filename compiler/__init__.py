@@ -118,6 +118,8 @@ from .index_ops import (  # noqa: E402,F811
     unstack, where,
 )
 from .einsum import einsum  # noqa: E402
+from . import debugging  # noqa: E402  (fc.debugging.assert_equal etc.: run-time checks)
+from .debugging import Assert, check_numerics  # noqa: E402
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -144,4 +146,5 @@ __all__ = [
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
+    "Assert", "check_numerics", "debugging",  # run-time checks
 ]
