@@ -1,0 +1,121 @@
+"""fc.debugging's asserts, fc.Assert and fc.check_numerics: run-time checks that pass where the
+condition holds and otherwise stop the run with CheckFailed naming the op, the user's message and
+line, on the reference target (numpy) and natively on the CPU (the kernel's error slots)."""
+
+import numpy as np
+import pytest
+
+import flowc as fc
+from flowc.ir.ops.checks import CheckFailed
+
+TARGETS = ("reference", "cpu")
+HERE = __file__.rsplit("/", 1)[-1]
+
+
+def line_of(marker: str) -> int:
+    with open(__file__) as source:
+        return next(n for n, text in enumerate(source, 1) if marker in text and "line_of" not in text)
+
+
+def guarded(make_assert):  # type: ignore[no-untyped-def]
+    """A graph: x and y fed (float32, any length), an assert on them, and x + y computed after it."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        y = fc.placeholder(fc.float32, [None], name="y")
+        check = make_assert(x, y)
+        with fc.control_dependencies([check]):
+            total = x + y
+    return g, x, y, total, check
+
+
+CASES = [  # (assert, feeds where it holds, feeds where it fails, the failing element)
+    (lambda x, y: fc.debugging.assert_equal(x, y, message="same"), ([1, 2, 3], [1, 2, 3]), ([1, 2, 3], [1, 5, 3]), 1),
+    (lambda x, y: fc.debugging.assert_less(x, y, message="below"), ([1, 2], [2, 3]), ([1, 3], [2, 3]), 1),
+    (lambda x, y: fc.debugging.assert_greater(x, y, message="above"), ([3, 4], [2, 3]), ([1, 4], [2, 3]), 0),
+    (lambda x, y: fc.debugging.assert_positive(x, message="positive"), ([1, 2], [0, 0]), ([1, 0], [0, 0]), 1),
+    (lambda x, y: fc.debugging.assert_non_negative(x, message="non-negative"), ([0, 2], [0, 0]),
+     ([0, -2], [0, 0]), 1),
+]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_each_assert_passes_where_it_holds_and_names_op_message_and_line_where_not(target: str, case: int) -> None:
+    make, good, bad, element = CASES[case]
+    g, x, y, total, check = guarded(make)
+    with fc.Session(target=target, graph=g) as sess:
+        got = sess.run(total, {x: good[0], y: good[1]})
+        np.testing.assert_array_equal(got, np.add(good[0], good[1], dtype=np.float32))
+        with pytest.raises(CheckFailed) as failure:
+            sess.run(total, {x: bad[0], y: bad[1]})
+    text = str(failure.value)
+    assert f"'{check.name}'" in text
+    assert f"{HERE}:{make.__code__.co_firstlineno}" in text  # the user's line: where the assert was called
+    assert "did not hold element-wise" in text and f"at element {element}" in text
+    assert isinstance(failure.value, fc.FlowcError)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_assert_fetched_itself_runs_and_gives_none(target: str) -> None:
+    g, x, y, total, check = guarded(lambda x, y: fc.debugging.assert_less(x, y))
+    with fc.Session(target=target, graph=g) as sess:
+        assert sess.run(check, {x: [1.0], y: [2.0]}) is None
+        with pytest.raises(CheckFailed, match="x:0 < y:0"):
+            sess.run([total, check], {x: [3.0], y: [2.0]})
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_run_that_does_not_reach_the_assert_does_not_check(target: str) -> None:
+    g, x, y, total, check = guarded(lambda x, y: fc.debugging.assert_equal(x, y))
+    with g.as_default():
+        other = x * 2.0  # no control dependency on the assert
+    with fc.Session(target=target, graph=g) as sess:
+        np.testing.assert_array_equal(sess.run(other, {x: [1.0, 2.0]}), [2.0, 4.0])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_assert_with_a_scalar_condition(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        n = fc.placeholder(fc.int32, [], name="n")
+        check = fc.Assert(n < 10, [n])
+        with fc.control_dependencies([check]):
+            doubled = n * 2
+    with fc.Session(target=target, graph=g) as sess:
+        assert sess.run(doubled, {n: 4}) == 8
+        with pytest.raises(CheckFailed, match="Assert"):
+            sess.run(doubled, {n: 12})
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", [fc.float32, fc.float64])
+def test_check_numerics_passes_finite_values_and_stops_at_nan_and_inf(target: str, dtype) -> None:  # type: ignore[no-untyped-def]
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(dtype, [None, 3], name="x")
+        checked = fc.check_numerics(fc.log(x), "log of x")  # the check_numerics line
+    with fc.Session(target=target, graph=g) as sess:
+        values = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype.np)
+        np.testing.assert_allclose(sess.run(checked, {x: values}), np.log(values), rtol=1e-6)
+        assert sess.run(checked, {x: np.ones((0, 3), dtype.np)}).shape == (0, 3)
+        for bad, element in ((np.inf, 4), (np.nan, 4), (0.0, 4), (-1.0, 4)):  # log(0) = -inf, log(-1) = nan
+            fed = values.copy()
+            fed[1, 1] = bad
+            with pytest.raises(CheckFailed) as failure:
+                sess.run(checked, {x: fed})
+            text = str(failure.value)
+            assert "log of x: Tensor had NaN or Inf values" in text and f"at element {element}" in text
+            assert f"{HERE}:{line_of('the check_numerics line')}" in text
+
+
+def test_check_numerics_is_fc_debugging_check_numerics_and_passes_the_gradient_through() -> None:
+    assert fc.debugging.check_numerics is fc.check_numerics
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [3], name="x")
+        loss = fc.reduce_sum(fc.check_numerics(x * x, "square"))
+        (grad,) = fc.gradients(loss, [x])
+    for target in TARGETS:
+        with fc.Session(target=target, graph=g) as sess:
+            np.testing.assert_allclose(sess.run(grad, {x: [1.0, -2.0, 3.0]}), [2.0, -4.0, 6.0])
