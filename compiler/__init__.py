@@ -119,7 +119,8 @@ from .index_ops import (  # noqa: E402,F811
 )
 from .einsum import einsum  # noqa: E402
 from . import debugging  # noqa: E402  (fc.debugging.assert_equal etc.: run-time checks)
-from .debugging import Assert, check_numerics  # noqa: E402
+from .debugging import Assert, Print, check_numerics  # noqa: E402
+from .debugging import print  # noqa: E402,A004  (fc.print, as tf.print)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -146,5 +147,5 @@ __all__ = [
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
-    "Assert", "check_numerics", "debugging",  # run-time checks
+    "Assert", "Print", "check_numerics", "debugging", "print",  # run-time checks and printing
 ]

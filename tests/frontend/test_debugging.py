@@ -119,3 +119,50 @@ def test_check_numerics_is_fc_debugging_check_numerics_and_passes_the_gradient_t
     for target in TARGETS:
         with fc.Session(target=target, graph=g) as sess:
             np.testing.assert_allclose(sess.run(grad, {x: [1.0, -2.0, 3.0]}), [2.0, -4.0, 6.0])
+
+
+# -- Print and print (Note [printing from a run] in compiler/debugging.py) -------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_print_passes_its_input_through_and_prints_message_and_data_first_n_times(target: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        y = fc.Print(x * 2.0, [x, fc.reduce_sum(x)], message="x, sum: ", first_n=2, summarize=2)
+        z = y + 1.0
+    with fc.Session(target=target, graph=g) as sess:
+        for run in range(3):
+            np.testing.assert_array_equal(sess.run(z, {x: [1.0, 2.0, 3.0 + run]}), [3.0, 5.0, 7.0 + 2 * run])
+    assert capsys.readouterr().err == "x, sum: [1.0 2.0...][6.0]\nx, sum: [1.0 2.0...][7.0]\n"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_print_under_control_dependencies_prints_each_run_in_order_with_summarize(target: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.int32, [2, 2], name="x")
+        first = fc.print("x:", x, output_stream=sys.stdout, summarize=-1)
+        second = fc.print("total", fc.reduce_sum(x), output_stream=sys.stdout)
+        with fc.control_dependencies([first, second]):
+            doubled = x * 2
+        unrelated = x + 1
+    with fc.Session(target=target, graph=g) as sess:
+        np.testing.assert_array_equal(sess.run(doubled, {x: [[1, 2], [3, 4]]}), [[2, 4], [6, 8]])
+        sess.run(unrelated, {x: [[1, 2], [3, 4]]})  # reaches no print: prints nothing
+        assert sess.run(second, {x: [[0, 0], [0, 5]]}) is None
+    assert capsys.readouterr().out == "x: 1 2 3 4\ntotal 10\ntotal 5\n"
+
+
+def test_print_prints_nothing_when_a_check_stops_the_run(capsys) -> None:  # type: ignore[no-untyped-def]
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        y = fc.Print(fc.check_numerics(x, "x"), [x], message="x=")
+    for target in TARGETS:
+        with fc.Session(target=target, graph=g) as sess:
+            with pytest.raises(CheckFailed):
+                sess.run(y, {x: [np.nan]})
+    assert capsys.readouterr().err == ""
