@@ -118,6 +118,7 @@ from .index_ops import (  # noqa: E402,F811
     unstack, where,
 )
 from .einsum import einsum  # noqa: E402
+from . import summary  # noqa: E402  (fc.summary.scalar, FileWriter: TensorBoard event files)
 from . import debugging  # noqa: E402  (fc.debugging.assert_equal etc.: run-time checks)
 from .debugging import Assert, Print, check_numerics  # noqa: E402
 from .debugging import print  # noqa: E402,A004  (fc.print, as tf.print)
@@ -147,5 +148,5 @@ __all__ = [
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
-    "Assert", "Print", "check_numerics", "debugging", "print",  # run-time checks and printing
+    "Assert", "Print", "check_numerics", "debugging", "print", "summary",  # checks, printing, TensorBoard
 ]

@@ -41,6 +41,7 @@ from flowc.runtime.options import RunOptions
 from flowc.runtime.options import configure as configure_runtime
 
 from .debugging import emit_prints, prints_reached
+from .summary import holds_summary, run_with_summaries
 from .driver import compile_lowered
 from .feeds import check_feed
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
@@ -173,6 +174,8 @@ class Session:
                 return answer
         if self._closed:
             raise FlowcError("this Session is closed")
+        if holds_summary(fetches):  # Note [summaries are fetches] in summary.py
+            return run_with_summaries(self.run, fetches, feed_dict)
         original_feeds, feed_dict = feed_dict, feed_dict or {}
         try:
             key = (_structure_key(fetches), tuple(feed_dict))
