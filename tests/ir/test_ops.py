@@ -655,7 +655,8 @@ NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "g
             "read_row", "write_row", "fill_rows",  # tests/codegen/test_rows.py
             "extract_patches", "fold_patches",  # tests/codegen/test_patches.py
             "shape_of", "reshape_dims", "broadcast_dims", "iota", "gather_nd", "where_indices",
-            "pad"}  # test_shape_ops_native.py
+            "pad",  # test_shape_ops_native.py
+            "check"}  # tests/frontend/test_debugging.py
 TESTED_BY = {
     "where": test_where_broadcasts_three_ways,
     "cast": test_cast_to_every_dtype,
