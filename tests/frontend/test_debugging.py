@@ -166,3 +166,27 @@ def test_print_prints_nothing_when_a_check_stops_the_run(capsys) -> None:  # typ
             with pytest.raises(CheckFailed):
                 sess.run(y, {x: [np.nan]})
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_checks_inside_cond_and_while_loop_bodies(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        p = fc.placeholder(fc.bool, [], name="p")
+        y = fc.cond(p, lambda: fc.check_numerics(fc.log(x), "in cond"), lambda: x)
+
+        def body(i, total):  # type: ignore[no-untyped-def]
+            with fc.control_dependencies([fc.debugging.assert_less(i, 3, message="loop bound")]):
+                return i + 1, total + x
+
+        _, z = fc.while_loop(lambda i, total: i < 5, body, [fc.constant(0), x])
+        _, fine = fc.while_loop(lambda i, total: i < 3, body, [fc.constant(0), x])
+    with fc.Session(target=target, graph=g) as sess:
+        np.testing.assert_allclose(sess.run(y, {x: [1.0, 2.0], p: True}), np.log([1.0, 2.0]))
+        np.testing.assert_array_equal(sess.run(y, {x: [1.0, -2.0], p: False}), [1.0, -2.0])  # branch not taken
+        with pytest.raises(CheckFailed, match="in cond: Tensor had NaN or Inf values"):
+            sess.run(y, {x: [1.0, -2.0], p: True})
+        np.testing.assert_array_equal(sess.run(fine, {x: [1.0]}), [4.0])
+        with pytest.raises(CheckFailed, match="loop bound"):
+            sess.run(z, {x: [1.0]})
