@@ -174,8 +174,8 @@ def image(name: str, tensor: Any, max_outputs: int = 3, collections: list[str] |
 
 
 def merge(inputs: list[Any], collections: list[str] | None = None, name: str | None = None) -> SummaryOp:
-    """One summary holding the values of all `inputs` (SummaryOps or serialized Summary protos fetched
-    earlier are not mixed: only SummaryOps), as TF1's tf.summary.merge."""
+    """One summary holding the values of all `inputs`, SummaryOps of this module (TF1's tf.summary.merge;
+    unlike TF1 it does not take string tensors of serialized summaries: flowc has no string dtype)."""
     parts = [s for s in inputs if s is not None]
     tensors = list(dict.fromkeys(t for part in parts for t in part.tensors))
 
