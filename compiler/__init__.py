@@ -123,6 +123,10 @@ from .index_ops import (  # noqa: E402,F811
 )
 from .einsum import einsum  # noqa: E402
 from . import math  # noqa: E402  (fc.math.*: TensorFlow's aliases of the ops above)
+from . import summary  # noqa: E402  (fc.summary.scalar, FileWriter: TensorBoard event files)
+from . import debugging  # noqa: E402  (fc.debugging.assert_equal etc.: run-time checks)
+from .debugging import Assert, Print, check_numerics  # noqa: E402
+from .debugging import print  # noqa: E402,A004  (fc.print, as tf.print)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -152,4 +156,5 @@ __all__ = [
     "add_n", "cumprod", "cumsum", "math", "reduce_all", "reduce_any", "reduce_logsumexp", "reduce_prod",  # reductions
     "acos", "asin", "atan", "atan2", "ceil", "cos", "cosh", "erf", "expm1", "floor", "floor_div", "floordiv", "floormod",
     "log1p", "mod", "reciprocal", "round", "sign", "sin", "sinh", "squared_difference", "tan", "truediv",
+    "Assert", "Print", "check_numerics", "debugging", "print", "summary",  # checks, printing, TensorBoard
 ]

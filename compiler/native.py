@@ -21,6 +21,7 @@ import numpy as np
 from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, kernel_op_names
 from flowc.ir import Function
 from flowc.ir.errors import FlowcError, IndexOutOfRange
+from flowc.ir.ops.checks import CheckFailed, failure_message
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
 from flowc.runtime import Library, allocate, arena, default_allocator
 from flowc.runtime.allocator import size_class
@@ -214,8 +215,12 @@ class NativeExecutable:
         return (self._layouts.get(tuple(arg_shapes)) or self._layout(args)).arena_bytes
 
     def _raise(self, status: int, index: int, shapes: dict) -> None:
-        """A kernel found a bad index (gather, an integer slice, a row op): say which op, which index, which range."""
+        """A kernel found a bad index (gather, an integer slice, a row op) or a false check: say which op, which
+        index, which range (or the check's message)."""
         kernel = self.program.kernel_ops[status - 1]
+        check = next((o for o in kernel.walk() if o.name == "check"), None)
+        if check is not None:  # an assert or check_numerics (ir/ops/checks.py)
+            raise CheckFailed(failure_message(check.message, index), op=check.display_name, where=check.loc)
         op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
         if op.name in ("read_row", "write_row"):
             message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"

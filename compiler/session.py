@@ -29,7 +29,7 @@ The fast run takes the same locks (runtime/native/fast_run.c).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -40,6 +40,8 @@ from flowc.runtime import fast_run
 from flowc.runtime.options import RunOptions
 from flowc.runtime.options import configure as configure_runtime
 
+from .debugging import emit_prints, prints_reached
+from .summary import holds_summary, run_with_summaries
 from .driver import compile_lowered
 from .feeds import check_feed
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
@@ -60,6 +62,7 @@ class RunPlan:
     flat_kind: type = list
     fast_layouts: int = 0  # the layouts the plan's FastRun knows (Note [the fast run]); -1: it has none
     locks: tuple[threading.Lock, ...] = ()  # held across every run, in this order (Note [use_locking])
+    prints: list = field(default_factory=list)  # fc.Print ops the run reaches (Note [printing from a run])
 
     def __post_init__(self) -> None:
         # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
@@ -171,6 +174,8 @@ class Session:
                 return answer
         if self._closed:
             raise FlowcError("this Session is closed")
+        if holds_summary(fetches):  # Note [summaries are fetches] in summary.py
+            return run_with_summaries(self.run, fetches, feed_dict)
         original_feeds, feed_dict = feed_dict, feed_dict or {}
         try:
             key = (_structure_key(fetches), tuple(feed_dict))
@@ -183,6 +188,8 @@ class Session:
                 self._plans[key] = plan
         args = [_checked(spec, feed_dict[k]) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
         results = self._call_locked(plan, args) if plan.locks else self._call(plan.compiled, args)
+        if plan.prints:  # their tensors are fetched after the user's (Note [printing from a run])
+            emit_prints(plan.prints, dict(zip(plan.compiled.signature.fetches, results)))
         if plan.fast_layouts >= 0:
             self._refresh_fast(plan, fetches, original_feeds)
         if plan.single:
@@ -200,11 +207,15 @@ class Session:
         by_tensor = {self._feed_tensor(k): k for k in feed_dict}
         tensors = list(dict.fromkeys(t for t in leaves if isinstance(t, Tensor)))
         targets = list(dict.fromkeys(op for op in leaves if isinstance(op, Operation)))
-        compiled = self._compiled(tensors, targets, list(by_tensor))
+        prints = prints_reached([t.op for t in tensors if t not in by_tensor] + targets, set(by_tensor))
+        printed = [t for t in dict.fromkeys(t for spec in prints for t in spec.tensors) if t not in tensors]
+        compiled = self._compiled(tensors + printed, targets, list(by_tensor))
         feed_tensors = list(compiled.signature.feeds)
         single = not isinstance(fetches, _NESTED) and len(tensors) == 1 and not targets
         plan = RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild, single)
         plan.locks = tuple(self._locks.setdefault(var, threading.Lock()) for var in compiled.signature.locked)
+        if prints:
+            plan.prints, plan.fast_layouts = prints, -1  # the fast run would not print
         if type(fetches) in (list, tuple) and len(leaves) == len(fetches) and \
                 not any(type(v) in _NESTED for v in fetches):
             plan.flat = [tensors.index(leaf) if isinstance(leaf, Tensor) else None for leaf in leaves]

@@ -4,3 +4,4 @@ from . import autodiff, control, conv, elementwise, fusion, indexing, linalg, ra
 from . import dims  # noqa: F401
 from . import scan, selection  # noqa: F401
 from . import elementwise_math  # noqa: F401
+from . import checks  # noqa: F401

@@ -108,6 +108,11 @@ func @random_like(%step: i64[], %x: i32[?,3]) -> f64[?,3] {
   return %u : f64[?,3]
 }
 
+func @checked(%ok: bool[?]) -> bool[?] {
+  %c = check %ok {message = "all ok"} : bool[?]
+  return %ok : bool[?]
+}
+
 // A kernel of the fusion pass: x * 0.5 + b in one loop.
 func @fused(%x: f32[2,3], %b: f32[3]) -> f32[2,3] {
   %y = fusion %x, %b {kind = "loop"} : f32[2,3] {
