@@ -118,6 +118,9 @@ from .index_ops import (  # noqa: E402,F811
     unstack, where,
 )
 from .einsum import einsum  # noqa: E402
+from .initializers import *  # noqa: E402,F401,F403  (TF1's initializers: fc.zeros_initializer etc.)
+from .variable_scope import AUTO_REUSE, VariableScope, get_variable, get_variable_scope, variable_scope  # noqa: E402
+from . import contrib, layers, losses  # noqa: E402  (fc.layers.dense, fc.losses.*, fc.contrib.layers.l2_regularizer)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -144,4 +147,6 @@ __all__ = [
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
+    "AUTO_REUSE", "VariableScope", "contrib", "get_variable", "get_variable_scope", "layers", "losses",
+    "variable_scope", *initializers.__all__,  # TF1 variables, layers and losses
 ]

@@ -29,7 +29,7 @@ from .sources import user_location
 
 # stddev of a standard normal truncated to [-2, 2]: truncated_normal draws are divided by it
 # so the variance is the one asked for
-_TRUNCATED_STDDEV = 0.87962566103423978
+TRUNCATED_STDDEV = 0.87962566103423978
 
 
 class Initializer(ABC):
@@ -149,7 +149,7 @@ class VarianceScaling(Initializer):
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         variance = self.scale / max(1.0, n)
         if self.distribution in ("normal", "truncated_normal"):
-            return math.sqrt(variance) / _TRUNCATED_STDDEV
+            return math.sqrt(variance) / TRUNCATED_STDDEV
         if self.distribution == "untruncated_normal":
             return math.sqrt(variance)
         return math.sqrt(3.0 * variance)
