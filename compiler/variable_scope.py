@@ -222,13 +222,14 @@ def _new_variable(graph: Graph, scope: VariableScope, full: str, shape: Sequence
                   dtype: DType | str | None, initializer: Any, trainable: bool,
                   collections: Sequence[str] | None) -> Variable:
     op = f"get_variable '{full}'"
-    dtype = as_dtype(dtype) if dtype is not None else scope.dtype
     initializer = initializer if initializer is not None else scope.initializer
-    if initializer is not None and not callable(initializer):  # a value: its own shape
+    if initializer is not None and not callable(initializer):  # a value: its own shape and (unless given) dtype
         if shape is not None:
             raise GraphError("if initializer is a constant, do not specify shape", op=op, where=user_location())
+        dtype = as_dtype(dtype) if dtype is not None else None
         make: Callable[[], Any] = lambda: initializer  # noqa: E731
     else:
+        dtype = as_dtype(dtype) if dtype is not None else scope.dtype
         if shape is None or any(d is None for d in shape):
             raise GraphError(f"the shape of a new variable ({full}) must be fully defined, got {shape}", op=op,
                              where=user_location())
