@@ -90,7 +90,16 @@ class _Store:
 _stores: weakref.WeakKeyDictionary[Graph, _Store] = weakref.WeakKeyDictionary()
 
 
+def _outermost(graph: Graph) -> Graph:
+    """The graph that holds the Variables: a branch or loop body (FuncGraph) makes and finds its
+    Variables in the graph around it, as TensorFlow 1's init_scope does for a body."""
+    while getattr(graph, "outer", None) is not None:
+        graph = graph.outer  # type: ignore[attr-defined]
+    return graph
+
+
 def _store(graph: Graph) -> _Store:
+    graph = _outermost(graph)
     store = _stores.get(graph)
     if store is None:
         store = _stores[graph] = _Store()
@@ -207,14 +216,16 @@ def _get_variable(scope: VariableScope, name: str, shape: Sequence[int] | None, 
     if scope.reuse is True:
         raise GraphError(f"Variable {full} does not exist, or was not created with fc.get_variable(). Did you mean "
                          "to set reuse=fc.AUTO_REUSE in the variable_scope?", op=op, where=user_location())
-    variable = _new_variable(graph, scope, full, shape, dtype, initializer, trainable, collections)
-    store.variables[full] = variable
-    regularizer = regularizer if regularizer is not None else scope.regularizer
-    if regularizer is not None:
-        with _absolute_name_scope(graph, f"{variable.op.name}/Regularizer"):
-            loss = regularizer(variable)
-        if loss is not None:
-            graph.add_to_collection(REGULARIZATION_LOSSES, loss)
+    outer = _outermost(graph)
+    with outer.as_default():
+        variable = _new_variable(outer, scope, full, shape, dtype, initializer, trainable, collections)
+        store.variables[full] = variable
+        regularizer = regularizer if regularizer is not None else scope.regularizer
+        if regularizer is not None:
+            with _absolute_name_scope(outer, f"{variable.op.name}/Regularizer"):
+                loss = regularizer(variable)
+            if loss is not None:
+                outer.add_to_collection(REGULARIZATION_LOSSES, loss)
     return variable
 
 

@@ -216,3 +216,23 @@ def test_global_step(target):
         np.testing.assert_allclose(sess.run(w), [0.0])
     with pytest.raises(GraphError, match="already has a global step"):
         fc.train.create_global_step()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_get_variable_in_loop_body_and_branch(target):
+    """A body makes and finds its Variables in the graph around it (TF1's init_scope)."""
+    x = fc.placeholder(fc.float32, [2])
+
+    def body(i, acc):
+        with fc.variable_scope("step", reuse=fc.AUTO_REUSE):
+            w = fc.get_variable("w", [2], initializer=fc.constant_initializer([2.0, 3.0]))
+        return i + 1, acc * w + x
+
+    _, out = fc.while_loop(lambda i, acc: i < 3, body, [0, fc.zeros([2])])
+    branch = fc.cond(x[0] > 0, lambda: fc.get_variable("c", [2], initializer=fc.ones_initializer()) * 2.0,
+                     lambda: x)
+    assert [v.name for v in fc.global_variables()] == ["step/w:0", "c:0"]
+    got = run(target, [out, branch], {x: [1.0, 2.0]})
+    w, data = np.float32([2.0, 3.0]), np.float32([1.0, 2.0])
+    np.testing.assert_allclose(got[0], ((data * w + data) * w + data))
+    np.testing.assert_array_equal(got[1], [2.0, 2.0])
