@@ -223,8 +223,10 @@ def batch_normalization(inputs: Any, axis: int = -1, momentum: float = 0.99, eps
     broadcast = [1] * rank
     broadcast[axis] = depth
     with variable_scope(name, default_name="batch_normalization", values=[x], reuse=reuse):
-        gamma = get_variable("gamma", [depth], x.dtype, gamma_initializer, gamma_regularizer, trainable) if scale else None
-        beta = get_variable("beta", [depth], x.dtype, beta_initializer, beta_regularizer, trainable) if center else None
+        gamma = (get_variable("gamma", [depth], x.dtype, gamma_initializer, gamma_regularizer, trainable)
+                 if scale else None)
+        beta = (get_variable("beta", [depth], x.dtype, beta_initializer, beta_regularizer, trainable)
+                if center else None)
         moving_mean = get_variable("moving_mean", [depth], x.dtype, moving_mean_initializer, trainable=False)
         moving_variance = get_variable("moving_variance", [depth], x.dtype, moving_variance_initializer,
                                        trainable=False)

@@ -46,7 +46,8 @@ def _safe_divide(numerator: Tensor, denominator: Tensor) -> Tensor:
     return where(positive, numerator / where(positive, denominator, ones_like(denominator)), 0.0 * numerator)
 
 
-def compute_weighted_loss(losses: Any, weights: Any = 1.0, scope: str | None = None, loss_collection: str | None = LOSSES,
+def compute_weighted_loss(losses: Any, weights: Any = 1.0, scope: str | None = None,
+                          loss_collection: str | None = LOSSES,
                           reduction: str = Reduction.SUM_BY_NONZERO_WEIGHTS) -> Tensor:
     """`losses` times `weights`, reduced by `reduction`, added to `loss_collection`."""
     op = "compute_weighted_loss"

@@ -77,11 +77,9 @@ def test_conv2d_and_pooling_values(target, padding, stride, rng):
     assert kernel.shape == (3, 2, 2, 3)
     if padding == "valid":
         pads = ((0, 0), (0, 0))
-    else:  # SAME with stride 2: output ceil(size / 2), the extra padding after
-        pads = ((0, 1), (0, 0)) if stride == 2 else ((1, 1), (0, 1))
-        pads = ((1, 1), (0, 1))
-        pads = tuple((total // 2, total - total // 2) for total in
-                     (max((-(-7 // stride) - 1) * stride + 3 - 7, 0), max((-(-6 // stride) - 1) * stride + 2 - 6, 0)))
+    else:  # SAME: output ceil(size / stride), the odd pixel of padding after
+        totals = [max((-(-size // stride) - 1) * stride + k - size, 0) for size, k in ((7, 3), (6, 2))]
+        pads = tuple((total // 2, total - total // 2) for total in totals)
     np.testing.assert_allclose(got[0], numpy_conv(data, kernel, stride, pads) + bias, rtol=1e-10, atol=1e-12)
     expected_max = data[:, :6, :6, :].reshape(3, 3, 2, 3, 2, 2).max(axis=(2, 4))
     np.testing.assert_allclose(got[1], expected_max)
