@@ -236,3 +236,12 @@ def test_get_variable_in_loop_body_and_branch(target):
     w, data = np.float32([2.0, 3.0]), np.float32([1.0, 2.0])
     np.testing.assert_allclose(got[0], ((data * w + data) * w + data))
     np.testing.assert_array_equal(got[1], [2.0, 2.0])
+
+
+def test_collections_replace_the_default_ones():
+    local = fc.get_variable("counter", [], dtype=fc.int32, trainable=False, collections=["local_variables"])
+    mine = fc.get_variable("w", [1], collections=["variables", "mine"])
+    graph = fc.get_default_graph()
+    assert local not in fc.global_variables() and graph.get_collection("local_variables") == [local]
+    assert fc.global_variables() == [mine] and fc.trainable_variables() == [mine]
+    assert graph.get_collection("mine") == [mine]
