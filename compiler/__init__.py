@@ -127,6 +127,9 @@ from . import summary  # noqa: E402  (fc.summary.scalar, FileWriter: TensorBoard
 from . import debugging  # noqa: E402  (fc.debugging.assert_equal etc.: run-time checks)
 from .debugging import Assert, Print, check_numerics  # noqa: E402
 from .debugging import print  # noqa: E402,A004  (fc.print, as tf.print)
+from .initializers import *  # noqa: E402,F401,F403  (TF1's initializers: fc.zeros_initializer etc.)
+from .variable_scope import AUTO_REUSE, VariableScope, get_variable, get_variable_scope, variable_scope  # noqa: E402
+from . import contrib, layers, losses  # noqa: E402  (fc.layers.dense, fc.losses.*, fc.contrib.layers.l2_regularizer)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -157,4 +160,6 @@ __all__ = [
     "acos", "asin", "atan", "atan2", "ceil", "cos", "cosh", "erf", "expm1", "floor", "floor_div", "floordiv", "floormod",
     "log1p", "mod", "reciprocal", "round", "sign", "sin", "sinh", "squared_difference", "tan", "truediv",
     "Assert", "Print", "check_numerics", "debugging", "print", "summary",  # checks, printing, TensorBoard
+    "AUTO_REUSE", "VariableScope", "contrib", "get_variable", "get_variable_scope", "layers", "losses",
+    "variable_scope", *initializers.__all__,  # TF1 variables, layers and losses
 ]

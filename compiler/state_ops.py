@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from flowc.ir import TensorType
 from flowc.ir.errors import FlowcTypeError, GraphError
 from flowc.ir.types import DType, format_shape
@@ -106,6 +108,18 @@ class Variable(TensorOperators):
         """The value after this variable's initializer ran (for initializing others from it)."""
         with self.graph.control_dependencies([self.initializer]):
             return self._read(self.graph)
+
+    def load(self, value: Any, session: Any = None) -> None:
+        """Set the value in `session` (default: the default session) without running an op."""
+        if session is None:
+            from . import session as sessions  # session.py imports this module
+
+            default = getattr(sessions, "get_default_session", None)
+            session = default() if default is not None else None
+        if session is None:
+            raise GraphError("Variable.load needs a session: pass session= or call it inside `with sess.as_default()`",
+                             op=f"Variable '{self.op.name}'", where=user_location())
+        session._store(self.op, np.array(value, dtype=self.dtype.name))
 
     def assign(self, value: Any, use_locking: bool = False, name: str | None = None) -> Tensor:
         return assign(self, value, use_locking=use_locking, name=name)

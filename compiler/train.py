@@ -202,3 +202,7 @@ class AdamOptimizer(Optimizer):
         with control_dependencies(updates):  # after every update read this step's powers
             return [assign(beta1_power, beta1_power * self._beta1, use_locking=self._use_locking),
                     assign(beta2_power, beta2_power * self._beta2, use_locking=self._use_locking)]
+
+
+# The global step lives with the variable scopes (variable_scope.py); tf.train names it here.
+from .variable_scope import create_global_step, get_global_step, get_or_create_global_step  # noqa: E402,F401
