@@ -202,3 +202,10 @@ class AdamOptimizer(Optimizer):
         with control_dependencies(updates):  # after every update read this step's powers
             return [assign(beta1_power, beta1_power * self._beta1, use_locking=self._use_locking),
                     assign(beta2_power, beta2_power * self._beta2, use_locking=self._use_locking)]
+
+
+# Checkpoints (compiler/saver.py), as TF1's tf.train has them.
+from .saver import (  # noqa: E402,F401
+    CheckpointState, Saver, checkpoint_exists, get_checkpoint_state, latest_checkpoint, list_variables, load_variable,
+    update_checkpoint_state,
+)
