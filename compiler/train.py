@@ -209,3 +209,4 @@ from .saver import (  # noqa: E402,F401
     CheckpointState, Saver, checkpoint_exists, get_checkpoint_state, latest_checkpoint, list_variables, load_variable,
     update_checkpoint_state,
 )
+from .optimizers import AdadeltaOptimizer, AdagradOptimizer, FtrlOptimizer, RMSPropOptimizer  # noqa: E402,F401
