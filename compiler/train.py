@@ -210,3 +210,7 @@ from .saver import (  # noqa: E402,F401
     update_checkpoint_state,
 )
 from .optimizers import AdadeltaOptimizer, AdagradOptimizer, FtrlOptimizer, RMSPropOptimizer  # noqa: E402,F401
+from .learning_rate import (  # noqa: E402,F401
+    cosine_decay, exponential_decay, inverse_time_decay, natural_exp_decay, piecewise_constant, polynomial_decay,
+)
+from .moving_averages import ExponentialMovingAverage  # noqa: E402,F401

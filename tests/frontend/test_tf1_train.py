@@ -152,3 +152,139 @@ def test_optimizer_argument_errors():
         fc.train.AdagradOptimizer(0.1, initial_accumulator_value=0.0)
     with pytest.raises(FlowcError, match="l1_regularization_strength must be at least zero"):
         fc.train.FtrlOptimizer(0.1, l1_regularization_strength=-1.0)
+
+
+# -- learning-rate schedules --------------------------------------------------------------------------------------
+
+def staircase(p, on):
+    return np.floor(p) if on else p
+
+
+SCHEDULES = {
+    "exponential": (lambda s: fc.train.exponential_decay(0.1, s, 7, 0.5),
+                    lambda s: 0.1 * 0.5 ** (s / 7)),
+    "exponential_staircase": (lambda s: fc.train.exponential_decay(0.1, s, 7, 0.5, staircase=True),
+                              lambda s: 0.1 * 0.5 ** np.floor(s / 7)),
+    "natural_exp": (lambda s: fc.train.natural_exp_decay(0.2, s, 5, 0.3),
+                    lambda s: 0.2 * np.exp(-0.3 * s / 5)),
+    "natural_exp_staircase": (lambda s: fc.train.natural_exp_decay(0.2, s, 5, 0.3, staircase=True),
+                              lambda s: 0.2 * np.exp(-0.3 * np.floor(s / 5))),
+    "inverse_time": (lambda s: fc.train.inverse_time_decay(0.5, s, 4, 2.0),
+                     lambda s: 0.5 / (1 + 2.0 * s / 4)),
+    "inverse_time_staircase": (lambda s: fc.train.inverse_time_decay(0.5, s, 4, 2.0, staircase=True),
+                               lambda s: 0.5 / (1 + 2.0 * np.floor(s / 4))),
+    "polynomial": (lambda s: fc.train.polynomial_decay(0.1, s, 10, 0.01, power=0.5),
+                   lambda s: (0.1 - 0.01) * (1 - min(s, 10) / 10) ** 0.5 + 0.01),
+    "polynomial_default": (lambda s: fc.train.polynomial_decay(0.1, s, 10),
+                           lambda s: (0.1 - 0.0001) * (1 - min(s, 10) / 10) + 0.0001),
+    "polynomial_cycle": (lambda s: fc.train.polynomial_decay(0.1, s, 10, 0.01, power=2.0, cycle=True),
+                         lambda s: (0.1 - 0.01) * (1 - s / (10 * (1 if s == 0 else math.ceil(s / 10)))) ** 2 + 0.01),
+    "cosine": (lambda s: fc.train.cosine_decay(0.3, s, 12),
+               lambda s: 0.3 * 0.5 * (1 + math.cos(math.pi * min(s, 12) / 12))),
+    "cosine_alpha": (lambda s: fc.train.cosine_decay(0.3, s, 12, alpha=0.2),
+                     lambda s: 0.3 * (0.8 * 0.5 * (1 + math.cos(math.pi * min(s, 12) / 12)) + 0.2)),
+    "piecewise": (lambda s: fc.train.piecewise_constant(s, [5, 10], [1.0, 0.5, 0.1]),
+                  lambda s: 1.0 if s <= 5 else 0.5 if s <= 10 else 0.1),
+}
+SCHEDULE_STEPS = [0, 1, 4, 5, 6, 7, 10, 11, 13, 20, 25, 31]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_schedule_matches_tf1_formula(target, schedule):
+    build, formula = SCHEDULES[schedule]
+    g = fc.Graph()
+    with g.as_default():
+        step = fc.Variable(np.int64(0), trainable=False, name="global_step")
+        rate = build(step)
+        new_step = fc.placeholder(fc.int64, shape=[], name="new_step")
+        set_step = fc.assign(step, new_step)
+        init = fc.global_variables_initializer()
+    assert rate.dtype == fc.float32  # the learning rate's dtype, as TF1
+    with fc.Session(target=target, graph=g) as sess:
+        sess.run(init)
+        for s in SCHEDULE_STEPS:
+            sess.run(set_step, {new_step: np.int64(s)})
+            np.testing.assert_allclose(sess.run(rate), formula(s), rtol=2e-6, err_msg=f"step {s}")
+
+
+def test_schedule_drives_an_optimizer_and_float64_learning_rate(rng):
+    p = problem(rng)
+    g = fc.Graph()
+    with g.as_default():
+        W = fc.Variable(p["W"], name="W")
+        step = fc.Variable(np.int64(0), trainable=False, name="global_step")
+        rate = fc.train.exponential_decay(np.float64(0.2), step, 1, 0.5)
+        loss = fc.reduce_sum(fc.square(W))
+        update = fc.train.GradientDescentOptimizer(rate).minimize(loss, global_step=step)
+        init = fc.global_variables_initializer()
+    assert rate.dtype == fc.float64
+    with fc.Session(target="cpu", graph=g) as sess:
+        sess.run(init)
+        for _ in range(3):
+            sess.run(update)
+        expected = p["W"] * (1 - 2 * 0.2) * (1 - 2 * 0.1) * (1 - 2 * 0.05)
+        np.testing.assert_allclose(sess.run(W), expected, rtol=1e-12)
+
+
+def test_schedule_errors():
+    with fc.Graph().as_default():
+        with pytest.raises(FlowcError, match="global_step is required for exponential_decay"):
+            fc.train.exponential_decay(0.1, None, 10, 0.9)
+        with pytest.raises(FlowcError, match="one value more than boundaries"):
+            fc.train.piecewise_constant(fc.constant(3), [1, 2], [0.1, 0.2])
+
+
+# -- ExponentialMovingAverage ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("num_updates", [None, "step"])
+def test_exponential_moving_average(target, num_updates):
+    values = [np.float32([3.0, -1.0]), np.float32([0.5, 2.0]), np.float32([-4.0, 1.0]), np.float32([2.0, 2.0])]
+    g = fc.Graph()
+    with g.as_default():
+        w = fc.Variable(np.float32([1.0, 1.0]), name="w")
+        step = fc.Variable(np.int64(0), trainable=False, name="global_step")
+        fed = fc.placeholder(fc.float32, shape=[2], name="fed")
+        ema = fc.train.ExponentialMovingAverage(0.9, num_updates=step if num_updates else None)
+        with fc.control_dependencies([fc.assign(w, fed)]):
+            average_op = ema.apply([w])
+        with fc.control_dependencies([average_op]):
+            train_op = fc.assign_add(step, 1)
+        init = fc.global_variables_initializer()
+        restore_names = ema.variables_to_restore()
+    assert ema.average(w).op.name == "w/ExponentialMovingAverage"
+    assert ema.average_name(w) == "w/ExponentialMovingAverage"
+    # the shadow's own name is taken by w, so a Saver built from it loads the average into w
+    assert restore_names == {"w/ExponentialMovingAverage": w, "global_step": step}
+    shadow = np.float32([1.0, 1.0])
+    with fc.Session(target=target, graph=g) as sess:
+        sess.run(init)
+        np.testing.assert_array_equal(sess.run(ema.average(w)), shadow)  # starts at the initial value
+        for t, value in enumerate(values):
+            decay = 0.9 if num_updates is None else min(0.9, (1 + t) / (10 + t))
+            shadow = shadow - (1 - decay) * (shadow - value)
+            sess.run(train_op, {fed: value})
+            np.testing.assert_allclose(sess.run(ema.average(w)), shadow, rtol=1e-6)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_moving_average_of_a_tensor_with_zero_debias(target):
+    values = [np.float64([2.0, 4.0]), np.float64([6.0, 0.0]), np.float64([1.0, 1.0])]
+    g = fc.Graph()
+    with g.as_default():
+        fed = fc.placeholder(fc.float64, shape=[2], name="fed")
+        tensor = fed * 1.0
+        plain = fc.train.ExponentialMovingAverage(0.8, name="plain")
+        debiased = fc.train.ExponentialMovingAverage(0.8, zero_debias=True, name="debiased")
+        update = fc.group(plain.apply([tensor]), debiased.apply([tensor]))
+        init = fc.global_variables_initializer()
+    biased, shadow_plain = np.zeros(2), np.zeros(2)
+    with fc.Session(target=target, graph=g) as sess:
+        sess.run(init)
+        for t, value in enumerate(values, 1):
+            sess.run(update, {fed: value})
+            shadow_plain = shadow_plain - 0.2 * (shadow_plain - value)
+            biased = biased - 0.2 * (biased - value)
+            np.testing.assert_allclose(sess.run(plain.average(tensor)), shadow_plain, rtol=1e-12)
+            np.testing.assert_allclose(sess.run(debiased.average(tensor)), biased / (1 - 0.8 ** t), rtol=1e-12)
