@@ -2,12 +2,12 @@
 
 A checkpoint with prefix P is two files:
 
-- `P.data`: the tensors' bytes, one after the other, each in C order and little-endian,
-  at the offsets the index gives.
+- `P.data-<the first 16 hex digits of its SHA-256>`: the tensors' bytes, one after the
+  other, each in C order and little-endian, at the offsets the index gives.
 - `P.index`: one JSON object, the checkpoint's table of contents:
 
       {"format": "flowc-checkpoint", "version": 1,
-       "data_file": "<basename of P>.data", "data_bytes": 1234, "data_sha256": "<hex>",
+       "data_file": "<basename of P>.data-0123456789abcdef", "data_bytes": 1234, "data_sha256": "<hex>",
        "variables": [{"name": "dense/W", "dtype": "float32", "shape": [3, 4],
                       "offset": 0, "bytes": 48, "crc32": 2915947392}, ...]}
 
@@ -17,10 +17,11 @@ Note [atomic checkpoints]: each file is written to a temporary file in the same 
 flushed and fsynced, then renamed over its final name (rename is atomic on POSIX), the
 data first and the index last, and the folder is fsynced after each rename. The index is
 the commit point: a crash before it is renamed leaves either no checkpoint at P or the
-previous complete one. Should the old index outlive a new data file (a crash between the
-two renames while overwriting P), the data's SHA-256 no longer matches and reading raises.
-Every read checks sizes and checksums, so a truncated or corrupted checkpoint is a
-CheckpointError, never wrong values.
+previous complete one, whose data file (named by its own content) is still there: saving
+over P never writes into the file P's current index names. Data files of P that its index
+does not name are deleted once the new index is in place. Every read checks sizes and
+checksums (the whole data file's SHA-256, each tensor's CRC-32), so a truncated or
+corrupted checkpoint is a CheckpointError, never wrong values.
 """
 
 from __future__ import annotations
@@ -60,8 +61,18 @@ def index_path(prefix: str) -> str:
     return prefix + ".index"
 
 
-def data_path(prefix: str) -> str:
-    return prefix + ".data"
+def data_path(prefix: str, sha256: str) -> str:
+    return f"{prefix}.data-{sha256[:16]}"
+
+
+def _data_files(prefix: str) -> list[str]:
+    """Every data file of checkpoint `prefix`, named by the index or left by an interrupted save."""
+    folder, base = os.path.split(os.path.abspath(prefix))
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return [os.path.join(folder, name) for name in names if name.startswith(base + ".data-") and ".tmp" not in name]
 
 
 def exists(prefix: str) -> bool:
@@ -85,10 +96,15 @@ def write(prefix: str, tensors: dict[str, np.ndarray]) -> None:
         chunks.append(raw)
         digest.update(raw)
         offset += len(raw)
-    index = {"format": FORMAT, "version": VERSION, "data_file": os.path.basename(data_path(prefix)),
-             "data_bytes": offset, "data_sha256": digest.hexdigest(), "variables": entries}
-    write_atomically(data_path(prefix), b"".join(chunks))
+    sha256 = digest.hexdigest()
+    data = data_path(prefix, sha256)
+    index = {"format": FORMAT, "version": VERSION, "data_file": os.path.basename(data),
+             "data_bytes": offset, "data_sha256": sha256, "variables": entries}
+    write_atomically(data, b"".join(chunks))
     write_atomically(index_path(prefix), json.dumps(index, indent=1).encode())
+    for stale in _data_files(prefix):  # an earlier save's data, no index names it any more
+        if os.path.abspath(stale) != os.path.abspath(data):
+            os.unlink(stale)
 
 
 def write_atomically(path: str, content: bytes) -> None:
@@ -124,7 +140,7 @@ def _fsync_folder(folder: str) -> None:
 
 def remove(prefix: str) -> None:
     """Delete checkpoint `prefix`, the index first (so it stops being a checkpoint at once)."""
-    for path in (index_path(prefix), data_path(prefix), prefix + ".meta"):
+    for path in [index_path(prefix), *_data_files(prefix), prefix + ".meta"]:
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -134,8 +150,18 @@ def remove(prefix: str) -> None:
 # -- reading -------------------------------------------------------------------
 
 
-def read_index(prefix: str) -> list[Entry]:
-    """The entries of checkpoint `prefix`, after checking the index is whole and fits its data file."""
+@dataclass(frozen=True)
+class Index:
+    """A checkpoint's index, read and checked against the size of its data file."""
+
+    entries: list[Entry]
+    data: str  # the data file's path
+    data_bytes: int
+    data_sha256: str
+
+
+def read_index(prefix: str) -> Index:
+    """The index of checkpoint `prefix`, after checking it is whole and fits its data file."""
     path = index_path(prefix)
     try:
         with open(path, "rb") as f:
@@ -154,43 +180,47 @@ def read_index(prefix: str) -> list[Entry]:
     try:
         entries = [Entry(e["name"], e["dtype"], tuple(int(d) for d in e["shape"]), int(e["offset"]),
                          int(e["bytes"]), int(e["crc32"])) for e in document["variables"]]
-        data_bytes = int(document["data_bytes"])
+        data_file, data_bytes, sha256 = str(document["data_file"]), int(document["data_bytes"]), \
+            str(document["data_sha256"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"the index {path!r} is malformed ({error!r})", op="checkpoint") from None
-    size = _data_size(prefix)
+    if os.path.basename(data_file) != data_file:
+        raise CheckpointError(f"the index {path!r} names a data file outside its folder: {data_file!r}",
+                              op="checkpoint")
+    data = os.path.join(os.path.dirname(path), data_file)
+    try:
+        size = os.path.getsize(data)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {prefix!r} has an index but its data file {data!r} is missing",
+                              op="checkpoint") from None
     if size != data_bytes:
-        raise CheckpointError(f"the data file {data_path(prefix)!r} holds {size} bytes, its index expects "
-                              f"{data_bytes}: it is truncated or from another save", op="checkpoint")
-    return entries
+        raise CheckpointError(f"the data file {data!r} holds {size} bytes, its index expects {data_bytes}: "
+                              "it is truncated or from another save", op="checkpoint")
+    return Index(entries, data, data_bytes, sha256)
 
 
 def read(prefix: str, names: list[str] | None = None) -> dict[str, np.ndarray]:
     """The tensors `names` (default: all) of checkpoint `prefix`; the whole data file is checked against
     its SHA-256 and every tensor against its CRC-32 first."""
-    entries = {e.name: e for e in read_index(prefix)}
+    index = read_index(prefix)
+    entries = {e.name: e for e in index.entries}
     wanted = list(entries) if names is None else names
     missing = [n for n in wanted if n not in entries]
     if missing:
         raise CheckpointError(f"{', '.join(map(repr, missing))} not found in checkpoint {prefix!r}; it holds "
                               f"{', '.join(sorted(entries)) or 'nothing'}", op="checkpoint")
-    with open(data_path(prefix), "rb") as f:
+    with open(index.data, "rb") as f:
         content = f.read()
-    _check_whole(prefix, content)
-    return {n: _decode(prefix, entries[n], content) for n in wanted}
-
-
-def _check_whole(prefix: str, content: bytes) -> None:
-    with open(index_path(prefix), "rb") as f:
-        expected = json.loads(f.read().decode()).get("data_sha256")
-    if hashlib.sha256(content).hexdigest() != expected:
-        raise CheckpointError(f"the data file {data_path(prefix)!r} does not match its index's SHA-256: "
+    if hashlib.sha256(content).hexdigest() != index.data_sha256:
+        raise CheckpointError(f"the data file {index.data!r} does not match its index's SHA-256: "
                               "it is corrupted or from another save", op="checkpoint")
+    return {n: _decode(index.data, entries[n], content) for n in wanted}
 
 
-def _decode(prefix: str, entry: Entry, content: bytes) -> np.ndarray:
+def _decode(data: str, entry: Entry, content: bytes) -> np.ndarray:
     raw = content[entry.offset:entry.offset + entry.size]
     if len(raw) != entry.size or zlib.crc32(raw) != entry.crc32:
-        raise CheckpointError(f"the bytes of {entry.name!r} in {data_path(prefix)!r} fail their checksum: "
+        raise CheckpointError(f"the bytes of {entry.name!r} in {data!r} fail their checksum: "
                               "the checkpoint is corrupted", op="checkpoint")
     dtype = np.dtype(as_dtype(entry.dtype).name).newbyteorder("<")
     count = int(np.prod(entry.shape, dtype=np.int64))
@@ -198,11 +228,3 @@ def _decode(prefix: str, entry: Entry, content: bytes) -> np.ndarray:
         raise CheckpointError(f"{entry.name!r} claims shape {list(entry.shape)} of {entry.dtype} but has "
                               f"{entry.size} bytes", op="checkpoint")
     return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(entry.shape)
-
-
-def _data_size(prefix: str) -> int:
-    try:
-        return os.path.getsize(data_path(prefix))
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {prefix!r} has an index but no data file {data_path(prefix)!r}",
-                              op="checkpoint") from None

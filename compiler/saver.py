@@ -258,7 +258,7 @@ def list_variables(ckpt_dir_or_file: str) -> list[tuple[str, list[int]]]:
     """(name, shape) of every tensor of a checkpoint (or of a folder's newest one), sorted by name."""
     prefix = _prefix(ckpt_dir_or_file, "list_variables")
     try:
-        entries = fmt.read_index(prefix)
+        entries = fmt.read_index(prefix).entries
     except CheckpointError as error:
         raise error.located(op="list_variables", where=user_location()) from None
     return sorted((e.name, list(e.shape)) for e in entries)

@@ -25,8 +25,12 @@ def build_model(seed_values: dict[str, np.ndarray], optimizer: str):
         step = fc.Variable(np.int64(0), trainable=False, name="global_step")
         loss = fc.reduce_mean(fc.square(fc.tanh(fc.matmul(x, W) + b) - t))
         make = {"adam": lambda: fc.train.AdamOptimizer(0.05),
-                "momentum": lambda: fc.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True)}[optimizer]
-        train = make().minimize(loss, global_step=step)
+                "momentum": lambda: fc.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True),
+                "rmsprop": lambda: fc.train.RMSPropOptimizer(0.01, momentum=0.5, centered=True),
+                "adadelta": lambda: fc.train.AdadeltaOptimizer(1.0),
+                "ftrl": lambda: fc.train.FtrlOptimizer(fc.train.exponential_decay(0.5, step, 3, 0.7),
+                                                       l1_regularization_strength=0.001)}[optimizer]
+        train = make().minimize(loss, global_step=step)  # ftrl: a learning rate that decays with the step
         init = fc.global_variables_initializer()
         saver = fc.train.Saver()
     return g, {"x": x, "t": t, "train": train, "init": init, "saver": saver, "step": step}
@@ -44,7 +48,7 @@ def all_values(sess, g) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "rmsprop", "adadelta", "ftrl"])
 def test_restored_run_continues_bit_for_bit(tmp_path, rng, target, optimizer):
     p = problem(rng)
     g, h = build_model(p, optimizer)
@@ -101,7 +105,7 @@ def test_max_to_keep_and_state_file(tmp_path, target):
     assert paths == [f"{prefix}-{i}" for i in range(4)]
     assert saver.last_checkpoints == paths[2:]
     for old in paths[:2]:
-        assert not any(os.path.exists(old + suffix) for suffix in (".index", ".data", ".meta"))
+        assert not [f for f in os.listdir(tmp_path) if f.startswith(os.path.basename(old) + ".")]
     state = (tmp_path / "checkpoint").read_text().splitlines()
     assert state == [f'model_checkpoint_path: "{paths[3]}"', f'all_model_checkpoint_paths: "{paths[2]}"',
                      f'all_model_checkpoint_paths: "{paths[3]}"']
@@ -161,7 +165,8 @@ def saved_checkpoint(tmp_path):
 def test_corrupted_checkpoint_is_an_error_and_changes_nothing(tmp_path, damage):
     sess, saver, path, w = saved_checkpoint(tmp_path)
     before = sess.run(w)
-    data, index = path + ".data", path + ".index"
+    index = path + ".index"
+    data = os.path.join(tmp_path, json.loads(open(index).read())["data_file"])
     content = open(data, "rb").read()
     if damage == "flip_data":
         open(data, "wb").write(content[:5] + bytes([content[5] ^ 1]) + content[6:])
@@ -172,7 +177,7 @@ def test_corrupted_checkpoint_is_an_error_and_changes_nothing(tmp_path, damage):
         open(index, "wb").write(text[: len(text) // 2])
     elif damage == "drop_data":
         os.unlink(data)
-    else:  # a data file of the same size from another save: the old index outlived a new data file
+    else:  # a data file of the same size from elsewhere
         open(data, "wb").write(bytes(len(content)))
     with pytest.raises(CheckpointError):
         saver.restore(sess, path)
@@ -206,9 +211,65 @@ def test_index_is_documented_json(tmp_path):
     sess, saver, path, w = saved_checkpoint(tmp_path)
     sess.close()
     index = json.loads(open(path + ".index").read())
-    assert index["format"] == "flowc-checkpoint" and index["data_file"] == "model.data"
+    assert index["format"] == "flowc-checkpoint"
+    assert index["data_file"] == "model.data-" + index["data_sha256"][:16]
     by_name = {e["name"]: e for e in index["variables"]}
     entry = by_name["scope/w"]
-    raw = open(path + ".data", "rb").read()[entry["offset"]: entry["offset"] + entry["bytes"]]
+    raw = open(os.path.join(tmp_path, index["data_file"]), "rb").read()[entry["offset"]: entry["offset"] + entry["bytes"]]
     np.testing.assert_array_equal(np.frombuffer(raw, "<f8").reshape(entry["shape"]), np.arange(6.0).reshape(2, 3))
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]  # no temporary file left behind
+
+
+def test_crash_mid_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    g, w, n, bump, init = simple_graph()
+    with g.as_default():
+        saver = fc.train.Saver()
+    prefix = str(tmp_path / "model.ckpt")
+    with fc.Session(target="reference", graph=g) as sess:
+        sess.run(init)
+        first = saver.save(sess, prefix, global_step=1)
+        saved = sess.run(w)
+        sess.run(bump)
+        real_replace = os.replace
+
+        def crash_at_the_index(source, destination):
+            if destination.endswith(".index"):
+                raise KeyboardInterrupt("the process dies here")
+            real_replace(source, destination)
+
+        for target_prefix in (prefix, first):  # a new step, then over the existing checkpoint itself
+            monkeypatch.setattr(os, "replace", crash_at_the_index)
+            with pytest.raises(KeyboardInterrupt):
+                saver.save(sess, target_prefix, global_step=2 if target_prefix == prefix else None)
+            monkeypatch.setattr(os, "replace", real_replace)
+            assert fc.train.latest_checkpoint(str(tmp_path)) == first  # the state file was not touched
+            assert not fc.train.checkpoint_exists(prefix + "-2")  # no index: not a checkpoint
+            assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+        # the crashed save over `first` wrote a new data file beside the one `first`'s index names
+        saver.restore(sess, first)
+        np.testing.assert_array_equal(sess.run(w), saved)
+        assert len([f for f in os.listdir(tmp_path) if f.startswith("model.ckpt-1.data-")]) == 2
+        saver.save(sess, first)  # a save that completes deletes the data file no index names
+        assert len([f for f in os.listdir(tmp_path) if f.startswith("model.ckpt-1.data-")]) == 1
+
+
+def test_restore_moving_averages_through_variables_to_restore(tmp_path):
+    g = fc.Graph()
+    with g.as_default():
+        w = fc.Variable(np.float32([1.0, 2.0]), name="w")
+        ema = fc.train.ExponentialMovingAverage(0.5)
+        with fc.control_dependencies([fc.assign(w, [3.0, 6.0])]):
+            update = ema.apply([w])
+        init = fc.global_variables_initializer()
+        saver = fc.train.Saver()
+    with fc.Session(target="cpu", graph=g) as sess:
+        sess.run(init)
+        sess.run(update)
+        path = saver.save(sess, str(tmp_path / "model"))
+    g2 = fc.Graph()
+    with g2.as_default():
+        w2 = fc.Variable(np.float32([0.0, 0.0]), name="w")
+        loader = fc.train.Saver(fc.train.ExponentialMovingAverage(0.5).variables_to_restore())
+    with fc.Session(target="cpu", graph=g2) as sess:
+        loader.restore(sess, path)
+        np.testing.assert_array_equal(sess.run(w2), np.float32([2.0, 4.0]))  # the average, not w's value
