@@ -215,7 +215,8 @@ def test_index_is_documented_json(tmp_path):
     assert index["data_file"] == "model.data-" + index["data_sha256"][:16]
     by_name = {e["name"]: e for e in index["variables"]}
     entry = by_name["scope/w"]
-    raw = open(os.path.join(tmp_path, index["data_file"]), "rb").read()[entry["offset"]: entry["offset"] + entry["bytes"]]
+    content = open(os.path.join(tmp_path, index["data_file"]), "rb").read()
+    raw = content[entry["offset"]: entry["offset"] + entry["bytes"]]
     np.testing.assert_array_equal(np.frombuffer(raw, "<f8").reshape(entry["shape"]), np.arange(6.0).reshape(2, 3))
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]  # no temporary file left behind
 

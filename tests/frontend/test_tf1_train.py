@@ -288,3 +288,24 @@ def test_moving_average_of_a_tensor_with_zero_debias(target):
             biased = biased - 0.2 * (biased - value)
             np.testing.assert_allclose(sess.run(plain.average(tensor)), shadow_plain, rtol=1e-12)
             np.testing.assert_allclose(sess.run(debiased.average(tensor)), biased / (1 - 0.8 ** t), rtol=1e-12)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_minimize_var_list_global_step_and_grad_loss(target):
+    g = fc.Graph()
+    with g.as_default():
+        a = fc.Variable(np.float32([1.0, 2.0]), name="a")
+        b = fc.Variable(np.float32([3.0]), name="b")
+        step = fc.Variable(np.int64(10), trainable=False, name="global_step")
+        loss = fc.reduce_sum(a * a) + fc.reduce_sum(b * b)
+        optimizer = fc.train.GradientDescentOptimizer(0.25)
+        update = optimizer.minimize(loss, global_step=step, var_list=[a], gate_gradients=optimizer.GATE_GRAPH,
+                                    grad_loss=fc.constant(2.0))
+        init = fc.global_variables_initializer()
+    with fc.Session(target=target, graph=g) as sess:
+        sess.run(init)
+        sess.run(update)
+        sess.run(update)
+        np.testing.assert_allclose(sess.run(a), np.float32([1.0, 2.0]) * (1 - 0.25 * 2 * 2) ** 2)
+        np.testing.assert_array_equal(sess.run(b), np.float32([3.0]))  # not in var_list
+        assert sess.run(step) == 12
