@@ -274,3 +274,26 @@ def test_restore_moving_averages_through_variables_to_restore(tmp_path):
     with fc.Session(target="cpu", graph=g2) as sess:
         loader.restore(sess, path)
         np.testing.assert_array_equal(sess.run(w2), np.float32([2.0, 4.0]))  # the average, not w's value
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_restore_in_a_session_that_already_ran_the_step(tmp_path, rng, target):
+    """The compiled step (and its fast run) must see restored values, not the buffers it last wrote."""
+    p = problem(rng)
+    g, h = build_model(p, "adam")
+    feed = {h["x"]: p["x"], h["t"]: p["t"]}
+    with fc.Session(target=target, graph=g) as sess:
+        sess.run(h["init"])
+        for _ in range(3):
+            sess.run(h["train"], feed)
+        path = h["saver"].save(sess, str(tmp_path / "model"))
+        for _ in range(4):
+            sess.run(h["train"], feed)
+        first = all_values(sess, g)
+        h["saver"].restore(sess, path)
+        assert sess.run(h["step"]) == 3
+        for _ in range(4):
+            sess.run(h["train"], feed)
+        second = all_values(sess, g)
+    for name, value in first.items():
+        assert second[name].tobytes() == value.tobytes(), name
