@@ -183,6 +183,23 @@ def _step_number(sess: Any, global_step: Any) -> int:
     return int(global_step)
 
 
+def import_meta_graph(meta_graph_or_file: Any, clear_devices: bool = False, import_scope: str | None = None,
+                      **kwargs: Any) -> Saver | None:
+    """Add the graph a Saver wrote beside a checkpoint (`<prefix>.meta`, or its JSON text or dict) to the default
+    graph, under `import_scope` (none by default, so its names stay as saved); returns a Saver of the variables
+    it brought, or None where it brought none."""
+    from .graph_def import import_graph_def
+
+    document = meta_graph_or_file
+    if isinstance(document, str) and os.path.isfile(document):
+        with open(document) as f:
+            document = f.read()
+    before = set(global_variables())
+    import_graph_def(document, name=import_scope or "")
+    brought = [var for var in global_variables() if var not in before]
+    return Saver(brought) if brought else None
+
+
 # -- the state file -------------------------------------------------------------
 
 

@@ -216,8 +216,8 @@ class AdamOptimizer(Optimizer):
 
 # Checkpoints (compiler/saver.py), as TF1's tf.train has them.
 from .saver import (  # noqa: E402,F401
-    CheckpointState, Saver, checkpoint_exists, get_checkpoint_state, latest_checkpoint, list_variables, load_variable,
-    update_checkpoint_state,
+    CheckpointState, Saver, checkpoint_exists, get_checkpoint_state, import_meta_graph, latest_checkpoint, list_variables,
+    load_variable, update_checkpoint_state,
 )
 from .optimizers import AdadeltaOptimizer, AdagradOptimizer, FtrlOptimizer, RMSPropOptimizer  # noqa: E402,F401
 from .learning_rate import (  # noqa: E402,F401

@@ -297,3 +297,26 @@ def test_restore_in_a_session_that_already_ran_the_step(tmp_path, rng, target):
         second = all_values(sess, g)
     for name, value in first.items():
         assert second[name].tobytes() == value.tobytes(), name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_import_meta_graph_then_restore(tmp_path, rng, target):
+    p = problem(rng)
+    g, h = build_model(p, "adam")
+    feed = {h["x"]: p["x"], h["t"]: p["t"]}
+    with fc.Session(target=target, graph=g) as sess:
+        sess.run(h["init"])
+        sess.run(h["train"], feed)
+        path = h["saver"].save(sess, str(tmp_path / "model"), global_step=h["step"])
+        sess.run(h["train"], feed)
+        expected = all_values(sess, g)
+    fresh = fc.Graph()
+    with fresh.as_default():
+        saver = fc.train.import_meta_graph(path + ".meta")
+    with fc.Session(target=target, graph=fresh) as sess:
+        saver.restore(sess, fc.train.latest_checkpoint(str(tmp_path)))
+        sess.run(h["train"].name, {"x:0": p["x"], "t:0": p["t"]})  # the step, found by its name
+        got = all_values(sess, fresh)
+    assert sorted(got) == sorted(expected)
+    for name, value in expected.items():
+        assert got[name].tobytes() == value.tobytes(), name
