@@ -214,10 +214,10 @@ class AdamOptimizer(Optimizer):
                     assign(beta2_power, beta2_power * self._beta2, use_locking=self._use_locking)]
 
 
-# Checkpoints (compiler/saver.py), as TF1's tf.train has them.
+# The rest of TF1's tf.train, one topic per module: checkpoints, more optimizers, schedules, moving averages.
 from .saver import (  # noqa: E402,F401
-    CheckpointState, Saver, checkpoint_exists, get_checkpoint_state, import_meta_graph, latest_checkpoint, list_variables,
-    load_variable, update_checkpoint_state,
+    CheckpointState, Saver, checkpoint_exists, get_checkpoint_state, import_meta_graph, latest_checkpoint,
+    list_variables, load_variable, update_checkpoint_state,
 )
 from .optimizers import AdadeltaOptimizer, AdagradOptimizer, FtrlOptimizer, RMSPropOptimizer  # noqa: E402,F401
 from .learning_rate import (  # noqa: E402,F401
