@@ -157,7 +157,6 @@ class Saver:
                 raise CheckpointError(f"variable {var.op.name!r} belongs to another graph than the Session's; "
                                       "build the Saver in the Session's graph", op=f"Saver.{what}",
                                       where=user_location())
-            break
 
 
 def _named(var_list: Any) -> dict[str, Variable]:

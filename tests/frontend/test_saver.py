@@ -320,3 +320,12 @@ def test_import_meta_graph_then_restore(tmp_path, rng, target):
     assert sorted(got) == sorted(expected)
     for name, value in expected.items():
         assert got[name].tobytes() == value.tobytes(), name
+
+
+def test_saver_of_another_graph_is_an_error(tmp_path):
+    g, w, n, bump, init = simple_graph()
+    with g.as_default():
+        saver = fc.train.Saver()
+    with fc.Session(target="reference", graph=fc.Graph()) as sess:
+        with pytest.raises(CheckpointError, match="another graph"):
+            saver.save(sess, str(tmp_path / "model"))
