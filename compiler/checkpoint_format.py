@@ -9,9 +9,13 @@ A checkpoint with prefix P is two files:
       {"format": "flowc-checkpoint", "version": 1,
        "data_file": "<basename of P>.data-0123456789abcdef", "data_bytes": 1234, "data_sha256": "<hex>",
        "variables": [{"name": "dense/W", "dtype": "float32", "shape": [3, 4],
-                      "offset": 0, "bytes": 48, "crc32": 2915947392}, ...]}
+                      "offset": 0, "bytes": 48, "crc32": 2915947392}, ...],
+       "random_counter": 17}
 
   `name` is the variable's op name (TF1's checkpoint key: "w", "w/Adam", "beta1_power").
+  `random_counter` is the Session's run counter of random ops (Note [counter-based random
+  numbers] in compiler/random_ops.py), so that dropout after a restore draws what the
+  uninterrupted run drew; absent where the writer gave none.
 
 Note [atomic checkpoints]: each file is written to a temporary file in the same folder,
 flushed and fsynced, then renamed over its final name (rename is atomic on POSIX), the
@@ -82,7 +86,7 @@ def exists(prefix: str) -> bool:
 # -- writing -------------------------------------------------------------------
 
 
-def write(prefix: str, tensors: dict[str, np.ndarray]) -> None:
+def write(prefix: str, tensors: dict[str, np.ndarray], random_counter: int | None = None) -> None:
     """Write `tensors` (name -> array) as the checkpoint `prefix`, atomically (Note [atomic checkpoints])."""
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
@@ -100,6 +104,8 @@ def write(prefix: str, tensors: dict[str, np.ndarray]) -> None:
     data = data_path(prefix, sha256)
     index = {"format": FORMAT, "version": VERSION, "data_file": os.path.basename(data),
              "data_bytes": offset, "data_sha256": sha256, "variables": entries}
+    if random_counter is not None:
+        index["random_counter"] = random_counter
     write_atomically(data, b"".join(chunks))
     write_atomically(index_path(prefix), json.dumps(index, indent=1).encode())
     for stale in _data_files(prefix):  # an earlier save's data, no index names it any more
@@ -158,6 +164,7 @@ class Index:
     data: str  # the data file's path
     data_bytes: int
     data_sha256: str
+    random_counter: int | None
 
 
 def read_index(prefix: str) -> Index:
@@ -182,6 +189,8 @@ def read_index(prefix: str) -> Index:
                          int(e["bytes"]), int(e["crc32"])) for e in document["variables"]]
         data_file, data_bytes, sha256 = str(document["data_file"]), int(document["data_bytes"]), \
             str(document["data_sha256"])
+        counter = document.get("random_counter")
+        counter = None if counter is None else int(counter)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"the index {path!r} is malformed ({error!r})", op="checkpoint") from None
     if os.path.basename(data_file) != data_file:
@@ -196,7 +205,7 @@ def read_index(prefix: str) -> Index:
     if size != data_bytes:
         raise CheckpointError(f"the data file {data!r} holds {size} bytes, its index expects {data_bytes}: "
                               "it is truncated or from another save", op="checkpoint")
-    return Index(entries, data, data_bytes, sha256)
+    return Index(entries, data, data_bytes, sha256, counter)
 
 
 def read(prefix: str, names: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -3,7 +3,9 @@
 A Saver saves the values a Session holds for its variables (every global variable by
 default: the trainable ones, the optimizer's slots such as Adam's m and v and its beta
 powers, and the global step, all Variables in flowc) and restores them into another
-Session, so a restored run continues exactly where the saved one stopped. The files are
+Session, so a restored run continues exactly where the saved one stopped. It saves the
+Session's run counter of random ops too (beyond TF1), so with the graph's seeds set,
+dropout after a restore draws the masks the uninterrupted run drew. The files are
 flowc's own (compiler/checkpoint_format.py); the `checkpoint` state file beside them is
 TF1's text format:
 
@@ -97,7 +99,7 @@ class Saver:
             prefix = f"{save_path}-{step:08d}" if self._pad_step_number else f"{save_path}-{step}"
         self._check_session(sess, "save")
         values = {name: sess._value_of(var.op) for name, var in self._variables.items()}
-        fmt.write(prefix, values)
+        fmt.write(prefix, values, int(sess._step))
         if write_meta_graph:
             self._write_meta_graph(sess, f"{prefix}.{meta_graph_suffix}")
         if write_state:
@@ -140,6 +142,7 @@ class Saver:
         self._check_session(sess, "restore")
         try:
             values = fmt.read(save_path, list(self._variables))
+            counter = fmt.read_index(save_path).random_counter
         except CheckpointError as error:
             raise error.located(op="Saver.restore", where=user_location()) from None
         for name, var in self._variables.items():
@@ -150,6 +153,8 @@ class Saver:
                                       op="Saver.restore", where=user_location())
         for name, var in self._variables.items():  # only after every value was checked: all or nothing
             sess._store(var.op, values[name])
+        if counter is not None:  # in place: a fast run holds this array (compiler/session.py)
+            sess._step[...] = counter
 
     def _check_session(self, sess: Any, what: str) -> None:
         for var in self._variables.values():

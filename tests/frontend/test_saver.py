@@ -329,3 +329,40 @@ def test_saver_of_another_graph_is_an_error(tmp_path):
     with fc.Session(target="reference", graph=fc.Graph()) as sess:
         with pytest.raises(CheckpointError, match="another graph"):
             saver.save(sess, str(tmp_path / "model"))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dropout_continues_bit_for_bit_with_seeds(tmp_path, rng, target):
+    p = problem(rng)
+
+    def build():
+        g = fc.Graph()
+        with g.as_default():
+            fc.set_random_seed(7)
+            x = fc.placeholder(fc.float32, shape=[None, 3], name="x")
+            t = fc.placeholder(fc.float32, shape=[None, 2], name="t")
+            W = fc.Variable(p["W"], name="W")
+            hidden = fc.nn.dropout(x, keep_prob=0.6)
+            loss = fc.reduce_mean(fc.square(fc.matmul(hidden, W) - t))
+            train = fc.train.MomentumOptimizer(0.1, 0.9).minimize(loss)
+            init = fc.global_variables_initializer()
+            saver = fc.train.Saver()
+        return g, {x: p["x"], t: p["t"]}, train, init, saver
+
+    g, feed, train, init, saver = build()
+    with fc.Session(target=target, graph=g) as sess:
+        sess.run(init)
+        for _ in range(3):
+            sess.run(train, feed)
+        path = saver.save(sess, str(tmp_path / "model"))
+        for _ in range(3):
+            sess.run(train, feed)
+        expected = all_values(sess, g)
+    g2, feed2, train2, init2, saver2 = build()
+    with fc.Session(target=target, graph=g2) as sess:
+        saver2.restore(sess, path)
+        for _ in range(3):
+            sess.run(train2, feed2)
+        got = all_values(sess, g2)
+    for name, value in expected.items():
+        assert got[name].tobytes() == value.tobytes(), name
