@@ -62,7 +62,7 @@ class ExponentialMovingAverage:
                 graph.add_to_collection(MOVING_AVERAGE_VARIABLES, item)
         with graph.name_scope(self.name):
             updates = [self._update(item) for item in items]
-            return group(*updates, name=self.name)
+        return group(*updates, name=self.name)
 
     def average(self, var: Any) -> Variable | None:
         """The shadow Variable of `var`, or None if `apply` never saw it."""
