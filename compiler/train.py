@@ -57,18 +57,28 @@ class Optimizer(ABC):
 
     # -- the TensorFlow 1 interface --------------------------------------------
 
-    def minimize(self, loss: Tensor, global_step: Variable | None = None, var_list: Sequence[Variable] | None = None,
-                 name: str | None = None) -> Operation:
-        """One op that moves every variable in `var_list` (default: the trainable ones) down the gradient."""
-        return self.apply_gradients(self.compute_gradients(loss, var_list), global_step, name)
+    # gate_gradients values; flowc's updates read every gradient before any variable changes (GATE_GRAPH's order)
+    GATE_NONE, GATE_OP, GATE_GRAPH = 0, 1, 2
 
-    def compute_gradients(self, loss: Tensor, var_list: Sequence[Variable] | None = None) -> GradsAndVars:
-        """(gradient, variable) pairs; the gradient is None where the loss does not depend on the variable."""
+    def minimize(self, loss: Tensor, global_step: Variable | None = None, var_list: Sequence[Variable] | None = None,
+                 gate_gradients: int = GATE_OP, aggregation_method: Any = None,
+                 colocate_gradients_with_ops: bool = False, name: str | None = None,
+                 grad_loss: Any = None) -> Operation:
+        """One op that moves every variable in `var_list` (default: the trainable ones) down the gradient, and
+        adds one to `global_step` after. (gate_gradients, aggregation_method and colocation are accepted as
+        TF1 takes them; they change nothing here.)"""
+        return self.apply_gradients(self.compute_gradients(loss, var_list, grad_loss=grad_loss), global_step, name)
+
+    def compute_gradients(self, loss: Tensor, var_list: Sequence[Variable] | None = None, gate_gradients: int = GATE_OP,
+                          aggregation_method: Any = None, colocate_gradients_with_ops: bool = False,
+                          grad_loss: Any = None) -> GradsAndVars:
+        """(gradient, variable) pairs; the gradient is None where the loss does not depend on the variable.
+        `grad_loss` weighs the loss (ones by default)."""
         variables = list(trainable_variables() if var_list is None else var_list)
         if not variables:
             raise GraphError("no variables to optimize: the graph has no trainable Variables",
                              op=f"{self._name}.compute_gradients", where=user_location())
-        return list(zip(gradients(loss, variables), variables))
+        return list(zip(gradients(loss, variables, grad_ys=grad_loss), variables))
 
     def apply_gradients(self, grads_and_vars: GradsAndVars, global_step: Variable | None = None,
                         name: str | None = None) -> Operation:
@@ -206,3 +216,13 @@ class AdamOptimizer(Optimizer):
 
 # The global step lives with the variable scopes (variable_scope.py); tf.train names it here.
 from .variable_scope import create_global_step, get_global_step, get_or_create_global_step  # noqa: E402,F401
+# The rest of TF1's tf.train, one topic per module: checkpoints, more optimizers, schedules, moving averages.
+from .saver import (  # noqa: E402,F401
+    CheckpointState, Saver, checkpoint_exists, get_checkpoint_state, import_meta_graph, latest_checkpoint,
+    list_variables, load_variable, update_checkpoint_state,
+)
+from .optimizers import AdadeltaOptimizer, AdagradOptimizer, FtrlOptimizer, RMSPropOptimizer  # noqa: E402,F401
+from .learning_rate import (  # noqa: E402,F401
+    cosine_decay, exponential_decay, inverse_time_decay, natural_exp_decay, piecewise_constant, polynomial_decay,
+)
+from .moving_averages import ExponentialMovingAverage  # noqa: E402,F401
