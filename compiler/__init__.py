@@ -118,6 +118,14 @@ from .index_ops import (  # noqa: E402,F811
     unstack, where,
 )
 from .einsum import einsum  # noqa: E402
+# TF1's session conveniences, shapes and deprecated spellings (issue 20 item 1).
+from .session import InteractiveSession  # noqa: E402
+from .tensor_shape import Dimension, TensorShape  # noqa: E402
+from .tf1_session import (  # noqa: E402
+    ConfigProto, GPUOptions, GraphKeys, add_to_collection, add_to_collections, get_collection, get_collection_ref,
+    get_default_session,
+)
+from .tf1_compat import arg_max, arg_min, div, to_double, to_float, to_int32, to_int64  # noqa: E402
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -144,4 +152,7 @@ __all__ = [
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
+    "ConfigProto", "Dimension", "GPUOptions", "GraphKeys", "InteractiveSession", "TensorShape", "add_to_collection",
+    "add_to_collections", "arg_max", "arg_min", "div", "get_collection", "get_collection_ref", "get_default_session",
+    "to_double", "to_float", "to_int32", "to_int64",  # TF1's session API and deprecated spellings
 ]

@@ -39,6 +39,7 @@ from .func_graph import FuncGraph
 from .graph_def_check import Fields, check_document, node_label, parse_text, problem, shown
 from .graph_def_regions import decode_graph, encode_graph, region_outputs
 from .lowering import RANDOM_KINDS, REGION_KINDS, STEP_TYPE
+from .sources import user_location
 
 FORMAT = "flowc.GraphDef"
 VERSION = 1
@@ -114,6 +115,19 @@ def importable_kinds() -> frozenset[str]:
     return frozenset([*GRAPH_KIND_ATTRS, *(name for name in ir_ops if name != "call"), *REGION_KINDS])
 
 
+def _not_a_path(text: str | bytes | bytearray) -> None:
+    """A file's path where its text belongs: a GraphError that says how to read the file."""
+    path = text.decode(errors="replace") if isinstance(text, (bytes, bytearray)) else text
+    stripped = path.strip()
+    if not stripped or stripped[0] in "{[" or "\n" in stripped:
+        return
+    if os.path.exists(stripped) or stripped.endswith((".json", ".pb", ".pbtxt")):
+        raise GraphError(f"import_graph_def takes a graph_def (a dict or its JSON text), not the file path "
+                         f"{stripped!r}; read the file first: fc.import_graph_def(open(path).read()) for a file "
+                         "that fc.write_graph wrote (TF1's import_graph_def also takes a GraphDef, not a path)",
+                         op="import_graph_def", where=user_location())
+
+
 def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
                      return_elements: Sequence[str] | None = None) -> list[Tensor | Operation] | None:
     """Add the ops of a graph_def (a dict, or its JSON text) to the default graph under scope `name`.
@@ -125,6 +139,7 @@ def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
     if isinstance(return_elements, str):
         raise FetchError(f"return_elements is a list of names, got the string {return_elements!r}")
     if isinstance(graph_def, (str, bytes, bytearray)):
+        _not_a_path(graph_def)
         graph_def = parse_text(graph_def, FORMAT)
     check_document(graph_def, FORMAT, VERSION)
     graph = get_default_graph()
