@@ -103,6 +103,7 @@ GRAPH_KIND_ATTRS: dict[str, dict[str, Any]] = {
     **{kind: {"var": Operation} for kind in ASSIGN_KINDS},
 }
 GRAPH_KIND_OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {kind: {"use_locking": bool} for kind in ASSIGN_KINDS}
+GRAPH_KIND_OPTIONAL_ATTRS[PLACEHOLDER] = {"unknown_rank": bool}  # Note [placeholders of unknown rank] in array_ops.py
 GRAPH_KIND_INPUTS = {kind: 1 if kind in ASSIGN_KINDS else 0 for kind in GRAPH_KIND_ATTRS}
 
 

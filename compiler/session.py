@@ -311,7 +311,7 @@ class Session:
                 op=f"Variable '{var.name}'", where=var.loc) from None
 
     def _store(self, var: Operation, value: np.ndarray) -> None:
-        shape = var.variable.shape
+        shape = var.variable.type.shape
         if value.shape != shape:
             raise RuntimeShapeError(f"assigned a value of shape {format_shape(value.shape)} to a variable of "
                                     f"shape {format_shape(shape)}", op=f"Variable '{var.name}'", where=var.loc)

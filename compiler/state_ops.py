@@ -17,6 +17,7 @@ from flowc.ir import TensorType
 from flowc.ir.errors import FlowcTypeError, GraphError
 from flowc.ir.types import DType, format_shape
 
+from .tensor_shape import TensorShape
 from .graph import ASSIGN_KINDS, NOOP, READ, VARIABLE, Operation, Tensor, as_operation, get_default_graph
 from .math_ops import convert_to_tensor
 from .operators import TensorOperators
@@ -69,10 +70,10 @@ class Variable(TensorOperators):
         return self.type.dtype
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.type.shape  # type: ignore[return-value]
+    def shape(self) -> TensorShape:
+        return TensorShape(self.type.shape)  # a tuple of ints, with TF1's as_list() and dims' .value
 
-    def get_shape(self) -> tuple[int, ...]:
+    def get_shape(self) -> TensorShape:
         return self.shape
 
     @property
