@@ -314,7 +314,8 @@ def infer_output_types(type: str, inputs: Sequence[Tensor], attrs: dict[str, Any
         probe = cls([Value(t.type) for t in inputs], attrs)
     except FlowcError as error:
         error.op = None  # the type rule names the op kind; the user knows it by kind and name
-        error.detail += _dtype_hint(inputs)
+        if "one dtype" in error.detail:  # "operands must have one dtype": say which operand and what to do
+            error.detail += _dtype_hint(inputs)
         raise error.located(op=f"{type} '{name}'", where=loc) from None
     return probe.attributes, [r.type for r in probe.results]
 

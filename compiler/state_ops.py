@@ -99,6 +99,10 @@ class Variable(TensorOperators):
     def value(self) -> Tensor:
         return self._as_tensor()
 
+    def eval(self, session: Any = None) -> Any:
+        """This variable's value in `session` or the default Session (TF1's Variable.eval)."""
+        return self._graph_element().eval(session=session)
+
     def read_value(self) -> Tensor:
         """A fresh read, ordered after the ops of the enclosing control_dependencies."""
         return self._read(self.graph)

@@ -91,8 +91,8 @@ class TensorShape(tuple):
             return "<unknown>"
         return "(" + ", ".join("?" if d is None else str(d) for d in self) + ("," if len(self) == 1 else "") + ")"
 
-    def __repr__(self) -> str:
-        return "TensorShape(None)" if not self._known_rank else f"TensorShape({self.as_list()})"
+    def __repr__(self) -> str:  # a tuple's, as flowc has always shown shapes: (None, 64)
+        return "TensorShape(None)" if not self._known_rank else tuple.__repr__(self)
 
     def __getitem__(self, key: Any) -> Any:
         item = super().__getitem__(key)

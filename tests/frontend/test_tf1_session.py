@@ -131,7 +131,9 @@ def test_eval_and_run_in_the_default_session(target):
         init.run()
         step.op.run()
         step.op.run(session=sess)
-        np.testing.assert_array_equal(v.value().eval() if hasattr(v, "value") else sess.run(v), np.float32([2, 2]))
+        np.testing.assert_array_equal(v.eval(), np.float32([2, 2]))
+        v.initializer.run()
+        np.testing.assert_array_equal(v.eval(session=sess), np.float32([0, 0]))
         assert total.eval(feed_dict={x: [1, 2, 3]}) == 12
     assert fc.get_default_session() is None
     sess = fc.Session(target, graph=g)
@@ -180,7 +182,7 @@ def test_tensor_shape():
         assert shape.is_compatible_with([5, 784]) and not shape.is_compatible_with([5, 10])
         assert shape.merge_with([5, None]).as_list() == [5, 784]
         W = fc.Variable(fc.zeros([784, 10]))
-        assert W.get_shape().as_list() == [784, 10] if hasattr(W, "get_shape") else True
+        assert W.get_shape().as_list() == [784, 10] and W.shape[0].value == 784
         y = fc.matmul(x, fc.zeros([int(x.shape[1]), 10]))
         assert y.shape.as_list() == [None, 10] and str(y.shape) == "(?, 10)"
 
