@@ -29,7 +29,8 @@ from .sources import user_location
 
 
 def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, name: str | None = None) -> Tensor:
-    """A tensor that every run must feed. `None` dims take any size at run time.
+    """A tensor that every run must feed. `None` dims take any size at run time; without a shape it
+    is a fed scalar whose shape has unknown rank (Note [placeholders of unknown rank]).
 
     >>> import flowc as fc
     >>> x = fc.placeholder(fc.float32, shape=[None, 64], name="x")
@@ -37,7 +38,8 @@ def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, n
     ('x:0', (None, 64))
     """
     unknown_rank = shape is None or getattr(shape, "ndims", 0) is None
-    dims = () if unknown_rank else tuple(None if d is None or d == -1 else int(d) for d in shape)  # type: ignore[union-attr]
+    known = () if unknown_rank else shape
+    dims = tuple(None if d is None or d == -1 else int(d) for d in known)  # type: ignore[union-attr]
     out_type = TensorType(as_dtype(dtype), dims)
     attrs = {"dtype": out_type.dtype, "shape": out_type.shape}
     if unknown_rank:

@@ -81,6 +81,9 @@ def test_set_shape_errors_name_the_op_and_line():
             z.set_shape([3])  # an op's output
         assert line_of("# an op's output") in str(info.value)
         z.set_shape([None])  # what it has: nothing to do
+        with pytest.raises(GraphError, match="right after fc.placeholder") as info:
+            y.set_shape([3])  # y is used by z
+        assert "Placeholder 'y'" in str(info.value) and line_of("# y is used by z") in str(info.value)
 
 
 @pytest.mark.parametrize("name, dtype", [("float", fc.float32), ("float32", fc.float32), ("double", fc.float64),
