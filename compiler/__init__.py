@@ -130,6 +130,14 @@ from .debugging import print  # noqa: E402,A004  (fc.print, as tf.print)
 from .initializers import *  # noqa: E402,F401,F403  (TF1's initializers: fc.zeros_initializer etc.)
 from .variable_scope import AUTO_REUSE, VariableScope, get_variable, get_variable_scope, variable_scope  # noqa: E402
 from . import contrib, layers, losses  # noqa: E402  (fc.layers.dense, fc.losses.*, fc.contrib.layers.l2_regularizer)
+# TF1's session conveniences, shapes and deprecated spellings (issue 20 item 1).
+from .session import InteractiveSession  # noqa: E402
+from .tensor_shape import Dimension, TensorShape  # noqa: E402
+from .tf1_session import (  # noqa: E402
+    ConfigProto, GPUOptions, GraphKeys, add_to_collection, add_to_collections, get_collection, get_collection_ref,
+    get_default_session,
+)
+from .tf1_compat import arg_max, arg_min, div, to_double, to_float, to_int32, to_int64  # noqa: E402
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -162,4 +170,7 @@ __all__ = [
     "Assert", "Print", "check_numerics", "debugging", "print", "summary",  # checks, printing, TensorBoard
     "AUTO_REUSE", "VariableScope", "contrib", "get_variable", "get_variable_scope", "layers", "losses",
     "variable_scope", *initializers.__all__,  # TF1 variables, layers and losses
+    "ConfigProto", "Dimension", "GPUOptions", "GraphKeys", "InteractiveSession", "TensorShape", "add_to_collection",
+    "add_to_collections", "arg_max", "arg_min", "div", "get_collection", "get_collection_ref", "get_default_session",
+    "to_double", "to_float", "to_int32", "to_int64",  # TF1's session API and deprecated spellings
 ]

@@ -15,19 +15,35 @@ from .math_ops import apply, constant, convert_to_tensor
 from .sources import user_location
 
 
+# Note [placeholders of unknown rank]
+# TF1 code makes scalars it feeds (keep_prob, a learning rate, is_training) with
+# `fc.placeholder(fc.float32)`, no shape. The IR has no type of unknown rank, and every op
+# takes its output type (and attributes such as reduce_sum's axes for axis=None) from its
+# inputs' types when it is built, at the user's line. So a placeholder of unknown rank is
+# built as a scalar: its graph type is rank 0, its TensorShape says "unknown rank"
+# (`ndims` None), and a scalar feed runs. Specializing the Session per fed rank instead
+# would retype every op after the graph was built and silently change ops whose
+# attributes followed from rank 0 (`reduce_sum(p)` would sum over no axes), so a feed of
+# another rank is a FeedError naming the placeholder and its line that says to give it a
+# shape; `p.set_shape([None, 3])` before using it gives it one after the fact.
+
+
 def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, name: str | None = None) -> Tensor:
-    """A tensor that every run must feed. `None` dims take any size at run time.
+    """A tensor that every run must feed. `None` dims take any size at run time; without a shape it
+    is a fed scalar whose shape has unknown rank (Note [placeholders of unknown rank]).
 
     >>> import flowc as fc
     >>> x = fc.placeholder(fc.float32, shape=[None, 64], name="x")
     >>> x.name, x.shape
     ('x:0', (None, 64))
     """
-    if shape is None:
-        raise GraphError("flowc needs the rank of a placeholder: give a shape, with None for unknown dims "
-                         "(e.g. shape=[None, 64])", op=f"Placeholder '{name or 'Placeholder'}'", where=user_location())
-    out_type = TensorType(as_dtype(dtype), tuple(None if d is None or d == -1 else int(d) for d in shape))
+    unknown_rank = shape is None or getattr(shape, "ndims", 0) is None
+    known = () if unknown_rank else shape
+    dims = tuple(None if d is None or d == -1 else int(d) for d in known)  # type: ignore[union-attr]
+    out_type = TensorType(as_dtype(dtype), dims)
     attrs = {"dtype": out_type.dtype, "shape": out_type.shape}
+    if unknown_rank:
+        attrs["unknown_rank"] = True  # Note [placeholders of unknown rank]
     return get_default_graph().create_op(PLACEHOLDER, (), attrs, name=name or PLACEHOLDER,
                                          output_types=[out_type]).outputs[0]
 

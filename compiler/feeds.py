@@ -29,6 +29,11 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
     if not _convertible(array, want.dtype):
         raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}")
     if not want.accepts(array.shape):
+        if tensor.op.attrs.get("unknown_rank"):  # Note [placeholders of unknown rank] in array_ops.py
+            dims = format_shape([None] * array.ndim)
+            raise _error(tensor, f"was made without a shape, so it is built as a scalar, and got "
+                                 f"{_describe(value, array)}; give it the rank you feed: "
+                                 f"fc.placeholder(..., shape={dims}) (None: any size)")
         raise _error(tensor, f"expects shape {format_shape(want.shape)}, got {format_shape(array.shape)} "
                              f"({_describe(value, array)})")
     # Not np.ascontiguousarray: it makes a 0-d array 1-d, which a scalar placeholder rejects.

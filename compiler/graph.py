@@ -21,6 +21,7 @@ from flowc.ir.types import DType, Shape, format_shape
 
 from .operators import TensorOperators
 from .sources import user_location
+from .tensor_shape import TensorShape
 
 # Graph-only kinds: lowering gives each its meaning (see lowering.py).
 PLACEHOLDER, CONST, VARIABLE, READ, NOOP = "Placeholder", "Const", "VariableV2", "ReadVariable", "NoOp"
@@ -50,11 +51,26 @@ class Tensor(TensorOperators):
         return self.type.dtype
 
     @property
-    def shape(self) -> Shape:
-        return self.type.shape
+    def shape(self) -> TensorShape:
+        """The static shape: a tuple of dims (None: known at run time) with TF1's TensorShape methods."""
+        if self.op.attrs.get("unknown_rank"):
+            return TensorShape(None)  # Note [placeholders of unknown rank] in array_ops.py
+        return TensorShape(self.type.shape)
 
-    def get_shape(self) -> Shape:
-        return self.type.shape
+    def get_shape(self) -> TensorShape:
+        return self.shape
+
+    def set_shape(self, shape: Any) -> None:
+        """Refine the static shape (TF1's set_shape): see tf1_session.set_shape."""
+        from .tf1_session import set_shape
+
+        set_shape(self, shape)
+
+    def eval(self, feed_dict: dict[Any, Any] | None = None, session: Any = None) -> Any:
+        """This tensor's value, run in `session` or the default Session (TF1's Tensor.eval)."""
+        from .tf1_session import run_in_session
+
+        return run_in_session(self, feed_dict, session, "Tensor.eval")
 
     @property
     def graph(self) -> Graph:
@@ -105,6 +121,12 @@ class Operation:
     def display_name(self) -> str:
         return f"{self.type} '{self.name}'"
 
+    def run(self, feed_dict: dict[Any, Any] | None = None, session: Any = None) -> None:
+        """Run this op in `session` or the default Session (TF1's Operation.run)."""
+        from .tf1_session import run_in_session
+
+        run_in_session(self, feed_dict, session, "Operation.run")
+
     def __repr__(self) -> str:
         return f"<fc.Operation '{self.name}' type={self.type}>"
 
@@ -122,6 +144,7 @@ class Graph:
         self.collections: dict[str, list[Any]] = {}
         self.seed: int | None = None  # the graph-level random seed (fc.set_random_seed)
         self.version = 0  # bumped on every new op; part of nothing but handy in debugging
+        self.finalized = False  # set by finalize(): no op may be added any more, as in TF1
 
     # -- building ------------------------------------------------------------
 
@@ -130,6 +153,9 @@ class Graph:
         """Add an op. IR ops get their output types from the IR type rule."""
         attrs = dict(attrs or {})
         loc = user_location()
+        if self.finalized:
+            raise GraphError(f"the graph is finalized, so no {type} op can be added to it (ops are usually made "
+                             "inside the training loop by mistake: build them before the loop)", where=loc)
         for tensor in inputs:
             if not isinstance(tensor, Tensor):
                 raise GraphError(f"input of {type} is {tensor!r}, not a Tensor", where=loc)
@@ -262,6 +288,10 @@ class Graph:
             return obj
         raise FetchError(f"cannot interpret {obj!r} (a {type(obj).__name__}) as a tensor or op of the graph")
 
+    def finalize(self) -> None:
+        """Make the graph read-only: adding an op raises from now on (TF1's Graph.finalize)."""
+        self.finalized = True
+
     def add_to_collection(self, key: str, value: Any) -> None:
         self.collections.setdefault(key, []).append(value)
 
@@ -284,8 +314,28 @@ def infer_output_types(type: str, inputs: Sequence[Tensor], attrs: dict[str, Any
         probe = cls([Value(t.type) for t in inputs], attrs)
     except FlowcError as error:
         error.op = None  # the type rule names the op kind; the user knows it by kind and name
+        if "one dtype" in error.detail:  # "operands must have one dtype": say which operand and what to do
+            error.detail += _dtype_hint(inputs)
         raise error.located(op=f"{type} '{name}'", where=loc) from None
     return probe.attributes, [r.type for r in probe.results]
+
+
+def _dtype_hint(inputs: Sequence[Tensor]) -> str:
+    """Where operands of several dtypes came from and what to do. A placeholder is the usual cause
+    (fc.placeholder(fc.float64) meeting float32 weights): it is named, with its line, first."""
+    if len({t.dtype for t in inputs}) < 2:
+        return ""
+    fed = [t for t in inputs if t.op.type == PLACEHOLDER]
+    built = [t for t in inputs if t.op.type != PLACEHOLDER]
+    want = (built or inputs)[0].dtype
+    odd = [t for t in (fed if built else inputs) if t.dtype != want] or [t for t in inputs if t.dtype != want]
+    parts = []
+    for tensor in odd:
+        made = f" (made at {tensor.op.loc})" if tensor.op.loc else ""
+        fix = f"make the placeholder {want.name}, or cast" if tensor.op.type == PLACEHOLDER else "cast"
+        parts.append(f"{tensor.op.type} '{tensor.op.name}'{made} is {tensor.dtype.name} where {want.name} is "
+                     f"expected: {fix} it with fc.cast(..., fc.{want.name})")
+    return "; " + "; ".join(parts)
 
 
 def canonical_device(spec: str) -> str:

@@ -39,6 +39,7 @@ from .func_graph import FuncGraph
 from .graph_def_check import Fields, check_document, node_label, parse_text, problem, shown
 from .graph_def_regions import decode_graph, encode_graph, region_outputs
 from .lowering import RANDOM_KINDS, REGION_KINDS, STEP_TYPE
+from .sources import user_location
 
 FORMAT = "flowc.GraphDef"
 VERSION = 1
@@ -102,6 +103,7 @@ GRAPH_KIND_ATTRS: dict[str, dict[str, Any]] = {
     **{kind: {"var": Operation} for kind in ASSIGN_KINDS},
 }
 GRAPH_KIND_OPTIONAL_ATTRS: dict[str, dict[str, Any]] = {kind: {"use_locking": bool} for kind in ASSIGN_KINDS}
+GRAPH_KIND_OPTIONAL_ATTRS[PLACEHOLDER] = {"unknown_rank": bool}  # Note [placeholders of unknown rank] in array_ops.py
 GRAPH_KIND_INPUTS = {kind: 1 if kind in ASSIGN_KINDS else 0 for kind in GRAPH_KIND_ATTRS}
 
 
@@ -112,6 +114,19 @@ def importable_kinds() -> frozenset[str]:
     a graph has no functions to call)."""
     ir_ops = [name for name, cls in registry.OPS.items() if not cls.num_regions and not cls.is_terminator]
     return frozenset([*GRAPH_KIND_ATTRS, *(name for name in ir_ops if name != "call"), *REGION_KINDS])
+
+
+def _not_a_path(text: str | bytes | bytearray) -> None:
+    """A file's path where its text belongs: a GraphError that says how to read the file."""
+    path = text.decode(errors="replace") if isinstance(text, (bytes, bytearray)) else text
+    stripped = path.strip()
+    if not stripped or stripped[0] in "{[" or "\n" in stripped:
+        return
+    if os.path.exists(stripped) or stripped.endswith((".json", ".pb", ".pbtxt")):
+        raise GraphError(f"import_graph_def takes a graph_def (a dict or its JSON text), not the file path "
+                         f"{stripped!r}; read the file first: fc.import_graph_def(open(path).read()) for a file "
+                         "that fc.write_graph wrote (TF1's import_graph_def also takes a GraphDef, not a path)",
+                         op="import_graph_def", where=user_location())
 
 
 def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
@@ -125,6 +140,7 @@ def import_graph_def(graph_def: dict[str, Any] | str, name: str = "import",
     if isinstance(return_elements, str):
         raise FetchError(f"return_elements is a list of names, got the string {return_elements!r}")
     if isinstance(graph_def, (str, bytes, bytearray)):
+        _not_a_path(graph_def)
         graph_def = parse_text(graph_def, FORMAT)
     check_document(graph_def, FORMAT, VERSION)
     graph = get_default_graph()

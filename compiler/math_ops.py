@@ -166,10 +166,14 @@ def _axes(x: Tensor, axis: int | Sequence[int] | None) -> tuple[int, ...]:
 
 
 def _reduction(kind: str, default_name: str):  # type: ignore[no-untyped-def]
-    def build(input_tensor: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False,
-              name: str | None = None) -> Tensor:
+    def build(input_tensor: Any, axis: int | Sequence[int] | None = None, keepdims: bool | None = None,
+              name: str | None = None, reduction_indices: int | Sequence[int] | None = None,
+              keep_dims: bool | None = None) -> Tensor:
+        # TF1's deprecated spellings: reduction_indices is axis, keep_dims is keepdims.
+        axis = _one_of("axis", axis, "reduction_indices", reduction_indices, kind)
+        keepdims = bool(_one_of("keepdims", keepdims, "keep_dims", keep_dims, kind))
         x = convert_to_tensor(input_tensor)
-        return apply(kind, (x,), name=name or default_name, axes=_axes(x, axis), keepdims=bool(keepdims))
+        return apply(kind, (x,), name=name or default_name, axes=_axes(x, axis), keepdims=keepdims)
 
     build.__name__ = kind
     build.__doc__ = f"`{kind}` over `axis` (all axes when None); reduced axes stay as size 1 with `keepdims`."
@@ -180,6 +184,16 @@ reduce_sum = _reduction("reduce_sum", "Sum")
 reduce_mean = _reduction("reduce_mean", "Mean")
 reduce_max = _reduction("reduce_max", "Max")
 reduce_min = _reduction("reduce_min", "Min")
+
+
+def _one_of(name: str, value: Any, old_name: str, old_value: Any, op: str) -> Any:
+    """The argument given under its name or under TF1's deprecated one; both given is an error."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise FlowcTypeError(f"give {name} or its deprecated spelling {old_name}, not both", op=op,
+                             where=user_location())
+    return old_value
 
 
 def argmax(input: Any, axis: int | None = None, name: str | None = None, dimension: int | None = None,

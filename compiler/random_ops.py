@@ -45,9 +45,20 @@ def op_seed(graph: Graph, seed: int | None) -> int:
 def _random(kind: str, shape: Sequence[int], dtype: DType | str, seed: int | None, name: str | None,
             **params: float) -> Tensor:
     graph = get_default_graph()
-    out_type = TensorType(as_dtype(dtype), tuple(int(d) for d in shape))
+    out_type = TensorType(as_dtype(dtype), _drawn_shape(shape, f"{kind} '{name or kind}'"))
     attrs = {"shape": out_type.shape, "dtype": out_type.dtype, "seed": op_seed(graph, seed), **params}
     return graph.create_op(kind, (), attrs, name=name or kind, output_types=[out_type]).outputs[0]
+
+
+def _drawn_shape(shape: Any, op: str) -> tuple[int, ...]:
+    """The shape to draw for, as ints; a None or tensor dim is a FlowcTypeError that says what to do."""
+    dims = list(shape) if isinstance(shape, (list, tuple, np.ndarray)) else None
+    if dims is None or not all(isinstance(d, (int, np.integer)) or hasattr(d, "value") for d in dims):
+        raise FlowcTypeError(f"shape {shape!r} has a dim that is not a number: random numbers are drawn for a "
+                             "static shape here; give every dim a size (e.g. the batch size you feed), or for "
+                             "dropout on a None batch use fc.nn.dropout, which draws for the run-time shape",
+                             op=op, where=user_location())
+    return tuple(int(d) for d in dims)
 
 
 def random_normal(shape: Sequence[int], mean: float = 0.0, stddev: float = 1.0, dtype: DType | str = float32,

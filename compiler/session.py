@@ -47,6 +47,7 @@ from .feeds import check_feed
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
 from .lowering import Lowered, Signature, lower
 from .options import CompileOptions
+from . import tf1_session
 from .targets import Executable, target_named
 
 
@@ -92,23 +93,26 @@ class Session:
     array([3., 5.], dtype=float32)
     """
 
-    def __init__(self, target: str = "cpu", graph: Graph | None = None, optimize: bool | None = None,
-                 fast_math: bool | None = None):
-        """`optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered.
+    def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
+                 optimize: bool | None = None, fast_math: bool | None = None):
+        """`target` is "cpu" (also TF1's "", the default), "gpu" or "reference"; `config` an fc.ConfigProto,
+        whose `intra_op_parallelism_threads` sets the native thread pool (the other fields are accepted).
+
+        `optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered.
 
         `fast_math=True` (or FLOWC_FAST_MATH=1) trades IEEE results for speed: the pipeline may
         rewrite x*0 to 0 and x-x to 0, and compiled code may reassociate and contract the graph's
         own float arithmetic and assume no NaN or inf in it (the transcendental approximations
         keep their stated error). Off by default: results are IEEE.
         """
-        self._target = target_named(target)
+        self._target = target_named(target or "cpu")
         self.target = self._target.name
         self.graph = graph or get_default_graph()
         # Every FLOWC_* setting, read once, here (compiler/options.py); every compile of this Session uses it.
         self.options = CompileOptions.from_environment(optimize=optimize, fast_math=fast_math)
         # The run-time ones too (Note [run options] in runtime/options.py): the fast run is this
         # Session's; the pool limit and the thread count are the process's, set from here.
-        self.run_options = RunOptions.from_environment()
+        self.run_options = tf1_session.with_config(RunOptions.from_environment(), config)
         configure_runtime(self.run_options)
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
@@ -124,15 +128,22 @@ class Session:
         self._closed = False
 
     def __enter__(self) -> Session:
+        tf1_session.push(self)  # `with fc.Session() as sess:` makes it the default Session, as in TF1
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        tf1_session.pop(self)
         self.close()
+
+    def as_default(self) -> Any:
+        """A context in which this Session is the default one (`Tensor.eval()`, `Operation.run()`)."""
+        return tf1_session.as_default(self)
 
     def close(self) -> None:
         """Free the variables and the compiled runs; a later run raises. A run in flight in another
         thread finishes: what it calls stays loaded until it returns (runtime/loader.py)."""
         self._closed = True
+        tf1_session.pop(self)  # an InteractiveSession is the default until it is closed
         self._fast_call = None  # first: no fast run starts any more
         self._fast.clear()  # the FastRuns hold their executables' code loaded
         executables = [compiled.executable for compiled in self._cache.values()]
@@ -311,7 +322,7 @@ class Session:
                 op=f"Variable '{var.name}'", where=var.loc) from None
 
     def _store(self, var: Operation, value: np.ndarray) -> None:
-        shape = var.variable.shape
+        shape = var.variable.type.shape
         if value.shape != shape:
             raise RuntimeShapeError(f"assigned a value of shape {format_shape(value.shape)} to a variable of "
                                     f"shape {format_shape(shape)}", op=f"Variable '{var.name}'", where=var.loc)
@@ -404,3 +415,12 @@ def _flatten(structure: Any, leaf: Callable[[Any], Any]) -> Callable[[Callable[[
         return lambda value: type(structure)(p(value) for p in items)
     element = leaf(structure)
     return lambda value: value(element)
+
+
+class InteractiveSession(Session):
+    """A Session that makes itself the default one when it is made, until it is closed, so
+    `t.eval()` and `op.run()` need no `with` block (TF1's InteractiveSession, for shells and notebooks)."""
+
+    def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None, **options: Any):
+        super().__init__(target, graph, config, **options)
+        tf1_session.push(self)

@@ -19,6 +19,7 @@ from flowc.ir import TensorType
 from flowc.ir.errors import FlowcTypeError, GraphError
 from flowc.ir.types import DType, format_shape
 
+from .tensor_shape import TensorShape
 from .graph import ASSIGN_KINDS, NOOP, READ, VARIABLE, Operation, Tensor, as_operation, get_default_graph
 from .math_ops import convert_to_tensor
 from .operators import TensorOperators
@@ -71,10 +72,10 @@ class Variable(TensorOperators):
         return self.type.dtype
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.type.shape  # type: ignore[return-value]
+    def shape(self) -> TensorShape:
+        return TensorShape(self.type.shape)  # a tuple of ints, with TF1's as_list() and dims' .value
 
-    def get_shape(self) -> tuple[int, ...]:
+    def get_shape(self) -> TensorShape:
         return self.shape
 
     @property
@@ -99,6 +100,10 @@ class Variable(TensorOperators):
 
     def value(self) -> Tensor:
         return self._as_tensor()
+
+    def eval(self, session: Any = None) -> Any:
+        """This variable's value in `session` or the default Session (TF1's Variable.eval)."""
+        return self._graph_element().eval(session=session)
 
     def read_value(self) -> Tensor:
         """A fresh read, ordered after the ops of the enclosing control_dependencies."""

@@ -57,7 +57,8 @@ DTYPES: tuple[DType, ...] = (float32, float64, int32, int64, bool_)
 FLOATS: tuple[DType, ...] = (float32, float64)
 INTS: tuple[DType, ...] = (int32, int64)
 NUMERIC: tuple[DType, ...] = FLOATS + INTS
-_BY_NAME = {d.name: d for d in DTYPES} | {d.short: d for d in DTYPES}
+# TF1's names too: "float" is float32 and "double" float64 in TensorFlow (numpy reads "float" as float64).
+_BY_NAME = {d.name: d for d in DTYPES} | {d.short: d for d in DTYPES} | {"float": float32, "double": float64}
 
 
 def as_dtype(value: object) -> DType:
