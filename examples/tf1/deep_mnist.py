@@ -85,6 +85,7 @@ def main(steps: int = 2000, target: str = "cpu", report: int = 100) -> dict:
 
         test_accuracy = accuracy.eval(feed_dict={x: mnist.test.images, y_: mnist.test.labels, keep_prob: 1.0})
         print("test accuracy %g" % test_accuracy)
+        # Not in the tutorial: the test loss, for the tests.
         test_loss = cross_entropy.eval(feed_dict={x: mnist.test.images, y_: mnist.test.labels, keep_prob: 1.0})
         sess.close()
     return {"train_accuracies": train_accuracies, "accuracy": float(test_accuracy), "loss": float(test_loss)}

@@ -37,6 +37,7 @@ def main(steps: int = 1000, target: str = "cpu") -> dict:
         for _ in range(steps):
             batch_xs, batch_ys = mnist.train.next_batch(100)
             sess.run(train_step, feed_dict={x: batch_xs, y_: batch_ys})
+            # Not in the tutorial: the loss is recorded for the tests.
             losses.append(sess.run(cross_entropy, feed_dict={x: batch_xs, y_: batch_ys}))
 
         # Test trained model
