@@ -32,9 +32,12 @@ doing nothing else. Different ops have different seeds, so their keys, not
 their counters, keep them apart. A cond in the body takes the turn's step as
 its run counter. A loop nested in a repeating body would need a third word
 to keep its turns apart from the outer loop's, so random ops there are
-refused (Note [random ops in sub-graphs] in func_graph.py). The gradient's
-backward loop recomputes nothing random: the draws are values of the forward
-loop, kept for it like any other.
+refused (Note [random ops in sub-graphs] in func_graph.py). The gradient
+sees the same numbers the forward loop drew: the turn's step is loop state
+like any other, so the backward loop gets each turn's from the stack the
+forward loop records (or the recomputed state, Note [while gradients by
+recomputation] in passes/autodiff/rules_while.py), and a random op it
+repeats, such as a dropout mask, draws what that turn drew.
 
 `call` calls an IR function made once per traced sub-graph in the module
 being lowered (`called_functions`), taking its explicit inputs then its

@@ -132,3 +132,22 @@ def test_dropout_in_dynamic_rnn_trains() -> None:
             sess.run(train)
         after = np.mean([sess.run(loss) for _ in range(20)])
     assert after < 0.8 * before, (before, after)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_gradient_sees_the_masks_the_forward_loop_drew(target: str) -> None:
+    """acc = sum over turns of dropout(w): d sum(acc) / dw is sum(mask_t) / keep, which is acc / w,
+    only if the backward loop sees each turn's own mask."""
+    g = fc.Graph()
+    with g.as_default():
+        fc.set_random_seed(2)
+        w = fc.placeholder(fc.float64, [WIDTH], name="w")
+        _, acc = fc.while_loop(lambda i, a: i < 4, lambda i, a: (i + 1, a + fc.nn.dropout(w, rate=0.5)),
+                               [fc.constant(0), fc.zeros([WIDTH], fc.float64)])
+        (grad,) = fc.gradients(fc.reduce_sum(acc), [w])
+    values = np.random.default_rng(3).uniform(1.0, 2.0, WIDTH)
+    with fc.Session(graph=g, target=target) as sess:
+        for _ in range(2):
+            total, slope = sess.run([acc, grad], {w: values})
+            np.testing.assert_allclose(slope, total / values, rtol=1e-12)
+            assert 0.0 < np.mean(slope == 0.0) < 0.2  # dropped in all four turns: 1/16 of the elements
