@@ -151,3 +151,17 @@ def test_the_gradient_sees_the_masks_the_forward_loop_drew(target: str) -> None:
             total, slope = sess.run([acc, grad], {w: values})
             np.testing.assert_allclose(slope, total / values, rtol=1e-12)
             assert 0.0 < np.mean(slope == 0.0) < 0.2  # dropped in all four turns: 1/16 of the elements
+
+
+def test_a_graph_def_round_trip_keeps_the_loop_draws() -> None:
+    """uses_step travels with the while node: the imported loop draws the same numbers."""
+    import json
+
+    graph, fetch = drawn_per_turn(9)
+    expected = runs(graph, fetch, "cpu", 2)
+    imported = fc.Graph()
+    with imported.as_default():
+        fc.import_graph_def(json.loads(json.dumps(graph.as_graph_def())), name="")
+    got = runs(imported, imported.get_tensor_by_name(fetch.name), "cpu", 2)
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
