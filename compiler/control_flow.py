@@ -192,7 +192,8 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
     init = nest.flatten(structure)
     types = _state_types(structure, shape_invariants, paths, label, loc)
     cond_graph = trace(cond, structure, types, name="cond", purpose=f"the cond of {label}", owner=label)
-    body_graph = trace(body, structure, types, name="body", purpose=f"the body of {label}", owner=label)
+    body_graph = trace(body, structure, types, name="body", purpose=f"the body of {label}", owner=label,
+                       allows_random=True, repeats=True)
     _check_cond_result(cond_graph, label, loc)
     result = body_graph.structured_outputs
     if len(structure) == 1 and not isinstance(result, (list, tuple)):
@@ -204,7 +205,8 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
     captured = _union_captures([cond_graph, body_graph])
     attrs = {"cond_graph": cond_graph, "body_graph": body_graph, "num_loop_vars": len(init),
              "maximum_iterations": maximum is not None, "back_prop": bool(back_prop),
-             "parallel_iterations": parallel_iterations, "swap_memory": bool(swap_memory)}
+             "parallel_iterations": parallel_iterations, "swap_memory": bool(swap_memory),
+             "uses_step": body_graph.uses_step}  # Note [random ops in sub-graphs]
     inputs = [*init, *([maximum] if maximum is not None else []), *captured]
     op = graph.create_op(WHILE, inputs, attrs, name=name or WHILE, output_types=types)
     _order_after_outer_control(op, [cond_graph, body_graph])

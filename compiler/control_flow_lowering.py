@@ -13,6 +13,32 @@ The cond region asks the user's cond and, with a bound, `counter < bound`
 too; the body region yields the user's body results, the counter plus one,
 and the bound and the captures unchanged.
 
+Note [random streams in loops]
+A random op draws the Philox stream of (seed, step), step an int64 taken
+mod 2**64 whose low and high 32-bit halves are two words of the counter
+(Note [random streams] in ir/ops/philox.py). Outside loops step is the run
+counter r, so its high half is 0. A `while` whose body draws (`uses_step`)
+carries one more state value, the turn's step, starting at r + 2**32 and
+growing by 2**32 each turn: turn t (from 0) draws with
+    step = r + (t + 1) * 2**32,
+low half r, high half t + 1. So the streams of one op never overlap across
+runs and turns, nor with a draw outside the loop, as long as r < 2**32 (four
+billion runs) and t + 1 < 2**32 (4294967295 turns in one run); past that the
+high half wraps and turn 2**32 - 1 would repeat the numbers drawn outside
+loops in that run. Neither count is reached: a turn takes at least a
+nanosecond, so 2**32 turns take over four seconds of a run spent in one loop,
+and 2**32 runs of even a microsecond each take over an hour with a Session
+doing nothing else. Different ops have different seeds, so their keys, not
+their counters, keep them apart. A cond in the body takes the turn's step as
+its run counter. A loop nested in a repeating body would need a third word
+to keep its turns apart from the outer loop's, so random ops there are
+refused (Note [random ops in sub-graphs] in func_graph.py). The gradient
+sees the same numbers the forward loop drew: the turn's step is loop state
+like any other, so the backward loop gets each turn's from the stack the
+forward loop records (or the recomputed state, Note [while gradients by
+recomputation] in passes/autodiff/rules_while.py), and a random op it
+repeats, such as a dropout mask, draws what that turn drew.
+
 `call` calls an IR function made once per traced sub-graph in the module
 being lowered (`called_functions`), taking its explicit inputs then its
 captures, as a region does.
@@ -114,9 +140,13 @@ def _emit_cond(b: Builder, op: Operation, operands: list[Value]) -> list[Value]:
     return list(b.create("cond", [pred, *captured], regions=regions, result_names=_names(op)).results)
 
 
+TURN = 1 << 32  # Note [random streams in loops]: what the turn's step grows by each turn
+
+
 def _emit_while(b: Builder, op: Operation, operands: list[Value]) -> list[Value]:
     count = op.attrs["num_loop_vars"]
     bounded = op.attrs["maximum_iterations"]
+    with_step = bool(op.attrs.get("uses_step"))
     types = [t.type for t in op.outputs]
     init = [fit(b, value, want) for value, want in zip(operands[:count], types)]
     extra = []  # the counter and the bound
@@ -124,12 +154,15 @@ def _emit_while(b: Builder, op: Operation, operands: list[Value]) -> list[Value]
         bound = operands[count]
         extra = [b.constant(np.asarray(0, dtype=bound.type.dtype.np)), bound]
     outer = op.inputs[count + len(extra) // 2:]
-    captured = operands[count + len(extra) // 2:]
-    state = [*init, *extra, *captured]
+    captured = operands[count + len(extra) // 2:len(operands) - with_step]
+    turn_step = []  # Note [random streams in loops]: the first turn's step, r + 2**32
+    if with_step:
+        turn_step = [b.create("add", [operands[-1], b.constant(np.asarray(TURN, dtype=np.int64))]).result]
+    state = [*init, *extra, *captured, *turn_step]
     cond_graph, body_graph = op.attrs["cond_graph"], op.attrs["body_graph"]
 
     def check(inner: Builder, args: list[Value]) -> list[Value]:
-        loop_vars, rest = args[:count], args[count + len(extra):]
+        loop_vars, rest = args[:count], args[count + len(extra):len(args) - with_step]
         (flag,) = emit_sub_graph(inner, cond_graph, loop_vars, _captured(cond_graph, outer, rest))
         if bounded:
             counter, limit = args[count:count + 2]
@@ -137,13 +170,16 @@ def _emit_while(b: Builder, op: Operation, operands: list[Value]) -> list[Value]
         return [flag]
 
     def step(inner: Builder, args: list[Value]) -> list[Value]:
-        loop_vars, rest = args[:count], args[count + len(extra):]
-        outputs = emit_sub_graph(inner, body_graph, loop_vars, _captured(body_graph, outer, rest))
+        loop_vars, rest = args[:count], args[count + len(extra):len(args) - with_step]
+        here = args[-1] if with_step else None
+        outputs = emit_sub_graph(inner, body_graph, loop_vars, _captured(body_graph, outer, rest), here)
         outputs = [fit(inner, value, want) for value, want in zip(outputs, types)]
         if bounded:
             counter, limit = args[count:count + 2]
             one = inner.constant(np.asarray(1, dtype=counter.type.dtype.np))
             outputs += [inner.create("add", [counter, one]).result, limit]
+        if here is not None:
+            rest = [*rest, inner.create("add", [here, inner.constant(np.asarray(TURN, dtype=np.int64))]).result]
         return [*outputs, *rest]
 
     loop = b.create("while", state, regions=[_region(b, state, check), _region(b, state, step)],

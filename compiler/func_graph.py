@@ -32,8 +32,13 @@ A random op's numbers are a function of its seed and the run counter (Note
 once per run, so a random op in it is as good as one outside: its region op
 takes the run counter as its last operand (`uses_step`), and its seed is
 told apart from every other op's by the sub-graph's `seed_offset`. A loop
-body or a function may run many times in one run and would draw the same
-numbers each time, so a random op there is an error (`allows_random`).
+body runs many times in one run; it draws from a counter of its own, made
+from the run counter and the turn (Note [random streams in loops] in
+control_flow_lowering.py), so its `while` op takes the run counter too. A
+body that repeats inside another repeating body could not keep its turns
+apart from the outer one's with that scheme, so a random op there is an
+error (`allows_random`, `repeats`); so is one in a while loop's cond and,
+for now, in a function.
 """
 
 from __future__ import annotations
@@ -65,14 +70,16 @@ class FuncGraph(Graph):
     """
 
     def __init__(self, name: str, outer: Graph, purpose: str, owner: str | None = None,
-                 allows_random: bool = False):
+                 allows_random: bool = False, repeats: bool = False):
         super().__init__()
         self.name = name
         self.outer = outer
         self.purpose = purpose
         self.owner = owner
         # Note [random ops in sub-graphs]: only where the enclosing graphs allow them too
-        self.allows_random = allows_random and getattr(outer, "allows_random", True)
+        self.repeats = repeats or getattr(outer, "repeats", False)  # runs many times per run, at any depth
+        repeats_inside_repeat = repeats and getattr(outer, "repeats", False)
+        self.allows_random = allows_random and getattr(outer, "allows_random", True) and not repeats_inside_repeat
         self.uses_step = False  # a random op inside, at any depth of conds
         outer._sub_graphs = getattr(outer, "_sub_graphs", 0) + 1
         self.seed_offset = ((getattr(outer, "seed_offset", 0) * 31 + len(outer._ops) * 7919 + outer._sub_graphs)
@@ -163,7 +170,8 @@ class FuncGraph(Graph):
 
 
 def trace(function: Callable[..., Any], args: Sequence[Any], arg_types: Sequence[TensorType] | None = None, *,
-          name: str, purpose: str, owner: str | None = None, allows_random: bool = False) -> FuncGraph:
+          name: str, purpose: str, owner: str | None = None, allows_random: bool = False,
+          repeats: bool = False) -> FuncGraph:
     """A FuncGraph of `function(*args)`, each tensor leaf of `args` standing for an Arg input.
 
     `args` is the list of positional arguments, any nesting (Note [composite
@@ -171,7 +179,7 @@ def trace(function: Callable[..., Any], args: Sequence[Any], arg_types: Sequence
     order (a while loop's shape invariants), by default the leaves' own.
     """
     outer = get_default_graph()
-    graph = FuncGraph(name, outer, purpose, owner, allows_random)
+    graph = FuncGraph(name, outer, purpose, owner, allows_random, repeats)
     leaves = nest.flatten(list(args))
     types = list(arg_types) if arg_types is not None else [leaf.type for leaf in leaves]
     with graph.as_default():

@@ -31,7 +31,7 @@ GRAPH = Fields({"name": str, "purpose": str, "nodes": list, "inputs": [str], "ca
 COND_ATTRS = {"then_branch": FuncGraph, "else_branch": FuncGraph, "uses_step": bool}
 CALL_ATTRS = {"function": FuncGraph, "gradient": (FuncGraph, type(None))}
 WHILE_ATTRS = {"cond_graph": FuncGraph, "body_graph": FuncGraph, "num_loop_vars": int, "maximum_iterations": bool,
-               "back_prop": bool, "parallel_iterations": int, "swap_memory": bool}
+               "back_prop": bool, "parallel_iterations": int, "swap_memory": bool, "uses_step": bool}
 
 
 def encode_graph(graph: FuncGraph, node_to_def: Callable[[Operation], dict[str, Any]]) -> dict[str, Any]:
@@ -106,6 +106,8 @@ def _output_type(node: dict[str, Any], index: int) -> TensorType:
 def region_outputs(kind: str, inputs: list[Tensor], attrs: dict[str, Any], declared: list[TensorType]) -> None:
     """Raise GraphError unless a cond or while node's inputs, attributes and declared outputs fit together."""
     required = {"cond": COND_ATTRS, "while": WHILE_ATTRS, "call": CALL_ATTRS}[kind]
+    if kind == "while":
+        attrs.setdefault("uses_step", False)  # documents written before loops could draw random numbers
     if set(attrs) != set(required):
         raise GraphError(f"has attributes {sorted(attrs)}; a {kind} has {sorted(required)}")
     for key, want in required.items():
@@ -156,6 +158,8 @@ def _check_while(inputs: list[Tensor], attrs: dict[str, Any], declared: list[Ten
     if attrs["parallel_iterations"] < 1:
         raise GraphError(f"parallel_iterations must be positive, got {attrs['parallel_iterations']}")
     _check_fits([t.type for t in inputs[:count]], declared, "the initial values are")
+    if attrs["uses_step"] != body.uses_step:
+        raise GraphError(f"uses_step is {attrs['uses_step']}, but the body's random ops say otherwise")
     if bounded and (inputs[count].dtype not in INTS or inputs[count].type.rank != 0):
         raise GraphError(f"maximum_iterations must be a scalar int, got {inputs[count].type}")
     _check_captures(inputs[count + bounded:], [cond, body])
