@@ -49,14 +49,15 @@ DIMS = st.sampled_from([2, 1, 3, 0])
 SPECIAL_FLOATS = (0.0, -0.0, 1.0, -1.0, 0.5, np.inf, -np.inf, np.nan, 1e30, -3.0)
 
 UNARY = {
-    "float": ["neg", "abs", "square", "relu", "exp", "log", "tanh", "sigmoid", "sqrt", "rsqrt", "identity"],
-    "int": ["neg", "abs", "square", "relu", "identity"],
+    "float": ["neg", "abs", "square", "relu", "exp", "log", "tanh", "sigmoid", "sqrt", "rsqrt", "identity",
+              "sin", "cos", "atan", "erf", "log1p", "expm1", "floor", "ceil", "round", "sign"],
+    "int": ["neg", "abs", "square", "relu", "identity", "sign"],
     "bool": ["logical_not", "identity"],
 }
 COMPARISONS = ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
 BINARY = {
-    "float": ["add", "sub", "mul", "div", "pow", "maximum", "minimum", *COMPARISONS],
-    "int": ["add", "sub", "mul", "maximum", "minimum", *COMPARISONS],
+    "float": ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "floordiv", "floormod", *COMPARISONS],
+    "int": ["add", "sub", "mul", "maximum", "minimum", "floordiv", "floormod", *COMPARISONS],
     "bool": ["logical_and", "logical_or", "equal", "not_equal"],
 }
 
