@@ -117,10 +117,9 @@ class Variable(TensorOperators):
     def load(self, value: Any, session: Any = None) -> None:
         """Set the value in `session` (default: the default session) without running an op."""
         if session is None:
-            from . import session as sessions  # session.py imports this module
+            from .tf1_session import get_default_session  # late: the session modules import this one
 
-            default = getattr(sessions, "get_default_session", None)
-            session = default() if default is not None else None
+            session = get_default_session()
         if session is None:
             raise GraphError("Variable.load needs a session: pass session= or call it inside `with sess.as_default()`",
                              op=f"Variable '{self.op.name}'", where=user_location())
