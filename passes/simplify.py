@@ -232,7 +232,10 @@ def fold_reshapes(op: Operation, rw: Rewriter) -> None:
 # alone, and the reshape keeps the last dim, along which alone the other operand varies (a bias [C]
 # or a scalar), so every element meets the same operand element in either order. It fires only on a
 # value computed by a matmul through elementwise ops: elsewhere a view between ops is no boundary
-# worth moving, and the other graphs keep the IR they had.
+# worth moving, and the other graphs keep the IR they had. Nor where the elementwise chain ends in the
+# function's results: a returned view gets a copy kernel of its own (passes/memory.py,
+# materialize_results), which costs what the loop kernel over the output did, and the product kernel
+# stores its product before the epilogue reads it back either way (bench figures in the commit).
 _ELEMENTWISE = tuple(op.name for op in registry.elementwise() if op.num_operands in (1, 2) and op.pure)
 _PRODUCT_DEPTH = 8  # elementwise ops between a matmul and the reshape that the search looks through
 
@@ -246,6 +249,17 @@ def _from_product(value: Value, depth: int = _PRODUCT_DEPTH) -> bool:
         return True
     return op.name in _ELEMENTWISE and any(
         x.type.shape == value.type.shape and _from_product(x, depth - 1) for x in op.operands)
+
+
+def _returned(value: Value, depth: int = _PRODUCT_DEPTH) -> bool:
+    """Whether `value`, or an elementwise op's result of its shape computed from it, is returned."""
+    for user, _ in value.uses:
+        if user.is_terminator:
+            return True
+        if depth > 0 and user.name in _ELEMENTWISE and user.results[0].type.shape == value.type.shape:
+            if _returned(user.results[0], depth - 1):
+                return True
+    return False
 
 
 def _along_last_dim(value: Value, channels: int) -> bool:
@@ -271,7 +285,7 @@ def elementwise_before_reshape(op: Operation, rw: Rewriter) -> None:
     others = [x for i, x in enumerate(op.operands) if i != views[0]]
     if not all(_along_last_dim(y, channels) and y.type.rank <= view.type.rank for y in others):
         return
-    if op.result.type.shape != view.type.shape or not _from_product(source):
+    if op.result.type.shape != view.type.shape or not _from_product(source) or _returned(op.result):
         return
     b = rw.builder_before(op)
     operands = [b.reshape(y, shape=[y.type.shape[-1]]) if y.type.rank > 1 else y for y in others]
