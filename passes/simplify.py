@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowc.ir import Module, Operation, OpResult, Value
+from flowc.ir import Module, Operation, OpResult, Value, registry
 
 from .fold import FOLD_MAX_ELEMENTS, constant_value
 from .manager import Pass
@@ -224,6 +224,77 @@ def fold_reshapes(op: Operation, rw: Rewriter) -> None:
         rw.replace_op(op, [b.reshape(inner.operands[0], shape=shape)])
 
 
+# Note [reshape past elementwise]: a convolution is a matmul on [N*OH*OW, O] and a reshape back to
+# [N, OH, OW, O] (compiler/conv_ops.py); its bias_add and relu act on the reshaped view, and a view is
+# a fusion boundary, so they ran as a loop kernel of their own over the output. Moving the reshape
+# below them, relu(reshape(P) + b) -> reshape(relu(P + b)), lets them meet the product, and fusion
+# puts them in its epilogue (passes/fusion.py). It is exact: an elementwise op computes each element
+# alone, and the reshape keeps the last dim, along which alone the other operand varies (a bias [C]
+# or a scalar), so every element meets the same operand element in either order. It fires only on a
+# value computed by a matmul through elementwise ops: elsewhere a view between ops is no boundary
+# worth moving, and the other graphs keep the IR they had. Nor where the elementwise chain ends in the
+# function's results: a returned view gets a copy kernel of its own (passes/memory.py,
+# materialize_results), which costs what the loop kernel over the output did. Where it fires it saves a
+# kernel, not a pass over memory: a BLAS product is stored whole before its epilogue reads it back
+# (codegen/llvm/kernels/matmul.py), so a conv's forward time is unchanged within noise.
+_ELEMENTWISE = tuple(op.name for op in registry.elementwise() if op.num_operands in (1, 2) and op.pure)
+_PRODUCT_DEPTH = 8  # elementwise ops between a matmul and the reshape that the search looks through
+
+
+def _from_product(value: Value, depth: int = _PRODUCT_DEPTH) -> bool:
+    """Whether `value` is a matmul's result, or an elementwise op's of one, as many as `depth` ops down."""
+    if not isinstance(value, OpResult) or depth < 0:
+        return False
+    op = value.op
+    if op.name == "matmul":
+        return True
+    return op.name in _ELEMENTWISE and any(
+        x.type.shape == value.type.shape and _from_product(x, depth - 1) for x in op.operands)
+
+
+def _returned(value: Value, depth: int = _PRODUCT_DEPTH) -> bool:
+    """Whether `value`, or an elementwise op's result of its shape computed from it, is returned."""
+    for user, _ in value.uses:
+        if user.is_terminator:
+            return True
+        if depth > 0 and user.name in _ELEMENTWISE and user.results[0].type.shape == value.type.shape:
+            if _returned(user.results[0], depth - 1):
+                return True
+    return False
+
+
+def _along_last_dim(value: Value, channels: int) -> bool:
+    """Whether `value` varies only along the last dim of `channels` elements: a scalar, [C] or [1, .., C]."""
+    shape = value.type.shape
+    return all(d == 1 for d in shape[:-1]) and (not shape or shape[-1] in (1, channels))
+
+
+@pattern(*_ELEMENTWISE)
+def elementwise_before_reshape(op: Operation, rw: Rewriter) -> None:
+    """f(reshape(P), y) -> reshape(f(P, y)) where the reshape keeps P's last dim C (known) and y varies
+    only along it (a scalar, [C] or [1, .., C]); f(reshape(P)) -> reshape(f(P)) likewise.
+    Exact (Note [reshape past elementwise])."""
+    views = [i for i, x in enumerate(op.operands) if defined_by(x, "reshape") is not None]
+    if len(views) != 1:
+        return
+    view = op.operands[views[0]]
+    reshape = view.op
+    source = reshape.operands[0]
+    channels = view.type.shape[-1] if view.type.rank else None
+    if channels is None or source.type.rank == 0 or source.type.shape[-1] != channels:
+        return
+    others = [x for i, x in enumerate(op.operands) if i != views[0]]
+    if not all(_along_last_dim(y, channels) and y.type.rank <= view.type.rank for y in others):
+        return
+    if op.result.type.shape != view.type.shape or not _from_product(source) or _returned(op.result):
+        return
+    b = rw.builder_before(op)
+    operands = [b.reshape(y, shape=[y.type.shape[-1]]) if y.type.rank > 1 else y for y in others]
+    operands.insert(views[0], source)
+    inner = b.create(op.name, operands, dict(op.attributes)).results[0]
+    rw.replace_op(op, [b.reshape(inner, shape=reshape.shape)])
+
+
 @pattern("broadcast_to")
 def drop_broadcast_to_same(op: Operation, rw: Rewriter) -> None:
     """broadcast_to(x, x's own shape) -> x. Exact."""
@@ -283,8 +354,8 @@ def one_hot_as_comparison(op: Operation, rw: Rewriter) -> None:
 SIMPLIFY_PATTERNS = [
     drop_add_zero, drop_sub_zero, sub_self, neg_neg, drop_mul_by_one, mul_by_zero, drop_div_by_one, drop_pow_one,
     min_max_self, drop_identity, drop_cast_to_same, not_not, where_constant_condition, reduce_over_no_axes,
-    fold_transposes, fold_reshapes, drop_broadcast_to_same, squeeze_expand_dims, concat_of_one, drop_full_slice,
-    one_hot_as_comparison,
+    fold_transposes, fold_reshapes, elementwise_before_reshape, drop_broadcast_to_same, squeeze_expand_dims,
+    concat_of_one, drop_full_slice, one_hot_as_comparison,
 ]
 
 
