@@ -8,12 +8,14 @@ index of the axes before `axis` (an outer row), input 0's run of size_0 * inner 
 input 1's, and so on (inner: the product of the dims after `axis`). So this kernel walks the
 runs that meet its share [begin, end) of the output, one memmove each, with the input's pointer
 read from the kernel's context (its slots are the inputs' buffer pointers, in order) and the
-sizes along the axis from a table (a constant where all are known, else filled from the dims
-vector): its code is the same whatever the input count. An input of size 0 is a run of length 0.
+sizes along the axis from a table (one constant where all are known and the same, as in a stack):
+its code is the same whatever the input count. An input of size 0 is a run of length 0.
 Few inputs keep the per-element kernel (CONCAT_RUNS_MIN_INPUTS), whose code is as it was.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from llvmlite import ir as ll
 
@@ -29,21 +31,19 @@ def _i64(value: int) -> ll.Constant:
     return ll.Constant(I64, value)
 
 
-def _axis_sizes(kernel: Kernel, op: Operation, axis: int) -> ll.Value:
-    """A pointer to the inputs' sizes along `axis`, [count x i64]."""
+def _axis_sizes(kernel: Kernel, op: Operation, axis: int) -> Callable[[ll.Value], ll.Value]:
+    """index -> that input's size along `axis`: a constant where all are known and the same (a
+    stack), else read from a table on the stack filled at the kernel's start (a kernel is compiled
+    apart from its module, so it has no globals of its own: Note [kernels compiled apart])."""
     b = kernel.b
-    table_type = ll.ArrayType(I64, len(op.operands))
-    known = [x.type.shape[axis] for x in op.operands]
-    if all(size is not None for size in known):
-        table = ll.GlobalVariable(kernel.module, table_type, name=f"{kernel.function.name}.sizes")
-        table.global_constant = True
-        table.linkage = "internal"
-        table.initializer = ll.Constant(table_type, [_i64(size) for size in known])
-        return b.gep(table, [_i64(0), _i64(0)])
-    table = kernel.alloca(table_type, "concat.sizes")
+    known = {x.type.shape[axis] for x in op.operands}
+    if len(known) == 1 and None not in known:
+        size = _i64(known.pop())
+        return lambda index: size
+    table = kernel.alloca(ll.ArrayType(I64, len(op.operands)), "concat.sizes")
     for index, x in enumerate(op.operands):
         b.store(kernel.dim(x, axis), b.gep(table, [_i64(0), _i64(index)]))
-    return b.gep(table, [_i64(0), _i64(0)])
+    return lambda index: b.load(b.gep(table, [_i64(0), index]))
 
 
 def emit_concat_runs(kernel: Kernel, op: Operation) -> None:
@@ -54,14 +54,14 @@ def emit_concat_runs(kernel: Kernel, op: Operation) -> None:
     count = _i64(len(op.operands))
     itemsize = _i64(out.type.dtype.itemsize)
     element = storage_type(out.type.dtype).as_pointer()
-    sizes = _axis_sizes(kernel, op, axis)
+    size_of = _axis_sizes(kernel, op, axis)
     inner = product(b, [kernel.dim(out, a) for a in range(axis + 1, out.type.rank)])
     row = b.mul(kernel.dim(out, axis), inner)
     target = kernel.result_pointer(0, out.type.dtype)
     memmove = kernel.module.declare_intrinsic("llvm.memmove", [PTR, PTR, I64])
 
     def run_of(index: ll.Value) -> ll.Value:
-        return b.mul(b.load(b.gep(sizes, [index])), inner)
+        return b.mul(size_of(index), inner)
 
     position, outer, input_index, offset = (kernel.alloca(I64, name) for name in ("concat.position", "concat.outer",
                                                                                  "concat.input", "concat.offset"))
