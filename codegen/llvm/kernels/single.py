@@ -19,6 +19,7 @@ from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..launch import GRAIN, Launch, elementwise_work, kernel_kind
 from ..program import DimTable
 from ..types import I64, compute_type, constant_of, load_value, storage_type, store_value
+from .concat_runs import CONCAT_RUNS_MIN_INPUTS, emit_concat_runs
 from .philox import emit_random
 
 # op name -> (kernel, op, output coordinates) -> the output element's value
@@ -154,6 +155,9 @@ def emit_single_kernel(kernel: Kernel) -> None:
         return
     if op.name in SINGLE_KERNELS:
         SINGLE_KERNELS[op.name](kernel, op)
+        return
+    if op.name == "concat" and len(op.operands) >= CONCAT_RUNS_MIN_INPUTS:  # Note [a concat of many inputs]
+        emit_concat_runs(kernel, op)
         return
     out = op.result
     sizes = [kernel.dim(out, a) for a in range(out.type.rank)]
