@@ -12,11 +12,9 @@ order (vectorized sums) write it out explicitly.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -171,6 +169,9 @@ def _compile_texts(texts: list[str], quick: list[bool]) -> list[bytes]:
     """Each module text to object code (`quick`: as compile_text's); in worker processes (forked: LLVM is
     ready in them) when there is enough to do. llvmlite serializes its calls behind one lock, so threads
     would not help."""
+    import multiprocessing  # late: a small module compiled whole never needs the worker processes,
+    from concurrent.futures import ProcessPoolExecutor  # and importing them costs a cold compile ~10 ms
+
     workers = min(len(texts), os.cpu_count() or 1)
     if workers < 2 or sum(map(len, texts)) < PARALLEL_CHARS or "fork" not in multiprocessing.get_all_start_methods():
         return [compile_text(text, fast) for text, fast in zip(texts, quick)]
