@@ -13,6 +13,7 @@ import pytest
 
 import flowc as fc
 from flowc.errors import FlowcError
+from numeric_gradients import central_differences
 
 TARGETS = ["reference", "cpu"]
 
@@ -22,19 +23,6 @@ Pair = collections.namedtuple("Pair", ["left", "right"])
 def run(graph, fetches, feeds=None, target="reference"):
     with fc.Session(graph=graph, target=target) as sess:
         return sess.run(fetches, feeds)
-
-
-def central_differences(loss, array, step=1e-6):
-    gradient = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + step
-        up = loss()
-        array[index] = saved - step
-        down = loss()
-        array[index] = saved
-        gradient[index] = (up - down) / (2 * step)
-    return gradient
 
 
 @pytest.mark.parametrize("target", TARGETS)

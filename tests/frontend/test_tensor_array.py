@@ -14,6 +14,7 @@ import pytest
 import flowc as fc
 from flowc import nest
 from flowc.errors import FlowcError, IndexOutOfRange, UnsupportedOpError
+from numeric_gradients import central_differences
 
 TARGETS = ["reference", "cpu"]
 LOOP_TARGETS = ["reference", "cpu"]
@@ -23,19 +24,6 @@ GROWING_TARGETS = ["reference"]
 def run(graph, fetches, feeds=None, target="reference"):
     with fc.Session(graph=graph, target=target) as sess:
         return sess.run(fetches, feeds)
-
-
-def central_differences(loss, array, step=1e-6):
-    gradient = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + step
-        up = loss()
-        array[index] = saved - step
-        down = loss()
-        array[index] = saved
-        gradient[index] = (up - down) / (2 * step)
-    return gradient
 
 
 # -- outside loops --------------------------------------------------------------------------------
