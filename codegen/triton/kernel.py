@@ -96,6 +96,9 @@ class TritonKernel:
 Emitter = Callable[[Operation, str], TritonKernel]
 # The backend's table: (kind, schedule) -> emitter(op, kernel name).
 EMITTERS: dict[tuple[str, str], Emitter] = {}
+# A "single" kernel's emitter, by the name of the one op its region holds (transpose, gather, ...):
+# emitter(fusion op, kernel name), the inner op found by single_op.
+SINGLE_OPS: dict[str, Emitter] = {}
 # Functions every module defines before its kernels: name -> "@triton.jit\ndef name(...): ..." source.
 HELPERS: dict[str, str] = {}
 
@@ -109,6 +112,31 @@ def emits(kind: str, *schedules: str) -> Callable[[Emitter], Emitter]:
         return fn
 
     return register
+
+
+def emits_single(*op_names: str) -> Callable[[Emitter], Emitter]:
+    """Register the emitter of "single" kernels that hold one of these ops."""
+
+    def register(fn: Emitter) -> Emitter:
+        for name in op_names:
+            SINGLE_OPS[name] = fn
+        return fn
+
+    return register
+
+
+def single_op(op: Operation) -> Operation | None:
+    """The one op a "single" kernel's region computes (None when simplified away: a copy)."""
+    inner = [o for o in op.regions[0].entry.ops if not o.is_terminator and o.name != "constant"]
+    return inner[0] if inner else None
+
+
+def emitter_of(op: Operation) -> Emitter | None:
+    """The emitter of fusion op `op` as scheduled, None when the backend has none."""
+    if op.kind == "single":
+        inner = single_op(op)
+        return SINGLE_OPS.get(inner.name if inner is not None else "identity")
+    return EMITTERS.get((op.kind, op.attributes.get("schedule", "")))
 
 
 def helper(name: str, source: str) -> str:
