@@ -189,7 +189,8 @@ class _Plan:
                 values += item.operands  # type: ignore[attr-defined]
             elif kind == "send":
                 values.append(item.value)  # type: ignore[attr-defined]
-        return sorted({v.index for v in values if isinstance(v, BlockArgument)})
+        # An argument another rank has (a Variable living there) comes by its edge's recv instead.
+        return sorted({v.index for v in values if isinstance(v, BlockArgument) and not self.crosses(v, rank)})
 
     def _copy_constants(self, b: Builder, operands: list[Value], mapping: dict[Value, Value]) -> None:
         """Each partition makes its own copy of the constants it reads (Note [placement])."""

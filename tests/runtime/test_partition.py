@@ -83,6 +83,43 @@ def results(target="cpu", steps=3, optimizer="sgd"):
 '''
 
 
+# Edges into a function call, a cond and a check, a Variable read on another task than its own, a
+# constant and a fed value fetched, and an update of that Variable from the other task.
+MIXED = '''
+import numpy as np
+import flowc as fc
+
+
+def results():
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 3], name="x")
+
+        @fc.function
+        def double(t):
+            return t * 2.0
+
+        with fc.device("/job:worker/task:0"):
+            a = fc.exp(x, name="a")
+            v = fc.Variable(fc.ones([3]), name="v")
+        with fc.device("/job:worker/task:1"):
+            d = double(a)
+            check = fc.debugging.assert_positive(d)
+            with fc.control_dependencies([check]):
+                e = fc.identity(d) + v
+            c = fc.cond(fc.reduce_sum(a) > 0, lambda: e * 3.0, lambda: e - 1.0)
+        k = fc.constant(7.0, name="k")
+        update = fc.assign_add(v, fc.reduce_sum(c, axis=0))
+        init = fc.global_variables_initializer()
+    fed = np.arange(6, dtype=np.float32).reshape(2, 3) / 10
+    with fc.Session(graph=g) as sess:
+        sess.run(init)
+        out = sess.run([x, a, d, e, c, k, v], {x: fed})
+        sess.run(update, {x: fed})
+        return out + [sess.run(v)]
+'''
+
+
 def model() -> dict:
     return runpy.run_path(str(_write(Path(os.environ.get("TMPDIR", "/tmp")) / f"flowc_model_{os.getpid()}.py",
                                      MODEL)))
@@ -218,6 +255,14 @@ def test_a_partitioned_run_gives_the_unpartitioned_results_bit_for_bit(target: s
     assert_bitwise_equal(got, want)
 
 
+def test_calls_conds_checks_and_remote_variables_partition_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = runpy.run_path(str(_write(Path(os.environ.get("TMPDIR", "/tmp")) / f"flowc_mixed_{os.getpid()}.py",
+                                        MIXED)))["results"]
+    want = results()
+    monkeypatch.setattr(partitioned_run, "current_world", lambda: partitioned_run.LocalWorld())
+    assert_bitwise_equal(results(), want)
+
+
 def check_in_order(text: str, checks: list[str]) -> None:
     """FileCheck's CHECK lines: each pattern (a regex) found after the previous one's match."""
     position = 0
@@ -321,6 +366,22 @@ def test_two_ranks_give_the_one_process_results_bit_for_bit(tmp_path: Path) -> N
     mpiexec(script)
     want = runpy.run_path(str(tmp_path / "model.py"))["results"]("cpu", steps=3)
     for rank in (0, 1):  # every rank gets every fetch
+        with np.load(tmp_path / f"rank{rank}.npz") as saved:
+            assert_bitwise_equal([saved[f"arr_{i}"] for i in range(len(saved.files))], want)
+
+
+@needs_mpi
+def test_three_ranks_for_two_tasks_every_rank_gets_every_fetch(tmp_path: Path) -> None:
+    _write(tmp_path / "mixed.py", MIXED)
+    script = _write(tmp_path / "run.py", textwrap.dedent("""
+        import os
+        import numpy as np
+        from mixed import results
+        np.savez(f"rank{os.environ['PMI_RANK']}.npz", *results())
+    """))
+    mpiexec(script, ranks=3)  # rank 2 runs no task: it only receives the fetches
+    want = runpy.run_path(str(tmp_path / "mixed.py"))["results"]()
+    for rank in (0, 1, 2):
         with np.load(tmp_path / f"rank{rank}.npz") as saved:
             assert_bitwise_equal([saved[f"arr_{i}"] for i in range(len(saved.files))], want)
 
