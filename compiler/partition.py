@@ -10,13 +10,15 @@ a `send` for each edge out of T (ir/ops/transfer.py).
 
 Ops are ordered by stage: an op's stage is the largest over its operands of the
 operand's stage, plus one where the operand comes from another rank. A partition
-lists stage 0's ops, then the sends of the values they made, then the recvs of
-stage 1, stage 1's ops, its sends, and so on. The executor cuts a partition at
-its recvs into segments and runs each rank's segments in order: the values a
-segment of stage s waits for were made at stages below s, whose segments every
-rank has run, and sent, before it waits (by induction on s), so no rank waits
-on a rank that waits on it. Sends go out as soon as the segment that makes the
-value returns; a recv is waited on just before the segment that needs it.
+lists per stage the recvs of the stage, the ops of the stage that its sends need,
+the sends, then the stage's other ops. The executor cuts a partition into segments
+before each group of recvs and after each group of sends, and runs each rank's
+segments in order: the values a segment of stage s waits for were made at stages
+below s, whose segments every rank has run, and sent, before it waits (by
+induction on s), so no rank waits on a rank that waits on it. A send goes out as
+soon as the segment that makes its value returns, before the rest of its stage
+runs (the critical path: another rank waits for it); a recv is waited on just
+before the segment that needs it.
 
 The run function's results are fetches, then the new values of the variables
 the run assigns (lowering.py). A fetch is returned by the partition that makes
@@ -172,14 +174,19 @@ class _Plan:
         return Partition(rank, function, used, results)
 
     def _events(self, rank: int) -> list[tuple[str, object]]:
-        """What `rank`'s partition does, in order: per stage its recvs, its ops, then its sends."""
+        """What `rank`'s partition does, in order: per stage its recvs, the ops that its sends need,
+        the sends, then the stage's other ops (Note [partitions and stages])."""
         mine = [op for op in self.ops if self.placement.of_op[op] == rank]
         last = max([self.stage[op] for op in mine] + list(self.receive_stage.values()) + [0])
         events: list[tuple[str, object]] = []
         for stage in range(last + 1):
+            ops = [op for op in mine if self.stage[op] == stage]
+            sends = [e for e in self.edges if e.source == rank and self.value_stage(e.value) == stage]
+            early = _needed_by([e.value for e in sends], set(ops))
             events += [("recv", e) for e in self.edges if e.target == rank and self.receive_stage[e] == stage]
-            events += [("op", op) for op in mine if self.stage[op] == stage]
-            events += [("send", e) for e in self.edges if e.source == rank and self.value_stage(e.value) == stage]
+            events += [("op", op) for op in ops if op in early]
+            events += [("send", e) for e in sends]
+            events += [("op", op) for op in ops if op not in early]
         return events
 
     def _arguments_used(self, rank: int, events: list[tuple[str, object]], results: list[int]) -> list[int]:
@@ -197,6 +204,18 @@ class _Plan:
         for value in operands:
             if value not in mapping and isinstance(value, OpResult) and value.op.name == "constant":
                 b.insert(clone_op(value.op, mapping))
+
+
+def _needed_by(values: list[Value], ops: set[Operation]) -> set[Operation]:
+    """The ops of `ops` that the `values` depend on."""
+    needed: set[Operation] = set()
+    stack = [v.op for v in values if isinstance(v, OpResult) and v.op in ops]
+    while stack:
+        op = stack.pop()
+        if op not in needed:
+            needed.add(op)
+            stack += [v.op for v in op.operands if isinstance(v, OpResult) and v.op in ops]
+    return needed
 
 
 def _describe(op: Operation) -> str:

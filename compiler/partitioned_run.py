@@ -150,11 +150,14 @@ class Segment:
 
 
 def split(partition: Partition, edges: Sequence[Edge], callees: Sequence[Function]) -> list[Segment]:
-    """`partition` cut before each group of recvs that follows other ops (Note [partitions and stages])."""
+    """`partition` cut before each group of recvs that follows other ops, and after each group of sends
+    that other ops follow (Note [partitions and stages])."""
     ops = [op for op in partition.function.entry.ops if not op.is_terminator]
     groups: list[list[Operation]] = [[]]
     for op in ops:
-        if op.name == "recv" and any(o.name != "recv" for o in groups[-1]):
+        group = groups[-1]
+        after_sends = bool(group) and group[-1].name == "send" and op.name != "send"
+        if after_sends or op.name == "recv" and any(o.name != "recv" for o in group):
             groups.append([])
         groups[-1].append(op)
     return [_segment(group, edges, callees) for group in groups if group]
