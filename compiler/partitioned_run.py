@@ -13,7 +13,7 @@ its arguments what it reads from elsewhere and its results what others read. Pyt
 drives them with mpi4py: a segment's sends are posted (Isend) as soon as it returns, and
 a recv is waited for just before the segment that needs it, for at most the Session's
 timeout (`fc.ConfigProto(operation_timeout_in_ms=...)`, 60 s when unset): one that never
-comes is a TransferTimeout naming the edge, never a hang. A message's tag is its edge's
+comes is a DeadlineExceededError naming the edge, never a hang. A message's tag is its edge's
 index plus the run's number times the run's edge count: every rank numbers its
 partitioned runs alike, so a late message of one run never matches a recv of another.
 
@@ -34,14 +34,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from flowc.ir import Builder, Function, Module, Operation, Value, parse_module, print_function
-from flowc.ir.errors import FlowcError
+from flowc.ir.errors import DeadlineExceededError, FlowcError
 from flowc.passes import expand_gradients
 from flowc.passes.autodiff.clone import clone_op
 
 from .driver import compile_lowered
+from .graph import Graph
 from .lowering import Lowered, Signature
 from .options import CompileOptions
-from .graph import Graph
 from .partition import Edge, Partition, Partitioned, partition
 from .placement import EVERYWHERE, cluster_of
 
@@ -49,10 +49,6 @@ DEFAULT_TIMEOUT = 60.0  # seconds a recv waits when the Session's config sets no
 _NO_SIGNATURE = Signature((), (), False, (), ())  # a segment's arguments are not feeds or variables
 _run_numbers = itertools.count()  # per process; every rank runs the same partitioned runs in order
 _dumps = itertools.count()
-
-
-class TransferTimeout(FlowcError, TimeoutError):
-    """A value that another rank should have sent (or received) did not come within the timeout."""
 
 
 # -- worlds: who this process is, and how values travel -----------------------------------------
@@ -226,7 +222,7 @@ class PartitionedExecutable:
             step = session._step.copy()
             session._step += 1  # in place, as Session._call: every rank counts every run
         run = _Run(self, number, time.monotonic)
-        for rank, segments in self.segments.items():
+        for rank in self.segments:
             partition = partitioned.partitions[rank]
             run.envs[rank] = {arg: self._argument(session, index, feeds, step)
                               for arg, index in zip(partition.function.args, partition.arguments)}
@@ -304,9 +300,9 @@ class _Run:
         timeout = self.executable.timeout
         value = self.world.receive(source, self.tag(index), self.clock() + timeout)
         if value is None:
-            raise TransferTimeout(f"rank {self.world.rank} waited {timeout:g} s for edge {what} and nothing came; "
-                                  f"is rank {source} running the same script, and did it fail?",
-                                  op=f"recv of edge {index}")
+            raise DeadlineExceededError(f"rank {self.world.rank} waited {timeout:g} s for edge {what} and nothing "
+                                        f"came; is rank {source} running the same script, and did it fail?",
+                                        op=f"recv of edge {index}")
         return value
 
     def deliver(self, fetched: list[Any], feeds: list[np.ndarray]) -> None:
@@ -332,8 +328,8 @@ class _Run:
         deadline = self.clock() + self.executable.timeout
         for what, request in self.pending:
             if request is not None and not self.world.finished(request, deadline):
-                raise TransferTimeout(f"rank {self.world.rank} sent over edge {what} and no rank received it "
-                                      f"within {self.executable.timeout:g} s", op="send")
+                raise DeadlineExceededError(f"rank {self.world.rank} sent over edge {what} and no rank received "
+                                            f"it within {self.executable.timeout:g} s", op="send")
 
 
 # -- building -----------------------------------------------------------------------------------

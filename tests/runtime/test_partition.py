@@ -183,10 +183,8 @@ def test_device_specs_parse_every_tf1_spelling() -> None:
                                        ("/job:/task:0", "the job name")])
 def test_a_malformed_device_is_an_error_naming_it_and_the_line(spec: str, why: str) -> None:
     g = fc.Graph()
-    with g.as_default():
-        with pytest.raises(GraphError) as caught:
-            with fc.device(spec):
-                pass
+    with g.as_default(), pytest.raises(GraphError) as caught, fc.device(spec):
+        pass
     message = str(caught.value)
     assert repr(spec) in message and why in message, message
     assert caught.value.where is not None and caught.value.where.startswith("test_partition.py:"), message
@@ -326,7 +324,7 @@ def test_a_receive_that_never_comes_names_its_edge(monkeypatch: pytest.MonkeyPat
     run.world, run.base = Silent(), 0
     run.executable = type("E", (), {"timeout": 0.5})()
     run.clock = time.monotonic
-    with pytest.raises(partitioned_run.TransferTimeout, match=r"waited 0.5 s for edge a -> b"):
+    with pytest.raises(fc.errors.DeadlineExceededError, match=r"waited 0.5 s for edge a -> b"):
         run.receive(1, 0, "a -> b")
 
 
@@ -347,7 +345,8 @@ needs_mpi = pytest.mark.skipif(not mpi_available(), reason="needs mpi4py and the
 def mpiexec(script: Path, *args: str, ranks: int = 2, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_"))}
     command = [str(MPIEXEC), "-n", str(ranks), sys.executable, str(script), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=script.parent)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=script.parent,
+                          check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -432,7 +431,7 @@ def test_a_receive_that_never_comes_is_an_error_naming_the_edge_within_the_timeo
     start = time.monotonic()
     output = mpiexec(script, timeout=60).stdout
     assert time.monotonic() - start < 60
-    assert "TransferTimeout after 1." in output, output
+    assert "DeadlineExceededError after 1." in output, output
     assert "tanh 'b' -> add 'c' (/job:worker/task:1 -> /job:worker/task:0)" in output, output
 
 
