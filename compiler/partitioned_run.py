@@ -76,7 +76,7 @@ class MpiWorld:
             if time.monotonic() > deadline:
                 return None
             time.sleep(delay)
-            delay = min(2 * delay or 1e-5, 1e-3)  # sleep, so the ranks sharing a core can run
+            delay = min(2 * delay or 1e-6, 2e-4)  # sleep, so the ranks sharing a core can run
         return self.comm.recv(source=source, tag=tag)
 
     def finished(self, request: Any, deadline: float) -> bool:
@@ -85,7 +85,7 @@ class MpiWorld:
             if time.monotonic() > deadline:
                 return False
             time.sleep(delay)
-            delay = min(2 * delay or 1e-5, 1e-3)
+            delay = min(2 * delay or 1e-6, 2e-4)
         return True
 
 

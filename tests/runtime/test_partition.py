@@ -328,6 +328,17 @@ def test_a_receive_that_never_comes_names_its_edge(monkeypatch: pytest.MonkeyPat
         run.receive(1, 0, "a -> b")
 
 
+def test_two_runs_never_share_a_tag() -> None:
+    """A message's tag is its edge's index plus the run's number times the run's edge count, so a late
+    message of one run never matches a recv of the next (Note [partitioned runs])."""
+    executable = type("E", (), {"partitioned": type("P", (), {"edges": [None] * 3})(),
+                                "signature": type("S", (), {"fetches": (None, None)})(),
+                                "world": partitioned_run.LocalWorld(), "timeout": 1.0})()
+    first, second = (partitioned_run._Run(executable, number, time.monotonic) for number in (7, 8))
+    first_tags = {first.tag(i) for i in range(5)}  # 3 edges, then 2 fetches
+    assert len(first_tags) == 5 and first_tags.isdisjoint(second.tag(i) for i in range(5))
+
+
 # -- under mpiexec ----------------------------------------------------------------------------------
 
 
