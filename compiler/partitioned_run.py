@@ -13,7 +13,10 @@ its arguments what it reads from elsewhere and its results what others read. Pyt
 drives them with mpi4py: a segment's sends are posted (Isend) as soon as it returns, and
 a recv is waited for just before the segment that needs it, for at most the Session's
 timeout (`fc.ConfigProto(operation_timeout_in_ms=...)`, 60 s when unset): one that never
-comes is a DeadlineExceededError naming the edge, never a hang. A message's tag is its edge's
+comes is a DeadlineExceededError naming the edge, never a hang. (The wait starts when the recv
+does, and a plan's first run is also when each rank compiles its segments: a peer that compiles a
+big partition slowly can make that first run time out; raise the timeout for such graphs.) A
+message's tag is its edge's
 index plus the run's number times the run's edge count: every rank numbers its
 partitioned runs alike, so a late message of one run never matches a recv of another.
 
@@ -35,7 +38,7 @@ import numpy as np
 
 from flowc.ir import Builder, Function, Module, Operation, Value, parse_module, print_function
 from flowc.ir.errors import DeadlineExceededError, FlowcError
-from flowc.passes import expand_gradients
+from flowc.passes import DCE, expand_gradients
 from flowc.passes.autodiff.clone import clone_op
 
 from .driver import compile_lowered
@@ -349,8 +352,10 @@ def partitioned_executable(graph: Graph, lowered: Lowered, target: Any, options:
         names = ", ".join(cluster.task_name(rank) for rank in range(len(cluster.tasks)))
         raise FlowcError(f"the graph places ops on {len(cluster.tasks)} tasks ({names}) but this run has "
                          f"{world.size} MPI ranks; start it with mpiexec -n {len(cluster.tasks)}")
-    # Gradients first, so that a layer's backward ops are placed with it (passes/autodiff/reverse.py).
+    # Gradients first, so that a layer's backward ops are placed with it (passes/autodiff/reverse.py);
+    # then dead code goes, so that no value crosses to a rank only for an op that nothing uses.
     expand_gradients(lowered.module, sized_by_data=target.sized_by_data)
+    DCE().run(lowered.module)
     return build(partition(lowered, cluster), lowered, world, target, options, timeout or DEFAULT_TIMEOUT)
 
 
