@@ -7,18 +7,18 @@ partition of its task (rank K runs task K, placement.py), and a rank beyond the 
 task runs none. One process (no mpiexec, or `-n 1`) runs the same script unpartitioned,
 every task in it: same results, bit for bit.
 
-Each partition is cut at its recvs into segments; each segment is an ordinary function
-compiled by the Session's target through the normal pipeline (driver.compile_lowered),
-its arguments what it reads from elsewhere and its results what others read. Python
-drives them with mpi4py: a segment's sends are posted (Isend) as soon as it returns, and
-a recv is waited for just before the segment that needs it, for at most the Session's
-timeout (`fc.ConfigProto(operation_timeout_in_ms=...)`, 60 s when unset): one that never
-comes is a DeadlineExceededError naming the edge, never a hang. (The wait starts when the recv
-does, and a plan's first run is also when each rank compiles its segments: a peer that compiles a
-big partition slowly can make that first run time out; raise the timeout for such graphs.) A
-message's tag is its edge's
-index plus the run's number times the run's edge count: every rank numbers its
-partitioned runs alike, so a late message of one run never matches a recv of another.
+Each partition is cut into segments before its recvs and after its sends; each segment is
+an ordinary function compiled by the Session's target through the normal pipeline
+(driver.compile_lowered), its arguments what it reads from elsewhere and its results what
+others read. Python drives them with mpi4py: a segment's sends are posted (isend) as soon
+as it returns, and a recv is waited for just before the segment that needs it, for at most
+the Session's timeout (`fc.ConfigProto(operation_timeout_in_ms=...)`, 60 s when unset):
+one that never comes is a DeadlineExceededError naming the edge, never a hang. (The wait
+starts when the recv does, and a plan's first run is also when each rank compiles its
+segments: a peer that compiles a big partition slowly can make that first run time out;
+raise the timeout for such graphs.) A message's tag is its edge's index plus the run's
+number times the run's edge count: every rank numbers its partitioned runs alike, so a
+late message of one run never matches a recv of another.
 
 Every rank returns every fetch, as TF1 returns every fetch to its client: after its last
 segment, the rank whose partition made a fetch sends it to every other rank (a fed value
