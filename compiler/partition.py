@@ -79,7 +79,7 @@ def partition(lowered: Lowered, cluster: Cluster) -> Partitioned:
     function, signature = lowered.function, lowered.signature
     placement = place(function, signature, cluster)
     plan = _Plan(function, placement, len(signature.fetches), cluster)
-    plan.find_edges([cluster.rank_of(var.device) or 0 for var in signature.updates])
+    plan.find_edges([(cluster.rank_of(var.device) or 0, var.name) for var in signature.updates])
     partitions = [plan.build(rank, cluster) for rank in range(len(cluster.tasks))]
     callees = [f for f in lowered.module if f is not function]
     return Partitioned(partitions, plan.edges, plan.fetch_ranks(), callees, cluster)
@@ -111,17 +111,18 @@ class _Plan:
         made = self.placement.of_value(value)
         return made != EVERYWHERE and made != rank
 
-    def find_edges(self, update_ranks: list[int]) -> None:
-        self.update_ranks = update_ranks
+    def find_edges(self, updates: list[tuple[int, str]]) -> None:
+        """The edges into ops, then those of the variables' new values: (rank, name) of each updated variable."""
+        self.update_ranks = [rank for rank, _ in updates]
         for op in self.ops:
             rank = self.placement.of_op[op]
             for value in op.operands:
                 if self.crosses(value, rank):
                     self._edge(value, rank, _describe(op), self.stage[op])
-        for j, rank in enumerate(update_ranks):
+        for j, (rank, name) in enumerate(updates):
             value = self.returned[self.fetch_count + j]
             if self.crosses(value, rank):
-                self._edge(value, rank, "the new value of a Variable", self.value_stage(value) + 1)
+                self._edge(value, rank, f"the new value of Variable '{name}'", self.value_stage(value) + 1)
 
     def _edge(self, value: Value, rank: int, consumer: str, stage: int) -> None:
         edge = self.edge_of.get((value, rank))
@@ -176,17 +177,24 @@ class _Plan:
     def _events(self, rank: int) -> list[tuple[str, object]]:
         """What `rank`'s partition does, in order: per stage its recvs, the ops that its sends need,
         the sends, then the stage's other ops (Note [partitions and stages])."""
-        mine = [op for op in self.ops if self.placement.of_op[op] == rank]
-        last = max([self.stage[op] for op in mine] + list(self.receive_stage.values()) + [0])
+        ops: dict[int, list[Operation]] = {}
+        receives: dict[int, list[Edge]] = {}
+        sends: dict[int, list[Edge]] = {}
+        for op in self.ops:
+            if self.placement.of_op[op] == rank:
+                ops.setdefault(self.stage[op], []).append(op)
+        for edge in self.edges:
+            if edge.target == rank:
+                receives.setdefault(self.receive_stage[edge], []).append(edge)
+            if edge.source == rank:
+                sends.setdefault(self.value_stage(edge.value), []).append(edge)
         events: list[tuple[str, object]] = []
-        for stage in range(last + 1):
-            ops = [op for op in mine if self.stage[op] == stage]
-            sends = [e for e in self.edges if e.source == rank and self.value_stage(e.value) == stage]
-            early = _needed_by([e.value for e in sends], set(ops))
-            events += [("recv", e) for e in self.edges if e.target == rank and self.receive_stage[e] == stage]
-            events += [("op", op) for op in ops if op in early]
-            events += [("send", e) for e in sends]
-            events += [("op", op) for op in ops if op not in early]
+        for stage in sorted({*ops, *receives, *sends}):
+            early = _needed_by([e.value for e in sends.get(stage, [])], set(ops.get(stage, [])))
+            events += [("recv", e) for e in receives.get(stage, [])]
+            events += [("op", op) for op in ops.get(stage, []) if op in early]
+            events += [("send", e) for e in sends.get(stage, [])]
+            events += [("op", op) for op in ops.get(stage, []) if op not in early]
         return events
 
     def _arguments_used(self, rank: int, events: list[tuple[str, object]], results: list[int]) -> list[int]:

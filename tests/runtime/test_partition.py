@@ -110,12 +110,17 @@ def results():
             c = fc.cond(fc.reduce_sum(a) > 0, lambda: e * 3.0, lambda: e - 1.0)
         k = fc.constant(7.0, name="k")
         update = fc.assign_add(v, fc.reduce_sum(c, axis=0))
+        with fc.device("/job:worker/task:1"):
+            mean = fc.reduce_mean(c, axis=0)
+        reset = fc.assign(v, mean)  # the new value comes from task 1: an edge into the partition's results
         init = fc.global_variables_initializer()
     fed = np.arange(6, dtype=np.float32).reshape(2, 3) / 10
     with fc.Session(graph=g) as sess:
         sess.run(init)
         out = sess.run([x, a, d, e, c, k, v], {x: fed})
         sess.run(update, {x: fed})
+        out.append(sess.run(v))
+        sess.run(reset, {x: fed})
         return out + [sess.run(v)]
 '''
 
