@@ -5,7 +5,8 @@ A run whose graph names tasks (`fc.device("/job:worker/task:1")`), in a process 
 mpiexec started with several ranks, is partitioned (partition.py); each rank runs the
 partition of its task (rank K runs task K, placement.py), and a rank beyond the last
 task runs none. One process (no mpiexec, or `-n 1`) runs the same script unpartitioned,
-every task in it: same results, bit for bit.
+every task in it: same results, bit for bit; with FLOWC_PARTITION=1 it runs the partitions
+one after another, values passing through a dict (LocalWorld), to show them without MPI.
 
 Each partition is cut into segments before its recvs and after its sends; each segment is
 an ordinary function compiled by the Session's target through the normal pipeline
@@ -342,7 +343,7 @@ def partitioned_executable(graph: Graph, lowered: Lowered, target: Any, options:
                            timeout: float | None) -> PartitionedExecutable | None:
     """The run as this process's part of a partitioned run, where it is one (Note [partitioned runs]);
     None where the run is not partitioned: one process, or a graph that names no task."""
-    world = current_world()
+    world = current_world() or (LocalWorld() if options.partition else None)
     if world is None:
         return None
     cluster = cluster_of(graph)

@@ -137,8 +137,8 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def local_world(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs partitioned in this one process, every task in it."""
-    monkeypatch.setattr(partitioned_run, "current_world", lambda: partitioned_run.LocalWorld())
+    """Sessions made from now on run partitioned in this one process, every task in it."""
+    monkeypatch.setenv("FLOWC_PARTITION", "1")
 
 
 def assert_bitwise_equal(got: list, want: list) -> None:
@@ -253,7 +253,7 @@ def test_a_partitioned_run_gives_the_unpartitioned_results_bit_for_bit(target: s
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     results = model()["results"]
     want = results(target, optimizer=optimizer)
-    monkeypatch.setattr(partitioned_run, "current_world", lambda: partitioned_run.LocalWorld())
+    monkeypatch.setenv("FLOWC_PARTITION", "1")
     got = results(target, optimizer=optimizer)
     assert_bitwise_equal(got, want)
 
@@ -262,7 +262,7 @@ def test_calls_conds_checks_and_remote_variables_partition_too(monkeypatch: pyte
     results = runpy.run_path(str(_write(Path(os.environ.get("TMPDIR", "/tmp")) / f"flowc_mixed_{os.getpid()}.py",
                                         MIXED)))["results"]
     want = results()
-    monkeypatch.setattr(partitioned_run, "current_world", lambda: partitioned_run.LocalWorld())
+    monkeypatch.setenv("FLOWC_PARTITION", "1")
     assert_bitwise_equal(results(), want)
 
 
