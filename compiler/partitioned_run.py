@@ -138,7 +138,7 @@ def current_world() -> MpiWorld | None:
 
 @dataclass
 class Segment:
-    """The ops of a partition between two groups of recvs, compiled as one function."""
+    """The ops of a partition between two cuts (`split`), compiled as one function."""
 
     receives: list[tuple[Edge, Value]]  # waited for before it runs; the values are the partition's
     inputs: list[Value]
