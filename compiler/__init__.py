@@ -138,6 +138,7 @@ from .tf1_session import (  # noqa: E402
     get_default_session,
 )
 from .tf1_compat import arg_max, arg_min, div, to_double, to_float, to_int32, to_int64  # noqa: E402
+from .device_spec import DeviceSpec  # noqa: E402  (placement: fc.device; issue 22)
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
@@ -173,4 +174,5 @@ __all__ = [
     "ConfigProto", "Dimension", "GPUOptions", "GraphKeys", "InteractiveSession", "TensorShape", "add_to_collection",
     "add_to_collections", "arg_max", "arg_min", "div", "get_collection", "get_collection_ref", "get_default_session",
     "to_double", "to_float", "to_int32", "to_int64",  # TF1's session API and deprecated spellings
+    "DeviceSpec",  # placement
 ]

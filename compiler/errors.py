@@ -5,6 +5,7 @@ nothing of flowc); this module is their public home.
 """
 
 from flowc.ir.errors import (
+    DeadlineExceededError,
     FeedError,
     FetchError,
     FlowcError,
@@ -21,7 +22,7 @@ from flowc.ir.errors import (
 )
 
 __all__ = [
-    "FeedError", "FetchError", "FlowcError", "FlowcTypeError", "GraphError", "IndexOutOfRange",
+    "DeadlineExceededError", "FeedError", "FetchError", "FlowcError", "FlowcTypeError", "GraphError", "IndexOutOfRange",
     "ParseError", "ResourceExhaustedError", "RuntimeShapeError", "TargetError", "UninitializedVariableError",
     "UnsupportedOpError", "VerifyError",
 ]

@@ -19,6 +19,7 @@ from flowc.ir import op as registry
 from flowc.ir.errors import FetchError, FlowcError, GraphError
 from flowc.ir.types import DType, Shape, format_shape
 
+from .device_spec import DeviceSpec
 from .operators import TensorOperators
 from .sources import user_location
 from .tensor_shape import TensorShape
@@ -140,7 +141,7 @@ class Graph:
         self._name_counts: dict[str, int] = {}
         self._scope_stack: list[str] = []
         self._control_stack: list[list[Operation]] = []
-        self._device_stack: list[str] = []
+        self._device_stack: list[str] = []  # the merged spec of each open `device` scope, as text
         self.collections: dict[str, list[Any]] = {}
         self.seed: int | None = None  # the graph-level random seed (fc.set_random_seed)
         self.version = 0  # bumped on every new op; part of nothing but handy in debugging
@@ -240,8 +241,12 @@ class Graph:
             self._control_stack = saved
 
     @contextlib.contextmanager
-    def device(self, spec: str) -> Iterator[None]:
-        self._device_stack.append(canonical_device(spec))
+    def device(self, spec: Any) -> Iterator[None]:
+        """Ops made inside are placed on `spec`, merged into the enclosing scopes' spec (device_spec.py);
+        None or "" clears them."""
+        inner = DeviceSpec.parse(spec, user_location())
+        outer = DeviceSpec.parse(self._device_stack[-1]) if self._device_stack and spec else DeviceSpec()
+        self._device_stack.append(str(inner.merged_into(outer)))
         try:
             yield
         finally:
@@ -336,24 +341,6 @@ def _dtype_hint(inputs: Sequence[Tensor]) -> str:
         parts.append(f"{tensor.op.type} '{tensor.op.name}'{made} is {tensor.dtype.name} where {want.name} is "
                      f"expected: {fix} it with fc.cast(..., fc.{want.name})")
     return "; " + "; ".join(parts)
-
-
-def canonical_device(spec: str) -> str:
-    """'/GPU:0', 'gpu:0', '/device:GPU:0' -> '/gpu:0'; job/task names kept as given."""
-    parts = [p for p in spec.strip().split("/") if p]
-    out = []
-    for part in parts:
-        low = part.lower()
-        if low.startswith("device:"):
-            low = low[len("device:"):]
-        if low.startswith(("cpu", "gpu")):
-            kind, _, index = low.partition(":")
-            out.append(f"{kind}:{index or '0'}")
-        elif part.startswith(("job:", "task:", "replica:")):
-            out.append(part)
-        else:
-            raise GraphError(f"device {spec!r} is not like '/cpu:0', '/gpu:0' or '/job:worker/task:1'")
-    return "/" + "/".join(out) if out else ""
 
 
 def as_operation(obj: Any) -> Operation:

@@ -24,6 +24,7 @@ from typing import Sequence
 from flowc.ir import Builder, Function, Module, TensorType, Value, int64, registry
 from flowc.ir.errors import FeedError, FlowcError, GraphError
 
+from .placement import graph_device
 from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph, Operation, Tensor
 
 RANDOM_KINDS = registry.names_where(is_random=True)  # graph ops that lowering gives the run counter
@@ -157,7 +158,7 @@ def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], 
 
     b = Builder.at_end(function.entry)
     for op in ops:
-        b.loc = op.loc
+        b.loc, b.device = op.loc, graph_device(op)  # Note [placement] in placement.py
         if op.type == PLACEHOLDER:
             if op.outputs[0] not in env:
                 raise FeedError(f"this run needs a value fed for it ({op.outputs[0].type})", op=op.display_name,

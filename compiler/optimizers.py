@@ -16,7 +16,7 @@ from .math_ops import abs, convert_to_tensor, greater, pow, sqrt, where
 from .shape_ops import fill, zeros_like
 from .sources import user_location
 from .state_ops import Variable, assign, assign_sub
-from .train import Optimizer
+from .train import Optimizer, colocated_with
 
 
 class _SlotsWithValues(Optimizer):
@@ -25,7 +25,7 @@ class _SlotsWithValues(Optimizer):
     def _filled_slot(self, var: Variable, slot: str, value: float, suffix: str = "") -> Variable:
         by_var = self._slots.setdefault(slot, {})
         if var not in by_var:
-            with var.graph.name_scope(var.op.name + "/"):
+            with var.graph.name_scope(var.op.name + "/"), colocated_with(var):
                 by_var[var] = Variable(lambda: fill(var.shape, value, var.dtype),
                                        trainable=False, name=self._name + suffix)
         return by_var[var]

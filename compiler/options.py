@@ -27,6 +27,9 @@ class CompileOptions:
     cache_dir: str | None = None  # FLOWC_CACHE_DIR: the compiled libraries' folder (None: the default one)
     vector_bytes: int | None = None  # schedule for this vector width (flowc opt --vector-bytes); None: the host's
     max_kernel_size: int | None = None  # fusion's limit (flowc opt --max-kernel-size); None: MAX_KERNEL_SIZE
+    # FLOWC_PARTITION=1: one process runs a graph placed on tasks partitioned, every task in it, as the
+    # ranks of mpiexec would (compiler/partitioned_run.py): to read the partitions without MPI
+    partition: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> CompileOptions:
@@ -40,5 +43,6 @@ class CompileOptions:
             log_compile="compile" in environ.get("FLOWC_LOG", "").split(","),
             log_recompiles="recompiles" in environ.get("FLOWC_LOG", "").split(","),
             cache_dir=environ.get("FLOWC_CACHE_DIR") or None,
+            partition=environ.get("FLOWC_PARTITION") == "1",
         )
         return replace(options, **{name: value for name, value in overrides.items() if value is not None})

@@ -47,7 +47,7 @@ from .feeds import check_feed
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
 from .lowering import Lowered, Signature, lower
 from .options import CompileOptions
-from . import tf1_session
+from . import partitioned_run, tf1_session
 from .targets import Executable, target_named
 
 
@@ -114,6 +114,9 @@ class Session:
         # Session's; the pool limit and the thread count are the process's, set from here.
         self.run_options = tf1_session.with_config(RunOptions.from_environment(), config)
         configure_runtime(self.run_options)
+        # How long a partitioned run waits for a value from another rank (Note [partitioned runs]).
+        timeout_ms = getattr(config, "operation_timeout_in_ms", 0) or 0
+        self.transfer_timeout = timeout_ms / 1000 if timeout_ms > 0 else None
         self._values: dict[Operation, np.ndarray] = {}  # VariableV2 op -> its value
         self._cache: dict[tuple, CompiledRun] = {}
         self._plans: dict[tuple, RunPlan] = {}
@@ -276,7 +279,10 @@ class Session:
         compiled = self._cache.get(key)
         if compiled is None:
             lowered = lower(self.graph, tensors, targets, feeds)
-            compiled = CompiledRun(lowered, compile_lowered(lowered, self._target, self.options))
+            # Under mpiexec, a graph placed on tasks runs partitioned (Note [partitioned runs]).
+            executable = partitioned_run.partitioned_executable(self.graph, lowered, self._target, self.options,
+                                                                self.transfer_timeout)
+            compiled = CompiledRun(lowered, executable or compile_lowered(lowered, self._target, self.options))
             self._cache[key] = compiled
         return compiled
 
@@ -293,6 +299,8 @@ class Session:
                 lock.release()
 
     def _call(self, compiled: CompiledRun, args: list[np.ndarray]) -> list[np.ndarray]:
+        if isinstance(compiled.executable, partitioned_run.PartitionedExecutable):
+            return compiled.executable.run(self, args)  # this rank's part; it reads and writes the variables
         sig = compiled.signature
         if sig.variables:
             args = args + [self._value_of(v) for v in sig.variables]

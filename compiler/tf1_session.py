@@ -34,8 +34,10 @@ class GPUOptions:
 @dataclass
 class ConfigProto:
     """TF1's session config. `intra_op_parallelism_threads` sets the native thread pool's size
-    (0: every CPU this process may use); the other fields are accepted and change nothing, as
-    flowc runs one compiled function per run and places by `fc.device`."""
+    (0: every CPU this process may use) and `operation_timeout_in_ms` how long a run partitioned
+    over MPI ranks waits for a value from another rank (compiler/partitioned_run.py); the other
+    fields are accepted and change nothing, as flowc runs one compiled function per run and places
+    by `fc.device`."""
 
     intra_op_parallelism_threads: int = 0
     inter_op_parallelism_threads: int = 0
@@ -44,6 +46,7 @@ class ConfigProto:
     gpu_options: GPUOptions = field(default_factory=GPUOptions)
     device_count: dict[str, int] = field(default_factory=dict)
     use_per_session_threads: bool = False
+    operation_timeout_in_ms: int = 0  # how long a partitioned run waits for another rank; 0: 60 s
 
 
 def with_config(options: Any, config: Any) -> Any:

@@ -26,6 +26,7 @@ Variables named `<var>/<Optimizer>` (and `<var>/<Optimizer>_1`), created when
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
@@ -127,10 +128,16 @@ class Optimizer(ABC):
         """A non-trainable zero Variable shaped like `var`, named '<var>/<Optimizer><suffix>'."""
         by_var = self._slots.setdefault(slot, {})
         if var not in by_var:
-            with var.graph.name_scope(var.op.name + "/"):  # under the variable, not the update's scope
+            with var.graph.name_scope(var.op.name + "/"), colocated_with(var):  # under the variable
                 # A callable: Variable builds it outside any control_dependencies of the caller.
                 by_var[var] = Variable(lambda: zeros(var.shape, var.dtype), trainable=False, name=self._name + suffix)
         return by_var[var]
+
+
+def colocated_with(var: Variable) -> Any:
+    """A device scope placing a slot where its variable is (TF1 colocates slots with their variable);
+    nothing for a variable that nobody placed."""
+    return var.graph.device(var.device) if var.device else contextlib.nullcontext()
 
 
 class GradientDescentOptimizer(Optimizer):

@@ -24,6 +24,7 @@ class Builder:
         self.block = block
         self.index = index  # None: append at the end of the block
         self.loc = loc  # stamped on every op created, for error messages
+        self.device: str | None = None  # stamped on every op created where set (Operation.device)
 
     @classmethod
     def at_end(cls, block: Block, loc: str | None = None) -> Builder:
@@ -55,6 +56,8 @@ class Builder:
     ) -> Operation:
         cls = registry.get(name)
         op = cls(operands, attributes, result_types, regions, loc=self.loc, result_names=result_names)
+        if self.device:
+            op.device = self.device
         return self.insert(op)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:

@@ -130,6 +130,10 @@ class Operation:
     """A transcendental function (exp, log, tanh, sigmoid, pow; costly too), which the CPU computes
     with a polynomial of mathlib.py: a row of them is worth the CPU's row-block schedule."""
 
+    # Where the op runs, as the front end placed it ("/job:worker/task:1"): an instance field set by
+    # the Builder, read by compiler/placement.py; None where nobody placed it. Not printed.
+    device: str | None = None
+
     def __init__(
         self,
         operands: Sequence[Value] = (),

@@ -87,6 +87,11 @@ class ResourceExhaustedError(FlowcError, MemoryError):
     """A run that needs more memory than the machine has (TensorFlow's name for it)."""
 
 
+class DeadlineExceededError(FlowcError, TimeoutError):
+    """A value another MPI rank should have sent (or received) did not come within the Session's
+    timeout (`operation_timeout_in_ms`); the message names the edge (TensorFlow's name for it)."""
+
+
 def describe_bytes(size: int) -> str:
     """'3.64 TiB (4000000000000 bytes)': a size as ResourceExhaustedError messages give it."""
     if size < 1024:

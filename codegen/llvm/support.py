@@ -32,6 +32,10 @@ UNSUPPORTED: dict[str, str] = {
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",
     "stop_gradient": "passes.expand_gradients removes it once the gradient requests are expanded",
+    # A partition's transfers: the partitioned executor makes each one a segment's result or argument
+    # (compiler/partitioned_run.py), so a compiled function never holds one.
+    "send": "a transfer between tasks is made by the partitioned executor between compiled segments",
+    "recv": "a transfer between tasks is made by the partitioned executor between compiled segments",
 }
 STRUCTURE = ("fusion", "yield", "return")
 CONTROL = ("cond", "while", "call")

@@ -90,11 +90,14 @@ def _apply_rule(b: Builder, op: Operation, douts: list[Value | None]) -> Sequenc
     if rule is None:
         raise FlowcError(f"the op {op.name} is marked differentiable but has no gradient rule",
                          op=op.display_name, where=op.loc)
-    saved, b.loc = b.loc, op.loc  # gradient ops point at the line of the op they differentiate
+    # Gradient ops point at the line of the op they differentiate, and run where it runs (TF1's
+    # colocate_gradients_with_ops): a layer's backward pass stays on its task (compiler/placement.py).
+    saved, b.loc = b.loc, op.loc
+    saved_device, b.device = b.device, op.device
     try:
         return rule.fn(b, op, douts if rule.all_results else douts[0])
     finally:
-        b.loc = saved
+        b.loc, b.device = saved, saved_device
 
 
 def depends_on(ops: Sequence[Operation], xs: Sequence[Value]) -> set[Value]:

@@ -95,7 +95,7 @@ def test_device_scopes(g):
     f = x * 7
     assert a.op.device == "/gpu:0" and a.device == "/gpu:0"
     assert w.device == "/gpu:0"
-    assert b.op.device == "/job:worker/task:1"
+    assert b.op.device == "/job:worker/task:1/gpu:0"  # nested scopes merge, as TF1's DeviceSpec
     assert c.op.device == "/gpu:0"  # the inner scope ends with its block
     assert d.op.device == "/gpu:1"
     assert e.op.device == "/cpu:0"

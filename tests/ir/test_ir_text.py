@@ -113,6 +113,13 @@ func @checked(%ok: bool[?]) -> bool[?] {
   return %ok : bool[?]
 }
 
+// A partition's transfers (ir/ops/transfer.py): a send has no result; a recv's type is given.
+func @transfers(%x: f32[?,3]) -> f32[?,3] {
+  send %x {edge = 0, label = "x -> y (/job:worker/task:0 -> /job:worker/task:1)", peer = 1} : f32[?,3]
+  %y = recv {edge = 1, label = "y -> z (/job:worker/task:1 -> /job:worker/task:0)", peer = 1} : f32[?,3]
+  return %y : f32[?,3]
+}
+
 // A kernel of the fusion pass: x * 0.5 + b in one loop.
 func @fused(%x: f32[2,3], %b: f32[3]) -> f32[2,3] {
   %y = fusion %x, %b {kind = "loop"} : f32[2,3] {

@@ -178,6 +178,21 @@ func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
   return %g : f32[4]
 }
 """,
+    "send": """\
+func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
+  %t = tanh %x : f32[4]
+  send %t {edge = 0, label = "Tanh 't' -> Add 'a' (task 0 -> task 1)", peer = 1} : f32[4]
+  return %t : f32[4]
+}
+""",
+    "recv": """\
+func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
+  %t = tanh %x : f32[4]
+  %r = recv {edge = 0, label = "Tanh 't' -> Add 'a' (task 1 -> task 0)", peer = 1} : f32[4]
+  %a = add %r, %t : f32[4]
+  return %a : f32[4]
+}
+""",
 }
 MEANINGS = {
     "cond": lambda flag, x: np.exp(x) if flag else x - np.float32(1),
