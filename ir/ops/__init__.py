@@ -5,3 +5,4 @@ from . import dims  # noqa: F401
 from . import scan, selection  # noqa: F401
 from . import elementwise_math  # noqa: F401
 from . import checks  # noqa: F401
+from . import collective  # noqa: F401
