@@ -39,7 +39,34 @@ def world() -> Any:
         from mpi4py import MPI
     except ImportError:
         return None
+    if not _hooked and MPI.COMM_WORLD.size > 1:
+        _abort_on_uncaught_exceptions(MPI.COMM_WORLD)
     return MPI.COMM_WORLD
+
+
+_hooked: list[bool] = []
+
+
+# Note [a rank that fails ends the job]
+# A rank that stops with an uncaught exception would, by Python's normal exit, call MPI_Finalize and
+# wait there for the other ranks, which wait in their next collective for it: the job hangs. So the
+# first use of MPI in a job of several ranks wraps sys.excepthook: after the traceback is printed,
+# MPI_Abort ends every rank, and mpiexec exits with a failure. (`python -m mpi4py`, which `flowc run`
+# uses, does the same and also covers sys.exit with a non-zero status.)
+
+
+def _abort_on_uncaught_exceptions(comm: Any) -> None:
+    import sys
+
+    _hooked.append(True)
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+        previous(kind, error, traceback)
+        sys.stderr.flush()
+        comm.Abort(1)
+
+    sys.excepthook = hook
 
 
 def _mpi_op(reduction: str) -> Any:
