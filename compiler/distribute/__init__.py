@@ -10,7 +10,8 @@
 
 from .ops import allreduce, broadcast
 from .optimizer import DistributedOptimizer, broadcast_global_variables
+from .stats import CommunicationStats, communication_stats
 from .topology import init, local_rank, local_size, rank, size
 
-__all__ = ["DistributedOptimizer", "allreduce", "broadcast", "broadcast_global_variables", "init", "local_rank",
+__all__ = ["CommunicationStats", "DistributedOptimizer", "allreduce", "communication_stats", "broadcast", "broadcast_global_variables", "init", "local_rank",
            "local_size", "rank", "size"]
