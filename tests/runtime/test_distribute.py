@@ -73,6 +73,19 @@ def test_a_root_that_is_no_rank_is_an_error_naming_the_op(target: str) -> None:
         sess.run(y, {x: np.zeros(3, np.float32)})
 
 
+def test_an_exported_library_with_collectives_links_mpi(tmp_path) -> None:
+    """fc.export puts the MPI shim into the library and links the mpich wheel's libmpi (the caller
+    initializes MPI: here mpi4py, imported by fc.distribute)."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 3], name="x")
+        y = fc.distribute.allreduce(x, average=False) * 2
+    with fc.Session(graph=g) as sess:
+        fc.export(str(tmp_path / "total"), [y], [x], session=sess)
+    value = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(fc.load(str(tmp_path / "total"))(value), 2 * value)
+
+
 def test_max_all_reduce_has_no_gradient() -> None:
     g = fc.Graph()
     with g.as_default():
