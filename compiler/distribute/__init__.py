@@ -10,8 +10,9 @@
 
 from .ops import allreduce, broadcast
 from .optimizer import DistributedOptimizer, broadcast_global_variables
+from .parameter_server import DownpourReport, DownpourTrainer
 from .stats import CommunicationStats, communication_stats
 from .topology import init, local_rank, local_size, rank, size
 
-__all__ = ["CommunicationStats", "DistributedOptimizer", "allreduce", "communication_stats", "broadcast", "broadcast_global_variables", "init", "local_rank",
+__all__ = ["CommunicationStats", "DistributedOptimizer", "DownpourReport", "DownpourTrainer", "allreduce", "communication_stats", "broadcast", "broadcast_global_variables", "init", "local_rank",
            "local_size", "rank", "size"]

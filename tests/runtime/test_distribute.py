@@ -217,3 +217,54 @@ def test_a_rank_that_dies_before_a_collective_is_reported_not_hung(tmp_path, cap
     assert status != 0
     assert status == 3 and "flowc run: the job of 2 ranks failed: a rank exited with status 3" in err, err
     assert "timed out" not in err
+
+
+# -- asynchronous: a parameter server (Downpour SGD) ------------------------------------------------
+
+DOWNPOUR = """
+steps = 40
+data = np.random.default_rng(0)
+X = data.standard_normal((steps, 16, 3))
+true_w = np.array([[1.0], [-2.0], [0.5]])
+Y = X @ true_w
+g = fc.Graph()
+with g.as_default():
+    x = fc.placeholder(fc.float64, [None, 3], name="x")
+    y = fc.placeholder(fc.float64, [None, 1], name="y")
+    w = fc.Variable(np.zeros((3, 1)), name="w")
+    b = fc.Variable(np.zeros(1), name="b")
+    loss = fc.reduce_mean(fc.square(fc.matmul(x, w) + b - y))
+    trainer = fc.distribute.DownpourTrainer(fc.train.GradientDescentOptimizer(0.1), loss)
+    init = fc.global_variables_initializer()
+workers = max(size - 1, 1)
+mine = range(max(rank - 1, 0), steps, workers)  # worker k takes every workers-th batch
+with fc.Session(graph=g) as sess:
+    sess.run(init)
+    report = trainer.run(sess, ({x: X[i], y: Y[i]} for i in mine))
+    np.savez(f"{out}/downpour{rank}.npz", w=sess.run(w), b=sess.run(b), steps=report.steps,
+             staleness=report.max_staleness, role=report.role)
+"""
+
+
+def test_downpour_with_one_worker_is_sequential_sgd(tmp_path) -> None:
+    finished(run_ranks(tmp_path, DOWNPOUR, ranks=2))
+    (tmp_path / "one").mkdir()
+    finished(run_ranks(tmp_path / "one", DOWNPOUR, ranks=1))
+    server, worker, alone = (np.load(p) for p in (tmp_path / "downpour0.npz", tmp_path / "downpour1.npz",
+                                                  tmp_path / "one" / "downpour0.npz"))
+    assert (str(server["role"]), int(server["steps"]), int(server["staleness"])) == ("server", 40, 0)
+    assert (str(worker["role"]), str(alone["role"]), int(alone["steps"])) == ("worker", "alone", 40)
+    for name in ("w", "b"):
+        np.testing.assert_array_equal(server[name], alone[name])
+        np.testing.assert_array_equal(worker[name], alone[name])  # it pulled the last parameters
+
+
+def test_downpour_with_two_workers_applies_every_gradient_and_converges(tmp_path) -> None:
+    finished(run_ranks(tmp_path, DOWNPOUR, ranks=3))
+    server = np.load(tmp_path / "downpour0.npz")
+    workers = [np.load(tmp_path / f"downpour{r}.npz") for r in (1, 2)]
+    assert int(server["steps"]) == sum(int(w["steps"]) for w in workers) == 40
+    # Between a worker's pull and its push only the other worker's updates land: at most its 20 (a worker
+    # still compiling its first step while the other trains sees many).
+    assert 0 <= int(server["staleness"]) <= 20
+    np.testing.assert_allclose(server["w"], [[1.0], [-2.0], [0.5]], atol=0.05)
