@@ -175,24 +175,37 @@ def test_broadcast_makes_the_ranks_equal_and_all_reduce_matches_the_reference(tm
         results = [fc.distribute.allreduce(x, average=False), fc.distribute.allreduce(x),
                    fc.distribute.allreduce(n, average=False), fc.distribute.broadcast(x, root_rank=1)]
         biggest = apply("all_reduce", (x,), reduction="max")
+        # One all_reduce per turn of a loop, on every rank: 0 -> 1 -> 3 -> 7 with 2 ranks.
+        _, turns = fc.while_loop(lambda i, t: i < 3, lambda i, t: (i + 1, fc.distribute.allreduce(t, average=False) + 1.0),
+                                 [fc.constant(0), fc.zeros([2], fc.float32)])
     values = {x: np.arange(12, dtype=np.float32).reshape(4, 3) * (rank + 1), n: np.array([rank, 2 ** 40], np.int64)}
     found = {}
     for target in ("cpu", "reference"):
         with fc.Session(graph=g, target=target) as sess:
             sess.run(v.initializer)
             sess.run(sync)
-            found[target] = [sess.run(v), *sess.run(results + [biggest], values)]
+            found[target] = [sess.run(v), *sess.run(results + [biggest, turns], values)]
     np.savez(f"{out}/found{rank}.npz", *found["cpu"], *found["reference"])
     """
     finished(run_ranks(tmp_path, body))
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
-    want = [np.full([5], 10.0, np.float32), 3 * x, 1.5 * x, np.array([1, 2 ** 41]), 2 * x, 2 * x]
+    want = [np.full([5], 10.0, np.float32), 3 * x, 1.5 * x, np.array([1, 2 ** 41]), 2 * x, 2 * x, np.full([2], 7.0)]
     for rank in range(2):
         found = np.load(tmp_path / f"found{rank}.npz")
-        got = [found[f"arr_{i}"] for i in range(12)]
+        got = [found[f"arr_{i}"] for i in range(2 * len(want))]
         for index, expected in enumerate(want):
             np.testing.assert_array_equal(got[index], expected, err_msg=f"rank {rank}, cpu, result {index}")
-            np.testing.assert_array_equal(got[6 + index], expected, err_msg=f"rank {rank}, reference, result {index}")
+            np.testing.assert_array_equal(got[len(want) + index], expected,
+                                          err_msg=f"rank {rank}, reference, result {index}")
+
+
+def test_the_distributed_mlp_example_runs_on_2_ranks(capfd) -> None:
+    pytest.importorskip("sklearn")
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "distributed_mlp.py")
+    assert flowc_main(["run", "-n", "2", "--timeout", str(TIMEOUT), example, "--epochs", "2"]) == 0
+    out = capfd.readouterr().out
+    assert "epoch   2" in out and "2 rank(s): train accuracy" in out
+    assert float(out.split("train accuracy ")[1].split(",")[0]) > 0.8
 
 
 def test_a_rank_that_dies_before_a_collective_is_reported_not_hung(tmp_path, capfd) -> None:
