@@ -27,6 +27,13 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPEATS = 5
+
+# Note [best of blocks]
+# This machine is shared: other processes take the cores at random moments, and a rank that loses its
+# core stalls every other rank at the next all_reduce (MPICH's waiting ranks spin, too). Each figure is
+# the best of REPEATS blocks of `steps` steps (with the median beside it), the machine's capability
+# rather than the luck of one block.
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
 
@@ -51,17 +58,21 @@ def step_time(distributed: bool, steps: int, batch: int, hidden: int) -> dict:
         sess.run(m["init"])
         for feed in feeds[:10]:  # compile, warm the caches and the allocator
             sess.run(fetches, feed)
-        if distributed:
-            fc.distribute.communication_stats(reset=True)
-        started = time.perf_counter()
-        for feed in feeds:
-            sess.run(fetches, feed)
-        seconds = time.perf_counter() - started
-    out = {"seconds_per_step": seconds / steps}
-    if distributed:
-        stats = fc.distribute.communication_stats()
-        out.update(calls_per_step=stats.calls / steps, bytes_per_step=stats.bytes / steps,
-                   mpi_seconds_per_step=stats.seconds / steps)
+        blocks = []  # Note [best of blocks]
+        for _ in range(REPEATS):
+            if distributed:
+                fc.distribute.communication_stats(reset=True)
+            started = time.perf_counter()
+            for feed in feeds:
+                sess.run(fetches, feed)
+            block = {"seconds_per_step": (time.perf_counter() - started) / steps}
+            if distributed:
+                stats = fc.distribute.communication_stats()
+                block.update(calls_per_step=stats.calls / steps, bytes_per_step=stats.bytes / steps,
+                             mpi_seconds_per_step=stats.seconds / steps)
+            blocks.append(block)
+    out = min(blocks, key=lambda block: block["seconds_per_step"])
+    out["median_seconds_per_step"] = float(np.median([block["seconds_per_step"] for block in blocks]))
     return out
 
 
@@ -103,12 +114,13 @@ def main() -> None:
         worker(args)
         return
     print(f"MLP 64 -> {args.hidden} relu -> 10, Adam, global batch {args.batch}, {os.cpu_count()} cores")
-    print("ranks  steps/s  steps/s without allreduce  allreduce calls/step  bytes/step  MPI ms/step  "
+    print("ranks  steps/s (median)  steps/s without allreduce  allreduce calls/step  bytes/step  MPI ms/step  "
           "step ms - step ms without")
     for ranks in args.ranks:
         r = run(ranks, args)
         step, alone = r["seconds_per_step"], r["without_allreduce"]["seconds_per_step"]
-        print(f"{ranks:5d}  {1 / step:7.1f}  {1 / alone:25.1f}  {r['calls_per_step']:20.0f}  "
+        median = r["median_seconds_per_step"]
+        print(f"{ranks:5d}  {1 / step:7.1f} ({1 / median:6.1f})  {1 / alone:25.1f}  {r['calls_per_step']:20.0f}  "
               f"{r['bytes_per_step']:10.0f}  {r['mpi_seconds_per_step'] * 1e3:11.3f}  {(step - alone) * 1e3:10.3f}")
 
 

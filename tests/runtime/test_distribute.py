@@ -186,8 +186,11 @@ def test_broadcast_makes_the_ranks_equal_and_all_reduce_matches_the_reference(tm
             sess.run(sync)
             found[target] = [sess.run(v), *sess.run(results + [biggest, turns], values)]
     np.savez(f"{out}/found{rank}.npz", *found["cpu"], *found["reference"])
+    np.save(f"{out}/where{rank}.npy", [rank, size, fc.distribute.local_rank(), fc.distribute.local_size()])
     """
     finished(run_ranks(tmp_path, body))
+    for rank in range(2):
+        assert list(np.load(tmp_path / f"where{rank}.npy")) == [rank, 2, rank, 2]  # one machine: local = global
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     want = [np.full([5], 10.0, np.float32), 3 * x, 1.5 * x, np.array([1, 2 ** 41]), 2 * x, 2 * x, np.full([2], 7.0)]
     for rank in range(2):
