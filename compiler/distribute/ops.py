@@ -27,7 +27,17 @@ BUCKET_BYTES = 64 << 20  # Note [gradients packed into buckets]
 def allreduce(tensor: Tensor, average: bool = True, name: str | None = None) -> Tensor:
     """The sum of `tensor` over every rank (its mean with `average`), on every rank (Horovod's allreduce).
 
-    With one process it is `tensor` itself (divided by 1)."""
+    With one process it is `tensor` itself (divided by 1):
+
+    >>> import numpy as np, flowc as fc
+    >>> g = fc.Graph()
+    >>> with g.as_default():
+    ...     x = fc.placeholder(fc.float32, [2], name="x")
+    ...     mean = fc.distribute.allreduce(x)
+    >>> with fc.Session(graph=g) as sess:
+    ...     sess.run(mean, {x: np.float32([1.0, 3.0])})
+    array([1., 3.], dtype=float32)
+    """
     tensor = convert_to_tensor(tensor)
     if not available():  # no MPI: a job of one process
         return tensor

@@ -32,14 +32,31 @@ class DistributedOptimizer(Optimizer):
     """`optimizer` with its gradients averaged over every rank of the job before they are applied.
 
     `bucket_bytes` bounds one all_reduce's message (Note [gradients packed into buckets]); the
-    slots, learning rate and update rule are the wrapped optimizer's."""
+    slots, learning rate and update rule are the wrapped optimizer's. On one process it trains as
+    the wrapped optimizer does:
 
-    def __init__(self, optimizer: Optimizer, name: str | None = None, bucket_bytes: int = BUCKET_BYTES,
-                 **horovod_options: Any):
+    >>> import numpy as np, flowc as fc
+    >>> g = fc.Graph()
+    >>> with g.as_default():
+    ...     w = fc.Variable(np.float32([1.0, -2.0]), name="w")
+    ...     opt = fc.distribute.DistributedOptimizer(fc.train.GradientDescentOptimizer(0.25))
+    ...     step = opt.minimize(fc.reduce_sum(w * w))
+    ...     init = fc.global_variables_initializer()
+    ...     sync = fc.distribute.broadcast_global_variables(root_rank=0)
+    >>> with fc.Session(graph=g) as sess:
+    ...     _ = sess.run(init); _ = sess.run(sync); _ = sess.run(step)
+    ...     sess.run(w)   # w - 0.25 * 2w, the gradient averaged over the one rank
+    array([ 0.5, -1. ], dtype=float32)
+    """
+
+    def __init__(self, optimizer: Optimizer, name: str | None = None, use_locking: bool = False,
+                 device_dense: str = "", device_sparse: str = "", compression: Any = None,
+                 sparse_as_dense: bool = False, bucket_bytes: int = BUCKET_BYTES):
+        """Horovod's signature; `use_locking`, the devices, `compression` and `sparse_as_dense` are
+        accepted as Horovod takes them and change nothing here (gradients are dense and uncompressed)."""
         if not isinstance(optimizer, Optimizer):
             raise GraphError(f"DistributedOptimizer wraps a flowc optimizer (fc.train.*Optimizer), got {optimizer!r}",
                              op="DistributedOptimizer", where=user_location())
-        # Horovod's device_dense, device_sparse, compression and sparse_as_dense: accepted, nothing to choose here.
         super().__init__(optimizer._learning_rate, name or f"Distributed{optimizer._name}", optimizer._use_locking)
         self._optimizer = optimizer
         self._bucket_bytes = bucket_bytes
