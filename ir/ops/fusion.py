@@ -33,12 +33,13 @@ from .kernel_space import accumulated_update
 from .reduction import ArgReduction
 
 KINDS = ("loop", "reduction", "matmul", "single")
-# The schedules of each kind (passes/schedule.py says what each one is and what its parameters mean).
+# The schedules of each kind: the CPU's first (passes/schedule.py says what each one is and what its
+# parameters mean), then the GPU's (passes/schedule_gpu.py).
 SCHEDULES: dict[str, tuple[str, ...]] = {
-    "loop": ("loop",),
+    "loop": ("loop", "blocks"),
     "single": ("single",),
-    "reduction": ("row_blocks", "vector_rows", "column", "rows"),
-    "matmul": ("blas", "narrow", "split_k", "generic"),
+    "reduction": ("row_blocks", "vector_rows", "column", "rows", "row_tiles", "column_tiles"),
+    "matmul": ("blas", "narrow", "split_k", "generic", "dot_tiles"),
 }
 # Each schedule's parameters: those it must have, those it may have.
 SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -48,6 +49,10 @@ SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "blas": ((), ("accumulate",)),
     "narrow": (("tiling", "tile"), ("accumulate",)),
     "split_k": (("tiling", "tile", "partial_bytes"), ("accumulate",)),
+    "blocks": (("block",), ()),
+    "row_tiles": (("block",), ()),
+    "column_tiles": (("block",), ()),
+    "dot_tiles": (("tile",), ("accumulate",)),
 }
 PARAMETERS = frozenset(name for needed, allowed in SCHEDULE_PARAMETERS.values() for name in (*needed, *allowed))
 TILINGS = ("dot", "rows", "columns")  # how a narrow product's tiles run (passes/schedule.py)
@@ -393,6 +398,12 @@ def _parameter_problem(op: Operation, schedule: str) -> str | None:
         tile, length = attributes["tile"], 3 if op.kind == "matmul" else 1
         if not (isinstance(tile, tuple) and len(tile) == length and all(isinstance(t, int) and t >= 1 for t in tile)):
             return f"tile must be {length} positive sizes, got {tile}"
+    if "block" in attributes:  # the GPU's: powers of two, as tl.arange needs (passes/schedule_gpu.py)
+        block, length = attributes["block"], 1 if op.kind == "loop" else 2
+        sizes = (block,) if length == 1 else block
+        if not (isinstance(sizes, tuple) and len(sizes) == length
+                and all(isinstance(b, int) and b >= 1 and b & (b - 1) == 0 for b in sizes)):
+            return f"block must be {'a power' if length == 1 else f'{length} powers'} of two, got {block}"
     if "tiling" in attributes:
         tiling = attributes["tiling"]
         if tiling not in TILINGS or (schedule == "split_k" and tiling != "dot"):

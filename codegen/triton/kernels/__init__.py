@@ -1,0 +1,1 @@
+"""The emitters of every (kind, schedule); importing this package registers them (kernel.EMITTERS)."""
