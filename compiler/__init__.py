@@ -125,6 +125,7 @@ from .einsum import einsum  # noqa: E402
 from . import math  # noqa: E402  (fc.math.*: TensorFlow's aliases of the ops above)
 from . import summary  # noqa: E402  (fc.summary.scalar, FileWriter: TensorBoard event files)
 from . import debugging  # noqa: E402  (fc.debugging.assert_equal etc.: run-time checks)
+from . import distribute  # noqa: E402  (fc.distribute.rank, DistributedOptimizer: data parallelism over MPI)
 from .debugging import Assert, Print, check_numerics  # noqa: E402
 from .debugging import print  # noqa: E402,A004  (fc.print, as tf.print)
 from .initializers import *  # noqa: E402,F401,F403  (TF1's initializers: fc.zeros_initializer etc.)

@@ -8,6 +8,7 @@
     flowc compile file.py:fn --input x=float32[None,784] ... -o DIR/NAME    DIR/libNAME.so + DIR/NAME.h
     flowc compile GRAPH.json --feed x --fetch loss --fetch train -o DIR/NAME
               [--variables state|constants] [--target cpu]
+    flowc run -n N [--timeout S] script.py [args]   N MPI ranks of a script (compiler/distribute/launch.py)
 
 FILE may be '-' for standard input. Without --passes, `opt` runs the default
 pipeline; pass names are those of flowc.passes.PASSES.
@@ -48,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ir.add_argument("--feed", action="append", default=[], help="tensor name that the run feeds (repeatable)")
     ir.add_argument("--no-opt", action="store_true", help="print the IR as lowered, before the pipeline")
     add_compile_command(commands)
+    add_run_command(commands)
     args = parser.parse_args(argv)
     try:
+        if args.command == "run":
+            return run_job(args)
         text = {"opt": run_opt, "ir": run_ir, "compile": run_compile}[args.command](args)
     except FlowcError as error:
         print(f"flowc: error: {error}", file=sys.stderr)
@@ -135,6 +139,20 @@ def run_compile(args: argparse.Namespace) -> str:
     from .aot.command import compile_source
 
     return compile_source(args.source, args.output, args.input, args.feed, args.fetch, args.variables)
+
+
+def add_run_command(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="run a script on N MPI ranks (the mpich wheel's mpiexec)")
+    run.add_argument("-n", "--ranks", type=int, default=1, help="how many ranks (processes) to start")
+    run.add_argument("--timeout", type=float, help="end the job after this many seconds (a hang) with status 124")
+    run.add_argument("script", help="the Python script each rank runs")
+    run.add_argument("arguments", nargs=argparse.REMAINDER, help="the script's own arguments")
+
+
+def run_job(args: argparse.Namespace) -> int:
+    from .distribute.launch import run
+
+    return run(args.ranks, args.script, args.arguments, args.timeout)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowc.codegen.llvm.mpi import COLLECTIVES
 from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, kernel_op_names
 from flowc.ir import Function
 from flowc.ir.errors import FlowcError, IndexOutOfRange
 from flowc.ir.ops.checks import CheckFailed, failure_message
+from flowc.ir.ops.collective import CollectiveError, collective_failure
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
 from flowc.runtime import Library, allocate, arena, default_allocator
 from flowc.runtime.allocator import size_class
@@ -221,6 +223,9 @@ class NativeExecutable:
         check = next((o for o in kernel.walk() if o.name == "check"), None)
         if check is not None:  # an assert or check_numerics (ir/ops/checks.py)
             raise CheckFailed(failure_message(check.message, index), op=check.display_name, where=check.loc)
+        collective = next((o for o in kernel.walk() if o.name in COLLECTIVES), None)
+        if collective is not None:  # codegen/llvm/kernels/collective.py: the MPI shim's return code
+            raise CollectiveError(collective_failure(index), op=collective.display_name, where=collective.loc)
         op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
         if op.name in ("read_row", "write_row"):
             message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"

@@ -21,7 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from softmax_regression import fit, print_result  # noqa: E402  (one data split and loop for both examples)
 
 
-def build_model(hidden: int, learning_rate: float, features: int = 64, classes: int = 10) -> dict[str, Any]:
+def build_model(hidden: int, learning_rate: float, features: int = 64, classes: int = 10,
+                optimizer: Any = None) -> dict[str, Any]:
+    """The model; `optimizer` (default Adam at `learning_rate`) builds the update (distributed_mlp.py wraps it)."""
     g = fc.Graph()
     with g.as_default():
         fc.set_random_seed(0)
@@ -36,7 +38,7 @@ def build_model(hidden: int, learning_rate: float, features: int = 64, classes: 
         h = fc.relu(fc.matmul(x, W1) + b1)
         logits = fc.matmul(h, W2) + b2
         loss = fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-        train = fc.train.AdamOptimizer(learning_rate).minimize(loss)
+        train = (optimizer or fc.train.AdamOptimizer(learning_rate)).minimize(loss)
         correct = fc.equal(fc.argmax(logits, axis=1, output_type=fc.int32), y)
         accuracy = fc.reduce_mean(fc.cast(correct, fc.float32))
         init = fc.global_variables_initializer()

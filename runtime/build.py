@@ -139,3 +139,56 @@ def _run(command: list[str], what: str) -> None:
     if result.returncode != 0:
         output = (result.stderr + result.stdout).strip()
         raise NativeBuildError(f"{what} failed (exit {result.returncode}): {shlex.join(command)}\n{output}")
+
+
+# -- MPI ----------------------------------------------------------------------------------------
+
+MPI_SOURCE = os.path.join(NATIVE_DIR, "flowc_mpi.c")
+MPI_FLAGS = ("-O2", "-fPIC", "-shared")
+_mpi_paths: dict[str, str] = {}  # cache folder -> the MPI shim built there
+
+
+class MpiNotFoundError(NativeBuildError):
+    """A graph with collectives needs MPI's header and library: the mpich wheel."""
+
+
+@functools.cache
+def mpi_location() -> tuple[str, str]:
+    """The folder holding mpi.h and the path of libmpi, from the installed mpich wheel.
+
+    Found from the wheel's file list rather than `mpicc -show`: no process to start, and the library
+    is the very file mpi4py (built for that wheel) loads, so the graph and mpi4py share one MPI."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("mpich") or []
+    except metadata.PackageNotFoundError:
+        files = []
+    header = next((f for f in files if str(f).endswith("include/mpi.h")), None)
+    library = next((f for f in files if os.path.basename(str(f)).startswith("libmpi.so.")), None)
+    if header is None or library is None:
+        raise MpiNotFoundError("a graph with collectives (all_reduce, broadcast) compiled for the cpu target needs "
+                               "MPI: pip install mpi4py mpich (flowc's 'dist' extra)")
+    return os.path.dirname(str(header.locate())), os.path.realpath(str(library.locate()))
+
+
+def mpi_library() -> str:
+    """The path of libflowc_mpi (native/flowc_mpi.c), built into the cache on first use, linked with
+    the mpich wheel's libmpi and its folder in the rpath (support_library says how it is named)."""
+    include, library = mpi_location()
+    with _support_lock:
+        known = _mpi_paths.get(cache_dir())
+        if known is not None and os.path.exists(known):
+            return known
+        with open(MPI_SOURCE) as source:
+            key = cache_key("flowc_mpi", source.read(), library, *MPI_FLAGS)[:32]
+        name = f"libflowc_mpi-{key}.so"
+
+        def build(out_path: str) -> None:
+            command = [*find_c_compiler(), *MPI_FLAGS, *_NODELETE, f"-Wl,-soname,{name}", "-I", include]
+            rpath = f"-Wl,-rpath,{os.path.dirname(library)}"
+            _run([*command, "-o", out_path, MPI_SOURCE, library, rpath], "building the MPI shim flowc_mpi")
+
+        path, _ = cached_library(key, build, prefix="libflowc_mpi-")
+        _mpi_paths[os.path.dirname(path)] = path
+        return path

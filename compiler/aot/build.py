@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowc.codegen.llvm.blas import blas_library, calls_blas
+from flowc.codegen.llvm.mpi import calls_mpi
 from flowc.codegen.llvm.program import Program, plan_program
 from flowc.ir import Operation, Value
 from flowc.ir.errors import FlowcError
 from flowc.passes.memory import memory_plan
-from flowc.runtime.build import SUPPORT_SOURCE, NATIVE_DIR, _run, find_c_compiler
+from flowc.runtime.build import MPI_SOURCE, SUPPORT_SOURCE, NATIVE_DIR, _run, find_c_compiler, mpi_location
 
 from ..driver import run_pipeline
 from ..lowering import Lowered
@@ -90,7 +91,8 @@ def export_lowered(lowered: Lowered, path: str, variables: list[Operation], valu
     objects = compile_kernels(emit_module(program), None, [], options.cache_dir)
     stages.append(("llvm", time.perf_counter() - started))
     started = time.perf_counter()
-    files = _write_library(directory, api, objects, any(calls_blas(op) for op in program.kernel_ops))
+    files = _write_library(directory, api, objects, any(calls_blas(op) for op in program.kernel_ops),
+                           calls_mpi(program.kernel_ops))
     stages.append(("cc", time.perf_counter() - started))
     return Exported(files[0], files[1], files, stages)
 
@@ -156,7 +158,8 @@ def _pack(values: list[np.ndarray]) -> tuple[list[int], bytes]:
     return offsets, b"".join(chunks) or b"\0"
 
 
-def _write_library(directory: str, api: Interface, objects: list[bytes], uses_blas: bool) -> list[str]:
+def _write_library(directory: str, api: Interface, objects: list[bytes], uses_blas: bool,
+                   uses_mpi: bool = False) -> list[str]:
     name = api.name
     header_path = os.path.join(directory, f"{name}.h")
     library_path = os.path.join(directory, f"lib{name}.so")
@@ -185,6 +188,14 @@ def _write_library(directory: str, api: Interface, objects: list[bytes], uses_bl
         _run([*compiler, *C_FLAGS, "-fvisibility=hidden", "-I", NATIVE_DIR, "-o", runtime, SUPPORT_SOURCE],
              "compiling flowc's thread pool")
         paths.append(runtime)
+        mpi_flags = []
+        if uses_mpi:  # collectives: the MPI shim inside, the mpich wheel's libmpi beside (the caller calls MPI_Init)
+            include, mpi = mpi_location()
+            shim = os.path.join(scratch, "flowc_mpi.o")
+            _run([*compiler, *C_FLAGS, "-fvisibility=hidden", "-I", include, "-o", shim, MPI_SOURCE],
+                 "compiling flowc's MPI shim")
+            paths.append(shim)
+            mpi_flags = [mpi, f"-Wl,-rpath,{os.path.dirname(mpi)}"]
         script = os.path.join(scratch, "exports.map")
         with open(script, "w") as file:
             names = " ".join(f"{name}_{f};" for f in ("create", "destroy", "output_dims", "run", "error", "variable"))
@@ -197,7 +208,7 @@ def _write_library(directory: str, api: Interface, objects: list[bytes], uses_bl
             files.append(blas)
         _run([*compiler, "-shared", "-pthread", "-o", library_path, *paths, *libraries, f"-Wl,-soname,lib{name}.so",
               "-Wl,-rpath,$ORIGIN", f"-Wl,--version-script={script}", "-Wl,-z,nodelete", "-lm",
-              *LINK_FLAGS],
+              *mpi_flags, *LINK_FLAGS],
              f"linking lib{name}.so")
     return files
 

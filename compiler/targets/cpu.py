@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
+from flowc.codegen.llvm.mpi import calls_mpi
 from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
                                         host_vector_bytes, plan_program)
 from flowc.codegen.llvm.support import check_supported
@@ -36,6 +37,7 @@ from flowc.passes.lift_constants import LiftConstants
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
 from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
+from flowc.runtime.build import mpi_library
 
 from ..native import NativeExecutable
 from ..options import CompileOptions
@@ -98,6 +100,10 @@ class CpuTarget(Target):
     def load(self, artifact: CpuArtifact, options: CompileOptions) -> NativeExecutable:
         if any(calls_blas(op) for op in artifact.program.kernel_ops):
             load_blas()  # before the library that links it (load_blas says why)
+        if calls_mpi(artifact.program.kernel_ops):
+            from flowc.ir.ops.collective import world
+
+            world()  # importing mpi4py initializes MPI, which the library's calls need (runtime/native/flowc_mpi.c)
         layouts = artifact.dump_dir and os.path.join(artifact.dump_dir, "layouts.txt")
         return NativeExecutable(artifact.program, artifact.library_path, artifact.was_cached, layouts or None)
 
@@ -135,7 +141,8 @@ def _compile(program: Program, options: CompileOptions, out_path: str) -> None:
     log, kernels = (_log, [describe_kernel(op) for op in program.kernel_ops]) if options.log_compile else (None, [])
     objects = compile_kernels(emit_module(program), log, kernels, options.cache_dir)
     blas = [blas_library()] if any(calls_blas(op) for op in program.kernel_ops) else []
-    link_shared(objects, [support_library(), *blas], out_path)
+    mpi = [mpi_library()] if calls_mpi(program.kernel_ops) else []
+    link_shared(objects, [support_library(), *blas, *mpi], out_path)
 
 
 def _log(line: str) -> None:

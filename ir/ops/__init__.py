@@ -6,3 +6,4 @@ from . import scan, selection  # noqa: F401
 from . import elementwise_math  # noqa: F401
 from . import checks  # noqa: F401
 from . import transfer  # noqa: F401
+from . import collective  # noqa: F401

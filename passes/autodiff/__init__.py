@@ -11,6 +11,7 @@ from . import rules_control, rules_conv, rules_reduction, rules_rows, rules_shap
 from . import rules_dims  # noqa: F401
 from . import rules_scan  # noqa: F401
 from . import rules_math  # noqa: F401
+from . import rules_collective  # noqa: F401
 from .expand import Autodiff, expand_gradients
 from .reverse import differentiate
 from .rules import VJP_RULES, vjp

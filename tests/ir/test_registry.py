@@ -80,6 +80,13 @@ def test_kind_facts_agree_with_each_other(op_class: type[Operation]) -> None:
     assert sum(map(bool, (op_class.is_reduction, op_class.is_view, op_class.is_random, op_class.elementwise))) <= 1
 
 
+def test_collectives_are_ordered_effects_emitted_as_single_kernels() -> None:
+    """Note [collectives are ordered effects]: never merged, dropped, folded or hoisted; each its own kernel."""
+    for name in ("all_reduce", "broadcast"):
+        op_class = registry.get(name)
+        assert not op_class.pure and not op_class.foldable and emitted_ops()[name] == "single", name
+
+
 def test_a_view_keeps_the_elements_and_their_order() -> None:
     """What the memory plan relies on when it gives a view's result its operand's buffer."""
     x = np.arange(6, dtype=np.float32).reshape(2, 3, 1)

@@ -206,6 +206,7 @@ CASES: dict[str, list[Case]] = {
     "read_row": [op("read_row", normal(4, 3), const(np.array(2))), op("read_row", normal(2, 2, 3), const(np.int32(0)))],
     "write_row": [op("write_row", normal(4, 3), const(np.array(1)), normal(3))],
     "fill_rows": [op("fill_rows", const(np.array(3)), normal(2))],
+    "all_reduce": [op("all_reduce", normal(3, 2), reduction="sum")],  # one rank here; 2: tests/runtime/test_distribute.py
     "cond": [Case([Arg(fixed(flag)), Arg(normal(3)), Arg(normal(3))], text="""
 func @f(%p: bool[], %x: f64[3], %w: f64[3]) -> (f64[3], f64[3]) {
   %r, %s = cond %p, %x, %w : f64[3], f64[3] {

@@ -3,3 +3,4 @@
 from . import column_reduction, dims, loop, matmul, patches, reduction, row_blocks, single, vector_rows  # noqa: F401
 from . import scan  # noqa: F401  (line ops: registers into single.LINE_EMITTERS)
 from . import checks  # noqa: F401
+from . import collective  # noqa: F401  (all_reduce, broadcast: a copy, then an MPI call)

@@ -1,0 +1,107 @@
+/* flowc_mpi: the MPI calls of compiled graphs that hold collectives (ir/ops/collective.py).
+ *
+ * The entry point of such a graph calls these once per collective, on the thread that runs the
+ * graph, after the kernel that copied the operand into the result buffer: the collective then
+ * works in place on the result. Built on first use against the mpich wheel's mpi.h and linked with
+ * its libmpi (flowc.runtime.build.mpi_library). MPI itself is initialized by the Python side
+ * (importing mpi4py.MPI, before the graph's library is loaded); an uninitialized MPI is an error
+ * code, not a call that crashes.
+ *
+ * Each call adds to three counters (calls, bytes, nanoseconds inside MPI), read by flowc_mpi_stats:
+ * the time in communication that bench/bench_dist.py reports.
+ */
+#include <mpi.h>
+#include <stdint.h>
+#include <time.h>
+
+/* flowc's dtype codes (codegen/llvm/kernels/collective.py DTYPE_CODES) */
+enum { FLOWC_F32 = 0, FLOWC_F64 = 1, FLOWC_I32 = 2, FLOWC_I64 = 3, FLOWC_BOOL = 4 };
+/* all_reduce's reductions (REDUCTION_CODES there) */
+enum { FLOWC_SUM = 0, FLOWC_MAX = 1, FLOWC_MIN = 2 };
+
+/* The error codes beside MPI's own (which are positive): returned, and reported by compiler/native.py. */
+#define FLOWC_MPI_NOT_INITIALIZED (-1)
+#define FLOWC_MPI_BAD_ROOT (-2)
+#define FLOWC_MPI_BAD_TYPE (-3)
+
+static int64_t calls, bytes, nanoseconds;
+
+static int64_t now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static MPI_Datatype datatype_of(int code, int *size) {
+    switch (code) {
+    case FLOWC_F32: *size = 4; return MPI_FLOAT;
+    case FLOWC_F64: *size = 8; return MPI_DOUBLE;
+    case FLOWC_I32: *size = 4; return MPI_INT32_T;
+    case FLOWC_I64: *size = 8; return MPI_INT64_T;
+    case FLOWC_BOOL: *size = 1; return MPI_BYTE;
+    default: *size = 0; return MPI_DATATYPE_NULL;
+    }
+}
+
+static MPI_Op op_of(int code) {
+    switch (code) {
+    case FLOWC_SUM: return MPI_SUM;
+    case FLOWC_MAX: return MPI_MAX;
+    case FLOWC_MIN: return MPI_MIN;
+    default: return MPI_OP_NULL;
+    }
+}
+
+static int initialized(void) {
+    int flag = 0;
+    MPI_Initialized(&flag);
+    return flag;
+}
+
+/* MPI counts are int: a buffer of more elements goes in pieces of at most INT32_MAX. */
+#define PIECE ((int64_t)1 << 30)
+
+int32_t flowc_mpi_allreduce(void *buffer, int64_t count, int32_t dtype, int32_t reduction) {
+    int size;
+    MPI_Datatype type = datatype_of(dtype, &size);
+    MPI_Op op = op_of(reduction);
+    if (type == MPI_DATATYPE_NULL || op == MPI_OP_NULL || dtype == FLOWC_BOOL) return FLOWC_MPI_BAD_TYPE;
+    if (!initialized()) return FLOWC_MPI_NOT_INITIALIZED;
+    int64_t start = now();
+    for (int64_t done = 0; done < count; done += PIECE) {
+        int64_t piece = count - done < PIECE ? count - done : PIECE;
+        int status = MPI_Allreduce(MPI_IN_PLACE, (char *)buffer + done * size, (int)piece, type, op, MPI_COMM_WORLD);
+        if (status != MPI_SUCCESS) return status;
+    }
+    nanoseconds += now() - start;
+    calls += 1;
+    bytes += count * size;
+    return 0;
+}
+
+int32_t flowc_mpi_bcast(void *buffer, int64_t count, int32_t dtype, int32_t root) {
+    int size, ranks;
+    MPI_Datatype type = datatype_of(dtype, &size);
+    if (type == MPI_DATATYPE_NULL) return FLOWC_MPI_BAD_TYPE;
+    if (!initialized()) return FLOWC_MPI_NOT_INITIALIZED;
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    if (root < 0 || root >= ranks) return FLOWC_MPI_BAD_ROOT;
+    int64_t start = now();
+    for (int64_t done = 0; done < count; done += PIECE) {
+        int64_t piece = count - done < PIECE ? count - done : PIECE;
+        int status = MPI_Bcast((char *)buffer + done * size, (int)piece, type, root, MPI_COMM_WORLD);
+        if (status != MPI_SUCCESS) return status;
+    }
+    nanoseconds += now() - start;
+    calls += 1;
+    bytes += count * size;
+    return 0;
+}
+
+/* The counters since the process started (or the last reset): calls, bytes, nanoseconds in MPI. */
+void flowc_mpi_stats(int64_t out[3], int32_t reset) {
+    out[0] = calls;
+    out[1] = bytes;
+    out[2] = nanoseconds;
+    if (reset) calls = bytes = nanoseconds = 0;
+}
