@@ -120,6 +120,13 @@ func @transfers(%x: f32[?,3]) -> f32[?,3] {
   return %y : f32[?,3]
 }
 
+// Collectives over MPI ranks (ir/ops/collective.py): results of the operand's type.
+func @collectives(%x: f32[?,3]) -> (f32[?,3], f32[?,3]) {
+  %s = all_reduce %x {reduction = "sum"} : f32[?,3]
+  %b = broadcast %x {root = 0} : f32[?,3]
+  return %s, %b : f32[?,3], f32[?,3]
+}
+
 // A kernel of the fusion pass: x * 0.5 + b in one loop.
 func @fused(%x: f32[2,3], %b: f32[3]) -> f32[2,3] {
   %y = fusion %x, %b {kind = "loop"} : f32[2,3] {
