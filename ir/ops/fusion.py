@@ -33,14 +33,22 @@ from .kernel_space import accumulated_update
 from .reduction import ArgReduction
 
 KINDS = ("loop", "reduction", "matmul", "single")
-# The schedules of each kind: the CPU's first (passes/schedule.py says what each one is and what its
-# parameters mean), then the GPU's (passes/schedule_gpu.py).
-SCHEDULES: dict[str, tuple[str, ...]] = {
-    "loop": ("loop", "blocks"),
+# The schedules of each kind on each target: the CPU's (passes/schedule.py says what each one is and
+# what its parameters mean) and the GPU's (passes/schedule_gpu.py); "single" is both's.
+CPU_SCHEDULES: dict[str, tuple[str, ...]] = {
+    "loop": ("loop",),
     "single": ("single",),
-    "reduction": ("row_blocks", "vector_rows", "column", "rows", "row_tiles", "column_tiles"),
-    "matmul": ("blas", "narrow", "split_k", "generic", "dot_tiles"),
+    "reduction": ("row_blocks", "vector_rows", "column", "rows"),
+    "matmul": ("blas", "narrow", "split_k", "generic"),
 }
+GPU_SCHEDULES: dict[str, tuple[str, ...]] = {
+    "loop": ("blocks",),
+    "single": ("single",),
+    "reduction": ("row_tiles", "column_tiles"),
+    "matmul": ("dot_tiles",),
+}
+SCHEDULES: dict[str, tuple[str, ...]] = {
+    kind: tuple(dict.fromkeys(CPU_SCHEDULES[kind] + GPU_SCHEDULES[kind])) for kind in KINDS}
 # Each schedule's parameters: those it must have, those it may have.
 SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "row_blocks": (("lanes",), ()),
@@ -438,7 +446,8 @@ class Fusion(Op):
 
     name = "fusion"
     attrs = {"kind": str, "schedule": str, "lanes": int, "partial_sums": int, "kept_row": int,
-             "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool}
+             "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool,
+             "block": int | tuple[int, ...]}  # the GPU's: an int for "blocks", [rows, columns] for reductions
     optional = frozenset({"schedule"}) | PARAMETERS
     num_regions = 1
     differentiable = False  # autodiff runs before fusion

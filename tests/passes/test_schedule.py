@@ -78,7 +78,8 @@ func @f(%x: f32[4,6]) -> f32[4] {
 
 @pytest.mark.parametrize("attributes, message", [
     ('kind = "reduction", schedule = "blas"', "a reduction kernel's schedule is one of row_blocks, vector_rows, "
-                                              "column, rows, got 'blas'"),
+                                              "column, rows, row_tiles, column_tiles, got 'blas'"),
+    ('kind = "loop", block = 100, schedule = "blocks"', "block must be a power of two, got 100"),
     ('kind = "reduction", schedule = "row_blocks"', "schedule 'row_blocks' takes parameters ['lanes'], got none"),
     ('kind = "reduction", lanes = 8, schedule = "vector_rows"', "schedule 'vector_rows' takes parameters none, "
                                                                "got ['lanes']"),
@@ -120,7 +121,7 @@ def test_codegen_follows_the_recorded_lanes(row: int, vector_bytes: int, rng: np
 def test_every_schedule_has_an_llvm_emitter() -> None:
     from flowc.codegen.llvm import module  # noqa: F401  (registers the emitters)
     from flowc.codegen.llvm.launch import EMITTERS, WORK
-    from flowc.ir.ops.fusion import SCHEDULES
+    from flowc.ir.ops.fusion import CPU_SCHEDULES as SCHEDULES
 
     assert set(EMITTERS) == {(kind, schedule) for kind, schedules in SCHEDULES.items() for schedule in schedules}
     assert set(WORK) == set(SCHEDULES)
