@@ -204,6 +204,11 @@ def _argument(parameter: Parameter, values: Sequence[Any], shapes: Sequence[tupl
 def _import_file(path: str, name: str, interpret: bool) -> Any:
     if name in sys.modules:
         return sys.modules[name]
+    # Triton itself is imported first, with TRITON_INTERPRET as the process has it: imported under
+    # TRITON_INTERPRET=1, its own library functions (tl.cdiv ...) would be interpreted ones, and a later
+    # launch that imports triton.experimental.gluon asserts they are not.
+    import triton.language  # noqa: F401
+
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
