@@ -46,7 +46,8 @@ from .summary import holds_summary, run_with_summaries
 from .driver import compile_lowered
 from .feeds import check_feed
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
-from .lowering import Lowered, Signature, lower
+from .lowering import Lowered, Signature, lower, needed_ops
+from .placement import placed_target
 from .options import CompileOptions
 from . import tf1_session
 from .targets import Executable, target_named
@@ -96,8 +97,11 @@ class Session:
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
                  optimize: bool | None = None, fast_math: bool | None = None):
-        """`target` is "cpu" (also TF1's "", the default), "gpu" or "reference"; `config` an fc.ConfigProto,
-        whose `intra_op_parallelism_threads` sets the native thread pool (the other fields are accepted).
+        """`target` is "cpu", "gpu" or "reference"; left out (or TF1's ""), each run goes to "cpu" unless its
+        ops are placed on /gpu:* with `fc.device` (Note [placement chooses the target] in placement.py).
+        `config` is an fc.ConfigProto, whose `intra_op_parallelism_threads` sets the native thread pool
+        and `allow_soft_placement` lets a /gpu:* run fall back to cpu without a GPU (the other fields are
+        accepted).
 
         `optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered.
 
@@ -108,6 +112,9 @@ class Session:
         """
         self._target = target_named(target or "cpu")
         self.target = self._target.name
+        # No target given: each run's goes by its ops' fc.device (Note [placement chooses the target]).
+        self._placed = not target
+        self._soft_placement = bool(getattr(config, "allow_soft_placement", False))
         self.graph = graph or get_default_graph()
         # Every FLOWC_* setting, read once, here (compiler/options.py); every compile of this Session uses it.
         self.options = CompileOptions.from_environment(optimize=optimize, fast_math=fast_math)
@@ -273,11 +280,16 @@ class Session:
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
-        key = (tuple(tensors), tuple(targets), tuple(feeds), self.target)
+        target = self._target
+        if self._placed:
+            fed = set(feeds)
+            ops = needed_ops([t.op for t in tensors if t not in fed] + targets, fed)
+            target = target_named(placed_target(ops, self._soft_placement))
+        key = (tuple(tensors), tuple(targets), tuple(feeds), target.name)
         compiled = self._cache.get(key)
         if compiled is None:
             lowered = lower(self.graph, tensors, targets, feeds)
-            compiled = CompiledRun(lowered, compile_lowered(lowered, self._target, self.options))
+            compiled = CompiledRun(lowered, compile_lowered(lowered, target, self.options))
             self._cache[key] = compiled
         return compiled
 

@@ -19,6 +19,7 @@ interpreter on CPU tensors, so every test of this target runs in CI.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from flowc.codegen.llvm.support import check_supported
@@ -26,7 +27,7 @@ from flowc.codegen.triton import kernels as _registered  # noqa: F401  importing
 from flowc.codegen.triton.expressions import EXPRESSIONS
 from flowc.codegen.triton.kernel import TritonKernel, TritonModule, emitter_of, single_op
 from flowc.ir import Module, Operation, registry
-from flowc.ir.errors import UnsupportedOpError
+from flowc.ir.errors import TargetError, UnsupportedOpError
 from flowc.ir.ops.fusion import is_pointwise
 from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
@@ -139,6 +140,10 @@ class GpuTarget(Target):
         return GpuArtifact(module, tuple(kernels), options.cache_dir)
 
     def load(self, artifact: GpuArtifact, options: CompileOptions) -> GpuExecutable:
+        missing = [name for name in ("torch", "triton") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise TargetError(f"the gpu target runs its kernels with {' and '.join(missing)}, which this Python "
+                              "lacks: pip install 'flowc[gpu]'")
         device = device_name()
         triton_module = TritonModule(artifact.kernels, interpret=device != "cuda", folder=artifact.cache_dir)
         function = artifact.module["main"]
