@@ -68,11 +68,14 @@ class GpuExecutable:
     fresh_outputs = True  # every result is a kernel's own allocation (Note [state on the device])
     state_on_device = True  # run_on_device takes and gives device tensors (Note [state on the device])
 
-    def __init__(self, function: Function, kernels: Any, names: dict[Operation, str], device: str):
-        """`kernels`: the loaded TritonModule; `names`: each fusion op's kernel name in it."""
+    def __init__(self, function: Function, kernels: Any, names: dict[Operation, str], device: str,
+                 was_cached: bool = False):
+        """`kernels`: the loaded TritonModule; `names`: each fusion op's kernel name in it; `was_cached`:
+        the kernels were read from the disk cache, not emitted by this compile."""
         import torch
 
         self.function = function
+        self.was_cached = was_cached
         self.kernels = kernels
         self.names = names
         self.device = device

@@ -11,34 +11,42 @@ kernel's results are torch tensors of their own, which torch's caching
 allocator reuses.
 
 `build` asks each fusion op's emitter (codegen/triton/kernel.py's
-EMITTERS) for its kernel, walking the regions of cond and while too; `load`
-writes them as one module to the disk cache (TritonModule) and makes a
-GpuExecutable. On a machine without a GPU the kernels run in Triton's
+EMITTERS) for its kernel, walking the regions of cond and while too, and
+keeps the kernels in the disk cache keyed as the CPU keys its library (the
+IR text, flowc's version, the Triton backend's source): a second process
+with the same graph reads them back and runs no emitter. `load` writes
+them as one module to the disk cache (TritonModule: its file is found
+there too) and makes a GpuExecutable. On a machine without a GPU the kernels run in Triton's
 interpreter on CPU tensors, so every test of this target runs in CI.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import dataclass
 
 from flowc.codegen.llvm.support import check_supported
 from flowc.codegen.triton import kernels as _registered  # noqa: F401  importing registers every emitter
+from flowc.codegen.triton import cache as kernel_cache
 from flowc.codegen.triton.expressions import EXPRESSIONS
 from flowc.codegen.triton.kernel import TritonKernel, TritonModule, emitter_of, single_op
-from flowc.ir import Module, Operation, registry
+from flowc.ir import Function, Module, Operation, registry
 from flowc.ir.errors import TargetError, UnsupportedOpError
 from flowc.ir.ops.fusion import is_pointwise
+from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.memory import MaterializeResults
 from flowc.passes.schedule_gpu import RULES, GpuSchedule
+from flowc.runtime import cache_key, cached_library
 from flowc.runtime.gpu import GpuExecutable, device_name
 
 from ..options import CompileOptions
 from .base import Target
+from .cpu import VERSION
 
 NAME = "gpu"
 # What the executable runs itself, outside kernels (runtime/gpu.py); views are found by is_view.
@@ -52,6 +60,7 @@ class GpuArtifact:
     module: Module
     kernels: tuple[TritonKernel, ...]
     cache_dir: str | None
+    was_cached: bool  # read from the disk cache: no emitter ran
 
 
 class CheckGpuSupported(Pass):
@@ -133,11 +142,18 @@ class GpuTarget(Target):
     def build(self, module: Module, options: CompileOptions) -> GpuArtifact:
         function = module["main"]
         _schedule_the_rest(module)
-        kernels = []
-        for index, op in enumerate(fusion_ops(function)):
-            check_kernel(op)
-            kernels.append(emitter_of(op)(op, f"kernel{index}"))  # type: ignore[misc]
-        return GpuArtifact(module, tuple(kernels), options.cache_dir)
+        key = cache_key("gpu-kernels", print_module(module), VERSION, kernel_cache.codegen_fingerprint())
+
+        def write(path: str) -> None:
+            with open(path, "w") as file:
+                file.write(kernel_cache.dumps(emit_kernels(function)))
+
+        path, was_cached = cached_library(key, write, prefix="gpu-", suffix=".json", folder=options.cache_dir)
+        if options.log_compile and was_cached:
+            sys.stderr.write(f"flowc compile: found the gpu kernels in the disk cache: {path}\n")
+        with open(path) as file:
+            kernels = kernel_cache.loads(file.read())
+        return GpuArtifact(module, kernels, options.cache_dir, was_cached)
 
     def load(self, artifact: GpuArtifact, options: CompileOptions) -> GpuExecutable:
         missing = [name for name in ("torch", "triton") if importlib.util.find_spec(name) is None]
@@ -148,10 +164,19 @@ class GpuTarget(Target):
         triton_module = TritonModule(artifact.kernels, interpret=device != "cuda", folder=artifact.cache_dir)
         function = artifact.module["main"]
         names = {op: kernel.name for op, kernel in zip(fusion_ops(function), artifact.kernels)}
-        return GpuExecutable(function, triton_module, names, device)
+        return GpuExecutable(function, triton_module, names, device, artifact.was_cached)
 
 
-def fusion_ops(function) -> list[Operation]:
+def emit_kernels(function: Function) -> list[TritonKernel]:
+    """One Triton kernel per fusion op of `function`, named by its place in walk order."""
+    kernels = []
+    for index, op in enumerate(fusion_ops(function)):
+        check_kernel(op)
+        kernels.append(emitter_of(op)(op, f"kernel{index}"))  # type: ignore[misc]
+    return kernels
+
+
+def fusion_ops(function: Function) -> list[Operation]:
     """The function's kernels, those in regions of cond and while included, in walk order."""
     return [op for op in function.walk() if op.name == "fusion"]
 
