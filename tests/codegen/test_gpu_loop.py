@@ -187,3 +187,11 @@ def _kernel_text(placeholder_shape):
 def test_offsets_are_int64_where_a_size_may_pass_2_31():
     assert "tl.program_id(0).to(tl.int64)" in _kernel_text([None, 4])
     assert "tl.program_id(0).to(tl.int64)" not in _kernel_text([3, 4])
+
+
+def test_a_kernel_that_yields_a_broadcast_scalar(rng):
+    def build():
+        s = fc.placeholder(fc.float32, [], name="s")
+        x = fc.placeholder(fc.float32, [None, 3], name="x")
+        return [fc.broadcast_to(s, [4, 3]), x * 0.0 + s]
+    assert_gpu_matches(build, {"s": np.float32(2.5), "x": _random(rng, (2, 3))})
