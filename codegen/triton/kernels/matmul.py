@@ -1,0 +1,208 @@
+"""Matmul kernels on the GPU: one (batched) product in tiles of C, its epilogue applied to each tile as it is stored.
+
+A "dot_tiles" kernel (passes/schedule_gpu.py, Note [dot tiles]) runs a grid of
+(batch, row tiles, column tiles) programs. Each program computes one
+[BLOCK_M, BLOCK_N] tile of one product of the batch: it walks k in steps of
+BLOCK_K, loading a tile of op(A) and one of op(B) (masked at the edges, zeros
+outside, so a k of 0 leaves the tile at zero), and accumulates their product:
+tl.dot for float32 (IEEE products, no tf32) and the 16-bit floats, in a float32
+accumulator; a broadcast multiply summed over k (tl.sum) for float64 and the
+integers, which have no tensor-core product on the GPU, in their own dtype
+(tl.reduce with an add: integers wrap, as numpy's do). A transpose is only a pair of strides.
+
+Then the epilogue: the region's pointwise ops (codegen/triton/body.py) on the
+tile, each other block argument loaded at the tile's indices of C as its shape
+broadcasts there (a bias row as a [1, BLOCK_N] row, a full C0 of an
+accumulated update as a tile, a scalar learning rate as one value), and every
+yielded value stored at the tile of its result. An SGD update `W - lr * P`
+(`accumulate`, Note [accumulated update] in codegen/llvm/kernels/matmul.py) is
+that epilogue: W's tile is read once, as the tile is stored.
+
+Batch dims: the program's batch index is split into C's batch axes; an operand
+steps along an axis unless its dim there is a static 1 or it lacks the axis
+(a 2-D B shared by every product). A dim unknown at build time equals C's at
+run time (Note [unknown dims in a kernel]: the runtime's
+check_no_hidden_broadcast holds it), so the strides follow the static shapes.
+Offsets are int64: one matrix may hold more than 2**31 elements.
+
+The grid's batch axis comes first, as CUDA allows 2**31 - 1 programs there and
+65535 on the other two: a kernel takes up to 65535 row tiles (a million rows of
+the least tile, 16) and as many column tiles.
+"""
+
+from __future__ import annotations
+
+from flowc.ir import BlockArgument, Operation, Value
+from flowc.ir.errors import UnsupportedOpError
+
+from ..body import UnsupportedPointwise, pointwise_lines
+from ..expressions import triton_dtype
+from ..kernel import Buffer, Extent, GridAxis, Parameter, TritonKernel, emits, helper
+
+# What tl.dot multiplies on an NVIDIA GPU (int8 too, which the IR has not); the schedule's
+# tiles for them are at least 16 in every dim (passes/schedule_gpu.py's DOT_TILES).
+DOT_DTYPES = ("float16", "bfloat16", "float32")
+WIDE_TILE = 128 * 128  # C tiles this big get 8 warps: 4 would hold 128 accumulators per thread
+# tl.reduce's combine for the summed product (kernel.py's _import_file: no tl.sum in a kernel).
+ADD = helper("flowc_add", "@triton.jit\ndef flowc_add(a, b):\n    return a + b\n")
+
+
+@emits("matmul", "dot_tiles")
+def emit_matmul(op: Operation, name: str) -> TritonKernel:
+    """The Triton kernel of matmul fusion op `op` (module docstring)."""
+    return MatmulWriter(op, name).kernel()
+
+
+class MatmulWriter:
+    """The source of one matmul kernel, written line by line, and its parameters."""
+
+    def __init__(self, op: Operation, name: str):
+        self.op, self.name = op, name
+        block = op.regions[0].entry
+        self.block = block
+        self.matmul = next(inner for inner in block.ops if inner.name == "matmul")
+        self.product = self.matmul.result
+        self.rank = self.product.type.rank  # C's rank; every result of the kernel has C's shape
+        self.results = len(op.operands)  # the slot of the first result
+        self.lines: list[str] = []
+        self.parameters: list[tuple[str, Parameter]] = []
+        for slot in range(len(op.operands) + len(op.results)):
+            self.parameters.append((self.buffer(slot), Buffer(slot)))
+        for slot, value in enumerate((*op.operands, *op.results)):
+            self.parameters += [(self.extent(slot, axis), Extent(slot, axis)) for axis in range(value.type.rank)]
+
+    # -- names ------------------------------------------------------------------------------
+
+    def buffer(self, slot: int) -> str:
+        return f"x{slot}" if slot < self.results else f"y{slot - self.results}"
+
+    def extent(self, slot: int, axis: int) -> str:
+        return f"{self.buffer(slot)}_{axis}"
+
+    def slot_of(self, value: Value) -> int:
+        assert isinstance(value, BlockArgument), "the contract makes the product's operands block arguments"
+        return value.index
+
+    # -- the kernel -------------------------------------------------------------------------
+
+    def kernel(self) -> TritonKernel:
+        tile_m, tile_n, tile_k = (int(size) for size in self.op.attributes["tile"])
+        c = self.results  # the first result's slot: its extents are C's
+        self.write_indices()
+        self.write_product()
+        self.write_epilogue()
+        arguments = [name for name, _ in self.parameters] + ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr",
+                                                             "BLOCK_K: tl.constexpr"]
+        source = (f"@triton.jit\ndef {self.name}({', '.join(arguments)}):\n"
+                  + "".join(f"    {line}\n" for line in self.lines))
+        batch = tuple(Extent(c, axis) for axis in range(self.rank - 2))
+        grid = (GridAxis(batch), GridAxis((Extent(c, self.rank - 2),), tile_m),
+                GridAxis((Extent(c, self.rank - 1),), tile_n))
+        return TritonKernel(name=self.name, source=source, parameters=tuple(self.parameters), grid=grid,
+                            constants={"BLOCK_M": tile_m, "BLOCK_N": tile_n, "BLOCK_K": tile_k},
+                            num_warps=8 if tile_m * tile_n >= WIDE_TILE else 4)
+
+    def write_indices(self) -> None:
+        """C's sizes, this program's rows and columns of C and its index along each batch axis of C."""
+        c, rank = self.results, self.rank
+        a = self.slot_of(self.matmul.operands[0])
+        k_axis = self.matmul.operands[0].type.rank - (2 if self.matmul.transpose_a else 1)
+        self.lines += [
+            f"m = {self.extent(c, rank - 2)}",
+            f"n = {self.extent(c, rank - 1)}",
+            f"k = {self.extent(a, k_axis)}",
+            "batch = tl.program_id(0).to(tl.int64)",
+            "rows = tl.program_id(1).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)",
+            "columns = tl.program_id(2).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)",
+            "inside = (rows[:, None] < m) & (columns[None, :] < n)",
+        ]
+        rest = "batch"
+        for axis in reversed(range(rank - 2)):  # the innermost batch axis varies fastest
+            if axis == 0:
+                self.lines.append(f"at0 = {rest}")
+            else:
+                self.lines += [f"at{axis} = {rest} % {self.extent(c, axis)}",
+                               f"rest{axis} = {rest} // {self.extent(c, axis)}"]
+                rest = f"rest{axis}"
+
+    def base(self, value: BlockArgument, matrix_axes: int) -> str:
+        """The offset of `value`'s elements for this program's product: its batch axes (all but the last
+        `matrix_axes`) where it steps along them, each times the product of its later extents."""
+        slot, shape = value.index, value.type.shape
+        offset = self.rank - len(shape)
+        terms = []
+        for axis in range(len(shape) - matrix_axes):
+            if shape[axis] == 1:
+                continue  # broadcast along this axis of C
+            later = [self.extent(slot, after) for after in range(axis + 1, len(shape))]
+            terms.append(" * ".join([f"at{axis + offset}", *later]))  # the int64 index first: no i32 overflow
+        return " + ".join(terms) or "0"
+
+    def write_product(self) -> None:
+        """`product`: this program's tile of A @ B, in the product's dtype."""
+        matmul = self.matmul
+        a, b = matmul.operands
+        pa, pb = self.buffer(a.index), self.buffer(b.index)
+        a_last = self.extent(a.index, a.type.rank - 1)
+        b_last = self.extent(b.index, b.type.rank - 1)
+        # op(A)[i, j] and op(B)[j, l] as strides over A's and B's row-major matrices.
+        a_rows, a_inner = ("1", a_last) if matmul.transpose_a else (a_last, "1")
+        b_inner, b_columns = ("1", b_last) if matmul.transpose_b else (b_last, "1")
+        dtype = str(self.product.type.dtype)
+        dot = dtype in DOT_DTYPES
+        self.lines += [
+            f"a_at = {pa} + {self.base(a, 2)}",
+            f"b_at = {pb} + {self.base(b, 2)}",
+            f"acc = tl.full([BLOCK_M, BLOCK_N], 0, {'tl.float32' if dot else triton_dtype(self.product.type.dtype)})",
+            "for start in range(0, k, BLOCK_K):",
+            "    inner = start + tl.arange(0, BLOCK_K)",
+            f"    a_tile = tl.load(a_at + {strided('rows[:, None]', a_rows)} + {strided('inner[None, :]', a_inner)}, "
+            "mask=(rows[:, None] < m) & (inner[None, :] < k), other=0)",
+            f"    b_tile = tl.load(b_at + {strided('inner[:, None]', b_inner)} + {strided('columns[None, :]', b_columns)}, "
+            "mask=(inner[:, None] < k) & (columns[None, :] < n), other=0)",
+        ]
+        if dot:  # float32 operands multiplied exactly (not as tf32), as the reference does
+            self.lines += ['    acc = tl.dot(a_tile, b_tile, acc, input_precision="ieee")',
+                           f"product = acc.to({pa}.dtype.element_ty)"]
+        else:  # [BLOCK_M, BLOCK_K, 1] * [1, BLOCK_K, BLOCK_N], summed over k
+            self.lines += [f"    acc += tl.reduce(a_tile[:, :, None] * b_tile[None, :, :], 1, {ADD})", "product = acc"]
+
+    def write_epilogue(self) -> None:
+        """Load the other block arguments the region reads, compute its pointwise ops, store every result."""
+        names: dict[Value, str] = {self.product: "product"}
+        for argument in self.block.args:
+            if any(user is not self.matmul for user, _ in argument.uses):
+                names[argument] = self.load_at_tile(argument)
+        ops = [inner for inner in self.block.ops if inner is not self.matmul]
+        try:
+            self.lines += pointwise_lines(ops, names)
+        except UnsupportedPointwise as error:
+            culprit = next(inner for inner in ops if inner.name == str(error))
+            raise UnsupportedOpError(f"the gpu target has no Triton form of {culprit.name} in a matmul epilogue; "
+                                     "target 'cpu' runs it", op=culprit.display_name, where=culprit.loc) from None
+        self.lines.append("c_at = batch * m * n + rows[:, None] * n + columns[None, :]")
+        for index, value in enumerate(self.block.terminator.operands):
+            out = self.buffer(self.results + index)
+            self.lines.append(f"tl.store({out} + c_at, tl.broadcast_to({names[value]}, [BLOCK_M, BLOCK_N]), "
+                              "mask=inside)")
+
+    def load_at_tile(self, argument: BlockArgument) -> str:
+        """Load `argument` at this tile's indices of C, as its shape broadcasts there: a [BLOCK_M, BLOCK_N]
+        tile, a [1, BLOCK_N] row, a [BLOCK_M, 1] column or one value."""
+        slot, shape = argument.index, argument.type.shape
+        rank = len(shape)
+        terms, masks = [self.base(argument, min(rank, 2))], []
+        if rank >= 2 and shape[-2] != 1:
+            terms.append(strided("rows[:, None]", self.extent(slot, rank - 1)))
+            masks.append("(rows[:, None] < m)")
+        if rank >= 1 and shape[-1] != 1:
+            terms.append("columns[None, :]")
+            masks.append("(columns[None, :] < n)")
+        mask = f", mask={' & '.join(masks)}, other=0" if masks else ""
+        name = f"{self.buffer(slot)}_tile"
+        self.lines.append(f"{name} = tl.load({self.buffer(slot)} + {' + '.join(terms)}{mask})")
+        return name
+
+
+def strided(index: str, stride: str) -> str:
+    return index if stride == "1" else f"{index} * {stride}"
