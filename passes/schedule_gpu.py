@@ -70,20 +70,19 @@ def _single(op: Operation, gpu: GpuInfo) -> dict[str, object]:
 
 # Note [dot tiles]
 # A matmul kernel's programs each compute one [m, n] tile of C, walking k in steps of k
-# (codegen/triton/kernels/matmul.py). tl.dot takes float16, bfloat16 and float32 operands
-# (float32 as IEEE products, no tf32; int8 too, a dtype the IR has not); every tile dim must be
-# at least 16 there. The
-# tiles are the usual Hopper/Ampere sizes: 128 x 128 x 32 for 16-bit floats (8 warps, two
-# 16 KiB operand tiles per pipeline stage), 64 x 64 x 32 for float32, whose operand tiles are
-# twice as big per element. Other dtypes (float64, int32, int64) have no tensor-core product:
-# their tile is a broadcast multiply of an [m, k, 1] by a [1, k, n] tile summed over k (tl.sum),
-# held in registers, so it is small (32 x 32 x 8: 64 elements per thread of 4 warps). A dim
-# known at build time to be smaller than its tile gets the least power of two that holds it
-# (at least 16 for tl.dot, 2 for the summed product): a 784 -> 10 layer is 64 x 16 x 32, not
-# 64 x 64 x 32 of which three quarters are masked off.
+# (codegen/triton/kernels/matmul.py). tl.dot takes float16, bfloat16, float32 (as IEEE products,
+# no tf32) and float64 operands (int8 too, a dtype the IR has not); Triton before 3.9 wants every
+# tile dim at least 16 there. The tiles are the usual Hopper sizes: 128 x 128 x 32 for 16-bit
+# floats (8 warps, two 8 KiB operand tiles per pipeline stage), 64 x 64 x 32 for float32, whose
+# operand tiles are twice as big per element, 64 x 64 x 16 for float64 (sm_90's fp64 mma takes k
+# in fours; 32 accumulators of 8 bytes per thread of 4 warps). Integers have no tl.dot: their tile
+# adds a column of A times a row of B per step of k, k steps unrolled, in 64 x 64 x 8. A dim known
+# at build time to be smaller than its tile gets the least power of two that holds it (at least 16
+# for tl.dot, 2 else): a 784 -> 10 layer is 64 x 16 x 32, not 64 x 64 x 32 of which three quarters
+# are masked off.
 # The 16-bit floats are no IR dtypes yet; their tiles are built to PTX (tests/codegen/test_gpu_matmul.py).
-DOT_TILES = {"float16": (128, 128, 32), "bfloat16": (128, 128, 32), "float32": (64, 64, 32)}
-SUMMED_TILE = (32, 32, 8)
+DOT_TILES = {"float16": (128, 128, 32), "bfloat16": (128, 128, 32), "float32": (64, 64, 32), "float64": (64, 64, 16)}
+INTEGER_TILE = (64, 64, 8)
 
 
 def dot_tile(matmul: Operation) -> list[int]:
@@ -93,7 +92,7 @@ def dot_tile(matmul: Operation) -> list[int]:
     sizes = (matmul.result.type.shape[-2], matmul.result.type.shape[-1], a[-2] if matmul.transpose_a else a[-1])
     least = 16 if dtype in DOT_TILES else 2
     return [tile if size is None else min(tile, max(least, 1 << max(size - 1, 0).bit_length()))
-            for size, tile in zip(sizes, DOT_TILES.get(dtype, SUMMED_TILE))]
+            for size, tile in zip(sizes, DOT_TILES.get(dtype, INTEGER_TILE))]
 
 
 @rule("matmul")

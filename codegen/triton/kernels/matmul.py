@@ -2,13 +2,18 @@
 
 A "dot_tiles" kernel (passes/schedule_gpu.py, Note [dot tiles]) runs a grid of
 (batch, row tiles, column tiles) programs. Each program computes one
-[BLOCK_M, BLOCK_N] tile of one product of the batch: it walks k in steps of
-BLOCK_K, loading a tile of op(A) and one of op(B) (masked at the edges, zeros
-outside, so a k of 0 leaves the tile at zero), and accumulates their product:
-tl.dot for float32 (IEEE products, no tf32) and the 16-bit floats, in a float32
-accumulator; a broadcast multiply summed over k (tl.sum) for float64 and the
-integers, which have no tensor-core product on the GPU, in their own dtype
-(tl.reduce with an add: integers wrap, as numpy's do). A transpose is only a pair of strides.
+[BLOCK_M, BLOCK_N] tile of one product of the batch, walking k in steps of
+BLOCK_K with loads masked at the edges (zeros outside, so a k of 0 leaves the
+tile at zero). Floats go through tl.dot on a tile of op(A) and one of op(B):
+float32 as IEEE products (no tf32) and the 16-bit floats in a float32
+accumulator, float64 in a float64 one (Triton builds it to sm_90's fp64
+mma.sync, IEEE fused multiply-adds). Integers have no tl.dot but int8's: each
+step of k adds a column of op(A) times a row of op(B) to the tile (BLOCK_K
+steps unrolled), in the product's dtype, so they wrap as numpy's do. Not a
+broadcast [m, k, n] product summed with tl.sum: kernels call no @jit function of
+Triton's library (kernel.py's _import_file), and the interpreter runs a
+reduction with a combine function of its own one element at a time. A
+transpose is only a pair of strides.
 
 Then the epilogue: the region's pointwise ops (codegen/triton/body.py) on the
 tile, each other block argument loaded at the tile's indices of C as its shape
@@ -37,14 +42,14 @@ from flowc.ir.errors import UnsupportedOpError
 
 from ..body import UnsupportedPointwise, pointwise_lines
 from ..expressions import triton_dtype
-from ..kernel import Buffer, Extent, GridAxis, Parameter, TritonKernel, emits, helper
+from ..kernel import Buffer, Extent, GridAxis, Parameter, TritonKernel, emits
 
-# What tl.dot multiplies on an NVIDIA GPU (int8 too, which the IR has not); the schedule's
-# tiles for them are at least 16 in every dim (passes/schedule_gpu.py's DOT_TILES).
-DOT_DTYPES = ("float16", "bfloat16", "float32")
+# What tl.dot multiplies on an NVIDIA GPU (int8 too, which the IR has not), with the dtype it
+# accumulates in; the schedule's tiles for them are at least 16 in every dim (passes/schedule_gpu.py's
+# DOT_TILES).
+ACCUMULATORS = {"float16": "tl.float32", "bfloat16": "tl.float32", "float32": "tl.float32", "float64": "tl.float64"}
+DOT_DTYPES = tuple(ACCUMULATORS)
 WIDE_TILE = 128 * 128  # C tiles this big get 8 warps: 4 would hold 128 accumulators per thread
-# tl.reduce's combine for the summed product (kernel.py's _import_file: no tl.sum in a kernel).
-ADD = helper("flowc_add", "@triton.jit\ndef flowc_add(a, b):\n    return a + b\n")
 
 
 @emits("matmul", "dot_tiles")
@@ -149,23 +154,37 @@ class MatmulWriter:
         a_rows, a_inner = ("1", a_last) if matmul.transpose_a else (a_last, "1")
         b_inner, b_columns = ("1", b_last) if matmul.transpose_b else (b_last, "1")
         dtype = str(self.product.type.dtype)
-        dot = dtype in DOT_DTYPES
+        accumulator = ACCUMULATORS.get(dtype, triton_dtype(self.product.type.dtype))
         self.lines += [
             f"a_at = {pa} + {self.base(a, 2)}",
             f"b_at = {pb} + {self.base(b, 2)}",
-            f"acc = tl.full([BLOCK_M, BLOCK_N], 0, {'tl.float32' if dot else triton_dtype(self.product.type.dtype)})",
+            f"acc = tl.full([BLOCK_M, BLOCK_N], 0, {accumulator})",
             "for start in range(0, k, BLOCK_K):",
-            "    inner = start + tl.arange(0, BLOCK_K)",
-            f"    a_tile = tl.load(a_at + {strided('rows[:, None]', a_rows)} + {strided('inner[None, :]', a_inner)}, "
-            "mask=(rows[:, None] < m) & (inner[None, :] < k), other=0)",
-            f"    b_tile = tl.load(b_at + {strided('inner[:, None]', b_inner)} + {strided('columns[None, :]', b_columns)}, "
-            "mask=(inner[:, None] < k) & (columns[None, :] < n), other=0)",
         ]
-        if dot:  # float32 operands multiplied exactly (not as tf32), as the reference does
-            self.lines += ['    acc = tl.dot(a_tile, b_tile, acc, input_precision="ieee")',
-                           f"product = acc.to({pa}.dtype.element_ty)"]
-        else:  # [BLOCK_M, BLOCK_K, 1] * [1, BLOCK_K, BLOCK_N], summed over k
-            self.lines += [f"    acc += tl.reduce(a_tile[:, :, None] * b_tile[None, :, :], 1, {ADD})", "product = acc"]
+        if dtype in DOT_DTYPES:  # float32 operands multiplied exactly (not as tf32), as the reference does
+            self.lines += [
+                "    inner = start + tl.arange(0, BLOCK_K)",
+                f"    a_tile = tl.load(a_at + {strided('rows[:, None]', a_rows)} + {strided('inner[None, :]', a_inner)}, "
+                "mask=(rows[:, None] < m) & (inner[None, :] < k), other=0)",
+                f"    b_tile = tl.load(b_at + {strided('inner[:, None]', b_inner)} + {strided('columns[None, :]', b_columns)}, "
+                "mask=(inner[:, None] < k) & (columns[None, :] < n), other=0)",
+                '    acc = tl.dot(a_tile, b_tile, acc, input_precision="ieee")',
+                f"product = acc.to({pa}.dtype.element_ty)",
+            ]
+            return
+        # A column of op(A) times a row of op(B) per step of k, BLOCK_K steps unrolled.
+        # The masks compare `inner` as a vector (`rows * 0 + inner`, folded by the compiler): the
+        # interpreter makes a Python int's comparison a Python bool, which no mask takes.
+        self.lines += [
+            "    for step in tl.static_range(BLOCK_K):",
+            "        inner = start + step",
+            f"        a_column = tl.load(a_at + {strided('rows', a_rows)} + {strided('inner', a_inner)}, "
+            "mask=(rows < m) & (rows * 0 + inner < k), other=0)",
+            f"        b_row = tl.load(b_at + {strided('inner', b_inner)} + {strided('columns', b_columns)}, "
+            "mask=(columns * 0 + inner < k) & (columns < n), other=0)",
+            "        acc += a_column[:, None] * b_row[None, :]",
+            "product = acc",
+        ]
 
     def write_epilogue(self) -> None:
         """Load the other block arguments the region reads, compute its pointwise ops, store every result."""
@@ -191,7 +210,8 @@ class MatmulWriter:
         tile, a [1, BLOCK_N] row, a [BLOCK_M, 1] column or one value."""
         slot, shape = argument.index, argument.type.shape
         rank = len(shape)
-        terms, masks = [self.base(argument, min(rank, 2))], []
+        base = self.base(argument, min(rank, 2))
+        terms, masks = [base] if base != "0" else [], []
         if rank >= 2 and shape[-2] != 1:
             terms.append(strided("rows[:, None]", self.extent(slot, rank - 1)))
             masks.append("(rows[:, None] < m)")
@@ -200,7 +220,7 @@ class MatmulWriter:
             masks.append("(columns[None, :] < n)")
         mask = f", mask={' & '.join(masks)}, other=0" if masks else ""
         name = f"{self.buffer(slot)}_tile"
-        self.lines.append(f"{name} = tl.load({self.buffer(slot)} + {' + '.join(terms)}{mask})")
+        self.lines.append(f"{name} = tl.load({' + '.join([self.buffer(slot), *terms])}{mask})")
         return name
 
 
