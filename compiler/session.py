@@ -37,6 +37,7 @@ import numpy as np
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
 from flowc.runtime import fast_run
+from flowc.runtime.gpu import host_array
 from flowc.runtime.options import RunOptions
 from flowc.runtime.options import configure as configure_runtime
 
@@ -294,11 +295,14 @@ class Session:
 
     def _call(self, compiled: CompiledRun, args: list[np.ndarray]) -> list[np.ndarray]:
         sig = compiled.signature
+        on_device = getattr(compiled.executable, "state_on_device", False)
         if sig.variables:
-            args = args + [self._value_of(v) for v in sig.variables]
+            args = args + [self._state_of(v, on_device) for v in sig.variables]
         if sig.uses_step:
             args.append(self._step.copy())
             self._step += 1  # in place
+        if on_device:
+            return self._call_on_device(compiled, args)
         outputs = compiled.executable(args)
         fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
         for var, value in zip(sig.updates, updates):
@@ -311,11 +315,28 @@ class Session:
         # What the user gets must not alias the Session's variables, their feeds, or each other.
         return [_owned(value, args + updates + fetched[:i]) for i, value in enumerate(fetched)]
 
+    def _call_on_device(self, compiled: CompiledRun, args: list[Any]) -> list[np.ndarray]:
+        """Note [state on the device] (runtime/gpu.py): the updates stay device tensors, kept as the
+        variables' values; only the fetches come back to the host. Each is a fresh kernel result."""
+        sig = compiled.signature
+        outputs = compiled.executable.run_on_device(args)
+        fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
+        for var, value in zip(sig.updates, updates):
+            self._store(var, value)
+        return [host_array(value) for value in fetched]
+
     # -- variables -------------------------------------------------------------
 
     def _value_of(self, var: Operation) -> np.ndarray:
+        """The variable's value as a numpy array (one a gpu run left on the device is copied back)."""
+        return host_array(self._state_of(var, on_device=False))
+
+    def _state_of(self, var: Operation, on_device: bool) -> Any:
+        """The variable's value as the run takes it: as stored when the executable keeps state on the
+        device (a numpy array or a device tensor), else as a numpy array."""
         try:
-            return self._values[var]
+            value = self._values[var]
+            return value if on_device else host_array(value)
         except KeyError:
             raise UninitializedVariableError(
                 "read before it was initialized; run fc.global_variables_initializer() (or its initializer) first",

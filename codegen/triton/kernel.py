@@ -204,12 +204,13 @@ def _argument(parameter: Parameter, values: Sequence[Any], shapes: Sequence[tupl
 def _import_file(path: str, name: str, interpret: bool) -> Any:
     if name in sys.modules:
         return sys.modules[name]
-    # Triton itself is imported with the variable unset: imported first under it, its standard library
-    # would be interpreted functions, which neither a compile nor the gluon package a first launch
-    # imports takes. So kernels call no `@jit` function of that library (tl.zeros, tl.sum, tl.max,
-    # tl.cdiv): an interpreted kernel cannot call a compiled one. They use tl.full, and tl.reduce with
-    # a combine function of their own module (HELPERS), decorated as the module is.
-    import triton  # noqa: F401
+    # Triton itself is imported first, with TRITON_INTERPRET as the process has it: imported under
+    # TRITON_INTERPRET=1, its own library functions (tl.cdiv ...) would be interpreted ones, and a later
+    # launch that imports triton.experimental.gluon asserts they are not. So kernels call no `@jit`
+    # function of that library (tl.zeros, tl.sum, tl.max, tl.cdiv) either: an interpreted kernel
+    # cannot call a compiled one. They use tl.full, and tl.reduce with a combine function of their own
+    # module (HELPERS), decorated as the module is.
+    import triton.language  # noqa: F401
 
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None

@@ -1,2 +1,4 @@
 """The emitters of every (kind, schedule); importing this package registers them (kernel.EMITTERS)."""
-from . import matmul  # noqa: F401
+
+from . import loop  # noqa: F401  loop kernels, schedule "blocks"
+from . import matmul  # noqa: F401  matmul kernels, schedule "dot_tiles"
