@@ -18,32 +18,15 @@ from flowc.codegen.triton.kernels.matmul import DOT_DTYPES, emit_matmul  # noqa:
 from flowc.driver import compile_lowered, run_pipeline  # noqa: E402
 from flowc.ir import Module, Operation  # noqa: E402
 from flowc.ir.shapes import propagate_shapes  # noqa: E402
-from flowc.ir.types import DType, as_dtype  # noqa: E402
+from flowc.ir.types import DType  # noqa: E402
 from flowc.lowering import lower  # noqa: E402
 from flowc.options import CompileOptions  # noqa: E402
-from flowc.passes.fusion import Fuse  # noqa: E402
-from flowc.passes.inline import Inline  # noqa: E402
-from flowc.passes.licm import LICM  # noqa: E402
-from flowc.passes.memory import MaterializeResults  # noqa: E402
-from flowc.passes.schedule_gpu import DOT_TILES, GpuSchedule  # noqa: E402
-from flowc.targets.base import Target  # noqa: E402
+from flowc.passes.schedule_gpu import DOT_TILES  # noqa: E402
+from flowc.targets.gpu import GpuTarget  # noqa: E402
+
+from gpu_check import assert_gpu_matches  # noqa: E402
 
 Build = Callable[[], tuple[list, list]]  # makes placeholders and fetches in the default graph
-
-
-class GpuPasses(Target):
-    """The GPU target's passes (GPU.md), for a module this file runs kernel by kernel itself."""
-
-    name = "gpu-passes"
-
-    def passes(self, options: CompileOptions) -> list:
-        return [Inline(), LICM(), Fuse(), MaterializeResults(), GpuSchedule()]
-
-    def build(self, module: Module, options: CompileOptions) -> Module:
-        return module
-
-    def load(self, artifact: Module, options: CompileOptions) -> Module:
-        return artifact
 
 
 def lowered(build: Build):
@@ -55,7 +38,7 @@ def lowered(build: Build):
 
 def gpu_module(build: Build) -> Module:
     result = lowered(build)
-    run_pipeline(result, GpuPasses(), CompileOptions(verify=True))
+    run_pipeline(result, GpuTarget(), CompileOptions(verify=True))  # its passes: the module it would build
     return result.module
 
 
@@ -329,3 +312,54 @@ def test_float32_products_are_ieee_not_tf32(folder: str) -> None:
     kernel = emit_matmul(op, "ieee")
     ptx = TritonModule([kernel], interpret=True, folder=folder).ptx(kernel.name, slot_dtypes(op))
     assert "fma.rn.f32" in ptx and "tf32" not in ptx and "mma" not in ptx
+
+
+# -- whole graphs on the gpu target ----------------------------------------------------------------
+
+
+def test_mlp_forward_on_the_gpu_target(rng: np.random.Generator) -> None:
+    """Two layers x @ W + b with relu between: each layer one matmul kernel with its epilogue."""
+    def build():
+        x = fc.placeholder(fc.float32, [None, 12], name="x")
+        w1, b1 = fc.placeholder(fc.float32, [12, 20], name="w1"), fc.placeholder(fc.float32, [20], name="b1")
+        w2, b2 = fc.placeholder(fc.float32, [20, 3], name="w2"), fc.placeholder(fc.float32, [3], name="b2")
+        return fc.matmul(fc.nn.relu(fc.matmul(x, w1) + b1), w2) + b2
+
+    feeds = {"x": data(rng, (9, 12)), "w1": data(rng, (12, 20)), "b1": data(rng, (20,)),
+             "w2": data(rng, (20, 3)), "b2": data(rng, (3,))}
+    assert_gpu_matches(build, feeds, rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_backward_on_the_gpu_target(rng: np.random.Generator) -> None:
+    """The weight gradients of relu(x @ W1) @ W2 for an upstream gradient dy: dW2 = h^T dy, and
+    dW1 = x^T (dy W2^T * (h > 0)), transposed products with the relu's mask in an epilogue."""
+    def build():
+        x = fc.placeholder(fc.float32, [None, 12], name="x")
+        dy = fc.placeholder(fc.float32, [None, 3], name="dy")
+        w1, w2 = fc.placeholder(fc.float32, [12, 20], name="w1"), fc.placeholder(fc.float32, [20, 3], name="w2")
+        y = fc.matmul(fc.nn.relu(fc.matmul(x, w1)), w2)
+        return [y, *fc.gradients(y, [w1, w2], grad_ys=dy)]
+
+    feeds = {"x": data(rng, (9, 12)), "dy": data(rng, (9, 3)), "w1": data(rng, (12, 20)), "w2": data(rng, (20, 3))}
+    assert_gpu_matches(build, feeds, rtol=1e-5, atol=1e-5)
+
+
+def test_sgd_steps_on_the_gpu_target(rng: np.random.Generator) -> None:
+    """Three SGD steps of two weight matrices for a fed upstream gradient: each update W - lr * x^T dz
+    is one accumulating matmul kernel, and the weights stay on the device between runs."""
+    start1, start2 = data(rng, (12, 20)), data(rng, (20, 3))
+
+    def step():
+        x = fc.placeholder(fc.float32, [None, 12], name="x")
+        dy = fc.placeholder(fc.float32, [None, 3], name="dy")
+        w1, w2 = fc.Variable(start1, name="w1"), fc.Variable(start2, name="w2")
+        y = fc.matmul(fc.nn.relu(fc.matmul(x, w1)), w2)
+        grads = fc.gradients(y, [w1, w2], grad_ys=dy)
+        update = fc.train.GradientDescentOptimizer(0.05).apply_gradients(list(zip(grads, [w1, w2])))
+        with fc.control_dependencies([update]):
+            return [x, dy], [fc.identity(w1), fc.identity(w2)]
+
+    updates = [op for op in kernels_of(gpu_module(step)) if op.attributes.get("accumulate")]
+    assert len(updates) == 2
+    feeds = {"x": data(rng, (9, 12)), "dy": data(rng, (9, 3))}
+    assert_gpu_matches(lambda: step()[1], feeds, rtol=1e-5, atol=1e-5, runs=3)

@@ -144,46 +144,52 @@ class MatmulWriter:
         return " + ".join(terms) or "0"
 
     def write_product(self) -> None:
-        """`product`: this program's tile of A @ B, in the product's dtype."""
+        """`product`: this program's tile of op(A) @ op(B), in the product's dtype."""
         matmul = self.matmul
         a, b = matmul.operands
-        pa, pb = self.buffer(a.index), self.buffer(b.index)
         a_last = self.extent(a.index, a.type.rank - 1)
         b_last = self.extent(b.index, b.type.rank - 1)
         # op(A)[i, j] and op(B)[j, l] as strides over A's and B's row-major matrices.
-        a_rows, a_inner = ("1", a_last) if matmul.transpose_a else (a_last, "1")
-        b_inner, b_columns = ("1", b_last) if matmul.transpose_b else (b_last, "1")
+        strides = (*(("1", a_last) if matmul.transpose_a else (a_last, "1")),
+                   *(("1", b_last) if matmul.transpose_b else (b_last, "1")))
         dtype = str(self.product.type.dtype)
-        accumulator = ACCUMULATORS.get(dtype, triton_dtype(self.product.type.dtype))
         self.lines += [
-            f"a_at = {pa} + {self.base(a, 2)}",
-            f"b_at = {pb} + {self.base(b, 2)}",
-            f"acc = tl.full([BLOCK_M, BLOCK_N], 0, {accumulator})",
+            f"a_at = {self.buffer(a.index)} + {self.base(a, 2)}",
+            f"b_at = {self.buffer(b.index)} + {self.base(b, 2)}",
+            f"acc = tl.full([BLOCK_M, BLOCK_N], 0, {ACCUMULATORS.get(dtype, triton_dtype(self.product.type.dtype))})",
             "for start in range(0, k, BLOCK_K):",
         ]
-        if dtype in DOT_DTYPES:  # float32 operands multiplied exactly (not as tf32), as the reference does
-            self.lines += [
-                "    inner = start + tl.arange(0, BLOCK_K)",
-                f"    a_tile = tl.load(a_at + {strided('rows[:, None]', a_rows)} + {strided('inner[None, :]', a_inner)}, "
-                "mask=(rows[:, None] < m) & (inner[None, :] < k), other=0)",
-                f"    b_tile = tl.load(b_at + {strided('inner[:, None]', b_inner)} + {strided('columns[None, :]', b_columns)}, "
-                "mask=(inner[:, None] < k) & (columns[None, :] < n), other=0)",
-                '    acc = tl.dot(a_tile, b_tile, acc, input_precision="ieee")',
-                f"product = acc.to({pa}.dtype.element_ty)",
-            ]
-            return
-        # A column of op(A) times a row of op(B) per step of k, BLOCK_K steps unrolled.
-        # The masks compare `inner` as a vector (`rows * 0 + inner`, folded by the compiler): the
-        # interpreter makes a Python int's comparison a Python bool, which no mask takes.
+        if dtype in DOT_DTYPES:
+            self.write_dot_steps(*strides)
+            self.lines.append(f"product = acc.to({self.buffer(a.index)}.dtype.element_ty)")
+        else:
+            self.write_rank_one_steps(*strides)
+            self.lines.append("product = acc")
+
+    def write_dot_steps(self, a_rows: str, a_inner: str, b_inner: str, b_columns: str) -> None:
+        """The k loop's body for tl.dot: a [BLOCK_M, BLOCK_K] tile of op(A) times a [BLOCK_K, BLOCK_N] one."""
+        a_offsets = f"{strided('rows[:, None]', a_rows)} + {strided('inner[None, :]', a_inner)}"
+        b_offsets = f"{strided('inner[:, None]', b_inner)} + {strided('columns[None, :]', b_columns)}"
+        self.lines += [
+            "    inner = start + tl.arange(0, BLOCK_K)",
+            f"    a_tile = tl.load(a_at + {a_offsets}, mask=(rows[:, None] < m) & (inner[None, :] < k), other=0)",
+            f"    b_tile = tl.load(b_at + {b_offsets}, mask=(inner[:, None] < k) & (columns[None, :] < n), other=0)",
+            # float32 operands multiplied exactly (not as tf32), as the reference does
+            '    acc = tl.dot(a_tile, b_tile, acc, input_precision="ieee")',
+        ]
+
+    def write_rank_one_steps(self, a_rows: str, a_inner: str, b_inner: str, b_columns: str) -> None:
+        """The k loop's body without tl.dot: a column of op(A) times a row of op(B) per step of k, BLOCK_K
+        steps unrolled. The masks compare `inner` as a vector (`rows * 0 + inner`, which the compiler
+        folds): the interpreter makes a Python int's comparison a Python bool, which no mask takes."""
+        a_offsets = f"{strided('rows', a_rows)} + {strided('inner', a_inner)}"
+        b_offsets = f"{strided('inner', b_inner)} + {strided('columns', b_columns)}"
         self.lines += [
             "    for step in tl.static_range(BLOCK_K):",
             "        inner = start + step",
-            f"        a_column = tl.load(a_at + {strided('rows', a_rows)} + {strided('inner', a_inner)}, "
-            "mask=(rows < m) & (rows * 0 + inner < k), other=0)",
-            f"        b_row = tl.load(b_at + {strided('inner', b_inner)} + {strided('columns', b_columns)}, "
-            "mask=(columns * 0 + inner < k) & (columns < n), other=0)",
+            f"        a_column = tl.load(a_at + {a_offsets}, mask=(rows < m) & (rows * 0 + inner < k), other=0)",
+            f"        b_row = tl.load(b_at + {b_offsets}, mask=(columns * 0 + inner < k) & (columns < n), other=0)",
             "        acc += a_column[:, None] * b_row[None, :]",
-            "product = acc",
         ]
 
     def write_epilogue(self) -> None:
