@@ -205,13 +205,18 @@ def test_product_yielded_beside_its_epilogue(folder: str, rng: np.random.Generat
     ((5, 7), (2, 7, 4)),         # a 2-D A
     ((2, 1, 5, 7), (3, 7, 4)),   # batch dims broadcast to [2, 3]
 ])
-def test_batched_products(a_shape, b_shape, folder: str, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("per_product", [False, True], ids=["bias", "bias_per_product"])
+def test_batched_products(a_shape, b_shape, per_product: bool, folder: str, rng: np.random.Generator) -> None:
+    """A bias row shared by every product, or one per product of the batch (shape [..batch, 1, 4])."""
+    batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    bias_shape = (*batch, 1, 4) if per_product else (4,)
+
     def build():
         x, w = fc.placeholder(fc.float32, a_shape), fc.placeholder(fc.float32, b_shape)
-        bias = fc.placeholder(fc.float32, [4])
+        bias = fc.placeholder(fc.float32, bias_shape)
         return [x, w, bias], [fc.matmul(x, w) + bias]
 
-    check(build, [data(rng, a_shape), data(rng, b_shape), data(rng, (4,))], folder)
+    check(build, [data(rng, a_shape), data(rng, b_shape), data(rng, bias_shape)], folder)
 
 
 def test_batched_unknown_dims_and_transposes(folder: str, rng: np.random.Generator) -> None:

@@ -28,7 +28,8 @@ steps along an axis unless its dim there is a static 1 or it lacks the axis
 (a 2-D B shared by every product). A dim unknown at build time equals C's at
 run time (Note [unknown dims in a kernel]: the runtime's
 check_no_hidden_broadcast holds it), so the strides follow the static shapes.
-Offsets are int64: one matrix may hold more than 2**31 elements.
+Offsets are int64 where they may pass 2**31 (one matrix may hold more elements), int32 within the
+tiles of A and B that the k loop walks (write_product).
 
 The grid's batch axis comes first, as CUDA allows 2**31 - 1 programs there and
 65535 on the other two: a kernel takes up to 65535 row tiles (a million rows of
@@ -117,9 +118,15 @@ class MatmulWriter:
             f"n = {self.extent(c, rank - 1)}",
             f"k = {self.extent(a, k_axis)}",
             "batch = tl.program_id(0).to(tl.int64)",
-            "rows = tl.program_id(1).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)",
-            "columns = tl.program_id(2).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)",
-            "inside = (rows[:, None] < m) & (columns[None, :] < n)",
+            "row_start = tl.program_id(1).to(tl.int64) * BLOCK_M",
+            "column_start = tl.program_id(2).to(tl.int64) * BLOCK_N",
+            "tile_rows = tl.arange(0, BLOCK_M)",
+            "tile_columns = tl.arange(0, BLOCK_N)",
+            "rows = row_start + tile_rows",
+            "columns = column_start + tile_columns",
+            "row_inside = rows < m",
+            "column_inside = columns < n",
+            "inside = row_inside[:, None] & column_inside[None, :]",
         ]
         rest = "batch"
         for axis in reversed(range(rank - 2)):  # the innermost batch axis varies fastest
@@ -144,52 +151,62 @@ class MatmulWriter:
         return " + ".join(terms) or "0"
 
     def write_product(self) -> None:
-        """`product`: this program's tile of op(A) @ op(B), in the product's dtype."""
+        """`product`: this program's tile of op(A) @ op(B), in the product's dtype.
+
+        The tile's first elements of A and B are found in int64 (`a_at`, `b_at`: scalars, once); the
+        offsets within a tile, walked along k by advancing the pointers, are int32 where the extents
+        are, as in the hot loop they cost a multiply per element."""
         matmul = self.matmul
         a, b = matmul.operands
         a_last = self.extent(a.index, a.type.rank - 1)
         b_last = self.extent(b.index, b.type.rank - 1)
         # op(A)[i, j] and op(B)[j, l] as strides over A's and B's row-major matrices.
-        strides = (*(("1", a_last) if matmul.transpose_a else (a_last, "1")),
-                   *(("1", b_last) if matmul.transpose_b else (b_last, "1")))
+        a_rows, a_inner = ("1", a_last) if matmul.transpose_a else (a_last, "1")
+        b_inner, b_columns = ("1", b_last) if matmul.transpose_b else (b_last, "1")
         dtype = str(self.product.type.dtype)
         self.lines += [
-            f"a_at = {self.buffer(a.index)} + {self.base(a, 2)}",
-            f"b_at = {self.buffer(b.index)} + {self.base(b, 2)}",
+            f"a_at = {self.buffer(a.index)} + {self.base(a, 2)} + {strided('row_start', a_rows)}",
+            f"b_at = {self.buffer(b.index)} + {self.base(b, 2)} + {strided('column_start', b_columns)}",
             f"acc = tl.full([BLOCK_M, BLOCK_N], 0, {ACCUMULATORS.get(dtype, triton_dtype(self.product.type.dtype))})",
-            "for start in range(0, k, BLOCK_K):",
         ]
         if dtype in DOT_DTYPES:
-            self.write_dot_steps(*strides)
+            self.write_dot_steps(a_rows, a_inner, b_inner, b_columns)
             self.lines.append(f"product = acc.to({self.buffer(a.index)}.dtype.element_ty)")
         else:
-            self.write_rank_one_steps(*strides)
+            self.write_rank_one_steps(a_rows, a_inner, b_inner, b_columns)
             self.lines.append("product = acc")
 
     def write_dot_steps(self, a_rows: str, a_inner: str, b_inner: str, b_columns: str) -> None:
-        """The k loop's body for tl.dot: a [BLOCK_M, BLOCK_K] tile of op(A) times a [BLOCK_K, BLOCK_N] one."""
-        a_offsets = f"{strided('rows[:, None]', a_rows)} + {strided('inner[None, :]', a_inner)}"
-        b_offsets = f"{strided('inner[:, None]', b_inner)} + {strided('columns[None, :]', b_columns)}"
+        """The k loop for tl.dot: a [BLOCK_M, BLOCK_K] tile of op(A) times a [BLOCK_K, BLOCK_N] one."""
+        a_offsets = f"{strided('tile_rows[:, None]', a_rows)} + {strided('tile_inner[None, :]', a_inner)}"
+        b_offsets = f"{strided('tile_inner[:, None]', b_inner)} + {strided('tile_columns[None, :]', b_columns)}"
         self.lines += [
-            "    inner = start + tl.arange(0, BLOCK_K)",
-            f"    a_tile = tl.load(a_at + {a_offsets}, mask=(rows[:, None] < m) & (inner[None, :] < k), other=0)",
-            f"    b_tile = tl.load(b_at + {b_offsets}, mask=(inner[:, None] < k) & (columns[None, :] < n), other=0)",
+            "tile_inner = tl.arange(0, BLOCK_K)",
+            f"a_tiles = a_at + {a_offsets}",
+            f"b_tiles = b_at + {b_offsets}",
+            "for start in range(0, k, BLOCK_K):",
+            "    a_tile = tl.load(a_tiles, mask=row_inside[:, None] & (tile_inner[None, :] < k - start), other=0)",
+            "    b_tile = tl.load(b_tiles, mask=(tile_inner[:, None] < k - start) & column_inside[None, :], other=0)",
             # float32 operands multiplied exactly (not as tf32), as the reference does
             '    acc = tl.dot(a_tile, b_tile, acc, input_precision="ieee")',
+            f"    a_tiles += {strided('BLOCK_K', a_inner)}",
+            f"    b_tiles += {strided('BLOCK_K', b_inner)}",
         ]
 
     def write_rank_one_steps(self, a_rows: str, a_inner: str, b_inner: str, b_columns: str) -> None:
-        """The k loop's body without tl.dot: a column of op(A) times a row of op(B) per step of k, BLOCK_K
-        steps unrolled. The masks compare `inner` as a vector (`rows * 0 + inner`, which the compiler
+        """The k loop without tl.dot: a column of op(A) times a row of op(B) per step of k, BLOCK_K steps
+        unrolled. The masks compare the step as a vector (`tile_rows * 0 + step`, which the compiler
         folds): the interpreter makes a Python int's comparison a Python bool, which no mask takes."""
-        a_offsets = f"{strided('rows', a_rows)} + {strided('inner', a_inner)}"
-        b_offsets = f"{strided('inner', b_inner)} + {strided('columns', b_columns)}"
         self.lines += [
+            f"a_columns = a_at + {strided('tile_rows', a_rows)}",
+            f"b_rows = b_at + {strided('tile_columns', b_columns)}",
+            "for start in range(0, k, BLOCK_K):",
             "    for step in tl.static_range(BLOCK_K):",
-            "        inner = start + step",
-            f"        a_column = tl.load(a_at + {a_offsets}, mask=(rows < m) & (rows * 0 + inner < k), other=0)",
-            f"        b_row = tl.load(b_at + {b_offsets}, mask=(columns * 0 + inner < k) & (columns < n), other=0)",
+            "        a_column = tl.load(a_columns, mask=row_inside & (tile_rows * 0 + step < k - start), other=0)",
+            "        b_row = tl.load(b_rows, mask=(tile_columns * 0 + step < k - start) & column_inside, other=0)",
             "        acc += a_column[:, None] * b_row[None, :]",
+            f"        a_columns += {a_inner}",
+            f"        b_rows += {b_inner}",
         ]
 
     def write_epilogue(self) -> None:
@@ -220,10 +237,10 @@ class MatmulWriter:
         terms, masks = [base] if base != "0" else [], []
         if rank >= 2 and shape[-2] != 1:
             terms.append(strided("rows[:, None]", self.extent(slot, rank - 1)))
-            masks.append("(rows[:, None] < m)")
+            masks.append("row_inside[:, None]")
         if rank >= 1 and shape[-1] != 1:
             terms.append("columns[None, :]")
-            masks.append("(columns[None, :] < n)")
+            masks.append("column_inside[None, :]")
         mask = f", mask={' & '.join(masks)}, other=0" if masks else ""
         name = f"{self.buffer(slot)}_tile"
         self.lines.append(f"{name} = tl.load({' + '.join([self.buffer(slot), *terms])}{mask})")
