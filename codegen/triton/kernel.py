@@ -204,6 +204,9 @@ def _argument(parameter: Parameter, values: Sequence[Any], shapes: Sequence[tupl
 def _import_file(path: str, name: str, interpret: bool) -> Any:
     if name in sys.modules:
         return sys.modules[name]
+    # Triton itself is imported outside the variable's reach: imported under TRITON_INTERPRET=1 its
+    # library functions are interpreter objects, and a compile later in the process fails on them.
+    import triton  # noqa: F401
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
