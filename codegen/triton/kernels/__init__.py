@@ -2,3 +2,4 @@
 
 from . import loop  # noqa: F401  loop kernels, schedule "blocks"
 from . import matmul  # noqa: F401  matmul kernels, schedule "dot_tiles"
+from . import reduction  # noqa: F401  reduction kernels, schedules "row_tiles" and "column_tiles"
