@@ -10,6 +10,7 @@ zero included.
 """
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def one_op(name: str, dtype: str, target: str | None = None):
     return Builder.at_end(function.entry).create(name, function.args, attributes)
 
 
-def kernel_of(op, kernel_name: str) -> TritonKernel:
+def kernel_of(op, kernel_name: str, block: int = BLOCK) -> TritonKernel:
     """Loads of the operands, the op's statement as body.pointwise_lines writes it, a store."""
     names = {value: f"a{i}" for i, value in enumerate(op.operands)}
     lines = pointwise_lines([op], names)
@@ -56,7 +57,7 @@ def kernel_of(op, kernel_name: str) -> TritonKernel:
               f"{loads}{body}    tl.store(out + offsets, {names[op.results[0]]}, mask=inside)\n")
     slots = len(op.operands)
     parameters = tuple((f"x{i}", Buffer(i)) for i in range(slots)) + (("out", Buffer(slots)), ("n", Extent(slots, 0)))
-    return TritonKernel(kernel_name, source, parameters, (GridAxis((Extent(slots, 0),), BLOCK),), {"BLOCK": BLOCK})
+    return TritonKernel(kernel_name, source, parameters, (GridAxis((Extent(slots, 0),), block),), {"BLOCK": block})
 
 
 CAST_CASES = [("cast", source, target) for source, target in CASTS]
@@ -237,3 +238,34 @@ def test_cast_matches_numpy(kernels, source: str, target: str, rng: np.random.Ge
 
 def test_every_elementwise_op_has_an_expression() -> None:
     assert [name for name in ELEMENTWISE if name not in EXPRESSIONS] == []
+
+
+# --- PTX for an H100 --------------------------------------------------------------------------------
+
+INTEGER_PATHS = ("floordiv", "floormod", "sign", "maximum", "minimum", "abs")  # their own integer form
+PTX_CASES = [(name, dtype, None) for name, dtype in CASES
+             if dtype in FLOATS or not set(FLOATS) & {d.name for d in OPS[name].dtypes}
+             or (name in INTEGER_PATHS and dtype == "int64")]
+PTX_CASES += [("cast", source, target) for source, target in (("float32", "int32"), ("float64", "int64"),
+              ("bool", "float32"), ("float64", "bool"), ("int64", "float64"), ("float64", "float32"))]
+
+
+@functools.cache
+def ptx_module(folder: str) -> tuple[TritonModule, dict]:
+    """The same kernels, blocks of 128 (a program a thread's worth each: quick to build)."""
+    ops = {kernel_name(*case): one_op(*case) for case in PTX_CASES}
+    return TritonModule([kernel_of(op, key, block=128) for key, op in ops.items()], interpret=True, folder=folder), ops
+
+
+@pytest.mark.parametrize("name, dtype, target", PTX_CASES, ids=[kernel_name(*case) for case in PTX_CASES])
+def test_builds_to_ptx_for_an_h100(tmp_path_factory, name: str, dtype: str, target: str | None) -> None:
+    """Correctly rounded float arithmetic only: no approximate division, root or exponential, no
+    flushed subnormals, no libdevice call."""
+    triton_module, ops = ptx_module(str(tmp_path_factory.getbasetemp() / "triton-math-ptx"))
+    key = kernel_name(name, dtype, target)
+    op = ops[key]
+    ptx = triton_module.ptx(key, [v.type.dtype for v in (*op.operands, *op.results)])
+    assert ".target sm_90" in ptx and f".entry {key}" in ptx
+    instructions = [line.strip() for line in ptx.splitlines() if not line.lstrip().startswith((".", "//", "$"))]
+    unwanted = [i for i in instructions if re.search(r"\.approx|div\.full|\.ftz|^call", i)]
+    assert unwanted == [], key
