@@ -206,7 +206,10 @@ def _import_file(path: str, name: str, interpret: bool) -> Any:
         return sys.modules[name]
     # Triton itself is imported first, with TRITON_INTERPRET as the process has it: imported under
     # TRITON_INTERPRET=1, its own library functions (tl.cdiv ...) would be interpreted ones, and a later
-    # launch that imports triton.experimental.gluon asserts they are not.
+    # launch that imports triton.experimental.gluon asserts they are not. So kernels call no `@jit`
+    # function of that library (tl.zeros, tl.sum, tl.max, tl.cdiv) either: an interpreted kernel
+    # cannot call a compiled one. They use tl.full, and tl.reduce with a combine function of their own
+    # module (HELPERS), decorated as the module is.
     import triton.language  # noqa: F401
 
     spec = importlib.util.spec_from_file_location(name, path)

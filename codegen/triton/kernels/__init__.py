@@ -1,3 +1,5 @@
 """The emitters of every (kind, schedule); importing this package registers them (kernel.EMITTERS)."""
 
 from . import loop  # noqa: F401  loop kernels, schedule "blocks"
+from . import matmul  # noqa: F401  matmul kernels, schedule "dot_tiles"
+from . import reduction  # noqa: F401  reduction kernels, schedules "row_tiles" and "column_tiles"
