@@ -26,6 +26,7 @@ the top of every module.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import os
@@ -63,6 +64,14 @@ class Scalar:
 
 Parameter = Buffer | Extent | Scalar
 
+# Note [error flags]: a kernel that may find a bad index (gather, gather_nd, a row op, an integer slice
+# of an unknown dim) or a false `check` takes ERRORS, a pointer to two int64s [flag, detail] that the
+# launcher supplies: zeros before the run, read after it. Where the kernel fails it stores flag 1 and
+# detail (the offending index, or a check's row-major element index), as the CPU's error slots hold;
+# it never reads out of bounds meanwhile (the index is clamped). The launcher gives each such kernel
+# its own pair and raises as compiler/native.py's _raise does for the first kernel whose flag is set.
+ERRORS = Scalar("errors", "*i64")
+
 
 @dataclass(frozen=True)
 class GridAxis:
@@ -71,10 +80,11 @@ class GridAxis:
     extents: tuple[Extent, ...]
     block: int = 1
     factor: int = 1
+    minimum: int = 0  # at least this many programs: a kernel that checks its indices runs on an empty result too
 
     def size(self, shapes: Sequence[tuple[int, ...]]) -> int:
         work = math.prod(shapes[e.slot][e.axis] for e in self.extents) * self.factor
-        return -(-work // self.block)
+        return max(-(-work // self.block), self.minimum)
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,7 @@ class TritonModule:
     def __init__(self, kernels: Sequence[TritonKernel], interpret: bool, folder: str | None = None):
         """`interpret`: run the kernels in Triton's interpreter (on CPU torch tensors) rather than a GPU."""
         self.kernels = {k.name: k for k in kernels}
+        self.interpret = interpret
         self.text = module_text(kernels)
         self.key = cache_key("triton-module", self.text)
         self.path, self.was_cached = cached_library(self.key, self._write, prefix="triton-", suffix=".py",
@@ -174,7 +185,8 @@ class TritonModule:
 
     def launch(self, name: str, values: Sequence[Any], scalars: Mapping[str, int] | None = None) -> None:
         """Run kernel `name` on `values`, torch tensors of its slots (operands, then results)."""
-        launch(self.kernels[name], getattr(self.functions, name), values, scalars or {})
+        with _interpreting() if self.interpret else contextlib.nullcontext():
+            launch(self.kernels[name], getattr(self.functions, name), values, scalars or {})
 
     def ptx(self, name: str, dtypes: Sequence[DType], capability: int = 90) -> str:
         """Kernel `name`'s PTX for slots of these element types (compile_ptx), interpreted module or not."""
@@ -201,6 +213,43 @@ def _argument(parameter: Parameter, values: Sequence[Any], shapes: Sequence[tupl
     return scalars[parameter.name]
 
 
+@contextlib.contextmanager
+def _interpreting() -> Any:
+    """While an interpreted kernel runs: TRITON_INTERPRET set, and Triton's own library functions
+    (tl.sum, tl.cumsum, tl.zeros, ...), decorated when this process imported Triton uninterpreted
+    (_import_file), replaced by interpreted ones, which the interpreter can call. The interpreter
+    patches the language modules when it calls one and does not undo all of it: every module is
+    put back as it was, so a kernel built for the GPU afterwards sees Triton unpatched."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    modules = (tl, tl.core, tl.standard, tl.math)
+    saved = [(module, dict(vars(module))) for module in modules]
+    for module in modules:
+        for name, value in list(vars(module).items()):
+            if isinstance(value, JITFunction):
+                setattr(module, name, _INTERPRETED.setdefault(value, InterpretedFunction(value.fn)))
+    variable = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield
+    finally:
+        for module, namespace in saved:
+            for name in set(vars(module)) - set(namespace):
+                delattr(module, name)
+            for name, value in namespace.items():
+                if vars(module).get(name) is not value:
+                    setattr(module, name, value)
+        if variable is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = variable
+
+
+_INTERPRETED: dict[Any, Any] = {}
+
+
 def _import_file(path: str, name: str, interpret: bool) -> Any:
     if name in sys.modules:
         return sys.modules[name]
@@ -210,6 +259,9 @@ def _import_file(path: str, name: str, interpret: bool) -> Any:
     sys.modules[name] = module  # before running it: Triton's jit looks the module up by name
     # `triton.jit` reads TRITON_INTERPRET when it decorates, so the variable is set only while the
     # module runs: one process may hold an interpreted module and a compiled one of the same file.
+    # Triton itself is imported first, uninterpreted: its own library functions (tl.cdiv, ...) would
+    # otherwise be decorated as interpreted for the whole process when this is its first import.
+    import triton  # noqa: F401
     saved = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
     # Triton 3.9 warns on every compile that this default will change; flowc keeps fma contraction on

@@ -1,1 +1,3 @@
 """The emitters of every (kind, schedule); importing this package registers them (kernel.EMITTERS)."""
+
+from . import movement, single  # noqa: F401  (single kernels: gpuops)
