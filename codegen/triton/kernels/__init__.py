@@ -1,3 +1,4 @@
 """The emitters of every (kind, schedule); importing this package registers them (kernel.EMITTERS)."""
 
 from . import movement, single  # noqa: F401  (single kernels: gpuops)
+from . import gathers  # noqa: F401  (single kernels: gpuops)

@@ -76,6 +76,10 @@ class SingleWriter:
         """The number of elements of `value`, as text."""
         return product(self.dims(value))
 
+    def size_of(self, value: Value, axes: range) -> str:
+        """The number of elements along these axes of `value`, as text."""
+        return product([self.dim(value, axis) for axis in axes])
+
     def strides(self, value: Value) -> list[str]:
         """Row-major element strides of `value` (every buffer is contiguous), as text."""
         dims = self.dims(value)
@@ -126,8 +130,10 @@ def extents(writer: SingleWriter, value: Value) -> tuple[Extent, ...]:
 ElementValue = Callable[[SingleWriter, list[str], str], str]
 
 
-def output_elements(op: Operation, name: str, value: ElementValue, result: Value | None = None) -> TritonKernel:
-    """A kernel over the elements of (the first) result, each computed by `value` from its coordinates."""
+def output_elements(op: Operation, name: str, value: ElementValue, result: Value | None = None,
+                    minimum: int = 0) -> TritonKernel:
+    """A kernel over the elements of (the first) result, each computed by `value` from its coordinates;
+    at least `minimum` programs (one that checks an index runs on an empty result too)."""
     writer = SingleWriter(op, name)
     out = result if result is not None else op.results[0]
     writer.constants["BLOCK"] = BLOCK
@@ -138,14 +144,17 @@ def output_elements(op: Operation, name: str, value: ElementValue, result: Value
     coordinates = [f"c{axis}" for axis in range(len(dims))]
     rest = "offsets"
     for axis in range(len(dims) - 1, 0, -1):
-        lines.append(f"c{axis} = {rest} % {dims[axis]}")
-        lines.append(f"rest{axis} = {rest} // {dims[axis]}")
+        # an empty result launched anyway (`minimum`) has a dim 0: divide by 1 there (its lanes are masked)
+        divisor = dims[axis] if dims[axis].isdigit() or not minimum else f"tl.maximum({dims[axis]}, 1)"
+        divisor = "1" if divisor == "0" else divisor
+        lines.append(f"c{axis} = {rest} % {divisor}")
+        lines.append(f"rest{axis} = {rest} // {divisor}")
         rest = f"rest{axis}"
     if dims:
         lines.append(f"c0 = {rest}")
     text = value(writer, coordinates, "inside")
     lines.append(f"tl.store({writer.pointer(out)} + offsets, {text}, mask=inside)")
-    return writer.kernel((GridAxis(extents(writer, out), BLOCK),))
+    return writer.kernel((GridAxis(extents(writer, out), BLOCK, minimum=minimum),))
 
 
 def load(writer: SingleWriter, value: Value, coordinates: list[str], mask: str, other: str | None = None) -> str:
