@@ -253,15 +253,17 @@ _INTERPRETED: dict[Any, Any] = {}
 def _import_file(path: str, name: str, interpret: bool) -> Any:
     if name in sys.modules:
         return sys.modules[name]
+    # Triton itself is imported first, with TRITON_INTERPRET as the process has it: imported under
+    # TRITON_INTERPRET=1, its own library functions (tl.cdiv ...) would be interpreted ones, and a later
+    # launch that imports triton.experimental.gluon asserts they are not.
+    import triton.language  # noqa: F401
+
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # before running it: Triton's jit looks the module up by name
     # `triton.jit` reads TRITON_INTERPRET when it decorates, so the variable is set only while the
     # module runs: one process may hold an interpreted module and a compiled one of the same file.
-    # Triton itself is imported first, uninterpreted: its own library functions (tl.cdiv, ...) would
-    # otherwise be decorated as interpreted for the whole process when this is its first import.
-    import triton  # noqa: F401
     saved = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
     # Triton 3.9 warns on every compile that this default will change; flowc keeps fma contraction on

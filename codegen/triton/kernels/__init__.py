@@ -5,3 +5,4 @@ from . import gathers  # noqa: F401  (single kernels: gpuops)
 from . import random  # noqa: F401  (single kernels: gpuops)
 from . import scans  # noqa: F401  (single kernels: gpuops)
 from . import patches  # noqa: F401  (single kernels: gpuops)
+from . import loop  # noqa: F401  loop kernels, schedule "blocks"
