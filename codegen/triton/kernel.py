@@ -97,6 +97,9 @@ class TritonKernel:
     grid: tuple[GridAxis, ...]
     constants: Mapping[str, int] = field(default_factory=dict)  # its tl.constexpr parameters (block sizes)
     num_warps: int = 4
+    # False: no a * b + c contracted to an fma, where a kernel must round as the reference does (the
+    # random ops' float64 affine map: Note [random streams] in ir/ops/philox.py)
+    fp_fusion: bool = True
 
     def grid_size(self, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """The grid for slots of these shapes; a size-0 axis means there is nothing to launch."""
@@ -201,7 +204,8 @@ def launch(kernel: TritonKernel, function: Any, values: Sequence[Any], scalars: 
     if 0 in grid:
         return
     arguments = [_argument(parameter, values, shapes, scalars) for _, parameter in kernel.parameters]
-    function[grid](*arguments, **kernel.constants, num_warps=kernel.num_warps)
+    options = {} if kernel.fp_fusion else {"enable_fp_fusion": False}
+    function[grid](*arguments, **kernel.constants, num_warps=kernel.num_warps, **options)
 
 
 def _argument(parameter: Parameter, values: Sequence[Any], shapes: Sequence[tuple[int, ...]],
@@ -316,5 +320,5 @@ def compile_ptx(kernel: TritonKernel, function: Any, dtypes: Sequence[DType], ca
     source = triton.compiler.ASTSource(fn=function, signature=signature(kernel, dtypes),
                                        constexprs=dict(kernel.constants))
     compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32),
-                              options={"num_warps": kernel.num_warps})
+                              options={"num_warps": kernel.num_warps, "enable_fp_fusion": kernel.fp_fusion})
     return compiled.asm["ptx"]

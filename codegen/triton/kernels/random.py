@@ -10,6 +10,7 @@ interpreter and the GPU compute alike. The arithmetic after the words is float64
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from flowc.ir import Operation
@@ -96,4 +97,5 @@ def emit_random(op: Operation, name: str) -> TritonKernel:
             lines.append(f"drawn = {_f64(inner.mean)} + {_f64(inner.stddev)} * z")
         return f"drawn.to({dtype})"
 
-    return output_elements(op, name, value)
+    # minval + scale * u rounded twice, as the reference and the CPU compute it: no fma on the GPU
+    return dataclasses.replace(output_elements(op, name, value), fp_fusion=False)
