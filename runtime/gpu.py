@@ -69,9 +69,12 @@ class GpuExecutable:
     state_on_device = True  # run_on_device takes and gives device tensors (Note [state on the device])
 
     def __init__(self, function: Function, kernels: Any, names: dict[Operation, str], device: str,
+                 flagged: Sequence[Operation] = (), failure: Callable[[Operation, int, Shapes], None] | None = None,
                  was_cached: bool = False):
-        """`kernels`: the loaded TritonModule; `names`: each fusion op's kernel name in it; `was_cached`:
-        the kernels were read from the disk cache, not emitted by this compile."""
+        """`kernels`: the loaded TritonModule; `names`: each fusion op's kernel name in it; `flagged`: the
+        kernels that take error flags, `failure` raises for one that set them (Note [error flags] in
+        codegen/triton/kernel.py); `was_cached`: the kernels were read from the disk cache, not emitted
+        by this compile."""
         import torch
 
         self.function = function
@@ -84,6 +87,10 @@ class GpuExecutable:
         self._constants = {op.results[0]: self._tensor(op.attributes["value"])
                            for op in function.walk() if op.name == "constant" and not _in_kernel(op)}
         self._shapes: dict[tuple[tuple[int, ...], ...], Shapes] = {}
+        # A pair [flag, detail] per flagged kernel, zeroed before each run and read after it.
+        self._flagged = {op: row for row, op in enumerate(flagged)}
+        self._failure = failure
+        self._errors = torch.zeros((len(flagged), 2), dtype=torch.int64, device=device) if flagged else None
         self._run_op: dict[str, Callable[[Operation, dict, Shapes], list]] = {
             "fusion": self._fusion, "cond": self._cond, "while": self._while, "constant": self._constant}
 
@@ -97,7 +104,21 @@ class GpuExecutable:
         shapes = self._shapes.get(key)
         if shapes is None:
             shapes = self._shapes[key] = self._sizes(key)
-        return self._run_block(self.function.entry, tensors, shapes)
+        if self._errors is None:
+            return self._run_block(self.function.entry, tensors, shapes)
+        self._errors.zero_()
+        results = self._run_block(self.function.entry, tensors, shapes)
+        self._check_errors(shapes)
+        return results
+
+    def _check_errors(self, shapes: Shapes) -> None:
+        """Raise for the first flagged kernel (in the function's order) that found a bad index or a false
+        check; a later kernel ran on the clamped values, and its flags say nothing more."""
+        errors = self._errors.cpu().tolist()  # type: ignore[union-attr]
+        for op, row in self._flagged.items():
+            if errors[row][0]:
+                assert self._failure is not None
+                self._failure(op, errors[row][1], shapes)
 
     def close(self) -> None:
         self._constants.clear()
@@ -140,7 +161,9 @@ class GpuExecutable:
     def _fusion(self, op: Operation, values: dict, shapes: Shapes) -> list[Any]:
         results = [self._torch.empty(shapes[r], dtype=self._dtypes[str(r.type.dtype)], device=self.device)
                    for r in op.results]
-        self.kernels.launch(self.names[op], [*(values[v] for v in op.operands), *results])
+        row = self._flagged.get(op)
+        scalars = {} if row is None else {"errors": self._errors[row]}  # type: ignore[index]
+        self.kernels.launch(self.names[op], [*(values[v] for v in op.operands), *results], scalars)
         return results
 
     def _cond(self, op: Operation, values: dict, shapes: Shapes) -> list[Any]:

@@ -4,12 +4,14 @@ the IR text, flowc's version, and this backend's own source)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pathlib
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from .kernel import Buffer, Extent, GridAxis, Parameter, Scalar, TritonKernel
+from . import kernel
+from .kernel import TritonKernel
 
 
 def codegen_fingerprint() -> str:
@@ -21,30 +23,34 @@ def codegen_fingerprint() -> str:
 
 
 def dumps(kernels: Sequence[TritonKernel]) -> str:
-    """The kernels as JSON: every field, parameters and grid as plain lists."""
-    return json.dumps([{
-        "name": k.name, "source": k.source, "num_warps": k.num_warps, "constants": dict(k.constants),
-        "parameters": [[name, *_parameter(p)] for name, p in k.parameters],
-        "grid": [[[[e.slot, e.axis] for e in axis.extents], axis.block, axis.factor] for axis in k.grid],
-    } for k in kernels], indent=1)
+    """The kernels as JSON: every field of every dataclass (kernel.py's), by name, so a field added
+    there is kept without a change here."""
+    return json.dumps(_encode(tuple(kernels)), indent=1)
 
 
 def loads(text: str) -> tuple[TritonKernel, ...]:
     """The kernels `dumps` wrote."""
-    return tuple(TritonKernel(
-        name=k["name"], source=k["source"], num_warps=k["num_warps"], constants=k["constants"],
-        parameters=tuple((name, _parameter_of(kind, args)) for name, kind, *args in k["parameters"]),
-        grid=tuple(GridAxis(tuple(Extent(*e) for e in extents), block, factor) for extents, block, factor in k["grid"]),
-    ) for k in json.loads(text))
+    return _decode(json.loads(text))
 
 
-def _parameter(parameter: Parameter) -> list:
-    if isinstance(parameter, Buffer):
-        return ["buffer", parameter.slot]
-    if isinstance(parameter, Extent):
-        return ["extent", parameter.slot, parameter.axis]
-    return ["scalar", parameter.name, parameter.dtype]
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {"class": type(value).__name__,
+                "fields": {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if isinstance(value, (tuple, list)):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, Mapping):
+        return {"dict": {key: _encode(v) for key, v in value.items()}}
+    return value
 
 
-def _parameter_of(kind: str, args: list) -> Parameter:
-    return {"buffer": Buffer, "extent": Extent, "scalar": Scalar}[kind](*args)
+def _decode(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if "class" in value:
+        cls = getattr(kernel, value["class"])  # one of kernel.py's dataclasses: Buffer, GridAxis, ...
+        assert dataclasses.is_dataclass(cls), value["class"]
+        return cls(**{name: _decode(v) for name, v in value["fields"].items()})
+    if "tuple" in value:
+        return tuple(_decode(v) for v in value["tuple"])
+    return {key: _decode(v) for key, v in value["dict"].items()}

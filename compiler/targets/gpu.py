@@ -30,7 +30,7 @@ from flowc.codegen.llvm.support import check_supported
 from flowc.codegen.triton import kernels as _registered  # noqa: F401  importing registers every emitter
 from flowc.codegen.triton import cache as kernel_cache
 from flowc.codegen.triton.expressions import EXPRESSIONS
-from flowc.codegen.triton.kernel import TritonKernel, TritonModule, emitter_of, single_op
+from flowc.codegen.triton.kernel import ERRORS, TritonKernel, TritonModule, emitter_of, single_op
 from flowc.ir import Function, Module, Operation, registry
 from flowc.ir.errors import TargetError, UnsupportedOpError
 from flowc.ir.ops.fusion import is_pointwise
@@ -44,6 +44,7 @@ from flowc.passes.schedule_gpu import RULES, GpuSchedule
 from flowc.runtime import cache_key, cached_library
 from flowc.runtime.gpu import GpuExecutable, device_name
 
+from ..native import raise_kernel_failure
 from ..options import CompileOptions
 from .base import Target
 from .cpu import VERSION
@@ -164,7 +165,10 @@ class GpuTarget(Target):
         triton_module = TritonModule(artifact.kernels, interpret=device != "cuda", folder=artifact.cache_dir)
         function = artifact.module["main"]
         names = {op: kernel.name for op, kernel in zip(fusion_ops(function), artifact.kernels)}
-        return GpuExecutable(function, triton_module, names, device, artifact.was_cached)
+        flagged = [op for op, kernel in zip(fusion_ops(function), artifact.kernels)
+                   if ERRORS in dict(kernel.parameters).values()]
+        return GpuExecutable(function, triton_module, names, device, flagged, raise_kernel_failure,
+                             artifact.was_cached)
 
 
 def emit_kernels(function: Function) -> list[TritonKernel]:

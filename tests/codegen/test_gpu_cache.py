@@ -54,3 +54,4 @@ def test_kernels_round_trip_through_text():
                           (("a", Buffer(0)), ("b", Buffer(1)), ("n", Extent(1, 0)), ("s", Scalar("step", "i64"))),
                           (GridAxis((Extent(1, 0), Extent(1, 1)), 64, 2),), {"BLOCK": 64}, num_warps=8)
     assert cache.loads(cache.dumps([kernel])) == (kernel,)
+    assert cache.loads(cache.dumps([])) == ()
