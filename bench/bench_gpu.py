@@ -280,7 +280,12 @@ def main() -> None:
             print(f"{work.name}: skipped, the gpu target cannot compile it yet: {error}")
             continue
         arguments = work.peer_arguments if work.peer_arguments is not None else peer_args
-        mismatch = _mismatch(torch, run()[0], work.torch_fn(*arguments), work.tolerance)  # before any update
+        try:
+            first = run()[0]
+        except Exception as error:  # a kernel that fails to run: say which workload, go on with the others
+            print(f"{work.name}: failed on the gpu target: {type(error).__name__}: {str(error).splitlines()[0]}")
+            continue
+        mismatch = _mismatch(torch, first, work.torch_fn(*arguments), work.tolerance)  # before any update
         if mismatch:
             print(f"{work.name}: flowc's result differs from torch's: {mismatch}")
         result: dict[str, Any] = {"workload": work.name, "flowc ms": timed(run, args.repeats, synchronize) * 1e3}
