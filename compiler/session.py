@@ -44,7 +44,7 @@ from flowc.runtime.options import configure as configure_runtime
 from .debugging import emit_prints, prints_reached
 from .summary import holds_summary, run_with_summaries
 from .driver import compile_lowered
-from .feeds import check_feed
+from .feeds import check_device_feed, check_feed, is_device_array
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
 from .lowering import Lowered, Signature, lower, needed_ops
 from .placement import placed_target
@@ -70,6 +70,8 @@ class RunPlan:
     def __post_init__(self) -> None:
         # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
         self.feed_specs = [FeedSpec.of(t) for t in self.feed_tensors]
+        # Whether arrays already on the device may be fed as they are (Note [state on the device]).
+        self.on_device = bool(getattr(self.compiled.executable, "state_on_device", False))
 
 
 @dataclass
@@ -205,7 +207,7 @@ class Session:
             plan = self._plan(fetches, feed_dict)
             if key is not None:
                 self._plans[key] = plan
-        args = [_checked(spec, feed_dict[k]) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
+        args = [_checked(spec, feed_dict[k], plan.on_device) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
         results = self._call_locked(plan, args) if plan.locks else self._call(plan.compiled, args)
         if plan.prints:  # their tensors are fetched after the user's (Note [printing from a run])
             emit_prints(plan.prints, dict(zip(plan.compiled.signature.fetches, results)))
@@ -398,9 +400,10 @@ class FeedSpec:
         return FeedSpec(tensor, t.dtype.np, t.rank, tuple((a, d) for a, d in enumerate(t.shape) if d is not None))
 
 
-def _checked(spec: FeedSpec, value: Any) -> np.ndarray:
+def _checked(spec: FeedSpec, value: Any, on_device: bool = False) -> np.ndarray:
     """The fed value as the compiled code needs it; an array that already fits passes untouched
-    (check_feed handles, and explains, everything else)."""
+    (check_feed handles, and explains, everything else). A run whose executable keeps state on the
+    device also takes an array already there (a torch tensor, anything with __dlpack__) as it is."""
     if type(value) is np.ndarray and (value.dtype is spec.dtype or value.dtype == spec.dtype):
         shape = value.shape
         flags = value.flags  # a new flags object per access: read it once
@@ -410,6 +413,8 @@ def _checked(spec: FeedSpec, value: Any) -> np.ndarray:
                     break
             else:
                 return value
+    if on_device and is_device_array(value):
+        return check_device_feed(spec.tensor, value)
     return check_feed(spec.tensor, value)
 
 

@@ -24,7 +24,10 @@ Note [state on the device]
 `run_on_device` takes numpy arrays or device tensors and gives back device
 tensors: the Session keeps a variable's value as the tensor the last run
 wrote and hands it to the next run as it is, so a training loop copies no
-parameter between host and device per step (compiler/session.py's `_call`).
+parameter between host and device per step (compiler/session.py's `_call`). Feeds
+may be device arrays too (torch tensors, or anything with __dlpack__), checked
+by their dtype and shape and used where they are (compiler/feeds.py's
+check_device_feed); numpy feeds are copied to the device once per run.
 Every returned value is a kernel's fresh result (passes/memory.py's
 materialize_results), never an argument or another result, so a stored
 state tensor is never written by a later run: kernels write only the
@@ -133,8 +136,12 @@ class GpuExecutable:
     def _tensor(self, value: Any) -> Any:
         """`value` as a contiguous tensor on the device (a tensor already there passes untouched)."""
         torch = self._torch
+        if not isinstance(value, (torch.Tensor, np.ndarray)) and hasattr(value, "__dlpack__"):
+            value = torch.from_dlpack(value)  # a CuPy or JAX array: the same memory, as a tensor
         if isinstance(value, torch.Tensor):
-            return value if value.device.type == self.device else value.to(self.device)
+            if value.device.type != self.device:
+                value = value.to(self.device)
+            return value.contiguous()  # itself when it already is
         array = np.asarray(value, order="C")
         if not array.flags.writeable:  # torch has no read-only tensors (kernels only read this one, but
             array = array.copy()       # torch warns)

@@ -76,3 +76,18 @@ def test_assigning_one_variable_to_another_does_not_alias_them():
             bump = fc.assign_add(w, fc.ones([4]))
         return [bump, v.value(), w.value()]
     assert_gpu_matches(build, runs=3)
+
+
+def test_a_tensor_already_on_the_device_is_fed_as_it_is():
+    graph = fc.Graph()
+    with graph.as_default():
+        x = fc.placeholder(fc.float32, [None, 3], name="x")
+        y = x * 2.0 + 1.0
+    fed = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    with fc.Session(target="gpu", graph=graph) as session:
+        np.testing.assert_array_equal(session.run(y, {x: fed}), fed.numpy() * 2 + 1)
+        np.testing.assert_array_equal(session.run(y, {x: fed.T.contiguous().T}), fed.numpy() * 2 + 1)  # strided
+        with pytest.raises(fc.errors.FeedError, match="expects float32, got a float64 Tensor"):
+            session.run(y, {x: fed.double()})
+        with pytest.raises(fc.errors.FeedError, match=r"expects shape \[None, 3\], got \[3, 2\]"):
+            session.run(y, {x: fed.reshape(3, 2)})
