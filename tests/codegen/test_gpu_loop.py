@@ -195,3 +195,14 @@ def test_a_kernel_that_yields_a_broadcast_scalar(rng):
         x = fc.placeholder(fc.float32, [None, 3], name="x")
         return [fc.broadcast_to(s, [4, 3]), x * 0.0 + s]
     assert_gpu_matches(build, {"s": np.float32(2.5), "x": _random(rng, (2, 3))})
+
+
+def test_every_view_is_a_torch_view(rng):
+    def build():
+        x = fc.placeholder(fc.float32, [None, 6], name="x")
+        like = fc.placeholder(fc.float32, [None, 2], name="like")
+        as_like = fc.reshape(x * 2.0, fc.shape(like))  # reshape_dims: target dims from another operand
+        squeezed = fc.squeeze(fc.expand_dims(x + 1.0, 1), [1])
+        checked = fc.ensure_shape(x - 1.0, [2, 6])
+        return [as_like + 1.0, squeezed * 3.0, checked, fc.reshape(x, [-1])]
+    assert_gpu_matches(build, {"x": _random(rng, (2, 6)), "like": _random(rng, (6, 2))})
