@@ -26,7 +26,7 @@ from flowc.codegen.triton.body import pointwise_lines  # noqa: E402
 from flowc.codegen.triton.expressions import EXPRESSIONS  # noqa: E402
 from flowc.codegen.triton.kernel import Buffer, Extent, GridAxis, TritonKernel, TritonModule  # noqa: E402
 from flowc.codegen.triton.math import MAX_ULP  # noqa: E402
-from flowc.ir import Builder, DTYPES, Function, TensorType, as_dtype  # noqa: E402
+from flowc.ir import DTYPES, Builder, Function, OpResult, TensorType, as_dtype  # noqa: E402
 from flowc.ir.op import OPS  # noqa: E402
 
 BLOCK = 4096
@@ -37,42 +37,60 @@ CASTS = [(source.name, target.name) for source in DTYPES for target in DTYPES]
 FLOATS = ("float32", "float64")
 
 
-def one_op(name: str, dtype: str, target: str | None = None):
-    """A function computing one `name` op on operands of `dtype` (where: a bool condition first)."""
+def one_op(name: str, dtype: str, target: str | None = None, constant: tuple[int, object] | None = None):
+    """A function computing one `name` op on operands of `dtype` (where: a bool condition first);
+    `constant` = (i, value) makes operand i a splat constant, as the fusion pass clones them into a region."""
     arity = OPS[name].num_operands
     types = [TensorType(as_dtype("bool" if name == "where" and i == 0 else dtype), (None,)) for i in range(arity)]
     function = Function("f", types, [])
+    builder = Builder.at_end(function.entry)
+    operands = list(function.args)
+    if constant is not None:
+        index, value = constant
+        operands[index] = builder.constant(value, types[index].dtype)
     attributes = {"dtype": target} if name == "cast" else {}
-    return Builder.at_end(function.entry).create(name, function.args, attributes)
+    return builder.create(name, operands, attributes)
 
 
 def kernel_of(op, kernel_name: str, block: int = BLOCK) -> TritonKernel:
     """Loads of the operands, the op's statement as body.pointwise_lines writes it, a store."""
-    names = {value: f"a{i}" for i, value in enumerate(op.operands)}
-    lines = pointwise_lines([op], names)
-    arguments = "".join(f"x{i}, " for i in range(len(op.operands)))
-    loads = "".join(f"    a{i} = tl.load(x{i} + offsets, mask=inside)\n" for i in range(len(op.operands)))
+    loaded = [value for value in op.operands if not (isinstance(value, OpResult) and value.owner.name == "constant")]
+    names = {value: f"a{i}" for i, value in enumerate(loaded)}
+    constants = [value.owner for value in op.operands if value not in names]
+    lines = pointwise_lines([*constants, op], names)
+    arguments = "".join(f"x{i}, " for i in range(len(loaded)))
+    loads = "".join(f"    a{i} = tl.load(x{i} + offsets, mask=inside)\n" for i in range(len(loaded)))
     body = "".join(f"    {line}\n" for line in lines)
     source = (f"@triton.jit\ndef {kernel_name}({arguments}out, n, BLOCK: tl.constexpr):\n"
               f"    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)\n    inside = offsets < n\n"
               f"{loads}{body}    tl.store(out + offsets, {names[op.results[0]]}, mask=inside)\n")
-    slots = len(op.operands)
+    slots = len(loaded)
     parameters = tuple((f"x{i}", Buffer(i)) for i in range(slots)) + (("out", Buffer(slots)), ("n", Extent(slots, 0)))
     return TritonKernel(kernel_name, source, parameters, (GridAxis((Extent(slots, 0),), block),), {"BLOCK": block})
 
 
 CAST_CASES = [("cast", source, target) for source, target in CASTS]
 ALL_KERNELS = [(name, dtype, None) for name, dtype in CASES] + CAST_CASES
+# Binary ops (and where) with one operand a splat constant, a 0-d tl.full, first or second
+SPLATS = {"float32": (7.5, -2.5), "float64": (7.5, -2.5), "int32": (7, -3), "int64": (7, -3), "bool": (True, False)}
+CONSTANT_CASES = [(name, dtype, index) for name, dtype in CASES if OPS[name].num_operands > 1 for index in (0, 1)]
 
 
 def kernel_name(name: str, dtype: str, target: str | None) -> str:
     return f"{name}_{dtype}" + (f"_to_{target}" if target else "")
 
 
+def constant_kernel_name(name: str, dtype: str, index: int) -> str:
+    return f"{name}_{dtype}_constant{index}"
+
+
 @functools.cache
 def module(folder: str) -> tuple[TritonModule, dict]:
     """One interpreted module holding every case's kernel, and the ops they compute."""
     ops = {kernel_name(*case): one_op(*case) for case in ALL_KERNELS}
+    for name, dtype, index in CONSTANT_CASES:
+        value = True if name == "where" and index == 0 else SPLATS[dtype][index]
+        ops[constant_kernel_name(name, dtype, index)] = one_op(name, dtype, constant=(index, value))
     return TritonModule([kernel_of(op, key) for key, op in ops.items()], interpret=True, folder=folder), ops
 
 
@@ -224,6 +242,25 @@ def test_op_matches_numpy(kernels, name: str, dtype: str, rng: np.random.Generat
         return
     op = kernels[1][kernel_name(name, dtype, None)]
     assert_exact(got, op.reference(*inputs), inputs)
+
+
+@pytest.mark.parametrize("name, dtype, index", CONSTANT_CASES,
+                         ids=[constant_kernel_name(*case) for case in CONSTANT_CASES])
+def test_a_splat_constant_operand(kernels, name: str, dtype: str, index: int, rng: np.random.Generator) -> None:
+    """An operand that body.py writes as a 0-d tl.full broadcasts against the loaded block (fmod's loop too)."""
+    key = constant_kernel_name(name, dtype, index)
+    op = kernels[1][key]
+    inputs = list(operands(name, dtype, rng))
+    constant = op.operands[index].owner.attributes["value"]
+    loaded = inputs[:index] + inputs[index + 1:]
+    got = run(kernels, key, *loaded)
+    inputs[index] = np.asarray(constant)
+    expected = op.reference(*np.broadcast_arrays(*inputs))
+    if (name, dtype) in MAX_ULP:
+        exact = exact_reference(name, dtype, tuple(np.broadcast_arrays(*inputs)))
+        assert ulp_error(got, exact, dtype).max() <= MAX_ULP[name, dtype]
+    else:
+        assert_exact(got, expected, tuple(inputs))
 
 
 def cast_inputs(source: str, target: str, rng: np.random.Generator) -> np.ndarray:
