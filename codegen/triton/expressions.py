@@ -71,7 +71,8 @@ def _extreme(compare: str) -> Expression:
         x, y = xs
         if not _operand_dtype(op).is_float:
             return f"tl.{'maximum' if compare == '>' else 'minimum'}({x}, {y})"
-        return f"tl.where(({x} {compare} {y}) | ({x} != {x}), {x}, {y})"
+        # nested rather than `|`: the interpreter cannot or a splat constant's 0-d comparison into a block
+        return f"tl.where({x} != {x}, {x}, tl.where({x} {compare} {y}, {x}, {y}))"
 
     return text
 

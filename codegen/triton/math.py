@@ -262,6 +262,7 @@ helper("fc_pow", f'''
 @triton.jit
 def fc_pow(x, y):
     """x ** y = exp(y * log|x|), log|x| a double-double, with C99 Annex F's edges."""
+    x, y = tl.broadcast(x, y)  # a splat constant's conditions combine with a block's
     log_hi, log_lo = fc_log_extended(tl.abs(x))
     product = tl.fma(y, log_hi, 0.0)
     product_lo = tl.fma(y, log_lo, tl.fma(y, log_hi, -product))
@@ -448,6 +449,7 @@ helper("fc_fmod", f'''
 def fc_fmod(x, y, steps: tl.constexpr):
     """C's fmod(x, y), exact, in float64: each step takes |x| modulo |y| * 2**gap, the gap chosen so
     the quotient is below 2**53; then q * (|y| * 2**gap) and the remainder are exact (one fma)."""
+    x, y = tl.broadcast(x, y)  # one shape: the loop carries a (and the interpreter's 0-d int1 blocks)
     a = tl.abs(x)
     b = tl.abs(y)
     b_exponent = fc_exponent(b)
@@ -477,6 +479,7 @@ def fc_float_divmod(x, y, mod, quotient_of):
     """numpy's npy_divmod from mod = fmod(x, y) and quotient_of = x / y, in x's dtype: the quotient
     from (x - mod) / y, floored and snapped, the remainder taking y's sign; x // 0 is x / 0 and
     x % 0 is fmod's NaN. Returns (x // y, x % y)."""
+    x, y = tl.broadcast(x, y)
     div = fc_div(x - mod, y)
     fix = (mod != 0.0) & ((y < 0.0) != (mod < 0.0))  # a NaN mod takes the fix too: NaN either way
     mod = tl.where(fix, mod + y, mod)
@@ -493,6 +496,7 @@ helper("fc_int_divmod", '''
 def fc_int_divmod(x, y):
     """Python's (x // y, x % y) on integers without a trap: (0, 0) for y = 0, (-x wrapping, 0) for
     y = -1 (the most negative integer // -1 is itself, as numpy's)."""
+    x, y = tl.broadcast(x, y)
     special = (y == 0) | (y == -1)
     divisor = tl.where(special, 1, y).to(x.dtype)
     quotient = x // divisor  # C's: toward zero
