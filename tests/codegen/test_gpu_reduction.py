@@ -27,6 +27,8 @@ from flowc.passes.fusion import Fuse  # noqa: E402
 from flowc.passes.schedule_gpu import GpuSchedule  # noqa: E402
 
 RNG = np.random.default_rng(21)
+# Masked points of a tile (rows past the end) compute on zeros, log(0) included; they are never stored.
+pytestmark = pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")
 
 # softmax as exp(x - max - log(sum)): one kernel of two passes and a write walk, from ops every
 # Triton expression table has (no division).
@@ -199,20 +201,22 @@ def kernel_of(text: str, block: tuple[int, int] | None = None):  # type: ignore[
     function = module["main"]
     (op,) = [o for o in function.entry.ops if o.name == "fusion"]
     assert list(op.operands) == list(function.entry.args), "the case must be one kernel of the arguments"
-    assert list(op.results) == list(function.entry.terminator.operands)
+    returned = list(function.entry.terminator.operands)
+    assert sorted(map(id, op.results)) == sorted(map(id, returned))
     assert op.kind == "reduction"
-    return op, emitter_of(op)(op, "kernel")
+    return op, emitter_of(op)(op, "kernel"), [returned.index(r) for r in op.results]
 
 
 def run(text: str, args: list[np.ndarray], folder: str,
         block: tuple[int, int] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(the kernel's results, the reference target's) on these arguments."""
     want = Interpreter(parse_module(text)).run_function(parse_module(text)["main"], args)
-    _, kernel = kernel_of(text, block)
+    _, kernel, order = kernel_of(text, block)
     module = TritonModule([kernel], interpret=True, folder=folder)
-    results = [torch.full(r.shape, 7, dtype=getattr(torch, str(r.dtype))) for r in want]
+    results = [torch.full(want[i].shape, 7, dtype=getattr(torch, str(want[i].dtype))) for i in order]
     module.launch("kernel", [torch.from_numpy(np.ascontiguousarray(a)) for a in args] + results)
-    return [r.numpy() for r in results], want
+    got = {i: r.numpy() for i, r in zip(order, results)}
+    return [got[i] for i in range(len(want))], want
 
 
 def check(text: str, args: list[np.ndarray], folder: str, rtol: float = 1e-5) -> None:
@@ -230,7 +234,7 @@ def normal(*shape: int, dtype: type = np.float32) -> np.ndarray:
 
 
 def schedule(text: str) -> tuple[str, tuple[int, int]]:
-    op, _ = kernel_of(text)
+    op = kernel_of(text)[0]
     return op.attributes["schedule"], op.attributes["block"]
 
 
@@ -480,6 +484,6 @@ PTX_CASES = {
 
 @pytest.mark.parametrize("name", sorted(PTX_CASES))
 def test_builds_to_ptx_for_an_h100(name: str, folder: str) -> None:
-    op, kernel = kernel_of(PTX_CASES[name])
+    op, kernel, _ = kernel_of(PTX_CASES[name])
     ptx = TritonModule([kernel], interpret=True, folder=folder).ptx("kernel", slot_dtypes(op))
     assert ".target sm_90" in ptx and ".entry kernel" in ptx
