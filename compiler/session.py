@@ -37,6 +37,7 @@ import numpy as np
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
 from flowc.runtime import fast_run
+from flowc.runtime.gpu import host_array
 from flowc.runtime.options import RunOptions
 from flowc.runtime.options import configure as configure_runtime
 
@@ -45,7 +46,8 @@ from .summary import holds_summary, run_with_summaries
 from .driver import compile_lowered
 from .feeds import check_feed
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
-from .lowering import Lowered, Signature, lower
+from .lowering import Lowered, Signature, lower, needed_ops
+from .placement import placed_target
 from .options import CompileOptions
 from . import tf1_session
 from .targets import Executable, target_named
@@ -95,8 +97,11 @@ class Session:
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
                  optimize: bool | None = None, fast_math: bool | None = None):
-        """`target` is "cpu" (also TF1's "", the default), "gpu" or "reference"; `config` an fc.ConfigProto,
-        whose `intra_op_parallelism_threads` sets the native thread pool (the other fields are accepted).
+        """`target` is "cpu", "gpu" or "reference"; left out (or TF1's ""), each run goes to "cpu" unless its
+        ops are placed on /gpu:* with `fc.device` (Note [placement chooses the target] in placement.py).
+        `config` is an fc.ConfigProto, whose `intra_op_parallelism_threads` sets the native thread pool
+        and `allow_soft_placement` lets a /gpu:* run fall back to cpu without a GPU (the other fields are
+        accepted).
 
         `optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered.
 
@@ -107,6 +112,9 @@ class Session:
         """
         self._target = target_named(target or "cpu")
         self.target = self._target.name
+        # No target given: each run's goes by its ops' fc.device (Note [placement chooses the target]).
+        self._placed = not target
+        self._soft_placement = bool(getattr(config, "allow_soft_placement", False))
         self.graph = graph or get_default_graph()
         # Every FLOWC_* setting, read once, here (compiler/options.py); every compile of this Session uses it.
         self.options = CompileOptions.from_environment(optimize=optimize, fast_math=fast_math)
@@ -272,11 +280,16 @@ class Session:
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
-        key = (tuple(tensors), tuple(targets), tuple(feeds), self.target)
+        target = self._target
+        if self._placed:
+            fed = set(feeds)
+            ops = needed_ops([t.op for t in tensors if t not in fed] + targets, fed)
+            target = target_named(placed_target(ops, self._soft_placement))
+        key = (tuple(tensors), tuple(targets), tuple(feeds), target.name)
         compiled = self._cache.get(key)
         if compiled is None:
             lowered = lower(self.graph, tensors, targets, feeds)
-            compiled = CompiledRun(lowered, compile_lowered(lowered, self._target, self.options))
+            compiled = CompiledRun(lowered, compile_lowered(lowered, target, self.options))
             self._cache[key] = compiled
         return compiled
 
@@ -294,11 +307,14 @@ class Session:
 
     def _call(self, compiled: CompiledRun, args: list[np.ndarray]) -> list[np.ndarray]:
         sig = compiled.signature
+        on_device = getattr(compiled.executable, "state_on_device", False)
         if sig.variables:
-            args = args + [self._value_of(v) for v in sig.variables]
+            args = args + [self._state_of(v, on_device) for v in sig.variables]
         if sig.uses_step:
             args.append(self._step.copy())
             self._step += 1  # in place
+        if on_device:
+            return self._call_on_device(compiled, args)
         outputs = compiled.executable(args)
         fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
         for var, value in zip(sig.updates, updates):
@@ -311,11 +327,28 @@ class Session:
         # What the user gets must not alias the Session's variables, their feeds, or each other.
         return [_owned(value, args + updates + fetched[:i]) for i, value in enumerate(fetched)]
 
+    def _call_on_device(self, compiled: CompiledRun, args: list[Any]) -> list[np.ndarray]:
+        """Note [state on the device] (runtime/gpu.py): the updates stay device tensors, kept as the
+        variables' values; only the fetches come back to the host. Each is a fresh kernel result."""
+        sig = compiled.signature
+        outputs = compiled.executable.run_on_device(args)
+        fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
+        for var, value in zip(sig.updates, updates):
+            self._store(var, value)
+        return [host_array(value) for value in fetched]
+
     # -- variables -------------------------------------------------------------
 
     def _value_of(self, var: Operation) -> np.ndarray:
+        """The variable's value as a numpy array (one a gpu run left on the device is copied back)."""
+        return host_array(self._state_of(var, on_device=False))
+
+    def _state_of(self, var: Operation, on_device: bool) -> Any:
+        """The variable's value as the run takes it: as stored when the executable keeps state on the
+        device (a numpy array or a device tensor), else as a numpy array."""
         try:
-            return self._values[var]
+            value = self._values[var]
+            return value if on_device else host_array(value)
         except KeyError:
             raise UninitializedVariableError(
                 "read before it was initialized; run fc.global_variables_initializer() (or its initializer) first",

@@ -29,7 +29,7 @@ from typing import Callable
 from flowc.ir import Module, Operation
 from flowc.ir.errors import UnsupportedOpError
 from flowc.ir.ops.fusion import PARAMETERS, SCHEDULES, is_trailing
-from flowc.ir.ops.kernel_space import reduction_space
+from flowc.ir.ops.kernel_space import accumulated_update, reduction_space
 
 from .manager import Pass
 
@@ -131,6 +131,45 @@ def _power_of_two_at_least(n: int) -> int:
 
 def _power_of_two_at_most(n: int) -> int:
     return 1 << (n.bit_length() - 1) if n >= 1 else 1
+
+
+# Note [dot tiles]
+# A matmul kernel's programs each compute one [m, n] tile of C, walking k in steps of k
+# (codegen/triton/kernels/matmul.py). tl.dot takes float16, bfloat16, float32 (as IEEE products,
+# no tf32) and float64 operands (int8 too, a dtype the IR has not); Triton before 3.9 wants every
+# tile dim at least 16 there. The tiles are the usual Hopper sizes: 128 x 128 x 32 for 16-bit
+# floats (8 warps, two 8 KiB operand tiles per pipeline stage), 64 x 64 x 32 for float32, whose
+# operand tiles are twice as big per element, 64 x 64 x 16 for float64 (sm_90's fp64 mma takes k
+# in fours; 32 accumulators of 8 bytes per thread of 4 warps). Integers have no tl.dot: their tile
+# adds a column of A times a row of B per step of k, k steps unrolled, in 64 x 64 x 8. A dim known
+# at build time to be smaller than its tile gets the least power of two that holds it (at least 16
+# for tl.dot, 2 else): a 784 -> 10 layer is 64 x 16 x 32, not 64 x 64 x 32 of which three quarters
+# are masked off.
+# The 16-bit floats are no IR dtypes yet; their tiles are built to PTX (tests/codegen/test_gpu_matmul.py).
+DOT_TILES = {"float16": (128, 128, 32), "bfloat16": (128, 128, 32), "float32": (64, 64, 32), "float64": (64, 64, 16)}
+INTEGER_TILE = (64, 64, 8)
+
+
+def dot_tile(matmul: Operation) -> list[int]:
+    """The [m, n, k] tile of a matmul's programs (Note [dot tiles])."""
+    dtype = str(matmul.result.type.dtype)
+    a = matmul.operands[0].type.shape
+    sizes = (matmul.result.type.shape[-2], matmul.result.type.shape[-1], a[-2] if matmul.transpose_a else a[-1])
+    least = 16 if dtype in DOT_TILES else 2
+    return [tile if size is None else min(tile, max(least, 1 << max(size - 1, 0).bit_length()))
+            for size, tile in zip(sizes, DOT_TILES.get(dtype, INTEGER_TILE))]
+
+
+@rule("matmul")
+def _matmul(op: Operation, gpu: GpuInfo) -> dict[str, object]:
+    matmuls = [inner for inner in op.regions[0].entry.ops if inner.name == "matmul"]
+    if not matmuls:  # only a pass run after fusion could leave one; the GPU's passes do not
+        raise UnsupportedOpError("the gpu target compiles a matmul kernel only with its product",
+                                 op=op.display_name, where=op.loc)
+    # Note [accumulated update] (codegen/llvm/kernels/matmul.py): recorded as on the CPU; on the GPU
+    # the update is the epilogue of each tile, C0's tile read once as the tile is stored.
+    update = {"accumulate": True} if matmuls[0].result.type.dtype.is_float and accumulated_update(op) else {}
+    return {"schedule": "dot_tiles", "tile": tuple(dot_tile(matmuls[0])), **update}
 
 
 def choose_gpu_schedule(op: Operation, gpu: GpuInfo) -> dict[str, object]:
