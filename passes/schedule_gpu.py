@@ -79,11 +79,11 @@ def _reduction(op: Operation, gpu: GpuInfo) -> dict[str, object]:
         return {"schedule": "row_tiles", "block": (LOOP_BLOCK // 8, 1)}  # simplified away: one point a row
     space = reduction_space(op)
     shape = space.full.type.shape
-    rows = _known_product([shape[a] for a in space.kept])
-    columns = _known_product([shape[a] for a in space.reduced])
+    kept = _known_product([shape[a] for a in space.kept])
+    reduced = _known_product([shape[a] for a in space.reduced])
     if is_trailing(space.reduced, len(shape)):
-        return {"schedule": "row_tiles", "block": row_tile(rows, columns, gpu)}
-    return {"schedule": "column_tiles", "block": column_tile(rows, columns)}
+        return {"schedule": "row_tiles", "block": row_tile(kept, reduced, gpu)}
+    return {"schedule": "column_tiles", "block": column_tile(reduced, kept)}
 
 
 # Note [reduction tiles]

@@ -40,9 +40,7 @@ addition in a compensation (Knuth's two-sum: no multiplication, so fma
 contraction cannot touch it; Triton does not reassociate), so a sum's error
 is that of a tree over one block plus about one rounding, at any length, as
 the CPU's blocked sums (Note [blocked sums] in codegen/llvm/kernels/reduction.py).
-Sums and products of narrow types accumulate in a wider one: float16 and
-bfloat16 in float32 (rounded once at the end), 8- and 16-bit integers and
-bools in int32 (the same result modulo 2**bits). max and min propagate NaN
+max and min propagate NaN
 (numpy's); argmax and argmin keep the first index of the extremum, a NaN
 being the extremum, through a tl.reduce of (value, index) pairs. An empty row
 gives the identity; a mean divides by the point count, 0 / 0 = NaN.
@@ -111,9 +109,7 @@ def reduce_arg_min(a, a_index, b, b_index):
 COMBINE = {"reduce_sum": ("zero", SUM), "reduce_mean": ("zero", SUM), "reduce_prod": ("one", PRODUCT),
            "reduce_max": ("lowest", MAX), "reduce_min": ("highest", MIN), "reduce_any": ("zero", MAX),
            "reduce_all": ("one", MIN), "argmax": ("lowest", ARG_MAX), "argmin": ("highest", ARG_MIN)}
-WIDER = {"float16": "float32", "bfloat16": "float32", "bool": "int32", "int8": "int32", "int16": "int32",
-         "uint8": "int32"}
-INTEGER_LIMITS = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
+WIDER = {"bool": "int32"}  # any and all count in int32: 0 or 1, combined by max or min
 
 
 @emits("reduction", "row_tiles", "column_tiles")
@@ -306,12 +302,7 @@ class ReductionWriter:
             return "0" if which == "zero" else "1"
         if dtype.is_float:
             return scalar_text(float("-inf") if which == "lowest" else float("inf"))
-        if dtype.is_bool:
-            return "0" if which == "lowest" else "1"
-        name = str(dtype)
-        if name == "uint8":
-            return "0" if which == "lowest" else "255"
-        bits = INTEGER_LIMITS[name]
+        bits = dtype.itemsize * 8
         return str(-(1 << (bits - 1)) if which == "lowest" else (1 << (bits - 1)) - 1)
 
     def _number(self, op: Operation) -> int:
