@@ -196,6 +196,17 @@ def test_product_yielded_beside_its_epilogue(folder: str, rng: np.random.Generat
     check(build, [data(rng, (11, 4)), data(rng, (4, 3)), data(rng, (11, 1))], folder)
 
 
+def test_operand_read_twice(folder: str, rng: np.random.Generator) -> None:
+    """x @ x^T + x (x square): one block argument is both of the product's operands and the epilogue's."""
+    def build():
+        x = fc.placeholder(fc.float64, [None, None])
+        return [x], [fc.matmul(x, x, transpose_b=True) + x]
+
+    (kernel,) = kernels_of(gpu_module(build))
+    assert len(kernel.operands) == 1
+    check(build, [data(rng, (21, 21), "float64")], folder, 1e-12)
+
+
 # -- batches ---------------------------------------------------------------------------------------
 
 
