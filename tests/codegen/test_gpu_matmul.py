@@ -196,6 +196,17 @@ def test_product_yielded_beside_its_epilogue(folder: str, rng: np.random.Generat
     check(build, [data(rng, (11, 4)), data(rng, (4, 3)), data(rng, (11, 1))], folder)
 
 
+def test_operand_read_twice(folder: str, rng: np.random.Generator) -> None:
+    """x @ x^T + x (x square): one block argument is both of the product's operands and the epilogue's."""
+    def build():
+        x = fc.placeholder(fc.float64, [None, None])
+        return [x], [fc.matmul(x, x, transpose_b=True) + x]
+
+    (kernel,) = kernels_of(gpu_module(build))
+    assert len(kernel.operands) == 1
+    check(build, [data(rng, (21, 21), "float64")], folder, 1e-12)
+
+
 # -- batches ---------------------------------------------------------------------------------------
 
 
@@ -368,3 +379,24 @@ def test_sgd_steps_on_the_gpu_target(rng: np.random.Generator) -> None:
     assert len(updates) == 2
     feeds = {"x": data(rng, (9, 12)), "dy": data(rng, (9, 3))}
     assert_gpu_matches(lambda: step()[1], feeds, rtol=1e-5, atol=1e-5, runs=3)
+
+
+def test_mlp_training_steps_with_softmax_cross_entropy(rng: np.random.Generator) -> None:
+    """A whole training step of a two-layer classifier on the gpu target: x @ W + b and relu, the
+    softmax cross-entropy and its gradients (reductions), the SGD updates (accumulating products, and
+    reductions for the biases); five steps, the loss and the weights against the reference's."""
+    inits = [data(rng, (12, 16)) * 0.3, np.zeros(16, np.float32), data(rng, (16, 5)) * 0.3, np.zeros(5, np.float32)]
+
+    def build():
+        x = fc.placeholder(fc.float32, [None, 12], name="x")
+        labels = fc.placeholder(fc.float32, [None, 5], name="labels")  # one-hot: no gather
+        w1, b1, w2, b2 = (fc.Variable(value, name=name) for value, name in zip(inits, ["w1", "b1", "w2", "b2"]))
+        logits = fc.matmul(fc.nn.relu(fc.matmul(x, w1) + b1), w2) + b2
+        # A summed loss: reduce_mean's gradient makes a reduction kernel gpured's emitter does not run yet.
+        loss = fc.reduce_sum(fc.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        step = fc.train.GradientDescentOptimizer(0.02).minimize(loss)
+        with fc.control_dependencies([step]):
+            return [fc.identity(loss), fc.identity(w1), fc.identity(b2)]
+
+    feeds = {"x": data(rng, (23, 12)), "labels": np.eye(5, dtype=np.float32)[rng.integers(0, 5, 23)]}
+    assert_gpu_matches(build, feeds, rtol=1e-5, atol=1e-5, runs=5)

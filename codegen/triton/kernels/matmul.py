@@ -7,13 +7,13 @@ BLOCK_K with loads masked at the edges (zeros outside, so a k of 0 leaves the
 tile at zero). Floats go through tl.dot on a tile of op(A) and one of op(B):
 float32 as IEEE products (no tf32) and the 16-bit floats in a float32
 accumulator, float64 in a float64 one (Triton builds it to sm_90's fp64
-mma.sync, IEEE fused multiply-adds). Integers have no tl.dot but int8's: each
-step of k adds a column of op(A) times a row of op(B) to the tile (BLOCK_K
-steps unrolled), in the product's dtype, so they wrap as numpy's do. Not a
-broadcast [m, k, n] product summed with tl.sum: kernels call no @jit function of
-Triton's library (kernel.py's _import_file), and the interpreter runs a
-reduction with a combine function of its own one element at a time. A
-transpose is only a pair of strides.
+mma.sync, IEEE fused multiply-adds). tl.dot takes no int32 or int64 (only
+int8): for them each step of k adds a column of op(A) times a row of op(B) to
+the tile (BLOCK_K steps unrolled), in the product's dtype, so they wrap as
+numpy's do. Not a broadcast [m, k, n] product summed with tl.sum: kernels call
+no @jit function of Triton's library (kernel.py's _import_file), and the
+interpreter runs a reduction with a combine function of its own one element at
+a time. A transpose is only a pair of strides.
 
 Then the epilogue: the region's pointwise ops (codegen/triton/body.py) on the
 tile, each other block argument loaded at the tile's indices of C as its shape
@@ -28,8 +28,9 @@ steps along an axis unless its dim there is a static 1 or it lacks the axis
 (a 2-D B shared by every product). A dim unknown at build time equals C's at
 run time (Note [unknown dims in a kernel]: the runtime's
 check_no_hidden_broadcast holds it), so the strides follow the static shapes.
-Offsets are int64 where they may pass 2**31 (one matrix may hold more elements), int32 within the
-tiles of A and B that the k loop walks (write_product).
+Offsets are int64 where they may pass 2**31 (one matrix may hold more
+elements), int32 within the tiles of A and B that the k loop walks
+(write_product).
 
 The grid's batch axis comes first, as CUDA allows 2**31 - 1 programs there and
 65535 on the other two: a kernel takes up to 65535 row tiles (a million rows of
@@ -67,6 +68,8 @@ class MatmulWriter:
         block = op.regions[0].entry
         self.block = block
         self.matmul = next(inner for inner in block.ops if inner.name == "matmul")
+        # The contract makes the product's operands block arguments: their index is their slot.
+        assert all(isinstance(v, BlockArgument) for v in self.matmul.operands), op
         self.product = self.matmul.result
         self.rank = self.product.type.rank  # C's rank; every result of the kernel has C's shape
         self.results = len(op.operands)  # the slot of the first result
@@ -84,10 +87,6 @@ class MatmulWriter:
 
     def extent(self, slot: int, axis: int) -> str:
         return f"{self.buffer(slot)}_{axis}"
-
-    def slot_of(self, value: Value) -> int:
-        assert isinstance(value, BlockArgument), "the contract makes the product's operands block arguments"
-        return value.index
 
     # -- the kernel -------------------------------------------------------------------------
 
@@ -111,12 +110,12 @@ class MatmulWriter:
     def write_indices(self) -> None:
         """C's sizes, this program's rows and columns of C and its index along each batch axis of C."""
         c, rank = self.results, self.rank
-        a = self.slot_of(self.matmul.operands[0])
-        k_axis = self.matmul.operands[0].type.rank - (2 if self.matmul.transpose_a else 1)
+        a = self.matmul.operands[0]
+        k_axis = a.type.rank - (2 if self.matmul.transpose_a else 1)
         self.lines += [
             f"m = {self.extent(c, rank - 2)}",
             f"n = {self.extent(c, rank - 1)}",
-            f"k = {self.extent(a, k_axis)}",
+            f"k = {self.extent(a.index, k_axis)}",
             "batch = tl.program_id(0).to(tl.int64)",
             "row_start = tl.program_id(1).to(tl.int64) * BLOCK_M",
             "column_start = tl.program_id(2).to(tl.int64) * BLOCK_N",
