@@ -130,5 +130,6 @@ def test_check_copies_its_condition_and_flags_a_false_element(folder):
     op_text("check", [("bool", (None, 3))], message="m"),
 ], ids=["gather-axis-1", "gather-bool", "gather_nd", "read_row", "write_row", "check"])
 def test_builds_to_ptx_for_an_h100(text, folder):
-    for ptx in build(text, folder).ptx():
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
         assert ".target sm_90" in ptx

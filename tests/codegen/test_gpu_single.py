@@ -168,5 +168,6 @@ def test_identity_copy_of_a_simplified_kernel(folder):
             source_axis=(0, 0, 0)),
 ], ids=["transpose", "slice", "concat", "pad", "one_hot", "iota", "shape_of", "broadcast_dims"])
 def test_builds_to_ptx_for_an_h100(text, folder):
-    for ptx in build(text, folder).ptx():
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
         assert ".target sm_90" in ptx

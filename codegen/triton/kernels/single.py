@@ -23,7 +23,6 @@ from flowc.ir import Operation, Value
 from flowc.ir.core import BlockArgument
 
 from ..body import constant_text
-from ..expressions import triton_dtype
 from ..kernel import ERRORS, Buffer, Extent, GridAxis, Parameter, TritonKernel, emits_single, single_op
 
 BLOCK = 1024  # result elements per program, as a loop kernel's block (passes/schedule_gpu.py's LOOP_BLOCK)
@@ -73,12 +72,12 @@ class SingleWriter:
         return [self.dim(value, axis) for axis in range(value.type.rank)]
 
     def size(self, value: Value) -> str:
-        """The number of elements of `value`, as text."""
-        return product(self.dims(value))
+        """The number of elements of `value`, as text (int64 where it may pass 2**31)."""
+        return product(self.dims(value), wide=True)
 
     def size_of(self, value: Value, axes: range) -> str:
         """The number of elements along these axes of `value`, as text."""
-        return product([self.dim(value, axis) for axis in axes])
+        return product([self.dim(value, axis) for axis in axes], wide=True)
 
     def strides(self, value: Value) -> list[str]:
         """Row-major element strides of `value` (every buffer is contiguous), as text."""
@@ -110,12 +109,16 @@ class SingleWriter:
         return TritonKernel(self.name, source, tuple(self.parameters), grid, dict(self.constants), num_warps)
 
 
-def product(factors: list[str]) -> str:
-    """The product of these texts, folding the literals."""
+def product(factors: list[str], wide: bool = False) -> str:
+    """The product of these texts, folding the literals. `wide`: in int64 where it multiplies a run-time
+    size (a 32-bit parameter) by anything, so a count of 2**31 elements or more does not wrap; a
+    product that multiplies an int64 coordinate needs no such care (it is evaluated from the left)."""
     known = math.prod(int(f) for f in factors if f.isdigit())
     rest = [f for f in factors if not f.isdigit()]
     if known == 0:
         return "0"
+    if wide and rest and (len(rest) > 1 or known != 1):
+        return " * ".join([f"tl.full([], {known}, tl.int64)", *rest])
     return " * ".join(([] if known == 1 and rest else [str(known)]) + rest)
 
 
@@ -184,5 +187,3 @@ def scalar_of(number: float, dtype: str) -> str:
     """`number` as a constant of `dtype`, converted as numpy's astype converts it."""
     return constant_text(np.array(number).astype(dtype), dtype)
 
-
-__all__ = ["BLOCK", "SingleWriter", "extents", "load", "output_elements", "scalar_of", "triton_dtype"]
