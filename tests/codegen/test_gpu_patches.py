@@ -33,7 +33,7 @@ def test_extract_patches(dtype, geometry, rng, folder):
         assert_same(text, [(rng.standard_normal(shape) * 5).astype(dtype)], folder)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_fold_patches_adds_them_back_in_the_reference_order(dtype, geometry, rng, folder):
     window, strides, dilations, pads = geometry
