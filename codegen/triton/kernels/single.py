@@ -23,7 +23,7 @@ from flowc.ir import Operation, Value
 from flowc.ir.core import BlockArgument
 
 from ..body import constant_text
-from ..kernel import ERRORS, Buffer, Extent, GridAxis, Parameter, TritonKernel, emits_single, single_op
+from ..kernel import ERRORS, Buffer, Extent, GridAxis, Parameter, TritonKernel, emits_single
 
 BLOCK = 1024  # result elements per program, as a loop kernel's block (passes/schedule_gpu.py's LOOP_BLOCK)
 
@@ -33,13 +33,11 @@ class SingleWriter:
 
     def __init__(self, op: Operation, name: str):
         self.op, self.name = op, name
-        self.inner = single_op(op)
         self.parameters: list[tuple[str, Parameter]] = []
         self.constants: dict[str, int] = {}
         self.lines: list[str] = []
-        self.yielded = op.regions[0].entry.ops[-1].operands
         self._slots: dict[Value, int] = {v: len(op.operands) + i for i, v in enumerate(op.results)}
-        for i, v in enumerate(self.yielded):  # the op's results, as the region names them
+        for i, v in enumerate(op.regions[0].entry.ops[-1].operands):  # the op's results, as the region names them
             if not isinstance(v, BlockArgument):
                 self._slots.setdefault(v, len(op.operands) + i)
         self._slots.update((v, i) for i, v in enumerate(op.regions[0].entry.args))
@@ -58,7 +56,6 @@ class SingleWriter:
         """The name of the buffer of `value` (a block argument or a result)."""
         slot = self.slot(value)
         return self._parameter(f"slot{slot}", Buffer(slot))
-
 
     def dim(self, value: Value, axis: int) -> str:
         """Dim `axis` of `value`: a literal where the IR knows it, else a run-time parameter."""
@@ -133,12 +130,11 @@ def extents(writer: SingleWriter, value: Value) -> tuple[Extent, ...]:
 ElementValue = Callable[[SingleWriter, list[str], str], str]
 
 
-def output_elements(op: Operation, name: str, value: ElementValue, result: Value | None = None,
-                    minimum: int = 0) -> TritonKernel:
-    """A kernel over the elements of (the first) result, each computed by `value` from its coordinates;
+def output_elements(op: Operation, name: str, value: ElementValue, minimum: int = 0) -> TritonKernel:
+    """A kernel over the elements of the (first) result, each computed by `value` from its coordinates;
     at least `minimum` programs (one that checks an index runs on an empty result too)."""
     writer = SingleWriter(op, name)
-    out = result if result is not None else op.results[0]
+    out = op.results[0]
     writer.constants["BLOCK"] = BLOCK
     dims = writer.dims(out)
     lines = writer.lines
