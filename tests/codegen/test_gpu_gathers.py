@@ -130,5 +130,19 @@ def test_check_copies_its_condition_and_flags_a_false_element(folder):
     op_text("check", [("bool", (None, 3))], message="m"),
 ], ids=["gather-axis-1", "gather-bool", "gather_nd", "read_row", "write_row", "check"])
 def test_builds_to_ptx_for_an_h100(text, folder):
-    for ptx in build(text, folder).ptx():
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
         assert ".target sm_90" in ptx
+
+
+def test_check_of_a_scalar_condition(folder):
+    text = op_text("check", [("bool", ())], message="m")
+    assert_same(text, [np.array(True)], folder)
+    assert [d for _, d in run_gpu(text, [np.array(False)], folder).failures] == [0]
+
+
+def test_gather_with_a_scalar_index_drops_the_axis(rng, folder):
+    text = op_text("gather", [("int64", (None, 4, None)), ("int32", ())], axis=-2)
+    params = values((3, 4, 2), "int64", rng)
+    for index in (0, 3):
+        assert_same(text, [params, np.array(index, np.int32)], folder)

@@ -4,7 +4,6 @@ Triton's interpreter; built to PTX for sm_90."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -34,7 +33,7 @@ def test_extract_patches(dtype, geometry, rng, folder):
         assert_same(text, [(rng.standard_normal(shape) * 5).astype(dtype)], folder)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_fold_patches_adds_them_back_in_the_reference_order(dtype, geometry, rng, folder):
     window, strides, dilations, pads = geometry
@@ -58,5 +57,6 @@ def test_builds_to_ptx_for_an_h100(name, folder):
     else:
         text = op_text(name, [("float32", (None, 3, 4, None))], window=window, strides=strides,
                        dilations=dilations, pads=pads, size=(5, 6))
-    for ptx in build(text, folder).ptx():
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
         assert ".target sm_90" in ptx

@@ -66,5 +66,6 @@ def test_draws_change_with_the_step(folder):
             minval=0.0, maxval=1.0),
 ], ids=["uniform-f32", "normal-f64", "uniform-like-f64"])
 def test_builds_to_ptx_for_an_h100(text, folder):
-    for ptx in build(text, folder).ptx():
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
         assert ".target sm_90" in ptx

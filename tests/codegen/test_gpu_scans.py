@@ -73,5 +73,6 @@ def test_top_k_of_a_vector_and_of_rank_three(rng, folder):
     op_text("top_k", [("int32", (None, 7))], k=2),
 ], ids=["cumsum", "cumprod", "top_k-f32", "top_k-i32"])
 def test_builds_to_ptx_for_an_h100(text, folder):
-    for ptx in build(text, folder).ptx():
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
         assert ".target sm_90" in ptx

@@ -50,7 +50,7 @@ def test_transpose_of_more_than_one_block(rng, folder):
     ((-100, -2), (100, None), (3, -1)),
     ((2, 7), (1, 9), (1, 1)),  # empty: the end before the begin
 ])
-@pytest.mark.parametrize("dtype", ["float64", "int32", "bool"])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_slices(begin, end, strides, dtype, rng, folder):
     text = op_text("slice", [(dtype, (None, None))], begin=begin, end=end, strides=strides)
     for shape in [(7, 5), (1, 9), (0, 3), (11, 1)]:
@@ -168,5 +168,27 @@ def test_identity_copy_of_a_simplified_kernel(folder):
             source_axis=(0, 0, 0)),
 ], ids=["transpose", "slice", "concat", "pad", "one_hot", "iota", "shape_of", "broadcast_dims"])
 def test_builds_to_ptx_for_an_h100(text, folder):
-    for ptx in build(text, folder).ptx():
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
         assert ".target sm_90" in ptx
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_slice_mixing_squeezed_and_strided_dims_of_rank_four(dtype, rng, folder):
+    text = op_text("slice", [(dtype, (None, 3, None, 2))], begin=(1, -1, -2, 0), end=(None, 0, None, 2),
+                   strides=(2, -1, -3, 1), squeeze_dims=(3,))
+    for shape in [(6, 3, 8, 2), (1, 3, 1, 2), (2, 3, 0, 2)]:
+        assert_same(text, [values(shape, dtype, rng)], folder)
+
+
+def test_concat_of_many_operands_of_unknown_lengths(rng, folder):
+    count = 9
+    text = op_text("concat", [("int32", (None,))] * count, axis=0)
+    parts = [values((n,), "int32", rng) for n in (3, 0, 1, 5, 2, 0, 7, 1, 4)]
+    assert_same(text, parts, folder)
+
+
+def test_pad_of_rank_three(rng, folder):
+    text = op_text("pad", [("float64", (2, None, 3))], before=(0, 2, 1), after=(1, 0, 3), value=0.5)
+    assert_same(text, [values((2, 4, 3), "float64", rng)], folder)
+    assert_same(text, [values((2, 0, 3), "float64", rng)], folder)

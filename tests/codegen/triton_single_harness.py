@@ -36,6 +36,32 @@ class Built:
         """Every kernel built for sm_90."""
         return [self.module.ptx(kernel.name, slot_dtypes(op)) for op, kernel in self.kernels]
 
+    def ptx_of_unit_sizes(self) -> list[str]:
+        """Every kernel built for sm_90 with each run-time size 1: Triton's JIT makes an int argument
+        equal to 1 a constant (a constexpr), which the source must take as well as a number."""
+        import triton
+        from triton.backends.compiler import GPUTarget
+
+        from flowc.codegen.triton.kernel import Extent, signature
+
+        texts = []
+        for op, kernel in self.kernels:
+            function = getattr(_gpu_functions(self.module), kernel.name)
+            types = signature(kernel, slot_dtypes(op))
+            ones = {name: 1 for name, parameter in kernel.parameters if isinstance(parameter, Extent)}
+            types.update({name: "constexpr" for name in ones})
+            source = triton.compiler.ASTSource(fn=function, signature=types, constexprs={**kernel.constants, **ones})
+            result = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                    options={"num_warps": kernel.num_warps, "enable_fp_fusion": kernel.fp_fusion})
+            texts.append(result.asm["ptx"])
+        return texts
+
+
+def _gpu_functions(module: TritonModule):  # type: ignore[no-untyped-def]
+    from flowc.codegen.triton.kernel import _import_file
+
+    return _import_file(module.path, f"flowc_triton_{module.key[:16]}_gpu", interpret=False)
+
 
 @dataclass
 class GpuRun:

@@ -13,10 +13,12 @@ slices are; a row op's kernel runs at least one program (GridAxis.minimum), whic
 
 from __future__ import annotations
 
+import math
+
 from flowc.ir import Operation, Value
 
 from ..kernel import Extent, GridAxis, TritonKernel, emits_single, single_op
-from .single import SingleWriter, extents, load, output_elements, product
+from .single import SingleWriter, extents, load, output_elements
 
 TILE = 1024  # elements a gather's program copies per step: BLOCK_I index positions by BLOCK_Q of a slice
 
@@ -29,7 +31,7 @@ def _tile(slice_size: int | None) -> tuple[int, int]:
 
 def _slice_size(value: Value, axes: range) -> int | None:
     dims = [value.type.shape[a] for a in axes]
-    return None if None in dims else int(product([str(d) for d in dims]))
+    return None if None in dims else math.prod(dims)  # type: ignore[arg-type]
 
 
 @emits_single("gather")

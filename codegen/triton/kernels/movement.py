@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from flowc.ir import Operation
 
+from ..expressions import triton_dtype
 from ..kernel import TritonKernel, emits_single, single_op
-from .single import SingleWriter, load, output_elements, scalar_of, triton_dtype
+from .single import SingleWriter, load, output_elements, scalar_of
 
 
 @emits_single("transpose")

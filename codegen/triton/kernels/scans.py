@@ -13,7 +13,7 @@ from flowc.ir import Operation
 
 from ..expressions import triton_dtype
 from ..kernel import GridAxis, TritonKernel, emits_single, helper, single_op
-from .single import SingleWriter, extents, product
+from .single import SingleWriter, extents
 
 LINES = 256  # lines per program
 
@@ -27,9 +27,9 @@ def emit_scan(op: Operation, name: str) -> TritonKernel:
     floating = x.type.dtype.kind == "float"
     writer = SingleWriter(op, name)
     writer.constants["LINES"] = LINES
-    outer = product([writer.dim(x, a) for a in range(axis)])
+    outer = writer.size_of(x, range(axis))
     length = writer.dim(x, axis)
-    after = product([writer.dim(x, a) for a in range(axis + 1, x.type.rank)])
+    after = writer.size_of(x, range(axis + 1, x.type.rank))
     combine = "+" if inner.name == "cumsum" else "*"
     # The running value starts at the identity; an inclusive float sum starts at -0.0, which adds
     # to every x exactly (0.0 + -0.0 is 0.0, yet numpy's first element is x[0] itself).
@@ -76,7 +76,7 @@ def emit_top_k(op: Operation, name: str) -> TritonKernel:
     dtype = triton_dtype(x.type.dtype)
     writer = SingleWriter(op, name)
     writer.constants["LINES"] = LINES
-    rows = product([writer.dim(x, a) for a in range(x.type.rank - 1)])
+    rows = writer.size_of(x, range(x.type.rank - 1))
     length = writer.dim(x, x.type.rank - 1)
     values, indices = writer.pointer(op.results[0]), writer.pointer(op.results[1])
     lines = writer.lines

@@ -23,8 +23,7 @@ from flowc.ir import Operation, Value
 from flowc.ir.core import BlockArgument
 
 from ..body import constant_text
-from ..expressions import triton_dtype
-from ..kernel import ERRORS, Buffer, Extent, GridAxis, Parameter, TritonKernel, emits_single, single_op
+from ..kernel import ERRORS, Buffer, Extent, GridAxis, Parameter, TritonKernel, emits_single
 
 BLOCK = 1024  # result elements per program, as a loop kernel's block (passes/schedule_gpu.py's LOOP_BLOCK)
 
@@ -34,13 +33,11 @@ class SingleWriter:
 
     def __init__(self, op: Operation, name: str):
         self.op, self.name = op, name
-        self.inner = single_op(op)
         self.parameters: list[tuple[str, Parameter]] = []
         self.constants: dict[str, int] = {}
         self.lines: list[str] = []
-        self.yielded = op.regions[0].entry.ops[-1].operands
         self._slots: dict[Value, int] = {v: len(op.operands) + i for i, v in enumerate(op.results)}
-        for i, v in enumerate(self.yielded):  # the op's results, as the region names them
+        for i, v in enumerate(op.regions[0].entry.ops[-1].operands):  # the op's results, as the region names them
             if not isinstance(v, BlockArgument):
                 self._slots.setdefault(v, len(op.operands) + i)
         self._slots.update((v, i) for i, v in enumerate(op.regions[0].entry.args))
@@ -60,7 +57,6 @@ class SingleWriter:
         slot = self.slot(value)
         return self._parameter(f"slot{slot}", Buffer(slot))
 
-
     def dim(self, value: Value, axis: int) -> str:
         """Dim `axis` of `value`: a literal where the IR knows it, else a run-time parameter."""
         static = value.type.shape[axis]
@@ -73,12 +69,12 @@ class SingleWriter:
         return [self.dim(value, axis) for axis in range(value.type.rank)]
 
     def size(self, value: Value) -> str:
-        """The number of elements of `value`, as text."""
-        return product(self.dims(value))
+        """The number of elements of `value`, as text (int64 where it may pass 2**31)."""
+        return product(self.dims(value), wide=True)
 
     def size_of(self, value: Value, axes: range) -> str:
         """The number of elements along these axes of `value`, as text."""
-        return product([self.dim(value, axis) for axis in axes])
+        return product([self.dim(value, axis) for axis in axes], wide=True)
 
     def strides(self, value: Value) -> list[str]:
         """Row-major element strides of `value` (every buffer is contiguous), as text."""
@@ -110,12 +106,16 @@ class SingleWriter:
         return TritonKernel(self.name, source, tuple(self.parameters), grid, dict(self.constants), num_warps)
 
 
-def product(factors: list[str]) -> str:
-    """The product of these texts, folding the literals."""
+def product(factors: list[str], wide: bool = False) -> str:
+    """The product of these texts, folding the literals. `wide`: in int64 where it multiplies a run-time
+    size (a 32-bit parameter) by anything, so a count of 2**31 elements or more does not wrap; a
+    product that multiplies an int64 coordinate needs no such care (it is evaluated from the left)."""
     known = math.prod(int(f) for f in factors if f.isdigit())
     rest = [f for f in factors if not f.isdigit()]
     if known == 0:
         return "0"
+    if wide and rest and (len(rest) > 1 or known != 1):
+        return " * ".join([f"tl.full([], {known}, tl.int64)", *rest])
     return " * ".join(([] if known == 1 and rest else [str(known)]) + rest)
 
 
@@ -130,12 +130,11 @@ def extents(writer: SingleWriter, value: Value) -> tuple[Extent, ...]:
 ElementValue = Callable[[SingleWriter, list[str], str], str]
 
 
-def output_elements(op: Operation, name: str, value: ElementValue, result: Value | None = None,
-                    minimum: int = 0) -> TritonKernel:
-    """A kernel over the elements of (the first) result, each computed by `value` from its coordinates;
+def output_elements(op: Operation, name: str, value: ElementValue, minimum: int = 0) -> TritonKernel:
+    """A kernel over the elements of the (first) result, each computed by `value` from its coordinates;
     at least `minimum` programs (one that checks an index runs on an empty result too)."""
     writer = SingleWriter(op, name)
-    out = result if result is not None else op.results[0]
+    out = op.results[0]
     writer.constants["BLOCK"] = BLOCK
     dims = writer.dims(out)
     lines = writer.lines
@@ -173,7 +172,7 @@ def emit_identity(op: Operation, name: str) -> TritonKernel:
 
     def value(writer: SingleWriter, coordinates: list[str], mask: str) -> str:
         if not isinstance(yielded, BlockArgument) and yielded.owner.name == "constant":
-            splat = np.asarray(yielded.owner.attributes["value"])
+            splat = np.asarray(yielded.owner.attributes["value"])  # fusion clones only splats into kernels
             return constant_text(splat, str(yielded.type.dtype))
         return f"tl.load({writer.pointer(yielded)} + offsets, mask={mask})"
 
@@ -184,5 +183,3 @@ def scalar_of(number: float, dtype: str) -> str:
     """`number` as a constant of `dtype`, converted as numpy's astype converts it."""
     return constant_text(np.array(number).astype(dtype), dtype)
 
-
-__all__ = ["BLOCK", "SingleWriter", "extents", "load", "output_elements", "scalar_of", "triton_dtype"]
