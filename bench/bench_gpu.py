@@ -6,7 +6,8 @@ Workloads (float32 unless named):
 - chain: relu(x * 1.5 + y) * x - y over N elements, one loop kernel: reads x and y, writes the result;
 - softmax rows: fc.nn.softmax over the last axis of [R, C];
 - layer norm rows: (x - mean) * rsqrt(var + 1e-5) * gamma + beta over the last axis of [R, C];
-- matmul float16 / bfloat16: relu(a @ b + bias), the bias and relu fused into the product's epilogue;
+- matmul float16 / bfloat16 / float32: relu(a @ b + bias), the bias and relu fused into the product's
+  epilogue (float32 as torch runs it by default: no TF32);
 - mlp step: one SGD step of a [B, 784] -> 1024 relu -> 10 perceptron with softmax cross entropy.
 flowc is timed on its GpuExecutable's `run_on_device` with every argument already a device tensor
 (Session.run adds the copies of numpy feeds and fetches), torch on the same tensors; each figure is
@@ -146,7 +147,8 @@ def matmul_epilogue(dtype: str) -> Callable[[str, Any, str], Workload]:
             return g, [out], [], {pa: a, pb: b, pbias: bias}, {}
 
         return Workload(f"matmul {dtype} +bias relu", build, lambda a, b, bias: torch.relu(a @ b + bias),
-                        flops=2 * m * n * k, matmul_peer=lambda a, b, bias: torch.matmul(a, b), tolerance=2e-2)
+                        flops=2 * m * n * k, matmul_peer=lambda a, b, bias: torch.matmul(a, b),
+                        tolerance=1e-4 if dtype == "float32" else 2e-2)
     return make
 
 
@@ -193,7 +195,8 @@ def mlp_step(size: str, torch: Any, device: str) -> Workload:
                     peer_arguments=[x, y, *parameters], tolerance=1e-3)
 
 
-WORKLOADS = [chain, softmax_rows, layer_norm_rows, matmul_epilogue("float16"), matmul_epilogue("bfloat16"), mlp_step]
+WORKLOADS = [chain, softmax_rows, layer_norm_rows, matmul_epilogue("float16"), matmul_epilogue("bfloat16"),
+             matmul_epilogue("float32"), mlp_step]
 
 
 # -- running ------------------------------------------------------------------------------------------

@@ -21,5 +21,5 @@ def test_the_gpu_benchmark_runs_tiny(tmp_path):
     assert lines[0].startswith("# flowc gpu target on")
     assert any(line.startswith("chain: flowc ms") for line in lines)
     assert not any("differs from torch" in line for line in lines), done.stdout
-    for name in ("softmax rows", "layer norm rows", "matmul float16", "matmul bfloat16", "mlp step"):
+    for name in ("softmax rows", "layer norm rows", "matmul float16", "matmul bfloat16", "matmul float32", "mlp step"):
         assert any(line.startswith(name) for line in lines), name
