@@ -5,13 +5,12 @@ in ir/ops/fusion.py), so a program takes `block` consecutive flat offsets of S
 and computes the whole region there:
 
     @triton.jit
-    def k0(in0, in1, out0, n0, n1, BLOCK: tl.constexpr):
+    def k0(in0, in1, out0, n0, BLOCK: tl.constexpr):    # f32[?,10] + f32[10]
         offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inside = offsets < tl.full([], 1, tl.int64) * n0 * n1
-        i1 = offsets % n1
-        i0 = offsets // n1
-        a0 = tl.load(in0 + offsets, mask=inside)     # f32[?,?]: the result's shape, flat offsets
-        a1 = tl.load(in1 + i1, mask=inside)          # f32[?]: broadcast along axis 0
+        inside = offsets < tl.full([], 1, tl.int64) * n0 * 10
+        i1 = offsets % 10
+        a0 = tl.load(in0 + offsets, mask=inside)     # f32[?,10]: the result's shape, flat offsets
+        a1 = tl.load(in1 + i1, mask=inside)          # f32[10]: broadcast along axis 0
         v2 = (a0 + a1)
         tl.store(out0 + offsets, v2, mask=inside)
 
@@ -19,9 +18,10 @@ An operand reads at the multi-index of the result, numpy-aligned from the
 right: a missing leading dim or a static 1 is broadcast (index 0), any other
 dim moves with the result's (ir/shapes.py's check_no_hidden_broadcast makes
 an unknown one equal the result's at run time). So every size in the
-arithmetic is one of the result's extents, the kernel's only size parameters;
-an operand that broadcasts nowhere reads at the flat offsets, with no
-division. Offsets are int64 unless S is static and smaller than 2**31.
+arithmetic is one of the result's extents: a literal where the dim is known
+at build time, else one of the kernel's size parameters. An operand that
+broadcasts nowhere reads at the flat offsets, with no division. Offsets are
+int64 unless S is static and smaller than 2**31.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def emit_loop(op: Operation, name: str) -> TritonKernel:
     rank = len(shape)
     operands, results = len(op.operands), len(op.results)
     result_slot = operands  # every result has shape S: the first one's extents size everything
-    extents = [f"n{axis}" for axis in range(rank)]
+    # A dim known at build time is a literal: division and remainder by a constant are cheap.
+    extents = [f"n{axis}" if dim is None else str(dim) for axis, dim in enumerate(shape)]
     wide = any(d is None for d in shape) or math.prod(shape) >= INT32_LIMIT
     lines = [_offsets_line(wide), f"inside = offsets < {_size_text(extents, wide)}"]
     used = [arg for arg in block.args if arg.uses]
@@ -60,9 +61,10 @@ def emit_loop(op: Operation, name: str) -> TritonKernel:
         lines.append(f"tl.store(out{index} + offsets, {names[value]}, mask=inside)")
     pointers = [f"in{i}" for i in range(operands)] + [f"out{i}" for i in range(results)]
     parameters = tuple((p, Buffer(slot)) for slot, p in enumerate(pointers))
-    parameters += tuple((n, Extent(result_slot, axis)) for axis, n in enumerate(extents))
+    sizes = [(n, axis) for axis, n in enumerate(extents) if shape[axis] is None]
+    parameters += tuple((n, Extent(result_slot, axis)) for n, axis in sizes)
     block_size = int(op.attributes["block"])
-    signature = ", ".join([*pointers, *extents, "BLOCK: tl.constexpr"])
+    signature = ", ".join([*pointers, *(n for n, _ in sizes), "BLOCK: tl.constexpr"])
     source = f"@triton.jit\ndef {name}({signature}):\n" + "".join(f"    {line}\n" for line in lines)
     grid = (GridAxis(tuple(Extent(result_slot, axis) for axis in range(rank)), block_size),)
     return TritonKernel(name, source, parameters, grid, {"BLOCK": block_size})
