@@ -111,3 +111,15 @@ def test_an_unsupported_op_in_a_loop_body_is_refused_before_running(monkeypatch,
     with fc.Session(target="gpu", graph=graph) as session, \
             pytest.raises(fc.errors.UnsupportedOpError, match="exp.*test_gpu_control.py.*target 'cpu' compiles it"):
         session.run(y, {x: _x(rng, (3,))})
+
+
+def test_function_calls_are_inlined(rng):
+    @fc.function
+    def affine(v, scale):
+        return fc.nn.relu(v * scale + 1.0)
+
+    def build():
+        x = fc.placeholder(fc.float32, [None, 3], name="x")
+        y = affine(affine(x, 2.0), -0.5)
+        return [y, fc.gradients(y, [x])[0]]
+    assert_gpu_matches(build, {"x": _x(rng, (4, 3))})
