@@ -139,7 +139,9 @@ class ReductionWriter:
         self.outer_block, self.inner_block = (rows, columns) if self.rows_in_tile else (columns, rows)
         self.axis = 1 if self.rows_in_tile else 0  # the tile's reduced axis
         self.outer_shape = "[BLOCK_OUTER, 1]" if self.rows_in_tile else "[1, BLOCK_OUTER]"
-        self.ties = DimTies([op])
+        # The ties of the block that holds the kernel, as the fusion pass and the verifier see it: two
+        # block arguments of F's shape are the same size only through their operands' ties out there.
+        self.ties = DimTies(op.parent.ops if op.parent is not None else [op])
         self.full_shape = self.ties.shape(self.space.full)
         self.slots = [Slot(i, f"x{i}", v.type.shape) for i, v in enumerate(op.operands)]
         self.slots += [Slot(len(op.operands) + j, f"y{j}", v.type.shape) for j, v in enumerate(op.results)]
