@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 from flowc.ir import Operation
 from flowc.ir.types import DType
 
+from .math import FMOD_STEPS, FLOAT64_FUNCTIONS
+
 Expression = Callable[[Operation, Sequence[str]], str]
 EXPRESSIONS: dict[str, Expression] = {}
 
@@ -45,15 +47,114 @@ for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("equal", "==")
                        ("logical_and", "&"), ("logical_or", "|")):
     EXPRESSIONS[_name] = _infix(_symbol)
 
-EXPRESSIONS["neg"] = lambda op, xs: f"(-{xs[0]})"
+EXPRESSIONS["neg"] = lambda op, xs: f"(-{xs[0]})"  # a float's is fneg: -(+0.0) is -0.0
 EXPRESSIONS["identity"] = lambda op, xs: xs[0]
 EXPRESSIONS["square"] = lambda op, xs: f"({xs[0]} * {xs[0]})"
+EXPRESSIONS["abs"] = _call("tl.abs")  # the most negative integer stays itself, as numpy's
 EXPRESSIONS["logical_not"] = lambda op, xs: f"({xs[0]} == 0)"
 EXPRESSIONS["where"] = _call("tl.where")
-EXPRESSIONS["maximum"] = _call("tl.maximum")  # NaN handling: tests hold it to numpy's (tl.maximum propagates)
-EXPRESSIONS["minimum"] = _call("tl.minimum")
-EXPRESSIONS["exp"] = _call("tl.exp")
-EXPRESSIONS["log"] = _call("tl.log")
-EXPRESSIONS["sqrt"] = _call("tl.sqrt_rn")
-EXPRESSIONS["relu"] = lambda op, xs: f"tl.where({xs[0]} < 0, 0, {xs[0]})"
-EXPRESSIONS["cast"] = lambda op, xs: f"{xs[0]}.to({triton_dtype(op.results[0].type.dtype)})"
+EXPRESSIONS["relu"] = lambda op, xs: f"tl.where({xs[0]} < 0, 0, {xs[0]}).to({_dtype(op)})"  # NaN and -0.0 stay
+
+
+def _operand_dtype(op: Operation) -> DType:
+    return op.operands[0].type.dtype
+
+
+def _dtype(op: Operation) -> str:
+    return triton_dtype(op.results[0].type.dtype)
+
+
+def _extreme(compare: str) -> Expression:
+    """numpy's maximum / minimum: x where x wins or is NaN, else y (so a NaN y too; of +-0, y)."""
+
+    def text(op: Operation, xs: Sequence[str]) -> str:
+        x, y = xs
+        if not _operand_dtype(op).is_float:
+            return f"tl.{'maximum' if compare == '>' else 'minimum'}({x}, {y})"
+        # nested rather than `|`: the interpreter cannot or a splat constant's 0-d comparison into a block
+        return f"tl.where({x} != {x}, {x}, tl.where({x} {compare} {y}, {x}, {y}))"
+
+    return text
+
+
+EXPRESSIONS["maximum"] = _extreme(">")
+EXPRESSIONS["minimum"] = _extreme("<")
+
+
+def _by_width(float32: str, float64: str) -> Expression:
+    """A correctly rounded Triton function per float width: float32's plain forms are approximate on the GPU."""
+    return lambda op, xs: f"{float32 if str(_operand_dtype(op)) == 'float32' else float64}({', '.join(xs)})"
+
+
+EXPRESSIONS["div"] = _by_width("tl.div_rn", "fc_div")
+EXPRESSIONS["sqrt"] = _by_width("tl.sqrt_rn", "tl.sqrt")  # float64's tl.sqrt is sqrt.rn
+# numpy's 1 / sqrt(x), each step rounded in x's dtype
+EXPRESSIONS["rsqrt"] = lambda op, xs: f"fc_div(tl.full([], 1.0, {_dtype(op)}), {EXPRESSIONS['sqrt'](op, xs)})"
+
+
+def _in_float64(function: str) -> Expression:
+    """math.py's float64 function; a float32 operand widened and the result rounded once."""
+
+    def text(op: Operation, xs: Sequence[str]) -> str:
+        if str(_operand_dtype(op)) == "float64":
+            return f"{function}({', '.join(xs)})"
+        return f"{function}({', '.join(f'{x}.to(tl.float64)' for x in xs)}).to(tl.float32)"
+
+    return text
+
+
+for _name, _function in FLOAT64_FUNCTIONS.items():
+    if _name != "rsqrt":
+        EXPRESSIONS[_name] = _in_float64(_function)
+EXPRESSIONS["floor"] = _in_float64("tl.floor")  # exact; float32's own floor flushes subnormals on the GPU
+EXPRESSIONS["ceil"] = _in_float64("tl.ceil")
+
+
+def _sign(op: Operation, xs: Sequence[str]) -> str:
+    x = xs[0]
+    if _operand_dtype(op).is_float:  # sign(-0.0) = +0.0 and NaN stays, as numpy's
+        return f"tl.where({x} > 0, 1.0, tl.where({x} < 0, -1.0, tl.where({x} == 0, 0.0, {x}))).to({_dtype(op)})"
+    return f"tl.where({x} > 0, 1, tl.where({x} < 0, -1, 0)).to({_dtype(op)})"
+
+
+EXPRESSIONS["sign"] = _sign
+
+
+def _floor_division(part: int) -> Expression:
+    """floordiv (part 0) and floormod (part 1): Python's on integers; numpy's divmod on floats, from an
+    exact fmod computed in float64 (a float32's fmod is a float32, so rounding it back is exact)."""
+
+    def text(op: Operation, xs: Sequence[str]) -> str:
+        x, y = xs
+        dtype = _operand_dtype(op)
+        if not dtype.is_float:
+            return f"fc_int_divmod({x}, {y})[{part}]"
+        return f"fc_float_divmod({x}, {y}, {_fmod(x, y, str(dtype))}, fc_div({x}, {y}))[{part}]"
+
+    return text
+
+
+def _fmod(x: str, y: str, dtype: str) -> str:
+    if dtype == "float64":
+        return f"fc_fmod({x}, {y}, {FMOD_STEPS[dtype]})"
+    return f"fc_fmod({x}.to(tl.float64), {y}.to(tl.float64), {FMOD_STEPS[dtype]}).to(tl.float32)"
+
+
+EXPRESSIONS["floordiv"] = _floor_division(0)
+EXPRESSIONS["floormod"] = _floor_division(1)
+
+
+def _cast(op: Operation, xs: Sequence[str]) -> str:
+    """numpy's astype: to bool is x != 0 (NaN is true), from bool 0 or 1; float to int truncates
+    (out of range and NaN are undefined, as in C); the rest converts, rounding to nearest."""
+    x, source, target = xs[0], _operand_dtype(op), op.results[0].type.dtype
+    if source == target:
+        return x
+    if target.is_bool:
+        return f"({x} != 0)"
+    if source.is_bool:
+        return f"tl.where({x}, 1, 0).to({triton_dtype(target)})"
+    return f"{x}.to({triton_dtype(target)})"
+
+
+EXPRESSIONS["cast"] = _cast

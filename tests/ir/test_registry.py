@@ -246,3 +246,10 @@ def test_the_reference_target_runs_what_cpu_refuses(name: str, flag: bool, rng: 
     x = rng.standard_normal(4).astype(np.float32)
     (y,) = ir.Interpreter(module).run_function("main", [np.array(flag), x])
     np.testing.assert_allclose(y, MEANINGS[name](flag, x), rtol=1e-6)
+
+
+def test_the_gpu_target_writes_every_elementwise_op_as_a_triton_expression() -> None:
+    from flowc.codegen.triton.expressions import EXPRESSIONS
+
+    elementwise = {op.name for op in registry.all_ops() if op.elementwise}
+    assert sorted(elementwise - set(EXPRESSIONS)) == [] and sorted(set(EXPRESSIONS) - elementwise) == []
