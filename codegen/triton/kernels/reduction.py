@@ -139,7 +139,7 @@ class ReductionWriter:
         self.outer_block, self.inner_block = (rows, columns) if self.rows_in_tile else (columns, rows)
         self.axis = 1 if self.rows_in_tile else 0  # the tile's reduced axis
         self.outer_shape = "[BLOCK_OUTER, 1]" if self.rows_in_tile else "[1, BLOCK_OUTER]"
-        self.ties = DimTies([op])
+        self.ties = ties_around(op)
         self.full_shape = self.ties.shape(self.space.full)
         self.slots = [Slot(i, f"x{i}", v.type.shape) for i, v in enumerate(op.operands)]
         self.slots += [Slot(len(op.operands) + j, f"y{j}", v.type.shape) for j, v in enumerate(op.results)]
@@ -505,6 +505,22 @@ class ReductionWriter:
     def _next(self) -> int:
         self.count += 1
         return self.count
+
+
+_TIES: list[tuple[object, tuple[int, ...], DimTies]] = []  # the last block's: its kernels are emitted one after the other
+
+
+def ties_around(op: Operation) -> DimTies:
+    """The ties between unknown dims of the block that holds `op`, as the verifier and the fusion pass
+    see them (Note [unknown dims in a kernel]): a kernel's own ops may not tie a `?` of a value it
+    computes to F's (the gradient of a mean: where(true, 1 / sum(x), y) with y of x's size outside)."""
+    block = op.parent
+    if block is None:
+        return DimTies([op])
+    key = tuple(map(id, block.ops))
+    if not _TIES or _TIES[0][0] is not block or _TIES[0][1] != key:
+        _TIES[:] = [(block, key, DimTies(block.ops))]
+    return _TIES[0][2]
 
 
 def _space(op: Operation, reductions: list[Operation]) -> Space:
