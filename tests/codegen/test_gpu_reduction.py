@@ -396,12 +396,14 @@ def test_reduction_over_axes_around_a_kept_one(folder: str) -> None:
 # -- accuracy -----------------------------------------------------------------------------------
 
 def test_long_float32_sums_keep_the_rounding_error_of_each_block(folder: str) -> None:
-    """Note [block sums]: a row of 1e10 then 0.3s, in blocks of 2**14 (fewer programs to interpret).
-    A plain running total rounds each block's sum (4915.2) to a multiple of the total's ulp (1024),
-    205 too much each time; compensated, the error is about one rounding."""
+    """Note [block sums]: in blocks of 2**14 (few programs to interpret), a first block holding 1e10
+    (and zeros), then blocks of 0.3s, whose tree sums are exact (4915.2: 0.3f times a power of two).
+    A plain running total rounds each block's sum to a multiple of its ulp, 1024: 205 too much, 19
+    times; compensated, the result is the exact sum rounded once."""
     text = case(MEAN, ROW="?", T="f32").replace("reduce_mean", "reduce_sum")
     block = 2**14
     x = np.full((1, 20 * block), 0.3, np.float32)
+    x[0, :block] = 0
     x[0, 0] = 1e10
     exact = x.astype(np.float64).sum()
     plain = np.float32(0)
