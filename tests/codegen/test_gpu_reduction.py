@@ -489,3 +489,29 @@ def test_builds_to_ptx_for_an_h100(name: str, folder: str) -> None:
     op, kernel, _ = kernel_of(PTX_CASES[name])
     ptx = TritonModule([kernel], interpret=True, folder=folder).ptx("kernel", slot_dtypes(op))
     assert ".target sm_90" in ptx and ".entry kernel" in ptx
+
+
+SIMPLIFIED = """
+func @main(%x: f32[?,3]) -> f32[?,3] {
+  %y = fusion %x {kind = "reduction"} : f32[?,3] {
+  ^bb0(%a: f32[?,3]):
+    %t = mul %a, %a : f32[?,3]
+    yield %t : f32[?,3]
+  }
+  return %y : f32[?,3]
+}
+"""
+
+
+def test_a_reduction_kernel_simplified_to_pointwise_ops(folder: str) -> None:
+    """A pass after fusion may leave a reduction kernel with no reduction (Note [kernel contract]): it
+    runs as rows of one point."""
+    module = parse_module(SIMPLIFIED)
+    PassManager([GpuSchedule()], verify_each=True).run(module)
+    (op,) = [o for o in module["main"].entry.ops if o.name == "fusion"]
+    assert op.attributes["schedule"] == "row_tiles"
+    kernel = emitter_of(op)(op, "kernel")
+    x = normal(5, 3)
+    y = torch.zeros(5, 3)
+    TritonModule([kernel], interpret=True, folder=folder).launch("kernel", [torch.from_numpy(x), y])
+    np.testing.assert_array_equal(y.numpy(), x * x)

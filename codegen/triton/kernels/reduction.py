@@ -150,8 +150,9 @@ class ReductionWriter:
         self.full_names: dict[object, str] = {}  # values and loads at points of the tile: the walk's
         self.count = 0
         self.level = self._levels()
-        inner = [self.full_shape[a] for a in self.space.reduced]
-        self.in_registers = all(isinstance(d, int) for d in inner) and math.prod(inner) <= self.inner_block  # type: ignore[arg-type]
+        inner = [d for d in (self.full_shape[a] for a in self.space.reduced) if isinstance(d, int)]
+        # the reduced extent known and within one block: no walk, the values stay (Note [reduction passes])
+        self.in_registers = len(inner) == len(self.space.reduced) and math.prod(inner) <= self.inner_block
 
     # -- the kernel ---------------------------------------------------------------------------
 
@@ -187,7 +188,8 @@ class ReductionWriter:
     def _assemble(self) -> TritonKernel:
         parameters: list[tuple[str, Parameter]] = [(s.pointer, Buffer(s.index)) for s in self.slots]
         parameters += sorted(self.extents.items())
-        header = ", ".join([name for name, _ in parameters] + ["BLOCK_OUTER: tl.constexpr", "BLOCK_INNER: tl.constexpr"])
+        header = ", ".join([name for name, _ in parameters]
+                           + ["BLOCK_OUTER: tl.constexpr", "BLOCK_INNER: tl.constexpr"])
         source = f"@triton.jit\ndef {self.name}({header}):\n" + "".join(f"    {line}\n" for line in self.lines)
         kept = [(axis, self.full_shape[axis]) for axis in self.space.kept]
         grid = GridAxis(tuple(self._extent_of(d) for _, d in kept if isinstance(d, UnknownDim)), self.outer_block,
@@ -507,7 +509,8 @@ class ReductionWriter:
         return self.count
 
 
-_TIES: list[tuple[object, tuple[int, ...], DimTies]] = []  # the last block's: its kernels are emitted one after the other
+# The last block's ties: its kernels are emitted one after the other.
+_TIES: list[tuple[object, tuple[int, ...], DimTies]] = []
 
 
 def ties_around(op: Operation) -> DimTies:
