@@ -83,13 +83,21 @@ func @main(%x: f32[?,?]) -> (f32[?,?], f32[?,1], f32[?]) {
 # Every reduction over the rows of one input, several in one kernel, with a reduced-space epilogue
 # that reads an argument aligned with the dropped shape.
 ROW_REDUCTIONS = """
-func @main(%x: T[?,ROW], %b: T[?]) -> (T[?], T[?,1], T[?], T[?], T[?]) {
+func @main(%x: T[?,ROW], %b: T[?]) -> (T[?], T[?,1], T[?], T[?]) {
   %s = reduce_sum %x {axes = [1], keepdims = false} : T[?]
   %mx = reduce_max %x {axes = [1], keepdims = true} : T[?,1]
   %mn = reduce_min %x {axes = [1], keepdims = false} : T[?]
-  %p = reduce_prod %x {axes = [1], keepdims = false} : T[?]
   %sb = add %s, %b : T[?]
-  return %s, %mx, %mn, %p, %sb : T[?], T[?,1], T[?], T[?], T[?]
+  return %s, %mx, %mn, %sb : T[?], T[?,1], T[?], T[?]
+}
+"""
+
+# Products: a tl.reduce of our own, which the interpreter runs a point at a time, so small rows.
+PRODUCT = """
+func @main(%x: T[?,?]) -> (T[?], T[?,1]) {
+  %p = reduce_prod %x {axes = [1], keepdims = false} : T[?]
+  %s = reduce_sum %x {axes = [1], keepdims = true} : T[?,1]
+  return %p, %s : T[?], T[?,1]
 }
 """
 
@@ -281,7 +289,7 @@ def test_every_combining_reduction(row: str, dtype: str, folder: str) -> None:
     text = case(ROW_REDUCTIONS, ROW=row, T=dtype)
     npt = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64}[dtype]
     for rows, width in ((5, 6), (1, 6), (3, 0) if row == "?" else (0, 6), (2, 1100) if row == "?" else (2, 6)):
-        if npt in (np.int32, np.int64):  # products wrap, sums stay exact
+        if npt in (np.int32, np.int64):
             x = RNG.integers(-9, 9, (rows, width)).astype(npt)
         else:
             x = (RNG.uniform(0.5, 1.5, (rows, width)) * RNG.choice([-1, 1], (rows, width))).astype(npt)
@@ -289,9 +297,10 @@ def test_every_combining_reduction(row: str, dtype: str, folder: str) -> None:
 
 
 def test_integer_sums_and_products_wrap_as_the_reference(folder: str) -> None:
-    text = case(ROW_REDUCTIONS, ROW="?", T="i32")
-    x = RNG.integers(-(2**30), 2**30, (3, 1500)).astype(np.int32)
-    check(text, [x, RNG.integers(-5, 5, 3).astype(np.int32)], folder)
+    check(case(ROW_REDUCTIONS, ROW="?", T="i32"),
+          [RNG.integers(-(2**30), 2**30, (3, 1500)).astype(np.int32), RNG.integers(-5, 5, 3).astype(np.int32)],
+          folder)
+    check(case(PRODUCT, T="i32"), [RNG.integers(-(2**20), 2**20, (2, 9)).astype(np.int32)], folder)
 
 
 @pytest.mark.parametrize("row", ["7", "?"])
@@ -310,8 +319,21 @@ def test_max_and_min_propagate_nan_and_empty_rows_give_identities(folder: str) -
     x[2, 1200] = np.nan
     check(text, [x, normal(4)], folder)
     got, _ = run(text, [np.zeros((2, 0), np.float32), normal(2)], folder)
-    total, peak, least, product, _ = got
-    assert (total == 0).all() and (peak == -np.inf).all() and (least == np.inf).all() and (product == 1).all()
+    total, peak, least, _ = got
+    assert (total == 0).all() and (peak == -np.inf).all() and (least == np.inf).all()
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64", "i32", "i64"])
+def test_products(dtype: str, folder: str) -> None:
+    """In registers, and walked in blocks of 4 (a block made small: few points to interpret)."""
+    text = case(PRODUCT, T=dtype)
+    npt = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64}[dtype]
+    for shape in ((3, 5), (2, 0), (1, 1), (2, 11)):
+        x = (RNG.integers(-40, 40, shape) if npt in (np.int32, np.int64) else RNG.uniform(-2, 2, shape)).astype(npt)
+        for block in (None, (2, 4)):
+            got, want = run(text, [x], folder, block)
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-5 if npt == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("row", ["8", "?"])
@@ -473,6 +495,7 @@ PTX_CASES = {
     "layer_norm_f64": case(LAYER_NORM, ROW="?", T="f64"),
     "both_spaces": SOFTMAX_PARTS,
     "every_reduction_i64": case(ROW_REDUCTIONS, ROW="?", T="i64"),
+    "products_f32": case(PRODUCT, T="f32"),
     "every_reduction_f32": case(ROW_REDUCTIONS, ROW="6", T="f32"),
     "argmax": case(ARG, ROW="?", T="f32"),
     "any_all": case(ANY_ALL, ROW="?"),

@@ -42,7 +42,7 @@ is that of a tree over one block plus about one rounding, at any length, as
 the CPU's blocked sums (Note [blocked sums] in codegen/llvm/kernels/reduction.py).
 max and min propagate NaN
 (numpy's); argmax and argmin keep the first index of the extremum, a NaN
-being the extremum, through a tl.reduce of (value, index) pairs. An empty row
+being the extremum (Note [NaN in max and min]). An empty row
 gives the identity; a mean divides by the point count, 0 / 0 = NaN.
 """
 
@@ -64,51 +64,40 @@ from ..kernel import Buffer, Extent, GridAxis, Parameter, TritonKernel, emits, h
 
 NO_INDEX = 2**31 - 1  # the index of a masked point: it loses every tie
 
-MAX = helper("reduce_max_nan", '''
-@triton.jit
-def reduce_max_nan(a, b):
-    return tl.where((a > b) | (a != a), a, b)
-''')
-MIN = helper("reduce_min_nan", '''
-@triton.jit
-def reduce_min_nan(a, b):
-    return tl.where((a < b) | (a != a), a, b)
-''')
-SUM = helper("reduce_add", '''
-@triton.jit
-def reduce_add(a, b):
-    return a + b
-''')
 PRODUCT = helper("reduce_product", '''
 @triton.jit
 def reduce_product(a, b):
     return a * b
 ''')
+# The better of two (value, index) candidates of blocks, NaN already set aside: by value, a tie to the first.
 ARG_MAX = helper("reduce_arg_max", '''
 @triton.jit
 def reduce_arg_max(a, a_index, b, b_index):
-    a_nan = a != a
-    b_nan = b != b
-    same = (a == b) | (a_nan & b_nan)
-    take = ((b > a) & (a_nan == 0)) | (b_nan & (a_nan == 0)) | (same & (b_index < a_index))
+    take = (b > a) | ((b == a) & (b_index < a_index))
     return tl.where(take, b, a), tl.where(take, b_index, a_index)
 ''')
 ARG_MIN = helper("reduce_arg_min", '''
 @triton.jit
 def reduce_arg_min(a, a_index, b, b_index):
-    a_nan = a != a
-    b_nan = b != b
-    same = (a == b) | (a_nan & b_nan)
-    take = ((b < a) & (a_nan == 0)) | (b_nan & (a_nan == 0)) | (same & (b_index < a_index))
+    take = (b < a) | ((b == a) & (b_index < a_index))
     return tl.where(take, b, a), tl.where(take, b_index, a_index)
 ''')
 
-# How each reduction combines: (identity, the helper combining two values). Only tl.reduce with these:
-# tl.sum, tl.max are @triton.jit functions of Triton's library, made once per process, interpreted
-# or compiled, so a process with both kinds of module (kernel.py) can run only one kind of them.
-COMBINE = {"reduce_sum": ("zero", SUM), "reduce_mean": ("zero", SUM), "reduce_prod": ("one", PRODUCT),
-           "reduce_max": ("lowest", MAX), "reduce_min": ("highest", MIN), "reduce_any": ("zero", MAX),
-           "reduce_all": ("one", MIN), "argmax": ("lowest", ARG_MAX), "argmin": ("highest", ARG_MIN)}
+# How each reduction combines: (its identity, the tl.reduce combine of a block, how two running
+# values combine). Triton's own combine functions where one fits, through tl.reduce rather than
+# tl.sum or tl.max: the interpreter runs those reductions as numpy calls, and a combine function of
+# ours one point at a time (a [4, 1024] tile: 4096 calls); and tl.sum and tl.max are @jit functions
+# of Triton's library, which a process that also builds for the GPU cannot interpret (kernel.py).
+STANDARD = "tl.standard."
+COMBINE = {"reduce_sum": ("zero", STANDARD + "_sum_combine", "+"),
+           "reduce_mean": ("zero", STANDARD + "_sum_combine", "+"),
+           "reduce_prod": ("one", PRODUCT, "*"),
+           "reduce_max": ("lowest", STANDARD + "_elementwise_max", "tl.maximum"),
+           "reduce_min": ("highest", STANDARD + "_elementwise_min", "tl.minimum"),
+           "reduce_any": ("zero", STANDARD + "_elementwise_max", "tl.maximum"),
+           "reduce_all": ("one", STANDARD + "_elementwise_min", "tl.minimum"),
+           "argmax": ("lowest", STANDARD + "_argmax_combine_tie_break_left", ARG_MAX),
+           "argmin": ("highest", STANDARD + "_argmin_combine_tie_break_left", ARG_MIN)}
 WIDER = {"bool": "int32"}  # any and all count in int32: 0 or 1, combined by max or min
 
 
@@ -139,6 +128,7 @@ class ReductionWriter:
         self.outer_block, self.inner_block = (rows, columns) if self.rows_in_tile else (columns, rows)
         self.axis = 1 if self.rows_in_tile else 0  # the tile's reduced axis
         self.outer_shape = "[BLOCK_OUTER, 1]" if self.rows_in_tile else "[1, BLOCK_OUTER]"
+        self.tile_shape = "[BLOCK_OUTER, BLOCK_INNER]" if self.rows_in_tile else "[BLOCK_INNER, BLOCK_OUTER]"
         self.ties = ties_around(op)
         self.full_shape = self.ties.shape(self.space.full)
         self.slots = [Slot(i, f"x{i}", v.type.shape) for i, v in enumerate(op.operands)]
@@ -248,46 +238,66 @@ class ReductionWriter:
             lines.append(f"err{n} = tl.full({self.outer_shape}, 0, {accumulator})")
         if isinstance(op, ArgReduction):
             lines.append(f"at{n} = tl.full({self.outer_shape}, {NO_INDEX}, tl.int32)")
+        if self._watches_nan(op):
+            lines.append(f"nan{n} = tl.full({self.outer_shape}, {NO_INDEX}, tl.int32)")
         return lines
 
     def _reduce(self, op: Operation) -> None:
-        """The reduction of the block in hand: its result in registers, or combined into the running one."""
+        """The reduction of the block in hand: its result in registers, or combined into the running one.
+        Note [NaN in max and min]: a max, min, argmax or argmin over floats finds the first NaN's index
+        apart and reduces the rest; the NaN, or its index, wins at the end (numpy's result)."""
         n, accumulator = self._number(op), self._accumulator_type(op)
+        identity = f"tl.full([], {self._identity(op)}, {accumulator})"
         value = self._full_value(op.operands[0])
-        emit = self._emit_full
-        emit(f"part{n} = tl.where(mask, {value}.to({accumulator}), tl.full([], {self._identity(op)}, {accumulator}))")
-        combine = COMBINE[op.name][1]
-        if isinstance(op, ArgReduction):
-            emit(f"part{n}, part_at{n} = tl.reduce((part{n}, tl.where(mask, inner, {NO_INDEX})), {self.axis}, "
-                 f"{combine}, keep_dims=True)")
-            if not self.in_registers:
-                emit(f"acc{n}, at{n} = {combine}(acc{n}, at{n}, part{n}, part_at{n})")
-            return
-        emit(f"part{n} = tl.reduce(part{n}, {self.axis}, {combine}, keep_dims=True)")
+        emit, axis = self._emit_full, self.axis
+        emit(f"part{n} = tl.where(mask, {value}.to({accumulator}), {identity})")
+        if self._watches_nan(op):
+            nan_at = f"tl.where(part{n} != part{n}, inner, {NO_INDEX})"
+            emit(f"part_nan{n} = tl.reduce({nan_at}, {axis}, {STANDARD}_elementwise_min, keep_dims=True)")
+            emit(f"part{n} = tl.where(part{n} != part{n}, {identity}, part{n})")
+        _, block, combine = COMBINE[op.name]
+        if isinstance(op, ArgReduction):  # indices within the block, as the interpreter counts them
+            local = f"tl.broadcast_to(tl.arange(0, BLOCK_INNER){self._inner_vector()}, {self.tile_shape})"
+            emit(f"part{n}, part_at{n} = tl.reduce((part{n}, {local}), {axis}, {block}, keep_dims=True)")
+        else:
+            emit(f"part{n} = tl.reduce(part{n}, {axis}, {block}, keep_dims=True).to({accumulator})")
         if self.in_registers:
             return
-        if self._compensated(op):  # Note [block sums]: Knuth's two-sum, the error kept apart
+        if self._watches_nan(op):
+            emit(f"nan{n} = tl.minimum(nan{n}, part_nan{n})")
+        if isinstance(op, ArgReduction):  # the block's index counts from its start
+            emit(f"acc{n}, at{n} = {combine}(acc{n}, at{n}, part{n}, part_at{n} + start)")
+        elif self._compensated(op):  # Note [block sums]: Knuth's two-sum, the error kept apart
             emit(f"total{n} = acc{n} + part{n}")
             emit(f"rounded{n} = total{n} - acc{n}")
             emit(f"err{n} = err{n} + ((acc{n} - (total{n} - rounded{n})) + (part{n} - rounded{n}))")
             emit(f"acc{n} = total{n}")
+        elif combine in ("+", "*"):
+            emit(f"acc{n} = acc{n} {combine} part{n}")
         else:
             emit(f"acc{n} = {combine}(acc{n}, part{n})")
 
     def _finish(self, op: Operation) -> None:
         """The reduction's result, per kept point, in its own type, after its walk."""
         n, result_type = self._number(op), op.results[0].type.dtype
+        final, nan = (f"part{n}", f"part_nan{n}") if self.in_registers else (f"acc{n}", f"nan{n}")
         if isinstance(op, ArgReduction):
-            final = f"part_at{n}" if self.in_registers else f"at{n}"
-            self._set_outer(op.results[0], f"{final}.to({triton_dtype(result_type)})")
+            index = f"part_at{n}" if self.in_registers else f"at{n}"
+            if self._watches_nan(op):
+                index = f"tl.where({nan} < {NO_INDEX}, {nan}, {index})"
+            self._set_outer(op.results[0], f"{index}.to({triton_dtype(result_type)})")
             return
-        final = f"part{n}" if self.in_registers else f"acc{n}"
         if self._compensated(op):
             self.lines.append(f"{final} = tl.where(tl.abs({final}) < (1e308 * 10), {final} + err{n}, {final})")
+        if self._watches_nan(op):
+            self.lines.append(f"{final} = tl.where({nan} < {NO_INDEX}, {scalar_text(float('nan'))}, {final})")
         if op.name == "reduce_mean":
             self.lines.append(f"{final} = {final} / tl.full([], n_inner, {self._accumulator_type(op)})")
         cast = f"({final} != 0)" if result_type.is_bool else f"{final}.to({triton_dtype(result_type)})"
         self._set_outer(op.results[0], cast)
+
+    def _watches_nan(self, op: Operation) -> bool:
+        return op.name in ("reduce_max", "reduce_min", "argmax", "argmin") and op.operands[0].type.dtype.is_float
 
     def _compensated(self, op: Operation) -> bool:
         return (not self.in_registers and op.name in ("reduce_sum", "reduce_mean")
