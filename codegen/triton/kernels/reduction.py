@@ -40,10 +40,14 @@ addition in a compensation (Knuth's two-sum: no multiplication, so fma
 contraction cannot touch it; Triton does not reassociate), so a sum's error
 is that of a tree over one block plus about one rounding, at any length, as
 the CPU's blocked sums (Note [blocked sums] in codegen/llvm/kernels/reduction.py).
-max and min propagate NaN
-(numpy's); argmax and argmin keep the first index of the extremum, a NaN
-being the extremum (Note [NaN in max and min]). An empty row
-gives the identity; a mean divides by the point count, 0 / 0 = NaN.
+max and min propagate NaN (numpy's); argmax and argmin keep the first index
+of the extremum, a NaN being the extremum (Note [NaN in max and min]). An
+empty row gives the identity; a mean divides by the point count, 0 / 0 = NaN.
+Integer sums and products wrap in the operand's type, as the reference's;
+any and all count in int32.
+
+A reduction over every axis is one row: one program walks all of it, in
+blocks of the tile (no second stage over partial results yet).
 """
 
 from __future__ import annotations
