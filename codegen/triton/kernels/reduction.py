@@ -195,12 +195,15 @@ class ReductionWriter:
 
     def _prologue(self) -> None:
         outer_vector = "[:, None]" if self.rows_in_tile else "[None, :]"
-        self.lines += [f"n_outer = {self._product([self.full_shape[a] for a in self.space.kept])}",
-                       f"n_inner = {self._product([self.full_shape[a] for a in self.space.reduced])}",
-                       f"outer = tl.program_id(0) * BLOCK_OUTER + tl.arange(0, BLOCK_OUTER){outer_vector}",
+        # Note [64-bit offsets]: sizes are int32 parameters, but F may hold more than 2**31 points (an
+        # H100 holds 2**31 floats four times over): counts, indices and offsets are int64.
+        kept, reduced = ([self.full_shape[a] for a in axes] for axes in (self.space.kept, self.space.reduced))
+        self.lines += [f"n_outer = tl.full([], 1, tl.int64) * {self._product(kept)}",
+                       f"n_inner = tl.full([], 1, tl.int64) * {self._product(reduced)}",
+                       f"outer = tl.program_id(0).to(tl.int64) * BLOCK_OUTER + tl.arange(0, BLOCK_OUTER){outer_vector}",
                        "outer_mask = outer < n_outer"]
         if self.in_registers:
-            self.lines += [f"inner = tl.arange(0, BLOCK_INNER){self._inner_vector()}",
+            self.lines += [f"inner = tl.arange(0, BLOCK_INNER).to(tl.int64){self._inner_vector()}",
                            "inner_mask = inner < n_inner", "mask = outer_mask & inner_mask"]
 
     def _inner_vector(self) -> str:
@@ -215,7 +218,7 @@ class ReductionWriter:
             self.lines += lines
         if self.in_registers:
             return
-        self.walk = ["inner = start + tl.arange(0, BLOCK_INNER)" + self._inner_vector(),
+        self.walk = ["inner = start + tl.arange(0, BLOCK_INNER).to(tl.int64)" + self._inner_vector(),
                      "inner_mask = inner < n_inner", "mask = outer_mask & inner_mask"]
         self.full_names = {}
 
@@ -256,7 +259,7 @@ class ReductionWriter:
         emit, axis = self._emit_full, self.axis
         emit(f"part{n} = tl.where(mask, {value}.to({accumulator}), {identity})")
         if self._watches_nan(op):
-            nan_at = f"tl.where(part{n} != part{n}, inner, {NO_INDEX})"
+            nan_at = f"tl.where(part{n} != part{n}, inner.to(tl.int32), {NO_INDEX})"
             emit(f"part_nan{n} = tl.reduce({nan_at}, {axis}, {STANDARD}_elementwise_min, keep_dims=True)")
             emit(f"part{n} = tl.where(part{n} != part{n}, {identity}, part{n})")
         _, block, combine = COMBINE[op.name]
@@ -270,7 +273,7 @@ class ReductionWriter:
         if self._watches_nan(op):
             emit(f"nan{n} = tl.minimum(nan{n}, part_nan{n})")
         if isinstance(op, ArgReduction):  # the block's index counts from its start
-            emit(f"acc{n}, at{n} = {combine}(acc{n}, at{n}, part{n}, part_at{n} + start)")
+            emit(f"acc{n}, at{n} = {combine}(acc{n}, at{n}, part{n}, (part_at{n} + start).to(tl.int32))")
         elif self._compensated(op):  # Note [block sums]: Knuth's two-sum, the error kept apart
             emit(f"total{n} = acc{n} + part{n}")
             emit(f"rounded{n} = total{n} - acc{n}")
@@ -296,7 +299,7 @@ class ReductionWriter:
         if self._watches_nan(op):
             self.lines.append(f"{final} = tl.where({nan} < {NO_INDEX}, {scalar_text(float('nan'))}, {final})")
         if op.name == "reduce_mean":
-            self.lines.append(f"{final} = {final} / tl.full([], n_inner, {self._accumulator_type(op)})")
+            self.lines.append(f"{final} = {final} / n_inner.to({self._accumulator_type(op)})")
         cast = f"({final} != 0)" if result_type.is_bool else f"{final}.to({triton_dtype(result_type)})"
         self._set_outer(op.results[0], cast)
 
@@ -549,6 +552,6 @@ def _space(op: Operation, reductions: list[Operation]) -> Space:
 
 
 def _scaled(index: str, stride: str) -> str:
-    return index if stride == "1" else f"{index} * ({stride})"
+    return index if stride == "1" else f"{index} * {stride}"  # from the left: int64 times each factor
 
 
