@@ -358,6 +358,36 @@ def test_any_and_all(shape: tuple[int, int], folder: str) -> None:
     check(case(ANY_ALL, ROW="?"), [x], folder)
 
 
+BOOL_ARGUMENT = """
+func @main(%p: bool[?,?]) -> (bool[?], bool[1,?]) {
+  %a = reduce_any %p {axes = [1], keepdims = false} : bool[?]
+  %l = reduce_all %p {axes = [0], keepdims = true} : bool[1,?]
+  return %a, %l : bool[?], bool[1,?]
+}
+"""
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (0, 3), (3, 0), (1, 1)])
+def test_bool_arguments(shape: tuple[int, int], folder: str) -> None:
+    """Two kernels (rows, then columns) over bool buffers read as Triton's int1."""
+    module = parse_module(BOOL_ARGUMENT)
+    PassManager([Fuse(), GpuSchedule()], verify_each=True).run(module)
+    kernels = [o for o in module["main"].entry.ops if o.name == "fusion"]
+    assert sorted(k.attributes["schedule"] for k in kernels) == ["column_tiles", "row_tiles"]
+    p = RNG.random(shape) < 0.6
+    want = Interpreter(parse_module(BOOL_ARGUMENT)).run_function(parse_module(BOOL_ARGUMENT)["main"], [p])
+    emitted = [emitter_of(k)(k, f"kernel{i}") for i, k in enumerate(kernels)]
+    triton_module = TritonModule(emitted, interpret=True, folder=folder)
+    got = []
+    for i, k in enumerate(kernels):
+        result = torch.zeros(want[i].shape, dtype=torch.bool)
+        triton_module.launch(f"kernel{i}", [torch.from_numpy(p), result])
+        got.append(result.numpy())
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    triton_module.ptx("kernel0", slot_dtypes(kernels[0]))
+
+
 def test_per_row_operand_read_along_the_row(folder: str) -> None:
     check(PER_ROW_SHIFT, [normal(5, 3), normal(5, 1)], folder)
     check(PER_ROW_SHIFT, [normal(2, 1500), normal(2, 1)], folder)
