@@ -100,7 +100,8 @@ def _reduction(op: Operation, gpu: GpuInfo) -> dict[str, object]:
 #   column_tiles  [rows, columns]: `columns` kept points per program (KEPT_COLUMNS, or fewer when
 #                 fewer are known), `rows` reduced points at a time to fill the tile (the whole
 #                 reduced extent when it is known and fits: one block, no loop).
-# A reduction over every axis has one row: one program walks all of it (no second stage).
+# A reduction over every axis has one row: one program walks all of it (no second stage). A tile
+# of 8192 elements or more (a long row kept whole) runs on 8 warps, the emitter's num_warps.
 
 
 def row_tile(rows: int | None, columns: int | None, gpu: GpuInfo) -> tuple[int, int]:

@@ -83,13 +83,21 @@ func @main(%x: f32[?,?]) -> (f32[?,?], f32[?,1], f32[?]) {
 # Every reduction over the rows of one input, several in one kernel, with a reduced-space epilogue
 # that reads an argument aligned with the dropped shape.
 ROW_REDUCTIONS = """
-func @main(%x: T[?,ROW], %b: T[?]) -> (T[?], T[?,1], T[?], T[?], T[?]) {
+func @main(%x: T[?,ROW], %b: T[?]) -> (T[?], T[?,1], T[?], T[?]) {
   %s = reduce_sum %x {axes = [1], keepdims = false} : T[?]
   %mx = reduce_max %x {axes = [1], keepdims = true} : T[?,1]
   %mn = reduce_min %x {axes = [1], keepdims = false} : T[?]
-  %p = reduce_prod %x {axes = [1], keepdims = false} : T[?]
   %sb = add %s, %b : T[?]
-  return %s, %mx, %mn, %p, %sb : T[?], T[?,1], T[?], T[?], T[?]
+  return %s, %mx, %mn, %sb : T[?], T[?,1], T[?], T[?]
+}
+"""
+
+# Products: a tl.reduce of our own, which the interpreter runs a point at a time, so small rows.
+PRODUCT = """
+func @main(%x: T[?,?]) -> (T[?], T[?,1]) {
+  %p = reduce_prod %x {axes = [1], keepdims = false} : T[?]
+  %s = reduce_sum %x {axes = [1], keepdims = true} : T[?,1]
+  return %p, %s : T[?], T[?,1]
 }
 """
 
@@ -281,7 +289,7 @@ def test_every_combining_reduction(row: str, dtype: str, folder: str) -> None:
     text = case(ROW_REDUCTIONS, ROW=row, T=dtype)
     npt = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64}[dtype]
     for rows, width in ((5, 6), (1, 6), (3, 0) if row == "?" else (0, 6), (2, 1100) if row == "?" else (2, 6)):
-        if npt in (np.int32, np.int64):  # products wrap, sums stay exact
+        if npt in (np.int32, np.int64):
             x = RNG.integers(-9, 9, (rows, width)).astype(npt)
         else:
             x = (RNG.uniform(0.5, 1.5, (rows, width)) * RNG.choice([-1, 1], (rows, width))).astype(npt)
@@ -289,9 +297,10 @@ def test_every_combining_reduction(row: str, dtype: str, folder: str) -> None:
 
 
 def test_integer_sums_and_products_wrap_as_the_reference(folder: str) -> None:
-    text = case(ROW_REDUCTIONS, ROW="?", T="i32")
-    x = RNG.integers(-(2**30), 2**30, (3, 1500)).astype(np.int32)
-    check(text, [x, RNG.integers(-5, 5, 3).astype(np.int32)], folder)
+    check(case(ROW_REDUCTIONS, ROW="?", T="i32"),
+          [RNG.integers(-(2**30), 2**30, (3, 1500)).astype(np.int32), RNG.integers(-5, 5, 3).astype(np.int32)],
+          folder)
+    check(case(PRODUCT, T="i32"), [RNG.integers(-(2**20), 2**20, (2, 9)).astype(np.int32)], folder)
 
 
 @pytest.mark.parametrize("row", ["7", "?"])
@@ -310,8 +319,21 @@ def test_max_and_min_propagate_nan_and_empty_rows_give_identities(folder: str) -
     x[2, 1200] = np.nan
     check(text, [x, normal(4)], folder)
     got, _ = run(text, [np.zeros((2, 0), np.float32), normal(2)], folder)
-    total, peak, least, product, _ = got
-    assert (total == 0).all() and (peak == -np.inf).all() and (least == np.inf).all() and (product == 1).all()
+    total, peak, least, _ = got
+    assert (total == 0).all() and (peak == -np.inf).all() and (least == np.inf).all()
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64", "i32", "i64"])
+def test_products(dtype: str, folder: str) -> None:
+    """In registers, and walked in blocks of 4 (a block made small: few points to interpret)."""
+    text = case(PRODUCT, T=dtype)
+    npt = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64}[dtype]
+    for shape in ((3, 5), (2, 0), (1, 1), (2, 11)):
+        x = (RNG.integers(-40, 40, shape) if npt in (np.int32, np.int64) else RNG.uniform(-2, 2, shape)).astype(npt)
+        for block in (None, (2, 4)):
+            got, want = run(text, [x], folder, block)
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-5 if npt == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("row", ["8", "?"])
@@ -334,6 +356,36 @@ def test_any_and_all(shape: tuple[int, int], folder: str) -> None:
         x[1] = np.abs(x[1]) + 1  # a row of all True
         x[-1] = -np.abs(x[-1])  # and one of all False
     check(case(ANY_ALL, ROW="?"), [x], folder)
+
+
+BOOL_ARGUMENT = """
+func @main(%p: bool[?,?]) -> (bool[?], bool[1,?]) {
+  %a = reduce_any %p {axes = [1], keepdims = false} : bool[?]
+  %l = reduce_all %p {axes = [0], keepdims = true} : bool[1,?]
+  return %a, %l : bool[?], bool[1,?]
+}
+"""
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (0, 3), (3, 0), (1, 1)])
+def test_bool_arguments(shape: tuple[int, int], folder: str) -> None:
+    """Two kernels (rows, then columns) over bool buffers read as Triton's int1."""
+    module = parse_module(BOOL_ARGUMENT)
+    PassManager([Fuse(), GpuSchedule()], verify_each=True).run(module)
+    kernels = [o for o in module["main"].entry.ops if o.name == "fusion"]
+    assert sorted(k.attributes["schedule"] for k in kernels) == ["column_tiles", "row_tiles"]
+    p = RNG.random(shape) < 0.6
+    want = Interpreter(parse_module(BOOL_ARGUMENT)).run_function(parse_module(BOOL_ARGUMENT)["main"], [p])
+    emitted = [emitter_of(k)(k, f"kernel{i}") for i, k in enumerate(kernels)]
+    triton_module = TritonModule(emitted, interpret=True, folder=folder)
+    got = []
+    for i, k in enumerate(kernels):
+        result = torch.zeros(want[i].shape, dtype=torch.bool)
+        triton_module.launch(f"kernel{i}", [torch.from_numpy(p), result])
+        got.append(result.numpy())
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    triton_module.ptx("kernel0", slot_dtypes(kernels[0]))
 
 
 def test_per_row_operand_read_along_the_row(folder: str) -> None:
@@ -396,12 +448,14 @@ def test_reduction_over_axes_around_a_kept_one(folder: str) -> None:
 # -- accuracy -----------------------------------------------------------------------------------
 
 def test_long_float32_sums_keep_the_rounding_error_of_each_block(folder: str) -> None:
-    """Note [block sums]: a row of 1e10 then 0.3s, in blocks of 2**14 (fewer programs to interpret).
-    A plain running total rounds each block's sum (4915.2) to a multiple of the total's ulp (1024),
-    205 too much each time; compensated, the error is about one rounding."""
+    """Note [block sums]: in blocks of 2**14 (few programs to interpret), a first block holding 1e10
+    (and zeros), then blocks of 0.3s, whose tree sums are exact (4915.2: 0.3f times a power of two).
+    A plain running total rounds each block's sum to a multiple of its ulp, 1024: 205 too much, 19
+    times; compensated, the result is the exact sum rounded once."""
     text = case(MEAN, ROW="?", T="f32").replace("reduce_mean", "reduce_sum")
     block = 2**14
     x = np.full((1, 20 * block), 0.3, np.float32)
+    x[0, :block] = 0
     x[0, 0] = 1e10
     exact = x.astype(np.float64).sum()
     plain = np.float32(0)
@@ -471,6 +525,7 @@ PTX_CASES = {
     "layer_norm_f64": case(LAYER_NORM, ROW="?", T="f64"),
     "both_spaces": SOFTMAX_PARTS,
     "every_reduction_i64": case(ROW_REDUCTIONS, ROW="?", T="i64"),
+    "products_f32": case(PRODUCT, T="f32"),
     "every_reduction_f32": case(ROW_REDUCTIONS, ROW="6", T="f32"),
     "argmax": case(ARG, ROW="?", T="f32"),
     "any_all": case(ANY_ALL, ROW="?"),
@@ -487,3 +542,29 @@ def test_builds_to_ptx_for_an_h100(name: str, folder: str) -> None:
     op, kernel, _ = kernel_of(PTX_CASES[name])
     ptx = TritonModule([kernel], interpret=True, folder=folder).ptx("kernel", slot_dtypes(op))
     assert ".target sm_90" in ptx and ".entry kernel" in ptx
+
+
+SIMPLIFIED = """
+func @main(%x: f32[?,3]) -> f32[?,3] {
+  %y = fusion %x {kind = "reduction"} : f32[?,3] {
+  ^bb0(%a: f32[?,3]):
+    %t = mul %a, %a : f32[?,3]
+    yield %t : f32[?,3]
+  }
+  return %y : f32[?,3]
+}
+"""
+
+
+def test_a_reduction_kernel_simplified_to_pointwise_ops(folder: str) -> None:
+    """A pass after fusion may leave a reduction kernel with no reduction (Note [kernel contract]): it
+    runs as rows of one point."""
+    module = parse_module(SIMPLIFIED)
+    PassManager([GpuSchedule()], verify_each=True).run(module)
+    (op,) = [o for o in module["main"].entry.ops if o.name == "fusion"]
+    assert op.attributes["schedule"] == "row_tiles"
+    kernel = emitter_of(op)(op, "kernel")
+    x = normal(5, 3)
+    y = torch.zeros(5, 3)
+    TritonModule([kernel], interpret=True, folder=folder).launch("kernel", [torch.from_numpy(x), y])
+    np.testing.assert_array_equal(y.numpy(), x * x)

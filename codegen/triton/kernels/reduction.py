@@ -40,10 +40,14 @@ addition in a compensation (Knuth's two-sum: no multiplication, so fma
 contraction cannot touch it; Triton does not reassociate), so a sum's error
 is that of a tree over one block plus about one rounding, at any length, as
 the CPU's blocked sums (Note [blocked sums] in codegen/llvm/kernels/reduction.py).
-max and min propagate NaN
-(numpy's); argmax and argmin keep the first index of the extremum, a NaN
-being the extremum, through a tl.reduce of (value, index) pairs. An empty row
-gives the identity; a mean divides by the point count, 0 / 0 = NaN.
+max and min propagate NaN (numpy's); argmax and argmin keep the first index
+of the extremum, a NaN being the extremum (Note [NaN in max and min]). An
+empty row gives the identity; a mean divides by the point count, 0 / 0 = NaN.
+Integer sums and products wrap in the operand's type, as the reference's;
+any and all count in int32.
+
+A reduction over every axis is one row: one program walks all of it, in
+blocks of the tile (no second stage over partial results yet).
 """
 
 from __future__ import annotations
@@ -64,51 +68,40 @@ from ..kernel import Buffer, Extent, GridAxis, Parameter, TritonKernel, emits, h
 
 NO_INDEX = 2**31 - 1  # the index of a masked point: it loses every tie
 
-MAX = helper("reduce_max_nan", '''
-@triton.jit
-def reduce_max_nan(a, b):
-    return tl.where((a > b) | (a != a), a, b)
-''')
-MIN = helper("reduce_min_nan", '''
-@triton.jit
-def reduce_min_nan(a, b):
-    return tl.where((a < b) | (a != a), a, b)
-''')
-SUM = helper("reduce_add", '''
-@triton.jit
-def reduce_add(a, b):
-    return a + b
-''')
 PRODUCT = helper("reduce_product", '''
 @triton.jit
 def reduce_product(a, b):
     return a * b
 ''')
+# The better of two (value, index) candidates of blocks, NaN already set aside: by value, a tie to the first.
 ARG_MAX = helper("reduce_arg_max", '''
 @triton.jit
 def reduce_arg_max(a, a_index, b, b_index):
-    a_nan = a != a
-    b_nan = b != b
-    same = (a == b) | (a_nan & b_nan)
-    take = ((b > a) & (a_nan == 0)) | (b_nan & (a_nan == 0)) | (same & (b_index < a_index))
+    take = (b > a) | ((b == a) & (b_index < a_index))
     return tl.where(take, b, a), tl.where(take, b_index, a_index)
 ''')
 ARG_MIN = helper("reduce_arg_min", '''
 @triton.jit
 def reduce_arg_min(a, a_index, b, b_index):
-    a_nan = a != a
-    b_nan = b != b
-    same = (a == b) | (a_nan & b_nan)
-    take = ((b < a) & (a_nan == 0)) | (b_nan & (a_nan == 0)) | (same & (b_index < a_index))
+    take = (b < a) | ((b == a) & (b_index < a_index))
     return tl.where(take, b, a), tl.where(take, b_index, a_index)
 ''')
 
-# How each reduction combines: (identity, the helper combining two values). Only tl.reduce with these:
-# tl.sum, tl.max are @triton.jit functions of Triton's library, made once per process, interpreted
-# or compiled, so a process with both kinds of module (kernel.py) can run only one kind of them.
-COMBINE = {"reduce_sum": ("zero", SUM), "reduce_mean": ("zero", SUM), "reduce_prod": ("one", PRODUCT),
-           "reduce_max": ("lowest", MAX), "reduce_min": ("highest", MIN), "reduce_any": ("zero", MAX),
-           "reduce_all": ("one", MIN), "argmax": ("lowest", ARG_MAX), "argmin": ("highest", ARG_MIN)}
+# How each reduction combines: (its identity, the tl.reduce combine of a block, how two running
+# values combine). Triton's own combine functions where one fits, through tl.reduce rather than
+# tl.sum or tl.max: the interpreter runs those reductions as numpy calls, and a combine function of
+# ours one point at a time (a [4, 1024] tile: 4096 calls); and tl.sum and tl.max are @jit functions
+# of Triton's library, which a process that also builds for the GPU cannot interpret (kernel.py).
+STANDARD = "tl.standard."
+COMBINE = {"reduce_sum": ("zero", STANDARD + "_sum_combine", "+"),
+           "reduce_mean": ("zero", STANDARD + "_sum_combine", "+"),
+           "reduce_prod": ("one", PRODUCT, "*"),
+           "reduce_max": ("lowest", STANDARD + "_elementwise_max", "tl.maximum"),
+           "reduce_min": ("highest", STANDARD + "_elementwise_min", "tl.minimum"),
+           "reduce_any": ("zero", STANDARD + "_elementwise_max", "tl.maximum"),
+           "reduce_all": ("one", STANDARD + "_elementwise_min", "tl.minimum"),
+           "argmax": ("lowest", STANDARD + "_argmax_combine_tie_break_left", ARG_MAX),
+           "argmin": ("highest", STANDARD + "_argmin_combine_tie_break_left", ARG_MIN)}
 WIDER = {"bool": "int32"}  # any and all count in int32: 0 or 1, combined by max or min
 
 
@@ -139,9 +132,8 @@ class ReductionWriter:
         self.outer_block, self.inner_block = (rows, columns) if self.rows_in_tile else (columns, rows)
         self.axis = 1 if self.rows_in_tile else 0  # the tile's reduced axis
         self.outer_shape = "[BLOCK_OUTER, 1]" if self.rows_in_tile else "[1, BLOCK_OUTER]"
-        # The ties of the block that holds the kernel, as the fusion pass and the verifier see it: two
-        # block arguments of F's shape are the same size only through their operands' ties out there.
-        self.ties = DimTies(op.parent.ops if op.parent is not None else [op])
+        self.tile_shape = "[BLOCK_OUTER, BLOCK_INNER]" if self.rows_in_tile else "[BLOCK_INNER, BLOCK_OUTER]"
+        self.ties = ties_around(op)
         self.full_shape = self.ties.shape(self.space.full)
         self.slots = [Slot(i, f"x{i}", v.type.shape) for i, v in enumerate(op.operands)]
         self.slots += [Slot(len(op.operands) + j, f"y{j}", v.type.shape) for j, v in enumerate(op.results)]
@@ -152,8 +144,9 @@ class ReductionWriter:
         self.full_names: dict[object, str] = {}  # values and loads at points of the tile: the walk's
         self.count = 0
         self.level = self._levels()
-        inner = [self.full_shape[a] for a in self.space.reduced]
-        self.in_registers = all(isinstance(d, int) for d in inner) and math.prod(inner) <= self.inner_block  # type: ignore[arg-type]
+        inner = [d for d in (self.full_shape[a] for a in self.space.reduced) if isinstance(d, int)]
+        # the reduced extent known and within one block: no walk, the values stay (Note [reduction passes])
+        self.in_registers = len(inner) == len(self.space.reduced) and math.prod(inner) <= self.inner_block
 
     # -- the kernel ---------------------------------------------------------------------------
 
@@ -189,7 +182,8 @@ class ReductionWriter:
     def _assemble(self) -> TritonKernel:
         parameters: list[tuple[str, Parameter]] = [(s.pointer, Buffer(s.index)) for s in self.slots]
         parameters += sorted(self.extents.items())
-        header = ", ".join([name for name, _ in parameters] + ["BLOCK_OUTER: tl.constexpr", "BLOCK_INNER: tl.constexpr"])
+        header = ", ".join([name for name, _ in parameters]
+                           + ["BLOCK_OUTER: tl.constexpr", "BLOCK_INNER: tl.constexpr"])
         source = f"@triton.jit\ndef {self.name}({header}):\n" + "".join(f"    {line}\n" for line in self.lines)
         kept = [(axis, self.full_shape[axis]) for axis in self.space.kept]
         grid = GridAxis(tuple(self._extent_of(d) for _, d in kept if isinstance(d, UnknownDim)), self.outer_block,
@@ -201,12 +195,15 @@ class ReductionWriter:
 
     def _prologue(self) -> None:
         outer_vector = "[:, None]" if self.rows_in_tile else "[None, :]"
-        self.lines += [f"n_outer = {self._product([self.full_shape[a] for a in self.space.kept])}",
-                       f"n_inner = {self._product([self.full_shape[a] for a in self.space.reduced])}",
-                       f"outer = tl.program_id(0) * BLOCK_OUTER + tl.arange(0, BLOCK_OUTER){outer_vector}",
+        # Note [64-bit offsets]: sizes are int32 parameters, but F may hold more than 2**31 points (an
+        # H100 holds 2**31 floats four times over): counts, indices and offsets are int64.
+        kept, reduced = ([self.full_shape[a] for a in axes] for axes in (self.space.kept, self.space.reduced))
+        self.lines += [f"n_outer = tl.full([], 1, tl.int64) * {self._product(kept)}",
+                       f"n_inner = tl.full([], 1, tl.int64) * {self._product(reduced)}",
+                       f"outer = tl.program_id(0).to(tl.int64) * BLOCK_OUTER + tl.arange(0, BLOCK_OUTER){outer_vector}",
                        "outer_mask = outer < n_outer"]
         if self.in_registers:
-            self.lines += [f"inner = tl.arange(0, BLOCK_INNER){self._inner_vector()}",
+            self.lines += [f"inner = tl.arange(0, BLOCK_INNER).to(tl.int64){self._inner_vector()}",
                            "inner_mask = inner < n_inner", "mask = outer_mask & inner_mask"]
 
     def _inner_vector(self) -> str:
@@ -221,7 +218,7 @@ class ReductionWriter:
             self.lines += lines
         if self.in_registers:
             return
-        self.walk = ["inner = start + tl.arange(0, BLOCK_INNER)" + self._inner_vector(),
+        self.walk = ["inner = start + tl.arange(0, BLOCK_INNER).to(tl.int64)" + self._inner_vector(),
                      "inner_mask = inner < n_inner", "mask = outer_mask & inner_mask"]
         self.full_names = {}
 
@@ -248,46 +245,66 @@ class ReductionWriter:
             lines.append(f"err{n} = tl.full({self.outer_shape}, 0, {accumulator})")
         if isinstance(op, ArgReduction):
             lines.append(f"at{n} = tl.full({self.outer_shape}, {NO_INDEX}, tl.int32)")
+        if self._watches_nan(op):
+            lines.append(f"nan{n} = tl.full({self.outer_shape}, {NO_INDEX}, tl.int32)")
         return lines
 
     def _reduce(self, op: Operation) -> None:
-        """The reduction of the block in hand: its result in registers, or combined into the running one."""
+        """The reduction of the block in hand: its result in registers, or combined into the running one.
+        Note [NaN in max and min]: a max, min, argmax or argmin over floats finds the first NaN's index
+        apart and reduces the rest; the NaN, or its index, wins at the end (numpy's result)."""
         n, accumulator = self._number(op), self._accumulator_type(op)
+        identity = f"tl.full([], {self._identity(op)}, {accumulator})"
         value = self._full_value(op.operands[0])
-        emit = self._emit_full
-        emit(f"part{n} = tl.where(mask, {value}.to({accumulator}), tl.full([], {self._identity(op)}, {accumulator}))")
-        combine = COMBINE[op.name][1]
-        if isinstance(op, ArgReduction):
-            emit(f"part{n}, part_at{n} = tl.reduce((part{n}, tl.where(mask, inner, {NO_INDEX})), {self.axis}, "
-                 f"{combine}, keep_dims=True)")
-            if not self.in_registers:
-                emit(f"acc{n}, at{n} = {combine}(acc{n}, at{n}, part{n}, part_at{n})")
-            return
-        emit(f"part{n} = tl.reduce(part{n}, {self.axis}, {combine}, keep_dims=True)")
+        emit, axis = self._emit_full, self.axis
+        emit(f"part{n} = tl.where(mask, {value}.to({accumulator}), {identity})")
+        if self._watches_nan(op):
+            nan_at = f"tl.where(part{n} != part{n}, inner.to(tl.int32), {NO_INDEX})"
+            emit(f"part_nan{n} = tl.reduce({nan_at}, {axis}, {STANDARD}_elementwise_min, keep_dims=True)")
+            emit(f"part{n} = tl.where(part{n} != part{n}, {identity}, part{n})")
+        _, block, combine = COMBINE[op.name]
+        if isinstance(op, ArgReduction):  # indices within the block, as the interpreter counts them
+            local = f"tl.broadcast_to(tl.arange(0, BLOCK_INNER){self._inner_vector()}, {self.tile_shape})"
+            emit(f"part{n}, part_at{n} = tl.reduce((part{n}, {local}), {axis}, {block}, keep_dims=True)")
+        else:
+            emit(f"part{n} = tl.reduce(part{n}, {axis}, {block}, keep_dims=True).to({accumulator})")
         if self.in_registers:
             return
-        if self._compensated(op):  # Note [block sums]: Knuth's two-sum, the error kept apart
+        if self._watches_nan(op):
+            emit(f"nan{n} = tl.minimum(nan{n}, part_nan{n})")
+        if isinstance(op, ArgReduction):  # the block's index counts from its start
+            emit(f"acc{n}, at{n} = {combine}(acc{n}, at{n}, part{n}, (part_at{n} + start).to(tl.int32))")
+        elif self._compensated(op):  # Note [block sums]: Knuth's two-sum, the error kept apart
             emit(f"total{n} = acc{n} + part{n}")
             emit(f"rounded{n} = total{n} - acc{n}")
             emit(f"err{n} = err{n} + ((acc{n} - (total{n} - rounded{n})) + (part{n} - rounded{n}))")
             emit(f"acc{n} = total{n}")
+        elif combine in ("+", "*"):
+            emit(f"acc{n} = acc{n} {combine} part{n}")
         else:
             emit(f"acc{n} = {combine}(acc{n}, part{n})")
 
     def _finish(self, op: Operation) -> None:
         """The reduction's result, per kept point, in its own type, after its walk."""
         n, result_type = self._number(op), op.results[0].type.dtype
+        final, nan = (f"part{n}", f"part_nan{n}") if self.in_registers else (f"acc{n}", f"nan{n}")
         if isinstance(op, ArgReduction):
-            final = f"part_at{n}" if self.in_registers else f"at{n}"
-            self._set_outer(op.results[0], f"{final}.to({triton_dtype(result_type)})")
+            index = f"part_at{n}" if self.in_registers else f"at{n}"
+            if self._watches_nan(op):
+                index = f"tl.where({nan} < {NO_INDEX}, {nan}, {index})"
+            self._set_outer(op.results[0], f"{index}.to({triton_dtype(result_type)})")
             return
-        final = f"part{n}" if self.in_registers else f"acc{n}"
         if self._compensated(op):
             self.lines.append(f"{final} = tl.where(tl.abs({final}) < (1e308 * 10), {final} + err{n}, {final})")
+        if self._watches_nan(op):
+            self.lines.append(f"{final} = tl.where({nan} < {NO_INDEX}, {scalar_text(float('nan'))}, {final})")
         if op.name == "reduce_mean":
-            self.lines.append(f"{final} = {final} / tl.full([], n_inner, {self._accumulator_type(op)})")
+            self.lines.append(f"{final} = {final} / n_inner.to({self._accumulator_type(op)})")
         cast = f"({final} != 0)" if result_type.is_bool else f"{final}.to({triton_dtype(result_type)})"
         self._set_outer(op.results[0], cast)
+
+    def _watches_nan(self, op: Operation) -> bool:
+        return op.name in ("reduce_max", "reduce_min", "argmax", "argmin") and op.operands[0].type.dtype.is_float
 
     def _compensated(self, op: Operation) -> bool:
         return (not self.in_registers and op.name in ("reduce_sum", "reduce_mean")
@@ -509,6 +526,23 @@ class ReductionWriter:
         return self.count
 
 
+# The last block's ties: its kernels are emitted one after the other.
+_TIES: list[tuple[object, tuple[int, ...], DimTies]] = []
+
+
+def ties_around(op: Operation) -> DimTies:
+    """The ties between unknown dims of the block that holds `op`, as the verifier and the fusion pass
+    see them (Note [unknown dims in a kernel]): a kernel's own ops may not tie a `?` of a value it
+    computes to F's (the gradient of a mean: where(true, 1 / sum(x), y) with y of x's size outside)."""
+    block = op.parent
+    if block is None:
+        return DimTies([op])
+    key = tuple(map(id, block.ops))
+    if not _TIES or _TIES[0][0] is not block or _TIES[0][1] != key:
+        _TIES[:] = [(block, key, DimTies(block.ops))]
+    return _TIES[0][2]
+
+
 def _space(op: Operation, reductions: list[Operation]) -> Space:
     """reduction_space, or for a kernel simplified to pointwise ops, its yielded shape with nothing reduced."""
     if reductions:
@@ -518,6 +552,6 @@ def _space(op: Operation, reductions: list[Operation]) -> Space:
 
 
 def _scaled(index: str, stride: str) -> str:
-    return index if stride == "1" else f"{index} * ({stride})"
+    return index if stride == "1" else f"{index} * {stride}"  # from the left: int64 times each factor
 
 
