@@ -135,7 +135,7 @@ def _power_of_two_at_most(n: int) -> int:
 
 
 # Note [dot tiles]
-# A matmul kernel's programs each compute one [m, n] tile of C, walking k in steps of k
+# A matmul kernel's programs each compute one [m, n] tile of C, walking the inner dim k tiles at a time
 # (codegen/triton/kernels/matmul.py). tl.dot takes float16, bfloat16, float32 (as IEEE products,
 # no tf32) and float64 operands (int8 too, a dtype the IR has not); Triton before 3.9 wants every
 # tile dim at least 16 there. The tiles are the usual Hopper sizes: 128 x 128 x 32 for 16-bit

@@ -287,6 +287,22 @@ def test_dot_dtypes_agree_with_the_schedule() -> None:
     assert set(DOT_TILES) == set(DOT_DTYPES)
 
 
+def test_grid_puts_what_grows_on_the_first_axis() -> None:
+    """CUDA takes 2**31 - 1 programs on the grid's first axis, 65535 on the others: a product's row tiles
+    go there (ten million rows of 64), or the batch of a batched product."""
+    def build(a_shape, b_shape):
+        def graph():
+            x, w = fc.placeholder(fc.float32, a_shape), fc.placeholder(fc.float32, b_shape)
+            return [x, w], [fc.matmul(x, w)]
+        (op,) = kernels_of(gpu_module(graph))
+        return emit_matmul(op, "grid")
+
+    plain = build([None, 8], [8, 8])
+    assert plain.grid_size([(10_000_000, 8), (8, 8), (10_000_000, 8)]) == (156_250, 1)
+    batched = build([None, None, 8], [8, 8])
+    assert batched.grid_size([(100_000, 70, 8), (8, 8), (100_000, 70, 8)]) == (100_000, 2, 1)
+
+
 SIXTEEN_BITS = [DType("float16", "f16", "float"), DType("bfloat16", "bf16", "float")]
 
 

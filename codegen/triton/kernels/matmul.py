@@ -32,9 +32,11 @@ Offsets are int64 where they may pass 2**31 (one matrix may hold more
 elements), int32 within the tiles of A and B that the k loop walks
 (write_product).
 
-The grid's batch axis comes first, as CUDA allows 2**31 - 1 programs there and
-65535 on the other two: a kernel takes up to 65535 row tiles (a million rows of
-the least tile, 16) and as many column tiles.
+The grid is (row tiles, column tiles), or (batch, row tiles, column tiles) for a
+batched product: CUDA allows 2**31 - 1 programs on the first axis and 65535 on
+the others, and the first holds what grows with the data, a product's rows or
+the batch. So a batched product takes up to 65535 row tiles (a million rows of
+the least tile, 16), and any product as many column tiles.
 """
 
 from __future__ import annotations
@@ -101,8 +103,8 @@ class MatmulWriter:
         source = (f"@triton.jit\ndef {self.name}({', '.join(arguments)}):\n"
                   + "".join(f"    {line}\n" for line in self.lines))
         batch = tuple(Extent(c, axis) for axis in range(self.rank - 2))
-        grid = (GridAxis(batch), GridAxis((Extent(c, self.rank - 2),), tile_m),
-                GridAxis((Extent(c, self.rank - 1),), tile_n))
+        tiles = (GridAxis((Extent(c, self.rank - 2),), tile_m), GridAxis((Extent(c, self.rank - 1),), tile_n))
+        grid = (GridAxis(batch), *tiles) if batch else tiles
         return TritonKernel(name=self.name, source=source, parameters=tuple(self.parameters), grid=grid,
                             constants={"BLOCK_M": tile_m, "BLOCK_N": tile_n, "BLOCK_K": tile_k},
                             num_warps=8 if tile_m * tile_n >= WIDE_TILE else 4)
@@ -112,13 +114,14 @@ class MatmulWriter:
         c, rank = self.results, self.rank
         a = self.matmul.operands[0]
         k_axis = a.type.rank - (2 if self.matmul.transpose_a else 1)
+        first = 1 if rank > 2 else 0  # the grid axis of row tiles: after the batch's, if there is one
         self.lines += [
             f"m = {self.extent(c, rank - 2)}",
             f"n = {self.extent(c, rank - 1)}",
             f"k = {self.extent(a.index, k_axis)}",
-            "batch = tl.program_id(0).to(tl.int64)",
-            "row_start = tl.program_id(1).to(tl.int64) * BLOCK_M",
-            "column_start = tl.program_id(2).to(tl.int64) * BLOCK_N",
+            *(["batch = tl.program_id(0).to(tl.int64)"] if rank > 2 else []),
+            f"row_start = tl.program_id({first}).to(tl.int64) * BLOCK_M",
+            f"column_start = tl.program_id({first + 1}).to(tl.int64) * BLOCK_N",
             "tile_rows = tl.arange(0, BLOCK_M)",
             "tile_columns = tl.arange(0, BLOCK_N)",
             "rows = row_start + tile_rows",
@@ -164,8 +167,8 @@ class MatmulWriter:
         b_inner, b_columns = ("1", b_last) if matmul.transpose_b else (b_last, "1")
         dtype = str(self.product.type.dtype)
         self.lines += [
-            f"a_at = {self.buffer(a.index)} + {self.base(a, 2)} + {strided('row_start', a_rows)}",
-            f"b_at = {self.buffer(b.index)} + {self.base(b, 2)} + {strided('column_start', b_columns)}",
+            f"a_at = {plus(self.buffer(a.index), self.base(a, 2), strided('row_start', a_rows))}",
+            f"b_at = {plus(self.buffer(b.index), self.base(b, 2), strided('column_start', b_columns))}",
             f"acc = tl.full([BLOCK_M, BLOCK_N], 0, {ACCUMULATORS.get(dtype, triton_dtype(self.product.type.dtype))})",
         ]
         if dtype in DOT_DTYPES:
@@ -221,7 +224,8 @@ class MatmulWriter:
             culprit = next(inner for inner in ops if inner.name == str(error))
             raise UnsupportedOpError(f"the gpu target has no Triton form of {culprit.name} in a matmul epilogue; "
                                      "target 'cpu' runs it", op=culprit.display_name, where=culprit.loc) from None
-        self.lines.append("c_at = batch * m * n + rows[:, None] * n + columns[None, :]")
+        batch = "batch * m * n + " if self.rank > 2 else ""
+        self.lines.append(f"c_at = {batch}rows[:, None] * n + columns[None, :]")
         for index, value in enumerate(self.block.terminator.operands):
             out = self.buffer(self.results + index)
             self.lines.append(f"tl.store({out} + c_at, tl.broadcast_to({names[value]}, [BLOCK_M, BLOCK_N]), "
@@ -232,8 +236,7 @@ class MatmulWriter:
         tile, a [1, BLOCK_N] row, a [BLOCK_M, 1] column or one value."""
         slot, shape = argument.index, argument.type.shape
         rank = len(shape)
-        base = self.base(argument, min(rank, 2))
-        terms, masks = [base] if base != "0" else [], []
+        terms, masks = [self.buffer(slot), self.base(argument, min(rank, 2))], []
         if rank >= 2 and shape[-2] != 1:
             terms.append(strided("rows[:, None]", self.extent(slot, rank - 1)))
             masks.append("row_inside[:, None]")
@@ -242,9 +245,13 @@ class MatmulWriter:
             masks.append("column_inside[None, :]")
         mask = f", mask={' & '.join(masks)}, other=0" if masks else ""
         name = f"{self.buffer(slot)}_tile"
-        self.lines.append(f"{name} = tl.load({' + '.join([self.buffer(slot), *terms])}{mask})")
+        self.lines.append(f"{name} = tl.load({plus(*terms)}{mask})")
         return name
 
 
 def strided(index: str, stride: str) -> str:
     return index if stride == "1" else f"{index} * {stride}"
+
+
+def plus(*terms: str) -> str:
+    return " + ".join(term for term in terms if term != "0")
