@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 from flowc.ir import Operation
 from flowc.ir.types import DType
 
-from .math import FMOD_STEPS, FLOAT64_FUNCTIONS
+from .division import FMOD_STEPS
+from .math import FLOAT64_FUNCTIONS
 
 Expression = Callable[[Operation, Sequence[str]], str]
 EXPRESSIONS: dict[str, Expression] = {}
@@ -104,8 +105,8 @@ def _in_float64(function: str) -> Expression:
 
 
 for _name, _function in FLOAT64_FUNCTIONS.items():
-    if _name != "rsqrt":
-        EXPRESSIONS[_name] = _in_float64(_function)
+    EXPRESSIONS[_name] = _in_float64(_function)
+EXPRESSIONS["round"] = _in_float64("fc_rint")  # exact
 EXPRESSIONS["floor"] = _in_float64("tl.floor")  # exact; float32's own floor flushes subnormals on the GPU
 EXPRESSIONS["ceil"] = _in_float64("tl.ceil")
 
