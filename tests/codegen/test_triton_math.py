@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-triton = pytest.importorskip("triton")  # imported before any interpreted module (kernel.py's _import_file)
+pytest.importorskip("triton")
 
-from test_mathlib import DENSE, WIDE, assert_same_edges, bit_walk, edge_values, pow_edges, pow_samples, ulp_error  # noqa: E402,I001
+from test_mathlib import (DENSE, WIDE, assert_same_edges, bit_walk, edge_values, pow_edges,  # noqa: E402
+                          pow_samples, ulp_error)
 from test_mathlib_special import DENSE as SPECIAL_DENSE  # noqa: E402
 from test_mathlib_special import erf_series  # noqa: E402
 
