@@ -1,7 +1,7 @@
 """The `flowc` command.
 
     flowc opt FILE.ir [--passes cse,dce] [--fast-math] [--timing]   run passes on IR text, print IR text
-              [--target cpu]                                     then the target's own passes
+              [--target cpu|gpu]                                 then the target's own passes
               [--vector-bytes 16|32|64]                          ... scheduled for that vector width
               [--max-kernel-size N]                              ... fusing at most N into one kernel
     flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt.add_argument("--passes", help="comma-separated pass names (default: the default pipeline)")
     opt.add_argument("--fast-math", action="store_true", help="allow rewrites that change NaN, inf or -0.0 results")
     opt.add_argument("--timing", action="store_true", help="print each pass's wall time to standard error")
-    opt.add_argument("--target", help="then run this target's own passes (cpu: fuse ... plan-memory)")
+    opt.add_argument("--target", help="then run this target's own passes "
+                                      "(cpu: fuse ... plan-memory; gpu: fuse ... schedule-gpu)")
     opt.add_argument("--vector-bytes", type=int, choices=(16, 32, 64),
                      help="schedule for this vector width rather than the host's (tests that print schedules)")
     opt.add_argument("--max-kernel-size", type=int,

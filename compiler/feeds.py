@@ -40,6 +40,27 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
     return np.require(array, dtype=want.dtype.np, requirements=["C", "A"])
 
 
+def is_device_array(value: Any) -> bool:
+    """Whether `value` is an array some other library holds (a torch tensor, a CuPy or JAX array):
+    not numpy, and exchangeable by DLPack."""
+    return not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__") and hasattr(value, "shape")
+
+
+def check_device_feed(tensor: Tensor, value: Any) -> Any:
+    """`value`, an array on a device (is_device_array), if it has the tensor's dtype and a shape its type
+    accepts: it is not converted (that would copy it to the host and back), so its dtype must match."""
+    want = tensor.type
+    dtype = str(value.dtype).removeprefix("torch.")
+    shape = tuple(int(d) for d in value.shape)
+    if dtype != want.dtype.name:
+        raise _error(tensor, f"expects {want.dtype.name}, got a {dtype} {type(value).__name__} of shape "
+                             f"{format_shape(shape)} (an array on a device is not converted: cast it there)")
+    if not want.accepts(shape):
+        raise _error(tensor, f"expects shape {format_shape(want.shape)}, got {format_shape(shape)} "
+                             f"(a {dtype} {type(value).__name__})")
+    return value
+
+
 def _convertible(array: np.ndarray, dtype: DType) -> bool:
     kind = array.dtype.kind
     if array.dtype == dtype.np:

@@ -460,7 +460,8 @@ def jit(fn: Callable[..., Any] | None = None, *, static_argnums: int | Sequence[
     (Note [jit signatures]: shapes are specialized; Python numbers are static, numpy scalars
     traced); static arguments are any hashable values and key the compiled code;
     donated arguments' buffers may be reused for results (the result is then the argument itself,
-    holding the new value). `target` is "cpu" (default) or "reference". Python control flow runs
+    holding the new value). `target` is "cpu" (default), "gpu" (Triton kernels on a GPU, or in Triton's
+    interpreter without one; donations are not taken there) or "reference". Python control flow runs
     while the function is traced (unrolled); fc.cond and fc.while_loop stay loops.
     `FLOWC_LOG=recompiles` prints why each recompile happens; `.explain()` gives the latest.
 

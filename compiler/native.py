@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, kernel_op_names
-from flowc.ir import Function
+from flowc.ir import Function, Operation
 from flowc.ir.errors import FlowcError, IndexOutOfRange
 from flowc.ir.ops.checks import CheckFailed, failure_message
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
@@ -215,24 +215,30 @@ class NativeExecutable:
         return (self._layouts.get(tuple(arg_shapes)) or self._layout(args)).arena_bytes
 
     def _raise(self, status: int, index: int, shapes: dict) -> None:
-        """A kernel found a bad index (gather, an integer slice, a row op) or a false check: say which op, which
-        index, which range (or the check's message)."""
-        kernel = self.program.kernel_ops[status - 1]
-        check = next((o for o in kernel.walk() if o.name == "check"), None)
-        if check is not None:  # an assert or check_numerics (ir/ops/checks.py)
-            raise CheckFailed(failure_message(check.message, index), op=check.display_name, where=check.loc)
-        op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
-        if op.name in ("read_row", "write_row"):
-            message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"
-        elif op.name == "gather":
-            size = shapes[op.operands[0]][op.axis % op.operands[0].type.rank]
-            message = f"index {index} is out of range [0, {size}) at run time"
-        elif op.name == "gather_nd":
-            message = f"index {index} is out of range at run time for params of shape {list(shapes[op.operands[0]])}"
-        else:
-            message = f"index {index} is out of range at run time for {list(shapes[op.operands[0]])}" \
-                if op.operands else f"index {index} is out of range at run time"
-        raise IndexOutOfRange(message, op=op.display_name, where=op.loc)
+        """A kernel found a bad index or a false check: raise_kernel_failure."""
+        raise_kernel_failure(self.program.kernel_ops[status - 1], index, shapes)
+
+
+def raise_kernel_failure(kernel: Operation, index: int, shapes: dict) -> None:
+    """Kernel `kernel` (a fusion op) found a bad index (gather, an integer slice, a row op) or a false check
+    at `index`: raise the error that says which op, which index, which range (or the check's message).
+    The CPU's error slots and the gpu target's error flags (Note [error flags] in codegen/triton/kernel.py)
+    both come here."""
+    check = next((o for o in kernel.walk() if o.name == "check"), None)
+    if check is not None:  # an assert or check_numerics (ir/ops/checks.py)
+        raise CheckFailed(failure_message(check.message, index), op=check.display_name, where=check.loc)
+    op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
+    if op.name in ("read_row", "write_row"):
+        message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"
+    elif op.name == "gather":
+        size = shapes[op.operands[0]][op.axis % op.operands[0].type.rank]
+        message = f"index {index} is out of range [0, {size}) at run time"
+    elif op.name == "gather_nd":
+        message = f"index {index} is out of range at run time for params of shape {list(shapes[op.operands[0]])}"
+    else:
+        message = f"index {index} is out of range at run time for {list(shapes[op.operands[0]])}" \
+            if op.operands else f"index {index} is out of range at run time"
+    raise IndexOutOfRange(message, op=op.display_name, where=op.loc)
 
 
 def _closed_error() -> FlowcError:

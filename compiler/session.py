@@ -37,15 +37,17 @@ import numpy as np
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
 from flowc.ir.types import format_shape
 from flowc.runtime import fast_run
+from flowc.runtime.gpu import host_array
 from flowc.runtime.options import RunOptions
 from flowc.runtime.options import configure as configure_runtime
 
 from .debugging import emit_prints, prints_reached
 from .summary import holds_summary, run_with_summaries
 from .driver import compile_lowered
-from .feeds import check_feed
+from .feeds import check_device_feed, check_feed, is_device_array
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
-from .lowering import Lowered, Signature, lower
+from .lowering import Lowered, Signature, lower, needed_ops
+from .placement import placed_target
 from .options import CompileOptions
 from . import tf1_session
 from .targets import Executable, target_named
@@ -68,6 +70,8 @@ class RunPlan:
     def __post_init__(self) -> None:
         # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
         self.feed_specs = [FeedSpec.of(t) for t in self.feed_tensors]
+        # Whether arrays already on the device may be fed as they are (Note [state on the device]).
+        self.on_device = bool(getattr(self.compiled.executable, "state_on_device", False))
 
 
 @dataclass
@@ -95,8 +99,11 @@ class Session:
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
                  optimize: bool | None = None, fast_math: bool | None = None):
-        """`target` is "cpu" (also TF1's "", the default), "gpu" or "reference"; `config` an fc.ConfigProto,
-        whose `intra_op_parallelism_threads` sets the native thread pool (the other fields are accepted).
+        """`target` is "cpu", "gpu" or "reference"; left out (or TF1's ""), each run goes to "cpu" unless its
+        ops are placed on /gpu:* with `fc.device` (Note [placement chooses the target] in placement.py).
+        `config` is an fc.ConfigProto, whose `intra_op_parallelism_threads` sets the native thread pool
+        and `allow_soft_placement` lets a /gpu:* run fall back to cpu without a GPU (the other fields are
+        accepted).
 
         `optimize=False` (or FLOWC_OPT=0 in the environment) runs the IR exactly as lowered.
 
@@ -107,6 +114,9 @@ class Session:
         """
         self._target = target_named(target or "cpu")
         self.target = self._target.name
+        # No target given: each run's goes by its ops' fc.device (Note [placement chooses the target]).
+        self._placed = not target
+        self._soft_placement = bool(getattr(config, "allow_soft_placement", False))
         self.graph = graph or get_default_graph()
         # Every FLOWC_* setting, read once, here (compiler/options.py); every compile of this Session uses it.
         self.options = CompileOptions.from_environment(optimize=optimize, fast_math=fast_math)
@@ -197,7 +207,7 @@ class Session:
             plan = self._plan(fetches, feed_dict)
             if key is not None:
                 self._plans[key] = plan
-        args = [_checked(spec, feed_dict[k]) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
+        args = [_checked(spec, feed_dict[k], plan.on_device) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
         results = self._call_locked(plan, args) if plan.locks else self._call(plan.compiled, args)
         if plan.prints:  # their tensors are fetched after the user's (Note [printing from a run])
             emit_prints(plan.prints, dict(zip(plan.compiled.signature.fetches, results)))
@@ -272,11 +282,16 @@ class Session:
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
-        key = (tuple(tensors), tuple(targets), tuple(feeds), self.target)
+        target = self._target
+        if self._placed:
+            fed = set(feeds)
+            ops = needed_ops([t.op for t in tensors if t not in fed] + targets, fed)
+            target = target_named(placed_target(ops, self._soft_placement))
+        key = (tuple(tensors), tuple(targets), tuple(feeds), target.name)
         compiled = self._cache.get(key)
         if compiled is None:
             lowered = lower(self.graph, tensors, targets, feeds)
-            compiled = CompiledRun(lowered, compile_lowered(lowered, self._target, self.options))
+            compiled = CompiledRun(lowered, compile_lowered(lowered, target, self.options))
             self._cache[key] = compiled
         return compiled
 
@@ -294,11 +309,14 @@ class Session:
 
     def _call(self, compiled: CompiledRun, args: list[np.ndarray]) -> list[np.ndarray]:
         sig = compiled.signature
+        on_device = getattr(compiled.executable, "state_on_device", False)
         if sig.variables:
-            args = args + [self._value_of(v) for v in sig.variables]
+            args = args + [self._state_of(v, on_device) for v in sig.variables]
         if sig.uses_step:
             args.append(self._step.copy())
             self._step += 1  # in place
+        if on_device:
+            return self._call_on_device(compiled, args)
         outputs = compiled.executable(args)
         fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
         for var, value in zip(sig.updates, updates):
@@ -311,11 +329,28 @@ class Session:
         # What the user gets must not alias the Session's variables, their feeds, or each other.
         return [_owned(value, args + updates + fetched[:i]) for i, value in enumerate(fetched)]
 
+    def _call_on_device(self, compiled: CompiledRun, args: list[Any]) -> list[np.ndarray]:
+        """Note [state on the device] (runtime/gpu.py): the updates stay device tensors, kept as the
+        variables' values; only the fetches come back to the host. Each is a fresh kernel result."""
+        sig = compiled.signature
+        outputs = compiled.executable.run_on_device(args)
+        fetched, updates = outputs[: len(sig.fetches)], outputs[len(sig.fetches):]
+        for var, value in zip(sig.updates, updates):
+            self._store(var, value)
+        return [host_array(value) for value in fetched]
+
     # -- variables -------------------------------------------------------------
 
     def _value_of(self, var: Operation) -> np.ndarray:
+        """The variable's value as a numpy array (one a gpu run left on the device is copied back)."""
+        return host_array(self._state_of(var, on_device=False))
+
+    def _state_of(self, var: Operation, on_device: bool) -> Any:
+        """The variable's value as the run takes it: as stored when the executable keeps state on the
+        device (a numpy array or a device tensor), else as a numpy array."""
         try:
-            return self._values[var]
+            value = self._values[var]
+            return value if on_device else host_array(value)
         except KeyError:
             raise UninitializedVariableError(
                 "read before it was initialized; run fc.global_variables_initializer() (or its initializer) first",
@@ -365,9 +400,10 @@ class FeedSpec:
         return FeedSpec(tensor, t.dtype.np, t.rank, tuple((a, d) for a, d in enumerate(t.shape) if d is not None))
 
 
-def _checked(spec: FeedSpec, value: Any) -> np.ndarray:
+def _checked(spec: FeedSpec, value: Any, on_device: bool = False) -> np.ndarray:
     """The fed value as the compiled code needs it; an array that already fits passes untouched
-    (check_feed handles, and explains, everything else)."""
+    (check_feed handles, and explains, everything else). A run whose executable keeps state on the
+    device also takes an array already there (a torch tensor, anything with __dlpack__) as it is."""
     if type(value) is np.ndarray and (value.dtype is spec.dtype or value.dtype == spec.dtype):
         shape = value.shape
         flags = value.flags  # a new flags object per access: read it once
@@ -377,6 +413,8 @@ def _checked(spec: FeedSpec, value: Any) -> np.ndarray:
                     break
             else:
                 return value
+    if on_device and is_device_array(value):
+        return check_device_feed(spec.tensor, value)
     return check_feed(spec.tensor, value)
 
 

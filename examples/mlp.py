@@ -51,7 +51,7 @@ def train(target: str = "cpu", epochs: int = 40, batch: int = 64, hidden: int = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="cpu", help="Session target: cpu (native) or reference (numpy)")
+    parser.add_argument("--target", default="cpu", help="Session target: cpu (native), gpu (Triton) or reference (numpy)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)

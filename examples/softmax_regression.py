@@ -87,7 +87,7 @@ def print_result(result: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="cpu", help="Session target: cpu (native) or reference (numpy)")
+    parser.add_argument("--target", default="cpu", help="Session target: cpu (native), gpu (Triton) or reference (numpy)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.5)

@@ -16,6 +16,7 @@ from .fusion import Fuse
 from .inline import Inline
 from .licm import LICM
 from .manager import FixedPoint, Pass, PassManager, PassReport
+from .schedule_gpu import GpuSchedule
 from .simplify import Simplify
 
 
@@ -41,6 +42,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "fuse": lambda fast_math: Fuse(),  # not in default_pipeline: each target's pipeline adds it
     "inline": lambda fast_math: Inline(),  # the CPU target's, as are the two below
     "licm": lambda fast_math: LICM(),
+    "schedule-gpu": lambda fast_math: GpuSchedule(),  # the gpu target's last pass, for IR tests
 }
 
 

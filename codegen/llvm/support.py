@@ -55,20 +55,22 @@ def emitted_ops() -> dict[str, str]:
     return ways
 
 
-def check_supported(module: Module) -> None:
+def check_supported(module: Module, target: str = TARGET) -> None:
     """Raise UnsupportedOpError for the first op of `module` (regions included) that the CPU target
     does not compile (UNSUPPORTED). Every other registered op has an emitter (tests/ir/test_registry.py
-    checks it), so no emitter table is loaded here: a disk cache hit imports no LLVM."""
+    checks it), so no emitter table is loaded here: a disk cache hit imports no LLVM. The gpu target
+    refuses the same ops for the same reasons (its sizes come from the fed shapes too): `target` names
+    the one whose error this is."""
     for op in module.walk():
         why = UNSUPPORTED.get(op.name)
         if why is None:
             continue
-        raise UnsupportedOpError(f"the {TARGET} target does not compile {op.name}: {why}; "
+        raise UnsupportedOpError(f"the {target} target does not compile {op.name}: {why}; "
                                  f"target 'reference' evaluates it", op=op.display_name, where=op.loc)
-    _check_no_recursion(module)
+    _check_no_recursion(module, target)
 
 
-def _check_no_recursion(module: Module) -> None:
+def _check_no_recursion(module: Module, target: str) -> None:
     """A call that can reach its own function again cannot be inlined (passes/inline.py): refused, naming
     the call and the cycle, before any work."""
     calls = {function.name: [op for op in function.walk() if op.name == "call"] for function in module}
@@ -88,6 +90,6 @@ def _check_no_recursion(module: Module) -> None:
             if cycle is not None:
                 chain = " -> ".join(f"@{n}" for n in cycle)
                 raise UnsupportedOpError(
-                    f"the {TARGET} target does not compile a recursive call ({chain}): it inlines every call, "
+                    f"the {target} target does not compile a recursive call ({chain}): it inlines every call, "
                     "and a recursive one has no end; write the recursion as a while loop, or use target "
                     "'reference'", op=call.display_name, where=call.loc)

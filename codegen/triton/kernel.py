@@ -26,6 +26,7 @@ the top of every module.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import os
@@ -63,6 +64,14 @@ class Scalar:
 
 Parameter = Buffer | Extent | Scalar
 
+# Note [error flags]: a kernel that may find a bad index (gather, gather_nd, a row op, an integer slice
+# of an unknown dim) or a false `check` takes ERRORS, a pointer to two int64s [flag, detail] that the
+# launcher supplies: zeros before the run, read after it. Where the kernel fails it stores flag 1 and
+# detail (the offending index, or a check's row-major element index), as the CPU's error slots hold;
+# it never reads out of bounds meanwhile (the index is clamped). The launcher gives each such kernel
+# its own pair and raises as compiler/native.py's _raise does for the first kernel whose flag is set.
+ERRORS = Scalar("errors", "*i64")
+
 
 @dataclass(frozen=True)
 class GridAxis:
@@ -71,10 +80,11 @@ class GridAxis:
     extents: tuple[Extent, ...]
     block: int = 1
     factor: int = 1
+    minimum: int = 0  # at least this many programs: a kernel that checks its indices runs on an empty result too
 
     def size(self, shapes: Sequence[tuple[int, ...]]) -> int:
         work = math.prod(shapes[e.slot][e.axis] for e in self.extents) * self.factor
-        return -(-work // self.block)
+        return max(-(-work // self.block), self.minimum)
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,9 @@ class TritonKernel:
     grid: tuple[GridAxis, ...]
     constants: Mapping[str, int] = field(default_factory=dict)  # its tl.constexpr parameters (block sizes)
     num_warps: int = 4
+    # False: no a * b + c contracted to an fma, where a kernel must round as the reference does (the
+    # random ops' float64 affine map: Note [random streams] in ir/ops/philox.py)
+    fp_fusion: bool = True
 
     def grid_size(self, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """The grid for slots of these shapes; a size-0 axis means there is nothing to launch."""
@@ -162,6 +175,7 @@ class TritonModule:
     def __init__(self, kernels: Sequence[TritonKernel], interpret: bool, folder: str | None = None):
         """`interpret`: run the kernels in Triton's interpreter (on CPU torch tensors) rather than a GPU."""
         self.kernels = {k.name: k for k in kernels}
+        self.interpret = interpret
         self.text = module_text(kernels)
         self.key = cache_key("triton-module", self.text)
         self.path, self.was_cached = cached_library(self.key, self._write, prefix="triton-", suffix=".py",
@@ -174,7 +188,8 @@ class TritonModule:
 
     def launch(self, name: str, values: Sequence[Any], scalars: Mapping[str, int] | None = None) -> None:
         """Run kernel `name` on `values`, torch tensors of its slots (operands, then results)."""
-        launch(self.kernels[name], getattr(self.functions, name), values, scalars or {})
+        with _interpreting() if self.interpret else contextlib.nullcontext():
+            launch(self.kernels[name], getattr(self.functions, name), values, scalars or {})
 
     def ptx(self, name: str, dtypes: Sequence[DType], capability: int = 90) -> str:
         """Kernel `name`'s PTX for slots of these element types (compile_ptx), interpreted module or not."""
@@ -189,7 +204,8 @@ def launch(kernel: TritonKernel, function: Any, values: Sequence[Any], scalars: 
     if 0 in grid:
         return
     arguments = [_argument(parameter, values, shapes, scalars) for _, parameter in kernel.parameters]
-    function[grid](*arguments, **kernel.constants, num_warps=kernel.num_warps)
+    options = {} if kernel.fp_fusion else {"enable_fp_fusion": False}
+    function[grid](*arguments, **kernel.constants, num_warps=kernel.num_warps, **options)
 
 
 def _argument(parameter: Parameter, values: Sequence[Any], shapes: Sequence[tuple[int, ...]],
@@ -201,9 +217,54 @@ def _argument(parameter: Parameter, values: Sequence[Any], shapes: Sequence[tupl
     return scalars[parameter.name]
 
 
+@contextlib.contextmanager
+def _interpreting() -> Any:
+    """While an interpreted kernel runs: TRITON_INTERPRET set, and Triton's own library functions
+    (tl.sum, tl.cumsum, tl.zeros, ...), decorated when this process imported Triton uninterpreted
+    (_import_file), replaced by interpreted ones, which the interpreter can call. The interpreter
+    patches the language modules when it calls one and does not undo all of it: every module is
+    put back as it was, so a kernel built for the GPU afterwards sees Triton unpatched."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    modules = (tl, tl.core, tl.standard, tl.math)
+    saved = [(module, dict(vars(module))) for module in modules]
+    for module in modules:
+        for name, value in list(vars(module).items()):
+            if isinstance(value, JITFunction):
+                setattr(module, name, _INTERPRETED.setdefault(value, InterpretedFunction(value.fn)))
+    variable = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield
+    finally:
+        for module, namespace in saved:
+            for name in set(vars(module)) - set(namespace):
+                delattr(module, name)
+            for name, value in namespace.items():
+                if vars(module).get(name) is not value:
+                    setattr(module, name, value)
+        if variable is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = variable
+
+
+_INTERPRETED: dict[Any, Any] = {}
+
+
 def _import_file(path: str, name: str, interpret: bool) -> Any:
     if name in sys.modules:
         return sys.modules[name]
+    # Triton itself is imported first, with TRITON_INTERPRET as the process has it: imported under
+    # TRITON_INTERPRET=1, its own library functions (tl.cdiv ...) would be interpreted ones, and a later
+    # launch that imports triton.experimental.gluon asserts they are not. So kernels call no `@jit`
+    # function of that library (tl.zeros, tl.sum, tl.max, tl.cdiv) either: an interpreted kernel
+    # cannot call a compiled one. They use tl.full, and tl.reduce with a combine function of their own
+    # module (HELPERS), decorated as the module is.
+    import triton.language  # noqa: F401
+
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -266,5 +327,5 @@ def compile_ptx(kernel: TritonKernel, function: Any, dtypes: Sequence[DType], ca
     source = triton.compiler.ASTSource(fn=function, signature=signature(kernel, dtypes),
                                        constexprs=dict(kernel.constants))
     compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32),
-                              options={"num_warps": kernel.num_warps})
+                              options={"num_warps": kernel.num_warps, "enable_fp_fusion": kernel.fp_fusion})
     return compiled.asm["ptx"]

@@ -15,9 +15,10 @@ from flowc.ir.errors import TargetError
 
 from .base import Executable, Target
 from .cpu import CpuTarget
+from .gpu import GpuTarget
 from .reference import ReferenceTarget
 
-TARGETS: dict[str, Target] = {target.name: target for target in (ReferenceTarget(), CpuTarget())}
+TARGETS: dict[str, Target] = {target.name: target for target in (ReferenceTarget(), CpuTarget(), GpuTarget())}
 
 
 def target_named(name: str) -> Target:
@@ -27,4 +28,4 @@ def target_named(name: str) -> Target:
     return TARGETS[name]
 
 
-__all__ = ["TARGETS", "CpuTarget", "Executable", "ReferenceTarget", "Target", "target_named"]
+__all__ = ["TARGETS", "CpuTarget", "GpuTarget", "Executable", "ReferenceTarget", "Target", "target_named"]

@@ -438,7 +438,8 @@ class Fusion(Op):
 
     name = "fusion"
     attrs = {"kind": str, "schedule": str, "lanes": int, "partial_sums": int, "kept_row": int,
-             "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool}
+             "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool,
+             "block": int | tuple[int, ...]}  # the GPU's: an int for "blocks", [rows, columns] for reductions
     optional = frozenset({"schedule"}) | PARAMETERS
     num_regions = 1
     differentiable = False  # autodiff runs before fusion

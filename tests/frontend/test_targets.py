@@ -38,12 +38,15 @@ def run_steps(target: str) -> list[np.ndarray]:
 def test_unknown_target_names_the_known_ones() -> None:
     with pytest.raises(TargetError) as info:
         fc.Session(graph=fc.Graph(), target="tpu")
-    assert str(info.value) == "unknown target 'tpu'; available: cpu, reference"
+    assert str(info.value) == "unknown target 'tpu'; available: cpu, gpu, reference"
     assert isinstance(info.value, fc.errors.FlowcError)
 
 
-def test_both_targets_are_registered_targets() -> None:
-    assert sorted(TARGETS) == ["cpu", "reference"]
+def test_the_targets_are_registered_targets() -> None:
+    assert sorted(TARGETS) == ["cpu", "gpu", "reference"]
+    assert [p.name for p in target_named("gpu").passes(CompileOptions())] == [
+        "check-supported-gpu", "inline", "licm", "fuse", "materialize-results", "check-gpu-kernels", "schedule-gpu",
+        "check-gpu-kernels"]
     assert [p.name for p in target_named("cpu").passes(CompileOptions())] == [
         "check-supported", "inline", "licm", "fuse", "materialize-results", "separate-products", "schedule", "lift-constants",
         "plan-memory"]
