@@ -271,10 +271,6 @@ def _import_file(path: str, name: str, interpret: bool) -> Any:
     sys.modules[name] = module  # before running it: Triton's jit looks the module up by name
     # `triton.jit` reads TRITON_INTERPRET when it decorates, so the variable is set only while the
     # module runs: one process may hold an interpreted module and a compiled one of the same file.
-    # Triton's own library is decorated when triton is first imported: were that under the variable,
-    # compiling for the GPU later would find interpreted functions in it (an AssertionError in gluon).
-    import triton  # noqa: F401  (first imported with TRITON_INTERPRET unset, or .ptx() fails: Note below)
-
     saved = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
     # Triton 3.9 warns on every compile that this default will change; flowc keeps fma contraction on
