@@ -4,8 +4,11 @@ Each entry writes the expression of one element block of the op's result from th
 expressions (names, already loaded and broadcast to the block) of its operands.
 The interpreter runs these on numpy and lacks libdevice, so an op whose natural
 Triton form needs libdevice (tanh, pow, erf, ...) is written as a portable
-formula, a HELPERS function (kernel.py), held to the same ulp bounds as the
-CPU's (tests/codegen/test_triton_math.py).
+formula, a HELPERS function (kernel.py): math.py's transcendentals, held to the
+CPU's ulp bounds, and division.py's exact rounding and floor division. Every
+other op is exact and numpy's, signed zeros and NaN included; where Triton's
+own float32 form is approximate on the GPU (`/`, tl.sqrt, tl.floor's flushing)
+a correctly rounded one is used (tests/codegen/test_triton_math.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Callable, Sequence
 from flowc.ir import Operation
 from flowc.ir.types import DType
 
-from .math import FMOD_STEPS, FLOAT64_FUNCTIONS
+from .division import FMOD_STEPS
+from .math import FLOAT64_FUNCTIONS
 
 Expression = Callable[[Operation, Sequence[str]], str]
 EXPRESSIONS: dict[str, Expression] = {}
@@ -86,14 +90,14 @@ def _by_width(float32: str, float64: str) -> Expression:
     return lambda op, xs: f"{float32 if str(_operand_dtype(op)) == 'float32' else float64}({', '.join(xs)})"
 
 
-EXPRESSIONS["div"] = _by_width("tl.div_rn", "fc_div")
+EXPRESSIONS["div"] = _call("fc_div")
 EXPRESSIONS["sqrt"] = _by_width("tl.sqrt_rn", "tl.sqrt")  # float64's tl.sqrt is sqrt.rn
 # numpy's 1 / sqrt(x), each step rounded in x's dtype
 EXPRESSIONS["rsqrt"] = lambda op, xs: f"fc_div(tl.full([], 1.0, {_dtype(op)}), {EXPRESSIONS['sqrt'](op, xs)})"
 
 
 def _in_float64(function: str) -> Expression:
-    """math.py's float64 function; a float32 operand widened and the result rounded once."""
+    """A float64 function (math.py, division.py, tl.floor); a float32 operand widened, the result rounded once."""
 
     def text(op: Operation, xs: Sequence[str]) -> str:
         if str(_operand_dtype(op)) == "float64":
@@ -104,8 +108,8 @@ def _in_float64(function: str) -> Expression:
 
 
 for _name, _function in FLOAT64_FUNCTIONS.items():
-    if _name != "rsqrt":
-        EXPRESSIONS[_name] = _in_float64(_function)
+    EXPRESSIONS[_name] = _in_float64(_function)
+EXPRESSIONS["round"] = _in_float64("fc_rint")  # exact
 EXPRESSIONS["floor"] = _in_float64("tl.floor")  # exact; float32's own floor flushes subnormals on the GPU
 EXPRESSIONS["ceil"] = _in_float64("tl.ceil")
 

@@ -10,15 +10,19 @@ zero included.
 """
 
 import functools
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-triton = pytest.importorskip("triton")  # imported before any interpreted module (kernel.py's _import_file)
+pytest.importorskip("triton")
 
-from test_mathlib import DENSE, WIDE, assert_same_edges, bit_walk, edge_values, pow_edges, pow_samples, ulp_error  # noqa: E402,I001
+from test_mathlib import (DENSE, WIDE, assert_same_edges, bit_walk, edge_values, pow_edges,  # noqa: E402
+                          pow_samples, ulp_error)
 from test_mathlib_special import DENSE as SPECIAL_DENSE  # noqa: E402
 from test_mathlib_special import erf_series  # noqa: E402
 
@@ -320,3 +324,32 @@ def test_sin_cos_past_their_range_stay_within_one(kernels, dtype: str, rng: np.r
     x = (np.exp2(rng.uniform(40, 127, 512)) * rng.choice([-1, 1], 512)).astype(dtype)
     for name in ("sin", "cos"):
         assert np.all(np.abs(run(kernels, kernel_name(name, dtype, None), x)) <= 1), name
+
+
+FRESH_PROCESS = '''
+import sys
+from flowc.codegen.triton.kernel import Buffer, Extent, GridAxis, TritonKernel, TritonModule
+from flowc.ir import as_dtype
+
+source = """
+@triton.jit
+def twice(x, out, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out + offsets, tl.load(x + offsets, mask=offsets < n) * 2, mask=offsets < n)
+"""
+kernel = TritonKernel("twice", source, (("x", Buffer(0)), ("out", Buffer(1)), ("n", Extent(1, 0))),
+                      (GridAxis((Extent(1, 0),), 64),), {"BLOCK": 64})
+assert "triton" not in sys.modules
+module = TritonModule([kernel], interpret=True, folder=sys.argv[1])
+print(".target sm_90" in module.ptx("twice", [as_dtype("float32")] * 2))
+'''
+
+
+def test_an_interpreted_module_first_then_ptx_in_a_fresh_process(tmp_path) -> None:
+    """kernel.py imports triton before it sets TRITON_INTERPRET: were triton first imported under the
+    variable, its library would be interpreted functions, and building PTX (on a miss of Triton's own
+    cache) would fail in gluon's import."""
+    environment = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path / "triton-cache")}
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path)], capture_output=True, text=True,
+                          env=environment)
+    assert done.stdout.strip() == "True", done.stderr[-3000:]
