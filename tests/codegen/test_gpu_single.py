@@ -211,3 +211,15 @@ def test_broadcast_to_as_a_single_kernel_of_an_unknown_dim(rows, folder):
     out = torch.empty(2, 4, 3, dtype=torch.float64)
     module.launch("spread", [x, out])
     np.testing.assert_array_equal(out.numpy(), np.broadcast_to(x.numpy(), (2, 4, 3)))
+
+
+@pytest.mark.parametrize("shape, begin", [((None, 4), (1, 2)), ((None,), (-1,))])
+def test_slice_of_one_element_loads_a_block(shape, begin, rng, folder):
+    """x[1, 2], x[-1]: every dim squeezed, so the offset depends on no lane; it still loads as a block."""
+    rank = len(shape)
+    text = op_text("slice", [("float32", shape)], begin=begin, end=tuple(b + 1 for b in begin),
+                   strides=(1,) * rank, squeeze_dims=tuple(range(rank)))
+    assert_same(text, [values((3, 4)[:rank], "float32", rng)], folder)
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
+        assert ".target sm_90" in ptx
