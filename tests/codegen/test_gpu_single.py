@@ -192,3 +192,34 @@ def test_pad_of_rank_three(rng, folder):
     text = op_text("pad", [("float64", (2, None, 3))], before=(0, 2, 1), after=(1, 0, 3), value=0.5)
     assert_same(text, [values((2, 4, 3), "float64", rng)], folder)
     assert_same(text, [values((2, 0, 3), "float64", rng)], folder)
+
+
+@pytest.mark.parametrize("rows", [1, 4])
+def test_broadcast_to_as_a_single_kernel_of_an_unknown_dim(rows, folder):
+    """broadcast_to fuses into loops; built as a single kernel, an unknown dim of x is 1 or the result's."""
+    from flowc.codegen.triton.kernel import SINGLE_OPS, TritonModule
+    from flowc.ir import Builder, Function, TensorType, float64
+    from flowc.ir.ops.fusion import build_fusion
+
+    function = Function("f", [TensorType(float64, (None, 3))], [TensorType(float64, (2, 4, 3))])
+    b = Builder.at_end(function.entry)
+    spread = build_fusion(b, "single", function.args, lambda b, x: [b.broadcast_to(x, shape=(2, 4, 3))])
+    b.create("return", spread)
+    module = TritonModule([SINGLE_OPS["broadcast_to"](function.entry.ops[0], "spread")], interpret=True,
+                          folder=folder)
+    x = torch.arange(rows * 3, dtype=torch.float64).reshape(rows, 3)
+    out = torch.empty(2, 4, 3, dtype=torch.float64)
+    module.launch("spread", [x, out])
+    np.testing.assert_array_equal(out.numpy(), np.broadcast_to(x.numpy(), (2, 4, 3)))
+
+
+@pytest.mark.parametrize("shape, begin", [((None, 4), (1, 2)), ((None,), (-1,))])
+def test_slice_of_one_element_loads_a_block(shape, begin, rng, folder):
+    """x[1, 2], x[-1]: every dim squeezed, so the offset depends on no lane; it still loads as a block."""
+    rank = len(shape)
+    text = op_text("slice", [("float32", shape)], begin=begin, end=tuple(b + 1 for b in begin),
+                   strides=(1,) * rank, squeeze_dims=tuple(range(rank)))
+    assert_same(text, [values((3, 4)[:rank], "float32", rng)], folder)
+    built = build(text, folder)
+    for ptx in built.ptx() + built.ptx_of_unit_sizes():
+        assert ".target sm_90" in ptx

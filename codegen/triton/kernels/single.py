@@ -158,9 +158,9 @@ def output_elements(op: Operation, name: str, value: ElementValue, minimum: int 
 
 def load(writer: SingleWriter, value: Value, coordinates: list[str], mask: str, other: str | None = None) -> str:
     """The text of a masked load of `value`'s elements at `coordinates`."""
-    offset = writer.offset(value, coordinates)
-    if offset == "0":  # one element, for every lane of the block
-        offset = "offsets * 0"
+    # `offsets * 0 +`: a block of offsets even where none depends on the lane (a slice's single element,
+    # a squeezed index); the compiler folds it away
+    offset = "offsets * 0" if (offset := writer.offset(value, coordinates)) == "0" else f"offsets * 0 + {offset}"
     tail = "" if other is None else f", other={other}"
     return f"tl.load({writer.pointer(value)} + {offset}, mask={mask}{tail})"
 
