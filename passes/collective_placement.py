@@ -10,11 +10,18 @@ top level of each block:
 
 - each start up, to just after the last op that produces one of its operands, but never above the
   collective that issues before it (a start or a blocking all_reduce or broadcast): every rank must
-  start its collectives in one order, and the pass keeps the order they had;
-- each done down, to just before the first op that reads its result (the terminator at the latest).
-  A wait issues nothing, so it may pass other collectives; it never passes a reader of its result.
+  start its collectives in one order, and the pass keeps the order they had. Its pure producers
+  (the bucket's concat, the views and the gradient kernels it reads) move up first, each to just
+  after its own producers: fusion may have put them after kernels of earlier layers;
+- each done down, to just before the first op that reads its result (the terminator at the latest),
+  after its pure readers (the slices of the bucket, the update of its variables) have moved down the
+  same way. The dones are taken in order, so the first bucket started is waited for and applied
+  first, while the others are still on the wire. A wait issues nothing, so it may pass other
+  collectives.
 
-Nothing else moves, so every other op keeps its order and its producers before it. Ops are found
+An op moves only up to just after its producers or down to just before its readers, so the order
+stays a topological one; an op with an effect (a check, a send) other than a split collective never
+moves. Ops are found
 inside kernels: a fusion op holding a start is a start (fusion gives each collective a kernel of
 its own). Blocks nested in regions are placed the same way, each on its own.
 """
@@ -67,33 +74,66 @@ def place_block(block: Block) -> bool:
 
 
 def hoist_starts(ops: list[Operation]) -> list[Operation]:
-    """Each start just after its last producer, below the collective that issues before it."""
+    """Each start, with the pure ops that compute its operand, as early as they may run."""
     ops = list(ops)
     for op in [o for o in ops if collective_of(o) == "all_reduce_start"]:
-        index = ops.index(op)
-        producers = {v.op for v in op.operands if isinstance(v, OpResult)}
-        floor = -1
-        for position in range(index - 1, -1, -1):
-            if ops[position] in producers or collective_of(ops[position]) in ISSUING:
-                floor = position
-                break
-        ops.insert(floor + 1, ops.pop(index))
+        hoist(op, ops, issued_before(op, ops))
     return ops
+
+
+def issued_before(op: Operation, ops: list[Operation]) -> int:
+    """The position of the last collective that issues before `op` (-1 if none)."""
+    index = ops.index(op)
+    return next((p for p in range(index - 1, -1, -1) if collective_of(ops[p]) in ISSUING), -1)
+
+
+def hoist(op: Operation, ops: list[Operation], floor: int) -> None:
+    """Move `op` up to just after its last producer (and after position `floor`), having moved
+    up first those of its producers that are pure (views, the bucket's concat, gradient kernels)."""
+    for producer in producers(op, ops):
+        if movable(producer) and ops.index(producer) > floor:
+            hoist(producer, ops, floor)
+    target = max([floor, *(ops.index(p) for p in producers(op, ops))]) + 1
+    index = ops.index(op)
+    if target < index:
+        ops.insert(target, ops.pop(index))
 
 
 def sink_dones(ops: list[Operation]) -> list[Operation]:
-    """Each done just before the first op that reads its result (else at the end)."""
+    """Each done, with the pure ops that read its result (the update of its bucket's variables), as
+    late as they may run; the dones in their order, so the first started is waited for first."""
     ops = list(ops)
-    for op in [o for o in ops if collective_of(o) == "all_reduce_done"][::-1]:
-        index = ops.index(op)
-        readers = {top_level(user, op.parent) for result in op.results for user in result.users}
-        ceiling = len(ops)
-        for position in range(index + 1, len(ops)):
-            if ops[position] in readers:
-                ceiling = position
-                break
-        ops.insert(ceiling - 1, ops.pop(index))
+    for op in [o for o in ops if collective_of(o) == "all_reduce_done"]:
+        sink(op, ops)
     return ops
+
+
+def sink(op: Operation, ops: list[Operation]) -> None:
+    """Move `op` down to just before its first reader, having moved down first its pure readers."""
+    for reader in readers(op, ops):
+        if movable(reader):
+            sink(reader, ops)
+    index = ops.index(op)
+    target = min([len(ops), *(ops.index(r) for r in readers(op, ops))]) - 1
+    if target > index:
+        ops.insert(target, ops.pop(index))
+
+
+def movable(op: Operation) -> bool:
+    """Whether an op may run earlier or later than fusion put it: nothing in it has an effect."""
+    return all(o.pure or o.is_terminator for o in op.walk())
+
+
+def producers(op: Operation, ops: list[Operation]) -> list[Operation]:
+    inside = set(ops)
+    found = {v.op for inner in op.walk() for v in inner.operands if isinstance(v, OpResult)}
+    return [p for p in {top_level(f, op.parent) for f in found} if p in inside and p is not op]
+
+
+def readers(op: Operation, ops: list[Operation]) -> list[Operation]:
+    inside = set(ops)
+    found = {top_level(user, op.parent) for result in op.results for user in result.users}
+    return [r for r in found if r in inside and r is not op]
 
 
 def top_level(op: Operation, block: Block | None) -> Operation:
