@@ -258,7 +258,8 @@ def test_broadcast_makes_the_ranks_equal_and_all_reduce_matches_the_reference(tm
         x = fc.placeholder(fc.float32, [None, 3], name="x")
         n = fc.placeholder(fc.int64, [2], name="n")
         results = [fc.distribute.allreduce(x, average=False), fc.distribute.allreduce(x),
-                   fc.distribute.allreduce(n, average=False), fc.distribute.broadcast(x, root_rank=1)]
+                   fc.distribute.allreduce(n, average=False), fc.distribute.broadcast(x, root_rank=1),
+                   fc.distribute.ops.allreduce_done(fc.distribute.ops.allreduce_start(x))]  # split: as the first
         biggest = apply("all_reduce", (x,), reduction="max")
         # One all_reduce per turn of a loop, on every rank: 0 -> 1 -> 3 -> 7 with 2 ranks.
         _, turns = fc.while_loop(lambda i, t: i < 3, lambda i, t: (i + 1, fc.distribute.allreduce(t, average=False) + 1.0),
@@ -277,7 +278,8 @@ def test_broadcast_makes_the_ranks_equal_and_all_reduce_matches_the_reference(tm
     for rank in range(2):
         assert list(np.load(tmp_path / f"where{rank}.npy")) == [rank, 2, rank, 2]  # one machine: local = global
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
-    want = [np.full([5], 10.0, np.float32), 3 * x, 1.5 * x, np.array([1, 2 ** 41]), 2 * x, 2 * x, np.full([2], 7.0)]
+    want = [np.full([5], 10.0, np.float32), 3 * x, 1.5 * x, np.array([1, 2 ** 41]), 2 * x, 3 * x, 2 * x,
+            np.full([2], 7.0)]
     for rank in range(2):
         found = np.load(tmp_path / f"found{rank}.npz")
         got = [found[f"arr_{i}"] for i in range(2 * len(want))]

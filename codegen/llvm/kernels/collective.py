@@ -27,7 +27,8 @@ DTYPE_CODES = {"float32": 0, "float64": 1, "int32": 2, "int64": 3, "bool": 4}  #
 REDUCTION_CODES = {"sum": 0, "max": 1, "min": 2}
 CALL_TYPE = ll.FunctionType(I32, [PTR, I64, I32, I32])
 WAIT_TYPE = ll.FunctionType(I32, [PTR])
-CALLS = {"all_reduce": "flowc_mpi_allreduce", "all_reduce_start": "flowc_mpi_iallreduce", "broadcast": "flowc_mpi_bcast"}
+CALLS = {"all_reduce": "flowc_mpi_allreduce", "all_reduce_start": "flowc_mpi_iallreduce",
+         "broadcast": "flowc_mpi_bcast"}  # the shim's function each calls after its copy
 
 
 @single(*COLLECTIVES)
