@@ -11,14 +11,16 @@
  * ir/ops/collective.py): the start's call begins MPI_Iallreduce on its result buffer and keeps the
  * request in a table under the buffer's address; the done's call, before its kernel copies that
  * buffer, waits for every request kept under it. Between the two, MPI moves the bytes only when a
- * thread is inside MPI: another call of this shim, or MPICH's progress thread where the job runs with
- * MPIR_CVAR_ASYNC_PROGRESS=1 (mpi4py initializes MPI_THREAD_MULTIPLE, which that needs).
+ * thread is inside MPI: so the entry point calls flowc_mpi_progress after each kernel that runs while
+ * a start is in flight (codegen/llvm/module.py), one MPI_Test, which advances every request (Note
+ * [progress of split collectives] in codegen/llvm/module.py says why not MPICH's progress thread).
  *
  * Each call adds to three counters (calls, bytes, nanoseconds inside MPI), read by flowc_mpi_stats:
  * the time in communication that bench/bench_dist.py reports.
  */
 #include <mpi.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* flowc's dtype codes (codegen/llvm/kernels/collective.py DTYPE_CODES) */
@@ -129,6 +131,24 @@ int32_t flowc_mpi_wait(void *buffer) {
     }
     nanoseconds += now() - start;
     return found ? 0 : FLOWC_MPI_NOT_STARTED;
+}
+
+/* One turn of MPI's progress engine, through a test of the oldest request in flight (any request's
+ * test advances them all); FLOWC_MPI_PROGRESS=0 in the environment turns it off, for comparisons. */
+void flowc_mpi_progress(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *setting = getenv("FLOWC_MPI_PROGRESS");
+        enabled = !(setting && setting[0] == '0');
+    }
+    if (!enabled) return;
+    for (int slot = 0; slot < IN_FLIGHT; slot++) {
+        if (in_flight[slot].buffer && in_flight[slot].request != MPI_REQUEST_NULL) {
+            int flag = 0;
+            MPI_Test(&in_flight[slot].request, &flag, MPI_STATUS_IGNORE);
+            return;
+        }
+    }
 }
 
 int32_t flowc_mpi_bcast(void *buffer, int64_t count, int32_t dtype, int32_t root) {
