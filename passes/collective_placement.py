@@ -63,6 +63,9 @@ def place_block(block: Block) -> bool:
                 for inner in region.blocks:
                     changed |= place_block(inner)
     ops = [op for op in block.ops if not op.is_terminator]
+    kinds = [collective_of(op) for op in ops]
+    if "all_reduce_start" not in kinds and "all_reduce_done" not in kinds:
+        return changed  # the common case: nothing to place, nothing walked
     terminator = block.ops[len(ops):]
     placed = sink_dones(hoist_starts(ops))
     if placed != ops:
@@ -76,8 +79,9 @@ def place_block(block: Block) -> bool:
 def hoist_starts(ops: list[Operation]) -> list[Operation]:
     """Each start, with the pure ops that compute its operand, as early as they may run."""
     ops = list(ops)
+    members, hoisted = set(ops), set()
     for op in [o for o in ops if collective_of(o) == "all_reduce_start"]:
-        hoist(op, ops, issued_before(op, ops))
+        hoist(op, ops, issued_before(op, ops), members, hoisted)
     return ops
 
 
@@ -87,13 +91,15 @@ def issued_before(op: Operation, ops: list[Operation]) -> int:
     return next((p for p in range(index - 1, -1, -1) if collective_of(ops[p]) in ISSUING), -1)
 
 
-def hoist(op: Operation, ops: list[Operation], floor: int) -> None:
+def hoist(op: Operation, ops: list[Operation], floor: int, members: set[Operation], hoisted: set[Operation]) -> None:
     """Move `op` up to just after its last producer (and after position `floor`), having moved
-    up first those of its producers that are pure (views, the bucket's concat, gradient kernels)."""
-    for producer in producers(op, ops):
-        if movable(producer) and ops.index(producer) > floor:
-            hoist(producer, ops, floor)
-    target = max([floor, *(ops.index(p) for p in producers(op, ops))]) + 1
+    up first those of its producers that are pure (views, the bucket's concat, gradient kernels).
+    Each op moves once (`hoisted`): an op reached again by another path is already in place."""
+    hoisted.add(op)
+    for producer in producers(op, members):
+        if producer not in hoisted and movable(producer) and ops.index(producer) > floor:
+            hoist(producer, ops, floor, members, hoisted)
+    target = max([floor, *(ops.index(p) for p in producers(op, members))]) + 1
     index = ops.index(op)
     if target < index:
         ops.insert(target, ops.pop(index))
@@ -103,18 +109,21 @@ def sink_dones(ops: list[Operation]) -> list[Operation]:
     """Each done, with the pure ops that read its result (the update of its bucket's variables), as
     late as they may run; the dones in their order, so the first started is waited for first."""
     ops = list(ops)
+    members, sunk = set(ops), set()
     for op in [o for o in ops if collective_of(o) == "all_reduce_done"]:
-        sink(op, ops)
+        sink(op, ops, members, sunk)
     return ops
 
 
-def sink(op: Operation, ops: list[Operation]) -> None:
-    """Move `op` down to just before its first reader, having moved down first its pure readers."""
-    for reader in readers(op, ops):
-        if movable(reader):
-            sink(reader, ops)
+def sink(op: Operation, ops: list[Operation], members: set[Operation], sunk: set[Operation]) -> None:
+    """Move `op` down to just before its first reader, having moved down first its pure readers
+    (each op once, as in hoist)."""
+    sunk.add(op)
+    for reader in readers(op, members):
+        if reader not in sunk and movable(reader):
+            sink(reader, ops, members, sunk)
     index = ops.index(op)
-    target = min([len(ops), *(ops.index(r) for r in readers(op, ops))]) - 1
+    target = min([len(ops), *(ops.index(r) for r in readers(op, members))]) - 1
     if target > index:
         ops.insert(target, ops.pop(index))
 
@@ -124,16 +133,16 @@ def movable(op: Operation) -> bool:
     return all(o.pure or o.is_terminator for o in op.walk())
 
 
-def producers(op: Operation, ops: list[Operation]) -> list[Operation]:
-    inside = set(ops)
+def producers(op: Operation, members: set[Operation]) -> list[Operation]:
+    """The ops of the block (`members`) whose results `op` (or an op in its regions) reads."""
     found = {v.op for inner in op.walk() for v in inner.operands if isinstance(v, OpResult)}
-    return [p for p in {top_level(f, op.parent) for f in found} if p in inside and p is not op]
+    return [p for p in {top_level(f, op.parent) for f in found} if p in members and p is not op]
 
 
-def readers(op: Operation, ops: list[Operation]) -> list[Operation]:
-    inside = set(ops)
+def readers(op: Operation, members: set[Operation]) -> list[Operation]:
+    """The ops of the block (`members`) that read a result of `op`."""
     found = {top_level(user, op.parent) for result in op.results for user in result.users}
-    return [r for r in found if r in inside and r is not op]
+    return [r for r in found if r in members and r is not op]
 
 
 def top_level(op: Operation, block: Block | None) -> Operation:
