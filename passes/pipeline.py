@@ -9,6 +9,7 @@ from flowc.ir.errors import FlowcError
 
 from .autodiff import Autodiff
 from .canonicalize import Canonicalize
+from .collective_placement import PlaceCollectives
 from .cse import CSE
 from .dce import DCE
 from .fold import ConstantFold
@@ -43,6 +44,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "inline": lambda fast_math: Inline(),  # the CPU target's, as are the two below
     "licm": lambda fast_math: LICM(),
     "schedule-gpu": lambda fast_math: GpuSchedule(),  # the gpu target's last pass, for IR tests
+    "place-collectives": lambda fast_math: PlaceCollectives(),  # the CPU target's, after fusion
 }
 
 

@@ -100,10 +100,19 @@ class EntryEmitter:
         return pointer
 
     def emit_block(self, block: Block, in_control: bool = False) -> None:
-        """The block's kernels and region ops in order (constants and views have no code)."""
+        """The block's kernels and region ops in order (constants and views have no code); after each
+        kernel that runs while a split all_reduce is in flight, a turn of MPI's progress engine (Note
+        [progress of split collectives])."""
+        in_flight = 0
         for op in block.ops:
             if op.name == "fusion":
                 self.emit_kernel(op, in_control)
+                names = {o.name for o in op.walk()}
+                in_flight += ("all_reduce_start" in names) - ("all_reduce_done" in names)
+                if in_flight > 0 and not names & {"all_reduce_start", "all_reduce_done"}:
+                    progress = self.module.globals.get("flowc_mpi_progress") or \
+                        ll.Function(self.module, ll.FunctionType(ll.VoidType(), []), name="flowc_mpi_progress")
+                    self.b.call(progress, [])
             elif op.name in CONTROL_EMITTERS:
                 CONTROL_EMITTERS[op.name](self, op)
 
@@ -161,6 +170,18 @@ class EntryEmitter:
             self.timer.record(number, start)
         if op.kind != "loop":  # a loop kernel is pointwise ops only, none of which can fail
             _return_on_error(b, self.entry, dims_pointer, self.program.error_slot)
+
+
+# Note [progress of split collectives]
+# MPICH moves the bytes of a nonblocking all_reduce (Note [split collectives] in ir/ops/collective.py)
+# only while some thread is inside MPI. Without help, that is the next start and the wait: the
+# reduction of a bucket barely advances while the backward kernels run, and the wait does most of it.
+# MPICH can run a progress thread of its own (MPIR_CVAR_ASYNC_PROGRESS=1, which needs the
+# MPI_THREAD_MULTIPLE that mpi4py asks for), but that thread spins on a core of its own: on a machine
+# with no core to spare it takes time from the kernels (bench/bench_dist.py --overlap measured it
+# slower than no overlap at all). So the entry point itself calls the shim's flowc_mpi_progress (one
+# MPI_Test, well under a microsecond when nothing arrived) after each kernel that runs while a start
+# is in flight: the reduction advances between kernels, on the thread that runs the graph.
 
 
 # Note [kernels in loops]

@@ -7,7 +7,8 @@ from typing import Iterable
 
 from flowc.ir import Operation
 
-COLLECTIVES = ("all_reduce", "broadcast")  # ir/ops/collective.py; their code: kernels/collective.py
+COLLECTIVES = ("all_reduce", "all_reduce_start", "all_reduce_done", "broadcast")  # ir/ops/collective.py; their
+# code: kernels/collective.py
 
 
 def calls_mpi(kernel_ops: Iterable[Operation]) -> bool:

@@ -9,11 +9,23 @@ plus its bytes over the bandwidth; a model of 100 small variables reduced one by
 one collective per bucket and slices the result back into the tensors' shapes. Fusion makes the
 flatten-and-concat one copy kernel and each slice-and-reshape a view or a copy. The buckets are the
 same on every rank, since every rank builds the same graph.
+
+Note [overlapped buckets]
+DistributedOptimizer reduces its buckets with the split collective (Note [split collectives] in
+ir/ops/collective.py): `overlapped` starts every bucket, then waits for each. Its tensors come in
+the order the backward pass produces them (the last layer's gradients first: optimizer.py), so the
+first bucket is complete while the earlier layers' gradients are still being computed; the
+placement pass (passes/collective_placement.py) moves each start to just after the kernel that
+completes its bucket and each wait to just before the first kernel that reads the result, so the
+reduction of one bucket runs while the backward pass computes the next. A bucket is closed at
+`bucket_bytes` (Horovod's HOROVOD_FUSION_THRESHOLD, read from the environment as the default):
+smaller buckets start sooner but pay the latency more often.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Sequence
 
 from ..array_ops import concat, reshape
@@ -21,7 +33,8 @@ from ..graph import Tensor
 from ..math_ops import apply, convert_to_tensor
 from .topology import available, size
 
-BUCKET_BYTES = 64 << 20  # Note [gradients packed into buckets]
+# Note [gradients packed into buckets]; Horovod's environment variable of the same meaning sets it.
+BUCKET_BYTES = int(os.environ.get("HOROVOD_FUSION_THRESHOLD", 64 << 20))
 
 
 def allreduce(tensor: Tensor, average: bool = True, name: str | None = None) -> Tensor:
@@ -45,6 +58,17 @@ def allreduce(tensor: Tensor, average: bool = True, name: str | None = None) -> 
     return total / convert_to_tensor(size(), dtype=total.dtype) if average else total
 
 
+def allreduce_start(tensor: Tensor, name: str | None = None) -> Tensor:
+    """The sum of `tensor` over the ranks, begun: only `allreduce_done` may read the result, which
+    it returns once the reduction is complete (Note [split collectives] in ir/ops/collective.py)."""
+    return apply("all_reduce_start", (convert_to_tensor(tensor),), name=name or "AllreduceStart", reduction="sum")
+
+
+def allreduce_done(handle: Tensor, name: str | None = None) -> Tensor:
+    """The sum begun by `allreduce_start`, waited for."""
+    return apply("all_reduce_done", (handle,), name=name or "AllreduceDone")
+
+
 def broadcast(tensor: Tensor, root_rank: int, name: str | None = None) -> Tensor:
     """Rank `root_rank`'s `tensor`, on every rank (Horovod's broadcast)."""
     tensor = convert_to_tensor(tensor)
@@ -61,6 +85,27 @@ def packed(tensors: Sequence[Tensor], collective: Callable[[Tensor], Tensor],
     for bucket in buckets(tensors, bucket_bytes):
         flat = [reshape(tensors[i], [-1]) for i in bucket]
         whole = collective(flat[0] if len(flat) == 1 else concat(flat, axis=0))
+        start = 0
+        for i in bucket:
+            count = math.prod(tensors[i].type.shape)
+            results[i] = reshape(whole[start:start + count], list(tensors[i].type.shape))
+            start += count
+    return results  # type: ignore[return-value]
+
+
+def overlapped(tensors: Sequence[Tensor], average: bool, bucket_bytes: int = BUCKET_BYTES) -> list[Tensor]:
+    """Every tensor summed (averaged) over the ranks, one split all_reduce per bucket: every bucket is
+    started before any is waited for (Note [overlapped buckets]); each tensor's shape must be known."""
+    groups = buckets(tensors, bucket_bytes)
+    started = []
+    for bucket in groups:
+        flat = [reshape(tensors[i], [-1]) for i in bucket]
+        started.append(allreduce_start(flat[0] if len(flat) == 1 else concat(flat, axis=0)))
+    results: list[Tensor | None] = [None] * len(tensors)
+    for bucket, handle in zip(groups, started):
+        whole = allreduce_done(handle)
+        if average:
+            whole = whole / convert_to_tensor(size(), dtype=whole.dtype)
         start = 0
         for i in bucket:
             count = math.prod(tensors[i].type.shape)

@@ -19,20 +19,24 @@ from typing import Any, Sequence
 from flowc.ir.errors import GraphError
 
 from ..array_ops import reshape
-from ..graph import Operation, Tensor
+from ..graph import READ, Operation, Tensor
 from ..math_ops import convert_to_tensor
 from ..sources import user_location
 from ..state_ops import Variable, assign, global_variables, group
 from ..train import GradsAndVars, Optimizer
-from .ops import BUCKET_BYTES, allreduce, broadcast, packed
+from .ops import BUCKET_BYTES, allreduce, broadcast, overlapped, packed
 from .topology import available
 
 
 class DistributedOptimizer(Optimizer):
     """`optimizer` with its gradients averaged over every rank of the job before they are applied.
 
-    `bucket_bytes` bounds one all_reduce's message (Note [gradients packed into buckets]); the
-    slots, learning rate and update rule are the wrapped optimizer's. On one process it trains as
+    `bucket_bytes` bounds one all_reduce's message (Note [gradients packed into buckets]; Horovod's
+    HOROVOD_FUSION_THRESHOLD sets its default). With `overlap` (the default) the buckets follow the
+    backward pass, last layer first, and each is reduced while the earlier layers' gradients are
+    computed (Note [overlapped buckets] in ops.py); without, every bucket is reduced by a blocking
+    all_reduce after the whole backward pass. The slots, learning rate and update rule are the
+    wrapped optimizer's. On one process it trains as
     the wrapped optimizer does:
 
     >>> import numpy as np, flowc as fc
@@ -51,7 +55,7 @@ class DistributedOptimizer(Optimizer):
 
     def __init__(self, optimizer: Optimizer, name: str | None = None, use_locking: bool = False,
                  device_dense: str = "", device_sparse: str = "", compression: Any = None,
-                 sparse_as_dense: bool = False, bucket_bytes: int = BUCKET_BYTES):
+                 sparse_as_dense: bool = False, bucket_bytes: int = BUCKET_BYTES, overlap: bool = True):
         """Horovod's signature; `use_locking`, the devices, `compression` and `sparse_as_dense` are
         accepted as Horovod takes them and change nothing here (gradients are dense and uncompressed)."""
         if not isinstance(optimizer, Optimizer):
@@ -60,6 +64,7 @@ class DistributedOptimizer(Optimizer):
         super().__init__(optimizer._learning_rate, name or f"Distributed{optimizer._name}", optimizer._use_locking)
         self._optimizer = optimizer
         self._bucket_bytes = bucket_bytes
+        self._overlap = overlap
 
     def compute_gradients(self, loss: Tensor, var_list: Sequence[Variable] | None = None, *args: Any,
                           **kwargs: Any) -> GradsAndVars:
@@ -68,8 +73,13 @@ class DistributedOptimizer(Optimizer):
         present = [index for index, (grad, _) in enumerate(pairs) if grad is not None]
         if not available() or not present:
             return pairs
+        if self._overlap:
+            present = backward_order(loss, present, [variable for _, variable in pairs])
         grads = [_known_shape(convert_to_tensor(pairs[i][0]), pairs[i][1]) for i in present]
-        averaged = packed(grads, lambda flat: allreduce(flat, average=True), self._bucket_bytes)
+        if self._overlap:
+            averaged = overlapped(grads, True, self._bucket_bytes)
+        else:
+            averaged = packed(grads, lambda flat: allreduce(flat, average=True), self._bucket_bytes)
         result = list(pairs)
         for index, grad in zip(present, averaged):
             result[index] = (grad, pairs[index][1])
@@ -87,6 +97,19 @@ class DistributedOptimizer(Optimizer):
 
     def _apply_dense(self, grad: Tensor, var: Variable) -> Tensor:
         return self._optimizer._apply_dense(grad, var)
+
+
+def backward_order(loss: Tensor, indices: list[int], variables: Sequence[Variable]) -> list[int]:
+    """`indices` (of `variables`) in the order the backward pass computes their gradients: reverse mode
+    runs the forward ops backwards, so a variable read last in the forward pass gets its gradient
+    first. A variable's place is its first read among the ops up to the loss (graph creation order is
+    a topological order); ties keep the given order."""
+    first_read: dict[Operation, int] = {}
+    for op in loss.graph.get_operations()[:loss.op.id + 1]:
+        for tensor in op.inputs:
+            if tensor.op.type == READ:
+                first_read.setdefault(tensor.op.attrs["var"], op.id)
+    return sorted(indices, key=lambda i: -first_read.get(variables[i].op, -1))
 
 
 def _known_shape(grad: Tensor, var: Variable) -> Tensor:

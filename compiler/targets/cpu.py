@@ -30,6 +30,7 @@ from flowc.codegen.llvm.support import check_supported
 from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
+from flowc.passes.collective_placement import PlaceCollectives
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
@@ -80,6 +81,7 @@ class CpuTarget(Target):
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
             Schedule(_target_info(options)),  # how each kernel runs on this host, as attributes codegen reads
             LiftConstants(),       # numbers that alone tell many kernels apart become operands: one kernel
+            PlaceCollectives(),    # split collectives as far apart as they may be (passes/collective_placement.py)
             PlanMemory(),          # last: needs the final op order and the kernels
         ]
 

@@ -1,4 +1,5 @@
-"""Collectives across the processes of an MPI job: all_reduce and broadcast.
+"""Collectives across the processes of an MPI job: all_reduce, its split form all_reduce_start and
+all_reduce_done, and broadcast.
 
 Each rank runs the same compiled graph; a collective is a point where every rank's copy of the op
 exchanges its operand with the others' (MPI Allreduce, MPI Bcast on COMM_WORLD). With one process,
@@ -6,11 +7,22 @@ or where mpi4py is not installed, the job is one rank and each op is the identit
 
 Note [collectives are ordered effects]
 A collective is a rendezvous: every rank must call the same collectives in the same order, or the
-job deadlocks (or, worse, pairs up the wrong buffers). So both ops are impure: CSE never merges two
+job deadlocks (or, worse, pairs up the wrong buffers). So every collective is impure: CSE never merges two
 of them, DCE never drops one whose result is unused, constant folding never evaluates one at compile
 time (its value depends on the other ranks), and LICM never moves one out of a loop (the number of
 calls would then depend on the trip count). Fusion gives each a kernel of its own ("single"), run in
 block order by the entry point, the same order on every rank, since each rank compiles the same IR.
+
+Note [split collectives]
+`%h = all_reduce_start %x` starts the reduction of x and returns at once; `%y = all_reduce_done %h`
+waits for it and yields the result (the CPU: MPI_Iallreduce on the start's result buffer, MPI_Wait
+before the done's copy). Between the two, kernels that neither read h nor feed x run while the
+bytes move: data-parallel training starts each bucket of gradients as soon as the backward pass has
+computed it and waits only before the update that reads it (passes/collective_placement.py places
+them so). h is the buffer MPI writes into, so only all_reduce_done reads it (the front end builds no other
+reader). Both are impure like every collective; what every
+rank must agree on is the order of the starts (and of the blocking collectives): MPI matches
+collectives by the order they are started in, while the waits may come in any order.
 """
 
 from __future__ import annotations
@@ -103,6 +115,44 @@ class AllReduce(Op):
         return result
 
 
+class AllReduceStart(Op):
+    """`all_reduce_start %x {reduction = "sum"}`: the reduction begins; its result is read only by
+    all_reduce_done, which holds the value (Note [split collectives])."""
+
+    name = "all_reduce_start"
+    attrs = {"reduction": str}
+    num_operands = 1
+    dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+    pure = False  # Note [collectives are ordered effects]
+    foldable = False
+    differentiable = False  # built after the gradients (compiler/distribute/optimizer.py), never through
+
+    def infer_type(self, x: TensorType) -> TensorType:
+        return AllReduce.infer_type(self, x)  # type: ignore[arg-type]
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """The whole reduction, at once: the reference runs op by op, so there is nothing to overlap
+        with, and the done that follows returns this value (the same numbers as a split one)."""
+        return AllReduce.reference(self, x)  # type: ignore[arg-type]
+
+
+class AllReduceDone(Op):
+    """`all_reduce_done %h`: waits for the reduction that `all_reduce_start` began and yields its
+    result (Note [split collectives])."""
+
+    name = "all_reduce_done"
+    num_operands = 1
+    pure = False  # a wait: never dropped, or the start's request would stay open
+    foldable = False
+    differentiable = False
+
+    def infer_type(self, handle: TensorType) -> TensorType:
+        return handle
+
+    def reference(self, handle: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(handle).copy()
+
+
 class Broadcast(Op):
     """`broadcast %x {root = 0}`: every rank gets rank `root`'s x (the ranks' x agree in type)."""
 
@@ -137,5 +187,7 @@ def collective_failure(code: int) -> str:
     (runtime/native/flowc_mpi.c: its own codes are negative, MPI's positive)."""
     own = {-1: "MPI is not initialized (import mpi4py.MPI before running the graph)",
            -2: "the root is not a rank of this job",
-           -3: "the dtype has no MPI reduction"}
+           -3: "the dtype has no MPI reduction",
+           -4: "too many all_reduce_starts in flight (more than the MPI shim's table holds)",
+           -5: "no all_reduce_start is in flight on this buffer"}
     return own.get(code, f"MPI failed with error code {code}")

@@ -121,10 +121,12 @@ func @transfers(%x: f32[?,3]) -> f32[?,3] {
 }
 
 // Collectives over MPI ranks (ir/ops/collective.py): results of the operand's type.
-func @collectives(%x: f32[?,3]) -> (f32[?,3], f32[?,3]) {
+func @collectives(%x: f32[?,3]) -> (f32[?,3], f32[?,3], f32[?,3]) {
   %s = all_reduce %x {reduction = "sum"} : f32[?,3]
   %b = broadcast %x {root = 0} : f32[?,3]
-  return %s, %b : f32[?,3], f32[?,3]
+  %h = all_reduce_start %x {reduction = "sum"} : f32[?,3]
+  %d = all_reduce_done %h : f32[?,3]
+  return %s, %b, %d : f32[?,3], f32[?,3], f32[?,3]
 }
 
 // A kernel of the fusion pass: x * 0.5 + b in one loop.

@@ -82,7 +82,7 @@ def test_kind_facts_agree_with_each_other(op_class: type[Operation]) -> None:
 
 def test_collectives_are_ordered_effects_emitted_as_single_kernels() -> None:
     """Note [collectives are ordered effects]: never merged, dropped, folded or hoisted; each its own kernel."""
-    for name in ("all_reduce", "broadcast"):
+    for name in ("all_reduce", "all_reduce_start", "all_reduce_done", "broadcast"):
         op_class = registry.get(name)
         assert not op_class.pure and not op_class.foldable and emitted_ops()[name] == "single", name
 

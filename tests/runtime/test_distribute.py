@@ -110,6 +110,84 @@ def test_gradients_are_packed_into_few_buckets() -> None:
     assert buckets(small[:3], 100) == [[0], [1], [2]]  # each bigger than a bucket: one of its own
 
 
+def mlp_with_distributed_optimizer(bucket_bytes: int, overlap: bool = True):  # type: ignore[no-untyped-def]
+    """A 3-layer MLP trained by DistributedOptimizer(SGD): its graph, the train op, the feeds and the loss."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 8], name="x")
+        y = fc.placeholder(fc.int32, [None], name="y")
+        h = x
+        for i, (n, m) in enumerate([(8, 16), (16, 16), (16, 4)]):
+            w = fc.Variable(np.full([n, m], 0.1, np.float32), name=f"W{i}")
+            b = fc.Variable(np.zeros(m, np.float32), name=f"b{i}")
+            h = fc.matmul(h, w) + b
+            h = fc.tanh(h) if i < 2 else h
+        loss = fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h))
+        optimizer = fc.distribute.DistributedOptimizer(fc.train.GradientDescentOptimizer(0.1),
+                                                       bucket_bytes=bucket_bytes, overlap=overlap)
+        train = optimizer.minimize(loss)
+    return g, train, [x, y], loss
+
+
+def test_buckets_follow_the_backward_pass() -> None:
+    """The last layer's gradients first: Note [overlapped buckets]."""
+    from flowc.distribute.optimizer import backward_order
+
+    g, _, _, loss = mlp_with_distributed_optimizer(1 << 20)
+    with g.as_default():
+        variables = fc.trainable_variables()
+    names = [v.op.name for v in variables]
+    assert names == ["W0", "b0", "W1", "b1", "W2", "b2"]
+    assert [names[i] for i in backward_order(loss, list(range(6)), variables)] == ["b2", "W2", "b1", "W1", "b0", "W0"]
+
+
+def test_each_bucket_is_reduced_while_the_backward_pass_runs() -> None:
+    """In the CPU target's final order (Note [placing split collectives]): one start per bucket, the
+    first before the product that computes the first layer's gradient, and each wait just before the
+    kernel that reads its result."""
+    from flowc.driver import run_pipeline
+    from flowc.options import CompileOptions
+    from flowc.targets import target_named
+    from flowc.lowering import lower
+
+    g, train, feeds, _ = mlp_with_distributed_optimizer(300)  # buckets [b2, W2], [b1], [W1], [b0], [W0]
+    lowered = lower(g, [], [train], feeds)
+    run_pipeline(lowered, target_named("cpu"), CompileOptions())
+    ops = lowered.function.entry.ops
+
+    def holds(op, name):  # type: ignore[no-untyped-def]
+        return any(o.name == name for o in op.walk())
+
+    starts = [i for i, op in enumerate(ops) if holds(op, "all_reduce_start")]
+    dones = [i for i, op in enumerate(ops) if holds(op, "all_reduce_done")]
+    products = [i for i, op in enumerate(ops) if holds(op, "matmul")]
+    assert len(starts) == len(dones) == 5
+    assert starts[0] < products[-1] and starts[1] < products[-1]  # backward work left after them
+    for index in dones:
+        reader = ops[index + 1]
+        assert any(value is ops[index].results[0] for o in reader.walk() for value in o.operands), ops[index + 1]
+
+
+def test_overlapped_training_runs_on_one_rank_as_plain_sgd() -> None:
+    """One rank: MPI_Iallreduce and MPI_Wait on the CPU, one Allreduce in the reference, each the identity."""
+    data = np.random.default_rng(0)
+    x_value, y_value = data.standard_normal((6, 8)).astype(np.float32), data.integers(0, 4, 6).astype(np.int32)
+    found = {}
+    for target, overlap in (("cpu", True), ("cpu", False), ("reference", True)):
+        g, train, (x, y), _ = mlp_with_distributed_optimizer(300, overlap)
+        with g.as_default():
+            init = fc.global_variables_initializer()
+            variables = fc.trainable_variables()
+        with fc.Session(graph=g, target=target) as sess:
+            sess.run(init)
+            for _ in range(3):
+                sess.run(train, {x: x_value, y: y_value})
+            found[target, overlap] = sess.run(variables)
+    for key in (("cpu", False), ("reference", True)):
+        for got, want in zip(found[key], found["cpu", True]):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=str(key))
+
+
 # -- two ranks ------------------------------------------------------------------------------------
 
 TRAINING = """
@@ -131,7 +209,7 @@ with g.as_default():
     loss = fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
     optimizer = fc.train.GradientDescentOptimizer(0.5)
     if distributed:
-        optimizer = fc.distribute.DistributedOptimizer(optimizer)
+        optimizer = fc.distribute.DistributedOptimizer(optimizer, **OPTIONS)
     train = optimizer.minimize(loss)
     init = fc.global_variables_initializer()
     sync = fc.distribute.broadcast_global_variables(0)
@@ -146,9 +224,16 @@ np.save(f"{out}/calls{rank}.npy", fc.distribute.communication_stats().calls)
 """
 
 
-@pytest.mark.parametrize("target", ["cpu", "reference"])
-def test_data_parallel_training_on_2_ranks_equals_one_process_on_the_global_batch(tmp_path, target: str) -> None:
-    body = f"TARGET = {target!r}\n" + TRAINING
+# (target, DistributedOptimizer's options, all_reduce calls per step): the 4 gradients (1024, 128, 512
+# and 32 bytes) in one bucket, or in 600-byte buckets in backward order: [b2, W2], [b1], [W1].
+TRAININGS = [("cpu", {}, 1), ("reference", {}, 1), ("cpu", {"bucket_bytes": 600}, 3),
+             ("reference", {"bucket_bytes": 600}, 3), ("cpu", {"bucket_bytes": 600, "overlap": False}, 3)]
+
+
+@pytest.mark.parametrize("target, options, calls", TRAININGS)
+def test_data_parallel_training_on_2_ranks_equals_one_process_on_the_global_batch(tmp_path, target: str,
+                                                                                  options: dict, calls: int) -> None:
+    body = f"TARGET = {target!r}\nOPTIONS = {options!r}\n" + TRAINING
     finished(run_ranks(tmp_path, body))
     ranks = [np.load(tmp_path / f"weights{r}.npz") for r in range(2)]
     (tmp_path / "one").mkdir()
@@ -159,8 +244,8 @@ def test_data_parallel_training_on_2_ranks_equals_one_process_on_the_global_batc
         np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=f"{name}: the ranks differ")
         np.testing.assert_allclose(ranks[0][name], single[name], rtol=1e-6, atol=1e-9, err_msg=name)
     assert not np.allclose(single["arr_0"], ranks[0]["arr_0"] * 0)  # trained to something
-    if target == "cpu":  # one broadcast of the 4 packed variables, then one all_reduce of the 4 gradients per step
-        assert [int(np.load(tmp_path / f"calls{r}.npy")) for r in range(2)] == [1 + 50, 1 + 50]
+    if target == "cpu":  # one broadcast of the 4 packed variables, then one all_reduce per bucket and step
+        assert [int(np.load(tmp_path / f"calls{r}.npy")) for r in range(2)] == [1 + 50 * calls] * 2
 
 
 def test_broadcast_makes_the_ranks_equal_and_all_reduce_matches_the_reference(tmp_path) -> None:
@@ -173,7 +258,8 @@ def test_broadcast_makes_the_ranks_equal_and_all_reduce_matches_the_reference(tm
         x = fc.placeholder(fc.float32, [None, 3], name="x")
         n = fc.placeholder(fc.int64, [2], name="n")
         results = [fc.distribute.allreduce(x, average=False), fc.distribute.allreduce(x),
-                   fc.distribute.allreduce(n, average=False), fc.distribute.broadcast(x, root_rank=1)]
+                   fc.distribute.allreduce(n, average=False), fc.distribute.broadcast(x, root_rank=1),
+                   fc.distribute.ops.allreduce_done(fc.distribute.ops.allreduce_start(x))]  # split: as the first
         biggest = apply("all_reduce", (x,), reduction="max")
         # One all_reduce per turn of a loop, on every rank: 0 -> 1 -> 3 -> 7 with 2 ranks.
         _, turns = fc.while_loop(lambda i, t: i < 3, lambda i, t: (i + 1, fc.distribute.allreduce(t, average=False) + 1.0),
@@ -192,7 +278,8 @@ def test_broadcast_makes_the_ranks_equal_and_all_reduce_matches_the_reference(tm
     for rank in range(2):
         assert list(np.load(tmp_path / f"where{rank}.npy")) == [rank, 2, rank, 2]  # one machine: local = global
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
-    want = [np.full([5], 10.0, np.float32), 3 * x, 1.5 * x, np.array([1, 2 ** 41]), 2 * x, 2 * x, np.full([2], 7.0)]
+    want = [np.full([5], 10.0, np.float32), 3 * x, 1.5 * x, np.array([1, 2 ** 41]), 2 * x, 3 * x, 2 * x,
+            np.full([2], 7.0)]
     for rank in range(2):
         found = np.load(tmp_path / f"found{rank}.npz")
         got = [found[f"arr_{i}"] for i in range(2 * len(want))]

@@ -31,6 +31,8 @@ SINGLE_KERNELS: dict[str, Callable[[Kernel, Operation], None]] = {}
 # op name -> a check the entry point runs after the kernel (Note [indices of empty slices]), for an
 # op whose kernel may read none of its indices (kernels/dims.py registers gather_nd's)
 AFTER_CHECKS: dict[str, Callable[[Launch, Operation], None]] = {}
+# op name -> a call the entry point makes before the kernel (all_reduce_done's wait: kernels/collective.py)
+BEFORE_CALLS: dict[str, Callable[[Launch, Operation], None]] = {}
 # Note [line ops]: an op whose every output element depends on a whole line of its operand along one
 # axis (a scan, top_k) is emitted per line rather than per element: its work is the number of lines
 # (kernels/scan.py registers these). op name -> (the op's line axis, the emitter of the lines
@@ -61,6 +63,8 @@ def launch_single(launch: Launch) -> None:
                                   for a in range(row.type.rank)])
         launch.b.call(launch.parallel_for, [launch.kernel.function, launch.context([]), size, ll.Constant(I64, GRAIN)])
         return
+    if op.name in BEFORE_CALLS:
+        BEFORE_CALLS[op.name](launch, op)
     launch.default()
     if op.name in AFTER_CHECKS:
         AFTER_CHECKS[op.name](launch, op)
