@@ -277,6 +277,9 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
     epilogue = kernel.sibling("epilogue")
     _emit_epilogue(epilogue, matmul, epilogue.begin, epilogue.end)
     function, context = epilogue.finish(), kernel.function.args[0]
+    # Not inlined into the part's call below: LLVM would optimize and vectorize the epilogue twice (the copy
+    # for the pool and the inlined one), about a fifth of the MLP forward's cold compile, to save one call.
+    function.attributes.add("noinline")
     parallel_for = declared(kernel.module, "flowc_parallel_for", PARALLEL_FOR.return_type, list(PARALLEL_FOR.args))
     with b.if_else(b.icmp_signed("==", first, ll.Constant(I64, 0))) as (whole, part):
         with whole:

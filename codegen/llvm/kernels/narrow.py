@@ -104,8 +104,18 @@ def narrow_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value
     else:
         done = _tiles(b, m, tiles.rows,
                       lambda first: _row_tile(kernel, matmul, pa, pb, pc, first, tiles.rows, k, full_m))
-    with for_range(b, done, m, "nr") as i:  # rows left over, one by one
-        _row_tile(kernel, matmul, pa, pb, pc, i, 1, k, full_m)
+    if not _whole_tiles(matmul, tiles.rows):
+        with for_range(b, done, m, "nr") as i:  # rows left over, one by one
+            _row_tile(kernel, matmul, pa, pb, pc, i, 1, k, full_m)
+
+
+def _whole_tiles(matmul: Operation, rows: int) -> bool:
+    """Whether every call's m is a multiple of the tile's `rows`, so that no rows are left over: C's m
+    is known and a multiple of it, and the pieces of the work are whole tiles (matmul_work), each
+    within one matrix of a batch. The single-row tiles that would never run are then not emitted:
+    they were about a third of a dot tile function's code, and of its cold compile."""
+    m = matmul.result.type.shape[-2]
+    return isinstance(m, int) and m % rows == 0
 
 
 def _tiles(b: ll.IRBuilder, m: ll.Value, size: int, emit) -> ll.Value:  # type: ignore[no-untyped-def]
@@ -277,7 +287,7 @@ def _dot_tiles(kernel: Kernel, matmul: Operation, tiles: Tiles, pa: ll.Value, pb
             _dot_tile(kernel, matmul, a_start, columns, k, pc, first, rows, js, lanes, kk)
 
     done = _tiles(b, m, rows, lambda first: tile(first, rows))
-    if rows > 1:
+    if rows > 1 and not _whole_tiles(matmul, rows):
         with for_range(b, done, m, "nd") as i:  # rows left over, one by one
             tile(i, 1)
 
