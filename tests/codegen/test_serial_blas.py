@@ -57,3 +57,37 @@ def test_small_products_in_a_loop_run_no_gang_large_ones_do(tmp_path) -> None:
     env = {**os.environ, "FLOWC_CACHE_DIR": str(tmp_path), "FLOWC_NUM_THREADS": "2"}
     output = subprocess.check_output([sys.executable, "-c", CHILD], env=env, text=True).split()
     assert output == ["0", "2", "True"]
+
+
+THREADS_CHILD = """
+import threading, numpy as np, flowc as fc
+rng = np.random.default_rng(1)
+small_w, big_w = rng.standard_normal((128, 128)).astype(np.float32), rng.standard_normal((384, 384)).astype(np.float32)
+g = fc.Graph()
+with g.as_default():
+    a = fc.placeholder(fc.float32, [None, 128], name="a")
+    small = fc.tanh(fc.matmul(a, fc.constant(small_w)))
+    c = fc.placeholder(fc.float32, [None, 384], name="c")
+    big = fc.matmul(c, fc.constant(big_w)) + 1.0
+inputs = {small: rng.standard_normal((32, 128)).astype(np.float32), big: rng.standard_normal((384, 384)).astype(np.float32)}
+wants = {small: np.tanh(inputs[small] @ small_w), big: inputs[big] @ big_w + 1}
+feed = {small: a, big: c}
+failures = []
+def work(fetch):
+    sess = fc.Session(graph=g)  # a session each: runs of one session may wait for each other
+    for _ in range(60):
+        got = sess.run(fetch, {feed[fetch]: inputs[fetch]})
+        if not np.allclose(got, wants[fetch], rtol=1e-4, atol=1e-3):
+            failures.append(fetch)
+threads = [threading.Thread(target=work, args=(f,)) for f in (small, big, small, big)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(failures))
+"""
+
+
+def test_small_and_large_products_from_several_threads_at_once(tmp_path) -> None:
+    # Four threads, four sessions. The bracket lowers OpenBLAS's global thread count while other threads' products may be
+    # running or starting as gangs: every result must still be right.
+    env = {**os.environ, "FLOWC_CACHE_DIR": str(tmp_path), "FLOWC_NUM_THREADS": "2"}
+    assert subprocess.check_output([sys.executable, "-c", THREADS_CHILD], env=env, text=True).split() == ["0"]
