@@ -402,6 +402,32 @@ void flowc_adopt_openblas(flowc_openblas_set_callback set_callback, flowc_openbl
     pthread_mutex_unlock(&openblas_lock);
 }
 
+/* Note [small products on one thread]: OpenBLAS threads a product once m * n * k passes 2^18
+ * (its GEMM_MULTITHREAD_THRESHOLD), so a 32 x 128 @ 128 x 128 step of an RNN, about 10 us on one
+ * core, ran as a gang of two. A gang waits until its other member is on a core: on a loaded
+ * machine that is a scheduler's time slice, not the product's 5 us, and a loop of 200 steps of such
+ * products ran 5 - 30x slower on two threads than on one (bench/RESULTS.md, Control flow). So a
+ * product of fewer than FLOWC_SERIAL_BLAS_MULTIPLY_ADDS runs OpenBLAS on one thread: the kernel
+ * brackets its call with these two. OpenBLAS's thread count is one global, and lowering it frees
+ * the buffers of its other thread numbers, so the bracket holds pool.submit (no gang, the only way
+ * OpenBLAS runs threads here, Note [one pool], starts meanwhile; one waiting to start reads its
+ * buffers after we put them back) and openblas_lock (taken first, the fork handlers' order). Inside
+ * a task it does nothing: gangs there run on threads of their own, and the caller may hold the pool. */
+int flowc_serial_blas_begin(int64_t multiply_adds) {
+    if (multiply_adds >= FLOWC_SERIAL_BLAS_MULTIPLY_ADDS || in_task || flowc_num_threads() <= 1) return 0;
+    pthread_mutex_lock(&openblas_lock);
+    pthread_mutex_lock(&pool.submit);
+    for (int i = 0; i < num_openblas; i++) openblas_setters[i](1);
+    return 1;
+}
+
+void flowc_serial_blas_end(int begun) {
+    if (!begun) return;
+    for (int i = 0; i < num_openblas; i++) openblas_setters[i](flowc_num_threads());
+    pthread_mutex_unlock(&pool.submit);
+    pthread_mutex_unlock(&openblas_lock);
+}
+
 /* fork(): the child has only the forking thread, so its pool must forget the
  * parent's workers. Holding both locks across fork() means no job is open and
  * no lock is held by a thread that the child lacks. */

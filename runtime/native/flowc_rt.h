@@ -43,6 +43,13 @@ typedef void (*flowc_openblas_set_callback)(void *callback);
 typedef void (*flowc_openblas_set_threads)(int n);
 void flowc_adopt_openblas(flowc_openblas_set_callback set_callback, flowc_openblas_set_threads set_threads);
 
+/* Note [small products on one thread] in flowc_rt.c: a BLAS call of fewer multiply-adds than this
+ * runs on one thread. flowc_serial_blas_begin(m * n * k) before the call returns what
+ * flowc_serial_blas_end takes after it. */
+#define FLOWC_SERIAL_BLAS_MULTIPLY_ADDS (INT64_C(1) << 21)
+int flowc_serial_blas_begin(int64_t multiply_adds);
+void flowc_serial_blas_end(int begun);
+
 /* A monotonic clock in nanoseconds: FLOWC_PROFILE=1 builds time each kernel with it. */
 int64_t flowc_now_ns(void);
 

@@ -418,8 +418,13 @@ def _call_gemm(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc
         with then:
             pass  # nothing to write
         with otherwise:
+            # Note [small products on one thread] in runtime/native/flowc_rt.c.
+            begin = declared(kernel.module, "flowc_serial_blas_begin", I32, [I64])
+            end = declared(kernel.module, "flowc_serial_blas_end", ll.VoidType(), [I32])
+            begun = b.call(begin, [b.mul(b.mul(m, n), k)])
             b.call(gemm, [*flags, m32, n32, k32, constant_of(element, 1) if alpha is None else alpha, pa, lda, pb,
                           ldb, constant_of(element, 0) if beta is None else beta, pc, _at_least_one(b, n32)])
+            b.call(end, [begun])
 
 
 def _at_least_one(b: ll.IRBuilder, value: ll.Value) -> ll.Value:
