@@ -111,3 +111,11 @@ from .nn_ops import __all__ as _nn_ops_all  # noqa: E402
 from .random_ops import dropout  # noqa: E402
 
 __all__ += [*_nn_ops_all, "dropout"]
+
+# candidate samplers and the sampled losses (candidate_sampling.py, sampled_losses.py)
+from .candidate_sampling import (fixed_unigram_candidate_sampler, log_uniform_candidate_sampler,  # noqa: E402
+                                 uniform_candidate_sampler)
+from .sampled_losses import nce_loss, sampled_softmax_loss  # noqa: E402
+
+__all__ += ["fixed_unigram_candidate_sampler", "log_uniform_candidate_sampler", "nce_loss", "sampled_softmax_loss",
+            "uniform_candidate_sampler"]

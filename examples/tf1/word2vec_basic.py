@@ -2,15 +2,15 @@
 
 Kept from the tutorial: build_dataset (a vocabulary of the most common words, UNK for the rest),
 generate_batch (a sliding window with skip_window and num_skips over a deque), the embeddings
-Variable from random_uniform, embedding_lookup, the [batch_size, 1] labels placeholder, SGD at
-1.0, the normalized embeddings and the cosine similarity of a validation set, the average loss
-printed every `report` steps and the nearest words printed at the end.
+Variable from random_uniform, embedding_lookup, the [batch_size, 1] labels placeholder,
+fc.nn.nce_loss over num_sampled negative classes, SGD at 1.0, the normalized embeddings and the
+cosine similarity of a validation set, the average loss printed every `report` steps and the
+nearest words printed at the end.
 
-How it differs from the tutorial: fc.nn.nce_loss does not exist in flowc (nor
-sampled_softmax_loss), so the loss is the full softmax cross entropy over the small vocabulary,
-logits = embed @ nce_weights^T + nce_biases, which is what NCE approximates (see the `# flowc:`
-comment). The corpus is generated: sentences drawn from a few topics, each topic a small set of
-words, so the words of one topic end up nearest to each other.
+How it differs from the tutorial: the corpus is generated: sentences drawn from a few topics,
+each topic a small set of words, so the words of one topic end up nearest to each other. The
+vocabulary has 35 words, so num_sampled is 8 instead of the tutorial's 64 (nce_loss draws its
+negative classes without replacement, from the vocabulary).
 
     python examples/tf1/word2vec_basic.py [--steps 2000] [--target cpu]
 """
@@ -116,6 +116,7 @@ def main(steps: int = 2000, target: str = "cpu", report: int = 200) -> dict:
     embedding_size = 16  # Dimension of the embedding vector.
     skip_window = 1  # How many words to consider left and right.
     num_skips = 2  # How many times to reuse an input to generate a label.
+    num_sampled = 8  # Number of negative examples to sample.
 
     valid_words = ["cat", "red", "one", "paris"]
     valid_examples = np.array([dictionary[w] for w in valid_words], dtype=np.int32)
@@ -137,12 +138,14 @@ def main(steps: int = 2000, target: str = "cpu", report: int = 200) -> dict:
             fc.truncated_normal([vocabulary_size, embedding_size], stddev=1.0 / math.sqrt(embedding_size)))
         nce_biases = fc.Variable(fc.zeros([vocabulary_size]))
 
-        # flowc: fc.nn.nce_loss does not exist; the full softmax over the vocabulary replaces
-        # `fc.nn.nce_loss(weights=nce_weights, biases=nce_biases, labels=train_labels,
-        # inputs=embed, num_sampled=num_sampled, num_classes=vocabulary_size)`.
-        logits = fc.matmul(embed, nce_weights, transpose_b=True) + nce_biases
-        loss = fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=fc.reshape(train_labels, [batch_size]), logits=logits))
+        # The batch's mean NCE loss; every run draws new negative classes.
+        loss = fc.reduce_mean(
+            fc.nn.nce_loss(weights=nce_weights,
+                           biases=nce_biases,
+                           labels=train_labels,
+                           inputs=embed,
+                           num_sampled=num_sampled,
+                           num_classes=vocabulary_size))
 
         # Construct the SGD optimizer using a learning rate of 1.0.
         optimizer = fc.train.GradientDescentOptimizer(1.0).minimize(loss)
