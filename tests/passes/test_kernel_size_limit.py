@@ -15,7 +15,7 @@ from flowc.ir import Module, Operation
 from flowc.ir.interpreter import evaluate
 from flowc.lowering import lower
 from flowc.passes import PassManager, expand_gradients, optimize
-from flowc.passes.fusion import MAX_KERNEL_SIZE, REDUCTION_SIZE, Fuse, kernel_size
+from flowc.passes.fusion import MAX_KERNEL_REDUCTIONS, MAX_KERNEL_SIZE, REDUCTION_SIZE, Fuse, kernel_size
 
 
 def size_of(kernel: Operation) -> int:
@@ -50,6 +50,35 @@ def test_the_sums_of_an_unrolled_rnn_are_cut_within_the_limit() -> None:
     module = fused(g, [loss], [xs], [train])
     sizes = kernel_sizes(module)
     assert max(sizes) <= MAX_KERNEL_SIZE < 40 * REDUCTION_SIZE, sizes
+
+
+def reductions_of(kernel: Operation) -> int:
+    return sum(op.is_reduction for op in kernel.regions[0].entry.ops)
+
+
+def test_the_sums_of_an_unrolled_rnn_make_kernels_of_at_most_max_kernel_reductions() -> None:
+    """The 40 column sums of the bias gradient are cut every MAX_KERNEL_REDUCTIONS sums, not by size."""
+    g, loss, train, _, xs = unrolled_rnn(40)
+    kernels = [op for op in fused(g, [loss], [xs], [train])["main"].entry.ops if op.name == "fusion"]
+    counts = [reductions_of(op) for op in kernels]
+    assert max(counts) == MAX_KERNEL_REDUCTIONS, counts
+    assert counts.count(MAX_KERNEL_REDUCTIONS) >= 40 // MAX_KERNEL_REDUCTIONS - 1, counts
+
+
+def test_many_column_sums_cut_into_kernels_compute_what_numpy_does(rng: np.random.Generator) -> None:
+    """Ten column sums added up (as an unrolled RNN's bias gradient): four kernels on the CPU target."""
+    values = [rng.standard_normal((5, 7)).astype(np.float32) for _ in range(10)]
+    g = fc.Graph()
+    with g.as_default():
+        inputs = [fc.placeholder(fc.float32, shape=[5, 7]) for _ in values]
+        total = fc.reduce_sum(inputs[0], axis=0)
+        for x in inputs[1:]:
+            total = total + fc.reduce_sum(x, axis=0)
+    got = fc.Session(target="cpu", graph=g).run(total, dict(zip(inputs, values)))
+    np.testing.assert_allclose(got, np.sum(values, axis=(0, 1)), rtol=1e-5, atol=1e-5)
+    module = fused(g, [total], inputs)
+    kernels = [op for op in module["main"].entry.ops if op.name == "fusion"]
+    assert [reductions_of(op) for op in kernels] == [3, 3, 3, 1]
 
 
 @pytest.mark.parametrize("limit", [1, 2, 9, 20])
