@@ -27,10 +27,21 @@ def test_arithmetic_is_rounded_to_half_per_op_exactly(rng: np.random.Generator) 
     def build():
         x = fc.placeholder(fc.float16, [None, 33], name="x")
         y = fc.placeholder(fc.float16, [33], name="y")
-        return [x * y + 1.0, (x - y) / (y * y + 0.5), fc.sqrt(x * x + 2.0), fc.floor(x * 4.0), fc.maximum(x, y)]
+        return [x + y, x - y, x * y, x / y, fc.sqrt(fc.abs(x)), fc.floor(x * 4.0), fc.maximum(x, y), x * 1e-4]
 
     results = assert_gpu_matches(build, {"x": half(rng, (5, 33)), "y": half(rng, (33,))}, rtol=0.0, atol=0.0)
     assert all(r.dtype == np.float16 for r in results)
+
+
+def test_chains_of_arithmetic_within_an_ulp(rng: np.random.Generator) -> None:
+    """A product then a sum: on a GPU Triton may contract them to one fma (kernel.py's fp_fusion), rounded
+    once rather than twice, as it does for float32: an ulp of a half apart at most."""
+    def build():
+        x = fc.placeholder(fc.float16, [None, 33], name="x")
+        y = fc.placeholder(fc.float16, [33], name="y")
+        return [x * y + 1.0, (x - y) / (y * y + 0.5), fc.sqrt(x * x + 2.0)]
+
+    assert_gpu_matches(build, {"x": half(rng, (5, 33)), "y": half(rng, (33,))}, rtol=1.01 * ULP, atol=2.0**-24)
 
 
 def test_transcendentals_within_an_ulp(rng: np.random.Generator) -> None:
