@@ -107,3 +107,19 @@ def test_gradient_step_of_a_half_layer(rng: np.random.Generator) -> None:
         return [loss, grad]
 
     assert_gpu_matches(build, {"x": half(rng, (16, 8))}, rtol=8 * ULP, atol=2e-3)
+
+
+def test_a_torch_half_tensor_is_fed_as_it_is_and_a_float32_one_refused() -> None:
+    torch = pytest.importorskip("torch")
+    graph = fc.Graph()
+    with graph.as_default():
+        x = fc.placeholder(fc.float16, [None, 4], name="x")
+        y = x * 3.0 + 0.5
+    data = torch.tensor([[0.1, 1.0, -2.0, 70.0]], dtype=torch.float16)
+    with fc.Session(target="gpu", graph=graph) as session:
+        got = session.run(y, {"x": data})
+        assert got.dtype == np.float16
+        want = data.numpy() * np.float16(3.0) + np.float16(0.5)
+        np.testing.assert_allclose(got, want, rtol=1.01 * ULP)
+        with pytest.raises(fc.errors.FeedError, match="expects float16, got a float32"):
+            session.run(y, {"x": data.to(torch.float32)})
