@@ -123,3 +123,20 @@ def test_a_torch_half_tensor_is_fed_as_it_is_and_a_float32_one_refused() -> None
         np.testing.assert_allclose(got, want, rtol=1.01 * ULP)
         with pytest.raises(fc.errors.FeedError, match="expects float16, got a float32"):
             session.run(y, {"x": data.to(torch.float32)})
+
+
+def test_sgd_steps_on_half_variables(rng: np.random.Generator) -> None:
+    """Three steps of GradientDescentOptimizer on float16 weights: the update W - lr * dW in half."""
+    w0, x0 = half(rng, (6, 3), 0.5), half(rng, (10, 6))
+
+    def build():
+        x = fc.placeholder(fc.float16, [None, 6], name="x")
+        w = fc.Variable(w0, name="w")
+        b = fc.Variable(np.zeros(3, np.float16), name="b")
+        loss = fc.reduce_mean(fc.square(fc.matmul(x, w) + b - 1.0))
+        train = fc.train.GradientDescentOptimizer(0.1).minimize(loss)
+        with fc.control_dependencies([train]):
+            return [fc.identity(w), fc.identity(b)]
+
+    results = assert_gpu_matches(build, {"x": x0}, rtol=8 * ULP, atol=2e-3, runs=3)
+    assert results[0].dtype == np.float16 and not np.array_equal(results[0], w0)
