@@ -14,12 +14,11 @@ import numpy as np
 from ..errors import FlowcTypeError
 from ..op import Op
 from ..types import DTYPES, DType, TensorType, as_dtype, float32, float64, int64
-
-# float16 is left out: philox draws float32 or float64 precision, and the native targets implement those two.
-RANDOM_FLOATS = (float32, float64)
 from . import philox
 
 STEP = TensorType(int64, ())
+# float16 is left out: philox draws float32 or float64 precision, and the native targets implement those two.
+RANDOM_FLOATS = (float32, float64)
 
 
 class RandomOp(Op):
