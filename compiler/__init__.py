@@ -10,7 +10,7 @@
 array([ 5., 25.], dtype=float32)
 """
 
-from flowc.ir.types import DType, bool_, float32, float64, int32, int64
+from flowc.ir.types import DType, bool_, float16, float32, float64, int32, int64
 
 from . import errors, nest, nn
 from .array_ops import (
@@ -143,13 +143,14 @@ from .device_spec import DeviceSpec  # noqa: E402  (placement: fc.device; issue 
 
 __version__ = "0.1.0"
 bool = bool_  # fc.bool, as tf.bool
+half = float16  # fc.half, as tf.half
 
 __all__ = [
     "DType", "FlowcError", "Graph", "Operation", "Session", "Tensor", "Variable", "abs", "add", "argmax", "argmin",
     "assign", "assign_add", "assign_sub", "bool", "bool_", "broadcast_to", "cast", "concat", "constant",
     "control_dependencies", "convert_to_tensor", "device", "divide", "ensure_shape", "equal", "errors", "exp", "expand_dims", "fill",
-    "float32", "float64", "gather", "get_default_graph", "global_variables", "global_variables_initializer",
-    "greater", "greater_equal", "group", "identity", "import_graph_def", "int32", "int64", "less", "less_equal",
+    "float16", "float32", "float64", "gather", "get_default_graph", "global_variables", "global_variables_initializer",
+    "greater", "greater_equal", "group", "half", "identity", "import_graph_def", "int32", "int64", "less", "less_equal",
     "log", "logical_and", "logical_not", "logical_or", "matmul", "maximum", "minimum", "multiply", "name_scope",
     "negative", "nn", "no_op", "not_equal", "one_hot", "ones", "ones_like", "placeholder", "pow", "random_normal",
     "random_uniform", "reduce_max", "reduce_mean", "reduce_min", "reduce_sum", "relu", "reset_default_graph",

@@ -209,7 +209,7 @@ def _inputs(op: str, input: Any, filter: Any) -> tuple[Tensor, Tensor]:
     x = convert_to_tensor(input)
     kernel = convert_to_tensor(filter, dtype=x.dtype)
     if x.dtype.kind != "float" or kernel.dtype != x.dtype:
-        raise _fail(op, f"input and filter must be float32 or float64 of one dtype, got {x.type} and {kernel.type}",
+        raise _fail(op, f"input and filter must be float16, float32 or float64 of one dtype, got {x.type} and {kernel.type}",
                     FlowcTypeError)
     return x, kernel
 
@@ -357,7 +357,7 @@ def _pool(op: str, value: Any, ksize: Any, strides: Any, padding: Any, data_form
     x = convert_to_tensor(value)
     _rank4(op, x, "input")
     if x.dtype.kind != "float":
-        raise _fail(op, f"input must be float32 or float64, got {x.type}", FlowcTypeError)
+        raise _fail(op, f"input must be float16, float32 or float64, got {x.type}", FlowcTypeError)
     channels_first = _layout(op, data_format, 4)
     window = _spatial(op, "ksize", ksize, channels_first)
     stride = _spatial(op, "strides", strides, channels_first)

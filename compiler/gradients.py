@@ -90,7 +90,7 @@ def _y(value: Any, index: int, loc: str | None) -> Tensor:
     y = convert_to_tensor(value)
     if not y.dtype.is_float:
         raise FlowcTypeError(f"y {index} {y.name!r} is {y.type}: only float tensors have gradients "
-                             f"(expected float32 or float64, got {y.dtype.name})", op=REQUEST, where=loc)
+                             f"(expected float16, float32 or float64, got {y.dtype.name})", op=REQUEST, where=loc)
     return y
 
 

@@ -284,7 +284,7 @@ def linspace(start: Any, stop: Any, num: int, name: str | None = None) -> Tensor
         raise _error("linspace", f"num must be > 0, got {count}")
     first, last = convert_to_tensor(start), None
     if not first.dtype.is_float:
-        raise _error("linspace", f"start must be float32 or float64, got {first.type}")
+        raise _error("linspace", f"start must be float16, float32 or float64, got {first.type}")
     last = convert_to_tensor(stop, dtype=first.dtype)
     if first.type.rank or last.type.rank:
         raise _error("linspace", f"start and stop must be scalars, got {first.type} and {last.type}")

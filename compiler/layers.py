@@ -40,7 +40,7 @@ __all__ = ["average_pooling2d", "batch_normalization", "conv2d", "dense", "dropo
 def _float_input(inputs: Any, op: str) -> Tensor:
     x = convert_to_tensor(inputs)
     if not x.dtype.is_float:
-        raise FlowcTypeError(f"inputs must be float32 or float64, got {x.type}", op=op, where=user_location())
+        raise FlowcTypeError(f"inputs must be float16, float32 or float64, got {x.type}", op=op, where=user_location())
     return x
 
 

@@ -57,7 +57,7 @@ def compute_weighted_loss(losses: Any, weights: Any = 1.0, scope: str | None = N
     with name_scope(scope or "weighted_loss"):
         losses = convert_to_tensor(losses)
         if not losses.dtype.is_float:
-            raise FlowcTypeError(f"losses must be float32 or float64, got {losses.type}", op=op, where=user_location())
+            raise FlowcTypeError(f"losses must be float16, float32 or float64, got {losses.type}", op=op, where=user_location())
         weights = convert_to_tensor(weights, dtype=losses.dtype)
         weighted = losses * weights
         if reduction == Reduction.NONE:
@@ -81,7 +81,7 @@ def compute_weighted_loss(losses: Any, weights: Any = 1.0, scope: str | None = N
 def _pair(labels: Any, predictions: Any, op: str) -> tuple[Tensor, Tensor]:
     predictions = convert_to_tensor(predictions)
     if not predictions.dtype.is_float:
-        raise FlowcTypeError(f"predictions must be float32 or float64, got {predictions.type}", op=op,
+        raise FlowcTypeError(f"predictions must be float16, float32 or float64, got {predictions.type}", op=op,
                              where=user_location())
     labels = cast(convert_to_tensor(labels), predictions.dtype)
     known = [(a, b) for a, b in zip(labels.shape, predictions.shape) if a is not None and b is not None]

@@ -52,7 +52,7 @@ def reduce_logsumexp(input_tensor: Any, axis: int | Sequence[int] | None = None,
     with name_scope(name or "ReduceLogSumExp"):
         x = convert_to_tensor(input_tensor)
         if x.dtype not in FLOATS:
-            raise FlowcTypeError(f"input must be float32 or float64, got {x.type}", op="reduce_logsumexp",
+            raise FlowcTypeError(f"input must be float16, float32 or float64, got {x.type}", op="reduce_logsumexp",
                                  where=user_location())
         axes = _axes(x, axis)
         top = reduce_max(x, axes, keepdims=True)

@@ -21,6 +21,7 @@ from .types import (
     TensorType,
     as_dtype,
     bool_,
+    float16,
     float32,
     float64,
     int32,
@@ -31,6 +32,6 @@ from .verifier import verify
 __all__ = [
     "Block", "BlockArgument", "Builder", "DTYPES", "DType", "FLOATS", "FlowcError", "Function", "INTS",
     "Interpreter", "Module", "NUMERIC", "Op", "OpResult", "Operation", "ParseError", "Region", "TensorType",
-    "SymbolRef", "Value", "VerifyError", "as_dtype", "bool_", "evaluate", "float32", "float64", "int32", "int64",
+    "SymbolRef", "Value", "VerifyError", "as_dtype", "bool_", "evaluate", "float16", "float32", "float64", "int32", "int64",
     "parse_function", "parse_module", "print_function", "print_module", "registry", "verify",
 ]

@@ -47,18 +47,23 @@ class DType:
         return self.name
 
 
+# float16 (IEEE half): the reference target computes in numpy float16, which rounds each op's
+# result to half (numpy widens to float32 for + - * / and rounds back, as TF's CPU kernels do
+# for most ops); reductions and matmul accumulate wider in the native targets (codegen's notes).
+float16 = DType("float16", "f16", "float")
 float32 = DType("float32", "f32", "float")
 float64 = DType("float64", "f64", "float")
 int32 = DType("int32", "i32", "int")
 int64 = DType("int64", "i64", "int")
 bool_ = DType("bool", "bool", "bool")
 
-DTYPES: tuple[DType, ...] = (float32, float64, int32, int64, bool_)
-FLOATS: tuple[DType, ...] = (float32, float64)
+DTYPES: tuple[DType, ...] = (float16, float32, float64, int32, int64, bool_)
+FLOATS: tuple[DType, ...] = (float16, float32, float64)
 INTS: tuple[DType, ...] = (int32, int64)
 NUMERIC: tuple[DType, ...] = FLOATS + INTS
 # TF1's names too: "float" is float32 and "double" float64 in TensorFlow (numpy reads "float" as float64).
-_BY_NAME = {d.name: d for d in DTYPES} | {d.short: d for d in DTYPES} | {"float": float32, "double": float64}
+_BY_NAME = {d.name: d for d in DTYPES} | {d.short: d for d in DTYPES} | {"float": float32, "double": float64,
+                                                                      "half": float16}
 
 
 def as_dtype(value: object) -> DType:

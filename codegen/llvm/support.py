@@ -74,6 +74,24 @@ def check_supported(module: Module, target: str = TARGET) -> None:
     _check_no_recursion(module, target)
 
 
+def check_no_float16(module: Module, target: str = TARGET) -> None:
+    """Raise UnsupportedOpError for the first op of `module` with a float16 operand or result: the CPU
+    target has no half lowering yet (the GPU target and 'reference' compute float16), so it refuses
+    float16 before any LLVM work rather than computing in some other precision."""
+    for op in module.walk():
+        types = [value.type for value in (*op.operands, *op.results)]
+        if any(t.dtype.name == "float16" for t in types):
+            raise UnsupportedOpError(f"the {target} target does not compile float16 ({op.name} of "
+                                     f"{', '.join(str(t) for t in types)}); target 'gpu' or 'reference' computes "
+                                     "float16, or cast to float32 first", op=op.display_name, where=op.loc)
+    for function in module:
+        for argument in function.args:
+            if argument.type.dtype.name == "float16":
+                raise UnsupportedOpError(f"the {target} target does not compile float16: @{function.name} takes "
+                                         f"{argument.type}; target 'gpu' or 'reference' computes float16, or cast "
+                                         "to float32 first", op=f"@{function.name}")
+
+
 def _check_no_recursion(module: Module, target: str) -> None:
     """A call that can reach its own function again cannot be inlined (passes/inline.py): refused, naming
     the call and the cycle, before any work."""

@@ -16,7 +16,7 @@ from .math import INF, NAN, SMALLEST_NORMAL, number
 
 # The exact fmod removes 52 bits of the exponent gap per step: float64's largest gap, 2**1024 over
 # 2**-1074, takes 41 steps; a float32's, 2**128 over 2**-149, takes 6.
-FMOD_STEPS = {"float32": 7, "float64": 42}
+FMOD_STEPS = {"float16": 2, "float32": 7, "float64": 42}  # float16's gap: 2**16 over 2**-24
 
 helper("fc_rint", f'''
 @triton.jit
@@ -104,9 +104,12 @@ def fc_int_divmod(x, y):
 helper("fc_div", '''
 @triton.jit
 def fc_div(a, b):
-    """a / b correctly rounded: Triton's `/` of float32 is the GPU's approximate div.full."""
+    """a / b correctly rounded: Triton's `/` of float32 is the GPU's approximate div.full; float16's
+    through float64, where the quotient is exact enough that rounding it to half once is correct."""
     if a.dtype == tl.float32:
         return tl.div_rn(a, b)
+    elif a.dtype == tl.float16:
+        return (a.to(tl.float64) / b.to(tl.float64)).to(tl.float16)
     else:
         return a / b
 ''')
@@ -114,9 +117,11 @@ def fc_div(a, b):
 helper("fc_floor", '''
 @triton.jit
 def fc_floor(a):
-    """floor(a): a float32 through float64, whose floor keeps subnormals (float32's flushes them)."""
+    """floor(a): a float32 or float16 through float64, whose floor keeps subnormals (float32's flushes them)."""
     if a.dtype == tl.float32:
         return tl.floor(a.to(tl.float64)).to(tl.float32)
+    elif a.dtype == tl.float16:
+        return tl.floor(a.to(tl.float64)).to(tl.float16)
     else:
         return tl.floor(a)
 ''')

@@ -86,8 +86,16 @@ EXPRESSIONS["minimum"] = _extreme("<")
 
 
 def _by_width(float32: str, float64: str) -> Expression:
-    """A correctly rounded Triton function per float width: float32's plain forms are approximate on the GPU."""
-    return lambda op, xs: f"{float32 if str(_operand_dtype(op)) == 'float32' else float64}({', '.join(xs)})"
+    """A correctly rounded Triton function per float width: float32's plain forms are approximate on the GPU;
+    float16 runs float64's on the widened operands and rounds once (exact enough for sqrt: 53 bits > 2 * 11 + 2)."""
+
+    def text(op: Operation, xs: Sequence[str]) -> str:
+        dtype = str(_operand_dtype(op))
+        if dtype == "float16":
+            return f"{float64}({', '.join(f'{x}.to(tl.float64)' for x in xs)}).to(tl.float16)"
+        return f"{float32 if dtype == 'float32' else float64}({', '.join(xs)})"
+
+    return text
 
 
 EXPRESSIONS["div"] = _call("fc_div")
@@ -97,12 +105,14 @@ EXPRESSIONS["rsqrt"] = lambda op, xs: f"fc_div(tl.full([], 1.0, {_dtype(op)}), {
 
 
 def _in_float64(function: str) -> Expression:
-    """A float64 function (math.py, division.py, tl.floor); a float32 operand widened, the result rounded once."""
+    """A float64 function (math.py, division.py, tl.floor); a float32 or float16 operand widened, the result
+    rounded once to the operand's dtype (numpy's float16 functions run in float32 and round: within an ulp)."""
 
     def text(op: Operation, xs: Sequence[str]) -> str:
-        if str(_operand_dtype(op)) == "float64":
+        dtype = _operand_dtype(op)
+        if str(dtype) == "float64":
             return f"{function}({', '.join(xs)})"
-        return f"{function}({', '.join(f'{x}.to(tl.float64)' for x in xs)}).to(tl.float32)"
+        return f"{function}({', '.join(f'{x}.to(tl.float64)' for x in xs)}).to({triton_dtype(dtype)})"
 
     return text
 
@@ -141,7 +151,7 @@ def _floor_division(part: int) -> Expression:
 def _fmod(x: str, y: str, dtype: str) -> str:
     if dtype == "float64":
         return f"fc_fmod({x}, {y}, {FMOD_STEPS[dtype]})"
-    return f"fc_fmod({x}.to(tl.float64), {y}.to(tl.float64), {FMOD_STEPS[dtype]}).to(tl.float32)"
+    return f"fc_fmod({x}.to(tl.float64), {y}.to(tl.float64), {FMOD_STEPS[dtype]}).to(tl.{dtype})"
 
 
 EXPRESSIONS["floordiv"] = _floor_division(0)

@@ -37,7 +37,8 @@ class Gradients(Op):
         for what, group in (("y", ys), ("x", xs), ("grad_y", grad_ys)):
             for index, t in enumerate(group):
                 if not t.dtype.is_float:
-                    raise FlowcTypeError(f"{what} {index} must be float32 or float64, got {t}", op=self.name)
+                    raise FlowcTypeError(f"{what} {index} must be float16, float32 or float64, got {t}",
+                                         op=self.name)
         for index, (y, seed) in enumerate(zip(ys, grad_ys)):
             if not compatible(y, seed):
                 raise FlowcTypeError(f"grad_y {index} must have the type of y {index} ({y}), got {seed}",

@@ -61,4 +61,7 @@ class MatMul(Op):
         if a.shape[-1] != b.shape[-2]:  # only unknown dims can disagree here: the type rule checked the rest
             raise RuntimeShapeError(f"inner dims differ at run time: {list(a.shape)} @ {list(b.shape)}", op=self.name)
         check_broadcast(self.name, (a[..., :1, :1], b[..., :1, :1]))
+        if a.dtype == np.float16:  # products summed in float32, rounded to half once (tl.dot, sgemm, TF's kernels)
+            with np.errstate(over="ignore"):
+                return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
         return np.matmul(a, b)

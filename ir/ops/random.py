@@ -13,10 +13,12 @@ import numpy as np
 
 from ..errors import FlowcTypeError
 from ..op import Op
-from ..types import DTYPES, FLOATS, DType, TensorType, as_dtype, float32, int64
+from ..types import DTYPES, DType, TensorType, as_dtype, float32, float64, int64
 from . import philox
 
 STEP = TensorType(int64, ())
+# float16 is left out: philox draws float32 or float64 precision, and the native targets implement those two.
+RANDOM_FLOATS = (float32, float64)
 
 
 class RandomOp(Op):
@@ -38,7 +40,7 @@ class RandomOp(Op):
     def infer_type(self, step: TensorType) -> TensorType:
         if step != STEP:
             raise FlowcTypeError(f"step must be {STEP}, got {step}", op=self.name)
-        if self.dtype not in FLOATS:
+        if self.dtype not in RANDOM_FLOATS:
             raise FlowcTypeError(f"dtype must be float32 or float64, got {self.dtype.name}", op=self.name)
         if any(d < 0 for d in self.shape):
             raise FlowcTypeError(f"shape {list(self.shape)} has a negative dim", op=self.name)
@@ -90,7 +92,7 @@ class RandomUniformLike(RandomUniform):
     def infer_type(self, step: TensorType, like: TensorType) -> TensorType:  # type: ignore[override]
         if step != STEP:
             raise FlowcTypeError(f"step must be {STEP}, got {step}", op=self.name)
-        if self.dtype not in FLOATS:
+        if self.dtype not in RANDOM_FLOATS:
             raise FlowcTypeError(f"dtype must be float32 or float64, got {self.dtype.name}", op=self.name)
         return TensorType(self.dtype, like.shape)
 

@@ -51,13 +51,27 @@ def highest(dtype: np.dtype) -> Any:
 
 
 class ReduceSum(Reduction):
-    """Sum over `axes`, accumulated in the operand's dtype; an empty axis sums to 0."""
+    """Sum over `axes`, accumulated in the operand's dtype (float16 in float32); an empty axis sums to 0."""
 
     name = "reduce_sum"
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         # dtype=: numpy would widen int32 sums to int64; flowc keeps the operand's dtype.
-        return np.asarray(np.sum(x, axis=self.axes, keepdims=self.keepdims, dtype=x.dtype))
+        total = np.sum(x, axis=self.axes, keepdims=self.keepdims, dtype=accumulator(x.dtype))
+        return rounded(total, x.dtype)
+
+
+def rounded(total: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A float32 accumulation of float16 rounded back to half (inf past its range, quietly)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(total, dtype=dtype)
+
+
+def accumulator(dtype: np.dtype) -> np.dtype:
+    """The dtype a sum or product of `dtype` accumulates in: float16 in float32, rounded to half once at
+    the end (what TF's kernels and the GPU target do; numpy would round every partial sum to half),
+    every other dtype in itself."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
 class ReduceMean(Reduction):
@@ -69,9 +83,9 @@ class ReduceMean(Reduction):
     def reference(self, x: np.ndarray) -> np.ndarray:
         axes = normalize_axes(self.name, self.axes, x.ndim)
         count = int(np.prod([x.shape[a] for a in axes]))
-        total = np.sum(x, axis=axes, keepdims=self.keepdims, dtype=x.dtype)
+        total = np.sum(x, axis=axes, keepdims=self.keepdims, dtype=accumulator(x.dtype))
         # Not np.mean: it warns on an empty axis. 0/0 gives the NaN numpy gives, quietly.
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             return np.asarray(np.divide(total, count), dtype=x.dtype)
 
 
@@ -103,7 +117,8 @@ class ReduceProd(Reduction):
     name = "reduce_prod"
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(np.prod(x, axis=self.axes, keepdims=self.keepdims, dtype=x.dtype))
+        product = np.prod(x, axis=self.axes, keepdims=self.keepdims, dtype=accumulator(x.dtype))
+        return rounded(product, x.dtype)
 
 
 class ReduceAny(Reduction):

@@ -21,7 +21,7 @@ class Constant(Op):
     def normalize_attributes(cls, attributes: dict) -> dict:
         attributes = super().normalize_attributes(attributes)
         value = np.asarray(attributes["value"])
-        if value.dtype == np.float16 or value.dtype.kind in "c":
+        if value.dtype.kind in "c":
             raise FlowcTypeError(f"constants of dtype {value.dtype} are not supported", op=cls.name)
         if value.dtype.kind in "iu" and value.dtype not in (np.int32, np.int64):
             value = value.astype(np.int64)

@@ -20,6 +20,7 @@ def test_the_gpu_benchmark_runs_tiny(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("# flowc gpu target on")
     assert any(line.startswith("chain: flowc ms") for line in lines)
+    assert any(line.startswith("matmul float16 +bias relu: flowc ms") for line in lines), done.stdout  # fc.float16
     assert not any("differs from torch" in line for line in lines), done.stdout
     for name in ("softmax rows", "layer norm rows", "matmul float16", "matmul bfloat16", "matmul float32", "mlp step"):
         assert any(line.startswith(name) for line in lines), name

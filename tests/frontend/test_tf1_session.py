@@ -88,7 +88,7 @@ def test_set_shape_errors_name_the_op_and_line():
 
 @pytest.mark.parametrize("name, dtype", [("float", fc.float32), ("float32", fc.float32), ("double", fc.float64),
                                          ("float64", fc.float64), ("int32", fc.int32), ("int64", fc.int64),
-                                         ("bool", fc.bool)])
+                                         ("bool", fc.bool), ("half", fc.float16), ("float16", fc.float16)])
 def test_dtype_names(name, dtype):
     with fc.Graph().as_default():
         assert fc.placeholder(name, [2]).dtype == dtype
@@ -96,8 +96,8 @@ def test_dtype_names(name, dtype):
 
 
 def test_dtypes_flowc_lacks_say_which_it_has():
-    with fc.Graph().as_default(), pytest.raises(FlowcTypeError, match="float32, float64"):
-        fc.placeholder("float16", [2])
+    with fc.Graph().as_default(), pytest.raises(FlowcTypeError, match="float16, float32, float64"):
+        fc.placeholder("complex64", [2])
 
 
 # -- Session, ConfigProto, the default Session, eval and run ------------------------------------------

@@ -321,9 +321,9 @@ def round_trip(module: Module) -> Module:
     return parsed
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_float_constants_round_trip_bit_exactly(dtype: type, rng: np.random.Generator) -> None:
-    unsigned = np.uint32 if dtype == np.float32 else np.uint64
+    unsigned = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}[dtype]
     bits = rng.integers(0, np.iinfo(unsigned).max, size=(20, 25), dtype=unsigned, endpoint=True)
     values = bits.view(dtype)  # every kind of float: subnormals, huge, tiny, -0.0, inf
     values[0, :3] = [np.inf, -np.inf, -0.0]

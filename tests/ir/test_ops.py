@@ -20,7 +20,7 @@ from flowc.ir import Builder, DType, Function, TensorType, registry
 from flowc.ir.errors import FlowcTypeError, IndexOutOfRange, RuntimeShapeError
 from flowc.ir.ops import philox
 
-TOL = {np.dtype("float32"): 1e-6, np.dtype("float64"): 1e-12}
+TOL = {np.dtype("float16"): 2e-3, np.dtype("float32"): 1e-6, np.dtype("float64"): 1e-12}
 SHORT = {d.short: d for d in ir.DTYPES}
 
 # -- helpers -------------------------------------------------------------------

@@ -325,7 +325,7 @@ def test_an_ir_request_with_wrong_operands_fails_to_verify():
   return %g : f32[3]
 }
 """
-    with pytest.raises(ir.VerifyError, match=re.escape("y 0 must be float32 or float64, got i32[3]")):
+    with pytest.raises(ir.VerifyError, match=re.escape("y 0 must be float16, float32 or float64, got i32[3]")):
         ir.verify(ir.parse_module(text))
 
 

@@ -102,7 +102,9 @@ COMBINE = {"reduce_sum": ("zero", STANDARD + "_sum_combine", "+"),
            "reduce_all": ("one", STANDARD + "_elementwise_min", "tl.minimum"),
            "argmax": ("lowest", STANDARD + "_argmax_combine_tie_break_left", ARG_MAX),
            "argmin": ("highest", STANDARD + "_argmin_combine_tie_break_left", ARG_MIN)}
-WIDER = {"bool": "int32"}  # any and all count in int32: 0 or 1, combined by max or min
+# any and all count in int32: 0 or 1, combined by max or min; float16 sums, products and means in
+# float32, rounded to half once at the end, as the reference's (ir/ops/reduction.py's `accumulator`)
+WIDER = {"bool": "int32", "float16": "float32"}
 
 
 @emits("reduction", "row_tiles", "column_tiles")
