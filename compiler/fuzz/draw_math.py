@@ -16,6 +16,7 @@ from .kinds import (
     DTYPES,
     FLOATS,
     INTS,
+    JUMPS,
     NEAR_ZERO_AMPLIFIES,
     NUMERIC,
     UNARY,
@@ -28,7 +29,7 @@ from .spec import EXACT, F32, Value, rounding_of
 class MathDraws(Draws):
     def op_unary(self) -> bool:
         op = self.random.choice(UNARY)
-        x = self.pick(lambda v: v.dtype in dtypes_of(op))
+        x = self.pick(lambda v: v.dtype in dtypes_of(op) and (v.error == EXACT or op.name not in JUMPS))
         if x is None:
             return False
         if op.name in NEAR_ZERO_AMPLIFIES:
@@ -44,11 +45,12 @@ class MathDraws(Draws):
 
     def op_binary(self, ops: list, comparison: bool = False) -> bool:
         op = self.random.choice(ops)
-        x = self.pick(lambda v: v.dtype in dtypes_of(op) and (v.error == EXACT or not comparison))
+        exact = comparison or op.name in JUMPS
+        x = self.pick(lambda v: v.dtype in dtypes_of(op) and (v.error == EXACT or not exact))
         if x is None:
             return False
         result_dtype = "bool" if comparison else x.dtype
-        y = None if self.chance(0.2) else self.partner(x, comparison)
+        y = None if self.chance(0.2) else self.partner(x, exact)
         approximate = op.name in APPROXIMATE
         if y is None and x.dtype != "bool":  # a Python number takes x's dtype
             swapped = self.chance(0.3)

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 from . import dims
 from .dims import Dim, Shape, Sym
+from .draw_array import ArrayDraws
+from .draw_control import ControlDraws
 from .draw_math import MathDraws
+from .draw_nn import NNDraws
+from .draw_reduce import ReduceDraws
 from .draw_shape import ShapeDraws
 from .kinds import DTYPES
 from .spec import Case, GraphSpec, Value
@@ -32,7 +36,7 @@ class Config:
     gradient_rate: float = 0.5
 
 
-class Generator(MathDraws, ShapeDraws):
+class Generator(MathDraws, ShapeDraws, ArrayDraws, ReduceDraws, NNDraws, ControlDraws):
     def __init__(self, seed: int, config: Config):
         super().__init__(seed)
         self.config = config
@@ -80,6 +84,13 @@ class Generator(MathDraws, ShapeDraws):
             (self.op_reshape, 5), (self.op_transpose, 4), (self.op_concat, 7), (self.op_stack, 2),
             (self.op_expand_dims, 4), (self.op_squeeze, 2), (self.op_broadcast_to, 2), (self.op_slice, 12),
             (self.op_gather, 6), (self.op_one_hot, 2), (self.op_softmax, 4), (self.op_reduce_and_broadcast, 8),
+            # draw_array.py, draw_reduce.py, draw_nn.py, draw_control.py
+            (self.op_tile, 3), (self.op_reverse, 3), (self.op_pad, 4), (self.op_split, 3), (self.op_unstack, 2),
+            (self.op_gather_nd, 3), (self.op_scatter_nd, 3), (self.op_einsum, 4), (self.op_slice_newaxis, 3),
+            (self.op_reduce_more, 4), (self.op_cumulative, 4), (self.op_top_k, 3), (self.op_more_math, 3),
+            (self.op_binary_math, 3), (self.op_clip, 2), (self.op_activation, 3), (self.op_normalize, 3),
+            (self.op_cross_entropy, 2), (self.op_conv, 3), (self.op_pool, 3), (self.op_cond, 4), (self.op_case, 2),
+            (self.op_while, 4), (self.op_scan, 3), (self.op_map, 2), (self.op_tensor_array, 2),
         ]
         for _ in range(20):
             maker = self.random.choices([m for m, _ in makers], [w for _, w in makers])[0]
