@@ -4,7 +4,8 @@ fc.foldr, and TensorArrays written in a loop or unstacked.
 
 A branch or a loop body is a short expression (BODIES) over the operand `{0}`
 or the loop's state and a captured value `{1}` whose shape broadcasts into
-the operand's without changing it. Predicates and value-dependent loop
+the operand's without changing it; some are control flow again (a loop in a
+cond branch or a loop body, a cond on the loop counter, a scan in map_fn). Predicates and value-dependent loop
 conditions read EXACT values only (a last-bit difference must not pick
 another branch or another trip count). A TensorArray needs its element shape
 known when the graph is built, so those draws take values with static shapes.
@@ -43,6 +44,17 @@ class ControlDraws(Draws):
         text, approximate = self.random.choice(FLOAT_BODIES if dtype in FLOATS else INT_BODIES)
         return text.replace("X", x).replace("C", f"({c})" if " " in c else c), approximate
 
+    def inner_loop(self, dtype: str, x: str, c: str) -> tuple[str, bool]:
+        """A while_loop over `x` as a body or branch of another construct (nested control flow)."""
+        body, approximate = self.body(dtype, "u", c)
+        return (f"fc.while_loop(lambda j, u: j < {self.random.randint(0, 3)}, lambda j, u: (j + 1, {body}), "
+                f"[0, {x}])[1]"), approximate
+
+    def two_ways(self, dtype: str, predicate: str, x: str, c: str) -> tuple[str, bool]:
+        """A cond as a body: `predicate` must read exact values only (a loop counter, an exact element)."""
+        (first, a), (second, b) = self.body(dtype, x, c), self.body(dtype, x, c)
+        return f"fc.cond({predicate}, lambda: {first}, lambda: {second})", a or b
+
     def captured(self, x: Value, shape: tuple | None = None) -> Value | None:
         """A value of x's dtype whose shape broadcasts into `shape` (x's by default) unchanged."""
         shape = x.shape if shape is None else shape
@@ -71,6 +83,8 @@ class ControlDraws(Draws):
             return False
         x, c = values
         (then, a), (otherwise, b) = self.body(x.dtype, "{0}", "{1}"), self.body(x.dtype, "{1}", "{0}")
+        if self.chance(0.25):
+            then, a = self.inner_loop(x.dtype, "{0}", "{1}")
         if self.chance(0.3):
             otherwise = "{0}"  # a branch that passes its operand through
         error = max(x.error, c.error, rounding_of(x.dtype) if a or b else EXACT)
@@ -98,6 +112,11 @@ class ControlDraws(Draws):
             return False
         c = self.captured(x) or x
         body, approximate = self.body(x.dtype, "s", "{1}")
+        roll = self.random.random()
+        if roll < 0.2:
+            body, approximate = self.two_ways(x.dtype, f"i < {self.random.randint(1, 3)}", "s", "{1}")
+        elif roll < 0.35:
+            body, approximate = self.inner_loop(x.dtype, "s", "{1}")
         args, extra = [x, c], ""
         roll = self.random.random()
         if roll < 0.35:
@@ -158,6 +177,13 @@ class ControlDraws(Draws):
                      else EXACT), body=f"fc.{reduction}(e * {{1}})" if c is not x else f"fc.{reduction}(e)")
             return True
         body, approximate = self.body(x.dtype, "e", "{1}")  # c fits the element
+        roll = self.random.random()
+        if roll < 0.25 and x.error == EXACT:
+            zero = "0.5" if x.dtype in FLOATS else "0"
+            body, approximate = self.two_ways(x.dtype, f"fc.reduce_max(e) > {zero}", "e", "{1}")
+        elif roll < 0.45 and len(x.shape) >= 2 and x.shape[1] != 0:
+            inner, approximate = self.body(x.dtype, "a", "v")
+            body = f"fc.scan(lambda a, v: {inner}, e)"
         self.add("map_fn", [x, c], x.dtype, x.shape, max(x.error, c.error, rounding_of(x.dtype) if approximate
                  else EXACT), body=body)
         return True
