@@ -28,6 +28,8 @@ TEMPLATES = {
     "cast_in_range": "fc.cast(fc.where(fc.abs({0}) < 1e6, {0}, 0.0), fc.{dtype})",
     "positive": "fc.abs({0}) + 1.0",  # a divisor, log or rsqrt operand that is not near 0
     "bounded": "fc.tanh({0})",  # an exponent that cannot make pow overflow for one target only
+    # cpu's sin and cos reduce |x| < 2**40 only (mathlib_special.py, README): huge finite x becomes 0, inf NaN
+    "trig_range": "fc.where(fc.abs({0}) < 1e12, {0}, {0} - {0})",
     "reduce": "fc.{function}({0}, axis={axis}, keepdims={keepdims})",
     "arg_reduce": "fc.{function}({0}, axis={axis}, output_type=fc.{dtype})",
     "matmul": "fc.matmul({0}, {1}, transpose_a={transpose_a}, transpose_b={transpose_b})",

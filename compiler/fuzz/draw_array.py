@@ -10,7 +10,7 @@ range (data.py feeds a few) must make both targets raise.
 from __future__ import annotations
 
 from . import dims
-from .dims import Dim
+from .dims import Dim, Sym
 from .draws import Draws
 from .kinds import INTS, NUMERIC
 from .spec import EXACT, Value, rounding_of
@@ -24,6 +24,10 @@ ARRAY_TEMPLATES = {
     "gather_nd": "fc.gather_nd({0}, fc.stack([{rest}], axis=-1))",
     "scatter_nd": "fc.scatter_nd(fc.stack([{rest}], axis=-1), {0}, {shape})",
     "einsum": "fc.einsum({equation!r}, {args})",
+    # sizes as run-time tensors (fc.shape), which the cpu target takes from the fed shapes
+    "reshape_rows": "fc.reshape({0}, [fc.shape({0})[0], -1])",
+    "range": "fc.range(fc.shape({0})[{axis}])",
+    "sequence_mask": "fc.sequence_mask({0}, {maxlen})",
 }
 
 # A contraction, a batch product, transposes, reductions, an outer product, an elementwise product, a dot.
@@ -174,6 +178,31 @@ class ArrayDraws(Draws):
         self.add("einsum", operands, x.dtype, shape, error, equation=equation)
         return True
 
+    def op_reshape_rows(self) -> bool:
+        x = self.pick(lambda v: 2 <= len(v.shape) <= 3)
+        if x is None:
+            return False
+        rest = dims.product(list(x.shape[1:]))  # the front end knows neither dim: a shape read at run time
+        self.add("reshape_rows", [x], x.dtype, (unknown(x.shape[0]), unknown(rest)), x.error)
+        return True
+
+    def op_range(self) -> bool:
+        """fc.range up to a dim of a value, known at run time only: int32 [len(range(start, dim, delta))]."""
+        x = self.pick(lambda v: any(not isinstance(d, int) for d in v.shape))
+        if x is None:
+            return False
+        axis = self.random.choice([i for i, d in enumerate(x.shape) if not isinstance(d, int)])
+        self.add("range", [x], "int32", (x.shape[axis],), EXACT, axis=axis)  # start 0, delta 1 (the front end's rule)
+        return True
+
+    def op_sequence_mask(self) -> bool:
+        lengths = self.pick(lambda v: v.dtype in INTS and len(v.shape) <= 2)
+        if lengths is None:
+            return False
+        maxlen = self.random.randint(0, 6)
+        self.add("sequence_mask", [lengths], "bool", lengths.shape + (maxlen,), EXACT, maxlen=maxlen)
+        return True
+
     def op_slice_newaxis(self) -> bool:
         """x[..., None, 1:] and the like: an ellipsis, new axes, and the items of op_slice."""
         x = self.pick(lambda v: len(v.shape) >= 1)
@@ -195,3 +224,7 @@ class ArrayDraws(Draws):
         self.add("slice", [x], x.dtype, shape, x.error, index=index)
         return True
 
+
+def unknown(dim: Dim) -> Dim:
+    """`dim` as a dim the front end does not know statically: a static size becomes an atom of its own."""
+    return dim if isinstance(dim, Sym) else Sym(1, (str(dim),))

@@ -32,8 +32,9 @@ CONTROL_TEMPLATES = {
 }
 
 # Bodies over `x` (the operand or state) and `c` (captured): (text, approximate).
-FLOAT_BODIES = [("X * 0.5 + C", False), ("fc.tanh(X) + C", True), ("fc.sin(X) * C", True),
-                ("fc.maximum(X, C) - 0.25", False), ("X * C - 1.0", False), ("fc.exp(-fc.abs(X)) + C", True)]
+FLOAT_BODIES = [("X * 0.5 + C", False), ("fc.tanh(X) + C", True), ("fc.maximum(X, C) - 0.25", False),
+                ("fc.sin(fc.clip_by_value(X, -1e6, 1e6)) * C", True),  # cpu's sin: |x| < 2**40 (README)
+                ("X * C - 1.0", False), ("fc.exp(-fc.abs(X)) + C", True)]
 INT_BODIES = [("X + C", False), ("X * 2 - C", False), ("fc.maximum(X, C) - 1", False),
               ("fc.minimum(X + 1, C)", False), ("fc.abs(X) // 2 + C", False)]
 

@@ -19,6 +19,7 @@ from .kinds import (
     JUMPS,
     NEAR_ZERO_AMPLIFIES,
     NUMERIC,
+    TRIGONOMETRIC,
     UNARY,
     dtypes_of,
     function,
@@ -34,6 +35,8 @@ class MathDraws(Draws):
             return False
         if op.name in NEAR_ZERO_AMPLIFIES:
             x = self.positive(x)
+        if op.name in TRIGONOMETRIC:
+            x = self.add("trig_range", [x], x.dtype, x.shape, x.error, guard=True)
         error = max(x.error, rounding_of(x.dtype)) if op.name in APPROXIMATE else x.error
         self.add("unary", [x], x.dtype, x.shape, error, function=function(op))
         return True

@@ -1,6 +1,7 @@
 """Draws of the math the registry's elementwise ops do not spell (tan, asin, acos, sinh, cosh,
-atan2, reciprocal, squared_difference, clip_by_value), the fc.nn helpers (activations,
-cross entropies, normalizations, moments) and conv2d, depthwise_conv2d and pooling.
+atan2, reciprocal, squared_difference, clip_by_value, add_n), the fc.nn helpers (activations,
+cross entropies, normalizations, moments, bias_add, clip_by_norm, in_top_k, embedding_lookup)
+and conv2d, depthwise_conv2d and pooling.
 
 Domains: an inexact operand of asin or acos goes through tanh, and tan's
 through tanh too (far from its poles); atan2 jumps by 2 pi where y crosses 0
@@ -28,6 +29,11 @@ NN_TEMPLATES = {
     "conv2d": "fc.nn.conv2d({0}, {1}, strides={strides}, padding={padding!r}, dilations={dilations})",
     "depthwise": "fc.nn.depthwise_conv2d({0}, {1}, strides=[1, {stride}, {stride}, 1], padding={padding!r})",
     "pool": "fc.nn.{function}({0}, ksize={window}, strides={strides}, padding={padding!r})",
+    "bias_add": "fc.nn.bias_add({0}, {1})",
+    "add_n": "fc.add_n([{args}])",
+    "clip_by_norm": "fc.clip_by_norm({0}, {norm})",
+    "in_top_k": "fc.nn.in_top_k({0}, {1}, {k})",
+    "embedding_lookup": "fc.nn.embedding_lookup({0}, {1})",
 }
 
 ACTIVATIONS = ["softplus", "softsign", "elu", "selu", "relu6", "leaky_relu"]
@@ -110,6 +116,52 @@ class NNDraws(Draws):
         shape = logits.shape if function.startswith("sigmoid") else logits.shape[:-1]
         self.add("nn2", [labels, logits], logits.dtype, shape,
                  max(labels.error, logits.error, rounding_of(logits.dtype)), function=function)
+        return True
+
+    def op_bias_add(self) -> bool:
+        x = self.pick(lambda v: v.is_float and len(v.shape) >= 2 and isinstance(v.shape[-1], int))
+        if x is None:
+            return False
+        bias = self.pick(lambda v: v.dtype == x.dtype and v.shape == x.shape[-1:]) or self.add_input(x.dtype,
+                                                                                                     x.shape[-1:])
+        self.add("bias_add", [x, bias], x.dtype, x.shape, max(x.error, bias.error))
+        return True
+
+    def op_add_n(self) -> bool:
+        x = self.pick(lambda v: v.dtype in NUMERIC)
+        if x is None:
+            return False
+        parts = [x] + [self.pick(lambda v: v.dtype == x.dtype and v.shape == x.shape) or x
+                       for _ in range(self.random.randint(0, 3))]
+        self.add("add_n", parts, x.dtype, x.shape, max(p.error for p in parts))  # in order: correctly rounded
+        return True
+
+    def op_clip_by_norm(self) -> bool:
+        x = self.pick(lambda v: v.is_float)
+        if x is None:
+            return False
+        self.add("clip_by_norm", [x], x.dtype, x.shape, max(x.error, rounding_of(x.dtype)),
+                 norm=self.random.choice([0.5, 1.0, 4.0]))
+        return True
+
+    def op_in_top_k(self) -> bool:
+        """Whether each row's target is among its k largest: a jump, so over EXACT predictions only."""
+        predictions = self.pick(lambda v: v.is_float and v.error == EXACT and len(v.shape) == 2)
+        if predictions is None:
+            return False
+        targets = self.add_input(self.random.choice(["int32", "int64"]), predictions.shape[:1],
+                                 indexes=predictions.shape[1])
+        self.add("in_top_k", [predictions, targets], "bool", predictions.shape[:1], EXACT,
+                 k=self.random.randint(0, 3))
+        return True
+
+    def op_embedding_lookup(self) -> bool:
+        params = self.pick(lambda v: len(v.shape) >= 1)
+        if params is None:
+            return False
+        batch = self.index_batch(set(params.shape))  # type: ignore[attr-defined]
+        ids = self.add_input(self.random.choice(["int32", "int64"]), batch, indexes=params.shape[0])
+        self.add("embedding_lookup", [params, ids], params.dtype, ids.shape + params.shape[1:], params.error)
         return True
 
     # -- convolutions and pools ----------------------------------------------------------------

@@ -91,6 +91,8 @@ class Generator(MathDraws, ShapeDraws, ArrayDraws, ReduceDraws, NNDraws, Control
             (self.op_binary_math, 3), (self.op_clip, 2), (self.op_activation, 3), (self.op_normalize, 3),
             (self.op_cross_entropy, 2), (self.op_conv, 3), (self.op_pool, 3), (self.op_cond, 4), (self.op_case, 2),
             (self.op_while, 4), (self.op_scan, 3), (self.op_map, 2), (self.op_tensor_array, 2),
+            (self.op_reshape_rows, 2), (self.op_range, 2), (self.op_sequence_mask, 1), (self.op_bias_add, 2),
+            (self.op_add_n, 2), (self.op_clip_by_norm, 1), (self.op_in_top_k, 1), (self.op_embedding_lookup, 2),
         ]
         for _ in range(20):
             maker = self.random.choices([m for m, _ in makers], [w for _, w in makers])[0]
