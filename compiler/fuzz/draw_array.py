@@ -188,10 +188,10 @@ class ArrayDraws(Draws):
 
     def op_range(self) -> bool:
         """fc.range up to a dim of a value, known at run time only: int32 [len(range(start, dim, delta))]."""
-        x = self.pick(lambda v: any(not isinstance(d, int) for d in v.shape))
+        x = self.pick(lambda v: any(fed(d) for d in v.shape))
         if x is None:
             return False
-        axis = self.random.choice([i for i, d in enumerate(x.shape) if not isinstance(d, int)])
+        axis = self.random.choice([i for i, d in enumerate(x.shape) if fed(d)])
         self.add("range", [x], "int32", (x.shape[axis],), EXACT, axis=axis)  # start 0, delta 1 (the front end's rule)
         return True
 
@@ -228,3 +228,8 @@ class ArrayDraws(Draws):
 def unknown(dim: Dim) -> Dim:
     """`dim` as a dim the front end does not know statically: a static size becomes an atom of its own."""
     return dim if isinstance(dim, Sym) else Sym(1, (str(dim),))
+
+
+def fed(dim: Dim) -> bool:
+    """An unknown dim that the front end traces to the fed shapes: not a static size it lost (unknown())."""
+    return isinstance(dim, Sym) and not any(atom.isdigit() for atom in dim.atoms)
