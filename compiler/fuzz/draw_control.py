@@ -1,14 +1,15 @@
 """Draws of control flow: fc.cond, fc.case, fc.while_loop (a static trip count, one read from an
-unknown dim, one that hangs on the loop's own exact values), fc.scan, fc.map_fn, fc.foldl,
-fc.foldr, and TensorArrays written in a loop or unstacked.
+unknown dim, one that depends on the loop's own exact values, maximum_iterations), fc.scan,
+fc.map_fn, fc.foldl, fc.foldr, and TensorArrays written in a loop or unstacked.
 
 A branch or a loop body is a short expression (BODIES) over the operand `{0}`
 or the loop's state and a captured value `{1}` whose shape broadcasts into
 the operand's without changing it; some are control flow again (a loop in a
-cond branch or a loop body, a cond on the loop counter, a scan in map_fn). Predicates and value-dependent loop
-conditions read EXACT values only (a last-bit difference must not pick
-another branch or another trip count). A TensorArray needs its element shape
-known when the graph is built, so those draws take values with static shapes.
+cond branch or a loop body, a cond on the loop counter, a scan in map_fn).
+Predicates and value-dependent loop conditions read EXACT values only (a
+last-bit difference must not pick another branch or another trip count). A
+TensorArray needs its element shape known when the graph is built, so those
+draws take values with static shapes.
 """
 
 from __future__ import annotations
