@@ -6,6 +6,8 @@ same dim or a static 1, never another unknown one. Ops that make new unknown
 dims (strided slices, concats, reshapes, gathers with indices of another
 symbol) are drawn often, and later ops pick recent values, so kernels that mix
 several unknown dims are common: that is where loop extents go wrong.
+The draws live beside this file: draw_math.py, draw_shape.py, draw_array.py,
+draw_reduce.py, draw_nn.py and draw_control.py (cond, loops, scans, TensorArrays).
 """
 
 from __future__ import annotations
