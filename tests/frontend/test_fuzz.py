@@ -236,3 +236,6 @@ def test_a_concat_of_empty_parts_is_an_empty_dim():
     assert dims.evaluate(dims.total([empty, empty]), {"a": 3}) == 0
     assert dims.evaluate(dims.total([a, empty]), {"a": 3}) == 3
     make_case(20434)  # builds without a malformed dim
+    # [1] ++ tile(x, [0]) is 1 long, which the front end cannot know (seed 400235 with 16 ops)
+    assert isinstance(dims.total([1, empty]), dims.Sym) and dims.evaluate(dims.total([1, empty]), {"a": 3}) == 1
+    build(make_case(400235, Config(max_ops=16)).spec)
