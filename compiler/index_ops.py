@@ -97,7 +97,10 @@ def tile(input: Any, multiples: Sequence[int], name: str | None = None) -> Tenso
         return x
     if not x.type.is_static:  # copies joined along each tiled axis: sizes known only at run time stay so
         for axis, count in enumerate(counts):
-            if count != 1:
+            if count == 0:  # no copies: the axis is empty (a concat of none would be an error)
+                x = array_ops.strided_slice(x, tuple(builtins.slice(0, 0) if a == axis else builtins.slice(None)
+                                                     for a in builtins.range(x.type.rank)))
+            elif count != 1:
                 x = array_ops.concat([x] * count, axis=axis, name=name or "Tile")
         return x
     dims = static_dims(x, "tile")

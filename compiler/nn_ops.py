@@ -22,7 +22,7 @@ import numpy as np
 
 from flowc.ir.errors import FlowcTypeError, GraphError
 
-from .array_ops import concat, gather, reshape
+from .array_ops import concat, gather, reshape, squeeze
 from .gradients import stop_gradient
 from .graph import Tensor, name_scope
 from .math_ops import (
@@ -227,9 +227,9 @@ def moments(x: Any, axes: Sequence[int], shift: Any = None, name: str | None = N
         mean = reduce_mean(x, axes, keepdims=True)
         centered = x - stop_gradient(mean)
         variance = reduce_mean(centered * centered, axes, keepdims=True)
-        if not keep:
-            kept = [d for i, d in enumerate(mean.shape) if i not in {a % x.type.rank for a in axes}]
-            mean, variance = reshape(mean, kept), reshape(variance, kept)
+        if not keep:  # squeezed, not reshaped: a reshape cannot say two unknown dims that stay
+            reduced = sorted({a % x.type.rank for a in axes})
+            mean, variance = squeeze(mean, reduced), squeeze(variance, reduced)
         return mean, variance
 
 

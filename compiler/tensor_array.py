@@ -362,8 +362,7 @@ def zero_rows(rows_like: Tensor, zero_row: Tensor) -> Tensor:
     if count is not None:
         rows = zeros([count, *(1 for _ in zero_row.shape)], zero_row.dtype)
     else:
-        column = rows_like[(slice(None), *(0 for _ in rows_like.shape[1:]))]
-        rows = cast(equal(column, column), zero_row.dtype)  # n values, none of them used
+        rows = cast(_one_per_row(rows_like), zero_row.dtype)  # n values, none of them used
         for _ in zero_row.shape:
             rows = expand_dims(rows, -1)
     return where(constant(False), rows, expand_dims(zero_row, 0))  # [n, 1...] against [1, row...]
@@ -373,9 +372,22 @@ def count_rows(tensor: Tensor) -> Tensor:
     """The size of `tensor`'s first axis, an int32 scalar, also when only the run knows it."""
     if tensor.shape[0] is not None:
         return constant(tensor.shape[0], int32)
-    column = tensor[(slice(None), *(0 for _ in tensor.shape[1:]))] if tensor.type.rank > 1 else tensor
-    ones = where(constant(True), constant(1, int32), cast(equal(column, column), int32))  # a 1 per row
+    ones = where(constant(True), constant(1, int32), _one_per_row(tensor))  # a 1 per row
     return apply("reduce_sum", (ones,), axes=(0,), keepdims=False)
+
+
+def _one_per_row(tensor: Tensor) -> Tensor:
+    """An int32 vector [n] for `tensor` [n, ...], its values of no use: only its length, known at run time.
+
+    It reads the first element of each row, tensor[:, :1, :1, ...] summed over the later axes, and not
+    tensor[:, 0, 0, ...], which is out of range when a later dim is 0 (map_fn over [n, 0] elems is n
+    empty elements, not an error).
+    """
+    if tensor.type.rank == 1:
+        return cast(equal(tensor, tensor), int32)
+    head = tensor[(slice(None), *(slice(0, 1) for _ in tensor.shape[1:]))]
+    return apply("reduce_sum", (cast(equal(head, head), int32),), axes=tuple(range(1, tensor.type.rank)),
+                 keepdims=False)
 
 
 def _as_shape(shape: Sequence[int | None]) -> Shape:

@@ -67,7 +67,8 @@ def build(spec: GraphSpec, wide: bool = False) -> Built:
             tensors[value.name] = fc.placeholder(dtype, placeholder_shape(value), name=value.name)
         for record in spec.ops:
             line = render(widened_record(record) if wide else record)
-            tensors[record.result.name] = eval(line, {"fc": fc}, dict(tensors))
+            # One namespace, as at a script's top level: the lambdas of a cond or a loop body see the values.
+            tensors[record.result.name] = eval(line, {"fc": fc, **tensors})
             check(record.result, tensors[record.result.name], wide)
         built = Built(graph, tensors, [tensors[name] for name in spec.outputs])
         if spec.gradients:

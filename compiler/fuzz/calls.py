@@ -2,11 +2,18 @@
 
 The builder evaluates these lines and the printer writes them out, so a
 reproducer is the very code that ran. `{0}`, `{1}`, ... are the operands;
-`{args}` lists them all (concat, stack); other fields are the record's attrs.
+`{args}` lists them all (concat, stack), `{rest}` all but the first (the index
+columns of gather_nd); other fields are the record's attrs. A string attr may
+itself name operands (`{1}`): the body of a cond branch or a loop, filled in
+first, so the minimizer's renaming of operands reaches inside lambdas too.
 """
 
 from __future__ import annotations
 
+from .draw_array import ARRAY_TEMPLATES
+from .draw_control import CONTROL_TEMPLATES
+from .draw_nn import NN_TEMPLATES
+from .draw_reduce import REDUCE_TEMPLATES
 from .spec import OpRecord
 
 TEMPLATES = {
@@ -21,6 +28,8 @@ TEMPLATES = {
     "cast_in_range": "fc.cast(fc.where(fc.abs({0}) < 1e6, {0}, 0.0), fc.{dtype})",
     "positive": "fc.abs({0}) + 1.0",  # a divisor, log or rsqrt operand that is not near 0
     "bounded": "fc.tanh({0})",  # an exponent that cannot make pow overflow for one target only
+    # cpu's sin and cos reduce |x| < 2**40 only (mathlib_special.py, README): huge finite x becomes 0, inf NaN
+    "trig_range": "fc.where(fc.abs({0}) < 1e12, {0}, {0} - {0})",
     "reduce": "fc.{function}({0}, axis={axis}, keepdims={keepdims})",
     "arg_reduce": "fc.{function}({0}, axis={axis}, output_type=fc.{dtype})",
     "matmul": "fc.matmul({0}, {1}, transpose_a={transpose_a}, transpose_b={transpose_b})",
@@ -38,6 +47,15 @@ TEMPLATES = {
 }
 
 
+TEMPLATES.update(ARRAY_TEMPLATES)
+TEMPLATES.update(REDUCE_TEMPLATES)
+TEMPLATES.update(NN_TEMPLATES)
+TEMPLATES.update(CONTROL_TEMPLATES)
+
+
 def render(record: OpRecord) -> str:
     """The right-hand side of the record's line."""
-    return TEMPLATES[record.op].format(*record.args, args=", ".join(record.args), **record.attrs)
+    attrs = {key: value.format(*record.args) if isinstance(value, str) and "{" in value else value
+             for key, value in record.attrs.items()}
+    return TEMPLATES[record.op].format(*record.args, args=", ".join(record.args), rest=", ".join(record.args[1:]),
+                                       **attrs)

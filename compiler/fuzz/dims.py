@@ -76,8 +76,9 @@ def total(dims: list[Dim]) -> Dim:
         atoms, coef = ((), dim) if isinstance(dim, int) else (dim.atoms, dim.coef)
         terms[atoms] = terms.get(atoms, 0) + coef
     terms = {atoms: coef for atoms, coef in terms.items() if coef}
-    if not terms:  # every part is 0 * a: empty, and still a size the front end cannot know statically
-        return next(d for d in dims if not isinstance(d, int))
+    if not any(terms):  # the unknown parts are 0 * a: a known sum, but not to the front end
+        static = terms.get((), 0)
+        return Sym(1, (str(static),)) if static else next(d for d in dims if not isinstance(d, int))
     if len(terms) == 1:
         ((atoms, coef),) = terms.items()
         return Sym(coef, atoms) if atoms else coef

@@ -16,8 +16,10 @@ from .kinds import (
     DTYPES,
     FLOATS,
     INTS,
+    JUMPS,
     NEAR_ZERO_AMPLIFIES,
     NUMERIC,
+    TRIGONOMETRIC,
     UNARY,
     dtypes_of,
     function,
@@ -28,11 +30,13 @@ from .spec import EXACT, F32, Value, rounding_of
 class MathDraws(Draws):
     def op_unary(self) -> bool:
         op = self.random.choice(UNARY)
-        x = self.pick(lambda v: v.dtype in dtypes_of(op))
+        x = self.pick(lambda v: v.dtype in dtypes_of(op) and (v.error == EXACT or op.name not in JUMPS))
         if x is None:
             return False
         if op.name in NEAR_ZERO_AMPLIFIES:
             x = self.positive(x)
+        if op.name in TRIGONOMETRIC:
+            x = self.add("trig_range", [x], x.dtype, x.shape, x.error, guard=True)
         error = max(x.error, rounding_of(x.dtype)) if op.name in APPROXIMATE else x.error
         self.add("unary", [x], x.dtype, x.shape, error, function=function(op))
         return True
@@ -44,11 +48,12 @@ class MathDraws(Draws):
 
     def op_binary(self, ops: list, comparison: bool = False) -> bool:
         op = self.random.choice(ops)
-        x = self.pick(lambda v: v.dtype in dtypes_of(op) and (v.error == EXACT or not comparison))
+        exact = comparison or op.name in JUMPS
+        x = self.pick(lambda v: v.dtype in dtypes_of(op) and (v.error == EXACT or not exact))
         if x is None:
             return False
         result_dtype = "bool" if comparison else x.dtype
-        y = None if self.chance(0.2) else self.partner(x, comparison)
+        y = None if self.chance(0.2) else self.partner(x, exact)
         approximate = op.name in APPROXIMATE
         if y is None and x.dtype != "bool":  # a Python number takes x's dtype
             swapped = self.chance(0.3)
@@ -169,6 +174,8 @@ class MathDraws(Draws):
             return False
         rank = len(x.shape)
         axis = self.random.randrange(-rank, rank)
+        if x.shape[axis] == 0:
+            return False  # the front end refuses an argmax over an axis known to be empty
         shape = tuple(d for i, d in enumerate(x.shape) if i != axis % rank)
         dtype = self.random.choice(INTS)
         self.add("arg_reduce", [x], dtype, shape, EXACT, function=self.random.choice(["argmax", "argmin"]),

@@ -19,7 +19,11 @@ DTYPES = NUMERIC + ("bool",)
 FRONT_END = {"neg": "negative", "sub": "subtract", "mul": "multiply", "div": "divide"}  # IR name -> fc function
 # README: the ops of the cpu's mathlib are vectorized approximations (a few ulp), not correctly rounded.
 APPROXIMATE = frozenset(MATH_EMITTERS)
-NEAR_ZERO_AMPLIFIES = {"log", "rsqrt"}  # an inexact operand near 0 would blow its few ulp up
+NEAR_ZERO_AMPLIFIES = {"log", "rsqrt", "log1p"}  # an inexact operand near 0 (log1p: near -1) would blow its few ulp up
+TRIGONOMETRIC = {"sin", "cos"}  # accurate on cpu for |x| < 2**40 only: operands go through trig_range
+# Ops that jump (a step, an integer part): a last-bit difference in an operand may move the result by a
+# whole unit, so they read EXACT operands only, and give EXACT results (floor of an exact value is exact).
+JUMPS = {"floor", "ceil", "round", "sign", "floordiv", "floormod"}
 
 
 def elementwise_ops() -> tuple[list, list, list]:
