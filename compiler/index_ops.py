@@ -209,6 +209,9 @@ def split(value: Any, num_or_size_splits: Any, axis: int = 0, num: int | None = 
             sizes[sizes.index(-1)] = size - sum(s for s in sizes if s != -1)
         if (size is not None and sum(sizes) != size) or any(s < 0 for s in sizes):
             raise _error("split", f"sizes {sizes} do not add up to axis {axis} of {x.name!r} ({x.type})")
+        if size is None:  # checked when it runs (TF1 raises too), never pieces that miss part of the axis
+            dims = [d if i != axis else sum(sizes) for i, d in enumerate(x.shape)]
+            x = array_ops.ensure_shape(x, dims, name=f"{name or 'split'}_sizes")
     pieces, start = [], 0
     for piece in sizes:
         index: list[Any] = [_builtin_slice(None)] * x.type.rank

@@ -404,3 +404,23 @@ def test_where_and_boolean_mask_errors() -> None:
         with pytest.raises(FlowcTypeError, match=r"range.*test_shape_ops.py:\d+.*start 0"):
             fc.range(1, fc.shape(fc.placeholder(fc.float32, [None]))[0])
         assert fc.where(x > 0, x, -x).shape == (3, 4)
+
+
+@pytest.mark.parametrize("target", ["reference", "cpu"])
+def test_split_sizes_along_an_unknown_dim_are_checked_when_it_runs(target):
+    """fc.split(x, [1, 2]) of an f32[?, 2]: pieces of 1 and 2 rows when 3 come, an error naming the split
+    and the line for any other count (it returned the first 3 rows of 6 silently, found by the fuzzer's
+    helper); the gradient still flows to every row."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 2])
+        a, b = fc.split(x, [1, 2])
+        (dx,) = fc.gradients(fc.reduce_sum(a) + 2.0 * fc.reduce_sum(b), [x])
+    data = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with fc.Session(target, graph=g) as sess:
+        got_a, got_b, got_dx = sess.run([a, b, dx], {x: data})
+        np.testing.assert_array_equal(got_a, data[:1])
+        np.testing.assert_array_equal(got_b, data[1:])
+        np.testing.assert_array_equal(got_dx, [[1, 1], [2, 2], [2, 2]])
+        with pytest.raises(fc.errors.FlowcError, match=r"split_sizes.*test_shape_ops.py.*6 along axis 0, not 3"):
+            sess.run([a, b], {x: np.zeros((6, 2), np.float32)})
