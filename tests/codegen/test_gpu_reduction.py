@@ -483,16 +483,7 @@ def test_float32_sums_are_as_accurate_as_the_cpus(shape: tuple[int, int], axis: 
 
 # -- with the division and rsqrt of the math tables ----------------------------------------------
 
-SOFTMAX_DIVIDED = """
-func @main(%x: f32[?,ROW]) -> f32[?,ROW] {
-  %mx = reduce_max %x {axes = [-1], keepdims = true} : f32[?,1]
-  %d = sub %x, %mx : f32[?,ROW]
-  %e = exp %d : f32[?,ROW]
-  %s = reduce_sum %e {axes = [-1], keepdims = true} : f32[?,1]
-  %y = div %e, %s : f32[?,ROW]
-  return %y : f32[?,ROW]
-}
-"""
+from test_schedule import SOFTMAX as SOFTMAX_DIVIDED  # noqa: E402  (the CPU schedule tests' softmax text)
 
 LAYER_NORM_RSQRT = """
 func @main(%x: f32[?,ROW]) -> f32[?,ROW] {
