@@ -1,4 +1,4 @@
-"""flowc.fuzz: a differential fuzzer of the `cpu` target against `reference`.
+"""flowc.fuzz: a differential fuzzer of a native target (`cpu`, or `gpu`) against `reference`.
 
 Random graphs over symbolic shapes (generate.py) are built through the public
 front end (build.py), run on both targets with the same feeds, and compared

@@ -1,7 +1,8 @@
-"""python -m flowc.fuzz --graphs N --seed S --workers K --timeout T --out FILE
+"""python -m flowc.fuzz --graphs N --seed S --workers K --timeout T --out FILE [--target gpu]
 
 Runs seeds S .. S+N-1 (graph, sizes and data follow from the seed), each on
-`cpu` and `reference` in worker processes, prints a summary line, and writes
+`reference` and a native target (`cpu`, or `gpu`: Triton's interpreter where
+no GPU is) in worker processes, prints a summary line, and writes
 each failure's seed with a reproducer (minimized for the first few of each
 kind) to FILE. The exit status is 1 if anything failed.
 """
@@ -35,6 +36,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--minimize", type=int, default=3, metavar="K",
                         help="minimize the first K failures of each kind (0: none)")
     parser.add_argument("--budget", type=int, default=60, help="trials per minimization")
+    parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu",
+                        help="the native target compared with reference (gpu without a GPU: Triton's interpreter, "
+                             "slow: give it a longer --timeout)")
     return parser.parse_args(argv)
 
 
@@ -75,7 +79,7 @@ def print_failures(summary: Summary) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
-    config = Config(max_ops=args.max_ops)
+    config = Config(max_ops=args.max_ops, target=args.target)
     cache = None if os.environ.get("FLOWC_CACHE_DIR") else tempfile.mkdtemp(prefix="flowc-fuzz-cache-")
     env = {"FLOWC_VERIFY": os.environ.get("FLOWC_VERIFY", "1")} | ({"FLOWC_CACHE_DIR": cache} if cache else {})
     try:

@@ -1,4 +1,4 @@
-"""When are a `cpu` result and a `reference` result the same? Stated once, here.
+"""When are a native (`cpu` or `gpu`) result and a `reference` result the same? Stated once, here.
 
 - Integers and bools: equal, element for element.
 - EXACT floats (spec.py: only correctly rounded operations made them): equal,
@@ -28,20 +28,21 @@ GRADIENT_TOLERANCE = {F64: 1e-7, F32: 1e-3}
 SENSITIVITY = 16.0
 
 
-def describe(index: tuple[int, ...], cpu: np.ndarray, reference: np.ndarray) -> str:
-    return f"at {list(index)}: cpu {cpu[index].item()!r}, reference {reference[index].item()!r}"
+def describe(index: tuple[int, ...], native: np.ndarray, reference: np.ndarray, target: str = "cpu") -> str:
+    return f"at {list(index)}: {target} {native[index].item()!r}, reference {reference[index].item()!r}"
 
 
-def difference(cpu: np.ndarray, reference: np.ndarray, error: int, tolerance: dict[int, float],
-               wide: np.ndarray | None = None) -> str | None:
-    """None if `cpu` and `reference` agree under the rule above, else where and how they differ."""
-    cpu, reference = np.asarray(cpu), np.asarray(reference)
-    if cpu.shape != reference.shape or cpu.dtype != reference.dtype:
-        return f"cpu gave {cpu.dtype}{list(cpu.shape)}, reference {reference.dtype}{list(reference.shape)}"
+def difference(native: np.ndarray, reference: np.ndarray, error: int, tolerance: dict[int, float],
+               wide: np.ndarray | None = None, target: str = "cpu") -> str | None:
+    """None if `native` (the result of `target`) and `reference` agree under the rule above, else where
+    and how they differ."""
+    native, reference = np.asarray(native), np.asarray(reference)
+    if native.shape != reference.shape or native.dtype != reference.dtype:
+        return f"{target} gave {native.dtype}{list(native.shape)}, reference {reference.dtype}{list(reference.shape)}"
     if reference.dtype.kind not in "f":
-        bad = cpu != reference
-        return describe(first(bad), cpu, reference) if bad.any() else None
-    c, r = cpu.astype(np.float64), reference.astype(np.float64)
+        bad = native != reference
+        return describe(first(bad), native, reference, target) if bad.any() else None
+    c, r = native.astype(np.float64), reference.astype(np.float64)
     compared = np.ones(r.shape, bool)
     spread = np.zeros(r.shape)
     if error != EXACT and wide is not None and wide.shape == r.shape:
@@ -60,7 +61,7 @@ def difference(cpu: np.ndarray, reference: np.ndarray, error: int, tolerance: di
             both_finite = np.isfinite(c) & np.isfinite(r)
             value_differs = np.where(both_finite, np.abs(c - r) > allowed, ~np.isnan(r) & (c != r))
     bad = (nan_differs | value_differs) & compared
-    return describe(first(bad), c, r) if bad.any() else None
+    return describe(first(bad), c, r, target) if bad.any() else None
 
 
 def first(mask: np.ndarray) -> tuple[int, ...]:

@@ -1,4 +1,4 @@
-"""One case, run in this process on both targets, judged: the worker's job.
+"""One case, run in this process on `reference` and its native target (`cpu` or `gpu`), judged: the worker's job.
 
 A result is a dict (it crosses a pipe as JSON): `verdict` is "ok",
 "mismatch", "raw-exception" (an exception that is not a FlowcError escaped
@@ -22,9 +22,6 @@ from . import data
 from .build import Built, SpecMismatch, build
 from .compare import GRADIENT_TOLERANCE, TOLERANCE, difference
 from .spec import EXACT, F32, F64, Case, GraphSpec
-
-TARGETS = ("reference", "cpu")
-
 
 def attempt(session: fc.Session, fetches: list, feed: dict) -> tuple[str, Any]:
     """("values", arrays), ("flowc", Error) or ("raw", Error) of one run."""
@@ -86,7 +83,9 @@ class CaseRun:
     def __init__(self, case: Case):
         self.case = case
         self.built = build(case.spec)
-        self.sessions = {t: fc.Session(graph=self.built.graph, target=t) for t in TARGETS}
+        self.native = case.target
+        self.targets = ("reference", case.target)
+        self.sessions = {t: fc.Session(graph=self.built.graph, target=t) for t in self.targets}
         self.with_gradients = bool(self.built.gradients)
         self.gradients_rejected = False
         self.both_raised = 0
@@ -112,30 +111,30 @@ class CaseRun:
                 return failure("raw-exception", f"raw-exception:{target}:{error.tag}", f"{target} raised {error.text}",
                                index)
         kinds = {t: kind for t, (kind, _) in results.items()}
-        if kinds["cpu"] == kinds["reference"] == "flowc":
+        if kinds[self.native] == kinds["reference"] == "flowc":
             self.both_raised += 1
             return None
         for target, (kind, error) in results.items():
             if kind == "flowc":
                 return failure("mismatch", f"mismatch:{target}-raised:{error.tag}", f"{target} raised {error.text}; "
                                "the other target returned values", index)
-        return self.compare(results["cpu"][1], results["reference"][1], index)
+        return self.compare(results[self.native][1], results["reference"][1], index)
 
     def attempts(self, index: int) -> dict[str, tuple[str, Any]]:
         feed = feeds(self.case, self.built, index)
-        results = {t: attempt(self.sessions[t], self.fetches(self.built), feed) for t in TARGETS}
+        results = {t: attempt(self.sessions[t], self.fetches(self.built), feed) for t in self.targets}
         probe_heap()
         return results
 
-    def compare(self, cpu: list, reference: list, index: int) -> dict | None:
+    def compare(self, native: list, reference: list, index: int) -> dict | None:
         spec = self.case.spec
         levels = [spec.value(name).error for name in spec.outputs]
-        levels += [gradient_level(spec)] * (len(cpu) - len(levels))
+        levels += [gradient_level(spec)] * (len(native) - len(levels))
         wide = self.wide_values(index) if any(level != EXACT for level in levels) else None
-        for position, (c, r, level) in enumerate(zip(cpu, reference, levels)):
+        for position, (c, r, level) in enumerate(zip(native, reference, levels)):
             is_gradient = position >= len(spec.outputs)
             w = wide[position] if wide is not None and position < len(wide) else None
-            why = difference(c, r, level, GRADIENT_TOLERANCE if is_gradient else TOLERANCE, w)
+            why = difference(c, r, level, GRADIENT_TOLERANCE if is_gradient else TOLERANCE, w, self.native)
             if why is not None:
                 if is_gradient:
                     what = f"the gradient by {self.built.gradient_of[position - len(spec.outputs)]}"

@@ -38,6 +38,7 @@ class Config:
     max_ops: int = 12
     runs: int = 2  # size assignments per graph (one compile serves them all)
     gradient_rate: float = 0.5
+    target: str = "cpu"  # the native target compared with `reference`: "cpu", or "gpu" (interpreted without one)
 
 
 class Generator(MathDraws, ShapeDraws, ArrayDraws, ReduceDraws, NNDraws, ControlDraws):
@@ -177,4 +178,4 @@ def make_case(seed: int, config: Config = Config()) -> Case:
     spec = generator.graph()
     # The first run feeds each symbol its own size: where two unknown dims get mixed up, it shows.
     sizes = [generator.sizes(spec, distinct=run == 0) for run in range(config.runs)]
-    return Case(seed, spec, sizes, specials=generator.chance(0.5))
+    return Case(seed, spec, sizes, specials=generator.chance(0.5), target=config.target)

@@ -68,7 +68,7 @@ def script(case: Case, run: int = 0, headline: str = "") -> str:
         shape = data.concrete_shape(spec.value(name), sizes)
         array = data.weight_array(case, run, weight_name(name), shape, spec.value(name).dtype)
         lines.append(f"    {weight_name(name)}: {literal(array)},")
-    lines += ["}", "for target in ('reference', 'cpu'):", "    with fc.Session(graph=g, target=target) as sess:",
+    lines += ["}", f"for target in ('reference', {case.target!r}):", "    with fc.Session(graph=g, target=target) as sess:",
               "        try:", "            print(target, sess.run(fetches, feed))",
               "        except fc.FlowcError as error:", "            print(target, 'raised', repr(error))", ""]
     return "\n".join(lines)

@@ -85,13 +85,16 @@ class Case:
     spec: GraphSpec
     sizes: list[dict[str, int]]
     specials: bool = True  # feed 0, -0.0, inf and nan among the floats
+    target: str = "cpu"  # the native target judged against `reference`
 
     def to_json(self) -> dict:
-        return {"seed": self.seed, "spec": _spec_to_json(self.spec), "sizes": self.sizes, "specials": self.specials}
+        return {"seed": self.seed, "spec": _spec_to_json(self.spec), "sizes": self.sizes, "specials": self.specials,
+                "target": self.target}
 
     @staticmethod
     def from_json(data: dict) -> Case:
-        return Case(data["seed"], _spec_from_json(data["spec"]), [dict(s) for s in data["sizes"]], data["specials"])
+        return Case(data["seed"], _spec_from_json(data["spec"]), [dict(s) for s in data["sizes"]], data["specials"],
+                    data.get("target", "cpu"))
 
 
 def _value_to_json(value: Value) -> dict:

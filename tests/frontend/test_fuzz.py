@@ -45,6 +45,25 @@ def test_fixed_seeds_agree_between_cpu_and_reference(tmp_path):
     assert not summary.failures, report(summary)
 
 
+# The gpu target under Triton's interpreter (no GPU here): a few graphs, each ~1-8 s interpreted.
+GPU_SEEDS = range(20)
+
+
+def test_fixed_seeds_agree_between_gpu_and_reference(tmp_path):
+    pytest.importorskip("triton")
+    with Pool(workers=1, timeout=300, env={"FLOWC_CACHE_DIR": str(tmp_path)}) as pool:
+        summary = run_seeds(pool, GPU_SEEDS, Config(target="gpu"))
+    assert summary.graphs == len(GPU_SEEDS)
+    assert not summary.failures, report(summary)
+
+
+def test_a_case_names_its_target_in_json_and_in_its_reproducer():
+    case = make_case(3, Config(target="gpu"))
+    assert Case.from_json(json.loads(json.dumps(case.to_json()))).target == "gpu"
+    assert "for target in ('reference', 'gpu'):" in script(case, 0, "a note")
+    assert make_case(3).target == "cpu"
+
+
 @pytest.mark.skipif(not os.environ.get("FLOWC_FUZZ_GRAPHS"), reason="the long campaign: set FLOWC_FUZZ_GRAPHS=N "
                     "or run python -m flowc.fuzz --graphs N")
 def test_long_campaign(tmp_path):
