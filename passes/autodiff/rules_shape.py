@@ -13,7 +13,7 @@ import numpy as np
 
 from flowc.ir import Builder, Operation, Value
 from flowc.ir.op import normalize_axes, normalize_axis
-from flowc.ir.types import bool_
+from flowc.ir.types import bool_, int64
 
 from .build import match_type, scalar, unbroadcast, zeros_like
 from .rules_dims import reshape_like
@@ -72,14 +72,17 @@ def concat_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
         if sizes[index] == 0:
             grads.append(zeros_like(b, x))
             continue
-        begin, end = _concat_bounds(op, sizes, index)
-        grads.append(_take(b, dy, axis, begin, end, 1))
+        bounds = _concat_bounds(sizes, index)
+        if bounds is None:
+            grads.append(_take_at_run_time_offset(b, dy, op.operands, index, axis))
+            continue
+        grads.append(_take(b, dy, axis, *bounds, 1))
     return grads
 
 
-def _concat_bounds(op: Operation, sizes: list[int | None], index: int) -> tuple[int, int | None]:
+def _concat_bounds(sizes: list[int | None], index: int) -> tuple[int, int | None] | None:
     """Where operand `index` sits along the axis: counted from the start if the sizes before it
-    are known, else from the end if those after it (and its own) are."""
+    are known, else from the end if those after it (and its own) are; None if neither."""
     before, size, after = sizes[:index], sizes[index], sizes[index + 1:]
     if None not in before:
         begin = sum(before)  # type: ignore[arg-type]
@@ -92,7 +95,19 @@ def _concat_bounds(op: Operation, sizes: list[int | None], index: int) -> tuple[
     elif size is not None and None not in after:
         tail = sum(after)  # type: ignore[arg-type]
         return -(tail + size), -tail or None
-    raise unsupported(op, f"operand {index} of the concat sits at an offset known only at run time")
+    return None
+
+
+def _take_at_run_time_offset(b: Builder, dy: Value, operands: tuple[Value, ...], index: int, axis: int) -> Value:
+    """dy's run of operand `index` along `axis` when sizes on both sides of it are known only at run time:
+    a gather of the positions offset + [0, size), the offset summed from the operands' run-time dims."""
+    positions = b.iota(operands[index], shape=(0,), source=(1,), source_axis=(axis,), dtype=int64)
+    offset = sum((x.type.shape[axis] for x in operands[:index] if x.type.shape[axis] is not None), 0)
+    total = scalar(b, offset, int64)
+    for x in operands[:index]:
+        if x.type.shape[axis] is None:
+            total = b.add(total, _run_time_dim(b, x, axis))
+    return b.gather(dy, b.add(positions, total), axis=axis)
 
 
 def _take(b: Builder, x: Value, axis: int, begin: int, end: int | None, stride: int) -> Value:
@@ -125,10 +140,11 @@ def _unslice(b: Builder, op: Operation, grad: Value, axis: int, squeezed: bool) 
     size = op.operands[0].type.shape[axis]
     begin, end, stride = op.begin[axis], op.end[axis], op.strides[axis]
     if size is None:
-        if not squeezed and stride == 1 and end is None and begin >= 0:
-            return _pad(b, grad, axis, begin, 0)  # x[begin:] needs no size: zeros in front only
-        raise unsupported(op, f"the slice of axis {axis}, whose size is known only at run time, "
-                              f"needs that size to place its gradient")
+        if not squeezed and stride == 1 and end is None and begin == 0:
+            return grad  # x[0:], all of it (x[begin:] is not begin zeros and grad: x may have fewer rows)
+        if not squeezed and stride == -1 and begin == -1 and end is None:
+            return _take(b, grad, axis, -1, None, -1)  # x[::-1], a whole reversal: reversed back, no size needed
+        return _unslice_at_run_time(b, op.operands[0], grad, axis, begin, 1 if squeezed else stride)
     kept = range(begin % size, begin % size + 1) if squeezed else range(*slice(begin, end, stride).indices(size))
     if kept == range(size):
         return grad
@@ -137,6 +153,34 @@ def _unslice(b: Builder, op: Operation, grad: Value, axis: int, squeezed: bool) 
     if kept.step == -1:  # reversed: un-reverse, then pad
         return _pad(b, _take(b, grad, axis, -1, None, -1), axis, kept[-1], size - 1 - kept[0])
     return _scatter_by_matmul(b, grad, axis, kept, size)
+
+
+def _unslice_at_run_time(b: Builder, x: Value, grad: Value, axis: int, begin: int, stride: int) -> Value:
+    """Note [a slice's gradient along an unknown dim]: x's size n along `axis` is known only at run
+    time, so where each of grad's m elements goes is too. Position j of x took element (j - start) /
+    stride of grad when that is a whole number in [0, m), else nothing: a gather from grad with one
+    row of zeros appended (row m), at indices computed from n, start and m when the graph runs."""
+    n = _run_time_dim(b, x, axis)
+    m = _run_time_dim(b, grad, axis)
+    start = scalar(b, begin, int64) if begin >= 0 else b.add(n, scalar(b, begin, int64))
+    low, high = (0, n) if stride > 0 else (-1, b.sub(n, scalar(b, 1, int64)))  # Python's clamping
+    start = b.minimum(b.maximum(start, scalar(b, low, int64)), high)
+    offset = b.sub(b.iota(x, shape=(0,), source=(1,), source_axis=(axis,), dtype=int64), start)
+    if stride < 0:
+        offset = b.sub(scalar(b, 0, int64), offset)
+    step = scalar(b, abs(stride), int64)
+    row = b.floordiv(offset, step)
+    taken = b.logical_and(b.logical_and(b.greater_equal(offset, scalar(b, 0, int64)),
+                                        b.equal(b.floormod(offset, step), scalar(b, 0, int64))), b.less(row, m))
+    padded = b.concat(grad, _zeros_along(b, grad, axis, 1), axis=axis)
+    return b.gather(padded, b.where(taken, row, m), axis=axis)
+
+
+def _run_time_dim(b: Builder, x: Value, axis: int) -> Value:
+    """x's size along `axis` as an int64 scalar tensor."""
+    if x.type.shape[axis] is not None:
+        return scalar(b, x.type.shape[axis], int64)
+    return b.slice(b.shape_of(x, dtype=int64), begin=(axis,), end=(axis + 1,), strides=(1,), squeeze_dims=(0,))
 
 
 def _pad(b: Builder, grad: Value, axis: int, before: int, after: int) -> Value:

@@ -21,8 +21,8 @@ memory. A stack holds one row more than a bound of the trip count:
   - exact at run time, when that bound is a loop-invariant value (`i < n`): fill_rows of it;
   - else the trip count, from a copy of the loop that counts: the body runs 2n times forward
     then. (A stack doubled when full, by a concat in the recording body, would save that pass,
-    but a concat at offsets known only at run time has no gradient, so a second derivative
-    through the loop, which differentiates the recording loop, could not be taken.)
+    but the gradient of a concat at offsets known only at run time is a gather, whose own gradient
+    a second derivative through the loop would need along a dim known only at run time.)
 A cotangent is carried backwards only for a float loop value that reaches, through the body (to
 a fixed point), both a result that has a cotangent and an initial value whose gradient is kept
 (reverse.needs_gradient): the stacks, an integer counter, or the sequence of an RNN whose weights
