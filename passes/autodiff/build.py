@@ -1,8 +1,8 @@
 """Shape-polymorphic helpers that gradient rules build with.
 
 Note [unknown dims in gradients]
-Placeholders may have unknown (None) dims, and the IR has no op that reads a
-shape at run time, so a rule never bakes in a size it does not know:
+Placeholders may have unknown (None) dims, so a rule never bakes in a size it
+does not know:
   - a filled tensor of a value's type is a constant when the type is static,
     else `where(true, fill, like)`, which takes `like`'s shape and `fill`'s
     values (the select reads nothing of `like` that matters, NaN included).
@@ -13,7 +13,12 @@ shape at run time, so a rule never bakes in a size it does not know:
     leading axes the operand lacks, and the axes where the operand has a
     static 1. An unknown operand dim is taken to equal the result's, which is
     what compiled code requires at run time (ir/shapes.py,
-    check_no_hidden_broadcast).
+    check_no_hidden_broadcast);
+  - where elements go back to positions that depend on a size known only at
+    run time (a slice or reversal of an unknown dim, a concat at run-time
+    offsets), the positions are computed when the graph runs, from `shape_of`
+    and `iota`, and gathered (Note [a slice's gradient along an unknown dim]
+    in rules_shape.py).
 """
 
 from __future__ import annotations

@@ -156,10 +156,15 @@ def _unslice(b: Builder, op: Operation, grad: Value, axis: int, squeezed: bool) 
 
 
 def _unslice_at_run_time(b: Builder, x: Value, grad: Value, axis: int, begin: int, stride: int) -> Value:
-    """Note [a slice's gradient along an unknown dim]: x's size n along `axis` is known only at run
-    time, so where each of grad's m elements goes is too. Position j of x took element (j - start) /
-    stride of grad when that is a whole number in [0, m), else nothing: a gather from grad with one
-    row of zeros appended (row m), at indices computed from n, start and m when the graph runs."""
+    """x[begin::stride]'s gradient along `axis`, whose size is known only at run time.
+
+    Note [a slice's gradient along an unknown dim]
+    x's size n along the axis is known only at run time, so where each of grad's m elements goes
+    is too (Python's clamping of begin depends on n). Position j of x took element (j - start) /
+    stride of grad when that is a whole number in [0, m), else nothing: the gradient is a gather
+    from grad with one row of zeros appended (row m), at indices computed from n, start and m when
+    the graph runs. An end needs no bound of its own: m, the slice's run-time size, holds it.
+    """
     n = _run_time_dim(b, x, axis)
     m = _run_time_dim(b, grad, axis)
     start = scalar(b, begin, int64) if begin >= 0 else b.add(n, scalar(b, begin, int64))
