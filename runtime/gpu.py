@@ -36,6 +36,8 @@ results allocated for them.
 
 from __future__ import annotations
 
+import threading
+
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -90,10 +92,11 @@ class GpuExecutable:
         self._constants = {op.results[0]: self._tensor(op.attributes["value"])
                            for op in function.walk() if op.name == "constant" and not _in_kernel(op)}
         self._shapes: dict[tuple[tuple[int, ...], ...], Shapes] = {}
-        # A pair [flag, detail] per flagged kernel, zeroed before each run and read after it.
+        # A pair [flag, detail] per flagged kernel, zeroed before each run and read after it; a buffer per
+        # thread, so that concurrent runs of one Session never read each other's flags.
         self._flagged = {op: row for row, op in enumerate(flagged)}
         self._failure = failure
-        self._errors = torch.zeros((len(flagged), 2), dtype=torch.int64, device=device) if flagged else None
+        self._per_thread = threading.local()
         self._run_op: dict[str, Callable[[Operation, dict, Shapes], list]] = {
             "fusion": self._fusion, "cond": self._cond, "while": self._while, "constant": self._constant}
 
@@ -107,17 +110,26 @@ class GpuExecutable:
         shapes = self._shapes.get(key)
         if shapes is None:
             shapes = self._shapes[key] = self._sizes(key)
-        if self._errors is None:
+        if not self._flagged:
             return self._run_block(self.function.entry, tensors, shapes)
-        self._errors.zero_()
+        errors = self._errors()
+        errors.zero_()
         results = self._run_block(self.function.entry, tensors, shapes)
-        self._check_errors(shapes)
+        self._check_errors(errors, shapes)
         return results
 
-    def _check_errors(self, shapes: Shapes) -> None:
+    def _errors(self) -> Any:
+        """This thread's error flags (made on its first run)."""
+        errors = getattr(self._per_thread, "errors", None)
+        if errors is None:
+            errors = self._per_thread.errors = self._torch.zeros((len(self._flagged), 2), dtype=self._torch.int64,
+                                                                 device=self.device)
+        return errors
+
+    def _check_errors(self, errors: Any, shapes: Shapes) -> None:
         """Raise for the first flagged kernel (in the function's order) that found a bad index or a false
         check; a later kernel ran on the clamped values, and its flags say nothing more."""
-        errors = self._errors.cpu().tolist()  # type: ignore[union-attr]
+        errors = errors.cpu().tolist()
         for op, row in self._flagged.items():
             if errors[row][0]:
                 assert self._failure is not None
@@ -169,7 +181,7 @@ class GpuExecutable:
         results = [self._torch.empty(shapes[r], dtype=self._dtypes[str(r.type.dtype)], device=self.device)
                    for r in op.results]
         row = self._flagged.get(op)
-        scalars = {} if row is None else {"errors": self._errors[row]}  # type: ignore[index]
+        scalars = {} if row is None else {"errors": self._per_thread.errors[row]}
         self.kernels.launch(self.names[op], [*(values[v] for v in op.operands), *results], scalars)
         return results
 

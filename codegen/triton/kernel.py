@@ -31,6 +31,7 @@ import importlib.util
 import math
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -223,7 +224,19 @@ def _interpreting() -> Any:
     (tl.sum, tl.cumsum, tl.zeros, ...), decorated when this process imported Triton uninterpreted
     (_import_file), replaced by interpreted ones, which the interpreter can call. The interpreter
     patches the language modules when it calls one and does not undo all of it: every module is
-    put back as it was, so a kernel built for the GPU afterwards sees Triton unpatched."""
+    put back as it was, so a kernel built for the GPU afterwards sees Triton unpatched. All of that is
+    the process's state, so one interpreted kernel runs at a time (_INTERPRETER_LOCK): threads that
+    share a Session take turns, which costs nothing, the interpreter holding the GIL as it emulates."""
+    with _INTERPRETER_LOCK:
+        with _interpreter_patched():
+            yield
+
+
+_INTERPRETER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _interpreter_patched() -> Any:
     import triton.language as tl
     from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction

@@ -75,6 +75,33 @@ def test_a_gather_out_of_range_raises_as_on_the_cpu():
     assert messages[0] == messages[1] and "index 5 is out of range [0, 3)" in messages[1]
 
 
+def test_concurrent_runs_of_one_session_keep_their_own_error_flags():
+    import threading
+
+    g = fc.Graph()
+    with g.as_default():
+        params = fc.placeholder(fc.float32, [None, 2], name="params")
+        ids = fc.placeholder(fc.int64, [None], name="ids")
+        picked = fc.gather(fc.exp(params), ids) * 2.0 + 1.0
+    outcomes: dict[str, list] = {"good": [], "bad": []}
+    with fc.Session(target="gpu", graph=g) as session:
+        def runs(kind: str, chosen: list[int]) -> None:
+            for _ in range(12):
+                try:
+                    session.run(picked, {"params": np.zeros((3, 2), np.float32), "ids": np.array(chosen)})
+                    outcomes[kind].append("values")
+                except IndexOutOfRange:
+                    outcomes[kind].append("raised")
+                except Exception as error:  # noqa: BLE001 - a thread's exception would be lost: record it
+                    outcomes[kind].append(repr(error))
+        threads = [threading.Thread(target=runs, args=("good", [0, 2, 1])), threading.Thread(target=runs, args=("bad", [7]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert outcomes == {"good": ["values"] * 12, "bad": ["raised"] * 12}
+
+
 def test_a_false_assert_stops_the_run_with_its_message():
     g = fc.Graph()
     with g.as_default():
