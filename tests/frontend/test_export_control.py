@@ -11,7 +11,8 @@ import pytest
 
 import flowc as fc
 from flowc.cli import main as flowc_main
-from test_export_c import CC, PRELUDE, build_program, clean_run
+from flowc.aot import build
+from test_export_c import CC, PRELUDE, SANITIZE, asan_works, build_program, clean_run
 
 pytestmark = pytest.mark.skipif(CC is None, reason="needs a C compiler")
 
@@ -156,3 +157,45 @@ def test_jit_keeps_cond_and_while_loop(rng):
             expected = sess.run(y, {xp: x, np_: n})
         assert np.asarray(f(x, np.int32(n))).tobytes() == expected.tobytes()
     assert len(traced) == 1  # one signature: the loop's trip count is a value, not a retrace
+
+
+def test_random_ops_in_a_called_function_in_a_loop_continue_the_run_counter(tmp_path):
+    """Note [random streams in calls and nested loops]: the exported library folds the same counters as
+    the Session, so its runs draw what the Session's next runs would."""
+    g = fc.Graph()
+    with g.as_default():
+        fc.set_random_seed(9)
+
+        @fc.function
+        def noisy(v):
+            return v + fc.random_normal([4])
+
+        x = fc.placeholder(fc.float32, [4], name="x")
+        y = fc.while_loop(lambda i, a: i < 3, lambda i, a: (i + 1, noisy(a) * 0.5), [fc.constant(0), x])[1] + noisy(x)
+    data = np.arange(4, dtype=np.float32)
+    with fc.Session(graph=g) as sess:
+        sess.run(y, {x: data})
+        fc.export(str(tmp_path / "noisy"), [y], [x], session=sess)
+        expected = [sess.run(y, {x: data}) for _ in range(2)]
+    loaded = fc.load(str(tmp_path / "noisy"))
+    assert [loaded(data).tobytes() for _ in range(2)] == [e.tobytes() for e in expected]
+    assert expected[0].tobytes() != expected[1].tobytes()
+    loaded.close()
+
+
+def test_loops_and_branches_under_address_sanitizer(tmp_path):
+    """The library's C (API, thread pool) and the program under AddressSanitizer, with unknown dims."""
+    folder = str(tmp_path)
+    if not asan_works(folder):
+        pytest.skip("the C compiler cannot build and run -fsanitize=address programs here")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build, "C_FLAGS", (*build.C_FLAGS, *SANITIZE))
+        patch.setattr(build, "LINK_FLAGS", SANITIZE)
+        inputs, expected = session_and_library(os.path.join(folder, "asan"), "loop", loop_in_branch, None)
+    folder = os.path.join(folder, "asan")
+    program = build_program(VECTOR_PROGRAM, str(tmp_path), "loop", "main", sanitize=True)
+    for index, (value, want) in enumerate(zip(inputs, expected)):
+        value.tofile(os.path.join(folder, f"in{index}.bin"))
+        result = clean_run([program, f"in{index}.bin", f"out{index}.bin"], folder)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert np.fromfile(os.path.join(folder, f"out{index}.bin"), np.float32).tobytes() == want.tobytes()
