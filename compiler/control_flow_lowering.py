@@ -55,9 +55,15 @@ The hash is Philox itself: two float64 uniforms of the stream (salt,
 step), each scaled to [0, 2**30) and floored, are the high and low halves
 of the new counter, so it lies in [0, 2**62) and a loop's turns on top of it
 cannot overflow int64 in any run that ends. Unlike the exact layout above,
-two folds coincide with a probability of 2**-60 per pair of calls: among a
-million calls, one chance in a million million. Every target computes the
-same bits (a random_uniform, a floor and a cast), so cpu equals reference.
+this is a hash: two folds coincide with a probability of 2**-60 per pair
+(among a million calls of one function, about one chance in two million),
+and the turns of two nested loops' runs overlap only where their folds agree
+in the low half (2**-30) with high halves closer than the turns taken (for a
+thousand turns, about 2**-50 per pair). Unlike TF1, whose calls take the
+next numbers in whatever order the executor runs them, a call's numbers do
+not depend on the order calls run in. Every target computes the same bits
+(a random_uniform, a floor, a cast, a product and a sum), so cpu and gpu
+equal reference.
 
 `call` calls an IR function made once per traced sub-graph in the module
 being lowered (`called_functions`), taking its explicit inputs then its
