@@ -205,6 +205,8 @@ def _tolerant_shapes(function: Function, arg_shapes: list[tuple[int, ...]], tabl
                     results = operands
                 elif op.regions:
                     results = block_shapes(op.regions[0].entry, operands)
+                elif getattr(op, "run_time_shape", None) is not None:  # relax_shape: its type forgets dims
+                    results = [op.run_time_shape(*operands)]
                 else:
                     inferred = op.infer_type(*[TensorType(v.type.dtype, s) for v, s in zip(op.operands, operands)])
                     inferred = [inferred] if isinstance(inferred, TensorType) else list(inferred)

@@ -199,3 +199,22 @@ def test_loops_and_branches_under_address_sanitizer(tmp_path):
         result = clean_run([program, f"in{index}.bin", f"out{index}.bin"], folder)
         assert result.returncode == 0, result.stdout + result.stderr
         assert np.fromfile(os.path.join(folder, f"out{index}.bin"), np.float32).tobytes() == want.tobytes()
+
+
+def test_loops_and_branches_the_cpu_target_refuses_are_export_errors(tmp_path):
+    """A cond whose branches yield different sizes and a loop value that grows (Note [fixed shapes in
+    control flow] in ir/shapes.py): an ExportShapeError naming the op, not a crash."""
+    from flowc.aot.dims import ExportShapeError
+
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        uneven = fc.cond(fc.reduce_sum(x) > 0.0, lambda: x, lambda: fc.concat([x, x], 0))
+        i0, acc0 = fc.constant(0), fc.zeros([0], fc.float32)
+        _, grown = fc.while_loop(lambda i, a: i < 5, lambda i, a: (i + 1, fc.concat([a, x[:1]], 0)), [i0, acc0],
+                                 shape_invariants=[i0.shape, fc.TensorShape([None])])
+    with fc.Session(graph=g) as sess:
+        with pytest.raises(ExportShapeError, match="does not run this cond"):
+            fc.export(str(tmp_path / "uneven"), [uneven], [x], session=sess)
+        with pytest.raises(ExportShapeError, match="does not run this while loop: loop value 1 enters as"):
+            fc.export(str(tmp_path / "grown"), [grown], [x], session=sess)
