@@ -28,7 +28,7 @@ from flowc.ir.types import INTS, bool_, format_shape, int32
 
 from . import nest
 from .array_ops import gather, stack
-from .func_graph import FuncGraph, trace
+from .func_graph import FuncGraph, step_salt, trace
 from .graph import Graph, Operation, Tensor, get_default_graph
 from .math_ops import cast, constant, convert_to_tensor, logical_and, reduce_sum
 from .sources import user_location
@@ -206,7 +206,8 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
     attrs = {"cond_graph": cond_graph, "body_graph": body_graph, "num_loop_vars": len(init),
              "maximum_iterations": maximum is not None, "back_prop": bool(back_prop),
              "parallel_iterations": parallel_iterations, "swap_memory": bool(swap_memory),
-             "uses_step": body_graph.uses_step}  # Note [random ops in sub-graphs]
+             "uses_step": body_graph.uses_step,  # Note [random ops in sub-graphs]
+             "step_salt": step_salt(graph)}
     inputs = [*init, *([maximum] if maximum is not None else []), *captured]
     op = graph.create_op(WHILE, inputs, attrs, name=name or WHILE, output_types=types)
     _order_after_outer_control(op, [cond_graph, body_graph])

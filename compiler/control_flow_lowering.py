@@ -30,18 +30,44 @@ nanosecond, so 2**32 turns take over four seconds of a run spent in one loop,
 and 2**32 runs of even a microsecond each take over an hour with a Session
 doing nothing else. Different ops have different seeds, so their keys, not
 their counters, keep them apart. A cond in the body takes the turn's step as
-its run counter. A loop nested in a repeating body would need a third word
-to keep its turns apart from the outer loop's, so random ops there are
-refused (Note [random ops in sub-graphs] in func_graph.py). The gradient
+its run counter. A loop nested in a repeating body starts from a folded
+counter instead (next Note). The gradient
 sees the same numbers the forward loop drew: the turn's step is loop state
 like any other, so the backward loop gets each turn's from the stack the
 forward loop records (or the recomputed state, Note [while gradients by
 recomputation] in passes/autodiff/rules_while.py), and a random op it
 repeats, such as a dropout mask, draws what that turn drew.
 
+Note [random streams in calls and nested loops]
+A function (fc.function, TF1's Defun) is one IR function, its random ops'
+seeds fixed once; TF1 draws new numbers at every call, from the kernel's
+stream that all calls share. Here each call passes the function a counter of
+its own, `fold_step(step, salt)`: a hash of the caller's counter (the run
+counter, or a loop turn's step) under the call site's `step_salt`, a number
+fixed when the call was made (distinct per call op in a graph, the same in
+every program run). So two call sites differ, and one call site differs from
+run to run and from turn to turn of a loop around it, and a seeded graph
+draws the same numbers every time it is built. A while loop nested in a
+repeating body (at any depth of conds) starts its turns' steps from the fold
+of the outer turn's step under the loop's own salt, then grows them by 2**32
+per turn as above, so each (outer turn, inner turn) draws its own numbers.
+The hash is Philox itself: two float64 uniforms of the stream (salt,
+step), each scaled to [0, 2**30) and floored, are the high and low halves
+of the new counter, so it lies in [0, 2**62) and a loop's turns on top of it
+cannot overflow int64 in any run that ends. Unlike the exact layout above,
+this is a hash: two folds coincide with a probability of 2**-60 per pair
+(among a million calls of one function, about one chance in two million),
+and the turns of two nested loops' runs overlap only where their folds agree
+in the low half (2**-30) with high halves closer than the turns taken (for a
+thousand turns, about 2**-50 per pair). Unlike TF1, whose calls take the
+next numbers in whatever order the executor runs them, a call's numbers do
+not depend on the order calls run in. Every target computes the same bits
+(a random_uniform, a floor, a cast, a product and a sum), so cpu and gpu
+equal reference.
+
 `call` calls an IR function made once per traced sub-graph in the module
 being lowered (`called_functions`), taking its explicit inputs then its
-captures, as a region does.
+captures (then, with `uses_step`, its folded counter), as a region does.
 """
 
 from __future__ import annotations
@@ -54,6 +80,7 @@ import numpy as np
 
 from flowc.ir import Block, Builder, Function, Region, TensorType, Value
 from flowc.ir.errors import FlowcError
+from flowc.ir.types import float64, int64
 from flowc.ir.ops.control import build_call
 
 from .func_graph import ARG, CAPTURE, FuncGraph
@@ -74,6 +101,19 @@ def emit_region_op(b: Builder, op: Operation, operands: list[Value], env: Env) -
         raise error.located(op=op.display_name, where=op.loc) from None
     for tensor, result in zip(op.outputs, results):
         env.setdefault(tensor, result)
+
+
+FOLD_SCALE = float(1 << 30)  # Note [random streams in calls and nested loops]: each half of a folded counter
+
+
+def fold_step(b: Builder, step: Value, salt: int) -> Value:
+    """A counter for a call or a nested loop, hashed from `step` under `salt` (Note [random streams in
+    calls and nested loops])."""
+    halves = b.create("random_uniform", [step], {"shape": (2,), "dtype": float64, "seed": salt, "minval": 0.0,
+                                                 "maxval": FOLD_SCALE}).result
+    halves = b.create("cast", [b.create("floor", [halves]).result], {"dtype": int64}).result
+    placed = b.create("mul", [halves, b.constant(np.asarray([1 << 32, 1], dtype=np.int64))]).result
+    return b.create("reduce_sum", [placed], {"axes": (0,), "keepdims": False}).result  # high * 2**32 + low
 
 
 def emit_sub_graph(b: Builder, graph: FuncGraph, args: Sequence[Value], captured: Sequence[Value],
@@ -157,7 +197,10 @@ def _emit_while(b: Builder, op: Operation, operands: list[Value]) -> list[Value]
     captured = operands[count + len(extra) // 2:len(operands) - with_step]
     turn_step = []  # Note [random streams in loops]: the first turn's step, r + 2**32
     if with_step:
-        turn_step = [b.create("add", [operands[-1], b.constant(np.asarray(TURN, dtype=np.int64))]).result]
+        start = operands[-1]
+        if _called.repeating:  # Note [random streams in calls and nested loops]
+            start = fold_step(b, start, op.attrs["step_salt"])
+        turn_step = [b.create("add", [start, b.constant(np.asarray(TURN, dtype=np.int64))]).result]
     state = [*init, *extra, *captured, *turn_step]
     cond_graph, body_graph = op.attrs["cond_graph"], op.attrs["body_graph"]
 
@@ -172,7 +215,11 @@ def _emit_while(b: Builder, op: Operation, operands: list[Value]) -> list[Value]
     def step(inner: Builder, args: list[Value]) -> list[Value]:
         loop_vars, rest = args[:count], args[count + len(extra):len(args) - with_step]
         here = args[-1] if with_step else None
-        outputs = emit_sub_graph(inner, body_graph, loop_vars, _captured(body_graph, outer, rest), here)
+        _called.repeating += 1
+        try:
+            outputs = emit_sub_graph(inner, body_graph, loop_vars, _captured(body_graph, outer, rest), here)
+        finally:
+            _called.repeating -= 1
         outputs = [fit(inner, value, want) for value, want in zip(outputs, types)]
         if bounded:
             counter, limit = args[count:count + 2]
@@ -201,6 +248,7 @@ class _Called(threading.local):
     def __init__(self) -> None:
         # one per lowering in progress, innermost last: each traced sub-graph's function, then its `.vjp`
         self.tables: list[dict[FuncGraph, list[Function]]] = []
+        self.repeating = 0  # while bodies around what is being lowered, within the function being lowered
 
 
 _called = _Called()
@@ -223,6 +271,8 @@ def module_functions(table: dict[FuncGraph, list[Function]]) -> list[Function]:
 
 
 def _emit_call(b: Builder, op: Operation, operands: list[Value]) -> list[Value]:
+    if op.attrs.get("uses_step"):  # Note [random streams in calls and nested loops]: the call's own counter
+        operands = [*operands[:-1], fold_step(b, operands[-1], op.attrs["step_salt"])]
     return build_call(b, _function_for(op.attrs["function"], op.attrs["gradient"]), operands)
 
 
@@ -233,12 +283,23 @@ def _function_for(graph: FuncGraph, gradient: FuncGraph | None) -> Function:
     taken = {f.name for functions in table.values() for f in functions} | {"main"}
     name = graph.name if graph.name not in taken else next(f"{graph.name}_{i}" for i in range(1, len(taken) + 2)
                                                            if f"{graph.name}_{i}" not in taken)
+    from .lowering import STEP_TYPE
+
     inner = [*graph.inputs, *graph.captured_inputs]
-    function = Function(name, [t.type for t in inner], [t.type for t in graph.outputs], [t.op.name for t in inner])
+    arg_types, arg_names = [t.type for t in inner], [t.op.name for t in inner]
+    if graph.uses_step:  # its random ops' counter, folded by each call
+        arg_types, arg_names = [*arg_types, STEP_TYPE], [*arg_names, "step"]
+    function = Function(name, arg_types, [t.type for t in graph.outputs], arg_names)
     table[graph] = [function]
     b = Builder.at_end(function.entry)
-    count = len(graph.inputs)
-    b.create("return", emit_sub_graph(b, graph, function.args[:count], function.args[count:]))
+    count, captured = len(graph.inputs), len(inner)
+    step = function.args[-1] if graph.uses_step else None
+    repeating, _called.repeating = _called.repeating, 0  # the function's counter is its own
+    try:
+        outputs = emit_sub_graph(b, graph, function.args[:count], function.args[count:captured], step)
+    finally:
+        _called.repeating = repeating
+    b.create("return", outputs)
     if gradient is not None:
         table[graph].append(_gradient_function(function, graph, gradient))
     return function

@@ -35,10 +35,10 @@ told apart from every other op's by the sub-graph's `seed_offset`. A loop
 body runs many times in one run; it draws from a counter of its own, made
 from the run counter and the turn (Note [random streams in loops] in
 control_flow_lowering.py), so its `while` op takes the run counter too. A
-body that repeats inside another repeating body could not keep its turns
-apart from the outer one's with that scheme, so a random op there is an
-error (`allows_random`, `repeats`); so is one in a while loop's cond and,
-for now, in a function.
+loop nested in a repeating body, and a function (which runs once per call),
+draw from a counter folded from the one they are given (Note [random
+streams in calls and nested loops] there), so they take it as well. A
+random op in a while loop's cond is an error (`allows_random`).
 """
 
 from __future__ import annotations
@@ -78,8 +78,7 @@ class FuncGraph(Graph):
         self.owner = owner
         # Note [random ops in sub-graphs]: only where the enclosing graphs allow them too
         self.repeats = repeats or getattr(outer, "repeats", False)  # runs many times per run, at any depth
-        repeats_inside_repeat = repeats and getattr(outer, "repeats", False)
-        self.allows_random = allows_random and getattr(outer, "allows_random", True) and not repeats_inside_repeat
+        self.allows_random = allows_random and getattr(outer, "allows_random", True)
         self.uses_step = False  # a random op inside, at any depth of conds
         outer._sub_graphs = getattr(outer, "_sub_graphs", 0) + 1
         self.seed_offset = ((getattr(outer, "seed_offset", 0) * 31 + len(outer._ops) * 7919 + outer._sub_graphs)
@@ -167,6 +166,14 @@ class FuncGraph(Graph):
             flat.append(self.capture(convert_to_tensor(leaf)))
         self.outputs = flat
         self.structured_outputs = nest.pack_sequence_as(result, flat)
+
+
+def step_salt(graph: Graph) -> int:
+    """The salt of a call or loop op about to be made in `graph`: distinct per op of a graph and per
+    sub-graph, the same in every program run (Note [random streams in calls and nested loops] in
+    control_flow_lowering.py)."""
+    position = len(graph.get_operations()) + getattr(graph, "seed_offset", 0)
+    return ((graph.seed or 0) * 0x9E3779B97F4A7C15 + position * 0xD1B54A32D192ED03 + 1) & ((1 << 63) - 1)
 
 
 def trace(function: Callable[..., Any], args: Sequence[Any], arg_types: Sequence[TensorType] | None = None, *,

@@ -36,7 +36,7 @@ from typing import Any
 from flowc.ir.errors import GraphError
 
 from . import nest
-from .func_graph import FuncGraph
+from .func_graph import FuncGraph, step_salt
 from .graph import Graph, Tensor, get_default_graph
 from .math_ops import convert_to_tensor
 from .sources import user_location
@@ -67,15 +67,17 @@ class Function:
         if key not in traces:
             traces[key] = self._trace(structure, leaves, label, loc)
         body, gradient = traces[key]
-        op = graph.create_op(CALL, [*inputs, *body.captures], {"function": body, "gradient": gradient},
-                             name=self.name, output_types=[t.type for t in body.outputs])
+        attrs = {"function": body, "gradient": gradient, "uses_step": body.uses_step,  # Note [random ops in
+                 "step_salt": step_salt(graph)}                                         # sub-graphs]
+        op = graph.create_op(CALL, [*inputs, *body.captures], attrs, name=self.name,
+                             output_types=[t.type for t in body.outputs])
         op.control_inputs.extend(c for c in body.outer_control if c not in op.control_inputs)
         return nest.pack_sequence_as(body.structured_outputs, op.outputs)
 
     def _trace(self, structure: Any, leaves: list[Any], label: str, loc: str | None
                ) -> tuple[FuncGraph, FuncGraph | None]:
         body = _traced(self.python_function, structure, leaves, None, name=self.name,
-                       purpose=f"function '{self.name}'", owner=label)
+                       purpose=f"function '{self.name}'", owner=label, allows_random=True)
         if self.grad_func is None:
             return body, None
         floats = [t.type for t in body.outputs if t.dtype.is_float]
@@ -161,10 +163,10 @@ def _pair(result: Any) -> tuple[Any, Callable[..., Any]]:
 
 
 def _traced(python_function: Callable[..., Any], structure: Any, leaves: list[Any], extra: list[Any] | None, *,
-            name: str, purpose: str, owner: str) -> FuncGraph:
+            name: str, purpose: str, owner: str, allows_random: bool = False) -> FuncGraph:
     """A FuncGraph of python_function(*args, *extra inputs, **kwargs), the tensor leaves made its inputs.
     `extra` (the output gradients' types) is None for the function itself, a list for its gradient."""
-    graph = FuncGraph(name, get_default_graph(), purpose, owner)
+    graph = FuncGraph(name, get_default_graph(), purpose, owner, allows_random)
     with graph.as_default():
         inner = [graph.add_input(leaf.type, name=f"arg{i}") if isinstance(leaf, Tensor) else leaf
                  for i, leaf in enumerate(leaves)]

@@ -29,9 +29,10 @@ from .graph_def_check import NODE, Fields, node_label, problem, shown
 GRAPH = Fields({"name": str, "purpose": str, "nodes": list, "inputs": [str], "captures": [[str]], "outputs": [str]},
                {"owner": (str, None), "random": bool})
 COND_ATTRS = {"then_branch": FuncGraph, "else_branch": FuncGraph, "uses_step": bool}
-CALL_ATTRS = {"function": FuncGraph, "gradient": (FuncGraph, type(None))}
+CALL_ATTRS = {"function": FuncGraph, "gradient": (FuncGraph, type(None)), "uses_step": bool, "step_salt": int}
 WHILE_ATTRS = {"cond_graph": FuncGraph, "body_graph": FuncGraph, "num_loop_vars": int, "maximum_iterations": bool,
-               "back_prop": bool, "parallel_iterations": int, "swap_memory": bool, "uses_step": bool}
+               "back_prop": bool, "parallel_iterations": int, "swap_memory": bool, "uses_step": bool,
+               "step_salt": int}
 
 
 def encode_graph(graph: FuncGraph, node_to_def: Callable[[Operation], dict[str, Any]]) -> dict[str, Any]:
@@ -106,8 +107,9 @@ def _output_type(node: dict[str, Any], index: int) -> TensorType:
 def region_outputs(kind: str, inputs: list[Tensor], attrs: dict[str, Any], declared: list[TensorType]) -> None:
     """Raise GraphError unless a cond or while node's inputs, attributes and declared outputs fit together."""
     required = {"cond": COND_ATTRS, "while": WHILE_ATTRS, "call": CALL_ATTRS}[kind]
-    if kind == "while":
-        attrs.setdefault("uses_step", False)  # documents written before loops could draw random numbers
+    if kind in ("while", "call"):  # documents written before loops and functions could draw random numbers
+        attrs.setdefault("uses_step", False)
+        attrs.setdefault("step_salt", 0)
     if set(attrs) != set(required):
         raise GraphError(f"has attributes {sorted(attrs)}; a {kind} has {sorted(required)}")
     for key, want in required.items():
@@ -125,6 +127,8 @@ def _check_call(inputs: list[Tensor], attrs: dict[str, Any], declared: list[Tens
         raise GraphError(f"the function takes {[t.type for t in body.inputs]}, the inputs are "
                          f"{[t.type for t in inputs[:count]]}")
     _check_captures(inputs[count:], [body])
+    if attrs["uses_step"] != body.uses_step:
+        raise GraphError(f"uses_step is {attrs['uses_step']}, but the function's random ops say otherwise")
     if [t.type for t in body.outputs] != declared:
         raise GraphError(f"the function returns {[t.type for t in body.outputs]}, the declared outputs are {declared}")
     if gradient is not None:

@@ -197,8 +197,16 @@ def _tolerant_shapes(function: Function, arg_shapes: list[tuple[int, ...]], tabl
             if op.is_terminator:
                 return operands
             try:
-                if op.regions:
+                if op.name == "cond":  # both branches take the operands after the predicate
+                    results = [block_shapes(region.entry, operands[1:]) for region in op.regions][0]
+                elif op.name == "while":  # the state keeps its shapes (Note [fixed shapes in control flow])
+                    for region in op.regions:
+                        block_shapes(region.entry, operands)
+                    results = operands
+                elif op.regions:
                     results = block_shapes(op.regions[0].entry, operands)
+                elif getattr(op, "run_time_shape", None) is not None:  # relax_shape: its type forgets dims
+                    results = [op.run_time_shape(*operands)]
                 else:
                     inferred = op.infer_type(*[TensorType(v.type.dtype, s) for v, s in zip(op.operands, operands)])
                     inferred = [inferred] if isinstance(inferred, TensorType) else list(inferred)
