@@ -26,7 +26,7 @@ from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.mpi import calls_mpi
 from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
                                         host_vector_bytes, plan_program)
-from flowc.codegen.llvm.support import check_no_float16, check_supported
+from flowc.codegen.llvm.support import check_float16, check_supported
 from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
@@ -65,7 +65,7 @@ class CheckSupported(Pass):
 
     def run(self, module: Module) -> bool:
         check_supported(module)
-        check_no_float16(module)
+        check_float16(module)
         return False
 
 
