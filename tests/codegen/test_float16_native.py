@@ -1,0 +1,230 @@
+"""float16 on the cpu target against the reference (Note [float16 on the CPU] in codegen/llvm/types.py):
+every elementwise op float16 takes, fused chains, reductions on every axis, scans, softmax, layer
+norm, products with epilogues, casts, data movement; on shapes with 0 and 1 dims, odd sizes, and
+unknown dims fed different sizes. Bounds: Note [how far float16 results may be apart] (half_check.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import flowc as fc
+from flowc.ir.errors import UnsupportedOpError
+from half_check import assert_half_close, check_both, half_ulps, run_both
+
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 65504, -65504, 6e-8, 1e-4, 0.5, 1, 2, 3.5, -1, -2.5, 100,
+                    1000, 11, 12], np.float16)
+
+# name -> (build, ulps apart at most). Exact (0): one rounding of an exactly computed float.
+UNARY = {
+    "neg": (lambda x: -x, 0), "abs": (fc.abs, 0), "square": (fc.square, 0), "sqrt": (fc.sqrt, 0),
+    "relu": (fc.nn.relu, 0), "floor": (fc.floor, 0), "ceil": (fc.ceil, 0), "round": (fc.round, 0),
+    "sign": (fc.sign, 0), "identity": (fc.identity, 0),
+    "exp": (fc.exp, 1), "log": (fc.log, 1), "tanh": (fc.tanh, 1), "sin": (fc.sin, 1), "cos": (fc.cos, 1),
+    "atan": (fc.atan, 1), "erf": (fc.erf, 1), "log1p": (fc.log1p, 1), "expm1": (fc.expm1, 1),
+    "rsqrt": (fc.rsqrt, 1), "sigmoid": (fc.sigmoid, 2),
+}
+BINARY = {
+    "add": (lambda x, y: x + y, 0), "sub": (lambda x, y: x - y, 0), "mul": (lambda x, y: x * y, 0),
+    "div": (lambda x, y: x / y, 0), "maximum": (fc.maximum, 0), "minimum": (fc.minimum, 0),
+    "floordiv": (fc.floordiv, 0), "floormod": (fc.floormod, 0), "pow": (fc.pow, 1),
+}
+COMPARE = {"equal": fc.equal, "not_equal": fc.not_equal, "less": fc.less, "less_equal": fc.less_equal,
+           "greater": fc.greater, "greater_equal": fc.greater_equal}
+
+
+def _values(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Specials, small values and large ones (float16's whole range, overflowing products)."""
+    x = np.concatenate([SPECIAL, rng.standard_normal(n) * 4, rng.standard_normal(n) * 300]).astype(np.float16)
+    y = np.concatenate([SPECIAL[::-1], rng.standard_normal(n) * 4, rng.uniform(-5, 5, n)]).astype(np.float16)
+    return x, y
+
+
+def test_every_elementwise_op_as_the_reference(rng: np.random.Generator) -> None:
+    x, y = _values(rng, 2000)
+    names = [*UNARY, *BINARY, *COMPARE, "where"]
+
+    def build(x, y):  # type: ignore[no-untyped-def]
+        return ([build(x) for build, _ in UNARY.values()] + [build(x, y) for build, _ in BINARY.values()]
+                + [compare(x, y) for compare in COMPARE.values()] + [fc.where(fc.less(x, y), x, y)])
+
+    with np.errstate(all="ignore"):
+        got, want = run_both(build, {"x": x, "y": y})
+    bounds = [ulps for _, ulps in UNARY.values()] + [ulps for _, ulps in BINARY.values()] + [0] * (len(COMPARE) + 1)
+    for name, g, w, bound in zip(names, got, want, bounds, strict=True):
+        assert_half_close(g, w, bound, name)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 1), (7, 5), (3, 1, 33)], ids=str)
+def test_a_fused_chain_is_exact(shape, rng: np.random.Generator) -> None:
+    """Per-op rounding: (x * y + 1) / 3 - sqrt(|x|) * x, rounded to half after each op, bit for bit."""
+    x = (rng.standard_normal(shape) * 10).astype(np.float16)
+    y = rng.standard_normal(shape[-1:]).astype(np.float16)  # broadcast along the rows
+    check_both(lambda x, y: [(x * y + 1.0) / 3.0 - fc.sqrt(fc.abs(x)) * x, fc.maximum(x, y) * 0.1], {"x": x, "y": y})
+
+
+def test_a_chain_with_transcendentals(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((9, 17)).astype(np.float16)
+    check_both(lambda x: [fc.tanh(x * 2.0) + 1.0, fc.exp(-x * x) * 3.0], {"x": x}, ulps=[1, 3])
+
+
+def test_two_unknown_dims_fed_different_sizes(rng: np.random.Generator) -> None:
+    """x[?, 5] and y[?, 5] of 3 and 8 rows: concatenated, and each reduced on its own rows."""
+    x = rng.standard_normal((3, 5)).astype(np.float16)
+    y = rng.standard_normal((8, 5)).astype(np.float16)
+    check_both(lambda x, y: [fc.concat([x * 2.0, y], axis=0), fc.reduce_max(x, axis=0) + fc.reduce_min(y, axis=0),
+                             fc.reduce_sum(fc.concat([x, y * y], axis=0), axis=0)],
+               {"x": x, "y": y}, ulps=[0, 0, 1])
+
+
+def test_casts_to_and_from_half(rng: np.random.Generator) -> None:
+    wide = np.concatenate([rng.standard_normal(500) * 3000, [70000, -1e6, 65519, 65520, 1e-8, 3e-8, -6e-8, 1 / 3,
+                                                             np.inf, np.nan, 2.5, -3.5]])
+    with np.errstate(over="ignore"):
+        halves = wide.astype(np.float16)
+    feeds = {"d": wide, "f": wide.astype(np.float32), "i": np.arange(-70000, 70000, 997, dtype=np.int32),
+             "j": np.arange(-5, 6, dtype=np.int64) * 6000, "h": halves}
+
+    def build(d, f, i, j, h):  # type: ignore[no-untyped-def]
+        return [fc.cast(d, fc.float16), fc.cast(f, fc.float16), fc.cast(i, fc.float16), fc.cast(j, fc.float16),
+                fc.cast(fc.greater(f, 0.0), fc.float16),
+                fc.cast(h, fc.float32), fc.cast(h, fc.float64), fc.cast(h, fc.int32), fc.cast(h, fc.int64),
+                fc.cast(h, fc.bool)]
+
+    with np.errstate(all="ignore"):
+        check_both(build, feeds)
+
+
+def test_float64_to_half_rounds_once_not_through_float() -> None:
+    """1 + 2**-11 + 2**-30 is above the tie between 1 and 1 + 2**-10: numpy rounds it up; through a
+    float it would first become the tie 1 + 2**-11, then round to even, 1."""
+    x = np.array([1 + 2**-11 + 2**-30, -(1 + 2**-11 + 2**-30), 1 + 2**-11, 2**-25 + 2**-50, 65519.99], np.float64)
+    (got,), _ = run_both(lambda x: [fc.cast(x, fc.float16)], {"x": x})
+    np.testing.assert_array_equal(got, x.astype(np.float16))
+    assert got[0] == np.float16(1 + 2**-10) and got[3] == np.float16(2**-24)
+
+
+REDUCTIONS = {"sum": (fc.reduce_sum, 1), "mean": (fc.reduce_mean, 1), "max": (fc.reduce_max, 0),
+              "min": (fc.reduce_min, 0), "prod": (fc.reduce_prod, 1)}
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (1, 7, 1), (0, 3, 5), (5, 1, 300), (40, 33, 3)], ids=str)
+@pytest.mark.parametrize("axis", [0, 1, 2, (0, 1), (1, 2), None], ids=str)
+def test_reductions_on_every_axis(shape, axis, rng: np.random.Generator) -> None:
+    """Sums, means and products in float, rounded once (1 ulp: their order differs from numpy's);
+    max, min, argmax, argmin exact."""
+    x = rng.uniform(0.5, 1.5, shape).astype(np.float16)  # products of hundreds stay in range
+
+    def build(x):  # type: ignore[no-untyped-def]
+        results = [reduce(x * 1.5, axis=axis) for reduce, _ in REDUCTIONS.values()]
+        if isinstance(axis, int) and shape[axis] > 0:
+            results += [fc.argmax(x, axis=axis), fc.argmin(x, axis=axis)]
+        return results
+
+    with np.errstate(all="ignore"):
+        got, want = run_both(build, {"x": x})
+    bounds = [ulps for _, ulps in REDUCTIONS.values()] + [0, 0]
+    for g, w, bound in zip(got, want, bounds):
+        assert_half_close(g, w, bound, f"{shape} axis {axis}")
+
+
+def test_a_sum_of_halves_accumulates_in_float() -> None:
+    """4096 ones: a sum rounded to half per step would stop at 2048; kept dims, and one unknown."""
+    x = np.ones((3, 4096), np.float16)
+    got = check_both(lambda x: [fc.reduce_sum(x, axis=1), fc.reduce_sum(x, axis=0), fc.reduce_mean(x)],
+                     {"x": x}, ulps=0)
+    np.testing.assert_array_equal(got[0], [4096] * 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 10), (3, 300), (0, 7)], ids=str)
+def test_softmax_and_log_softmax(shape, rng: np.random.Generator) -> None:
+    x = (rng.standard_normal(shape) * 3).astype(np.float16)
+    check_both(lambda x: [fc.nn.softmax(x), fc.nn.log_softmax(x)], {"x": x}, ulps=3)
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (5, 33), (4, 512)], ids=str)
+def test_layer_norm(shape, rng: np.random.Generator) -> None:
+    x = (rng.standard_normal(shape) * 2 + 1).astype(np.float16)
+    gain = rng.uniform(0.5, 1.5, shape[-1:]).astype(np.float16)
+    bias = rng.standard_normal(shape[-1:]).astype(np.float16)
+
+    def build(x, gain, bias):  # type: ignore[no-untyped-def]
+        mean = fc.reduce_mean(x, axis=-1, keepdims=True)
+        centered = x - mean
+        variance = fc.reduce_mean(centered * centered, axis=-1, keepdims=True)
+        return [centered * fc.rsqrt(variance + 1e-3) * gain + bias]
+
+    got, want = run_both(build, {"x": x, "gain": gain, "bias": bias})
+    # A mean 1 ulp apart moves every centered value by that ulp of the mean: bounded in the mean's units.
+    scale = np.spacing(np.abs(x).max()).astype(np.float64) * 8
+    np.testing.assert_allclose(got[0].astype(np.float64), want[0].astype(np.float64), rtol=4e-3, atol=scale)
+
+
+@pytest.mark.parametrize("m, k, n", [(0, 4, 3), (1, 1, 1), (7, 33, 10), (5, 64, 40), (3, 0, 5)], ids=str)
+def test_matmul_with_an_epilogue(m, k, n, rng: np.random.Generator) -> None:
+    """relu(x @ W + b): products summed in float, rounded once, then the epilogue per op; narrow (n <= 16)
+    and generic (wider) products, with A or B transposed."""
+    x = rng.standard_normal((m, k)).astype(np.float16)
+    w = rng.standard_normal((k, n)).astype(np.float16)
+    b = rng.standard_normal(n).astype(np.float16)
+
+    def build(x, w, b):  # type: ignore[no-untyped-def]
+        return [fc.matmul(x, w), fc.nn.relu(fc.matmul(x, w) + b),
+                fc.matmul(fc.transpose(x), fc.matmul(x, w), transpose_a=False),
+                fc.matmul(x, fc.transpose(w), transpose_b=True)]
+
+    got, want = run_both(build, {"x": x, "w": w, "b": b}, shapes={"w": [k, n], "b": [n]})
+    for index, (g, w_) in enumerate(zip(got, want)):
+        # 1 ulp of the product; the bias may cancel part of it, so measured at the product's size
+        product = np.abs(want[0]) if index < 2 else np.abs(w_)
+        bound = np.spacing(product.astype(np.float16)).astype(np.float64) * (1 if index != 2 else 2)
+        assert np.all(np.abs(g.astype(np.float64) - w_.astype(np.float64)) <= bound + 0.0), index
+
+
+def test_batched_matmul(rng: np.random.Generator) -> None:
+    a = rng.standard_normal((3, 5, 9)).astype(np.float16)
+    b = rng.standard_normal((3, 9, 4)).astype(np.float16)
+    check_both(lambda a, b: [fc.matmul(a, b)], {"a": a, "b": b}, ulps=1)
+
+
+def test_scans_round_each_step(rng: np.random.Generator) -> None:
+    """cumsum/cumprod in float16 round every partial result, as numpy's accumulate in float16: exact."""
+    x = rng.uniform(0.9, 1.1, (4, 700)).astype(np.float16)
+    check_both(lambda x: [fc.cumsum(x, axis=1), fc.cumprod(x, axis=1), fc.cumsum(x, axis=0, reverse=True),
+                          fc.cumsum(x, axis=1, exclusive=True)], {"x": x})
+
+
+def test_data_movement(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((5, 6)).astype(np.float16)
+    index = np.array([4, 0, 2, 2], np.int32)
+
+    def build(x, index):  # type: ignore[no-untyped-def]
+        values, positions = fc.nn.top_k(x, k=3)
+        return [fc.transpose(x) * 1.0, fc.gather(x, index), fc.pad(x, [[1, 0], [0, 2]]), x[1:4, ::2] + 0.0,
+                fc.reshape(x, [3, 10]) + 0.0, fc.expand_dims(x, 1) * 2.0, values, positions,
+                fc.tile(x, [2, 1]) if hasattr(fc, "tile") else x + 0.0]
+
+    check_both(build, {"x": x, "index": index})
+
+
+def test_collectives_of_half_are_refused_naming_the_op() -> None:
+    from flowc.codegen.llvm.support import check_float16
+    from flowc.ir import parse_module
+
+    module = parse_module("""\
+func @main(%x: f16[4]) -> f16[4] {
+  %y = all_reduce %x {reduction = "sum"} : f16[4]
+  return %y : f16[4]
+}
+""")
+    with pytest.raises(UnsupportedOpError, match="all_reduce of float16"):
+        check_float16(module)
+
+
+def test_half_ulps_measures() -> None:
+    """The checker itself: one step of float16 is 1, NaN against NaN 0, NaN against a number inf."""
+    one = np.array([1.0], np.float16)
+    assert half_ulps(np.nextafter(one, np.float16(2)), one) == 1
+    assert half_ulps(np.array([np.nan], np.float16), np.array([np.nan], np.float16)) == 0
+    assert half_ulps(np.array([np.nan], np.float16), one) == np.inf
+    assert half_ulps(np.array([np.inf], np.float16), np.array([65504], np.float16)) == np.inf
