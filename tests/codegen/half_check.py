@@ -56,8 +56,8 @@ def run_both(build, feeds: dict[str, np.ndarray], shapes: dict[str, list] | None
     'cpu' and 'reference': (cpu's results, the reference's)."""
     g = graph or fc.Graph()
     with g.as_default():
-        placeholders = {name: fc.placeholder(as_dtype(v.dtype), shape=(shapes or {}).get(name, [None] * v.ndim), name=name)
-                        for name, v in feeds.items()}
+        placeholders = {name: fc.placeholder(as_dtype(v.dtype), shape=(shapes or {}).get(name, [None] * v.ndim),
+                                             name=name) for name, v in feeds.items()}
         out = build(**placeholders)
     results = {}
     for target in ("cpu", "reference"):
