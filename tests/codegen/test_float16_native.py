@@ -228,3 +228,37 @@ def test_half_ulps_measures() -> None:
     assert half_ulps(np.array([np.nan], np.float16), np.array([np.nan], np.float16)) == 0
     assert half_ulps(np.array([np.nan], np.float16), one) == np.inf
     assert half_ulps(np.array([np.inf], np.float16), np.array([65504], np.float16)) == np.inf
+
+
+def test_convolution_its_gradient_pools_and_a_constant(rng: np.random.Generator) -> None:
+    """conv2d (patches and a product), its gradient (fold_patches sums the taps rounding each, as the
+    reference's float16 view +=), max and average pools, and a non-splat constant (a global of half)."""
+    x = rng.standard_normal((2, 6, 5, 2)).astype(np.float16)
+    kernel = rng.standard_normal((3, 3, 2, 4)).astype(np.float16)
+    table = rng.standard_normal((6, 5, 2)).astype(np.float16)
+
+    def build(x):  # type: ignore[no-untyped-def]
+        conv = fc.nn.conv2d(x, fc.constant(kernel), strides=[1, 1, 1, 1], padding="SAME")
+        (grad,) = fc.gradients(fc.reduce_sum(conv * conv), [x])
+        return [conv, grad, fc.nn.max_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "VALID"),
+                fc.nn.avg_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "VALID"), x + fc.constant(table)]
+
+    got, want = run_both(build, {"x": x}, shapes={"x": [None, 6, 5, 2]})
+    for index, (g, w) in enumerate(zip(got, want)):
+        # conv and its gradient: products summed in float (1 ulp at the result's scale); the rest exact
+        scale = np.spacing(np.abs(w).max()).astype(np.float64) if index < 2 else 0.0
+        assert np.all(np.abs(g.astype(np.float64) - w.astype(np.float64)) <= 2 * scale), index
+
+
+def test_control_flow_and_dropout(rng: np.random.Generator) -> None:
+    """A while loop and a cond carrying float16, and dropout of float16 (its mask drawn in float32: the
+    same draws on both targets)."""
+    x = rng.standard_normal((3, 7)).astype(np.float16)
+
+    def build(x):  # type: ignore[no-untyped-def]
+        _, looped = fc.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 1.5 + 0.25), [fc.constant(0), x])
+        chosen = fc.cond(fc.reduce_sum(x) > 0, lambda: x * 2.0, lambda: x - 1.0)
+        return [looped, chosen, fc.nn.dropout(x, rate=0.5, seed=3)]
+
+    got = check_both(build, {"x": x})
+    assert got[2].dtype == np.float16 and 0 < np.count_nonzero(got[2]) < x.size
