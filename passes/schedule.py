@@ -33,7 +33,7 @@ Schedules, per kind, with their parameters (ir/ops/fusion.py's SCHEDULE_PARAMETE
                             partials than k has terms. The slice count follows the run's thread
                             count, so the rule is applied at run time; a product whose known m
                             and k never satisfy it is "narrow".
-             "generic"      generated scalar loops: products of a dtype BLAS lacks (integers, float16)
+             "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
              The first three may have `accumulate = true`: the epilogue is an update C0 - s * P
              that the product accumulates into (Note [accumulated update] in matmul.py).
 

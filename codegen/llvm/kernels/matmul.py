@@ -365,7 +365,7 @@ def _emit_products(kernel: Kernel, matmul: Operation, target: ll.Value,
     elif _schedule(kernel.op) == "blas":
         _call_gemm(kernel, matmul, pa, pb, pc, count, n, k, m)
     else:
-        _generic_product(kernel, matmul, pa, pb, pc, count, n, k, m)
+        _integer_product(kernel, matmul, pa, pb, pc, count, n, k, m)
     row.add_incoming(b.add(row, count), b.block)
     b.branch(header)
     b.position_at_end(done)
@@ -451,14 +451,11 @@ def emit_openblas_adoption(module: ll.Module) -> None:
         ll.Constant(entry, [ll.Constant(I32, 65535), init, ll.Constant(PTR, None)])])
 
 
-def _generic_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
+def _integer_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, pc: ll.Value,
                      m: ll.Value, n: ll.Value, k: ll.Value, full_m: ll.Value) -> None:
-    """c[i, j] = sum_p a[i, p] * b[p, j] for m rows, in k order: integers wrapping as numpy's do; a
-    float16 product in float (exact: 11 + 11 bits), summed in float and rounded to half once, as the
-    reference's (Note [float16 on the CPU] in types.py)."""
+    """c[i, j] = sum_p a[i, p] * b[p, j] for m rows, integers wrapping as numpy's do."""
     b = kernel.b
     dtype = matmul.result.type.dtype
-    add, mul = (b.fadd, b.fmul) if dtype.is_float else (b.add, b.mul)
     zero = ll.Constant(I64, 0)
     acc = kernel.alloca(compute_type(dtype), "acc")
     with for_range(b, zero, m, "mi") as i, for_range(b, zero, n, "mj") as j:
@@ -468,5 +465,5 @@ def _generic_product(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Val
             b_offset = b.add(b.mul(j, k), p) if matmul.transpose_b else b.add(b.mul(p, n), j)
             x = load_value(b, b.gep(pa, [a_offset]), dtype)
             y = load_value(b, b.gep(pb, [b_offset]), dtype)
-            b.store(add(b.load(acc), mul(x, y)), acc)
+            b.store(b.add(b.load(acc), b.mul(x, y)), acc)
         store_value(b, b.load(acc), b.gep(pc, [b.add(b.mul(i, n), j)]), dtype)
