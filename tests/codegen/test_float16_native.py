@@ -262,3 +262,25 @@ def test_control_flow_and_dropout(rng: np.random.Generator) -> None:
 
     got = check_both(build, {"x": x})
     assert got[2].dtype == np.float16 and 0 < np.count_nonzero(got[2]) < x.size
+
+
+def test_an_exported_half_library(tmp_path, rng: np.random.Generator) -> None:
+    """fc.export of a float16 graph: its header says uint16_t (IEEE half bits), fc.load runs it as the
+    session does, and a float64 input past half's range is refused as a feed is."""
+    from flowc.ir.errors import FeedError
+
+    graph = fc.Graph()
+    with graph.as_default():
+        x = fc.placeholder(fc.float16, [None, 3], name="x")
+        w = fc.Variable(np.array([[1.5], [2], [-1]], np.float16), name="w")
+        y = fc.tanh(fc.matmul(x, w)) * 2.0
+    data = rng.standard_normal((5, 3)).astype(np.float16)
+    with fc.Session(graph=graph) as session:
+        session.run(w.initializer)
+        want = session.run(y, {x: data})
+        fc.export(str(tmp_path / "half"), [y], [x], session=session)
+    assert "0: x  float16 (uint16_t), rank 2" in (tmp_path / "half.h").read_text()
+    library = fc.load(str(tmp_path / "half"))
+    np.testing.assert_array_equal(library(data), want)
+    with pytest.raises(FeedError, match="past float16's range"):
+        library(np.array([[1.0, 7e4, 0.0]]))
