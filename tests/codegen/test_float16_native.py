@@ -284,3 +284,11 @@ def test_an_exported_half_library(tmp_path, rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(library(data), want)
     with pytest.raises(FeedError, match="past float16's range"):
         library(np.array([[1.0, 7e4, 0.0]]))
+
+
+@pytest.mark.parametrize("shape, axis", [((2, 10000), 1), ((300, 40), 0), ((5000,), None)], ids=str)
+def test_long_sums_of_half_in_compensated_blocks(shape, axis, rng: np.random.Generator) -> None:
+    """Rows longer than a block per lane (Note [blocked sums] in kernels/reduction.py: compensated float
+    totals), a column reduction of more rows than a block, and a whole array: in float, rounded once."""
+    x = rng.uniform(-1, 3, shape).astype(np.float16)
+    check_both(lambda x: [fc.reduce_sum(x, axis=axis), fc.reduce_mean(x * x, axis=axis)], {"x": x}, ulps=1)
