@@ -52,7 +52,7 @@ def from_storage(b: ll.IRBuilder, value: ll.Value, dtype: DType) -> ll.Value:
     becomes float."""
     if dtype.is_bool:
         return b.icmp_unsigned("!=", value, constant_of(value.type, 0))
-    if STORAGE[dtype.name] != COMPUTE[dtype.name]:
+    if dtype.is_float and STORAGE[dtype.name] != COMPUTE[dtype.name]:
         return b.fpext(value, like(value.type, COMPUTE[dtype.name]))
     return value
 
@@ -62,7 +62,7 @@ def to_storage(b: ll.IRBuilder, value: ll.Value, dtype: DType) -> ll.Value:
     to nearest even: a value `rounded` already is half, so the store is exact)."""
     if dtype.is_bool:
         return b.zext(value, like(value.type, I8))
-    if STORAGE[dtype.name] != COMPUTE[dtype.name]:
+    if dtype.is_float and STORAGE[dtype.name] != COMPUTE[dtype.name]:
         return b.fptrunc(value, like(value.type, STORAGE[dtype.name]))
     return value
 
@@ -70,7 +70,7 @@ def to_storage(b: ll.IRBuilder, value: ll.Value, dtype: DType) -> ll.Value:
 def rounded(b: ll.IRBuilder, value: ll.Value, dtype: DType) -> ll.Value:
     """A value computed for a result of `dtype` held to that dtype's precision: a float16 result,
     computed as a float, rounded to half (Note [float16 on the CPU]); any other as it is."""
-    if dtype.is_bool or STORAGE[dtype.name] == COMPUTE[dtype.name]:
+    if not dtype.is_float or STORAGE[dtype.name] == COMPUTE[dtype.name]:
         return value
     return from_storage(b, to_storage(b, value, dtype), dtype)
 

@@ -113,7 +113,8 @@ class ReductionEmitter:
             values = OuterValues(self, coordinates)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
                 if op.is_reduction:
-                    values.set(op.result, rounded(b, self._reduce(op, coordinates, values.env), op.result.type.dtype))
+                    total = self._reduce(op, coordinates, values.env)
+                    values.set(op.result, rounded(b, total, op.result.type.dtype))  # float16: rounded once
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     values.value(op.results[0])
             for index, value in enumerate(yields):
