@@ -142,17 +142,15 @@ def row_blocks_apply(op: Operation, target: TargetInfo) -> bool:
     """Vector rows of at most L = target.f32_lanes points with a transcendental (a cheap row costs
     less than the gathers and scatters: a gradient kernel of products and sums is faster as vector
     rows), one kept axis (so a block's rows are evenly spaced in every
-    buffer), the arguments' trailing dims known, no value a float16 (moved as stored)."""
+    buffer), the arguments' trailing dims known."""
     if not vector_rows_apply(op):
         return False
     space = reduction_space(op)
     block = op.regions[0].entry
-    values = [*block.args, *(r for o in block.ops for r in o.results)]
     points = math.prod(space.full.type.shape[a] for a in space.reduced)
     return (any(o.transcendental for o in block.ops)  # a row's chain worth the gathers and scatters
             and len(space.kept) == 1 and points <= target.f32_lanes
-            and all(None not in a.type.shape[1:] for a in block.args)
-            and all(v.type.dtype.name != "float16" for v in values))
+            and all(None not in a.type.shape[1:] for a in block.args))
 
 
 def column_applies(op: Operation) -> bool:

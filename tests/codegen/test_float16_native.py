@@ -136,8 +136,10 @@ def test_a_sum_of_halves_accumulates_in_float() -> None:
     np.testing.assert_array_equal(got[0], [4096] * 3)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (4, 10), (3, 300), (0, 7)], ids=str)
+@pytest.mark.parametrize("shape", [(1, 1), (4, 10), (37, 7), (3, 300), (0, 7)], ids=str)
 def test_softmax_and_log_softmax(shape, rng: np.random.Generator) -> None:
+    """(37, 7): blocks of rows, one per lane, gathered and scattered as half (the row_blocks schedule);
+    (3, 300): a row kept on the stack (Note [kept row])."""
     x = (rng.standard_normal(shape) * 3).astype(np.float16)
     check_both(lambda x: [fc.nn.softmax(x), fc.nn.log_softmax(x)], {"x": x}, ulps=3)
 
