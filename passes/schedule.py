@@ -54,6 +54,7 @@ from flowc.ir.ops.fusion import PARAMETERS, SCHEDULES, DimTies
 from flowc.ir.ops.kernel_space import (accumulated_update, dot_applies, reads_rows, reduction_space, steps_along,
                                       value_levels)
 from flowc.ir.ops.reduction import ArgReduction
+from flowc.ir.types import DType
 
 from .manager import Pass
 
@@ -103,6 +104,12 @@ def choose_schedule(op: Operation, target: TargetInfo, ties: DimTies | None = No
     if op.kind == "matmul":
         return _matmul_schedule(op, target)
     return {"schedule": op.kind}
+
+
+def compute_bytes(dtype: DType) -> int:
+    """The bytes of a dtype's element as the CPU computes it, what fills its vector registers and stack
+    rows: float16 is computed as float32 (Note [float16 on the CPU] in codegen/llvm/types.py)."""
+    return 4 if dtype.name == "float16" else dtype.itemsize
 
 
 # -- reductions -----------------------------------------------------------------------------
@@ -192,7 +199,7 @@ def kept_row(op: Operation, ties: DimTies) -> int | None:
     value = last.operands[0]
     space = reduction_space(op)
     sizes = [space.full.type.shape[a] for a in space.reduced]
-    if None in sizes or math.prod(sizes) * value.type.dtype.itemsize > ROW_BYTES:
+    if None in sizes or math.prod(sizes) * compute_bytes(value.type.dtype) > ROW_BYTES:
         return None
     if not isinstance(value, OpResult) or not _costly(value):
         return None
@@ -263,7 +270,7 @@ def narrow_tiles(matmul: Operation, target: TargetInfo) -> dict[str, object]:
       many rows as make VECTOR_CHAINS independent fma chains.
     """
     n = matmul.result.type.shape[-1]
-    itemsize = matmul.result.type.dtype.itemsize
+    itemsize = compute_bytes(matmul.result.type.dtype)
     lanes = target.vector_bytes // itemsize
     if matmul.transpose_a:
         return {"tiling": "columns", "tile": (lanes, min(n, target.accumulators), 1)}
@@ -285,7 +292,7 @@ def may_split(matmul: Operation, lanes: int) -> bool:
     """Whether the split rule ("split_k") can hold for some thread count, as far as m and k are
     known: two slices of whole vectors of k, their partials within PARTIAL_BYTES, 2 m <= k."""
     m, k = matmul.result.type.shape[0], matmul.operands[0].type.shape[1]
-    n, itemsize = matmul.result.type.shape[-1], matmul.result.type.dtype.itemsize
+    n, itemsize = matmul.result.type.shape[-1], compute_bytes(matmul.result.type.dtype)
     if k is not None and -(-k // lanes) < 2:
         return False
     if m is not None and 2 * m * n * itemsize > PARTIAL_BYTES:
@@ -303,7 +310,7 @@ def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
     update = {"accumulate": True} if floats and accumulated_update(op) is not None else {}
     if is_narrow(matmul):
         tiles = narrow_tiles(matmul, target)
-        lanes = target.vector_bytes // matmul.result.type.dtype.itemsize
+        lanes = target.vector_bytes // compute_bytes(matmul.result.type.dtype)
         if splits_k(matmul) and may_split(matmul, lanes):
             return {"schedule": "split_k", **tiles, "partial_bytes": PARTIAL_BYTES, **update}
         return {"schedule": "narrow", **tiles, **update}
