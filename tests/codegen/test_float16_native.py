@@ -303,3 +303,17 @@ def test_long_sums_of_half_in_compensated_blocks(shape, axis, rng: np.random.Gen
     totals), a column reduction of more rows than a block, and a whole array: in float, rounded once."""
     x = rng.uniform(-1, 3, shape).astype(np.float16)
     check_both(lambda x: [fc.reduce_sum(x, axis=axis), fc.reduce_mean(x * x, axis=axis)], {"x": x}, ulps=1)
+
+
+def test_the_schedule_counts_floats_as_codegen_computes_them() -> None:
+    """passes/schedule.py's compute_bytes (vector lanes, stack rows) agrees with codegen's COMPUTE table."""
+    from llvmlite import ir as ll
+
+    from flowc.codegen.llvm.types import COMPUTE
+    from flowc.ir.types import DTYPES
+    from flowc.passes.schedule import compute_bytes
+
+    sizes = {str(ll.FloatType()): 4, str(ll.DoubleType()): 8}
+    for dtype in DTYPES:
+        if dtype.is_float and dtype.name in COMPUTE:
+            assert compute_bytes(dtype) == sizes[str(COMPUTE[dtype.name])], dtype.name
