@@ -19,6 +19,7 @@ from .licm import LICM
 from .manager import FixedPoint, Pass, PassManager, PassReport
 from .schedule_gpu import GpuSchedule
 from .simplify import Simplify
+from .widen_half_products import WidenHalfProducts
 
 
 def default_pipeline(fast_math: bool = False) -> list[Pass]:
@@ -45,6 +46,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "licm": lambda fast_math: LICM(),
     "schedule-gpu": lambda fast_math: GpuSchedule(),  # the gpu target's last pass, for IR tests
     "place-collectives": lambda fast_math: PlaceCollectives(),  # the CPU target's, after fusion
+    "widen-half-products": lambda fast_math: WidenHalfProducts(),  # the CPU target's, before fusion
 }
 
 

@@ -19,7 +19,7 @@ from flowc.ir.types import DType
 from .elementwise_math import MATH_OP_EMITTERS
 from .mathlib import MATH_EMITTERS as _EXP_LOG_EMITTERS
 from .mathlib_special import SPECIAL_EMITTERS
-from .types import compute_type, constant_of, declared
+from .types import F32, I32, compute_type, constant_of, declared, like
 
 Emitter = Callable[[ll.IRBuilder, Operation, list[ll.Value]], ll.Value]
 LLVM_EMITTERS: dict[str, Emitter] = dict(MATH_OP_EMITTERS)  # floor, ceil, round, sign, floordiv, floormod
@@ -193,12 +193,30 @@ def emit_cast(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Va
     if source.is_bool:
         return b.uitofp(x, to) if target.is_float else b.zext(x, to)
     if source.is_float and target.is_float:
+        if target.name == "float16" and source.name == "float64":
+            return _rounding_to_odd(b, x)
+        if x.type == to:
+            return x  # float16 is computed as float: Body rounds a float16 result to half
         return b.fpext(x, to) if source.itemsize < target.itemsize else b.fptrunc(x, to)
     if source.is_int and target.is_int:
         return b.sext(x, to) if source.itemsize < target.itemsize else b.trunc(x, to)
     if source.is_int:
         return b.sitofp(x, to)
     return _float_to_int(b, x, target)
+
+
+def _rounding_to_odd(b: ll.IRBuilder, x: ll.Value) -> ll.Value:
+    """A double as the float that rounds to half as the double does, in one rounding, as numpy's
+    float64 -> float16 cast: the double rounded toward zero to float, its last bit set where that was
+    inexact ("round to odd"). A float keeps 24 bits, more than half's 11 + 2, so the last bit stands
+    for all the bits dropped: no tie of half is made or missed, as a nearest float could."""
+    nearest = b.fptrunc(x, like(x.type, F32))
+    back = b.fpext(nearest, x.type)
+    ints = like(x.type, I32)
+    away = b.fcmp_ordered(">", intrinsic(b, "llvm.fabs", back), intrinsic(b, "llvm.fabs", x))
+    bits = b.sub(b.bitcast(nearest, ints), b.zext(away, ints))  # toward zero: one float closer to 0
+    inexact = b.fcmp_ordered("!=", back, x)  # NaN compares unordered: kept as it is
+    return b.bitcast(b.or_(bits, b.zext(inexact, ints)), like(x.type, F32))
 
 
 def _float_to_int(b: ll.IRBuilder, x: ll.Value, target: DType) -> ll.Value:
@@ -209,9 +227,3 @@ def _float_to_int(b: ll.IRBuilder, x: ll.Value, target: DType) -> ll.Value:
     in_range = b.and_(b.fcmp_ordered(">=", x, low), b.fcmp_ordered("<", x, high))
     safe = b.select(in_range, x, constant_of(x.type, 0))  # fptosi of an out-of-range value is poison
     return b.select(in_range, b.fptosi(safe, to), constant_of(to, -(1 << (bits - 1))))
-
-
-def like(shape_of: ll.Type, element: ll.Type) -> ll.Type:
-    """`element`, or a vector of it as long as `shape_of` when that is a vector (Note [vector rows])."""
-    return ll.VectorType(element, shape_of.count) if isinstance(shape_of, ll.VectorType) else element
-

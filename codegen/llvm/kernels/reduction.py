@@ -52,7 +52,7 @@ from ..elementwise import emit_min_max, float_flags, intrinsic
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..launch import GRAIN, kernel_kind
 from ..program import schedule_of
-from ..types import I8, I64, compute_type, constant_of, load_value, store_value
+from ..types import I8, I64, compute_type, constant_of, load_value, rounded, store_value
 
 # The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
 # codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
@@ -113,7 +113,8 @@ class ReductionEmitter:
             values = OuterValues(self, coordinates)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
                 if op.is_reduction:
-                    values.set(op.result, self._reduce(op, coordinates, values.env))
+                    total = self._reduce(op, coordinates, values.env)
+                    values.set(op.result, rounded(b, total, op.result.type.dtype))  # float16: rounded once
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     values.value(op.results[0])
             for index, value in enumerate(yields):

@@ -23,7 +23,7 @@ from flowc.ir.types import DType
 
 from ..elementwise import float_flags
 from ..kernel import Kernel, decompose, dot, for_range, min_of, product
-from ..types import I64, compute_type, constant_of, load_value, store_value
+from ..types import I64, compute_type, constant_of, load_value, rounded, store_value
 from .single import LINE_EMITTERS, strides_of
 
 
@@ -64,7 +64,8 @@ def emit_scan_line(kernel: Kernel, op: Operation, line: ll.Value) -> None:
         position = b.sub(b.sub(length, ll.Constant(I64, 1)), k) if op.reverse else k
         offset = b.add(start, b.mul(position, step))
         before = b.load(running)
-        total = _combine(b, op.name, before, load_value(b, b.gep(source, [offset]), dtype), dtype.is_float)
+        term = load_value(b, b.gep(source, [offset]), dtype)
+        total = rounded(b, _combine(b, op.name, before, term, dtype.is_float), dtype)  # float16: as stored
         store_value(b, before if op.exclusive else total, b.gep(target, [offset]), dtype)
         b.store(total, running)
 
