@@ -10,7 +10,8 @@
 array([ 5., 25.], dtype=float32)
 """
 
-from flowc.ir.types import DType, bool_, float16, float32, float64, int32, int64
+from flowc.ir.types import (DType, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64, uint8,
+                            uint16)
 
 from . import errors, nest, nn
 from .array_ops import (
@@ -146,7 +147,7 @@ bool = bool_  # fc.bool, as tf.bool
 half = float16  # fc.half, as tf.half
 
 __all__ = [
-    "DType", "FlowcError", "Graph", "Operation", "Session", "Tensor", "Variable", "abs", "add", "argmax", "argmin",
+    "DType", "FlowcError", "as_dtype", "int8", "int16", "uint8", "uint16", "Graph", "Operation", "Session", "Tensor", "Variable", "abs", "add", "argmax", "argmin",
     "assign", "assign_add", "assign_sub", "bool", "bool_", "broadcast_to", "cast", "concat", "constant",
     "control_dependencies", "convert_to_tensor", "device", "divide", "ensure_shape", "equal", "errors", "exp", "expand_dims", "fill",
     "float16", "float32", "float64", "gather", "get_default_graph", "global_variables", "global_variables_initializer",
