@@ -60,8 +60,10 @@ def both_targets(build, feeds: dict[str, np.ndarray]) -> None:  # type: ignore[n
 def sample(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     if dtype == "bool":
         return rng.random(shape) < 0.5
-    if dtype.startswith("int"):
-        return rng.integers(-50, 50, shape).astype(dtype)
+    if as_dtype(dtype).is_int:
+        info = np.iinfo(dtype)  # the small integers over their whole range, which wraps; the wide ones near 0
+        low, high = (info.min, info.max + 1) if info.bits < 32 else (-50, 50)
+        return rng.integers(low, high, shape).astype(dtype)
     return (rng.standard_normal(shape) * 3).astype(dtype)
 
 

@@ -55,6 +55,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from flowc.ir import BlockArgument, Operation, Value
 from flowc.ir.errors import UnsupportedOpError
 from flowc.ir.ops.fusion import DimTies, UnknownDim
@@ -323,8 +325,8 @@ class ReductionWriter:
             return "0" if which == "zero" else "1"
         if dtype.is_float:
             return scalar_text(float("-inf") if which == "lowest" else float("inf"))
-        bits = dtype.itemsize * 8
-        return str(-(1 << (bits - 1)) if which == "lowest" else (1 << (bits - 1)) - 1)
+        limits = np.iinfo(dtype.np)  # 0 and 255 for uint8
+        return str(int(limits.min) if which == "lowest" else int(limits.max))
 
     def _number(self, op: Operation) -> int:
         return self.reductions.index(op)
