@@ -45,6 +45,32 @@ class DType:
     def itemsize(self) -> int:
         return self.np.itemsize
 
+    # TF1's names for the same facts (tf.uint8.max, dtype.is_floating, dtype.as_numpy_dtype).
+    @property
+    def is_integer(self) -> bool:
+        return self.is_int
+
+    @property
+    def is_floating(self) -> bool:
+        return self.is_float
+
+    @property
+    def as_numpy_dtype(self) -> type:
+        return self.np.type
+
+    @property
+    def min(self) -> int | float | bool:
+        """The least value of the dtype: 0 for uint8, -128 for int8, the most negative finite float."""
+        if self.is_bool:
+            return False
+        return int(np.iinfo(self.np).min) if self.is_int else float(np.finfo(self.np).min)
+
+    @property
+    def max(self) -> int | float | bool:
+        if self.is_bool:
+            return True
+        return int(np.iinfo(self.np).max) if self.is_int else float(np.finfo(self.np).max)
+
     def __repr__(self) -> str:
         return f"fc.{self.name}"
 
