@@ -147,7 +147,7 @@ bool = bool_  # fc.bool, as tf.bool
 half = float16  # fc.half, as tf.half
 
 __all__ = [
-    "DType", "FlowcError", "as_dtype", "int8", "int16", "uint8", "uint16", "Graph", "Operation", "Session", "Tensor", "Variable", "abs", "add", "argmax", "argmin",
+    "DType", "FlowcError", "Graph", "Operation", "Session", "Tensor", "Variable", "abs", "add", "argmax", "argmin",
     "assign", "assign_add", "assign_sub", "bool", "bool_", "broadcast_to", "cast", "concat", "constant",
     "control_dependencies", "convert_to_tensor", "device", "divide", "ensure_shape", "equal", "errors", "exp", "expand_dims", "fill",
     "float16", "float32", "float64", "gather", "get_default_graph", "global_variables", "global_variables_initializer",
@@ -158,6 +158,7 @@ __all__ = [
     "reshape", "rsqrt", "set_random_seed", "sigmoid", "sqrt", "square", "squeeze", "stack", "strided_slice",
     "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
+    "as_dtype", "int8", "int16", "uint8", "uint16",  # the small integers of TF1
     "gradients", "stop_gradient",  # autodiff
     "TensorSpec", "grad", "jit", "value_and_grad",  # jit
     "case", "cond", "nest", "while_loop",  # control flow

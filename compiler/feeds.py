@@ -27,7 +27,8 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise _error(tensor, f"cannot make an array of the value fed: {error}") from None
     if not _convertible(array, want.dtype):
-        raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}{_out_of_range(array, want.dtype)}")
+        raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}"
+                             f"{_out_of_range(array, want.dtype)}")
     if not want.accepts(array.shape):
         if tensor.op.attrs.get("unknown_rank"):  # Note [placeholders of unknown rank] in array_ops.py
             dims = format_shape([None] * array.ndim)

@@ -37,5 +37,6 @@ __all__ = [
     "Block", "BlockArgument", "Builder", "DTYPES", "DType", "FLOATS", "FlowcError", "Function", "INTS",
     "Interpreter", "Module", "NUMERIC", "Op", "OpResult", "Operation", "ParseError", "Region", "TensorType",
     "SymbolRef", "Value", "VerifyError", "as_dtype", "bool_", "evaluate", "float16", "float32", "float64", "int32", "int64",
-    "int8", "int16", "uint8", "uint16", "parse_function", "parse_module", "print_function", "print_module", "registry", "verify",
+    "parse_function", "parse_module", "print_function", "print_module", "registry", "verify",
+    "int8", "int16", "uint8", "uint16",
 ]

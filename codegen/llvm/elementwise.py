@@ -1,7 +1,8 @@
 """Scalar emitters of the elementwise ops, found by op name.
 
-Values inside a kernel are held in their compute type: float, double, i32,
-i64, and i1 for bool (stored as one byte, as numpy does). Every emitter is
+Values inside a kernel are held in their compute type: float, double, i8,
+i16, i32, i64 (uint8 and uint16 too: Note [unsigned integers] in types.py), and i1
+for bool (stored as one byte, as numpy does). Every emitter is
 IEEE-exact and follows the numpy reference where C and numpy differ: NaN
 propagation in maximum/minimum, INT_MIN for float-to-int casts of NaN or
 out-of-range values (what numpy gives on x86), `relu(-0.0) == -0.0`.

@@ -2,7 +2,8 @@
 
 All exact. floor, ceil and round are LLVM's intrinsics (one vector instruction on x86 with SSE4.1
 and on AArch64); integer division never traps: a divisor of 0 or -1 is replaced by 1 before the
-sdiv, and the result for those lanes is selected afterwards (x // 0 = 0, x // -1 = -x wrapping).
+sdiv, and the result for those lanes is selected afterwards (x // 0 = 0, x // -1 = -x wrapping);
+uint8 and uint16 divide by udiv and urem, already floor division, with 0 for a divisor of 0.
 Float floordiv and floormod follow numpy's divmod step for step, so NaN, inf and signed zeros match
 the reference; frem is C's fmod.
 """
