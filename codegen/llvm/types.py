@@ -48,12 +48,6 @@ def as_index(b: ll.IRBuilder, x: ll.Value, dtype: DType) -> ll.Value:
     return x if dtype.itemsize == 8 else extend_int(b, x, I64, dtype)
 
 
-def int_limits(dtype: DType) -> tuple[int, int]:
-    """The least and the greatest value of an integer dtype, as Python ints (what max and min start from)."""
-    bits = dtype.itemsize * 8
-    return (0, (1 << bits) - 1) if dtype.is_unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-
-
 def constant_of(type: ll.Type, value: float | int | bool) -> ll.Constant:
     """`value` as a constant of `type`, splatted when `type` is a vector."""
     if isinstance(type, ll.VectorType):

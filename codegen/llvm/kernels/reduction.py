@@ -52,7 +52,7 @@ from ..elementwise import emit_min_max, float_flags, intrinsic
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..launch import GRAIN, kernel_kind
 from ..program import schedule_of
-from ..types import I8, I64, compare_ints, compute_type, constant_of, int_limits, load_value, store_value
+from ..types import I8, I64, compare_ints, compute_type, constant_of, load_value, store_value
 
 # The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
 # codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
@@ -456,8 +456,7 @@ def _initial(name: str, value_type: ll.Type, dtype: DType) -> ll.Constant:
     low = name in ("reduce_max", "argmax")
     if dtype.is_float:
         return constant_of(value_type, float("-inf") if low else float("inf"))
-    lowest, highest = int_limits(dtype)
-    return ll.Constant(value_type, lowest if low else highest)
+    return ll.Constant(value_type, dtype.min if low else dtype.max)
 
 
 def blocked(op: Operation, terms: int | None, per_block: int) -> bool:

@@ -55,8 +55,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from flowc.ir import BlockArgument, Operation, Value
 from flowc.ir.errors import UnsupportedOpError
 from flowc.ir.ops.fusion import DimTies, UnknownDim
@@ -325,8 +323,7 @@ class ReductionWriter:
             return "0" if which == "zero" else "1"
         if dtype.is_float:
             return scalar_text(float("-inf") if which == "lowest" else float("inf"))
-        limits = np.iinfo(dtype.np)  # 0 and 255 for uint8
-        return str(int(limits.min) if which == "lowest" else int(limits.max))
+        return str(dtype.min if which == "lowest" else dtype.max)  # 0 and 255 for uint8
 
     def _number(self, op: Operation) -> int:
         return self.reductions.index(op)
