@@ -35,7 +35,8 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise _error(tensor, f"cannot make an array of the value fed: {error}") from None
     if not _convertible(array, want.dtype):
-        raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}")
+        raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}"
+                             f"{_out_of_range(array, want.dtype)}")
     if not want.accepts(array.shape):
         if tensor.op.attrs.get("unknown_rank"):  # Note [placeholders of unknown rank] in array_ops.py
             dims = format_shape([None] * array.ndim)
@@ -100,6 +101,15 @@ def _convertible(array: np.ndarray, dtype: DType) -> bool:
         info = np.iinfo(dtype.np)
         return array.size == 0 or bool(info.min <= array.min() and array.max() <= info.max)
     return False  # bool takes only bool
+
+
+def _out_of_range(array: np.ndarray, dtype: DType) -> str:
+    """What an integer feed holds that `dtype` cannot (300 for a uint8), or nothing: never wrapped quietly."""
+    if not dtype.is_int or array.dtype.kind not in "iu" or array.size == 0:
+        return ""
+    info, low, high = np.iinfo(dtype.np), array.min(), array.max()
+    held = f"{low}" if low == high else f"{low} to {high}"
+    return f" holding {held}, where {dtype.name} holds {info.min} to {info.max}"
 
 
 def _describe(value: Any, array: np.ndarray) -> str:

@@ -17,11 +17,16 @@ from llvmlite import ir as ll
 from flowc.ir.types import DType
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
+I16 = ll.IntType(16)
 F16, F32, F64 = ll.HalfType(), ll.FloatType(), ll.DoubleType()
 PTR = I8.as_pointer()
 
 COMPUTE = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "bool": I1,
            "float16": F32}  # Note [float16 on the CPU]
+# Note [unsigned integers]: an LLVM integer has no sign, so uint8 and int8 are both i8 (add, sub, mul and
+# the stores wrap alike); where the sign matters (compare, divide, widen, convert to float) the emitter
+# asks the dtype (DType.is_unsigned) through the helpers below, never a table of its own.
+COMPUTE |= {"int8": I8, "int16": I16, "uint8": I8, "uint16": I16}
 STORAGE = {**COMPUTE, "bool": I8, "float16": F16}  # numpy stores a bool in one byte
 
 
@@ -31,6 +36,27 @@ def compute_type(dtype: DType) -> ll.Type:
 
 def storage_type(dtype: DType) -> ll.Type:
     return STORAGE[dtype.name]
+
+
+def compare_ints(b: ll.IRBuilder, symbol: str, x: ll.Value, y: ll.Value, dtype: DType) -> ll.Value:
+    """x `symbol` y for integers (or bools) of `dtype`: icmp ult and kin for the unsigned ones, slt for
+    the others (Note [unsigned integers])."""
+    unsigned = dtype.is_unsigned or dtype.is_bool
+    return (b.icmp_unsigned if unsigned else b.icmp_signed)(symbol, x, y)
+
+
+def extend_int(b: ll.IRBuilder, x: ll.Value, to: ll.Type, dtype: DType) -> ll.Value:
+    """An integer of `dtype` in the wider integer type `to`: zero-extended when unsigned, else sign-extended."""
+    return b.zext(x, to) if dtype.is_unsigned else b.sext(x, to)
+
+
+def int_to_float(b: ll.IRBuilder, x: ll.Value, to: ll.Type, dtype: DType) -> ll.Value:
+    return b.uitofp(x, to) if dtype.is_unsigned else b.sitofp(x, to)
+
+
+def as_index(b: ll.IRBuilder, x: ll.Value, dtype: DType) -> ll.Value:
+    """An index (of gather, one_hot, a row) of any integer dtype as an i64; a uint8 200 stays 200."""
+    return x if dtype.itemsize == 8 else extend_int(b, x, I64, dtype)
 
 
 def constant_of(type: ll.Type, value: float | int | bool) -> ll.Constant:

@@ -61,8 +61,10 @@ def both_targets(build, feeds: dict[str, np.ndarray]) -> None:  # type: ignore[n
 def sample(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     if dtype == "bool":
         return rng.random(shape) < 0.5
-    if dtype.startswith("int"):
-        return rng.integers(-50, 50, shape).astype(dtype)
+    if as_dtype(dtype).is_int:
+        info = np.iinfo(dtype)  # the small integers over their whole range, which wraps; the wide ones near 0
+        low, high = (info.min, info.max + 1) if info.bits < 32 else (-50, 50)
+        return rng.integers(low, high, shape).astype(dtype)
     return (rng.standard_normal(shape) * 3).astype(dtype)
 
 
@@ -141,12 +143,12 @@ AXES = [None, 0, 1, -1, (0, 2)]  # of a [4, 37, 5] operand: None is every axis
 
 
 def reduction_cases() -> list:
-    """Every registered reduction (the is_reduction fact) in float32 and int64 where it takes them,
+    """Every registered reduction (the is_reduction fact) in float32, int64 and uint8 where it takes them,
     over each of AXES, with keepdims; an arg reduction over one axis at a time."""
     cases = []
     for name in sorted(registry.names_where(is_reduction=True)):
         op = registry.get(name)
-        dtypes = [d.name for d in op.dtypes if d.name in ("float32", "int64")]
+        dtypes = [d.name for d in op.dtypes if d.name in ("float32", "int64", "uint8")]
         if "axes" in op.attrs:
             cases += [pytest.param(name, dtype, axis, keepdims, id=f"{name}-{dtype}-{axis}-{keepdims}")
                       for dtype in dtypes for axis in AXES for keepdims in (False, True)]
@@ -270,7 +272,7 @@ def test_short_rows_in_blocks_give_the_bits_of_vector_rows(tmp_path, monkeypatch
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool", "uint8", "int16"])
 def test_short_rows_of_integers_and_bools(rng, dtype) -> None:
     """Integer sums wrap as numpy's do, bools are read as bytes; two trailing axes make one row of 12."""
     x = sample(rng, (5, 3, 4), dtype)
@@ -305,7 +307,7 @@ def test_column_reductions(rng, shape, dtype) -> None:
                          "weight": sample(rng, shape[:-1] + (1,), dtype), "scale": sample(rng, (), dtype)})
 
 
-@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "int16"])
 def test_column_reductions_of_integers(rng, dtype) -> None:
     both_targets(lambda x: [fc.reduce_sum(x * x, axis=0), fc.reduce_max(x, axis=0, keepdims=True) - x],
                  {"x": sample(rng, (9, 33), dtype)})

@@ -74,7 +74,7 @@ class ColumnReductionEmitter(ReductionEmitter):
     def _accumulate(self, op: Operation, done: list[Operation], first: ll.Value, last: ll.Value) -> None:
         b = self.b
         dtype = op.operands[0].type.dtype
-        initial = _initial(op.name, accumulator_type(dtype), dtype.is_float)
+        initial = _initial(op.name, accumulator_type(dtype), dtype)
         with for_range(b, first, last, "init") as o:
             b.store(initial, self._partial(op, first, o))
         rows = [self.space.full.type.shape[a] for a in self.space.reduced]

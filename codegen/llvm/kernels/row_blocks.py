@@ -120,7 +120,7 @@ class RowBlockEmitter(VectorRowEmitter):
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = ll.VectorType(compute_type(dtype), self.rows_per_block)
-        identity = ll.Constant(value_type, [_initial(op.name, compute_type(dtype), dtype.is_float)] * self.rows_per_block)
+        identity = ll.Constant(value_type, [_initial(op.name, compute_type(dtype), dtype)] * self.rows_per_block)
         result = combine_pairwise(b, op, columns + [identity] * (self.width - self.count))
         if op.name == "reduce_mean":
             result = b.fdiv(result, constant_of(value_type, float(self.count)))

@@ -102,7 +102,7 @@ class VectorRowEmitter(ReductionEmitter):
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
         identity = ll.Constant(ll.VectorType(value_type, self.width),
-                               [_initial(op.name, value_type, dtype.is_float)] * self.width)
+                               [_initial(op.name, value_type, dtype)] * self.width)
         if self.count < self.width:
             mask = ll.Constant(ll.VectorType(I1, self.width), [int(lane < self.count) for lane in range(self.width)])
             row = b.select(mask, row, identity)
