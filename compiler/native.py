@@ -77,6 +77,9 @@ class NativeExecutable:
         self._error_slot = self.program.error_slot
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
+    # How many argument shapes keep their layout (None: all). A segment after a cut at a data-dependent
+    # size sees a new shape whenever the count changes (Note [data-dependent sizes] in data_sized_run.py).
+    max_layouts: int | None = None
 
     def close(self) -> None:
         """Let go of the compiled code and the buffers: the arenas now, the caching allocator's blocks of
@@ -193,6 +196,8 @@ class NativeExecutable:
         scratch = arena(peak)[0] if peak else None
         layout = ShapeLayout(outputs, shapes, (ctypes.c_int64 * len(slots))(*slots), peak, scratch,
                              address_of(scratch) if scratch is not None else 0, threading.Lock(), self._buffers_type())
+        if self.max_layouts is not None and len(self._layouts) >= self.max_layouts:
+            del self._layouts[next(iter(self._layouts))]  # the oldest; a call still using it holds it
         self._layouts[tuple(a.shape for a in args)] = layout
         return layout
 

@@ -1,4 +1,5 @@
-"""Single kernels of shape_of, broadcast_dims, iota, pad and gather_nd (ir/ops/dims.py); reshape_dims is a view.
+"""Single kernels of shape_of, broadcast_dims, iota, pad, gather_nd and where_indices (ir/ops/dims.py);
+reshape_dims is a view (and data_dim is no kernel: Note [data-dependent sizes] in compiler/data_sized_run.py).
 
 shape_of reads its operand's dims from the dims vector (Note [dims vector] in kernel.py), never
 its elements; broadcast_dims is broadcast_to whose result dims come from other operands.
@@ -10,10 +11,10 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation
 
-from ..kernel import Kernel, emit_dim, for_range, product
+from ..kernel import Kernel, decompose, emit_dim, for_range, product
 from ..launch import GRAIN, Launch
 from ..types import I1, I64, compute_type, constant_of, load_value
-from .single import AFTER_CHECKS, emit_broadcast_to, read, single
+from .single import AFTER_CHECKS, SERIAL_KERNELS, SINGLE_KERNELS, emit_broadcast_to, read, single
 
 
 @single("shape_of")
@@ -127,3 +128,44 @@ def _emit_nd_index_check(kernel: Kernel, op: Operation) -> ll.Function:
 
 
 AFTER_CHECKS["gather_nd"] = check_gather_nd_indices
+
+
+def emit_where_indices(kernel: Kernel, op: Operation) -> None:
+    """One walk over cond in row-major order, each nonzero element's coordinates written to the next row:
+    serial (a row's number is the count of true elements before it), so its work is one step. The rows
+    were counted before (rows is their data_dim); were that count another, the kernel fails, naming
+    the row it reached, and never writes past the end."""
+    b = kernel.b
+    cond, rows = op.operands
+    rank = cond.type.rank
+    sizes = [kernel.dim(cond, axis) for axis in range(rank)]
+    limit = kernel.dim(rows, 0)
+    source = kernel.operand_pointer(cond.index, cond.type.dtype)
+    out = kernel.result_pointer(0, op.result.type.dtype)
+    row = kernel.alloca(I64, "row")
+    b.store(ll.Constant(I64, 0), row)
+    with for_range(b, ll.Constant(I64, 0), product(b, sizes), "e") as index:
+        with b.if_then(_nonzero(b, load_value(b, b.gep(source, [index]), cond.type.dtype))):
+            at = b.load(row)
+            inside = b.icmp_signed("<", at, limit)
+            kernel.fail_if(b.not_(inside), at)
+            with b.if_then(inside, likely=True):
+                base = b.mul(at, ll.Constant(I64, rank))
+                for axis, coordinate in enumerate(decompose(b, index, sizes) if rank else []):
+                    b.store(coordinate, b.gep(out, [b.add(base, ll.Constant(I64, axis))]))
+            b.store(b.add(at, ll.Constant(I64, 1)), row)
+    found = b.load(row)
+    kernel.fail_if(b.icmp_signed("!=", found, limit), found)
+
+
+def _nonzero(b: ll.IRBuilder, value: ll.Value) -> ll.Value:
+    """As numpy's nonzero: a float is true unless it is +-0 (NaN is true)."""
+    if value.type == I1:
+        return value
+    if isinstance(value.type, (ll.FloatType, ll.DoubleType)):
+        return b.fcmp_unordered("!=", value, constant_of(value.type, 0.0))
+    return b.icmp_signed("!=", value, ll.Constant(value.type, 0))
+
+
+SINGLE_KERNELS["where_indices"] = emit_where_indices
+SERIAL_KERNELS.add("where_indices")

@@ -1,0 +1,180 @@
+"""Running a function some of whose sizes are data, on a target that sizes every buffer from the fed shapes.
+
+Note [data-dependent sizes]
+fc.where(cond) with one argument, and fc.boolean_mask built on it, have as many rows as cond has
+true elements: a size that only the data says. Compiled code sizes every buffer, and plans its
+arena, from the fed shapes before any kernel runs (ir/shapes.py, compiler/native.py). So the IR says
+where such a size becomes known, and the front end writes (compiler/index_ops.py)
+
+    %Where_count = reduce_sum %flags : i64[]            the count: a reduction, native code
+    %Where_rows = data_dim %Where_count : i64[?,0]      no elements; its dim 0 is the count
+    %Where = where_indices %cond, %Where_rows : i64[?,1]  sized by that dim, as iota is by its operand's
+
+A target with `cuts_at_data_dims` (the cpu target) runs such a function cut at each top-level
+data_dim (`split`): segment 0 holds every op that needs no data_dim's value and returns, among its
+results, the counts; the host reads each count and makes its data_dim's value, an empty array of
+shape [count, 0]; segment 1 takes that as an argument, so its dim is a fed dim like any other:
+propagate_shapes sizes everything after it from there (the coordinates, the gather of boolean_mask,
+reductions of it, its gradient), the dims table gets it and the arena is planned for it. A data_dim
+whose count itself needs a data_dim (the mask of a masked tensor) starts a later segment. Each
+segment is a function compiled through the whole pipeline (driver.compile_lowered), as a
+partitioned run's are (Note [partitioned runs] in partitioned_run.py); a value that crosses a cut
+is a result of its segment and an argument of the later ones that read it; constants are copied
+into each segment that reads them, so they stay constants there.
+
+Why cut rather than let a kernel write the count into the dims vector and size what follows in
+native code: the outputs, the arena and every later kernel's loop bounds come from one plan made
+in Python per set of argument shapes; a count known only inside the native call would need a
+second allocator and planner in native code. Cut, the count is one more argument shape, and all
+of that is reused. The price: a run whose count the segment after the cut has not seen lays out
+its arena again (propagate_shapes, in Python, about a millisecond for a small function); a
+segment keeps the layouts of its latest LAYOUTS_KEPT argument shapes (NativeExecutable.max_layouts),
+so a training loop whose count changes every step does not collect them without end.
+
+The host cannot stop inside a while_loop body or a cond branch to read a count, so a data_dim
+there (or in a called function) is refused by such a target before any work, naming the op
+(codegen/llvm/support.py). The reference target evaluates data_dim as any op: an empty [count, 0].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from flowc.ir import Builder, Function, Module, Operation, Value
+from flowc.ir.errors import RuntimeShapeError
+from flowc.passes import PassManager, default_pipeline, expand_gradients
+from flowc.passes.autodiff.clone import clone_op
+
+from .driver import compile_lowered
+from .lowering import Lowered
+from .options import CompileOptions
+from .partitioned_run import _NO_SIGNATURE, copy_function
+
+CUT = "data_dim"
+LAYOUTS_KEPT = 16  # argument shapes whose layouts a segment after a cut keeps (Note [data-dependent sizes])
+
+
+def has_cuts(module: Module) -> bool:
+    """Whether `main` has a data_dim at its top level, where a run can be cut."""
+    return any(op.name == CUT for op in module["main"].entry.ops)
+
+
+@dataclass
+class Segment:
+    """The ops of `main` between two cuts, compiled as one function named `main`."""
+
+    cuts: list[Operation]  # the data_dims whose values the host makes before this segment runs
+    inputs: list[Value]  # main's values it reads: arguments, earlier segments' results, data_dims
+    outputs: list[Value]  # its values that later segments, cuts or main's return read
+    function: Function | None = None  # None: nothing to compute
+    executable: Any = None
+
+
+def split(function: Function) -> list[Segment]:
+    """`function` cut at each top-level data_dim: segment k holds the ops that need the values of k data_dims
+    one after another (the count of each is computed the segment before it)."""
+    level: dict[Value, int] = dict.fromkeys(function.args, 0)
+    groups: list[list[Operation]] = [[]]
+    cuts: list[list[Operation]] = [[]]
+    constants = {}
+    ops = [op for op in function.entry.ops if not op.is_terminator]
+    for op in ops:
+        if op.name == "constant":
+            constants[op.result] = op  # copied into each segment that reads it
+            continue
+        here = max((level[v] for v in op.operands if v not in constants), default=0)
+        if op.name == CUT:
+            here += 1
+        while len(groups) <= here:
+            groups.append([])
+            cuts.append([])
+        (cuts if op.name == CUT else groups)[here].append(op)
+        for result in op.results:
+            level[result] = here
+    returned = function.entry.ops[-1].operands
+    needed_later = [set() for _ in groups]
+    for index in range(len(groups)):
+        later = [*(op for group in groups[index + 1:] for op in group), *(op for c in cuts[index + 1:] for op in c)]
+        needed_later[index] = {v for op in later for v in op.operands} | set(returned)
+    return [_segment(group, cuts[index], needed_later[index], constants) for index, group in enumerate(groups)]
+
+
+def _segment(group: list[Operation], cuts: list[Operation], needed: set[Value],
+             constants: dict[Value, Operation]) -> Segment:
+    defined = {r for op in group for r in op.results}
+    used = [v for op in group for v in op.operands if v not in defined]
+    copied = [constants[v] for v in dict.fromkeys(used) if v in constants]
+    inputs = list(dict.fromkeys(v for v in used if v not in constants))
+    outputs = [r for op in group for r in op.results if r in needed]
+    segment = Segment(cuts, inputs, outputs)
+    if outputs or any(not op.pure for op in group):
+        segment.function = _segment_function([*copied, *group], inputs, outputs)
+    return segment
+
+
+def _segment_function(body: list[Operation], inputs: list[Value], outputs: list[Value]) -> Function:
+    function = Function("main", [v.type for v in inputs], [v.type for v in outputs], [v.name for v in inputs])
+    mapping: dict[Value, Value] = dict(zip(inputs, function.args))
+    b = Builder.at_end(function.entry)
+    for op in body:
+        b.insert(clone_op(op, mapping))
+    b.create("return", [mapping[v] for v in outputs])
+    return function
+
+
+@dataclass
+class DataSizedExecutable:
+    """A function run as its segments (Note [data-dependent sizes]): called as any executable, on main's
+    arguments, giving main's results."""
+
+    function: Function
+    segments: list[Segment]
+    returned: list[Value] = field(default_factory=list)
+
+    fresh_outputs = False  # a result may be an argument passed through: the Session copies what aliases
+
+    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        env: dict[Value, Any] = dict(zip(self.function.args, args))
+        for segment in self.segments:
+            for cut in segment.cuts:
+                env[cut.result] = _rows(cut, env[cut.operands[0]])
+            if segment.executable is not None:
+                env.update(zip(segment.outputs, segment.executable([env[v] for v in segment.inputs])))
+        return [env[v] for v in self.returned]
+
+    def close(self) -> None:
+        for segment in self.segments:
+            close = getattr(segment.executable, "close", None)
+            if close is not None:
+                close()
+
+
+def _rows(cut: Operation, count: Any) -> np.ndarray:
+    """A data_dim's value: no elements, dim 0 the count."""
+    rows = int(np.asarray(count))
+    if rows < 0:
+        raise RuntimeShapeError(f"a dim of {rows} elements: the count must be >= 0", op=cut.display_name,
+                                where=cut.loc)
+    return np.empty((rows, 0), np.int64)
+
+
+def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions) -> DataSizedExecutable:
+    """`lowered` compiled for `target` as segments cut at its data_dims (Note [data-dependent sizes])."""
+    module = lowered.module
+    expand_gradients(module, sized_by_data=target.sized_by_data)
+    if options.optimize:  # once over the whole: one count for a mask that two ops read, dead code gone
+        PassManager(default_pipeline(options.fast_math), verify_each=options.verify, record=False).run(module)
+    function = module["main"]
+    callees = [f for f in module if f.name != "main"]
+    executable = DataSizedExecutable(function, split(function), list(function.entry.ops[-1].operands))
+    for segment in executable.segments:
+        if segment.function is None:
+            continue
+        part = Module([segment.function, *(copy_function(f) for f in callees)])
+        segment.executable = compile_lowered(Lowered(part, _NO_SIGNATURE), target, options)
+        if hasattr(segment.executable, "max_layouts") and segment.cuts:
+            segment.executable.max_layouts = LAYOUTS_KEPT
+    return executable
