@@ -21,7 +21,7 @@ import numpy as np
 from flowc.codegen.llvm.mpi import COLLECTIVES
 from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, kernel_op_names
 from flowc.ir import Function, Operation
-from flowc.ir.errors import FlowcError, IndexOutOfRange
+from flowc.ir.errors import FlowcError, IndexOutOfRange, RuntimeShapeError
 from flowc.ir.ops.checks import CheckFailed, failure_message
 from flowc.ir.ops.collective import CollectiveError, collective_failure
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
@@ -237,7 +237,13 @@ def raise_kernel_failure(kernel: Operation, index: int, shapes: dict) -> None:
     collective = next((o for o in kernel.walk() if o.name in COLLECTIVES), None)
     if collective is not None:  # codegen/llvm/kernels/collective.py: the MPI shim's return code
         raise CollectiveError(collective_failure(index), op=collective.display_name, where=collective.loc)
-    op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
+    op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row",
+                                                       "where_indices")), kernel)
+    if op.name == "where_indices":  # kernels/dims.py: `index` is the rows it found (more: the limit)
+        rows = shapes[op.operands[1]][0]
+        found = f"more than {rows}" if index >= rows else str(index)
+        raise RuntimeShapeError(f"cond has {found} true elements, its rows operand says {rows}",
+                                op=op.display_name, where=op.loc)
     if op.name in ("read_row", "write_row"):
         message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"
     elif op.name == "gather":
