@@ -328,17 +328,25 @@ def where(condition: Any, x: Any = None, y: Any = None, name: str | None = None)
 
 
 def boolean_mask(tensor: Any, mask: Any, name: str | None = None, axis: int | None = None) -> Tensor:
-    """The elements (or slices) of `tensor` where the bool `mask` over its leading dims is true, in
-    row-major order: gather_nd at where(mask). Its size is data (Note [data-dependent sizes])."""
+    """The elements (or slices) of `tensor` where the bool `mask` over its dims axis, ..., axis + rank(mask) - 1
+    is true, in row-major order, those dims becoming one: gather_nd at where(mask), between transposes
+    for an axis other than 0. Its size is data (Note [data-dependent sizes])."""
     x, mask = convert_to_tensor(tensor), convert_to_tensor(mask)
-    if axis not in (None, 0):
-        raise _error("boolean_mask", f"axis={axis}: flowc's boolean_mask masks the leading dims (axis 0) only")
-    rank = mask.type.rank
-    if mask.dtype != bool_ or rank == 0 or rank > x.type.rank or any(
-            m is not None and d is not None and m != d for m, d in zip(mask.shape, x.shape)):
+    rank, start = mask.type.rank, 0 if axis is None else axis
+    if not isinstance(start, int) or not 0 <= start <= x.type.rank - max(rank, 1):
+        raise _error("boolean_mask", f"axis={axis}: needs 0 <= axis <= {x.type.rank - max(rank, 1)} for a mask of "
+                                     f"rank {rank} over {x.name!r} ({x.type})")
+    masked = x.shape[start:start + rank]
+    if mask.dtype != bool_ or rank == 0 or any(
+            m is not None and d is not None and m != d for m, d in zip(mask.shape, masked)):
         raise _error("boolean_mask", f"mask {mask.type} must be bool, of rank >= 1, matching the leading dims "
-                                     f"of {x.name!r} ({x.type})")
-    return gather_nd(x, _where_indices(mask, "Where"), name=name or "boolean_mask")
+                                     f"of {x.name!r} ({x.type}) from axis {start}")
+    if start == 0:
+        return gather_nd(x, _where_indices(mask, "Where"), name=name or "boolean_mask")
+    front = [*builtin_range(start, start + rank), *builtin_range(start), *builtin_range(start + rank, x.type.rank)]
+    picked = gather_nd(array_ops.transpose(x, front), _where_indices(mask, "Where"))
+    back = [*builtin_range(1, start + 1), 0, *builtin_range(start + 1, picked.type.rank)]
+    return array_ops.transpose(picked, back, name=name or "boolean_mask")
 
 
 def _where_indices(condition: Tensor, name: str) -> Tensor:

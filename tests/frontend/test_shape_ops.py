@@ -398,6 +398,8 @@ def test_where_and_boolean_mask_errors() -> None:
             fc.where(x > 0, x)
         with pytest.raises(FlowcTypeError, match=r"boolean_mask.*test_shape_ops.py:\d+.*leading dims"):
             fc.boolean_mask(x, fc.placeholder(fc.bool_, [4]))
+        with pytest.raises(FlowcTypeError, match=r"boolean_mask.*test_shape_ops.py:\d+.*axis=2: needs 0 <= axis <= 1"):
+            fc.boolean_mask(x, fc.placeholder(fc.bool_, [4]), axis=2)
         with pytest.raises(FlowcTypeError, match=r"range.*test_shape_ops.py:\d+.*start 0"):
             fc.range(1, fc.shape(fc.placeholder(fc.float32, [None]))[0])
         assert fc.where(x > 0, x, -x).shape == (3, 4)
