@@ -41,10 +41,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import itertools
+import os
+
 import numpy as np
 
-from flowc.ir import Builder, Function, Module, Operation, Value
+from flowc.ir import Builder, Function, Module, Operation, Value, print_function
 from flowc.ir.errors import RuntimeShapeError
+from flowc.ir.printer import value_names
 from flowc.passes import PassManager, default_pipeline, expand_gradients
 from flowc.passes.autodiff.clone import clone_op
 
@@ -55,6 +59,7 @@ from .partitioned_run import _NO_SIGNATURE, copy_function
 
 CUT = "data_dim"
 LAYOUTS_KEPT = 16  # argument shapes whose layouts a segment after a cut keeps (Note [data-dependent sizes])
+_dumps = itertools.count()
 
 
 def has_cuts(module: Module) -> bool:
@@ -170,6 +175,8 @@ def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions
     function = module["main"]
     callees = [f for f in module if f.name != "main"]
     executable = DataSizedExecutable(function, split(function), list(function.entry.ops[-1].operands))
+    if options.dump_dir:
+        dump_segments(function, executable.segments, options.dump_dir)
     for segment in executable.segments:
         if segment.function is None:
             continue
@@ -178,3 +185,22 @@ def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions
         if hasattr(segment.executable, "max_layouts") and segment.cuts:
             segment.executable.max_layouts = LAYOUTS_KEPT
     return executable
+
+
+def describe(function: Function, segments: Sequence[Segment]) -> str:
+    """`function`'s segments as text: before each, the data_dims whose counts the host reads; then its function."""
+    names = value_names(function)
+    parts = []
+    for index, segment in enumerate(segments):
+        cuts = ", ".join(f"{names[cut.result]} = data_dim {names[cut.operands[0]]}" for cut in segment.cuts)
+        head = f"// segment {index}" + (f", after the host makes {cuts}" if cuts else "")
+        parts.append(f"{head}\n{print_function(segment.function) if segment.function else '// (nothing to compute)'}")
+    return "\n".join(parts)
+
+
+def dump_segments(function: Function, segments: Sequence[Segment], dump_dir: str) -> None:
+    """FLOWC_DUMP_IR=DIR: the segments of a run cut at its data_dims, as DIR/data-sized-NNN.ir (each segment's
+    own passes are dumped as any compile's)."""
+    os.makedirs(dump_dir, exist_ok=True)
+    with open(os.path.join(dump_dir, f"data-sized-{next(_dumps):03d}.ir"), "w") as f:
+        f.write(describe(function, segments))
