@@ -138,11 +138,12 @@ class DataSizedExecutable:
     function: Function
     segments: list[Segment]
     returned: list[Value] = field(default_factory=list)
+    constants: dict[Value, np.ndarray] = field(default_factory=dict)  # main's, for a count that is one
 
     fresh_outputs = False  # a result may be an argument passed through: the Session copies what aliases
 
     def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-        env: dict[Value, Any] = dict(zip(self.function.args, args))
+        env: dict[Value, Any] = {**self.constants, **dict(zip(self.function.args, args))}
         for segment in self.segments:
             for cut in segment.cuts:
                 env[cut.result] = _rows(cut, env[cut.operands[0]])
@@ -174,7 +175,8 @@ def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions
         PassManager(default_pipeline(options.fast_math), verify_each=options.verify, record=False).run(module)
     function = module["main"]
     callees = [f for f in module if f.name != "main"]
-    executable = DataSizedExecutable(function, split(function), list(function.entry.ops[-1].operands))
+    constants = {op.result: op.value for op in function.entry.ops if op.name == "constant"}
+    executable = DataSizedExecutable(function, split(function), list(function.entry.ops[-1].operands), constants)
     if options.dump_dir:
         dump_segments(function, executable.segments, options.dump_dir)
     for segment in executable.segments:

@@ -136,3 +136,16 @@ def test_a_session_runs_fetches_a_feed_and_updates_a_variable_through_the_cuts(r
             np.testing.assert_array_equal(fed, value)
             np.testing.assert_array_equal(got, value[value > 0])
         np.testing.assert_allclose(sess.run(total), running, rtol=1e-5)
+
+
+def test_a_constant_count_is_read_by_the_host_too():
+    """The constant is copied into the segments that read it, never a result: the host takes its value."""
+    executable = compiled("""\
+func @main(%n: bool[4]) -> i64[?,1] {
+  %three = constant {value = dense<3>} : i64[]
+  %rows = data_dim %three : i64[?,0]
+  %where = where_indices %n, %rows : i64[?,1]
+  return %where : i64[?,1]
+}
+""", optimize=False)
+    np.testing.assert_array_equal(executable([np.array([True, False, True, True])])[0], [[0], [2], [3]])
