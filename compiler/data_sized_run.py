@@ -10,7 +10,7 @@ where such a size becomes known, and the front end writes (compiler/index_ops.py
     %Where_rows = data_dim %Where_count : i64[?,0]      no elements; its dim 0 is the count
     %Where = where_indices %cond, %Where_rows : i64[?,1]  sized by that dim, as iota is by its operand's
 
-A target with `cuts_at_data_dims` (the cpu target) runs such a function cut at each top-level
+A target with `cuts_at_data_dims` (cpu and gpu) runs such a function cut at each top-level
 data_dim (`split`): segment 0 holds every op that needs no data_dim's value and returns, among its
 results, the counts; the host reads each count and makes its data_dim's value, an empty array of
 shape [count, 0]; segment 1 takes that as an argument, so its dim is a fed dim like any other:
@@ -31,15 +31,21 @@ its arena again (propagate_shapes, in Python, about a millisecond for a small fu
 segment keeps the layouts of its latest LAYOUTS_KEPT argument shapes (NativeExecutable.max_layouts),
 so a training loop whose count changes every step does not collect them without end.
 
+On the gpu target the segments take and give device tensors (`run_on_device`): only the counts come
+back to the host, as a cond's predicate does (runtime/gpu.py); where_indices is one Triton program
+walking cond block by block (codegen/triton/kernels/gathers.py).
+
 The host cannot stop inside a while_loop body or a cond branch to read a count, so a data_dim
 there (or in a called function) is refused by such a target before any work, naming the op
-(codegen/llvm/support.py). The reference target evaluates data_dim as any op: an empty [count, 0].
+(codegen/llvm/support.py); fc.export refuses one too (its C caller allocates every output before
+the call: compiler/aot/build.py). The reference target evaluates data_dim as any op: an empty
+[count, 0].
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import itertools
 import os
@@ -133,23 +139,34 @@ def _segment_function(body: list[Operation], inputs: list[Value], outputs: list[
 @dataclass
 class DataSizedExecutable:
     """A function run as its segments (Note [data-dependent sizes]): called as any executable, on main's
-    arguments, giving main's results."""
+    arguments, giving main's results; on the gpu target's device tensors too (`run_on_device`)."""
 
     function: Function
     segments: list[Segment]
     returned: list[Value] = field(default_factory=list)
     constants: dict[Value, np.ndarray] = field(default_factory=dict)  # main's, for a count that is one
 
-    fresh_outputs = False  # a result may be an argument passed through: the Session copies what aliases
+    fresh_outputs = True  # each result a segment's own (`_fresh` copies an argument passed through, a repeat)
 
-    def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    @property
+    def state_on_device(self) -> bool:
+        """Whether its segments take and give device tensors (Note [state on the device] in runtime/gpu.py)."""
+        return any(getattr(segment.executable, "state_on_device", False) for segment in self.segments)
+
+    def __call__(self, args: Sequence[Any]) -> list[Any]:
+        return self._run(args, lambda executable, values: executable(values))
+
+    def run_on_device(self, args: Sequence[Any]) -> list[Any]:
+        return self._run(args, lambda executable, values: executable.run_on_device(values))
+
+    def _run(self, args: Sequence[Any], call: Callable[[Any, list[Any]], list[Any]]) -> list[Any]:
         env: dict[Value, Any] = {**self.constants, **dict(zip(self.function.args, args))}
         for segment in self.segments:
             for cut in segment.cuts:
                 env[cut.result] = _rows(cut, env[cut.operands[0]])
             if segment.executable is not None:
-                env.update(zip(segment.outputs, segment.executable([env[v] for v in segment.inputs])))
-        return [env[v] for v in self.returned]
+                env.update(zip(segment.outputs, call(segment.executable, [env[v] for v in segment.inputs])))
+        return _fresh([env[v] for v in self.returned], {id(a) for a in args})
 
     def close(self) -> None:
         for segment in self.segments:
@@ -158,9 +175,22 @@ class DataSizedExecutable:
                 close()
 
 
+def _fresh(values: list[Any], arguments: set[int]) -> list[Any]:
+    """`values`, a copy where one is an argument passed through or a value already given (as the
+    materialized results of one compiled function are: passes/memory.py)."""
+    seen = set(arguments)
+    results = []
+    for value in values:
+        if id(value) in seen:
+            value = value.copy() if isinstance(value, np.ndarray) else value.clone()
+        seen.add(id(value))
+        results.append(value)
+    return results
+
+
 def _rows(cut: Operation, count: Any) -> np.ndarray:
     """A data_dim's value: no elements, dim 0 the count."""
-    rows = int(np.asarray(count))
+    rows = int(count)  # a 0-d numpy array, or a device tensor read back
     if rows < 0:
         raise RuntimeShapeError(f"a dim of {rows} elements: the count must be >= 0", op=cut.display_name,
                                 where=cut.loc)

@@ -28,9 +28,9 @@ UNSUPPORTED: dict[str, str] = {
     # Every buffer is sized from the fed shapes (ir/shapes.py); this op's row count is data.
     "fill_rows": "its number of rows is a value computed at run time, not a fed shape",
     # Note [data-dependent sizes] (compiler/data_sized_run.py): the program is cut at a top-level one.
-    "data_dim": "its size is the value of its operand, known only from the data; a program is cut there and "
-                "run in parts, the count read between them, only at the top level of a function on the cpu target, "
-                "not inside a while_loop body, a cond branch or a called function",
+    "data_dim": "its size is the value of its operand, known only from the data; a run is cut there, the host "
+                "reading the count between the parts, only at the top level of a function, not inside a "
+                "while_loop body, a cond branch or a called function",
     # Both are gone before a target sees a module (driver.compile_lowered expands gradient requests);
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",

@@ -227,3 +227,21 @@ def test_export_refuses_a_size_that_is_data(tmp_path) -> None:
     with pytest.raises(UnsupportedOpError, match=r"data_dim 'Where_rows.*exported function cannot have a result "
                                                  r"size that is data"):
         fc.export(str(tmp_path / "masked"), masked, fc.TensorSpec([None], fc.float32))
+
+
+def test_a_masked_value_read_by_a_while_loop_and_a_cond_after_the_cut(rng) -> None:
+    """The loop and the cond are in the segment after the cut, their operands the masked value (its size
+    one of the segment's fed dims): no data_dim inside them, so they compile."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None])
+        y = fc.boolean_mask(x, x > 0)
+        _, looped = fc.while_loop(lambda i, t: i < 3, lambda i, t: (i + 1, t + fc.reduce_sum(y) +
+                                                                      fc.cast(fc.size(y), fc.float32)),
+                                  [fc.constant(0), fc.constant(0.0)])
+        chosen = fc.cond(fc.reduce_sum(y) > 1.0, lambda: fc.reduce_max(y), lambda: fc.reduce_sum(y) * 0.0)
+    feeds = [{x: np.array([1.0, -2.0, 3.0, 0.5], np.float32)}, {x: -np.ones(3, np.float32)},
+             {x: sample(rng, (40,), fc.float32)}]
+    got = run_on("cpu", g, [looped, chosen], feeds)
+    assert_same(got, run_on("reference", g, [looped, chosen], feeds), rtol=1e-6)
+    np.testing.assert_allclose(got[0], [3 * (4.5 + 3), 3.0])
