@@ -59,13 +59,14 @@ from flowc.passes import PassManager, default_pipeline, expand_gradients
 from flowc.passes.autodiff.clone import clone_op
 
 from .driver import compile_lowered
-from .lowering import Lowered
+from .lowering import Lowered, Signature
 from .options import CompileOptions
-from .partitioned_run import _NO_SIGNATURE, copy_function
+from .partitioned_run import copy_function
 
 CUT = "data_dim"
 LAYOUTS_KEPT = 16  # argument shapes whose layouts a segment after a cut keeps (Note [data-dependent sizes])
 _dumps = itertools.count()
+_SEGMENT = Signature((), (), False, (), ())  # a segment's arguments and results are main's values, not feeds
 
 
 def has_cuts(module: Module) -> bool:
@@ -166,7 +167,8 @@ class DataSizedExecutable:
                 env[cut.result] = _rows(cut, env[cut.operands[0]])
             if segment.executable is not None:
                 env.update(zip(segment.outputs, call(segment.executable, [env[v] for v in segment.inputs])))
-        return _fresh([env[v] for v in self.returned], {id(a) for a in args})
+        given = {id(value) for value in (*args, *self.constants.values())}
+        return _fresh([env[v] for v in self.returned], given)
 
     def close(self) -> None:
         for segment in self.segments:
@@ -176,7 +178,7 @@ class DataSizedExecutable:
 
 
 def _fresh(values: list[Any], arguments: set[int]) -> list[Any]:
-    """`values`, a copy where one is an argument passed through or a value already given (as the
+    """`values`, a copy where one is an argument or constant passed through or a value already given (as the
     materialized results of one compiled function are: passes/memory.py)."""
     seen = set(arguments)
     results = []
@@ -213,7 +215,7 @@ def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions
         if segment.function is None:
             continue
         part = Module([segment.function, *(copy_function(f) for f in callees)])
-        segment.executable = compile_lowered(Lowered(part, _NO_SIGNATURE), target, options)
+        segment.executable = compile_lowered(Lowered(part, _SEGMENT), target, options)
         if hasattr(segment.executable, "max_layouts") and segment.cuts:
             segment.executable.max_layouts = LAYOUTS_KEPT
     return executable

@@ -16,7 +16,7 @@ from flowc.ir import parse_module
 from flowc.ir.errors import RuntimeShapeError
 from flowc.lowering import Lowered
 from flowc.options import CompileOptions
-from flowc.partitioned_run import _NO_SIGNATURE
+from flowc.data_sized_run import _SEGMENT
 
 MASKED_SUM = """\
 func @main(%x: f32[?,3], %m: bool[?]) -> (f32[?,3], f32[], i64[]) {
@@ -62,7 +62,7 @@ func @main(%m: bool[?], %rows: i64[?,0], %double: f32[?,3]) -> (f32[?,3], f32[])
 
 def compiled(text: str, **options: object) -> DataSizedExecutable:
     module = parse_module(text)
-    executable = compile_lowered(Lowered(module, _NO_SIGNATURE), "cpu",
+    executable = compile_lowered(Lowered(module, _SEGMENT), "cpu",
                                  dataclasses.replace(CompileOptions.from_environment(), **options))
     assert isinstance(executable, DataSizedExecutable)
     return executable
@@ -149,3 +149,27 @@ func @main(%n: bool[4]) -> i64[?,1] {
 }
 """, optimize=False)
     np.testing.assert_array_equal(executable([np.array([True, False, True, True])])[0], [[0], [2], [3]])
+
+
+def test_a_result_passed_through_or_given_twice_is_a_copy(rng):
+    """Fresh results (DataSizedExecutable.fresh_outputs): an argument, a constant or a repeated value
+    returned as it is would alias what the caller or the IR holds."""
+    executable = compiled("""\
+func @main(%m: bool[?]) -> (i64[?,1], i64[?,1], bool[?], f32[]) {
+  %Cast = cast %m {dtype = i64} : i64[?]
+  %count = reduce_sum %Cast {axes = [0], keepdims = false} : i64[]
+  %rows = data_dim %count : i64[?,0]
+  %where = where_indices %m, %rows : i64[?,1]
+  %one = constant {value = dense<1.0>} : f32[]
+  return %where, %where, %m, %one : i64[?,1], i64[?,1], bool[?], f32[]
+}
+""", optimize=False)
+    m = rng.random(6) < 0.5
+    first, second, same, one = executable([m])
+    np.testing.assert_array_equal(first, np.argwhere(m))
+    np.testing.assert_array_equal(second, first)
+    np.testing.assert_array_equal(same, m)
+    assert one == 1.0
+    assert first is not second and same is not m and not np.shares_memory(first, second)
+    one[...] = 5.0  # the caller's to change: the IR's constant stays
+    assert executable([m])[3] == 1.0
