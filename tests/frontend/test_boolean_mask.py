@@ -245,3 +245,18 @@ def test_a_masked_value_read_by_a_while_loop_and_a_cond_after_the_cut(rng) -> No
     got = run_on("cpu", g, [looped, chosen], feeds)
     assert_same(got, run_on("reference", g, [looped, chosen], feeds), rtol=1e-6)
     np.testing.assert_allclose(got[0], [3 * (4.5 + 3), 3.0])
+
+
+def test_inside_a_cond_branch_the_cpu_target_refuses_it_naming_the_op() -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None])
+        chosen = fc.cond(fc.reduce_sum(x) > 0, lambda: fc.reduce_sum(fc.boolean_mask(x, x > 1.0)),
+                         lambda: fc.reduce_sum(x))
+    value = np.array([0.5, 1.5, 2.5], np.float32)
+    with fc.Session(target="reference", graph=g) as sess:
+        np.testing.assert_allclose(sess.run(chosen, {x: value}), 4.0)
+    with fc.Session(target="cpu", graph=g) as sess:
+        with pytest.raises(UnsupportedOpError, match=r"data_dim 'Where_rows.*test_boolean_mask.py:\d+.*"
+                                                     r"a cond branch"):
+            sess.run(chosen, {x: value})
