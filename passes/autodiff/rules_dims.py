@@ -64,15 +64,18 @@ def unmask(b: Builder, cond: Value, dy: Value, params: Value) -> Value:
     [data-dependent sizes] in compiler/data_sized_run.py). No scatter: the row of dy that a true element
     went to is the count of true elements before it (an exclusive cumsum), so each element gathers
     its row from dy with one zero row added at the end (where the false ones after the last true one
-    point), and a select keeps the true ones."""
-    flags = b.reshape(cond if cond.type.dtype == bool_ else b.cast(cond, dtype=bool_), shape=(-1,))
-    position = b.cumsum(b.cast(flags, dtype=int64), axis=0, exclusive=True)
+    point), and a select keeps the true ones. The select takes cond in its own shape against the rows
+    in params' shape, so a cond whose dims are not params' leading dims is a shape error at run time,
+    never a gradient at the wrong places."""
+    flags = cond if cond.type.dtype == bool_ else b.cast(cond, dtype=bool_)
+    position = b.cumsum(b.cast(b.reshape(flags, shape=(-1,)), dtype=int64), axis=0, exclusive=True)
     trailing = dy.type.rank - 1
     padded = b.pad(dy, before=(0,) * dy.type.rank, after=(1,) + (0,) * trailing, value=0.0)
-    rows = b.gather(padded, position, axis=0)
-    keep = b.reshape(flags, shape=(-1,) + (1,) * trailing)
-    grad = b.where(keep, rows, b.constant(np.zeros((), dy.type.dtype.np)))
-    return reshape_like(b, grad, params)
+    rows = reshape_like(b, b.gather(padded, position, axis=0), params)
+    keep = flags
+    for _ in range(trailing):
+        keep = b.expand_dims(keep, axis=-1)
+    return b.where(keep, rows, b.constant(np.zeros((), dy.type.dtype.np)))
 
 
 def scatter_nd_sum(b: Builder, indices: Value, updates: Value, shape: tuple[int, ...]) -> Value:

@@ -260,3 +260,19 @@ def test_inside_a_cond_branch_the_cpu_target_refuses_it_naming_the_op() -> None:
         with pytest.raises(UnsupportedOpError, match=r"data_dim 'Where_rows.*test_boolean_mask.py:\d+.*"
                                                      r"a cond branch"):
             sess.run(chosen, {x: value})
+
+
+def test_a_gradient_through_where_of_a_cond_of_other_dims_is_a_shape_error_not_wrong_places() -> None:
+    """gather_nd(x, where(c)) with c [2, 3] against x's leading [3, 2]: the same count of elements, the
+    coordinates in range, so the forward runs; the gradient's select of c against x's shape refuses it."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, None, 2])
+        c = fc.placeholder(fc.bool, [None, None])
+        picked = fc.gather_nd(x, fc.where(c))
+        (grad,) = fc.gradients(fc.reduce_sum(picked), [x])
+    feed = {x: np.ones((3, 2, 2), np.float32), c: np.array([[True, False, False], [False, True, False]])}
+    with fc.Session(target="cpu", graph=g) as sess:
+        np.testing.assert_array_equal(sess.run(picked, feed), np.ones((2, 2), np.float32))
+        with pytest.raises(fc.errors.RuntimeShapeError, match="broadcast"):
+            sess.run(grad, feed)
