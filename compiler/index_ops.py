@@ -330,7 +330,19 @@ def where(condition: Any, x: Any = None, y: Any = None, name: str | None = None)
 def boolean_mask(tensor: Any, mask: Any, name: str | None = None, axis: int | None = None) -> Tensor:
     """The elements (or slices) of `tensor` where the bool `mask` over its dims axis, ..., axis + rank(mask) - 1
     is true, in row-major order, those dims becoming one: gather_nd at where(mask), between transposes
-    for an axis other than 0. Its size is data (Note [data-dependent sizes])."""
+    for an axis other than 0. Its size is data (Note [data-dependent sizes]): compiled code counts the
+    true elements first, then sizes the result by that count.
+
+    >>> import flowc as fc, numpy as np
+    >>> g = fc.Graph()
+    >>> with g.as_default():
+    ...     x = fc.placeholder(fc.float32, [None, 2])
+    ...     rows = fc.boolean_mask(x, fc.reduce_sum(x, 1) > 0)
+    >>> with fc.Session(graph=g, target="cpu") as sess:
+    ...     sess.run(rows, {x: np.array([[1, 2], [-3, 1], [0, 5]], np.float32)})
+    array([[1., 2.],
+           [0., 5.]], dtype=float32)
+    """
     x, mask = convert_to_tensor(tensor), convert_to_tensor(mask)
     rank, start = mask.type.rank, 0 if axis is None else axis
     if not isinstance(start, int) or not 0 <= start <= x.type.rank - max(rank, 1):
