@@ -35,9 +35,10 @@ On the gpu target the segments take and give device tensors (`run_on_device`): o
 back to the host, as a cond's predicate does (runtime/gpu.py); where_indices is one Triton program
 walking cond block by block (codegen/triton/kernels/gathers.py).
 
-The host cannot stop inside a while_loop body or a cond branch to read a count, so a data_dim
-there (or in a called function) is refused by such a target before any work, naming the op
-(codegen/llvm/support.py); fc.export refuses one too (its C caller allocates every output before
+An fc.function's calls are inlined first (after the gradients are expanded: a call may carry a
+custom gradient), so a data_dim in a called function is cut like one of main's. The host cannot
+stop inside a while_loop body or a cond branch to read a count, so a data_dim there is refused by
+such a target before any work, naming the op (codegen/llvm/support.py); fc.export refuses one too (its C caller allocates every output before
 the call: compiler/aot/build.py). The reference target evaluates data_dim as any op: an empty
 [count, 0].
 """
@@ -55,13 +56,14 @@ import numpy as np
 from flowc.ir import Builder, Function, Module, Operation, Value, print_function
 from flowc.ir.errors import RuntimeShapeError
 from flowc.ir.printer import value_names
+from flowc.codegen.llvm.support import check_no_recursion
 from flowc.passes import PassManager, default_pipeline, expand_gradients
+from flowc.passes.inline import Inline
 from flowc.passes.autodiff.clone import clone_op
 
 from .driver import compile_lowered
 from .lowering import Lowered, Signature
 from .options import CompileOptions
-from .partitioned_run import copy_function
 
 CUT = "data_dim"
 LAYOUTS_KEPT = 16  # argument shapes whose layouts a segment after a cut keeps (Note [data-dependent sizes])
@@ -70,8 +72,8 @@ _SEGMENT = Signature((), (), False, (), ())  # a segment's arguments and results
 
 
 def has_cuts(module: Module) -> bool:
-    """Whether `main` has a data_dim at its top level, where a run can be cut."""
-    return any(op.name == CUT for op in module["main"].entry.ops)
+    """Whether any function of `module` holds a data_dim (one in a called function is inlined first)."""
+    return any(op.name == CUT for function in module for op in function.walk())
 
 
 @dataclass
@@ -199,14 +201,20 @@ def _rows(cut: Operation, count: Any) -> np.ndarray:
     return np.empty((rows, 0), np.int64)
 
 
-def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions) -> DataSizedExecutable:
-    """`lowered` compiled for `target` as segments cut at its data_dims (Note [data-dependent sizes])."""
+def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions) -> DataSizedExecutable | None:
+    """`lowered` compiled for `target` as segments cut at its data_dims (Note [data-dependent sizes]); None
+    where no data_dim is at main's top level once calls are inlined (one inside a loop or a branch:
+    the target's own pipeline refuses it, naming the op)."""
     module = lowered.module
-    expand_gradients(module, sized_by_data=target.sized_by_data)
+    expand_gradients(module, sized_by_data=target.sized_by_data)  # first: a call may carry a custom gradient
+    if len(module.functions) > 1:  # a data_dim of an fc.function: at main's top level once inlined
+        check_no_recursion(module, target.name)
+        Inline().run(module)
+    if not any(op.name == CUT for op in module["main"].entry.ops):
+        return None
     if options.optimize:  # once over the whole: one count for a mask that two ops read, dead code gone
         PassManager(default_pipeline(options.fast_math), verify_each=options.verify, record=False).run(module)
     function = module["main"]
-    callees = [f for f in module if f.name != "main"]
     constants = {op.result: op.value for op in function.entry.ops if op.name == "constant"}
     executable = DataSizedExecutable(function, split(function), list(function.entry.ops[-1].operands), constants)
     if options.dump_dir:
@@ -214,7 +222,7 @@ def data_sized_executable(lowered: Lowered, target: Any, options: CompileOptions
     for segment in executable.segments:
         if segment.function is None:
             continue
-        part = Module([segment.function, *(copy_function(f) for f in callees)])
+        part = Module([segment.function])  # calls were inlined
         segment.executable = compile_lowered(Lowered(part, _SEGMENT), target, options)
         if hasattr(segment.executable, "max_layouts") and segment.cuts:
             segment.executable.max_layouts = LAYOUTS_KEPT

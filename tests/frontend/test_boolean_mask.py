@@ -276,3 +276,19 @@ def test_a_gradient_through_where_of_a_cond_of_other_dims_is_a_shape_error_not_w
         np.testing.assert_array_equal(sess.run(picked, feed), np.ones((2, 2), np.float32))
         with pytest.raises(fc.errors.RuntimeShapeError, match="broadcast"):
             sess.run(grad, feed)
+
+
+def test_a_boolean_mask_in_an_fc_function_is_cut_once_its_calls_are_inlined(rng) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [None, 2])
+
+        @fc.function
+        def positive_rows(v: fc.Tensor) -> fc.Tensor:
+            return fc.boolean_mask(v, v[:, 0] > 0)
+
+        total = fc.reduce_sum(positive_rows(x) ** 2) + fc.reduce_sum(positive_rows(-x))
+        (grad,) = fc.gradients(total, [x])
+    feeds = [{x: sample(rng, (n, 2), fc.float64)} for n in (6, 0, 3)]
+    got = run_on("cpu", g, [total, grad], feeds)
+    assert_same(got, run_on("reference", g, [total, grad], feeds), rtol=1e-12)
