@@ -27,9 +27,10 @@ native code: the outputs, the arena and every later kernel's loop bounds come fr
 in Python per set of argument shapes; a count known only inside the native call would need a
 second allocator and planner in native code. Cut, the count is one more argument shape, and all
 of that is reused. The price: a run whose count the segment after the cut has not seen lays out
-its arena again (propagate_shapes, in Python: 0.25 ms more for boolean_mask alone, bench/bench_boolean_mask.py); a
-segment keeps the layouts of its latest LAYOUTS_KEPT argument shapes (NativeExecutable.max_layouts),
-so a training loop whose count changes every step does not collect them without end.
+its arena again (propagate_shapes, in Python: 0.25 ms more for boolean_mask alone, measured by
+bench/bench_boolean_mask.py); a segment keeps the layouts of its latest LAYOUTS_KEPT argument
+shapes (`max_layouts` of NativeExecutable and GpuExecutable), so a training loop whose count
+changes every step does not collect them without end.
 
 On the gpu target the segments take and give device tensors (`run_on_device`): only the counts come
 back to the host, as a cond's predicate does (runtime/gpu.py); where_indices is one Triton program
@@ -38,25 +39,24 @@ walking cond block by block (codegen/triton/kernels/gathers.py).
 An fc.function's calls are inlined first (after the gradients are expanded: a call may carry a
 custom gradient), so a data_dim in a called function is cut like one of main's. The host cannot
 stop inside a while_loop body or a cond branch to read a count, so a data_dim there is refused by
-such a target before any work, naming the op (codegen/llvm/support.py); fc.export refuses one too (its C caller allocates every output before
-the call: compiler/aot/build.py). The reference target evaluates data_dim as any op: an empty
-[count, 0].
+such a target before any work, naming the op (codegen/llvm/support.py); fc.export refuses one too
+(its C caller allocates every output before the call: compiler/aot/build.py). The reference
+target evaluates data_dim as any op: an empty [count, 0].
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import itertools
-import os
-
 import numpy as np
 
+from flowc.codegen.llvm.support import check_no_recursion
 from flowc.ir import Builder, Function, Module, Operation, Value, print_function
 from flowc.ir.errors import RuntimeShapeError
 from flowc.ir.printer import value_names
-from flowc.codegen.llvm.support import check_no_recursion
 from flowc.passes import PassManager, default_pipeline, expand_gradients
 from flowc.passes.inline import Inline
 from flowc.passes.autodiff.clone import clone_op
