@@ -15,22 +15,10 @@ from .math_ops import apply, constant, convert_to_tensor
 from .sources import user_location
 
 
-# Note [placeholders of unknown rank]
-# TF1 code makes scalars it feeds (keep_prob, a learning rate, is_training) with
-# `fc.placeholder(fc.float32)`, no shape. The IR has no type of unknown rank, and every op
-# takes its output type (and attributes such as reduce_sum's axes for axis=None) from its
-# inputs' types when it is built, at the user's line. So a placeholder of unknown rank is
-# built as a scalar: its graph type is rank 0, its TensorShape says "unknown rank"
-# (`ndims` None), and a scalar feed runs. Specializing the Session per fed rank instead
-# would retype every op after the graph was built and silently change ops whose
-# attributes followed from rank 0 (`reduce_sum(p)` would sum over no axes), so a feed of
-# another rank is a FeedError naming the placeholder and its line that says to give it a
-# shape; `p.set_shape([None, 3])` before using it gives it one after the fact.
-
-
 def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, name: str | None = None) -> Tensor:
     """A tensor that every run must feed. `None` dims take any size at run time; without a shape it
-    is a fed scalar whose shape has unknown rank (Note [placeholders of unknown rank]).
+    takes arrays of any rank, each run typed for the ranks it is fed (Note [placeholders of unknown
+    rank] in unknown_rank.py).
 
     >>> import flowc as fc
     >>> x = fc.placeholder(fc.float32, shape=[None, 64], name="x")
@@ -43,7 +31,7 @@ def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, n
     out_type = TensorType(as_dtype(dtype), dims)
     attrs = {"dtype": out_type.dtype, "shape": out_type.shape}
     if unknown_rank:
-        attrs["unknown_rank"] = True  # Note [placeholders of unknown rank]
+        attrs["unknown_rank"] = True  # Note [placeholders of unknown rank] in unknown_rank.py
     return get_default_graph().create_op(PLACEHOLDER, (), attrs, name=name or PLACEHOLDER,
                                          output_types=[out_type]).outputs[0]
 
@@ -98,8 +86,9 @@ def reshape(tensor: Any, shape: Sequence[int | None], name: str | None = None) -
 def transpose(a: Any, perm: Sequence[int] | None = None, name: str | None = None) -> Tensor:
     """Axes permuted by `perm` (reversed when None)."""
     x = convert_to_tensor(a)
+    rules = {"perm": "reversed_axes"} if perm is None else None  # Note [placeholders of unknown rank]
     perm = tuple(range(x.type.rank))[::-1] if perm is None else tuple(int(p) for p in perm)
-    return apply("transpose", (x,), name=name or "transpose", perm=perm)
+    return apply("transpose", (x,), name=name or "transpose", rank_rules=rules, perm=perm)
 
 
 def concat(values: Sequence[Any], axis: int, name: str | None = None) -> Tensor:

@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from flowc.ir import Block, Builder, Function, Region, TensorType, Value
-from flowc.ir.errors import FlowcError
+from flowc.ir.errors import FlowcError, FlowcTypeError
 from flowc.ir.ops.control import build_call
 
 from .func_graph import ARG, CAPTURE, FuncGraph
@@ -66,6 +66,12 @@ def emit_region_op(b: Builder, op: Operation, operands: list[Value], env: Env) -
     """Lower a "cond", "while" or "call" graph op onto `b`; its results go into `env`."""
     from .lowering import RUN_COUNTER
 
+    for value, tensor in zip(operands, op.inputs):
+        if value.type.rank != tensor.type.rank:  # Note [placeholders of unknown rank] in unknown_rank.py
+            raise FlowcTypeError(f"its input {tensor.name!r} was built as {tensor.type} and this run feeds it as "
+                                 f"{value.type}: the sub-graphs of fc.cond, fc.while_loop and fc.function are "
+                                 "built for one rank; give the placeholder of unknown rank that it comes from a "
+                                 "shape", op=op.display_name, where=op.loc)
     if op.attrs.get("uses_step"):  # Note [random ops in sub-graphs] in func_graph.py: the last operand
         operands = [*operands, env[RUN_COUNTER]]  # type: ignore[index]
     try:
