@@ -1,0 +1,175 @@
+"""Placeholders of unknown rank (`fc.placeholder(fc.float32)`, shape=None) fed arrays of any rank: each run
+is typed for the ranks it feeds (Note [placeholders of unknown rank] in compiler/unknown_rank.py)."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import flowc as fc
+from flowc.ir.errors import FlowcTypeError
+from numeric_gradients import central_differences
+
+TARGETS = ["reference", "cpu"]
+
+
+def line_of(marker: str) -> str:
+    lines = inspect.getsource(inspect.getmodule(line_of)).splitlines()
+    return f"test_unknown_rank.py:{next(i + 1 for i, line in enumerate(lines) if marker in line and 'line_of' not in line)}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_one_session_runs_a_scalar_then_1d_then_2d_then_a_scalar_again(target):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder("float")
+        w = fc.Variable(1.5)
+        y = x * w + 1.0
+        total = fc.reduce_sum(fc.square(y))  # all axes of whatever rank x is fed
+        mean = fc.reduce_mean(y)
+        flipped = fc.transpose(y)  # perm reversed for the fed rank
+        init = fc.global_variables_initializer()
+    assert x.shape.ndims is None and y.shape.ndims is None
+    assert total.shape == () and mean.shape == ()  # a reduction over every axis is a scalar at any rank
+    feeds = [np.float32(2.0), np.arange(3, dtype=np.float32), np.arange(6, dtype=np.float32).reshape(2, 3),
+             np.arange(10, dtype=np.float32), -0.5]
+    with fc.Session(target, graph=g) as sess:
+        sess.run(init)
+        for fed in feeds:
+            want = np.asarray(fed, np.float32) * np.float32(1.5) + np.float32(1.0)
+            got_y, got_total, got_mean, got_flipped = sess.run([y, total, mean, flipped], {x: fed})
+            assert got_y.shape == want.shape
+            np.testing.assert_allclose(got_y, want, rtol=1e-6)
+            np.testing.assert_allclose(got_total, np.sum(want ** 2), rtol=1e-6)
+            np.testing.assert_allclose(got_mean, np.mean(want), rtol=1e-6)
+            np.testing.assert_array_equal(got_flipped, want.T)
+        # The initializer's, then one compile per fed rank (0, 1, 2): sizes 3 and 10 of rank 1 share one.
+        assert len(sess._cache) == 4
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("shapes", [((3,), (2, 3)), ((), (2, 3)), ((2, 3), (3,)), ((4, 2, 3), (2, 3)), ((), ())])
+def test_two_unknown_rank_placeholders_fed_different_ranks_broadcast(target, shapes):
+    g = fc.Graph()
+    with g.as_default():
+        a = fc.placeholder(fc.float32, name="a")
+        b = fc.placeholder(fc.float32, shape=None, name="b")
+        both = a * b - fc.maximum(a, b)
+        summed = fc.reduce_sum(both, axis=-1)  # the last axis of the broadcast rank
+    rng = np.random.default_rng(0)
+    a_value, b_value = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    want = a_value * b_value - np.maximum(a_value, b_value)
+    with fc.Session(target, graph=g) as sess:
+        got = sess.run(both, {a: a_value, b: b_value})
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        if want.ndim:
+            np.testing.assert_allclose(sess.run(summed, {a: a_value, b: b_value}), want.sum(-1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_gradient_through_an_unknown_rank_placeholder_matches_central_differences(target):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, name="x")
+        w = fc.Variable(np.float64(0.7))
+        loss = fc.reduce_sum(fc.tanh(x * w) * x) + fc.reduce_mean(fc.square(x))
+        dx, dw = fc.gradients(loss, [x, w])
+        init = fc.global_variables_initializer()
+    rng = np.random.default_rng(1)
+    with fc.Session(target, graph=g) as sess:
+        sess.run(init)
+        for shape in [(), (4,), (2, 3), ()]:
+            value = np.asarray(rng.standard_normal(shape))
+            got_dx, got_dw = sess.run([dx, dw], {x: value})
+            assert got_dx.shape == value.shape and got_dw.shape == ()
+            want_dx = central_differences(lambda: sess.run(loss, {x: value}), value)
+            np.testing.assert_allclose(got_dx, want_dx, rtol=1e-6, atol=1e-8)
+            weight = np.asarray(0.7)
+            want_dw = central_differences(lambda: float(np.sum(np.tanh(value * weight) * value)), weight)
+            np.testing.assert_allclose(got_dw, want_dw, rtol=1e-6)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_training_on_one_sample_then_the_whole_batch(target):
+    g = fc.Graph()
+    with g.as_default():
+        x, y = fc.placeholder("float"), fc.placeholder("float")
+        w, b = fc.Variable(0.0), fc.Variable(0.0)
+        cost = fc.reduce_sum(fc.pow(x * w + b - y, 2)) / 8.0
+        step = fc.train.GradientDescentOptimizer(0.05).minimize(cost)
+        init = fc.global_variables_initializer()
+    xs = np.linspace(0, 1, 8, dtype=np.float32)
+    ys = 2 * xs + 1
+    with fc.Session(target, graph=g) as sess:
+        sess.run(init)
+        first = sess.run(cost, {x: xs, y: ys})
+        for _ in range(20):
+            for one_x, one_y in zip(xs, ys):
+                sess.run(step, {x: one_x, y: one_y})
+            sess.run(step, {x: xs, y: ys})  # the whole batch through the same placeholders
+        weight, bias = sess.run([w, b])
+        np.testing.assert_allclose(sess.run(cost, {x: xs, y: ys}),
+                                   np.sum((xs * weight + bias - ys) ** 2) / 8, rtol=1e-5)
+        assert sess.run(cost, {x: xs, y: ys}) < 0.1 * first
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_matmul_types_per_fed_rank_and_a_rank_it_cannot_take_names_the_op_and_line(target):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, name="X")  # the shapeless input
+        w = fc.constant(np.arange(6, dtype=np.float32).reshape(3, 2))
+        product = fc.matmul(x, w)  # rank >= 2 only
+    assert product.shape.ndims is None
+    with fc.Session(target, graph=g) as sess:
+        for shape in [(4, 3), (5, 4, 3)]:
+            value = np.ones(shape, np.float32)
+            np.testing.assert_array_equal(sess.run(product, {x: value}), value @ w_value())
+        for value in [1.0, np.ones(3, np.float32)]:
+            with pytest.raises(FlowcTypeError) as info:
+                sess.run(product, {x: value})
+            message = str(info.value)
+            assert "matmul 'MatMul'" in message and line_of("# rank >= 2 only") in message
+            assert f"'X' (made at {line_of('# the shapeless input')}) is fed rank {np.ndim(value)}" in message
+
+
+def w_value() -> np.ndarray:
+    return np.arange(6, dtype=np.float32).reshape(3, 2)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_assigning_another_rank_to_a_variable_names_the_assign(target):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32)
+        v = fc.Variable(1.0)
+        update = fc.assign(v, x * 2.0)  # a scalar variable
+        init = fc.global_variables_initializer()
+    with fc.Session(target, graph=g) as sess:
+        sess.run(init)
+        assert sess.run(update, {x: 3.0}) == 6.0
+        with pytest.raises(FlowcTypeError) as info:
+            sess.run(update, {x: np.ones(3)})
+        assert "Assign" in str(info.value) and line_of("# a scalar variable") in str(info.value)
+        assert sess.run(v) == 6.0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_control_flow_over_another_rank_says_to_give_a_shape(target):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32)
+        doubled = fc.cond(fc.constant(True), lambda: x * 2.0, lambda: x)  # built for the scalar
+    with fc.Session(target, graph=g) as sess:
+        assert sess.run(doubled, {x: 2.0}) == 4.0
+        with pytest.raises(FlowcTypeError, match="give the placeholder of unknown rank .* a shape") as info:
+            sess.run(doubled, {x: np.ones(3)})
+        assert line_of("# built for the scalar") in str(info.value)
+
+
+def test_an_op_no_rank_fits_fails_where_it_is_built():
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32)
+        with pytest.raises(FlowcTypeError, match="one dtype"):
+            x + fc.constant(1, fc.int32)
