@@ -173,3 +173,25 @@ def test_an_op_no_rank_fits_fails_where_it_is_built():
         x = fc.placeholder(fc.float32)
         with pytest.raises(FlowcTypeError, match="one dtype"):
             x + fc.constant(1, fc.int32)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_graph_def_round_trip_keeps_the_rank_rules(target):
+    with fc.Graph().as_default() as original:
+        x = fc.placeholder(fc.float32, name="x")
+        fc.reduce_sum(fc.transpose(x) * 2.0, name="total")
+        fc.matmul(x, fc.constant(np.eye(2, dtype=np.float32)), name="product")
+    document = original.as_graph_def()
+    assert {node["name"]: node.get("rank_rules") for node in document["nodes"]}["total"] == {"axes": "all_axes"}
+    g = fc.Graph()
+    with g.as_default():
+        fc.import_graph_def(document, name="")
+    value = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with fc.Session(target, graph=g) as sess:
+        assert sess.run("total:0", {"x:0": value}) == 30.0
+        assert sess.run("total:0", {"x:0": 4.0}) == 8.0
+        np.testing.assert_array_equal(sess.run("product:0", {"x:0": value}), value)
+    bad = {**document, "nodes": [dict(node, rank_rules={"axes": "some_axes"}) if node["name"] == "total" else node
+                                 for node in document["nodes"]]}
+    with fc.Graph().as_default(), pytest.raises(fc.errors.GraphError, match="the rules are"):
+        fc.import_graph_def(bad)
