@@ -92,14 +92,18 @@ def emit_sub_graph(b: Builder, graph: FuncGraph, args: Sequence[Value], captured
     env.update(zip(graph.captured_inputs, captured, strict=True))
     if step is not None:
         env[RUN_COUNTER] = step  # type: ignore[index]
-    for op in needed_ops([t.op for t in graph.outputs], set(env)):
+    from .debugging import PRINTS, emit_print_ops, prints_reached  # debugging.py imports lowering
+
+    roots = [t.op for t in graph.outputs]
+    printed = [t.op for spec in prints_reached(roots, set(env)) for t in spec.tensors]
+    for op in needed_ops(roots + printed, set(env)):
         b.loc = op.loc
-        if op.type in (ARG, CAPTURE, NOOP):
-            continue
-        if op.type == CONST:
-            env[op.outputs[0]] = b.create("constant", (), {"value": op.attrs["value"]}, result_names=[op.name]).result
-        else:
+        if op.type not in (ARG, CAPTURE, NOOP, CONST):
             emit_op(b, op, env)
+        elif op.type == CONST:
+            env[op.outputs[0]] = b.create("constant", (), {"value": op.attrs["value"]}, result_names=[op.name]).result
+        if op in PRINTS:  # Note [printing inside control flow] in ir/ops/checks.py: each turn prints
+            emit_print_ops(b, op, env)
     return [env[t] for t in graph.outputs]
 
 
