@@ -168,7 +168,9 @@ def strided_slice(tensor: Any, index: Any, name: str | None = None) -> Tensor:
     """numpy basic indexing: ints, slices, `...` and `None` (a new axis)."""
     x = convert_to_tensor(tensor)
     items = list(index) if isinstance(index, tuple) else [index]
-    items = _expand_ellipsis(items, x.type.rank)
+    rules = _unknown_rank_rules(x, items)
+    indexed = sum(1 for item in items if item is not None and item is not Ellipsis)
+    items = _expand_ellipsis(items, max(x.type.rank, indexed) if rules else x.type.rank)
     begin, end, strides, squeeze_dims, new_axes = [], [], [], [], []
     out_axis = 0
     dim = 0
@@ -192,11 +194,24 @@ def strided_slice(tensor: Any, index: Any, name: str | None = None) -> Tensor:
         dim += 1
     out = x
     if any((b, e, s) != (0, None, 1) for b, e, s in zip(begin, end, strides)) or squeeze_dims:
-        out = apply("slice", (x,), name=name or "strided_slice", begin=tuple(begin), end=tuple(end),
+        out = apply("slice", (x,), name=name or "strided_slice", rank_rules=rules, begin=tuple(begin), end=tuple(end),
                     strides=tuple(strides), squeeze_dims=tuple(squeeze_dims))
     for axis in new_axes:
         out = expand_dims(out, axis)
     return out
+
+
+def _unknown_rank_rules(x: Tensor, items: list[Any]) -> dict[str, str] | None:
+    """For x of unknown rank (Note [placeholders of unknown rank] in unknown_rank.py): the rank rules that
+    index its leading axes and keep the rest whole, whatever rank it is fed; None for x of known rank."""
+    if not x.has_unknown_rank:
+        return None
+    if Ellipsis in items and any(item is not None for item in items[items.index(Ellipsis) + 1:]):
+        raise FlowcTypeError(f"{x.name!r} has unknown rank (a placeholder made without a shape, or an op on one), "
+                             "so the axes after '...' are not known; give the placeholder a shape",
+                             op="slice", where=user_location())
+    leading = sum(1 for item in items if item is not None and item is not Ellipsis)
+    return {key: f"slice_{key}:{leading}" for key in ("begin", "end", "strides")}
 
 
 def _expand_ellipsis(items: list[Any], rank: int) -> list[Any]:

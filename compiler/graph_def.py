@@ -239,7 +239,7 @@ def _rank_rules(node: dict[str, Any], attrs: dict[str, Any]) -> dict[str, str] |
     if not rules:
         return None
     for key, rule in rules.items():
-        if key not in attrs or rule not in RANK_RULES:
+        if key not in attrs or not isinstance(rule, str) or rule.partition(":")[0] not in RANK_RULES:
             raise GraphError(f"rank_rules gives attribute {key!r} the rule {rule!r}; the rules are "
                              f"{sorted(RANK_RULES)}, for attributes the node has ({sorted(attrs)})")
     return dict(rules)

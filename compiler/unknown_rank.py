@@ -16,8 +16,9 @@ two things per op and each run is typed for the ranks it is fed:
   `matmul(X, W)` types (rank 2 on) though a scalar X would not, and is checked per run.
   Where no probe types, the op cannot take any rank and the build-time error is raised.
 - Attributes that a front end works out from an input's rank (reduce_sum's axes for
-  axis=None, transpose's perm for perm=None) are given to create_op as `rank_rules`, names
-  from RANK_RULES, besides their value for the provisional type.
+  axis=None, transpose's perm for perm=None, x[0]'s slice of every further axis) are given
+  to create_op as `rank_rules`, names from RANK_RULES (with an argument after a ":"),
+  besides their value for the provisional type.
 
 A run that feeds such a placeholder is lowered for the fed ranks (`fed_type`: the rank of the
 array, every dim unknown, so one compile serves every size of that rank): lowering types each
@@ -41,9 +42,20 @@ from flowc.ir.errors import FlowcError
 
 MAX_PROBE_RANK = 4  # conv2d's inputs have rank 4: the highest rank an op of the front end asks for
 
-RANK_RULES: dict[str, Callable[[Sequence[TensorType]], Any]] = {
-    "all_axes": lambda types: tuple(range(types[0].rank)),  # reductions with axis=None
-    "reversed_axes": lambda types: tuple(reversed(range(types[0].rank))),  # transpose with perm=None
+def _padded(fill: Any) -> Callable[[Sequence[TensorType], Any, str], Any]:
+    """A rule for x[...] (strided_slice): the attribute's entries for the first `argument` axes, then `fill`
+    (a whole axis) for each further axis of the rank fed."""
+    return lambda types, value, argument: tuple(value[:int(argument)]) + (fill,) * (types[0].rank - int(argument))
+
+
+# rule name -> (the inputs' types, the attribute's value for the provisional types, the argument after
+# a ":" in the rule) -> the attribute's value for inputs of these types
+RANK_RULES: dict[str, Callable[[Sequence[TensorType], Any, str], Any]] = {
+    "all_axes": lambda types, value, argument: tuple(range(types[0].rank)),  # reductions with axis=None
+    "reversed_axes": lambda types, value, argument: tuple(reversed(range(types[0].rank))),  # transpose, perm=None
+    "slice_begin": _padded(0),  # x[i, a:b] of an x of unknown rank: the leading axes indexed, the rest whole
+    "slice_end": _padded(None),
+    "slice_strides": _padded(1),
 }
 
 
@@ -62,7 +74,11 @@ def resolved_attrs(attrs: dict[str, Any], rules: dict[str, str], types: Sequence
     """`attrs` with the rank rules' attributes worked out for inputs of `types`."""
     if not rules:
         return attrs
-    return {**attrs, **{key: RANK_RULES[rule](types) for key, rule in rules.items()}}
+    resolved = dict(attrs)
+    for key, rule in rules.items():
+        name, _, argument = rule.partition(":")
+        resolved[key] = RANK_RULES[name](types, attrs[key], argument)
+    return resolved
 
 
 def infer_unknown_rank(type: str, inputs: Sequence[Any], attrs: dict[str, Any], rules: dict[str, str], name: str,

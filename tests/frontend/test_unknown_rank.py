@@ -195,3 +195,54 @@ def test_graph_def_round_trip_keeps_the_rank_rules(target):
                                  for node in document["nodes"]]}
     with fc.Graph().as_default(), pytest.raises(fc.errors.GraphError, match="the rules are"):
         fc.import_graph_def(bad)
+
+
+def _logsumexp(x: np.ndarray, keepdims: bool = False) -> np.ndarray:
+    top = np.max(x, keepdims=True)
+    total = np.log(np.sum(np.exp(x - top), keepdims=True)) + top
+    return total if keepdims else total.reshape(())
+
+
+# name -> (the graph of the shapeless x, numpy's answer, the ranks fed): the front ends that work out
+# something from the rank (Note [placeholders of unknown rank]) give what numpy gives at each rank.
+FRONT_ENDS = {
+    "softmax": (lambda x: fc.nn.softmax(x), lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True), (1, 2)),
+    "logsumexp": (lambda x: fc.reduce_logsumexp(x), _logsumexp, (0, 1, 2)),
+    "logsumexp_kept": (lambda x: fc.reduce_logsumexp(x, keepdims=True), lambda x: _logsumexp(x, True), (1, 2)),
+    "mean_squared_error": (lambda x: fc.losses.mean_squared_error(x, x * 2.0), lambda x: np.mean(x * x), (0, 1, 2)),
+    "size": (lambda x: fc.size(x), lambda x: np.int32(x.size), (0, 1, 2)),
+    "shape": (lambda x: fc.shape(x), lambda x: np.array(x.shape, np.int32), (0, 1, 2)),
+    "rank": (lambda x: fc.rank(x), lambda x: np.int32(x.ndim), (0, 1, 2)),
+    "zeros_like": (lambda x: fc.zeros_like(x), np.zeros_like, (0, 1, 2)),
+    "ones_like": (lambda x: fc.ones_like(x, fc.int32), lambda x: np.ones_like(x, np.int32), (0, 2)),
+    "first": (lambda x: x[0], lambda x: x[0], (1, 2)),
+    "column": (lambda x: x[:, 1], lambda x: x[:, 1], (2,)),
+    "reversed": (lambda x: x[::-1], lambda x: x[::-1], (1, 2)),
+    "new_axis": (lambda x: x[None, 0, ...], lambda x: x[None, 0, ...], (1, 2)),
+    "max_kept": (lambda x: fc.reduce_max(x, keepdims=True), lambda x: x.max(keepdims=True), (0, 1, 2)),
+    "argmax": (lambda x: fc.argmax(x, 1), lambda x: np.argmax(x, 1), (2,)),
+}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", list(FRONT_ENDS))
+def test_front_ends_that_read_the_rank_follow_the_fed_rank(target, name):
+    build, numpy_answer, ranks = FRONT_ENDS[name]
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, name="x")
+        y = build(x)
+    values = {0: np.float32(0.75), 1: np.float32([0.5, -1.0, 2.0]), 2: np.arange(6, dtype=np.float32).reshape(2, 3) / 4}
+    with fc.Session(target, graph=g) as sess:
+        for rank in ranks:
+            got, want = sess.run(y, {x: values[rank]}), numpy_answer(values[rank])
+            assert got.shape == np.shape(want) and got.dtype == np.asarray(want).dtype, (rank, got, want)
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_indexing_after_an_ellipsis_needs_a_known_rank():
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, name="x")
+        with pytest.raises(FlowcTypeError, match="axes after '...' are not known") as info:
+            x[..., 0]  # indexed after the ellipsis
+        assert line_of("# indexed after the ellipsis") in str(info.value)
