@@ -246,3 +246,10 @@ def test_indexing_after_an_ellipsis_needs_a_known_rank():
         with pytest.raises(FlowcTypeError, match="axes after '...' are not known") as info:
             x[..., 0]  # indexed after the ellipsis
         assert line_of("# indexed after the ellipsis") in str(info.value)
+
+
+def test_a_variable_from_a_value_of_unknown_rank_says_it_needs_a_static_shape():
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32)
+        with pytest.raises(FlowcTypeError, match="needs a static shape, its initial value is of unknown rank"):
+            fc.Variable(x * 2.0)
