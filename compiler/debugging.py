@@ -101,7 +101,9 @@ def check_numerics(tensor: Any, message: str, name: str | None = None) -> Tensor
 # print. A Session that plans a run reaching such an op (through inputs or control inputs, as lowering
 # walks) fetches those tensors too, as extra results after the user's, and prints them after the run,
 # in the order the ops were created, to stderr as TF1 does. first_n and summarize are honoured; the
-# values are those of the run, so a step that fails (an assert) prints nothing.
+# values are those of the run, so a step that fails (an assert) prints nothing. Inside a while body, a
+# cond branch or an fc.function the values of each turn are no results: there a Print prints as the run
+# goes, through the IR's print op (Note [printing inside control flow] in ir/ops/checks.py).
 
 
 @dataclass
@@ -174,7 +176,8 @@ def emit_print_ops(b: Any, op: Operation, env: dict[Tensor, Any]) -> None:
     tensors = spec.tensors
     values = [env[t] for t in tensors] or [b.constant(np.asarray(0, np.int32))]
     for part, value in enumerate(values):
-        b.create("print", [value], {"key": spec.key, "part": part, "parts": len(tensors)}, result_names=[f"{op.name}_print"])
+        attributes = {"key": spec.key, "part": part, "parts": len(tensors)}
+        b.create("print", [value], attributes, result_names=[f"{op.name}_print"])
 
 
 def format_values(array: np.ndarray, summarize: int | None) -> str:

@@ -28,7 +28,9 @@ An op that cannot take the fed rank raises its type rule's FlowcError when the r
 naming the op, its line, and the placeholder's fed rank. Gradients follow, since autodiff runs
 on the IR after lowering. A front end that decides more than an attribute from a rank (a
 layer's weights from the last dim) decides it from the provisional type: give such a
-placeholder a shape, as TF1's layers ask too.
+placeholder a shape, as TF1's layers ask too. The sub-graphs of fc.cond, fc.while_loop and
+fc.function are built once, for the provisional types: a run that feeds them another rank is
+a FlowcTypeError naming the region op (control_flow_lowering.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from flowc.ir import TensorType
 from flowc.ir.errors import FlowcError
 
 MAX_PROBE_RANK = 4  # conv2d's inputs have rank 4: the highest rank an op of the front end asks for
+
 
 def _padded(fill: Any) -> Callable[[Sequence[TensorType], Any, str], Any]:
     """A rule for x[...] (strided_slice): the attribute's entries for the first `argument` axes, then `fill`
@@ -91,7 +94,8 @@ def infer_unknown_rank(type: str, inputs: Sequence[Any], attrs: dict[str, Any], 
     first_error: FlowcError | None = None
     for probe in _probes(inputs):
         try:
-            typed.append(infer_output_types(type, _Typed.of(inputs, probe), resolved_attrs(attrs, rules, probe), name, loc))
+            probed = _Typed.of(inputs, probe)
+            typed.append(infer_output_types(type, probed, resolved_attrs(attrs, rules, probe), name, loc))
         except FlowcError as error:
             first_error = first_error or error
         if len(typed) == 2:

@@ -62,7 +62,8 @@ def test_print_in_a_while_body_prints_the_same_on_both_targets(capfd):
         with fc.Session(target, graph=g) as sess:
             outputs[target] = printed(capfd, lambda: sess.run(total, {n: 4}))
     assert outputs["cpu"] == outputs["reference"]
-    assert outputs["cpu"][0] == "i = 0 total = 0.0\ni = 1 total = 0.0\ni = 2 total = 1.1\ni = 3 total = 3.3000000000000003\n"
+    want = "i = 0 total = 0.0\ni = 1 total = 0.0\ni = 2 total = 1.1\ni = 3 total = 3.3000000000000003\n"
+    assert outputs["cpu"][0] == want
 
 
 @pytest.mark.parametrize("target", TARGETS)

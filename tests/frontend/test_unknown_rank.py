@@ -15,7 +15,8 @@ TARGETS = ["reference", "cpu"]
 
 def line_of(marker: str) -> str:
     lines = inspect.getsource(inspect.getmodule(line_of)).splitlines()
-    return f"test_unknown_rank.py:{next(i + 1 for i, line in enumerate(lines) if marker in line and 'line_of' not in line)}"
+    number = next(i + 1 for i, line in enumerate(lines) if marker in line and "line_of" not in line)
+    return f"test_unknown_rank.py:{number}"
 
 
 @pytest.mark.parametrize("target", TARGETS)
