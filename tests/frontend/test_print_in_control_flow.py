@@ -146,3 +146,16 @@ def test_checks_in_a_loop_body_name_the_op_and_line_after_the_turns_that_passed(
         assert "CheckNumerics" in str(info.value) and line_of("# the numerics check") in str(info.value)
         assert "root of s: Tensor had NaN or Inf values" in str(info.value)
         assert capfd.readouterr().err == "turn [0]\nturn [1]\n"
+
+
+def test_repeated_runs_below_python_print_too(capfd):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [2], name="x")
+        _, s = fc.while_loop(lambda i, s: i < 2, lambda i, s: (i + 1, fc.Print(s, [i], message="t") * 2.0),
+                             [fc.constant(0), x])
+    value = np.ones(2, np.float32)  # the same array each run: the C fast run takes the repeats (session.py)
+    with fc.Session("cpu", graph=g) as sess:
+        out, err = printed(capfd, lambda: [sess.run(s, {x: value}) for _ in range(3)])
+        assert sess._fast  # the fast run was made, and ran the later runs
+    assert err == "t[0]\nt[1]\n" * 3
