@@ -126,7 +126,7 @@ class Operation:
         # Note [placeholders of unknown rank] in unknown_rank.py: the outputs whose rank is known only
         # when the graph runs, and the attributes that follow from the inputs' ranks (by rule name).
         self.unknown_rank_outputs = frozenset({0}) if attrs.get("unknown_rank") else unknown_rank_outputs
-        self.rank_rules = dict(rank_rules or {})
+        self.rank_rules = rank_rules or _NO_RULES
         self.outputs = [Tensor(self, i, t) for i, t in enumerate(output_types)]
 
     @property
@@ -179,8 +179,8 @@ class Graph:
                 hint = f" (it was made inside {inside}; return it from there to use it here)" if inside else ""
                 raise GraphError(f"input {tensor.name!r} of {type} belongs to another graph{hint}", where=loc)
         op_name = self.unique_name(name or _default_name(type), loc)
-        unknown: frozenset[int] = frozenset()
-        if output_types is None and any(t.has_unknown_rank for t in inputs):
+        unknown: frozenset[int] = _KNOWN
+        if output_types is None and _any_unknown_rank(inputs):
             from .unknown_rank import infer_unknown_rank  # Note [placeholders of unknown rank]
 
             attrs, output_types, unknown = infer_unknown_rank(type, inputs, attrs, rank_rules or {}, op_name, loc)
@@ -372,6 +372,17 @@ def as_operation(obj: Any) -> Operation:
     if isinstance(op, Operation):
         return op
     raise GraphError(f"control inputs must be ops or tensors, got {obj!r}")
+
+
+_KNOWN: frozenset[int] = frozenset()
+_NO_RULES: dict[str, str] = {}  # shared by the ops without rank rules: never written
+
+
+def _any_unknown_rank(inputs: Sequence[Tensor]) -> bool:
+    for tensor in inputs:  # a loop, not any(): op creation is on every graph's build path
+        if tensor.op.unknown_rank_outputs and tensor.value_index in tensor.op.unknown_rank_outputs:
+            return True
+    return False
 
 
 def _default_name(type: str) -> str:
