@@ -316,7 +316,8 @@ class Session:
         return None
 
     def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor],
-                  fed_types: dict[Tensor, TensorType]) -> CompiledRun:
+                  fed_types: dict[Tensor, TensorType] | None = None) -> CompiledRun:
+        fed_types = fed_types or {}  # Note [placeholders of unknown rank] in unknown_rank.py
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
         target = self._target
         if self._placed:
