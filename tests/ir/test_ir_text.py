@@ -113,6 +113,11 @@ func @checked(%ok: bool[?]) -> bool[?] {
   return %ok : bool[?]
 }
 
+func @printed(%x: f32[?,2]) -> f32[?,2] {
+  %p = print %x {key = 3, part = 0, parts = 1} : f32[?,2]
+  return %x : f32[?,2]
+}
+
 // A partition's transfers (ir/ops/transfer.py): a send has no result; a recv's type is given.
 func @transfers(%x: f32[?,3]) -> f32[?,3] {
   send %x {edge = 0, label = "x -> y (/job:worker/task:0 -> /job:worker/task:1)", peer = 1} : f32[?,3]
