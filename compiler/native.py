@@ -232,10 +232,11 @@ def raise_kernel_failure(kernel: Operation, index: int, shapes: dict) -> None:
     collective = next((o for o in kernel.walk() if o.name in COLLECTIVES), None)
     if collective is not None:  # codegen/llvm/kernels/collective.py: the MPI shim's return code
         raise CollectiveError(collective_failure(index), op=collective.display_name, where=collective.loc)
-    op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
+    indexed = ("gather", "gather_nd", "scatter_add", "slice", "read_row", "write_row")
+    op = next((o for o in kernel.walk() if o.name in indexed), kernel)
     if op.name in ("read_row", "write_row"):
         message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"
-    elif op.name == "gather":
+    elif op.name in ("gather", "scatter_add"):
         size = shapes[op.operands[0]][op.axis % op.operands[0].type.rank]
         message = f"index {index} is out of range [0, {size}) at run time"
     elif op.name == "gather_nd":
