@@ -373,7 +373,7 @@ def _scatter_vectors(op: str, base: Tensor, indices: Tensor, updates: Tensor, na
     if depth > base.type.rank or updates.dtype != base.dtype or len(want) != updates.type.rank or any(
             w is not None and u is not None and w != u for w, u in zip(want, updates.shape)):
         raise _error(op, f"updates {updates.type} do not fit indices {indices.type} into {base.type}: they need "
-                         f"{base.dtype.name}[{','.join('?' if d is None else str(d) for d in want)}]")
+                         f"{base.type.with_shape(want)}")
     if depth == 1:
         rows = array_ops.squeeze(indices, [indices.type.rank - 1])
         return apply("scatter_add", (base, rows, updates), name=name, axis=0)

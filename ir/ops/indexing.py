@@ -175,8 +175,7 @@ class ScatterAdd(Op):
         want = base.shape[:axis] + indices.shape + base.shape[axis + 1:]
         if updates.dtype != base.dtype or updates.rank != len(want) or any(
                 w is not None and u is not None and w != u for w, u in zip(want, updates.shape)):
-            shape = ",".join("?" if d is None else str(d) for d in want)
-            raise FlowcTypeError(f"updates must be {base.dtype.name}[{shape}] (base {base}, indices {indices}, "
+            raise FlowcTypeError(f"updates must be {base.with_shape(want)} (base {base}, indices {indices}, "
                                  f"axis {self.axis}), got {updates}", op=self.name)
         return base
 
