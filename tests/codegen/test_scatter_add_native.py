@@ -8,10 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_native import native_run
+from test_native_control import assert_same, compile_cpu
 from test_shape_ops_native import one_op
 
 from flowc.ir import evaluate
 from flowc.ir.errors import IndexOutOfRange
+from flowc.passes.memory import memory_plan
 
 
 def same(args: list[np.ndarray], declared: list[tuple], axis: int) -> np.ndarray:
@@ -81,3 +83,30 @@ def test_an_index_out_of_range_raises_even_into_empty_slices(shape, picks, axis,
     for run in (lambda m: evaluate(m["f"], args), lambda m: native_run(m, args)):
         with pytest.raises(IndexOutOfRange, match=rf"scatter_add.*index {bad}"):
             run(one_op("scatter_add", args, declared, axis=axis))
+
+
+IN_PLACE = """\
+func @main(%x: f32[?,3], %i: i32[5], %u: f32[5,3]) -> f32[?,3] {
+  %two = constant {value = dense<2.0>} : f32[]
+  %t = mul %x, %two : f32[?,3]
+  %s = scatter_add %t, %i, %u {axis = 0} : f32[?,3]
+  %r = READ : f32[?,3]
+  return %r : f32[?,3]
+}
+"""
+
+
+@pytest.mark.parametrize("read", ["exp %s", "add %s, %t"])
+def test_a_scatter_add_into_a_temp_takes_its_bytes_unless_the_temp_is_read_after(read, rng) -> None:
+    """Note [rows written in place]: into a temp nothing reads later, the result is a view of it and
+    the kernel only adds; where the temp is read after (add %s, %t), it has bytes of its own."""
+    text = IN_PLACE.replace("READ", read)
+    cases = [[rng.standard_normal((n, 3)).astype(np.float32), rng.integers(0, n, 5).astype(np.int32),
+              rng.standard_normal((5, 3)).astype(np.float32)] for n in (1, 6, 40)]
+    assert_same(text, *cases)
+    function = compile_cpu(text).function
+    plan = memory_plan(function)
+    (scatter,) = [op for op in function.walk() if op.name == "fusion" and
+                  any(inner.name == "scatter_add" for inner in op.regions[0].entry.ops)]
+    in_place = plan.storage[scatter.result].kind == "view"
+    assert in_place == (read == "exp %s"), plan.describe(function)
