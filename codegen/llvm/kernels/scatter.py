@@ -28,6 +28,7 @@ from ..types import I64, compute_type, load_value, store_value
 from .single import SINGLE_KERNELS, SINGLE_LAUNCHES, SINGLE_WORK, check_indices_of_empty_slices, writes_in_place
 
 Dim = Callable[[Value, int], ll.Value]
+LINES_PER_SHARE = 16  # 64 bytes of float32
 
 
 def _i64(value: int) -> ll.Constant:
@@ -48,10 +49,12 @@ def _sizes(b: ll.IRBuilder, dim: Dim, op: Operation) -> tuple[ll.Value, ll.Value
 
 
 def scatter_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
-    """Work = the lines along the axis (Note [scatter_add without races]); a line costs one add per index."""
+    """Work = the lines along the axis (Note [scatter_add without races]); a line costs one add per index.
+    A share holds at least LINES_PER_SHARE lines, so that a thread's runs are a cache line or more
+    rather than single elements strided across the table (many indices, few lines)."""
     outer, _, inner, count = _sizes(b, lambda value, axis: emit_dim(b, dims, dims_pointer, value, axis), op)
     grain = b.sdiv(_i64(GRAIN), _max(b, count, _i64(1)))
-    return b.mul(outer, inner), _max(b, grain, _i64(1))
+    return b.mul(outer, inner), _max(b, grain, _i64(LINES_PER_SHARE))
 
 
 def emit_scatter_add(kernel: Kernel, op: Operation) -> None:
