@@ -160,3 +160,14 @@ def test_a_scatter_add_into_a_temp_matches_whether_or_not_base_is_read_after(rea
     for target in TARGETS:
         with fc.Session(target=target, graph=g) as sess:
             np.testing.assert_allclose(sess.run(out, {x: data}), want, rtol=1e-6, err_msg=target)
+
+
+def test_the_gradient_of_a_gather_inside_a_while_loop(rng) -> None:
+    """A scatter_add per turn of the backward loop (indices that change from turn to turn)."""
+    def build(x):  # type: ignore[no-untyped-def]
+        def body(i, acc):  # type: ignore[no-untyped-def]
+            picked = fc.gather(x, fc.stack([i % 2, 0, i % 3]))
+            return i + 1, acc * 0.5 + fc.reduce_sum(picked ** 2) * 0.1
+        return fc.while_loop(lambda i, a: i < 3, body, [fc.constant(0), fc.constant(1.0, fc.float64)])[1]
+
+    check_gradient(build, [rng.standard_normal((n, 3)) for n in (4, 3)], (None, 3))
