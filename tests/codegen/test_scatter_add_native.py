@@ -41,7 +41,7 @@ CASES = [((7, 5), (12,), 0), ((7, 5), (3, 4), 1), ((2, 6, 3), (9,), 1), ((2, 6, 
          ((300, 2), (9, 1), 0)]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])  # the cpu target has no float16
 @pytest.mark.parametrize("index_dtype", ["int32", "int64"])
 @pytest.mark.parametrize("shape, picks, axis", CASES)
 def test_scatter_add_matches_the_reference(dtype, index_dtype, shape, picks, axis, rng) -> None:
