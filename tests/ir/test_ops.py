@@ -667,6 +667,7 @@ NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "g
             "extract_patches", "fold_patches",  # tests/codegen/test_patches.py
             "shape_of", "reshape_dims", "broadcast_dims", "iota", "gather_nd", "where_indices", "data_dim",
             "pad",  # test_shape_ops_native.py
+            "scatter_add",  # tests/ir/test_scatter_add.py
             "cumsum", "cumprod", "top_k",  # tests/ir/test_scan_ops.py
 
             "check",  # tests/frontend/test_debugging.py
