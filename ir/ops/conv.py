@@ -1,10 +1,13 @@
-"""Convolution patches: extract_patches ("im2col") and its adjoint fold_patches ("col2im").
+"""Convolutions: conv2d, and the patches it may be computed from, extract_patches ("im2col")
+and its adjoint fold_patches ("col2im").
 
-A convolution is extract_patches followed by one matmul with the filter reshaped to
-[KH*KW*C, O] (compiler/conv_ops.py, Note [convolution as one matmul]); its input
-gradient is that matmul's, then fold_patches. Both are plain data movement, so each
-is one loop over its result (a "single" kernel on the CPU) and neither needs a
-kernel of its own for the multiply-adds, which BLAS runs.
+conv2d is the 2-D cross-correlation of an NHWC image with an HWIO filter. Its meaning is
+extract_patches followed by one matmul with the filter reshaped to [KH*KW*C, O] (Note
+[convolution as one matmul] in compiler/conv_ops.py), and a target computes it either so
+(passes/expand_convolutions.py rewrites it into those ops) or directly (Note [direct
+convolution] in passes/schedule.py). extract_patches and fold_patches are plain data
+movement, so each is one loop over its result (a "single" kernel on the CPU) and neither
+needs a kernel of its own for the multiply-adds, which BLAS runs.
 
 Shared attributes, all static: `window` (KH, KW), `strides` (SH, SW), `dilations`
 (DH, DW) and `pads` (top, bottom, left, right) of zeros around the image.
@@ -18,7 +21,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError
 from ..op import Op
-from ..types import NUMERIC, Dim, DType, TensorType
+from ..types import FLOATS, NUMERIC, Dim, DType, TensorType
 
 
 class PatchOp(Op):
@@ -110,3 +113,31 @@ class FoldPatches(PatchOp):
         for tap, view in self.views(padded, patches.shape[1], patches.shape[2]):
             view += patches[..., tap * channels:(tap + 1) * channels]
         return np.array(padded[:, top:top + height, left:left + width])
+
+
+class Conv2D(PatchOp):
+    """[N, H, W, C] image, [KH, KW, C, O] filter -> [N, OH, OW, O]: result[n, r, c, o] is the sum over
+    i, j, k of the zero-padded image at row r*SH + i*DH - top, column c*SW + j*DW - left, channel k,
+    times filter[i, j, k, o]. `window` is the filter's (KH, KW)."""
+
+    name = "conv2d"
+    num_operands = 2
+    dtypes = FLOATS
+
+    def infer_type(self, x: TensorType, w: TensorType) -> TensorType:
+        self.check_attributes(x, "image")
+        self.check_dtype(w, "filter")
+        if w.dtype != x.dtype or w.rank != 4 or None in w.shape or tuple(w.shape[:2]) != tuple(self.window) \
+                or (x.shape[3] is not None and x.shape[3] != w.shape[2]):
+            raise FlowcTypeError(f"the filter must be a known [{self.window[0]}, {self.window[1]}, {x.shape[3]}, O] "
+                                 f"of the image's dtype, got {w} for the image {x}", op=self.name)
+        n, height, width, _ = x.shape
+        return x.with_shape((n, self.out_size(height, 0), self.out_size(width, 1), w.shape[3]))
+
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = self.pads
+        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
+        out_height, out_width = self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1)
+        patches = np.concatenate([view for _, view in self.views(padded, out_height, out_width)], axis=3)
+        product = patches.reshape(-1, w.shape[0] * w.shape[1] * w.shape[2]) @ w.reshape(-1, w.shape[3])
+        return product.reshape(*patches.shape[:3], w.shape[3]).astype(x.dtype)

@@ -24,13 +24,14 @@ from __future__ import annotations
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
-from flowc.ir.ops.kernel_space import accumulated_update
+from flowc.ir.ops.kernel_space import PRODUCTS, accumulated_update
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..launch import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable, schedule_of
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
+from .direct_conv import emit_direct_rows
 from .loop import elementwise_loop
 from .narrow import Target, narrow_product, narrow_slices, tiles_of
 
@@ -63,8 +64,14 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     """
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
-    rows = product(b, [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank - 1)])
     one = ll.Constant(I64, 1)
+    if _schedule(op) == "direct":  # a convolution's output rows (image, row), pieces of FLOP_GRAIN
+        _, height, width, out = c.type.shape
+        kh, kw, channels, _ = matmul.operands[1].type.shape
+        rows = b.mul(emit_dim(b, dims, dims_pointer, a, 0), ll.Constant(I64, height))
+        grain = max(1, FLOP_GRAIN // max(1, width * out * kh * kw * channels))
+        return rows, ll.Constant(I64, grain)
+    rows = product(b, [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank - 1)])
     if not _is_narrow(op):
         return rows, b.select(b.icmp_signed(">", rows, one), rows, one)
     k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
@@ -85,7 +92,8 @@ def _rows_of_tiles(kernel: Kernel, matmul: Operation) -> None:
 
 
 def _matmul_of(op: Operation) -> Operation:
-    return next(inner for inner in op.regions[0].entry.ops if inner.name == "matmul")
+    """The kernel's product: a matmul, or a conv2d (schedule "direct")."""
+    return next(inner for inner in op.regions[0].entry.ops if inner.name in PRODUCTS)
 
 
 def launch_matmul(launch: Launch) -> None:
@@ -167,13 +175,16 @@ def _emit_slices(kernel: Kernel, matmul: Operation) -> ll.Function:
     return kernel.finish()
 
 
-@kernel_kind("matmul", matmul_work, launch_matmul, schedules=("blas", "narrow", "split_k", "generic"))
+@kernel_kind("matmul", matmul_work, launch_matmul, schedules=("blas", "narrow", "split_k", "generic", "direct"))
 def emit_matmul_kernel(kernel: Kernel) -> None:
     """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows. A
     product that may split by k (launch_matmul) finds in its context, after the dims, either null
     (compute the rows) or the slices' partials and their count (sum them: the combine), so the
     epilogue's code, much of the kernel's compile time, is there once."""
     matmul = _matmul_of(kernel.op)
+    if _schedule(kernel.op) == "direct":
+        _emit_product_and_epilogue(kernel, matmul, lambda kernel, conv, target: emit_direct_rows(kernel, conv, target))
+        return
     if _schedule(kernel.op) != "split_k":
         if _is_narrow(kernel.op):
             _rows_of_tiles(kernel, matmul)
@@ -251,7 +262,7 @@ def product_result(op: Operation) -> int:
     epilogue reads it back at each index): the product's own result if yielded, else result 0.
     The CPU target's separate-products pass makes every kernel with an epilogue yield its product."""
     block = op.regions[0].entry
-    product = next(inner for inner in block.ops if inner.name == "matmul").result
+    product = next(inner for inner in block.ops if inner.name in PRODUCTS).result
     yields = list(block.terminator.operands)
     return yields.index(product) if product in yields else 0
 
@@ -266,9 +277,12 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
     if all(v is product_value for v in yields):
         return
     b = kernel.b
-    n = kernel.dim(product_value, product_value.type.rank - 1)
+    if _schedule(kernel.op) == "direct":  # begin and end count rows of [OW, O] elements
+        n = ll.Constant(I64, product_value.type.shape[2] * product_value.type.shape[3])
+    else:
+        n = kernel.dim(product_value, product_value.type.rank - 1)
     first, last = b.mul(kernel.begin, n), b.mul(kernel.end, n)
-    if _is_narrow(kernel.op):
+    if _is_narrow(kernel.op) or _schedule(kernel.op) == "direct":  # split by rows: each piece its own
         _emit_epilogue(kernel, matmul, first, last)
         return
     # A BLAS kernel is one piece (matmul_work), run inline: its epilogue, a function of flat indices,
