@@ -5,7 +5,10 @@ A target runs this before fusion on every conv2d it has no kernel of its own for
 all of them, the CPU on those its direct kernel does not take (Note [direct convolution] in
 passes/schedule.py, whose predicate the CPU target passes here as `keep`). What it leaves
 is ordinary IR: the patches become a "single" kernel, the product a matmul kernel with the
-bias and activation as its epilogue (tests/filecheck/fusion_conv_epilogue.ir).
+bias and activation as its epilogue (tests/filecheck/fusion_conv_epilogue.ir), once the
+reshape back to NHWC has moved below them: the pass applies that pattern of simplify's to
+what it made (Note [reshape past elementwise] in passes/simplify.py), since the pipeline's
+simplification ran before, on the conv2d.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from typing import Callable
 from flowc.ir import Builder, Module, Operation
 
 from .manager import Pass
+from .rewrite import apply_patterns, pattern_table
+from .simplify import elementwise_before_reshape
+
+PATTERNS = (elementwise_before_reshape,)  # applied to the expanded IR (the module's docstring says why)
 
 
 class ExpandConvolutions(Pass):
@@ -30,6 +37,8 @@ class ExpandConvolutions(Pass):
                         if op.name == "conv2d" and not self.keep(op)]
         for op in convolutions:
             expand(op)
+        if convolutions:
+            apply_patterns(module, pattern_table(PATTERNS))
         return bool(convolutions)
 
 
