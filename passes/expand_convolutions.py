@@ -1,5 +1,5 @@
-"""Expand conv2d into its meaning: extract_patches, one matmul, reshapes (Note [convolution as one
-matmul] in compiler/conv_ops.py).
+"""Expand conv2d and its filter gradient conv2d_backprop_filter into their meaning: extract_patches,
+one matmul, reshapes (Note [convolution as one matmul] in compiler/conv_ops.py).
 
 A target runs this before fusion on every conv2d it has no kernel of its own for: the GPU on
 all of them, the CPU on those its direct kernel does not take (Note [direct convolution] in
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flowc.ir import Builder, Module, Operation
+from flowc.ir import Builder, Module, Operation, Value
 
 from .manager import Pass
 from .rewrite import apply_patterns, pattern_table
@@ -25,7 +25,7 @@ PATTERNS = (elementwise_before_reshape,)  # applied to the expanded IR (the modu
 
 
 class ExpandConvolutions(Pass):
-    """Rewrite each conv2d for which `keep(op)` is false as extract_patches, reshape, matmul, reshape."""
+    """Rewrite each convolution for which `keep(op)` is false as extract_patches, reshape, matmul, reshape."""
 
     name = "expand-convolutions"
 
@@ -34,25 +34,46 @@ class ExpandConvolutions(Pass):
 
     def run(self, module: Module) -> bool:
         convolutions = [op for function in module for op in function.walk()
-                        if op.name == "conv2d" and not self.keep(op)]
+                        if op.name in EXPANSIONS and not self.keep(op)]
         for op in convolutions:
-            expand(op)
+            EXPANSIONS[op.name](op)
         if convolutions:
             apply_patterns(module, pattern_table(PATTERNS))
         return bool(convolutions)
 
 
-def expand(op: Operation) -> None:
+def expand_conv2d(op: Operation) -> None:
+    """patches [N*OH*OW, KH*KW*C] @ w [KH*KW*C, O], as [N, OH, OW, O]."""
     x, w = op.operands
     kh, kw, channels, out = w.type.shape
     taps = kh * kw * channels
     _, out_height, out_width, _ = op.result.type.shape
+    b, rows = _patch_rows(op, taps)
+    product = b.matmul(rows, b.reshape(w, shape=(taps, out)), transpose_a=False, transpose_b=False)
+    _replace(op, b, product, (-1, out_height, out_width, out))
+
+
+def expand_backprop_filter(op: Operation) -> None:
+    """patches [N*OH*OW, KH*KW*C]^T @ dy [N*OH*OW, O], as [KH, KW, C, O]."""
+    kh, kw, channels, out = op.result.type.shape
+    b, rows = _patch_rows(op, kh * kw * channels)
+    product = b.matmul(rows, b.reshape(op.operands[1], shape=(-1, out)), transpose_a=True, transpose_b=False)
+    _replace(op, b, product, (kh, kw, channels, out))
+
+
+def _patch_rows(op: Operation, taps: int) -> tuple[Builder, Value]:
     b = Builder.before(op)
     b.device = op.device
-    patches = b.extract_patches(x, window=op.window, strides=op.strides, dilations=op.dilations, pads=op.pads)
-    rows = b.reshape(patches, shape=(-1, taps))
-    product = b.matmul(rows, b.reshape(w, shape=(taps, out)), transpose_a=False, transpose_b=False)
-    result = b.create("reshape", [product], {"shape": (-1, out_height, out_width, out)},
-                      result_names=[op.result.name]).result
+    patches = b.extract_patches(op.operands[0], window=op.window, strides=op.strides, dilations=op.dilations,
+                                pads=op.pads)
+    return b, b.reshape(patches, shape=(-1, taps))
+
+
+def _replace(op: Operation, b: Builder, product: Value, shape: tuple[int, ...]) -> None:
+    result = b.create("reshape", [product], {"shape": shape}, result_names=[op.result.name]).result
     op.result.replace_all_uses_with(result)
     op.erase()
+
+
+EXPANSIONS: dict[str, Callable[[Operation], None]] = {"conv2d": expand_conv2d,
+                                                       "conv2d_backprop_filter": expand_backprop_filter}

@@ -317,27 +317,28 @@ MAX_CONV_VECTORS = 4  # output-channel vectors per tile: the filter's vectors a 
 
 
 def direct_applies(conv: Operation, target: TargetInfo) -> bool:
-    """Note [direct convolution]: a float32 or float64 conv2d of known spatial sizes whose output
-    channels fill at least half a vector."""
+    """Note [direct convolution]: a float32 or float64 conv2d (or its filter gradient) of known spatial
+    sizes and channels whose output channels fill at least half a vector."""
     dtype = conv.result.type.dtype
     lanes = target.vector_bytes // dtype.itemsize
-    _, height, width, out = conv.result.type.shape
-    known = None not in (*conv.operands[0].type.shape[1:], height, width, out)
-    return dtype.name in BLAS_DTYPES and known and 2 * out >= lanes
+    known = all(None not in v.type.shape[1:] for v in (*conv.operands, conv.result))
+    return dtype.name in BLAS_DTYPES and known and 2 * conv.result.type.shape[3] >= lanes
 
 
 def direct_tile(conv: Operation, target: TargetInfo) -> tuple[int, int, int]:
-    """(pixels, vectors, lanes) of the direct kernel's accumulator tile: as many vectors of output
-    channels as there are (up to MAX_CONV_VECTORS), then as many pixels as keep pixels x vectors
-    within the target's accumulators (and the row)."""
+    """(rows, vectors, lanes) of the direct kernel's accumulator tile: as many vectors of output
+    channels as there are (up to MAX_CONV_VECTORS), then as many rows as keep rows x vectors within
+    the target's accumulators: output pixels along a row (at most the row's), or for the filter
+    gradient input channels (at most all of them)."""
     lanes = target.vector_bytes // conv.result.type.dtype.itemsize
-    width, out = conv.result.type.shape[2:]
+    rows_at_most, out = conv.result.type.shape[2:]
     vectors = min(-(-out // lanes), MAX_CONV_VECTORS if target.vector_registers >= 32 else 2)
-    return max(1, min(target.accumulators // vectors, width)), vectors, lanes
+    return max(1, min(target.accumulators // vectors, rows_at_most)), vectors, lanes
 
 
 def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
-    conv = next((inner for inner in op.regions[0].entry.ops if inner.name == "conv2d"), None)
+    conv = next((inner for inner in op.regions[0].entry.ops
+                 if inner.name in ("conv2d", "conv2d_backprop_filter")), None)
     if conv is not None:  # what expand_convolutions left: direct_applies holds
         return {"schedule": "direct", "tile": direct_tile(conv, target)}
     matmuls = [inner for inner in op.regions[0].entry.ops if inner.name == "matmul"]

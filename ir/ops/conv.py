@@ -141,3 +141,31 @@ class Conv2D(PatchOp):
         patches = np.concatenate([view for _, view in self.views(padded, out_height, out_width)], axis=3)
         product = patches.reshape(-1, w.shape[0] * w.shape[1] * w.shape[2]) @ w.reshape(-1, w.shape[3])
         return product.reshape(*patches.shape[:3], w.shape[3]).astype(x.dtype)
+
+
+class Conv2DBackpropFilter(PatchOp):
+    """conv2d's gradient with respect to its filter: [N, H, W, C] image x, [N, OH, OW, O] output gradient
+    dy -> [KH, KW, C, O]: result[i, j, k, o] is the sum over n, r, c of the zero-padded image at row
+    r*SH + i*DH - top, column c*SW + j*DW - left, channel k, times dy[n, r, c, o]. `window` is the
+    filter's (KH, KW); the other attributes are the convolution's."""
+
+    name = "conv2d_backprop_filter"
+    num_operands = 2
+    dtypes = FLOATS
+
+    def infer_type(self, x: TensorType, dy: TensorType) -> TensorType:
+        self.check_attributes(x, "image")
+        self.check_dtype(dy, "output gradient")
+        expected = (self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1))
+        if dy.dtype != x.dtype or dy.rank != 4 or x.shape[3] is None or dy.shape[3] is None \
+                or any(got is not None and want is not None and got != want for got, want in zip(dy.shape[1:3], expected)):
+            raise FlowcTypeError(f"the output gradient must be [N, {expected[0]}, {expected[1]}, O] of the image's "
+                                 f"dtype, channels known, got {dy} for the image {x}", op=self.name)
+        return x.with_shape((*self.window, x.shape[3], dy.shape[3]))
+
+    def reference(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = self.pads
+        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
+        patches = np.concatenate([view for _, view in self.views(padded, dy.shape[1], dy.shape[2])], axis=3)
+        product = patches.reshape(-1, patches.shape[3]).T @ dy.reshape(-1, dy.shape[3])
+        return product.reshape(*self.window, x.shape[3], dy.shape[3]).astype(x.dtype)

@@ -83,7 +83,7 @@ TILINGS = ("dot", "rows", "columns")  # how a narrow product's tiles run (passes
 #              only when A is the trailing axes of F and the value has the
 #              keepdims shape: it is then one value per row, broadcast along
 #              the row (softmax: x - max(x), and exp(...) / sum(...)).
-#   matmul     at most one product (PRODUCTS: a matmul or a conv2d), its operands
+#   matmul     at most one product (PRODUCTS: a matmul or a convolution), its operands
 #              block arguments (no producer is fused into it), and pointwise ops
 #              of its result shape: the epilogue (bias, activation).
 #   single     at most one op, of any kind: transpose, concat, gather, cond...
@@ -383,7 +383,7 @@ def product_of(block: Block) -> Operation | None:
 def _matmul_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
     matmuls = [op for op in body if op.name in PRODUCTS]
     if len(matmuls) > 1:
-        return f"holds {len(matmuls)} products (matmul, conv2d), a matmul kernel holds one"
+        return f"holds {len(matmuls)} products ({', '.join(PRODUCTS)}), a matmul kernel holds one"
     if not matmuls:
         return _loop_problem(body, (), shape_of)
     (matmul,) = matmuls

@@ -13,8 +13,9 @@ from typing import Callable, Hashable, Sequence
 from ..core import BlockArgument, Operation, OpResult, Value
 
 # The ops a "matmul" kernel is built around, its product (Note [kernel contract] in fusion.py): a matrix
-# product, or a convolution that a target computes directly (Note [direct convolution] in passes/schedule.py).
-PRODUCTS = ("matmul", "conv2d")
+# product, or a convolution or its filter gradient that a target computes directly (Note [direct
+# convolution] in passes/schedule.py).
+PRODUCTS = ("matmul", "conv2d", "conv2d_backprop_filter")
 
 
 @dataclass

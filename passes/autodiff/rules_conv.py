@@ -1,8 +1,9 @@
-"""Gradient rules of conv2d, extract_patches and fold_patches.
+"""Gradient rules of conv2d, conv2d_backprop_filter, extract_patches and fold_patches.
 
-conv2d's gradients are those of its meaning, extract_patches and a matmul (Note [convolution as
-one matmul] in compiler/conv_ops.py), with one shortcut: at stride 1 the input's gradient is
-itself a convolution (conv2d_vjp says which), so it runs as fast as the forward one.
+conv2d's filter gradient is an op of its own, conv2d_backprop_filter, which a target computes
+directly or as its meaning, the patches transposed times dy (passes/expand_convolutions.py).
+The input gradient is that of conv2d's meaning, a matmul then fold_patches, except at stride 1,
+where it is itself a convolution (input_gradient says which), as fast as the forward one.
 
 extract_patches copies image pixels into patches (a pixel into every patch whose
 window covers it), so its gradient adds each patch element back to its pixel:
@@ -13,6 +14,7 @@ as its transpose, so its gradient gathers the cotangent's pixels into patches.
 from __future__ import annotations
 
 from flowc.ir import Builder, Operation, Value
+from flowc.ir.types import TensorType
 
 from .rules import Grads, unsupported, vjp
 
@@ -37,28 +39,39 @@ def fold_patches_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
 
 @vjp("conv2d")
 def conv2d_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
-    """dw: the patches of x, as a [N*OH*OW, KH*KW*C] matrix, transposed times dy as [N*OH*OW, O].
-    dx: a convolution of dy (transposed_pads says when), else dy @ w^T folded back into pixels."""
+    """dx: input_gradient; dw: conv2d_backprop_filter, the patches of x (as [N*OH*OW, KH*KW*C]) transposed
+    times dy (as [N*OH*OW, O])."""
     x, w = op.operands
+    return [input_gradient(b, op, x.type, w, dy), b.conv2d_backprop_filter(x, dy, **_patch_attributes(op))]
+
+
+@vjp("conv2d_backprop_filter")
+def conv2d_backprop_filter_vjp(b: Builder, op: Operation, g: Value) -> Grads:
+    """Linear in each operand: g (a filter's shape) reaches x as the input gradient of a convolution by
+    g of output gradient dy, and reaches dy as that convolution of x."""
+    x, dy = op.operands
+    return [input_gradient(b, op, x.type, g, dy), b.conv2d(x, g, **_patch_attributes(op))]
+
+
+def input_gradient(b: Builder, op: Operation, x: TensorType, w: Value, dy: Value) -> Value:
+    """The gradient, with respect to x, of the convolution by w with op's attributes, whose output gradient
+    is dy: a convolution of dy (transposed_pads says when), else dy @ w^T folded back into pixels."""
     kh, kw, channels, out = w.type.shape
-    taps = kh * kw * channels
-    patches = b.extract_patches(x, **_patch_attributes(op))
-    dw = b.reshape(b.matmul(b.reshape(patches, shape=(-1, taps)), b.reshape(dy, shape=(-1, out)), transpose_a=True),
-                   shape=tuple(w.type.shape))
     pads = transposed_pads(op)
     if pads is not None:
         # dx[p] = sum over taps i of dy[p - i*D + top] w[i]: the filter flipped in space, its channel axes
         # swapped, correlated with dy padded by (extent - 1 - pad) on each side.
         flipped = b.slice(w, begin=(-1, -1, 0, 0), end=(None, None, None, None), strides=(-1, -1, 1, 1),
                           squeeze_dims=())
-        return [b.conv2d(dy, b.transpose(flipped, perm=(0, 1, 3, 2)), window=op.window, strides=(1, 1),
-                         dilations=op.dilations, pads=pads), dw]
-    size = x.type.shape[1:3]
+        return b.conv2d(dy, b.transpose(flipped, perm=(0, 1, 3, 2)), window=op.window, strides=(1, 1),
+                        dilations=op.dilations, pads=pads)
+    size = x.shape[1:3]
     if None in size:
-        raise unsupported(op, f"folding patches back needs the image's height and width, {x.type} has them unknown")
+        raise unsupported(op, f"folding patches back needs the image's height and width, {x} has them unknown")
+    taps = kh * kw * channels
     rows = b.matmul(b.reshape(dy, shape=(-1, out)), b.reshape(w, shape=(taps, out)), transpose_b=True)
     columns = b.reshape(rows, shape=(-1, *dy.type.shape[1:3], taps))
-    return [b.fold_patches(columns, size=tuple(size), **_patch_attributes(op)), dw]
+    return b.fold_patches(columns, size=tuple(size), **_patch_attributes(op))
 
 
 def transposed_pads(op: Operation) -> tuple[int, ...] | None:

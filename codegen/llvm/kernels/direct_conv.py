@@ -173,6 +173,3 @@ class DirectConvolution:
         self.b.store(value, self.b.bitcast(pointer, self.vector.as_pointer()), align=self.dtype.itemsize)
 
 
-def emit_direct_rows(kernel: Kernel, conv: Operation, target: ll.Value) -> None:
-    DirectConvolution(kernel, conv, target).emit()
-

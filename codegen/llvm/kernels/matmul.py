@@ -31,7 +31,8 @@ from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, produc
 from ..launch import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable, schedule_of
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
-from .direct_conv import emit_direct_rows
+from .direct_conv import DirectConvolution
+from .direct_filter import DirectFilterGradient, filter_items
 from .loop import elementwise_loop
 from .narrow import Target, narrow_product, narrow_slices, tiles_of
 
@@ -65,6 +66,8 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
     one = ll.Constant(I64, 1)
+    if _schedule(op) == "direct" and matmul.name == "conv2d_backprop_filter":  # its items, a piece each
+        return ll.Constant(I64, filter_items(matmul)), one
     if _schedule(op) == "direct":  # a convolution's output rows (image, row), pieces of FLOP_GRAIN
         _, height, width, out = c.type.shape
         kh, kw, channels, _ = matmul.operands[1].type.shape
@@ -183,7 +186,7 @@ def emit_matmul_kernel(kernel: Kernel) -> None:
     epilogue's code, much of the kernel's compile time, is there once."""
     matmul = _matmul_of(kernel.op)
     if _schedule(kernel.op) == "direct":
-        _emit_product_and_epilogue(kernel, matmul, lambda kernel, conv, target: emit_direct_rows(kernel, conv, target))
+        _emit_direct(kernel, matmul)
         return
     if _schedule(kernel.op) != "split_k":
         if _is_narrow(kernel.op):
@@ -277,12 +280,9 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
     if all(v is product_value for v in yields):
         return
     b = kernel.b
-    if _schedule(kernel.op) == "direct":  # begin and end count rows of [OW, O] elements
-        n = ll.Constant(I64, product_value.type.shape[2] * product_value.type.shape[3])
-    else:
-        n = kernel.dim(product_value, product_value.type.rank - 1)
+    n = kernel.dim(product_value, product_value.type.rank - 1)
     first, last = b.mul(kernel.begin, n), b.mul(kernel.end, n)
-    if _is_narrow(kernel.op) or _schedule(kernel.op) == "direct":  # split by rows: each piece its own
+    if _is_narrow(kernel.op):
         _emit_epilogue(kernel, matmul, first, last)
         return
     # A BLAS kernel is one piece (matmul_work), run inline: its epilogue, a function of flat indices,
@@ -300,6 +300,25 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
             b.call(parallel_for, [function, context, last, ll.Constant(I64, GRAIN)])
         with part:
             b.call(function, [context, first, last])
+
+
+def _emit_direct(kernel: Kernel, product: Operation) -> None:
+    """A convolution (its output rows) or its filter gradient (its items: direct_filter.py) into the
+    product's buffer, then the epilogue on the elements this piece wrote, while they are in cache."""
+    b = kernel.b
+    block = kernel.op.regions[0].entry
+    target = kernel.result_pointer(product_result(kernel.op), product.result.type.dtype)
+    if product.name == "conv2d":
+        DirectConvolution(kernel, product, target).emit()
+        _, _, width, out = product.result.type.shape
+        first, last = (b.mul(row, ll.Constant(I64, width * out)) for row in (kernel.begin, kernel.end))
+    else:
+        gradient = DirectFilterGradient(kernel, product, target)
+        gradient.emit()
+        out = ll.Constant(I64, product.result.type.shape[3])
+        first, last = (b.mul(gradient.first_row(item), out) for item in (kernel.begin, kernel.end))
+    if any(v is not product.result for v in block.terminator.operands):
+        _emit_epilogue(kernel, product, first, last)
 
 
 def _emit_epilogue(kernel: Kernel, matmul: Operation, first: ll.Value, last: ll.Value) -> None:
