@@ -139,7 +139,8 @@ class Conv2D(PatchOp):
         padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
         out_height, out_width = self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1)
         patches = np.concatenate([view for _, view in self.views(padded, out_height, out_width)], axis=3)
-        product = patches.reshape(-1, w.shape[0] * w.shape[1] * w.shape[2]) @ w.reshape(-1, w.shape[3])
+        pixels, taps = int(np.prod(patches.shape[:3])), patches.shape[3]  # no -1: a size may be 0
+        product = patches.reshape(pixels, taps) @ w.reshape(taps, w.shape[3])
         return product.reshape(*patches.shape[:3], w.shape[3]).astype(x.dtype)
 
 
@@ -167,5 +168,6 @@ class Conv2DBackpropFilter(PatchOp):
         top, bottom, left, right = self.pads
         padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
         patches = np.concatenate([view for _, view in self.views(padded, dy.shape[1], dy.shape[2])], axis=3)
-        product = patches.reshape(-1, patches.shape[3]).T @ dy.reshape(-1, dy.shape[3])
+        pixels, taps = int(np.prod(patches.shape[:3])), patches.shape[3]  # no -1: a size may be 0
+        product = patches.reshape(pixels, taps).T @ dy.reshape(pixels, dy.shape[3])
         return product.reshape(*self.window, x.shape[3], dy.shape[3]).astype(x.dtype)

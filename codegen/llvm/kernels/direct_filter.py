@@ -37,7 +37,7 @@ def filter_items(op: Operation) -> int:
 def _blocks(op: Operation) -> int:
     channels = op.result.type.shape[2]
     rows = int(schedule_of(op.parent_op)["tile"][0]) if op.parent_op is not None else 1
-    return max(1, -(-channels // rows))
+    return -(-channels // rows)  # 0 without input channels: no items, an empty result
 
 
 class DirectFilterGradient:
@@ -64,12 +64,16 @@ class DirectFilterGradient:
     def first_row(self, item: ll.Value) -> ll.Value:
         """The first result row (tap * C + channel) of `item`; of the end for the item count."""
         b = self.b
+        if not self.blocks:
+            return _i64(0)
         tap = b.udiv(item, _i64(self.blocks))
         block = b.sub(item, b.mul(tap, _i64(self.blocks)))
         return b.add(b.mul(tap, _i64(self.channels)), min_of(b, b.mul(block, _i64(self.rows)), _i64(self.channels)))
 
     def emit(self) -> None:
         b = self.b
+        if not self.blocks:
+            return
         first, last = (b.mul(self.first_row(i), _i64(self.out)) for i in (self.kernel.begin, self.kernel.end))
         zero = constant_of(self.element, 0)
         with for_range(b, first, last, "filter_zero") as index:
