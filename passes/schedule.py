@@ -307,12 +307,17 @@ def may_split(matmul: Operation, lanes: int) -> bool:
 # channels (HWIO: contiguous in O). Taps that fall on the padding are left out at build time
 # (the spatial sizes are known: compiler/conv_ops.py), so the border costs no test in the inner
 # loop; the rows run in parallel on flowc's pool, and the epilogue (bias, activation) follows
-# each piece's rows while they are in cache (codegen/llvm/kernels/direct_conv.py).
+# each piece's rows while they are in cache (codegen/llvm/kernels/direct_conv.py). The input
+# gradient at stride 1 is such a convolution (passes/autodiff/rules_conv.py); the filter
+# gradient, conv2d_backprop_filter, sums the same broadcast-and-fma tiles over the pixels, with
+# input channels in place of pixels (codegen/llvm/kernels/direct_filter.py).
 # im2col (extract_patches, then BLAS) writes and reads KH*KW copies of the image first: at
-# batch 32, 56x56x64 -> 64, a 231 MB buffer, and the conv ran at 57 GFLOP/s on one thread (the
-# direct kernel's figures: bench/RESULTS.md). A convolution with fewer output channels is left
-# to im2col (passes/expand_convolutions.py), whose narrow product (Note [narrow products]) does
-# not leave most lanes idle; so is a float16 one, which the CPU does not compute.
+# batch 32, 56x56x64 -> 64, a 231 MB buffer. There, on one thread of a Xeon with AVX-512 (CPU
+# time, bench/bench_conv.py's workloads), im2col took 121 / 100 / 106 ms for the forward, input
+# and filter gradients, the direct kernels 42 / 34 / 40 ms (about 180 GFLOP/s; 28x28x128: 73 /
+# 60 / 72 ms against 37 / 34 / 40 ms). A convolution with fewer output channels is left to
+# im2col (passes/expand_convolutions.py), whose narrow product (Note [narrow products]) does not
+# leave most lanes idle; so is a float16 one, which the CPU does not compute.
 MAX_CONV_VECTORS = 4  # output-channel vectors per tile: the filter's vectors a step loads
 
 
