@@ -159,9 +159,11 @@ class Conv2DBackpropFilter(PatchOp):
         self.check_dtype(dy, "output gradient")
         expected = (self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1))
         if dy.dtype != x.dtype or dy.rank != 4 or x.shape[3] is None or dy.shape[3] is None \
-                or any(got is not None and want is not None and got != want for got, want in zip(dy.shape[1:3], expected)):
-            raise FlowcTypeError(f"the output gradient must be [N, {expected[0]}, {expected[1]}, O] of the image's "
-                                 f"dtype, channels known, got {dy} for the image {x}", op=self.name)
+                or any(got is not None and want is not None and got != want
+                       for got, want in zip(dy.shape[:3], (x.shape[0], *expected))):
+            batch = "N" if x.shape[0] is None else x.shape[0]
+            raise FlowcTypeError(f"the output gradient must be [{batch}, {expected[0]}, {expected[1]}, O] of the "
+                                 f"image's dtype, channels known, got {dy} for the image {x}", op=self.name)
         return x.with_shape((*self.window, x.shape[3], dy.shape[3]))
 
     def reference(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:

@@ -66,8 +66,13 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
     one = ll.Constant(I64, 1)
-    if _schedule(op) == "direct" and matmul.name == "conv2d_backprop_filter":  # its items, a piece each
-        return ll.Constant(I64, filter_items(matmul)), one
+    if _schedule(op) == "direct" and matmul.name == "conv2d_backprop_filter":
+        # Its items, in one piece per thread: every piece passes over all of x and dy (direct_filter.py),
+        # so more pieces than threads would read them from memory more often for no better balance.
+        items = ll.Constant(I64, filter_items(matmul))
+        threads = b.sext(b.call(declared(b.module, "flowc_num_threads", I32, []), []), I64)
+        grain = b.udiv(items, b.select(b.icmp_signed(">", threads, one), threads, one))
+        return items, b.select(b.icmp_signed(">", grain, one), grain, one)
     if _schedule(op) == "direct":  # a convolution's output rows (image, row), pieces of FLOP_GRAIN
         _, height, width, out = c.type.shape
         kh, kw, channels, _ = matmul.operands[1].type.shape
