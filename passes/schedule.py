@@ -34,9 +34,10 @@ Schedules, per kind, with their parameters (ir/ops/fusion.py's SCHEDULE_PARAMETE
                             count, so the rule is applied at run time; a product whose known m
                             and k never satisfy it is "narrow".
              "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
-             "direct"       a conv2d's kernel (Note [direct convolution]): `tile = [pixels, vectors,
-                            lanes]`, an accumulator tile of `pixels` output pixels along a row by
-                            `vectors` vectors of `lanes` output channels
+             "direct"       a conv2d's or conv2d_backprop_filter's kernel (Note [direct
+                            convolution]): `tile = [rows, vectors, lanes]`, an accumulator tile of
+                            `rows` output pixels along a row (conv2d) or input channels (the filter
+                            gradient) by `vectors` vectors of `lanes` output channels
              The first three may have `accumulate = true`: the epilogue is an update C0 - s * P
              that the product accumulates into (Note [accumulated update] in matmul.py).
 

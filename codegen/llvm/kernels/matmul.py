@@ -17,6 +17,10 @@ the same index, so it costs one pass over the block while it is in cache.
 An SGD update `W - lr * P` needs no epilogue at all: gemm accumulates into W
 (Note [accumulated update]), which saves the pass over W that an epilogue
 would make.
+
+A kernel scheduled "direct" has a convolution for its product (conv2d or
+conv2d_backprop_filter: Note [direct convolution] in passes/schedule.py), written
+by direct_conv.py or direct_filter.py piece by piece, each piece's epilogue after it.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def _rows_of_tiles(kernel: Kernel, matmul: Operation) -> None:
 
 
 def _matmul_of(op: Operation) -> Operation:
-    """The kernel's product: a matmul, or a conv2d (schedule "direct")."""
+    """The kernel's product: a matmul, or a convolution (schedule "direct")."""
     return next(inner for inner in op.regions[0].entry.ops if inner.name in PRODUCTS)
 
 
