@@ -7,8 +7,9 @@ flowc and numpy; torch in its own default NCHW layout) at batch 32, 56x56x64 -> 
 28x28x128 -> 128. "sgemm" is a matmul on the [N*H*W, 9*C] x [9*C, O] product that has the
 convolution's multiply-adds, by numpy (its BLAS) and by flowc (its matmul kernel); the
 faster of the two is this machine's sgemm rate, which "% sgemm" compares with.
-torch is timed with all cores and with one thread, and keeps the faster: on shared cores
-its thread pool can spin. Also one training step (loss, gradients, Adam update) of examples/cnn.py on a batch of 64
+Every peer runs twice, each time in a process of its own: on one thread (flowc's pool,
+OpenBLAS and torch each set to 1) and on all cores, and the table has a row per thread
+count, so that flowc is compared with torch at the same count. Also one training step (loss, gradients, Adam update) of examples/cnn.py on a batch of 64
 digits, flowc's compiled step against torch's eager one. Each peer runs in its own
 process; the median of repeated runs after a warm-up.
 """
@@ -107,7 +108,6 @@ def torch_fns(d: dict[str, np.ndarray]) -> dict:  # type: ignore[type-arg]
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(os.cpu_count() or 1)
     x = torch.from_numpy(np.ascontiguousarray(d["x"].transpose(0, 3, 1, 2)))
     w = torch.from_numpy(np.ascontiguousarray(d["w"].transpose(3, 2, 0, 1)))
     dy = torch.from_numpy(np.ascontiguousarray(d["dy"].transpose(0, 3, 1, 2)))
@@ -146,7 +146,6 @@ def torch_cnn_step():  # type: ignore[no-untyped-def]
     import torch
     from torch import nn
 
-    torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
@@ -178,6 +177,11 @@ def time_it(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def run_peer(peer: str, quick: bool) -> dict[str, float]:
+    """The peer's figures at the thread count that main() set in this process's environment."""
+    if peer == "torch":
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     make = {"sgemm": sgemm_fns, "numpy": numpy_fns, "flowc": flowc_fns, "torch": torch_fns}[peer]
     results = {}
     for label, size in (QUICK if quick else SIZES).items():
@@ -187,30 +191,13 @@ def run_peer(peer: str, quick: bool) -> dict[str, float]:
     step = {"flowc": flowc_cnn_step, "torch": torch_cnn_step}.get(peer)
     if step is not None:
         results["cnn step"] = time_it(step(), 200)
-    if peer == "torch":  # its thread pool spins when the cores are shared: give it its better count too
-        import torch
-
-        torch.set_num_threads(1)
-        single = run_torch_once(quick)
-        results = {key: min(seconds, single[key]) for key, seconds in results.items()}
     return results
 
 
-def run_torch_once(quick: bool) -> dict[str, float]:
-    """torch's figures with the thread count as it is now (torch_fns sets all cores otherwise)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    results = {}
-    for label, size in (QUICK if quick else SIZES).items():
-        fns = torch_fns(data(size))
-        torch.set_num_threads(threads)
-        for name in fns:
-            results[f"{label} {name}"] = time_it(fns[name], 5 if quick else 9)
-    step = torch_cnn_step()
-    torch.set_num_threads(threads)
-    results["cnn step"] = time_it(step, 200)
-    return results
+def thread_environment(threads: int) -> dict[str, str]:
+    """Every pool a peer may use held to `threads`: flowc's, OpenBLAS's (numpy's and flowc's) and torch's."""
+    return {**os.environ, "FLOWC_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 def main() -> None:
@@ -221,15 +208,24 @@ def main() -> None:
     if args.peer:
         print(json.dumps(run_peer(args.peer, args.quick)))
         return
+    for threads in sorted({1, os.cpu_count() or 1}):
+        print(f"-- {threads} thread{'s' if threads > 1 else ''} (every peer) --")
+        report(run_peers(args.quick, threads), QUICK if args.quick else SIZES)
+
+
+def run_peers(quick: bool, threads: int) -> dict[str, dict[str, float]]:
     results = {}
     for peer in PEERS:
-        command = [sys.executable, __file__, "--peer", peer] + (["--quick"] if args.quick else [])
-        done = subprocess.run(command, capture_output=True, text=True)
+        command = [sys.executable, __file__, "--peer", peer] + (["--quick"] if quick else [])
+        done = subprocess.run(command, capture_output=True, text=True, env=thread_environment(threads))
         if done.returncode:
             print(f"{peer}: not run ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'})")
             continue
         results[peer] = json.loads(done.stdout.strip().splitlines()[-1])
-    sizes = QUICK if args.quick else SIZES
+    return results
+
+
+def report(results: dict[str, dict[str, float]], sizes: dict[str, tuple[int, int, int, int]]) -> None:
     best_sgemm = {label: min(t for t in (results.get("sgemm", {}).get(f"{label} forward"),
                                          results.get("flowc", {}).get(f"{label} sgemm")) if t)
                   for label in sizes if "sgemm" in results or "flowc" in results}

@@ -1,15 +1,18 @@
-"""fc.nn convolutions and pooling, built from extract_patches, matmul and slices.
+"""fc.nn convolutions and pooling, built from conv2d (ir/ops/conv.py), matmul and slices.
 
 Note [convolution as one matmul]: a convolution is extract_patches (ir/ops/conv.py:
 for each output pixel, the KH*KW input pixels under the filter, zero-padded, in one
 [N, OH, OW, KH*KW*C] tensor, "im2col") and one matmul of that, as a
 [N*OH*OW, KH*KW*C] matrix, by the filter reshaped to [KH*KW*C, O], which BLAS runs.
-The gradients follow from the rules of those ops: the filter's is one matmul of the
-patches with the output gradient, the input's a matmul and then fold_patches (the
-adjoint of extract_patches). Composing the patches from KH*KW strided slices and a
-concat instead gives the same values, but as KH*KW+1 copies, and its gradient as KH*KW
-scatters: 2 to 7 times slower at 28x28x128 (measured). conv2d_transpose and conv1d are
-conv2d of a rearranged input and filter.
+That is the meaning of the IR's conv2d op, and how a target computes it unless it has
+a faster way (passes/expand_convolutions.py; the CPU's is Note [direct convolution] in
+passes/schedule.py). The gradients follow from the rules of those ops: the filter's is
+one matmul of the patches with the output gradient, the input's a matmul and then
+fold_patches (the adjoint of extract_patches), or at stride 1 a convolution of the
+output gradient (passes/autodiff/rules_conv.py). Composing the patches from KH*KW
+strided slices and a concat instead gives the same values, but as KH*KW+1 copies, and
+its gradient as KH*KW scatters: 2 to 7 times slower at 28x28x128 (measured).
+conv2d_transpose and conv1d are conv2d of a rearranged input and filter.
 
 depthwise_conv2d and the pools read the KH*KW strided slices of the padded input
 (_windows) and combine them elementwise: a product and sum per channel, a maximum, a
@@ -34,7 +37,7 @@ from flowc.ir.errors import FlowcTypeError, GraphError
 
 from .array_ops import concat, expand_dims, reshape, squeeze, strided_slice, transpose
 from .graph import Tensor, name_scope
-from .math_ops import apply, constant, convert_to_tensor, matmul, maximum, where
+from .math_ops import apply, constant, convert_to_tensor, maximum, where
 from .sources import user_location
 
 __all__ = ["avg_pool", "bias_add", "conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "max_pool",
@@ -198,11 +201,8 @@ def _conv_nhwc(op: str, x: Tensor, kernel: Tensor, strides: tuple[int, int], pad
     pads = _pads(op, padding, _spatial_dims(op, x), extents, strides, channels_first)
     _check_strides_and_dilations(op, strides, dilations)
     _out_sizes(op, x, window, strides, dilations, pads)
-    columns = apply("extract_patches", (x,), name="patches", window=(kh, kw), strides=strides, dilations=dilations,
-                    pads=(*pads[0], *pads[1]))
-    _, out_height, out_width, _ = columns.shape
-    product = matmul(reshape(columns, [-1, kh * kw * cin]), reshape(kernel, [kh * kw * cin, cout]))
-    return reshape(product, [-1, out_height, out_width, cout])
+    return apply("conv2d", (x, kernel), name="conv", window=(kh, kw), strides=strides, dilations=dilations,
+                 pads=(*pads[0], *pads[1]))
 
 
 def _inputs(op: str, input: Any, filter: Any) -> tuple[Tensor, Tensor]:

@@ -111,6 +111,7 @@ import numpy as np
 from flowc.ir import Block, Module, Operation, OpResult, Region, Value
 from flowc.ir.ops.fusion import (DimTies, Fusion, SymbolicShape, is_pointwise, is_trailing, kernel_problem,
                                  reduced_shapes)
+from flowc.ir.ops.kernel_space import PRODUCTS
 from flowc.ir.ops.structure import Constant, Yield
 
 from .manager import Pass
@@ -191,7 +192,7 @@ def kernel_size(op: Operation) -> int:
 def initial_kind(op: Operation) -> str:
     if op.name == "constant" or op.is_view or op.name in ("fusion", "cond", "while") or op.is_terminator:
         return FIXED
-    if op.name == "matmul":
+    if op.name in PRODUCTS:
         return "matmul"
     if op.is_reduction:
         return "reduction"
@@ -461,7 +462,7 @@ def valid_kernel(kind: str, ops: list[Operation], ties: DimTies) -> bool:
         return True
     depends: set[Value] = set()
     for op in ops:
-        if op.name == "matmul" or any(v in depends for v in op.operands):
+        if op.name in PRODUCTS or any(v in depends for v in op.operands):
             depends.update(op.results)
         else:
             return False

@@ -68,6 +68,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flowc.ir import Block, Function, Module, Operation, Value
+from flowc.ir.ops.kernel_space import PRODUCTS
 from flowc.ir.printer import value_names
 
 from .manager import Pass
@@ -394,7 +395,7 @@ def _can_donate(function: Function, plan: MemoryPlan, last_use: dict[Value, int]
     if producer.kind == "loop":
         return True
     if producer.kind == "matmul":
-        product = next(op for op in block.ops if op.name == "matmul")
+        product = next(op for op in block.ops if op.name in PRODUCTS)
         inside = {block.args[i] for i in reads}
         # The product must have a buffer of its own (a backend may write it whole before the epilogue
         # reads it back, as the CPU's BLAS path does): a kernel that does not yield it is not donated to.

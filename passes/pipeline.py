@@ -11,6 +11,7 @@ from .autodiff import Autodiff
 from .canonicalize import Canonicalize
 from .collective_placement import PlaceCollectives
 from .cse import CSE
+from .expand_convolutions import ExpandConvolutions
 from .dce import DCE
 from .fold import ConstantFold
 from .fusion import Fuse
@@ -41,6 +42,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "simplify": Simplify,
     "cse": lambda fast_math: CSE(),
     "dce": lambda fast_math: DCE(),
+    "expand-convolutions": lambda fast_math: ExpandConvolutions(),  # every conv2d, as the gpu target's
     "fuse": lambda fast_math: Fuse(),  # not in default_pipeline: each target's pipeline adds it
     "inline": lambda fast_math: Inline(),  # the CPU target's, as are the two below
     "licm": lambda fast_math: LICM(),

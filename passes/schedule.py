@@ -34,6 +34,10 @@ Schedules, per kind, with their parameters (ir/ops/fusion.py's SCHEDULE_PARAMETE
                             count, so the rule is applied at run time; a product whose known m
                             and k never satisfy it is "narrow".
              "generic"      generated scalar loops: products of a dtype BLAS lacks (integers)
+             "direct"       a conv2d's or conv2d_backprop_filter's kernel (Note [direct
+                            convolution]): `tile = [rows, vectors, lanes]`, an accumulator tile of
+                            `rows` output pixels along a row (conv2d) or input channels (the filter
+                            gradient) by `vectors` vectors of `lanes` output channels
              The first three may have `accumulate = true`: the epilogue is an update C0 - s * P
              that the product accumulates into (Note [accumulated update] in matmul.py).
 
@@ -304,7 +308,54 @@ def may_split(matmul: Operation, lanes: int) -> bool:
     return m is None or k is None or 2 * m <= k
 
 
+# Note [direct convolution]
+# A conv2d whose output channels fill at least half a vector (direct_applies) is computed as
+# oneDNN computes it on AVX-512, with no patches buffer: for each output row (an image, a row),
+# tiles of P pixels along the row by V vectors of L output channels are P * V vector sums held
+# in registers; each step over (filter row, filter column, input channel) broadcasts one input
+# element per pixel and multiplies it, with one fma per sum, by the filter's vector of output
+# channels (HWIO: contiguous in O). Taps that fall on the padding are left out at build time
+# (the spatial sizes are known: compiler/conv_ops.py), so the border costs no test in the inner
+# loop; the rows run in parallel on flowc's pool, and the epilogue (bias, activation) follows
+# each piece's rows while they are in cache (codegen/llvm/kernels/direct_conv.py). The input
+# gradient at stride 1 is such a convolution (passes/autodiff/rules_conv.py); the filter
+# gradient, conv2d_backprop_filter, sums the same broadcast-and-fma tiles over the pixels, with
+# input channels in place of pixels (codegen/llvm/kernels/direct_filter.py).
+# im2col (extract_patches, then BLAS) writes and reads KH*KW copies of the image first: at
+# batch 32, 56x56x64 -> 64, a 231 MB buffer. There, on one thread of a Xeon with AVX-512 (CPU
+# time, bench/bench_conv.py's workloads), im2col took 121 / 100 / 106 ms for the forward, input
+# and filter gradients, the direct kernels 42 / 34 / 40 ms (about 180 GFLOP/s; 28x28x128: 73 /
+# 60 / 72 ms against 37 / 34 / 40 ms). A convolution with fewer output channels is left to
+# im2col (passes/expand_convolutions.py), whose narrow product (Note [narrow products]) does not
+# leave most lanes idle; so is a float16 one, which the CPU does not compute.
+MAX_CONV_VECTORS = 4  # output-channel vectors per tile: the filter's vectors a step loads
+
+
+def direct_applies(conv: Operation, target: TargetInfo) -> bool:
+    """Note [direct convolution]: a float32 or float64 conv2d (or its filter gradient) of known spatial
+    sizes and channels whose output channels fill at least half a vector."""
+    dtype = conv.result.type.dtype
+    lanes = target.vector_bytes // dtype.itemsize
+    known = all(None not in v.type.shape[1:] for v in (*conv.operands, conv.result))
+    return dtype.name in BLAS_DTYPES and known and 2 * conv.result.type.shape[3] >= lanes
+
+
+def direct_tile(conv: Operation, target: TargetInfo) -> tuple[int, int, int]:
+    """(rows, vectors, lanes) of the direct kernel's accumulator tile: as many vectors of output
+    channels as there are (up to MAX_CONV_VECTORS), then as many rows as keep rows x vectors within
+    the target's accumulators: output pixels along a row (at most the row's), or for the filter
+    gradient input channels (at most all of them)."""
+    lanes = target.vector_bytes // conv.result.type.dtype.itemsize
+    rows_at_most, out = conv.result.type.shape[2:]
+    vectors = min(-(-out // lanes), MAX_CONV_VECTORS if target.vector_registers >= 32 else 2)
+    return max(1, min(target.accumulators // vectors, rows_at_most)), vectors, lanes
+
+
 def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
+    conv = next((inner for inner in op.regions[0].entry.ops
+                 if inner.name in ("conv2d", "conv2d_backprop_filter")), None)
+    if conv is not None:  # what expand_convolutions left: direct_applies holds
+        return {"schedule": "direct", "tile": direct_tile(conv, target)}
     matmuls = [inner for inner in op.regions[0].entry.ops if inner.name == "matmul"]
     if not matmuls:  # simplified away after fusion: no backend emits such a kernel yet
         return {"schedule": "generic"}

@@ -54,7 +54,7 @@ def emitted_ops() -> dict[str, str]:
 
     ways = dict.fromkeys(LLVM_EMITTERS, "elementwise")
     ways.update(dict.fromkeys(EMITTED_REDUCTIONS, "reduction"))
-    ways["matmul"] = "matmul"
+    ways.update(dict.fromkeys(("matmul", "conv2d", "conv2d_backprop_filter"), "matmul"))
     ways.update({name: ways.get(name, "single") for name in [*SINGLE_EMITTERS, *SINGLE_KERNELS]})  # broadcast_to: both
     ways.update(dict.fromkeys(LINE_EMITTERS, "single"))  # scans and top_k (Note [line ops] in kernels/single.py)
     ways.update(dict.fromkeys(registry.names_where(is_view=True), "view"))

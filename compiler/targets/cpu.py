@@ -31,12 +31,13 @@ from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.collective_placement import PlaceCollectives
+from flowc.passes.expand_convolutions import ExpandConvolutions
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
-from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
+from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule, direct_applies
 from flowc.passes.widen_half_products import WidenHalfProducts
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 from flowc.runtime.build import mpi_library
@@ -79,6 +80,7 @@ class CpuTarget(Target):
             CheckSupported(),      # first: an op without CPU code is a clear error before any work
             Inline(),              # calls become their callee's ops, fused with the caller's (passes/inline.py)
             LICM(),                # after Inline: a callee's invariant code leaves the loop too (passes/licm.py)
+            ExpandConvolutions(lambda op: direct_applies(op, _target_info(options))),  # im2col where not direct
             WidenHalfProducts(),   # a wide float16 product as sgemm of float32 copies (passes/widen_half_products.py)
             _fuse(options),        # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once

@@ -36,6 +36,7 @@ from flowc.ir.errors import TargetError, UnsupportedOpError
 from flowc.ir.ops.fusion import is_pointwise
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
+from flowc.passes.expand_convolutions import ExpandConvolutions
 from flowc.passes.fusion import Fuse
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
@@ -134,6 +135,7 @@ class GpuTarget(Target):
             CheckGpuSupported(),   # first: an op no compiled target runs is a clear error before any work
             Inline(),              # calls become their callee's ops (passes/inline.py)
             LICM(),                # after Inline: a callee's invariant code leaves the loop too
+            ExpandConvolutions(),  # conv2d as patches and a product (no direct kernel in Triton)
             _fuse(options),        # the same kernels as the CPU's (passes/fusion.py)
             MaterializeResults(),  # each result written by a kernel of its own, once: fresh device tensors
             CheckGpuKernels(),     # before scheduling: names the op without a Triton form, not its kernel

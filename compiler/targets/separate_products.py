@@ -8,6 +8,7 @@ buffer before the kernel's epilogue reads it back at each index
 from __future__ import annotations
 
 from flowc.ir import Builder, Function, Module
+from flowc.ir.ops.kernel_space import PRODUCTS
 from flowc.passes import Pass
 
 
@@ -35,7 +36,7 @@ def separate_products(function: Function) -> bool:
         if op.name != "fusion" or op.kind != "matmul":
             continue
         block = op.regions[0].entry
-        product = next(inner for inner in block.ops if inner.name == "matmul").result
+        product = next(inner for inner in block.ops if inner.name in PRODUCTS).result
         terminator = block.terminator
         if product in terminator.operands:
             continue

@@ -1,10 +1,13 @@
-"""Convolution patches: extract_patches ("im2col") and its adjoint fold_patches ("col2im").
+"""Convolutions: conv2d, and the patches it may be computed from, extract_patches ("im2col")
+and its adjoint fold_patches ("col2im").
 
-A convolution is extract_patches followed by one matmul with the filter reshaped to
-[KH*KW*C, O] (compiler/conv_ops.py, Note [convolution as one matmul]); its input
-gradient is that matmul's, then fold_patches. Both are plain data movement, so each
-is one loop over its result (a "single" kernel on the CPU) and neither needs a
-kernel of its own for the multiply-adds, which BLAS runs.
+conv2d is the 2-D cross-correlation of an NHWC image with an HWIO filter. Its meaning is
+extract_patches followed by one matmul with the filter reshaped to [KH*KW*C, O] (Note
+[convolution as one matmul] in compiler/conv_ops.py), and a target computes it either so
+(passes/expand_convolutions.py rewrites it into those ops) or directly (Note [direct
+convolution] in passes/schedule.py). extract_patches and fold_patches are plain data
+movement, so each is one loop over its result (a "single" kernel on the CPU) and neither
+needs a kernel of its own for the multiply-adds, which BLAS runs.
 
 Shared attributes, all static: `window` (KH, KW), `strides` (SH, SW), `dilations`
 (DH, DW) and `pads` (top, bottom, left, right) of zeros around the image.
@@ -18,7 +21,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError
 from ..op import Op
-from ..types import NUMERIC, Dim, DType, TensorType
+from ..types import FLOATS, NUMERIC, Dim, DType, TensorType
 
 
 class PatchOp(Op):
@@ -110,3 +113,63 @@ class FoldPatches(PatchOp):
         for tap, view in self.views(padded, patches.shape[1], patches.shape[2]):
             view += patches[..., tap * channels:(tap + 1) * channels]
         return np.array(padded[:, top:top + height, left:left + width])
+
+
+class Conv2D(PatchOp):
+    """[N, H, W, C] image, [KH, KW, C, O] filter -> [N, OH, OW, O]: result[n, r, c, o] is the sum over
+    i, j, k of the zero-padded image at row r*SH + i*DH - top, column c*SW + j*DW - left, channel k,
+    times filter[i, j, k, o]. `window` is the filter's (KH, KW)."""
+
+    name = "conv2d"
+    num_operands = 2
+    dtypes = FLOATS
+
+    def infer_type(self, x: TensorType, w: TensorType) -> TensorType:
+        self.check_attributes(x, "image")
+        self.check_dtype(w, "filter")
+        if w.dtype != x.dtype or w.rank != 4 or None in w.shape or tuple(w.shape[:2]) != tuple(self.window) \
+                or (x.shape[3] is not None and x.shape[3] != w.shape[2]):
+            raise FlowcTypeError(f"the filter must be a known [{self.window[0]}, {self.window[1]}, {x.shape[3]}, O] "
+                                 f"of the image's dtype, got {w} for the image {x}", op=self.name)
+        n, height, width, _ = x.shape
+        return x.with_shape((n, self.out_size(height, 0), self.out_size(width, 1), w.shape[3]))
+
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = self.pads
+        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
+        out_height, out_width = self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1)
+        patches = np.concatenate([view for _, view in self.views(padded, out_height, out_width)], axis=3)
+        pixels, taps = int(np.prod(patches.shape[:3])), patches.shape[3]  # no -1: a size may be 0
+        product = patches.reshape(pixels, taps) @ w.reshape(taps, w.shape[3])
+        return product.reshape(*patches.shape[:3], w.shape[3]).astype(x.dtype)
+
+
+class Conv2DBackpropFilter(PatchOp):
+    """conv2d's gradient with respect to its filter: [N, H, W, C] image x, [N, OH, OW, O] output gradient
+    dy -> [KH, KW, C, O]: result[i, j, k, o] is the sum over n, r, c of the zero-padded image at row
+    r*SH + i*DH - top, column c*SW + j*DW - left, channel k, times dy[n, r, c, o]. `window` is the
+    filter's (KH, KW); the other attributes are the convolution's."""
+
+    name = "conv2d_backprop_filter"
+    num_operands = 2
+    dtypes = FLOATS
+
+    def infer_type(self, x: TensorType, dy: TensorType) -> TensorType:
+        self.check_attributes(x, "image")
+        self.check_dtype(dy, "output gradient")
+        expected = (self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1))
+        if dy.dtype != x.dtype or dy.rank != 4 or x.shape[3] is None or dy.shape[3] is None \
+                or any(got is not None and want is not None and got != want
+                       for got, want in zip(dy.shape[:3], (x.shape[0], *expected))):
+            batch = "N" if x.shape[0] is None else x.shape[0]
+            raise FlowcTypeError(f"the output gradient must be [{batch}, {expected[0]}, {expected[1]}, O] of the "
+                                 f"image's dtype, channels known, got {dy} for the image {x}", op=self.name)
+        return x.with_shape((*self.window, x.shape[3], dy.shape[3]))
+
+    def reference(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = self.pads
+        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
+        patches = np.concatenate([view for _, view in self.views(padded, dy.shape[1], dy.shape[2])], axis=3)
+        pixels, taps = int(np.prod(patches.shape[:3])), patches.shape[3]  # no -1: a size may be 0
+        product = patches.reshape(pixels, taps).T @ dy.reshape(pixels, dy.shape[3])
+        return product.reshape(*self.window, x.shape[3], dy.shape[3]).astype(x.dtype)

@@ -29,7 +29,7 @@ from ..errors import FlowcTypeError, VerifyError
 from ..op import Op
 from ..types import Shape, TensorType
 from .control import RegionBody, build_region, yield_types
-from .kernel_space import accumulated_update
+from .kernel_space import PRODUCTS, accumulated_update
 from .reduction import ArgReduction
 
 KINDS = ("loop", "reduction", "matmul", "single")
@@ -39,7 +39,7 @@ CPU_SCHEDULES: dict[str, tuple[str, ...]] = {
     "loop": ("loop",),
     "single": ("single",),
     "reduction": ("row_blocks", "vector_rows", "column", "rows"),
-    "matmul": ("blas", "narrow", "split_k", "generic"),
+    "matmul": ("blas", "narrow", "split_k", "generic", "direct"),
 }
 GPU_SCHEDULES: dict[str, tuple[str, ...]] = {
     "loop": ("blocks",),
@@ -55,6 +55,7 @@ SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rows": (("partial_sums",), ("kept_row",)),
     "column": (("tile",), ()),
     "blas": ((), ("accumulate",)),
+    "direct": (("tile",), ()),
     "narrow": (("tiling", "tile"), ("accumulate",)),
     "split_k": (("tiling", "tile", "partial_bytes"), ("accumulate",)),
     "blocks": (("block",), ()),
@@ -82,9 +83,9 @@ TILINGS = ("dot", "rows", "columns")  # how a narrow product's tiles run (passes
 #              only when A is the trailing axes of F and the value has the
 #              keepdims shape: it is then one value per row, broadcast along
 #              the row (softmax: x - max(x), and exp(...) / sum(...)).
-#   matmul     at most one matmul, its operands block arguments (no producer
-#              is fused into it), and pointwise ops of its result shape: the
-#              epilogue (bias, activation).
+#   matmul     at most one product (PRODUCTS: a matmul or a convolution), its operands
+#              block arguments (no producer is fused into it), and pointwise ops
+#              of its result shape: the epilogue (bias, activation).
 #   single     at most one op, of any kind: transpose, concat, gather, cond...
 #
 # "At most one" rather than "exactly one": a pass that runs after fusion
@@ -235,6 +236,8 @@ def dim_ties(op: Operation) -> list[Tie]:
         return _reduction_ties(op)
     if op.name == "matmul":
         return _matmul_ties(op)
+    if op.name == "conv2d":  # the batch dim; the others are known (ir/ops/conv.py)
+        return [((op.operands[0], 0), (op.results[0], 0))]
     if op.is_view:
         return _view_ties(op)
     if op.name in ("broadcast_dims", "iota"):
@@ -372,10 +375,15 @@ def _reduction_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
     return None
 
 
+def product_of(block: Block) -> Operation | None:
+    """The product (PRODUCTS) of matmul kernel region `block`, if a pass has not simplified it away."""
+    return next((op for op in block.ops if op.name in PRODUCTS), None)
+
+
 def _matmul_problem(body: list[Operation], shape_of: ShapeOf) -> str | None:
-    matmuls = [op for op in body if op.name == "matmul"]
+    matmuls = [op for op in body if op.name in PRODUCTS]
     if len(matmuls) > 1:
-        return f"holds {len(matmuls)} matmuls, a matmul kernel holds one"
+        return f"holds {len(matmuls)} products ({', '.join(PRODUCTS)}), a matmul kernel holds one"
     if not matmuls:
         return _loop_problem(body, (), shape_of)
     (matmul,) = matmuls

@@ -12,6 +12,11 @@ from typing import Callable, Hashable, Sequence
 
 from ..core import BlockArgument, Operation, OpResult, Value
 
+# The ops a "matmul" kernel is built around, its product (Note [kernel contract] in fusion.py): a matrix
+# product, or a convolution or its filter gradient that a target computes directly (Note [direct
+# convolution] in passes/schedule.py).
+PRODUCTS = ("matmul", "conv2d", "conv2d_backprop_filter")
+
 
 @dataclass
 class Space:
@@ -105,7 +110,7 @@ def accumulated_update(op: Operation) -> Update | None:
     and a scalar s (a constant or a rank-0 argument of P's dtype), with P used nowhere else (in
     the region, or outside through a result of the kernel)."""
     block = op.regions[0].entry
-    matmul = next(inner for inner in block.ops if inner.name == "matmul")
+    matmul = next(inner for inner in block.ops if inner.name in PRODUCTS)
     product = matmul.result
     yields = list(block.terminator.operands)
     others = [i for i, v in enumerate(yields) if v is not product]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import flowc as fc
-from flowc.passes import canonicalize, simplify
+from flowc.passes import canonicalize, expand_convolutions, simplify
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
@@ -24,6 +24,7 @@ def without_the_rewrite(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     kept = [p for p in simplify.SIMPLIFY_PATTERNS if p is not simplify.elementwise_before_reshape]
     monkeypatch.setattr(simplify, "SIMPLIFY_PATTERNS", kept)
     monkeypatch.setattr(canonicalize, "SIMPLIFY_PATTERNS", kept)
+    monkeypatch.setattr(expand_convolutions, "PATTERNS", ())
 
 
 def conv_graph(dtype: str, strides: int, padding: str, gradients: bool, pooled: bool = True):  # type: ignore[no-untyped-def]
@@ -52,15 +53,22 @@ def run(target: str, dtype: str, strides: int, padding: str, gradients: bool, ba
         return sess.run(fetches, {x: feed})
 
 
+def the_step(dump):  # type: ignore[no-untyped-def]
+    """The fused IR of the run that convolves (not the initializer's): as patches and a matmul, or as
+    one conv2d where the host's direct kernel takes it (Note [direct convolution])."""
+    (fused,) = [f for f in dump.glob("*/06-fuse.ir") if re.search(r"= (extract_patches|conv2d) ", f.read_text())]
+    return fused
+
+
 def top_level_kernels(dump) -> list[str]:  # type: ignore[no-untyped-def]
-    (fused,) = [f for f in dump.glob("*/05-fuse.ir") if "extract_patches" in f.read_text()]  # not the init's
+    fused = the_step(dump)
     return re.findall(r'^  %\S+ = fusion .*\{kind = "(\w+)"', fused.read_text(), re.MULTILINE)
 
 
 def epilogue_of_the_product(dump) -> list[str]:  # type: ignore[no-untyped-def]
-    (fused,) = [f for f in dump.glob("*/05-fuse.ir") if "extract_patches" in f.read_text()]
-    kernel = fused.read_text().split('{kind = "matmul"}')[1].split("yield")[0]
-    return re.findall(r"= (\w+) ", kernel)
+    """The ops of the matmul kernel, its product (matmul or conv2d) named "product"."""
+    kernel = the_step(dump).read_text().split('{kind = "matmul"}')[1].split("yield")[0]
+    return ["product" if name in ("matmul", "conv2d") else name for name in re.findall(r"= (\w+) ", kernel)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -69,21 +77,23 @@ def test_bias_and_relu_are_the_products_epilogue(tmp_path, monkeypatch, dtype, s
     monkeypatch.setenv("FLOWC_DUMP_IR", str(tmp_path / "fused"))
     fused = run("cpu", dtype, strides, padding, False, 3)
     kernels = top_level_kernels(tmp_path / "fused")
-    assert epilogue_of_the_product(tmp_path / "fused") == ["matmul", "add", "relu"]
+    assert epilogue_of_the_product(tmp_path / "fused") == ["product", "add", "relu"]
 
     monkeypatch.setenv("FLOWC_DUMP_IR", str(tmp_path / "apart"))
     without_the_rewrite(monkeypatch)
     apart = run("cpu", dtype, strides, padding, False, 3)
-    assert epilogue_of_the_product(tmp_path / "apart") == ["matmul"]
-    assert len(top_level_kernels(tmp_path / "apart")) == len(kernels) + 1  # the loop kernel of bias + relu
+    direct = "= conv2d " in the_step(tmp_path / "fused").read_text()  # no reshape to move: fused either way
+    assert epilogue_of_the_product(tmp_path / "apart") == (["product", "add", "relu"] if direct else ["product"])
+    assert len(top_level_kernels(tmp_path / "apart")) == len(kernels) + (not direct)  # the loop of bias + relu
     np.testing.assert_array_equal(fused[0], apart[0])
 
 
 def test_a_returned_relu_is_left_to_its_loop_kernel(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FLOWC_DUMP_IR", str(tmp_path))
     got = run("cpu", "float32", 1, "SAME", False, 2, pooled=False)
-    assert top_level_kernels(tmp_path) == ["single", "matmul", "loop"]
-    assert epilogue_of_the_product(tmp_path) == ["matmul"]
+    kernels = top_level_kernels(tmp_path)  # the patches' "single" kernel first, unless the conv is direct
+    assert kernels[-2:] == ["matmul", "loop"] and set(kernels[:-2]) <= {"single"}
+    assert epilogue_of_the_product(tmp_path) == ["product"]
     want = run("reference", "float32", 1, "SAME", False, 2, pooled=False)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
 

@@ -45,11 +45,11 @@ def test_unknown_target_names_the_known_ones() -> None:
 def test_the_targets_are_registered_targets() -> None:
     assert sorted(TARGETS) == ["cpu", "gpu", "reference"]
     assert [p.name for p in target_named("gpu").passes(CompileOptions())] == [
-        "check-supported-gpu", "inline", "licm", "fuse", "materialize-results", "check-gpu-kernels", "schedule-gpu",
+        "check-supported-gpu", "inline", "licm", "expand-convolutions", "fuse", "materialize-results", "check-gpu-kernels", "schedule-gpu",
         "check-gpu-kernels"]
     assert [p.name for p in target_named("cpu").passes(CompileOptions())] == [
-        "check-supported", "inline", "licm", "widen-half-products", "fuse", "materialize-results", "separate-products",
-        "schedule", "lift-constants", "place-collectives", "plan-memory"]
+        "check-supported", "inline", "licm", "expand-convolutions", "widen-half-products", "fuse", "materialize-results",
+        "separate-products", "schedule", "lift-constants", "place-collectives", "plan-memory"]
     assert target_named("reference").passes(CompileOptions()) == []
 
 
@@ -92,13 +92,13 @@ def test_dump_shows_every_cpu_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: pa
     shared, cpu = sorted(tmp_path.iterdir())[2:]
     assert (shared / "01-autodiff.ir").exists()
     assert sorted(p.name for p in cpu.iterdir()) == [
-        "00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-widen-half-products.ir", "05-fuse.ir",
-        "06-materialize-results.ir", "07-separate-products.ir", "08-schedule.ir", "09-lift-constants.ir",
-        "10-place-collectives.ir", "11-plan-memory.ir", "11-plan-memory.txt", "layouts.txt"]
-    separated = (cpu / "07-separate-products.ir").read_text()
+        "check-supported", "inline", "licm", "expand-convolutions", "widen-half-products", "fuse", "materialize-results",
+        "separate-products", "schedule", "lift-constants", "place-collectives", "plan-memory"]
+        "11-place-collectives.ir", "12-plan-memory.ir", "12-plan-memory.txt", "layouts.txt"]
+    separated = (cpu / "08-separate-products.ir").read_text()
     # Results: y, the assign's own value, then w's update, which may take the old w's buffer (argument 1).
     assert "donate = [[2, 1]]" in separated
-    plan = (cpu / "11-plan-memory.txt").read_text()
+    plan = (cpu / "12-plan-memory.txt").read_text()
     assert "written in place of arg 1" in plan  # the update is written into the variable's own buffer
 
 

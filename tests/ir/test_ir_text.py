@@ -222,10 +222,12 @@ func @dims(%x: f32[?,6], %idx: i64[5,2], %flags: bool[?,3]) -> (i32[2], f32[?,3,
   return %s, %r, %b, %i, %g, %w, %p : i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2], f32[?,8]
 }
 
-func @patches(%x: f32[?,5,4,3]) -> (f32[?,3,4,18], f32[?,5,4,3]) {
+func @patches(%x: f32[?,5,4,3], %k: f32[3,2,3,7]) -> (f32[?,3,4,18], f32[?,5,4,3], f32[?,3,4,7], f32[3,2,3,7]) {
   %p = extract_patches %x {dilations = [1, 1], pads = [1, 1, 0, 1], strides = [2, 1], window = [3, 2]} : f32[?,3,4,18]
   %f = fold_patches %p {dilations = [1, 1], pads = [1, 1, 0, 1], size = [5, 4], strides = [2, 1], window = [3, 2]} : f32[?,5,4,3]
-  return %p, %f : f32[?,3,4,18], f32[?,5,4,3]
+  %c = conv2d %x, %k {dilations = [1, 1], pads = [1, 1, 0, 1], strides = [2, 1], window = [3, 2]} : f32[?,3,4,7]
+  %g = conv2d_backprop_filter %x, %c {dilations = [1, 1], pads = [1, 1, 0, 1], strides = [2, 1], window = [3, 2]} : f32[3,2,3,7]
+  return %p, %f, %c, %g : f32[?,3,4,18], f32[?,5,4,3], f32[?,3,4,7], f32[3,2,3,7]
 }
 """
 

@@ -17,6 +17,10 @@ the same index, so it costs one pass over the block while it is in cache.
 An SGD update `W - lr * P` needs no epilogue at all: gemm accumulates into W
 (Note [accumulated update]), which saves the pass over W that an epilogue
 would make.
+
+A kernel scheduled "direct" has a convolution for its product (conv2d or
+conv2d_backprop_filter: Note [direct convolution] in passes/schedule.py), written
+by direct_conv.py or direct_filter.py piece by piece, each piece's epilogue after it.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from __future__ import annotations
 from llvmlite import ir as ll
 
 from flowc.ir import BlockArgument, Operation, Value
-from flowc.ir.ops.kernel_space import accumulated_update
+from flowc.ir.ops.kernel_space import PRODUCTS, accumulated_update
 
 from ..blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..launch import GRAIN, PARALLEL_FOR, SCRATCH_BYTES, Launch, kernel_kind
 from ..program import DimTable, schedule_of
 from ..types import I32, I64, PTR, compute_type, constant_of, declared, load_value, store_value
+from .direct_conv import DirectConvolution
+from .direct_filter import DirectFilterGradient, filter_items
 from .loop import elementwise_loop
 from .narrow import Target, narrow_product, narrow_slices, tiles_of
 
@@ -63,8 +69,21 @@ def matmul_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     """
     matmul = _matmul_of(op)
     a, c = matmul.operands[0], matmul.result
-    rows = product(b, [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank - 1)])
     one = ll.Constant(I64, 1)
+    if _schedule(op) == "direct" and matmul.name == "conv2d_backprop_filter":
+        # Its items, in one piece per thread: every piece passes over all of x and dy (direct_filter.py),
+        # so more pieces than threads would read them from memory more often for no better balance.
+        items = ll.Constant(I64, filter_items(matmul))
+        threads = b.sext(b.call(declared(b.module, "flowc_num_threads", I32, []), []), I64)
+        grain = b.udiv(items, b.select(b.icmp_signed(">", threads, one), threads, one))
+        return items, b.select(b.icmp_signed(">", grain, one), grain, one)
+    if _schedule(op) == "direct":  # a convolution's output rows (image, row), pieces of FLOP_GRAIN
+        _, height, width, out = c.type.shape
+        kh, kw, channels, _ = matmul.operands[1].type.shape
+        rows = b.mul(emit_dim(b, dims, dims_pointer, a, 0), ll.Constant(I64, height))
+        grain = max(1, FLOP_GRAIN // max(1, width * out * kh * kw * channels))
+        return rows, ll.Constant(I64, grain)
+    rows = product(b, [emit_dim(b, dims, dims_pointer, c, axis) for axis in range(c.type.rank - 1)])
     if not _is_narrow(op):
         return rows, b.select(b.icmp_signed(">", rows, one), rows, one)
     k = emit_dim(b, dims, dims_pointer, a, a.type.rank - 2 if matmul.transpose_a else a.type.rank - 1)
@@ -85,7 +104,8 @@ def _rows_of_tiles(kernel: Kernel, matmul: Operation) -> None:
 
 
 def _matmul_of(op: Operation) -> Operation:
-    return next(inner for inner in op.regions[0].entry.ops if inner.name == "matmul")
+    """The kernel's product: a matmul, or a convolution (schedule "direct")."""
+    return next(inner for inner in op.regions[0].entry.ops if inner.name in PRODUCTS)
 
 
 def launch_matmul(launch: Launch) -> None:
@@ -167,13 +187,16 @@ def _emit_slices(kernel: Kernel, matmul: Operation) -> ll.Function:
     return kernel.finish()
 
 
-@kernel_kind("matmul", matmul_work, launch_matmul, schedules=("blas", "narrow", "split_k", "generic"))
+@kernel_kind("matmul", matmul_work, launch_matmul, schedules=("blas", "narrow", "split_k", "generic", "direct"))
 def emit_matmul_kernel(kernel: Kernel) -> None:
     """Rows [begin, end) of the flattened (batch..., m) product, then the epilogue on those rows. A
     product that may split by k (launch_matmul) finds in its context, after the dims, either null
     (compute the rows) or the slices' partials and their count (sum them: the combine), so the
     epilogue's code, much of the kernel's compile time, is there once."""
     matmul = _matmul_of(kernel.op)
+    if _schedule(kernel.op) == "direct":
+        _emit_direct(kernel, matmul)
+        return
     if _schedule(kernel.op) != "split_k":
         if _is_narrow(kernel.op):
             _rows_of_tiles(kernel, matmul)
@@ -251,7 +274,7 @@ def product_result(op: Operation) -> int:
     epilogue reads it back at each index): the product's own result if yielded, else result 0.
     The CPU target's separate-products pass makes every kernel with an epilogue yield its product."""
     block = op.regions[0].entry
-    product = next(inner for inner in block.ops if inner.name == "matmul").result
+    product = next(inner for inner in block.ops if inner.name in PRODUCTS).result
     yields = list(block.terminator.operands)
     return yields.index(product) if product in yields else 0
 
@@ -286,6 +309,25 @@ def _emit_product_and_epilogue(kernel: Kernel, matmul: Operation, products) -> N
             b.call(parallel_for, [function, context, last, ll.Constant(I64, GRAIN)])
         with part:
             b.call(function, [context, first, last])
+
+
+def _emit_direct(kernel: Kernel, product: Operation) -> None:
+    """A convolution (its output rows) or its filter gradient (its items: direct_filter.py) into the
+    product's buffer, then the epilogue on the elements this piece wrote, while they are in cache."""
+    b = kernel.b
+    block = kernel.op.regions[0].entry
+    target = kernel.result_pointer(product_result(kernel.op), product.result.type.dtype)
+    if product.name == "conv2d":
+        DirectConvolution(kernel, product, target).emit()
+        _, _, width, out = product.result.type.shape
+        first, last = (b.mul(row, ll.Constant(I64, width * out)) for row in (kernel.begin, kernel.end))
+    else:
+        gradient = DirectFilterGradient(kernel, product, target)
+        gradient.emit()
+        out = ll.Constant(I64, product.result.type.shape[3])
+        first, last = (b.mul(gradient.first_row(item), out) for item in (kernel.begin, kernel.end))
+    if any(v is not product.result for v in block.terminator.operands):
+        _emit_epilogue(kernel, product, first, last)
 
 
 def _emit_epilogue(kernel: Kernel, matmul: Operation, first: ll.Value, last: ll.Value) -> None:
