@@ -45,8 +45,8 @@ def test_unknown_target_names_the_known_ones() -> None:
 def test_the_targets_are_registered_targets() -> None:
     assert sorted(TARGETS) == ["cpu", "gpu", "reference"]
     assert [p.name for p in target_named("gpu").passes(CompileOptions())] == [
-        "check-supported-gpu", "inline", "licm", "expand-convolutions", "fuse", "materialize-results", "check-gpu-kernels", "schedule-gpu",
-        "check-gpu-kernels"]
+        "check-supported-gpu", "inline", "licm", "expand-convolutions", "fuse", "materialize-results",
+        "check-gpu-kernels", "schedule-gpu", "check-gpu-kernels"]
     assert [p.name for p in target_named("cpu").passes(CompileOptions())] == [
         "check-supported", "inline", "licm", "expand-convolutions", "widen-half-products", "fuse", "materialize-results",
         "separate-products", "schedule", "lift-constants", "place-collectives", "plan-memory"]
@@ -92,8 +92,9 @@ def test_dump_shows_every_cpu_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: pa
     shared, cpu = sorted(tmp_path.iterdir())[2:]
     assert (shared / "01-autodiff.ir").exists()
     assert sorted(p.name for p in cpu.iterdir()) == [
-        "check-supported", "inline", "licm", "expand-convolutions", "widen-half-products", "fuse", "materialize-results",
-        "separate-products", "schedule", "lift-constants", "place-collectives", "plan-memory"]
+        "00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-expand-convolutions.ir",
+        "05-widen-half-products.ir", "06-fuse.ir", "07-materialize-results.ir", "08-separate-products.ir",
+        "09-schedule.ir", "10-lift-constants.ir",
         "11-place-collectives.ir", "12-plan-memory.ir", "12-plan-memory.txt", "layouts.txt"]
     separated = (cpu / "08-separate-products.ir").read_text()
     # Results: y, the assign's own value, then w's update, which may take the old w's buffer (argument 1).
