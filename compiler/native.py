@@ -77,6 +77,9 @@ class NativeExecutable:
         self._error_slot = self.program.error_slot
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
+    # How many shape layouts to keep before starting over; None: every one. A loop body driven from the host
+    # sees new shapes every turn (Note [loops driven from the host] in host_driven.py).
+    layouts_kept: int | None = None
 
     def close(self) -> None:
         """Let go of the compiled code and the buffers: the arenas now, the caching allocator's blocks of
@@ -193,6 +196,8 @@ class NativeExecutable:
         scratch = arena(peak)[0] if peak else None
         layout = ShapeLayout(outputs, shapes, (ctypes.c_int64 * len(slots))(*slots), peak, scratch,
                              address_of(scratch) if scratch is not None else 0, threading.Lock(), self._buffers_type())
+        if self.layouts_kept is not None and len(self._layouts) >= self.layouts_kept:
+            self._layouts = {}  # a call that holds one of them keeps it alive until it returns
         self._layouts[tuple(a.shape for a in args)] = layout
         return layout
 

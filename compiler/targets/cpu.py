@@ -32,6 +32,7 @@ from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.collective_placement import PlaceCollectives
 from flowc.passes.fusion import Fuse
+from flowc.passes.host_driven import MarkHostDriven, contains_host_driven
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
@@ -40,9 +41,10 @@ from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 from flowc.runtime.build import mpi_library
 
+from ..lowering import Lowered
 from ..native import NativeExecutable
 from ..options import CompileOptions
-from .base import Target
+from .base import Executable, Target
 from .separate_products import SeparateProducts
 
 VERSION = "0.1.0"
@@ -85,6 +87,17 @@ class CpuTarget(Target):
             PlaceCollectives(),    # split collectives as far apart as they may be (passes/collective_placement.py)
             PlanMemory(),          # last: needs the final op order and the kernels
         ]
+
+    def driven_from_host(self, lowered: Lowered, options: CompileOptions) -> Executable | None:
+        """Note [loops driven from the host] (compiler/host_driven.py): a program with a loop whose values
+        change shape runs in pieces, cut at that loop; any other program is one build, as before."""
+        from ..driver import pass_manager
+        from ..host_driven import HostDrivenExecutable
+
+        pass_manager([Inline(), MarkHostDriven()], options, record=False).run(lowered.module)
+        if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
+            return None
+        return HostDrivenExecutable(lowered.function, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
         function = module["main"]
