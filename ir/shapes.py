@@ -41,6 +41,11 @@ def propagate_shapes(function: Function, arg_shapes: Sequence[tuple[int, ...]],
     return shapes
 
 
+def block_shapes(block: Block, arg_shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The shapes `block` yields for arguments of `arg_shapes` (a loop body's next state, say)."""
+    return _propagate_block(block, arg_shapes, {}, "compiled code")
+
+
 def _propagate_block(block: Block, arg_shapes: Sequence[tuple[int, ...]], shapes: Shapes,
                      target: str) -> list[tuple[int, ...]]:
     for arg, shape in zip(block.args, arg_shapes, strict=True):
