@@ -10,7 +10,8 @@
 array([ 5., 25.], dtype=float32)
 """
 
-from flowc.ir.types import DType, bool_, float16, float32, float64, int32, int64
+from flowc.ir.types import (DType, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64, uint8,
+                            uint16)
 
 from . import errors, nest, nn
 from .array_ops import (
@@ -157,6 +158,7 @@ __all__ = [
     "reshape", "rsqrt", "set_random_seed", "sigmoid", "sqrt", "square", "squeeze", "stack", "strided_slice",
     "subtract", "tanh", "trainable_variables", "train", "transpose", "variables_initializer", "where", "write_graph",
     "zeros", "zeros_like",
+    "as_dtype", "int8", "int16", "uint8", "uint16",  # the small integers of TF1
     "gradients", "stop_gradient",  # autodiff
     "TensorSpec", "grad", "jit", "value_and_grad",  # jit
     "case", "cond", "nest", "while_loop",  # control flow

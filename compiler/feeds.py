@@ -5,6 +5,14 @@ float32 placeholder, int64 labels that fit into int32, Python lists); the
 rest is a FeedError naming the placeholder, what it expects, what came, and
 where the placeholder was created. Arrays leave here C-contiguous, aligned
 and in native byte order: what native code may assume.
+
+Note [feeds past a float's range]
+A float fed into a narrower float placeholder is rounded to it, as numpy's astype rounds; but a
+finite value past the placeholder's range would become inf (70000 into float16, whose largest is
+65504), and numpy's astype says so only with a warning that is easy to miss. TensorFlow 1 has no
+such conversion at all (a feed must already be of the placeholder's dtype), so a user who relies
+on it expects the values they fed: that one is a FeedError naming the placeholder and the first
+such value. An inf or NaN fed stays as it is; an int64 too big for float16 is refused the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise _error(tensor, f"cannot make an array of the value fed: {error}") from None
     if not _convertible(array, want.dtype):
-        raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}")
+        raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}"
+                             f"{_out_of_range(array, want.dtype)}")
     if not want.accepts(array.shape):
         if tensor.op.attrs.get("unknown_rank"):  # Note [placeholders of unknown rank] in array_ops.py
             dims = format_shape([None] * array.ndim)
@@ -37,7 +46,26 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
         raise _error(tensor, f"expects shape {format_shape(want.shape)}, got {format_shape(array.shape)} "
                              f"({_describe(value, array)})")
     # Not np.ascontiguousarray: it makes a 0-d array 1-d, which a scalar placeholder rejects.
-    return np.require(array, dtype=want.dtype.np, requirements=["C", "A"])
+    with np.errstate(over="ignore"):  # checked just below: Note [feeds past a float's range]
+        converted = np.require(array, dtype=want.dtype.np, requirements=["C", "A"])
+    if want.dtype.is_float and array.dtype != converted.dtype:
+        _check_range(tensor, value, array, converted)
+    return converted
+
+
+def _check_range(tensor: Tensor, value: Any, array: np.ndarray, converted: np.ndarray) -> None:
+    """Note [feeds past a float's range]: a finite value fed that became inf is a FeedError."""
+    if array.dtype.kind not in "fiu":
+        return
+    overflowed = np.isinf(converted) & np.isfinite(array)
+    if not overflowed.any():
+        return
+    where = np.unravel_index(int(np.argmax(overflowed)), array.shape)
+    largest = np.finfo(converted.dtype).max
+    dtype = converted.dtype.name
+    raise _error(tensor, f"expects {dtype}, got {_describe(value, array)} whose element {[int(i) for i in where]} = "
+                         f"{array[where].item()!r} is past {dtype}'s range (largest {largest}) and would become inf; "
+                         f"scale the data, or make the placeholder float32")
 
 
 def is_device_array(value: Any) -> bool:
@@ -73,6 +101,15 @@ def _convertible(array: np.ndarray, dtype: DType) -> bool:
         info = np.iinfo(dtype.np)
         return array.size == 0 or bool(info.min <= array.min() and array.max() <= info.max)
     return False  # bool takes only bool
+
+
+def _out_of_range(array: np.ndarray, dtype: DType) -> str:
+    """What an integer feed holds that `dtype` cannot (300 for a uint8), or nothing: never wrapped quietly."""
+    if not dtype.is_int or array.dtype.kind not in "iu" or array.size == 0:
+        return ""
+    info, low, high = np.iinfo(dtype.np), array.min(), array.max()
+    held = f"{low}" if low == high else f"{low} to {high}"
+    return f" holding {held}, where {dtype.name} holds {info.min} to {info.max}"
 
 
 def _describe(value: Any, array: np.ndarray) -> str:

@@ -62,7 +62,16 @@ def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
     if array.dtype.kind == "f" and dtype.kind in ("int", "bool") and not np.all(np.isfinite(array) & (array == np.round(array))):
         raise FlowcTypeError(f"cannot make a {dtype.name} constant from non-integer value {value!r}",
                              where=user_location())
+    if dtype.is_int and array.dtype.kind in "iuf" and array.size and not _fits(array, dtype):
+        info = np.iinfo(dtype.np)  # astype would wrap 300 to 44 in uint8 without a word
+        raise FlowcTypeError(f"cannot make a {dtype.name} constant from {value!r}: {dtype.name} holds "
+                             f"{info.min} to {info.max}", where=user_location())
     return array.astype(dtype.np)
+
+
+def _fits(array: np.ndarray, dtype: DType) -> bool:
+    info = np.iinfo(dtype.np)
+    return bool(info.min <= array.min() and array.max() <= info.max)
 
 
 def _type_of(array: np.ndarray) -> Any:

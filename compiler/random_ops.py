@@ -16,7 +16,7 @@ import numpy as np
 
 from flowc.ir import TensorType
 from flowc.ir.errors import FlowcTypeError, GraphError
-from flowc.ir.types import DType, as_dtype, float32, float64, int64
+from flowc.ir.types import DType, as_dtype, float16, float32, float64, int64
 
 from .array_ops import expand_dims, gather, reshape, zeros
 from .graph import Graph, Tensor, get_default_graph, name_scope
@@ -78,11 +78,13 @@ def random_uniform(shape: Sequence[int], minval: float = 0.0, maxval: float = 1.
     return _random("random_uniform", shape, dtype, seed, name, minval=float(minval), maxval=float(maxval))
 
 
-def _uniform_like(x: Tensor, seed: int | None) -> Tensor:
-    """Uniform numbers in [0, 1) of x's dtype and shape, None dims included (random_uniform_like)."""
+def _uniform_like(x: Tensor, seed: int | None, dtype: DType | None = None) -> Tensor:
+    """Uniform numbers in [0, 1) of x's shape, None dims included (random_uniform_like), and of `dtype`
+    (default: x's)."""
     graph = get_default_graph()
-    attrs = {"dtype": x.dtype, "seed": op_seed(graph, seed), "minval": 0.0, "maxval": 1.0}
-    out_type = TensorType(x.dtype, x.shape)
+    dtype = dtype or x.dtype
+    attrs = {"dtype": dtype, "seed": op_seed(graph, seed), "minval": 0.0, "maxval": 1.0}
+    out_type = TensorType(dtype, x.shape)
     op = graph.create_op("random_uniform_like", (x,), attrs, name="random_uniform", output_types=[out_type])
     return op.outputs[0]
 
@@ -124,12 +126,15 @@ def dropout(x: Any, keep_prob: Any = None, noise_shape: Sequence[int] | None = N
                                  where=user_location())
             if keep == 1.0:
                 return x
+        # float16's mask is drawn in float32 (the random ops draw float32 or float64: ir/ops/random.py)
+        draw = float32 if x.dtype == float16 else x.dtype
         if noise_shape is None:
-            uniform = _uniform_like(x, seed)
+            uniform = _uniform_like(x, seed, draw)
         else:
-            uniform = random_uniform(_static_shape(noise_shape, op), dtype=x.dtype, seed=seed)
+            uniform = random_uniform(_static_shape(noise_shape, op), dtype=draw, seed=seed)
         keep_tensor = convert_to_tensor(keep, dtype=x.dtype)
-        return x / keep_tensor * cast(less(uniform, keep_tensor), x.dtype)
+        kept = less(uniform, keep_tensor if draw == x.dtype else cast(keep_tensor, draw))
+        return x / keep_tensor * cast(kept, x.dtype)
 
 
 # Acklam's rational approximation of the normal quantile: relative error below 1.15e-9 over (0, 1)

@@ -24,8 +24,12 @@ from .types import (
     float16,
     float32,
     float64,
+    int8,
+    int16,
     int32,
     int64,
+    uint8,
+    uint16,
 )
 from .verifier import verify
 
@@ -34,4 +38,5 @@ __all__ = [
     "Interpreter", "Module", "NUMERIC", "Op", "OpResult", "Operation", "ParseError", "Region", "TensorType",
     "SymbolRef", "Value", "VerifyError", "as_dtype", "bool_", "evaluate", "float16", "float32", "float64", "int32", "int64",
     "parse_function", "parse_module", "print_function", "print_module", "registry", "verify",
+    "int8", "int16", "uint8", "uint16",
 ]

@@ -33,12 +33,43 @@ class DType:
         return self.kind == "int"
 
     @property
+    def is_unsigned(self) -> bool:
+        """uint8 and uint16: compared, divided, widened and converted to float as unsigned numbers."""
+        return self.np.kind == "u"
+
+    @property
     def is_bool(self) -> bool:
         return self.kind == "bool"
 
     @property
     def itemsize(self) -> int:
         return self.np.itemsize
+
+    # TF1's names for the same facts (tf.uint8.max, dtype.is_floating, dtype.as_numpy_dtype).
+    @property
+    def is_integer(self) -> bool:
+        return self.is_int
+
+    @property
+    def is_floating(self) -> bool:
+        return self.is_float
+
+    @property
+    def as_numpy_dtype(self) -> type:
+        return self.np.type
+
+    @property
+    def min(self) -> int | float | bool:
+        """The least value of the dtype: 0 for uint8, -128 for int8, the most negative finite float."""
+        if self.is_bool:
+            return False
+        return int(np.iinfo(self.np).min) if self.is_int else float(np.finfo(self.np).min)
+
+    @property
+    def max(self) -> int | float | bool:
+        if self.is_bool:
+            return True
+        return int(np.iinfo(self.np).max) if self.is_int else float(np.finfo(self.np).max)
 
     def __repr__(self) -> str:
         return f"fc.{self.name}"
@@ -56,10 +87,19 @@ float64 = DType("float64", "f64", "float")
 int32 = DType("int32", "i32", "int")
 int64 = DType("int64", "i64", "int")
 bool_ = DType("bool", "bool", "bool")
+# The small integers of TF1 (images come as uint8): arithmetic wraps modulo 2**bits as numpy's and
+# TF's; the unsigned two compare, divide and convert as unsigned numbers (DType.is_unsigned).
+int8 = DType("int8", "i8", "int")
+int16 = DType("int16", "i16", "int")
+uint8 = DType("uint8", "u8", "int")
+uint16 = DType("uint16", "u16", "int")
 
-DTYPES: tuple[DType, ...] = (float16, float32, float64, int32, int64, bool_)
+DTYPES: tuple[DType, ...] = (float16, float32, float64, int8, int16, int32, int64, uint8, uint16, bool_)
 FLOATS: tuple[DType, ...] = (float16, float32, float64)
-INTS: tuple[DType, ...] = (int32, int64)
+INTS: tuple[DType, ...] = (int8, int16, int32, int64, uint8, uint16)
+INT_NAMES = ", ".join(d.name for d in INTS)  # for messages: what an index may be
+SMALL_INTS: tuple[DType, ...] = (int8, int16, uint8, uint16)
+INDEX_DTYPES: tuple[DType, ...] = (int32, int64)  # what sizes and argmax's positions come in (TF1's out_type)
 NUMERIC: tuple[DType, ...] = FLOATS + INTS
 # TF1's names too: "float" is float32 and "double" float64 in TensorFlow (numpy reads "float" as float64).
 _BY_NAME = {d.name: d for d in DTYPES} | {d.short: d for d in DTYPES} | {"float": float32, "double": float64,

@@ -20,6 +20,7 @@ from .licm import LICM
 from .manager import FixedPoint, Pass, PassManager, PassReport
 from .schedule_gpu import GpuSchedule
 from .simplify import Simplify
+from .widen_half_products import WidenHalfProducts
 
 
 def default_pipeline(fast_math: bool = False) -> list[Pass]:
@@ -47,6 +48,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "mark-host-driven": lambda fast_math: MarkHostDriven(),
     "schedule-gpu": lambda fast_math: GpuSchedule(),  # the gpu target's last pass, for IR tests
     "place-collectives": lambda fast_math: PlaceCollectives(),  # the CPU target's, after fusion
+    "widen-half-products": lambda fast_math: WidenHalfProducts(),  # the CPU target's, before fusion
 }
 
 

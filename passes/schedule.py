@@ -54,6 +54,7 @@ from flowc.ir.ops.fusion import PARAMETERS, SCHEDULES, DimTies
 from flowc.ir.ops.kernel_space import (accumulated_update, dot_applies, reads_rows, reduction_space, steps_along,
                                       value_levels)
 from flowc.ir.ops.reduction import ArgReduction
+from flowc.ir.types import DType
 
 from .manager import Pass
 
@@ -105,6 +106,16 @@ def choose_schedule(op: Operation, target: TargetInfo, ties: DimTies | None = No
     return {"schedule": op.kind}
 
 
+# The bytes of an element as the CPU computes it, where they differ from the dtype's own: float16 is
+# computed as float32 (Note [float16 on the CPU] in codegen/llvm/types.py, whose COMPUTE table says so).
+COMPUTE_BYTES = {"float16": 4}
+
+
+def compute_bytes(dtype: DType) -> int:
+    """What one element fills of the vector registers and stack rows."""
+    return COMPUTE_BYTES.get(dtype.name, dtype.itemsize)
+
+
 # -- reductions -----------------------------------------------------------------------------
 
 def _reduction_schedule(op: Operation, target: TargetInfo, ties: DimTies | None) -> dict[str, object]:
@@ -142,17 +153,15 @@ def row_blocks_apply(op: Operation, target: TargetInfo) -> bool:
     """Vector rows of at most L = target.f32_lanes points with a transcendental (a cheap row costs
     less than the gathers and scatters: a gradient kernel of products and sums is faster as vector
     rows), one kept axis (so a block's rows are evenly spaced in every
-    buffer), the arguments' trailing dims known, no value a float16 (moved as stored)."""
+    buffer), the arguments' trailing dims known."""
     if not vector_rows_apply(op):
         return False
     space = reduction_space(op)
     block = op.regions[0].entry
-    values = [*block.args, *(r for o in block.ops for r in o.results)]
     points = math.prod(space.full.type.shape[a] for a in space.reduced)
     return (any(o.transcendental for o in block.ops)  # a row's chain worth the gathers and scatters
             and len(space.kept) == 1 and points <= target.f32_lanes
-            and all(None not in a.type.shape[1:] for a in block.args)
-            and all(v.type.dtype.name != "float16" for v in values))
+            and all(None not in a.type.shape[1:] for a in block.args))
 
 
 def column_applies(op: Operation) -> bool:
@@ -194,7 +203,7 @@ def kept_row(op: Operation, ties: DimTies) -> int | None:
     value = last.operands[0]
     space = reduction_space(op)
     sizes = [space.full.type.shape[a] for a in space.reduced]
-    if None in sizes or math.prod(sizes) * value.type.dtype.itemsize > ROW_BYTES:
+    if None in sizes or math.prod(sizes) * compute_bytes(value.type.dtype) > ROW_BYTES:
         return None
     if not isinstance(value, OpResult) or not _costly(value):
         return None
@@ -265,7 +274,7 @@ def narrow_tiles(matmul: Operation, target: TargetInfo) -> dict[str, object]:
       many rows as make VECTOR_CHAINS independent fma chains.
     """
     n = matmul.result.type.shape[-1]
-    itemsize = matmul.result.type.dtype.itemsize
+    itemsize = compute_bytes(matmul.result.type.dtype)
     lanes = target.vector_bytes // itemsize
     if matmul.transpose_a:
         return {"tiling": "columns", "tile": (lanes, min(n, target.accumulators), 1)}
@@ -287,7 +296,7 @@ def may_split(matmul: Operation, lanes: int) -> bool:
     """Whether the split rule ("split_k") can hold for some thread count, as far as m and k are
     known: two slices of whole vectors of k, their partials within PARTIAL_BYTES, 2 m <= k."""
     m, k = matmul.result.type.shape[0], matmul.operands[0].type.shape[1]
-    n, itemsize = matmul.result.type.shape[-1], matmul.result.type.dtype.itemsize
+    n, itemsize = matmul.result.type.shape[-1], compute_bytes(matmul.result.type.dtype)
     if k is not None and -(-k // lanes) < 2:
         return False
     if m is not None and 2 * m * n * itemsize > PARTIAL_BYTES:
@@ -305,7 +314,7 @@ def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
     update = {"accumulate": True} if floats and accumulated_update(op) is not None else {}
     if is_narrow(matmul):
         tiles = narrow_tiles(matmul, target)
-        lanes = target.vector_bytes // matmul.result.type.dtype.itemsize
+        lanes = target.vector_bytes // compute_bytes(matmul.result.type.dtype)
         if splits_k(matmul) and may_split(matmul, lanes):
             return {"schedule": "split_k", **tiles, "partial_bytes": PARTIAL_BYTES, **update}
         return {"schedule": "narrow", **tiles, **update}

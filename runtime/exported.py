@@ -124,7 +124,13 @@ def _as_input(value: Any, spec: tuple[str, np.dtype, tuple]) -> np.ndarray:
     name, dtype, dims = spec
     array = np.asarray(value)
     if array.dtype != dtype and np.can_cast(array.dtype, dtype, "same_kind"):
-        array = array.astype(dtype)
+        with np.errstate(over="ignore"):
+            converted = array.astype(dtype)
+        if dtype.kind == "f" and array.dtype.kind in "fiu" and (np.isinf(converted) & np.isfinite(array)).any():
+            # as a Session's feeds (Note [feeds past a float's range] in compiler/feeds.py)
+            raise FeedError(f"input {name!r} must be {dtype.name}, got {array.dtype.name} values past "
+                            f"{dtype.name}'s range (largest {np.finfo(dtype).max}), which would become inf")
+        array = converted
     if array.dtype != dtype or array.ndim != len(dims):
         raise FeedError(f"input {name!r} must be {dtype.name} of rank {len(dims)} "
                         f"(dims {list(dims)}), got {array.dtype.name} of shape {list(array.shape)}")

@@ -47,6 +47,7 @@ from flowc.ir.errors import FlowcError
 from flowc.ir.shapes import Shapes, check_no_hidden_broadcast, propagate_shapes
 
 TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+TORCH_DTYPES += ("uint16",)  # torch >= 2.3: storage, copies and DLPack, which is all the gpu runtime asks of it
 
 
 def device_name() -> str:

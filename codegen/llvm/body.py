@@ -9,7 +9,7 @@ from llvmlite import ir as ll
 from flowc.ir import BlockArgument, Value
 
 from .elementwise import LLVM_EMITTERS
-from .types import compute_type, constant_of
+from .types import compute_type, constant_of, rounded
 
 # Ops that only re-index: at a point of the iteration space they are their operand.
 PASS_THROUGH = ("broadcast_to",)
@@ -60,4 +60,5 @@ class Body:
         operands = [self.env[v] for v in op.operands]
         if op.name in PASS_THROUGH:
             return operands[0]
-        return LLVM_EMITTERS[op.name](self.b, op, operands)
+        # A float16 result rounded to half before anything reads it (Note [float16 on the CPU])
+        return rounded(self.b, LLVM_EMITTERS[op.name](self.b, op, operands), value.type.dtype)

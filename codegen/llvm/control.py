@@ -30,7 +30,7 @@ from flowc.ir import Block, Operation, Value
 
 from .kernel import emit_dim, product
 from .program import DimTable, Program, StoragePlan
-from .types import I1, I8, I64, PTR, storage_type
+from .types import I1, I8, I64, PTR, as_index, storage_type
 
 
 class EntryEmitter(Protocol):
@@ -135,8 +135,7 @@ def emit_row_read(emitter: EntryEmitter, op: Operation, number: int) -> None:
     params, indices = (op.operands[v.index] for v in gather.operands)  # type: ignore[union-attr]
     index_pointer = b.bitcast(emitter.buffer(indices), storage_type(indices.type.dtype).as_pointer())
     index = b.load(index_pointer)
-    if indices.type.dtype.itemsize < 8:
-        index = b.sext(index, I64)
+    index = as_index(b, index, indices.type.dtype)
     limit = emit_dim(b, emitter.dims, emitter.dims_pointer, params, 0)
     bad = b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit))
     with b.if_else(bad, likely=False) as (failed, good):

@@ -2,7 +2,8 @@
 
 All exact. floor, ceil and round are LLVM's intrinsics (one vector instruction on x86 with SSE4.1
 and on AArch64); integer division never traps: a divisor of 0 or -1 is replaced by 1 before the
-sdiv, and the result for those lanes is selected afterwards (x // 0 = 0, x // -1 = -x wrapping).
+sdiv, and the result for those lanes is selected afterwards (x // 0 = 0, x // -1 = -x wrapping);
+uint8 and uint16 divide by udiv and urem, already floor division, with 0 for a divisor of 0.
 Float floordiv and floormod follow numpy's divmod step for step, so NaN, inf and signed zeros match
 the reference; frem is C's fmod.
 """
@@ -16,7 +17,7 @@ from llvmlite import ir as ll
 from flowc.ir import Operation
 from flowc.ir.types import DType
 
-from .types import constant_of, declared
+from .types import compare_ints, constant_of, declared
 
 Emitter = Callable[[ll.IRBuilder, Operation, list[ll.Value]], ll.Value]
 MATH_OP_EMITTERS: dict[str, Emitter] = {}  # elementwise.py adds them to LLVM_EMITTERS
@@ -56,7 +57,9 @@ def emit_sign(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Va
     if operand_dtype(op).is_float:  # +-0 and NaN are themselves; sign(-0.0) = 0 as numpy (and TF)
         signed = b.select(b.fcmp_ordered(">", x, zero), one, b.select(b.fcmp_ordered("<", x, zero), minus_one, x))
         return b.select(b.fcmp_ordered("==", x, zero), zero, signed)
-    return b.select(b.icmp_signed(">", x, zero), one, b.select(b.icmp_signed("<", x, zero), minus_one, zero))
+    dtype = operand_dtype(op)
+    below = compare_ints(b, "<", x, zero, dtype)  # never for uint8 and uint16
+    return b.select(compare_ints(b, ">", x, zero, dtype), one, b.select(below, minus_one, zero))
 
 
 def _int_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll.Value]:
@@ -75,6 +78,14 @@ def _int_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll
 
 def _copysign(b: ll.IRBuilder, magnitude: ll.Value, sign: ll.Value) -> ll.Value:
     return intrinsic(b, "llvm.copysign", magnitude, sign)
+
+
+def _unsigned_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll.Value]:
+    """(x // y, x % y) of uint8 or uint16: udiv and urem are already floor division; (0, 0) for y = 0."""
+    zero, one = constant_of(x.type, 0), constant_of(x.type, 1)
+    by_zero = b.icmp_unsigned("==", y, zero)
+    divisor = b.select(by_zero, one, y)
+    return (b.select(by_zero, zero, b.udiv(x, divisor)), b.select(by_zero, zero, b.urem(x, divisor)))
 
 
 def _float_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, ll.Value]:
@@ -96,6 +107,7 @@ def _float_divmod(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> tuple[ll.Value, 
 
 @emit("floordiv", "floormod")
 def emit_floor_division(b: ll.IRBuilder, op: Operation, operands: list[ll.Value]) -> ll.Value:
-    divmod_ = _float_divmod if operand_dtype(op).is_float else _int_divmod
+    dtype = operand_dtype(op)
+    divmod_ = _float_divmod if dtype.is_float else _unsigned_divmod if dtype.is_unsigned else _int_divmod
     quotient, remainder = divmod_(b, *operands)
     return quotient if op.name == "floordiv" else remainder

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llvmlite import ir as ll
 
-from .types import I8, I32, I64, constant_of, declared, storage_type
+from .types import I32, I64, constant_of, declared, from_storage, storage_type, to_storage
 
 
 def all_lanes(lanes: int) -> ll.Constant:
@@ -40,7 +40,15 @@ def _bytes(item: ll.Type) -> int:
 
 def _vector_name(vector: ll.VectorType) -> str:
     element = str(vector.element)
-    return f"v{vector.count}{'f32' if element == 'float' else 'f64' if element == 'double' else element}"
+    names = {"half": "f16", "float": "f32", "double": "f64"}
+    return f"v{vector.count}{names.get(element, element)}"
+
+
+def load_vector(b: ll.IRBuilder, first: ll.Value, dtype, lanes: int) -> ll.Value:  # type: ignore[no-untyped-def]
+    """`lanes` consecutive elements from `first` (a pointer to dtype's storage) as one vector of the
+    compute type (a float16 vector widened to float)."""
+    vector = ll.VectorType(storage_type(dtype), lanes)
+    return from_storage(b, b.load(b.bitcast(first, vector.as_pointer()), align=dtype.itemsize), dtype)
 
 
 def gather(b: ll.IRBuilder, base: ll.Value, offsets: list[int], dtype, mask: ll.Value) -> ll.Value:  # type: ignore[no-untyped-def]
@@ -52,7 +60,7 @@ def gather(b: ll.IRBuilder, base: ll.Value, offsets: list[int], dtype, mask: ll.
     gather = declared(b.module, f"llvm.masked.gather.{_vector_name(vector)}.v{lanes}p0", vector,
                         [pointers.type, I32, mask.type, vector])
     value = b.call(gather, [pointers, ll.Constant(I32, dtype.itemsize), mask, constant_of(vector, 0)])
-    return _from_storage(b, value, dtype)
+    return from_storage(b, value, dtype)
 
 
 def masked_load(b: ll.IRBuilder, first: ll.Value, dtype, mask: ll.Value) -> ll.Value:  # type: ignore[no-untyped-def]
@@ -63,7 +71,7 @@ def masked_load(b: ll.IRBuilder, first: ll.Value, dtype, mask: ll.Value) -> ll.V
                       [vector.as_pointer(), I32, mask.type, vector])
     value = b.call(load, [b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize), mask,
                           constant_of(vector, 0)])
-    return _from_storage(b, value, dtype)
+    return from_storage(b, value, dtype)
 
 
 def masked_store(b: ll.IRBuilder, value: ll.Value, first: ll.Value, dtype, mask: ll.Value) -> None:  # type: ignore[no-untyped-def]
@@ -72,19 +80,8 @@ def masked_store(b: ll.IRBuilder, value: ll.Value, first: ll.Value, dtype, mask:
     vector = ll.VectorType(item, mask.type.count)
     store = declared(b.module, f"llvm.masked.store.{_vector_name(vector)}.p0", ll.VoidType(),
                        [vector, vector.as_pointer(), I32, mask.type])
-    b.call(store, [_to_storage(b, value, dtype), b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize),
+    b.call(store, [to_storage(b, value, dtype), b.bitcast(first, vector.as_pointer()), ll.Constant(I32, dtype.itemsize),
                    mask])
-
-
-def _from_storage(b: ll.IRBuilder, value: ll.Value, dtype) -> ll.Value:  # type: ignore[no-untyped-def]
-    """A vector as loaded, in its compute type (bytes become i1 for bool, as load_value does)."""
-    if not dtype.is_bool:
-        return value
-    return b.icmp_unsigned("!=", value, ll.Constant(value.type, [ll.Constant(I8, 0)] * value.type.count))
-
-
-def _to_storage(b: ll.IRBuilder, value: ll.Value, dtype) -> ll.Value:  # type: ignore[no-untyped-def]
-    return b.zext(value, ll.VectorType(I8, value.type.count)) if dtype.is_bool else value
 
 
 def scatter(b: ll.IRBuilder, value: ll.Value, base: ll.Value, offsets: list[int], dtype,  # type: ignore[no-untyped-def]
@@ -96,4 +93,4 @@ def scatter(b: ll.IRBuilder, value: ll.Value, base: ll.Value, offsets: list[int]
     pointers = _addresses(b, b.bitcast(base, item.as_pointer()), offsets, item)
     scatter = declared(b.module, f"llvm.masked.scatter.{_vector_name(vector)}.v{lanes}p0", ll.VoidType(),
                          [vector, pointers.type, I32, mask.type])
-    b.call(scatter, [_to_storage(b, value, dtype), pointers, ll.Constant(I32, dtype.itemsize), mask])
+    b.call(scatter, [to_storage(b, value, dtype), pointers, ll.Constant(I32, dtype.itemsize), mask])

@@ -101,6 +101,15 @@ def fc_int_divmod(x, y):
     return quotient, tl.where(special, 0, remainder).to(x.dtype)
 ''')
 
+helper("fc_uint_divmod", '''
+@triton.jit
+def fc_uint_divmod(x, y):
+    """(x // y, x % y) of uint8 or uint16: C's division is already floor division; (0, 0) for y = 0."""
+    x, y = tl.broadcast(x, y)
+    divisor = tl.where(y == 0, 1, y).to(x.dtype)
+    return tl.where(y == 0, 0, x // divisor).to(x.dtype), tl.where(y == 0, 0, x % divisor).to(x.dtype)
+''')
+
 helper("fc_div", '''
 @triton.jit
 def fc_div(a, b):

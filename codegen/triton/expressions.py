@@ -27,6 +27,7 @@ EXPRESSIONS: dict[str, Expression] = {}
 TRITON_DTYPES = {"float16": "tl.float16", "bfloat16": "tl.bfloat16", "float32": "tl.float32",
                  "float64": "tl.float64", "int8": "tl.int8", "int16": "tl.int16", "int32": "tl.int32",
                  "int64": "tl.int64", "uint8": "tl.uint8", "bool": "tl.int1"}
+TRITON_DTYPES |= {"uint16": "tl.uint16"}
 
 
 def triton_dtype(dtype: DType) -> str:
@@ -141,6 +142,8 @@ def _floor_division(part: int) -> Expression:
     def text(op: Operation, xs: Sequence[str]) -> str:
         x, y = xs
         dtype = _operand_dtype(op)
+        if dtype.is_unsigned:
+            return f"fc_uint_divmod({x}, {y})[{part}]"
         if not dtype.is_float:
             return f"fc_int_divmod({x}, {y})[{part}]"
         return f"fc_float_divmod({x}, {y}, {_fmod(x, y, str(dtype))}, fc_div({x}, {y}))[{part}]"
@@ -168,6 +171,8 @@ def _cast(op: Operation, xs: Sequence[str]) -> str:
         return f"({x} != 0)"
     if source.is_bool:
         return f"tl.where({x}, 1, 0).to({triton_dtype(target)})"
+    if source.is_float and target.is_int and target.itemsize < 4:  # Note [float to small integers]
+        return f"{x}.to(tl.int32).to({triton_dtype(target)})"
     return f"{x}.to({triton_dtype(target)})"
 
 

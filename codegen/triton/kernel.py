@@ -303,6 +303,7 @@ def _import_file(path: str, name: str, interpret: bool) -> Any:
 
 POINTER_TYPES = {"float16": "*fp16", "bfloat16": "*bf16", "float32": "*fp32", "float64": "*fp64",
                  "int8": "*i8", "int16": "*i16", "int32": "*i32", "int64": "*i64", "uint8": "*u8", "bool": "*i1"}
+POINTER_TYPES |= {"uint16": "*u16"}
 EXTENT_TYPE = "i32"  # what the JIT makes of a size below 2**31; PTX built for that case
 
 

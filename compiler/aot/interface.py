@@ -13,7 +13,9 @@ from flowc.ir.errors import FlowcError
 from .dims import DimsPlan
 
 # bool: one byte, 0 or 1
-C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t", "bool": "uint8_t"}
+C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t", "bool": "uint8_t",
+           "float16": "uint16_t"}  # float16: IEEE binary16 bits (C has no portable half type; _Float16 is C23)
+C_TYPES |= {"int8": "int8_t", "int16": "int16_t", "uint8": "uint8_t", "uint16": "uint16_t"}
 ERROR_CODES = (  # (suffix, value, meaning): the header's NAME_ERROR_* defines
     ("DIMS", 1, "an input dim does not fit the function (a static dim, or two dims that must be equal)"),
     ("INDEX", 2, "an index out of range at run time (a gather index, an integer slice)"),

@@ -26,7 +26,7 @@ from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.mpi import calls_mpi
 from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
                                         host_vector_bytes, plan_program)
-from flowc.codegen.llvm.support import check_no_float16, check_supported
+from flowc.codegen.llvm.support import check_float16, check_supported
 from flowc.ir import Module
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
@@ -38,6 +38,7 @@ from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
 from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule
+from flowc.passes.widen_half_products import WidenHalfProducts
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 from flowc.runtime.build import mpi_library
 
@@ -67,7 +68,7 @@ class CheckSupported(Pass):
 
     def run(self, module: Module) -> bool:
         check_supported(module)
-        check_no_float16(module)
+        check_float16(module)
         return False
 
 
@@ -79,6 +80,7 @@ class CpuTarget(Target):
             CheckSupported(),      # first: an op without CPU code is a clear error before any work
             Inline(),              # calls become their callee's ops, fused with the caller's (passes/inline.py)
             LICM(),                # after Inline: a callee's invariant code leaves the loop too (passes/licm.py)
+            WidenHalfProducts(),   # a wide float16 product as sgemm of float32 copies (passes/widen_half_products.py)
             _fuse(options),        # ops into loop, reduction and matmul kernels
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own

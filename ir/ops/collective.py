@@ -33,7 +33,10 @@ import numpy as np
 
 from ..errors import FlowcError, FlowcTypeError
 from ..op import Op
-from ..types import NUMERIC, DType, TensorType
+from ..types import FLOATS, INDEX_DTYPES, DType, TensorType
+
+# What flowc_mpi.c's enum names (codegen/llvm/kernels/collective.py): no small integers.
+COLLECTIVE_DTYPES = FLOATS + INDEX_DTYPES
 
 REDUCTIONS = ("sum", "max", "min")  # all_reduce's `reduction`; a mean is a sum the front end divides
 
@@ -93,7 +96,7 @@ class AllReduce(Op):
     name = "all_reduce"
     attrs = {"reduction": str}
     num_operands = 1
-    dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+    dtypes: ClassVar[tuple[DType, ...]] = COLLECTIVE_DTYPES
     pure = False  # Note [collectives are ordered effects]
     foldable = False
 
@@ -122,7 +125,7 @@ class AllReduceStart(Op):
     name = "all_reduce_start"
     attrs = {"reduction": str}
     num_operands = 1
-    dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+    dtypes: ClassVar[tuple[DType, ...]] = COLLECTIVE_DTYPES
     pure = False  # Note [collectives are ordered effects]
     foldable = False
     differentiable = False  # built after the gradients (compiler/distribute/optimizer.py), never through

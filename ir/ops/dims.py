@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError, IndexOutOfRange, RuntimeShapeError
 from ..op import Op
-from ..types import DTYPES, INTS, NUMERIC, Dim, DType, TensorType, int32, int64
+from ..types import DTYPES, INDEX_DTYPES, INT_NAMES, INTS, NUMERIC, Dim, DType, TensorType, int32, int64
 
 
 class ShapeOf(Op):
@@ -35,7 +35,7 @@ class ShapeOf(Op):
     differentiable = False  # a size has no gradient
 
     def infer_type(self, x: TensorType) -> TensorType:
-        if self.dtype not in INTS:
+        if self.dtype not in INDEX_DTYPES:
             raise FlowcTypeError(f"dtype must be int32 or int64, got {self.dtype.name}", op=self.name)
         return TensorType(self.dtype, (x.rank,))
 
@@ -211,7 +211,7 @@ class GatherNd(Op):
     def infer_type(self, params: TensorType, indices: TensorType) -> TensorType:
         self.check_dtype(params, "params")
         if indices.dtype not in INTS:
-            raise FlowcTypeError(f"indices must be int32 or int64, got {indices}", op=self.name)
+            raise FlowcTypeError(f"indices must be integers ({INT_NAMES}), got {indices}", op=self.name)
         if indices.rank < 1 or indices.shape[-1] is None:
             raise FlowcTypeError(f"indices need a last dim of static size, got {indices}", op=self.name)
         depth = indices.shape[-1]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import FlowcError, FlowcTypeError, IndexOutOfRange
 from ..op import Op, normalize_axes, normalize_axis
-from ..types import DTYPES, INTS, NUMERIC, Dim, DType, TensorType, as_dtype, float32
+from ..types import DTYPES, INT_NAMES, INTS, NUMERIC, Dim, DType, TensorType, as_dtype, float32
 
 
 class Slice(Op):
@@ -101,7 +101,7 @@ class Gather(Op):
     def infer_type(self, params: TensorType, indices: TensorType) -> TensorType:
         self.check_dtype(params, "params")
         if indices.dtype not in INTS:
-            raise FlowcTypeError(f"indices must be int32 or int64, got {indices}", op=self.name)
+            raise FlowcTypeError(f"indices must be integers ({INT_NAMES}), got {indices}", op=self.name)
         axis = normalize_axis(self.name, self.axis, params.rank)
         return params.with_shape(params.shape[:axis] + indices.shape + params.shape[axis + 1 :])
 

@@ -8,7 +8,10 @@ import numpy as np
 
 from ..errors import FlowcTypeError, RuntimeShapeError
 from ..op import Op, broadcast_shapes, check_broadcast
-from ..types import NUMERIC, Dim, DType, Shape, TensorType
+from ..types import FLOATS, INDEX_DTYPES, Dim, DType, Shape, TensorType
+
+# TF1's MatMul: floats, int32 and int64; int8, int16, uint8 and uint16 are refused by the type rule.
+MATMUL_DTYPES = FLOATS + INDEX_DTYPES
 
 
 def matrix_dims(shape: Shape, transpose: bool) -> tuple[Dim, Dim]:
@@ -28,7 +31,7 @@ class MatMul(Op):
     attrs = {"transpose_a": bool, "transpose_b": bool}
     defaults = {"transpose_a": False, "transpose_b": False}
     num_operands = 2
-    dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+    dtypes: ClassVar[tuple[DType, ...]] = MATMUL_DTYPES
 
     def infer_type(self, a: TensorType, b: TensorType) -> TensorType:
         self.check_dtype(a, "a")

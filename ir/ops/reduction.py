@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError, RuntimeShapeError
 from ..op import Op, normalize_axes, normalize_axis, reduced_type
-from ..types import FLOATS, INTS, NUMERIC, DType, TensorType, as_dtype, bool_, int64
+from ..types import FLOATS, INDEX_DTYPES, NUMERIC, DType, TensorType, as_dtype, bool_, int64
 
 
 class Reduction(Op):
@@ -166,7 +166,7 @@ class ArgReduction(Op):
 
     def infer_type(self, x: TensorType) -> TensorType:
         self.check_dtype(x)
-        if self.dtype not in INTS:
+        if self.dtype not in INDEX_DTYPES:
             raise FlowcTypeError(f"index dtype must be int32 or int64, got {self.dtype.name}", op=self.name)
         axis = normalize_axis(self.name, self.axis, x.rank)
         if x.shape[axis] == 0:

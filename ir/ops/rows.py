@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError, IndexOutOfRange, RuntimeShapeError
 from ..op import Op
-from ..types import DTYPES, INTS, DType, TensorType
+from ..types import DTYPES, INT_NAMES, INTS, DType, TensorType
 
 
 def check_buffer(op: str, buffer: TensorType) -> None:
@@ -29,7 +29,7 @@ def check_buffer(op: str, buffer: TensorType) -> None:
 
 def check_index_type(op: str, index: TensorType) -> None:
     if index.dtype not in INTS or index.rank != 0:
-        raise FlowcTypeError(f"the row index must be a scalar int32 or int64, got {index}", op=op)
+        raise FlowcTypeError(f"the row index must be a scalar integer ({INT_NAMES}), got {index}", op=op)
 
 
 def check_row(op: str, index: np.ndarray, rows: int) -> int:
@@ -95,7 +95,7 @@ class FillRows(Op):
 
     def infer_type(self, count: TensorType, row: TensorType) -> TensorType:
         if count.dtype not in INTS or count.rank != 0:
-            raise FlowcTypeError(f"the count must be a scalar int32 or int64, got {count}", op=self.name)
+            raise FlowcTypeError(f"the count must be a scalar integer ({INT_NAMES}), got {count}", op=self.name)
         self.check_dtype(row, "row")
         return row.with_shape((None, *row.shape))
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import FlowcTypeError
 from ..op import Op
-from ..types import TensorType, as_dtype
+from ..types import INTS, TensorType, as_dtype
 
 
 class Constant(Op):
@@ -23,8 +23,8 @@ class Constant(Op):
         value = np.asarray(attributes["value"])
         if value.dtype.kind in "c":
             raise FlowcTypeError(f"constants of dtype {value.dtype} are not supported", op=cls.name)
-        if value.dtype.kind in "iu" and value.dtype not in (np.int32, np.int64):
-            value = value.astype(np.int64)
+        if value.dtype.kind in "iu" and value.dtype not in [d.np for d in INTS]:
+            value = value.astype(np.int64)  # uint32 and uint64, which flowc has no dtype for
         as_dtype(value.dtype)  # rejects strings and objects with a FlowcError
         value = np.array(value, copy=True)
         value.flags.writeable = False  # shared by every op that folds from it

@@ -27,7 +27,8 @@ from flowc.ir.types import as_dtype
 from flowc.lowering import Lowered, Signature
 from flowc.options import CompileOptions
 
-FLOAT_TOL = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+FLOAT_TOL = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13),
+             np.float16: dict(rtol=2**-9, atol=2**-24)}  # 2 ulps of half (tests/codegen/half_check.py)
 SHAPES = [(), (1,), (17,), (0, 3), (3, 1), (5, 33), (2, 3, 9)]  # scalars, size-1, zero-size, odd widths
 
 
@@ -60,8 +61,10 @@ def both_targets(build, feeds: dict[str, np.ndarray]) -> None:  # type: ignore[n
 def sample(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     if dtype == "bool":
         return rng.random(shape) < 0.5
-    if dtype.startswith("int"):
-        return rng.integers(-50, 50, shape).astype(dtype)
+    if as_dtype(dtype).is_int:
+        info = np.iinfo(dtype)  # the small integers over their whole range, which wraps; the wide ones near 0
+        low, high = (info.min, info.max + 1) if info.bits < 32 else (-50, 50)
+        return rng.integers(low, high, shape).astype(dtype)
     return (rng.standard_normal(shape) * 3).astype(dtype)
 
 
@@ -76,8 +79,7 @@ def elementwise(arity: int) -> list[tuple[str, str]]:
     """(op name, dtype) of every registered elementwise op of `arity` operands, each dtype it takes:
     an op added to the registry is tested here the day it lands."""
     return [(op.name, dtype.name) for op in registry.elementwise()
-            if op.num_operands == arity and op.name not in OWN_TESTS for dtype in op.dtypes
-            if dtype.name != "float16"]  # the cpu target refuses float16 (tests/frontend/test_float16.py)
+            if op.num_operands == arity and op.name not in OWN_TESTS for dtype in op.dtypes]
 
 
 def unary_cases() -> list:
@@ -141,12 +143,12 @@ AXES = [None, 0, 1, -1, (0, 2)]  # of a [4, 37, 5] operand: None is every axis
 
 
 def reduction_cases() -> list:
-    """Every registered reduction (the is_reduction fact) in float32 and int64 where it takes them,
+    """Every registered reduction (the is_reduction fact) in float32, int64 and uint8 where it takes them,
     over each of AXES, with keepdims; an arg reduction over one axis at a time."""
     cases = []
     for name in sorted(registry.names_where(is_reduction=True)):
         op = registry.get(name)
-        dtypes = [d.name for d in op.dtypes if d.name in ("float32", "int64")]
+        dtypes = [d.name for d in op.dtypes if d.name in ("float32", "int64", "uint8")]
         if "axes" in op.attrs:
             cases += [pytest.param(name, dtype, axis, keepdims, id=f"{name}-{dtype}-{axis}-{keepdims}")
                       for dtype in dtypes for axis in AXES for keepdims in (False, True)]
@@ -270,7 +272,7 @@ def test_short_rows_in_blocks_give_the_bits_of_vector_rows(tmp_path, monkeypatch
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool", "uint8", "int16"])
 def test_short_rows_of_integers_and_bools(rng, dtype) -> None:
     """Integer sums wrap as numpy's do, bools are read as bytes; two trailing axes make one row of 12."""
     x = sample(rng, (5, 3, 4), dtype)
@@ -305,7 +307,7 @@ def test_column_reductions(rng, shape, dtype) -> None:
                          "weight": sample(rng, shape[:-1] + (1,), dtype), "scale": sample(rng, (), dtype)})
 
 
-@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "int16"])
 def test_column_reductions_of_integers(rng, dtype) -> None:
     both_targets(lambda x: [fc.reduce_sum(x * x, axis=0), fc.reduce_max(x, axis=0, keepdims=True) - x],
                  {"x": sample(rng, (9, 33), dtype)})
@@ -693,15 +695,15 @@ def test_dump_shows_the_fused_kernels_and_the_memory_plan(tmp_path, monkeypatch,
     with fc.Session(graph=g) as sess:
         for batch in (2, 50):
             sess.run(y, {x: sample(rng, (batch, 64), "float32")})
-    (plan,) = tmp_path.glob("*/10-plan-memory.txt")
+    (plan,) = tmp_path.glob("*/11-plan-memory.txt")
     files = sorted(p.name for p in plan.parent.iterdir())
-    assert files == ["00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-fuse.ir", "05-materialize-results.ir",
-                     "06-separate-products.ir", "07-schedule.ir", "08-lift-constants.ir", "09-place-collectives.ir",
-                     "10-plan-memory.ir", "10-plan-memory.txt",
+    assert files == ["00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-widen-half-products.ir",
+                     "05-fuse.ir", "06-materialize-results.ir", "07-separate-products.ir", "08-schedule.ir",
+                     "09-lift-constants.ir", "10-place-collectives.ir", "11-plan-memory.ir", "11-plan-memory.txt",
                      "layouts.txt"]
-    fused = (plan.parent / "04-fuse.ir").read_text()
+    fused = (plan.parent / "05-fuse.ir").read_text()
     assert 'kind = "loop"' in fused and 'kind = "matmul"' in fused and 'kind = "reduction"' in fused
-    scheduled = (plan.parent / "07-schedule.ir").read_text()  # rows of 32: each one vector
+    scheduled = (plan.parent / "08-schedule.ir").read_text()  # rows of 32: each one vector
     assert 'schedule = "loop"' in scheduled and 'schedule = "blas"' in scheduled
     assert 'schedule = "vector_rows"' in scheduled
     text = plan.read_text()

@@ -53,12 +53,12 @@ def run(target: str, dtype: str, strides: int, padding: str, gradients: bool, ba
 
 
 def top_level_kernels(dump) -> list[str]:  # type: ignore[no-untyped-def]
-    (fused,) = [f for f in dump.glob("*/04-fuse.ir") if "extract_patches" in f.read_text()]  # not the init's
+    (fused,) = [f for f in dump.glob("*/05-fuse.ir") if "extract_patches" in f.read_text()]  # not the init's
     return re.findall(r'^  %\S+ = fusion .*\{kind = "(\w+)"', fused.read_text(), re.MULTILINE)
 
 
 def epilogue_of_the_product(dump) -> list[str]:  # type: ignore[no-untyped-def]
-    (fused,) = [f for f in dump.glob("*/04-fuse.ir") if "extract_patches" in f.read_text()]
+    (fused,) = [f for f in dump.glob("*/05-fuse.ir") if "extract_patches" in f.read_text()]
     kernel = fused.read_text().split('{kind = "matmul"}')[1].split("yield")[0]
     return re.findall(r"= (\w+) ", kernel)
 

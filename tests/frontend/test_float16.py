@@ -1,5 +1,6 @@
 """float16 (fc.float16, fc.half) through the front end on target 'reference': placeholders, constants,
-casts, Variables, feeds, gradients; and the CPU target's refusal of it (codegen/llvm/support.py)."""
+casts, Variables, feeds, gradients; the cpu target computing it too (tests/codegen/test_float16_native.py
+has its differential tests)."""
 
 from __future__ import annotations
 
@@ -127,17 +128,38 @@ def test_gradients_of_half_against_float64_central_differences(name, build, nume
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=2e-2, atol=5e-3)
 
 
-def test_cpu_target_refuses_half_naming_the_op() -> None:
-    fc.reset_default_graph()
-    x = fc.placeholder(fc.float16, [3], name="x")
-    y = fc.exp(x)
-    with pytest.raises(UnsupportedOpError, match="cpu target does not compile float16"):
-        run(y, {x: np.ones(3, np.float16)}, target="cpu")
-
-
-def test_cpu_target_refuses_a_cast_to_half() -> None:
+@pytest.mark.parametrize("target", ["cpu", "reference"])
+def test_exp_and_casts_of_half_run_on_the_native_targets(target: str) -> None:
+    """The cpu target once refused float16 (an UnsupportedOpError naming the op); it computes it now, as
+    the reference does: a cast to half and back, and exp of half (within an ulp of half: both round a
+    float exp to half, tests/codegen/half_check.py)."""
     fc.reset_default_graph()
     x = fc.placeholder(fc.float32, [3], name="x")
-    y = fc.cast(fc.cast(x, fc.float16), fc.float32)
-    with pytest.raises(UnsupportedOpError, match="cast"):
-        run(y, {x: np.ones(3, np.float32)}, target="cpu")
+    h = fc.cast(x, fc.float16)
+    y = [fc.cast(h, fc.float32), fc.exp(h)]
+    data = np.array([1 / 3, 70000.0, -2.0], np.float32)
+    back, exp = run(y, {x: data}, target=target)
+    with np.errstate(over="ignore"):
+        halves = data.astype(np.float16)
+    np.testing.assert_array_equal(back, halves.astype(np.float32))
+    assert exp.dtype == np.float16
+    np.testing.assert_allclose(exp.astype(np.float64), np.exp(halves.astype(np.float64)), rtol=2**-10)
+
+
+def test_a_feed_past_half_range_is_refused_naming_the_placeholder() -> None:
+    """Note [feeds past a float's range] in compiler/feeds.py: 70000 would become inf silently."""
+    fc.reset_default_graph()
+    x = fc.placeholder(fc.float16, [None], name="activations")
+    with pytest.raises(FeedError, match=r"activations.*\[1\] = 70000.0 is past float16's range"):
+        run(x * 1.0, {x: np.array([1.0, 70000.0])})
+    with pytest.raises(FeedError, match="activations.*= 65520 is past"):
+        run(x * 1.0, {x: np.array([3, 65520], np.int64)})
+    got = run(x * 1.0, {x: np.array([np.inf, -np.inf, np.nan, 65519.0, -65504.0])})  # fed as inf: kept
+    np.testing.assert_array_equal(got, np.array([np.inf, -np.inf, np.nan, 65504, -65504], np.float16))
+
+
+def test_a_float64_feed_past_float32_range_is_refused() -> None:
+    fc.reset_default_graph()
+    x = fc.placeholder(fc.float32, [2], name="x")
+    with pytest.raises(FeedError, match="past float32's range"):
+        run(x * 1.0, {x: np.array([1e39, 0.0])})

@@ -48,8 +48,8 @@ def test_the_targets_are_registered_targets() -> None:
         "check-supported-gpu", "inline", "licm", "fuse", "materialize-results", "check-gpu-kernels", "schedule-gpu",
         "check-gpu-kernels"]
     assert [p.name for p in target_named("cpu").passes(CompileOptions())] == [
-        "check-supported", "inline", "licm", "fuse", "materialize-results", "separate-products", "schedule", "lift-constants",
-        "place-collectives", "plan-memory"]
+        "check-supported", "inline", "licm", "widen-half-products", "fuse", "materialize-results", "separate-products",
+        "schedule", "lift-constants", "place-collectives", "plan-memory"]
     assert target_named("reference").passes(CompileOptions()) == []
 
 
@@ -92,12 +92,13 @@ def test_dump_shows_every_cpu_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: pa
     shared, cpu = sorted(tmp_path.iterdir())[2:]
     assert (shared / "01-autodiff.ir").exists()
     assert sorted(p.name for p in cpu.iterdir()) == [
-        "00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-fuse.ir", "05-materialize-results.ir", "06-separate-products.ir", "07-schedule.ir", "08-lift-constants.ir",
-        "09-place-collectives.ir", "10-plan-memory.ir", "10-plan-memory.txt", "layouts.txt"]
-    separated = (cpu / "06-separate-products.ir").read_text()
+        "00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-widen-half-products.ir", "05-fuse.ir",
+        "06-materialize-results.ir", "07-separate-products.ir", "08-schedule.ir", "09-lift-constants.ir",
+        "10-place-collectives.ir", "11-plan-memory.ir", "11-plan-memory.txt", "layouts.txt"]
+    separated = (cpu / "07-separate-products.ir").read_text()
     # Results: y, the assign's own value, then w's update, which may take the old w's buffer (argument 1).
     assert "donate = [[2, 1]]" in separated
-    plan = (cpu / "10-plan-memory.txt").read_text()
+    plan = (cpu / "11-plan-memory.txt").read_text()
     assert "written in place of arg 1" in plan  # the update is written into the variable's own buffer
 
 

@@ -33,18 +33,20 @@ from flowc.ir import (
     evaluate,
     float32,
     float64,
+    int8,
     int32,
     int64,
     print_module,
     registry,
+    uint8,
     verify,
 )
 from flowc.ir.ops.control import build_cond, build_while
 from flowc.passes import PassManager, optimize, passes_by_name
 
-DTYPES = (float32, float64, int32, int64, bool_)
+DTYPES = (float32, float64, int32, int64, bool_, int8, uint8)  # int8 and uint8 wrap; uint8 compares unsigned
 FLOATS = (float32, float64)
-NUMERIC = (float32, float64, int32, int64)
+NUMERIC = (float32, float64, int32, int64, int8, uint8)
 DIMS = st.sampled_from([2, 1, 3, 0])
 SPECIAL_FLOATS = (0.0, -0.0, 1.0, -1.0, 0.5, np.inf, -np.inf, np.nan, 1e30, -3.0)
 
@@ -129,7 +131,8 @@ class RandomFunction:
             number = {"zero": 0.0, "negative zero": -0.0, "one": 1.0}.get(kind)
             if number is None:
                 number = self.choice(SPECIAL_FLOATS) if dtype.is_float else self.choice([2, -1, 7, 2**31 - 1])
-            array = np.full(shape, number if dtype.is_float else int(number), dtype=dtype.np)
+            number = number if dtype.is_float else int(number) % 2 ** (8 * dtype.itemsize)  # wrapped, as numpy would
+            array = np.full(shape, number, dtype=dtype.np if dtype.is_float else np.uint64).astype(dtype.np)
         value = self.b.constant(np.asarray(array, dtype=dtype.np))
         self.pool.append(value)
         return value
@@ -252,7 +255,7 @@ class RandomFunction:
         return self.op("concat", [x, *others], axis=axis - x.type.rank if self.flag(0.3) else axis)
 
     def matmul(self, x: Value) -> Value | None:
-        if x.type.rank < 2 or x.type.dtype.is_bool:
+        if x.type.rank < 2 or x.type.dtype.is_bool or x.type.dtype.itemsize == 1:  # TF1's MatMul takes no int8
             return None
         transpose_a, transpose_b = self.flag(0.3), self.flag(0.3)
         inner = x.type.shape[-2] if transpose_a else x.type.shape[-1]
@@ -269,7 +272,8 @@ class RandomFunction:
         axis = self.integer(0, x.type.rank - 1)
         size = x.type.shape[axis]
         shape = tuple(self.dim() for _ in range(self.integer(0, 2))) if size else (0,)
-        indices = self.b.constant(self.rng.integers(0, max(size, 1), shape).astype(self.choice(["int32", "int64"])))
+        index_dtype = self.choice(["int32", "int64", "uint8"])  # every size drawn here fits uint8
+        indices = self.b.constant(self.rng.integers(0, max(size, 1), shape).astype(index_dtype))
         return self.op("gather", [x, indices], axis=axis - x.type.rank if self.flag(0.3) else axis)
 
     def one_hot(self, x: Value) -> Value | None:

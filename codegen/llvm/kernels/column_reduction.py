@@ -30,7 +30,7 @@ from ..body import Body
 from ..kernel import for_range, min_of, product
 from ..launch import emits
 from ..program import schedule_of
-from ..types import I64, compute_type, load_value, store_value
+from ..types import I64, compute_type, load_value, rounded, store_value
 from .reduction import (BLOCK_TERMS, CompensatedSums, ReductionEmitter, _combine, _initial, accumulator_type, blocked,
                         narrowed, widened)
 
@@ -68,13 +68,13 @@ class ColumnReductionEmitter(ReductionEmitter):
             total = narrowed(self.b, self.b.load(self._partial(op, first, o)), op.operands[0].type.dtype)
             if op.name == "reduce_mean":
                 total = self.b.fdiv(total, self.b.sitofp(self.row_count, total.type))
-            env[op.result] = total
+            env[op.result] = rounded(self.b, total, op.result.type.dtype)  # a float16 sum: in float, rounded once
         return Body(self.b, lambda arg: self._load_at(arg, row, o), env)
 
     def _accumulate(self, op: Operation, done: list[Operation], first: ll.Value, last: ll.Value) -> None:
         b = self.b
         dtype = op.operands[0].type.dtype
-        initial = _initial(op.name, accumulator_type(dtype), dtype.is_float)
+        initial = _initial(op.name, accumulator_type(dtype), dtype)
         with for_range(b, first, last, "init") as o:
             b.store(initial, self._partial(op, first, o))
         rows = [self.space.full.type.shape[a] for a in self.space.reduced]

@@ -12,7 +12,7 @@ from flowc.ir import Operation
 
 from ..kernel import Kernel, emit_dim, for_range, product
 from ..launch import GRAIN, Launch
-from ..types import I1, I64, compute_type, constant_of, load_value
+from ..types import I1, I64, as_index, compute_type, constant_of, load_value
 from .single import AFTER_CHECKS, emit_broadcast_to, read, single
 
 
@@ -79,8 +79,7 @@ def emit_gather_nd(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -
     source = []
     for k in range(depth):
         index = read(kernel, indices, [*batch, ll.Constant(I64, k)])
-        if indices.type.dtype.itemsize < 8:
-            index = b.sext(index, I64)
+        index = as_index(b, index, indices.type.dtype)
         limit = kernel.dim(params, k)
         bad = b.or_(b.icmp_signed("<", index, zero), b.icmp_signed(">=", index, limit))
         kernel.fail_if(bad, index)
@@ -116,8 +115,7 @@ def _emit_nd_index_check(kernel: Kernel, op: Operation) -> ll.Function:
     pointer = kernel.operand_pointer(indices.index, indices.type.dtype)
     with for_range(b, kernel.begin, kernel.end, "i") as position:
         index = load_value(b, b.gep(pointer, [position]), indices.type.dtype)
-        if indices.type.dtype.itemsize < 8:
-            index = b.sext(index, I64)
+        index = as_index(b, index, indices.type.dtype)
         which = b.srem(position, ll.Constant(I64, depth))
         limit: ll.Value = kernel.dim(params, 0)
         for k in range(1, depth):

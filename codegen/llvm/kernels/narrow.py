@@ -38,8 +38,8 @@ from flowc.ir.types import DType
 
 from ..kernel import Kernel, alloca_at_start, for_range, min_of
 from ..program import schedule_of
-from ..types import I32, I64, compute_type, declared, load_value, store_value
-from ..vectors import all_lanes, gather, scatter, splat
+from ..types import I32, I64, compute_type, declared, load_value, storage_type, store_value
+from ..vectors import all_lanes, gather, load_vector, scatter, splat
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def _column_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, pb: ll.Value, 
     sums = _accumulators(kernel, vector, len(columns))
     with for_range(b, ll.Constant(I64, 0), k, "np") as p:
         row = b.gep(pa, [b.add(b.mul(p, full_m), first)])  # A[p, first:first + lanes], contiguous
-        x = b.load(b.bitcast(row, vector.as_pointer()), align=dtype.itemsize)
+        x = load_vector(b, row, dtype, vector.count)
         for j, total in zip(columns, sums):
             y = splat(b, _b_element(b, matmul, pb, p, j, k), vector.count)
             b.store(b.call(fma, [x, y, b.load(total)]), total)
@@ -247,7 +247,7 @@ def _shared_dot_tiles(kernel: Kernel, matmul: Operation, tiles: Tiles, pa: ll.Va
     the product's compile time."""
     b = kernel.b
     element = compute_type(matmul.result.type.dtype)
-    pointer = element.as_pointer()
+    pointer = storage_type(matmul.result.type.dtype).as_pointer()
     accumulates = pc.start is not None
     name = f"kernel{kernel.number}_dot_tiles{'_accumulated' if accumulates else ''}"
     function = kernel.module.globals.get(name)
@@ -297,15 +297,15 @@ def _transposed_copy(kernel: Kernel, matmul: Operation, pb: ll.Value, k0: ll.Val
     b = kernel.b
     dtype = matmul.result.type.dtype
     k, n = matmul.operands[1].type.shape[-2], matmul.result.type.shape[-1]
-    buffer = kernel.alloca(ll.ArrayType(compute_type(dtype), k * n), "b_columns")
+    buffer = kernel.alloca(ll.ArrayType(storage_type(dtype), k * n), "b_columns")  # as stored: read as B is
     buffer.align = 64  # whole vectors of a column at a multiple of `lanes` stay in one cache line
     columns = b.gep(buffer, [ll.Constant(I64, 0), ll.Constant(I64, 0)])
     width = ll.Constant(I64, n)
     with for_range(b, ll.Constant(I64, 0), kk, "pk") as p:
         row = b.mul(b.add(k0, p), width)
         for j in range(n):
-            value = load_value(b, b.gep(pb, [b.add(row, ll.Constant(I64, j))]), dtype)
-            b.store(value, b.gep(columns, [b.add(p, ll.Constant(I64, j * k))]))
+            value = b.load(b.gep(pb, [b.add(row, ll.Constant(I64, j))]), align=dtype.itemsize)
+            b.store(value, b.gep(columns, [b.add(p, ll.Constant(I64, j * k))]), align=dtype.itemsize)
     return columns
 
 
@@ -326,7 +326,7 @@ def _dot_tile(kernel: Kernel, matmul: Operation, pa: ll.Value, columns: ll.Value
     steps = b.udiv(k, width)
 
     def load(row: ll.Value, p: ll.Value) -> ll.Value:
-        return b.load(b.bitcast(b.gep(row, [p]), vector.as_pointer()), align=dtype.itemsize)
+        return load_vector(b, b.gep(row, [p]), dtype, lanes)
 
     with for_range(b, ll.Constant(I64, 0), steps, "dp") as step:
         p = b.mul(step, width)

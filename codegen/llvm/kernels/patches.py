@@ -18,7 +18,7 @@ from llvmlite import ir as ll
 from flowc.ir import Operation
 
 from ..kernel import Kernel, decompose, for_range
-from ..types import I64, compute_type, constant_of, load_value, store_value
+from ..types import I64, compute_type, constant_of, load_value, rounded, store_value
 from .single import SINGLE_KERNELS
 
 
@@ -115,7 +115,8 @@ def emit_fold_patches(kernel: Kernel, op: Operation) -> None:
             total: ll.Value = zero
             for ok, run in runs:
                 element = load_value(b, b.gep(source, [b.add(run, channel)]), dtype)
-                total = add(total, b.select(ok, element, zero))
+                # float16: rounded to half per tap, as the reference's view += patch in float16
+                total = rounded(b, add(total, b.select(ok, element, zero)), dtype)
             store_value(b, total, b.gep(target, [b.add(start, channel)]), dtype)
 
     _rows(kernel, channels, body)

@@ -52,7 +52,7 @@ from ..elementwise import emit_min_max, float_flags, intrinsic
 from ..kernel import DimTable, Kernel, decompose, dot, emit_dim, for_range, min_of, product
 from ..launch import GRAIN, kernel_kind
 from ..program import schedule_of
-from ..types import I8, I64, compute_type, constant_of, load_value, store_value
+from ..types import I8, I64, compare_ints, compute_type, constant_of, load_value, rounded, store_value
 
 # The reductions these kernels have a rule for (_initial, _combine, _arg_better): the emitter table that
 # codegen/llvm/support.py reads. Which ops *are* reductions is their `is_reduction`, not this.
@@ -113,7 +113,8 @@ class ReductionEmitter:
             values = OuterValues(self, coordinates)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
                 if op.is_reduction:
-                    values.set(op.result, self._reduce(op, coordinates, values.env))
+                    total = self._reduce(op, coordinates, values.env)
+                    values.set(op.result, rounded(b, total, op.result.type.dtype))  # float16: rounded once
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     values.value(op.results[0])
             for index, value in enumerate(yields):
@@ -147,7 +148,7 @@ class ReductionEmitter:
         dtype = op.operands[0].type.dtype
         value_type = accumulator_type(dtype)
         lanes = self.kernel.alloca(ll.ArrayType(value_type, self.lanes), name=f"{op.name}.lanes")
-        initial = _initial(op.name, value_type, dtype.is_float)
+        initial = _initial(op.name, value_type, dtype)
         for lane in range(self.lanes):
             b.store(initial, self._lane(lanes, ll.Constant(I64, lane)))
 
@@ -192,7 +193,7 @@ class ReductionEmitter:
 
         self._walk_reduced(coordinates, fill)
         total = self.kernel.alloca(value_type, name=f"{op.name}.total")
-        b.store(_initial(op.name, value_type, dtype.is_float), total)
+        b.store(_initial(op.name, value_type, dtype), total)
         with for_range(b, ll.Constant(I64, 0), ll.Constant(I64, count), "s") as r:
             x = b.load(b.gep(row, [ll.Constant(I64, 0), r]))
             b.store(_combine(b, op, x, b.load(total)), total)
@@ -285,14 +286,14 @@ class ReductionEmitter:
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
         best = self.kernel.alloca(value_type, name=f"{op.name}.best")
-        b.store(_initial(op.name, value_type, dtype.is_float), best)
+        b.store(_initial(op.name, value_type, dtype), best)
         where = self.kernel.alloca(I64, name="argbest")
         b.store(ll.Constant(I64, 0), where)
 
         def visit(point: dict[int, ll.Value], r: ll.Value) -> None:
             x = self._full_body(point, env).value(op.operands[0])
             acc = b.load(best)
-            take = _arg_better(b, op.name, x, acc, dtype.is_float)
+            take = _arg_better(b, op.name, x, acc, dtype)
             b.store(b.select(take, x, acc), best)
             b.store(b.select(take, r, b.load(where)), where)
 
@@ -313,14 +314,14 @@ class ReductionEmitter:
         bests = self.kernel.alloca(ll.ArrayType(value_type, self.lanes), name=f"{op.name}.bests")
         wheres = self.kernel.alloca(ll.ArrayType(I64, self.lanes), name=f"{op.name}.wheres")
         for lane in range(self.lanes):
-            b.store(_initial(op.name, value_type, dtype.is_float), self._lane(bests, ll.Constant(I64, lane)))
+            b.store(_initial(op.name, value_type, dtype), self._lane(bests, ll.Constant(I64, lane)))
             b.store(NO_INDEX, self._lane(wheres, ll.Constant(I64, lane)))
 
         def visit(point: dict[int, ll.Value], lane: ll.Value, r: ll.Value) -> None:
             x = self._full_body(point, env).value(op.operands[0])
             best_slot, where_slot = self._lane(bests, lane), self._lane(wheres, lane)
             best, where = b.load(best_slot), b.load(where_slot)
-            take = b.or_(_arg_better(b, op.name, x, best, dtype.is_float), b.icmp_signed("==", where, NO_INDEX))
+            take = b.or_(_arg_better(b, op.name, x, best, dtype), b.icmp_signed("==", where, NO_INDEX))
             b.store(b.select(take, x, best), best_slot)
             b.store(b.select(take, r, where), where_slot)
 
@@ -337,10 +338,10 @@ class ReductionEmitter:
                      second: tuple[ll.Value, ll.Value]) -> tuple[ll.Value, ll.Value]:
         """The better of two (value, index) candidates: by value, else the lower index."""
         b = self.b
-        is_float = op.operands[0].type.dtype.is_float
+        dtype = op.operands[0].type.dtype
         (value, index), (other, other_index) = first, second
-        second_worse = b.not_(_arg_better(b, op.name, other, value, is_float))
-        keep = b.or_(_arg_better(b, op.name, value, other, is_float),
+        second_worse = b.not_(_arg_better(b, op.name, other, value, dtype))
+        keep = b.or_(_arg_better(b, op.name, value, other, dtype),
                      b.and_(second_worse, b.icmp_signed("<", index, other_index)))
         return b.select(keep, value, other), b.select(keep, index, other_index)
 
@@ -448,14 +449,15 @@ def narrowed(b: ll.IRBuilder, x: ll.Value, dtype: DType) -> ll.Value:
     return b.icmp_unsigned("!=", x, ll.Constant(I8, 0)) if dtype.is_bool else x
 
 
-def _initial(name: str, value_type: ll.Type, is_float: bool) -> ll.Constant:
+def _initial(name: str, value_type: ll.Type, dtype: DType) -> ll.Constant:
+    """What a reduction of `dtype` starts from: its identity, or the lowest (max, argmax) or the highest
+    (min, argmin) value of the dtype (0 and 255 for uint8)."""
     if name in IDENTITIES:
         return constant_of(value_type, IDENTITIES[name])
     low = name in ("reduce_max", "argmax")
-    if is_float:
+    if dtype.is_float:
         return constant_of(value_type, float("-inf") if low else float("inf"))
-    bits = value_type.width
-    return ll.Constant(value_type, -(1 << (bits - 1)) if low else (1 << (bits - 1)) - 1)
+    return ll.Constant(value_type, dtype.min if low else dtype.max)
 
 
 def blocked(op: Operation, terms: int | None, per_block: int) -> bool:
@@ -547,11 +549,11 @@ def _combine(b: ll.IRBuilder, op: Operation, x: ll.Value, acc: ll.Value) -> ll.V
     return emit_min_max(b, proxy, [acc, x])  # numpy's NaN-propagating max/min
 
 
-def _arg_better(b: ll.IRBuilder, name: str, x: ll.Value, best: ll.Value, is_float: bool) -> ll.Value:
+def _arg_better(b: ll.IRBuilder, name: str, x: ll.Value, best: ll.Value, dtype: DType) -> ll.Value:
     """numpy's argmax: the first NaN wins; otherwise the first strictly better value."""
     symbol = ">" if name == "argmax" else "<"
-    if not is_float:
-        return b.icmp_signed(symbol, x, best)
+    if not dtype.is_float:
+        return compare_ints(b, symbol, x, best, dtype)
     best_is_nan = b.fcmp_unordered("uno", best, best)
     x_is_nan = b.fcmp_unordered("uno", x, x)
     better = b.or_(x_is_nan, b.fcmp_ordered(symbol, x, best))

@@ -29,7 +29,7 @@ from ..body import Body
 from ..kernel import Kernel, for_range
 from ..launch import emits
 from ..program import schedule_of
-from ..types import I64, compute_type, constant_of, load_value
+from ..types import I64, compute_type, constant_of, load_value, rounded
 from ..vectors import gather, masked_load, masked_store, scatter, splat
 from .reduction import _initial, combine_pairwise
 from .vector_rows import VectorRowEmitter
@@ -66,7 +66,8 @@ class RowBlockEmitter(VectorRowEmitter):
                                 loaded=self.row_inputs, lanes=lanes))
         for op in self.block.ops:  # in order: each per-row value once its reductions are done
             if op.is_reduction:  # no argmax or argmin here (passes/schedule.py)
-                per_row.env[op.result] = self._reduce_columns(op, [c.value(op.operands[0]) for c in columns])
+                total = self._reduce_columns(op, [c.value(op.operands[0]) for c in columns])
+                per_row.env[op.result] = rounded(b, total, op.result.type.dtype)
             elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                 per_row.value(op.results[0])
         # Every result computed before any is stored: a result may be written over an argument
@@ -119,7 +120,7 @@ class RowBlockEmitter(VectorRowEmitter):
         b = self.b
         dtype = op.operands[0].type.dtype
         value_type = ll.VectorType(compute_type(dtype), self.rows_per_block)
-        identity = ll.Constant(value_type, [_initial(op.name, compute_type(dtype), dtype.is_float)] * self.rows_per_block)
+        identity = ll.Constant(value_type, [_initial(op.name, compute_type(dtype), dtype)] * self.rows_per_block)
         result = combine_pairwise(b, op, columns + [identity] * (self.width - self.count))
         if op.name == "reduce_mean":
             result = b.fdiv(result, constant_of(value_type, float(self.count)))

@@ -23,7 +23,7 @@ from flowc.ir.types import DType
 
 from ..elementwise import float_flags
 from ..kernel import Kernel, decompose, dot, for_range, min_of, product
-from ..types import I64, compute_type, constant_of, load_value, store_value
+from ..types import I64, as_index, compare_ints, compute_type, constant_of, load_value, rounded, store_value
 from .single import LINE_EMITTERS, strides_of
 
 
@@ -64,7 +64,8 @@ def emit_scan_line(kernel: Kernel, op: Operation, line: ll.Value) -> None:
         position = b.sub(b.sub(length, ll.Constant(I64, 1)), k) if op.reverse else k
         offset = b.add(start, b.mul(position, step))
         before = b.load(running)
-        total = _combine(b, op.name, before, load_value(b, b.gep(source, [offset]), dtype), dtype.is_float)
+        term = load_value(b, b.gep(source, [offset]), dtype)
+        total = rounded(b, _combine(b, op.name, before, term, dtype.is_float), dtype)  # float16: as stored
         store_value(b, before if op.exclusive else total, b.gep(target, [offset]), dtype)
         b.store(total, running)
 
@@ -174,7 +175,7 @@ class KeptEntries:
     def load(self, slot: ll.Value) -> tuple[ll.Value, ll.Value]:
         b = self.b
         index = load_value(b, b.gep(self.indices, [slot]), self.index_dtype)
-        return load_value(b, b.gep(self.values, [slot]), self.dtype), b.sext(index, I64)
+        return load_value(b, b.gep(self.values, [slot]), self.dtype), as_index(b, index, self.index_dtype)
 
     def store(self, slot: ll.Value, value: ll.Value, index: ll.Value) -> None:
         b = self.b
@@ -183,10 +184,9 @@ class KeptEntries:
 
     def better(self, value: ll.Value, index: ll.Value, other: ll.Value, other_index: ll.Value) -> ll.Value:
         b = self.b
-        is_float = self.dtype.is_float
-        worse_by_value = _better(b, other, value, is_float)
+        worse_by_value = _better(b, other, value, self.dtype)
         by_index = b.and_(b.not_(worse_by_value), b.icmp_signed("<", index, other_index))
-        return b.or_(_better(b, value, other, is_float), by_index)
+        return b.or_(_better(b, value, other, self.dtype), by_index)
 
     def sift_up(self, slot: ll.Value, value: ll.Value, index: ll.Value) -> None:
         """Put the entry in slot `slot` (the heap's new last one), moving better parents down."""
@@ -244,10 +244,10 @@ class KeptEntries:
         return position
 
 
-def _better(b: ll.IRBuilder, x: ll.Value, y: ll.Value, is_float: bool) -> ll.Value:
+def _better(b: ll.IRBuilder, x: ll.Value, y: ll.Value, dtype: DType) -> ll.Value:
     """x comes before y: larger, or NaN against a number (ir/ops/selection.py); never on a tie."""
-    if not is_float:
-        return b.icmp_signed(">", x, y)
+    if not dtype.is_float:
+        return compare_ints(b, ">", x, y, dtype)
     x_is_nan, y_is_nan = b.fcmp_unordered("uno", x, x), b.fcmp_unordered("uno", y, y)
     return b.or_(b.fcmp_ordered(">", x, y), b.and_(x_is_nan, b.not_(y_is_nan)))
 

@@ -18,7 +18,7 @@ from flowc.ir import Operation
 from ..kernel import Kernel, decompose, dot, emit_dim, for_range, product
 from ..launch import GRAIN, Launch, elementwise_work, kernel_kind
 from ..program import DimTable
-from ..types import I64, compute_type, constant_of, load_value, storage_type, store_value
+from ..types import I64, as_index, compute_type, constant_of, load_value, storage_type, store_value
 from .concat_runs import CONCAT_RUNS_MIN_INPUTS, emit_concat_runs
 from .philox import emit_random
 
@@ -102,8 +102,7 @@ def _emit_index_check(kernel: Kernel, op: Operation) -> ll.Function:
     pointer = kernel.operand_pointer(indices.index, indices.type.dtype)
     with for_range(b, kernel.begin, kernel.end, "i") as position:
         index = load_value(b, b.gep(pointer, [position]), indices.type.dtype)
-        if indices.type.dtype.itemsize < 8:
-            index = b.sext(index, I64)
+        index = as_index(b, index, indices.type.dtype)
         kernel.fail_if(b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit)), index)
     return kernel.finish()
 
@@ -119,8 +118,7 @@ def _check_row_index(launch: Launch, op: Operation) -> None:
     buffer, index = op.operands[:2]
     pointer = b.bitcast(launch.buffers[index.index], storage_type(index.type.dtype).as_pointer())
     value = load_value(b, pointer, index.type.dtype)
-    if index.type.dtype.itemsize < 8:
-        value = b.sext(value, I64)
+    value = as_index(b, value, index.type.dtype)
     rows = emit_dim(b, kernel.dims, launch.dims_pointer, buffer, 0)
     bad = b.or_(b.icmp_signed("<", value, ll.Constant(I64, 0)), b.icmp_signed(">=", value, rows))
     with b.if_then(bad, likely=False):
@@ -270,8 +268,7 @@ def emit_gather(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> l
     axis = op.axis % params.type.rank
     k = indices.type.rank
     index = read(kernel, indices, coordinates[axis:axis + k])
-    if indices.type.dtype.itemsize < 8:
-        index = b.sext(index, I64)
+    index = as_index(b, index, indices.type.dtype)
     limit = kernel.dim(params, axis)
     kernel.fail_if(b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit)), index)
     clamped = b.select(b.icmp_signed("<", index, ll.Constant(I64, 0)), ll.Constant(I64, 0), index)
@@ -283,8 +280,7 @@ def _row_index(kernel: Kernel, op: Operation) -> ll.Value:
     """The row index, clamped into [0, n) (the entry point reports a bad one: _check_row_index)."""
     b = kernel.b
     index = read(kernel, op.operands[1], [])
-    if op.operands[1].type.dtype.itemsize < 8:
-        index = b.sext(index, I64)
+    index = as_index(b, index, op.operands[1].type.dtype)
     rows = kernel.dim(op.operands[0], 0)
     inside = b.and_(b.icmp_signed(">=", index, ll.Constant(I64, 0)), b.icmp_signed("<", index, rows))
     return b.select(inside, index, ll.Constant(I64, 0))
@@ -322,8 +318,7 @@ def emit_one_hot(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> 
     indices = op.operands[0]
     axis = op.axis % op.result.type.rank
     index = read(kernel, indices, coordinates[:axis] + coordinates[axis + 1:])
-    if indices.type.dtype.itemsize < 8:
-        index = b.sext(index, I64)
+    index = as_index(b, index, indices.type.dtype)
     value_type = compute_type(op.result.type.dtype)
     hot = b.icmp_signed("==", index, coordinates[axis])
     return b.select(hot, _number(value_type, op.on_value), _number(value_type, op.off_value))

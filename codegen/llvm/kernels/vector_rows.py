@@ -22,7 +22,7 @@ from flowc.ir.ops.kernel_space import reads_rows
 
 from ..body import Body
 from ..kernel import Kernel, decompose, for_range
-from ..types import I1, I32, I64, compute_type, constant_of, load_value, store_value
+from ..types import I1, I32, I64, compute_type, constant_of, load_value, rounded, store_value
 from ..launch import emits
 from .reduction import OuterValues, ReductionEmitter, _combine, _initial
 
@@ -45,7 +45,8 @@ class VectorRowEmitter(ReductionEmitter):
             row = Body(b, lambda v: self._row_input(v, coordinates, scalars), loaded=self.row_inputs, lanes=self.width)
             for op in self.block.ops:  # in order: each outer value once its reductions are done
                 if op.is_reduction:  # no argmax or argmin here (passes/schedule.py)
-                    scalars.set(op.result, self._reduce_row(op, row.value(op.operands[0])))
+                    total = self._reduce_row(op, row.value(op.operands[0]))
+                    scalars.set(op.result, rounded(b, total, op.result.type.dtype))
                 elif not op.is_terminator and self.level.get(op.results[0]) == "outer":
                     scalars.value(op.results[0])
             start = b.mul(outer, ll.Constant(I64, self.count))
@@ -101,7 +102,7 @@ class VectorRowEmitter(ReductionEmitter):
         dtype = op.operands[0].type.dtype
         value_type = compute_type(dtype)
         identity = ll.Constant(ll.VectorType(value_type, self.width),
-                               [_initial(op.name, value_type, dtype.is_float)] * self.width)
+                               [_initial(op.name, value_type, dtype)] * self.width)
         if self.count < self.width:
             mask = ll.Constant(ll.VectorType(I1, self.width), [int(lane < self.count) for lane in range(self.width)])
             row = b.select(mask, row, identity)

@@ -323,8 +323,7 @@ class ReductionWriter:
             return "0" if which == "zero" else "1"
         if dtype.is_float:
             return scalar_text(float("-inf") if which == "lowest" else float("inf"))
-        bits = dtype.itemsize * 8
-        return str(-(1 << (bits - 1)) if which == "lowest" else (1 << (bits - 1)) - 1)
+        return str(dtype.min if which == "lowest" else dtype.max)  # 0 and 255 for uint8
 
     def _number(self, op: Operation) -> int:
         return self.reductions.index(op)
