@@ -96,9 +96,14 @@ class CpuTarget(Target):
         from ..driver import pass_manager
         from ..host_driven import HostDrivenExecutable
 
-        pass_manager([Inline(), MarkHostDriven()], options, record=False).run(lowered.module)
+        module, quiet = lowered.module, replace(options, dump_dir=None)
+        pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
+        if not any(contains_host_driven(op) for op in module.walk()):
+            return None  # the module as it came: one build
+        pass_manager([Inline()], quiet, record=False).run(module)  # a marked loop of a callee, into main
         if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
             return None
+        pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
         return HostDrivenExecutable(lowered.function, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
