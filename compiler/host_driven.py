@@ -102,10 +102,12 @@ class _Loop:
     op: Operation
     condition: Any
     body: Any
+    read: list[int]  # the loop values the condition reads: a value it ignores may change shape freely
 
     def run(self, env: Env) -> None:
         state = [env[v] for v in self.op.operands]
-        while bool(self.condition(state)[0]):
+        read = self.read
+        while bool(self.condition([state[i] for i in read])[0]):
             state = self.body(state)
         env.update(zip(self.op.results, state))
 
@@ -150,11 +152,14 @@ def _pieces(block: Block, target: Any, options: CompileOptions) -> list[Any]:
 
 
 def _host_op(op: Operation, target: Any, options: CompileOptions) -> Any:
-    functions = [_compiled(_region_function(region.entry), target, options) for region in op.regions]
     if op.name == "while":
-        return _Loop(op, *functions)
+        condition, body = (region.entry for region in op.regions)
+        # The condition takes only what it reads: a growing value it ignores then costs it no new layout a turn.
+        read = [index for index, arg in enumerate(condition.args) if arg.uses]
+        return _Loop(op, _compiled(_region_function(condition, read), target, options),
+                     _compiled(_region_function(body), target, options), read)
     assert op.name == "cond", op.name  # the only other op with regions left before fusion
-    return _Branches(op, *functions)
+    return _Branches(op, *(_compiled(_region_function(region.entry), target, options) for region in op.regions))
 
 
 def _native(ops: list[Operation], target: Any, options: CompileOptions) -> _Native | None:
@@ -173,11 +178,12 @@ def _native(ops: list[Operation], target: Any, options: CompileOptions) -> _Nati
     return _Native(inputs, outputs, _compiled(function, target, options))
 
 
-def _region_function(block: Block) -> Function:
-    """A region's block as a function of its arguments, returning what it yields."""
+def _region_function(block: Block, taken: list[int] | None = None) -> Function:
+    """A region's block as a function of its arguments (those at `taken`, or all), returning what it yields."""
     yielded = block.terminator.operands
-    function = Function("main", block.arg_types, [v.type for v in yielded], [a.name for a in block.args])
-    mapping: dict[Value, Value] = dict(zip(block.args, function.args))
+    args = [block.args[i] for i in taken] if taken is not None else list(block.args)
+    function = Function("main", [a.type for a in args], [v.type for v in yielded], [a.name for a in args])
+    mapping: dict[Value, Value] = dict(zip(args, function.args))
     b = Builder.at_end(function.entry)
     for op in block.ops[:-1]:
         b.insert(clone_op(op, mapping))
