@@ -41,10 +41,10 @@ def _flat(values: Any) -> list[np.ndarray]:
 
 
 def _growing(x: Any, turns: Any) -> Any:
-    i0, acc0 = fc.constant(0), fc.zeros([0], fc.float32)
+    i0, acc0 = fc.constant(0), fc.zeros([0], x.dtype)
 
     def body(i: Any, acc: Any) -> Any:
-        return i + 1, fc.concat([acc, x[:1] * fc.cast(i + 1, fc.float32)], 0)
+        return i + 1, fc.concat([acc, x[:1] * fc.cast(i + 1, x.dtype)], 0)
 
     return fc.while_loop(lambda i, a: i < turns, body, [i0, acc0],
                          shape_invariants=[i0.shape, fc.TensorShape([None])])[1]
@@ -181,3 +181,32 @@ def test_a_growing_loop_with_maximum_iterations() -> None:
         return acc, {x: np.arange(2, dtype=F32)}
 
     both(build)
+
+
+def test_fc_jit_runs_a_growing_loop() -> None:
+    @fc.jit
+    def grow(x: Any) -> Any:
+        i0, acc0 = fc.constant(0), fc.zeros([0], fc.float32)
+        return fc.while_loop(lambda i, a: i < 3, lambda i, a: (i + 1, fc.concat([a, x * 2.0], 0)), [i0, acc0],
+                             shape_invariants=[i0.shape, fc.TensorShape([None])])[1]
+
+    for size in (2, 2, 5):
+        x = np.arange(size, dtype=F32)
+        np.testing.assert_array_equal(grow(x), np.tile(x * 2, 3))
+
+
+def test_the_gradient_of_a_growing_loop_is_the_same_error_on_both_targets() -> None:
+    """The reference cannot differentiate it either: the forward loop keeps each turn's values in a stack of
+    rows of the initial value's shape, and a grown value is not such a row. Both name the stack's write and
+    the user's line."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [None], name="x")
+        acc = _growing(x, 4)
+        (dx,) = fc.gradients(fc.reduce_sum(acc * acc), [x])
+    for target in ("reference", "cpu"):
+        with fc.Session(graph=g, target=target) as session:
+            with pytest.raises(FlowcError, match=r"write_row \(created at test_host_driven_loops.py:\d+\)") as caught:
+                session.run(dx, {x: np.arange(1.0, 4.0)})
+            assert "is not a row" in str(caught.value) or "must be a row" in str(caught.value)
+
