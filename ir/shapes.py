@@ -20,6 +20,10 @@ loop body that yields a state of another shape than it took, cannot live in
 that storage and is refused (UnsupportedOpError) before any code runs, rather
 than run wrong. By induction the sizes then hold on every turn, which is what
 lets DimTies tie a loop's state to its initial values (ir/ops/fusion.py).
+A Session or fc.jit on the cpu target never brings this check a loop whose
+values change where its mark-host-driven pass can see it: such a loop runs
+from the host instead (Note [loops driven from the host] in
+compiler/host_driven.py).
 """
 
 from __future__ import annotations

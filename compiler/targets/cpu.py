@@ -14,6 +14,11 @@ keyed by the IR text (donations included), flowc's version, codegen's source,
 the options that change code and the host CPU (runtime/cache.py): a second
 process with the same graph loads the library instead of compiling it.
 `load` loads it as a NativeExecutable (compiler/native.py).
+
+Before all that, `driven_from_host` marks the while loops whose values change
+shape (passes/host_driven.py); a program with one is cut at it and run in
+pieces from the host, each piece compiled as above (Note [loops driven from
+the host] in compiler/host_driven.py).
 """
 
 from __future__ import annotations
