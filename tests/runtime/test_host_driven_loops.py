@@ -210,3 +210,26 @@ def test_the_gradient_of_a_growing_loop_is_the_same_error_on_both_targets() -> N
                 session.run(dx, {x: np.arange(1.0, 4.0)})
             assert "is not a row" in str(caught.value) or "must be a row" in str(caught.value)
 
+
+
+def test_random_draws_and_variables_in_a_growing_loop() -> None:
+    """The body's random stream is the reference's, draw for draw, on two runs of one Session; a Variable
+    read in the body and updated after the loop is the Session's."""
+    g = fc.Graph()
+    with g.as_default():
+        fc.set_random_seed(1)
+        scale = fc.Variable(np.float32(3.0), name="scale")
+        i0, acc0 = fc.constant(0), fc.zeros([0], fc.float32)
+        acc = fc.while_loop(lambda i, a: i < 4,
+                            lambda i, a: (i + 1, fc.concat([a, fc.random_uniform([2], seed=3) * scale], 0)),
+                            [i0, acc0], shape_invariants=[i0.shape, fc.TensorShape([None])])[1]
+        update = fc.assign_add(scale, fc.reduce_sum(acc))
+        init = fc.global_variables_initializer()
+    runs = {}
+    for target in ("reference", "cpu"):
+        with fc.Session(graph=g, target=target) as session:
+            session.run(init)
+            runs[target] = [session.run([acc, update]) for _ in range(2)]
+    for (want_acc, want_scale), (got_acc, got_scale) in zip(runs["reference"], runs["cpu"]):
+        np.testing.assert_array_equal(got_acc, want_acc)
+        np.testing.assert_allclose(got_scale, want_scale, rtol=1e-6)
