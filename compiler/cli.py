@@ -4,6 +4,7 @@
               [--target cpu|gpu]                                 then the target's own passes
               [--vector-bytes 16|32|64]                          ... scheduled for that vector width
               [--max-kernel-size N]                              ... fusing at most N into one kernel
+              [--segments]        print each function cut at its data_dims instead (compiler/data_sized_run.py)
     flowc ir GRAPH.json --fetch loss:0 [--feed x:0 ...] [--no-opt]  print the IR a Session run would compile
     flowc compile file.py:fn --input x=float32[None,784] ... -o DIR/NAME    DIR/libNAME.so + DIR/NAME.h
     flowc compile GRAPH.json --feed x --fetch loss --fetch train -o DIR/NAME
@@ -42,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       "(cpu: fuse ... plan-memory; gpu: fuse ... schedule-gpu)")
     opt.add_argument("--vector-bytes", type=int, choices=(16, 32, 64),
                      help="schedule for this vector width rather than the host's (tests that print schedules)")
+    opt.add_argument("--segments", action="store_true",
+                     help="print each function as the segments a run is cut into at its data_dims")
     opt.add_argument("--max-kernel-size", type=int,
                      help="fuse at most this much into one kernel (Note [kernel size limit]; tests that show the cut)")
     ir = commands.add_parser("ir", help="print the IR of a run of a graph_def JSON file")
@@ -100,6 +103,10 @@ def run_opt(args: argparse.Namespace) -> str:
     report = PassManager(passes, verify_each=True, dump_dir=options.dump_dir).run(module)
     if args.timing:
         print(report, file=sys.stderr)
+    if args.segments:  # Note [data-dependent sizes]
+        from .data_sized_run import describe, split
+
+        return "\n".join(describe(function, split(function)) for function in module)
     return print_module(module)
 
 

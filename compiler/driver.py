@@ -47,6 +47,12 @@ def collector_paused() -> Iterator[None]:
 def _compile_lowered(lowered: Lowered, target: Target | str, options: CompileOptions) -> Executable:
     if isinstance(target, str):
         target = target_named(target)
+    from .data_sized_run import data_sized_executable, has_cuts  # late: it compiles its segments through here
+
+    if target.cuts_at_data_dims and has_cuts(lowered.module):  # Note [data-dependent sizes]
+        executable = data_sized_executable(lowered, target, options)
+        if executable is not None:
+            return executable
     run_shared_pipeline(lowered, target, options)
     return compile_optimized(lowered, target, options)
 

@@ -204,7 +204,7 @@ def _region_function(block: Block, taken: list[int] | None = None) -> Function:
 def _compiled(function: Function, target: Any, options: CompileOptions) -> Any:
     executable = compile_optimized(Lowered(Module([function]), _NO_SIGNATURE), target, options)
     if isinstance(executable, NativeExecutable):
-        executable.layouts_kept = LAYOUTS_KEPT
+        executable.max_layouts = LAYOUTS_KEPT
     return executable
 
 

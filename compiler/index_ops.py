@@ -5,8 +5,8 @@ batch_dims), gather_nd, scatter_nd, where (one argument) and boolean_mask.
 Each is written with the ops whose gradients and native kernels exist (a slice's gradient puts
 elements back, a concat's slices them apart). The ops of their own (ir/ops/dims.py) are gather_nd,
 iota (a range whose length is a dim read at run time) and where_indices, whose result's size is
-data: the cpu target sizes every buffer from the fed shapes, so where(cond) and boolean_mask run on
-target 'reference' only (UnsupportedOpError on cpu, naming the op and the line).
+data: where(cond) counts cond's true elements first and makes the count a dim (data_dim), then
+writes the coordinates sized by it (Note [data-dependent sizes] in compiler/data_sized_run.py).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from flowc.ir.errors import FlowcTypeError
-from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32
+from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32, int64
 
 from . import array_ops
 from .graph import Tensor
-from .math_ops import apply, cast, constant, convert_to_tensor, less, matmul
+from .math_ops import apply, cast, constant, convert_to_tensor, less, matmul, not_equal, reduce_sum
 from .math_ops import where as where_selected
 from .shape_ops import Entry, broadcast_to, fill, scalar_entry, static_dims
 from .sources import user_location
@@ -319,26 +319,54 @@ def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: in
 
 def where(condition: Any, x: Any = None, y: Any = None, name: str | None = None) -> Tensor:
     """x where condition is true, else y (the three broadcast); with condition alone, the coordinates of
-    its true elements, int64 [n, rank] (n known only from the data: target 'reference' only)."""
+    its true elements, int64 [n, rank] (n known only from the data: Note [data-dependent sizes])."""
     if x is None and y is None:
-        return apply("where_indices", (convert_to_tensor(condition),), name=name or "Where")
+        return _where_indices(convert_to_tensor(condition), name or "Where")
     if x is None or y is None:
         raise _error("where", "give both x and y, or neither")
     return where_selected(condition, x, y, name=name)
 
 
 def boolean_mask(tensor: Any, mask: Any, name: str | None = None, axis: int | None = None) -> Tensor:
-    """The elements (or slices) of `tensor` where the bool `mask` over its leading dims is true, in
-    row-major order: gather_nd at where(mask). Its size is data: target 'reference' only."""
+    """The elements (or slices) of `tensor` where the bool `mask` over its dims axis, ..., axis + rank(mask) - 1
+    is true, in row-major order, those dims becoming one: gather_nd at where(mask), between transposes
+    for an axis other than 0. Its size is data (Note [data-dependent sizes]): compiled code counts the
+    true elements first, then sizes the result by that count.
+
+    >>> import flowc as fc, numpy as np
+    >>> g = fc.Graph()
+    >>> with g.as_default():
+    ...     x = fc.placeholder(fc.float32, [None, 2])
+    ...     rows = fc.boolean_mask(x, fc.reduce_sum(x, 1) > 0)
+    >>> with fc.Session(graph=g, target="cpu") as sess:
+    ...     sess.run(rows, {x: np.array([[1, 2], [-3, 1], [0, 5]], np.float32)})
+    array([[1., 2.],
+           [0., 5.]], dtype=float32)
+    """
     x, mask = convert_to_tensor(tensor), convert_to_tensor(mask)
-    if axis not in (None, 0):
-        raise _error("boolean_mask", f"axis={axis}: flowc's boolean_mask masks the leading dims (axis 0) only")
-    rank = mask.type.rank
-    if mask.dtype != bool_ or rank == 0 or rank > x.type.rank or any(
-            m is not None and d is not None and m != d for m, d in zip(mask.shape, x.shape)):
+    rank, start = mask.type.rank, 0 if axis is None else axis
+    if not isinstance(start, int) or not 0 <= start <= x.type.rank - max(rank, 1):
+        raise _error("boolean_mask", f"axis={axis}: needs 0 <= axis <= {x.type.rank - max(rank, 1)} for a mask of "
+                                     f"rank {rank} over {x.name!r} ({x.type})")
+    masked = x.shape[start:start + rank]
+    if mask.dtype != bool_ or rank == 0 or any(
+            m is not None and d is not None and m != d for m, d in zip(mask.shape, masked)):
         raise _error("boolean_mask", f"mask {mask.type} must be bool, of rank >= 1, matching the leading dims "
-                                     f"of {x.name!r} ({x.type})")
-    return gather_nd(x, apply("where_indices", (mask,), name="Where"), name=name or "boolean_mask")
+                                     f"of {x.name!r} ({x.type}) from axis {start}")
+    if start == 0:
+        return gather_nd(x, _where_indices(mask, "Where"), name=name or "boolean_mask")
+    front = [*builtin_range(start, start + rank), *builtin_range(start), *builtin_range(start + rank, x.type.rank)]
+    picked = gather_nd(array_ops.transpose(x, front), _where_indices(mask, "Where"))
+    back = [*builtin_range(1, start + 1), 0, *builtin_range(start + 1, picked.type.rank)]
+    return array_ops.transpose(picked, back, name=name or "boolean_mask")
+
+
+def _where_indices(condition: Tensor, name: str) -> Tensor:
+    """Note [data-dependent sizes]: the count of true (nonzero, NaN included) elements first, a reduction
+    that compiles to native code; data_dim makes it the dim that the coordinates are sized by."""
+    flags = condition if condition.dtype == bool_ else not_equal(condition, constant(0, dtype=condition.dtype))
+    count = reduce_sum(cast(flags, int64), name=f"{name}_count")
+    return apply("where_indices", (condition, apply("data_dim", (count,), name=f"{name}_rows")), name=name)
 
 
 def scatter_nd(indices: Any, updates: Any, shape: Sequence[int], name: str | None = None) -> Tensor:

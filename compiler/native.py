@@ -21,7 +21,7 @@ import numpy as np
 from flowc.codegen.llvm.mpi import COLLECTIVES
 from flowc.codegen.llvm.program import ENTRY, PROFILE_SYMBOL, Program, kernel_op_names
 from flowc.ir import Function, Operation
-from flowc.ir.errors import FlowcError, IndexOutOfRange
+from flowc.ir.errors import FlowcError, IndexOutOfRange, RuntimeShapeError
 from flowc.ir.ops.checks import CheckFailed, failure_message
 from flowc.ir.ops.collective import CollectiveError, collective_failure
 from flowc.ir.shapes import check_no_hidden_broadcast, propagate_shapes
@@ -77,9 +77,9 @@ class NativeExecutable:
         self._error_slot = self.program.error_slot
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
-    # How many shape layouts to keep before starting over; None: every one. A loop body driven from the host
-    # sees new shapes every turn (Note [loops driven from the host] in host_driven.py).
-    layouts_kept: int | None = None
+    # How many argument shapes keep their layout (None: all). A segment after a cut at a data-dependent
+    # size sees a new shape whenever the count changes (Note [data-dependent sizes] in data_sized_run.py).
+    max_layouts: int | None = None
 
     def close(self) -> None:
         """Let go of the compiled code and the buffers: the arenas now, the caching allocator's blocks of
@@ -196,8 +196,8 @@ class NativeExecutable:
         scratch = arena(peak)[0] if peak else None
         layout = ShapeLayout(outputs, shapes, (ctypes.c_int64 * len(slots))(*slots), peak, scratch,
                              address_of(scratch) if scratch is not None else 0, threading.Lock(), self._buffers_type())
-        if self.layouts_kept is not None and len(self._layouts) >= self.layouts_kept:
-            self._layouts = {}  # a call that holds one of them keeps it alive until it returns
+        if self.max_layouts is not None and len(self._layouts) >= self.max_layouts:
+            del self._layouts[next(iter(self._layouts))]  # the oldest; a call still using it holds it
         self._layouts[tuple(a.shape for a in args)] = layout
         return layout
 
@@ -237,7 +237,13 @@ def raise_kernel_failure(kernel: Operation, index: int, shapes: dict) -> None:
     collective = next((o for o in kernel.walk() if o.name in COLLECTIVES), None)
     if collective is not None:  # codegen/llvm/kernels/collective.py: the MPI shim's return code
         raise CollectiveError(collective_failure(index), op=collective.display_name, where=collective.loc)
-    op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row")), kernel)
+    op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row",
+                                                       "where_indices")), kernel)
+    if op.name == "where_indices":  # kernels/dims.py: `index` is the rows it found (more: the limit)
+        rows = shapes[op.operands[1]][0]
+        found = f"more than {rows}" if index >= rows else str(index)
+        raise RuntimeShapeError(f"cond has {found} true elements, its rows operand says {rows}",
+                                op=op.display_name, where=op.loc)
     if op.name in ("read_row", "write_row"):
         message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"
     elif op.name == "gather":

@@ -73,6 +73,9 @@ class GpuExecutable:
 
     fresh_outputs = True  # every result is a kernel's own allocation (Note [state on the device])
     state_on_device = True  # run_on_device takes and gives device tensors (Note [state on the device])
+    # How many argument shapes keep their sizes (None: all): a segment after a cut at a data-dependent size
+    # sees a new shape whenever the count changes (Note [data-dependent sizes] in compiler/data_sized_run.py).
+    max_layouts: int | None = None
 
     def __init__(self, function: Function, kernels: Any, names: dict[Operation, str], device: str,
                  flagged: Sequence[Operation] = (), failure: Callable[[Operation, int, Shapes], None] | None = None,
@@ -110,6 +113,8 @@ class GpuExecutable:
         key = tuple(tuple(t.shape) for t in tensors)
         shapes = self._shapes.get(key)
         if shapes is None:
+            if self.max_layouts is not None and len(self._shapes) >= self.max_layouts:
+                del self._shapes[next(iter(self._shapes))]  # the oldest (Note [data-dependent sizes])
             shapes = self._shapes[key] = self._sizes(key)
         if not self._flagged:
             return self._run_block(self.function.entry, tensors, shapes)

@@ -29,7 +29,10 @@ TARGET = "cpu"
 UNSUPPORTED: dict[str, str] = {
     # Every buffer is sized from the fed shapes (ir/shapes.py); this op's row count is data.
     "fill_rows": "its number of rows is a value computed at run time, not a fed shape",
-    "where_indices": "its number of rows is the count of true elements, known only from the data, not a fed shape",
+    # Note [data-dependent sizes] (compiler/data_sized_run.py): the program is cut at a top-level one.
+    "data_dim": "its size is the value of its operand, known only from the data; a run is cut there, the host "
+                "reading the count between the parts, only at the top level of the function run (an fc.function's "
+                "calls inlined), not inside a while_loop body or a cond branch",
     # Both are gone before a target sees a module (driver.compile_lowered expands gradient requests);
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",
@@ -73,7 +76,7 @@ def check_supported(module: Module, target: str = TARGET) -> None:
             continue
         raise UnsupportedOpError(f"the {target} target does not compile {op.name}: {why}; "
                                  f"target 'reference' evaluates it", op=op.display_name, where=op.loc)
-    _check_no_recursion(module, target)
+    check_no_recursion(module, target)
 
 
 def check_float16(module: Module, target: str = TARGET) -> None:
@@ -87,7 +90,7 @@ def check_float16(module: Module, target: str = TARGET) -> None:
                                      op=op.display_name, where=op.loc)
 
 
-def _check_no_recursion(module: Module, target: str) -> None:
+def check_no_recursion(module: Module, target: str = TARGET) -> None:
     """A call that can reach its own function again cannot be inlined (passes/inline.py): refused, naming
     the call and the cycle, before any work."""
     calls = {function.name: [op for op in function.walk() if op.name == "call"] for function in module}

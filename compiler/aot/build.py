@@ -27,7 +27,7 @@ from flowc.codegen.llvm.blas import blas_library, calls_blas
 from flowc.codegen.llvm.mpi import calls_mpi
 from flowc.codegen.llvm.program import Program, plan_program
 from flowc.ir import Operation, Value
-from flowc.ir.errors import FlowcError
+from flowc.ir.errors import FlowcError, UnsupportedOpError
 from flowc.passes.memory import memory_plan
 from flowc.runtime.build import MPI_SOURCE, SUPPORT_SOURCE, NATIVE_DIR, _run, find_c_compiler, mpi_location
 
@@ -72,6 +72,17 @@ def output_folder(path: str) -> tuple[str, str]:
     return directory, name
 
 
+def _check_no_cuts(lowered: Lowered) -> None:
+    """A size that is data (fc.where(cond), fc.boolean_mask) runs on cpu cut in parts, the host reading the
+    count between them (Note [data-dependent sizes] in compiler/data_sized_run.py); one C entry point
+    with caller-owned outputs cannot, so such a function is refused, naming the op and its line."""
+    cut = next((op for op in lowered.function.walk() if op.name == "data_dim"), None)
+    if cut is not None:
+        raise UnsupportedOpError(f"an exported function cannot have a result size that is data (here the count of "
+                                 f"{cut.display_name}): its caller allocates every output before the call; run it "
+                                 "in a Session on target 'cpu' instead", op=cut.display_name, where=cut.loc)
+
+
 def export_lowered(lowered: Lowered, path: str, variables: list[Operation], values: list[np.ndarray], state: bool,
                    options: CompileOptions, step: int = 0, source: str = "", stages: list | None = None) -> Exported:
     """Compile `lowered` into DIR/libNAME.so and DIR/NAME.h. `variables` are the variables the function
@@ -79,6 +90,7 @@ def export_lowered(lowered: Lowered, path: str, variables: list[Operation], valu
     directory, name = output_folder(path)
     stages = stages if stages is not None else []
     started = time.perf_counter()
+    _check_no_cuts(lowered)
     run_pipeline(lowered, target_named("cpu"), options, donate=state)
     function = lowered.function
     program = plan_program(function, memory_plan(function), options.fast_math)

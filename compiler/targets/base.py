@@ -24,6 +24,9 @@ class Target(ABC):
     # Whether a value's size may be data (fill_rows: the stack of a loop's gradient); else every
     # size follows from the fed shapes, and gradients avoid such values (passes.expand_gradients).
     sized_by_data: bool = False
+    # Whether a run is cut at each top-level data_dim, the host reading the count between the parts
+    # (Note [data-dependent sizes] in compiler/data_sized_run.py); else a data_dim is refused.
+    cuts_at_data_dims: bool = False
 
     def passes(self, options: CompileOptions) -> list[Pass]:
         """The passes this target appends to the shared pipeline, fresh for each compile."""

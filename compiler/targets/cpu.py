@@ -79,6 +79,7 @@ class CheckSupported(Pass):
 
 class CpuTarget(Target):
     name = "cpu"
+    cuts_at_data_dims = True  # Note [data-dependent sizes] in compiler/data_sized_run.py
 
     def passes(self, options: CompileOptions) -> list[Pass]:
         return [

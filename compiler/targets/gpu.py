@@ -127,6 +127,7 @@ def _unsupported(op: Operation, why: str) -> UnsupportedOpError:
 
 class GpuTarget(Target):
     name = NAME
+    cuts_at_data_dims = True  # the host reads each count between segments (Note [data-dependent sizes])
 
     def passes(self, options: CompileOptions) -> list[Pass]:
         return [

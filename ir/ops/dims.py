@@ -1,6 +1,6 @@
 """Run-time shapes as values, and the ops whose result shape comes from other values' dims:
-shape_of, reshape_dims, broadcast_dims, iota; gather_nd; pad (constant); and where_indices, whose
-result's size is data (the cpu target refuses it: codegen/llvm/support.py).
+shape_of, reshape_dims, broadcast_dims, iota; gather_nd; pad (constant); and data_dim and where_indices,
+whose result's size is data (Note [data-dependent sizes]).
 
 Note [dims from operands]
 `fc.reshape(x, [fc.shape(x)[0], -1])` and `fc.zeros_like(x)` on a None dim need a result
@@ -162,19 +162,47 @@ class Iota(DimsFromOperands):
         return np.arange(self.run_shape(sources)[0]).astype(self.dtype.np)
 
 
+class DataDim(Op):
+    """No elements, dim 0 of size `count` (a scalar >= 0): the point where a size that is data becomes a
+    dim that later ops are sized by (Note [data-dependent sizes])."""
+
+    name = "data_dim"
+    num_operands = 1
+    differentiable = False  # a size has no gradient
+    foldable = False  # the program is cut here (compiler/data_sized_run.py), even at a constant count
+
+    def infer_type(self, count: TensorType) -> TensorType:
+        if count.dtype not in INTS or count.rank != 0:
+            raise FlowcTypeError(f"count must be an int32 or int64 scalar, got {count}", op=self.name)
+        return TensorType(int64, (None, 0))
+
+    def reference(self, count: np.ndarray) -> np.ndarray:
+        rows = int(count)
+        if rows < 0:
+            raise RuntimeShapeError(f"a dim of {rows} elements: the count must be >= 0", op=self.name)
+        return np.empty((rows, 0), np.int64)
+
+
 class WhereIndices(Op):
     """The coordinates of the true (nonzero) elements of cond in row-major order, int64 [n, rank]:
-    TensorFlow's where(cond). n is known only from cond's values."""
+    TensorFlow's where(cond). n is dim 0 of `rows`, a data_dim of cond's count of true elements
+    (Note [data-dependent sizes]); a count that disagrees with cond is an error, never a short result."""
 
     name = "where_indices"
-    num_operands = 1
+    num_operands = 2  # cond, rows
     differentiable = False
 
-    def infer_type(self, cond: TensorType) -> TensorType:
-        return TensorType(int64, (None, cond.rank))
+    def infer_type(self, cond: TensorType, rows: TensorType) -> TensorType:
+        if rows.rank != 2 or rows.shape[1] != 0:
+            raise FlowcTypeError(f"rows must be a data_dim (of shape [n, 0]), got {rows}", op=self.name)
+        return TensorType(int64, (rows.shape[0], cond.rank))
 
-    def reference(self, cond: np.ndarray) -> np.ndarray:
-        return np.argwhere(cond).astype(np.int64)  # [n, rank], a scalar included
+    def reference(self, cond: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        found = np.argwhere(cond).astype(np.int64)  # [n, rank], a scalar included
+        if len(found) != rows.shape[0]:
+            raise RuntimeShapeError(f"cond has {len(found)} true elements, its rows operand says {rows.shape[0]}",
+                                    op=self.name)
+        return found
 
 
 class Pad(Op):

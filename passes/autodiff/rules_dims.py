@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from flowc.ir import Builder, Operation, Value
+from flowc.ir import Builder, Operation, OpResult, Value
+from flowc.ir.types import bool_, int64
 
 from .build import unbroadcast, zeros_like
 from .rules import Grads, unsupported, vjp
@@ -47,12 +48,34 @@ def pad_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
 @vjp("gather_nd")
 def gather_nd_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
     params, indices = op.operands  # indices are integers: no gradient
+    if isinstance(indices, OpResult) and indices.op.name == "where_indices":  # boolean_mask
+        return [unmask(b, indices.op.operands[0], dy, params), None]
     if not params.type.is_static:
         raise unsupported(op, f"the gradient of gather_nd needs the shape of the params, {params.type} "
                               "is known only at run time")
     if params.type.size == 0:
         return [zeros_like(b, params), None]
     return [scatter_nd_sum(b, indices, dy, params.type.shape), None]
+
+
+def unmask(b: Builder, cond: Value, dy: Value, params: Value) -> Value:
+    """The gradient of gather_nd(params, where_indices(cond)), boolean_mask: dy's rows back at cond's true
+    elements, zeros elsewhere, in params' shape (known only at run time, as dy's rows are: Note
+    [data-dependent sizes] in compiler/data_sized_run.py). No scatter: the row of dy that a true element
+    went to is the count of true elements before it (an exclusive cumsum), so each element gathers
+    its row from dy with one zero row added at the end (where the false ones after the last true one
+    point), and a select keeps the true ones. The select takes cond in its own shape against the rows
+    in params' shape, so a cond whose dims are not params' leading dims is a shape error at run time,
+    never a gradient at the wrong places."""
+    flags = cond if cond.type.dtype == bool_ else b.cast(cond, dtype=bool_)
+    position = b.cumsum(b.cast(b.reshape(flags, shape=(-1,)), dtype=int64), axis=0, exclusive=True)
+    trailing = dy.type.rank - 1
+    padded = b.pad(dy, before=(0,) * dy.type.rank, after=(1,) + (0,) * trailing, value=0.0)
+    rows = reshape_like(b, b.gather(padded, position, axis=0), params)
+    keep = flags
+    for _ in range(trailing):
+        keep = b.expand_dims(keep, axis=-1)
+    return b.where(keep, rows, b.constant(np.zeros((), dy.type.dtype.np)))
 
 
 def scatter_nd_sum(b: Builder, indices: Value, updates: Value, shape: tuple[int, ...]) -> Value:

@@ -115,14 +115,12 @@ def test_a_false_assert_stops_the_run_with_its_message():
             session.run(total, {"x": np.array([1.0, 2.0, -1.0], np.float32)})
 
 
-def test_where_indices_is_refused_before_any_kernel_runs():
-    """Its result's size is data: no target sized from the fed shapes runs it, and the error says so."""
-    from flowc.ir.errors import UnsupportedOpError
-
+def test_where_with_one_argument_runs_cut_at_its_count():
+    """Its result's size is data: the run is cut at the count, which the host reads (Note [data-dependent
+    sizes]; tests/codegen/test_gpu_where.py has the rest)."""
     g = fc.Graph()
     with g.as_default():
         condition = fc.placeholder(fc.bool, [None], name="condition")
         found = fc.where(condition)
     with fc.Session(target="gpu", graph=g) as session:
-        with pytest.raises(UnsupportedOpError, match="where_indices.*known only from the data"):
-            session.run(found, {"condition": np.array([True, False])})
+        np.testing.assert_array_equal(session.run(found, {"condition": np.array([True, False, True])}), [[0], [2]])

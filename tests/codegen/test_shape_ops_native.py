@@ -1,4 +1,4 @@
-"""The cpu target's shape_of, reshape_dims, broadcast_dims, iota and gather_nd (ir/ops/dims.py)
+"""The cpu target's shape_of, reshape_dims, broadcast_dims, iota, gather_nd and where_indices (ir/ops/dims.py)
 against the reference, op by op: every dtype, odd shapes, size-0 and size-1 dims, and unknown dims
 fed several sizes; a bad gather_nd index is IndexOutOfRange on both."""
 
@@ -11,7 +11,7 @@ import pytest
 from test_native import assert_matches, native_run
 
 from flowc.ir import Builder, Function, Module, TensorType, evaluate
-from flowc.ir.errors import FlowcTypeError, IndexOutOfRange
+from flowc.ir.errors import FlowcError, FlowcTypeError, IndexOutOfRange
 from flowc.ir.types import as_dtype
 
 DTYPES = ("float32", "float64", "int32", "int64", "bool")
@@ -107,13 +107,27 @@ def test_gather_nd_index_out_of_range(bad: list) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(0,), (4,), (3, 5), (2, 0, 3), ()])
-def test_where_indices_on_the_reference(dtype: str, shape: tuple, rng) -> None:
+@pytest.mark.parametrize("shape", [(0,), (4,), (3, 5), (2, 0, 3), (), (2, 3, 4)])
+def test_where_indices(dtype: str, shape: tuple, rng) -> None:
+    """Its rows operand is the data_dim of the count (Note [data-dependent sizes]): given here as an
+    argument, as the segment after a cut takes it. NaN is nonzero, as numpy says."""
     cond = values(rng, shape, dtype)
-    (got,) = evaluate(one_op("where_indices", [cond], [unknown(shape)])["f"], [cond])
+    if dtype.startswith("float") and cond.size:
+        cond.flat[0], cond.flat[-1] = np.nan, 0.0
+    rows = np.empty((np.count_nonzero(cond), 0), np.int64)
+    got = both("where_indices", [cond, rows], [unknown(shape), (None, 0)])
     np.testing.assert_array_equal(got, np.argwhere(cond))
     assert got.shape[1] == len(shape)
     assert got.dtype == np.int64
+
+
+@pytest.mark.parametrize("wrong", [-1, 1])
+def test_where_indices_whose_rows_are_another_count_is_an_error_on_both(wrong: int) -> None:
+    cond = np.array([True, False, True, True])
+    rows = np.empty((3 + wrong, 0), np.int64)
+    for run in (lambda m: evaluate(m["f"], [cond, rows]), lambda m: native_run(m, [cond, rows])):
+        with pytest.raises(FlowcError, match="where_indices"):
+            run(one_op("where_indices", [cond, rows], [(None,), (None, 0)]))
 
 
 def test_type_rules_refuse_bad_attributes_naming_the_op() -> None:

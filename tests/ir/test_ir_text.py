@@ -209,7 +209,9 @@ func @dims(%x: f32[?,6], %idx: i64[5,2], %flags: bool[?,3]) -> (i32[2], f32[?,3,
   %b = broadcast_dims %one, %x {shape = [0, 6], source = [1, 0], source_axis = [0, 0]} : f32[?,6]
   %i = iota %x {dtype = i64, shape = [0], source = [1], source_axis = [0]} : i64[?]
   %g = gather_nd %r, %idx : f32[5,2]
-  %w = where_indices %flags : i64[?,2]
+  %n = constant {value = dense<2>} : i64[]
+  %rows = data_dim %n : i64[?,0]
+  %w = where_indices %flags, %rows : i64[?,2]
   %p = pad %x {after = [0, 2], before = [1, 0], value = 1.5} : f32[?,8]
   return %s, %r, %b, %i, %g, %w, %p : i32[2], f32[?,3,2], f32[?,6], i64[?], f32[5,2], i64[?,2], f32[?,8]
 }

@@ -665,7 +665,7 @@ NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "g
             "relax_shape",  # tests/frontend/test_control_flow_frontend.py
             "read_row", "write_row", "fill_rows",  # tests/codegen/test_rows.py
             "extract_patches", "fold_patches",  # tests/codegen/test_patches.py
-            "shape_of", "reshape_dims", "broadcast_dims", "iota", "gather_nd", "where_indices",
+            "shape_of", "reshape_dims", "broadcast_dims", "iota", "gather_nd", "where_indices", "data_dim",
             "pad",  # test_shape_ops_native.py
             "cumsum", "cumprod", "top_k",  # tests/ir/test_scan_ops.py
 

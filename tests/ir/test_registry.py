@@ -164,11 +164,11 @@ func @main(%flag: bool[], %x: f32[4]) -> f32[?, 4] {
   return %r : f32[?, 4]
 }
 """,
-    "where_indices": """\
-func @main(%flag: bool[], %x: f32[4]) -> i64[?, 1] {
-  %zero = constant {value = dense<0.0>} : f32[]
-  %w = where_indices %x : i64[?, 1]
-  return %w : i64[?, 1]
+    "data_dim": """\
+func @main(%flag: bool[], %x: f32[4]) -> i64[?, 0] {
+  %n = constant {value = dense<3>} : i64[]
+  %r = data_dim %n : i64[?, 0]
+  return %r : i64[?, 0]
 }
 """,
     "stop_gradient": """\

@@ -1,10 +1,13 @@
-"""Single kernels of shape_of, broadcast_dims, iota, pad and gather_nd (ir/ops/dims.py); reshape_dims is a view.
+"""Single kernels of shape_of, broadcast_dims, iota, pad, gather_nd and where_indices (ir/ops/dims.py);
+reshape_dims is a view (and data_dim is no kernel: Note [data-dependent sizes] in compiler/data_sized_run.py).
 
 shape_of reads its operand's dims from the dims vector (Note [dims vector] in kernel.py), never
 its elements; broadcast_dims is broadcast_to whose result dims come from other operands.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from llvmlite import ir as ll
 
@@ -13,7 +16,7 @@ from flowc.ir import Operation
 from ..kernel import Kernel, emit_dim, for_range, product
 from ..launch import GRAIN, Launch
 from ..types import I1, I64, as_index, compute_type, constant_of, load_value
-from .single import AFTER_CHECKS, emit_broadcast_to, read, single
+from .single import AFTER_CHECKS, SERIAL_KERNELS, SINGLE_KERNELS, emit_broadcast_to, read, single
 
 
 @single("shape_of")
@@ -69,22 +72,49 @@ def emit_pad(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.V
     return b.load(result)  # reads operand 0 only; the result's dims come from the dims vector
 
 
-@single("gather_nd")
-def emit_gather_nd(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> ll.Value:
+def emit_gather_nd(kernel: Kernel, op: Operation) -> None:
+    """Each index vector picks a contiguous slice of params (its dims after the first K): the kernel walks
+    its output elements [begin, end) slice by slice, finds each slice's source once (checking the
+    index vector, never reading out of bounds) and copies the elements in a loop LLVM vectorizes."""
     b = kernel.b
     params, indices = op.operands
     depth = indices.type.shape[-1]
-    batch = coordinates[:indices.type.rank - 1]
-    zero = ll.Constant(I64, 0)
-    source = []
-    for k in range(depth):
-        index = read(kernel, indices, [*batch, ll.Constant(I64, k)])
-        index = as_index(b, index, indices.type.dtype)
-        limit = kernel.dim(params, k)
-        bad = b.or_(b.icmp_signed("<", index, zero), b.icmp_signed(">=", index, limit))
-        kernel.fail_if(bad, index)
-        source.append(b.select(bad, zero, index))  # never read out of bounds
-    return read(kernel, params, [*source, *coordinates[indices.type.rank - 1:]])
+    size = product(b, [kernel.dim(params, axis) for axis in range(depth, params.type.rank)])
+    one, zero = ll.Constant(I64, 1), ll.Constant(I64, 0)
+    step = b.select(b.icmp_signed("==", size, zero), one, size)  # an empty slice: no element to walk
+    source = kernel.operand_pointer(params.index, params.type.dtype)
+    picks = kernel.operand_pointer(indices.index, indices.type.dtype)
+    out = kernel.result_pointer(0, op.result.type.dtype)
+    strides = [size]
+    for axis in range(depth - 1, 0, -1):
+        strides.insert(0, b.mul(strides[0], kernel.dim(params, axis)))
+    first, last = b.sdiv(kernel.begin, step), b.sdiv(b.add(kernel.end, b.sub(step, one)), step)
+    with for_range(b, first, last, "slice") as number:
+        offset: ll.Value = zero
+        for k in range(depth):
+            index = load_value(b, b.gep(picks, [b.add(b.mul(number, ll.Constant(I64, depth)), ll.Constant(I64, k))]),
+                               indices.type.dtype)
+            index = as_index(b, index, indices.type.dtype)
+            bad = b.or_(b.icmp_signed("<", index, zero), b.icmp_signed(">=", index, kernel.dim(params, k)))
+            kernel.fail_if(bad, index)
+            offset = b.add(offset, b.mul(b.select(bad, zero, index), strides[k]))
+        start = b.mul(number, size)
+        low = b.sub(_max(b, kernel.begin, start), start)
+        high = b.sub(_min(b, kernel.end, b.add(start, size)), start)
+        to, origin = b.gep(out, [start]), b.gep(source, [offset])
+        with for_range(b, low, high, "element") as element:
+            b.store(b.load(b.gep(origin, [element])), b.gep(to, [element]))
+
+
+def _max(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+SINGLE_KERNELS["gather_nd"] = emit_gather_nd
 
 
 def check_gather_nd_indices(launch: Launch, op: Operation) -> None:
@@ -125,3 +155,51 @@ def _emit_nd_index_check(kernel: Kernel, op: Operation) -> ll.Function:
 
 
 AFTER_CHECKS["gather_nd"] = check_gather_nd_indices
+
+
+def emit_where_indices(kernel: Kernel, op: Operation) -> None:
+    """One walk over cond in row-major order, each nonzero element's coordinates written to the next row:
+    serial (a row's number is the count of true elements before it), so its work is one step. The
+    walk is a loop nest, its counters the coordinates. No branch on the data: every element's
+    coordinates are stored at the next row while there is one, and the row moves on only for a
+    true element (a false one's are overwritten by the next true one's). The rows were counted
+    before (rows is their data_dim); were that count another, the kernel fails, naming the row it
+    reached, and never writes past the end."""
+    b = kernel.b
+    cond, rows = op.operands
+    rank = cond.type.rank
+    limit = kernel.dim(rows, 0)
+    source = kernel.operand_pointer(cond.index, cond.type.dtype)
+    out = kernel.result_pointer(0, op.result.type.dtype)
+    row, element = kernel.alloca(I64, "row"), kernel.alloca(I64, "element")
+    b.store(ll.Constant(I64, 0), row)
+    b.store(ll.Constant(I64, 0), element)
+    with contextlib.ExitStack() as nest:
+        coordinates = [nest.enter_context(for_range(b, ll.Constant(I64, 0), kernel.dim(cond, axis), f"c{axis}"))
+                       for axis in range(rank)]
+        index = b.load(element)
+        b.store(b.add(index, ll.Constant(I64, 1)), element)
+        flag = b.zext(_nonzero(b, load_value(b, b.gep(source, [index]), cond.type.dtype)), I64)
+        at = b.load(row)
+        inside = b.icmp_signed("<", at, limit)
+        kernel.fail_if(b.and_(b.not_(inside), b.trunc(flag, I1)), at)
+        with b.if_then(inside, likely=True):
+            base = b.mul(at, ll.Constant(I64, rank))
+            for axis, coordinate in enumerate(coordinates):
+                b.store(coordinate, b.gep(out, [b.add(base, ll.Constant(I64, axis))]))
+        b.store(b.add(at, flag), row)
+    found = b.load(row)
+    kernel.fail_if(b.icmp_signed("!=", found, limit), found)
+
+
+def _nonzero(b: ll.IRBuilder, value: ll.Value) -> ll.Value:
+    """As numpy's nonzero: a float is true unless it is +-0 (NaN is true)."""
+    if value.type == I1:
+        return value
+    if isinstance(value.type, (ll.FloatType, ll.DoubleType)):
+        return b.fcmp_unordered("!=", value, constant_of(value.type, 0.0))
+    return b.icmp_signed("!=", value, ll.Constant(value.type, 0))
+
+
+SINGLE_KERNELS["where_indices"] = emit_where_indices
+SERIAL_KERNELS.add("where_indices")

@@ -28,6 +28,8 @@ SINGLE_EMITTERS: dict[str, SingleEmitter] = {}
 # op name -> an emitter of the whole kernel over its output elements [begin, end), for an op that
 # moves contiguous runs (kernels/patches.py) rather than one element at a time
 SINGLE_KERNELS: dict[str, Callable[[Kernel, Operation], None]] = {}
+# ops whose kernel walks everything in one step, in order (where_indices: kernels/dims.py): work 1
+SERIAL_KERNELS: set[str] = set()
 # op name -> a check the entry point runs after the kernel (Note [indices of empty slices]), for an
 # op whose kernel may read none of its indices (kernels/dims.py registers gather_nd's)
 AFTER_CHECKS: dict[str, Callable[[Launch, Operation], None]] = {}
@@ -134,6 +136,8 @@ def writes_in_place(kernel: Kernel) -> bool:
 def single_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
     """Every output element (elementwise_work), or every line of a line op (Note [line ops])."""
     inner = next(o for o in op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
+    if inner.name in SERIAL_KERNELS:
+        return ll.Constant(I64, 1), ll.Constant(I64, 1)
     if inner.name not in LINE_EMITTERS:
         return elementwise_work(b, dims, dims_pointer, op)
     x = inner.operands[0]

@@ -1,5 +1,6 @@
-"""Single kernels that read elements picked by indices: gather, gather_nd, read_row, write_row, and the
-run-time assertion `check` (ir/ops/indexing.py, dims.py, rows.py, checks.py are the specification).
+"""Single kernels that read elements picked by indices: gather, gather_nd, read_row, write_row, the
+run-time assertion `check`, and where_indices, which writes them (ir/ops/indexing.py, dims.py, rows.py,
+checks.py are the specification).
 
 An index out of range is an error (IndexOutOfRange, or CheckFailed for a false check): the kernel
 records it in its error flags (Note [error flags] in kernel.py), reads nothing out of bounds (a bad
@@ -18,7 +19,7 @@ import math
 from flowc.ir import Operation, Value
 
 from ..kernel import Extent, GridAxis, TritonKernel, emits_single, single_op
-from .single import SingleWriter, extents, load, output_elements
+from .single import BLOCK, SingleWriter, extents, load, output_elements
 
 TILE = 1024  # elements a gather's program copies per step: BLOCK_I index positions by BLOCK_Q of a slice
 
@@ -125,6 +126,41 @@ def emit_gather_nd(op: Operation, name: str) -> TritonKernel:
     _copy_slices(writer, params, "source", f"offsets * {slice_size}", slice_size)
     grid = GridAxis(_extents_of(writer, indices, range(indices.type.rank - 1)), rows, minimum=1)
     return writer.kernel((grid,))
+
+
+@emits_single("where_indices")
+def emit_where_indices(op: Operation, name: str) -> TritonKernel:
+    """One program walks cond in blocks of BLOCK elements, in order: a block's true elements take the rows
+    after the blocks before (the running count plus the block's exclusive cumsum) and write their
+    coordinates there. Its rows were counted before (Note [data-dependent sizes] in
+    compiler/data_sized_run.py); a count that disagrees is an error (the count it found), and no row
+    past the end is written."""
+    inner = single_op(op)
+    cond, rows = inner.operands
+    writer = SingleWriter(op, name)
+    writer.constants["BLOCK"] = BLOCK
+    total, limit, rank = writer.size(cond), writer.dim(rows, 0), cond.type.rank
+    dims = [d if d != "0" else "1" for d in writer.dims(cond)]  # no coordinate of an empty cond is computed
+    strides = writer.strides(cond)
+    out = writer.pointer(op.results[0])
+    lines = writer.lines
+    lines.append("row = tl.zeros([], tl.int64)")
+    lines.append(f"for start in range(0, {total}, BLOCK):")
+    lines.append("    offsets = start + tl.arange(0, BLOCK).to(tl.int64)")
+    lines.append(f"    inside = offsets < {total}")
+    lines.append(f"    flags = (tl.load({writer.pointer(cond)} + offsets, mask=inside, other=0) != 0) & inside")
+    lines.append("    count = flags.to(tl.int64)")
+    # tl.associative_scan and tl.reduce with Triton's combine, not tl.cumsum and tl.sum: those are @jit
+    # functions of Triton's library, which the interpreter cannot run here (kernels/reduction.py's STANDARD)
+    lines.append("    position = row + tl.associative_scan(count, 0, tl.standard._sum_combine) - count")
+    lines.append(f"    write = flags & (position < {limit})")
+    for axis in range(rank):
+        coordinate = f"(offsets // ({strides[axis]})) % ({dims[axis]})"
+        lines.append(f"    tl.store({out} + position * {rank} + {axis}, {coordinate}, mask=write)")
+    lines.append("    row = row + tl.reduce(count, 0, tl.standard._sum_combine)")
+    lines.append("offsets = tl.arange(0, BLOCK).to(tl.int64)")
+    writer.fail_where(f"offsets * 0 + row != {limit}", "offsets * 0 + row", "offsets == 0")
+    return writer.kernel((GridAxis((), 1, minimum=1),))
 
 
 def _row_index(writer: SingleWriter, buffer: Value, index: Value) -> str:
