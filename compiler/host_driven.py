@@ -53,7 +53,8 @@ from flowc.ir import Block, Builder, Function, Module, Operation, Value
 from flowc.passes.autodiff.clone import clone_op
 from flowc.passes.host_driven import contains_host_driven
 
-from .driver import compile_optimized
+from .data_sized_run import has_cuts
+from .driver import compile_lowered, compile_optimized
 from .lowering import Lowered, Signature
 from .native import NativeExecutable
 from .options import CompileOptions
@@ -203,7 +204,10 @@ def _region_function(block: Block, taken: list[int] | None = None) -> Function:
 
 
 def _compiled(function: Function, target: Any, options: CompileOptions) -> Any:
-    executable = compile_optimized(Lowered(Module([function]), _NO_SIGNATURE), target, options)
+    lowered = Lowered(Module([function]), _NO_SIGNATURE)
+    if target.cuts_at_data_dims and has_cuts(lowered.module):  # a boolean_mask in a loop body, cut at its count
+        return compile_lowered(lowered, target, options)
+    executable = compile_optimized(lowered, target, options)
     if isinstance(executable, NativeExecutable):
         executable.max_layouts = LAYOUTS_KEPT
     return executable

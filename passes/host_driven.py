@@ -15,7 +15,9 @@ took (P + 1 from concat(acc, x[:1]), P - 1 from acc[1:], 2P from
 concat(acc, acc)) changes: the loop is marked. One size for every unknown dim
 satisfies the body's own checks (a batch dim that a matmul needs equal to
 another one), and no size computed from shapes alone equals a large prime
-unless it is that dim.
+unless it is that dim. A count only the data gives (fc.boolean_mask's rows:
+Note [data-dependent sizes] in compiler/data_sized_run.py) is another large
+prime, so that concat(acc, boolean_mask(x, m)) changes too.
 
 Left native, as before this pass (the run-time check of Note [fixed shapes in
 control flow] then sizes the loop on the fed shapes, and refuses, with an
@@ -67,7 +69,8 @@ def _mark_block(block: Block) -> bool:
     return changed
 
 
-PROBES = (7919, 104729)  # large primes (Note above: the probe)
+# (the loop values' unknown dims, a data-dependent count's) per probe: large primes (the docstring's probe)
+PROBES = ((7919, 15485863), (104729, 32452843))
 
 
 def changing_loop_values(loop: Operation) -> list[int]:
@@ -85,10 +88,10 @@ def _probed(body: Block, candidates: list[int]) -> list[int]:
     if any(contains_host_driven(op) for op in body.ops):
         return []  # an inner marked loop's results have no shape before it runs; the outer one is cut anyway
     taken, given = [], []
-    for probe in PROBES:
+    for probe, data in PROBES:
         taken.append([tuple(probe if d is None else d for d in arg.type.shape) for arg in body.args])
         try:
-            given.append(block_shapes(body, taken[-1]))
+            given.append(block_shapes(body, taken[-1], data))
         except FlowcError:
             return []
     return [index for index in candidates if given[0][index] != given[1][index]

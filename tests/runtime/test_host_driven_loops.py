@@ -233,3 +233,21 @@ def test_random_draws_and_variables_in_a_growing_loop() -> None:
     for (want_acc, want_scale), (got_acc, got_scale) in zip(runs["reference"], runs["cpu"]):
         np.testing.assert_array_equal(got_acc, want_acc)
         np.testing.assert_allclose(got_scale, want_scale, rtol=1e-6)
+
+
+def test_a_loop_that_collects_boolean_mask_rows() -> None:
+    """Each turn appends the elements of x above the turn's threshold: a count only the data gives, so the
+    loop runs from the host and its body is itself cut at the count (Note [data-dependent sizes])."""
+    def build() -> tuple[Any, dict]:
+        x = fc.placeholder(fc.float32, [None], name="x")
+        n = fc.placeholder(fc.int32, [], name="n")
+        i0, acc0 = fc.constant(0), fc.zeros([0], fc.float32)
+
+        def body(i: Any, acc: Any) -> Any:
+            return i + 1, fc.concat([acc, fc.boolean_mask(x, x > fc.cast(i, fc.float32))], 0)
+
+        acc = fc.while_loop(lambda i, a: i < n, body, [i0, acc0], shape_invariants=[i0.shape, fc.TensorShape([None])])
+        return acc[1], {}
+
+    values = np.array([0.5, 2.5, 1.5, -1.0], F32)
+    both(build, [{"x:0": values, "n:0": 3}, {"x:0": values[:2], "n:0": 4}, {"x:0": values, "n:0": 0}])
