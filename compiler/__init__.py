@@ -122,6 +122,7 @@ from .index_ops import (  # noqa: E402,F811
     boolean_mask, eye, gather, gather_nd, linspace, pad, range, reverse, scatter_nd, sequence_mask, slice, split, tile,
     unstack, where,
 )
+from .index_ops import segment_sum, tensor_scatter_add, tensor_scatter_nd_add, unsorted_segment_sum  # noqa: E402
 from .einsum import einsum  # noqa: E402
 from . import math  # noqa: E402  (fc.math.*: TensorFlow's aliases of the ops above)
 from . import summary  # noqa: E402  (fc.summary.scalar, FileWriter: TensorBoard event files)
@@ -167,6 +168,7 @@ __all__ = [
     "TensorArray", "foldl", "foldr", "map_fn", "scan",  # built on control flow
     "boolean_mask", "einsum", "eye", "gather_nd", "linspace", "pad", "range", "rank", "reverse", "scatter_nd", "sequence_mask", "shape",
     "size", "slice", "split", "tile", "unstack",  # shapes and indexing
+    "segment_sum", "tensor_scatter_add", "tensor_scatter_nd_add", "unsorted_segment_sum",  # scatter_adds
     "clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm",  # nn helpers
     "multinomial", "random", "random_shuffle", "truncated_normal",  # sampling
     "add_n", "cumprod", "cumsum", "math", "reduce_all", "reduce_any", "reduce_logsumexp", "reduce_prod",  # reductions

@@ -15,22 +15,10 @@ from .math_ops import apply, constant, convert_to_tensor
 from .sources import user_location
 
 
-# Note [placeholders of unknown rank]
-# TF1 code makes scalars it feeds (keep_prob, a learning rate, is_training) with
-# `fc.placeholder(fc.float32)`, no shape. The IR has no type of unknown rank, and every op
-# takes its output type (and attributes such as reduce_sum's axes for axis=None) from its
-# inputs' types when it is built, at the user's line. So a placeholder of unknown rank is
-# built as a scalar: its graph type is rank 0, its TensorShape says "unknown rank"
-# (`ndims` None), and a scalar feed runs. Specializing the Session per fed rank instead
-# would retype every op after the graph was built and silently change ops whose
-# attributes followed from rank 0 (`reduce_sum(p)` would sum over no axes), so a feed of
-# another rank is a FeedError naming the placeholder and its line that says to give it a
-# shape; `p.set_shape([None, 3])` before using it gives it one after the fact.
-
-
 def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, name: str | None = None) -> Tensor:
     """A tensor that every run must feed. `None` dims take any size at run time; without a shape it
-    is a fed scalar whose shape has unknown rank (Note [placeholders of unknown rank]).
+    takes arrays of any rank, each run typed for the ranks it is fed (Note [placeholders of unknown
+    rank] in unknown_rank.py).
 
     >>> import flowc as fc
     >>> x = fc.placeholder(fc.float32, shape=[None, 64], name="x")
@@ -43,7 +31,7 @@ def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, n
     out_type = TensorType(as_dtype(dtype), dims)
     attrs = {"dtype": out_type.dtype, "shape": out_type.shape}
     if unknown_rank:
-        attrs["unknown_rank"] = True  # Note [placeholders of unknown rank]
+        attrs["unknown_rank"] = True  # Note [placeholders of unknown rank] in unknown_rank.py
     return get_default_graph().create_op(PLACEHOLDER, (), attrs, name=name or PLACEHOLDER,
                                          output_types=[out_type]).outputs[0]
 
@@ -98,8 +86,9 @@ def reshape(tensor: Any, shape: Sequence[int | None], name: str | None = None) -
 def transpose(a: Any, perm: Sequence[int] | None = None, name: str | None = None) -> Tensor:
     """Axes permuted by `perm` (reversed when None)."""
     x = convert_to_tensor(a)
+    rules = {"perm": "reversed_axes"} if perm is None else None  # Note [placeholders of unknown rank]
     perm = tuple(range(x.type.rank))[::-1] if perm is None else tuple(int(p) for p in perm)
-    return apply("transpose", (x,), name=name or "transpose", perm=perm)
+    return apply("transpose", (x,), name=name or "transpose", rank_rules=rules, perm=perm)
 
 
 def concat(values: Sequence[Any], axis: int, name: str | None = None) -> Tensor:
@@ -179,7 +168,9 @@ def strided_slice(tensor: Any, index: Any, name: str | None = None) -> Tensor:
     """numpy basic indexing: ints, slices, `...` and `None` (a new axis)."""
     x = convert_to_tensor(tensor)
     items = list(index) if isinstance(index, tuple) else [index]
-    items = _expand_ellipsis(items, x.type.rank)
+    rules = _unknown_rank_rules(x, items)
+    indexed = sum(1 for item in items if item is not None and item is not Ellipsis)
+    items = _expand_ellipsis(items, max(x.type.rank, indexed) if rules else x.type.rank)
     begin, end, strides, squeeze_dims, new_axes = [], [], [], [], []
     out_axis = 0
     dim = 0
@@ -203,11 +194,24 @@ def strided_slice(tensor: Any, index: Any, name: str | None = None) -> Tensor:
         dim += 1
     out = x
     if any((b, e, s) != (0, None, 1) for b, e, s in zip(begin, end, strides)) or squeeze_dims:
-        out = apply("slice", (x,), name=name or "strided_slice", begin=tuple(begin), end=tuple(end),
+        out = apply("slice", (x,), name=name or "strided_slice", rank_rules=rules, begin=tuple(begin), end=tuple(end),
                     strides=tuple(strides), squeeze_dims=tuple(squeeze_dims))
     for axis in new_axes:
         out = expand_dims(out, axis)
     return out
+
+
+def _unknown_rank_rules(x: Tensor, items: list[Any]) -> dict[str, str] | None:
+    """For x of unknown rank (Note [placeholders of unknown rank] in unknown_rank.py): the rank rules that
+    index its leading axes and keep the rest whole, whatever rank it is fed; None for x of known rank."""
+    if not x.has_unknown_rank:
+        return None
+    if Ellipsis in items and any(item is not None for item in items[items.index(Ellipsis) + 1:]):
+        raise FlowcTypeError(f"{x.name!r} has unknown rank (a placeholder made without a shape, or an op on one), "
+                             "so the axes after '...' are not known; give the placeholder a shape",
+                             op="slice", where=user_location())
+    leading = sum(1 for item in items if item is not None and item is not Ellipsis)
+    return {key: f"slice_{key}:{leading}" for key in ("begin", "end", "strides")}
 
 
 def _expand_ellipsis(items: list[Any], rank: int) -> list[Any]:

@@ -79,7 +79,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from flowc.ir import Block, Builder, Function, Region, TensorType, Value
-from flowc.ir.errors import FlowcError
+from flowc.ir.errors import FlowcError, FlowcTypeError
 from flowc.ir.types import float64, int64
 from flowc.ir.ops.control import build_call
 
@@ -93,6 +93,12 @@ def emit_region_op(b: Builder, op: Operation, operands: list[Value], env: Env) -
     """Lower a "cond", "while" or "call" graph op onto `b`; its results go into `env`."""
     from .lowering import RUN_COUNTER
 
+    for value, tensor in zip(operands, op.inputs):
+        if value.type.rank != tensor.type.rank:  # Note [placeholders of unknown rank] in unknown_rank.py
+            raise FlowcTypeError(f"its input {tensor.name!r} was built as {tensor.type} and this run feeds it as "
+                                 f"{value.type}: the sub-graphs of fc.cond, fc.while_loop and fc.function are "
+                                 "built for one rank; give the placeholder of unknown rank that it comes from a "
+                                 "shape", op=op.display_name, where=op.loc)
     if op.attrs.get("uses_step"):  # Note [random ops in sub-graphs] in func_graph.py: the last operand
         operands = [*operands, env[RUN_COUNTER]]  # type: ignore[index]
     try:
@@ -126,14 +132,18 @@ def emit_sub_graph(b: Builder, graph: FuncGraph, args: Sequence[Value], captured
     env.update(zip(graph.captured_inputs, captured, strict=True))
     if step is not None:
         env[RUN_COUNTER] = step  # type: ignore[index]
-    for op in needed_ops([t.op for t in graph.outputs], set(env)):
+    from .debugging import PRINTS, emit_print_ops, prints_reached  # debugging.py imports lowering
+
+    roots = [t.op for t in graph.outputs]
+    printed = [t.op for spec in prints_reached(roots, set(env)) for t in spec.tensors]
+    for op in needed_ops(roots + printed, set(env)):
         b.loc = op.loc
-        if op.type in (ARG, CAPTURE, NOOP):
-            continue
-        if op.type == CONST:
-            env[op.outputs[0]] = b.create("constant", (), {"value": op.attrs["value"]}, result_names=[op.name]).result
-        else:
+        if op.type not in (ARG, CAPTURE, NOOP, CONST):
             emit_op(b, op, env)
+        elif op.type == CONST:
+            env[op.outputs[0]] = b.create("constant", (), {"value": op.attrs["value"]}, result_names=[op.name]).result
+        if op in PRINTS:  # Note [printing inside control flow] in ir/ops/checks.py: each turn prints
+            emit_print_ops(b, op, env)
     return [env[t] for t in graph.outputs]
 
 

@@ -12,14 +12,17 @@ returns an Operation that a run must reach, by a fetch or through `fc.control_de
 from __future__ import annotations
 
 import builtins
+import itertools
 import sys
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from .graph import Operation, Tensor, control_dependencies, name_scope
+from flowc.ir.ops.checks import PRINT_HANDLERS
+
+from .graph import Operation, Tensor, control_dependencies, get_default_graph, name_scope
 from .lowering import needed_ops
 from .state_ops import no_op
 from .math_ops import abs, apply, convert_to_tensor, equal, greater, greater_equal, identity, less, less_equal
@@ -98,7 +101,9 @@ def check_numerics(tensor: Any, message: str, name: str | None = None) -> Tensor
 # print. A Session that plans a run reaching such an op (through inputs or control inputs, as lowering
 # walks) fetches those tensors too, as extra results after the user's, and prints them after the run,
 # in the order the ops were created, to stderr as TF1 does. first_n and summarize are honoured; the
-# values are those of the run, so a step that fails (an assert) prints nothing.
+# values are those of the run, so a step that fails (an assert) prints nothing. Inside a while body, a
+# cond branch or an fc.function the values of each turn are no results: there a Print prints as the run
+# goes, through the IR's print op (Note [printing inside control flow] in ir/ops/checks.py).
 
 
 @dataclass
@@ -113,19 +118,32 @@ class PrintSpec:
     stream: TextIO | None = None  # None: sys.stderr at print time (pytest's capsys replaces it)
     brackets: bool = False
     printed: int = 0
+    key: int = -1  # set by `register`: what the IR's print ops name it by (Note [printing inside control flow])
+    pending: dict[int, np.ndarray] = field(default_factory=dict)  # the parts of this turn come so far
 
     @property
     def tensors(self) -> list[Tensor]:
         return [p for p in self.parts if isinstance(p, Tensor)]
 
-    def emit(self, values: dict[Tensor, np.ndarray]) -> None:
+    def deliver(self, part: int, parts: int, value: np.ndarray) -> None:
+        """One value from a print op of a sub-graph (Note [printing inside control flow] in ir/ops/checks.py):
+        print when the last of the turn's `parts` has come."""
+        self.pending[part] = value
+        if part < parts - 1:
+            return
+        values, self.pending = self.pending, {}
+        self.emit({}, [values[i] for i in range(parts)])
+
+    def emit(self, values: dict[Tensor, np.ndarray], in_order: list[np.ndarray] | None = None) -> None:
+        """Print the tensors' values, from `values` by tensor or, from a sub-graph, `in_order`."""
         if self.first_n is not None and 0 <= self.first_n <= self.printed:
             return
         self.printed += 1
         shown = []
+        ordered = iter(in_order or ())
         for part in self.parts:
             if isinstance(part, Tensor):
-                text = format_values(values[part], self.summarize)
+                text = format_values(next(ordered) if in_order is not None else values[part], self.summarize)
                 shown.append(f"[{text}]" if self.brackets else text)
             else:
                 shown.append(str(part))
@@ -133,6 +151,33 @@ class PrintSpec:
 
 
 PRINTS: "weakref.WeakKeyDictionary[Operation, PrintSpec]" = weakref.WeakKeyDictionary()
+# Note [printing inside control flow] (ir/ops/checks.py): the specs by the key their print ops carry.
+_BY_KEY: "weakref.WeakValueDictionary[int, PrintSpec]" = weakref.WeakValueDictionary()
+_keys = itertools.count()
+
+
+def register(op: Operation, spec: PrintSpec) -> None:
+    spec.key = next(_keys)
+    PRINTS[op] = _BY_KEY[spec.key] = spec
+    if not PRINT_HANDLERS:
+        PRINT_HANDLERS.append(_deliver)
+
+
+def _deliver(key: int, part: int, parts: int, value: np.ndarray) -> None:
+    spec = _BY_KEY.get(key)
+    if spec is not None:  # else its graph is gone
+        spec.deliver(part, parts, value)
+
+
+def emit_print_ops(b: Any, op: Operation, env: dict[Tensor, Any]) -> None:
+    """After `op`, a Print or print of a sub-graph: the IR print ops of its spec (Note [printing inside control
+    flow]), one per tensor it prints, in order; one on a constant where it prints none."""
+    spec = PRINTS[op]
+    tensors = spec.tensors
+    values = [env[t] for t in tensors] or [b.constant(np.asarray(0, np.int32))]
+    for part, value in enumerate(values):
+        attributes = {"key": spec.key, "part": part, "parts": len(tensors)}
+        b.create("print", [value], attributes, result_names=[f"{op.name}_print"])
 
 
 def format_values(array: np.ndarray, summarize: int | None) -> str:
@@ -141,7 +186,7 @@ def format_values(array: np.ndarray, summarize: int | None) -> str:
     flat = np.asarray(array).reshape(-1)
     limit = 3 if summarize is None else summarize
     kept = flat if limit < 0 else flat[:limit]
-    text = " ".join(str(v) for v in kept.tolist())
+    text = " ".join(str(v) for v in kept)  # numpy's scalars: a float32 1.1 shows as 1.1, as TF1 prints it
     return text + ("..." if kept.size < flat.size else "")
 
 
@@ -150,8 +195,8 @@ def Print(input_: Any, data: Any, message: str | None = None, first_n: int | Non
     """`input_`, unchanged; each run that computes it prints `message` then each tensor of `data` in
     brackets (TF1's tf.Print; Note [printing from a run]). first_n: print only the first n runs."""
     result = identity(input_, name=name or "Print")
-    parts: list[Any] = [message or ""] + [convert_to_tensor(d) for d in data]
-    PRINTS[result.op] = PrintSpec(parts, first_n, summarize, brackets=True)
+    parts: list[Any] = [message or ""] + [_here(convert_to_tensor(d)) for d in data]
+    register(result.op, PrintSpec(parts, first_n, summarize, brackets=True))
     return result
 
 
@@ -160,10 +205,18 @@ def print(*inputs: Any, output_stream: Any = None, sep: str = " ", end: str = "\
     """An op that prints `inputs` (tensors and Python values, joined by `sep`) each run that reaches it,
     by a fetch or a control dependency (tf.print in graph mode; Note [printing from a run]).
     output_stream: a file object (default sys.stderr; sys.stdout works too)."""
-    parts = [convert_to_tensor(i) if isinstance(i, Tensor) or hasattr(i, "_as_tensor") else i for i in inputs]
+    parts = [_here(convert_to_tensor(i)) if isinstance(i, Tensor) or hasattr(i, "_as_tensor") else i for i in inputs]
     op = no_op(name=name or "print")
-    PRINTS[op] = PrintSpec(parts, None, summarize, sep, end, output_stream)
+    register(op, PrintSpec(parts, None, summarize, sep, end, output_stream))
     return op
+
+
+def _here(tensor: Tensor) -> Tensor:
+    """`tensor` as the graph being built sees it: inside a while body, a cond branch or an fc.function, an
+    outer tensor is captured, as an op's input would be (Note [printing inside control flow])."""
+    graph = get_default_graph()
+    capture = getattr(graph, "capture", None)  # a FuncGraph (func_graph.py)
+    return capture(tensor) if capture is not None and tensor.graph is not graph else tensor
 
 
 def prints_reached(roots: list[Operation], fed: set[Tensor]) -> list[PrintSpec]:

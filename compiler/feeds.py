@@ -21,15 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from flowc.ir import TensorType
 from flowc.ir.errors import FeedError
 from flowc.ir.types import DType, format_shape
 
 from .graph import Tensor
 
 
-def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
-    """`value` as an array of the tensor's dtype and a shape its type accepts."""
-    want = tensor.type
+def check_feed(tensor: Tensor, value: Any, want: TensorType | None = None) -> np.ndarray:
+    """`value` as an array of the tensor's dtype and a shape its type accepts (or `want`: the type a run
+    gives a placeholder of unknown rank, Note [placeholders of unknown rank] in unknown_rank.py)."""
+    want = want or tensor.type
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as error:
@@ -38,11 +40,9 @@ def check_feed(tensor: Tensor, value: Any) -> np.ndarray:
         raise _error(tensor, f"expects {want.dtype.name}, got {_describe(value, array)}"
                              f"{_out_of_range(array, want.dtype)}")
     if not want.accepts(array.shape):
-        if tensor.op.attrs.get("unknown_rank"):  # Note [placeholders of unknown rank] in array_ops.py
-            dims = format_shape([None] * array.ndim)
-            raise _error(tensor, f"was made without a shape, so it is built as a scalar, and got "
-                                 f"{_describe(value, array)}; give it the rank you feed: "
-                                 f"fc.placeholder(..., shape={dims}) (None: any size)")
+        if tensor.has_unknown_rank:  # Note [placeholders of unknown rank] in unknown_rank.py
+            raise _error(tensor, f"was made without a shape, and this program was built for rank {want.rank}; got "
+                                 f"{_describe(value, array)}")
         raise _error(tensor, f"expects shape {format_shape(want.shape)}, got {format_shape(array.shape)} "
                              f"({_describe(value, array)})")
     # Not np.ascontiguousarray: it makes a 0-d array 1-d, which a scalar placeholder rejects.
@@ -74,10 +74,11 @@ def is_device_array(value: Any) -> bool:
     return not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__") and hasattr(value, "shape")
 
 
-def check_device_feed(tensor: Tensor, value: Any) -> Any:
+def check_device_feed(tensor: Tensor, value: Any, want: TensorType | None = None) -> Any:
     """`value`, an array on a device (is_device_array), if it has the tensor's dtype and a shape its type
-    accepts: it is not converted (that would copy it to the host and back), so its dtype must match."""
-    want = tensor.type
+    (or `want`, as check_feed) accepts: it is not converted (that would copy it to the host and back), so
+    its dtype must match."""
+    want = want or tensor.type
     dtype = str(value.dtype).removeprefix("torch.")
     shape = tuple(int(d) for d in value.shape)
     if dtype != want.dtype.name:

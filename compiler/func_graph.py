@@ -125,14 +125,15 @@ class FuncGraph(Graph):
         return inner
 
     def create_op(self, type: str, inputs: Sequence[Tensor] = (), attrs: dict[str, Any] | None = None,
-                  name: str | None = None, output_types: Sequence[TensorType] | None = None) -> Operation:
+                  name: str | None = None, output_types: Sequence[TensorType] | None = None,
+                  rank_rules: dict[str, str] | None = None) -> Operation:
         if type in (PLACEHOLDER, VARIABLE) or (type in RANDOM_KINDS and not self.allows_random):
             what = {PLACEHOLDER: "a placeholder", VARIABLE: "a Variable"}.get(type, f"a random op ({type})")
             hint = "draw the numbers outside and use them inside" if type in RANDOM_KINDS else "make it outside"
             raise GraphError(f"cannot create {what} inside {self.purpose}; {hint}", op=f"{type} '{name or type}'",
                              where=user_location())
         inputs = [self.capture(t) if isinstance(t, Tensor) else t for t in inputs]
-        op = super().create_op(type, inputs, attrs, name, output_types)
+        op = super().create_op(type, inputs, attrs, name, output_types, rank_rules)
         self.uses_step = self.uses_step or type in RANDOM_KINDS or bool(op.attrs.get("uses_step"))
         outside = [c for c in op.control_inputs if c.graph is not self]
         if outside:

@@ -116,7 +116,7 @@ def _seeds(grad_ys: Any, ys: list[Tensor], loc: str | None) -> list[Tensor]:
 
 
 def _ones_like(y: Tensor) -> Tensor:
-    if y.type.is_static:
+    if y.type.is_static and not y.has_unknown_rank:  # Note [placeholders of unknown rank] in unknown_rank.py
         return ones(y.shape, y.dtype)
     return where(constant(True), 1, y)  # y's shape, known only at run time: 1 broadcast over it
 

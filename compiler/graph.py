@@ -54,9 +54,15 @@ class Tensor(TensorOperators):
     @property
     def shape(self) -> TensorShape:
         """The static shape: a tuple of dims (None: known at run time) with TF1's TensorShape methods."""
-        if self.op.attrs.get("unknown_rank"):
-            return TensorShape(None)  # Note [placeholders of unknown rank] in array_ops.py
+        if self.has_unknown_rank:
+            return TensorShape(None)  # Note [placeholders of unknown rank] in unknown_rank.py
         return TensorShape(self.type.shape)
+
+    @property
+    def has_unknown_rank(self) -> bool:
+        """Whether the rank is known only when the graph runs: a placeholder made without a shape, or an op
+        whose rank follows from one (Note [placeholders of unknown rank] in unknown_rank.py)."""
+        return self.value_index in self.op.unknown_rank_outputs
 
     def get_shape(self) -> TensorShape:
         return self.shape
@@ -106,7 +112,8 @@ class Operation:
 
     def __init__(self, graph: Graph, type: str, name: str, inputs: Sequence[Tensor], attrs: dict[str, Any],
                  output_types: Sequence[TensorType], control_inputs: Sequence[Operation], device: str,
-                 loc: str | None):
+                 loc: str | None, rank_rules: dict[str, str] | None = None,
+                 unknown_rank_outputs: frozenset[int] = frozenset()):
         self.graph = graph
         self.type = type
         self.name = name
@@ -116,6 +123,10 @@ class Operation:
         self.device = device
         self.loc = loc
         self.id = len(graph._ops)  # creation order is a topological order of the graph
+        # Note [placeholders of unknown rank] in unknown_rank.py: the outputs whose rank is known only
+        # when the graph runs, and the attributes that follow from the inputs' ranks (by rule name).
+        self.unknown_rank_outputs = frozenset({0}) if attrs.get("unknown_rank") else unknown_rank_outputs
+        self.rank_rules = rank_rules or _NO_RULES
         self.outputs = [Tensor(self, i, t) for i, t in enumerate(output_types)]
 
     @property
@@ -150,8 +161,11 @@ class Graph:
     # -- building ------------------------------------------------------------
 
     def create_op(self, type: str, inputs: Sequence[Tensor] = (), attrs: dict[str, Any] | None = None,
-                  name: str | None = None, output_types: Sequence[TensorType] | None = None) -> Operation:
-        """Add an op. IR ops get their output types from the IR type rule."""
+                  name: str | None = None, output_types: Sequence[TensorType] | None = None,
+                  rank_rules: dict[str, str] | None = None) -> Operation:
+        """Add an op. IR ops get their output types from the IR type rule. `rank_rules` name the
+        attributes that follow from the inputs' ranks (Note [placeholders of unknown rank] in
+        unknown_rank.py): they are worked out again for each rank an input of unknown rank is fed."""
         attrs = dict(attrs or {})
         loc = user_location()
         if self.finalized:
@@ -165,11 +179,17 @@ class Graph:
                 hint = f" (it was made inside {inside}; return it from there to use it here)" if inside else ""
                 raise GraphError(f"input {tensor.name!r} of {type} belongs to another graph{hint}", where=loc)
         op_name = self.unique_name(name or _default_name(type), loc)
-        if output_types is None:
+        unknown: frozenset[int] = _KNOWN
+        if output_types is None and _any_unknown_rank(inputs):
+            from .unknown_rank import infer_unknown_rank  # Note [placeholders of unknown rank]
+
+            attrs, output_types, unknown = infer_unknown_rank(type, inputs, attrs, rank_rules or {}, op_name, loc)
+        elif output_types is None:
             attrs, output_types = infer_output_types(type, inputs, attrs, op_name, loc)
         control = [op for frame in self._control_stack for op in frame]
         device = self._device_stack[-1] if self._device_stack else ""
-        op = Operation(self, type, op_name, inputs, attrs, output_types, _unique(control), device, loc)
+        op = Operation(self, type, op_name, inputs, attrs, output_types, _unique(control), device, loc, rank_rules,
+                       unknown)
         self._ops.append(op)
         self._by_name[op_name] = op
         self.version += 1
@@ -352,6 +372,17 @@ def as_operation(obj: Any) -> Operation:
     if isinstance(op, Operation):
         return op
     raise GraphError(f"control inputs must be ops or tensors, got {obj!r}")
+
+
+_KNOWN: frozenset[int] = frozenset()
+_NO_RULES: dict[str, str] = {}  # shared by the ops without rank rules: never written
+
+
+def _any_unknown_rank(inputs: Sequence[Tensor]) -> bool:
+    for tensor in inputs:  # a loop, not any(): op creation is on every graph's build path
+        if tensor.op.unknown_rank_outputs and tensor.value_index in tensor.op.unknown_rank_outputs:
+            return True
+    return False
 
 
 def _default_name(type: str) -> str:

@@ -40,6 +40,7 @@ from .graph_def_check import Fields, check_document, node_label, parse_text, pro
 from .graph_def_regions import decode_graph, encode_graph, region_outputs
 from .lowering import RANDOM_KINDS, REGION_KINDS, STEP_TYPE
 from .sources import user_location
+from .unknown_rank import RANK_RULES
 
 FORMAT = "flowc.GraphDef"
 VERSION = 1
@@ -56,7 +57,7 @@ def graph_to_def(graph: Graph) -> dict[str, Any]:
 
 
 def _node_to_def(op: Operation) -> dict[str, Any]:
-    return {
+    node = {
         "name": op.name,
         "op": op.type,
         "inputs": [t.name for t in op.inputs],
@@ -64,8 +65,11 @@ def _node_to_def(op: Operation) -> dict[str, Any]:
         "device": op.device,
         "loc": op.loc,
         "attrs": {key: _encode(value) for key, value in sorted(op.attrs.items())},
-        "outputs": [{"dtype": t.dtype.name, "shape": list(t.shape)} for t in op.outputs],
+        "outputs": [{"dtype": t.dtype.name, "shape": list(t.type.shape)} for t in op.outputs],
     }
+    if op.rank_rules:  # the attributes that follow from the inputs' ranks (unknown_rank.py)
+        node["rank_rules"] = dict(sorted(op.rank_rules.items()))
+    return node
 
 
 def _encode(value: Any) -> Any:
@@ -220,11 +224,25 @@ def _create_node(graph: Graph, node: dict[str, Any], scope: _Scope) -> Operation
             # IR ops other than random ones get their types from their type rule, checked against the
             # declared ones below; random ops take the run counter only in IR (lowering adds it).
             inferred = kind in registry.OPS and kind not in RANDOM_KINDS and kind not in REGION_KINDS
-            op = graph.create_op(kind, inputs, attrs, name=base, output_types=None if inferred else declared)
+            op = graph.create_op(kind, inputs, attrs, name=base, output_types=None if inferred else declared,
+                                 rank_rules=_rank_rules(node, attrs))
     if [t.type for t in op.outputs] != declared:
         raise GraphError(f"declared outputs {declared} but its type rule gives {[t.type for t in op.outputs]}")
     op.loc = node.get("loc")
     return op
+
+
+def _rank_rules(node: dict[str, Any], attrs: dict[str, Any]) -> dict[str, str] | None:
+    """The node's rank rules (Note [placeholders of unknown rank] in unknown_rank.py), each a known rule of an
+    attribute the node has."""
+    rules = node.get("rank_rules")
+    if not rules:
+        return None
+    for key, rule in rules.items():
+        if key not in attrs or not isinstance(rule, str) or rule.partition(":")[0] not in RANK_RULES:
+            raise GraphError(f"rank_rules gives attribute {key!r} the rule {rule!r}; the rules are "
+                             f"{sorted(RANK_RULES)}, for attributes the node has ({sorted(attrs)})")
+    return dict(rules)
 
 
 def _declared_outputs(outputs: list[dict[str, Any]]) -> list[TensorType]:

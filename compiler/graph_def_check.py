@@ -29,7 +29,7 @@ OUTPUT = Fields({"dtype": str, "shape": [(int, None)]}, {})
 NODE = Fields(
     {"name": str, "op": str, "inputs": [str], "control_inputs": [str], "device": str, "attrs": dict,
      "outputs": [OUTPUT]},
-    {"loc": (str, None)},
+    {"loc": (str, None), "rank_rules": dict},  # rank_rules: Note [placeholders of unknown rank] in unknown_rank.py
 )
 VARIABLE = Fields({"op": str, "initial_value": str, "initializer": str, "snapshot": str, "trainable": bool}, {})
 DOCUMENT = Fields({"nodes": list}, {"seed": (int, None), "variables": list})

@@ -1,6 +1,7 @@
 """TF1's slicing and indexing ops, composed from the IR's slices, concats, broadcasts and gathers:
 range, tile, pad, slice, split, unstack, reverse, eye, sequence_mask, linspace, gather (with
-batch_dims), gather_nd, scatter_nd, where (one argument) and boolean_mask.
+batch_dims), gather_nd, where (one argument) and boolean_mask; scatter_nd, tensor_scatter_nd_add and the
+segment sums are scatter_adds (ir/ops/indexing.py).
 
 Each is written with the ops whose gradients and native kernels exist (a slice's gradient puts
 elements back, a concat's slices them apart). The ops of their own (ir/ops/dims.py) are gather_nd,
@@ -22,9 +23,9 @@ from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32, int64
 
 from . import array_ops
 from .graph import Tensor
-from .math_ops import apply, cast, constant, convert_to_tensor, less, matmul, not_equal, reduce_sum
+from .math_ops import apply, cast, constant, convert_to_tensor, less, not_equal, reduce_sum
 from .math_ops import where as where_selected
-from .shape_ops import Entry, broadcast_to, fill, scalar_entry, static_dims
+from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, static_dims
 from .sources import user_location
 
 
@@ -370,29 +371,76 @@ def _where_indices(condition: Tensor, name: str) -> Tensor:
 
 
 def scatter_nd(indices: Any, updates: Any, shape: Sequence[int], name: str | None = None) -> Tensor:
-    """Zeros of `shape`, plus each slice of `updates` at its index vector (duplicates summed).
-
-    The index vectors become row numbers by a gather_nd from a table of row numbers (which checks
-    them: IndexOutOfRange), then one_hot(rows)^T @ updates sums them, as gather's gradient does."""
+    """Zeros of `shape`, plus each slice of `updates` at its index vector (duplicates summed)."""
     indices, updates = convert_to_tensor(indices), convert_to_tensor(updates)
-    dims = tuple(int(d) for d in _static_value(shape, "scatter_nd", "shape").reshape(-1))
+    dims = [int(d) for d in _static_value(shape, "scatter_nd", "shape").reshape(-1)]
+    zeros = fill(dims, 0, updates.dtype, name=f"{name or 'ScatterNd'}/zeros")
+    return _scatter_vectors("scatter_nd", zeros, indices, updates, name or "ScatterNd")
+
+
+def tensor_scatter_nd_add(tensor: Any, indices: Any, updates: Any, name: str | None = None) -> Tensor:
+    """`tensor` plus each slice of `updates` at its index vector (the last dim of `indices` indexes
+    the first dims of `tensor`; duplicates summed; in range, checked at run time)."""
+    tensor = convert_to_tensor(tensor)
+    indices, updates = convert_to_tensor(indices), convert_to_tensor(updates, dtype=tensor.dtype)
+    return _scatter_vectors("tensor_scatter_nd_add", tensor, indices, updates, name or "TensorScatterAdd")
+
+
+tensor_scatter_add = tensor_scatter_nd_add  # TF 1.15's name
+
+
+def _scatter_vectors(op: str, base: Tensor, indices: Tensor, updates: Tensor, name: str) -> Tensor:
+    """scatter_add of `updates` at the index vectors `indices` into `base`: the vectors index base's
+    first K dims, merged into one for the scatter (K = 1: the vectors are the rows already; else their
+    row numbers come from a gather_nd from a table of them, which also checks them)."""
     if indices.dtype not in INTS or indices.type.rank < 1 or indices.shape[-1] is None:
-        raise _error("scatter_nd", f"indices need an int dtype and a static last dim, got {indices.type}")
+        raise _error(op, f"indices need an int dtype and a static last dim, got {indices.type}")
     depth = indices.shape[-1]
-    want = indices.shape[:-1] + dims[depth:]
-    if depth > len(dims) or len(want) != updates.type.rank or any(
+    lead, trailing = base.shape[:depth], base.shape[depth:]
+    want = indices.shape[:-1] + trailing
+    if depth > base.type.rank or updates.dtype != base.dtype or len(want) != updates.type.rank or any(
             w is not None and u is not None and w != u for w, u in zip(want, updates.shape)):
-        raise _error("scatter_nd", f"updates {updates.type} do not fit indices {indices.type} into shape "
-                                   f"{list(dims)}: they need shape {list(want)}")
-    rows = math.prod(dims[:depth])
-    if rows == 0 or math.prod(dims[depth:]) == 0:
-        return fill(list(dims), 0, updates.dtype, name=name or "ScatterNd")
-    table = constant(np.arange(rows, dtype=indices.dtype.np).reshape(dims[:depth]))
-    row = gather_nd(table, indices)
-    hot = array_ops.one_hot(array_ops.reshape(row, [-1]), rows, dtype=updates.dtype)
-    flat = array_ops.reshape(updates, [-1, math.prod(dims[depth:])])
-    return array_ops.reshape(matmul(hot, flat, transpose_a=True), list(dims), name=name or "ScatterNd")
+        raise _error(op, f"updates {updates.type} do not fit indices {indices.type} into {base.type}: they need "
+                         f"{base.type.with_shape(want)}")
+    if depth == 1:
+        rows = array_ops.squeeze(indices, [indices.type.rank - 1])
+        return apply("scatter_add", (base, rows, updates), name=name, axis=0)
+    if None in lead:
+        raise _error(op, f"index vectors of {depth} entries need the first {depth} dims of {base.type} known "
+                         "when the graph is built")
+    count = math.prod(lead)
+    table = constant(np.arange(count, dtype=indices.dtype.np).reshape(lead))
+    rows = gather_nd(table, indices)
+    merged = reshape(base, [count, *((base, depth + a) if d is None else d for a, d in enumerate(trailing))])
+    added = apply("scatter_add", (merged, rows, updates), name=name, axis=0)
+    return reshape(added, [(base, a) if d is None else d for a, d in enumerate(base.shape)], name=name)
+
+
+def unsorted_segment_sum(data: Any, segment_ids: Any, num_segments: Any, name: str | None = None) -> Tensor:
+    """result[s, ...] = the sum of the data[i..., ...] whose segment_ids[i...] is s, for s in
+    [0, num_segments) (0 where none is): a scatter_add into zeros. Every id must be in range
+    (IndexOutOfRange, where TF1 drops a negative id)."""
+    data, ids = convert_to_tensor(data), convert_to_tensor(segment_ids)
+    count = int(_static_value(num_segments, "unsorted_segment_sum", "num_segments"))
+    rank = ids.type.rank
+    if ids.dtype not in INTS or rank > data.type.rank or any(
+            i is not None and d is not None and i != d for i, d in zip(ids.shape, data.shape)) or count < 0:
+        raise _error("unsorted_segment_sum", f"segment_ids {ids.type} must be int32 or int64 of a shape that "
+                                             f"begins {data.name!r} ({data.type}), num_segments >= 0 (got {count})")
+    dims = [count, *((data, rank + a) if d is None else d for a, d in enumerate(data.shape[rank:]))]
+    zeros = fill(dims, 0, data.dtype, name=f"{name or 'UnsortedSegmentSum'}/zeros")
+    return apply("scatter_add", (zeros, ids, data), name=name or "UnsortedSegmentSum", axis=0)
+
+
+def segment_sum(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:
+    """unsorted_segment_sum over segments 0 .. the last id, for sorted ids known when the graph is built
+    (the result's size is the last id + 1)."""
+    ids = _static_value(segment_ids, "segment_sum", "segment_ids (the result's size is the last one + 1)")
+    if ids.ndim != 1 or (ids.size and ((np.diff(ids) < 0).any() or ids[0] < 0)):
+        raise _error("segment_sum", f"segment_ids must be a vector of sorted ids >= 0, got {ids.tolist()}")
+    return unsorted_segment_sum(data, segment_ids, int(ids[-1]) + 1 if ids.size else 0, name=name or "SegmentSum")
 
 
 __all__ = ["boolean_mask", "eye", "gather", "gather_nd", "linspace", "pad", "range", "reverse", "scatter_nd",
-           "sequence_mask", "slice", "split", "tile", "unstack", "where"]
+           "segment_sum", "sequence_mask", "slice", "split", "tensor_scatter_add", "tensor_scatter_nd_add", "tile",
+           "unsorted_segment_sum", "unstack", "where"]

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from flowc.ir import Builder, Function, Module, TensorType, Value, int64, registry
-from flowc.ir.errors import FeedError, FlowcError, GraphError
+from flowc.ir.errors import FeedError, FlowcError, FlowcTypeError, GraphError
 
 from .placement import graph_device
+from .unknown_rank import fed_rank_hint, resolved_attrs
 from .graph import ASSIGN_KINDS, CONST, NOOP, PLACEHOLDER, READ, VARIABLE, Graph, Operation, Tensor
 
 RANDOM_KINDS = registry.names_where(is_random=True)  # graph ops that lowering gives the run counter
@@ -63,8 +64,11 @@ class Lowered:
         return self.module["main"]
 
 
-def lower(graph: Graph, fetches: Sequence[Tensor], targets: Sequence[Operation], feeds: Sequence[Tensor]) -> Lowered:
-    """One IR function computing `fetches` and running `targets`, given `feeds`."""
+def lower(graph: Graph, fetches: Sequence[Tensor], targets: Sequence[Operation], feeds: Sequence[Tensor],
+          fed_types: dict[Tensor, TensorType] | None = None) -> Lowered:
+    """One IR function computing `fetches` and running `targets`, given `feeds`. `fed_types`: the type of
+    each fed placeholder of unknown rank, for the rank this run feeds it (Note [placeholders of unknown
+    rank] in unknown_rank.py); every other feed has its tensor's type."""
     fed = set(feeds)
     ops = needed_ops([t.op for t in fetches if t not in fed] + list(targets), fed)
     sources = variable_sources(ops, fed)
@@ -77,7 +81,7 @@ def lower(graph: Graph, fetches: Sequence[Tensor], targets: Sequence[Operation],
     from .control_flow_lowering import called_functions, module_functions  # it lowers sub-graphs with emit_op
 
     with called_functions() as called:  # the functions of fc.function that the run calls
-        main = _emit(ops, sources, signature)
+        main = _emit(ops, sources, signature, fed_types or {})
     return Lowered(Module([main, *module_functions(called)]), signature)
 
 
@@ -138,8 +142,9 @@ def _final_assigns(ops: Sequence[Operation]) -> list[Operation]:
     return list(assigned)
 
 
-def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], sig: Signature) -> Function:
-    arg_types = [t.type for t in sig.feeds] + [v.variable.type for v in sig.variables]
+def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], sig: Signature,
+          fed_types: dict[Tensor, TensorType]) -> Function:
+    arg_types = [fed_types.get(t, t.type) for t in sig.feeds] + [v.variable.type for v in sig.variables]
     arg_names = [t.op.name for t in sig.feeds] + [v.name for v in sig.variables]
     if sig.uses_step:
         arg_types.append(STEP_TYPE), arg_names.append("step")
@@ -169,6 +174,8 @@ def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], 
             env[op.outputs[0]] = value_from(sources[op], op.attrs["var"])
         elif op.type in ASSIGN_KINDS:
             new = env[op.inputs[0]]
+            if new.type != op.inputs[0].type:  # typed for a fed rank (Note [placeholders of unknown rank])
+                new = _fit_assigned(b, op, new)
             if op.type != "Assign":  # a plain Assign needs no current value: initializers run on nothing
                 kind = "add" if op.type == "AssignAdd" else "sub"
                 current = value_from(sources[op], op.attrs["var"])
@@ -184,7 +191,21 @@ def _emit(ops: Sequence[Operation], sources: dict[Operation, Operation | None], 
         raise GraphError(f"cannot compute {', '.join(t.name for t in missing)}: no op in this run produces it")
     finals = [assigned[_last_assign(ops, var)] for var in sig.updates]
     b.create("return", [env[t] for t in sig.fetches] + finals)
+    if fed_types:  # the fetches' types follow the fed ranks (Note [placeholders of unknown rank])
+        function.result_types = [env[t].type for t in sig.fetches] + result_types[len(sig.fetches):]
     return function
+
+
+def _fit_assigned(b: Builder, op: Operation, value: Value) -> Value:
+    """A value typed for a fed rank (Note [placeholders of unknown rank] in unknown_rank.py), as the
+    variable's type: an error naming the assign where its rank is another."""
+    want = op.attrs["var"].variable.type
+    if value.type.rank != want.rank or value.type.dtype != want.dtype:
+        raise FlowcTypeError(f"assigns a value of type {value.type} (with the ranks this run feeds) to a variable "
+                             f"of type {want}", op=op.display_name, where=op.loc)
+    from .control_flow_lowering import fit
+
+    return fit(b, value, want)
 
 
 def _last_assign(ops: Sequence[Operation], var: Operation) -> Operation:
@@ -205,12 +226,22 @@ def emit_op(b: Builder, op: Operation, env: dict[Tensor, Value]) -> None:
 
 def _emit_ir_op(b: Builder, op: Operation, operands: list[Value], env: dict[Tensor, Value]) -> None:
     names = [op.name] + [f"{op.name}_{i}" for i in range(1, len(op.outputs))]
+    # The graph op's types came from the same type rule at build time: reuse them rather than
+    # infer them again (the verifier, on under FLOWC_VERIFY=1, checks they still agree).
+    inputs = operands[len(operands) - len(op.inputs):]  # a random op's run counter comes first
+    # An input of unknown rank may have its provisional type and still need the op typed again: the
+    # provisional output types may come from another probe (Note [placeholders of unknown rank]).
+    retyped = any(v.type != t.type or t.has_unknown_rank for v, t in zip(inputs, op.inputs))
+    attrs = op.attrs
+    if retyped and op.rank_rules:  # typed for a fed rank (Note [placeholders of unknown rank] in unknown_rank.py)
+        attrs = resolved_attrs(attrs, op.rank_rules, [v.type for v in inputs])
     try:
-        # The graph op's types came from the same type rule at build time: reuse them rather than
-        # infer them again (the verifier, on under FLOWC_VERIFY=1, checks they still agree).
-        types = [t.type for t in op.outputs] if all(v.type == t.type for v, t in zip(operands, op.inputs)) else None
-        ir_op = b.create(op.type, operands, op.attrs, result_types=types, result_names=names)
+        types = None if retyped else [t.type for t in op.outputs]
+        ir_op = b.create(op.type, operands, attrs, result_types=types, result_names=names)
     except FlowcError as error:
+        if retyped:  # name the graph op, as at build time (graph.infer_output_types)
+            error.op = None
+            error.detail += fed_rank_hint(op, env)
         raise error.located(op=op.display_name, where=op.loc) from None
     for tensor, result in zip(op.outputs, ir_op.results):
         env.setdefault(tensor, result)  # a fed output keeps the fed value

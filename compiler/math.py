@@ -13,6 +13,7 @@ from .math_ops import (abs, add, argmax, argmin, divide, equal, exp, greater, gr
                        tanh)
 from .reduction_ops import (add_n, cumprod, cumsum, in_top_k, reduce_all, reduce_any, reduce_logsumexp, reduce_prod,
                             top_k)
+from .index_ops import segment_sum, unsorted_segment_sum
 
 mod = floormod
 floor_div = floordiv
@@ -22,5 +23,5 @@ __all__ = ["abs", "acos", "add", "add_n", "argmax", "argmin", "asin", "atan", "a
            "floormod", "greater", "greater_equal", "in_top_k", "less", "less_equal", "log", "log1p", "logical_and",
            "logical_not", "logical_or", "maximum", "minimum", "mod", "multiply", "negative", "not_equal", "pow",
            "reciprocal", "reduce_all", "reduce_any", "reduce_logsumexp", "reduce_max", "reduce_mean", "reduce_min",
-           "reduce_prod", "reduce_sum", "round", "rsqrt", "sigmoid", "sign", "sin", "sinh", "sqrt", "square",
-           "squared_difference", "subtract", "tan", "tanh", "top_k", "truediv"]
+           "reduce_prod", "reduce_sum", "round", "rsqrt", "segment_sum", "sigmoid", "sign", "sin", "sinh", "sqrt", "square",
+           "squared_difference", "subtract", "tan", "tanh", "top_k", "truediv", "unsorted_segment_sum"]

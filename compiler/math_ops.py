@@ -80,9 +80,11 @@ def _type_of(array: np.ndarray) -> Any:
     return TensorType(as_dtype(array.dtype), array.shape)
 
 
-def apply(kind: str, inputs: Sequence[Tensor], name: str | None = None, **attrs: Any) -> Tensor:
-    """Add a graph op of IR kind `kind` and return its single output."""
-    return get_default_graph().create_op(kind, inputs, attrs, name=name).outputs[0]
+def apply(kind: str, inputs: Sequence[Tensor], name: str | None = None, rank_rules: dict[str, str] | None = None,
+          **attrs: Any) -> Tensor:
+    """Add a graph op of IR kind `kind` and return its single output. `rank_rules`: the attributes that
+    follow from the inputs' ranks (Note [placeholders of unknown rank] in unknown_rank.py)."""
+    return get_default_graph().create_op(kind, inputs, attrs, name=name, rank_rules=rank_rules).outputs[0]
 
 
 def _operands(x: Any, y: Any) -> tuple[Tensor, Tensor]:
@@ -174,6 +176,9 @@ def _axes(x: Tensor, axis: int | Sequence[int] | None) -> tuple[int, ...]:
     return tuple(int(a) for a in axis)
 
 
+ALL_AXES = {"axes": "all_axes"}  # the rank rule of a reduction over every axis (unknown_rank.py)
+
+
 def _reduction(kind: str, default_name: str):  # type: ignore[no-untyped-def]
     def build(input_tensor: Any, axis: int | Sequence[int] | None = None, keepdims: bool | None = None,
               name: str | None = None, reduction_indices: int | Sequence[int] | None = None,
@@ -182,7 +187,8 @@ def _reduction(kind: str, default_name: str):  # type: ignore[no-untyped-def]
         axis = _one_of("axis", axis, "reduction_indices", reduction_indices, kind)
         keepdims = bool(_one_of("keepdims", keepdims, "keep_dims", keep_dims, kind))
         x = convert_to_tensor(input_tensor)
-        return apply(kind, (x,), name=name or default_name, axes=_axes(x, axis), keepdims=keepdims)
+        rules = ALL_AXES if axis is None else None  # Note [placeholders of unknown rank] in unknown_rank.py
+        return apply(kind, (x,), name=name or default_name, rank_rules=rules, axes=_axes(x, axis), keepdims=keepdims)
 
     build.__name__ = kind
     build.__doc__ = f"`{kind}` over `axis` (all axes when None); reduced axes stay as size 1 with `keepdims`."

@@ -237,8 +237,8 @@ def raise_kernel_failure(kernel: Operation, index: int, shapes: dict) -> None:
     collective = next((o for o in kernel.walk() if o.name in COLLECTIVES), None)
     if collective is not None:  # codegen/llvm/kernels/collective.py: the MPI shim's return code
         raise CollectiveError(collective_failure(index), op=collective.display_name, where=collective.loc)
-    op = next((o for o in kernel.walk() if o.name in ("gather", "gather_nd", "slice", "read_row", "write_row",
-                                                       "where_indices")), kernel)
+    indexed = ("gather", "gather_nd", "scatter_add", "slice", "read_row", "write_row", "where_indices")
+    op = next((o for o in kernel.walk() if o.name in indexed), kernel)
     if op.name == "where_indices":  # kernels/dims.py: `index` is the rows it found (more: the limit)
         rows = shapes[op.operands[1]][0]
         found = f"more than {rows}" if index >= rows else str(index)
@@ -246,7 +246,7 @@ def raise_kernel_failure(kernel: Operation, index: int, shapes: dict) -> None:
                                 op=op.display_name, where=op.loc)
     if op.name in ("read_row", "write_row"):
         message = f"row index {index} is out of range [0, {shapes[op.operands[0]][0]}) at run time"
-    elif op.name == "gather":
+    elif op.name in ("gather", "scatter_add"):
         size = shapes[op.operands[0]][op.axis % op.operands[0].type.rank]
         message = f"index {index} is out of range [0, {size}) at run time"
     elif op.name == "gather_nd":

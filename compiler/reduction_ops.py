@@ -15,7 +15,7 @@ import numpy as np
 from flowc.ir.errors import FlowcTypeError
 from flowc.ir.types import FLOATS, INTS, int32
 
-from .array_ops import one_hot, squeeze
+from .array_ops import one_hot, reshape, squeeze
 from .gradients import stop_gradient
 from .graph import PLACEHOLDER, CONST, Tensor, get_default_graph, name_scope
 from .math_ops import (_axes, _reduction, abs, apply, cast, convert_to_tensor, equal, exp, greater, less, log,
@@ -54,12 +54,17 @@ def reduce_logsumexp(input_tensor: Any, axis: int | Sequence[int] | None = None,
         if x.dtype not in FLOATS:
             raise FlowcTypeError(f"input must be float16, float32 or float64, got {x.type}", op="reduce_logsumexp",
                                  where=user_location())
-        axes = _axes(x, axis)
+        # Every axis of an x of unknown rank is reduced by the rank rule (unknown_rank.py), and the
+        # kept dims, all 1, are dropped by a reshape: whatever rank x is fed.
+        every = axis is None and x.has_unknown_rank
+        axes = None if every else _axes(x, axis)
         top = reduce_max(x, axes, keepdims=True)
         # The shift cancels out: stop_gradient keeps its rounding residue out of the gradient (as nn.softmax).
         shift = stop_gradient(where(less(abs(top), float("inf")), top, 0.0))
         # Kept dims until the end: the log and the add fuse into the reduction's kernel; the squeeze is free.
         total = log(reduce_sum(exp(x - shift), axes, keepdims=True)) + shift
+        if every:
+            return total if keepdims else reshape(total, [])
         return total if keepdims or not axes else squeeze(total, list(axes))
 
 

@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from flowc.ir.errors import FetchError, FlowcError, RuntimeShapeError, UninitializedVariableError
+from flowc.ir import TensorType
 from flowc.ir.types import format_shape
 from flowc.runtime import fast_run
 from flowc.runtime.gpu import host_array
@@ -48,6 +49,7 @@ from .feeds import check_device_feed, check_feed, is_device_array
 from .graph import VARIABLE, Graph, Operation, Tensor, get_default_graph
 from .lowering import Lowered, Signature, lower, needed_ops
 from .target_placement import placed_target
+from .unknown_rank import fed_rank, fed_type
 from .options import CompileOptions
 from . import partitioned_run, tf1_session
 from .targets import Executable, target_named
@@ -66,12 +68,32 @@ class RunPlan:
     fast_layouts: int = 0  # the layouts the plan's FastRun knows (Note [the fast run]); -1: it has none
     locks: tuple[threading.Lock, ...] = ()  # held across every run, in this order (Note [use_locking])
     prints: list = field(default_factory=list)  # fc.Print ops the run reaches (Note [printing from a run])
+    # the feed keys of placeholders of unknown rank: the plan is for the ranks they were fed (RankedPlans)
+    rank_keys: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         # Per feed: what an array must be to pass untouched (the fast path of `_checked`).
-        self.feed_specs = [FeedSpec.of(t) for t in self.feed_tensors]
+        self.feed_specs = [FeedSpec.of(t, t.type) for t in self.feed_tensors]
         # Whether arrays already on the device may be fed as they are (Note [state on the device]).
         self.on_device = bool(getattr(self.compiled.executable, "state_on_device", False))
+
+
+class RankedPlans:
+    """The plans of one fetch structure and set of feed keys that feeds placeholders of unknown rank: one
+    per combination of ranks fed to them (Note [placeholders of unknown rank] in unknown_rank.py)."""
+
+    def __init__(self, keys: tuple[Any, ...]):
+        self.keys = keys
+        self.plans: dict[tuple[int, ...], RunPlan] = {}
+
+    def ranks(self, feed_dict: dict[Any, Any]) -> tuple[int, ...]:
+        return tuple(fed_rank(feed_dict[k]) for k in self.keys)
+
+    def get(self, feed_dict: dict[Any, Any]) -> RunPlan | None:
+        return self.plans.get(self.ranks(feed_dict))
+
+    def put(self, feed_dict: dict[Any, Any], plan: RunPlan) -> None:
+        self.plans[self.ranks(feed_dict)] = plan
 
 
 @dataclass
@@ -206,9 +228,15 @@ class Session:
             plan = self._plans.get(key)
         except TypeError:  # an unhashable leaf: plan this run afresh
             key, plan = None, None
+        ranked = None
+        if type(plan) is RankedPlans:  # Note [placeholders of unknown rank] in unknown_rank.py
+            ranked, plan = plan, plan.get(feed_dict)
         if plan is None:
             plan = self._plan(fetches, feed_dict)
-            if key is not None:
+            if key is not None and plan.rank_keys:
+                ranked = ranked or self._plans.setdefault(key, RankedPlans(plan.rank_keys))
+                ranked.put(feed_dict, plan)
+            elif key is not None:
                 self._plans[key] = plan
         args = [_checked(spec, feed_dict[k], plan.on_device) for k, spec in zip(plan.feed_keys, plan.feed_specs)]
         results = self._call_locked(plan, args) if plan.locks else self._call(plan.compiled, args)
@@ -233,10 +261,14 @@ class Session:
         targets = list(dict.fromkeys(op for op in leaves if isinstance(op, Operation)))
         prints = prints_reached([t.op for t in tensors if t not in by_tensor] + targets, set(by_tensor))
         printed = [t for t in dict.fromkeys(t for spec in prints for t in spec.tensors) if t not in tensors]
-        compiled = self._compiled(tensors + printed, targets, list(by_tensor))
+        # Note [placeholders of unknown rank] in unknown_rank.py: typed for the ranks fed to them
+        fed_types = {t: fed_type(t, feed_dict[k]) for t, k in by_tensor.items() if t.has_unknown_rank}
+        compiled = self._compiled(tensors + printed, targets, list(by_tensor), fed_types)
         feed_tensors = list(compiled.signature.feeds)
         single = not isinstance(fetches, _NESTED) and len(tensors) == 1 and not targets
         plan = RunPlan(compiled, [by_tensor[t] for t in feed_tensors], feed_tensors, tensors, rebuild, single)
+        plan.feed_specs = [FeedSpec.of(t, fed_types.get(t, t.type)) for t in feed_tensors]
+        plan.rank_keys = tuple(by_tensor[t] for t in feed_tensors if t in fed_types)
         plan.locks = tuple(self._locks.setdefault(var, threading.Lock()) for var in compiled.signature.locked)
         if prints:
             plan.prints, plan.fast_layouts = prints, -1  # the fast run would not print
@@ -283,17 +315,20 @@ class Session:
             return fast_run.ANSWER_NONE  # ops alone: sess.run(train_op)
         return None
 
-    def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor]) -> CompiledRun:
+    def _compiled(self, tensors: list[Tensor], targets: list[Operation], feeds: list[Tensor],
+                  fed_types: dict[Tensor, TensorType] | None = None) -> CompiledRun:
+        fed_types = fed_types or {}  # Note [placeholders of unknown rank] in unknown_rank.py
         feeds = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
         target = self._target
         if self._placed:
             fed = set(feeds)
             ops = needed_ops([t.op for t in tensors if t not in fed] + targets, fed)
             target = target_named(placed_target(ops, self._soft_placement))
-        key = (tuple(tensors), tuple(targets), tuple(feeds), target.name)
+        ranks = tuple(fed_types[t].rank for t in feeds if t in fed_types)
+        key = (tuple(tensors), tuple(targets), tuple(feeds), ranks, target.name)
         compiled = self._cache.get(key)
         if compiled is None:
-            lowered = lower(self.graph, tensors, targets, feeds)
+            lowered = lower(self.graph, tensors, targets, feeds, fed_types)
             # Under mpiexec, a graph placed on tasks runs partitioned (Note [partitioned runs]).
             executable = partitioned_run.partitioned_executable(self.graph, lowered, target, self.options,
                                                                 self.transfer_timeout)
@@ -398,14 +433,14 @@ class Session:
 @dataclass
 class FeedSpec:
     tensor: Tensor
+    type: TensorType  # the tensor's type, or the one a run gives a placeholder of unknown rank (unknown_rank.py)
     dtype: np.dtype
     rank: int
     known: tuple[tuple[int, int], ...]  # (axis, dim) of each dim known at build time
 
     @staticmethod
-    def of(tensor: Tensor) -> FeedSpec:
-        t = tensor.type
-        return FeedSpec(tensor, t.dtype.np, t.rank, tuple((a, d) for a, d in enumerate(t.shape) if d is not None))
+    def of(tensor: Tensor, t: TensorType) -> FeedSpec:
+        return FeedSpec(tensor, t, t.dtype.np, t.rank, tuple((a, d) for a, d in enumerate(t.shape) if d is not None))
 
 
 def _checked(spec: FeedSpec, value: Any, on_device: bool = False) -> np.ndarray:
@@ -422,8 +457,8 @@ def _checked(spec: FeedSpec, value: Any, on_device: bool = False) -> np.ndarray:
             else:
                 return value
     if on_device and is_device_array(value):
-        return check_device_feed(spec.tensor, value)
-    return check_feed(spec.tensor, value)
+        return check_device_feed(spec.tensor, value, spec.type)
+    return check_feed(spec.tensor, value, spec.type)
 
 
 _NESTED = (list, tuple, dict)

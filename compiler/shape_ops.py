@@ -31,7 +31,7 @@ def shape(input: Any, name: str | None = None, out_type: DType | str = int32) ->
     """The dims of `input` as an int32 (or int64) vector; a None dim is read at run time."""
     x = convert_to_tensor(input)
     dtype = as_dtype(out_type)
-    if x.type.is_static:
+    if x.type.is_static and not x.has_unknown_rank:  # Note [placeholders of unknown rank] in unknown_rank.py
         return constant(np.array(x.shape, dtype.np), name=name or "Shape")
     return apply("shape_of", (x,), name=name or "Shape", dtype=dtype)
 
@@ -40,6 +40,8 @@ def size(input: Any, name: str | None = None, out_type: DType | str = int32) -> 
     """The number of elements of `input` as a scalar; read at run time where a dim is None."""
     x = convert_to_tensor(input)
     dtype = as_dtype(out_type)
+    if x.has_unknown_rank:  # the product of however many dims it is fed (unknown_rank.py)
+        return apply("reduce_prod", (shape(x, out_type=dtype),), name=name or "Size", axes=(0,), keepdims=False)
     if x.type.is_static:
         return constant(np.array(x.type.size, dtype.np), name=name or "Size")
     dims = shape(x, out_type=dtype)
@@ -50,8 +52,12 @@ def size(input: Any, name: str | None = None, out_type: DType | str = int32) -> 
 
 
 def rank(input: Any, name: str | None = None) -> Tensor:
-    """The rank of `input`: always known when the graph is built."""
-    return constant(np.int32(convert_to_tensor(input).type.rank), name=name or "Rank")
+    """The rank of `input`: known when the graph is built, except for a placeholder made without a shape
+    and what follows from it, whose rank is read when the graph runs (unknown_rank.py)."""
+    x = convert_to_tensor(input)
+    if x.has_unknown_rank:
+        return size(shape(x), name=name or "Rank")
+    return constant(np.int32(x.type.rank), name=name or "Rank")
 
 
 def reshape(tensor: Any, shape: Any, name: str | None = None) -> Tensor:
@@ -94,13 +100,26 @@ def ones(shape: Any, dtype: DType | str = float32, name: str | None = None) -> T
 def zeros_like(tensor: Any, dtype: DType | str | None = None, name: str | None = None) -> Tensor:
     """Zeros of `tensor`'s shape (None dims read at run time) and dtype (or `dtype`)."""
     x = convert_to_tensor(tensor)
+    if x.has_unknown_rank:
+        return _filled_like(x, 0, dtype, name or "zeros_like")
     return fill(_own_dims(x), 0, dtype or x.dtype, name=name or "zeros_like")
 
 
 def ones_like(tensor: Any, dtype: DType | str | None = None, name: str | None = None) -> Tensor:
     """Ones of `tensor`'s shape (None dims read at run time) and dtype (or `dtype`)."""
     x = convert_to_tensor(tensor)
+    if x.has_unknown_rank:
+        return _filled_like(x, 1, dtype, name or "ones_like")
     return fill(_own_dims(x), 1, dtype or x.dtype, name=name or "ones_like")
+
+
+def _filled_like(x: Tensor, value: Any, dtype: DType | str | None, name: str) -> Tensor:
+    """`value` in the shape of x, whose rank is known only when the graph runs (unknown_rank.py): a `where`
+    that never picks x, broadcast to x's shape whatever rank it is fed."""
+    dtype = as_dtype(dtype) if dtype is not None else x.dtype
+    shaped = x if dtype == x.dtype else apply("cast", (x,), dtype=dtype)
+    never = constant(False)
+    return apply("where", (never, shaped, constant(value, dtype=dtype)), name=name)
 
 
 def _own_dims(x: Tensor) -> list[Entry]:

@@ -46,8 +46,9 @@ class Variable(TensorOperators):
             if callable(initial_value):
                 initial_value = initial_value()
             initial = convert_to_tensor(initial_value, dtype=dtype)
-            if not initial.type.is_static:
-                raise FlowcTypeError(f"a Variable needs a static shape, its initial value is {initial.type}",
+            if not initial.type.is_static or initial.has_unknown_rank:  # unknown_rank.py: known at run time only
+                shown = "of unknown rank" if initial.has_unknown_rank else str(initial.type)
+                raise FlowcTypeError(f"a Variable needs a static shape, its initial value is {shown}",
                                      op=f"Variable '{name or 'Variable'}'", where=user_location())
             self.type: TensorType = initial.type
             self.op = graph.create_op(VARIABLE, (), {"dtype": self.dtype, "shape": self.shape},

@@ -107,7 +107,8 @@ def run_in_session(element: Any, feed_dict: Any, session: Any, what: str) -> Any
 def set_shape(tensor: Any, shape: Any) -> None:
     """TF1's Tensor.set_shape: the static shape refined by `shape`; a FlowcTypeError naming the op and the
     user's line where they are not compatible. A placeholder no op uses yet takes the refined shape (and so
-    its rank, Note [placeholders of unknown rank]); a tensor whose consumers' types are already inferred (or
+    its rank, Note [placeholders of unknown rank] in unknown_rank.py); a tensor whose consumers' types are already
+    inferred (or
     another op's output, whose type its type rule fixed) may only be given a shape it already has: refine it
     with fc.ensure_shape, which checks it at run time."""
     op, loc = tensor.op, user_location()
@@ -129,6 +130,7 @@ def set_shape(tensor: Any, shape: Any) -> None:
     tensor.type = tensor.type.with_shape(merged.as_list())
     op.attrs["shape"] = tensor.type.shape
     op.attrs.pop("unknown_rank", None)
+    op.unknown_rank_outputs = frozenset()
 
 
 class GraphKeys:

@@ -42,7 +42,7 @@ from .autodiff.clone import clone_op
 from .manager import Pass
 from .schedule import is_narrow
 
-RUN_TIME_CHECKED = ("gather", "slice")  # may stop a run on a bad index (codegen/llvm/kernels/single.py)
+RUN_TIME_CHECKED = ("gather", "slice", "scatter_add", "gather_nd")  # may stop a run on a bad index (codegen/llvm/kernels/single.py)
 
 
 class LICM(Pass):

@@ -317,15 +317,19 @@ def _state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
 # other), and for a temp computed by a kernel of the same block that no later op of the block reads
 # (a region is isolated: an op of a nested region reads it through the region op's operands). An
 # argument is the caller's, a constant read-only, a region argument some other value's bytes.
+# scatter_add's result is likewise its base with rows added to: in base's bytes its kernel skips the
+# copy of base and only adds (codegen/llvm/kernels/scatter.py), so gather's gradient, a scatter_add
+# into zeros, costs the zeros and the adds.
 
 
 def _row_buffer(op: Operation) -> Value | None:
-    """The operand of a write_row kernel that it writes a row of, or None for any other op."""
+    """The operand of a write_row kernel that it writes a row of (of a scatter_add kernel, the base it
+    adds into), or None for any other op."""
     inner = [o for o in op.regions[0].entry.ops if o.name != "constant"] if op.name == "fusion" else []
-    if len(inner) != 2 or inner[0].name != "write_row" or inner[1].operands != [inner[0].result]:
+    if len(inner) != 2 or inner[0].name not in ("write_row", "scatter_add") or inner[1].operands != [inner[0].result]:
         return None
     argument = inner[0].operands[0]
-    if getattr(argument, "block", None) is not op.regions[0].entry:
+    if getattr(argument, "block", None) is not op.regions[0].entry or argument in inner[0].operands[1:]:
         return None
     return op.operands[argument.index]  # type: ignore[union-attr]
 

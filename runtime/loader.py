@@ -78,6 +78,9 @@ def support() -> ctypes.CDLL:
             library.flowc_parallel_for.restype = None
             if current().num_threads is not None:  # else the C default, the CPUs, found at first use
                 library.flowc_set_num_threads(current().num_threads)  # Note [run options] in runtime/options.py
+            from .printing import install_print_hook  # Note [printing inside control flow] in ir/ops/checks.py
+
+            install_print_hook(library)
             _support = library
         return _support
 

@@ -101,6 +101,9 @@ class TritonKernel:
     # False: no a * b + c contracted to an fma, where a kernel must round as the reference does (the
     # random ops' float64 affine map: Note [random streams] in ir/ops/philox.py)
     fp_fusion: bool = True
+    # (result slot, operand slot): that result starts as a copy of that operand, which the launcher
+    # makes before the launch (scatter_add adds into a copy of its base: Note [scatter_add with atomics])
+    starts_as: tuple[tuple[int, int], ...] = ()
 
     def grid_size(self, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """The grid for slots of these shapes; a size-0 axis means there is nothing to launch."""
@@ -201,6 +204,8 @@ class TritonModule:
 def launch(kernel: TritonKernel, function: Any, values: Sequence[Any], scalars: Mapping[str, int]) -> None:
     """Fill in the kernel's parameters and grid from `values`' shapes and launch it (nothing when empty)."""
     shapes = [tuple(v.shape) for v in values]
+    for result, operand in kernel.starts_as:
+        values[result].copy_(values[operand])
     grid = kernel.grid_size(shapes)
     if 0 in grid:
         return

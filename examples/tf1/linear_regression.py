@@ -1,8 +1,10 @@
 """The classic TF1 linear regression example (TensorFlow-Examples' linear_regression), as written.
 
-Shapeless `placeholder("float")`s fed one sample at a time in a Python loop, a Variable made
-from `rng.randn()`, cost = reduce_sum(pow(pred - Y, 2)) / (2 * n_samples), plain gradient descent.
-The data are the example's own seventeen points.
+Shapeless `placeholder("float")`s fed one sample at a time in a Python loop, and the whole
+training (and testing) arrays to the same placeholders for the cost; a Variable made from
+`rng.randn()`, cost = reduce_sum(pow(pred - Y, 2)) / (2 * n_samples), plain gradient descent,
+the fitted line `sess.run(W) * train_X + sess.run(b)` (the tutorial plots it; here it is
+returned). The data are the example's own seventeen points.
 
     python examples/tf1/linear_regression.py [--steps 1000] [--target cpu]
 """
@@ -16,14 +18,6 @@ import numpy
 import flowc as fc
 
 rng = numpy.random
-
-
-def full_cost(sess, cost, X, Y, train_X, train_Y):
-    """The tutorial's `sess.run(cost, feed_dict={X: train_X, Y: train_Y})`."""
-    # flowc: a placeholder made without a shape is a scalar in flowc (TF1: unknown rank), so the
-    # whole arrays cannot be fed to X and Y; the cost is a sum over the samples, so summing the
-    # per-sample costs gives the same number.
-    return sum(sess.run(cost, feed_dict={X: x, Y: y}) for (x, y) in zip(train_X, train_Y))
 
 
 def main(steps: int = 1000, target: str = "cpu", display_step: int = 50, seed: int = 0) -> dict:
@@ -72,17 +66,32 @@ def main(steps: int = 1000, target: str = "cpu", display_step: int = 50, seed: i
 
                 # Display logs per epoch step
                 if (epoch + 1) % display_step == 0:
-                    c = full_cost(sess, cost, X, Y, train_X, train_Y)
+                    c = sess.run(cost, feed_dict={X: train_X, Y: train_Y})
                     costs.append(float(c))
                     print("Epoch:", '%04d' % (epoch + 1), "cost=", "{:.9f}".format(c),
                           "W=", sess.run(W), "b=", sess.run(b))
 
             print("Optimization Finished!")
-            training_cost = full_cost(sess, cost, X, Y, train_X, train_Y)
+            training_cost = sess.run(cost, feed_dict={X: train_X, Y: train_Y})
             print("Training cost=", training_cost, "W=", sess.run(W), "b=", sess.run(b), '\n')
             weight, bias = sess.run(W), sess.run(b)
+
+            # Graphic display (the tutorial plots the data and this line with matplotlib)
+            fitted = sess.run(W) * train_X + sess.run(b)
+
+            # Testing example
+            test_X = numpy.asarray([6.83, 4.668, 8.9, 7.91, 5.7, 8.7, 3.1, 2.1])
+            test_Y = numpy.asarray([1.84, 2.273, 3.2, 2.831, 2.92, 3.24, 1.35, 1.03])
+
+            print("Testing... (Mean square loss Comparison)")
+            testing_cost = sess.run(
+                fc.reduce_sum(fc.pow(pred - Y, 2)) / (2 * test_X.shape[0]),
+                feed_dict={X: test_X, Y: test_Y})  # same function as cost above
+            print("Testing cost=", testing_cost)
+            print("Absolute mean square loss difference:", abs(training_cost - testing_cost))
     return {"costs": costs, "training_cost": float(training_cost), "W": float(weight), "b": float(bias),
-            "dtypes": (X.dtype, W.dtype)}
+            "fitted": fitted, "testing_cost": float(testing_cost), "dtypes": (X.dtype, W.dtype),
+            "train": (train_X, train_Y)}
 
 
 if __name__ == "__main__":

@@ -148,3 +148,40 @@ class OneHot(Op):
         hot = indices[..., None] == np.arange(self.depth)  # out-of-range indices match nothing
         values = np.where(hot, self.on_value, self.off_value).astype(self.dtype.np)
         return np.moveaxis(values, -1, self.axis % (indices.ndim + 1))
+
+
+class ScatterAdd(Op):
+    """`base` with the slices of `updates` added at the positions `indices` pick along `axis`:
+    TensorFlow's tensor_scatter_add along one axis, the adjoint of gather (gather takes, this adds).
+
+    result = base; result[p..., indices[i...], q...] += updates[p..., i..., q...] for every i, so
+    updates has gather's result shape, base.shape[:axis] + indices.shape + base.shape[axis+1:], and
+    an index picked twice gets both slices (summed in the order of the indices, as np.add.at). The
+    result has base's type: its sizes come from base at run time, known or not. Every index must be
+    in [0, base.shape[axis]) (IndexOutOfRange), even where the slices hold no element.
+    """
+
+    name = "scatter_add"
+    attrs = {"axis": int}
+    defaults = {"axis": 0}
+    num_operands = 3
+    dtypes: ClassVar[tuple[DType, ...]] = NUMERIC
+
+    def infer_type(self, base: TensorType, indices: TensorType, updates: TensorType) -> TensorType:
+        self.check_dtype(base, "base")
+        if indices.dtype not in INTS:
+            raise FlowcTypeError(f"indices must be int32 or int64, got {indices}", op=self.name)
+        axis = normalize_axis(self.name, self.axis, base.rank)
+        want = base.shape[:axis] + indices.shape + base.shape[axis + 1:]
+        if updates.dtype != base.dtype or updates.rank != len(want) or any(
+                w is not None and u is not None and w != u for w, u in zip(want, updates.shape)):
+            raise FlowcTypeError(f"updates must be {base.with_shape(want)} (base {base}, indices {indices}, "
+                                 f"axis {self.axis}), got {updates}", op=self.name)
+        return base
+
+    def reference(self, base: np.ndarray, indices: np.ndarray, updates: np.ndarray) -> np.ndarray:
+        axis = normalize_axis(self.name, self.axis, base.ndim)
+        check_indices(self.name, indices, base.shape[axis], f"axis {axis} of base with shape {list(base.shape)}")
+        result = base.copy()
+        np.add.at(result, (slice(None),) * axis + (indices,), updates)
+        return result

@@ -45,9 +45,10 @@ def clone_region(region: Region) -> Region:
 
 def drop_dead(block: Block) -> None:
     """Remove the ops of `block` (and of its regions) that nothing uses: the parts of a copied
-    forward body that a gradient does not read."""
+    forward body that a gradient does not read. Its prints go too: the forward run printed
+    (Note [printing inside control flow] in ir/ops/checks.py), a gradient's copy must not print again."""
     for op in reversed(block.ops):
-        if is_dead(op):
+        if is_dead(op) or (op.name == "print" and not op.results[0].uses):
             unlink(op)
         else:
             for region in op.regions:

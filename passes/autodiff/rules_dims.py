@@ -47,15 +47,19 @@ def pad_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
 
 @vjp("gather_nd")
 def gather_nd_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    """dy's slices added back at their index vectors: a scatter_add along the params' first `depth`
+    dims merged into one (the row numbers of the vectors), duplicates summed."""
     params, indices = op.operands  # indices are integers: no gradient
     if isinstance(indices, OpResult) and indices.op.name == "where_indices":  # boolean_mask
         return [unmask(b, indices.op.operands[0], dy, params), None]
-    if not params.type.is_static:
-        raise unsupported(op, f"the gradient of gather_nd needs the shape of the params, {params.type} "
-                              "is known only at run time")
-    if params.type.size == 0:
-        return [zeros_like(b, params), None]
-    return [scatter_nd_sum(b, indices, dy, params.type.shape), None]
+    depth = indices.type.shape[-1]
+    if depth == 1:  # the index vectors are the rows already
+        rows = b.squeeze(indices, axes=(indices.type.rank - 1,))
+        return [b.scatter_add(zeros_like(b, params), rows, dy, axis=0), None]
+    if None in params.type.shape[:depth]:
+        raise unsupported(op, f"the gradient of gather_nd needs the first {depth} dims of the params, "
+                              f"{params.type}, when the graph is built")
+    return [reshape_like(b, scatter_rows(b, zeros_like(b, params), indices, dy), params), None]
 
 
 def unmask(b: Builder, cond: Value, dy: Value, params: Value) -> Value:
@@ -78,15 +82,19 @@ def unmask(b: Builder, cond: Value, dy: Value, params: Value) -> Value:
     return b.where(keep, rows, b.constant(np.zeros((), dy.type.dtype.np)))
 
 
-def scatter_nd_sum(b: Builder, indices: Value, updates: Value, shape: tuple[int, ...]) -> Value:
-    """A tensor of `shape`, zero but for the sum of the slices of `updates` at each index vector.
-
-    The index vectors become row numbers by a gather_nd from a table of row numbers, which also
-    checks them; the sum is one_hot(rows)^T @ updates, as gather's gradient (no scatter op)."""
+def scatter_rows(b: Builder, base: Value, indices: Value, updates: Value) -> Value:
+    """scatter_add of `updates` at the index vectors `indices` (last dim K) into `base`, its first K
+    dims (static) merged into one: the vectors become row numbers by a gather_nd from a table of row
+    numbers, which also checks them. The result has that merged shape."""
     depth = indices.type.shape[-1]
-    rows = math.prod(shape[:depth])
-    table = b.constant(np.arange(rows).reshape(shape[:depth]), dtype=indices.type.dtype)
+    lead, trailing = base.type.shape[:depth], base.type.shape[depth:]
+    rows = math.prod(lead)  # type: ignore[arg-type]
+    table = b.constant(np.arange(rows).reshape(lead), dtype=indices.type.dtype)
     row = b.gather_nd(table, indices)
-    hot = b.one_hot(b.reshape(row, shape=(-1,)), depth=rows, dtype=updates.type.dtype)
-    flat = b.reshape(updates, shape=(-1, math.prod(shape[depth:])))
-    return b.reshape(b.matmul(hot, flat, transpose_a=True), shape=shape)
+    if None not in trailing:
+        merged = b.reshape(base, shape=(rows, *trailing))
+    else:  # base lends its unknown trailing dims
+        merged = b.reshape_dims(base, base, shape=(rows, *(0 if d is None else d for d in trailing)),
+                                source=(0, *(0 if d is not None else 1 for d in trailing)),
+                                source_axis=(0, *(0 if d is not None else depth + a for a, d in enumerate(trailing))))
+    return b.scatter_add(merged, row, updates, axis=0)

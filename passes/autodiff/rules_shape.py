@@ -1,4 +1,4 @@
-"""Gradient rules of the ops that move elements: shape ops, slice, gather.
+"""Gradient rules of the ops that move elements: shape ops, slice, gather, scatter_add.
 
 Their gradients put each element of the cotangent back where it came from,
 with zeros where nothing came from (Note [unknown dims in gradients] says how
@@ -7,7 +7,6 @@ sizes that are only known at run time are kept out of the rules).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -231,17 +230,14 @@ def _scatter_by_matmul(b: Builder, grad: Value, axis: int, kept: range, size: in
 
 @vjp("gather")
 def gather_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
-    params, _ = op.operands  # indices are integers: no gradient
-    if not params.type.is_static:
-        raise unsupported(op, f"the gradient of gather needs the shape of the params, {params.type} "
-                              "is known only at run time")
-    if params.type.size == 0:
-        return [zeros_like(b, params), None]
-    # Scatter-add as a product: one_hot(indices)^T @ dy sums the rows of dy picked for each params row.
-    # (No scatter op: this keeps the gradient on ops every backend has; a NaN in dy reaches the whole column.)
-    shape = params.type.shape
-    axis = normalize_axis(op.name, op.axis, len(shape))
-    outer, depth, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
-    hot = b.one_hot(b.reshape(op.operands[1], shape=(-1,)), depth=depth, dtype=params.type.dtype)
-    rows = b.reshape(dy, shape=(outer, -1, inner))
-    return [b.reshape(b.matmul(hot, rows, transpose_a=True), shape=shape), None]
+    """dy's slices added back where they were taken (duplicates summed): a scatter_add into zeros of
+    the params' type, whose sizes the params lend at run time where they are unknown."""
+    params, indices = op.operands  # indices are integers: no gradient
+    return [b.scatter_add(zeros_like(b, params), indices, dy, axis=op.axis), None]
+
+
+@vjp("scatter_add")
+def scatter_add_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
+    """base passes straight through; each update reaches the result once, at its index."""
+    _, indices, _ = op.operands
+    return [dy, None, b.gather(dy, indices, axis=op.axis)]

@@ -453,6 +453,19 @@ static void after_fork_in_child(void) {
     pool.num_workers = 0; /* the next parallel_for starts fresh ones */
 }
 
+/* -- fc.Print inside control flow (flowc_rt.h) ------------------------------------------------ */
+
+static _Atomic(flowc_print_hook) print_hook;
+
+void flowc_set_print_hook(flowc_print_hook hook) { atomic_store(&print_hook, hook); }
+
+void flowc_print(int64_t key, int64_t part, int64_t parts, int64_t dtype, const void *data, const int64_t *dims,
+                 int64_t rank) {
+    flowc_print_hook hook = atomic_load(&print_hook);
+    if (hook)
+        hook(key, part, parts, dtype, data, dims, rank);
+}
+
 /* Nothing runs at exit: parked workers hold no resource that needs freeing,
  * and the library is linked -z nodelete, so its code stays mapped for them. */
 __attribute__((constructor)) static void register_fork_handlers(void) {

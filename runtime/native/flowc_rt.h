@@ -61,6 +61,16 @@ int flowc_num_threads(void);
  * libraries get the same count. */
 void flowc_set_num_threads(int n);
 
+/* fc.Print inside control flow (Note [printing inside control flow] in ir/ops/checks.py): generated code
+ * calls flowc_print with a print op's key, part and parts, the value's dtype code (runtime/printing.py),
+ * its buffer, dims and rank; it calls the hook Python set, or does nothing where none is set (a library
+ * exported for C). */
+typedef void (*flowc_print_hook)(int64_t key, int64_t part, int64_t parts, int64_t dtype, const void *data,
+                                 const int64_t *dims, int64_t rank);
+void flowc_set_print_hook(flowc_print_hook hook);
+void flowc_print(int64_t key, int64_t part, int64_t parts, int64_t dtype, const void *data, const int64_t *dims,
+                 int64_t rank);
+
 #ifdef __cplusplus
 }
 #endif

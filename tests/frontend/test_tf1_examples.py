@@ -89,6 +89,12 @@ def test_linear_regression_with_shapeless_float_placeholders() -> None:
     assert native["b"] == pytest.approx(reference["b"], rel=RTOL)
     assert native["costs"] == sorted(native["costs"], reverse=True)
     assert native["training_cost"] < 0.15  # from ~0.55 after five epochs
+    # The whole arrays fed to the shapeless placeholders: the cost of all seventeen samples at once.
+    train_X, train_Y = native["train"]
+    want = np.sum((native["W"] * train_X + native["b"] - train_Y) ** 2) / (2 * len(train_X))
+    assert native["training_cost"] == pytest.approx(want, rel=1e-5)
+    np.testing.assert_allclose(native["fitted"], native["W"] * train_X + native["b"], rtol=1e-6)
+    assert native["testing_cost"] == pytest.approx(reference["testing_cost"], rel=RTOL)
 
 
 def test_word2vec_skip_gram_matches_reference_and_learns() -> None:

@@ -92,7 +92,8 @@ func @shapes(%x: f32[2,3], %w: f32[3,?], %idx: i64[2]) -> (f32[], f32[2], f32[2]
   %mt = matmul %bc, %x {transpose_a = false, transpose_b = true} : f32[2,2]
   %g = gather %x, %idx {axis = 0} : f32[2,3]
   %oh = one_hot %idx {axis = -1, depth = 3, dtype = f32, off_value = 0.0, on_value = 1.0} : f32[2,3]
-  %sum = add %g, %oh : f32[2,3]
+  %sa = scatter_add %x, %idx, %oh {axis = 0} : f32[2,3]
+  %sum = add %g, %sa : f32[2,3]
   %col = reshape %sum {shape = [6, 1]} : f32[6,1]
   return %total, %mean, %max, %min, %am, %ai, %col : f32[], f32[2], f32[2], f32[3], i64[2], i32[3], f32[6,1]
 }
@@ -111,6 +112,11 @@ func @random_like(%step: i64[], %x: i32[?,3]) -> f64[?,3] {
 func @checked(%ok: bool[?]) -> bool[?] {
   %c = check %ok {message = "all ok"} : bool[?]
   return %ok : bool[?]
+}
+
+func @printed(%x: f32[?,2]) -> f32[?,2] {
+  %p = print %x {key = 3, part = 0, parts = 1} : f32[?,2]
+  return %x : f32[?,2]
 }
 
 // A partition's transfers (ir/ops/transfer.py): a send has no result; a recv's type is given.
@@ -274,7 +280,8 @@ def test_fixture_evaluates() -> None:
     np.testing.assert_array_equal(low, [0, 1, 2])
     np.testing.assert_array_equal(arg_top, [2, 2])
     np.testing.assert_array_equal(arg_low, np.zeros(3, np.int32))
-    np.testing.assert_array_equal(column.ravel(), x[[1, 0]].ravel() + np.eye(3, dtype=np.float32)[[1, 0]].ravel())
+    added = x + np.eye(3, dtype=np.float32)[[0, 1]]  # one_hot's rows [e1, e0] scattered to rows 1 and 0 of x
+    np.testing.assert_array_equal(column.ravel(), x[[1, 0]].ravel() + added.ravel())
 
 
 def test_fixture_constants_are_bit_exact() -> None:

@@ -41,6 +41,12 @@ BEFORE_CALLS: dict[str, Callable[[Launch, Operation], None]] = {}
 # [kernel.begin, kernel.end), numbered row-major over the other axes).
 LineEmitter = Callable[[Kernel, Operation], None]
 LINE_EMITTERS: dict[str, tuple[Callable[[Operation], int], LineEmitter]] = {}
+# op name -> its own parallel work (count, grain) in place of one per output element, for an op whose
+# kernel (in SINGLE_KERNELS) splits its work otherwise (scatter_add: kernels/scatter.py) ...
+OpWork = Callable[[ll.IRBuilder, DimTable, ll.Value, Operation], tuple[ll.Value, ll.Value]]
+SINGLE_WORK: dict[str, OpWork] = {}
+# ... and, for such an op, the entry point's calls in place of launch_single's
+SINGLE_LAUNCHES: dict[str, Callable[[Launch, Operation], None]] = {}
 
 
 def single(*names: str) -> Callable[[SingleEmitter], SingleEmitter]:
@@ -57,6 +63,9 @@ def launch_single(launch: Launch) -> None:
     indices where they are (Note [indices of empty slices]). A row op's index is checked first,
     once, by the entry point; a write_row in place runs over one row (Note [rows written in place])."""
     op = _the_op(launch.kernel)
+    if op.name in SINGLE_LAUNCHES:
+        SINGLE_LAUNCHES[op.name](launch, op)
+        return
     if op.name in ("read_row", "write_row"):
         _check_row_index(launch, op)
     if op.name == "write_row" and writes_in_place(launch.kernel):
@@ -70,18 +79,27 @@ def launch_single(launch: Launch) -> None:
     launch.default()
     if op.name in AFTER_CHECKS:
         AFTER_CHECKS[op.name](launch, op)
-    if op.name == "gather" and _slices_may_be_empty(op):
-        b, kernel = launch.b, launch.kernel
-        params, indices = op.operands
-        axis = op.axis % params.type.rank
-        def dim(value, axis):  # type: ignore[no-untyped-def]  (read by the entry point, not the kernel)
-            return emit_dim(b, kernel.dims, launch.dims_pointer, value, axis)
+    if op.name == "gather":
+        check_indices_of_empty_slices(launch, op)
 
-        slice_size = product(b, [dim(params, a) for a in range(params.type.rank) if a != axis])
-        count = product(b, [dim(indices, a) for a in range(indices.type.rank)])
-        check = _emit_index_check(kernel.sibling("indices"), op)
-        with b.if_then(b.icmp_signed("==", slice_size, ll.Constant(I64, 0)), likely=False):
-            b.call(launch.parallel_for, [check, launch.context([]), count, ll.Constant(I64, GRAIN)])
+
+def check_indices_of_empty_slices(launch: Launch, op: Operation) -> None:
+    """Note [indices of empty slices], for an op whose operands 0 and 1 are params (or base) and the
+    indices along its `axis` (gather, scatter_add): a check of every index where the slices are empty."""
+    if not _slices_may_be_empty(op):
+        return
+    b, kernel = launch.b, launch.kernel
+    params, indices = op.operands[:2]
+    axis = op.axis % params.type.rank
+
+    def dim(value, axis):  # type: ignore[no-untyped-def]  (read by the entry point, not the kernel)
+        return emit_dim(b, kernel.dims, launch.dims_pointer, value, axis)
+
+    slice_size = product(b, [dim(params, a) for a in range(params.type.rank) if a != axis])
+    count = product(b, [dim(indices, a) for a in range(indices.type.rank)])
+    check = _emit_index_check(kernel.sibling("indices"), op)
+    with b.if_then(b.icmp_signed("==", slice_size, ll.Constant(I64, 0)), likely=False):
+        b.call(launch.parallel_for, [check, launch.context([]), count, ll.Constant(I64, GRAIN)])
 
 
 # Note [indices of empty slices]
@@ -99,7 +117,7 @@ def _slices_may_be_empty(op: Operation) -> bool:
 
 def _emit_index_check(kernel: Kernel, op: Operation) -> ll.Function:
     b = kernel.b
-    params, indices = op.operands
+    params, indices = op.operands[:2]
     limit = kernel.dim(params, op.axis % params.type.rank)
     pointer = kernel.operand_pointer(indices.index, indices.type.dtype)
     with for_range(b, kernel.begin, kernel.end, "i") as position:
@@ -138,6 +156,8 @@ def single_work(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Ope
     inner = next(o for o in op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
     if inner.name in SERIAL_KERNELS:
         return ll.Constant(I64, 1), ll.Constant(I64, 1)
+    if inner.name in SINGLE_WORK:
+        return SINGLE_WORK[inner.name](b, dims, dims_pointer, inner)
     if inner.name not in LINE_EMITTERS:
         return elementwise_work(b, dims, dims_pointer, op)
     x = inner.operands[0]

@@ -2,6 +2,7 @@
 
 from . import movement, single  # noqa: F401  (single kernels: gpuops)
 from . import gathers  # noqa: F401  (single kernels: gpuops)
+from . import scatters  # noqa: F401  (single kernels: gpuops)
 from . import random  # noqa: F401  (single kernels: gpuops)
 from . import scans  # noqa: F401  (single kernels: gpuops)
 from . import patches  # noqa: F401  (single kernels: gpuops)
