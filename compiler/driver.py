@@ -53,7 +53,17 @@ def _compile_lowered(lowered: Lowered, target: Target | str, options: CompileOpt
         executable = data_sized_executable(lowered, target, options)
         if executable is not None:
             return executable
-    dump_dir = run_pipeline(lowered, target, options)
+    run_shared_pipeline(lowered, target, options)
+    return compile_optimized(lowered, target, options)
+
+
+def compile_optimized(lowered: Lowered, target: Target, options: CompileOptions) -> Executable:
+    """`lowered`, through the shared pipeline already, compiled by `target`: in pieces driven from the host
+    where the target says so (Note [loops driven from the host] in host_driven.py), else as one build."""
+    pieces = target.driven_from_host(lowered, options)
+    if pieces is not None:
+        return pieces
+    dump_dir = run_target_passes(lowered, target, options)
     return target.load(target.build(lowered.module, replace(options, dump_dir=dump_dir)), options)
 
 
@@ -61,12 +71,21 @@ def run_pipeline(lowered: Lowered, target: Target, options: CompileOptions, dona
     """Every pass `lowered`'s module goes through before `target` builds it, in place; returns the dump
     folder of the target's passes (None without one). `donate=False` offers no argument buffer for a
     result (fc.export's baked variables are read-only data)."""
+    run_shared_pipeline(lowered, target, options)
+    return run_target_passes(lowered, target, options, donate)
+
+
+def run_shared_pipeline(lowered: Lowered, target: Target, options: CompileOptions) -> None:
     module = lowered.module
     # Gradient requests have no executable meaning: they are expanded even when the Session runs
     # unoptimized (optimize=False, FLOWC_OPT=0), where the pipeline that starts with Autodiff does not run.
     expand_gradients(module, sized_by_data=target.sized_by_data)
     if options.optimize:
-        _pass_manager(default_pipeline(options.fast_math), options).run(module)
+        pass_manager(default_pipeline(options.fast_math), options).run(module)
+
+
+def run_target_passes(lowered: Lowered, target: Target, options: CompileOptions, donate: bool = True) -> str | None:
+    module = lowered.module
     passes = target.passes(options)
     if not passes:
         return None
@@ -75,8 +94,8 @@ def run_pipeline(lowered: Lowered, target: Target, options: CompileOptions, dona
         lowered.function.attributes["donate"] = tuple((result, arg) for result, arg in sorted(donations.items()))
     # The target's passes keep the shared pipeline's report as last_report(), and get their own dump folder,
     # which build and load see as their dump_dir: the CPU executable writes its layouts there.
-    return _pass_manager(passes, options, record=False).run(module).dump_folder
+    return pass_manager(passes, options, record=False).run(module).dump_folder
 
 
-def _pass_manager(passes: list[Pass], options: CompileOptions, record: bool = True) -> PassManager:
+def pass_manager(passes: list[Pass], options: CompileOptions, record: bool = True) -> PassManager:
     return PassManager(passes, verify_each=options.verify, dump_dir=options.dump_dir or "", record=record)

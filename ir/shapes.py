@@ -20,6 +20,10 @@ loop body that yields a state of another shape than it took, cannot live in
 that storage and is refused (UnsupportedOpError) before any code runs, rather
 than run wrong. By induction the sizes then hold on every turn, which is what
 lets DimTies tie a loop's state to its initial values (ir/ops/fusion.py).
+A Session or fc.jit on the cpu target never brings this check a loop whose
+values change where its mark-host-driven pass can see it: such a loop runs
+from the host instead (Note [loops driven from the host] in
+compiler/host_driven.py).
 """
 
 from __future__ import annotations
@@ -41,30 +45,36 @@ def propagate_shapes(function: Function, arg_shapes: Sequence[tuple[int, ...]],
     return shapes
 
 
+def block_shapes(block: Block, arg_shapes: Sequence[tuple[int, ...]], data_size: int) -> list[tuple[int, ...]]:
+    """The shapes `block` yields for arguments of `arg_shapes` (a loop body's next state, say), a dim that
+    only the data sizes (data_dim's: Note [data-dependent sizes] in data_sized_run.py) taken as `data_size`."""
+    return _propagate_block(block, arg_shapes, {}, "compiled code", data_size)
+
+
 def _propagate_block(block: Block, arg_shapes: Sequence[tuple[int, ...]], shapes: Shapes,
-                     target: str) -> list[tuple[int, ...]]:
+                     target: str, data_size: int | None = None) -> list[tuple[int, ...]]:
     for arg, shape in zip(block.args, arg_shapes, strict=True):
         shapes[arg] = tuple(shape)
     for op in block.ops:
         operand_shapes = [shapes[v] for v in op.operands]
         if op.is_terminator:
             return operand_shapes
-        for result, shape in zip(op.results, _result_shapes(op, operand_shapes, shapes, target)):
+        for result, shape in zip(op.results, _result_shapes(op, operand_shapes, shapes, target, data_size)):
             shapes[result] = shape
     return []
 
 
 def _result_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: Shapes,
-                   target: str) -> list[tuple[int, ...]]:
+                   target: str, data_size: int | None = None) -> list[tuple[int, ...]]:
     if op.name == "cond":
-        return _cond_shapes(op, operand_shapes, shapes, target)
+        return _cond_shapes(op, operand_shapes, shapes, target, data_size)
     if op.name == "while":
-        return _while_shapes(op, operand_shapes, shapes, target)
+        return _while_shapes(op, operand_shapes, shapes, target, data_size)
     if op.regions:
         if op.name != "fusion":
             raise FlowcError(f"cannot size the results of {op.name} before running it", op=op.display_name,
                              where=op.loc)
-        return _propagate_block(op.regions[0].entry, operand_shapes, shapes, target)
+        return _propagate_block(op.regions[0].entry, operand_shapes, shapes, target, data_size)
     run_time_shape = getattr(op, "run_time_shape", None)  # relax_shape: its type forgets what its value has
     if run_time_shape is not None:
         return [run_time_shape(*operand_shapes)]
@@ -74,13 +84,16 @@ def _result_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes:
     except FlowcError as error:
         raise RuntimeShapeError(f"at run time: {error.detail}", op=op.display_name, where=op.loc) from None
     inferred = [inferred] if isinstance(inferred, TensorType) else list(inferred)
+    if data_size is not None:  # block_shapes: a dim the type rules leave unknown is the data's
+        return [tuple(data_size if d is None else int(d) for d in t.shape) for t in inferred]
     return [tuple(int(d) for d in t.shape) for t in inferred]  # type: ignore[arg-type]
 
 
 def _cond_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: Shapes,
-                 target: str) -> list[tuple[int, ...]]:
+                 target: str, data_size: int | None = None) -> list[tuple[int, ...]]:
     """Note [fixed shapes in control flow]: both branches, which must agree."""
-    then, other = (_propagate_block(region.entry, operand_shapes[1:], shapes, target) for region in op.regions)
+    then, other = (_propagate_block(region.entry, operand_shapes[1:], shapes, target, data_size)
+                   for region in op.regions)
     for index, (a, b) in enumerate(zip(then, other)):
         if a != b:
             raise UnsupportedOpError(
@@ -92,11 +105,11 @@ def _cond_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: S
 
 
 def _while_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: Shapes,
-                  target: str) -> list[tuple[int, ...]]:
+                  target: str, data_size: int | None = None) -> list[tuple[int, ...]]:
     """Note [fixed shapes in control flow]: the body must give the state back at the shapes it took."""
     condition, body = op.regions
-    _propagate_block(condition.entry, operand_shapes, shapes, target)
-    after = _propagate_block(body.entry, operand_shapes, shapes, target)
+    _propagate_block(condition.entry, operand_shapes, shapes, target, data_size)
+    after = _propagate_block(body.entry, operand_shapes, shapes, target, data_size)
     for index, (before, turned) in enumerate(zip(operand_shapes, after)):
         if tuple(before) != turned:
             raise UnsupportedOpError(

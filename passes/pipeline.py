@@ -15,6 +15,7 @@ from .expand_convolutions import ExpandConvolutions
 from .dce import DCE
 from .fold import ConstantFold
 from .fusion import Fuse
+from .host_driven import MarkHostDriven
 from .inline import Inline
 from .licm import LICM
 from .manager import FixedPoint, Pass, PassManager, PassReport
@@ -46,6 +47,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "fuse": lambda fast_math: Fuse(),  # not in default_pipeline: each target's pipeline adds it
     "inline": lambda fast_math: Inline(),  # the CPU target's, as are the two below
     "licm": lambda fast_math: LICM(),
+    "mark-host-driven": lambda fast_math: MarkHostDriven(),
     "schedule-gpu": lambda fast_math: GpuSchedule(),  # the gpu target's last pass, for IR tests
     "place-collectives": lambda fast_math: PlaceCollectives(),  # the CPU target's, after fusion
     "widen-half-products": lambda fast_math: WidenHalfProducts(),  # the CPU target's, before fusion

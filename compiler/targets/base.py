@@ -32,6 +32,11 @@ class Target(ABC):
         """The passes this target appends to the shared pipeline, fresh for each compile."""
         return []
 
+    def driven_from_host(self, lowered: Any, options: CompileOptions) -> Executable | None:
+        """An executable that runs `lowered` (through the shared pipeline) in pieces from the host, where
+        one build cannot run it (the CPU target's loops whose values change shape); None: one build."""
+        return None
+
     @abstractmethod
     def build(self, module: Module, options: CompileOptions) -> Any:
         """The artifact of a module that went through the shared pipeline and `passes`."""

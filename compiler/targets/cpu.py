@@ -14,6 +14,11 @@ keyed by the IR text (donations included), flowc's version, codegen's source,
 the options that change code and the host CPU (runtime/cache.py): a second
 process with the same graph loads the library instead of compiling it.
 `load` loads it as a NativeExecutable (compiler/native.py).
+
+Before all that, `driven_from_host` marks the while loops whose values change
+shape (passes/host_driven.py); a program with one is cut at it and run in
+pieces from the host, each piece compiled as above (Note [loops driven from
+the host] in compiler/host_driven.py).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from flowc.passes import Pass
 from flowc.passes.collective_placement import PlaceCollectives
 from flowc.passes.expand_convolutions import ExpandConvolutions
 from flowc.passes.fusion import Fuse
+from flowc.passes.host_driven import MarkHostDriven, contains_host_driven
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
@@ -42,9 +48,10 @@ from flowc.passes.widen_half_products import WidenHalfProducts
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 from flowc.runtime.build import mpi_library
 
+from ..lowering import Lowered
 from ..native import NativeExecutable
 from ..options import CompileOptions
-from .base import Target
+from .base import Executable, Target
 from .separate_products import SeparateProducts
 
 VERSION = "0.1.0"
@@ -90,6 +97,22 @@ class CpuTarget(Target):
             PlaceCollectives(),    # split collectives as far apart as they may be (passes/collective_placement.py)
             PlanMemory(),          # last: needs the final op order and the kernels
         ]
+
+    def driven_from_host(self, lowered: Lowered, options: CompileOptions) -> Executable | None:
+        """Note [loops driven from the host] (compiler/host_driven.py): a program with a loop whose values
+        change shape runs in pieces, cut at that loop; any other program is one build, as before."""
+        from ..driver import pass_manager
+        from ..host_driven import HostDrivenExecutable
+
+        module, quiet = lowered.module, replace(options, dump_dir=None)
+        pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
+        if not any(contains_host_driven(op) for op in module.walk()):
+            return None  # the module as it came: one build
+        pass_manager([Inline()], quiet, record=False).run(module)  # a marked loop of a callee, into main
+        if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
+            return None
+        pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
+        return HostDrivenExecutable(lowered.function, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
         function = module["main"]

@@ -81,10 +81,16 @@ class While(Op):
 
     The first region (cond) takes the state and yields one bool[]; the second
     (body) takes the state and yields the next one, of the same types.
+    `driven = "host"` (set by the CPU target's mark-host-driven pass, absent
+    elsewhere): a loop value may change its shape between turns, so the loop
+    runs from the host, a native call per turn (Note [loops driven from the
+    host] in compiler/host_driven.py).
     """
 
     name = "while"
     num_regions = 2
+    attrs = {"driven": str}
+    optional = frozenset({"driven"})
 
     def infer_type(self, *types: TensorType) -> tuple[TensorType, ...]:
         return types
@@ -100,6 +106,8 @@ class While(Op):
             raise VerifyError(self, f"body takes {body.entry.arg_types}, loop values are {want}")
         if yield_types(body) != want:
             raise VerifyError(self, f"body yields {yield_types(body)}, loop values are {want}")
+        if self.attributes.get("driven", "host") != "host":
+            raise VerifyError(self, f"driven must be \"host\" where present, got {self.attributes['driven']!r}")
 
     def evaluate(self, operands: list[np.ndarray], interpreter: Any) -> list[np.ndarray]:
         state = list(operands)
