@@ -172,10 +172,13 @@ def _unslice_at_run_time(b: Builder, x: Value, grad: Value, axis: int, begin: in
     offset = b.sub(b.iota(x, shape=(0,), source=(1,), source_axis=(axis,), dtype=int64), start)
     if stride < 0:
         offset = b.sub(scalar(b, 0, int64), offset)
-    step = scalar(b, abs(stride), int64)
-    row = b.floordiv(offset, step)
-    taken = b.logical_and(b.logical_and(b.greater_equal(offset, scalar(b, 0, int64)),
-                                        b.equal(b.floormod(offset, step), scalar(b, 0, int64))), b.less(row, m))
+    taken = b.greater_equal(offset, scalar(b, 0, int64))
+    row = offset
+    if abs(stride) > 1:
+        step = scalar(b, abs(stride), int64)
+        row = b.floordiv(offset, step)
+        taken = b.logical_and(taken, b.equal(b.floormod(offset, step), scalar(b, 0, int64)))
+    taken = b.logical_and(taken, b.less(row, m))
     padded = b.concat(grad, _zeros_along(b, grad, axis, 1), axis=axis)
     return b.gather(padded, b.where(taken, row, m), axis=axis)
 
