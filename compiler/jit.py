@@ -65,6 +65,7 @@ import functools
 import inspect
 import sys
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Sequence
@@ -223,6 +224,7 @@ class JitFunction:
         thread.start()
 
     def _tier_up(self, key: tuple, quick: CompiledCall, tier_up: Callable[[], Executable]) -> None:
+        time.sleep(0)  # the GIL back to the caller first: the call that started this returns before the compile
         try:
             executable = tier_up()
         except Exception as error:  # noqa: BLE001 - the quick tier computes the same function: it stays

@@ -52,17 +52,18 @@ def quick_target_machine() -> llvm.TargetMachine:
                                         opt=0, reloc="pic", codemodel="default")
 
 
-def optimize(module: llvm.ModuleRef) -> None:
-    """LLVM's O2 pipeline with the loop and SLP vectorizers on.
+def optimize(module: llvm.ModuleRef, quick: bool = False) -> None:
+    """LLVM's O2 pipeline with the loop and SLP vectorizers on; `quick`: its O1 pipeline without them, for a
+    quick tier (Note [the entry point compiled quickly]).
 
     O2, not O3: the kernels of bench/ run as fast (each is one vectorized loop nest; O3's extra
     passes find nothing to do) and a cold compile is quicker. No loop
     unrolling ahead of the vectorizer: fully unrolled 16-lane reductions (reduction.py) were
     SLP-packed two lanes at a time instead of vectorized.
     """
-    options = llvm.create_pipeline_tuning_options(speed_level=2)
-    options.loop_vectorization = True
-    options.slp_vectorization = True
+    options = llvm.create_pipeline_tuning_options(speed_level=1 if quick else 2)
+    options.loop_vectorization = not quick
+    options.slp_vectorization = not quick
     options.loop_unrolling = False
     builder = llvm.create_pass_builder(target_machine(), options)
     builder.getModulePassManager().run(module, builder)
@@ -149,7 +150,7 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
         # compile_text is compile_module without printing the optimized module, which nothing here reads.
         if log is not None and not quick_tier:
             return [compile_module(module, log, kernels, text)[0]]
-        return [compile_text(text, quick_codegen=quick_tier)]
+        return [compile_text(text, quick_tier=quick_tier)]
     keys = [cache_key(part.text, host_description(), codegen_fingerprint(), "kernel object") for part in parts]
     texts = {key: part.text for key, part in zip(keys, parts)}
     missing = [key for key in texts if cached_path(key, prefix="kernel-", suffix=".o", folder=folder) is None]
@@ -170,35 +171,35 @@ def compile_kernels(module: ll.Module, log: Callable[[str], None] | None = None,
     return objects
 
 
-def _compile_texts(texts: list[str], quick: list[bool], quick_codegen: bool = False) -> list[bytes]:
-    """Each module text to object code (`quick`, `quick_codegen`: as compile_text's); in worker processes
-    (forked: LLVM is ready in them) when there is enough to do. llvmlite serializes its calls behind one lock, so threads
-    would not help."""
+def _compile_texts(texts: list[str], quick: list[bool], quick_tier: bool = False) -> list[bytes]:
+    """Each module text to object code (`quick`, `quick_tier`: as compile_text's); in worker processes
+    (forked: LLVM is ready in them) when there is enough to do. llvmlite serializes its calls behind one
+    lock, so threads would not help."""
     import multiprocessing  # late: a small module compiled whole never needs the worker processes,
     from concurrent.futures import ProcessPoolExecutor  # and importing them costs a cold compile ~10 ms
 
     workers = min(len(texts), os.cpu_count() or 1)
     if workers < 2 or sum(map(len, texts)) < PARALLEL_CHARS or "fork" not in multiprocessing.get_all_start_methods():
-        return [compile_text(text, fast, quick_codegen) for text, fast in zip(texts, quick)]
+        return [compile_text(text, fast, quick_tier) for text, fast in zip(texts, quick)]
     # The biggest first, so that no worker is left with a big one at the end.
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     # Fork under _forking: no other thread of this process is inside LLVM then (flowc's own LLVM calls take
     # it), so no worker starts with a copy of a lock held for good (llvmlite's, or LLVM's own).
     with _forking, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         results = dict(zip(order, pool.map(_compile_text, [texts[i] for i in order], [quick[i] for i in order],
-                                           [quick_codegen] * len(order))))
+                                           [quick_tier] * len(order))))
     return [results[i] for i in range(len(texts))]
 
 
 _forking = threading.RLock()
 
 
-def compile_text(text: str, quick: bool = False, quick_codegen: bool = False) -> bytes:
+def compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> bytes:
     """Object code for one module's LLVM IR text (triple and data layout set); `quick`: without
     LLVM's optimizer, by its quickest code generator (Note [the entry point compiled quickly]);
-    `quick_codegen`: optimized, then by that code generator."""
+    `quick_tier`: a quick tier's, by LLVM's O1 pipeline and then that code generator."""
     with _forking:
-        return _compile_text(text, quick, quick_codegen)
+        return _compile_text(text, quick, quick_tier)
 
 
 # Note [the entry point compiled quickly]
@@ -208,18 +209,20 @@ def compile_text(text: str, quick: bool = False, quick_codegen: bool = False) ->
 # it is worth optimizing (its time per run is a few instructions per kernel, against the kernel's
 # own work; small graphs, whose entry point may matter, are compiled whole and never get here).
 # So it is compiled unoptimized, by the code generator at -O0, about 15x quicker.
-# A quick tier's module (Note [tiered compilation] in passes/schedule.py) runs a few times at most, while
-# its optimized tier is compiled: LLVM's optimizer still runs on it (its loops vectorized), then the
-# code generator at -O0, which took the MLP forward's quick tier from about 42 to 25 ms of LLVM.
+# A quick tier's module (Note [tiered compilation] in passes/schedule.py) runs while its optimized tier is
+# compiled: LLVM's O1 pipeline without the vectorizers, then the code generator at -O0, which took the
+# MLP forward's quick tier from 47 to 18 ms of LLVM (its products are OpenBLAS calls either way; its
+# epilogue's loop runs as scalars). Not unoptimized, as the entry point (3 ms): a big elementwise kernel
+# of an unoptimized quick tier would run many times slower than the compile saves.
 
 
-def _compile_text(text: str, quick: bool = False, quick_codegen: bool = False) -> bytes:
+def _compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> bytes:
     parsed = llvm.parse_assembly(text)
     parsed.verify()
     if quick:
         return quick_target_machine().emit_object(parsed)
-    optimize(parsed)
-    return (quick_target_machine() if quick_codegen else target_machine()).emit_object(parsed)
+    optimize(parsed, quick=quick_tier)
+    return (quick_target_machine() if quick_tier else target_machine()).emit_object(parsed)
 
 
 def _write(path: str, data: bytes) -> None:
