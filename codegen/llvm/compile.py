@@ -194,6 +194,18 @@ def _compile_texts(texts: list[str], quick: list[bool], quick_tier: bool = False
 _forking = threading.RLock()
 
 
+def _fresh_lock_in_child() -> None:
+    global _forking
+    _forking = threading.RLock()
+
+
+# A fork by anyone waits for an LLVM call of another thread (a jitted function's optimized tier: Note [tiered
+# compilation] in passes/schedule.py) to end, so that no child starts with llvmlite's or LLVM's locks held.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=lambda: _forking.acquire(), after_in_parent=lambda: _forking.release(),
+                        after_in_child=_fresh_lock_in_child)
+
+
 def compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> bytes:
     """Object code for one module's LLVM IR text (triple and data layout set); `quick`: without
     LLVM's optimizer, by its quickest code generator (Note [the entry point compiled quickly]);
