@@ -15,7 +15,10 @@ function called on Tensors, Python control flow unrolled, fc.cond and
 fc.while_loop kept as loops), lowered and compiled through the same Target
 interface as Session (driver.compile_lowered), and kept in memory per
 function and signature; the CPU target's disk cache keys on the IR text, so
-another process that traces the same code loads the library.
+another process that traces the same code loads the library. A signature
+with a narrow product runs a quick tier first while its optimized code
+compiles on a thread (driver.compile_tiered, Note [tiered compilation] in
+passes/schedule.py; FLOWC_TIERS=0 compiles the optimized code first).
 
 Note [the jitted call]
 A call after the first must cost no more than a Session.run through the fast
