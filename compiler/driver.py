@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from dataclasses import replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from flowc.passes import Pass, PassManager, default_pipeline, expand_gradients
 
@@ -65,6 +65,21 @@ def compile_optimized(lowered: Lowered, target: Target, options: CompileOptions)
         return pieces
     dump_dir = run_target_passes(lowered, target, options)
     return target.load(target.build(lowered.module, replace(options, dump_dir=dump_dir)), options)
+
+
+def compile_tiered(lowered: Lowered, target: Target | str,
+                   options: CompileOptions) -> tuple[Executable, Callable[[], Executable] | None]:
+    """compile_lowered's executable and None, or (where the options and the target have tiers) the quick
+    tier's and a function that builds and loads the optimized one (Note [tiered compilation] in
+    passes/schedule.py)."""
+    if isinstance(target, str):
+        target = target_named(target)
+    with collector_paused():
+        options = replace(options, dump_dir=run_pipeline(lowered, target, options))
+        quick = target.load_quick(lowered.module, options) if options.tiers else None
+        if quick is None:
+            return target.load(target.build(lowered.module, options), options), None
+    return quick, lambda: target.load(target.build(lowered.module, options), options)
 
 
 def run_pipeline(lowered: Lowered, target: Target, options: CompileOptions, donate: bool = True) -> str | None:

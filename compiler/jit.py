@@ -15,7 +15,10 @@ function called on Tensors, Python control flow unrolled, fc.cond and
 fc.while_loop kept as loops), lowered and compiled through the same Target
 interface as Session (driver.compile_lowered), and kept in memory per
 function and signature; the CPU target's disk cache keys on the IR text, so
-another process that traces the same code loads the library.
+another process that traces the same code loads the library. A signature
+with a narrow product runs a quick tier first while its optimized code
+compiles on a thread (driver.compile_tiered, Note [tiered compilation] in
+passes/schedule.py; FLOWC_TIERS=0 compiles the optimized code first).
 
 Note [the jitted call]
 A call after the first must cost no more than a Session.run through the fast
@@ -65,8 +68,9 @@ import functools
 import inspect
 import sys
 import threading
+import time
 import weakref
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -77,7 +81,7 @@ from flowc.runtime.options import RunOptions
 from flowc.runtime.options import configure as configure_runtime
 
 from . import nest
-from .driver import compile_lowered
+from .driver import compile_tiered
 from .graph import Tensor
 from .jit_signature import (LEAF, NUMBER, CallSignature, TracerFound, as_leaf_array, closest, fits,
                             flatten_argument, guard, leaf_paths, number, plain, signature_of)
@@ -116,6 +120,9 @@ class CompiledCall:
     fresh_outputs: bool = False
     layouts: int = 0
     hot_calls: dict[tuple, HotCall | None] = field(default_factory=dict)  # per form of call (Note [the jitted call])
+    # Builds and loads the optimized tier while `executable` is the quick one (Note [tiered compilation] in
+    # passes/schedule.py); None once started, or where the executable is the optimized tier.
+    tier_up: Callable[[], Executable] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,8 @@ class JitFunction:
         self._cache: dict[Any, CompiledCall] = {}
         self._signatures: list[CallSignature] = []
         self._hot: CompiledCall | None = None  # Note [the jitted call]
+        self._swap = threading.Lock()  # a signature's optimized tier takes its quick tier's place, hot path included
+        self._tier_threads: list[threading.Thread] = []  # Note [tiered compilation] in passes/schedule.py
         self._lock = threading.RLock()  # a function that calls itself on arrays while traced compiles inside
         self._step = np.zeros((), np.int64)  # random ops' counter (Note [jit and state])
         self._explanation: str | None = None
@@ -196,8 +205,46 @@ class JitFunction:
         if answer is NotImplemented:
             answer = self._run(compiled, self._donatable(compiled, leaves))
         if compiled.fast is not None:
-            self._hot = self._hot_call(compiled, args, kwargs)  # Note [the jitted call]
+            hot = self._hot_call(compiled, args, kwargs)  # Note [the jitted call]
+            with self._swap:
+                if self._cache.get(key) is compiled:  # not a quick tier that was replaced meanwhile
+                    self._hot = hot
+        if compiled.tier_up is not None:
+            self._start_tier_up(key, compiled)
         return answer if compiled.rebuild is None else compiled.rebuild(answer)
+
+    def _start_tier_up(self, key: tuple, quick: CompiledCall) -> None:
+        """Note [tiered compilation] in passes/schedule.py: after the quick tier's first call, the optimized tier
+        is built on a thread of its own (not a daemon: a process that ends first waits for it, and the disk
+        cache keeps it), then takes the quick tier's place."""
+        with self._swap:
+            tier_up, quick.tier_up = quick.tier_up, None
+        if tier_up is None:  # another thread started it
+            return
+        thread = threading.Thread(target=self._tier_up, args=(key, quick, tier_up),
+                                  name=f"flowc tier-up of {_name(self.fn)}")
+        self._tier_threads = [t for t in self._tier_threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _tier_up(self, key: tuple, quick: CompiledCall, tier_up: Callable[[], Executable]) -> None:
+        time.sleep(0)  # the GIL back to the caller first: the call that started this returns before the compile
+        try:
+            executable = tier_up()
+        except Exception as error:  # noqa: BLE001 - the quick tier computes the same function: it stays
+            if self.options.log_compile:
+                sys.stderr.write(f"flowc jit: {_name(self.fn)} keeps its quick tier: {error}\n")
+            return
+        optimized = replace(quick, executable=executable, fast=None, layouts=0, hot_calls={}, tier_up=None,
+                            fresh_outputs=getattr(executable, "fresh_outputs", False))
+        with self._swap:
+            swapped = self._cache.get(key) is quick  # else the cache was cleared meanwhile
+            if swapped:
+                self._cache[key] = optimized
+                self._hot = None  # the next call takes the keyed path to the optimized tier's own FastRun
+        if not swapped:
+            close = getattr(executable, "close", None)
+            if close is not None:
+                close()
 
     def _hot_call(self, compiled: CompiledCall, args: tuple, kwargs: dict[str, Any]) -> HotCall | None:
         """The hot path of a signature for calls of this form (Note [the hot path's guard]), made once per form."""
@@ -341,10 +388,10 @@ class JitFunction:
         offered = _offers(donated, traced.feeds, traced.fetches)
         values = {f.name: getattr(lowered.signature, f.name) for f in fields(Signature)}
         lowered = type(lowered)(lowered.module, DonatingSignature(**values, offered=offered))
-        executable = compile_lowered(lowered, self.target, self.options)
+        executable, tier_up = compile_tiered(lowered, self.target, self.options)
         picks, answer, rebuild = _answer_of(traced)
         return CompiledCall(signature, executable, picks, answer, rebuild, lowered.signature.uses_step, donated,
-                            fresh_outputs=getattr(executable, "fresh_outputs", False))
+                            fresh_outputs=getattr(executable, "fresh_outputs", False), tier_up=tier_up)
 
     def _specs(self, signature: CallSignature) -> dict[str, Any]:
         """Per parameter: the value to trace with (static values as they are, arrays as TensorSpecs)."""
@@ -381,7 +428,7 @@ class JitFunction:
 
     def clear_cache(self) -> None:
         """Forget every compiled signature (the disk cache still holds the CPU's libraries)."""
-        with self._lock:
+        with self._lock, self._swap:
             self._hot = None
             executables = [c.executable for c in self._cache.values()]
             self._cache.clear()

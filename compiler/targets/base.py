@@ -45,5 +45,10 @@ class Target(ABC):
     def load(self, artifact: Any, options: CompileOptions) -> Executable:
         """Something to call on the function's arguments, from what `build` made."""
 
+    def load_quick(self, module: Module, options: CompileOptions) -> Executable | None:
+        """A quick tier of the built module (Note [tiered compilation] in passes/schedule.py), to run while
+        build makes the optimized code; None where there is none (here: never), or build needs no compiling."""
+        return None
+
     def __repr__(self) -> str:
         return f"<target {self.name}>"

@@ -30,9 +30,10 @@ from dataclasses import dataclass, replace
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.mpi import calls_mpi
 from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
-                                        host_vector_bytes, plan_program)
+                                        host_vector_bytes, plan_program, schedule_of)
 from flowc.codegen.llvm.support import check_float16, check_supported
 from flowc.ir import Module
+from flowc.ir.ops.fusion import PARAMETERS
 from flowc.ir.printer import print_module
 from flowc.passes import Pass
 from flowc.passes.collective_placement import PlaceCollectives
@@ -43,10 +44,11 @@ from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
 from flowc.passes.memory import MaterializeResults, PlanMemory, memory_plan
-from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule, direct_applies
+from flowc.passes.schedule import Schedule, TargetInfo, choose_schedule, direct_applies, quick_schedule
 from flowc.passes.widen_half_products import WidenHalfProducts
 from flowc.runtime import cache_key, cached_library, link_shared, support_library
 from flowc.runtime.build import mpi_library
+from flowc.runtime.cache import cached_path
 
 from ..lowering import Lowered
 from ..native import NativeExecutable
@@ -115,6 +117,39 @@ class CpuTarget(Target):
         return HostDrivenExecutable(lowered.function, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
+        program, key = self._planned(module, options)
+        path, was_cached = cached_library(key, lambda out: _compile(program, options, out), folder=options.cache_dir)
+        if options.log_compile and was_cached:
+            _log(f"found compiled in the disk cache: {path}")
+        return CpuArtifact(program, path, was_cached, options.dump_dir)
+
+    def cached(self, module: Module, options: CompileOptions) -> CpuArtifact | None:
+        """build's artifact if the disk cache has it, else None (nothing is compiled)."""
+        program, key = self._planned(module, options)
+        path = cached_path(key, folder=options.cache_dir)
+        return None if path is None else CpuArtifact(program, path, True, options.dump_dir)
+
+    def load_quick(self, module: Module, options: CompileOptions) -> NativeExecutable | None:
+        """Note [tiered compilation] in passes/schedule.py: the quick tier of the scheduled `module`, built
+        and loaded; None where it would be the optimized tier's code or that is in the disk cache. `module`
+        is left as it was."""
+        quick = {op: chosen for op in module.walk() if (chosen := quick_schedule(op)) is not None}
+        if not quick or self.cached(module, options) is not None:
+            return None
+        saved = {op: op.attributes for op in quick}
+        for op, chosen in quick.items():
+            op.attributes = {key: value for key, value in op.attributes.items()
+                             if key not in PARAMETERS and key != "schedule"} | chosen
+        try:
+            # Loaded before the schedules go back: load finds the BLAS calls by them. The program's kernels are
+            # the module's ops, so the executable reads nothing of their schedules after this.
+            return self.load(self.build(module, options), options)
+        finally:
+            for op, attributes in saved.items():
+                op.attributes = attributes
+
+    def _planned(self, module: Module, options: CompileOptions) -> tuple[Program, str]:
+        """The program of the scheduled `module` and its disk cache key."""
         function = module["main"]
         _schedule_the_rest(module, options)
         plan = memory_plan(function)
@@ -123,10 +158,7 @@ class CpuTarget(Target):
         key = cache_key(print_module(module), plan.describe(function), program.dims.describe(function), VERSION,
                         codegen_fingerprint(),
                         f"fast_math={options.fast_math} profile={options.profile}", host_description())
-        path, was_cached = cached_library(key, lambda out: _compile(program, options, out), folder=options.cache_dir)
-        if options.log_compile and was_cached:
-            _log(f"found compiled in the disk cache: {path}")
-        return CpuArtifact(program, path, was_cached, options.dump_dir)
+        return program, key
 
     def load(self, artifact: CpuArtifact, options: CompileOptions) -> NativeExecutable:
         if any(calls_blas(op) for op in artifact.program.kernel_ops):
@@ -170,7 +202,9 @@ def _compile(program: Program, options: CompileOptions, out_path: str) -> None:
     from flowc.codegen.llvm.module import emit_module
 
     log, kernels = (_log, [describe_kernel(op) for op in program.kernel_ops]) if options.log_compile else (None, [])
-    objects = compile_kernels(emit_module(program), log, kernels, options.cache_dir)
+    # A quick tier's kernels (Note [tiered compilation] in passes/schedule.py) say so in their schedules.
+    quick_tier = any(schedule_of(op).get("quick") for op in program.kernel_ops)
+    objects = compile_kernels(emit_module(program), log, kernels, options.cache_dir, quick_tier)
     blas = [blas_library()] if any(calls_blas(op) for op in program.kernel_ops) else []
     mpi = [mpi_library()] if calls_mpi(program.kernel_ops) else []
     link_shared(objects, [support_library(), *blas, *mpi], out_path)

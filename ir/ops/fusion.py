@@ -54,7 +54,7 @@ SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "row_blocks": (("lanes",), ()),
     "rows": (("partial_sums",), ("kept_row",)),
     "column": (("tile",), ()),
-    "blas": ((), ("accumulate",)),
+    "blas": ((), ("accumulate", "quick")),  # quick: Note [tiered compilation] in passes/schedule.py
     "direct": (("tile",), ()),
     "narrow": (("tiling", "tile"), ("accumulate",)),
     "split_k": (("tiling", "tile", "partial_bytes"), ("accumulate",)),

@@ -369,10 +369,38 @@ def test_blas_epilogue_across_the_pool(rng, batch) -> None:
             (compiled,) = sess._cache.values()
     finally:
         set_num_threads(0)
-    assert "kernel0_matmul_epilogue" in str(emit_module(compiled.executable.program))
+    assert "@\"flowc_epilogue_" in str(emit_module(compiled.executable.program))  # Note [epilogues compiled once]
     want = fc.Session(target="reference", graph=g).run(out, {px: x})
     for g_, w_ in zip(got, want):
         np.testing.assert_allclose(g_, w_, rtol=1e-5, atol=1e-5)
+
+
+def test_same_epilogues_compiled_once(rng) -> None:
+    """Note [epilogues compiled once]: the bias and relu after two products of different k are one
+    function, which both kernels call; a different epilogue (tanh) is one of its own. Values as numpy's."""
+    import re
+
+    from flowc.codegen.llvm.module import emit_module
+
+    x = sample(rng, (40, 30), "float32") / 3
+    w1, w2, w3 = (sample(rng, shape, "float32") / 8 for shape in [(30, 50), (50, 50), (50, 50)])
+    b = sample(rng, (50,), "float32")
+    g = fc.Graph()
+    with g.as_default():
+        px = fc.placeholder(fc.float32, shape=[None, 30], name="x")
+        h = fc.relu(fc.matmul(px, fc.constant(w1)) + fc.constant(b))
+        h = fc.relu(fc.matmul(h, fc.constant(w2)) + fc.constant(b))
+        y = fc.tanh(fc.matmul(h, fc.constant(w3)) + fc.constant(b))
+    with fc.Session(graph=g) as sess:
+        got = sess.run(y, {px: x})
+        (compiled,) = sess._cache.values()
+    text = str(emit_module(compiled.executable.program))
+    defined = re.findall(r'define internal void @"(flowc_epilogue_\w+)"', text)
+    called = re.findall(r'call void @"(flowc_epilogue_\w+)"', text)
+    assert len(defined) == 2 and len(called) == 3 and called[0] == called[1] != called[2], (defined, called)
+    h = np.maximum(x @ w1 + b, 0)
+    h = np.maximum(h @ w2 + b, 0)
+    np.testing.assert_allclose(got, np.tanh(h @ w3 + b), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("n", [64, 10, 3], ids=["blas", "narrow", "narrower"])

@@ -276,7 +276,7 @@ func @f(%x: f32[4,ROW]) -> f32[4] {
     (KERNEL, 'kind = "matmul", partial_bytes = 0, schedule = "split_k", tile = [8, 2, 8], tiling = "dot"',
      "partial_bytes must be at least 1, got 0"),
     (KERNEL, 'kind = "matmul", schedule = "blas", tile = [8, 2, 8]',
-     "schedule 'blas' takes parameters none (and may have ['accumulate']), got ['tile']"),
+     "schedule 'blas' takes parameters none (and may have ['accumulate', 'quick']), got ['tile']"),
     (KERNEL, 'kind = "matmul", tile = [8, 2, 8]', "tile is a parameter of a schedule, and the kernel has none"),
     (ROWS.replace("ROW", "6"), 'kind = "reduction", schedule = "rows"',
      "schedule 'rows' takes parameters ['partial_sums'] (and may have ['kept_row']), got none"),

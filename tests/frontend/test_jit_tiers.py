@@ -1,0 +1,184 @@
+"""Note [tiered compilation] in passes/schedule.py: a jitted function with a narrow product runs a quick
+tier (those products as OpenBLAS calls) on its first call while the optimized tier compiles, which then
+takes its place; the disk cache serves the optimized tier first."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import flowc as fc
+import numpy as np
+import pytest
+from flowc.options import CompileOptions
+from flowc.passes.schedule import quick_schedule
+from flowc.targets.cpu import CpuTarget
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> list[list[tuple[Any, ...]]]:
+    """Per CpuTarget.build in this test (a fresh disk cache): each matmul kernel's (schedule, quick)."""
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
+    seen: list[list[tuple[Any, ...]]] = []
+    build = CpuTarget.build
+
+    def recorded(self: CpuTarget, module: Any, options: CompileOptions) -> Any:
+        kernels = [op for op in module.walk() if op.name == "fusion" and op.kind == "matmul"]
+        seen.append([(op.attributes["schedule"], op.attributes.get("quick", False)) for op in kernels])
+        return build(self, module, options)
+
+    monkeypatch.setattr(CpuTarget, "build", recorded)
+    return seen
+
+
+def classifier() -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
+    """x @ W + b with 10 columns (a narrow product) after a wide one (BLAS in both tiers), and numpy's answer."""
+    rng = np.random.default_rng(0)
+    params = {"v": rng.standard_normal((64, 96), dtype=np.float32) / 8,
+              "w": rng.standard_normal((96, 10), dtype=np.float32) / 8,
+              "b": rng.standard_normal(10, dtype=np.float32)}
+    x = rng.standard_normal((50, 64), dtype=np.float32)
+
+    def fn(params: dict, x: Any) -> Any:
+        return fc.matmul(fc.relu(fc.matmul(x, params["v"])), params["w"]) + params["b"]
+
+    want = np.maximum(x @ params["v"], 0) @ params["w"] + params["b"]
+    return fn, params, x, want  # type: ignore[return-value]
+
+
+def wait_for_tiers(jitted: Any) -> None:
+    for thread in jitted._tier_threads:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+
+
+def test_the_first_call_runs_the_quick_tier_then_the_optimized(builds: list) -> None:
+    fn, params, x, want = classifier()
+    jitted = fc.jit(fn)
+    np.testing.assert_allclose(jitted(params, x), want, rtol=1e-5, atol=1e-5)
+    (quick,) = jitted._cache.values()
+    wait_for_tiers(jitted)
+    # The quick tier: the narrow product an OpenBLAS call that says why; then the optimized tier's schedules.
+    assert builds == [[("blas", False), ("blas", True)], [("blas", False), ("narrow", False)]]
+    (optimized,) = jitted._cache.values()
+    assert optimized is not quick and optimized.tier_up is None
+    assert optimized.executable.library_path != quick.executable.library_path
+    for _ in range(3):  # the keyed path once, then the optimized tier's hot path
+        np.testing.assert_allclose(jitted(params, x), want, rtol=1e-5, atol=1e-5)
+    assert jitted._hot is not None and jitted._hot.fast is optimized.fast
+    assert jitted.compiles == 1  # a tier is no recompile: nothing to explain
+    assert jitted.explain() is None
+
+
+def test_the_disk_cache_serves_the_optimized_tier(builds: list) -> None:
+    fn, params, x, want = classifier()
+    first = fc.jit(fn)
+    first(params, x)
+    wait_for_tiers(first)
+    second = fc.jit(fn)  # as another process would: the same code, a new function
+    np.testing.assert_allclose(second(params, x), want, rtol=1e-5, atol=1e-5)
+    (compiled,) = second._cache.values()
+    assert compiled.tier_up is None and not second._tier_threads
+    assert compiled.executable.was_cached
+    assert builds[-1] == [("blas", False), ("narrow", False)]
+
+
+def test_one_tier_without_narrow_products_or_when_asked(builds: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    fn, params, x, want = classifier()
+    monkeypatch.setenv("FLOWC_TIERS", "0")
+    assert not CompileOptions.from_environment().tiers
+    jitted = fc.jit(fn)
+    np.testing.assert_allclose(jitted(params, x), want, rtol=1e-5, atol=1e-5)
+    assert not jitted._tier_threads and builds == [[("blas", False), ("narrow", False)]]
+    monkeypatch.delenv("FLOWC_TIERS")
+    wide = fc.jit(lambda x, v: fc.relu(fc.matmul(x, v)))
+    np.testing.assert_allclose(wide(x, params["v"]), np.maximum(x @ params["v"], 0), rtol=1e-5, atol=1e-5)
+    assert not wide._tier_threads and builds[-1] == [("blas", False)]
+
+
+def test_calls_from_threads_across_the_swap(builds: list) -> None:
+    """Threads call while the optimized tier compiles and takes the quick one's place: every answer right."""
+    fn, params, x, want = classifier()
+    jitted = fc.jit(fn)
+    errors: list[BaseException] = []
+
+    def calls() -> None:
+        try:
+            for _ in range(200):
+                np.testing.assert_allclose(jitted(params, x), want, rtol=1e-5, atol=1e-5)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=calls) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wait_for_tiers(jitted)
+    assert not errors, errors[0]
+    assert len(builds) == 2 and jitted.compiles == 1
+    np.testing.assert_allclose(jitted(params, x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_donated_updates_in_either_tier(builds: list) -> None:
+    """A training step (the narrow x @ W and x^T @ dz, the update accumulated into W) donating its
+    parameters gives numpy's values in the quick tier and after the optimized one took over."""
+    rng = np.random.default_rng(1)
+    x, y = rng.random((100, 64), dtype=np.float32), rng.integers(0, 10, 100).astype(np.int32)
+
+    def loss_fn(params: dict, x: Any, y: Any) -> Any:
+        logits = fc.matmul(x, params["W"]) + params["b"]
+        return fc.reduce_mean(fc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+    @fc.jit(donate_argnums=0)
+    def step(params: dict, x: Any, y: Any) -> Any:
+        loss, grads = fc.value_and_grad(loss_fn)(params, x, y)
+        return loss, {k: params[k] - 0.5 * grads[k] for k in params}
+
+    def numpy_step(params: dict) -> tuple[float, dict]:
+        logits = x @ params["W"] + params["b"]
+        shifted = logits - logits.max(1, keepdims=True)
+        p = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
+        loss = -np.mean(np.log(p[np.arange(100), y]))
+        dz = p.copy()
+        dz[np.arange(100), y] -= 1
+        dz /= 100
+        return loss, {"W": params["W"] - 0.5 * x.T @ dz, "b": params["b"] - 0.5 * dz.sum(0)}
+
+    params = {"W": rng.standard_normal((64, 10)).astype(np.float32) * 0.01, "b": np.zeros(10, np.float32)}
+    want_params = {k: v.copy() for k, v in params.items()}
+    for call in range(6):
+        if call == 1:
+            wait_for_tiers(step)  # call 0 ran the quick tier; the rest run the optimized one
+        loss, params = step(params, x, y)
+        want_loss, want_params = numpy_step(want_params)
+        np.testing.assert_allclose(loss, want_loss, rtol=1e-4)
+        for k in params:
+            np.testing.assert_allclose(params[k], want_params[k], rtol=1e-4, atol=1e-6)
+    assert [quick for kernels in builds for _, quick in kernels].count(True) >= 2  # both products were quick
+    assert not any(quick for _, quick in builds[-1])
+
+
+def test_quick_schedule_of_each_matmul_schedule() -> None:
+    """Only narrow and split-k float products differ in the quick tier; an update stays accumulated."""
+    from flowc.ir.parser import parse_module
+
+    text = """func @main(%x: f32[100,64], %w: f32[64,10], %v: f32[64,64]) -> (f32[100,10], f32[100,64]) {
+  %p = fusion %x, %w {kind = "matmul", partial_bytes = 65536, schedule = "split_k", tile = [2, 10, 16], \
+tiling = "dot"} : f32[100,10] {
+  ^bb0(%a: f32[100,64], %b: f32[64,10]):
+    %m = matmul %a, %b {transpose_a = false, transpose_b = false} : f32[100,10]
+    yield %m : f32[100,10]
+  }
+  %q = fusion %x, %v {kind = "matmul", schedule = "blas"} : f32[100,64] {
+  ^bb0(%a: f32[100,64], %b: f32[64,64]):
+    %m = matmul %a, %b {transpose_a = false, transpose_b = false} : f32[100,64]
+    yield %m : f32[100,64]
+  }
+  return %p, %q : f32[100,10], f32[100,64]
+}
+"""
+    module = parse_module(text)
+    narrow, wide = [op for op in module.walk() if op.name == "fusion"]
+    assert quick_schedule(narrow) == {"schedule": "blas", "quick": True}
+    assert quick_schedule(wide) is None
