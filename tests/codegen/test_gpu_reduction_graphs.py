@@ -93,3 +93,18 @@ def test_softmax_cross_entropy_training_step():
         return [loss, step]
     labels = np.eye(5, dtype=np.float32)[RNG.integers(0, 5, 7)]
     assert_gpu_matches(build, {"x": normal(7, 12), "labels": labels}, rtol=1e-5, atol=1e-6, runs=3)
+
+
+@pytest.mark.parametrize("b", [0, 1, 4])
+def test_an_outer_value_reads_a_keepdims_operand_of_an_unknown_dim_once(b):
+    """flowc.fuzz --target gpu, seed 1120: the gradient of x4 - x5 by x4 sums dy over x5's b, and adds
+    a slice of another cotangent, [?] at build time, 1 at run time. That add is one per kept point:
+    its operand is read once (broadcast along the reduced axis, as the CPU reads it), not in the walk
+    over b, which never ran for b = 0 and left the read without its index."""
+    def build():
+        x4 = fc.placeholder(fc.float32, [1], name="x4")
+        x5 = fc.placeholder(fc.float32, [None], name="x5")
+        v8 = fc.concat([x4, x4 - x5], axis=0)
+        w = fc.placeholder(fc.float32, [None], name="w")
+        return fc.gradients(fc.reduce_sum(v8 * w), [x4, x5])
+    assert_gpu_matches(build, {"x4": normal(1), "x5": normal(b), "w": normal(b + 1)}, rtol=1e-6, atol=1e-6)

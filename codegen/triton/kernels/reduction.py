@@ -391,7 +391,7 @@ class ReductionWriter:
         """A value of one per kept point; an argument aligned to its reader's shape: F's rank with the
         reduced axes 1 (`keepdims`) or the kept axes only (Note [outer reads] in the CPU's reduction.py)."""
         if isinstance(value, BlockArgument):
-            return self._load(value, "full" if keepdims else "dropped")
+            return self._load(value, "full" if keepdims else "dropped", outer=True)
         return self.outer_names[value]
 
     def _full_value(self, value: Value) -> str:
@@ -426,17 +426,21 @@ class ReductionWriter:
 
     # -- addresses ----------------------------------------------------------------------------
 
-    def _load(self, arg: BlockArgument, alignment: str) -> str:
+    def _load(self, arg: BlockArgument, alignment: str, outer: bool = False) -> str:
         """Argument `arg` read at the tile's points: "full" right-aligned with F, "dropped"
-        right-aligned with the kept axes; its static 1s broadcast."""
-        key = (arg, alignment)
+        right-aligned with the kept axes; its static 1s broadcast. Read by an `outer` value (one per
+        kept point), it broadcasts along the reduced axes too, as the CPU's outer reads (Note [outer
+        reads] in codegen/llvm/kernels/reduction.py): a keepdims operand whose dim there is unknown
+        at build time is 1 when the kernel runs (the run's shape checks), never a walk."""
+        key = (arg, alignment, outer)
         rank, own = len(self.full_shape), arg.type.rank
         if alignment == "full":
             axes = {j: rank - own + j for j in range(own)}
         else:
             kept = self.space.kept
             axes = {j: kept[len(kept) - own + j] for j in range(own)}
-        stepping = {f_axis: j for j, f_axis in axes.items() if arg.type.shape[j] != 1}
+        stepping = {f_axis: j for j, f_axis in axes.items()
+                    if arg.type.shape[j] != 1 and not (outer and f_axis in self.space.reduced)}
         inner = any(a in self.space.reduced for a in stepping)
         names = self.full_names if inner else self.outer_names
         if key not in names:
