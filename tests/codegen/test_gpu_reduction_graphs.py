@@ -108,3 +108,15 @@ def test_an_outer_value_reads_a_keepdims_operand_of_an_unknown_dim_once(b):
         w = fc.placeholder(fc.float32, [None], name="w")
         return fc.gradients(fc.reduce_sum(v8 * w), [x4, x5])
     assert_gpu_matches(build, {"x4": normal(1), "x5": normal(b), "w": normal(b + 1)}, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("b", [1, 2, 5])
+def test_a_full_value_of_a_kernel_whose_points_are_all_ones_is_stored_as_a_tile(b):
+    """flowc.fuzz --target gpu, seed 1133: clip_by_norm of a mean over a [1]-long row (b = 1 or 2)
+    keeps a kernel whose every axis is a static 1; its full result went to a scalar pointer with a tile
+    of values and a tile of mask."""
+    def build():
+        x = fc.placeholder(fc.float32, [None, None], name="x")
+        picked = x[::-2, 0][0::-2]
+        return fc.clip_by_norm(fc.reduce_mean(picked, axis=-1), 1.0)
+    assert_gpu_matches(build, {"x": normal(b, b)}, rtol=1e-6, atol=1e-7)

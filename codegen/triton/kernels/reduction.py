@@ -422,6 +422,8 @@ class ReductionWriter:
         for j, value in yields:
             slot = self.slots[len(self.op.operands) + j]
             offset = self._offset(slot, {a: a for a in range(len(self.full_shape))})
+            if offset == "0":  # F is all 1s: a tile of pointers to the one element, as the value and mask are
+                offset = f"tl.full({self.tile_shape}, 0, tl.int64)"
             self._emit_full(f"tl.store({slot.pointer} + {offset}, {self._full_value(value)}, mask=mask)")
 
     # -- addresses ----------------------------------------------------------------------------
