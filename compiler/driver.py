@@ -74,9 +74,17 @@ def compile_tiered(lowered: Lowered, target: Target | str,
     passes/schedule.py)."""
     if isinstance(target, str):
         target = target_named(target)
+    from .data_sized_run import has_cuts  # late, as in _compile_lowered
+
+    if not options.tiers or (target.cuts_at_data_dims and has_cuts(lowered.module)):
+        return compile_lowered(lowered, target, options), None  # a run cut at a count is built in segments
     with collector_paused():
-        options = replace(options, dump_dir=run_pipeline(lowered, target, options))
-        quick = target.load_quick(lowered.module, options) if options.tiers else None
+        run_shared_pipeline(lowered, target, options)
+        pieces = target.driven_from_host(lowered, options)  # Note [loops driven from the host]: no tiers
+        if pieces is not None:
+            return pieces, None
+        options = replace(options, dump_dir=run_target_passes(lowered, target, options))
+        quick = target.load_quick(lowered.module, options)
         if quick is None:
             return target.load(target.build(lowered.module, options), options), None
     return quick, lambda: target.load(target.build(lowered.module, options), options)

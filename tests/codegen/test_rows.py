@@ -156,9 +156,9 @@ func @main(%b: f32[?,3], %i: i32[], %v: f32[3]) -> f32[?,3] {
 def test_type_rules_reject_what_is_not_a_row() -> None:
     b = ir.Builder.at_end(ir.Function("f", [], []).entry)
     buffer = b.constant(np.zeros((4, 3), np.float32))
-    with pytest.raises(FlowcTypeError, match="row index must be a scalar int32 or int64"):
+    with pytest.raises(FlowcTypeError, match="row index must be a scalar integer"):
         b.read_row(buffer, b.constant(np.zeros(2, np.int64)))
-    with pytest.raises(FlowcTypeError, match="row index must be a scalar int32 or int64"):
+    with pytest.raises(FlowcTypeError, match="row index must be a scalar integer"):
         b.read_row(buffer, b.constant(np.float32(1)))
     with pytest.raises(FlowcTypeError, match="must have a row dim"):
         b.read_row(b.constant(np.float32(1)), b.constant(np.int64(0)))

@@ -309,7 +309,7 @@ BAD_KERNELS = {
     "the operands of the matmul must be operands of the kernel": (
         "matmul", "f32[4,4]", ["%e = exp %a : f32[4,6]",
                                "%t = matmul %e, %a {transpose_a = false, transpose_b = true} : f32[4,4]"]),
-    "holds 2 matmuls, a matmul kernel holds one": (
+    "holds 2 products (matmul, conv2d, conv2d_backprop_filter), a matmul kernel holds one": (
         "matmul", "f32[4,4]", ["%m = matmul %a, %a {transpose_a = false, transpose_b = true} : f32[4,4]",
                                "%t = matmul %m, %m {transpose_a = false, transpose_b = false} : f32[4,4]"]),
     "relu 't' is not an elementwise op of the matmul's shape [4,4]": (
