@@ -79,7 +79,8 @@ def kernel_of(op, kernel_name: str, block: int = BLOCK) -> TritonKernel:
 CAST_CASES = [("cast", source, target) for source, target in CASTS]
 ALL_KERNELS = [(name, dtype, None) for name, dtype in CASES] + CAST_CASES
 # Binary ops (and where) with one operand a splat constant, a 0-d tl.full, first or second
-SPLATS = {"float32": (7.5, -2.5), "float64": (7.5, -2.5), "int32": (7, -3), "int64": (7, -3), "bool": (True, False)}
+SPLATS = {"float32": (7.5, -2.5), "float64": (7.5, -2.5), "int32": (7, -3), "int64": (7, -3), "bool": (True, False),
+          "int8": (7, -3), "int16": (7, -3), "uint8": (7, 3), "uint16": (7, 3)}
 CONSTANT_CASES = [(name, dtype, index) for name, dtype in CASES if OPS[name].num_operands > 1 for index in (0, 1)]
 
 
@@ -138,7 +139,8 @@ def float_inputs(dtype: str, rng: np.random.Generator, count: int = 256) -> np.n
 def int_inputs(dtype: str, rng: np.random.Generator) -> np.ndarray:
     info = np.iinfo(dtype)
     values = [0, 1, -1, 2, -2, 3, -3, 7, -7, 100, -100, info.min, info.max, info.min + 1, info.max - 1]
-    return np.concatenate([np.array(values, dtype=dtype), rng.integers(-1000, 1000, 32).astype(dtype)])
+    # through int64, so that an unsigned dtype takes -1 and the other negative values wrapped, as numpy casts
+    return np.concatenate([np.array(values, dtype=np.int64).astype(dtype), rng.integers(-1000, 1000, 32).astype(dtype)])
 
 
 def inputs_of(dtype: str, rng: np.random.Generator) -> np.ndarray:
