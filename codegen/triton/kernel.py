@@ -237,7 +237,7 @@ def _interpreting() -> Any:
             yield
 
 
-_INTERPRETER_LOCK = threading.Lock()
+_INTERPRETER_LOCK = threading.RLock()  # an RLock: a launch may import its module
 
 
 @contextlib.contextmanager
@@ -273,8 +273,16 @@ _INTERPRETED: dict[Any, Any] = {}
 
 
 def _import_file(path: str, name: str, interpret: bool) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
+    # One import at a time, and none while a kernel is interpreted (_INTERPRETER_LOCK): the module is in
+    # sys.modules before its kernels are defined (Triton's jit looks it up by name), so a second thread
+    # must not take it half made; and both set TRITON_INTERPRET for a while, each restoring what it found.
+    with _INTERPRETER_LOCK:
+        if name in sys.modules:
+            return sys.modules[name]
+        return _imported(path, name, interpret)
+
+
+def _imported(path: str, name: str, interpret: bool) -> Any:
     # Triton itself is imported first, with TRITON_INTERPRET as the process has it: imported under
     # TRITON_INTERPRET=1, its own library functions (tl.cdiv ...) would be interpreted ones, and a later
     # launch that imports triton.experimental.gluon asserts they are not. So kernels call no `@jit`
