@@ -350,7 +350,7 @@ def _flatten_up_to(structure: Any, invariants: Any, label: str, loc: str | None)
 
 def _is_shape(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(d is None or (isinstance(d, int) and not isinstance(d, bool))
-                                                    for d in value)
+                                                    for d in map(plain_dim, value))
 
 
 def _check_cond_result(graph: FuncGraph, label: str, loc: str | None) -> None:

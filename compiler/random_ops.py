@@ -53,7 +53,7 @@ def _random(kind: str, shape: Sequence[int], dtype: DType | str, seed: int | Non
 
 def _drawn_shape(shape: Any, op: str) -> tuple[int, ...]:
     """The shape to draw for, as ints; a None or tensor dim is a FlowcTypeError that says what to do."""
-    dims = list(shape) if isinstance(shape, (list, tuple, np.ndarray)) else None
+    dims = [plain_dim(d) for d in shape] if isinstance(shape, (list, tuple, np.ndarray)) else None
     if dims is None or not all(isinstance(d, (int, np.integer)) or hasattr(d, "value") for d in dims):
         raise FlowcTypeError(f"shape {shape!r} has a dim that is not a number: random numbers are drawn for a "
                              "static shape here; give every dim a size (e.g. the batch size you feed), or for "

@@ -265,6 +265,16 @@ def test_set_shape_fills_unknown_dims():
         assert x.get_shape().as_list() == [5, 2] and x.shape.is_fully_defined()
 
 
+def test_a_shape_with_unknown_dims_is_refused_where_a_static_one_is_needed():
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, [None, 3])
+        with pytest.raises(FlowcTypeError, match="not a number"):
+            fc.random_normal(x.shape)  # the unknown dim is named, not a TypeError from int()
+        with pytest.raises(GraphError, match="fully defined"):
+            fc.get_variable("w", shape=x.shape)
+        assert fc.random_normal(x.shape[1:]).shape == (3,)
+
+
 # -- Graph: names, finalize, collections ---------------------------------------------------------------
 
 
