@@ -13,6 +13,7 @@ from flowc.ir.types import DType, as_dtype, float32
 from .graph import PLACEHOLDER, Tensor, get_default_graph
 from .math_ops import apply, constant, convert_to_tensor
 from .sources import user_location
+from .tensor_shape import plain_dim
 
 
 def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, name: str | None = None) -> Tensor:
@@ -27,7 +28,7 @@ def placeholder(dtype: DType | str, shape: Sequence[int | None] | None = None, n
     """
     unknown_rank = shape is None or getattr(shape, "ndims", 0) is None
     known = () if unknown_rank else shape
-    dims = tuple(None if d is None or d == -1 else int(d) for d in known)  # type: ignore[union-attr]
+    dims = tuple(None if d is None or d == -1 else int(d) for d in map(plain_dim, known))  # type: ignore[union-attr]
     out_type = TensorType(as_dtype(dtype), dims)
     attrs = {"dtype": out_type.dtype, "shape": out_type.shape}
     if unknown_rank:
@@ -69,17 +70,17 @@ def _static_like(tensor: Any, what: str) -> Tensor:
 
 def zeros_like(tensor: Any, dtype: DType | str | None = None, name: str | None = None) -> Tensor:
     x = _static_like(tensor, "zeros_like")
-    return zeros(x.shape, dtype or x.dtype, name=name)
+    return zeros(x.type.shape, dtype or x.dtype, name=name)
 
 
 def ones_like(tensor: Any, dtype: DType | str | None = None, name: str | None = None) -> Tensor:
     x = _static_like(tensor, "ones_like")
-    return ones(x.shape, dtype or x.dtype, name=name)
+    return ones(x.type.shape, dtype or x.dtype, name=name)
 
 
 def reshape(tensor: Any, shape: Sequence[int | None], name: str | None = None) -> Tensor:
     """The same elements in a new shape; one dim may be -1 (inferred)."""
-    dims = tuple(-1 if d is None else int(d) for d in shape)
+    dims = tuple(-1 if d is None else int(d) for d in map(plain_dim, shape))
     return apply("reshape", (convert_to_tensor(tensor),), name=name or "Reshape", shape=dims)
 
 
@@ -120,7 +121,7 @@ def squeeze(input: Any, axis: int | Sequence[int] | None = None, name: str | Non
     """Axes of size 1 removed: those in `axis`, or every static size-1 axis when None."""
     x = convert_to_tensor(input)
     if axis is None:
-        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+        axes = tuple(i for i, d in enumerate(x.type.shape) if d == 1)
     elif isinstance(axis, (int, np.integer)):
         axes = (int(axis),)
     else:
@@ -138,7 +139,7 @@ def ensure_shape(x: Any, shape: Sequence[int | None], name: str | None = None) -
     (2, 3)
     """
     x = convert_to_tensor(x)
-    dims = tuple(-1 if d is None else int(d) for d in shape)
+    dims = tuple(-1 if d is None else int(d) for d in map(plain_dim, shape))
     return apply("ensure_shape", (x,), name=name or "EnsureShape", shape=dims)
 
 

@@ -157,7 +157,7 @@ def _expected_counts(true_classes: Any, num_true: int, sampled: Tensor, probabil
 
 def _true_classes(true_classes: Any, num_true: int, op: str) -> Tensor:
     true = convert_to_tensor(true_classes)
-    if true.dtype.kind != "int" or true.type.rank != 2 or true.shape[1] != int(num_true):
+    if true.dtype.kind != "int" or true.type.rank != 2 or true.type.shape[1] != int(num_true):
         raise FlowcTypeError(f"true_classes must be int64 (or int32) of shape [batch_size, num_true={num_true}], "
                              f"got {true.type}", op=op, where=user_location())
     return cast(true, int64)

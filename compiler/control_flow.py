@@ -32,6 +32,7 @@ from .func_graph import FuncGraph, step_salt, trace
 from .graph import Graph, Operation, Tensor, get_default_graph
 from .math_ops import cast, constant, convert_to_tensor, logical_and, reduce_sum
 from .sources import user_location
+from .tensor_shape import plain_dim
 
 COND, WHILE = "cond", "while"  # graph op kinds, named after the IR ops they lower to
 
@@ -315,9 +316,9 @@ def _state_types(structure: Any, shape_invariants: Any, paths: list[str], label:
         if shape is None:
             types.append(tensor.type)
             continue
-        dims = tuple(None if d is None else int(d) for d in shape)
+        dims = tuple(None if d is None else int(d) for d in map(plain_dim, shape))
         if len(dims) != tensor.type.rank or any(d is not None and s is not None and d != s
-                                                for d, s in zip(dims, tensor.shape)):
+                                                for d, s in zip(dims, tensor.type.shape)):
             raise FlowcTypeError(f"the shape invariant {format_shape(dims)} of {path} does not fit its initial "
                                  f"value {tensor.type}", op=label, where=loc)
         types.append(tensor.type.with_shape(dims))
@@ -349,7 +350,7 @@ def _flatten_up_to(structure: Any, invariants: Any, label: str, loc: str | None)
 
 def _is_shape(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(d is None or (isinstance(d, int) and not isinstance(d, bool))
-                                                    for d in value)
+                                                    for d in map(plain_dim, value))
 
 
 def _check_cond_result(graph: FuncGraph, label: str, loc: str | None) -> None:

@@ -86,7 +86,7 @@ def _rank4(op: str, x: Tensor, what: str) -> None:
 
 
 def _spatial_dims(op: str, x: Tensor) -> tuple[int, int]:
-    height, width = x.shape[1], x.shape[2]
+    height, width = x.type.shape[1], x.type.shape[2]
     if height is None or width is None:
         raise _fail(op, f"the spatial dims of the input must be known when the graph is built, got {x.type}",
                     FlowcTypeError)
@@ -142,7 +142,7 @@ def _crop_or_pad(x: Tensor, axis: int, before: int, after: int) -> Tensor:
     """Like _pad_axis with zeros, where a negative count crops instead."""
     if before < 0 or after < 0:
         index: list[Any] = [slice(None)] * x.type.rank
-        index[axis] = slice(max(-before, 0), x.shape[axis] - max(-after, 0))
+        index[axis] = slice(max(-before, 0), x.type.shape[axis] - max(-after, 0))
         x = strided_slice(x, tuple(index))
     return _pad_axis(x, axis, max(before, 0), max(after, 0), 0.0)
 
@@ -190,11 +190,11 @@ def _from_nhwc(x: Tensor, channels_first: bool) -> Tensor:
 def _conv_nhwc(op: str, x: Tensor, kernel: Tensor, strides: tuple[int, int], padding: Any,
                dilations: tuple[int, int], channels_first: bool) -> Tensor:
     """Note [convolution as one matmul], on NHWC x and an HWIO kernel."""
-    kh, kw, cin, cout = kernel.shape
+    kh, kw, cin, cout = kernel.type.shape
     if None in (kh, kw, cin, cout):
         raise _fail(op, f"the filter's shape must be known, got {kernel.type}", FlowcTypeError)
-    if x.shape[3] is not None and x.shape[3] != cin:
-        raise _fail(op, f"the input has {x.shape[3]} channels but the filter {kernel.type} takes {cin}",
+    if x.type.shape[3] is not None and x.type.shape[3] != cin:
+        raise _fail(op, f"the input has {x.type.shape[3]} channels but the filter {kernel.type} takes {cin}",
                     FlowcTypeError)
     window = (kh, kw)
     extents = tuple((k - 1) * d + 1 for k, d in zip(window, dilations))
@@ -277,9 +277,9 @@ def depthwise_conv2d(input: Any, filter: Any, strides: Any, padding: Any, rate: 
         stride = _spatial(op, "strides", strides, channels_first)
         dilation = _spatial(op, "dilations", dilations if rate is None else rate, channels_first)
         x = _to_nhwc(x, channels_first)
-        kh, kw, cin, multiplier = kernel.shape
-        if None in kernel.shape or (x.shape[3] is not None and x.shape[3] != cin):
-            raise _fail(op, f"the filter {kernel.type} must be known and take the input's {x.shape[3]} channels",
+        kh, kw, cin, multiplier = kernel.type.shape
+        if None in kernel.type.shape or (x.type.shape[3] is not None and x.type.shape[3] != cin):
+            raise _fail(op, f"the filter {kernel.type} must be known and take the input's {x.type.shape[3]} channels",
                         FlowcTypeError)
         extents = tuple((k - 1) * d + 1 for k, d in zip((kh, kw), dilation))
         pads = _pads(op, padding, _spatial_dims(op, x), extents, stride, channels_first)
@@ -316,11 +316,11 @@ def conv2d_transpose(value: Any = None, filter: Any = None, output_shape: Any = 
             raise _fail(op, f"output_shape must list 4 ints, got {output_shape!r}")
         out_size = (shape[2], shape[3]) if channels_first else (shape[1], shape[2])
         out_channels = shape[1] if channels_first else shape[3]
-        kh, kw, kout, kin = kernel.shape
+        kh, kw, kout, kin = kernel.type.shape
         x = _to_nhwc(x, channels_first)
-        if kout != out_channels or (x.shape[3] is not None and x.shape[3] != kin):
-            raise _fail(op, f"the filter {kernel.type} must map the input's {x.shape[3]} channels to output_shape's "
-                            f"{out_channels}", FlowcTypeError)
+        if kout != out_channels or (x.type.shape[3] is not None and x.type.shape[3] != kin):
+            raise _fail(op, f"the filter {kernel.type} must map the input's {x.type.shape[3]} channels to "
+                            f"output_shape's {out_channels}", FlowcTypeError)
         pads = _pads(op, padding, out_size, (kh, kw), stride, channels_first)
         in_size = _spatial_dims(op, x)
         for axis in (1, 2):
@@ -339,13 +339,13 @@ def conv2d_transpose(value: Any = None, filter: Any = None, output_shape: Any = 
 
 def _spread(x: Tensor, axis: int, step: int) -> Tensor:
     """x with step - 1 zeros between neighbours along `axis` (none after the last)."""
-    if step == 1 or x.shape[axis] == 1:
+    if step == 1 or x.type.shape[axis] == 1:
         return x
-    size = x.shape[axis]
+    size = x.type.shape[axis]
     zeros = where(constant(np.zeros([1] * (x.type.rank + 1), dtype=bool)), expand_dims(x, axis + 1),
                   constant(0.0, dtype=x.dtype))
     gaps = concat([expand_dims(x, axis + 1)] + [zeros] * (step - 1), axis + 1)
-    shape = [-1 if d is None else d for d in x.shape]
+    shape = [-1 if d is None else d for d in x.type.shape]
     shape[axis] = size * step
     index: list[Any] = [slice(None)] * x.type.rank
     index[axis] = slice(0, (size - 1) * step + 1)
@@ -416,7 +416,7 @@ def bias_add(value: Any, bias: Any, data_format: str | None = None, name: str | 
             raise _fail(op, f"data_format must put the channels last (NHWC, N...C) or second (NCHW, NC...), "
                             f"got {data_format!r}")
         axis = 1 if channels_first else x.type.rank - 1
-        if x.shape[axis] is not None and b.shape[0] is not None and x.shape[axis] != b.shape[0]:
+        if x.type.shape[axis] is not None and b.type.shape[0] is not None and x.type.shape[axis] != b.type.shape[0]:
             raise _fail(op, f"bias {b.type} must match the channel dim of {x.type}", FlowcTypeError)
         if channels_first:
             b = reshape(b, [-1] + [1] * (x.type.rank - 2))

@@ -68,7 +68,7 @@ def _parse(equation: str, tensors: Sequence[Tensor]) -> tuple[list[str], str]:
 def _check_sizes(specs: Sequence[str], tensors: Sequence[Tensor]) -> None:
     sizes: dict[str, int] = {}
     for spec, tensor in zip(specs, tensors):
-        for letter, dim in zip(spec, tensor.shape):
+        for letter, dim in zip(spec, tensor.type.shape):
             if dim is None:
                 continue
             if sizes.setdefault(letter, dim) != dim:
@@ -105,7 +105,8 @@ def _grouped(x: Tensor, letters: str, groups: list[list[str]]) -> tuple[Tensor, 
     perm = [letters.index(c) for c in order]
     if perm != list(range(len(perm))):
         x = array_ops.transpose(x, perm)
-    dims: dict[str, Entry] = {c: (x, i) if x.shape[i] is None else int(x.shape[i]) for i, c in enumerate(order)}  # type: ignore[arg-type]
+    shape = x.type.shape
+    dims: dict[str, Entry] = {c: (x, i) if shape[i] is None else int(shape[i]) for i, c in enumerate(order)}  # type: ignore[arg-type]
     merged: list[Entry] = []
     unknown_groups = 0
     for group in groups:

@@ -165,7 +165,7 @@ class _Sequence:
             if leaf.type.rank == 0:
                 raise FlowcTypeError(f"{path} is a scalar; elems are unpacked along their first axis",
                                      op=label, where=loc)
-        lengths = {leaf.shape[0] for leaf in self.leaves} - {None}
+        lengths = {leaf.type.shape[0] for leaf in self.leaves} - {None}
         if len(lengths) > 1:
             shown = ", ".join(f"{leaf.type}" for leaf in self.leaves)
             raise FlowcTypeError(f"the elems have different first dims: {shown}", op=label, where=loc)
@@ -177,7 +177,7 @@ class _Sequence:
         return nest.pack_sequence_as(self.structure, [a.read(index) for a in self.arrays])
 
     def row_types(self) -> list[Any]:
-        return [leaf.type.with_shape(leaf.shape[1:]) for leaf in self.leaves]
+        return [leaf.type.with_shape(leaf.type.shape[1:]) for leaf in self.leaves]
 
     def position(self, step: Any, reverse: bool) -> Any:
         """The index of the element the loop takes at `step`."""
@@ -210,8 +210,8 @@ def _result_structure(fn: Callable[[Any], Any], sequence: _Sequence, label: str,
     for path, leaf in nest.flatten_with_paths(probe.structured_outputs, "fn's result"):
         if not leaf.type.is_static:
             raise FlowcTypeError(f"{path} is {leaf.type}: map_fn needs the shape of fn's result known when the "
-                                 f"graph is built, {format_shape(leaf.shape)} is not", op=label, where=loc)
-        leaves.append(zeros(leaf.shape, leaf.dtype))
+                                 f"graph is built, {format_shape(leaf.type.shape)} is not", op=label, where=loc)
+        leaves.append(zeros(leaf.type.shape, leaf.dtype))
     return nest.pack_sequence_as(probe.structured_outputs, leaves)
 
 

@@ -95,14 +95,14 @@ class Tensor(TensorOperators):
                          "use fc.cond or fc.where", where=self.op.loc)
 
     def __iter__(self) -> Iterator[Tensor]:
-        if not self.shape or self.shape[0] is None:
+        if not self.shape or self.type.shape[0] is None:
             raise GraphError(f"cannot iterate over tensor {self.name!r} of shape {format_shape(self.shape)}")
-        return (self[i] for i in range(self.shape[0]))
+        return (self[i] for i in range(self.type.shape[0]))
 
     def __len__(self) -> int:
-        if not self.shape or self.shape[0] is None:
+        if not self.shape or self.type.shape[0] is None:
             raise GraphError(f"len() of tensor {self.name!r} of shape {format_shape(self.shape)} is not known")
-        return self.shape[0]
+        return self.type.shape[0]
 
     __hash__ = object.__hash__  # == builds no graph op, as in TensorFlow 1
 

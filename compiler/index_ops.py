@@ -138,7 +138,7 @@ def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", name: str | None = N
 
 def _pad_constant(x: Tensor, axis: int, before: int, after: int, value: Any) -> Tensor:
     def block(width: int) -> Tensor:
-        dims: list[Entry] = [(x, a) if d is None else d for a, d in enumerate(x.shape)]
+        dims: list[Entry] = [(x, a) if d is None else d for a, d in enumerate(x.type.shape)]
         dims[axis] = width
         if isinstance(value, Tensor):  # a scalar tensor of x's dtype
             return broadcast_to(convert_to_tensor(value, dtype=x.dtype), dims, name="Pad/value")
@@ -149,7 +149,7 @@ def _pad_constant(x: Tensor, axis: int, before: int, after: int, value: Any) -> 
 
 
 def _pad_mirror(x: Tensor, axis: int, before: int, after: int, symmetric: bool) -> Tensor:
-    size = x.shape[axis]
+    size = x.type.shape[axis]
     if size is None:
         raise _error("pad", f"mirror padding of axis {axis} needs its size when the graph is built ({x.type})")
     most = size if symmetric else size - 1
@@ -181,7 +181,7 @@ def slice(input_: Any, begin: Sequence[int], size: Sequence[int], name: str | No
     if not len(begins) == len(sizes) == x.type.rank:
         raise _error("slice", f"begin {begins} and size {sizes} need one entry per dim of {x.name!r} ({x.type})")
     for axis, (b, s) in enumerate(zip(begins, sizes)):
-        dim = x.shape[axis]
+        dim = x.type.shape[axis]
         if b < 0 or s < -1 or (dim is not None and b + max(s, 0) > dim) or (dim is not None and b > dim):
             raise _error("slice", f"begin {b} and size {s} leave axis {axis} of {x.name!r} ({x.type})")
     index = tuple(_builtin_slice(b, None if s == -1 else b + s) for b, s in zip(begins, sizes))
@@ -193,7 +193,7 @@ def split(value: Any, num_or_size_splits: Any, axis: int = 0, num: int | None = 
     """Pieces of `value` along `axis`: a count of equal pieces, or their sizes (one may be -1)."""
     x = convert_to_tensor(value)
     axis = _axis("split", axis, x)
-    size = x.shape[axis]
+    size = x.type.shape[axis]
     sizes_given = np.asarray(_static_value(num_or_size_splits, "split", "num_or_size_splits"))
     if sizes_given.ndim == 0:
         count = int(sizes_given)
@@ -211,7 +211,7 @@ def split(value: Any, num_or_size_splits: Any, axis: int = 0, num: int | None = 
         if (size is not None and sum(sizes) != size) or any(s < 0 for s in sizes):
             raise _error("split", f"sizes {sizes} do not add up to axis {axis} of {x.name!r} ({x.type})")
         if size is None:  # checked when it runs (TF1 raises too), never pieces that miss part of the axis
-            dims = [d if i != axis else sum(sizes) for i, d in enumerate(x.shape)]
+            dims = [d if i != axis else sum(sizes) for i, d in enumerate(x.type.shape)]
             x = array_ops.ensure_shape(x, dims, name=f"{name or 'split'}_sizes")
     pieces, start = [], 0
     for piece in sizes:
@@ -232,8 +232,8 @@ def unstack(value: Any, num: int | None = None, axis: int = 0, name: str | None 
     """The slices of `value` along `axis`, that axis removed."""
     x = convert_to_tensor(value)
     axis = _axis("unstack", axis, x)
-    count = x.shape[axis] if num is None else int(num)
-    if count is None or (x.shape[axis] is not None and count != x.shape[axis]):
+    count = x.type.shape[axis] if num is None else int(num)
+    if count is None or (x.type.shape[axis] is not None and count != x.type.shape[axis]):
         raise _error("unstack", f"cannot unstack axis {axis} of {x.name!r} ({x.type}) into {count} tensors: its "
                                 "size must be known when the graph is built")
     pieces = []
@@ -349,9 +349,9 @@ def boolean_mask(tensor: Any, mask: Any, name: str | None = None, axis: int | No
     if not isinstance(start, int) or not 0 <= start <= x.type.rank - max(rank, 1):
         raise _error("boolean_mask", f"axis={axis}: needs 0 <= axis <= {x.type.rank - max(rank, 1)} for a mask of "
                                      f"rank {rank} over {x.name!r} ({x.type})")
-    masked = x.shape[start:start + rank]
+    masked = x.type.shape[start:start + rank]
     if mask.dtype != bool_ or rank == 0 or any(
-            m is not None and d is not None and m != d for m, d in zip(mask.shape, masked)):
+            m is not None and d is not None and m != d for m, d in zip(mask.type.shape, masked)):
         raise _error("boolean_mask", f"mask {mask.type} must be bool, of rank >= 1, matching the leading dims "
                                      f"of {x.name!r} ({x.type}) from axis {start}")
     if start == 0:
@@ -393,13 +393,13 @@ def _scatter_vectors(op: str, base: Tensor, indices: Tensor, updates: Tensor, na
     """scatter_add of `updates` at the index vectors `indices` into `base`: the vectors index base's
     first K dims, merged into one for the scatter (K = 1: the vectors are the rows already; else their
     row numbers come from a gather_nd from a table of them, which also checks them)."""
-    if indices.dtype not in INTS or indices.type.rank < 1 or indices.shape[-1] is None:
+    if indices.dtype not in INTS or indices.type.rank < 1 or indices.type.shape[-1] is None:
         raise _error(op, f"indices need an int dtype and a static last dim, got {indices.type}")
-    depth = indices.shape[-1]
-    lead, trailing = base.shape[:depth], base.shape[depth:]
-    want = indices.shape[:-1] + trailing
+    depth = indices.type.shape[-1]
+    lead, trailing = base.type.shape[:depth], base.type.shape[depth:]
+    want = indices.type.shape[:-1] + trailing
     if depth > base.type.rank or updates.dtype != base.dtype or len(want) != updates.type.rank or any(
-            w is not None and u is not None and w != u for w, u in zip(want, updates.shape)):
+            w is not None and u is not None and w != u for w, u in zip(want, updates.type.shape)):
         raise _error(op, f"updates {updates.type} do not fit indices {indices.type} into {base.type}: they need "
                          f"{base.type.with_shape(want)}")
     if depth == 1:
@@ -413,7 +413,7 @@ def _scatter_vectors(op: str, base: Tensor, indices: Tensor, updates: Tensor, na
     rows = gather_nd(table, indices)
     merged = reshape(base, [count, *((base, depth + a) if d is None else d for a, d in enumerate(trailing))])
     added = apply("scatter_add", (merged, rows, updates), name=name, axis=0)
-    return reshape(added, [(base, a) if d is None else d for a, d in enumerate(base.shape)], name=name)
+    return reshape(added, [(base, a) if d is None else d for a, d in enumerate(base.type.shape)], name=name)
 
 
 def unsorted_segment_sum(data: Any, segment_ids: Any, num_segments: Any, name: str | None = None) -> Tensor:
@@ -424,10 +424,10 @@ def unsorted_segment_sum(data: Any, segment_ids: Any, num_segments: Any, name: s
     count = int(_static_value(num_segments, "unsorted_segment_sum", "num_segments"))
     rank = ids.type.rank
     if ids.dtype not in INTS or rank > data.type.rank or any(
-            i is not None and d is not None and i != d for i, d in zip(ids.shape, data.shape)) or count < 0:
+            i is not None and d is not None and i != d for i, d in zip(ids.type.shape, data.type.shape)) or count < 0:
         raise _error("unsorted_segment_sum", f"segment_ids {ids.type} must be int32 or int64 of a shape that "
                                              f"begins {data.name!r} ({data.type}), num_segments >= 0 (got {count})")
-    dims = [count, *((data, rank + a) if d is None else d for a, d in enumerate(data.shape[rank:]))]
+    dims = [count, *((data, rank + a) if d is None else d for a, d in enumerate(data.type.shape[rank:]))]
     zeros = fill(dims, 0, data.dtype, name=f"{name or 'UnsortedSegmentSum'}/zeros")
     return apply("scatter_add", (zeros, ids, data), name=name or "UnsortedSegmentSum", axis=0)
 

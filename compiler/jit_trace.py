@@ -25,6 +25,7 @@ from . import nest
 from .array_ops import placeholder
 from .graph import Graph, Tensor
 from .math_ops import constant
+from .tensor_shape import plain_dim
 
 
 class Trace(NamedTuple):
@@ -84,7 +85,8 @@ class TensorSpec:
     dtype: Any = "float32"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(None if d is None or d == -1 else int(d) for d in self.shape))
+        dims = map(plain_dim, self.shape)
+        object.__setattr__(self, "shape", tuple(None if d is None or d == -1 else int(d) for d in dims))
         object.__setattr__(self, "dtype", as_dtype(self.dtype))
 
 
@@ -104,7 +106,7 @@ def _placeholders(value: Any, name: str, feeds: list[Tensor]) -> Any:
     replaced = []
     for path, leaf in leaves:
         if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
-            shape = [None if d is None or d == -1 else int(d) for d in leaf.shape]
+            shape = [None if d is None or d == -1 else int(d) for d in map(plain_dim, leaf.shape)]
             leaf = placeholder(as_dtype(leaf.dtype), shape, name=_op_name(name + path))
             feeds.append(leaf)
         replaced.append(leaf)

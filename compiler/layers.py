@@ -63,7 +63,7 @@ def dense(inputs: Any, units: int, activation: Callable[[Tensor], Tensor] | None
     """activation(inputs @ kernel + bias) over the last axis of `inputs`; kernel [depth, units]."""
     op = "dense"
     x = _float_input(inputs, op)
-    depth = x.shape[-1] if x.type.rank >= 1 else None
+    depth = x.type.shape[-1] if x.type.rank >= 1 else None
     if depth is None:
         raise FlowcTypeError(f"the last dim of the inputs must be known, got {x.type}", op=op, where=user_location())
     with variable_scope(name, default_name="dense", values=[x], reuse=reuse):
@@ -73,7 +73,7 @@ def dense(inputs: Any, units: int, activation: Callable[[Tensor], Tensor] | None
         if x.type.rank == 2:
             y = matmul(x, kernel)
         else:  # over the last axis: rows of all the leading dims (only the first may be unknown)
-            leading = list(x.shape[:-1])
+            leading = list(x.type.shape[:-1])
             if any(d is None for d in leading[1:]):
                 raise FlowcTypeError(f"only the first dim of the inputs may be unknown, got {x.type}", op=op,
                                      where=user_location())
@@ -116,7 +116,7 @@ def conv2d(inputs: Any, filters: int, kernel_size: Any, strides: Any = (1, 1), p
     layout = _nn_layout(data_format, op)
     if x.type.rank != 4:
         raise FlowcTypeError(f"inputs must be 4-D, got {x.type}", op=op, where=user_location())
-    channels = x.shape[3 if layout == "NHWC" else 1]
+    channels = x.type.shape[3 if layout == "NHWC" else 1]
     if channels is None:
         raise FlowcTypeError(f"the channel dim of the inputs must be known, got {x.type}", op=op,
                              where=user_location())
@@ -185,7 +185,7 @@ def dropout(inputs: Any, rate: float = 0.5, noise_shape: Sequence[int] | None = 
 def flatten(inputs: Any, name: str | None = None) -> Tensor:
     """[batch, d1, d2, ...] -> [batch, d1 * d2 * ...] (the dims after the first must be known)."""
     x = convert_to_tensor(inputs)
-    rest = x.shape[1:]
+    rest = x.type.shape[1:]
     if x.type.rank < 1 or any(d is None for d in rest):
         raise FlowcTypeError(f"the dims after the first must be known, got {x.type}", op="flatten",
                              where=user_location())
@@ -216,7 +216,7 @@ def batch_normalization(inputs: Any, axis: int = -1, momentum: float = 0.99, eps
     if not -rank <= axis < rank:
         raise GraphError(f"axis {axis} is out of range for inputs {x.type}", op=op, where=user_location())
     axis %= rank
-    depth = x.shape[axis]
+    depth = x.type.shape[axis]
     if depth is None:
         raise FlowcTypeError(f"the dim of axis {axis} must be known, got {x.type}", op=op, where=user_location())
     reduced = [a for a in range(rank) if a != axis]

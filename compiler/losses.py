@@ -84,7 +84,7 @@ def _pair(labels: Any, predictions: Any, op: str) -> tuple[Tensor, Tensor]:
         raise FlowcTypeError(f"predictions must be float16, float32 or float64, got {predictions.type}", op=op,
                              where=user_location())
     labels = cast(convert_to_tensor(labels), predictions.dtype)
-    known = [(a, b) for a, b in zip(labels.shape, predictions.shape) if a is not None and b is not None]
+    known = [(a, b) for a, b in zip(labels.type.shape, predictions.type.shape) if a is not None and b is not None]
     if labels.type.rank != predictions.type.rank or any(a != b for a, b in known):
         raise FlowcTypeError(f"labels {labels.type} and predictions {predictions.type} must have one shape", op=op,
                              where=user_location())
@@ -133,7 +133,7 @@ def softmax_cross_entropy(onehot_labels: Any, logits: Any, weights: Any = 1.0, l
     label_smoothing s makes the labels labels (1 - s) + s / classes."""
     with name_scope(scope or "softmax_cross_entropy_loss"):
         labels, logits = _pair(onehot_labels, logits, "softmax_cross_entropy")
-        classes = logits.shape[-1]
+        classes = logits.type.shape[-1]
         if label_smoothing and classes is None:
             raise FlowcTypeError(f"label_smoothing needs the number of classes, got logits {logits.type}",
                                  op="softmax_cross_entropy", where=user_location())

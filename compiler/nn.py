@@ -77,7 +77,7 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any 
     with name_scope(name or "SparseSoftmaxCrossEntropyWithLogits"):
         x = convert_to_tensor(x)
         y = convert_to_tensor(y)
-        classes = x.shape[-1] if x.shape else None
+        classes = x.type.shape[-1] if x.type.shape else None
         if y.dtype.kind != "int" or y.type.rank != x.type.rank - 1 or classes is None:
             raise FlowcTypeError(
                 f"labels must be int32/int64 of logits' shape without the last axis, and the number of classes "

@@ -289,8 +289,8 @@ def fused_batch_norm(x: Any, scale: Any, offset: Any, mean: Any = None, variance
 
 def _bessel_correction(x: Tensor, axes: list[int]) -> Tensor | float:
     """n / max(n - 1, 1) for the n elements of x per channel; counted at run time where a dim is unknown."""
-    if all(x.shape[a] is not None for a in axes):
-        count = int(np.prod([x.shape[a] for a in axes]))
+    if all(x.type.shape[a] is not None for a in axes):
+        count = int(np.prod([x.type.shape[a] for a in axes]))
         return count / max(count - 1, 1)
     every = equal(x, x) | ~equal(x, x)  # true everywhere, NaN included: a tensor of x's (run-time) shape
     count = reduce_sum(cast(every, x.dtype), axes)
@@ -328,7 +328,7 @@ def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "mod", nam
 
 def _shard_rows(tables: list[Tensor], ids: Tensor, strategy: str) -> Tensor:
     """Each id's row in the shards joined in order, through a table of them (checks the ids too)."""
-    sizes = [t.shape[0] if t.shape else None for t in tables]
+    sizes = [t.type.shape[0] if t.type.shape else None for t in tables]
     if any(size is None for size in sizes):
         raise FlowcTypeError(f"sharded params need known first dims, got {[str(t.type) for t in tables]}",
                              op="embedding_lookup", where=user_location())

@@ -23,6 +23,7 @@ from .graph import Graph, Tensor, get_default_graph, name_scope
 from .math_ops import (argmax, cast, constant, convert_to_tensor, equal, less, log, maximum, minimum, reduce_sum, sqrt,
                        where)
 from .sources import user_location
+from .tensor_shape import plain_dim
 
 _SEED_MASK = (1 << 63) - 1
 
@@ -52,7 +53,7 @@ def _random(kind: str, shape: Sequence[int], dtype: DType | str, seed: int | Non
 
 def _drawn_shape(shape: Any, op: str) -> tuple[int, ...]:
     """The shape to draw for, as ints; a None or tensor dim is a FlowcTypeError that says what to do."""
-    dims = list(shape) if isinstance(shape, (list, tuple, np.ndarray)) else None
+    dims = [plain_dim(d) for d in shape] if isinstance(shape, (list, tuple, np.ndarray)) else None
     if dims is None or not all(isinstance(d, (int, np.integer)) or hasattr(d, "value") for d in dims):
         raise FlowcTypeError(f"shape {shape!r} has a dim that is not a number: random numbers are drawn for a "
                              "static shape here; give every dim a size (e.g. the batch size you feed), or for "
@@ -84,7 +85,7 @@ def _uniform_like(x: Tensor, seed: int | None, dtype: DType | None = None) -> Te
     graph = get_default_graph()
     dtype = dtype or x.dtype
     attrs = {"dtype": dtype, "seed": op_seed(graph, seed), "minval": 0.0, "maxval": 1.0}
-    out_type = TensorType(dtype, x.shape)
+    out_type = TensorType(dtype, x.type.shape)
     op = graph.create_op("random_uniform_like", (x,), attrs, name="random_uniform", output_types=[out_type])
     return op.outputs[0]
 
@@ -93,7 +94,7 @@ def _uniform_like(x: Tensor, seed: int | None, dtype: DType | None = None) -> Te
 
 
 def _static_shape(shape: Sequence[Any], op: str) -> tuple[int, ...]:
-    if any(d is None for d in shape):
+    if any(d is None for d in map(plain_dim, shape)):
         raise FlowcTypeError(f"needs a static shape, got {list(shape)} (random numbers are drawn for a known "
                              "number of elements)", op=op, where=user_location())
     return tuple(int(d) for d in shape)
@@ -208,7 +209,7 @@ def random_shuffle(value: Any, seed: int | None = None, name: str | None = None)
         x = convert_to_tensor(value)
         if x.type.rank == 0:
             return x
-        n = _static_shape(x.shape[:1], op)[0]
+        n = _static_shape(x.type.shape[:1], op)[0]
         keys = random_uniform([n], dtype=float64, seed=seed)
         index = constant(np.arange(n, dtype=np.int64))
         mine, theirs = reshape(keys, [n, 1]), reshape(keys, [1, n])
@@ -233,7 +234,7 @@ def categorical(logits: Any, num_samples: int, dtype: DType | str | None = None,
         if not x.dtype.is_float or x.type.rank != 2:
             raise FlowcTypeError(f"logits must be a float matrix [batch, classes], got {x.type}", op=op,
                                  where=user_location())
-        classes = _static_shape(x.shape[1:], op)[0]
+        classes = _static_shape(x.type.shape[1:], op)[0]
         samples = int(num_samples)
         if classes == 0 and samples > 0:
             raise FlowcTypeError("logits have no class to draw from", op=op, where=user_location())

@@ -84,7 +84,7 @@ def add_n(inputs: Sequence[Any], name: str | None = None) -> Tensor:
     first = tensors[0]
     for tensor in tensors[1:]:
         same_shape = tensor.type.rank == first.type.rank and all(
-            a is None or b is None or a == b for a, b in zip(tensor.shape, first.shape))
+            a is None or b is None or a == b for a, b in zip(tensor.type.shape, first.type.shape))
         if tensor.dtype != first.dtype or not same_shape:
             shown = ", ".join(str(t.type) for t in tensors)
             raise FlowcTypeError(f"inputs must have one shape and dtype, got {shown}", op="add_n",
@@ -160,7 +160,7 @@ def in_top_k(predictions: Any, targets: Any, k: Any, name: str | None = None) ->
         if t.dtype not in INTS or t.type.rank != 1:
             raise FlowcTypeError(f"targets must be an int32 or int64 vector [batch], got {t.type}", op="in_top_k",
                                  where=user_location())
-        classes = p.shape[1]
+        classes = p.type.shape[1]
         if classes is not None:
             hot = equal(one_hot(t, classes, dtype=int32), 1)
         else:  # each class's index, from a scan of ones shaped like p (NaN or not)

@@ -85,18 +85,18 @@ def dynamic_rnn(cell: RNNCell, inputs: Any, sequence_length: Any = None, initial
     _check_cell(cell, "dynamic_rnn")
     loc = user_location()
     inputs = convert_to_tensor(inputs)
-    if inputs.type.rank != 3 or inputs.shape[2] is None:
+    if inputs.type.rank != 3 or inputs.type.shape[2] is None:
         raise FlowcTypeError(f"inputs must be [batch, time, depth] ([time, batch, depth] with time_major) with a "
                              f"known depth, got {inputs.type}", op="dynamic_rnn", where=loc)
     with get_default_graph().name_scope(scope or "rnn"):
         steps = inputs if time_major else transpose(inputs, [1, 0, 2])  # [time, batch, depth]
         first = _one_step(steps)
         if not cell.built:  # before the loop: a loop body cannot make Variables
-            cell.build_in_scope(first.shape, inputs.dtype)
+            cell.build_in_scope(first.type.shape, inputs.dtype)
         state = initial_state_for(cell, first, initial_state, dtype, "dynamic_rnn")
         state = nest.pack_sequence_as(cell.state_size, nest.flatten(state))  # (c, h) given as a plain tuple
         lengths = _lengths(sequence_length, first, "dynamic_rnn")
-        length = steps.shape[0] if steps.shape[0] is not None else count_rows(steps)
+        length = steps.type.shape[0] if steps.type.shape[0] is not None else count_rows(steps)
         step_inputs = TensorArray.from_buffer(steps, "inputs")
         zero_output = zeros_for_batch(first, cell.output_size, state_dtype(state))
         outputs = TensorArray.from_buffer(zero_rows(steps, zero_output), "outputs")
@@ -119,7 +119,7 @@ def state_dtype(state: Any) -> DType:
 
 def _one_step(steps: Tensor) -> Tensor:
     """A tensor of one step's shape [batch, depth], whose batch the zero state and outputs take."""
-    if steps.shape[0]:
+    if steps.type.shape[0]:
         return steps[0]
     return reduce_sum(steps, 0)  # the number of steps may be 0 at run time: no step to index
 
@@ -144,9 +144,9 @@ def _lengths(sequence_length: Any, first_inputs: Tensor, caller: str) -> Tensor 
     if sequence_length is None:
         return None
     lengths = convert_to_tensor(sequence_length)
-    batch = first_inputs.shape[0] if first_inputs.shape else None
-    if lengths.dtype.kind != "int" or lengths.type.rank != 1 or None not in (batch, lengths.shape[0]) and \
-            lengths.shape[0] != batch:
+    batch = first_inputs.type.shape[0] if first_inputs.type.shape else None
+    if lengths.dtype.kind != "int" or lengths.type.rank != 1 or None not in (batch, lengths.type.shape[0]) and \
+            lengths.type.shape[0] != batch:
         raise FlowcTypeError(f"sequence_length must be an int32 or int64 vector [batch_size] (batch size "
                              f"{batch}), got {lengths.type}", op=caller, where=user_location())
     return lengths

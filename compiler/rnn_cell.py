@@ -77,8 +77,8 @@ def zeros_initializer(shape: Sequence[int], dtype: DType = float32) -> Tensor:
 def zeros_for_batch(inputs: Tensor, sizes: Any, dtype: DType) -> Any:
     """Zeros [batch, size] for each size of the structure `sizes`, batch being `inputs`' first dim,
     also when only the run knows it."""
-    if inputs.shape[0] is not None:
-        return nest.map_structure(lambda size: zeros([inputs.shape[0], size], dtype), sizes)
+    if inputs.type.shape[0] is not None:
+        return nest.map_structure(lambda size: zeros([inputs.type.shape[0], size], dtype), sizes)
     column = inputs[:, :1] if inputs.dtype == dtype else cast(inputs[:, :1], dtype)
     never = constant(False)  # where(false, x, 0) takes x's run-time batch and none of its values
     return nest.map_structure(lambda size: where(never, column, zeros([size], dtype)), sizes)
@@ -130,7 +130,7 @@ class RNNCell(ABC):
 
     def zero_state_like(self, inputs: Tensor, dtype: DType | str) -> Any:
         """Zeros shaped like the state with the batch of `inputs`, whose batch size may be unknown."""
-        batch = inputs.shape[0] if inputs.shape else None
+        batch = inputs.type.shape[0] if inputs.type.shape else None
         if batch is not None:
             return self.zero_state(batch, dtype)
         with get_default_graph().name_scope(f"{type(self).__name__}ZeroState"):
@@ -139,11 +139,11 @@ class RNNCell(ABC):
     def __call__(self, inputs: Any, state: Any, scope: str | None = None) -> tuple[Any, Any]:
         """(output, new_state) for one step; makes the cell's Variables on the first call."""
         inputs = convert_to_tensor(inputs)
-        if inputs.type.rank != 2 or inputs.shape[1] is None:
+        if inputs.type.rank != 2 or inputs.type.shape[1] is None:
             raise FlowcTypeError(f"a cell's inputs are [batch, depth] with a known depth, got {inputs.type}",
                                  op=f"{type(self).__name__} '{self.name}'", where=user_location())
         if not self.built:
-            self.build_in_scope(inputs.shape, inputs.dtype, scope)
+            self.build_in_scope(inputs.type.shape, inputs.dtype, scope)
         with get_default_graph().name_scope(scope or self.name):
             return self.call(inputs, state)
 
@@ -202,7 +202,7 @@ def _split_state(cell: RNNCell, state: Any, widths: Sequence[int]) -> list[Tenso
     if isinstance(state, (tuple, list)):
         return [convert_to_tensor(s) for s in state]
     state = convert_to_tensor(state)
-    if state.type.rank != 2 or state.shape[1] != sum(widths):
+    if state.type.rank != 2 or state.type.shape[1] != sum(widths):
         raise FlowcTypeError(f"a concatenated state is [batch, {sum(widths)}], got {state.type}",
                              op=f"{type(cell).__name__} '{cell.name}'", where=user_location())
     offsets = [sum(widths[:i]) for i in range(len(widths))]

@@ -80,10 +80,10 @@ def _sampled_logits(weights: Any, biases: Any, labels: Any, inputs: Any, num_sam
     """([batch, num_true + num_sampled] logits, the true ones first; the true logits alone)."""
     x = convert_to_tensor(inputs)
     true = convert_to_tensor(labels)
-    if not x.dtype.is_float or x.type.rank != 2 or x.shape[1] is None:
+    if not x.dtype.is_float or x.type.rank != 2 or x.type.shape[1] is None:
         raise FlowcTypeError(f"inputs must be a float matrix [batch_size, dim] with a known dim, got {x.type}",
                              op=op, where=user_location())
-    if true.dtype.kind != "int" or true.type.rank != 2 or true.shape[1] != int(num_true):
+    if true.dtype.kind != "int" or true.type.rank != 2 or true.type.shape[1] != int(num_true):
         raise FlowcTypeError(f"labels must be int64 (or int32) of shape [batch_size, num_true={num_true}], "
                              f"got {true.type}", op=op, where=user_location())
     true = cast(true, int64)
@@ -91,7 +91,7 @@ def _sampled_logits(weights: Any, biases: Any, labels: Any, inputs: Any, num_sam
         sampled_values = log_uniform_candidate_sampler(true, num_true, num_sampled, True, num_classes)
     sampled, true_expected, sampled_expected = (stop_gradient(convert_to_tensor(v)) for v in sampled_values)
     sampled = cast(sampled, int64)
-    dim = x.shape[1]
+    dim = x.type.shape[1]
     true_flat = reshape(true, [-1])
     true_w = reshape(embedding_lookup(weights, true_flat, partition_strategy), [-1, int(num_true), dim])
     true_b = reshape(embedding_lookup(biases, true_flat, partition_strategy), [-1, int(num_true)])

@@ -22,6 +22,7 @@ from . import array_ops
 from .graph import Tensor
 from .math_ops import apply, constant, convert_to_tensor
 from .sources import user_location
+from .tensor_shape import plain_dim
 
 # One entry of a shape: a static size (-1: inferred by reshape), or dim `axis` of a tensor.
 Entry = Union[int, tuple[Tensor, int]]
@@ -32,7 +33,7 @@ def shape(input: Any, name: str | None = None, out_type: DType | str = int32) ->
     x = convert_to_tensor(input)
     dtype = as_dtype(out_type)
     if x.type.is_static and not x.has_unknown_rank:  # Note [placeholders of unknown rank] in unknown_rank.py
-        return constant(np.array(x.shape, dtype.np), name=name or "Shape")
+        return constant(np.array(x.type.shape, dtype.np), name=name or "Shape")
     return apply("shape_of", (x,), name=name or "Shape", dtype=dtype)
 
 
@@ -123,7 +124,7 @@ def _filled_like(x: Tensor, value: Any, dtype: DType | str | None, name: str) ->
 
 
 def _own_dims(x: Tensor) -> list[Entry]:
-    return [(x, axis) if d is None else d for axis, d in enumerate(x.shape)]
+    return [(x, axis) if d is None else d for axis, d in enumerate(x.type.shape)]
 
 
 def _from_dims(kind: str, x: Tensor, entries: list[Entry], name: str) -> Tensor:
@@ -135,8 +136,8 @@ def _from_dims(kind: str, x: Tensor, entries: list[Entry], name: str) -> Tensor:
             sizes.append(entry), source.append(0), source_axis.append(0)
             continue
         tensor, axis = entry
-        if tensor.shape[axis] is not None:  # known after all
-            sizes.append(tensor.shape[axis]), source.append(0), source_axis.append(0)
+        if tensor.type.shape[axis] is not None:  # known after all
+            sizes.append(tensor.type.shape[axis]), source.append(0), source_axis.append(0)
             continue
         if not any(t is tensor for t in sources):
             sources.append(tensor)
@@ -163,7 +164,7 @@ def shape_entries(shape: Any, op: str) -> list[Entry]:
     if isinstance(shape, (int, np.integer)):
         shape = [shape]
     result: list[Entry] = []
-    for item in shape:
+    for item in map(plain_dim, shape):
         if item is None:
             result.append(-1)
         elif isinstance(item, (int, np.integer)):
@@ -234,7 +235,7 @@ def scalar_entry(tensor: Tensor) -> Entry | None:
 
 def static_dims(x: Tensor, op: str, axes: Sequence[int] | None = None) -> tuple[int, ...]:
     """x's dims (those on `axes`), which `op` needs known when the graph is built."""
-    shape = x.shape
+    shape = x.type.shape
     wanted = range(len(shape)) if axes is None else axes
     if any(shape[a] is None for a in wanted):
         raise FlowcTypeError(f"needs the sizes of {x.name!r} ({x.type}) on axes {list(wanted)} when the graph is "

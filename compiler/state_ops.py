@@ -149,7 +149,8 @@ def _assign(kind: str, default_name: str) -> Callable[..., Tensor]:
         if refuse is not None:
             refuse(kind, ref)
         tensor = convert_to_tensor(value, dtype=ref.dtype)
-        if tensor.type.rank != ref.type.rank or any(d is not None and d != v for d, v in zip(tensor.shape, ref.shape)):
+        dims = zip(tensor.type.shape, ref.type.shape)
+        if tensor.type.rank != ref.type.rank or any(d is not None and d != v for d, v in dims):
             raise FlowcTypeError(f"value of shape {format_shape(tensor.shape)} cannot be assigned to variable "
                                  f"{ref.name!r} of shape {format_shape(ref.shape)}", op=f"{kind} '{ref.op.name}'",
                                  where=user_location())

@@ -46,6 +46,7 @@ from .graph import Operation, Tensor, get_default_graph
 from .math_ops import apply, cast, constant, convert_to_tensor, equal, greater, maximum, where
 from .sources import user_location
 from .state_ops import no_op
+from .tensor_shape import plain_dim
 
 Shape = tuple[int | None, ...]
 
@@ -123,7 +124,7 @@ class TensorArray:
         value = self._element(value, "write")
         index = self._index(index, "write", check_range=not self._grows)
         out = self._copy()
-        out._element_shape = self._merged_shape(value.shape, "write")
+        out._element_shape = self._merged_shape(value.type.shape, "write")
         if out._buffer is None:
             out._buffer = out._new_buffer(value)
         if self._grows:
@@ -150,15 +151,15 @@ class TensorArray:
         if value.dtype != self._dtype or value.type.rank == 0:
             raise FlowcTypeError(f"unstack takes a {self._dtype.name} tensor of rank >= 1, got {value.type}",
                                  op=self._label("unstack"), where=loc)
-        rows = value.shape[0]
+        rows = value.type.shape[0]
         out = self._copy()
-        out._element_shape = self._merged_shape(value.shape[1:], "unstack")
+        out._element_shape = self._merged_shape(value.type.shape[1:], "unstack")
         if self._static_size is not None and not self._grows:
             if rows is not None and rows != self._static_size:
                 raise FlowcTypeError(f"unstack of {rows} elements into an array of size {self._static_size}",
                                      op=self._label("unstack"), where=loc)
             out._buffer = value if rows is not None else apply(
-                "ensure_shape", (value,), shape=(self._static_size, *(-1 for _ in value.shape[1:])),
+                "ensure_shape", (value,), shape=(self._static_size, *(-1 for _ in value.type.shape[1:])),
                 name=name or f"{self._name}/unstack")
             return out
         out._buffer = relaxed_rows(value) if self._grows else value
@@ -178,8 +179,8 @@ class TensorArray:
         if indices.type.rank != 1 or indices.dtype.kind != "int":
             raise FlowcTypeError(f"scatter takes a vector of int32 or int64 indices, got {indices.type}",
                                  op=self._label("scatter"), where=loc)
-        count = indices.shape[0]
-        if value.type.rank == 0 or None not in (count, value.shape[0]) and value.shape[0] != count:
+        count = indices.type.shape[0]
+        if value.type.rank == 0 or None not in (count, value.type.shape[0]) and value.type.shape[0] != count:
             raise FlowcTypeError(f"scatter of {count} indices takes a value of {count} rows, got {value.type}",
                                  op=self._label("scatter"), where=loc)
         if count is not None:
@@ -193,7 +194,7 @@ class TensorArray:
         from .control_flow import while_loop  # control flow is built on the graph ops this module uses
 
         out = self._copy()
-        out._element_shape = self._merged_shape(value.shape[1:], "scatter")
+        out._element_shape = self._merged_shape(value.type.shape[1:], "scatter")
         if out._buffer is None:
             out._buffer = out._new_buffer(row_zeros(value))
         with get_default_graph().name_scope(f"{self._name}/scatter"):
@@ -210,7 +211,7 @@ class TensorArray:
         if stacked.type.rank < 2:
             raise FlowcTypeError(f"concat needs elements of rank >= 1, the elements are {stacked.type}",
                                  op=self._label("concat"), where=user_location())
-        rest = stacked.shape[2:]
+        rest = stacked.type.shape[2:]
         if None in rest:
             raise FlowcTypeError(f"concat needs the elements' dims after the first known, got {stacked.type}",
                                  op=self._label("concat"), where=user_location())
@@ -249,8 +250,8 @@ class TensorArray:
         """A fixed-size array holding the rows of `buffer`, however many the run gives it (functional ops)."""
         out = object.__new__(cls)
         out._name = get_default_graph().unique_name(name, user_location())
-        out._dtype, out._grows, out._element_shape, out._buffer = buffer.dtype, False, buffer.shape[1:], buffer
-        out._static_size = buffer.shape[0]
+        out._dtype, out._grows, out._element_shape, out._buffer = buffer.dtype, False, buffer.type.shape[1:], buffer
+        out._static_size = buffer.type.shape[0]
         out._size = count_rows(buffer) if out._static_size is None else None
         return out
 
@@ -276,10 +277,11 @@ class TensorArray:
         zero_row = zeros_like_any(like)
         with get_default_graph().name_scope(self._name):
             if zero_row.type.is_static:
-                buffer = zeros([self._static_size, *zero_row.shape], self._dtype, name="buffer")
+                buffer = zeros([self._static_size, *zero_row.type.shape], self._dtype, name="buffer")
             else:
                 buffer = where(constant(False), expand_dims(zero_row, 0),
-                               zeros([self._static_size, *(1 for _ in zero_row.shape)], self._dtype), name="buffer")
+                               zeros([self._static_size, *(1 for _ in zero_row.type.shape)], self._dtype),
+                               name="buffer")
         return relaxed_rows(buffer) if self._grows else buffer
 
     def _grow_to_hold(self, index: Tensor, value: Tensor) -> None:
@@ -335,43 +337,43 @@ class TensorArray:
 def zeros_like_any(tensor: Tensor) -> Tensor:
     """Zeros of `tensor`'s shape, unknown dims included (their sizes come from `tensor` at run time)."""
     if tensor.type.is_static:
-        return zeros(tensor.shape, tensor.dtype)
+        return zeros(tensor.type.shape, tensor.dtype)
     return where(constant(False), tensor, zeros([], tensor.dtype))  # its shape, none of its values
 
 
 def relaxed_rows(buffer: Tensor) -> Tensor:
     """`buffer` with its number of rows unknown to its type: a growing array's buffer changes it."""
-    if buffer.shape[0] is None:
+    if buffer.type.shape[0] is None:
         return buffer
     return apply("relax_shape", (buffer,), axes=(0,))
 
 
 def row_zeros(tensor: Tensor) -> Tensor:
     """Zeros of one row of `tensor` (its shape without the first dim), also when it has no rows."""
-    if tensor.type.is_static or None not in tensor.shape[1:]:
-        return zeros(tensor.shape[1:], tensor.dtype)
+    if tensor.type.is_static or None not in tensor.type.shape[1:]:
+        return zeros(tensor.type.shape[1:], tensor.dtype)
     counts = apply("reduce_sum", (cast(equal(tensor, tensor), int32),), axes=(0,), keepdims=False)
     return cast(zeros_like_any(counts), tensor.dtype)  # the row's shape, taken at run time
 
 
 def zero_rows(rows_like: Tensor, zero_row: Tensor) -> Tensor:
     """Zeros [n, zero_row's shape...], n the first dim of `rows_like` (taken at run time when unknown)."""
-    count = rows_like.shape[0]
+    count = rows_like.type.shape[0]
     if count is not None and zero_row.type.is_static:
-        return zeros([count, *zero_row.shape], zero_row.dtype)
+        return zeros([count, *zero_row.type.shape], zero_row.dtype)
     if count is not None:
-        rows = zeros([count, *(1 for _ in zero_row.shape)], zero_row.dtype)
+        rows = zeros([count, *(1 for _ in zero_row.type.shape)], zero_row.dtype)
     else:
         rows = cast(_one_per_row(rows_like), zero_row.dtype)  # n values, none of them used
-        for _ in zero_row.shape:
+        for _ in zero_row.type.shape:
             rows = expand_dims(rows, -1)
     return where(constant(False), rows, expand_dims(zero_row, 0))  # [n, 1...] against [1, row...]
 
 
 def count_rows(tensor: Tensor) -> Tensor:
     """The size of `tensor`'s first axis, an int32 scalar, also when only the run knows it."""
-    if tensor.shape[0] is not None:
-        return constant(tensor.shape[0], int32)
+    if tensor.type.shape[0] is not None:
+        return constant(tensor.type.shape[0], int32)
     ones = where(constant(True), constant(1, int32), _one_per_row(tensor))  # a 1 per row
     return apply("reduce_sum", (ones,), axes=(0,), keepdims=False)
 
@@ -385,13 +387,13 @@ def _one_per_row(tensor: Tensor) -> Tensor:
     """
     if tensor.type.rank == 1:
         return cast(equal(tensor, tensor), int32)
-    head = tensor[(slice(None), *(slice(0, 1) for _ in tensor.shape[1:]))]
+    head = tensor[(slice(None), *(slice(0, 1) for _ in tensor.type.shape[1:]))]
     return apply("reduce_sum", (cast(equal(head, head), int32),), axes=tuple(range(1, tensor.type.rank)),
                  keepdims=False)
 
 
 def _as_shape(shape: Sequence[int | None]) -> Shape:
-    return tuple(None if d is None or d == -1 else int(d) for d in shape)
+    return tuple(None if d is None or d == -1 else int(d) for d in map(plain_dim, shape))
 
 
 def _static_size(size: Any, name: str, dynamic: bool, loc: str | None) -> int:

@@ -35,6 +35,7 @@ from .graph import Graph, get_default_graph
 from .initializers import Zeros, glorot_uniform_initializer
 from .sources import user_location
 from .state_ops import GLOBAL_VARIABLES, TRAINABLE_VARIABLES, Variable
+from .tensor_shape import plain_dim
 
 REGULARIZATION_LOSSES = "regularization_losses"
 GLOBAL_STEP = "global_step"
@@ -241,7 +242,7 @@ def _new_variable(graph: Graph, scope: VariableScope, full: str, shape: Sequence
         make: Callable[[], Any] = lambda: initializer  # noqa: E731
     else:
         dtype = as_dtype(dtype) if dtype is not None else scope.dtype
-        if shape is None or any(d is None for d in shape):
+        if shape is None or any(d is None for d in map(plain_dim, shape)):
             raise GraphError(f"the shape of a new variable ({full}) must be fully defined, got {shape}", op=op,
                              where=user_location())
         if initializer is None:

@@ -135,7 +135,9 @@ class TensorType:
     shape: Shape
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(None if d is None else int(d) for d in self.shape))
+        # A frontend's unknown dim (TF1's Dimension(None), `.value` None) is None here too.
+        object.__setattr__(self, "shape", tuple(None if d is None or getattr(d, "value", 0) is None else int(d)
+                                                for d in self.shape))
 
     @property
     def rank(self) -> int:

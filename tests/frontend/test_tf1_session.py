@@ -176,7 +176,7 @@ def test_tensor_shape():
         shape = x.get_shape()
         assert isinstance(shape, fc.TensorShape) and x.shape is not None
         assert shape.as_list() == [None, 784] and shape.ndims == 2 and shape.rank == 2
-        assert shape[1].value == 784 and int(shape[1]) == 784 and shape[0] is None
+        assert shape[1].value == 784 and int(shape[1]) == 784 and shape[0].value is None
         assert shape[1:].as_list() == [784] and not shape.is_fully_defined()
         assert shape == (None, 784) and shape == [None, 784] and shape != (None, 10)
         assert fc.TensorShape([2, 3]).num_elements() == 6 and fc.TensorShape([2, 3]).is_fully_defined()
@@ -186,6 +186,93 @@ def test_tensor_shape():
         assert W.get_shape().as_list() == [784, 10] and W.shape[0].value == 784
         y = fc.matmul(x, fc.zeros([int(x.shape[1]), 10]))
         assert y.shape.as_list() == [None, 10] and str(y.shape) == "(?, 10)"
+
+
+def test_unknown_dim_is_a_dimension_whose_value_is_none():
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, [None, 3])
+        batch = x.get_shape()[0].value  # TF1's idiom; raised AttributeError when the dim was None
+        assert batch is None and x.get_shape()[1].value == 3 and type(x.shape[1].value) is int
+        assert x.shape[0].value is None and x.shape[0] is not None and isinstance(x.shape[0], fc.Dimension)
+        assert [d.value for d in x.shape.dims] == [None, 3] and x.shape.as_list() == [None, 3]
+    shape = fc.TensorShape([None, 3])
+    assert shape[0].value is None and shape[1].value == 3 and fc.Dimension(None).value is None
+    assert fc.TensorShape([fc.Dimension(None), fc.Dimension(3)]).as_list() == [None, 3]
+    assert fc.TensorShape([-1, 3]) == shape and shape[:1].as_list() == [None]
+
+
+def test_unknown_dim_compares_as_none():
+    shape = fc.TensorShape([None, 3])
+    assert shape == (None, 3) and shape == [None, 3] and (None, 3) == shape and shape != (2, 3)
+    assert None in shape and shape[0] == None and shape[0] == fc.Dimension(None)  # noqa: E711
+    assert shape[0] != 3 and shape[0] != 0 and not shape[0] and shape[1] == 3
+    assert hash(shape) == hash((None, 3)) and {shape: 1}[(None, 3)] == 1
+    assert repr(shape) == "(None, 3)" and str(shape) == "(?, 3)" and repr(shape[0]) == "None"
+    with pytest.raises(TypeError):
+        int(shape[0])  # as int(None): an unknown dim has no size
+    with pytest.raises(TypeError):
+        shape[0] + 1
+
+
+def test_tensor_shape_methods_with_unknown_dims():
+    shape = fc.TensorShape([None, 3])
+    assert not shape.is_fully_defined() and shape.num_elements() is None
+    assert shape.is_compatible_with([7, 3]) and shape.is_compatible_with([None, None])
+    assert not shape.is_compatible_with([7, 4]) and not shape.is_compatible_with([None])
+    merged = shape.merge_with([7, None])
+    assert merged.as_list() == [7, 3] and merged.is_fully_defined() and merged.num_elements() == 21
+    assert shape.merge_with(fc.TensorShape([None, None])).as_list() == [None, 3]
+    with pytest.raises(FlowcTypeError):
+        shape.merge_with([7, 4])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_shapes_with_unknown_dims_feed_back_into_ops(target):
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 3])
+        x.set_shape([None, 3])  # what it has already
+        assert x.shape[0].value is None and x.shape.as_list() == [None, 3]
+        y = fc.matmul(x, fc.ones([x.shape[1].value, 4]))
+        assert y.shape[0].value is None and y.shape[1].value == 4 and y.shape == (None, 4)
+        s = fc.reduce_sum(y, axis=1)
+        assert s.get_shape()[0].value is None and s.shape.dims == [None]
+        c = fc.concat([x, x], axis=0)
+        assert c.shape[0].value is None and c.shape[1].value == 3
+        z = fc.zeros(x.shape[1:])  # a TensorShape as a shape argument
+        w = fc.ensure_shape(x + z, x.get_shape())
+        r = fc.reshape(w, x.shape)
+        p = fc.placeholder(fc.float32, x.shape)  # a placeholder shaped like another
+        q = p + 1.0
+        assert p.shape == (None, 3) and p.shape[0].value is None and w.shape == r.shape == (None, 3)
+    xv = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with fc.Session(target, graph=g) as sess:
+        got_y, got_s, got_c, got_r, got_p = sess.run([y, s, c, r, q], {x: xv, p: xv})
+    np.testing.assert_array_equal(got_y, xv @ np.ones((3, 4), np.float32))
+    np.testing.assert_array_equal(got_s, (xv @ np.ones((3, 4), np.float32)).sum(axis=1))
+    np.testing.assert_array_equal(got_c, np.concatenate([xv, xv]))
+    np.testing.assert_array_equal(got_r, xv)
+    np.testing.assert_array_equal(got_p, xv + 1)
+
+
+def test_set_shape_fills_unknown_dims():
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, [None, None])
+        assert x.shape[0].value is None and x.shape[1].value is None
+        x.set_shape([5, None])
+        assert x.shape[0].value == 5 and x.shape[1].value is None and x.shape.as_list() == [5, None]
+        x.set_shape(fc.TensorShape([None, 2]))
+        assert x.get_shape().as_list() == [5, 2] and x.shape.is_fully_defined()
+
+
+def test_a_shape_with_unknown_dims_is_refused_where_a_static_one_is_needed():
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, [None, 3])
+        with pytest.raises(FlowcTypeError, match="not a number"):
+            fc.random_normal(x.shape)  # the unknown dim is named, not a TypeError from int()
+        with pytest.raises(GraphError, match="fully defined"):
+            fc.get_variable("w", shape=x.shape)
+        assert fc.random_normal(x.shape[1:]).shape == (3,)
 
 
 # -- Graph: names, finalize, collections ---------------------------------------------------------------
