@@ -8,6 +8,7 @@ from flowc.ir.errors import FlowcTypeError
 from flowc.ir.types import float32, float64, int32, int64
 
 from .graph import Tensor
+from .elementwise_math_ops import floordiv
 from .math_ops import _operands, argmax, argmin, cast, divide
 from .sources import user_location
 
@@ -33,10 +34,11 @@ def to_double(x: Any, name: str = "ToDouble") -> Tensor:
 
 
 def div(x: Any, y: Any, name: str | None = None) -> Tensor:
-    """TF1's tf.div: x / y for floats. TF1 divides integers with floor division, which flowc's IR has
-    no op for: integers are a FlowcTypeError that says to cast to float first."""
+    """TF1's tf.div, Python 2's `/`: x / y for floats, floor division for integers (x // 0 is 0, as
+    fc.floordiv's)."""
     a, b = _operands(x, y)
+    if a.dtype.is_bool:
+        raise FlowcTypeError("fc.div of bool tensors: cast them to a number first", op="div", where=user_location())
     if not a.dtype.is_float:
-        raise FlowcTypeError(f"fc.div of {a.dtype.name} tensors is integer (floor) division, which flowc does not "
-                             "have; cast both to float (fc.to_float) and divide", op="div", where=user_location())
+        return floordiv(a, b, name=name)
     return divide(a, b, name=name)

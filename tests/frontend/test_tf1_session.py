@@ -330,6 +330,7 @@ def test_deprecated_spellings(target):
             "to_int32": fc.to_int32(x),
             "to_int64": fc.to_int64(n),
             "div": fc.div(x, 2.0),
+            "integer div": fc.div(n, 2),  # Python 2's / on integers: floor division
         }
     with fc.Session(target, graph=g) as sess:
         got = sess.run(fetches, {x: xv, n: [1, -2]})
@@ -342,6 +343,8 @@ def test_deprecated_spellings(target):
     assert got["to_float"].dtype == np.float32 and got["to_int64"].dtype == np.int64
     np.testing.assert_array_equal(got["to_int32"], xv.astype(np.int32))
     np.testing.assert_array_equal(got["div"], xv / 2)
+    np.testing.assert_array_equal(got["integer div"], np.array([1, -2], np.int32) // 2)  # [0, -1]
+    assert got["integer div"].dtype == np.int32
 
 
 def test_deprecated_spelling_errors():
@@ -350,9 +353,9 @@ def test_deprecated_spelling_errors():
         with pytest.raises(FlowcTypeError, match="reduction_indices, not both") as info:
             fc.reduce_sum(x, axis=1, reduction_indices=1)  # both spellings
         assert line_of("# both spellings") in str(info.value)
-        with pytest.raises(FlowcTypeError, match="to_float") as info:
-            fc.div(fc.constant([4]), 2)  # integer div
-        assert "div" in str(info.value) and line_of("# integer div") in str(info.value)
+        with pytest.raises(FlowcTypeError, match="cast them to a number") as info:
+            fc.div(fc.constant([True]), fc.constant([True]))  # bool div
+        assert "div" in str(info.value) and line_of("# bool div") in str(info.value)
 
 
 # -- item 8: errors that say what to do ---------------------------------------------------------------
