@@ -77,9 +77,11 @@ class NativeExecutable:
         self._error_slot = self.program.error_slot
 
     fresh_outputs = True  # results come from the allocator, never aliasing an argument unless donated
-    # How many argument shapes keep their layout (None: all). A segment after a cut at a data-dependent
-    # size sees a new shape whenever the count changes (Note [data-dependent sizes] in data_sized_run.py).
-    max_layouts: int | None = None
+    # How many argument shapes keep their layout (None: all), the oldest let go first: each layout holds
+    # an arena, so a Session fed ever new batch sizes must not keep them all (a layout let go is laid out
+    # again, in Python, if its shapes come back). A segment after a cut at a data-dependent size sees a
+    # new shape whenever the count changes and keeps fewer (Note [data-dependent sizes]).
+    max_layouts: int | None = 64
 
     def close(self) -> None:
         """Let go of the compiled code and the buffers: the arenas now, the caching allocator's blocks of

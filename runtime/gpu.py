@@ -73,9 +73,10 @@ class GpuExecutable:
 
     fresh_outputs = True  # every result is a kernel's own allocation (Note [state on the device])
     state_on_device = True  # run_on_device takes and gives device tensors (Note [state on the device])
-    # How many argument shapes keep their sizes (None: all): a segment after a cut at a data-dependent size
-    # sees a new shape whenever the count changes (Note [data-dependent sizes] in compiler/data_sized_run.py).
-    max_layouts: int | None = None
+    # How many argument shapes keep their sizes (None: all), the oldest let go first, as NativeExecutable's: a
+    # Session fed ever new batch sizes must not keep them all; a segment after a cut at a data-dependent
+    # size keeps fewer (Note [data-dependent sizes] in compiler/data_sized_run.py).
+    max_layouts: int | None = 64
 
     def __init__(self, function: Function, kernels: Any, names: dict[Operation, str], device: str,
                  flagged: Sequence[Operation] = (), failure: Callable[[Operation, int, Shapes], None] | None = None,

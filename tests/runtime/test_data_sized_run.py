@@ -15,6 +15,7 @@ from flowc.driver import compile_lowered
 from flowc.ir import parse_module
 from flowc.ir.errors import RuntimeShapeError
 from flowc.lowering import Lowered
+from flowc.native import NativeExecutable
 from flowc.options import CompileOptions
 from flowc.data_sized_run import _SEGMENT
 
@@ -107,7 +108,7 @@ def test_a_segment_after_a_cut_keeps_its_latest_layouts_only(rng):
         np.testing.assert_array_equal(executable([x, m])[0], 2 * x[:count])
     after = executable.segments[1].executable
     assert after.layout_count == LAYOUTS_KEPT
-    assert executable.segments[0].executable.max_layouts is None  # before any cut: fed shapes only
+    assert executable.segments[0].executable.max_layouts == NativeExecutable.max_layouts  # before any cut: the default
 
 
 def test_the_segments_are_dumped_with_the_ir(tmp_path):
@@ -173,3 +174,17 @@ func @main(%m: bool[?]) -> (i64[?,1], i64[?,1], bool[?], f32[]) {
     assert first is not second and same is not m and not np.shares_memory(first, second)
     one[...] = 5.0  # the caller's to change: the IR's constant stays
     assert executable([m])[3] == 1.0
+
+
+def test_an_executable_fed_ever_new_batch_sizes_keeps_its_latest_layouts(rng):
+    """Each argument shape's layout holds an arena: a compiled function fed a new batch size every run keeps
+    the latest NativeExecutable.max_layouts of them, and lays an old one out again when it comes back."""
+    text = "func @main(%x: f32[?,3]) -> f32[?,3] {\n  %y = mul %x, %x : f32[?,3]\n  return %y : f32[?,3]\n}\n"
+    executable = compile_lowered(Lowered(parse_module(text), _SEGMENT), "cpu", CompileOptions.from_environment())
+    assert isinstance(executable, NativeExecutable)
+    kept = NativeExecutable.max_layouts
+    for rows in [*range(1, kept + 11), 1, 2]:  # the first sizes come back after they were let go
+        x = rng.standard_normal((rows, 3)).astype(np.float32)
+        np.testing.assert_array_equal(executable([x])[0], x * x)
+        assert executable.layout_count <= kept
+    assert executable.layout_count == kept
