@@ -16,7 +16,7 @@ from flowc.ir.types import bool_, int64
 
 from .build import match_type, scalar, unbroadcast, zeros_like
 from .rules_dims import reshape_like
-from .rules import Grads, unsupported, vjp
+from .rules import Grads, vjp
 
 
 @vjp("reshape")
@@ -151,7 +151,7 @@ def _unslice(b: Builder, op: Operation, grad: Value, axis: int, squeezed: bool) 
         return _pad(b, grad, axis, kept.start, size - kept.stop)
     if kept.step == -1:  # reversed: un-reverse, then pad
         return _pad(b, _take(b, grad, axis, -1, None, -1), axis, kept[-1], size - 1 - kept[0])
-    return _scatter_by_matmul(b, grad, axis, kept, size)
+    return _spread_by_gather(b, grad, axis, kept, size)
 
 
 def _unslice_at_run_time(b: Builder, x: Value, grad: Value, axis: int, begin: int, stride: int) -> Value:
@@ -212,20 +212,15 @@ def _zeros_along(b: Builder, grad: Value, axis: int, count: int) -> Value:
     return b.where(scalar(b, False, bool_), thin, b.constant(np.zeros(block, dtype=dtype.np)))
 
 
-def _scatter_by_matmul(b: Builder, grad: Value, axis: int, kept: range, size: int) -> Value:
-    """A strided slice's gradient: grad along `axis` times the 0/1 matrix that places element j at kept[j]."""
-    placement = np.zeros((len(kept), size), dtype=grad.type.dtype.np)
-    placement[np.arange(len(kept)), list(kept)] = 1
-    rank = grad.type.rank
-    perm = tuple(i for i in range(rank) if i != axis) + (axis,)
-    moved = b.transpose(grad, perm=perm) if perm != tuple(range(rank)) else grad
-    if rank == 1:
-        moved = b.expand_dims(moved, axis=0)  # matmul takes matrices
-    spread = b.matmul(moved, b.constant(placement))
-    if rank == 1:
-        return b.squeeze(spread, axes=(0,))
-    inverse = tuple(perm.index(i) for i in range(rank))
-    return b.transpose(spread, perm=inverse) if perm != tuple(range(rank)) else spread
+def _spread_by_gather(b: Builder, grad: Value, axis: int, kept: range, size: int) -> Value:
+    """A strided slice's gradient, its size known: position j of x gathers grad's element kept.index(j),
+    or row len(kept), a row of zeros appended, where the slice skipped j (as the run-time form, Note [a
+    slice's gradient along an unknown dim], with the positions a constant). A NaN of grad stays where
+    it came from, which a product by a 0/1 placement matrix would spread along its column."""
+    rows = np.full(size, len(kept), dtype=np.int64)
+    rows[list(kept)] = np.arange(len(kept))
+    padded = b.concat(grad, _zeros_along(b, grad, axis, 1), axis=axis)
+    return b.gather(padded, b.constant(rows), axis=axis)
 
 
 # -- gather -----------------------------------------------------------------------------

@@ -92,3 +92,17 @@ def test_an_indexed_row_of_an_unknown_dim_gets_its_gradient_back(index):
             for target, session in (("reference", reference), ("cpu", cpu)):
                 np.testing.assert_allclose(session.run(dx, {x: value}), expected, rtol=1e-6, atol=1e-8,
                                            err_msg=f"{target}, {rows} rows")
+
+
+def test_a_strided_slice_of_a_known_size_puts_each_cotangent_element_back_alone():
+    """x[1::3] of a [7]: each element of the cotangent goes back to its position, a NaN too (a product by a
+    0/1 placement matrix would have spread it over x's whole gradient), zeros where the slice skipped."""
+    graph = fc.Graph()
+    with graph.as_default():
+        x = fc.placeholder(fc.float64, [7])
+        w = fc.placeholder(fc.float64, [2])
+        (dx,) = fc.gradients(fc.reduce_sum(x[1::3] * w), [x])
+    for target in ("reference", "cpu"):
+        with fc.Session(graph=graph, target=target) as session:
+            got = session.run(dx, {x: np.arange(7.0), w: [np.nan, 2.0]})
+        np.testing.assert_array_equal(got, [0.0, np.nan, 0.0, 0.0, 2.0, 0.0, 0.0], err_msg=target)
