@@ -54,12 +54,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from flowc.codegen.llvm.support import check_no_recursion
-from flowc.ir import Builder, Function, Module, Operation, Value, print_function
+from flowc.ir import Function, Module, Operation, Value, print_function
 from flowc.ir.errors import RuntimeShapeError
 from flowc.ir.printer import value_names
 from flowc.passes import PassManager, default_pipeline, expand_gradients
 from flowc.passes.inline import Inline
-from flowc.passes.autodiff.clone import clone_op
+from flowc.passes.autodiff.clone import outline
 
 from .driver import compile_lowered
 from .lowering import Lowered, Signature
@@ -125,18 +125,8 @@ def _segment(group: list[Operation], cuts: list[Operation], needed: set[Value],
     outputs = [r for op in group for r in op.results if r in needed]
     segment = Segment(cuts, inputs, outputs)
     if outputs or any(not op.pure for op in group):
-        segment.function = _segment_function([*copied, *group], inputs, outputs)
+        segment.function = outline([*copied, *group], inputs, outputs)
     return segment
-
-
-def _segment_function(body: list[Operation], inputs: list[Value], outputs: list[Value]) -> Function:
-    function = Function("main", [v.type for v in inputs], [v.type for v in outputs], [v.name for v in inputs])
-    mapping: dict[Value, Value] = dict(zip(inputs, function.args))
-    b = Builder.at_end(function.entry)
-    for op in body:
-        b.insert(clone_op(op, mapping))
-    b.create("return", [mapping[v] for v in outputs])
-    return function
 
 
 @dataclass

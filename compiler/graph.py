@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 from flowc.ir import TensorType, Value
 from flowc.ir import op as registry
 from flowc.ir.errors import FetchError, FlowcError, GraphError
-from flowc.ir.types import DType, Shape, format_shape
+from flowc.ir.types import DType, format_shape
 
 from .device_spec import DeviceSpec
 from .operators import TensorOperators

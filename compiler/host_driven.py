@@ -49,8 +49,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowc.ir import Block, Builder, Function, Module, Operation, Value
-from flowc.passes.autodiff.clone import clone_op
+from flowc.ir import Block, Function, Module, Operation, Value
+from flowc.passes.autodiff.clone import outline
 from flowc.passes.host_driven import contains_host_driven
 
 from .data_sized_run import has_cuts
@@ -181,26 +181,14 @@ def _native(ops: list[Operation], target: Any, options: CompileOptions) -> _Nati
     outputs = [r for op in ops for r in op.results if any(user not in inside for user, _ in r.uses)]
     if not outputs and all(op.pure for op in ops):
         return None
-    function = Function("main", [v.type for v in inputs], [v.type for v in outputs], [v.name for v in inputs])
-    mapping: dict[Value, Value] = dict(zip(inputs, function.args))
-    b = Builder.at_end(function.entry)
-    for op in ops:
-        b.insert(clone_op(op, mapping))
-    b.create("return", [mapping[v] for v in outputs])
-    return _Native(inputs, outputs, _compiled(function, target, options))
+    return _Native(inputs, outputs, _compiled(outline(ops, inputs, outputs), target, options))
 
 
 def _region_function(block: Block, taken: list[int] | None = None) -> Function:
     """A region's block as a function of its arguments (those at `taken`, or all), returning what it yields."""
     yielded = block.terminator.operands
     args = [block.args[i] for i in taken] if taken is not None else list(block.args)
-    function = Function("main", [a.type for a in args], [v.type for v in yielded], [a.name for a in args])
-    mapping: dict[Value, Value] = dict(zip(args, function.args))
-    b = Builder.at_end(function.entry)
-    for op in block.ops[:-1]:
-        b.insert(clone_op(op, mapping))
-    b.create("return", [mapping[v] for v in yielded])
-    return function
+    return outline(block.ops[:-1], args, yielded)
 
 
 def _compiled(function: Function, target: Any, options: CompileOptions) -> Any:

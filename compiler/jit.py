@@ -602,7 +602,7 @@ def _check_pure(signature: Signature, fn: Callable[..., Any]) -> None:
     """Note [jit and state]."""
     for variable in (*signature.variables, *signature.updates):
         raise GraphError("a jitted function cannot read or assign a Variable: its value would live nowhere; pass the "
-                         f"value as an argument and return the new one (donate_argnums reuses its buffer)",
+                         "value as an argument and return the new one (donate_argnums reuses its buffer)",
                          op=variable.display_name, where=variable.loc)
 
 

@@ -37,10 +37,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowc.ir import Builder, Function, Module, Operation, Value, parse_module, print_function
+from flowc.ir import Function, Module, Operation, Value, parse_module, print_function
 from flowc.ir.errors import DeadlineExceededError, FlowcError
 from flowc.passes import DCE, expand_gradients
-from flowc.passes.autodiff.clone import clone_op
+from flowc.passes.autodiff.clone import outline
 
 from .driver import compile_lowered
 from .graph import Graph
@@ -173,19 +173,9 @@ def _segment(group: list[Operation], edges: Sequence[Edge], callees: Sequence[Fu
     outputs = [r for op in body for r in op.results if any(user not in inside for user, _ in r.uses)]
     segment = Segment(receives, inputs, outputs, sends)
     if outputs or any(not op.pure for op in body):
-        segment.function = _segment_function(body, inputs, outputs)
+        segment.function = outline(body, inputs, outputs)
         segment.callees = [copy_function(f) for f in callees] if _calls(body) else []
     return segment
-
-
-def _segment_function(body: list[Operation], inputs: list[Value], outputs: list[Value]) -> Function:
-    function = Function("main", [v.type for v in inputs], [v.type for v in outputs], [v.name for v in inputs])
-    mapping: dict[Value, Value] = dict(zip(inputs, function.args))
-    b = Builder.at_end(function.entry)
-    for op in body:
-        b.insert(clone_op(op, mapping))
-    b.create("return", [mapping[v] for v in outputs])
-    return function
 
 
 def _calls(body: list[Operation]) -> bool:

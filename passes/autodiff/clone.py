@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from flowc.ir import Block, Builder, Operation, Region, Value
+from flowc.ir import Block, Builder, Function, Operation, Region, Value
 
 from ..rewrite import compact, is_dead, unlink
 
@@ -21,6 +21,19 @@ def clone_block(b: Builder, block: Block, args: Sequence[Value]) -> tuple[list[O
             return copies, [mapping[v] for v in op.operands]
         copies.append(b.insert(clone_op(op, mapping)))
     raise ValueError("block has no terminator")
+
+
+def outline(body: Sequence[Operation], inputs: Sequence[Value], outputs: Sequence[Value],
+            name: str = "main") -> Function:
+    """A function of `inputs` returning `outputs`, its ops copies of `body` (which reads nothing else but
+    values it defines): a piece of a program compiled apart (partitioned, data-sized and host-driven runs)."""
+    function = Function(name, [v.type for v in inputs], [v.type for v in outputs], [v.name for v in inputs])
+    mapping: dict[Value, Value] = dict(zip(inputs, function.args))
+    b = Builder.at_end(function.entry)
+    for op in body:
+        b.insert(clone_op(op, mapping))
+    b.create("return", [mapping[v] for v in outputs])
+    return function
 
 
 def clone_op(op: Operation, mapping: dict[Value, Value]) -> Operation:

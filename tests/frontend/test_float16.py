@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import flowc as fc
-from flowc.ir.errors import FeedError, UnsupportedOpError
+from flowc.ir.errors import FeedError
 from flowc.ir.types import as_dtype
 
 

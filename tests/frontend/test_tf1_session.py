@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import flowc as fc
-from flowc.errors import FeedError, FlowcError, FlowcTypeError, GraphError
+from flowc.errors import FlowcError, FlowcTypeError, GraphError
 from flowc.runtime import options as run_options
 
 TARGETS = ["reference", "cpu"]
