@@ -44,26 +44,41 @@ def emit_gather(op: Operation, name: str) -> TritonKernel:
     params, indices = inner.operands
     axis = inner.axis % params.type.rank
     writer = SingleWriter(op, name)
-    rows, columns = _tile(_slice_size(params, range(axis + 1, params.type.rank)))
+    outer, limit, slice_size = indexed_positions(writer, params, indices, axis, "readable")
+    writer.lines.append(f"source = (p * {limit} + index) * {slice_size}")
+    _copy_slices(writer, params, "source", f"offsets * {slice_size}", slice_size)
+    return writer.kernel((indexed_grid(writer, params, indices, axis, outer, limit),))
+
+
+def indexed_positions(writer: SingleWriter, table: Value, indices: Value, axis: int,
+                      valid: str) -> tuple[str, str, str]:
+    """The start of a kernel that takes (gather) or adds (scatter_add) `table`'s slices along `axis` at
+    `indices`: positions m = p * I + i, BLOCK_I per program, each an index loaded and checked (`valid`
+    names the mask of the in-range ones). Returns the texts of table's size before the axis, its size
+    along it and its slice's size."""
+    rows, columns = _tile(_slice_size(table, range(axis + 1, table.type.rank)))
     writer.constants.update(BLOCK_I=rows, BLOCK_Q=columns)
-    outer = writer.size_of(params, range(axis))
+    outer = writer.size_of(table, range(axis))
     count = writer.size(indices)
-    limit = writer.dim(params, axis)
-    slice_size = writer.size_of(params, range(axis + 1, params.type.rank))
+    limit = writer.dim(table, axis)
+    slice_size = writer.size_of(table, range(axis + 1, table.type.rank))
     lines = writer.lines
     lines.append("offsets = tl.program_id(0).to(tl.int64) * BLOCK_I + tl.arange(0, BLOCK_I)")
     lines.append(f"inside = offsets < {outer} * {count}")
     lines.append(f"p = offsets // tl.maximum({count}, 1)")
     lines.append(f"i = offsets % tl.maximum({count}, 1)")
     lines.append(f"index = tl.load({writer.pointer(indices)} + i, mask=inside, other=0).to(tl.int64)")
-    lines.append(f"readable = inside & (index >= 0) & (index < {limit})")
+    lines.append(f"{valid} = inside & (index >= 0) & (index < {limit})")
     writer.fail_where(f"(index < 0) | (index >= {limit})", "index", "inside")
-    lines.append(f"source = (p * {limit} + index) * {slice_size}")
-    _copy_slices(writer, params, "source", f"offsets * {slice_size}", slice_size)
-    if not outer.isdigit() or outer == "0":  # params' dims before the axis may hold no element
+    return outer, limit, slice_size
+
+
+def indexed_grid(writer: SingleWriter, table: Value, indices: Value, axis: int, outer: str, limit: str) -> GridAxis:
+    """The end of such a kernel: the check of indices whose slices hold no element, and its grid."""
+    if not outer.isdigit() or outer == "0":  # table's dims before the axis may hold no element
         _check_when_empty(writer, indices, outer, limit)
-    grid = GridAxis((*_extents_of(writer, params, range(axis)), *extents(writer, indices)), rows, minimum=1)
-    return writer.kernel((grid,))
+    return GridAxis((*_extents_of(writer, table, range(axis)), *extents(writer, indices)), writer.constants["BLOCK_I"],
+                    minimum=1)
 
 
 def _extents_of(writer: SingleWriter, value: Value, axes: range) -> tuple[Extent, ...]:

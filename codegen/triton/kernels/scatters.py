@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from flowc.ir import Operation
 
-from ..kernel import GridAxis, TritonKernel, emits_single, single_op
-from .gathers import _check_when_empty, _extents_of, _slice_size, _tile
-from .single import SingleWriter, extents
+from ..kernel import TritonKernel, emits_single, single_op
+from .gathers import indexed_grid, indexed_positions
+from .single import SingleWriter
 
 
 @emits_single("scatter_add")
@@ -27,21 +27,9 @@ def emit_scatter_add(op: Operation, name: str) -> TritonKernel:
     base, indices, updates = inner.operands
     axis = inner.axis % base.type.rank
     writer = SingleWriter(op, name)
-    rows, columns = _tile(_slice_size(base, range(axis + 1, base.type.rank)))
-    writer.constants.update(BLOCK_I=rows, BLOCK_Q=columns)
-    outer = writer.size_of(base, range(axis))
-    count = writer.size(indices)
-    limit = writer.dim(base, axis)
-    slice_size = writer.size_of(base, range(axis + 1, base.type.rank))
+    outer, limit, slice_size = indexed_positions(writer, base, indices, axis, "addable")
     result = op.results[0]
     lines = writer.lines
-    lines.append("offsets = tl.program_id(0).to(tl.int64) * BLOCK_I + tl.arange(0, BLOCK_I)")
-    lines.append(f"inside = offsets < {outer} * {count}")
-    lines.append(f"p = offsets // tl.maximum({count}, 1)")
-    lines.append(f"i = offsets % tl.maximum({count}, 1)")
-    lines.append(f"index = tl.load({writer.pointer(indices)} + i, mask=inside, other=0).to(tl.int64)")
-    lines.append(f"addable = inside & (index >= 0) & (index < {limit})")
-    writer.fail_where(f"(index < 0) | (index >= {limit})", "index", "inside")
     lines.append(f"target = (p * {limit} + index) * {slice_size}")
     lines.append(f"source = offsets * {slice_size}")
     lines.append(f"for start in range(0, {slice_size}, BLOCK_Q):")
@@ -49,9 +37,6 @@ def emit_scatter_add(op: Operation, name: str) -> TritonKernel:
     lines.append(f"    both = addable[:, None] & (q < {slice_size})[None, :]")
     lines.append(f"    values = tl.load({writer.pointer(updates)} + source[:, None] + q[None, :], mask=both, other=0)")
     lines.append(f"    tl.atomic_add({writer.pointer(result)} + target[:, None] + q[None, :], values, mask=both)")
-    if not outer.isdigit() or outer == "0":  # base's dims before the axis may hold no element
-        _check_when_empty(writer, indices, outer, limit)
-    grid = GridAxis((*_extents_of(writer, base, range(axis)), *extents(writer, indices)), rows, minimum=1)
-    kernel = writer.kernel((grid,))
+    kernel = writer.kernel((indexed_grid(writer, base, indices, axis, outer, limit),))
     return TritonKernel(kernel.name, kernel.source, kernel.parameters, kernel.grid, kernel.constants,
                         kernel.num_warps, starts_as=((writer.slot(result), writer.slot(base)),))
