@@ -27,8 +27,8 @@ native code: the outputs, the arena and every later kernel's loop bounds come fr
 in Python per set of argument shapes; a count known only inside the native call would need a
 second allocator and planner in native code. Cut, the count is one more argument shape, and all
 of that is reused. The price: a run whose count the segment after the cut has not seen lays out
-its arena again (propagate_shapes, in Python: 0.25 ms more for boolean_mask alone, measured by
-bench/bench_boolean_mask.py); a segment keeps the layouts of its latest LAYOUTS_KEPT argument
+its arena again (propagate_shapes, in Python: bench/bench_boolean_mask.py's "a new count each run"
+row); a segment keeps the layouts of its latest LAYOUTS_KEPT argument
 shapes (`max_layouts` of NativeExecutable and GpuExecutable), so a training loop whose count
 changes every step does not collect them without end.
 

@@ -29,9 +29,8 @@ with its Python around it; and since the body meets new argument shapes every
 turn, each turn also lays the body out anew (the IR's type rules on the new
 shapes, the arena: compiler/native.py's _layout). The condition takes only the
 loop values it reads, so it is laid out once. A loop that appends one float a
-turn, 1000 turns: 160 us a turn from the host, against 0.1-0.3 us a turn for
-the same work at one shape compiled (a buffer of 1000 written an element a
-turn), on one pinned core (bench/bench_host_driven_loop.py). A loop that can
+turn costs hundreds of times what the same work at one shape compiled does
+(bench/bench_host_driven_loop.py; figures in bench/RESULTS.md). A loop that can
 keep one shape (padded to its largest size, with a count beside it) stays
 compiled and is that much faster.
 

@@ -322,10 +322,8 @@ def may_split(matmul: Operation, lanes: int) -> bool:
 # gradient, conv2d_backprop_filter, sums the same broadcast-and-fma tiles over the pixels, with
 # input channels in place of pixels (codegen/llvm/kernels/direct_filter.py).
 # im2col (extract_patches, then BLAS) writes and reads KH*KW copies of the image first: at
-# batch 32, 56x56x64 -> 64, a 231 MB buffer. There, on one thread of a Xeon with AVX-512 (CPU
-# time, bench/bench_conv.py's workloads), im2col took 121 / 100 / 106 ms for the forward, input
-# and filter gradients, the direct kernels 42 / 34 / 40 ms (about 180 GFLOP/s; 28x28x128: 73 /
-# 60 / 72 ms against 37 / 34 / 40 ms). A convolution with fewer output channels is left to
+# batch 32, 56x56x64 -> 64, a 231 MB buffer; the direct kernels took about a third of its time
+# on bench/bench_conv.py's workloads (bench/RESULTS.md, "Convolutions"). A convolution with fewer output channels is left to
 # im2col (passes/expand_convolutions.py), whose narrow product (Note [narrow products]) does not
 # leave most lanes idle; so is a float16 one, which the CPU does not compute.
 MAX_CONV_VECTORS = 4  # output-channel vectors per tile: the filter's vectors a step loads
@@ -374,8 +372,8 @@ def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
 
 # Note [tiered compilation]
 # A narrow product's generated code (Note [narrow products]) is most of a small function's cold
-# compile: the MLP forward's 256 x 512 @ 512 x 10, split by k, was 60 of its 190 ms, for a product
-# that takes about 1 % of the forward's run time. So a jitted function is compiled in two tiers, as
+# compile: the MLP forward's 256 x 512 @ 512 x 10, split by k, was a third of it, for a product
+# that takes about 1 % of the forward's run time (bench/RESULTS.md, "@fc.jit"). So a jitted function is compiled in two tiers, as
 # JITs of other languages are: its first call compiles and runs a quick tier in which every narrow
 # product is an OpenBLAS call (`schedule = "blas", quick = true`: a reader of the IR sees which
 # kernels the optimized tier generates code for) and LLVM does less (Note [the entry point compiled

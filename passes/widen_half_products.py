@@ -7,9 +7,9 @@
 
 The reference multiplies float16 so (ir/ops/linalg.py: float32 products summed in float32, rounded to
 half once), so the rewrite is the same computation; but OpenBLAS has no half product, and the CPU
-target's generated loops for products it lacks ("generic", kernels/matmul.py: integers) are scalar:
-relu(a @ b) of 256x512 @ 512x256 float16 took 29 ms on one core in them (float loops, tried), 0.55 ms
-as sgemm on the copies (float32 itself: 0.50 ms). The casts fuse with their neighbours (the result's
+target's generated loops for products it lacks ("generic", kernels/matmul.py: integers) are scalar,
+about fifty times slower than sgemm on the copies, which runs close to float32's own product
+(bench/RESULTS.md, "float16 and small integers on the CPU"). The casts fuse with their neighbours (the result's
 with the product's epilogue), so a copy is one pass over the operand.
 
 Narrow products (n <= 16 known: Note [narrow products] in passes/schedule.py) stay float16: their

@@ -140,20 +140,31 @@ def link_shared(objects: list[bytes], libraries: list[str], out_path: str) -> No
 # `cc -shared` starts three processes (the driver, collect2, ld), adds the C start files and links libc,
 # whose symbol table ld reads on every link: most of the link's time. The objects LLVM emits for the CPU
 # target need none of that: they call libm and libc (fmod, sincos, memcpy, memset), flowc_rt and
-# OpenBLAS, never libgcc's helpers (no 128-bit integers, no float16: support.py refuses it). And these
+# OpenBLAS, never libgcc's helpers (no 128-bit integers; float16 converts by the host's F16C instructions,
+# so a host without them is linked by the driver, _host_converts_half). And these
 # libraries are only ever loaded into this process, where libc is loaded already and resolves their
 # calls of it (fc.export links its own libraries with the compiler, libc included: compiler/aot/build.py).
-# So on Linux, with no $CC chosen, ld links them alone, with libm: 20 links of the MLP forward's library
-# took 0.18 s of CPU instead of 0.32 (and half the wall time) on a loaded machine. Where ld fails, the
-# driver links as before.
+# So on Linux, with no $CC chosen, ld links them alone, with libm, in about half the driver's time
+# (bench/RESULTS.md, "@fc.jit"). Where ld fails, the driver links as before.
 
 
 def _system_linker() -> str | None:
     """ld's path where the CPU target's objects are linked by it alone (Note [linking without the compiler
     driver]), else None."""
-    if not sys.platform.startswith("linux") or os.environ.get("CC", "").strip():
+    if not sys.platform.startswith("linux") or os.environ.get("CC", "").strip() or not _host_converts_half():
         return None
     return _ld()
+
+
+@functools.cache
+def _host_converts_half() -> bool:
+    """Whether this CPU has F16C, so float16 code calls no libgcc helper (Note [linking without the compiler
+    driver]); unknown (no /proc/cpuinfo) counts as no."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return any(line.startswith("flags") and " f16c" in line for line in info)
+    except OSError:
+        return False
 
 
 @functools.cache

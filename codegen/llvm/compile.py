@@ -222,10 +222,10 @@ def compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> by
 # own work; small graphs, whose entry point may matter, are compiled whole and never get here).
 # So it is compiled unoptimized, by the code generator at -O0, about 15x quicker.
 # A quick tier's module (Note [tiered compilation] in passes/schedule.py) runs while its optimized tier is
-# compiled: LLVM's O1 pipeline without the vectorizers, then the code generator at -O0, which took the
-# MLP forward's quick tier from 47 to 18 ms of LLVM (its products are OpenBLAS calls either way; its
-# epilogue's loop runs as scalars). Not unoptimized, as the entry point (3 ms): a big elementwise kernel
-# of an unoptimized quick tier would run many times slower than the compile saves.
+# compiled: LLVM's O1 pipeline without the vectorizers, then the code generator at -O0, about a third of
+# the optimized tier's LLVM time (its products are OpenBLAS calls either way; its epilogue's loop runs
+# as scalars; bench/RESULTS.md, "@fc.jit"). Not unoptimized, as the entry point: a big elementwise
+# kernel of an unoptimized quick tier would run many times slower than the compile saves.
 
 
 def _compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> bytes:

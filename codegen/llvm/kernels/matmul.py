@@ -339,8 +339,7 @@ def _emit_direct(kernel: Kernel, product: Operation) -> None:
 # the kernels differ (their k). Such kernels are not one function (Note [kernels emitted once] in
 # dedup.py), but their epilogues are: a BLAS kernel's epilogue is named after the hash of its text
 # (`flowc_epilogue_<hash>`), and a kernel whose epilogue's text is one already in the module calls that
-# one. LLVM optimized and vectorized each copy, about 15 ms of the MLP forward's cold compile (of 190);
-# the split of a big module (split.py) copies the helper into each module that calls it, as any
+# one. LLVM optimized and vectorized each copy, a tenth of the MLP forward's cold compile; the split of a big module (split.py) copies the helper into each module that calls it, as any
 # other internal helper.
 
 
