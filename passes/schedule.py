@@ -309,23 +309,23 @@ def may_split(matmul: Operation, lanes: int) -> bool:
 
 
 # Note [direct convolution]
-# A conv2d whose output channels fill at least half a vector (direct_applies) is computed as
-# oneDNN computes it on AVX-512, with no patches buffer: for each output row (an image, a row),
-# tiles of P pixels along the row by V vectors of L output channels are P * V vector sums held
-# in registers; each step over (filter row, filter column, input channel) broadcasts one input
-# element per pixel and multiplies it, with one fma per sum, by the filter's vector of output
-# channels (HWIO: contiguous in O). Taps that fall on the padding are left out at build time
-# (the spatial sizes are known: compiler/conv_ops.py), so the border costs no test in the inner
-# loop; the rows run in parallel on flowc's pool, and the epilogue (bias, activation) follows
-# each piece's rows while they are in cache (codegen/llvm/kernels/direct_conv.py). The input
-# gradient at stride 1 is such a convolution (passes/autodiff/rules_conv.py); the filter
-# gradient, conv2d_backprop_filter, sums the same broadcast-and-fma tiles over the pixels, with
-# input channels in place of pixels (codegen/llvm/kernels/direct_filter.py).
-# im2col (extract_patches, then BLAS) writes and reads KH*KW copies of the image first: at
-# batch 32, 56x56x64 -> 64, a 231 MB buffer; the direct kernels took about a third of its time
-# on bench/bench_conv.py's workloads (bench/RESULTS.md, "Convolutions"). A convolution with fewer output channels is left to
-# im2col (passes/expand_convolutions.py), whose narrow product (Note [narrow products]) does not
-# leave most lanes idle; so is a float16 one, which the CPU does not compute.
+# A conv2d whose output channels fill at least half a vector (direct_applies) is
+# computed as oneDNN computes it on AVX-512, with no patches buffer: for each output row (an image, a
+# row), tiles of P pixels along the row by V vectors of L output channels are P * V vector sums held in
+# registers; each step over (filter row, filter column, input channel) broadcasts one input element per
+# pixel and multiplies it, with one fma per sum, by the filter's vector of output channels (HWIO:
+# contiguous in O). Taps that fall on the padding are left out at build time (the spatial sizes are known:
+# compiler/conv_ops.py), so the border costs no test in the inner loop; the rows run in parallel on
+# flowc's pool, and the epilogue (bias, activation) follows each piece's rows while they are in cache
+# (codegen/llvm/kernels/direct_conv.py). The input gradient at stride 1 is such a convolution
+# (passes/autodiff/rules_conv.py); the filter gradient, conv2d_backprop_filter, sums the same
+# broadcast-and-fma tiles over the pixels, with input channels in place of pixels
+# (codegen/llvm/kernels/direct_filter.py). im2col (extract_patches, then BLAS) writes and reads KH*KW
+# copies of the image first: at batch 32, 56x56x64 -> 64, a 231 MB buffer; the direct kernels took about a
+# third of its time on bench/bench_conv.py's workloads (bench/RESULTS.md, "Convolutions"). A convolution
+# with fewer output channels is left to im2col (passes/expand_convolutions.py), whose narrow product (Note
+# [narrow products]) does not leave most lanes idle; so is a float16 one (its product then widened to
+# sgemm: passes/widen_half_products.py).
 MAX_CONV_VECTORS = 4  # output-channel vectors per tile: the filter's vectors a step loads
 
 
@@ -371,18 +371,18 @@ def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
 
 
 # Note [tiered compilation]
-# A narrow product's generated code (Note [narrow products]) is most of a small function's cold
-# compile: the MLP forward's 256 x 512 @ 512 x 10, split by k, was a third of it, for a product
-# that takes about 1 % of the forward's run time (bench/RESULTS.md, "@fc.jit"). So a jitted function is compiled in two tiers, as
-# JITs of other languages are: its first call compiles and runs a quick tier in which every narrow
-# product is an OpenBLAS call (`schedule = "blas", quick = true`: a reader of the IR sees which
-# kernels the optimized tier generates code for) and LLVM does less (Note [the entry point compiled
-# quickly] in codegen/llvm/compile.py), and the optimized tier, the schedules chosen as
-# above, is compiled on a thread of its own meanwhile and takes the quick tier's place once loaded
-# (compiler/jit.py). The disk cache serves the optimized tier first: a function compiled before runs
-# it from its first call. Only a function with a narrow product has two tiers; otherwise both are
-# the same code. The tiers may round differently (a narrow product sums in k order, OpenBLAS in its
-# own blocks), as a threaded BLAS's results depend on its thread count.
+# A narrow product's generated code (Note [narrow products]) is most of a small
+# function's cold compile: the MLP forward's 256 x 512 @ 512 x 10, split by k, was a third of it, for a
+# product that takes about 1 % of the forward's run time (bench/RESULTS.md, "@fc.jit"). So a jitted
+# function is compiled in two tiers, as JITs of other languages are: its first call compiles and runs a
+# quick tier in which every narrow product is an OpenBLAS call (`schedule = "blas", quick = true`: a
+# reader of the IR sees which kernels the optimized tier generates code for) and LLVM does less (Note [the
+# entry point compiled quickly] in codegen/llvm/compile.py), and the optimized tier, the schedules chosen
+# as above, is compiled on a thread of its own meanwhile and takes the quick tier's place once loaded
+# (compiler/jit.py). The disk cache serves the optimized tier first: a function compiled before runs it
+# from its first call. Only a function with a narrow product has two tiers; otherwise both are the same
+# code. The tiers may round differently (a narrow product sums in k order, OpenBLAS in its own blocks), as
+# a threaded BLAS's results depend on its thread count.
 
 
 def quick_schedule(op: Operation) -> dict[str, object] | None:

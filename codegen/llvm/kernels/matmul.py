@@ -334,13 +334,15 @@ def _emit_direct(kernel: Kernel, product: Operation) -> None:
 
 
 # Note [epilogues compiled once]
-# The layers of an MLP end alike: the bias and relu after 256 x 784 @ 784 x 512 and after
-# 256 x 512 @ 512 x 512 are the same code, reading the same slots of their kernels' contexts, while
-# the kernels differ (their k). Such kernels are not one function (Note [kernels emitted once] in
-# dedup.py), but their epilogues are: a BLAS kernel's epilogue is named after the hash of its text
-# (`flowc_epilogue_<hash>`), and a kernel whose epilogue's text is one already in the module calls that
-# one. LLVM optimized and vectorized each copy, a tenth of the MLP forward's cold compile; the split of a big module (split.py) copies the helper into each module that calls it, as any
-# other internal helper.
+# The layers of an MLP end alike: the bias and relu after 256 x 784 @ 784 x
+# 512 and after 256 x 512 @ 512 x 512 are the same code, reading the same slots of their kernels'
+# contexts, while the kernels differ (their k). Such kernels are not one function (Note [kernels emitted
+# once] in dedup.py), but their epilogues are: a BLAS kernel's epilogue is named after the hash of its
+# text (`flowc_epilogue_<hash>`), and a kernel whose epilogue's text is one already in the module calls
+# that one. LLVM optimized and vectorized each copy, a tenth of the MLP forward's cold compile; the split
+# of a big module (split.py) copies the helper into each module that calls it, as any other internal
+# helper.
+
 
 
 def _epilogue_once(function: ll.Function) -> ll.Function:
