@@ -220,7 +220,12 @@ class TritonModule:
             return self.tuner.described[name]
         from .autotune import describe
 
-        why = "no candidates" if not kernel.variants else "not tuned"
+        if not kernel.variants:
+            why = "no candidates"
+        elif self.interpret:
+            why = "the interpreter times nothing"
+        else:
+            why = "not run yet" if self.tuner is not None else "FLOWC_AUTOTUNE=0"
         return f"{describe(kernel)} (the heuristic's: {why})"
 
     def ptx(self, name: str, dtypes: Sequence[DType], capability: int = 90, variant: int = 0) -> str:
