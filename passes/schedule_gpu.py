@@ -143,8 +143,8 @@ def column_tile(rows: int | None, columns: int | None) -> tuple[int, int]:
 # apart in one direction, so that a size the heuristic got wrong for this GPU or these shapes is
 # found, while the list stays short enough to time on a kernel's first run:
 #   dot_tiles     m doubled, n doubled, both halved, k doubled (each cut back to a known dim as the
-#                 heuristic's is, and to what the stages' operand tiles leave of shared memory);
-#                 the heuristic's tile with a deeper pipeline (stages + 1, where it fits)
+#                 heuristic's is); the heuristic's tile with a deeper pipeline (stages + 1); none
+#                 whose stages' operand tiles would not fit in shared memory
 #   row_tiles     rows per program doubled and halved; a walked row (not kept in registers) also
 #                 read twice and half as many columns at a time
 #   column_tiles  kept columns per program doubled and halved; a walked reduced extent also
@@ -169,7 +169,7 @@ def row_candidates(block: tuple[int, int], rows: int | None, columns: int | None
     if columns is None or columns > width:  # walked: the block's width is free
         tiles += [(height, width * 2), (height, width // 2)]
     return [(h, w) for h, w in tiles
-            if h >= 1 and w >= 16 and h * w <= TUNED_TILE and (rows is None or h <= _power_of_two_at_least(rows))]
+            if h >= 1 and h * w <= TUNED_TILE and (rows is None or h <= _power_of_two_at_least(rows))]
 
 
 def column_candidates(block: tuple[int, int], rows: int | None, columns: int | None) -> list[tuple[int, int]]:
@@ -227,7 +227,7 @@ def dot_tile(matmul: Operation) -> list[int]:
 
 def fit_tile(matmul: Operation, tile: list[int]) -> list[int]:
     """`tile` cut back to the least power of two over each dim known to be smaller (Note [dot tiles]);
-    a 0 where the tile is below tl.dot's least size, 16."""
+    a 0 where a size is below the least a dim may be (16 for tl.dot, 2 for rank-one steps)."""
     dtype = str(matmul.result.type.dtype)
     a = matmul.operands[0].type.shape
     sizes = (matmul.result.type.shape[-2], matmul.result.type.shape[-1], a[-2] if matmul.transpose_a else a[-1])
@@ -252,12 +252,13 @@ def dot_candidates(matmul: Operation, tile: list[int], gpu: GpuInfo) -> tuple[tu
     if str(dtype) not in DOT_TILES:
         return _distinct([(t, dot_warps(t)) for t in tiles] + [(tuple(tile), 2 * dot_warps(tile))],
                          (tuple(tile), dot_warps(tile)))
-    def fits(t: Sequence[int], stages: int) -> bool:  # the operand tiles of every stage in shared memory
-        return stages * (t[0] + t[1]) * t[2] * dtype.np.itemsize <= gpu.shared_memory_bytes
     heuristic = (tuple(tile), dot_warps(tile), STAGES)
     options = [(t, dot_warps(t), STAGES) for t in tiles] + [(tuple(tile), 2 * dot_warps(tile), STAGES),
                                                           (tuple(tile), dot_warps(tile), STAGES + 1)]
-    return _distinct([option for option in options if fits(option[0], option[2])], heuristic)
+    # every stage holds a tile of A and one of B in shared memory
+    fitting = [(sizes, warps, stages) for sizes, warps, stages in options
+               if stages * (sizes[0] + sizes[1]) * sizes[2] * dtype.np.itemsize <= gpu.shared_memory_bytes]
+    return _distinct(fitting, heuristic)
 
 
 STAGES = 3  # a tl.dot kernel's num_stages: Triton's default on CUDA

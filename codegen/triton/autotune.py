@@ -66,7 +66,9 @@ def scheduled_as(op: Operation, candidate: Sequence[Any]) -> Iterator[None]:
     """While the emitter runs: `op`'s tile or block, warps and stages those of `candidate`."""
     saved = op.attributes
     sizes = "tile" if op.kind == "matmul" else "block"
-    chosen = {sizes: tuple(candidate[0]), "warps": candidate[1], **({"stages": candidate[2]} if len(candidate) > 2 else {})}
+    chosen = {sizes: tuple(candidate[0]), "warps": candidate[1]}
+    if len(candidate) > 2:
+        chosen["stages"] = candidate[2]
     op.attributes = {key: value for key, value in saved.items() if key != "candidates"} | chosen
     try:
         yield
@@ -108,22 +110,28 @@ class Tuner:
         self.chosen: dict[tuple[str, str], int] = {}  # (kernel name, bucket) -> index in configurations
         self.described: dict[str, str] = {}  # kernel name -> its latest choice in words (bench_gpu.py)
         self._keys: dict[str, str] = {}
+        self._launched: dict[tuple[str, tuple[tuple[int, ...], ...]], TritonKernel] = {}
         self._lock = threading.Lock()
 
-    def choose(self, kernel: TritonKernel, shapes: Sequence[Sequence[int]],
+    def choose(self, kernel: TritonKernel, shapes: tuple[tuple[int, ...], ...],
                run: Callable[[TritonKernel], None]) -> TritonKernel:
         """The configuration of `kernel` for slots of these shapes; `run(configuration)` launches one
         on the launch's tensors (the tuner times it when no choice is known yet)."""
+        known = self._launched.get((kernel.name, shapes))  # every later launch of these shapes: one lookup
+        if known is not None:
+            return known
         bucket = shape_bucket(shapes)
         options = configurations(kernel)
-        index = self.chosen.get((kernel.name, bucket))
-        if index is None:
-            with self._lock:
+        with self._lock:
+            index = self.chosen.get((kernel.name, bucket))
+            if index is None:
                 index = self._recorded(kernel, bucket)
                 if index is None:
                     index = self._tune(kernel, bucket, options, run)
                 self.chosen[kernel.name, bucket] = index
-        self.described[kernel.name] = f"{describe(options[index])} (tuned: {index} of {len(options)}, 0 the heuristic's)"
+            self.described[kernel.name] = (f"{describe(options[index])} "
+                                           f"(tuned: {index} of {len(options)}, 0 the heuristic's)")
+            self._launched[kernel.name, shapes] = options[index]
         return options[index]
 
     def record_path(self, kernel: TritonKernel) -> str:

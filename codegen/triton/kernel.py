@@ -16,6 +16,10 @@ fills them in; nothing else about a launch is decided then.
         grid=(GridAxis((Extent(1, 0),), 1024),),
     )
 
+A kernel may carry variants: the same op emitted for each of its schedule's
+tuning candidates, one of which a GPU launches instead (Note [autotuning] in
+codegen/triton/autotune.py).
+
 Kernels of one program live in one Python module (TritonModule): Triton's
 `jit` reads a function's source from its file, so the module is written to the
 disk cache, keyed by its text, and imported from there; a second process finds
@@ -206,7 +210,7 @@ class TritonModule:
         kernel, scalars = self.kernels[name], scalars or {}
         with _interpreting() if self.interpret else contextlib.nullcontext():
             if kernel.variants and self.tuner is not None and not kernel.starts_as:
-                kernel = self.tuner.choose(kernel, [tuple(v.shape) for v in values],
+                kernel = self.tuner.choose(kernel, tuple(tuple(v.shape) for v in values),
                                            lambda option: self._launch(option, values, scalars))
             self._launch(kernel, values, scalars)
 

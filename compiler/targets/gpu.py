@@ -16,8 +16,11 @@ keeps the kernels in the disk cache keyed as the CPU keys its library (the
 IR text, flowc's version, the Triton backend's source): a second process
 with the same graph reads them back and runs no emitter. `load` writes
 them as one module to the disk cache (TritonModule: its file is found
-there too) and makes a GpuExecutable. On a machine without a GPU the kernels run in Triton's
-interpreter on CPU tensors, so every test of this target runs in CI.
+there too) and makes a GpuExecutable. A matmul or reduction kernel comes with its schedule's
+candidate configurations as variants; on a GPU a Tuner times them on the kernel's first run at a
+shape bucket and keeps the choice in the disk cache (Note [autotuning] in codegen/triton/autotune.py).
+On a machine without a GPU the kernels run in Triton's interpreter on CPU tensors, in the heuristic's
+configuration, so every test of this target runs in CI.
 """
 
 from __future__ import annotations

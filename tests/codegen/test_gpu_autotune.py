@@ -34,7 +34,8 @@ class PickTimer:
 
 # Each builds one graph of one tuned kernel: (its placeholders, their values' shapes, the fetch).
 def matmul_bias_relu():
-    x, w, b = fc.placeholder(fc.float32, [None, 20]), fc.placeholder(fc.float32, [20, 10]), fc.placeholder(fc.float32, [10])
+    x, w = fc.placeholder(fc.float32, [None, 20]), fc.placeholder(fc.float32, [20, 10])
+    b = fc.placeholder(fc.float32, [10])
     return [x, w, b], [(37, 20), (20, 10), (10,)], fc.nn.relu(fc.matmul(x, w) + b)
 
 
@@ -61,7 +62,8 @@ def softmax_rows():
 def layer_norm_rows():
     x = fc.placeholder(fc.float32, [None, 300])
     centered = x - fc.reduce_mean(x, axis=-1, keepdims=True)
-    return [x], [(5, 300)], centered * fc.rsqrt(fc.reduce_mean(fc.square(centered), axis=-1, keepdims=True) + 1e-5)
+    variance = fc.reduce_mean(fc.square(centered), axis=-1, keepdims=True)
+    return [x], [(5, 300)], centered * fc.rsqrt(variance + 1e-5)
 
 
 def walked_row_sums():  # rows of unknown length: walked in blocks, whose width is a candidate's too
@@ -74,8 +76,8 @@ def column_sums():  # 41 reduced rows, walked 32 at a time; a candidate of 64 ke
     return [x], [(41, 300)], fc.reduce_sum(x, axis=0)
 
 
-BUILDS = [matmul_bias_relu, matmul_float16, matmul_float64, matmul_int32, softmax_rows, layer_norm_rows, walked_row_sums,
-          column_sums]
+BUILDS = [matmul_bias_relu, matmul_float16, matmul_float64, matmul_int32, softmax_rows, layer_norm_rows,
+          walked_row_sums, column_sums]
 
 
 def compiled(build, target: str, folder: str, rng: np.random.Generator):
@@ -86,8 +88,8 @@ def compiled(build, target: str, folder: str, rng: np.random.Generator):
     lowered = lower(graph, [fetch], [], placeholders)
     executable = compile_lowered(lowered, target, CompileOptions(verify=True, cache_dir=folder))
     dtypes = [p.dtype.np for p in placeholders]
-    arguments = [(rng.integers(-9, 9, shape) if np.dtype(dtype).kind == "i" else rng.standard_normal(shape)).astype(dtype)
-                 for shape, dtype in zip(shapes, dtypes)]
+    arguments = [(rng.integers(-9, 9, shape) if np.dtype(dtype).kind == "i" else rng.standard_normal(shape))
+                 .astype(dtype) for shape, dtype in zip(shapes, dtypes)]
     return executable, arguments
 
 

@@ -65,7 +65,7 @@ def never(run: Callable[[], None]) -> float:
     raise AssertionError("a recorded choice must not be timed again")
 
 
-SHAPES = [(37, 10), (37, 10)]
+SHAPES = ((37, 10), (37, 10))
 
 
 def test_the_fastest_configuration_is_chosen_and_recorded(tmp_path) -> None:
@@ -81,7 +81,7 @@ def test_the_fastest_configuration_is_chosen_and_recorded(tmp_path) -> None:
     assert tuner.described["k"] == "BLOCK=512, 4 warps (tuned: 1 of 3, 0 the heuristic's)"
     # the same bucket again, in this process: no timing, no file read
     os.remove(tuner.record_path(kernel_of([256, 512, 128])))
-    assert tuner.choose(kernel_of([256, 512, 128]), [(60, 9), (60, 9)], never).constants == {"BLOCK": 512}
+    assert tuner.choose(kernel_of([256, 512, 128]), ((60, 9), (60, 9)), never).constants == {"BLOCK": 512}
 
 
 def test_a_second_process_reads_the_choice_and_times_nothing(tmp_path) -> None:
@@ -89,12 +89,12 @@ def test_a_second_process_reads_the_choice_and_times_nothing(tmp_path) -> None:
     assert Tuner("Fake H100", str(tmp_path), fake).choose(kernel_of([256, 512, 128]), SHAPES, fake.run).constants \
         == {"BLOCK": 128}
     second = Tuner("Fake H100", str(tmp_path), never)  # a fresh runtime: nothing in memory
-    assert second.choose(kernel_of([256, 512, 128]), [(50, 16), (50, 16)], fake.run).constants == {"BLOCK": 128}
+    assert second.choose(kernel_of([256, 512, 128]), ((50, 16), (50, 16)), fake.run).constants == {"BLOCK": 128}
     assert fake.ran == [256, 512, 128]  # only the first tuner's timing ran anything
     # another bucket is timed, and recorded beside the first
     other = timer({256: 1.0, 512: 4.0, 128: 2.0})
     third = Tuner("Fake H100", str(tmp_path), other)
-    assert third.choose(kernel_of([256, 512, 128]), [(5000, 10), (5000, 10)], other.run).constants == {"BLOCK": 256}
+    assert third.choose(kernel_of([256, 512, 128]), ((5000, 10), (5000, 10)), other.run).constants == {"BLOCK": 256}
     record = json.loads(open(third.record_path(kernel_of([256, 512, 128]))).read())
     assert {bucket: entry["choice"] for bucket, entry in record["buckets"].items()} == {
         "64x16,64x16": 2, "8192x16,8192x16": 0}
