@@ -44,6 +44,7 @@ from . import cache as kernel_cache
 from .kernel import Emitter, TritonKernel
 
 Timer = Callable[[Callable[[], None]], float]  # milliseconds a run takes
+MOST_REMEMBERED = 4096  # launch shapes whose configuration a Tuner finds in one lookup
 
 
 def emit_with_candidates(emitter: Emitter, op: Operation, name: str) -> TritonKernel:
@@ -131,6 +132,8 @@ class Tuner:
                 self.chosen[kernel.name, bucket] = index
             self.described[kernel.name] = (f"{describe(options[index])} "
                                            f"(tuned: {index} of {len(options)}, 0 the heuristic's)")
+            if len(self._launched) >= MOST_REMEMBERED:  # ever new sizes: forget, the buckets stay
+                self._launched.clear()
             self._launched[kernel.name, shapes] = options[index]
         return options[index]
 
