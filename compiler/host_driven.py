@@ -50,10 +50,11 @@ import numpy as np
 
 from flowc.ir import Block, Function, Module, Operation, Value
 from flowc.passes.autodiff.clone import outline
-from flowc.passes.host_driven import contains_host_driven
+from flowc.passes.host_driven import STACK_OPS, contains_host_driven
 
 from .data_sized_run import has_cuts
 from .driver import compile_lowered, compile_optimized
+from .host_stacks import StackOp
 from .lowering import Lowered, Signature
 from .native import NativeExecutable
 from .options import CompileOptions
@@ -163,6 +164,8 @@ def _pieces(block: Block, target: Any, options: CompileOptions) -> list[Any]:
 
 
 def _host_op(op: Operation, target: Any, options: CompileOptions) -> Any:
+    if op.name in STACK_OPS:  # the host keeps the stack (compiler/host_stacks.py)
+        return StackOp(op)
     if op.name == "while":
         condition, body = (region.entry for region in op.regions)
         # The condition takes only what it reads: a growing value it ignores then costs it no new layout a turn.
