@@ -34,10 +34,12 @@ turn costs hundreds of times what the same work at one shape compiled does
 keep one shape (padded to its largest size, with a count beside it) stays
 compiled and is that much faster.
 
-Gradients: autodiff keeps each turn's loop values in a stack of rows of the
-initial values' shapes, which a grown value does not fit; the reference
-target refuses such a gradient when it runs (write_row names the user's line),
-and so does this one. fc.export has no host to drive a loop from: it refuses
+Gradients: the rule of such a loop keeps each turn's values in a stack of
+entries of any shape (Note [while gradients of loops whose values change
+shape] in passes/autodiff/rules_while.py). Its ops are pieces of their own
+here, run in Python on a list of the entries' arrays (compiler/host_stacks.py);
+the loops that push and read them are marked, so run from the host, whatever
+their shapes. fc.export has no host to drive a loop from: it refuses
 such a loop when it sizes the program (ExportShapeError).
 """
 

@@ -56,7 +56,7 @@ class StackOp:
             env[self.op.result] = as_host_stack(stack, operand.dtype, operand.ndim).pushed(operand)
             return
         host = as_host_stack(stack, self.op.dtype.np, len(self.op.shape))
-        env[self.op.result] = read_entry(self.op.display_name, host.arrays, operand, host.size)
+        env[self.op.result] = read_entry(self.op.display_name, host.arrays, operand, host.size, self.op.loc)
 
     def close(self) -> None:
         pass

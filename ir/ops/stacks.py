@@ -97,9 +97,11 @@ class StackRead(Op):
         return read_entry(self.name, found, index)
 
 
-def read_entry(op: str, found: list[np.ndarray], index: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Entry `index` of a stack's entries (the first `size` of `found`, or all), or an IndexOutOfRange error."""
+def read_entry(op: str, found: list[np.ndarray], index: np.ndarray, size: int | None = None,
+               where: str | None = None) -> np.ndarray:
+    """Entry `index` of a stack's entries (the first `size` of `found`, or all), or an IndexOutOfRange error
+    naming the op (and the user's line `where`, for a caller that is not the interpreter, which adds it)."""
     position, size = int(index), len(found) if size is None else size
     if not 0 <= position < size:
-        raise IndexOutOfRange(f"entry {position} is out of range [0, {size}) of the stack", op=op)
+        raise IndexOutOfRange(f"entry {position} is out of range [0, {size}) of the stack", op=op, where=where)
     return found[position].copy()  # Note [fresh results] in shape.py

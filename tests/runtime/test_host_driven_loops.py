@@ -195,23 +195,6 @@ def test_fc_jit_runs_a_growing_loop() -> None:
         np.testing.assert_array_equal(grow(x), np.tile(x * 2, 3))
 
 
-def test_the_gradient_of_a_growing_loop_is_the_same_error_on_both_targets() -> None:
-    """The reference cannot differentiate it either: the forward loop keeps each turn's values in a stack of
-    rows of the initial value's shape, and a grown value is not such a row. Both name the stack's write and
-    the user's line."""
-    g = fc.Graph()
-    with g.as_default():
-        x = fc.placeholder(fc.float64, [None], name="x")
-        acc = _growing(x, 4)
-        (dx,) = fc.gradients(fc.reduce_sum(acc * acc), [x])
-    for target in ("reference", "cpu"):
-        with fc.Session(graph=g, target=target) as session:
-            with pytest.raises(FlowcError, match=r"write_row \(created at test_host_driven_loops.py:\d+\)") as caught:
-                session.run(dx, {x: np.arange(1.0, 4.0)})
-            assert "is not a row" in str(caught.value) or "must be a row" in str(caught.value)
-
-
-
 def test_random_draws_and_variables_in_a_growing_loop() -> None:
     """The body's random stream is the reference's, draw for draw, on two runs of one Session; a Variable
     read in the body and updated after the loop is the Session's."""
