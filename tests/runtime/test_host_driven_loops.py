@@ -14,7 +14,6 @@ import pytest
 
 import flowc as fc
 from flowc.host_driven import HostDrivenExecutable
-from flowc.ir.errors import FlowcError
 from flowc.native import NativeExecutable
 
 F32 = np.float32
