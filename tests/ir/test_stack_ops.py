@@ -40,19 +40,27 @@ def test_entries_of_different_shapes_read_back_by_index() -> None:
 
 def test_a_read_past_the_top_is_index_out_of_range_naming_the_op() -> None:
     function = ir.parse_module(PUSH_TWICE, source="model.ir")["main"]
-    with pytest.raises(IndexOutOfRange, match=r"stack_read 'r' \(created at model.ir:6\).*entry 2 is out of range \[0, 2\)"):
+    with pytest.raises(IndexOutOfRange, match=r"stack_read 'r' \(created at model.ir:6\).*entry 2 is out of range "
+                                              r"\[0, 2\)"):
         ir.evaluate(function, [np.ones(2), np.asarray(2)])
 
 
 @pytest.mark.parametrize("dtype, shapes", [("float32", [(2, 3), (0, 3), (4, 3)]), ("bool", [(1,), (3,)]),
                                            ("int32", [(), ()])])
-def test_the_byte_form_and_the_host_form_hold_the_same_entries(dtype: str, shapes: list, rng: np.random.Generator) -> None:
+def test_the_byte_form_and_the_host_form_hold_the_same_entries(dtype: str, shapes: list,
+                                                              rng: np.random.Generator) -> None:
     values = [(rng.standard_normal(shape) > 0).astype(dtype) if dtype == "bool" else
               rng.standard_normal(shape).astype(dtype) for shape in shapes]
-    op = ir.registry.get("stack_push")
-    stack, host = np.zeros(0, np.uint8), HostStack([], 0)
+    types = [ir.TensorType(ir.types.as_dtype(dtype), value.shape) for value in values]
+    function = ir.Function("pushes", types, [ir.TensorType(ir.types.uint8, (None,))])
+    b = ir.Builder.at_end(function.entry)
+    top = b.constant(np.zeros(0, np.uint8))
+    for arg in function.entry.args:
+        top = b.stack_push(top, arg)
+    b.create("return", [top])
+    (stack,) = ir.evaluate(function, values)
+    host = HostStack([], 0)
     for value in values:
-        stack = op.reference(None, stack, value)  # type: ignore[arg-type]
         host = host.pushed(value)
     decoded = as_host_stack(stack, np.dtype(dtype), len(shapes[0]))
     assert decoded.size == host.size == len(values)
