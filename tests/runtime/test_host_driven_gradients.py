@@ -241,3 +241,34 @@ def test_fc_export_refuses_the_gradient_of_such_a_loop(tmp_path: Any) -> None:
                                                      r"the cpu target does not compile stack_push: the gradient of a "
                                                      r"while loop whose values change shape .*\(fc.export"):
             fc.export(str(tmp_path / "grown"), [gx], [x, n], session=session)
+
+
+@pytest.mark.parametrize("target", ["reference", "cpu"])
+def test_fc_grad_of_a_jitted_function_with_a_growing_loop(target: str) -> None:
+    def loss(x: Any) -> Any:
+        i0 = fc.constant(0)
+        _, acc = fc.while_loop(lambda i, acc: i < 4, lambda i, acc: (i + 1, fc.concat([acc, fc.exp(-acc[-1:])], 0)),
+                               [i0, x], shape_invariants=[i0.shape, fc.TensorShape([None])])
+        return fc.reduce_sum(acc * acc)
+
+    x = np.array([0.4, -0.3])
+    grad = fc.jit(fc.grad(loss), target=target)(x)
+    numeric = central_differences(lambda: float(fc.jit(loss, target="reference")(x)), x)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_the_loop_in_a_cond_branch(flag: bool) -> None:
+    """The gradient of the cond holds the loop's stacks: the cpu target runs its branches from the host."""
+    def build() -> tuple[Any, list[Any]]:
+        x = fc.placeholder(fc.float64, [None], name="x")
+        p = fc.placeholder(fc.bool, [], name="p")
+
+        def grow() -> Any:
+            _, acc = fc.while_loop(lambda i, acc: i < 3, lambda i, acc: (i + 1, fc.concat([acc, fc.sin(acc)], 0)),
+                                   [0, x], shape_invariants=[fc.TensorShape([]), fc.TensorShape([None])])
+            return fc.reduce_sum(acc * acc)
+
+        return fc.cond(p, grow, lambda: fc.reduce_sum(fc.exp(x))), [x]
+
+    check(build, {"x:0": np.array([0.4, -0.2]), "p:0": np.asarray(flag)})
