@@ -92,7 +92,7 @@ def changing_loop_values(loop: Operation) -> list[int]:
 
 
 def _probed(body: Block, candidates: list[int]) -> list[int]:
-    if any(contains_host_driven(op) for op in body.ops):
+    if any(holds_marked_loop(op) for op in body.ops):
         return []  # an inner marked loop's results have no shape before it runs; the outer one is cut anyway
     taken, given = [], []
     for probe, data in PROBES:
@@ -107,8 +107,12 @@ def _probed(body: Block, candidates: list[int]) -> list[int]:
 
 def contains_host_driven(op: Operation) -> bool:
     """Whether `op` is, or holds in its regions, a loop driven from the host or a stack op the host runs."""
-    return holds_stack(op) or any(inner.name == "while" and inner.attributes.get("driven") == HOST
-                                  for inner in op.walk())
+    return holds_stack(op) or holds_marked_loop(op)
+
+
+def holds_marked_loop(op: Operation) -> bool:
+    """Whether `op` is, or holds in its regions, a loop marked to run from the host."""
+    return any(inner.name == "while" and inner.attributes.get("driven") == HOST for inner in op.walk())
 
 
 def holds_stack(op: Operation) -> bool:

@@ -52,7 +52,9 @@ backward steps, whatever the target. The reference target computes the stack's b
 target runs a loop holding a stack op from the host, the stack a list of arrays there (Note [loops
 driven from the host] in compiler/host_driven.py), as it runs the forward loop already. A loop
 whose values keep their shapes is differentiated as before, its IR unchanged. A second derivative
-through such a loop is refused (a FlowcError naming the loop): the stack ops carry no gradient.
+through such a loop is refused (a FlowcError naming the loop): the stack ops carry no gradient, and the
+backward loop reads its values from a stack. A second request on the same loop records again, as
+above: the recording loop's stacks are loop values like others, which carry no cotangent.
 """
 
 from __future__ import annotations
@@ -334,13 +336,14 @@ def _steps_by_one(body: Block, index: int) -> bool:
 
 
 def _changes_shape(op: Operation) -> bool:
-    """Whether a value of the loop may change shape from turn to turn (Note [while gradients of loops
-    whose values change shape]); a loop that holds a stack op is refused: it is such a loop's gradient."""
-    if any(inner.name in ("stack_push", "stack_read") for inner in op.walk()):
-        raise FlowcError("cannot differentiate this while loop again: it records or reads a stack of values "
-                         "whose shapes change from turn to turn, the gradient of a loop whose values change "
-                         "shape, and a second derivative through such a loop is not supported",
-                         op=op.display_name, where=op.loc)
+    """Whether a value of the loop may change shape from turn to turn (Note [while gradients of loops whose
+    values change shape]). A loop that reads a stack is the backward loop of such a loop's gradient: refused,
+    as its stack_read carries no gradient. (A recording loop, which pushes, is differentiated again as any loop:
+    a second request on the same loop.)"""
+    if any(inner.name == "stack_read" for inner in op.walk()):
+        raise FlowcError("cannot differentiate this while loop again: it reads a stack of values whose shapes "
+                         "change from turn to turn, the gradient of a loop whose values change shape, and a second "
+                         "derivative through such a loop is not supported", op=op.display_name, where=op.loc)
     return bool(changing_loop_values(op))
 
 

@@ -272,3 +272,30 @@ def test_the_loop_in_a_cond_branch(flag: bool) -> None:
         return fc.cond(p, grow, lambda: fc.reduce_sum(fc.exp(x))), [x]
 
     check(build, {"x:0": np.array([0.4, -0.2]), "p:0": np.asarray(flag)})
+
+
+def test_two_gradient_requests_on_one_loop() -> None:
+    """The second request finds the first one's recording loop and records again (Note [while gradients with a
+    stack]); its stacks are loop values that carry no cotangent."""
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [None], name="x")
+        w = fc.placeholder(fc.float64, [], name="w")
+
+        def body(i: Any, acc: Any) -> Any:
+            return i + 1, fc.concat([acc, fc.tanh(acc[-1:] * w)], 0)
+
+        _, acc = fc.while_loop(lambda i, acc: i < 4, body, [0, x],
+                               shape_invariants=[fc.TensorShape([]), fc.TensorShape([None])])
+        loss = fc.reduce_sum(acc * acc)
+        (gw,) = fc.gradients(loss, [w])
+        (gx,) = fc.gradients(loss, [x])
+    feeds = {"x:0": np.array([0.4, -0.2]), "w:0": np.asarray(1.3)}
+    with fc.Session(graph=g, target="reference") as ref, fc.Session(graph=g, target="cpu") as cpu:
+        want = ref.run([gw, gx], feeds)
+        np.testing.assert_allclose(want[0], central_differences(lambda: float(ref.run(loss, feeds)), feeds["w:0"]),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(want[1], central_differences(lambda: float(ref.run(loss, feeds)), feeds["x:0"]),
+                                   rtol=1e-6)
+        for w_, o in zip(want, cpu.run([gw, gx], feeds)):
+            np.testing.assert_allclose(o, w_, rtol=1e-10)
