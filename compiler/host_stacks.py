@@ -35,6 +35,11 @@ class HostStack:
         arrays.append(np.array(value))  # a copy: an argument of the run, say, must not change under the stack
         return HostStack(arrays, self.size + 1)
 
+    def clone(self) -> HostStack:
+        """Itself: no push changes a stack value (a run cut at a data-dependent count copies a value it passes
+        through with clone(), as it does a device tensor: compiler/data_sized_run.py's _fresh)."""
+        return self
+
 
 def as_host_stack(stack: Any, dtype: np.dtype, rank: int) -> HostStack:
     """`stack` as a HostStack: one already, or the byte form a native piece computed (the empty constant)."""

@@ -299,3 +299,23 @@ def test_two_gradient_requests_on_one_loop() -> None:
                                    rtol=1e-6)
         for w_, o in zip(want, cpu.run([gw, gx], feeds)):
             np.testing.assert_allclose(o, w_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("turns", [0, 1, 5])
+def test_a_loop_that_collects_boolean_mask_elements(turns: int) -> None:
+    """Each turn appends the sines of the elements of x above the turn's threshold, a count only the data gives:
+    on cpu the bodies are also cut at the count (Note [data-dependent sizes]), the stack passing through."""
+    def build() -> tuple[Any, list[Any]]:
+        x = fc.placeholder(fc.float64, [None], name="x")
+        n = fc.placeholder(fc.int32, [], name="n")
+        i0, acc0 = fc.constant(0), fc.zeros([0], fc.float64)
+
+        def body(i: Any, acc: Any) -> Any:
+            picked = fc.boolean_mask(x, x > fc.cast(i, fc.float64) * 0.3)
+            return i + 1, fc.concat([acc, fc.sin(picked)], 0)
+
+        _, acc = fc.while_loop(lambda i, a: i < n, body, [i0, acc0],
+                               shape_invariants=[i0.shape, fc.TensorShape([None])])
+        return fc.reduce_sum(acc * acc), [x]
+
+    check(build, {"x:0": np.array([0.1, 0.5, 0.95, 1.4, -0.2]), "n:0": np.asarray(turns, np.int32)})
