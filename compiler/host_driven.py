@@ -40,7 +40,8 @@ shape] in passes/autodiff/rules_while.py). Its ops are pieces of their own
 here, run in Python on a list of the entries' arrays (compiler/host_stacks.py);
 the loops that push and read them are marked, so run from the host, whatever
 their shapes. fc.export has no host to drive a loop from: it refuses
-such a loop when it sizes the program (ExportShapeError).
+such a loop when it sizes the program (ExportShapeError), and the gradient
+of one at its first stack op (UnsupportedOpError, codegen/llvm/support.py).
 """
 
 from __future__ import annotations
