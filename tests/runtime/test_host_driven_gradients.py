@@ -319,3 +319,21 @@ def test_a_loop_that_collects_boolean_mask_elements(turns: int) -> None:
         return fc.reduce_sum(acc * acc), [x]
 
     check(build, {"x:0": np.array([0.1, 0.5, 0.95, 1.4, -0.2]), "n:0": np.asarray(turns, np.int32)})
+
+
+def test_the_loop_nested_in_an_outer_loop_that_grows_too() -> None:
+    """The outer loop appends what the inner one grew: the probe sizes the inner loop's results as the data's
+    (ir/shapes.py's block_shapes), so the outer loop's values change too and both keep stacks of any shape."""
+    def build() -> tuple[Any, list[Any]]:
+        x = fc.placeholder(fc.float64, [None], name="x")
+
+        def outer(j: Any, out: Any) -> Any:
+            _, acc = fc.while_loop(lambda i, acc: i < j, lambda i, acc: (i + 1, fc.concat([acc, fc.sin(acc[-1:])], 0)),
+                                   [0, x], shape_invariants=[fc.TensorShape([]), fc.TensorShape([None])])
+            return j + 1, fc.concat([out, acc * 0.5], 0)
+
+        _, out = fc.while_loop(lambda j, out: j < 3, outer, [0, x],
+                               shape_invariants=[fc.TensorShape([]), fc.TensorShape([None])])
+        return fc.reduce_sum(out * out), [x]
+
+    check(build, {"x:0": np.array([0.3, -0.4])})
