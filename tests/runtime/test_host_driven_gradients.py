@@ -1,8 +1,10 @@
 """Gradients of while loops whose values change shape (Note [while gradients of loops whose values change
 shape] in passes/autodiff/rules_while.py; issue 17): against central differences in float64 on the reference
 target, the cpu target (which runs the loops and their stacks from the host) against the reference, for
-growing, shrinking and data-dependent loops of 0, 1 and 5 turns, one nested in a loop of fixed shapes; loops
-of fixed shapes keep their gradient; fc.export and a second derivative refuse such a loop."""
+growing, shrinking and data-dependent loops of 0, 1 and 5 turns, beside fixed values, collecting boolean_mask
+elements, nested in a loop of fixed shapes or a growing one, in a cond branch, under fc.jit, and two requests
+on one loop; the cpu target's cost is linear in the turns; loops of fixed shapes keep their gradient; fc.export
+and a second derivative refuse such a loop."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from flowc.host_driven import HostDrivenExecutable
 from flowc.ir.errors import FlowcError, UnsupportedOpError
 from flowc.native import NativeExecutable
 
-Build = Callable[[], tuple[Any, list[Any], dict[str, np.ndarray]]]  # (loss, the xs, feeds by name)
+Build = Callable[[], tuple[Any, list[Any]]]  # in a fresh graph: (the loss, the placeholders to differentiate it by)
 
 
 def check(build: Build, feeds: dict[str, np.ndarray]) -> list[Any]:
