@@ -84,9 +84,7 @@ def configurations(kernel: TritonKernel) -> list[TritonKernel]:
 
 def describe(kernel: TritonKernel) -> str:
     """A configuration in words: its block sizes, warps and stages."""
-    sizes = " ".join(f"{name}={value}" for name, value in kernel.constants.items())
-    stages = f", {kernel.num_stages} stages" if kernel.num_stages is not None else ""
-    return f"{sizes}, {kernel.num_warps} warps{stages}"
+    return kernel.describe()
 
 
 def shape_bucket(shapes: Sequence[Sequence[int]]) -> str:

@@ -37,14 +37,11 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from flowc.ir import Operation
 from flowc.ir.types import DType
 from flowc.runtime.cache import cache_key, cached_library
-
-if TYPE_CHECKING:
-    from .autotune import Tuner
 
 
 @dataclass(frozen=True)
@@ -115,6 +112,12 @@ class TritonKernel:
     # The schedule's candidate configurations, as kernels a GPU may launch instead (Note [autotuning] in
     # codegen/triton/autotune.py); a variant of source "" has this kernel's name and launches its function
     variants: tuple[TritonKernel, ...] = ()
+
+    def describe(self) -> str:
+        """Its configuration in words: its block sizes, warps and stages."""
+        sizes = " ".join(f"{name}={value}" for name, value in self.constants.items())
+        stages = f", {self.num_stages} stages" if self.num_stages is not None else ""
+        return f"{sizes}, {self.num_warps} warps{stages}"
 
     def grid_size(self, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """The grid for slots of these shapes; a size-0 axis means there is nothing to launch."""
@@ -189,9 +192,10 @@ class TritonModule:
     """The kernels of one program, imported from their module's file in the disk cache."""
 
     def __init__(self, kernels: Sequence[TritonKernel], interpret: bool, folder: str | None = None,
-                 tuner: Tuner | None = None):
+                 tuner: Any = None):
         """`interpret`: run the kernels in Triton's interpreter (on CPU torch tensors) rather than a GPU;
-        `tuner`: chooses among a kernel's variants (Note [autotuning]); None: the heuristic's runs."""
+        `tuner`: chooses among a kernel's variants (autotune.Tuner, Note [autotuning]; not named here, which
+        autotune imports); None: the heuristic's runs."""
         self.kernels = {k.name: k for k in kernels}
         self.interpret = interpret
         self.tuner = tuner
@@ -222,15 +226,13 @@ class TritonModule:
         kernel = self.kernels[name]
         if self.tuner is not None and name in self.tuner.described:
             return self.tuner.described[name]
-        from .autotune import describe
-
         if not kernel.variants:
             why = "no candidates"
         elif self.interpret:
             why = "the interpreter times nothing"
         else:
             why = "not run yet" if self.tuner is not None else "FLOWC_AUTOTUNE=0"
-        return f"{describe(kernel)} (the heuristic's: {why})"
+        return f"{kernel.describe()} (the heuristic's: {why})"
 
     def ptx(self, name: str, dtypes: Sequence[DType], capability: int = 90, variant: int = 0) -> str:
         """Kernel `name`'s PTX for slots of these element types (compile_ptx), interpreted module or not;
