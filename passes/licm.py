@@ -18,9 +18,9 @@ enclosing loop's LICM, once this loop has been hoisted out of it).
 
 A product by the transpose of invariant state, x @ W^T, first becomes x @
 transpose(W), so that the transpose leaves the loop (Note [invariant transposed
-operand]). Then a product of the row a loop reads on each turn by invariant W
-becomes one product of all rows before the loop, and a product summed into state
-on each turn one product of stacked rows after it (passes/loop_products.py).
+operand]). A product of few rows summed into state on each turn becomes one
+product of stacked rows after the loop (Note [accumulated products after the loop]
+in passes/loop_products.py).
 
 What stays: constants (free, and codegen inlines splats), views (free),
 impure ops, ops with regions, and ops that check their operands at run time
@@ -41,7 +41,7 @@ from __future__ import annotations
 from flowc.ir import Block, Builder, Module, Operation, Value
 
 from .autodiff.clone import clone_op
-from .loop_products import hoist_row_products, invariant_state, sink_accumulated_products, with_extra_state
+from .loop_products import invariant_state, sink_accumulated_products, with_extra_state
 from .manager import Pass
 from .schedule import is_narrow
 
@@ -75,9 +75,8 @@ def _licm_block(block: Block) -> bool:
 def hoist_invariants(loop: Operation) -> bool:
     """Move the invariant ops of `loop`'s body before it; True if any moved."""
     changed = _transpose_invariant_operands(loop.regions[1].entry, invariant_state(loop.regions[1].entry))
-    loop, rows = hoist_row_products(loop)  # each may rebuild the loop with more state
-    loop, sums = sink_accumulated_products(loop)
-    changed |= rows or sums
+    loop, sunk = sink_accumulated_products(loop)  # the loop, rebuilt where it gained state
+    changed |= sunk
     body = loop.regions[1].entry
     invariant = invariant_state(body)
     hoisted: list[Operation] = []
