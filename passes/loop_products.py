@@ -15,18 +15,20 @@ R turns before that read stops it. The stacks start as zeros, so rows no turn wr
 
 A value written by several accumulations (d of dWx and dWh) has one stack. The sum is reassociated:
 results differ from the per-turn sums by rounding only (tests/codegen/test_loop_products.py bounds
-it). Only static shapes (the stacks are allocated before the loop), and only where it pays: a
-product of few rows per turn (B <= MAX_ROWS_PER_TURN) is a rank-B update of the whole K x N sum,
-which BLAS runs far below its peak, while the stacks cost a zero fill and a row written per turn.
-The gradient of a tanh RNN of 200 steps, 64 -> 128, one thread, CPU ms before / after (2-core Xeon
-VM at load 8, alternating runs): batch 1: 1.65 / 0.49, batch 4: 2.4 / 1.24, batch 8: 3.4 / 2.5,
-batch 12: 4.3 / 3.6, batch 16: 5.0 / 4.8, batch 24: 6.6 / 7.8, batch 32: 9.3 / 10.7.
+it). Rows that no turn wrote (a loop that stops before R turns) cost their share of the product,
+about what the zero fill of a stack costs, and a gradient's own stacks already fill those rows.
 
-Measured and not built: the same for the forward's `gather(xs, i) @ W`, i an induction variable,
-as one product `reshape(xs, [T*B, K]) @ W` before the loop read by row inside: slower at every batch
-from 1 to 32 (batch 32: 3.0 / 3.7 ms), as numpy's own loop is (4.2 / 4.4 ms): the per-turn product
-already runs near BLAS's peak, and the [T, B, N] result, written once and read back row by row,
-leaves the cache (git history: commit "LICM: products of a loop's rows...").
+Only static shapes (the stacks are allocated before the loop), and only where it pays: a product of
+few rows per turn (B <= MAX_ROWS_PER_TURN) is a rank-B update of the whole K x N sum, which BLAS runs
+far below its peak, so one product of T*B rows is several times quicker; with more rows the per-turn
+product already runs near the peak, and the zero fill and a row written per turn to stacks too big for
+the cache cost more than the one product saves (the gradient of a tanh RNN by batch: bench/RESULTS.md,
+"Control flow").
+
+Measured and not built: the forward's `gather(xs, i) @ W`, i an induction variable, as one product
+`reshape(xs, [T*B, K]) @ W` before the loop, read by row inside. It was slower at every batch: the
+per-turn product runs near BLAS's peak already, and the [T, B, N] result, written once and read back
+row by row, leaves the cache (numpy's own loop is slower so too).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from flowc.ir import Block, Builder, Operation, OpResult, Value
 from .simplify import splat
 
 ROW_READS = ("gather", "read_row")
-MAX_ROWS_PER_TURN = 12  # B of each turn's product; see the figures above: batch 16 is even, 24 slower
+MAX_ROWS_PER_TURN = 12  # B of each turn's product: 12 measured quicker after the loop, 16 even, 24 slower
 MAX_STACK_BYTES = 64 << 20  # the stacks of one loop; a longer loop keeps its per-turn sums
 
 
