@@ -13,7 +13,7 @@ from numeric_gradients import central_differences
 from test_native_control import assert_same, compile_cpu
 
 import flowc as fc
-from flowc.ir import FlowcError
+from flowc.ir.errors import IndexOutOfRange
 
 ROWS = 5  # the sequence's rows
 
@@ -109,7 +109,8 @@ func @main(%n: i64[], %hs: f64[5,2,3], %xs: f64[4,2,6], %d0: f64[2,4]) -> (f64[3
   %zero = constant {value = dense<0.0>} : f64[]
   %gh0 = broadcast_to %zero {shape = [3, 4]} : f64[3,4]
   %gx0 = constant {value = dense<1.5>} : f64[6,4]
-  %i, %d, %gh, %gx, %h, %x = while %n, %d0, %gh0, %gx0, %hs, %xs : i64[], f64[2,4], f64[3,4], f64[6,4], f64[5,2,3], f64[4,2,6] {
+  %i, %d, %gh, %gx, %h, %x = while %n, %d0, %gh0, %gx0, %hs, %xs
+      : i64[], f64[2,4], f64[3,4], f64[6,4], f64[5,2,3], f64[4,2,6] {
   ^bb0(%i: i64[], %d: f64[2,4], %gh: f64[3,4], %gx: f64[6,4], %h: f64[5,2,3], %x: f64[4,2,6]):
     %none = constant {value = dense<0>} : i64[]
     %go = greater %i, %none : bool[]
@@ -140,5 +141,5 @@ def test_sums_of_ir_match_reference_for_every_trip_count() -> None:
 def test_a_row_out_of_range_still_stops_the_run() -> None:
     rng = np.random.default_rng(6)
     data = [rng.standard_normal((5, 2, 3)), rng.standard_normal((4, 2, 6)), rng.standard_normal((2, 4))]
-    with pytest.raises(FlowcError, match="out of range"):
+    with pytest.raises(IndexOutOfRange, match="out of range"):
         compile_cpu(SUMS)([np.array(5, np.int64), *data])
