@@ -22,10 +22,11 @@ from flowc.ir.errors import FlowcTypeError
 from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32, int64
 
 from . import array_ops
-from .graph import Tensor
-from .math_ops import apply, cast, constant, convert_to_tensor, less, not_equal, reduce_sum
+from .graph import Tensor, control_dependencies
+from .math_ops import (apply, cast, constant, convert_to_tensor, equal, greater_equal, identity, less, logical_and,
+                       not_equal, reduce_sum)
 from .math_ops import where as where_selected
-from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, static_dims
+from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, shape, static_dims
 from .sources import user_location
 
 
@@ -303,12 +304,81 @@ def linspace(start: Any, stop: Any, num: int, name: str | None = None) -> Tensor
     return array_ops.concat([head, array_ops.reshape(last, [1])], axis=0, name=name or "LinSpace")
 
 
-def gather(params: Any, indices: Any, validate_indices: Any = None, name: str | None = None, axis: int = 0,
-           batch_dims: int = 0) -> Tensor:
-    """Slices of `params` along `axis` picked by `indices` (in range, checked at run time)."""
-    if batch_dims != 0:
-        raise _error("gather", f"batch_dims={batch_dims}: flowc's gather takes batch_dims=0 only")
-    return array_ops.gather(params, indices, axis=axis, name=name)
+def gather(params: Any, indices: Any, validate_indices: Any = None, name: str | None = None,
+           axis: int | None = None, batch_dims: int = 0) -> Tensor:
+    """Slices of `params` along `axis` picked by `indices` (in range, checked at run time). The first
+    `batch_dims` dims of both are batch dims: each batch entry picks from its own slice of params, and
+    `axis` (by default batch_dims) must come after them, as in TF 1.14's tf.gather.
+
+    >>> import flowc as fc
+    >>> picked = fc.gather(fc.constant([[1, 2, 3], [4, 5, 6]]), fc.constant([[2, 0], [1, 1]]), axis=1, batch_dims=1)
+    >>> with fc.Session() as sess:
+    ...     sess.run(picked)
+    array([[3, 1],
+           [5, 5]], dtype=int32)
+    """
+    if batch_dims == 0:
+        return array_ops.gather(params, indices, axis=0 if axis is None else axis, name=name)
+    return _batched_gather(convert_to_tensor(params), convert_to_tensor(indices), axis, batch_dims, name or "GatherV2")
+
+
+def _batched_gather(params: Tensor, indices: Tensor, axis: int | None, batch_dims: int, name: str) -> Tensor:
+    """gather with batch dims, as one plain gather: params' batch dims and `axis` merged into one axis
+    (a transpose first where other dims lie between them), each index shifted by its batch entry's
+    offset in it; a check first that every index is in range for its own axis (a shifted one out of
+    range would read another batch entry's slice). Then the result's dims back in TF's order."""
+    rank = indices.type.rank
+    batch = batch_dims + rank if batch_dims < 0 else batch_dims
+    axis = batch if axis is None else (axis + params.type.rank if axis < 0 else axis)
+    if indices.dtype not in INTS or not 0 <= batch <= rank or not batch <= axis < params.type.rank:
+        raise _error("gather", f"batch_dims={batch_dims}, axis={axis}: needs int32 or int64 indices (got "
+                               f"{indices.type}), 0 <= batch_dims <= their rank and batch_dims <= axis < the rank of "
+                               f"params ({params.type})")
+    for d, (p, i) in enumerate(zip(params.type.shape[:batch], indices.type.shape[:batch])):
+        if p is not None and i is not None and p != i:
+            raise _error("gather", f"batch dim {d} of params ({params.type}) and indices ({indices.type}) differ")
+    order = [*builtin_range(batch), axis, *builtin_range(batch, axis), *builtin_range(axis + 1, params.type.rank)]
+    moved = params if order == sorted(order) else array_ops.transpose(params, order)
+    rest: list[Entry] = [(moved, a) if d is None else d for a, d in enumerate(moved.type.shape) if a > batch]
+    merged = reshape(moved, [-1, *rest])
+    sizes = shape(indices, out_type=indices.dtype)
+    length = shape(params, out_type=indices.dtype)[axis]
+    checks = _check_batched_indices(params, indices, sizes, axis, batch, length)
+    offset = constant(0, dtype=indices.dtype)
+    for d in builtin_range(batch):
+        entry = (indices, d) if indices.type.shape[d] is None else indices.type.shape[d]
+        along = _iota(entry, indices.dtype)
+        offset = offset * sizes[d] + reshape(along, [1] * d + [-1] + [1] * (batch - d - 1))
+    offset = reshape(offset, [(indices, d) if n is None else n for d, n in enumerate(indices.type.shape[:batch])]
+                     + [1] * (rank - batch))
+    with control_dependencies(checks):
+        picked = array_ops.gather(merged, indices + offset * length, axis=0)
+    middle = axis - batch  # params' dims between the batch dims and axis: before the indices' own in TF's order
+    back = [*builtin_range(batch), *builtin_range(rank, rank + middle), *builtin_range(batch, rank),
+            *builtin_range(rank + middle, picked.type.rank)]
+    return array_ops.transpose(picked, back, name=name) if back != sorted(back) else identity(picked, name=name)
+
+
+def _iota(entry: Entry, dtype: DType) -> Tensor:
+    """[0, 1, ..., n - 1] for a static n or a dim (tensor, axis) read at run time."""
+    if isinstance(entry, int):
+        return constant(np.arange(entry, dtype=dtype.np))
+    tensor, axis = entry
+    return apply("iota", (tensor,), name="range", shape=(0,), source=(1,), source_axis=(axis,), dtype=dtype)
+
+
+def _check_batched_indices(params: Tensor, indices: Tensor, sizes: Tensor, axis: int, batch: int,
+                           length: Tensor) -> list[Tensor]:
+    """Run-time checks of gather with batch dims (impure), for the gather to run after."""
+    ok = logical_and(greater_equal(indices, constant(0, dtype=indices.dtype)), less(indices, length))
+    checks = [apply("check", (ok,), name="gather_index_check",
+                    message=f"gather: an index is out of range for axis {axis} of params ({params.type})")]
+    if any(p is None or i is None for p, i in zip(params.type.shape[:batch], indices.type.shape[:batch])):
+        same = equal(shape(params, out_type=indices.dtype)[:batch], sizes[:batch])
+        checks.append(apply("check", (same,), name="gather_batch_check",
+                            message=f"gather: the batch dims of params ({params.type}) and indices ({indices.type}) "
+                                    f"differ, batch_dims={batch}"))
+    return checks
 
 
 def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: int = 0) -> Tensor:
