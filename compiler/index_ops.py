@@ -19,12 +19,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from flowc.ir.errors import FlowcTypeError
-from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32, int64
+from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, float64, int32, int64
 
 from . import array_ops
 from .graph import Tensor, control_dependencies
-from .math_ops import (apply, cast, constant, convert_to_tensor, equal, greater_equal, identity, less, logical_and,
-                       not_equal, reduce_sum)
+from .math_ops import (add, apply, cast, constant, convert_to_tensor, divide, equal, greater, greater_equal, identity, less,
+                       logical_and, maximum, multiply, negative, not_equal, reduce_sum)
 from .math_ops import where as where_selected
 from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, shape, static_dims
 from .sources import user_location
@@ -49,8 +49,16 @@ def _static_value(value: Any, op: str, what: str) -> np.ndarray:
 
 def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | None = None,
           name: str | None = None) -> Tensor:
-    """[start, start + delta, ...) up to `limit`, as Python's range (limit alone counts from 0).
-    The bounds must be known when the graph is built: the result's length depends on them."""
+    """[start, start + delta, ...) up to `limit`, as Python's range (limit alone counts from 0). Bounds known
+    when the graph is built give a constant; a bound computed at run time gives a result whose length,
+    ceil((limit - start) / delta) (0 when that is negative), is data (Note [data-dependent sizes]).
+
+    >>> import flowc as fc
+    >>> n = fc.placeholder(fc.int32, [])
+    >>> with fc.Session(target="cpu") as sess:
+    ...     sess.run(fc.range(1, n, 2), {n: 8})
+    array([1, 3, 5, 7], dtype=int32)
+    """
     if limit is None:
         start, limit = 0, start
     length = _run_time_length(start, limit, delta)
@@ -58,6 +66,8 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | No
         tensor, axis = length
         return apply("iota", (tensor,), name=name or "range", shape=(0,), source=(1,), source_axis=(axis,),
                      dtype=as_dtype(dtype or int32))
+    if any(isinstance(v, Tensor) and v.op.type != "Const" for v in (start, limit, delta)):
+        return _data_sized_range(start, limit, delta, dtype, name or "range")
     values = [_static_value(v, "range", what) for v, what in ((start, "start"), (limit, "limit"), (delta, "delta"))]
     if float(values[2]) == 0:
         raise _error("range", "delta must not be 0")
@@ -68,16 +78,43 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | No
     return constant(array, name=name or "range")
 
 
+RANGE_DTYPES = (int32, int64, float32, float64)  # TF1's order: a range takes the last of its bounds' dtypes
+
+
+def _data_sized_range(start: Any, limit: Any, delta: Any, dtype: DType | str | None, name: str) -> Tensor:
+    """range with a bound computed at run time: its count first, made a dim by data_dim, then start + iota * delta
+    sized by it (Note [data-dependent sizes]); a delta of 0 stops the run, naming range and the line."""
+    bounds = [v if isinstance(v, Tensor) else convert_to_tensor(v) for v in (start, limit, delta)]
+    for what, bound in zip(("start", "limit", "delta"), bounds):
+        if bound.type.rank != 0 or bound.dtype not in RANGE_DTYPES:
+            raise _error("range", f"{what} must be a scalar of {', '.join(d.name for d in RANGE_DTYPES)}, got "
+                                  f"{bound.type} ({bound.name!r})")
+    kind = as_dtype(dtype) if dtype is not None else max((b.dtype for b in bounds), key=RANGE_DTYPES.index)
+    if kind not in RANGE_DTYPES:
+        raise _error("range", f"dtype must be one of {', '.join(d.name for d in RANGE_DTYPES)}, got {kind.name}")
+    first, last, step = (b if b.dtype == kind else cast(b, kind) for b in bounds)
+    zero = constant(0, dtype=kind)
+    nonzero = not_equal(step, zero)
+    check = apply("check", (nonzero,), name=f"{name}_delta_check", message="range: delta must not be 0")
+    safe = where_selected(nonzero, step, constant(1, dtype=kind))  # no division by 0 before the check stops the run
+    if kind.is_float:
+        count = cast(apply("ceil", (divide(last - first, safe),)), int64)
+    else:  # ceil(a / d) = -floor(-a / d), exact in integers
+        count = cast(negative(apply("floordiv", (negative(last - first), safe))), int64)
+    count = maximum(count, constant(0, dtype=int64), name=f"{name}_count")
+    with control_dependencies([check]):
+        rows = apply("data_dim", (count,), name=f"{name}_rows")
+    steps = apply("iota", (rows,), name=f"{name}_iota", shape=(0,), source=(1,), source_axis=(0,), dtype=kind)
+    return add(first, multiply(steps, step), name=name)
+
+
 def _run_time_length(start: Any, limit: Any, delta: Any) -> tuple[Tensor, int] | None:
     """(tensor, axis) when range counts 0, 1, ... up to an unknown dim of fc.shape(tensor), else None."""
     if not isinstance(limit, Tensor) or limit.type.rank != 0:
         return None
     entry = scalar_entry(limit)
-    if not isinstance(entry, tuple):
+    if not isinstance(entry, tuple) or not (_is_number(start, 0) and _is_number(delta, 1)):
         return None
-    if not (_is_number(start, 0) and _is_number(delta, 1)):
-        raise _error("range", f"a limit read at run time ({limit.name!r}, a dim of fc.shape) needs start 0 and "
-                              "delta 1")
     return entry
 
 

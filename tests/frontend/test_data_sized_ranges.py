@@ -1,0 +1,97 @@
+"""fc.range and fc.linspace whose bounds or count are computed at run time, and fc.nn.top_k of a run-time k
+(issue 19): their result's size is data (Note [data-dependent sizes] in compiler/data_sized_run.py). Values
+against numpy on both targets over counts of 0, 1 and odd sizes, every dtype TF1 takes, and bad input stopping
+the run with an error that names the op and the user's line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import flowc as fc
+from flowc.errors import FlowcError, FlowcTypeError
+
+TARGETS = ("reference", "cpu")
+LINE = r"test_data_sized_ranges.py:\d+"
+
+
+def run(fetches, feeds: dict, target: str, graph: fc.Graph):  # type: ignore[no-untyped-def]
+    with fc.Session(graph=graph, target=target) as sess:
+        return sess.run(fetches, feeds)
+
+
+# -- range -------------------------------------------------------------------------------------------
+
+
+RANGES = [(0, 5, 1), (0, 0, 1), (0, 1, 1), (2, 17, 3), (5, 0, 1), (5, 0, -2), (-3, 4, 2), (7, 7, -1), (0, 10, 4),
+          (10, -11, -7)]
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("target", TARGETS)
+def test_range_of_integer_bounds_fed_at_run_time(dtype, target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        start, limit, delta = (fc.placeholder(fc.as_dtype(dtype), []) for _ in range(3))
+        both = fc.range(start, limit, delta)
+        alone = fc.range(limit)
+        doubled = fc.reduce_sum(alone * 2)
+    with fc.Session(graph=g, target=target) as sess:  # one Session: each count a new size of the same program
+        for a, b, d in RANGES:
+            got, counted, total = sess.run([both, alone, doubled], {start: a, limit: b, delta: d})
+            assert got.dtype == dtype and counted.dtype == dtype
+            np.testing.assert_array_equal(got, np.arange(a, b, d, dtype=dtype))
+            np.testing.assert_array_equal(counted, np.arange(max(b, 0), dtype=dtype))
+            assert total == 2 * np.arange(max(b, 0)).sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("target", TARGETS)
+def test_range_of_float_bounds_fed_at_run_time(dtype, target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        start, limit = fc.placeholder(fc.as_dtype(dtype), []), fc.placeholder(fc.as_dtype(dtype), [])
+        stepped = fc.range(start, limit, 0.25 if dtype == np.float32 else np.float64(0.3))
+        counted = fc.range(limit)
+    step = 0.25 if dtype == np.float32 else 0.3
+    for a, b in [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0), (-1.1, 2.3), (0.0, 0.1)]:
+        got, up_to = run([stepped, counted], {start: a, limit: b}, target, g)
+        want = np.arange(dtype(a), dtype(b), dtype(step)).astype(dtype)
+        assert got.dtype == dtype and got.shape == want.shape, (got, want)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(up_to, np.arange(dtype(b)).astype(dtype))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_range_dtype_follows_tf1(target: str) -> None:
+    """The last of int32, int64, float32, float64 among the bounds; or `dtype` given."""
+    g = fc.Graph()
+    with g.as_default():
+        n = fc.placeholder(fc.int32, [])
+        wide = fc.placeholder(fc.int64, [])
+        x = fc.placeholder(fc.float32, [None])
+        cases = [fc.range(n), fc.range(0, wide), fc.range(0.5, n), fc.range(n, dtype=fc.float64),
+                 fc.range(fc.shape(x)[0] * n), fc.range(1, fc.shape(x)[0])]
+        feeds = {n: 3, wide: 4, x: np.ones(2, np.float32)}
+    got = run(cases, feeds, target, g)
+    assert [a.dtype for a in got] == [np.int32, np.int64, np.float32, np.float64, np.int32, np.int32]
+    np.testing.assert_array_equal(got[5], [1])  # a dim of fc.shape, not counted from 0: data sized too
+    np.testing.assert_array_equal(got[2], [0.5, 1.5, 2.5])
+    np.testing.assert_array_equal(got[4], np.arange(6))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_range_errors_name_the_op_and_the_line(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        d = fc.placeholder(fc.int32, [])
+        r = fc.range(0, 5, d)
+        with pytest.raises(FlowcTypeError, match=rf"range.*{LINE}.*limit must be a scalar"):
+            fc.range(fc.placeholder(fc.int32, [2]))
+        with pytest.raises(FlowcTypeError, match=rf"range.*{LINE}.*start must be a scalar of int32"):
+            fc.range(fc.placeholder(fc.bool_, []), 4)
+    with fc.Session(graph=g, target=target) as sess:
+        with pytest.raises(FlowcError, match=rf"{LINE}.*range: delta must not be 0"):
+            sess.run(r, {d: 0})
+        np.testing.assert_array_equal(sess.run(r, {d: -1}), [])
+        np.testing.assert_array_equal(sess.run(r, {d: 2}), [0, 2, 4])
