@@ -322,23 +322,51 @@ def sequence_mask(lengths: Any, maxlen: Any = None, dtype: DType | str = bool_, 
     return mask if as_dtype(dtype) == bool_ else cast(mask, dtype)
 
 
-def linspace(start: Any, stop: Any, num: int, name: str | None = None) -> Tensor:
-    """`num` evenly spaced values from start to stop, both included: start + range(num) * step."""
-    count = int(_static_value(num, "linspace", "num"))
-    if count <= 0:
-        raise _error("linspace", f"num must be > 0, got {count}")
-    first, last = convert_to_tensor(start), None
+def linspace(start: Any, stop: Any, num: Any, name: str | None = None) -> Tensor:
+    """`num` evenly spaced values from start to stop, both included: start + range(num) * step. A `num`
+    computed at run time gives a result whose length is data (Note [data-dependent sizes]).
+
+    >>> import flowc as fc
+    >>> n = fc.placeholder(fc.int32, [])
+    >>> with fc.Session(target="cpu") as sess:
+    ...     sess.run(fc.linspace(0.0, 1.0, n), {n: 5})
+    array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
+    """
+    first = convert_to_tensor(start)
     if not first.dtype.is_float:
         raise _error("linspace", f"start must be float16, float32 or float64, got {first.type}")
     last = convert_to_tensor(stop, dtype=first.dtype)
     if first.type.rank or last.type.rank:
         raise _error("linspace", f"start and stop must be scalars, got {first.type} and {last.type}")
+    if isinstance(num, Tensor) and num.op.type != "Const":
+        return _data_sized_linspace(first, last, num, name or "LinSpace")
+    count = int(_static_value(num, "linspace", "num"))
+    if count <= 0:
+        raise _error("linspace", f"num must be > 0, got {count}")
     if count == 1:
         return array_ops.reshape(first, [1], name=name or "LinSpace")
     step = (last - first) / constant(count - 1, dtype=first.dtype)
     steps = constant(np.arange(count - 1, dtype=first.dtype.np))
     head = first + steps * step
     return array_ops.concat([head, array_ops.reshape(last, [1])], axis=0, name=name or "LinSpace")
+
+
+def _data_sized_linspace(first: Tensor, last: Tensor, num: Tensor, name: str) -> Tensor:
+    """linspace of a run-time `num`: a data_dim of it sizes the steps; the last value is `stop` itself, as
+    the static form's (a single value is `start`); num <= 0 stops the run, naming linspace and the line."""
+    if num.type.rank != 0 or num.dtype not in INTS:
+        raise _error("linspace", f"num must be an int32 or int64 scalar, got {num.type} ({num.name!r})")
+    count = cast(num, int64)
+    positive = greater(count, constant(0, dtype=int64))
+    check = apply("check", (positive,), name=f"{name}_num_check", message="linspace: num must be > 0")
+    with control_dependencies([check]):
+        rows = apply("data_dim", (count,), name=f"{name}_rows")
+    index = apply("iota", (rows,), name=f"{name}_iota", shape=(0,), source=(1,), source_axis=(0,), dtype=int64)
+    intervals = maximum(count - constant(1, dtype=int64), constant(1, dtype=int64))
+    step = divide(last - first, cast(intervals, first.dtype))
+    inner = add(first, multiply(cast(index, first.dtype), step))
+    at_stop = logical_and(equal(index, count - constant(1, dtype=int64)), greater(count, constant(1, dtype=int64)))
+    return where_selected(at_stop, last, inner, name=name)
 
 
 def gather(params: Any, indices: Any, validate_indices: Any = None, name: str | None = None,

@@ -80,6 +80,19 @@ def test_range_dtype_follows_tf1(target: str) -> None:
     np.testing.assert_array_equal(got[4], np.arange(6))
 
 
+def test_t4_reproducers() -> None:
+    g = fc.Graph()
+    with g.as_default():
+        n = fc.placeholder(fc.int32, [])
+        s = fc.placeholder(fc.float32, [])
+        doubled = fc.range(n) * 2
+        spaced = fc.linspace(s, 1.0, n)
+    for target in TARGETS:
+        a, b = run([doubled, spaced], {n: 4, s: 0.0}, target, g)
+        np.testing.assert_array_equal(a, [0, 2, 4, 6])
+        np.testing.assert_allclose(b, [0, 1 / 3, 2 / 3, 1], rtol=1e-6)
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_range_errors_name_the_op_and_the_line(target: str) -> None:
     g = fc.Graph()
@@ -95,3 +108,35 @@ def test_range_errors_name_the_op_and_the_line(target: str) -> None:
             sess.run(r, {d: 0})
         np.testing.assert_array_equal(sess.run(r, {d: -1}), [])
         np.testing.assert_array_equal(sess.run(r, {d: 2}), [0, 2, 4])
+
+
+# -- linspace ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("target", TARGETS)
+def test_linspace_of_a_run_time_num(dtype, num_dtype, target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        num = fc.placeholder(fc.as_dtype(num_dtype), [])
+        start, stop = fc.placeholder(fc.as_dtype(dtype), []), fc.placeholder(fc.as_dtype(dtype), [])
+        spaced = fc.linspace(start, stop, num)
+        total = fc.reduce_sum(spaced)
+    with fc.Session(graph=g, target=target) as sess:
+        for count, a, b in [(1, 2.0, 5.0), (2, 2.0, 5.0), (5, 0.0, 1.0), (17, -3.0, 0.7), (4, 1.0, -1.0), (3, 1, 1)]:
+            got, summed = sess.run([spaced, total], {num: count, start: a, stop: b})
+            want = np.linspace(a, b, count).astype(dtype)
+            assert got.dtype == dtype and got.shape == (count,)
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+            assert got[0] == dtype(a) and got[-1] == (dtype(b) if count > 1 else dtype(a))
+            np.testing.assert_allclose(summed, want.sum(), rtol=1e-5, atol=1e-5)
+        for bad in (0, -2):
+            with pytest.raises(FlowcError, match=rf"{LINE}.*linspace: num must be > 0"):
+                sess.run(spaced, {num: bad, start: 0.0, stop: 1.0})
+
+
+def test_linspace_of_a_run_time_num_refuses_a_bad_num_when_built() -> None:
+    with fc.Graph().as_default():
+        with pytest.raises(FlowcTypeError, match=rf"linspace.*{LINE}.*num must be an int32 or int64 scalar"):
+            fc.linspace(0.0, 1.0, fc.placeholder(fc.float32, []))
