@@ -87,10 +87,14 @@ def test_t4_reproducers() -> None:
         s = fc.placeholder(fc.float32, [])
         doubled = fc.range(n) * 2
         spaced = fc.linspace(s, 1.0, n)
+        x = fc.placeholder(fc.float32, [None, 6])
+        best = fc.nn.top_k(x, n - 1).values
     for target in TARGETS:
-        a, b = run([doubled, spaced], {n: 4, s: 0.0}, target, g)
+        a, b, c = run([doubled, spaced, best], {n: 4, s: 0.0, x: np.arange(12, dtype=np.float32).reshape(2, 6)},
+                      target, g)
         np.testing.assert_array_equal(a, [0, 2, 4, 6])
         np.testing.assert_allclose(b, [0, 1 / 3, 2 / 3, 1], rtol=1e-6)
+        np.testing.assert_array_equal(c, [[5, 4, 3], [11, 10, 9]])
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -140,3 +144,90 @@ def test_linspace_of_a_run_time_num_refuses_a_bad_num_when_built() -> None:
     with fc.Graph().as_default():
         with pytest.raises(FlowcTypeError, match=rf"linspace.*{LINE}.*num must be an int32 or int64 scalar"):
             fc.linspace(0.0, 1.0, fc.placeholder(fc.float32, []))
+
+
+# -- top_k of a run-time k ---------------------------------------------------------------------------
+
+
+def top_k_reference(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Largest first, the lower index first among equal values, NaN above every number."""
+    order = np.argsort(-np.where(np.isnan(x), np.inf, x.astype(np.float64)), axis=-1, kind="stable")[..., :k]
+    return np.take_along_axis(x, order, axis=-1), order.astype(np.int32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.float16, np.int8, np.uint8,
+                                   np.int16])
+@pytest.mark.parametrize("target", TARGETS)
+def test_top_k_of_a_run_time_k_in_every_dtype(dtype, target: str, rng) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.as_dtype(dtype), [None, None])
+        k = fc.placeholder(fc.int32, [])
+        values, indices = fc.nn.top_k(x, k)
+        total = fc.reduce_sum(fc.cast(values, fc.float64))
+    with fc.Session(graph=g, target=target) as sess:  # one Session: each (shape, k) a new size
+        for shape, count in [((3, 7), 3), ((3, 7), 0), ((3, 7), 7), ((1, 1), 1), ((0, 5), 2), ((2, 6), 1), ((4, 0), 0)]:
+            data = rng.integers(0, 5, shape).astype(dtype)  # ties: the lower index first
+            got_values, got_indices, got_total = sess.run([values, indices, total], {x: data, k: count})
+            want_values, want_indices = top_k_reference(data, count)
+            assert got_values.dtype == dtype and got_indices.dtype == np.int32
+            np.testing.assert_array_equal(got_values, want_values)
+            np.testing.assert_array_equal(got_indices, want_indices)
+            np.testing.assert_allclose(got_total, want_values.astype(np.float64).sum())
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_top_k_of_a_run_time_k_over_several_none_dims(target: str, rng) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, None, None])
+        k = fc.placeholder(fc.int64, [])
+        picked = fc.nn.top_k(x, k)
+        doubled = picked.values * 2.0
+    with fc.Session(graph=g, target=target) as sess:
+        for shape, count in [((2, 3, 9), 4), ((1, 5, 2), 2), ((3, 1, 33), 17), ((2, 2, 1), 0)]:
+            data = rng.standard_normal(shape).astype(np.float32)
+            data.flat[:: 7] = np.nan
+            got, twice, order = sess.run([picked.values, doubled, picked.indices], {x: data, k: count})
+            want, want_order = top_k_reference(data, count)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(twice, want * 2)
+            np.testing.assert_array_equal(order, want_order)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_top_k_of_a_run_time_k_refuses_k_outside_the_row(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 6])
+        k = fc.placeholder(fc.int32, [])
+        values = fc.nn.top_k(x, k).values
+        with pytest.raises(FlowcTypeError, match=rf"top_k.*{LINE}.*k must be an int32 or int64 scalar"):
+            fc.nn.top_k(x, fc.placeholder(fc.int32, [1]))
+    with fc.Session(graph=g, target=target) as sess:
+        for bad in (7, -1):
+            with pytest.raises(FlowcError, match=rf"{LINE}.*top_k: k must be >= 0 and at most the size of the last"):
+                sess.run(values, {x: np.ones((2, 6), np.float32), k: bad})
+        assert sess.run(values, {x: np.ones((2, 6), np.float32), k: 6}).shape == (2, 6)
+
+
+def test_top_k_of_a_run_time_k_gradient_against_central_differences(rng) -> None:
+    x0 = rng.permutation(24).reshape(4, 6).astype(np.float64) / 7.0  # distinct: no tie to break
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [None, 6])
+        k = fc.placeholder(fc.int32, [])
+        values = fc.nn.top_k(x, k).values
+        loss = fc.reduce_sum(values * values * fc.range(fc.cast(k, fc.float64)))
+        (grad,) = fc.gradients(loss, [x])
+    for count in (0, 1, 4):
+        with fc.Session(graph=g, target="reference") as sess:
+            want = np.zeros_like(x0)
+            for index in np.ndindex(*x0.shape):
+                up, down = x0.copy(), x0.copy()
+                up[index] += 1e-6
+                down[index] -= 1e-6
+                want[index] = (sess.run(loss, {x: up, k: count}) - sess.run(loss, {x: down, k: count})) / 2e-6
+            np.testing.assert_allclose(sess.run(grad, {x: x0, k: count}), want, rtol=1e-6, atol=1e-6)
+        with fc.Session(graph=g, target="cpu") as sess:
+            np.testing.assert_allclose(sess.run(grad, {x: x0, k: count}), want, rtol=1e-6, atol=1e-6)
