@@ -8,6 +8,9 @@ elements back, a concat's slices them apart). The ops of their own (ir/ops/dims.
 iota (a range whose length is a dim read at run time) and where_indices, whose result's size is
 data: where(cond) counts cond's true elements first and makes the count a dim (data_dim), then
 writes the coordinates sized by it (Note [data-dependent sizes] in compiler/data_sized_run.py).
+range and linspace whose bounds or count are computed at run time are sized the same way: their
+count, a data_dim of it, an iota over that dim. gather with batch_dims is one plain gather of
+shifted indices (_batched_gather).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, float64, int32
 
 from . import array_ops
 from .graph import Tensor, control_dependencies
-from .math_ops import (add, apply, cast, constant, convert_to_tensor, divide, equal, greater, greater_equal, identity, less,
-                       logical_and, maximum, multiply, negative, not_equal, reduce_sum)
+from .math_ops import (add, apply, cast, constant, convert_to_tensor, divide, equal, greater, greater_equal, identity,
+                       less, logical_and, maximum, multiply, negative, not_equal, reduce_sum)
 from .math_ops import where as where_selected
 from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, shape, static_dims
 from .sources import user_location

@@ -51,7 +51,8 @@ def test_issue_19_forms_on_the_gpu_target_match_the_reference(rng):
         outs.append(grad)
     for count, rows in ((4, 3), (0, 1), (6, 0)):
         feeds = {n: count, s: -0.25, x: rng.standard_normal((rows, 6)).astype(np.float32),
-                 i: rng.integers(0, 6, (rows, 2)).astype(np.int32), a: rng.standard_normal((rows, 2, 3)).astype(np.float32),
+                 i: rng.integers(0, 6, (rows, 2)).astype(np.int32),
+                 a: rng.standard_normal((rows, 2, 3)).astype(np.float32),
                  b: rng.standard_normal((rows, 3, 4)).astype(np.float32)}
         with fc.Session(target="gpu", graph=g) as sess:
             got = sess.run(outs, feeds)

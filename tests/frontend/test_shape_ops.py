@@ -179,7 +179,8 @@ def test_gradients_against_central_differences(case: str, rng) -> None:
         "scatter_nd": lambda x: fc.scatter_nd([[1], [3], [1]], x, [5, 4]),
         "einsum": lambda x: fc.einsum("ij,kj->ik", x, fc.constant(np.arange(8.0).reshape(2, 4))),
         "einsum_none": lambda x: fc.einsum("ij,ij->i", x, x),
-        "einsum_ellipsis": lambda x: fc.einsum("...j,...jk->...k", x, fc.constant(np.arange(8.0).reshape(1, 4, 2))) * x[:, :2],
+        "einsum_ellipsis": lambda x: fc.einsum("...j,...jk->...k", x, fc.constant(np.arange(8.0).reshape(1, 4, 2)))
+        * x[:, :2],
     }
     check_gradient(builds[case], x, (None, 4) if case in ("einsum_none",) else None)
 
