@@ -25,6 +25,7 @@ from flowc.ir.errors import FlowcTypeError
 from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, float64, int32, int64
 
 from . import array_ops
+from .gradients import stop_gradient
 from .graph import Tensor, control_dependencies
 from .math_ops import (add, apply, cast, constant, convert_to_tensor, divide, equal, greater, greater_equal, identity,
                        less, logical_and, maximum, multiply, negative, not_equal, reduce_sum)
@@ -108,7 +109,7 @@ def _data_sized_range(start: Any, limit: Any, delta: Any, dtype: DType | str | N
     with control_dependencies([check]):
         rows = apply("data_dim", (count,), name=f"{name}_rows")
     steps = apply("iota", (rows,), name=f"{name}_iota", shape=(0,), source=(1,), source_axis=(0,), dtype=kind)
-    return add(first, multiply(steps, step), name=name)
+    return stop_gradient(add(first, multiply(steps, step)), name=name)  # TF1's Range has no gradient
 
 
 def _run_time_length(start: Any, limit: Any, delta: Any) -> tuple[Tensor, int] | None:

@@ -80,6 +80,13 @@ def test_range_dtype_follows_tf1(target: str) -> None:
     np.testing.assert_array_equal(got[4], np.arange(6))
 
 
+def test_a_run_time_range_has_no_gradient_as_tf1s() -> None:
+    """TF1's Range is not differentiable; the constant range of static bounds has none either."""
+    with fc.Graph().as_default():
+        start = fc.placeholder(fc.float32, [])
+        assert fc.gradients(fc.reduce_sum(fc.range(start, 4.0, 0.5)), [start]) == [None]
+
+
 def test_t4_reproducers() -> None:
     g = fc.Graph()
     with g.as_default():
