@@ -410,18 +410,22 @@ def _batched_gather(params: Tensor, indices: Tensor, axis: int | None, batch_dim
     moved = params if order == sorted(order) else array_ops.transpose(params, order)
     rest: list[Entry] = [(moved, a) if d is None else d for a, d in enumerate(moved.type.shape) if a > batch]
     merged = reshape(moved, [-1, *rest])
-    sizes = shape(indices, out_type=indices.dtype)
-    length = shape(params, out_type=indices.dtype)[axis]
-    checks = _check_batched_indices(params, indices, sizes, axis, batch, length)
-    offset = constant(0, dtype=indices.dtype)
+    lead = moved.type.shape[:batch + 1]
+    small = None not in lead and math.prod(lead) < 2**31  # type: ignore[arg-type]
+    kind = indices.dtype if small else int64  # a shifted index may pass int32's range
+    sizes = shape(indices, out_type=kind)
+    length = shape(params, out_type=kind)[axis]
+    wide = indices if indices.dtype == kind else cast(indices, kind)
+    checks = _check_batched_indices(params, wide, sizes, axis, batch, length)
+    offset = constant(0, dtype=kind)
     for d in builtin_range(batch):
         entry = (indices, d) if indices.type.shape[d] is None else indices.type.shape[d]
-        along = _iota(entry, indices.dtype)
+        along = _iota(entry, kind)
         offset = offset * sizes[d] + reshape(along, [1] * d + [-1] + [1] * (batch - d - 1))
     offset = reshape(offset, [(indices, d) if n is None else n for d, n in enumerate(indices.type.shape[:batch])]
                      + [1] * (rank - batch))
     with control_dependencies(checks):
-        picked = array_ops.gather(merged, indices + offset * length, axis=0)
+        picked = array_ops.gather(merged, wide + offset * length, axis=0)
     middle = axis - batch  # params' dims between the batch dims and axis: before the indices' own in TF's order
     back = [*builtin_range(batch), *builtin_range(rank, rank + middle), *builtin_range(batch, rank),
             *builtin_range(rank + middle, picked.type.rank)]
@@ -445,7 +449,7 @@ def _check_batched_indices(params: Tensor, indices: Tensor, sizes: Tensor, axis:
     if any(p is None or i is None for p, i in zip(params.type.shape[:batch], indices.type.shape[:batch])):
         same = equal(shape(params, out_type=indices.dtype)[:batch], sizes[:batch])
         checks.append(apply("check", (same,), name="gather_batch_check",
-                            message=f"gather: the batch dims of params ({params.type}) and indices ({indices.type}) "
+                            message=f"gather: the batch dims of params ({params.type}) and indices (shape {indices.type.shape}) "
                                     f"differ, batch_dims={batch}"))
     return checks
 
