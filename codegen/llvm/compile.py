@@ -69,6 +69,19 @@ def optimize(module: llvm.ModuleRef, quick: bool = False) -> None:
     builder.getModulePassManager().run(module, builder)
 
 
+def simplify(module: llvm.ModuleRef) -> None:
+    """Three of LLVM's function passes over each function, a quick tier's pipeline where no fast-math flag
+    makes the choice of passes change what the code computes (Note [the entry point compiled quickly])."""
+    builder = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=0))
+    passes = llvm.create_new_function_pass_manager()
+    passes.add_sroa_pass()  # values kept in allocas to registers
+    passes.add_instruction_combine_pass()  # the constant index arithmetic of the emitters folded
+    passes.add_simplify_cfg_pass()  # the empty blocks of their if-else folded
+    for function in module.functions:
+        if not function.is_declaration:
+            passes.run(function, builder)
+
+
 def compile_module(module: ll.Module, log: Callable[[str], None] | None = None,
                    kernels: Sequence[str] = (), text: str | None = None) -> tuple[bytes, str]:
     """Object code for `module`, and the optimized LLVM IR text (for dumps and tests).
@@ -209,7 +222,7 @@ if hasattr(os, "register_at_fork"):
 def compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> bytes:
     """Object code for one module's LLVM IR text (triple and data layout set); `quick`: without
     LLVM's optimizer, by its quickest code generator (Note [the entry point compiled quickly]);
-    `quick_tier`: a quick tier's, by LLVM's O1 pipeline and then that code generator."""
+    `quick_tier`: a quick tier's, by `simplify` (or the O1 pipeline) and then that code generator."""
     with _forking:
         return _compile_text(text, quick, quick_tier)
 
@@ -222,10 +235,14 @@ def compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> by
 # own work; small graphs, whose entry point may matter, are compiled whole and never get here).
 # So it is compiled unoptimized, by the code generator at -O0, about 15x quicker.
 # A quick tier's module (Note [tiered compilation] in passes/schedule.py) runs while its optimized tier is
-# compiled: LLVM's O1 pipeline without the vectorizers, then the code generator at -O0, about a third of
-# the optimized tier's LLVM time (its products are OpenBLAS calls either way; its epilogue's loop runs
-# as scalars; bench/RESULTS.md, "@fc.jit"). Not unoptimized, as the entry point: a big elementwise
-# kernel of an unoptimized quick tier would run many times slower than the compile saves.
+# compiled: three of LLVM's function passes (SROA, instcombine, simplifycfg: `simplify`), then the code
+# generator at -O0 (its products are OpenBLAS calls either way; its epilogue's loop runs as scalars;
+# bench/RESULTS.md, "@fc.jit"). Not unoptimized, as the entry point: a big elementwise kernel of an
+# unoptimized quick tier would run many times slower than the compile saves. Not LLVM's O1 pipeline, as
+# before: on the MLP forward's quick tier it took 12 ms of the first call, the three passes 2, and
+# elementwise kernels of softmax, tanh, exp and sums ran as fast either way. Each of those passes keeps
+# IEEE arithmetic exact, so the quick tier computes what it did under O1, bit for bit; code with fast-math
+# flags, which let a pass reassociate, still goes through O1 (without the vectorizers), as before.
 
 
 def _compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> bytes:
@@ -233,7 +250,10 @@ def _compile_text(text: str, quick: bool = False, quick_tier: bool = False) -> b
     parsed.verify()
     if quick:
         return quick_target_machine().emit_object(parsed)
-    optimize(parsed, quick=quick_tier)
+    if quick_tier and " fast " not in text:  # no fast-math flag in the code (elementwise.FAST_MATH_FLAGS)
+        simplify(parsed)
+    else:
+        optimize(parsed, quick=quick_tier)
     return (quick_target_machine() if quick_tier else target_machine()).emit_object(parsed)
 
 
