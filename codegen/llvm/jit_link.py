@@ -28,7 +28,7 @@ import llvmlite.binding as llvm
 from flowc.runtime.loader import LinkedLibrary, support
 
 from .blas import GEMM, OPENBLAS_SET_CALLBACK, OPENBLAS_SET_THREADS, load_blas
-from .compile import _forking, target_machine
+from .compile import _forking, quick_target_machine
 
 _lock = threading.Lock()
 _jit: llvm.LLJIT | None = None
@@ -65,7 +65,7 @@ def _lljit() -> llvm.LLJIT:
     global _jit
     with _lock:
         if _jit is None:
-            _jit = llvm.create_lljit_compiler(target_machine(), use_jit_link=True)
+            _jit = llvm.create_lljit_compiler(quick_target_machine(), use_jit_link=True)  # what a quick tier made
         return _jit
 
 

@@ -105,7 +105,6 @@ class CpuTarget(Target):
         """Note [loops driven from the host] (compiler/host_driven.py): a program with a loop whose values
         change shape runs in pieces, cut at that loop; any other program is one build, as before."""
         from ..driver import pass_manager
-        from ..host_driven import HostDrivenExecutable
 
         module, quiet = lowered.module, replace(options, dump_dir=None)
         pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
@@ -115,6 +114,8 @@ class CpuTarget(Target):
         if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
             return None
         pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
+        from ..host_driven import HostDrivenExecutable  # late: 2 ms of imports that most programs never need
+
         return HostDrivenExecutable(lowered.function, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
