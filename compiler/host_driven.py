@@ -52,8 +52,7 @@ from flowc.ir import Block, Function, Module, Operation, Value
 from flowc.passes.autodiff.clone import outline
 from flowc.passes.host_driven import contains_host_driven
 
-from .data_sized_run import has_cuts
-from .driver import compile_lowered, compile_optimized
+from .driver import compile_lowered, compile_optimized, has_cuts
 from .lowering import Lowered, Signature
 from .native import NativeExecutable
 from .options import CompileOptions
