@@ -237,3 +237,40 @@ def test_a_quick_tier_from_the_disk_cache(builds: list, monkeypatch: pytest.Monk
     wait_for_tiers(second)
     assert compiled == [False]  # the optimized tier only
     np.testing.assert_allclose(second(params, x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_quick_tiers_linked_from_threads_at_once(builds: list) -> None:
+    """Threads compile functions of their own at once: their quick tiers are linked in process while others'
+    optimized tiers compile; every answer right, in either tier."""
+    fn, params, x, want = classifier()
+    errors: list[BaseException] = []
+
+    def compile_and_call(rows: int) -> None:
+        try:
+            jitted = fc.jit(fn)
+            for _ in range(20):
+                np.testing.assert_allclose(jitted(params, x[:rows]), want[:rows], rtol=1e-5, atol=1e-5)
+            wait_for_tiers(jitted)
+            np.testing.assert_allclose(jitted(params, x[:rows]), want[:rows], rtol=1e-5, atol=1e-5)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=compile_and_call, args=(rows,)) for rows in (50, 49, 31, 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+    assert sum(quick for kernels in builds for _, quick in kernels) == 4  # a quick tier each
+
+
+def test_the_profile_of_a_quick_tier(builds: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FLOWC_PROFILE=1: the quick tier, linked in process, has its kernels' table too."""
+    monkeypatch.setenv("FLOWC_PROFILE", "1")
+    fn, params, x, want = classifier()
+    jitted = fc.jit(fn)
+    np.testing.assert_allclose(jitted(params, x), want, rtol=1e-5, atol=1e-5)
+    (compiled,) = jitted._cache.values()
+    rows = compiled.executable.profile()
+    wait_for_tiers(jitted)
+    assert [row["kind"] for row in rows] == ["matmul", "matmul"] and all(row["calls"] == 1 for row in rows)
