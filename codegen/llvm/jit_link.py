@@ -65,7 +65,9 @@ def _lljit() -> llvm.LLJIT:
     global _jit
     with _lock:
         if _jit is None:
-            _jit = llvm.create_lljit_compiler(quick_target_machine(), use_jit_link=True)  # what a quick tier made
+            # The quick tier's target machine, which made the objects; a failed link raises here (link_in_process
+            # then says None) and prints nothing: ld links those objects, as before.
+            _jit = llvm.create_lljit_compiler(quick_target_machine(), use_jit_link=True, suppress_errors=True)
         return _jit
 
 

@@ -274,3 +274,18 @@ def test_the_profile_of_a_quick_tier(builds: list, monkeypatch: pytest.MonkeyPat
     rows = compiled.executable.profile()
     wait_for_tiers(jitted)
     assert [row["kind"] for row in rows] == ["matmul", "matmul"] and all(row["calls"] == 1 for row in rows)
+
+
+def test_an_object_this_process_cannot_link_is_refused_quietly(capfd: pytest.CaptureFixture) -> None:
+    """link_in_process says None for an object that calls a symbol nowhere in this process (CpuTarget then
+    links it by ld), and LLVM prints nothing about it."""
+    import llvmlite.binding as llvm
+    from flowc.codegen.llvm.compile import quick_target_machine
+    from flowc.codegen.llvm.jit_link import link_in_process
+
+    machine = quick_target_machine()
+    module = llvm.parse_assembly('declare void @"flowc_nowhere"()\n'
+                                 'define void @"flowc_main"() {\n  call void @"flowc_nowhere"()\n  ret void\n}\n')
+    module.triple = machine.triple
+    assert link_in_process([machine.emit_object(module)], ["flowc_main"], calls_blas=False) is None
+    assert "flowc_nowhere" not in capfd.readouterr().err
