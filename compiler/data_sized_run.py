@@ -66,19 +66,13 @@ from flowc.passes import PassManager, default_pipeline, expand_gradients
 from flowc.passes.inline import Inline
 from flowc.passes.autodiff.clone import outline
 
-from .driver import compile_lowered
+from .driver import CUT, compile_lowered
 from .lowering import Lowered, Signature
 from .options import CompileOptions
 
-CUT = "data_dim"
 LAYOUTS_KEPT = 16  # argument shapes whose layouts a segment after a cut keeps (Note [data-dependent sizes])
 _dumps = itertools.count()
 _SEGMENT = Signature((), (), False, (), ())  # a segment's arguments and results are main's values, not feeds
-
-
-def has_cuts(module: Module) -> bool:
-    """Whether any function of `module` holds a data_dim (one in a called function is inlined first)."""
-    return any(op.name == CUT for function in module for op in function.walk())
 
 
 @dataclass

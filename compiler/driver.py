@@ -13,11 +13,21 @@ import gc
 from dataclasses import replace
 from typing import Callable, Iterator
 
+from flowc.ir import Module
 from flowc.passes import Pass, PassManager, default_pipeline, expand_gradients
 
 from .lowering import Lowered
 from .options import CompileOptions
 from .targets import Executable, Target, target_named
+
+
+CUT = "data_dim"  # where a run is cut at a data-dependent size (Note [data-dependent sizes] in data_sized_run.py)
+
+
+def has_cuts(module: Module) -> bool:
+    """Whether any function of `module` holds a data_dim (one in a called function is inlined first). Here,
+    not in data_sized_run.py, whose imports a program without cuts, most, need not pay for (1 ms)."""
+    return any(op.name == CUT for function in module for op in function.walk())
 
 
 def compile_lowered(lowered: Lowered, target: Target | str, options: CompileOptions) -> Executable:
@@ -47,9 +57,9 @@ def collector_paused() -> Iterator[None]:
 def _compile_lowered(lowered: Lowered, target: Target | str, options: CompileOptions) -> Executable:
     if isinstance(target, str):
         target = target_named(target)
-    from .data_sized_run import data_sized_executable, has_cuts  # late: it compiles its segments through here
-
     if target.cuts_at_data_dims and has_cuts(lowered.module):  # Note [data-dependent sizes]
+        from .data_sized_run import data_sized_executable  # late: it compiles its segments through here
+
         executable = data_sized_executable(lowered, target, options)
         if executable is not None:
             return executable
@@ -74,8 +84,6 @@ def compile_tiered(lowered: Lowered, target: Target | str,
     passes/schedule.py)."""
     if isinstance(target, str):
         target = target_named(target)
-    from .data_sized_run import has_cuts  # late, as in _compile_lowered
-
     if not options.tiers or (target.cuts_at_data_dims and has_cuts(lowered.module)):
         return compile_lowered(lowered, target, options), None  # a run cut at a count is built in segments
     with collector_paused():

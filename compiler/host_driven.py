@@ -55,8 +55,7 @@ from flowc.ir import Block, Function, Module, Operation, Value
 from flowc.passes.autodiff.clone import outline
 from flowc.passes.host_driven import STACK_OPS, contains_host_driven
 
-from .data_sized_run import has_cuts
-from .driver import compile_lowered, compile_optimized
+from .driver import compile_lowered, compile_optimized, has_cuts
 from .host_stacks import StackOp
 from .lowering import Lowered, Signature
 from .native import NativeExecutable

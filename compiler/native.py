@@ -52,7 +52,7 @@ class NativeExecutable:
     """A loaded CPU build (compiler/targets/cpu.py makes it): one native call per run."""
 
     def __init__(self, program: Program, library_path: str, was_cached: bool = False,
-                 layouts_dump: str | None = None):
+                 layouts_dump: str | None = None, library: Library | None = None):
         self.program = program
         self.function: Function = program.function
         self.plan = program.plan
@@ -61,7 +61,9 @@ class NativeExecutable:
         self._dump = layouts_dump  # FLOWC_DUMP_IR: each new layout's arena peak is written here
         # Shared with every executable of the same file; unloaded after the last of them and of their
         # FastRuns is gone (Note [unloading compiled code] in runtime/loader.py).
-        self.library: Library | None = Library.load(self.library_path)
+        # `library`: one linked in this process, with no file (Note [the quick tier linked in process] in
+        # codegen/llvm/jit_link.py); `library_path` then names it.
+        self.library: Library | None = library or Library.load(self.library_path)
         self._entry = self.library.entry(ENTRY)
         self._entry.restype = ctypes.c_int32
         # Size classes of the caching allocator that this executable's big outputs take: when it goes,

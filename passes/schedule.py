@@ -376,8 +376,9 @@ def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
 # product that takes about 1 % of the forward's run time (bench/RESULTS.md, "@fc.jit"). So a jitted
 # function is compiled in two tiers, as JITs of other languages are: its first call compiles and runs a
 # quick tier in which every narrow product is an OpenBLAS call (`schedule = "blas", quick = true`: a
-# reader of the IR sees which kernels the optimized tier generates code for) and LLVM does less (Note [the
-# entry point compiled quickly] in codegen/llvm/compile.py), and the optimized tier, the schedules chosen
+# reader of the IR sees which kernels the optimized tier generates code for), LLVM does less (Note [the
+# entry point compiled quickly] in codegen/llvm/compile.py) and no ld links it (Note [the quick tier linked
+# in process] in codegen/llvm/jit_link.py), and the optimized tier, the schedules chosen
 # as above, is compiled on a thread of its own meanwhile and takes the quick tier's place once loaded
 # (compiler/jit.py). The disk cache serves the optimized tier first: a function compiled before runs it
 # from its first call. Only a function with a narrow product has two tiers; otherwise both are the same

@@ -47,18 +47,18 @@ def module() -> ModuleType | None:
 
 
 def _load() -> ModuleType:
-    import sysconfig
-
     import numpy
 
-    includes = (sysconfig.get_paths()["include"], numpy.get_include())
-    if not os.path.exists(os.path.join(includes[0], "Python.h")):
-        raise NativeBuildError(f"no Python.h in {includes[0]} (install the Python development headers)")
-    with open(SOURCE) as source:
+    with open(SOURCE) as source:  # the interpreter's own suffix for extensions is sysconfig's EXT_SUFFIX
         key = cache_key("_fast_run", source.read(), *FLAGS, sys.version, numpy.__version__,
-                        sysconfig.get_config_var("EXT_SUFFIX") or "")[:32]
+                        importlib.machinery.EXTENSION_SUFFIXES[0])[:32]
 
     def build(out_path: str) -> None:
+        import sysconfig  # late: only a build needs the headers, and the import costs a first call 1 ms
+
+        includes = (sysconfig.get_paths()["include"], numpy.get_include())
+        if not os.path.exists(os.path.join(includes[0], "Python.h")):
+            raise NativeBuildError(f"no Python.h in {includes[0]} (install the Python development headers)")
         command = [*find_c_compiler(), *FLAGS, *_UNDEFINED, *(f"-I{d}" for d in includes), "-o", out_path, SOURCE]
         _run(command, "building the fast run extension _fast_run")
 

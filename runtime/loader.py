@@ -170,6 +170,48 @@ class Library:
         return f"Library({self.path!r})"
 
 
+class LinkedLibrary(Library):
+    """Compiled code that the compiler linked into this process's memory itself, with no file (Note [the quick
+    tier linked in process] in codegen/llvm/jit_link.py): a Library whose symbols are known addresses. `owner`
+    holds the code's memory, which goes with it: every function and view given out keeps it, as a Library's
+    keep their CDLL (Note [unloading compiled code])."""
+
+    def __init__(self, name: str, addresses: dict[str, int], owner: object):
+        support()  # as Library's: the code calls flowc_rt
+        self.path = name
+        self._addresses = addresses
+        self._owner = owner
+        self._entries = {}
+
+    def data(self, ctype: type, name: str) -> ctypes._CData:
+        value = ctype.from_address(self._address(name))
+        value._library = self._owner
+        return value
+
+    def entry(self, name: str) -> ctypes._CFuncPtr:
+        function = self._entries.get(name)
+        if function is None:
+            function = _LinkedFunction(self._address(name))
+            function._library = self._owner
+            function.argtypes = ENTRY_ARGTYPES
+            function.restype = None
+            self._entries[name] = function
+        return function
+
+    def _address(self, name: str) -> int:
+        address = self._addresses.get(name)
+        if not address:
+            raise LoadError(f"{self.path} has no symbol {name!r}")
+        return address
+
+
+class _LinkedFunction(_ctypes.CFuncPtr):
+    """A C function at a known address, called as a CDLL's are (cdecl, the GIL released)."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL
+    _restype_ = ctypes.c_int
+
+
 def _unload(handle: int) -> None:
     """dlclose a handle of ctypes.CDLL, which has no close of its own.
 

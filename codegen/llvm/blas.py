@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import glob
 import importlib.util
@@ -61,17 +62,16 @@ _load_lock = threading.Lock()
 
 
 @functools.cache
-def load_blas() -> None:
+def load_blas() -> ctypes.CDLL:
     """Load libscipy_openblas into the process, before the first artifact that links it does,
     with its workers' spin cut short (Note [the one write to os.environ])."""
-    import ctypes
 
     with _load_lock:
         chosen = any(name in os.environ for name in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT"))
         if not chosen:
             os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
         try:
-            ctypes.CDLL(blas_library(), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+            return ctypes.CDLL(blas_library(), mode=os.RTLD_NOW | os.RTLD_LOCAL)
         finally:
             if not chosen:
                 del os.environ["OPENBLAS_THREAD_TIMEOUT"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pathlib
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
@@ -114,9 +113,12 @@ def describe_kernel(op: Operation) -> str:
 @functools.cache
 def codegen_fingerprint() -> str:
     """A hash of this backend's own source: compiled code cached by an older backend is never reused."""
+    folder = os.path.dirname(os.path.abspath(__file__))  # os, not pathlib: half the time, on every first compile
     digest = hashlib.sha256()
-    for path in sorted(pathlib.Path(__file__).parent.rglob("*.py")):
-        digest.update(path.read_bytes())
+    for path in sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+                       if name.endswith(".py")):
+        with open(path, "rb") as file:
+            digest.update(file.read())
     return digest.hexdigest()[:16]
 
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 
 from flowc.codegen.llvm.blas import blas_library, calls_blas, load_blas
 from flowc.codegen.llvm.mpi import calls_mpi
-from flowc.codegen.llvm.program import (Program, codegen_fingerprint, describe_kernel, host_description,
-                                        host_vector_bytes, plan_program, schedule_of)
+from flowc.codegen.llvm.program import (ENTRY, PROFILE_SYMBOL, Program, codegen_fingerprint, describe_kernel,
+                                        host_description, host_vector_bytes, plan_program, schedule_of)
 from flowc.codegen.llvm.support import check_float16, check_supported
 from flowc.ir import Module
 from flowc.ir.ops.fusion import PARAMETERS
@@ -57,6 +57,7 @@ from .base import Executable, Target
 from .separate_products import SeparateProducts
 
 VERSION = "0.1.0"
+QUICK_PREFIX = "quick-"  # a quick tier's object in the disk cache (CpuTarget._load_linked)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,6 @@ class CpuTarget(Target):
         """Note [loops driven from the host] (compiler/host_driven.py): a program with a loop whose values
         change shape runs in pieces, cut at that loop; any other program is one build, as before."""
         from ..driver import pass_manager
-        from ..host_driven import HostDrivenExecutable
 
         module, quiet = lowered.module, replace(options, dump_dir=None)
         pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
@@ -114,6 +114,8 @@ class CpuTarget(Target):
         if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
             return None
         pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
+        from ..host_driven import HostDrivenExecutable  # late: 2 ms of imports that most programs never need
+
         return HostDrivenExecutable(lowered.function, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
@@ -143,10 +145,37 @@ class CpuTarget(Target):
         try:
             # Loaded before the schedules go back: load finds the BLAS calls by them. The program's kernels are
             # the module's ops, so the executable reads nothing of their schedules after this.
-            return self.load(self.build(module, options), options)
+            return self._load_linked(module, options)
         finally:
             for op, attributes in saved.items():
                 op.attributes = attributes
+
+    def _load_linked(self, module: Module, options: CompileOptions) -> NativeExecutable:
+        """build and load's executable of `module`, its objects linked into this process rather than by ld into
+        a library (Note [the quick tier linked in process] in codegen/llvm/jit_link.py) where they may be. A
+        module compiled whole keeps its object in the disk cache (QUICK_PREFIX), for a process that needs the
+        quick tier again; a split one's kernels are there already (compile_kernels)."""
+        program, key = self._planned(module, options)
+        if calls_mpi(program.kernel_ops):  # its shim is no symbol of this process: linked as always
+            return self.load(self.build(module, options), options)
+        from flowc.codegen.llvm.jit_link import link_in_process  # late, as _compile's imports
+
+        found = cached_path(key, prefix=QUICK_PREFIX, suffix=".o", folder=options.cache_dir)
+        if found is not None:
+            with open(found, "rb") as file:
+                objects = [file.read()]
+        else:
+            objects = _objects(program, options)
+            if len(objects) == 1:
+                cached_library(key, lambda out: _write(out, objects[0]), prefix=QUICK_PREFIX, suffix=".o",
+                               folder=options.cache_dir)
+        blas = any(calls_blas(op) for op in program.kernel_ops)
+        library = link_in_process(objects, [ENTRY, PROFILE_SYMBOL] if program.profile else [ENTRY], blas)
+        if library is None:  # a symbol this process lacks: ld links the library, the disk cache keeps it
+            path, was_cached = cached_library(key, lambda out: _link(program, objects, out), folder=options.cache_dir)
+            return self.load(CpuArtifact(program, path, was_cached, options.dump_dir), options)
+        layouts = options.dump_dir and os.path.join(options.dump_dir, "layouts.txt")
+        return NativeExecutable(program, library.path, found is not None, layouts or None, library)
 
     def _planned(self, module: Module, options: CompileOptions) -> tuple[Program, str]:
         """The program of the scheduled `module` and its disk cache key."""
@@ -197,6 +226,11 @@ def _target_info(options: CompileOptions) -> TargetInfo:
 
 
 def _compile(program: Program, options: CompileOptions, out_path: str) -> None:
+    _link(program, _objects(program, options), out_path)
+
+
+def _objects(program: Program, options: CompileOptions) -> list[bytes]:
+    """The object code of `program`."""
     # Late: LLVM is loaded only when something must be compiled, never on a disk cache hit.
     from flowc.codegen.llvm.compile import compile_kernels
     from flowc.codegen.llvm.module import emit_module
@@ -204,10 +238,19 @@ def _compile(program: Program, options: CompileOptions, out_path: str) -> None:
     log, kernels = (_log, [describe_kernel(op) for op in program.kernel_ops]) if options.log_compile else (None, [])
     # A quick tier's kernels (Note [tiered compilation] in passes/schedule.py) say so in their schedules.
     quick_tier = any(schedule_of(op).get("quick") for op in program.kernel_ops)
-    objects = compile_kernels(emit_module(program), log, kernels, options.cache_dir, quick_tier)
+    return compile_kernels(emit_module(program), log, kernels, options.cache_dir, quick_tier)
+
+
+def _link(program: Program, objects: list[bytes], out_path: str) -> None:
+    """`program`'s objects linked by ld into the library `out_path`, with the libraries they call."""
     blas = [blas_library()] if any(calls_blas(op) for op in program.kernel_ops) else []
     mpi = [mpi_library()] if calls_mpi(program.kernel_ops) else []
     link_shared(objects, [support_library(), *blas, *mpi], out_path)
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
 
 
 def _log(line: str) -> None:

@@ -17,18 +17,22 @@ from flowc.targets.cpu import CpuTarget
 
 @pytest.fixture
 def builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> list[list[tuple[Any, ...]]]:
-    """Per CpuTarget.build in this test (a fresh disk cache): each matmul kernel's (schedule, quick)."""
+    """Per CpuTarget.build or in-process link (a quick tier's) in this test (a fresh disk cache): each matmul
+    kernel's (schedule, quick)."""
     monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path))
     seen: list[list[tuple[Any, ...]]] = []
-    build = CpuTarget.build
+    for method in ("build", "_load_linked"):
+        monkeypatch.setattr(CpuTarget, method, recording(getattr(CpuTarget, method), seen))
+    return seen
 
+
+def recording(method: Any, seen: list) -> Any:
     def recorded(self: CpuTarget, module: Any, options: CompileOptions) -> Any:
         kernels = [op for op in module.walk() if op.name == "fusion" and op.kind == "matmul"]
         seen.append([(op.attributes["schedule"], op.attributes.get("quick", False)) for op in kernels])
-        return build(self, module, options)
+        return method(self, module, options)
 
-    monkeypatch.setattr(CpuTarget, "build", recorded)
-    return seen
+    return recorded
 
 
 def classifier() -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
@@ -182,3 +186,106 @@ tiling = "dot"} : f32[100,10] {
     narrow, wide = [op for op in module.walk() if op.name == "fusion"]
     assert quick_schedule(narrow) == {"schedule": "blas", "quick": True}
     assert quick_schedule(wide) is None
+
+
+def test_the_quick_tier_is_linked_in_process_as_ld_would(builds: list, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Any) -> None:
+    """Note [the quick tier linked in process] in codegen/llvm/jit_link.py: the quick tier runs from memory that
+    LLVM linked, no file; where that link fails, from a library that ld linked, with the very same answer."""
+    from flowc.codegen.llvm import jit_link
+
+    linked: list = []
+    link = jit_link.link_in_process
+    monkeypatch.setattr(jit_link, "link_in_process", lambda *args: linked.append(link(*args)) or linked[-1])
+    fn, params, x, want = classifier()
+    in_process = fc.jit(fn)
+    got = in_process(params, x)
+    wait_for_tiers(in_process)
+    assert [type(library).__name__ for library in linked] == ["LinkedLibrary"]  # the quick tier's; not the other
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+    monkeypatch.setenv("FLOWC_CACHE_DIR", str(tmp_path / "by-ld"))  # nothing compiled yet
+    monkeypatch.setattr(jit_link, "link_in_process", lambda *args: None)  # as where a symbol is missing
+    by_ld = fc.jit(fn)
+    np.testing.assert_array_equal(by_ld(params, x), got)  # one tier's code, bit for bit, however linked
+    wait_for_tiers(by_ld)
+    assert builds[-2:] == [[("blas", False), ("blas", True)], [("blas", False), ("narrow", False)]]
+
+
+def test_a_quick_tier_from_the_disk_cache(builds: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """A process that finds the quick tier's object in the disk cache but not the optimized tier's library
+    links that object instead of compiling it again; the optimized tier is compiled anew."""
+    from flowc.codegen.llvm import compile as llvm_compile
+
+    fn, params, x, want = classifier()
+    first = fc.jit(fn)
+    got = first(params, x)
+    wait_for_tiers(first)
+    libraries = [path for path in tmp_path.glob("*.so") if len(path.stem) == 64]  # a key's name: the built ones
+    assert len(libraries) == 1 and len(list(tmp_path.glob("quick-*.o"))) == 1
+    libraries[0].unlink()
+    compiled: list[bool] = []
+    compile_kernels = llvm_compile.compile_kernels
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        compiled.append(args[4] if len(args) > 4 else kwargs.get("quick_tier", False))
+        return compile_kernels(*args, **kwargs)
+
+    monkeypatch.setattr(llvm_compile, "compile_kernels", recorded)
+    second = fc.jit(fn)
+    np.testing.assert_array_equal(second(params, x), got)
+    wait_for_tiers(second)
+    assert compiled == [False]  # the optimized tier only
+    np.testing.assert_allclose(second(params, x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_quick_tiers_linked_from_threads_at_once(builds: list) -> None:
+    """Threads compile functions of their own at once: their quick tiers are linked in process while others'
+    optimized tiers compile; every answer right, in either tier."""
+    fn, params, x, want = classifier()
+    errors: list[BaseException] = []
+
+    def compile_and_call(rows: int) -> None:
+        try:
+            jitted = fc.jit(fn)
+            for _ in range(20):
+                np.testing.assert_allclose(jitted(params, x[:rows]), want[:rows], rtol=1e-5, atol=1e-5)
+            wait_for_tiers(jitted)
+            np.testing.assert_allclose(jitted(params, x[:rows]), want[:rows], rtol=1e-5, atol=1e-5)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=compile_and_call, args=(rows,)) for rows in (50, 49, 31, 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+    assert sum(quick for kernels in builds for _, quick in kernels) == 4  # a quick tier each
+
+
+def test_the_profile_of_a_quick_tier(builds: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FLOWC_PROFILE=1: the quick tier, linked in process, has its kernels' table too."""
+    monkeypatch.setenv("FLOWC_PROFILE", "1")
+    fn, params, x, want = classifier()
+    jitted = fc.jit(fn)
+    np.testing.assert_allclose(jitted(params, x), want, rtol=1e-5, atol=1e-5)
+    (compiled,) = jitted._cache.values()
+    rows = compiled.executable.profile()
+    wait_for_tiers(jitted)
+    assert [row["kind"] for row in rows] == ["matmul", "matmul"] and all(row["calls"] == 1 for row in rows)
+
+
+def test_an_object_this_process_cannot_link_is_refused_quietly(capfd: pytest.CaptureFixture) -> None:
+    """link_in_process says None for an object that calls a symbol nowhere in this process (CpuTarget then
+    links it by ld), and LLVM prints nothing about it."""
+    import llvmlite.binding as llvm
+    from flowc.codegen.llvm.compile import quick_target_machine
+    from flowc.codegen.llvm.jit_link import link_in_process
+
+    machine = quick_target_machine()
+    module = llvm.parse_assembly('declare void @"flowc_nowhere"()\n'
+                                 'define void @"flowc_main"() {\n  call void @"flowc_nowhere"()\n  ret void\n}\n')
+    module.triple = machine.triple
+    assert link_in_process([machine.emit_object(module)], ["flowc_main"], calls_blas=False) is None
+    assert "flowc_nowhere" not in capfd.readouterr().err
