@@ -239,3 +239,32 @@ def test_the_direct_kernels_write_no_patches(tmp_path, monkeypatch) -> None:  # 
     assert "extract_patches" not in text and "fold_patches" not in text
     # The forward conv (relu's gradient reads it), the input gradient (a conv2d) and the filter's.
     assert len(re.findall(r'schedule = "direct"', text)) == 3
+
+
+def misaligned(array: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of `array` whose data starts `offset` bytes past a 64-byte boundary."""
+    raw = np.empty(array.nbytes + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    view = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    view[...] = array
+    return view
+
+
+@pytest.mark.parametrize("kernel", [(3, 3, 16, 64), (3, 3, 20, 70), (3, 3, 3, 16)], ids=str)
+@pytest.mark.parametrize("offset", [4, 16, 0])
+def test_misaligned_feeds_match_the_reference(rng: np.random.Generator, kernel, offset: int) -> None:
+    """Note [aligned filter]: feeds that start 4 or 16 bytes past a cache line (a filter view offset by
+    4 bytes among them), on odd image sizes; filters of 36 and 49 KiB read through the arena's copy,
+    one of 1.7 KiB where it lies."""
+    shape = (2, 7, 11, kernel[2])
+    text, out = conv_module("float32", shape, kernel, (1, 1), (1, 1), (1, 1, 1, 1), True)
+    executable, module = compile_cpu(text, None)
+    copied = any(op.name == "identity" for op in module.walk())
+    assert copied == (np.prod(kernel) * 4 >= 1 << 15)
+    args = [sample(rng, shape, "float32"), sample(rng, kernel, "float32") / 10, sample(rng, kernel[3:], "float32"),
+            sample(rng, out, "float32") / 10]
+    want = reference(text, args)
+    fed = [misaligned(a, offset) for a in args]
+    assert all(a.ctypes.data % 64 == offset for a in fed)
+    for got, expected in zip(executable(fed), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
