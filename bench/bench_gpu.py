@@ -17,7 +17,9 @@ of the device's peak (the vendor's figure for the GPUs named in PEAK_GB_PER_S, a
 copy, which is what the memory system delivers). Matmuls are reported in TFLOP/s and against
 torch.matmul alone.
 
-Without a GPU the kernels run in Triton's interpreter with tiny sizes (--size tiny, the default there),
+After each workload, a line per kernel says the block sizes, warps and stages it ran with: on a GPU
+the tuner's choice among the schedule's candidates (FLOWC_AUTOTUNE=0: the heuristic's), with which of
+them it was. Without a GPU the kernels run in Triton's interpreter with tiny sizes (--size tiny, the default there),
 so the benchmark is known to work; its times then mean nothing and no peer is timed. Either way each
 workload's first result is first checked against torch's (a line says where they differ). A workload whose
 kernels the gpu target cannot compile yet (an emitter missing) is skipped with a line saying why.
@@ -202,8 +204,9 @@ WORKLOADS = [chain, softmax_rows, layer_norm_rows, matmul_epilogue("float16"), m
 # -- running ------------------------------------------------------------------------------------------
 
 
-def compile_gpu(build: Callable[[], tuple]) -> tuple[Callable[[], Any], list[Any]]:
-    """flowc's run of the workload on device tensors, and the arguments of a peer (the feeds in order)."""
+def compile_gpu(build: Callable[[], tuple]) -> tuple[Callable[[], Any], list[Any], Callable[[], list[str]]]:
+    """flowc's run of the workload on device tensors, the arguments of a peer (the feeds in order), and
+    what says how each kernel ran (kernel_configurations)."""
     graph, fetches, targets, feeds, state = build()
     ordered = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
     lowered = lower(graph, fetches, targets, ordered)
@@ -220,7 +223,14 @@ def compile_gpu(build: Callable[[], tuple]) -> tuple[Callable[[], Any], list[Any
             state[var] = value  # the next step starts from the values this one wrote
         return outputs
 
-    return run, [feeds[t] for t in signature.feeds]
+    return run, [feeds[t] for t in signature.feeds], lambda: kernel_configurations(executable)
+
+
+def kernel_configurations(executable: Any) -> list[str]:
+    """Each kernel's block sizes, warps and stages as it last ran: on a GPU the configuration the tuner
+    chose (Note [autotuning] in codegen/triton/autotune.py), else the schedule's heuristic one."""
+    names = getattr(executable, "names", {})  # none said for a program cut at a data-dependent size
+    return [f"{name}: {executable.kernels.configuration(name)}" for name in names.values()]
 
 
 def timed(fn: Callable[[], Any], repeats: int, synchronize: Callable[[], None]) -> float:
@@ -278,7 +288,7 @@ def main() -> None:
     for make in WORKLOADS:
         work = make(args.size, torch, device)
         try:
-            run, peer_args = compile_gpu(work.build)
+            run, peer_args, configurations = compile_gpu(work.build)
         except (fc.errors.FlowcError, NotImplementedError) as error:
             print(f"{work.name}: skipped, the gpu target cannot compile it yet: {error}")
             continue
@@ -310,6 +320,8 @@ def main() -> None:
             if work.matmul_peer is not None:
                 result["flowc of torch.matmul"] = result["torch.matmul ms"] / result["flowc ms"]
         print(json.dumps(result) if args.json else _line(result))
+        for line in configurations():  # after the timed runs: on a GPU, the tuner's choices
+            print(f"# {work.name}: {line}")
 
 
 def _mismatch(torch: Any, got: Any, peer: Any, tolerance: float) -> str | None:

@@ -192,7 +192,11 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
     paths = [path for path, _ in nest.flatten_with_paths(structure, "loop_vars")]
     init = nest.flatten(structure)
     types = _state_types(structure, shape_invariants, paths, label, loc)
-    cond_graph = trace(cond, structure, types, name="cond", purpose=f"the cond of {label}", owner=label)
+    cond_graph = trace(cond, structure, types, name="cond", purpose=f"the cond of {label}", owner=label,
+                       allows_random=True)
+    if cond_graph.uses_step:  # Note [a random loop condition]
+        return _rotated_while(cond, body, loop_vars, structure, shape_invariants, single, parallel_iterations,
+                              back_prop, swap_memory, name, maximum_iterations, label, loc)
     body_graph = trace(body, structure, types, name="body", purpose=f"the body of {label}", owner=label,
                        allows_random=True, repeats=True)
     _check_cond_result(cond_graph, label, loc)
@@ -213,6 +217,49 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
     op = graph.create_op(WHILE, inputs, attrs, name=name or WHILE, output_types=types)
     _order_after_outer_control(op, [cond_graph, body_graph])
     packed = nest.pack_sequence_as(structure, op.outputs)
+    if single:
+        return packed[0]
+    return nest.rebuild(loop_vars, packed) if isinstance(loop_vars, tuple) else packed
+
+
+# Note [a random loop condition]
+# A while region's condition yields one bool and nothing else, so it cannot carry the counter that a
+# random op inside it would advance turn by turn (Note [random streams in loops] in
+# control_flow_lowering.py). A loop whose cond draws numbers is rotated instead, as a compiler rotates
+# a loop to test at its bottom: the predicate becomes a loop variable, computed by the user's cond once
+# before the loop and again at the end of each turn of the body, where random ops draw from the body's
+# stream; the loop's own condition only reads it. The cond runs as often and on the same values as in
+# TF1 (before the first turn and after each), each time with fresh numbers. The predicate is a bool, so
+# no gradient flows through it.
+
+
+def _rotated_while(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: Any, structure: list[Any],
+                   shape_invariants: Any, single: bool, parallel_iterations: int, back_prop: bool,
+                   swap_memory: bool, name: str | None, maximum_iterations: Any, label: str,
+                   loc: str | None) -> Any:
+    """while_loop of a cond with random ops: the predicate carried as a loop variable (Note [a random loop
+    condition])."""
+    from .tensor_shape import TensorShape
+
+    graph = get_default_graph()
+    with graph.name_scope(name or WHILE):
+        first = _predicate(cond(*structure), label, loc, "the cond's result")
+
+    def bottom_tested(predicate: Tensor, *state: Any) -> list[Any]:
+        result = body(*state)
+        after = [result] if len(structure) == 1 and not isinstance(result, (list, tuple)) else list(result)
+        return [_predicate(cond(*after), label, loc, "the cond's result"), *after]
+
+    if shape_invariants is None:
+        invariants = None
+    elif isinstance(loop_vars, (list, tuple)):
+        invariants = [TensorShape([]), *shape_invariants]
+    else:
+        invariants = [TensorShape([]), shape_invariants]
+    rotated = while_loop(lambda predicate, *state: predicate, bottom_tested, [first, *structure], invariants,
+                         parallel_iterations, back_prop, swap_memory, name, maximum_iterations,
+                         return_same_structure=True)
+    packed = list(rotated[1:])
     if single:
         return packed[0]
     return nest.rebuild(loop_vars, packed) if isinstance(loop_vars, tuple) else packed

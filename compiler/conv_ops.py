@@ -356,8 +356,10 @@ def _pool(op: str, value: Any, ksize: Any, strides: Any, padding: Any, data_form
           average: bool) -> Tensor:
     x = convert_to_tensor(value)
     _rank4(op, x, "input")
-    if x.dtype.kind != "float":
+    if average and x.dtype.kind != "float":
         raise _fail(op, f"input must be float16, float32 or float64, got {x.type}", FlowcTypeError)
+    if x.dtype.kind not in ("float", "int", "uint"):  # TF1's MaxPool takes integers too (uint8 images)
+        raise _fail(op, f"input must be a float or an integer tensor, got {x.type}", FlowcTypeError)
     channels_first = _layout(op, data_format, 4)
     window = _spatial(op, "ksize", ksize, channels_first)
     stride = _spatial(op, "strides", strides, channels_first)
@@ -368,7 +370,8 @@ def _pool(op: str, value: Any, ksize: Any, strides: Any, padding: Any, data_form
     pads = _pads(op, padding, sizes, window, stride, channels_first)
     if _tiles_the_image(x, window, stride, pads):
         return _from_nhwc(_pool_tiles(x, window, average), channels_first)
-    views, out_height, out_width = _windows(op, x, window, stride, (1, 1), pads, 0.0 if average else -np.inf)
+    outside = 0.0 if average else -np.inf if x.dtype.kind == "float" else np.iinfo(x.dtype.np).min
+    views, out_height, out_width = _windows(op, x, window, stride, (1, 1), pads, outside)
     total = views[0]
     for view in views[1:]:  # maximum's gradient goes to its first operand on a tie: to the first max, as TF1
         total = total + view if average else maximum(total, view)

@@ -13,10 +13,9 @@ import math
 from typing import Any
 
 from flowc.ir.errors import FlowcTypeError
-from flowc.ir.types import float32, float64
 
 from .graph import Tensor, name_scope
-from .math_ops import (_binary, _operands, _unary, abs, apply, cast, convert_to_tensor, divide, equal, exp, less,
+from .math_ops import (_binary, _operands, _unary, abs, apply, convert_to_tensor, divide, equal, exp, less,
                        logical_and, logical_or, multiply, negative, sqrt, square, subtract, where)
 from .sources import user_location
 
@@ -71,19 +70,14 @@ def squared_difference(x: Any, y: Any, name: str | None = None) -> Tensor:
 
 
 def truediv(x: Any, y: Any, name: str | None = None) -> Tensor:
-    """x / y; integers are cast to a float first, as TF1's truediv does: float32 for int8, int16, uint8
-    and uint16, float64 for int32 and int64."""
+    """x / y; integers are cast to a float first, as TF1's truediv does (fc.divide says which)."""
     a, b = _operands(x, y)
     if a.dtype != b.dtype:
         raise FlowcTypeError(f"x and y must have one dtype, got {a.type} and {b.type}", op="truediv",
                              where=user_location())
     if a.dtype.is_bool:
         raise FlowcTypeError(f"truediv needs numbers, got {a.type}", op="truediv", where=user_location())
-    with name_scope(name or "truediv"):
-        if not a.dtype.is_float:
-            exact = float32 if a.dtype.itemsize <= 2 else float64  # holds every value of the dtype
-            a, b = cast(a, exact), cast(b, exact)
-        return divide(a, b)
+    return divide(a, b, name=name or "truediv")
 
 
 def tan(x: Any, name: str | None = None) -> Tensor:

@@ -38,7 +38,8 @@ control_flow_lowering.py), so its `while` op takes the run counter too. A
 loop nested in a repeating body, and a function (which runs once per call),
 draw from a counter folded from the one they are given (Note [random
 streams in calls and nested loops] there), so they take it as well. A
-random op in a while loop's cond is an error (`allows_random`).
+loop whose cond draws numbers is rotated so that its body computes the
+predicate (Note [a random loop condition] in control_flow.py).
 """
 
 from __future__ import annotations

@@ -34,11 +34,14 @@ turn costs hundreds of times what the same work at one shape compiled does
 keep one shape (padded to its largest size, with a count beside it) stays
 compiled and is that much faster.
 
-Gradients: autodiff keeps each turn's loop values in a stack of rows of the
-initial values' shapes, which a grown value does not fit; the reference
-target refuses such a gradient when it runs (write_row names the user's line),
-and so does this one. fc.export has no host to drive a loop from: it refuses
-such a loop when it sizes the program (ExportShapeError).
+Gradients: the rule of such a loop keeps each turn's values in a stack of
+entries of any shape (Note [while gradients of loops whose values change
+shape] in passes/autodiff/rules_while.py). Its ops are pieces of their own
+here, run in Python on a list of the entries' arrays (compiler/host_stacks.py);
+the loops that push and read them are marked, so run from the host, whatever
+their shapes. fc.export has no host to drive a loop from: it refuses
+such a loop when it sizes the program (ExportShapeError), and the gradient
+of one at its first stack op (UnsupportedOpError, codegen/llvm/support.py).
 """
 
 from __future__ import annotations
@@ -50,10 +53,11 @@ import numpy as np
 
 from flowc.ir import Block, Function, Module, Operation, Value
 from flowc.passes.autodiff.clone import outline
-from flowc.passes.host_driven import contains_host_driven
+from flowc.passes.host_driven import STACK_OPS, contains_host_driven
 
 from .data_sized_run import has_cuts
 from .driver import compile_lowered, compile_optimized
+from .host_stacks import StackOp
 from .lowering import Lowered, Signature
 from .native import NativeExecutable
 from .options import CompileOptions
@@ -163,6 +167,8 @@ def _pieces(block: Block, target: Any, options: CompileOptions) -> list[Any]:
 
 
 def _host_op(op: Operation, target: Any, options: CompileOptions) -> Any:
+    if op.name in STACK_OPS:  # the host keeps the stack (compiler/host_stacks.py)
+        return StackOp(op)
     if op.name == "while":
         condition, body = (region.entry for region in op.regions)
         # The condition takes only what it reads: a growing value it ignores then costs it no new layout a turn.

@@ -149,11 +149,16 @@ identity = _unary("identity", "Identity")
 
 
 def divide(x: Any, y: Any, name: str | None = None) -> Tensor:
-    """x / y for floats. Integers are not divided implicitly: cast them first."""
+    """x / y, as Python 3's `/` on TF1 tensors (truediv): integers are divided as floats wide enough to
+    hold each of their values exactly, float32 for int8, int16, uint8 and uint16, float64 for wider
+    ones; fc.div and `//` keep TF1's integer floor division."""
     a, b = _operands(x, y)
+    if a.dtype.is_bool:
+        raise FlowcTypeError(f"x / y needs numbers, got {a.type} and {b.type}; cast them to a number first",
+                             op="div", where=user_location())
     if not a.dtype.is_float:
-        raise FlowcTypeError(f"x / y needs float tensors, got {a.type} and {b.type}; "
-                             "use fc.cast(x, fc.float32) first", op="div", where=user_location())
+        exact = as_dtype("float32" if a.dtype.itemsize <= 2 else "float64")
+        a, b = cast(a, exact), cast(b, exact)
     return apply("div", (a, b), name=name or "truediv")
 
 
@@ -187,6 +192,10 @@ def _reduction(kind: str, default_name: str):  # type: ignore[no-untyped-def]
         axis = _one_of("axis", axis, "reduction_indices", reduction_indices, kind)
         keepdims = bool(_one_of("keepdims", keepdims, "keep_dims", keep_dims, kind))
         x = convert_to_tensor(input_tensor)
+        if kind == "reduce_mean" and x.dtype.kind in ("int", "uint"):
+            from .reduction_ops import integer_mean  # composed of ops declared after this module's
+
+            return integer_mean(x, axis, keepdims, name)
         rules = ALL_AXES if axis is None else None  # Note [placeholders of unknown rank] in unknown_rank.py
         return apply(kind, (x,), name=name or default_name, rank_rules=rules, axes=_axes(x, axis), keepdims=keepdims)
 

@@ -33,6 +33,9 @@ class CompileOptions:
     # FLOWC_TIERS=0: a jitted function compiles its optimized code before its first call returns, not a
     # quick tier first (Note [tiered compilation] in passes/schedule.py)
     tiers: bool = True
+    # FLOWC_AUTOTUNE=0: on a GPU, kernels run the schedule's heuristic configuration, none is timed
+    # (Note [autotuning] in codegen/triton/autotune.py)
+    autotune: bool = True
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> CompileOptions:
@@ -48,5 +51,6 @@ class CompileOptions:
             cache_dir=environ.get("FLOWC_CACHE_DIR") or None,
             partition=environ.get("FLOWC_PARTITION") == "1",
             tiers=environ.get("FLOWC_TIERS", "1") != "0",
+            autotune=environ.get("FLOWC_AUTOTUNE", "1") != "0",
         )
         return replace(options, **{name: value for name, value in overrides.items() if value is not None})

@@ -13,13 +13,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from flowc.ir.errors import FlowcTypeError
-from flowc.ir.types import FLOATS, INTS, int32
+from flowc.ir.types import FLOATS, INTS, int32, int64
 
 from .array_ops import one_hot, reshape, squeeze
 from .gradients import stop_gradient
 from .graph import PLACEHOLDER, CONST, Tensor, get_default_graph, name_scope
-from .math_ops import (_axes, _reduction, abs, apply, cast, convert_to_tensor, equal, exp, greater, less, log,
-                       logical_and, logical_or, not_equal, reduce_max, reduce_sum, where)
+from .math_ops import (_axes, _reduction, abs, apply, cast, constant, convert_to_tensor, equal, exp, greater, less,
+                       log, logical_and, logical_or, not_equal, reduce_max, reduce_sum, where)
 from .sources import user_location
 
 __all__ = ["add_n", "cumprod", "cumsum", "in_top_k", "reduce_all", "reduce_any", "reduce_logsumexp",
@@ -37,6 +37,30 @@ array([ 2., 12.], dtype=float32)
 """
 reduce_any.__doc__ = "Logical or of a bool tensor over `axis` (all axes when None); False over an empty axis."
 reduce_all.__doc__ = "Logical and of a bool tensor over `axis` (all axes when None); True over an empty axis."
+
+
+def integer_mean(x: Tensor, axis: int | Sequence[int] | None, keepdims: bool, name: str | None) -> Tensor:
+    """TF1's Mean of integers: the sum, wrapping as the dtype does, divided by the number of elements
+    summed and truncated toward zero (C's division, TF's kernel); 0 over an empty axis, where TF's
+    kernel divides by zero. The quotient is taken in 64 bits, so that a count past the dtype's range
+    divides right."""
+    from .shape_ops import shape, size
+
+    with name_scope(name or "Mean"):
+        total = reduce_sum(x, axis, keepdims=keepdims)
+        wide = int64  # holds every flowc integer
+        if axis is None:
+            count = size(x, out_type=wide)
+        else:
+            dims = shape(x, out_type=wide)
+            count = constant(np.array(1, wide.np))
+            for each in _axes(x, axis):
+                count = count * dims[each if x.has_unknown_rank else each % x.type.rank]
+        total = cast(total, wide)
+        quotient = apply("floordiv", (total, count), name="floordiv")
+        # floor and truncation differ on a negative quotient that is not exact: one more then
+        inexact = logical_and(less(total, constant(np.array(0, wide.np))), not_equal(quotient * count, total))
+        return cast(quotient + cast(inexact, wide), x.dtype)
 
 
 def reduce_logsumexp(input_tensor: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False,

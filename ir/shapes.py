@@ -47,7 +47,8 @@ def propagate_shapes(function: Function, arg_shapes: Sequence[tuple[int, ...]],
 
 def block_shapes(block: Block, arg_shapes: Sequence[tuple[int, ...]], data_size: int) -> list[tuple[int, ...]]:
     """The shapes `block` yields for arguments of `arg_shapes` (a loop body's next state, say), a dim that
-    only the data sizes (data_dim's: Note [data-dependent sizes] in data_sized_run.py) taken as `data_size`."""
+    only the data sizes (data_dim's: Note [data-dependent sizes] in data_sized_run.py, or one that a nested
+    loop changes from turn to turn) taken as `data_size`."""
     return _propagate_block(block, arg_shapes, {}, "compiled code", data_size)
 
 
@@ -110,6 +111,9 @@ def _while_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: 
     condition, body = op.regions
     _propagate_block(condition.entry, operand_shapes, shapes, target, data_size)
     after = _propagate_block(body.entry, operand_shapes, shapes, target, data_size)
+    if data_size is not None:  # block_shapes: a dim that a turn changes ends at a size only the run gives
+        return [tuple(d if d == t else data_size for d, t in zip(before, turned))
+                for before, turned in zip(operand_shapes, after)]
     for index, (before, turned) in enumerate(zip(operand_shapes, after)):
         if tuple(before) != turned:
             raise UnsupportedOpError(

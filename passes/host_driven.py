@@ -30,7 +30,11 @@ UnsupportedOpError, a run whose values would change):
   - a body that swaps two unknown dims of one value ([?, ?] transposed): it
     looks fixed to a probe of one size.
 Loops nested in a body or branch are marked first; an outer loop whose body
-holds a marked one is run from the host too (compiler/host_driven.py).
+holds a marked one is run from the host too (compiler/host_driven.py). A loop
+that holds a stack op (stack_push, stack_read: the gradient of a loop whose
+values change shape, Note [while gradients of loops whose values change shape]
+in passes/autodiff/rules_while.py) is marked whatever the probe says: the host
+keeps the stack.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ from flowc.ir.shapes import block_shapes
 from .manager import Pass
 
 HOST = "host"
+# The ops of a stack of entries of any shape (ir/ops/stacks.py): the host keeps such a stack, so a loop that holds
+# one is driven from the host and one outside a loop is a piece of its own (Note [stacks of entries of any shape]).
+STACK_OPS = ("stack_push", "stack_read")
 
 
 class MarkHostDriven(Pass):
@@ -63,7 +70,7 @@ def _mark_block(block: Block) -> bool:
             continue
         for region in op.regions:
             changed |= _mark_block(region.entry)
-        if op.name == "while" and op.attributes.get("driven") != HOST and changing_loop_values(op):
+        if op.name == "while" and op.attributes.get("driven") != HOST and (holds_stack(op) or changing_loop_values(op)):
             op.attributes = op.attributes | {"driven": HOST}
             changed = True
     return changed
@@ -85,7 +92,7 @@ def changing_loop_values(loop: Operation) -> list[int]:
 
 
 def _probed(body: Block, candidates: list[int]) -> list[int]:
-    if any(contains_host_driven(op) for op in body.ops):
+    if any(holds_marked_loop(op) for op in body.ops):
         return []  # an inner marked loop's results have no shape before it runs; the outer one is cut anyway
     taken, given = [], []
     for probe, data in PROBES:
@@ -99,5 +106,16 @@ def _probed(body: Block, candidates: list[int]) -> list[int]:
 
 
 def contains_host_driven(op: Operation) -> bool:
-    """Whether `op` is, or holds in its regions, a loop driven from the host."""
+    """Whether `op` is, or holds in its regions, a loop driven from the host or a stack op the host runs."""
+    return holds_stack(op) or holds_marked_loop(op)
+
+
+def holds_marked_loop(op: Operation) -> bool:
+    """Whether `op` is, or holds in its regions, a loop marked to run from the host."""
     return any(inner.name == "while" and inner.attributes.get("driven") == HOST for inner in op.walk())
+
+
+def holds_stack(op: Operation) -> bool:
+    """Whether `op` is, or holds in its regions, an op of a stack of entries of any shape (the gradient of a loop
+    whose values change shape: Note [while gradients of loops whose values change shape] in rules_while.py)."""
+    return any(inner.name in STACK_OPS for inner in op.walk())

@@ -18,7 +18,9 @@ enclosing loop's LICM, once this loop has been hoisted out of it).
 
 A product by the transpose of invariant state, x @ W^T, first becomes x @
 transpose(W), so that the transpose leaves the loop (Note [invariant transposed
-operand]).
+operand]). A product of few rows summed into state on each turn becomes one
+product of stacked rows after the loop (Note [accumulated products after the loop]
+in passes/loop_products.py).
 
 What stays: constants (free, and codegen inlines splats), views (free),
 impure ops, ops with regions, and ops that check their operands at run time
@@ -39,6 +41,7 @@ from __future__ import annotations
 from flowc.ir import Block, Builder, Module, Operation, Value
 
 from .autodiff.clone import clone_op
+from .loop_products import invariant_state, sink_accumulated_products, with_extra_state
 from .manager import Pass
 from .schedule import is_narrow
 
@@ -71,10 +74,11 @@ def _licm_block(block: Block) -> bool:
 
 def hoist_invariants(loop: Operation) -> bool:
     """Move the invariant ops of `loop`'s body before it; True if any moved."""
+    changed = _transpose_invariant_operands(loop.regions[1].entry, invariant_state(loop.regions[1].entry))
+    loop, sunk = sink_accumulated_products(loop)  # the loop, rebuilt where it gained state
+    changed |= sunk
     body = loop.regions[1].entry
-    yielded = body.terminator.operands
-    invariant: set[Value] = {arg for index, arg in enumerate(body.args) if yielded[index] is arg}
-    transposed = _transpose_invariant_operands(body, invariant)
+    invariant = invariant_state(body)
     hoisted: list[Operation] = []
     for op in body.ops:
         if op.name == "constant":
@@ -83,12 +87,12 @@ def hoist_invariants(loop: Operation) -> bool:
             invariant.update(op.results)
             hoisted.append(op)
     if not hoisted:
-        return transposed
+        return changed
     outside = _copy_before(loop, body, hoisted)
     members = set(hoisted)
     needed = [r for op in hoisted for r in op.results if any(user not in members for user in r.users)]
     state = len(loop.operands)
-    new_body = _with_extra_state(loop, [outside[r] for r in needed]).regions[1].entry
+    new_body = with_extra_state(loop, [outside[r] for r in needed]).regions[1].entry
     for value, arg in zip(needed, new_body.args[state:]):
         for user, index in list(value.uses):
             if user not in members:
@@ -141,24 +145,3 @@ def _copy_before(loop: Operation, body: Block, hoisted: list[Operation]) -> dict
                 b.insert(clone_op(owner, mapping))
         b.insert(clone_op(op, mapping))
     return mapping
-
-
-def _with_extra_state(loop: Operation, extra: list[Value]) -> Operation:
-    """`loop` rebuilt with `extra` as more state: an argument of both regions, yielded back unchanged."""
-    for region in loop.regions:
-        for value in extra:
-            region.entry.add_arg(value.type, value.name)
-    body = loop.regions[1].entry
-    terminator = body.terminator
-    yielded = list(terminator.operands)
-    terminator.drop_operand_uses()
-    body.ops.remove(terminator)
-    Builder.at_end(body, loc=terminator.loc).create("yield", [*yielded, *body.args[len(yielded):]])
-    regions = [loop.regions.pop(0) for _ in range(2)]  # moved, not copied
-    names = [r.name for r in loop.results] + [None] * len(extra)
-    new_loop = Builder.before(loop, loc=loop.loc).create("while", [*loop.operands, *extra], regions=regions,
-                                                          result_names=names)
-    for old, new in zip(loop.results, new_loop.results):
-        old.replace_all_uses_with(new)
-    loop.erase()
-    return new_loop

@@ -15,6 +15,8 @@ Schedules, per kind, with their parameters (ir/ops/fusion.py's SCHEDULE_PARAMETE
                              `columns` kept elements, walks the reduced rows `rows` at a time
   matmul     "dot_tiles"     tl.dot over tiles of `tile = [m, n, k]`, the epilogue applied to
                              each tile of C as it is stored; `accumulate` as on the CPU
+Matmul and reduction kernels also get `warps` (and a tl.dot kernel `stages`) and `candidates`,
+the configurations a GPU times against the heuristic's (Note [tuning candidates]).
 
 Each kind's rule is a function of the op and the GPU (GpuInfo), kept in RULES; a
 block size is a power of two (Triton's tl.arange needs one).
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from flowc.ir import Module, Operation
 from flowc.ir.errors import UnsupportedOpError
@@ -82,8 +84,17 @@ def _reduction(op: Operation, gpu: GpuInfo) -> dict[str, object]:
     kept = _known_product([shape[a] for a in space.kept])
     reduced = _known_product([shape[a] for a in space.reduced])
     if is_trailing(space.reduced, len(shape)):
-        return {"schedule": "row_tiles", "block": row_tile(kept, reduced, gpu)}
-    return {"schedule": "column_tiles", "block": column_tile(reduced, kept)}
+        block = row_tile(kept, reduced, gpu)
+        others = row_candidates(block, kept, reduced)
+        schedule = "row_tiles"
+    else:
+        block = column_tile(reduced, kept)
+        others = column_candidates(block, reduced, kept)
+        schedule = "column_tiles"
+    warps = reduction_warps(block)
+    candidates = _distinct([(sizes, reduction_warps(sizes)) for sizes in others]
+                           + [(block, 2 * warps)], (block, warps))
+    return {"schedule": schedule, "block": block, "warps": warps, "candidates": candidates}
 
 
 # Note [reduction tiles]
@@ -122,6 +133,64 @@ def column_tile(rows: int | None, columns: int | None) -> tuple[int, int]:
     return height, width
 
 
+# Note [tuning candidates]
+# The rules above are the heuristic: they give every kernel a schedule that runs well enough without
+# a GPU to measure on (the interpreter runs it, and so does a GPU with FLOWC_AUTOTUNE=0). For the
+# kernels whose tile matters most, matmul and reduction, the pass also records `warps` (the num_warps
+# the heuristic's tile runs on), for a tl.dot kernel `stages` (its num_stages: Triton's CUDA default,
+# 3), and `candidates`: a few other configurations, [sizes, warps] or [sizes, warps, stages], the
+# sizes of the kernel's tile or block. They are the heuristic's neighbours, each a power of two
+# apart in one direction, so that a size the heuristic got wrong for this GPU or these shapes is
+# found, while the list stays short enough to time on a kernel's first run:
+#   dot_tiles     m doubled, n doubled, both halved, k doubled (each cut back to a known dim as the
+#                 heuristic's is); the heuristic's tile with a deeper pipeline (stages + 1); none
+#                 whose stages' operand tiles would not fit in shared memory
+#   row_tiles     rows per program doubled and halved; a walked row (not kept in registers) also
+#                 read twice and half as many columns at a time
+#   column_tiles  kept columns per program doubled and halved; a walked reduced extent also
+#                 taken twice and half as many rows at a time
+#   every kind    the heuristic's tile on twice the warps
+# A candidate's warps follow its tile as the heuristic's do (reduction_warps, dot_warps); none
+# repeats the heuristic's configuration or another candidate. The runtime times them on a GPU
+# (codegen/triton/autotune.py, Note [autotuning]); nothing else reads them.
+MOST_WARPS = 16  # a CUDA block of 512 threads: as far as a candidate's warps go
+TUNED_TILE = 2 * ROW_IN_REGISTERS  # the largest reduction tile a candidate holds (64 values a thread on 8 warps)
+
+
+def reduction_warps(block: tuple[int, int]) -> int:
+    """The num_warps of a reduction program of this tile (Note [reduction tiles])."""
+    return 8 if block[0] * block[1] >= 8192 else 4
+
+
+def row_candidates(block: tuple[int, int], rows: int | None, columns: int | None) -> list[tuple[int, int]]:
+    """Other [rows, columns] tiles of a row_tiles kernel (Note [tuning candidates])."""
+    height, width = block
+    tiles = [(height * 2, width), (height // 2, width)]
+    if columns is None or columns > width:  # walked: the block's width is free
+        tiles += [(height, width * 2), (height, width // 2)]
+    return [(h, w) for h, w in tiles
+            if h >= 1 and h * w <= TUNED_TILE and (rows is None or h <= _power_of_two_at_least(rows))]
+
+
+def column_candidates(block: tuple[int, int], rows: int | None, columns: int | None) -> list[tuple[int, int]]:
+    """Other [rows, columns] tiles of a column_tiles kernel (Note [tuning candidates])."""
+    height, width = block
+    tiles = [(height, width * 2), (height, width // 2)]
+    if rows is None or rows > height:  # walked: the block's height is free
+        tiles += [(height * 2, width), (height // 2, width)]
+    return [(h, w) for h, w in tiles
+            if h >= 1 and w >= 1 and h * w <= TUNED_TILE and (columns is None or w <= _power_of_two_at_least(columns))]
+
+
+def _distinct(candidates: list[tuple], heuristic: tuple) -> tuple[tuple, ...]:
+    """The candidates in order, without repeats and without the heuristic's own configuration."""
+    kept: list[tuple] = []
+    for candidate in candidates:
+        if candidate != heuristic and candidate not in kept and candidate[1] <= MOST_WARPS:
+            kept.append(candidate)
+    return tuple(kept)
+
+
 def _known_product(sizes: list[int | None]) -> int | None:
     return None if None in sizes else math.prod(sizes)  # type: ignore[arg-type]
 
@@ -153,12 +222,46 @@ INTEGER_TILE = (64, 64, 8)
 
 def dot_tile(matmul: Operation) -> list[int]:
     """The [m, n, k] tile of a matmul's programs (Note [dot tiles])."""
+    return fit_tile(matmul, list(DOT_TILES.get(str(matmul.result.type.dtype), INTEGER_TILE)))
+
+
+def fit_tile(matmul: Operation, tile: list[int]) -> list[int]:
+    """`tile` cut back to the least power of two over each dim known to be smaller (Note [dot tiles]);
+    a 0 where a size is below the least a dim may be (16 for tl.dot, 2 for rank-one steps)."""
     dtype = str(matmul.result.type.dtype)
     a = matmul.operands[0].type.shape
     sizes = (matmul.result.type.shape[-2], matmul.result.type.shape[-1], a[-2] if matmul.transpose_a else a[-1])
     least = 16 if dtype in DOT_TILES else 2
-    return [tile if size is None else min(tile, max(least, 1 << max(size - 1, 0).bit_length()))
-            for size, tile in zip(sizes, DOT_TILES.get(dtype, INTEGER_TILE))]
+    return [0 if size < least else size if dim is None else min(size, max(least, _power_of_two_at_least(dim)))
+            for dim, size in zip(sizes, tile)]
+
+
+def dot_warps(tile: Sequence[int]) -> int:
+    """The num_warps of a matmul program of this tile: 8 for C tiles of 128 x 128 or more, whose 16K
+    accumulators would be 128 registers a thread on 4 warps."""
+    return 8 if tile[0] * tile[1] >= 128 * 128 else 4
+
+
+def dot_candidates(matmul: Operation, tile: list[int], gpu: GpuInfo) -> tuple[tuple, ...]:
+    """Other configurations of a matmul kernel: [tile, warps, stages], or [tile, warps] without tl.dot
+    (Note [tuning candidates])."""
+    m, n, k = tile
+    dtype = matmul.result.type.dtype
+    tiles = [(2 * m, n, k), (m, 2 * n, k), (m // 2, n // 2, k), (m, n, 2 * k)]
+    tiles = [fitted for fitted in (tuple(fit_tile(matmul, list(t))) for t in tiles) if min(fitted) >= 1]
+    if str(dtype) not in DOT_TILES:
+        return _distinct([(t, dot_warps(t)) for t in tiles] + [(tuple(tile), 2 * dot_warps(tile))],
+                         (tuple(tile), dot_warps(tile)))
+    heuristic = (tuple(tile), dot_warps(tile), STAGES)
+    options = [(t, dot_warps(t), STAGES) for t in tiles] + [(tuple(tile), 2 * dot_warps(tile), STAGES),
+                                                          (tuple(tile), dot_warps(tile), STAGES + 1)]
+    # every stage holds a tile of A and one of B in shared memory
+    fitting = [(sizes, warps, stages) for sizes, warps, stages in options
+               if stages * (sizes[0] + sizes[1]) * sizes[2] * dtype.np.itemsize <= gpu.shared_memory_bytes]
+    return _distinct(fitting, heuristic)
+
+
+STAGES = 3  # a tl.dot kernel's num_stages: Triton's default on CUDA
 
 
 @rule("matmul")
@@ -170,7 +273,10 @@ def _matmul(op: Operation, gpu: GpuInfo) -> dict[str, object]:
     # Note [accumulated update] (codegen/llvm/kernels/matmul.py): recorded as on the CPU; on the GPU
     # the update is the epilogue of each tile, C0's tile read once as the tile is stored.
     update = {"accumulate": True} if matmuls[0].result.type.dtype.is_float and accumulated_update(op) else {}
-    return {"schedule": "dot_tiles", "tile": tuple(dot_tile(matmuls[0])), **update}
+    tile = dot_tile(matmuls[0])
+    stages = {"stages": STAGES} if str(matmuls[0].result.type.dtype) in DOT_TILES else {}
+    return {"schedule": "dot_tiles", "tile": tuple(tile), **update, "warps": dot_warps(tile), **stages,
+            "candidates": dot_candidates(matmuls[0], tile, gpu)}
 
 
 def choose_gpu_schedule(op: Operation, gpu: GpuInfo) -> dict[str, object]:

@@ -37,6 +37,12 @@ UNSUPPORTED: dict[str, str] = {
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",
     "stop_gradient": "passes.expand_gradients removes it once the gradient requests are expanded",
+    # Note [stacks of entries of any shape] (ir/ops/stacks.py): the host keeps it, between compiled pieces.
+    **dict.fromkeys(("stack_push", "stack_read"),
+                    "the gradient of a while loop whose values change shape keeps each turn's values in a stack "
+                    "of entries of any shape, which lives on the host: a Session or fc.jit on the cpu target runs "
+                    "such a program in pieces from the host (Note [loops driven from the host]), but no single "
+                    "compiled function (fc.export, the gpu target) holds one"),
     # A partition's transfers: the partitioned executor makes each one a segment's result or argument
     # (compiler/partitioned_run.py), so a compiled function never holds one.
     "send": "a transfer between tasks is made by the partitioned executor between compiled segments",

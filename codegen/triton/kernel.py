@@ -16,6 +16,10 @@ fills them in; nothing else about a launch is decided then.
         grid=(GridAxis((Extent(1, 0),), 1024),),
     )
 
+A kernel may carry variants: the same op emitted for each of its schedule's
+tuning candidates, one of which a GPU launches instead (Note [autotuning] in
+codegen/triton/autotune.py).
+
 Kernels of one program live in one Python module (TritonModule): Triton's
 `jit` reads a function's source from its file, so the module is written to the
 disk cache, keyed by its text, and imported from there; a second process finds
@@ -98,12 +102,22 @@ class TritonKernel:
     grid: tuple[GridAxis, ...]
     constants: Mapping[str, int] = field(default_factory=dict)  # its tl.constexpr parameters (block sizes)
     num_warps: int = 4
+    num_stages: int | None = None  # the software pipeline's depth of a loop's loads (None: Triton's default)
     # False: no a * b + c contracted to an fma, where a kernel must round as the reference does (the
     # random ops' float64 affine map: Note [random streams] in ir/ops/philox.py)
     fp_fusion: bool = True
     # (result slot, operand slot): that result starts as a copy of that operand, which the launcher
     # makes before the launch (scatter_add adds into a copy of its base: Note [scatter_add with atomics])
     starts_as: tuple[tuple[int, int], ...] = ()
+    # The schedule's candidate configurations, as kernels a GPU may launch instead (Note [autotuning] in
+    # codegen/triton/autotune.py); a variant of source "" has this kernel's name and launches its function
+    variants: tuple[TritonKernel, ...] = ()
+
+    def describe(self) -> str:
+        """Its configuration in words: its block sizes, warps and stages."""
+        sizes = " ".join(f"{name}={value}" for name, value in self.constants.items())
+        stages = f", {self.num_stages} stages" if self.num_stages is not None else ""
+        return f"{sizes}, {self.num_warps} warps{stages}"
 
     def grid_size(self, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """The grid for slots of these shapes; a size-0 axis means there is nothing to launch."""
@@ -169,17 +183,22 @@ MODULE_HEADER = "import triton\nimport triton.language as tl\n\n"
 
 def module_text(kernels: Sequence[TritonKernel]) -> str:
     """The Python module that defines the helpers, then the kernels."""
-    parts = [MODULE_HEADER, *(HELPERS[name] for name in sorted(HELPERS)), *(k.source for k in kernels)]
+    sources = [source for k in kernels for source in (k.source, *(v.source for v in k.variants)) if source]
+    parts = [MODULE_HEADER, *(HELPERS[name] for name in sorted(HELPERS)), *sources]
     return "\n\n".join(part.strip("\n") for part in parts) + "\n"
 
 
 class TritonModule:
     """The kernels of one program, imported from their module's file in the disk cache."""
 
-    def __init__(self, kernels: Sequence[TritonKernel], interpret: bool, folder: str | None = None):
-        """`interpret`: run the kernels in Triton's interpreter (on CPU torch tensors) rather than a GPU."""
+    def __init__(self, kernels: Sequence[TritonKernel], interpret: bool, folder: str | None = None,
+                 tuner: Any = None):
+        """`interpret`: run the kernels in Triton's interpreter (on CPU torch tensors) rather than a GPU;
+        `tuner`: chooses among a kernel's variants (autotune.Tuner, Note [autotuning]; not named here, which
+        autotune imports); None: the heuristic's runs."""
         self.kernels = {k.name: k for k in kernels}
         self.interpret = interpret
+        self.tuner = tuner
         self.text = module_text(kernels)
         self.key = cache_key("triton-module", self.text)
         self.path, self.was_cached = cached_library(self.key, self._write, prefix="triton-", suffix=".py",
@@ -192,13 +211,35 @@ class TritonModule:
 
     def launch(self, name: str, values: Sequence[Any], scalars: Mapping[str, int] | None = None) -> None:
         """Run kernel `name` on `values`, torch tensors of its slots (operands, then results)."""
+        kernel, scalars = self.kernels[name], scalars or {}
         with _interpreting() if self.interpret else contextlib.nullcontext():
-            launch(self.kernels[name], getattr(self.functions, name), values, scalars or {})
+            if kernel.variants and self.tuner is not None and not kernel.starts_as:
+                kernel = self.tuner.choose(kernel, tuple(tuple(v.shape) for v in values),
+                                           lambda option: self._launch(option, values, scalars))
+            self._launch(kernel, values, scalars)
 
-    def ptx(self, name: str, dtypes: Sequence[DType], capability: int = 90) -> str:
-        """Kernel `name`'s PTX for slots of these element types (compile_ptx), interpreted module or not."""
+    def _launch(self, kernel: TritonKernel, values: Sequence[Any], scalars: Mapping[str, int]) -> None:
+        launch(kernel, getattr(self.functions, kernel.name), values, scalars)
+
+    def configuration(self, name: str) -> str:
+        """How kernel `name` last ran, in words: its tuned choice, or the heuristic's configuration."""
+        kernel = self.kernels[name]
+        if self.tuner is not None and name in self.tuner.described:
+            return self.tuner.described[name]
+        if not kernel.variants:
+            why = "no candidates"
+        elif self.interpret:
+            why = "the interpreter times nothing"
+        else:
+            why = "not run yet" if self.tuner is not None else "FLOWC_AUTOTUNE=0"
+        return f"{kernel.describe()} (the heuristic's: {why})"
+
+    def ptx(self, name: str, dtypes: Sequence[DType], capability: int = 90, variant: int = 0) -> str:
+        """Kernel `name`'s PTX for slots of these element types (compile_ptx), interpreted module or not;
+        `variant` n > 0: that of its n-th variant (Note [autotuning])."""
         compiled = _import_file(self.path, f"flowc_triton_{self.key[:16]}_gpu", interpret=False)
-        return compile_ptx(self.kernels[name], getattr(compiled, name), dtypes, capability)
+        kernel = self.kernels[name] if not variant else self.kernels[name].variants[variant - 1]
+        return compile_ptx(kernel, getattr(compiled, kernel.name), dtypes, capability)
 
 
 def launch(kernel: TritonKernel, function: Any, values: Sequence[Any], scalars: Mapping[str, int]) -> None:
@@ -211,6 +252,8 @@ def launch(kernel: TritonKernel, function: Any, values: Sequence[Any], scalars: 
         return
     arguments = [_argument(parameter, values, shapes, scalars) for _, parameter in kernel.parameters]
     options = {} if kernel.fp_fusion else {"enable_fp_fusion": False}
+    if kernel.num_stages is not None:
+        options["num_stages"] = kernel.num_stages
     function[grid](*arguments, **kernel.constants, num_warps=kernel.num_warps, **options)
 
 
@@ -350,5 +393,6 @@ def compile_ptx(kernel: TritonKernel, function: Any, dtypes: Sequence[DType], ca
     source = triton.compiler.ASTSource(fn=function, signature=signature(kernel, dtypes),
                                        constexprs=dict(kernel.constants))
     compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32),
-                              options={"num_warps": kernel.num_warps, "enable_fp_fusion": kernel.fp_fusion})
+                              options={"num_warps": kernel.num_warps, "enable_fp_fusion": kernel.fp_fusion,
+                                       **({"num_stages": kernel.num_stages} if kernel.num_stages is not None else {})})
     return compiled.asm["ptx"]

@@ -16,8 +16,11 @@ keeps the kernels in the disk cache keyed as the CPU keys its library (the
 IR text, flowc's version, the Triton backend's source): a second process
 with the same graph reads them back and runs no emitter. `load` writes
 them as one module to the disk cache (TritonModule: its file is found
-there too) and makes a GpuExecutable. On a machine without a GPU the kernels run in Triton's
-interpreter on CPU tensors, so every test of this target runs in CI.
+there too) and makes a GpuExecutable. A matmul or reduction kernel comes with its schedule's
+candidate configurations as variants; on a GPU a Tuner times them on the kernel's first run at a
+shape bucket and keeps the choice in the disk cache (Note [autotuning] in codegen/triton/autotune.py).
+On a machine without a GPU the kernels run in Triton's interpreter on CPU tensors, in the heuristic's
+configuration, so every test of this target runs in CI.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from flowc.codegen.llvm.support import check_supported
 from flowc.codegen.triton import kernels as _registered  # noqa: F401  importing registers every emitter
 from flowc.codegen.triton import cache as kernel_cache
+from flowc.codegen.triton.autotune import Tuner, emit_with_candidates
 from flowc.codegen.triton.expressions import EXPRESSIONS
 from flowc.codegen.triton.kernel import ERRORS, TritonKernel, TritonModule, emitter_of, single_op
 from flowc.ir import Function, Module, Operation, registry
@@ -165,7 +169,8 @@ class GpuTarget(Target):
             raise TargetError(f"the gpu target runs its kernels with {' and '.join(missing)}, which this Python "
                               "lacks: pip install 'flowc[gpu]'")
         device = device_name()
-        triton_module = TritonModule(artifact.kernels, interpret=device != "cuda", folder=artifact.cache_dir)
+        triton_module = TritonModule(artifact.kernels, interpret=device != "cuda", folder=artifact.cache_dir,
+                                     tuner=_tuner(device, options, artifact.cache_dir))
         function = artifact.module["main"]
         names = {op: kernel.name for op, kernel in zip(fusion_ops(function), artifact.kernels)}
         flagged = [op for op, kernel in zip(fusion_ops(function), artifact.kernels)
@@ -179,13 +184,23 @@ def emit_kernels(function: Function) -> list[TritonKernel]:
     kernels = []
     for index, op in enumerate(fusion_ops(function)):
         check_kernel(op)
-        kernels.append(emitter_of(op)(op, f"kernel{index}"))  # type: ignore[misc]
+        kernels.append(emit_with_candidates(emitter_of(op), op, f"kernel{index}"))  # type: ignore[arg-type]
     return kernels
 
 
 def fusion_ops(function: Function) -> list[Operation]:
     """The function's kernels, those in regions of cond and while included, in walk order."""
     return [op for op in function.walk() if op.name == "fusion"]
+
+
+def _tuner(device: str, options: CompileOptions, folder: str | None) -> Tuner | None:
+    """What chooses among a kernel's candidates (Note [autotuning] in codegen/triton/autotune.py): nothing
+    in the interpreter, where nothing can be timed, or with FLOWC_AUTOTUNE=0."""
+    if device != "cuda" or not options.autotune:
+        return None
+    import torch
+
+    return Tuner(torch.cuda.get_device_name(), folder)
 
 
 def _schedule_the_rest(module: Module) -> None:

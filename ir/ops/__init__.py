@@ -7,3 +7,4 @@ from . import elementwise_math  # noqa: F401
 from . import checks  # noqa: F401
 from . import transfer  # noqa: F401
 from . import collective  # noqa: F401
+from . import stacks  # noqa: F401

@@ -59,9 +59,10 @@ SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "narrow": (("tiling", "tile"), ("accumulate",)),
     "split_k": (("tiling", "tile", "partial_bytes"), ("accumulate",)),
     "blocks": (("block",), ()),
-    "row_tiles": (("block",), ()),
-    "column_tiles": (("block",), ()),
-    "dot_tiles": (("tile",), ("accumulate",)),
+    # warps, stages, candidates: Note [tuning candidates] in passes/schedule_gpu.py
+    "row_tiles": (("block",), ("warps", "candidates")),
+    "column_tiles": (("block",), ("warps", "candidates")),
+    "dot_tiles": (("tile",), ("accumulate", "warps", "stages", "candidates")),
 }
 PARAMETERS = frozenset(name for needed, allowed in SCHEDULE_PARAMETERS.values() for name in (*needed, *allowed))
 TILINGS = ("dot", "rows", "columns")  # how a narrow product's tiles run (passes/schedule.py)
@@ -426,6 +427,10 @@ def _parameter_problem(op: Operation, schedule: str) -> str | None:
         if not (isinstance(sizes, tuple) and len(sizes) == length
                 and all(isinstance(b, int) and b >= 1 and b & (b - 1) == 0 for b in sizes)):
             return f"block must be {'a power' if length == 1 else f'{length} powers'} of two, got {block}"
+    if "candidates" in attributes or "stages" in attributes or "warps" in attributes:
+        problem = _tuning_problem(op)
+        if problem is not None:
+            return problem
     if "tiling" in attributes:
         tiling = attributes["tiling"]
         if tiling not in TILINGS or (schedule == "split_k" and tiling != "dot"):
@@ -454,6 +459,34 @@ def _parameter_problem(op: Operation, schedule: str) -> str | None:
     return None
 
 
+def _tuning_problem(op: Operation) -> str | None:
+    """What is wrong with a GPU kernel's warps, stages and candidates (Note [tuning candidates] in
+    passes/schedule_gpu.py): each candidate is [sizes, warps] or, where the kernel has stages, [sizes,
+    warps, stages], its sizes as many powers of two as the kernel's tile or block has."""
+    attributes = op.attributes
+    sizes_name = "tile" if "tile" in attributes else "block"
+    length = len(attributes[sizes_name]) if isinstance(attributes.get(sizes_name), tuple) else 0
+    staged = "stages" in attributes
+    for name in ("warps", "stages"):
+        value = attributes.get(name, 1)
+        if not (isinstance(value, int) and value >= 1 and (name == "stages" or value & (value - 1) == 0)):
+            return f"{name} must be a {'power of two' if name == 'warps' else 'count of at least 1'}, got {value}"
+    for candidate in attributes.get("candidates", ()):
+        shape = "[sizes, warps, stages]" if staged else "[sizes, warps]"
+        if not (isinstance(candidate, tuple) and len(candidate) == (3 if staged else 2)
+                and isinstance(candidate[0], tuple) and len(candidate[0]) == length
+                and all(isinstance(n, int) and n >= 1 and n & (n - 1) == 0 for n in (*candidate[0], candidate[1]))
+                and all(isinstance(n, int) and n >= 1 for n in candidate[2:])):
+            return f"a candidate is {shape} with {length} sizes, warps powers of two, got {format_candidate(candidate)}"
+    return None
+
+
+def format_candidate(candidate: Any) -> str:
+    if isinstance(candidate, tuple):
+        return "[" + ", ".join(format_candidate(part) for part in candidate) + "]"
+    return str(candidate)
+
+
 class Fusion(Op):
     """`fusion %args... {kind = K}`: one kernel; its region computes the results from args.
 
@@ -466,7 +499,9 @@ class Fusion(Op):
     name = "fusion"
     attrs = {"kind": str, "schedule": str, "lanes": int, "partial_sums": int, "kept_row": int,
              "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool,
-             "aligned_rows": bool, "block": int | tuple[int, ...]}  # the GPU's: an int for "blocks", [rows, columns] for reductions
+             "aligned_rows": bool,  # the CPU's filter gradient: Note [aligned gradient rows]
+             "block": int | tuple[int, ...],  # the GPU's: an int for "blocks", [rows, columns] for reductions
+             "warps": int, "stages": int, "candidates": tuple[tuple[Any, ...], ...]}  # the GPU's too
     optional = frozenset({"schedule"}) | PARAMETERS
     num_regions = 1
     differentiable = False  # autodiff runs before fusion

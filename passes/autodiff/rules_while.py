@@ -38,6 +38,23 @@ of the loop with a counter), then walks k = n-1 down to 0, recomputing state k f
 values (an inner loop of k iterations) and applying the body's gradient to it: O(n^2) body
 evaluations for n iterations, no memory beyond the state. expand_gradients says which scheme
 the target allows (reverse.py's `differentiating`).
+
+Note [while gradients of loops whose values change shape]
+A loop value that grows or shrinks from turn to turn (concat(acc, ...) per turn, acc[1:]; declared
+with a shape invariant of None dims) does not fit a stack of rows of its initial value's shape.
+Where the probe of mark-host-driven (passes/host_driven.py's changing_loop_values) finds such a
+value, every recorded value goes to a stack of entries of any shape instead (stack_push and
+stack_read: Note [stacks of entries of any shape] in ir/ops/stacks.py): the initial value is pushed
+before the recording loop (entry 0), each turn pushes the value leaving it (entry k + 1), and the
+backward loop reads entries k and k + 1 as it reads rows. Such a stack needs no bound of the trip
+count, so neither a counting copy of the loop nor recomputation: n body evaluations forward, n
+backward steps, whatever the target. The reference target computes the stack's byte form; the cpu
+target runs a loop holding a stack op from the host, the stack a list of arrays there (Note [loops
+driven from the host] in compiler/host_driven.py), as it runs the forward loop already. A loop
+whose values keep their shapes is differentiated as before, its IR unchanged. A second derivative
+through such a loop is refused (a FlowcError naming the loop): the stack ops carry no gradient, and the
+backward loop reads its values from a stack. A second request on the same loop records again, as
+above: the recording loop's stacks are loop values like others, which carry no cotangent.
 """
 
 from __future__ import annotations
@@ -48,9 +65,11 @@ import numpy as np
 
 from flowc.ir import Block, BlockArgument, Builder, Operation, OpResult, Value
 from flowc.ir.ops.control import build_while
-from flowc.ir.types import INTS, int64
+from flowc.ir.errors import FlowcError
+from flowc.ir.types import INTS, TensorType, int64, uint8
 
 from ..fold import constant_value
+from ..host_driven import changing_loop_values
 from .clone import clone_block, clone_op, drop_dead
 from .reverse import depends_on, needs_gradient, sized_by_data
 from .rules import Grads, vjp
@@ -63,7 +82,8 @@ def while_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
     carried = _carried(op, douts)
     if not carried:
         return [None] * len(init)
-    if not sized_by_data() and _static_bound(op) is None:
+    ragged = _changes_shape(op)  # Note [while gradients of loops whose values change shape]
+    if not ragged and not sized_by_data() and _static_bound(op) is None:
         return _recompute(b, op, douts, carried)
     body = op.regions[1].entry
     step = _gradient_step(body, carried)
@@ -73,7 +93,7 @@ def while_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
     invariant = {i for i, v in enumerate(body.terminator.operands) if v is body.args[i]}
     recorded = [i for i in range(count_state) if (state_args[i].uses or next_args[i].uses) and i not in invariant]
     seeds = seeds_for(b, op, douts, carried)  # before the results are replaced: zeros may read their shape
-    count, stacks, final = _record(op, recorded)
+    count, stacks, final = _record(op, recorded, ragged)
     for result, value in zip(op.results, final):
         result.replace_all_uses_with(value)
     outside = [i for i in range(count_state) if state_args[i].uses and i in invariant]
@@ -84,8 +104,8 @@ def while_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
         previous = inner.sub(k, _count(inner, 1))
         values: dict[Value, Value] = dict(zip(step.args, cotangents))
         for i, stack in zip(recorded, loop_stacks):  # row k - 1: the state entering the turn; row k: leaving it
-            values.update((args[i], inner.read_row(stack, row)) for args, row in ((state_args, previous),
-                                                                                  (next_args, k)) if args[i].uses)
+            values.update((args[i], _read(inner, stack, row, args[i].type, ragged))
+                          for args, row in ((state_args, previous), (next_args, k)) if args[i].uses)
         values.update((state_args[i], value) for i, value in zip(outside, kept))
         for step_op in step.ops[:-1]:
             inner.insert(clone_op(step_op, values))
@@ -144,16 +164,15 @@ def _gradient_step(body: Block, carried: list[int]) -> Block:
     return step
 
 
-def _record(op: Operation, recorded: list[int]) -> tuple[Value, list[Value], list[Value]]:
+def _record(op: Operation, recorded: list[int], ragged: bool) -> tuple[Value, list[Value], list[Value]]:
     """The recording loop, built before `op`: (its trip count n, a stack per recorded loop value,
     the loop's results). Row k of a stack, 0 <= k <= n, holds the value entering turn k (row n:
-    the value the loop ends with); row 0 is the initial value the stack is filled with."""
+    the value the loop ends with); row 0 is the initial value the stack is filled with (`ragged`: a
+    stack of entries of any shape, row 0 pushed first)."""
     b = Builder.before(op)
     init = list(op.operands)
     cond, body = (region.entry for region in op.regions)
-    capacity, static = _capacity(b, op)
-    rows = _count(b, static + 1) if static is not None else b.add(capacity, _count(b, 1))
-    stacks = [_stack(b, init[i], rows, None if static is None else static + 1) for i in recorded]
+    stacks = _ragged_stacks(b, [init[i] for i in recorded]) if ragged else _row_stacks(b, op, recorded)
     start = [_count(b, 0), *stacks]
 
     def check(inner: Builder, *state: Value) -> Value:
@@ -163,11 +182,19 @@ def _record(op: Operation, recorded: list[int]) -> tuple[Value, list[Value], lis
         rows, values = state[:len(stacks)], state[len(stacks):]
         following = clone_block(inner, body, values)[1]
         after = inner.add(count, _count(inner, 1))
-        written = [inner.write_row(stack, after, following[i]) for i, stack in zip(recorded, rows)]
+        written = [inner.stack_push(stack, following[i]) if ragged else inner.write_row(stack, after, following[i])
+                   for i, stack in zip(recorded, rows)]
         return [after, *written, *following]
 
     results = build_while(b, [*start, *init], check, advance)
     return results[0], results[1:len(start)], results[len(start):]
+
+
+def _row_stacks(b: Builder, op: Operation, recorded: list[int]) -> list[Value]:
+    """A stack of rows per recorded loop value, each row the shape of its initial value, row 0 that value."""
+    capacity, static = _capacity(b, op)
+    rows = _count(b, static + 1) if static is not None else b.add(capacity, _count(b, 1))
+    return [_stack(b, op.operands[i], rows, None if static is None else static + 1) for i in recorded]
 
 
 def _stack(b: Builder, row: Value, capacity: Value, static: int | None) -> Value:
@@ -306,6 +333,31 @@ def _steps_by_one(body: Block, index: int) -> bool:
     other = y if x is body.args[index] else x if y is body.args[index] else None
     one = constant_value(other) if other is not None else None
     return one is not None and one.shape == () and int(one) == 1
+
+
+def _changes_shape(op: Operation) -> bool:
+    """Whether a value of the loop may change shape from turn to turn (Note [while gradients of loops whose
+    values change shape]). A loop that reads a stack is the backward loop of such a loop's gradient: refused,
+    as its stack_read carries no gradient. (A recording loop, which pushes, is differentiated again as any loop:
+    a second request on the same loop.)"""
+    if any(inner.name == "stack_read" for inner in op.walk()):
+        raise FlowcError("cannot differentiate this while loop again: it reads a stack of values whose shapes "
+                         "change from turn to turn, the gradient of a loop whose values change shape, and a second "
+                         "derivative through such a loop is not supported", op=op.display_name, where=op.loc)
+    return bool(changing_loop_values(op))
+
+
+def _ragged_stacks(b: Builder, values: list[Value]) -> list[Value]:
+    """A stack of entries of any shape per value, the value pushed as entry 0."""
+    empty = b.constant(np.zeros(0, dtype=uint8.np))
+    return [b.stack_push(empty, value) for value in values]
+
+
+def _read(b: Builder, stack: Value, index: Value, like: TensorType, ragged: bool) -> Value:
+    """Row `index` of a stack: of rows, or (`ragged`) of entries of any shape, read as `like`."""
+    if ragged:
+        return b.stack_read(stack, index, dtype=like.dtype, shape=like.shape)
+    return b.read_row(stack, index)
 
 
 def _count(b: Builder, number: int) -> Value:

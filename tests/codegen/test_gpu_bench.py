@@ -22,5 +22,9 @@ def test_the_gpu_benchmark_runs_tiny(tmp_path):
     assert any(line.startswith("chain: flowc ms") for line in lines)
     assert any(line.startswith("matmul float16 +bias relu: flowc ms") for line in lines), done.stdout  # fc.float16
     assert not any("differs from torch" in line for line in lines), done.stdout
+    # each kernel's configuration: the heuristic's, since the interpreter times nothing (Note [autotuning])
+    assert "# matmul float32 +bias relu: kernel0: BLOCK_M=64 BLOCK_N=32 BLOCK_K=32, 4 warps, 3 stages " \
+           "(the heuristic's: the interpreter times nothing)" in lines, done.stdout
+    assert "# chain: kernel0: BLOCK=1024, 4 warps (the heuristic's: no candidates)" in lines, done.stdout
     for name in ("softmax rows", "layer norm rows", "matmul float16", "matmul bfloat16", "matmul float32", "mlp step"):
         assert any(line.startswith(name) for line in lines), name

@@ -21,7 +21,7 @@ from flowc.ir.shapes import propagate_shapes  # noqa: E402
 from flowc.ir.types import DType  # noqa: E402
 from flowc.lowering import lower  # noqa: E402
 from flowc.options import CompileOptions  # noqa: E402
-from flowc.passes.schedule_gpu import DOT_TILES  # noqa: E402
+from flowc.passes.schedule_gpu import DOT_TILES, dot_warps  # noqa: E402
 from flowc.targets.gpu import GpuTarget  # noqa: E402
 
 from gpu_check import assert_gpu_matches  # noqa: E402
@@ -316,7 +316,7 @@ def test_sixteen_bit_tiles_build_to_tensor_core_ptx(half: DType, folder: str) ->
         return [x, w, b], [fc.nn.relu(fc.matmul(x, w) + b)]
 
     (op,) = kernels_of(gpu_module(build))
-    op.attributes = {**op.attributes, "tile": DOT_TILES[half.name]}
+    op.attributes = {**op.attributes, "tile": DOT_TILES[half.name], "warps": dot_warps(DOT_TILES[half.name])}
     kernel = emit_matmul(op, "half_tiles")
     assert kernel.num_warps == 8 and kernel.constants == {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}
     ptx = TritonModule([kernel], interpret=True, folder=folder).ptx(kernel.name, [half] * 4)

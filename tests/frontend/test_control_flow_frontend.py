@@ -195,12 +195,49 @@ def test_random_ops_in_branches_draw_new_numbers_each_run(target: str) -> None:
     assert not np.array_equal(first, second) and not np.array_equal(second, other)
 
 
-def test_random_ops_in_a_loops_cond_are_errors() -> None:
-    """Nested loop bodies and functions draw (tests/frontend/test_random_in_functions.py); a loop's cond may not."""
+def random_stop_loop(maximum: int | None = None):  # type: ignore[no-untyped-def]
+    """A loop that stops at a coin toss, with a turn count and a sum of draws: its cond draws."""
+    def go_on(i, total, kept):  # type: ignore[no-untyped-def]
+        return fc.logical_and(i < 50, fc.random_uniform([], seed=3) < 0.8)
+
+    def turn(i, total, kept):  # type: ignore[no-untyped-def]
+        return i + 1, total + fc.random_normal([3], seed=4), kept * 2.0
+
+    x = fc.placeholder(fc.float64, [3])
+    result = fc.while_loop(go_on, turn, (0, fc.zeros([3]), x), maximum_iterations=maximum)
+    return x, result
+
+
+@pytest.mark.parametrize("maximum", [None, 2])
+def test_random_ops_in_a_loops_cond_draw_fresh_numbers_each_test(maximum: int | None) -> None:
+    """Note [a random loop condition]: the cond draws before the first turn and after each, as TF1's; native
+    code draws the reference's numbers; each run draws anew; the gradient of a value the loop carries
+    follows the turns the draws gave."""
+    g = fc.Graph()
+    with g.as_default():
+        x, (turns, total, kept) = random_stop_loop(maximum)
+        assert isinstance(turns, fc.Tensor) and total.type.shape == (3,)
+        (grad,) = fc.gradients(fc.reduce_sum(kept), [x])
+    feed = {x: np.array([1.0, -2.0, 0.5])}
+    runs = {}
+    for target in TARGETS:
+        with fc.Session(graph=g, target=target) as sess:
+            runs[target] = [sess.run([turns, total, kept, grad], feed) for _ in range(6)]
+    for native, reference in zip(runs["cpu"], runs["reference"]):
+        for got, want in zip(native, reference):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    counts = [int(run[0]) for run in runs["reference"]]
+    assert len(set(counts)) > 1 or maximum is not None  # fresh coins each run
+    assert all(0 <= c <= (maximum if maximum is not None else 50) for c in counts)
+    for count, _, kept_value, grad_value in runs["reference"]:
+        np.testing.assert_array_equal(kept_value, feed[x] * 2.0 ** count)
+        np.testing.assert_array_equal(grad_value, np.full(3, 2.0 ** count))
+
+
+def test_a_random_cond_that_is_not_a_bool_names_the_loop() -> None:
     with fc.Graph().as_default():
-        where = next_line()  # the random op's own line, in the cond
-        message = error_of(lambda: fc.while_loop(lambda k: k < fc.random_uniform([]), lambda k: k + 0.5, [0.0]))
-        assert where in message and "random op" in message and "inside the cond of while" in message
+        message = error_of(lambda: fc.while_loop(lambda k: fc.random_uniform([]), lambda k: k + 0.5, [0.0]))
+        assert "while 'while'" in message and "bool" in message
 
 
 # -- case -------------------------------------------------------------------------------------

@@ -664,6 +664,7 @@ def test_random_uniform_like_is_random_uniform_in_its_operands_shape(dtype: str)
 NOT_HERE = {"constant", "return", "yield", "cond", "while", "call", "fusion", "gradients", "stop_gradient",
             "relax_shape",  # tests/frontend/test_control_flow_frontend.py
             "read_row", "write_row", "fill_rows",  # tests/codegen/test_rows.py
+            "stack_push", "stack_read",  # tests/ir/test_stack_ops.py
             "extract_patches", "fold_patches",  # tests/codegen/test_patches.py
             "conv2d", "conv2d_backprop_filter",  # tests/codegen/test_direct_conv.py
             "shape_of", "reshape_dims", "broadcast_dims", "iota", "gather_nd", "where_indices", "data_dim",

@@ -185,6 +185,20 @@ func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
   return %g : f32[4]
 }
 """,
+    "stack_push": """\
+func @main(%flag: bool[], %x: f32[4]) -> u8[?] {
+  %e = constant {value = dense<[]>} : u8[0]
+  %s = stack_push %e, %x : u8[?]
+  return %s : u8[?]
+}
+""",
+    "stack_read": """\
+func @main(%flag: bool[], %x: f32[4], %s: u8[?]) -> f32[4] {
+  %k = constant {value = dense<0>} : i64[]
+  %r = stack_read %s, %k {dtype = f32, shape = [4]} : f32[4]
+  return %r : f32[4]
+}
+""",
     "send": """\
 func @main(%flag: bool[], %x: f32[4]) -> f32[4] {
   %t = tanh %x : f32[4]

@@ -4,6 +4,7 @@ checks, and native code that follows them for any vector width."""
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -85,10 +86,20 @@ func @f(%x: f32[4,6]) -> f32[4] {
                                                                "got ['lanes']"),
     ('kind = "reduction", lanes = 8', "lanes is a parameter of a schedule, and the kernel has none"),
     ('kind = "reduction", lanes = 0, schedule = "row_blocks"', "lanes must be at least 1, got 0"),
+    # the GPU's tuning candidates (Note [tuning candidates] in passes/schedule_gpu.py)
+    ('block = [4, 8], kind = "reduction", schedule = "row_tiles", warps = 3', "warps must be a power of two, got 3"),
+    ('block = [4, 8], kind = "reduction", schedule = "row_tiles", stages = 3',
+     "schedule 'row_tiles' takes parameters ['block'] (and may have ['candidates', 'warps']), got ['block', 'stages']"),
+    ('block = [4, 8], candidates = [[[8, 8], 4], [[2, 3], 4]], kind = "reduction", schedule = "row_tiles"',
+     "a candidate is [sizes, warps] with 2 sizes, warps powers of two, got [[2, 3], 4]"),
+    ('block = [4, 8], candidates = [[[8, 8], 4, 3]], kind = "reduction", schedule = "row_tiles"',
+     "a candidate is [sizes, warps] with 2 sizes, warps powers of two, got [[8, 8], 4, 3]"),
+    ('block = [4, 8], candidates = [[8, 8]], kind = "reduction", schedule = "row_tiles"',
+     "a candidate is [sizes, warps] with 2 sizes, warps powers of two, got [8, 8]"),
 ])
 def test_the_verifier_checks_the_schedule(attributes: str, message: str) -> None:
     module = parse_module(KERNEL.replace("ATTRIBUTES", attributes))
-    with pytest.raises(FlowcError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(FlowcError, match=re.escape(message)):
         verify(module)
 
 

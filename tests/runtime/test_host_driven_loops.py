@@ -14,7 +14,6 @@ import pytest
 
 import flowc as fc
 from flowc.host_driven import HostDrivenExecutable
-from flowc.ir.errors import FlowcError
 from flowc.native import NativeExecutable
 
 F32 = np.float32
@@ -193,23 +192,6 @@ def test_fc_jit_runs_a_growing_loop() -> None:
     for size in (2, 2, 5):
         x = np.arange(size, dtype=F32)
         np.testing.assert_array_equal(grow(x), np.tile(x * 2, 3))
-
-
-def test_the_gradient_of_a_growing_loop_is_the_same_error_on_both_targets() -> None:
-    """The reference cannot differentiate it either: the forward loop keeps each turn's values in a stack of
-    rows of the initial value's shape, and a grown value is not such a row. Both name the stack's write and
-    the user's line."""
-    g = fc.Graph()
-    with g.as_default():
-        x = fc.placeholder(fc.float64, [None], name="x")
-        acc = _growing(x, 4)
-        (dx,) = fc.gradients(fc.reduce_sum(acc * acc), [x])
-    for target in ("reference", "cpu"):
-        with fc.Session(graph=g, target=target) as session:
-            with pytest.raises(FlowcError, match=r"write_row \(created at test_host_driven_loops.py:\d+\)") as caught:
-                session.run(dx, {x: np.arange(1.0, 4.0)})
-            assert "is not a row" in str(caught.value) or "must be a row" in str(caught.value)
-
 
 
 def test_random_draws_and_variables_in_a_growing_loop() -> None:

@@ -53,7 +53,8 @@ from ..kernel import Buffer, Extent, GridAxis, Parameter, TritonKernel, emits
 # DOT_TILES).
 ACCUMULATORS = {"float16": "tl.float32", "bfloat16": "tl.float32", "float32": "tl.float32", "float64": "tl.float64"}
 DOT_DTYPES = tuple(ACCUMULATORS)
-WIDE_TILE = 128 * 128  # C tiles this big get 8 warps: 4 would hold 128 accumulators per thread
+# C tiles this big get 8 warps where the schedule names none (`warps`, passes/schedule_gpu.py's dot_warps)
+WIDE_TILE = 128 * 128
 
 
 @emits("matmul", "dot_tiles")
@@ -107,7 +108,8 @@ class MatmulWriter:
         grid = (GridAxis(batch), *tiles) if batch else tiles
         return TritonKernel(name=self.name, source=source, parameters=tuple(self.parameters), grid=grid,
                             constants={"BLOCK_M": tile_m, "BLOCK_N": tile_n, "BLOCK_K": tile_k},
-                            num_warps=8 if tile_m * tile_n >= WIDE_TILE else 4)
+                            num_warps=self.op.attributes.get("warps", 8 if tile_m * tile_n >= WIDE_TILE else 4),
+                            num_stages=self.op.attributes.get("stages"))
 
     def write_indices(self) -> None:
         """C's sizes, this program's rows and columns of C and its index along each batch axis of C."""

@@ -193,7 +193,7 @@ class ReductionWriter:
         tile = self.outer_block * self.inner_block
         return TritonKernel(self.name, source, tuple(parameters), (grid,),
                             {"BLOCK_OUTER": self.outer_block, "BLOCK_INNER": self.inner_block},
-                            num_warps=8 if tile >= 8192 else 4)
+                            num_warps=self.op.attributes.get("warps", 8 if tile >= 8192 else 4))
 
     def _prologue(self) -> None:
         outer_vector = "[:, None]" if self.rows_in_tile else "[None, :]"
