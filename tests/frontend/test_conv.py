@@ -290,6 +290,17 @@ def test_max_pool_of_windows_tiling_the_image(window, rng) -> None:
         np.testing.assert_array_equal(grad, first_maximum_gradient(x, dy, window))
 
 
+@pytest.mark.parametrize("dtype", [fc.uint8, fc.int32])
+def test_integer_max_pool_of_windows_tiling_the_image(dtype, rng) -> None:
+    """Note [pooling of disjoint windows] on TF1's integer max pools (uint8 images): the same reduction."""
+    x = rng.integers(0, 100, (2, 4, 6, 3)).astype(dtype.np)
+    want = x.reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4))
+    for target in ("reference", "cpu"):
+        got = run(lambda a: fc.nn.max_pool(a, 2, 2, "VALID"), [x], target, dtype)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
 def test_bias_add(rng) -> None:
     x, b = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal(5)
     np.testing.assert_allclose(run(fc.nn.bias_add, [x, b]), x + b)
