@@ -10,6 +10,11 @@ where such a size becomes known, and the front end writes (compiler/index_ops.py
     %Where_rows = data_dim %Where_count : i64[?,0]      no elements; its dim 0 is the count
     %Where = where_indices %cond, %Where_rows : i64[?,1]  sized by that dim, as iota is by its operand's
 
+fc.range and fc.linspace of bounds or a count computed at run time, and fc.nn.top_k of a run-time k, are
+the same shape: the count (ceil((limit - start) / delta), num, k), a data_dim of it, and an iota (or
+top_k's second operand) sized by that dim (compiler/index_ops.py, reduction_ops.py). Where a count has
+a bound TF1 enforces (delta != 0, num > 0, 0 <= k <= n) a `check` before the data_dim stops the run.
+
 A target with `cuts_at_data_dims` (cpu and gpu) runs such a function cut at each top-level
 data_dim (`split`): segment 0 holds every op that needs no data_dim's value and returns, among its
 results, the counts; the host reads each count and makes its data_dim's value, an empty array of

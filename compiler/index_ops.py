@@ -8,6 +8,9 @@ elements back, a concat's slices them apart). The ops of their own (ir/ops/dims.
 iota (a range whose length is a dim read at run time) and where_indices, whose result's size is
 data: where(cond) counts cond's true elements first and makes the count a dim (data_dim), then
 writes the coordinates sized by it (Note [data-dependent sizes] in compiler/data_sized_run.py).
+range and linspace whose bounds or count are computed at run time are sized the same way: their
+count, a data_dim of it, an iota over that dim. gather with batch_dims is one plain gather of
+shifted indices (_batched_gather).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from flowc.ir.errors import FlowcTypeError
-from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, int32, int64
+from flowc.ir.types import INTS, DType, as_dtype, bool_, float32, float64, int32, int64
 
 from . import array_ops
-from .graph import Tensor
-from .math_ops import apply, cast, constant, convert_to_tensor, less, not_equal, reduce_sum
+from .gradients import stop_gradient
+from .graph import Tensor, control_dependencies
+from .math_ops import (add, apply, cast, constant, convert_to_tensor, divide, equal, greater, greater_equal, identity,
+                       less, logical_and, maximum, multiply, negative, not_equal, reduce_sum)
 from .math_ops import where as where_selected
-from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, static_dims
+from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, shape, static_dims
 from .sources import user_location
 
 
@@ -48,8 +53,16 @@ def _static_value(value: Any, op: str, what: str) -> np.ndarray:
 
 def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | None = None,
           name: str | None = None) -> Tensor:
-    """[start, start + delta, ...) up to `limit`, as Python's range (limit alone counts from 0).
-    The bounds must be known when the graph is built: the result's length depends on them."""
+    """[start, start + delta, ...) up to `limit`, as Python's range (limit alone counts from 0). Bounds known
+    when the graph is built give a constant; a bound computed at run time gives a result whose length,
+    ceil((limit - start) / delta) (0 when that is negative), is data (Note [data-dependent sizes]).
+
+    >>> import flowc as fc
+    >>> n = fc.placeholder(fc.int32, [])
+    >>> with fc.Session(target="cpu") as sess:
+    ...     sess.run(fc.range(1, n, 2), {n: 8})
+    array([1, 3, 5, 7], dtype=int32)
+    """
     if limit is None:
         start, limit = 0, start
     length = _run_time_length(start, limit, delta)
@@ -57,6 +70,8 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | No
         tensor, axis = length
         return apply("iota", (tensor,), name=name or "range", shape=(0,), source=(1,), source_axis=(axis,),
                      dtype=as_dtype(dtype or int32))
+    if any(isinstance(v, Tensor) and v.op.type != "Const" for v in (start, limit, delta)):
+        return _data_sized_range(start, limit, delta, dtype, name or "range")
     values = [_static_value(v, "range", what) for v, what in ((start, "start"), (limit, "limit"), (delta, "delta"))]
     if float(values[2]) == 0:
         raise _error("range", "delta must not be 0")
@@ -67,16 +82,43 @@ def range(start: Any, limit: Any = None, delta: Any = 1, dtype: DType | str | No
     return constant(array, name=name or "range")
 
 
+RANGE_DTYPES = (int32, int64, float32, float64)  # TF1's order: a range takes the last of its bounds' dtypes
+
+
+def _data_sized_range(start: Any, limit: Any, delta: Any, dtype: DType | str | None, name: str) -> Tensor:
+    """range with a bound computed at run time: its count first, made a dim by data_dim, then start + iota * delta
+    sized by it (Note [data-dependent sizes]); a delta of 0 stops the run, naming range and the line."""
+    bounds = [v if isinstance(v, Tensor) else convert_to_tensor(v) for v in (start, limit, delta)]
+    for what, bound in zip(("start", "limit", "delta"), bounds):
+        if bound.type.rank != 0 or bound.dtype not in RANGE_DTYPES:
+            raise _error("range", f"{what} must be a scalar of {', '.join(d.name for d in RANGE_DTYPES)}, got "
+                                  f"{bound.type} ({bound.name!r})")
+    kind = as_dtype(dtype) if dtype is not None else max((b.dtype for b in bounds), key=RANGE_DTYPES.index)
+    if kind not in RANGE_DTYPES:
+        raise _error("range", f"dtype must be one of {', '.join(d.name for d in RANGE_DTYPES)}, got {kind.name}")
+    first, last, step = (b if b.dtype == kind else cast(b, kind) for b in bounds)
+    zero = constant(0, dtype=kind)
+    nonzero = not_equal(step, zero)
+    check = apply("check", (nonzero,), name=f"{name}_delta_check", message="range: delta must not be 0")
+    safe = where_selected(nonzero, step, constant(1, dtype=kind))  # no division by 0 before the check stops the run
+    if kind.is_float:
+        count = cast(apply("ceil", (divide(last - first, safe),)), int64)
+    else:  # ceil(a / d) = -floor(-a / d), exact in integers
+        count = cast(negative(apply("floordiv", (negative(last - first), safe))), int64)
+    count = maximum(count, constant(0, dtype=int64), name=f"{name}_count")
+    with control_dependencies([check]):
+        rows = apply("data_dim", (count,), name=f"{name}_rows")
+    steps = apply("iota", (rows,), name=f"{name}_iota", shape=(0,), source=(1,), source_axis=(0,), dtype=kind)
+    return stop_gradient(add(first, multiply(steps, step)), name=name)  # TF1's Range has no gradient
+
+
 def _run_time_length(start: Any, limit: Any, delta: Any) -> tuple[Tensor, int] | None:
     """(tensor, axis) when range counts 0, 1, ... up to an unknown dim of fc.shape(tensor), else None."""
     if not isinstance(limit, Tensor) or limit.type.rank != 0:
         return None
     entry = scalar_entry(limit)
-    if not isinstance(entry, tuple):
+    if not isinstance(entry, tuple) or not (_is_number(start, 0) and _is_number(delta, 1)):
         return None
-    if not (_is_number(start, 0) and _is_number(delta, 1)):
-        raise _error("range", f"a limit read at run time ({limit.name!r}, a dim of fc.shape) needs start 0 and "
-                              "delta 1")
     return entry
 
 
@@ -284,17 +326,27 @@ def sequence_mask(lengths: Any, maxlen: Any = None, dtype: DType | str = bool_, 
     return mask if as_dtype(dtype) == bool_ else cast(mask, dtype)
 
 
-def linspace(start: Any, stop: Any, num: int, name: str | None = None) -> Tensor:
-    """`num` evenly spaced values from start to stop, both included: start + range(num) * step."""
-    count = int(_static_value(num, "linspace", "num"))
-    if count <= 0:
-        raise _error("linspace", f"num must be > 0, got {count}")
-    first, last = convert_to_tensor(start), None
+def linspace(start: Any, stop: Any, num: Any, name: str | None = None) -> Tensor:
+    """`num` evenly spaced values from start to stop, both included: start + range(num) * step. A `num`
+    computed at run time gives a result whose length is data (Note [data-dependent sizes]).
+
+    >>> import flowc as fc
+    >>> n = fc.placeholder(fc.int32, [])
+    >>> with fc.Session(target="cpu") as sess:
+    ...     sess.run(fc.linspace(0.0, 1.0, n), {n: 5})
+    array([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)
+    """
+    first = convert_to_tensor(start)
     if not first.dtype.is_float:
         raise _error("linspace", f"start must be float16, float32 or float64, got {first.type}")
     last = convert_to_tensor(stop, dtype=first.dtype)
     if first.type.rank or last.type.rank:
         raise _error("linspace", f"start and stop must be scalars, got {first.type} and {last.type}")
+    if isinstance(num, Tensor) and num.op.type != "Const":
+        return _data_sized_linspace(first, last, num, name or "LinSpace")
+    count = int(_static_value(num, "linspace", "num"))
+    if count <= 0:
+        raise _error("linspace", f"num must be > 0, got {count}")
     if count == 1:
         return array_ops.reshape(first, [1], name=name or "LinSpace")
     step = (last - first) / constant(count - 1, dtype=first.dtype)
@@ -303,12 +355,103 @@ def linspace(start: Any, stop: Any, num: int, name: str | None = None) -> Tensor
     return array_ops.concat([head, array_ops.reshape(last, [1])], axis=0, name=name or "LinSpace")
 
 
-def gather(params: Any, indices: Any, validate_indices: Any = None, name: str | None = None, axis: int = 0,
-           batch_dims: int = 0) -> Tensor:
-    """Slices of `params` along `axis` picked by `indices` (in range, checked at run time)."""
-    if batch_dims != 0:
-        raise _error("gather", f"batch_dims={batch_dims}: flowc's gather takes batch_dims=0 only")
-    return array_ops.gather(params, indices, axis=axis, name=name)
+def _data_sized_linspace(first: Tensor, last: Tensor, num: Tensor, name: str) -> Tensor:
+    """linspace of a run-time `num`: a data_dim of it sizes the steps; the last value is `stop` itself, as
+    the static form's (a single value is `start`); num <= 0 stops the run, naming linspace and the line."""
+    if num.type.rank != 0 or num.dtype not in INTS:
+        raise _error("linspace", f"num must be an int32 or int64 scalar, got {num.type} ({num.name!r})")
+    count = cast(num, int64)
+    positive = greater(count, constant(0, dtype=int64))
+    check = apply("check", (positive,), name=f"{name}_num_check", message="linspace: num must be > 0")
+    with control_dependencies([check]):
+        rows = apply("data_dim", (count,), name=f"{name}_rows")
+    index = apply("iota", (rows,), name=f"{name}_iota", shape=(0,), source=(1,), source_axis=(0,), dtype=int64)
+    intervals = maximum(count - constant(1, dtype=int64), constant(1, dtype=int64))
+    step = divide(last - first, cast(intervals, first.dtype))
+    inner = add(first, multiply(cast(index, first.dtype), step))
+    at_stop = logical_and(equal(index, count - constant(1, dtype=int64)), greater(count, constant(1, dtype=int64)))
+    return where_selected(at_stop, last, inner, name=name)
+
+
+def gather(params: Any, indices: Any, validate_indices: Any = None, name: str | None = None,
+           axis: int | None = None, batch_dims: int = 0) -> Tensor:
+    """Slices of `params` along `axis` picked by `indices` (in range, checked at run time). The first
+    `batch_dims` dims of both are batch dims: each batch entry picks from its own slice of params, and
+    `axis` (by default batch_dims) must come after them, as in TF 1.14's tf.gather.
+
+    >>> import flowc as fc
+    >>> picked = fc.gather(fc.constant([[1, 2, 3], [4, 5, 6]]), fc.constant([[2, 0], [1, 1]]), axis=1, batch_dims=1)
+    >>> with fc.Session() as sess:
+    ...     sess.run(picked)
+    array([[3, 1],
+           [5, 5]], dtype=int32)
+    """
+    if batch_dims == 0:
+        return array_ops.gather(params, indices, axis=0 if axis is None else axis, name=name)
+    return _batched_gather(convert_to_tensor(params), convert_to_tensor(indices), axis, batch_dims, name or "GatherV2")
+
+
+def _batched_gather(params: Tensor, indices: Tensor, axis: int | None, batch_dims: int, name: str) -> Tensor:
+    """gather with batch dims, as one plain gather: params' batch dims and `axis` merged into one axis
+    (a transpose first where other dims lie between them), each index shifted by its batch entry's
+    offset in it; a check first that every index is in range for its own axis (a shifted one out of
+    range would read another batch entry's slice). Then the result's dims back in TF's order."""
+    rank = indices.type.rank
+    batch = batch_dims + rank if batch_dims < 0 else batch_dims
+    axis = batch if axis is None else (axis + params.type.rank if axis < 0 else axis)
+    if indices.dtype not in INTS or not 0 <= batch <= rank or not batch <= axis < params.type.rank:
+        raise _error("gather", f"batch_dims={batch_dims}, axis={axis}: needs int32 or int64 indices (got "
+                               f"{indices.type}), 0 <= batch_dims <= their rank and batch_dims <= axis < the rank of "
+                               f"params ({params.type})")
+    for d, (p, i) in enumerate(zip(params.type.shape[:batch], indices.type.shape[:batch])):
+        if p is not None and i is not None and p != i:
+            raise _error("gather", f"batch dim {d} of params ({params.type}) and indices ({indices.type}) differ")
+    order = [*builtin_range(batch), axis, *builtin_range(batch, axis), *builtin_range(axis + 1, params.type.rank)]
+    moved = params if order == sorted(order) else array_ops.transpose(params, order)
+    rest: list[Entry] = [(moved, a) if d is None else d for a, d in enumerate(moved.type.shape) if a > batch]
+    merged = reshape(moved, [-1, *rest])
+    lead = moved.type.shape[:batch + 1]
+    small = None not in lead and math.prod(lead) < 2**31  # type: ignore[arg-type]
+    kind = indices.dtype if small else int64  # a shifted index may pass int32's range
+    sizes = shape(indices, out_type=kind)
+    length = shape(params, out_type=kind)[axis]
+    wide = indices if indices.dtype == kind else cast(indices, kind)
+    checks = _check_batched_indices(params, wide, sizes, axis, batch, length)
+    offset = constant(0, dtype=kind)
+    for d in builtin_range(batch):
+        entry = (indices, d) if indices.type.shape[d] is None else indices.type.shape[d]
+        along = _iota(entry, kind)
+        offset = offset * sizes[d] + reshape(along, [1] * d + [-1] + [1] * (batch - d - 1))
+    offset = reshape(offset, [(indices, d) if n is None else n for d, n in enumerate(indices.type.shape[:batch])]
+                     + [1] * (rank - batch))
+    with control_dependencies(checks):
+        picked = array_ops.gather(merged, wide + offset * length, axis=0)
+    middle = axis - batch  # params' dims between the batch dims and axis: before the indices' own in TF's order
+    back = [*builtin_range(batch), *builtin_range(rank, rank + middle), *builtin_range(batch, rank),
+            *builtin_range(rank + middle, picked.type.rank)]
+    return array_ops.transpose(picked, back, name=name) if back != sorted(back) else identity(picked, name=name)
+
+
+def _iota(entry: Entry, dtype: DType) -> Tensor:
+    """[0, 1, ..., n - 1] for a static n or a dim (tensor, axis) read at run time."""
+    if isinstance(entry, int):
+        return constant(np.arange(entry, dtype=dtype.np))
+    tensor, axis = entry
+    return apply("iota", (tensor,), name="range", shape=(0,), source=(1,), source_axis=(axis,), dtype=dtype)
+
+
+def _check_batched_indices(params: Tensor, indices: Tensor, sizes: Tensor, axis: int, batch: int,
+                           length: Tensor) -> list[Tensor]:
+    """Run-time checks of gather with batch dims (impure), for the gather to run after."""
+    ok = logical_and(greater_equal(indices, constant(0, dtype=indices.dtype)), less(indices, length))
+    checks = [apply("check", (ok,), name="gather_index_check",
+                    message=f"gather: an index is out of range for axis {axis} of params ({params.type})")]
+    if any(p is None or i is None for p, i in zip(params.type.shape[:batch], indices.type.shape[:batch])):
+        same = equal(shape(params, out_type=indices.dtype)[:batch], sizes[:batch])
+        checks.append(apply("check", (same,), name="gather_batch_check",
+                            message=f"gather: the batch dims of params ({params.type}) and indices (shape {indices.type.shape}) "
+                                    f"differ, batch_dims={batch}"))
+    return checks
 
 
 def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: int = 0) -> Tensor:

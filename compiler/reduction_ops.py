@@ -8,7 +8,7 @@ add_n and in_top_k are composed here from ops that fuse into one kernel or a few
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -17,9 +17,9 @@ from flowc.ir.types import FLOATS, INTS, int32, int64
 
 from .array_ops import one_hot, reshape, squeeze
 from .gradients import stop_gradient
-from .graph import PLACEHOLDER, CONST, Tensor, get_default_graph, name_scope
+from .graph import PLACEHOLDER, CONST, Tensor, control_dependencies, get_default_graph, name_scope
 from .math_ops import (_axes, _reduction, abs, apply, cast, constant, convert_to_tensor, equal, exp, greater, less,
-                       log, logical_and, logical_or, not_equal, reduce_max, reduce_sum, where)
+                       less_equal, log, logical_and, logical_or, not_equal, reduce_max, reduce_sum, where)
 from .sources import user_location
 
 __all__ = ["add_n", "cumprod", "cumsum", "in_top_k", "reduce_all", "reduce_any", "reduce_logsumexp",
@@ -151,7 +151,9 @@ cumprod = _scan("cumprod", "Cumprod", 1)
 
 def top_k(input: Any, k: int = 1, sorted: bool = True, name: str | None = None) -> tuple[Tensor, Tensor]:
     """(values, indices) of the k largest entries along the last axis, largest first; among equal
-    values the lower index first. The indices are int32. `k` must be known when the graph is built.
+    values the lower index first. The indices are int32. A `k` computed at run time (a scalar tensor)
+    makes the results' last dim data (Note [data-dependent sizes] in compiler/data_sized_run.py); it must
+    be in [0, n] for a last axis of n entries, checked when it runs.
 
     >>> import flowc as fc
     >>> values, indices = fc.nn.top_k(fc.constant([[1.0, 3.0, 2.0, 3.0]]), k=2)
@@ -160,9 +162,38 @@ def top_k(input: Any, k: int = 1, sorted: bool = True, name: str | None = None) 
     [array([[3., 3.]], dtype=float32), array([[1, 3]], dtype=int32)]
     """
     x = convert_to_tensor(input)
+    if isinstance(k, Tensor) and k.op.type != CONST:
+        return _top_k_of_data(x, k, bool(sorted), name or "TopKV2")
     attrs = {"k": _static_int(k, "k", "top_k"), "sorted": bool(sorted)}
     op = get_default_graph().create_op("top_k", (x,), attrs, name=name or "TopKV2")
-    return op.outputs[0], op.outputs[1]
+    return TopK(op.outputs[0], op.outputs[1])
+
+
+class TopK(NamedTuple):
+    """top_k's results, by position or by TF1's names."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _top_k_of_data(x: Tensor, k: Tensor, sorted: bool, name: str) -> tuple[Tensor, Tensor]:
+    """top_k of a k computed at run time: a data_dim of k sizes the results (ir/ops/selection.py), after a
+    check that 0 <= k <= n, where TF1 stops the run too."""
+    if k.type.rank != 0 or k.dtype not in INTS:
+        raise FlowcTypeError(f"k must be an int32 or int64 scalar, got {k.type} ({k.name!r})", op="top_k",
+                             where=user_location())
+    if x.type.rank == 0:
+        raise FlowcTypeError(f"input must have at least one dim, got a scalar {x.type}", op="top_k",
+                             where=user_location())
+    count = cast(k, int64)
+    length = apply("shape_of", (x,), dtype=int64)[x.type.rank - 1]
+    fits = logical_and(less_equal(constant(0, dtype=int64), count), less_equal(count, length))
+    check = apply("check", (fits,), name=f"{name}_k_check",
+                  message=f"top_k: k must be >= 0 and at most the size of the last axis of the input ({x.type})")
+    with control_dependencies([check]):
+        rows = apply("data_dim", (count,), name=f"{name}_rows")
+    op = get_default_graph().create_op("top_k", (x, rows), {"k": -1, "sorted": sorted}, name=name)
+    return TopK(op.outputs[0], op.outputs[1])
 
 
 def in_top_k(predictions: Any, targets: Any, k: Any, name: str | None = None) -> Tensor:

@@ -64,17 +64,19 @@ def cumprod_vjp(b: Builder, op: Operation, dy: Value) -> Grads:
 @vjp("top_k", all_results=True)
 def top_k_vjp(b: Builder, op: Operation, douts: list[Value | None]) -> Grads:
     """Each value's cotangent goes back to the entry it was taken from: a one-hot of its index
-    over the row, summed over the k values (the indices are distinct within a row)."""
+    over the row, summed over the k values (the indices are distinct within a row). A k that is data
+    (a data_dim operand) gets none."""
     dvalues = douts[0]
+    sizes = [None] * (len(op.operands) - 1)
     if dvalues is None:
-        return [None]
-    (x,) = op.operands
+        return [None, *sizes]
+    x = op.operands[0]
     rank = x.type.rank
     # Each entry's index along the row, from a scan of ones: no static row length needed.
     positions = b.cumsum(b.cast(ones_like(b, x), dtype=int32), axis=rank - 1, exclusive=True)
     hit = b.equal(b.expand_dims(positions, axis=rank), b.expand_dims(op.results[1], axis=rank - 1))  # [..., n, k]
     picked = b.where(hit, b.expand_dims(dvalues, axis=rank - 1), scalar(b, 0, x.type.dtype))
-    return [b.reduce_sum(picked, axes=(rank,), keepdims=False)]
+    return [b.reduce_sum(picked, axes=(rank,), keepdims=False), *sizes]
 
 
 

@@ -165,6 +165,13 @@ func @rows(%b: f32[?,3], %i: i32[], %n: i64[]) -> (f32[3], f32[?,3], f32[?,3]) {
   return %r, %w, %f : f32[3], f32[?,3], f32[?,3]
 }
 
+func @stacks(%x: f32[?,3], %k: i32[]) -> f32[?,3] {
+  %empty = constant {value = dense<[]>} : u8[0]
+  %s = stack_push %empty, %x : u8[?]
+  %e = stack_read %s, %k {dtype = f32, shape = [none, 3]} : f32[?,3]
+  return %e : f32[?,3]
+}
+
 func @scans(%x: f32[2,3], %flags: bool[2,3]) -> (f32[2,3], f32[2,3], f32[2], bool[3], bool[2], f32[2,2], i32[2,2]) {
   %cs = cumsum %x {axis = 1, exclusive = false, reverse = true} : f32[2,3]
   %cp = cumprod %cs {axis = -2, exclusive = true, reverse = false} : f32[2,3]

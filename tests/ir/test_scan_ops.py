@@ -128,3 +128,37 @@ def test_empty_reductions_give_the_identities() -> None:
     np.testing.assert_array_equal(all_, [True, True])
     with pytest.raises(FlowcTypeError, match="reduce_any.*must be one of bool, got float32"):
         run("reduce_any", empty["f"], axes=(0,), keepdims=False)
+
+
+def top_k_of_rows(x: np.ndarray, k: int, shape: tuple) -> tuple[Function, list[np.ndarray]]:
+    """top_k whose k is dim 0 of a data_dim operand (issue 19), on x declared `shape`."""
+    function = Function("f", [TensorType(ir.as_dtype(x.dtype), shape), TensorType(ir.int64, (None, 0))], [])
+    b = Builder.at_end(function.entry)
+    results = b.create("top_k", function.args, {"k": -1}).results
+    b.create("return", list(results))
+    function.result_types = [r.type for r in results]
+    return function, ir.evaluate(function, [x, np.empty((k, 0), np.int64)])
+
+
+def test_top_k_of_a_k_that_is_data_matches_its_definition_and_round_trips() -> None:
+    x = np.random.default_rng(3).integers(-3, 4, (4, 7)).astype(np.float32)
+    for k in (0, 1, 5, 7):
+        function, (values, indices) = top_k_of_rows(x, k, (None, 7))
+        assert function.result_types[0].shape == (None, None)
+        for row in range(4):
+            np.testing.assert_array_equal(indices[row], top_k_by_loops(list(x[row]), k))
+            np.testing.assert_array_equal(values[row], x[row][indices[row]])
+    text = ir.print_function(function)
+    assert "top_k" in text and ir.print_function(ir.parse_function(text)) == text
+
+
+def test_top_k_of_a_k_that_is_data_errors() -> None:
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(RuntimeShapeError, match="top_k.*k = 4 is more than the 3 entries"):
+        top_k_of_rows(x, 4, (2, None))
+    function = Function("f", [TensorType(ir.float32, (2, 3)), TensorType(ir.int64, (None, 1))], [])
+    with pytest.raises(FlowcTypeError, match=r"top_k.*data_dim \(of shape \[k, 0\]"):
+        Builder.at_end(function.entry).create("top_k", function.args, {"k": -1})
+    function = Function("f", [TensorType(ir.float32, (2, 3)), TensorType(ir.int64, (None, 0))], [])
+    with pytest.raises(FlowcTypeError, match=r"top_k.*attribute k = -1"):
+        Builder.at_end(function.entry).create("top_k", function.args, {"k": 2})

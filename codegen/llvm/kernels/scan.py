@@ -125,21 +125,30 @@ def emit_top_k(kernel: Kernel, op: Operation) -> None:
         return  # nothing to write: the results have no element
     # A row shorter than k: the type rule on the fed shapes refuses it before a Session's run; an
     # exported library has no type rules, so the kernel stops the run (its entry point's error code).
+    # A k that is data (a data_dim operand) is the results' last dim, read at run time like any dim.
     x = op.operands[0]
     length = kernel.dim(x, x.type.rank - 1)
-    kernel.fail_if(kernel.b.icmp_signed("<", length, ll.Constant(I64, op.k)), length)
-    with for_range(kernel.b, kernel.begin, kernel.end, "line") as line:
-        emit_top_k_line(kernel, op, line)
+    k = kept_count(kernel, op)
+    kernel.fail_if(kernel.b.icmp_signed("<", length, k), length)
+    with kernel.b.if_then(kernel.b.icmp_signed(">", k, ll.Constant(I64, 0))):  # k = 0: no slot to keep an entry in
+        with for_range(kernel.b, kernel.begin, kernel.end, "line") as line:
+            emit_top_k_line(kernel, op, line, k)
 
 
-def emit_top_k_line(kernel: Kernel, op: Operation, line: ll.Value) -> None:
+def kept_count(kernel: Kernel, op: Operation) -> ll.Value:
+    """top_k's k: its attribute, or the results' last dim where k is data (ir/ops/selection.py)."""
+    if op.k >= 0:
+        return ll.Constant(I64, op.k)
+    return kernel.dim(op.results[0], op.results[0].type.rank - 1)
+
+
+def emit_top_k_line(kernel: Kernel, op: Operation, line: ll.Value, k: ll.Value) -> None:
     """A heap of the k best entries so far, worst at the root, in the output row; then sorted in place."""
     b = kernel.b
     x = op.operands[0]
     start, length, _ = line_start(kernel, x, x.type.rank - 1, line)
     source = kernel.operand_pointer(x.index, x.type.dtype)
-    heap = KeptEntries(kernel, op, b.mul(line, ll.Constant(I64, op.k)))
-    k = ll.Constant(I64, op.k)
+    heap = KeptEntries(kernel, op, b.mul(line, k))
     with for_range(b, ll.Constant(I64, 0), length, "j") as j:
         value = load_value(b, b.gep(source, [b.add(start, j)]), x.type.dtype)
         with b.if_else(b.icmp_signed("<", j, k)) as (filling, full):
