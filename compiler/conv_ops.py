@@ -37,7 +37,7 @@ from flowc.ir.errors import FlowcTypeError, GraphError
 
 from .array_ops import concat, expand_dims, reshape, squeeze, strided_slice, transpose
 from .graph import Tensor, name_scope
-from .math_ops import apply, constant, convert_to_tensor, maximum, where
+from .math_ops import apply, constant, convert_to_tensor, equal, maximum, reduce_max, reduce_min, reduce_sum, where
 from .sources import user_location
 
 __all__ = ["avg_pool", "bias_add", "conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "max_pool",
@@ -368,6 +368,8 @@ def _pool(op: str, value: Any, ksize: Any, strides: Any, padding: Any, data_form
     x = _to_nhwc(x, channels_first)
     sizes = _spatial_dims(op, x)
     pads = _pads(op, padding, sizes, window, stride, channels_first)
+    if _tiles_the_image(x, window, stride, pads):
+        return _from_nhwc(_pool_tiles(x, window, average), channels_first)
     outside = 0.0 if average else -np.inf if x.dtype.kind == "float" else np.iinfo(x.dtype.np).min
     views, out_height, out_width = _windows(op, x, window, stride, (1, 1), pads, outside)
     total = views[0]
@@ -377,6 +379,46 @@ def _pool(op: str, value: Any, ksize: Any, strides: Any, padding: Any, data_form
         total = total / constant(_window_counts(sizes, window, stride, pads, (out_height, out_width)),
                                  dtype=x.dtype)
     return _from_nhwc(total, channels_first)
+
+
+# Note [pooling of disjoint windows]
+# The windows of a pool whose strides are its window and that needs no padding (the usual 2x2, stride
+# 2, VALID) tile the image: x reshaped to [N, OH, KH, OW, KW, C] (a view) holds each window along axes
+# 2 and 4, and the pool is a reduction over them. The KH*KW strided slices that _windows makes cost,
+# in the gradient, a spread of each slice back over the image (a gather or concat per axis and slice):
+# examples/cnn.py's training step ran 100 kernels, three quarters of its time in those (FLOWC_PROFILE=1;
+# bench/RESULTS.md). Over the reshaped x, the mean is a reduce_sum divided by KH*KW; the maximum keeps
+# the gradient of the slices' maximum chain, which goes to the first maximum of each window in
+# row-major order, as TF1's: the first is the lowest window position that equals the window's
+# maximum (a reduce_min of positions, no gradient through it), and the pool the sum over the window
+# of x where it is the first, so that the gradient is dy there and zero elsewhere, one loop kernel. A
+# window with a NaN has no position equal to its maximum: there the pool is the maximum itself (NaN),
+# as the chain of maximums gives.
+
+
+def _tiles_the_image(x: Tensor, window: tuple[int, int], stride: tuple[int, int], pads: Pads) -> bool:
+    """Note [pooling of disjoint windows]: windows that tile x exactly, with no padding."""
+    sizes = x.type.shape[1:]
+    return (tuple(window) == tuple(stride) and all(p == (0, 0) for p in pads) and None not in sizes
+            and all(size % k == 0 for size, k in zip(sizes[:2], window)))
+
+
+def _pool_tiles(x: Tensor, window: tuple[int, int], average: bool) -> Tensor:
+    """Note [pooling of disjoint windows]: the pool of NHWC x over windows that tile it."""
+    from .gradients import stop_gradient
+
+    _, height, width, channels = x.type.shape
+    (kh, kw), axes = window, (2, 4)
+    tiles = reshape(x, [-1, height // kh, kh, width // kw, kw, channels])
+    if average:
+        return reduce_sum(tiles, axes) / constant(kh * kw, dtype=x.dtype)
+    fixed = stop_gradient(tiles)
+    top = reduce_max(fixed, axes, keepdims=True)
+    positions = constant(np.arange(kh * kw).reshape(1, 1, kh, 1, kw, 1), dtype=x.dtype)
+    first = reduce_min(where(equal(fixed, top), positions, constant(kh * kw, dtype=x.dtype)), axes, keepdims=True)
+    chosen = reduce_sum(where(equal(positions, first), tiles, constant(0, dtype=x.dtype)), axes)
+    none = squeeze(equal(first, constant(kh * kw, dtype=x.dtype)), axes)
+    return where(none, squeeze(top, axes), chosen)
 
 
 def _window_counts(sizes: Sequence[int], window: Sequence[int], stride: Sequence[int], pads: Pads,

@@ -37,7 +37,10 @@ Schedules, per kind, with their parameters (ir/ops/fusion.py's SCHEDULE_PARAMETE
              "direct"       a conv2d's or conv2d_backprop_filter's kernel (Note [direct
                             convolution]): `tile = [rows, vectors, lanes]`, an accumulator tile of
                             `rows` output pixels along a row (conv2d) or input channels (the filter
-                            gradient) by `vectors` vectors of `lanes` output channels
+                            gradient) by `vectors` vectors of `lanes` output channels; a filter
+                            gradient may have `aligned_rows = true`: it reads each row of the
+                            output gradient from a 64-byte aligned copy on its stack when the
+                            row is not aligned (Note [aligned gradient rows] in direct_filter.py)
              The first three may have `accumulate = true`: the epilogue is an update C0 - s * P
              that the product accumulates into (Note [accumulated update] in matmul.py).
 
@@ -327,6 +330,7 @@ def may_split(matmul: Operation, lanes: int) -> bool:
 # [narrow products]) does not leave most lanes idle; so is a float16 one (its product then widened to
 # sgemm: passes/widen_half_products.py).
 MAX_CONV_VECTORS = 4  # output-channel vectors per tile: the filter's vectors a step loads
+ALIGNED_ROW_BYTES = 1 << 15  # the longest output-gradient row a filter gradient copies (aligned_rows)
 
 
 def direct_applies(conv: Operation, target: TargetInfo) -> bool:
@@ -349,11 +353,21 @@ def direct_tile(conv: Operation, target: TargetInfo) -> tuple[int, int, int]:
     return max(1, min(target.accumulators // vectors, rows_at_most)), vectors, lanes
 
 
+def aligned_rows(conv: Operation) -> bool:
+    """Note [aligned gradient rows] in codegen/llvm/kernels/direct_filter.py: a filter gradient whose
+    output gradient rows (OW * O elements) fit ALIGNED_ROW_BYTES."""
+    if conv.name != "conv2d_backprop_filter":
+        return False
+    _, _, width, out = conv.operands[1].type.shape
+    return width * out * conv.result.type.dtype.itemsize <= ALIGNED_ROW_BYTES
+
+
 def _matmul_schedule(op: Operation, target: TargetInfo) -> dict[str, object]:
     conv = next((inner for inner in op.regions[0].entry.ops
                  if inner.name in ("conv2d", "conv2d_backprop_filter")), None)
     if conv is not None:  # what expand_convolutions left: direct_applies holds
-        return {"schedule": "direct", "tile": direct_tile(conv, target)}
+        rows = {"aligned_rows": True} if aligned_rows(conv) else {}
+        return {"schedule": "direct", "tile": direct_tile(conv, target), **rows}
     matmuls = [inner for inner in op.regions[0].entry.ops if inner.name == "matmul"]
     if not matmuls:  # simplified away after fusion: no backend emits such a kernel yet
         return {"schedule": "generic"}

@@ -158,9 +158,9 @@ class Kernel:
         """A dim of a value of this kernel: a region value's dims are its operand's or result's."""
         return emit_dim(self.b, self.dims, self.dims_pointer, value, axis)
 
-    def alloca(self, type: ll.Type, name: str = "") -> ll.Value:
+    def alloca(self, type: ll.Type, name: str = "", align: int | None = None) -> ll.Value:
         """A stack slot in the entry block (LLVM promotes it to a register)."""
-        return alloca_at_start(self.b, self._alloca_block, type, name)
+        return alloca_at_start(self.b, self._alloca_block, type, name, align)
 
     def fail_if(self, bad: ll.Value, detail: ll.Value) -> None:
         """Where `bad` holds, record this kernel and `detail` in the error slots (the entry point then stops)."""

@@ -55,7 +55,7 @@ SCHEDULE_PARAMETERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rows": (("partial_sums",), ("kept_row",)),
     "column": (("tile",), ()),
     "blas": ((), ("accumulate", "quick")),  # quick: Note [tiered compilation] in passes/schedule.py
-    "direct": (("tile",), ()),
+    "direct": (("tile",), ("aligned_rows",)),  # aligned_rows: Note [aligned gradient rows] in direct_filter.py
     "narrow": (("tiling", "tile"), ("accumulate",)),
     "split_k": (("tiling", "tile", "partial_bytes"), ("accumulate",)),
     "blocks": (("block",), ()),
@@ -441,6 +441,11 @@ def _parameter_problem(op: Operation, schedule: str) -> str | None:
             return f"accumulate is true where present, got {attributes['accumulate']}"
         if accumulated_update(op) is None:
             return "accumulate needs an epilogue C0 + s * P or C0 - s * P of the product P, used nowhere else"
+    if "aligned_rows" in attributes:
+        if attributes["aligned_rows"] is not True:
+            return f"aligned_rows is true where present, got {attributes['aligned_rows']}"
+        if not any(inner.name == "conv2d_backprop_filter" for inner in op.regions[0].entry.ops):
+            return "aligned_rows is a filter gradient's (conv2d_backprop_filter) parameter"
     if "kept_row" in attributes:
         reductions = [inner for inner in op.regions[0].entry.ops if inner.is_reduction]
         kept = attributes["kept_row"]
@@ -494,6 +499,7 @@ class Fusion(Op):
     name = "fusion"
     attrs = {"kind": str, "schedule": str, "lanes": int, "partial_sums": int, "kept_row": int,
              "tiling": str, "tile": tuple[int, ...], "partial_bytes": int, "accumulate": bool,
+             "aligned_rows": bool,  # the CPU's filter gradient: Note [aligned gradient rows]
              "block": int | tuple[int, ...],  # the GPU's: an int for "blocks", [rows, columns] for reductions
              "warps": int, "stages": int, "candidates": tuple[tuple[Any, ...], ...]}  # the GPU's too
     optional = frozenset({"schedule"}) | PARAMETERS

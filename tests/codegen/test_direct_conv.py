@@ -14,6 +14,7 @@ from test_rows import reference, sample, type_text
 
 import flowc as fc
 from flowc import ir
+from flowc.ir.errors import FlowcError
 from flowc.options import CompileOptions
 from flowc.targets import target_named
 from flowc.passes import PassManager, optimize
@@ -239,3 +240,58 @@ def test_the_direct_kernels_write_no_patches(tmp_path, monkeypatch) -> None:  # 
     assert "extract_patches" not in text and "fold_patches" not in text
     # The forward conv (relu's gradient reads it), the input gradient (a conv2d) and the filter's.
     assert len(re.findall(r'schedule = "direct"', text)) == 3
+
+
+def misaligned(array: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of `array` whose data starts `offset` bytes past a 64-byte boundary."""
+    raw = np.empty(array.nbytes + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    view = raw[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    view[...] = array
+    return view
+
+
+@pytest.mark.parametrize("kernel", [(3, 3, 16, 64), (3, 3, 20, 70), (3, 3, 3, 16)], ids=str)
+@pytest.mark.parametrize("offset", [4, 16, 0])
+def test_misaligned_feeds_match_the_reference(rng: np.random.Generator, kernel, offset: int) -> None:
+    """Note [aligned filter]: feeds that start 4 or 16 bytes past a cache line (a filter view offset by
+    4 bytes among them), on odd image sizes; filters of 36 and 49 KiB read through the arena's copy,
+    one of 1.7 KiB where it lies. Note [aligned gradient rows]: the filter gradient copies dy's rows
+    that are not aligned (with O = 70, rows of 3080 bytes: aligned and not, alternately)."""
+    shape = (2, 7, 11, kernel[2])
+    text, out = conv_module("float32", shape, kernel, (1, 1), (1, 1), (1, 1, 1, 1), True)
+    executable, module = compile_cpu(text, None)
+    copied = any(op.name == "identity" for op in module.walk())
+    assert copied == (np.prod(kernel) * 4 >= 1 << 15)
+    (gradient,) = [op for op in module.walk() if op.name == "fusion"
+                   and any(inner.name == "conv2d_backprop_filter" for inner in op.regions[0].entry.ops)]
+    assert gradient.attributes.get("aligned_rows") is True
+    args = [sample(rng, shape, "float32"), sample(rng, kernel, "float32") / 10, sample(rng, kernel[3:], "float32"),
+            sample(rng, out, "float32") / 10]
+    want = reference(text, args)
+    fed = [misaligned(a, offset) for a in args]
+    assert all(a.ctypes.data % 64 == offset for a in fed)
+    for got, expected in zip(executable(fed), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+@pytest.mark.parametrize("value, message", [
+    ("true", "aligned_rows is a filter gradient's (conv2d_backprop_filter) parameter"),
+    ("false", "aligned_rows is true where present, got False"),
+])
+def test_the_verifier_checks_aligned_rows(value: str, message: str) -> None:
+    """Note [aligned gradient rows]: only a filter gradient's schedule has aligned_rows, and only true."""
+    name = "conv2d" if value == "true" else "conv2d_backprop_filter"
+    operand, result = ("f32[3,3,4,16]", "f32[?,6,6,16]") if name == "conv2d" else ("f32[?,6,6,16]", "f32[3,3,4,16]")
+    module = ir.parse_module(f"""
+func @main(%x: f32[?,6,6,4], %w: {operand}) -> {result} {{
+  %y = fusion %x, %w {{aligned_rows = {value}, kind = "matmul", schedule = "direct", tile = [6, 1, 16]}} : {result} {{
+  ^bb0(%a: f32[?,6,6,4], %b: {operand}):
+    %c = {name} %a, %b {{dilations = [1, 1], pads = [1, 1, 1, 1], strides = [1, 1], window = [3, 3]}} : {result}
+    yield %c : {result}
+  }}
+  return %y : {result}
+}}
+""")
+    with pytest.raises(FlowcError, match=re.escape(message)):
+        ir.verify(module)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import flowc as fc
+from flowc.codegen.llvm.program import kernel_op_names
 from flowc.ir.errors import FlowcError
 
 HERE = os.path.basename(__file__)
@@ -223,7 +224,8 @@ def test_conv1d(data_format, rng) -> None:
 
 POOL_CASES = [((2, 7, 9, 3), (2, 2), (2, 2), "VALID"), ((2, 7, 9, 3), (3, 3), (2, 2), "SAME"),
               ((1, 5, 4, 1), (3, 2), (1, 1), "SAME"), ((1, 1, 1, 2), (1, 1), (1, 1), "VALID"),
-              ((1, 6, 6, 2), (3, 3), (3, 2), "SAME")]
+              ((1, 6, 6, 2), (3, 3), (3, 2), "SAME"),
+              ((2, 8, 6, 3), (2, 2), (2, 2), "VALID"), ((1, 6, 9, 2), (3, 3), (3, 3), "SAME")]  # windows tiling x
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
@@ -248,6 +250,54 @@ def test_max_pool_gradient_goes_to_the_first_maximum() -> None:
     want = np.array([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).reshape(1, 2, 4, 1)
     for target in ("reference", "cpu"):
         got = run(lambda a: fc.gradients(fc.reduce_sum(fc.nn.max_pool(a, 2, 2, "VALID")), [a])[0], [x], target)
+        np.testing.assert_array_equal(got, want)
+
+
+def first_maximum_gradient(x, dy, window):
+    """Direct loops: each window's dy to its first maximum in row-major order, none to a window with a NaN."""
+    grad = np.zeros_like(x)
+    for n, r, c, k in itertools.product(*(range(d) for d in dy.shape)):
+        block = x[n, r * window[0]:(r + 1) * window[0], c * window[1]:(c + 1) * window[1], k]
+        if not np.isnan(block).any():
+            i, j = np.unravel_index(np.argmax(block), block.shape)
+            grad[n, r * window[0] + i, c * window[1] + j, k] = dy[n, r, c, k]
+    return grad
+
+
+@pytest.mark.parametrize("window", [(2, 2), (3, 2), (1, 3)], ids=str)
+def test_max_pool_of_windows_tiling_the_image(window, rng) -> None:
+    """Note [pooling of disjoint windows]: a reduction over the reshaped image; the gradient to the first
+    of tied maxima (few distinct values: many ties), a window with a NaN pooled to NaN, and no slice,
+    gather or concat in any kernel of the gradient."""
+    x = rng.integers(0, 3, (2, 2 * window[0], 3 * window[1], 3)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    dy = rng.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    g = fc.Graph()
+    with g.as_default():
+        a = fc.placeholder(fc.float32, shape=[None, *x.shape[1:]])
+        d = fc.placeholder(fc.float32, shape=[None, 2, 3, 3])
+        y = fc.nn.max_pool(a, [1, *window, 1], [1, *window, 1], "VALID")
+        (dx,) = fc.gradients(y, [a], grad_ys=d)
+    six = x.reshape(2, 2, window[0], 3, window[1], 3)
+    for target in ("reference", "cpu"):
+        with fc.Session(graph=g, target=target) as sess:
+            pooled, grad = sess.run([y, dx], {a: x, d: dy})
+            if target == "cpu":
+                (compiled,) = sess._cache.values()
+                ops = {name for kernel in compiled.executable.program.kernel_ops for name in kernel_op_names(kernel)}
+                assert not ops & {"slice", "gather", "concat"}, ops
+        np.testing.assert_array_equal(pooled, six.max(axis=(2, 4)))
+        np.testing.assert_array_equal(grad, first_maximum_gradient(x, dy, window))
+
+
+@pytest.mark.parametrize("dtype", [fc.uint8, fc.int32])
+def test_integer_max_pool_of_windows_tiling_the_image(dtype, rng) -> None:
+    """Note [pooling of disjoint windows] on TF1's integer max pools (uint8 images): the same reduction."""
+    x = rng.integers(0, 100, (2, 4, 6, 3)).astype(dtype.np)
+    want = x.reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4))
+    for target in ("reference", "cpu"):
+        got = run(lambda a: fc.nn.max_pool(a, 2, 2, "VALID"), [x], target, dtype)
+        assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
 
 

@@ -45,7 +45,10 @@ def test_mnist_softmax_matches_reference_and_learns() -> None:
 
 
 def test_deep_mnist_matches_reference_and_learns(capsys: pytest.CaptureFixture[str]) -> None:
-    native, reference = on_both_targets("deep_mnist", steps=60, report=20)
+    # 80 steps: the ops' seeds count the graph's ops before them (op_seed), so how many ops a layer
+    # makes moves the initial weights; from the seeds the pools of Note [pooling of disjoint windows]
+    # give, 60 steps reached 0.32 and 80 reach 0.54.
+    native, reference = on_both_targets("deep_mnist", steps=80, report=20)
     printed = capsys.readouterr().out
     assert "step 40, training accuracy" in printed and "test accuracy" in printed
     np.testing.assert_allclose(native["train_accuracies"], reference["train_accuracies"], rtol=RTOL)

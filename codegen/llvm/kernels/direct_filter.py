@@ -10,6 +10,17 @@ pixel lies in the image (a range of c, worked out per item: no test in the loop)
 vectors at (n, r, c) and, per channel of the block, broadcasts the input element and adds the
 product with one fma per vector; then stores the tile back. An output row's dy (OW * O elements)
 and the KH input rows it reads stay in cache while every item of the piece passes over them.
+
+Note [aligned gradient rows]
+A tile loads dy's V vectors at each pixel: with dy fed from numpy (16-byte aligned), every such
+load crosses a cache line, and the 28x28x128 filter gradient of bench/bench_conv.py ran about a
+tenth slower than with dy 64-byte aligned. A copy of all of dy (as Note [aligned filter] copies the
+filter) is a pass through memory that took as long as it saved; a copy of the output row that the
+items are about to read, onto the kernel's stack, costs a pass over bytes that are then read from
+L1 by every item of the piece. So a kernel scheduled with `aligned_rows = true` (rows of at most
+ALIGNED_ROW_BYTES: passes/schedule.py) copies each row that does not start on a 64-byte boundary
+into a 64-byte aligned buffer of its frame first (a stack buffer, not arena scratch: each thread's
+piece needs its own, and one row is small), and reads the row where it lies when it does.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from flowc.ir import Operation
 
 from ..kernel import Kernel, for_range, min_of
 from ..program import schedule_of
-from ..types import I64, compute_type, constant_of, declared
+from ..types import I1, I64, PTR, compute_type, constant_of, declared
 from ..vectors import masked_load, masked_store, splat
 
 
@@ -60,6 +71,9 @@ class DirectFilterGradient:
         self.gradient = kernel.operand_pointer(dy.index, self.dtype)
         bits = 32 if self.element == ll.FloatType() else 64
         self.fma = declared(kernel.module, f"llvm.fma.v{self.lanes}f{bits}", self.vector, [self.vector] * 3)
+        row = ll.ArrayType(self.element, self.out_width * self.out)
+        aligned = schedule_of(kernel.op).get("aligned_rows") and self.out_width * self.out
+        self.row_copy = kernel.alloca(row, "filter_dy_row", align=64) if aligned else None
 
     def first_row(self, item: ll.Value) -> ll.Value:
         """The first result row (tap * C + channel) of `item`; of the end for the item count."""
@@ -79,11 +93,27 @@ class DirectFilterGradient:
         with for_range(b, first, last, "filter_zero") as index:
             b.store(zero, b.gep(self.target, [index]))
         with for_range(b, _i64(0), self.batch, "filter_image") as n, \
-                for_range(b, _i64(0), _i64(self.out_height), "filter_row") as r, \
-                for_range(b, self.kernel.begin, self.kernel.end, "filter_item") as item:
-            self._item(n, r, item)
+                for_range(b, _i64(0), _i64(self.out_height), "filter_row") as r:
+            gradient = self._gradient_row(n, r)
+            with for_range(b, self.kernel.begin, self.kernel.end, "filter_item") as item:
+                self._item(n, r, item, gradient)
 
-    def _item(self, n: ll.Value, r: ll.Value, item: ll.Value) -> None:
+    def _gradient_row(self, n: ll.Value, r: ll.Value) -> ll.Value:
+        """dy's output row (n, r): where it lies, or its copy on the stack when it is not 64-byte aligned
+        (Note [aligned gradient rows])."""
+        b = self.b
+        row = b.gep(self.gradient, [b.mul(b.add(b.mul(n, _i64(self.out_height)), r), _i64(self.out_width * self.out))])
+        if self.row_copy is None:
+            return row
+        misaligned = b.icmp_unsigned("!=", b.and_(b.ptrtoint(row, I64), _i64(63)), _i64(0))
+        copy = b.bitcast(self.row_copy, row.type)
+        with b.if_then(misaligned):
+            memcpy = self.kernel.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+            size = _i64(self.out_width * self.out * self.op.result.type.dtype.itemsize)
+            b.call(memcpy, [b.bitcast(copy, PTR), b.bitcast(row, PTR), size, ll.Constant(I1, 0)])
+        return b.select(misaligned, copy, row)
+
+    def _item(self, n: ll.Value, r: ll.Value, item: ll.Value, gradient: ll.Value) -> None:
         b, op = self.b, self.op
         tap = b.udiv(item, _i64(self.blocks))
         block = b.sub(item, b.mul(tap, _i64(self.blocks)))
@@ -103,8 +133,6 @@ class DirectFilterGradient:
             channel = b.mul(block, _i64(self.rows))
             pixel_row = b.mul(b.add(b.mul(n, _i64(self.height)), input_row), _i64(self.width))
             image = b.gep(self.image, [b.add(b.mul(b.add(pixel_row, shift), _i64(self.channels)), channel)])
-            gradient = b.gep(self.gradient, [b.mul(b.add(b.mul(n, _i64(self.out_height)), r),
-                                                   _i64(self.out_width * self.out))])
             result = b.gep(self.target, [b.mul(b.add(b.mul(tap, _i64(self.channels)), channel), _i64(self.out))])
             rest = self.channels % self.rows
             if not rest:
