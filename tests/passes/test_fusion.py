@@ -403,6 +403,8 @@ def test_every_op_of_the_text_fixture_fuses(rng: np.random.Generator) -> None:
     module = parse_module(ALL_OPS)
     args = {f.name: [sample(rng, t) for t in f.arg_types] for f in module}
     args["checked"] = [np.ones(2, bool)]  # a check passes on true conditions only (ir/ops/checks.py)
+    args["dims"][2] = np.array([[True, False, False], [False, False, True]])  # as many trues as %rows says
+    args["stacks"][1] = np.array(0, np.int32)  # the one entry pushed
     del args["transfers"]  # its recv waits for another rank's send (tests/ir/test_transfer_ops.py runs pairs)
     before = {name: evaluate(module[name], values) for name, values in args.items()}
     counts = computing_ops(module)
