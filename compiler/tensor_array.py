@@ -293,8 +293,9 @@ class TensorArray:
         buffer = self._buffer
 
         def grown() -> Tensor:
-            extra = apply("fill_rows", (needed - size, zeros_like_any(value)), name="extra")
-            return concat([buffer, extra], 0)
+            # The count of new rows is data: a data_dim, where the host reads it (Note [tensor array storage]).
+            rows = apply("data_dim", (needed - size,), name="extra_rows")
+            return concat([buffer, zero_rows(rows, zeros_like_any(value))], 0)
 
         with get_default_graph().name_scope(f"{self._name}/grow"):
             self._buffer = cond(greater(needed, size), grown, lambda: buffer)

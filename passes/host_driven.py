@@ -35,38 +35,52 @@ holds a marked one is run from the host too (compiler/host_driven.py).
 
 from __future__ import annotations
 
-from flowc.ir import Block, Module, Operation
+from flowc.ir import Block, Module, Operation, Region, Value
 from flowc.ir.errors import FlowcError
 from flowc.ir.shapes import block_shapes
 
 from .manager import Pass
 
 HOST = "host"
+DATA_DIM = "data_dim"  # Note [data-dependent sizes] in compiler/data_sized_run.py
 
 
 class MarkHostDriven(Pass):
-    """Set `driven = "host"` on every while loop whose loop values may change shape (module docstring)."""
+    """Set `driven = "host"` on every while loop whose loop values may change shape, and every cond whose
+    branches may yield different shapes (module docstring)."""
 
     name = "mark-host-driven"
 
     def run(self, module: Module) -> bool:
         changed = False
         for function in module:
-            changed |= _mark_block(function.entry)
+            changed |= _mark_block(function.entry, set())
         return changed
 
 
-def _mark_block(block: Block) -> bool:
+def _mark_block(block: Block, shaped_by_branch: set[Value]) -> bool:
+    """Mark `block`'s loops and conds, inner ones first; `shaped_by_branch` holds the values whose shapes
+    may depend on which branch of a host-driven cond ran (grown as the block is walked)."""
     changed = False
     for op in block.ops:
         if op.name == "fusion":
             continue
         for region in op.regions:
-            changed |= _mark_block(region.entry)
-        if op.name == "while" and op.attributes.get("driven") != HOST and changing_loop_values(op):
+            changed |= _mark_block(region.entry, branch_shaped_args(op, region, shaped_by_branch))
+        if op.attributes.get("driven") != HOST and _runs_from_host(op, shaped_by_branch):
             op.attributes = op.attributes | {"driven": HOST}
             changed = True
+        shaped_by_branch.update(branch_shaped_results(op, shaped_by_branch))
     return changed
+
+
+def _runs_from_host(op: Operation, shaped_by_branch: set[Value]) -> bool:
+    if op.name == "while":
+        return bool(changing_loop_values(op)) or holds_data_dim(op)
+    if op.name == "cond":
+        return (holds_data_dim(op) or any(v in shaped_by_branch for v in op.operands)
+                or bool(changing_branch_results(op)))
+    return False
 
 
 # (the loop values' unknown dims, a data-dependent count's) per probe: large primes (the docstring's probe)
@@ -99,5 +113,50 @@ def _probed(body: Block, candidates: list[int]) -> list[int]:
 
 
 def contains_host_driven(op: Operation) -> bool:
-    """Whether `op` is, or holds in its regions, a loop driven from the host."""
-    return any(inner.name == "while" and inner.attributes.get("driven") == HOST for inner in op.walk())
+    """Whether `op` is, or holds in its regions, a loop or cond driven from the host."""
+    return any(inner.name in ("while", "cond") and inner.attributes.get("driven") == HOST for inner in op.walk())
+
+
+# -- conds (Note [conds driven from the host] in compiler/host_driven.py) -------------------------------
+
+
+def changing_branch_results(cond: Operation) -> list[int]:
+    """The positions of `cond`'s results whose shape the two branches, sized by the loops' probe (module
+    docstring) on the cond's operands, may give differently (empty: the same from both, or not sized)."""
+    if any(contains_host_driven(op) for region in cond.regions for op in region.entry.ops):
+        return []  # an inner host-driven op's results have no shape before it runs; the cond is cut anyway
+    candidates = [index for index, result in enumerate(cond.results) if None in result.type.shape]
+    if not candidates:
+        return []  # static results: the type rule made both branches agree
+    changing: set[int] = set()
+    for probe, data in PROBES:
+        taken = [tuple(probe if d is None else d for d in v.type.shape) for v in cond.operands[1:]]
+        try:
+            then, other = (block_shapes(region.entry, taken, data) for region in cond.regions)
+        except FlowcError:
+            return []
+        changing.update(index for index in candidates if then[index] != other[index])
+    return sorted(changing)
+
+
+def branch_shaped_args(op: Operation, region: Region, shaped_by_branch: set[Value]) -> set[Value]:
+    """The arguments of `op`'s `region` that take a value of `shaped_by_branch`."""
+    outer = op.operands[1:] if op.name == "cond" else op.operands
+    if len(outer) != len(region.entry.args):
+        return set()  # a fusion's or call's region: not walked for conds
+    return {arg for arg, value in zip(region.entry.args, outer) if value in shaped_by_branch}
+
+
+def branch_shaped_results(op: Operation, shaped_by_branch: set[Value]) -> list[Value]:
+    """`op`'s results of unknown dims whose shapes may depend on which branch of a host-driven cond ran:
+    each of such a cond, and each of an op that reads a value of `shaped_by_branch`."""
+    host_cond = op.name == "cond" and op.attributes.get("driven") == HOST
+    if not host_cond and not any(v in shaped_by_branch for v in op.operands):
+        return []
+    return [result for result in op.results if None in result.type.shape]
+
+
+def holds_data_dim(op: Operation) -> bool:
+    """Whether a region of `op` holds a data_dim at its own level: the host reads its count between the
+    native calls of a host-driven op's pieces (Note [data-dependent sizes] in compiler/data_sized_run.py)."""
+    return any(inner.name == DATA_DIM for region in op.regions for inner in region.entry.ops)
