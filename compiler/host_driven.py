@@ -39,6 +39,36 @@ initial values' shapes, which a grown value does not fit; the reference
 target refuses such a gradient when it runs (write_row names the user's line),
 and so does this one. fc.export has no host to drive a loop from: it refuses
 such a loop when it sizes the program (ExportShapeError).
+
+Note [conds driven from the host]
+A cond's result takes one size in the entry point whichever branch runs, and
+both branches are sized before the predicate is known (Note [fixed shapes in
+control flow] in ir/shapes.py), so fc.cond(p, lambda: x * 2, lambda:
+concat([x, x])) has no one size for its result. mark-host-driven gives such a
+cond `driven = "host"` too, and it is cut like a cond that holds a marked
+loop: Python reads the predicate and calls the chosen branch, a native
+function of the cond's operands whose result dims are unknown dims; the other
+branch is never sized. A cond is marked when
+  - the loops' probe (passes/host_driven.py), run over both branches on the
+    cond's operands, gives a result two shapes;
+  - it reads a value whose shape follows such a cond's result (its gradient's
+    cond reads the cotangent of that result): sized on both branches in native
+    code, its branch not taken might not size at all (x + y where y is twice
+    x's size), though it never runs;
+  - a branch holds a data_dim (Note [data-dependent sizes] in
+    data_sized_run.py): the host reads the count between two native calls of
+    the branch, which is compiled cut there; a while whose body or condition
+    holds one is marked for the same reason.
+A cond the probe cannot size stays native, as a loop does, and the run-time
+check refuses a run whose branches disagree. A dynamic fc.TensorArray written
+at an index past its size grows under a cond whose then branch concatenates
+rows counted by a data_dim (compiler/tensor_array.py): the cond is marked, and
+a loop that writes it is cut around it, its other ops native pieces.
+What it costs: the program around the cond becomes pieces, two or three
+native calls instead of one, and a branch meets new argument shapes as the
+data changes (a layout each, LAYOUTS_KEPT kept). A cond of equal shapes stays
+native. fc.export refuses such a cond when it sizes the program, as it does a
+marked loop: a C caller has no host to choose the branch.
 """
 
 from __future__ import annotations
@@ -129,7 +159,8 @@ class _Loop:
 
 @dataclass
 class _Branches:
-    """A cond that holds a host-driven loop: the predicate, read on the host, chooses the branch to call."""
+    """A cond driven from the host, or holding a host-driven op: the predicate, read on the host, chooses the
+    branch to call (Note [conds driven from the host])."""
 
     op: Operation
     then: Any

@@ -15,7 +15,8 @@ other loop variable.
 - A fixed-size array's buffer has exactly `size` rows.
 - A dynamic-size array's buffer has an unknown number of rows in its type
   (relax_shape) and exactly `size()` rows at run time: a write past the end
-  grows the buffer to that index (the rows between hold zeros, fill_rows)
+  grows the buffer to that index (the rows between hold zeros, as many as a
+  data_dim of the count says: Note [data-dependent sizes] in data_sized_run.py)
   under an fc.cond, so a read past the size is the read_row range error,
   which names the array and the index. Growing to the index, not doubling, keeps that error exact; the
   price is a copy of the buffer per growth, so a loop that appends to a

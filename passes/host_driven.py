@@ -31,6 +31,11 @@ UnsupportedOpError, a run whose values would change):
     looks fixed to a probe of one size.
 Loops nested in a body or branch are marked first; an outer loop whose body
 holds a marked one is run from the host too (compiler/host_driven.py).
+
+A cond gets `driven = "host"` when the same probe, run on its operands, sizes
+its branches' results differently, when it reads a value whose shape follows
+such a cond's result, or when a branch holds a data_dim (and a while when its
+regions hold one): Note [conds driven from the host] in compiler/host_driven.py.
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ DATA_DIM = "data_dim"  # Note [data-dependent sizes] in compiler/data_sized_run.
 
 
 class MarkHostDriven(Pass):
-    """Set `driven = "host"` on every while loop whose loop values may change shape, and every cond whose
-    branches may yield different shapes (module docstring)."""
+    """Set `driven = "host"` on every while loop whose loop values may change shape, every cond whose
+    branches may yield different shapes, and every loop or cond whose regions read a count (module docstring)."""
 
     name = "mark-host-driven"
 
