@@ -32,8 +32,9 @@ UnsupportedOpError, a run whose values would change):
 Loops nested in a body or branch are marked first; an outer loop whose body
 holds a marked one is run from the host too (compiler/host_driven.py).
 
-A cond gets `driven = "host"` when the same probe, run on its operands, sizes
-its branches' results differently, when it reads a value whose shape follows
+A cond gets `driven = "host"` when the same probe, or one that sizes apart the
+unknown dims its block does not tie, run on its operands, sizes its branches'
+results differently, when it reads a value whose shape follows
 such a cond's result, or when a branch holds a data_dim (and a while when its
 regions hold one): Note [conds driven from the host] in compiler/host_driven.py.
 """
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 from flowc.ir import Block, Module, Operation, Region, Value
 from flowc.ir.errors import FlowcError
+from flowc.ir.ops.fusion import DimTies, UnknownDim
 from flowc.ir.shapes import block_shapes
 
 from .manager import Pass
@@ -67,25 +69,29 @@ def _mark_block(block: Block, shaped_by_branch: set[Value]) -> bool:
     """Mark `block`'s loops and conds, inner ones first; `shaped_by_branch` holds the values whose shapes
     may depend on which branch of a host-driven cond ran (grown as the block is walked)."""
     changed = False
+    ties: list[DimTies] = []  # the block's, made for its first cond
     for op in block.ops:
         if op.name == "fusion":
             continue
         for region in op.regions:
             changed |= _mark_block(region.entry, branch_shaped_args(op, region, shaped_by_branch))
-        if op.attributes.get("driven") != HOST and _runs_from_host(op, shaped_by_branch):
+        if op.attributes.get("driven") != HOST and _runs_from_host(op, shaped_by_branch, block, ties):
             op.attributes = op.attributes | {"driven": HOST}
             changed = True
         shaped_by_branch.update(branch_shaped_results(op, shaped_by_branch))
     return changed
 
 
-def _runs_from_host(op: Operation, shaped_by_branch: set[Value]) -> bool:
+def _runs_from_host(op: Operation, shaped_by_branch: set[Value], block: Block, ties: list[DimTies]) -> bool:
     if op.name == "while":
         return bool(changing_loop_values(op)) or holds_data_dim(op)
-    if op.name == "cond":
-        return (holds_data_dim(op) or any(v in shaped_by_branch for v in op.operands)
-                or bool(changing_branch_results(op)))
-    return False
+    if op.name != "cond":
+        return False
+    if holds_data_dim(op) or any(v in shaped_by_branch for v in op.operands):
+        return True
+    if not ties:
+        ties.append(block_ties(block))
+    return bool(changing_branch_results(op, ties[0]))
 
 
 # (the loop values' unknown dims, a data-dependent count's) per probe: large primes (the docstring's probe)
@@ -125,23 +131,63 @@ def contains_host_driven(op: Operation) -> bool:
 # -- conds (Note [conds driven from the host] in compiler/host_driven.py) -------------------------------
 
 
-def changing_branch_results(cond: Operation) -> list[int]:
-    """The positions of `cond`'s results whose shape the two branches, sized by the loops' probe (module
-    docstring) on the cond's operands, may give differently (empty: the same from both, or not sized)."""
+def changing_branch_results(cond: Operation, ties: DimTies | None = None) -> list[int]:
+    """The positions of `cond`'s results whose shape the two branches may give differently (empty: the same
+    from both, or not sized). Two probes size the branches on the cond's operands: the loops' (module
+    docstring: one size P for every unknown dim), and, with `ties` (the unknown dims of the block that
+    holds the cond, tied as passes/fusion.py ties them), a size of its own for each dim the IR does not
+    tie to another, so that cond(p, x, z) of untied x and z is seen to differ. A probe that cannot size a
+    branch says nothing; a difference under either marks the result."""
     if any(contains_host_driven(op) for region in cond.regions for op in region.entry.ops):
         return []  # an inner host-driven op's results have no shape before it runs; the cond is cut anyway
     candidates = [index for index, result in enumerate(cond.results) if None in result.type.shape]
     if not candidates:
         return []  # static results: the type rule made both branches agree
+    operands = cond.operands[1:]
+    probes = [([tuple(probe if d is None else d for d in v.type.shape) for v in operands], data)
+              for probe, data in PROBES]
+    if ties is not None:
+        probes += [(_untied_sizes(operands, ties, start), data) for start, data in UNTIED_PROBES]
     changing: set[int] = set()
-    for probe, data in PROBES:
-        taken = [tuple(probe if d is None else d for d in v.type.shape) for v in cond.operands[1:]]
+    for taken, data in probes:
         try:
             then, other = (block_shapes(region.entry, taken, data) for region in cond.regions)
         except FlowcError:
-            return []
+            continue
         changing.update(index for index in candidates if then[index] != other[index])
     return sorted(changing)
+
+
+# the first size of each untied probe (the sizes are the primes from there on), and its data-dependent count
+UNTIED_PROBES = ((1_000_003, 49_979_687), (2_000_003, 67_867_967))
+
+
+def _untied_sizes(operands: list[Value], ties: DimTies, start: int) -> list[tuple[int, ...]]:
+    """Each operand's shape, every unknown dim sized by its tied group: a prime from `start` per group."""
+    sizes: dict[int, int] = {}
+    shapes = []
+    for value in operands:
+        shape = []
+        for dim in ties.shape(value):
+            if isinstance(dim, UnknownDim):
+                if dim.number not in sizes:
+                    sizes[dim.number] = _next_prime(max(sizes.values(), default=start - 1) + 1)
+                dim = sizes[dim.number]
+            shape.append(dim)
+        shapes.append(tuple(shape))
+    return shapes
+
+
+def _next_prime(n: int) -> int:
+    while any(n % k == 0 for k in range(2, int(n ** 0.5) + 1)):
+        n += 1
+    return n
+
+
+def block_ties(block: Block) -> DimTies:
+    """The unknown dims of `block`'s values tied by its ops, its conds left out: a cond ties its results to
+    both branches' yields, which would tie the very dims a cond of different shapes does not."""
+    return DimTies([op for op in block.ops if op.name != "cond" and not op.is_terminator])
 
 
 def branch_shaped_args(op: Operation, region: Region, shaped_by_branch: set[Value]) -> set[Value]:

@@ -68,6 +68,28 @@ def test_a_cond_of_equal_shapes_stays_one_native_call() -> None:
     assert isinstance(executable, NativeExecutable)
 
 
+def test_a_cond_of_two_placeholders_of_sizes_that_differ_runs_from_the_host() -> None:
+    """x and z: nothing ties their sizes, so the cond is driven from the host (one size for both would not
+    see it); a cond on x and exp(x), of one size, stays native."""
+    def build() -> tuple[Any, list[dict]]:
+        x, z, p = fc.placeholder(fc.float32, [None]), fc.placeholder(fc.float32, [None]), fc.placeholder(fc.bool, [])
+        y = fc.cond(p, lambda: x + 1.0, lambda: z * 2.0)
+        feeds = [{x: np.ones(n, F32), z: np.arange(m, dtype=F32), p: flag}
+                 for n, m in ((3, 4), (0, 1), (5, 5)) for flag in (True, False)]
+        return y, feeds
+
+    (executable,) = both(build)
+    assert isinstance(executable, HostDrivenExecutable)
+
+    def tied() -> tuple[Any, list[dict]]:
+        x, p = fc.placeholder(fc.float32, [None]), fc.placeholder(fc.bool, [])
+        z = fc.exp(x)
+        return fc.cond(p, lambda: x + 1.0, lambda: z * 2.0), _feeds(x, p)
+
+    (executable,) = both(tied)
+    assert isinstance(executable, NativeExecutable)
+
+
 def test_a_cond_reading_a_value_shaped_by_another_runs_from_the_host_too() -> None:
     """z's then branch adds y to x: sized natively for a run that took y's else branch (y twice x's size)
     it would be a shape error, though that branch does not run. So z is driven from the host too."""
