@@ -72,23 +72,29 @@ native calls instead of one, and a branch meets new argument shapes as the
 data changes (a layout each, LAYOUTS_KEPT kept). A cond of equal shapes stays
 native. fc.export refuses such a cond when it sizes the program, as it does a
 marked loop: a C caller has no host to choose the branch.
+The gpu target cuts its programs the same way (its driven_from_host): its
+executable also sizes every value from the argument shapes before it runs
+(runtime/gpu.py), so a marked loop or cond is pieces there too, each piece a
+gpu executable; the pieces hand each other host arrays (a copy to and from
+the device per piece), and the Session keeps such a program's variables on
+the host.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from flowc.ir import Block, Function, Module, Operation, Value
 from flowc.passes.autodiff.clone import outline
-from flowc.passes.host_driven import contains_host_driven
+from flowc.passes.host_driven import MarkHostDriven, contains_host_driven
+from flowc.passes.inline import Inline
 
 from .data_sized_run import has_cuts
-from .driver import compile_lowered, compile_optimized
+from .driver import compile_lowered, compile_optimized, pass_manager
 from .lowering import Lowered, Signature
-from .native import NativeExecutable
 from .options import CompileOptions
 
 _NO_SIGNATURE = Signature((), (), False, (), ())  # a piece's arguments are not feeds or variables
@@ -229,9 +235,24 @@ def _compiled(function: Function, target: Any, options: CompileOptions) -> Any:
     if target.cuts_at_data_dims and has_cuts(lowered.module):  # a boolean_mask in a loop body, cut at its count
         return compile_lowered(lowered, target, options)
     executable = compile_optimized(lowered, target, options)
-    if isinstance(executable, NativeExecutable):
+    if hasattr(executable, "max_layouts"):  # a NativeExecutable, or the gpu target's executable
         executable.max_layouts = LAYOUTS_KEPT
     return executable
+
+
+def host_driven_executable(lowered: Lowered, target: Any, options: CompileOptions) -> HostDrivenExecutable | None:
+    """`lowered` (through the shared pipeline) as pieces driven from the host where mark-host-driven marks a
+    loop or cond of it; None where it marks none: one build, as before. The cpu and gpu targets' own
+    driven_from_host."""
+    module, quiet = lowered.module, replace(options, dump_dir=None)
+    pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
+    if not any(contains_host_driven(op) for op in module.walk()):
+        return None  # the module as it came: one build
+    pass_manager([Inline()], quiet, record=False).run(module)  # a marked loop of a callee, into main
+    if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
+        return None
+    pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
+    return HostDrivenExecutable(lowered.function, target, options)
 
 
 def _close(executable: Any) -> None:

@@ -39,7 +39,6 @@ from flowc.passes import Pass
 from flowc.passes.collective_placement import PlaceCollectives
 from flowc.passes.expand_convolutions import ExpandConvolutions
 from flowc.passes.fusion import Fuse
-from flowc.passes.host_driven import MarkHostDriven, contains_host_driven
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
@@ -102,19 +101,11 @@ class CpuTarget(Target):
 
     def driven_from_host(self, lowered: Lowered, options: CompileOptions) -> Executable | None:
         """Note [loops driven from the host] (compiler/host_driven.py): a program with a loop whose values
-        change shape runs in pieces, cut at that loop; any other program is one build, as before."""
-        from ..driver import pass_manager
-        from ..host_driven import HostDrivenExecutable
+        change shape, or a cond whose branches differ, runs in pieces, cut there; any other program is one
+        build, as before."""
+        from ..host_driven import host_driven_executable
 
-        module, quiet = lowered.module, replace(options, dump_dir=None)
-        pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
-        if not any(contains_host_driven(op) for op in module.walk()):
-            return None  # the module as it came: one build
-        pass_manager([Inline()], quiet, record=False).run(module)  # a marked loop of a callee, into main
-        if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
-            return None
-        pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
-        return HostDrivenExecutable(lowered.function, self, options)
+        return host_driven_executable(lowered, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
         program, key = self._planned(module, options)

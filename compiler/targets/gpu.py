@@ -45,9 +45,10 @@ from flowc.passes.schedule_gpu import RULES, GpuSchedule
 from flowc.runtime import cache_key, cached_library
 from flowc.runtime.gpu import GpuExecutable, device_name
 
+from ..lowering import Lowered
 from ..native import raise_kernel_failure
 from ..options import CompileOptions
-from .base import Target
+from .base import Executable, Target
 from .cpu import VERSION
 
 NAME = "gpu"
@@ -142,6 +143,14 @@ class GpuTarget(Target):
             GpuSchedule(),         # how each kernel runs as a Triton program, as attributes
             CheckGpuKernels(),     # again, now that each kernel has a schedule its emitter is looked up by
         ]
+
+    def driven_from_host(self, lowered: Lowered, options: CompileOptions) -> Executable | None:
+        """As the cpu target: a loop whose values change shape, or a cond whose branches differ, runs in
+        pieces from the host, each piece one executable of this target (Note [conds driven from the host] in
+        compiler/host_driven.py); the pieces hand each other host arrays."""
+        from ..host_driven import host_driven_executable
+
+        return host_driven_executable(lowered, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> GpuArtifact:
         function = module["main"]

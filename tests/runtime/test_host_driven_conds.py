@@ -146,6 +146,26 @@ def test_gradients_through_a_cond_of_different_shapes(target: str, flag: bool, s
     np.testing.assert_allclose(got_w, want_w, rtol=1e-6, atol=1e-8)
 
 
+def test_training_through_a_cond_of_different_shapes_updates_the_variable() -> None:
+    """The branch read of w and the update by its gradient, with the branch changing each step."""
+    g = fc.Graph()
+    with g.as_default():
+        x, p = fc.placeholder(fc.float32, [None]), fc.placeholder(fc.bool, [])
+        w = fc.Variable(fc.constant(2.0))
+        y = fc.cond(p, lambda: x * w, lambda: fc.concat([x, x * w], 0))
+        loss = fc.reduce_sum(y * y)
+        train = fc.train.GradientDescentOptimizer(0.01).minimize(loss)
+        init = fc.global_variables_initializer()
+    results = []
+    for target in ("reference", "cpu"):
+        with fc.Session(graph=g, target=target) as sess:
+            sess.run(init)
+            losses = [sess.run([loss, train], {x: np.arange(3, dtype=F32), p: step % 2 == 0})[0] for step in range(4)]
+            results.append([*losses, sess.run(w)])
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+    assert results[0][-1] != 2.0
+
+
 # -- dynamic TensorArrays ---------------------------------------------------------------------------
 
 
