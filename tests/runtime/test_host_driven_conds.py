@@ -146,6 +146,39 @@ def test_gradients_through_a_cond_of_different_shapes(target: str, flag: bool, s
     np.testing.assert_allclose(got_w, want_w, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("target", ["reference", "cpu"])
+def test_gradients_through_a_cond_of_different_shapes_in_a_loop_body(target: str, rng: Any) -> None:
+    value = rng.standard_normal(3)
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float64, [None])
+
+        def body(i: Any, total: Any) -> Any:
+            y = fc.cond(fc.equal(i % 2, 0), lambda: fc.sin(x) * fc.cast(i + 1, fc.float64),
+                        lambda: fc.concat([x, x * x], 0))
+            return i + 1, total + fc.reduce_sum(y * y)
+
+        _, total = fc.while_loop(lambda i, t: i < 3, body, [0, fc.constant(0.0, fc.float64)])
+        (gx,) = fc.gradients(total, [x])
+    with fc.Session(graph=g, target=target) as sess:
+        got = sess.run(gx, {x: value})
+
+    def np_loss() -> float:
+        return float(np.sum(np.sin(value) ** 2) * (1 + 9) + np.sum(value ** 2 + value ** 4))
+
+    np.testing.assert_allclose(got, central_differences(np_loss, value), rtol=1e-6, atol=1e-8)
+
+
+def test_a_cond_of_different_shapes_under_fc_jit() -> None:
+    @fc.jit
+    def chosen(x: Any, p: Any) -> Any:
+        return fc.cond(p, lambda: x * 2.0, lambda: fc.concat([x, x], 0))
+
+    x = np.arange(3, dtype=F32)
+    np.testing.assert_array_equal(chosen(x, np.array(True)), x * 2)
+    np.testing.assert_array_equal(chosen(x, np.array(False)), np.concatenate([x, x]))
+
+
 def test_training_through_a_cond_of_different_shapes_updates_the_variable() -> None:
     """The branch read of w and the update by its gradient, with the branch changing each step."""
     g = fc.Graph()
