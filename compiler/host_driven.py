@@ -50,10 +50,13 @@ loop: Python reads the predicate and calls the chosen branch, a native
 function of the cond's operands whose result dims are unknown dims; the other
 branch is never sized. A cond is marked when
   - a probe of both branches on the cond's operands gives a result two
-    shapes: the loops' probe (one size for every unknown dim), or one that
-    gives each unknown dim its own size unless the ops of the block tie it to
-    another (passes/fusion.py's DimTies), so that cond(p, x + 1, z * 2) of
-    two placeholders differs while a cond on x and exp(x) does not;
+    shapes: the loops' probe (one size for every unknown dim), or, for a cond
+    at the function's top level, one that gives each unknown dim its own size
+    unless the ops of the block tie it to another (passes/fusion.py's
+    DimTies), so that cond(p, x + 1, z * 2) of two placeholders differs while
+    a cond on x and exp(x) does not. In a loop body only the first: marked,
+    a cond there makes every turn pieces, and two loop values the body does
+    not tie are mostly one size all the same (a state and its copy);
   - it reads a value whose shape follows such a cond's result (its gradient's
     cond reads the cotangent of that result): sized on both branches in native
     code, its branch not taken might not size at all (x + y where y is twice

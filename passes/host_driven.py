@@ -32,11 +32,12 @@ UnsupportedOpError, a run whose values would change):
 Loops nested in a body or branch are marked first; an outer loop whose body
 holds a marked one is run from the host too (compiler/host_driven.py).
 
-A cond gets `driven = "host"` when the same probe, or one that sizes apart the
-unknown dims its block does not tie, run on its operands, sizes its branches'
-results differently, when it reads a value whose shape follows
-such a cond's result, or when a branch holds a data_dim (and a while when its
-regions hold one): Note [conds driven from the host] in compiler/host_driven.py.
+A cond gets `driven = "host"` when the same probe, or (at a function's top
+level) one that sizes apart the unknown dims its block does not tie, run on its
+operands, sizes its branches' results differently, when it reads a value whose
+shape follows such a cond's result, or when a branch holds a data_dim (and a
+while when its regions hold one): Note [conds driven from the host] in
+compiler/host_driven.py.
 """
 
 from __future__ import annotations
@@ -61,15 +62,17 @@ class MarkHostDriven(Pass):
     def run(self, module: Module) -> bool:
         changed = False
         for function in module:
-            changed |= _mark_block(function.entry, set())
+            changed |= _mark_block(function.entry, set(), top_level=True)
         return changed
 
 
-def _mark_block(block: Block, shaped_by_branch: set[Value]) -> bool:
+def _mark_block(block: Block, shaped_by_branch: set[Value], top_level: bool = False) -> bool:
     """Mark `block`'s loops and conds, inner ones first; `shaped_by_branch` holds the values whose shapes
-    may depend on which branch of a host-driven cond ran (grown as the block is walked)."""
+    may depend on which branch of a host-driven cond ran (grown as the block is walked). Only a function's
+    own block probes its conds' untied dims (changing_branch_results): in a loop body, a marked cond makes
+    every turn pieces, so there, as for loops, only a difference under one size marks it."""
     changed = False
-    ties: list[DimTies] = []  # the block's, made for its first cond
+    ties: list[DimTies | None] = [] if top_level else [None]  # the block's, made for its first cond
     for op in block.ops:
         if op.name == "fusion":
             continue
@@ -82,7 +85,7 @@ def _mark_block(block: Block, shaped_by_branch: set[Value]) -> bool:
     return changed
 
 
-def _runs_from_host(op: Operation, shaped_by_branch: set[Value], block: Block, ties: list[DimTies]) -> bool:
+def _runs_from_host(op: Operation, shaped_by_branch: set[Value], block: Block, ties: list[DimTies | None]) -> bool:
     if op.name == "while":
         return bool(changing_loop_values(op)) or holds_data_dim(op)
     if op.name != "cond":
