@@ -20,7 +20,10 @@ other loop variable.
   under an fc.cond, so a read past the size is the read_row range error,
   which names the array and the index. Growing to the index, not doubling, keeps that error exact; the
   price is a copy of the buffer per growth, so a loop that appends to a
-  dynamic array copies O(n^2) elements: give a size when it is known.
+  dynamic array copies O(n^2) elements: give a size when it is known. On the
+  cpu and gpu targets such a loop is also driven from the host (the growing
+  cond holds a data_dim: Note [conds driven from the host] in
+  host_driven.py), a few native calls and layouts per write.
 
 The buffer is made when the element shape is first known (element_shape
 given fully, or the first write or unstack; unknown dims such as a batch of

@@ -15,7 +15,7 @@ import pytest
 import flowc as fc
 from flowc.host_driven import HostDrivenExecutable
 from flowc.aot.dims import ExportShapeError
-from flowc.ir.errors import UnsupportedOpError
+from flowc.ir.errors import GraphError, UnsupportedOpError
 from flowc.native import NativeExecutable
 from numeric_gradients import central_differences
 
@@ -242,9 +242,31 @@ def test_a_dynamic_array_of_unknown_element_shape_takes_the_first_write_s() -> N
     def build() -> tuple[Any, list[dict]]:
         n = fc.placeholder(fc.int32, [])
         ta = _written(n, element_shape=None)
+        assert ta.element_shape == (2,)
         return [ta.stack(), ta.size()], [{n: count} for count in SIZES]
 
     both(build)
+
+
+def test_a_fixed_size_array_of_unknown_element_shape_takes_the_first_write_s_too() -> None:
+    def build() -> tuple[Any, list[dict]]:
+        x = fc.placeholder(fc.float32, [3])
+        ta = fc.TensorArray(fc.float32, size=4)
+        _, ta = fc.while_loop(lambda i, t: i < 4, lambda i, t: (i + 1, t.write(i, x * fc.cast(i, fc.float32))),
+                              [0, ta])
+        return ta.stack(), [{x: np.arange(3, dtype=F32) + 1}]
+
+    (executable,) = both(build)
+    assert isinstance(executable, NativeExecutable)  # fixed sizes: one native call
+
+
+def test_an_array_whose_first_write_has_unknown_dims_is_still_refused_by_name() -> None:
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, [None])
+        ta = fc.TensorArray(fc.float32, size=0, dynamic_size=True)
+        with pytest.raises(GraphError, match=r"TensorArray 'TensorArray'.loop variable.*cannot carry it through a "
+                                             r"loop or cond: its element shape is unknown"):
+            fc.while_loop(lambda i, t: i < 2, lambda i, t: (i + 1, t.write(i, x)), [0, ta])
 
 
 # -- fc.export: no host to drive from ------------------------------------------------------------------
