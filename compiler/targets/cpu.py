@@ -16,8 +16,9 @@ process with the same graph loads the library instead of compiling it.
 `load` loads it as a NativeExecutable (compiler/native.py).
 
 Before all that, `driven_from_host` marks the while loops whose values change
-shape (passes/host_driven.py); a program with one is cut at it and run in
-pieces from the host, each piece compiled as above (Note [loops driven from
+shape and the conds whose branches yield different shapes (passes/host_driven.py);
+a program with one is cut at it and run in pieces from the host, each piece
+compiled as above (Notes [loops driven from the host] and [conds driven from
 the host] in compiler/host_driven.py).
 """
 

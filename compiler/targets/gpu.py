@@ -18,6 +18,10 @@ with the same graph reads them back and runs no emitter. `load` writes
 them as one module to the disk cache (TritonModule: its file is found
 there too) and makes a GpuExecutable. On a machine without a GPU the kernels run in Triton's
 interpreter on CPU tensors, so every test of this target runs in CI.
+
+Before all that, `driven_from_host` cuts a program at its loops whose values change shape and its
+conds whose branches yield different shapes, as the cpu target does (Note [conds driven from the
+host] in compiler/host_driven.py): each piece is compiled as above.
 """
 
 from __future__ import annotations

@@ -52,10 +52,11 @@ class Cond(Op):
     """`cond %pred, %args...`: the first region on args when pred is true, else the second.
 
     Both regions take exactly the types of `args` and yield the result types.
-    `driven = "host"` (set by the CPU target's mark-host-driven pass, absent
-    elsewhere): the branches may yield different shapes, so the predicate is
-    read on the host, which calls the chosen branch as a native function of
-    its own (Note [loops driven from the host] in compiler/host_driven.py).
+    `driven = "host"` (set by the cpu and gpu targets' mark-host-driven pass,
+    absent elsewhere): the branches may yield different shapes, so the
+    predicate is read on the host, which calls the chosen branch as a function
+    compiled on its own (Note [conds driven from the host] in
+    compiler/host_driven.py).
     """
 
     name = "cond"
@@ -93,7 +94,7 @@ class While(Op):
 
     The first region (cond) takes the state and yields one bool[]; the second
     (body) takes the state and yields the next one, of the same types.
-    `driven = "host"` (set by the CPU target's mark-host-driven pass, absent
+    `driven = "host"` (set by the cpu and gpu targets' mark-host-driven pass, absent
     elsewhere): a loop value may change its shape between turns, so the loop
     runs from the host, a native call per turn (Note [loops driven from the
     host] in compiler/host_driven.py).
