@@ -90,6 +90,19 @@ def test_a_cond_of_two_placeholders_of_sizes_that_differ_runs_from_the_host() ->
     assert isinstance(executable, NativeExecutable)
 
 
+def test_fc_case_and_a_cond_nested_in_a_branch_of_different_shapes() -> None:
+    def build() -> tuple[Any, list[dict]]:
+        x, k, p = fc.placeholder(fc.float32, [None]), fc.placeholder(fc.int32, []), fc.placeholder(fc.bool, [])
+        y = fc.case([(k < 0, lambda: x[:1]), (k > 0, lambda: fc.concat([x, x, x], 0))], default=lambda: x)
+        z = fc.cond(p, lambda: fc.cond(k > 0, lambda: x * 2.0, lambda: x[1:]),
+                    lambda: fc.reduce_sum(x, keepdims=True))
+        feeds = [{x: np.arange(n, dtype=F32), k: step, p: flag} for n in (1, 4) for step in (-1, 0, 1)
+                 for flag in (True, False)]
+        return [y, z], feeds
+
+    both(build)
+
+
 def test_a_cond_reading_a_value_shaped_by_another_runs_from_the_host_too() -> None:
     """z's then branch adds y to x: sized natively for a run that took y's else branch (y twice x's size)
     it would be a shape error, though that branch does not run. So z is driven from the host too."""
