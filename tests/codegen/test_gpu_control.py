@@ -106,6 +106,17 @@ def test_training_through_a_cond_with_branches_of_different_shapes():
         assert_gpu_matches(build, {"x": np.arange(3, dtype=np.float32), "p": np.array(flag)}, ptx=False, runs=2)
 
 
+def test_a_loop_value_that_grows_runs_from_the_host():
+    def build():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        i0, acc0 = fc.constant(0), fc.zeros([0])
+        _, acc = fc.while_loop(lambda i, a: i < 5,
+                               lambda i, a: (i + 1, fc.concat([a, x[:1] * fc.cast(i + 1, fc.float32)], 0)),
+                               [i0, acc0], shape_invariants=[i0.shape, fc.TensorShape([None])])
+        return acc
+    assert_gpu_matches(build, {"x": np.float32([3, -1, 2])}, ptx=False)
+
+
 def test_a_dynamic_tensor_array_grows_in_a_loop(rng):
     def build():
         n = fc.placeholder(fc.int32, [], name="n")
