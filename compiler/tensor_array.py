@@ -344,7 +344,7 @@ class TensorArray:
         return tensor
 
 
-def buffers_from_first_writes(loop_vars: list[Any], body: Any, label: str,
+def buffers_from_first_writes(loop_vars: list[Any], body: Callable[..., Any], label: str,
                               as_tensors: Callable[[list[Any]], list[Any]]) -> list[Any]:
     """`loop_vars` with each array that has no buffer yet given an empty one of the element shape the first
     write in `body` gives it (Note [tensor array storage]); as they were where none lacks one. `as_tensors`

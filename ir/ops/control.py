@@ -44,6 +44,7 @@ def enclosing_module(op: Operation) -> Module | None:
 
 
 def verify_driven(op: Op) -> None:
+    """A cond's or while's `driven`, where present, is "host" (Note [loops driven from the host])."""
     if op.attributes.get("driven", "host") != "host":
         raise VerifyError(op, f"driven must be \"host\" where present, got {op.attributes['driven']!r}")
 
