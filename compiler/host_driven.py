@@ -65,8 +65,11 @@ branch is never sized. A cond is marked when
     data_sized_run.py): the host reads the count between two native calls of
     the branch, which is compiled cut there; a while whose body or condition
     holds one is marked for the same reason.
-A cond the probe cannot size stays native, as a loop does, and the run-time
-check refuses a run whose branches disagree. A dynamic fc.TensorArray written
+A cond at the function's top level that no probe sizes (a branch multiplies
+concat(x, x) by a w fed twice x's size) is marked too: there it costs a few
+native calls a run. In a loop body such a cond stays native, as a loop the
+probe cannot size does, and the run-time check refuses a run whose branches
+disagree. A dynamic fc.TensorArray written
 at an index past its size grows under a cond whose then branch concatenates
 rows counted by a data_dim (compiler/tensor_array.py): the cond is marked, and
 a loop that writes it is cut around it, its other ops native pieces.

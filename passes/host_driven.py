@@ -140,7 +140,9 @@ def changing_branch_results(cond: Operation, ties: DimTies | None = None) -> lis
     docstring: one size P for every unknown dim), and, with `ties` (the unknown dims of the block that
     holds the cond, tied as passes/fusion.py ties them), a size of its own for each dim the IR does not
     tie to another, so that cond(p, x, z) of untied x and z is seen to differ. A probe that cannot size a
-    branch says nothing; a difference under either marks the result."""
+    branch says nothing; a difference under either marks the result. With `ties` (a function's top level,
+    where a marked cond costs a few native calls a run, not a few a turn), a cond that no probe sizes is
+    marked too: nothing says its branches agree."""
     if any(contains_host_driven(op) for region in cond.regions for op in region.entry.ops):
         return []  # an inner host-driven op's results have no shape before it runs; the cond is cut anyway
     candidates = [index for index, result in enumerate(cond.results) if None in result.type.shape]
@@ -152,12 +154,16 @@ def changing_branch_results(cond: Operation, ties: DimTies | None = None) -> lis
     if ties is not None:
         probes += [(_untied_sizes(operands, ties, start), data) for start, data in UNTIED_PROBES]
     changing: set[int] = set()
+    sized = False
     for taken, data in probes:
         try:
             then, other = (block_shapes(region.entry, taken, data) for region in cond.regions)
         except FlowcError:
             continue
+        sized = True
         changing.update(index for index in candidates if then[index] != other[index])
+    if not sized and ties is not None:
+        return candidates
     return sorted(changing)
 
 

@@ -137,6 +137,30 @@ def test_a_cond_of_different_shapes_in_a_loop_body_and_a_loop_value_grown_by_one
 @pytest.mark.parametrize("target", ["reference", "cpu"])
 @pytest.mark.parametrize("flag", [True, False])
 @pytest.mark.parametrize("size", [1, 3])
+def test_gradients_through_a_cond_no_probe_sizes(target: str, flag: bool, size: int, rng: Any) -> None:
+    """w is fed twice x's size: a probe of one size, or of one per untied dim, cannot size the else branch.
+    At the top level such a cond is driven from the host all the same."""
+    value, weight = rng.standard_normal(size), rng.standard_normal(2 * size)
+    g = fc.Graph()
+    with g.as_default():
+        x, p = fc.placeholder(fc.float64, [None]), fc.placeholder(fc.bool, [])
+        w = fc.placeholder(fc.float64, [None])
+        y = fc.cond(p, lambda: fc.sin(x) * 2.0, lambda: fc.concat([x, x * x], 0) * w)
+        gx, gw = fc.gradients(fc.reduce_sum(y * y), [x, w])
+    with fc.Session(graph=g, target=target) as sess:
+        got_x, got_w = sess.run([gx, gw], {x: value, p: flag, w: weight})
+
+    def np_loss() -> float:
+        y = np.sin(value) * 2.0 if flag else np.concatenate([value, value * value]) * weight
+        return float(np.sum(y * y))
+
+    np.testing.assert_allclose(got_x, central_differences(np_loss, value), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got_w, central_differences(np_loss, weight), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("target", ["reference", "cpu"])
+@pytest.mark.parametrize("flag", [True, False])
+@pytest.mark.parametrize("size", [1, 3])
 def test_gradients_through_a_cond_of_different_shapes(target: str, flag: bool, size: int, rng: Any) -> None:
     value = rng.standard_normal(size)
     weight = rng.standard_normal(size)
