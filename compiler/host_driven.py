@@ -69,15 +69,22 @@ A cond at the function's top level that no probe sizes (a branch multiplies
 concat(x, x) by a w fed twice x's size) is marked too: there it costs a few
 native calls a run. In a loop body such a cond stays native, as a loop the
 probe cannot size does, and the run-time check refuses a run whose branches
-disagree. A dynamic fc.TensorArray written
-at an index past its size grows under a cond whose then branch concatenates
-rows counted by a data_dim (compiler/tensor_array.py): the cond is marked, and
-a loop that writes it is cut around it, its other ops native pieces.
+disagree.
+
+A dynamic fc.TensorArray written at an index past its size grows under a cond
+whose then branch concatenates rows counted by a data_dim
+(compiler/tensor_array.py): the cond is marked, and a loop that writes the
+array is cut around it, its other ops native pieces. Each write is then a few
+native calls and, as the buffer grows, new layouts
+(bench/bench_host_driven_cond.py): a size given up front keeps the loop one
+native call.
+
 What it costs: the program around the cond becomes pieces, two or three
 native calls instead of one, and a branch meets new argument shapes as the
 data changes (a layout each, LAYOUTS_KEPT kept). A cond of equal shapes stays
 native. fc.export refuses such a cond when it sizes the program, as it does a
 marked loop: a C caller has no host to choose the branch.
+
 The gpu target cuts its programs the same way (its driven_from_host): its
 executable also sizes every value from the argument shapes before it runs
 (runtime/gpu.py), so a marked loop or cond is pieces there too, each piece a
