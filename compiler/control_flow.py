@@ -32,6 +32,7 @@ from .func_graph import FuncGraph, step_salt, trace
 from .graph import Graph, Operation, Tensor, get_default_graph
 from .math_ops import cast, constant, convert_to_tensor, logical_and, reduce_sum
 from .sources import user_location
+from .tensor_array import buffers_from_first_writes
 from .tensor_shape import plain_dim
 
 COND, WHILE = "cond", "while"  # graph op kinds, named after the IR ops they lower to
@@ -184,6 +185,8 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
                          op=label, where=loc)
     single = not isinstance(loop_vars, (list, tuple)) or (len(loop_vars) == 1 and not return_same_structure)
     structure = list(loop_vars) if isinstance(loop_vars, (list, tuple)) else [loop_vars]
+    # Note [tensor array storage]: an array without a buffer yet gets one of its first write's shape
+    structure = buffers_from_first_writes(structure, body, label, lambda values: _as_tensors(values, label, loc))
     if not nest.flatten(structure):
         raise GraphError("needs at least one loop variable", op=label, where=loc)
     with graph.name_scope(name or WHILE):

@@ -42,11 +42,18 @@ back to the host, as a cond's predicate does (runtime/gpu.py); where_indices is 
 walking cond block by block (codegen/triton/kernels/gathers.py).
 
 An fc.function's calls are inlined first (after the gradients are expanded: a call may carry a
-custom gradient), so a data_dim in a called function is cut like one of main's. The host cannot
-stop inside a while_loop body or a cond branch to read a count, so a data_dim there is refused by
-such a target before any work, naming the op (codegen/llvm/support.py); fc.export refuses one too
-(its C caller allocates every output before the call: compiler/aot/build.py). The reference
-target evaluates data_dim as any op: an empty [count, 0].
+custom gradient), so a data_dim in a called function is cut like one of main's. Inside a while_loop
+body or a cond branch, one native call runs the whole loop or cond, so the host cannot stop there
+to read a count. The cpu and gpu targets drive such a loop or cond from the host instead (Note [conds
+driven from the host] in host_driven.py): the mark-host-driven pass marks a while or cond whose
+regions hold a data_dim, each region becomes a function of its own, and that function is cut at its
+data_dims here, as main is; an outer loop holding it is cut around it. So a dynamic TensorArray,
+whose growth by a count of rows known only at run time is a data_dim under a cond
+(compiler/tensor_array.py), grows in a loop body: per write, the host reads the predicate, the count
+and the body's pieces' results. A program that skipped that pass meets codegen/llvm/support.py's
+refusal of a data_dim in a region, naming the op; fc.export refuses one anywhere (its C caller
+allocates every output before the call: compiler/aot/build.py). The reference target evaluates
+data_dim as any op: an empty [count, 0].
 """
 
 from __future__ import annotations

@@ -42,11 +42,63 @@ the loops that push and read them are marked, so run from the host, whatever
 their shapes. fc.export has no host to drive a loop from: it refuses
 such a loop when it sizes the program (ExportShapeError), and the gradient
 of one at its first stack op (UnsupportedOpError, codegen/llvm/support.py).
+
+Note [conds driven from the host]
+A cond's result takes one size in the entry point whichever branch runs, and
+both branches are sized before the predicate is known (Note [fixed shapes in
+control flow] in ir/shapes.py), so fc.cond(p, lambda: x * 2, lambda:
+concat([x, x])) has no one size for its result. mark-host-driven gives such a
+cond `driven = "host"` too, and it is cut like a cond that holds a marked
+loop: Python reads the predicate and calls the chosen branch, a native
+function of the cond's operands whose result dims are unknown dims; the other
+branch is never sized. A cond is marked when
+  - a probe of both branches on the cond's operands gives a result two
+    shapes: the loops' probe (one size for every unknown dim), or, for a cond
+    at the function's top level, one that gives each unknown dim its own size
+    unless the ops of the block tie it to another (passes/fusion.py's
+    DimTies), so that cond(p, x + 1, z * 2) of two placeholders differs while
+    a cond on x and exp(x) does not. In a loop body only the first: marked,
+    a cond there makes every turn pieces, and two loop values the body does
+    not tie are mostly one size all the same (a state and its copy);
+  - it reads a value whose shape follows such a cond's result (its gradient's
+    cond reads the cotangent of that result): sized on both branches in native
+    code, its branch not taken might not size at all (x + y where y is twice
+    x's size), though it never runs;
+  - a branch holds a data_dim (Note [data-dependent sizes] in
+    data_sized_run.py): the host reads the count between two native calls of
+    the branch, which is compiled cut there; a while whose body or condition
+    holds one is marked for the same reason.
+A cond at the function's top level that no probe sizes (a branch multiplies
+concat(x, x) by a w fed twice x's size) is marked too: there it costs a few
+native calls a run. In a loop body such a cond stays native, as a loop the
+probe cannot size does, and the run-time check refuses a run whose branches
+disagree.
+
+A dynamic fc.TensorArray written at an index past its size grows under a cond
+whose then branch concatenates rows counted by a data_dim
+(compiler/tensor_array.py): the cond is marked, and a loop that writes the
+array is cut around it, its other ops native pieces. Each write is then a few
+native calls and, as the buffer grows, new layouts
+(bench/bench_host_driven_cond.py): a size given up front keeps the loop one
+native call.
+
+What it costs: the program around the cond becomes pieces, two or three
+native calls instead of one, and a branch meets new argument shapes as the
+data changes (a layout each, LAYOUTS_KEPT kept). A cond of equal shapes stays
+native. fc.export refuses such a cond when it sizes the program, as it does a
+marked loop: a C caller has no host to choose the branch.
+
+The gpu target cuts its programs the same way (its driven_from_host): its
+executable also sizes every value from the argument shapes before it runs
+(runtime/gpu.py), so a marked loop or cond is pieces there too, each piece a
+gpu executable; the pieces hand each other host arrays (a copy to and from
+the device per piece), and the Session keeps such a program's variables on
+the host.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -58,7 +110,6 @@ from flowc.passes.host_driven import STACK_OPS, contains_host_driven
 from .driver import compile_lowered, compile_optimized, has_cuts
 from .host_stacks import StackOp
 from .lowering import Lowered, Signature
-from .native import NativeExecutable
 from .options import CompileOptions
 
 _NO_SIGNATURE = Signature((), (), False, (), ())  # a piece's arguments are not feeds or variables
@@ -132,7 +183,8 @@ class _Loop:
 
 @dataclass
 class _Branches:
-    """A cond that holds a host-driven loop: the predicate, read on the host, chooses the branch to call."""
+    """A cond driven from the host, or holding a host-driven op: the predicate, read on the host, chooses the
+    branch to call (Note [conds driven from the host])."""
 
     op: Operation
     then: Any
@@ -200,7 +252,7 @@ def _compiled(function: Function, target: Any, options: CompileOptions) -> Any:
     if target.cuts_at_data_dims and has_cuts(lowered.module):  # a boolean_mask in a loop body, cut at its count
         return compile_lowered(lowered, target, options)
     executable = compile_optimized(lowered, target, options)
-    if isinstance(executable, NativeExecutable):
+    if hasattr(executable, "max_layouts"):  # a NativeExecutable, or the gpu target's executable
         executable.max_layouts = LAYOUTS_KEPT
     return executable
 

@@ -15,16 +15,25 @@ other loop variable.
 - A fixed-size array's buffer has exactly `size` rows.
 - A dynamic-size array's buffer has an unknown number of rows in its type
   (relax_shape) and exactly `size()` rows at run time: a write past the end
-  grows the buffer to that index (the rows between hold zeros, fill_rows)
+  grows the buffer to that index (the rows between hold zeros, as many as a
+  data_dim of the count says: Note [data-dependent sizes] in data_sized_run.py)
   under an fc.cond, so a read past the size is the read_row range error,
   which names the array and the index. Growing to the index, not doubling, keeps that error exact; the
   price is a copy of the buffer per growth, so a loop that appends to a
-  dynamic array copies O(n^2) elements: give a size when it is known.
+  dynamic array copies O(n^2) elements: give a size when it is known. On the
+  cpu and gpu targets such a loop is also driven from the host (the growing
+  cond holds a data_dim: Note [conds driven from the host] in
+  host_driven.py), a few native calls and layouts per write.
 
 The buffer is made when the element shape is first known (element_shape
 given fully, or the first write or unstack; unknown dims such as a batch of
 None take their size from the value written). An array enters a loop or
-cond only with its buffer made.
+cond only with its buffer made; one that has none yet enters an
+fc.while_loop as in TensorFlow 1 (infer_shape: the first write fixes the
+shape): the body is traced once on a throwaway graph to see the shape its
+first write gives the array, and the array enters with an empty buffer of
+that shape (`buffers_from_first_writes`; a shape with unknown dims is still
+refused, as the buffer's dims would not match the rows written).
 
 What differs from TensorFlow 1: reading an element twice is allowed
 (`clear_after_read` changes nothing: values are immutable here), an element
@@ -34,11 +43,11 @@ never written reads as zeros, and every element has the same shape
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from flowc.ir.errors import FlowcTypeError, GraphError, IndexOutOfRange
+from flowc.ir.errors import FlowcError, FlowcTypeError, GraphError, IndexOutOfRange
 from flowc.ir.types import DType, as_dtype, format_shape, int32
 
 from .array_ops import concat, expand_dims, gather, reshape, zeros
@@ -293,8 +302,9 @@ class TensorArray:
         buffer = self._buffer
 
         def grown() -> Tensor:
-            extra = apply("fill_rows", (needed - size, zeros_like_any(value)), name="extra")
-            return concat([buffer, extra], 0)
+            # The count of new rows is data: a data_dim, where the host reads it (Note [tensor array storage]).
+            rows = apply("data_dim", (needed - size,), name="extra_rows")
+            return concat([buffer, zero_rows(rows, zeros_like_any(value))], 0)
 
         with get_default_graph().name_scope(f"{self._name}/grow"):
             self._buffer = cond(greater(needed, size), grown, lambda: buffer)
@@ -332,6 +342,48 @@ class TensorArray:
             raise FlowcTypeError(f"the index must be an int or an int32/int64 scalar, got {tensor.type}",
                                  op=self._label(method), where=loc)
         return tensor
+
+
+def buffers_from_first_writes(loop_vars: list[Any], body: Callable[..., Any], label: str,
+                              as_tensors: Callable[[list[Any]], list[Any]]) -> list[Any]:
+    """`loop_vars` with each array that has no buffer yet given an empty one of the element shape the first
+    write in `body` gives it (Note [tensor array storage]); as they were where none lacks one. `as_tensors`
+    makes the other loop variables tensors, as the loop does."""
+    from .func_graph import trace  # late: it imports the graph ops this module uses too
+
+    missing = [k for k, v in enumerate(loop_vars) if isinstance(v, TensorArray) and v._buffer is None]
+    if not missing:
+        return loop_vars
+    others = iter(as_tensors([v for k, v in enumerate(loop_vars) if k not in missing]))
+    loop_vars = [v if k in missing else next(others) for k, v in enumerate(loop_vars)]  # converted once
+
+    def with_arrays(*args: Any) -> Any:
+        given = iter(args)
+        return body(*(v if k in missing else next(given) for k, v in enumerate(loop_vars)))
+
+    outer = get_default_graph()
+    sub_graphs = getattr(outer, "_sub_graphs", 0)
+    tensors = [v for k, v in enumerate(loop_vars) if k not in missing]
+    try:  # a throwaway trace: the loop's own comes after, on the arrays with their buffers
+        written = trace(with_arrays, tensors, name="body", purpose=f"the body of {label}", owner=label,
+                        allows_random=True, repeats=True).structured_outputs
+    except FlowcError:
+        return loop_vars  # the loop's own trace says what is wrong (an array still without a buffer, say)
+    finally:
+        outer._sub_graphs = sub_graphs  # the seeds of later sub-graphs stay as they would be
+    if not isinstance(written, (list, tuple)) or len(written) != len(loop_vars):
+        return loop_vars
+    return [_with_buffer(v, written[k]) if k in missing else v for k, v in enumerate(loop_vars)]
+
+
+def _with_buffer(array: TensorArray, written: Any) -> TensorArray:
+    shape = written._element_shape if isinstance(written, TensorArray) else None
+    if shape is None or None in shape:
+        return array  # no element written, or of dims only the run knows: the loop's trace refuses it
+    out = array._copy()
+    out._element_shape = shape
+    out._buffer = out._new_buffer(zeros(shape, out._dtype))
+    return out
 
 
 def zeros_like_any(tensor: Tensor) -> Tensor:

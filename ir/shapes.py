@@ -21,8 +21,9 @@ that storage and is refused (UnsupportedOpError) before any code runs, rather
 than run wrong. By induction the sizes then hold on every turn, which is what
 lets DimTies tie a loop's state to its initial values (ir/ops/fusion.py).
 A Session or fc.jit on the cpu target never brings this check a loop whose
-values change where its mark-host-driven pass can see it: such a loop runs
-from the host instead (Note [loops driven from the host] in
+values change, or a cond whose branches differ, where its mark-host-driven
+pass can see it: such a loop or cond runs from the host instead (Notes [loops
+driven from the host] and [conds driven from the host] in
 compiler/host_driven.py).
 """
 

@@ -31,8 +31,9 @@ UNSUPPORTED: dict[str, str] = {
     "fill_rows": "its number of rows is a value computed at run time, not a fed shape",
     # Note [data-dependent sizes] (compiler/data_sized_run.py): the program is cut at a top-level one.
     "data_dim": "its size is the value of its operand, known only from the data; a run is cut there, the host "
-                "reading the count between the parts, only at the top level of the function run (an fc.function's "
-                "calls inlined), not inside a while_loop body or a cond branch",
+                "reading the count between the parts, at the top level of the function run (an fc.function's "
+                "calls inlined) or of a while_loop body or cond branch that mark-host-driven marked, not inside "
+                "one compiled whole",
     # Both are gone before a target sees a module (driver.compile_lowered expands gradient requests);
     # a module that still holds one skipped that step.
     "gradients": "a gradient request has no code of its own: passes.expand_gradients replaces it first",

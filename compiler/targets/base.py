@@ -37,6 +37,31 @@ class Target(ABC):
         one build cannot run it (the CPU target's loops whose values change shape); None: one build."""
         return None
 
+
+def pieces_driven_from_host(lowered: Any, target: Target, options: CompileOptions) -> Executable | None:
+    """`lowered` (through the shared pipeline) as pieces driven from the host where mark-host-driven marks a
+    loop or cond of it (Note [loops driven from the host], Note [conds driven from the host] in
+    compiler/host_driven.py); None where it marks none: one build, as before. The cpu and gpu targets'
+    driven_from_host. The imports are late: most programs mark nothing and never need them."""
+    from dataclasses import replace
+
+    from flowc.passes.host_driven import MarkHostDriven, contains_host_driven
+    from flowc.passes.inline import Inline
+
+    from ..driver import pass_manager
+
+    module, quiet = lowered.module, replace(options, dump_dir=None)
+    pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
+    if not any(contains_host_driven(op) for op in module.walk()):
+        return None  # the module as it came: one build
+    pass_manager([Inline()], quiet, record=False).run(module)  # a marked loop of a callee, into main
+    if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
+        return None
+    pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
+    from ..host_driven import HostDrivenExecutable
+
+    return HostDrivenExecutable(lowered.function, target, options)
+
     @abstractmethod
     def build(self, module: Module, options: CompileOptions) -> Any:
         """The artifact of a module that went through the shared pipeline and `passes`."""

@@ -16,8 +16,9 @@ process with the same graph loads the library instead of compiling it.
 `load` loads it as a NativeExecutable (compiler/native.py).
 
 Before all that, `driven_from_host` marks the while loops whose values change
-shape (passes/host_driven.py); a program with one is cut at it and run in
-pieces from the host, each piece compiled as above (Note [loops driven from
+shape and the conds whose branches yield different shapes (passes/host_driven.py);
+a program with one is cut at it and run in pieces from the host, each piece
+compiled as above (Notes [loops driven from the host] and [conds driven from
 the host] in compiler/host_driven.py).
 """
 
@@ -39,7 +40,6 @@ from flowc.passes import Pass
 from flowc.passes.collective_placement import PlaceCollectives
 from flowc.passes.expand_convolutions import ExpandConvolutions
 from flowc.passes.fusion import Fuse
-from flowc.passes.host_driven import MarkHostDriven, contains_host_driven
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
@@ -53,7 +53,7 @@ from flowc.runtime.cache import cached_path
 from ..lowering import Lowered
 from ..native import NativeExecutable
 from ..options import CompileOptions
-from .base import Executable, Target
+from .base import Executable, Target, pieces_driven_from_host
 from .separate_products import SeparateProducts
 
 VERSION = "0.1.0"
@@ -103,20 +103,9 @@ class CpuTarget(Target):
 
     def driven_from_host(self, lowered: Lowered, options: CompileOptions) -> Executable | None:
         """Note [loops driven from the host] (compiler/host_driven.py): a program with a loop whose values
-        change shape runs in pieces, cut at that loop; any other program is one build, as before."""
-        from ..driver import pass_manager
-
-        module, quiet = lowered.module, replace(options, dump_dir=None)
-        pass_manager([MarkHostDriven()], quiet, record=False).run(module)  # callees too: they are functions
-        if not any(contains_host_driven(op) for op in module.walk()):
-            return None  # the module as it came: one build
-        pass_manager([Inline()], quiet, record=False).run(module)  # a marked loop of a callee, into main
-        if not any(contains_host_driven(op) for op in lowered.function.entry.ops):
-            return None
-        pass_manager([], options, record=False).run(module)  # FLOWC_DUMP_IR: the marked program, before the cut
-        from ..host_driven import HostDrivenExecutable  # late: 2 ms of imports that most programs never need
-
-        return HostDrivenExecutable(lowered.function, self, options)
+        change shape, or a cond whose branches differ, runs in pieces, cut there; any other program is one
+        build, as before."""
+        return pieces_driven_from_host(lowered, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> CpuArtifact:
         program, key = self._planned(module, options)

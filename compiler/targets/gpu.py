@@ -21,6 +21,10 @@ candidate configurations as variants; on a GPU a Tuner times them on the kernel'
 shape bucket and keeps the choice in the disk cache (Note [autotuning] in codegen/triton/autotune.py).
 On a machine without a GPU the kernels run in Triton's interpreter on CPU tensors, in the heuristic's
 configuration, so every test of this target runs in CI.
+
+Before all that, `driven_from_host` cuts a program at its loops whose values change shape and its
+conds whose branches yield different shapes, as the cpu target does (Note [conds driven from the
+host] in compiler/host_driven.py): each piece is compiled as above.
 """
 
 from __future__ import annotations
@@ -49,9 +53,10 @@ from flowc.passes.schedule_gpu import RULES, GpuSchedule
 from flowc.runtime import cache_key, cached_library
 from flowc.runtime.gpu import GpuExecutable, device_name
 
+from ..lowering import Lowered
 from ..native import raise_kernel_failure
 from ..options import CompileOptions
-from .base import Target
+from .base import Executable, Target, pieces_driven_from_host
 from .cpu import VERSION
 
 NAME = "gpu"
@@ -146,6 +151,12 @@ class GpuTarget(Target):
             GpuSchedule(),         # how each kernel runs as a Triton program, as attributes
             CheckGpuKernels(),     # again, now that each kernel has a schedule its emitter is looked up by
         ]
+
+    def driven_from_host(self, lowered: Lowered, options: CompileOptions) -> Executable | None:
+        """As the cpu target: a loop whose values change shape, or a cond whose branches differ, runs in
+        pieces from the host, each piece one executable of this target (Note [conds driven from the host] in
+        compiler/host_driven.py); the pieces hand each other host arrays."""
+        return pieces_driven_from_host(lowered, self, options)
 
     def build(self, module: Module, options: CompileOptions) -> GpuArtifact:
         function = module["main"]

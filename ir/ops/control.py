@@ -43,14 +43,27 @@ def enclosing_module(op: Operation) -> Module | None:
     return owner.parent if isinstance(owner, Function) else None
 
 
+def verify_driven(op: Op) -> None:
+    """A cond's or while's `driven`, where present, is "host" (Note [loops driven from the host])."""
+    if op.attributes.get("driven", "host") != "host":
+        raise VerifyError(op, f"driven must be \"host\" where present, got {op.attributes['driven']!r}")
+
+
 class Cond(Op):
     """`cond %pred, %args...`: the first region on args when pred is true, else the second.
 
     Both regions take exactly the types of `args` and yield the result types.
+    `driven = "host"` (set by the cpu and gpu targets' mark-host-driven pass,
+    absent elsewhere): the branches may yield different shapes, so the
+    predicate is read on the host, which calls the chosen branch as a function
+    compiled on its own (Note [conds driven from the host] in
+    compiler/host_driven.py).
     """
 
     name = "cond"
     num_regions = 2
+    attrs = {"driven": str}
+    optional = frozenset({"driven"})
 
     def infer_type(self, *types: TensorType) -> tuple[TensorType, ...]:
         if not types:
@@ -70,6 +83,7 @@ class Cond(Op):
                 raise VerifyError(self, f"{branch} branch takes {region.entry.arg_types}, operands are {want}")
             if yield_types(region) != results:
                 raise VerifyError(self, f"{branch} branch yields {yield_types(region)}, results are {results}")
+        verify_driven(self)
 
     def evaluate(self, operands: list[np.ndarray], interpreter: Any) -> list[np.ndarray]:
         pred, *args = operands
@@ -81,7 +95,7 @@ class While(Op):
 
     The first region (cond) takes the state and yields one bool[]; the second
     (body) takes the state and yields the next one, of the same types.
-    `driven = "host"` (set by the CPU target's mark-host-driven pass, absent
+    `driven = "host"` (set by the cpu and gpu targets' mark-host-driven pass, absent
     elsewhere): a loop value may change its shape between turns, so the loop
     runs from the host, a native call per turn (Note [loops driven from the
     host] in compiler/host_driven.py).
@@ -106,8 +120,7 @@ class While(Op):
             raise VerifyError(self, f"body takes {body.entry.arg_types}, loop values are {want}")
         if yield_types(body) != want:
             raise VerifyError(self, f"body yields {yield_types(body)}, loop values are {want}")
-        if self.attributes.get("driven", "host") != "host":
-            raise VerifyError(self, f"driven must be \"host\" where present, got {self.attributes['driven']!r}")
+        verify_driven(self)
 
     def evaluate(self, operands: list[np.ndarray], interpreter: Any) -> list[np.ndarray]:
         state = list(operands)

@@ -131,8 +131,9 @@ def is_trailing(axes: tuple[int, ...], rank: int) -> bool:
 #              yields and each result its initial value. These two hold
 #              because a compiled run checks them for every set of fed shapes
 #              first (Note [fixed shapes in control flow] in ir/shapes.py).
-#              A while driven from the host (driven = "host") ties only
-#              inside its regions: its loop values change shape.
+#              A while or cond driven from the host (driven = "host") ties
+#              only inside its regions: its loop values change shape, its
+#              branches yield different ones.
 # Ties are closed under transitivity (a union-find over (value, axis)); an
 # unknown dim tied to a static one takes its size. The fusion pass asks this of
 # the block it fuses, the verifier of the block that holds the kernels: the
@@ -170,8 +171,8 @@ class DimTies:
             for inner in block.ops:
                 self.add(inner)
             self._tie_all([*zip(block.args, op.operands), *zip(block.terminator.operands, op.results)])
-        elif op.name == "while" and op.attributes.get("driven") == "host":
-            for region in op.regions:  # its values change shape between turns: nothing ties across it
+        elif op.name in ("cond", "while") and op.attributes.get("driven") == "host":
+            for region in op.regions:  # its values change shape (between turns or branches): no tie across it
                 for inner in region.entry.ops:
                     self.add(inner)
         elif op.name in ("cond", "while"):

@@ -79,16 +79,53 @@ def test_loop_state_of_two_unknown_sizes(rng):
     assert_gpu_matches(build, {"a": _x(rng, (5,)), "b": _x(rng, (2, 1))})
 
 
-def test_a_cond_with_branches_of_different_shapes_is_a_flowc_error(rng):
-    graph = fc.Graph()
-    with graph.as_default():
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_cond_with_branches_of_different_shapes_runs_from_the_host(rng, flag):
+    """Its predicate read on the host, the chosen branch one executable of its own (Note [conds driven from
+    the host] in compiler/host_driven.py), as on the cpu target."""
+    def build():
         x = fc.placeholder(fc.float32, [None], name="x")
         z = fc.placeholder(fc.float32, [None], name="z")
         p = fc.placeholder(fc.bool, [], name="p")
-        y = fc.cond(p, lambda: x + 1.0, lambda: z * 2.0)
-    with fc.Session(target="gpu", graph=graph) as session:
-        with pytest.raises(fc.errors.FlowcError, match="the gpu target does not run this cond"):
-            session.run(y, {x: _x(rng, (3,)), z: _x(rng, (4,)), p: np.array(True)})
+        y = fc.cond(p, lambda: x + 1.0, lambda: fc.concat([z * 2.0, x], 0))
+        return [y, fc.reduce_sum(y)]
+    assert_gpu_matches(build, {"x": _x(rng, (3,)), "z": _x(rng, (4,)), "p": np.array(flag)}, ptx=False)
+
+
+def test_training_through_a_cond_with_branches_of_different_shapes():
+    """The program in pieces keeps its variable on the host; two steps, one per branch."""
+    def build():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        p = fc.placeholder(fc.bool, [], name="p")
+        w = fc.Variable(fc.constant(2.0), name="w")
+        y = fc.cond(p, lambda: x * w, lambda: fc.concat([x, x * w], 0))
+        loss = fc.reduce_sum(y * y)
+        with fc.control_dependencies([fc.train.GradientDescentOptimizer(0.01).minimize(loss)]):
+            return [loss, fc.identity(w.read_value())]
+    for flag in (True, False):
+        assert_gpu_matches(build, {"x": np.arange(3, dtype=np.float32), "p": np.array(flag)}, ptx=False, runs=2)
+
+
+def test_a_loop_value_that_grows_runs_from_the_host():
+    def build():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        i0, acc0 = fc.constant(0), fc.zeros([0])
+        _, acc = fc.while_loop(lambda i, a: i < 5,
+                               lambda i, a: (i + 1, fc.concat([a, x[:1] * fc.cast(i + 1, fc.float32)], 0)),
+                               [i0, acc0], shape_invariants=[i0.shape, fc.TensorShape([None])])
+        return acc
+    assert_gpu_matches(build, {"x": np.float32([3, -1, 2])}, ptx=False)
+
+
+def test_a_dynamic_tensor_array_grows_in_a_loop(rng):
+    def build():
+        n = fc.placeholder(fc.int32, [], name="n")
+        ta = fc.TensorArray(fc.float32, size=0, dynamic_size=True, element_shape=[2])
+        _, ta = fc.while_loop(lambda i, t: i < n,
+                              lambda i, t: (i + 1, t.write(i, fc.cast(i, fc.float32) * fc.ones([2]))), [0, ta])
+        return [ta.stack(), ta.size()]
+    for count in (0, 3):
+        assert_gpu_matches(build, {"n": np.int32(count)}, ptx=False)
 
 
 def test_gradient_through_cond(rng):

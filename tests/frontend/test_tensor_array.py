@@ -1,9 +1,9 @@
 """fc.TensorArray: values against numpy, in and out of fc.while_loop, gradients against central differences.
 
 Arrays run on every target in TARGETS, in loops too. A dynamic-size array that
-grows at run time runs on GROWING_TARGETS: its row count is data, which the
-CPU target's memory plan cannot size (fill_rows is refused there, and a test
-checks that refusal).
+grows at run time runs on GROWING_TARGETS: its row count is data, a data_dim in
+a cond branch, which the CPU target runs from the host (Note [conds driven from
+the host] in compiler/host_driven.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 
 import flowc as fc
 from flowc import nest
-from flowc.errors import FlowcError, IndexOutOfRange, UnsupportedOpError
+from flowc.errors import FlowcError, IndexOutOfRange
 from numeric_gradients import central_differences
 
 TARGETS = ["reference", "cpu"]
 LOOP_TARGETS = ["reference", "cpu"]
-GROWING_TARGETS = ["reference"]
+GROWING_TARGETS = ["reference", "cpu"]
 
 
 def run(graph, fetches, feeds=None, target="reference"):
@@ -281,12 +281,3 @@ def test_scatter_of_indices_known_at_run_time(target, rng):
     assert size == 4
     with pytest.raises(IndexOutOfRange, match=r"index 4 is out of range \[0, 4\)"):
         run(g, fixed.stack(), {indices: [4], rows: value[:1]}, target)
-
-
-def test_a_growing_array_is_refused_on_cpu_by_name():
-    g = fc.Graph()
-    with g.as_default():
-        ta = fc.TensorArray(fc.int64, size=1, dynamic_size=True)
-        ta = ta.write(0, np.int64(3)).write(3, np.int64(4))
-    with pytest.raises(UnsupportedOpError, match=r"fill_rows .*the cpu target does not compile fill_rows"):
-        run(g, [ta.stack(), ta.size()], target="cpu")

@@ -245,6 +245,21 @@ func @f(%p: bool[], %x: f32[4]) -> f32[4] {
 """,
         "'cond' (created at line 2): region is empty; it must end with yield",
     ),
+    "cond_driven": (
+        """\
+func @f(%p: bool[], %x: f32[4]) -> f32[4] {
+  %r = cond %p, %x {driven = "device"} : f32[4] {
+  ^bb0(%a: f32[4]):
+    yield %a : f32[4]
+  } {
+  ^bb0(%a: f32[4]):
+    yield %a : f32[4]
+  }
+  return %r : f32[4]
+}
+""",
+        "'cond' (created at line 2): driven must be \"host\" where present, got 'device'",
+    ),
     "type_rule_error": (
         """\
 func @f(%x: f32[4], %y: f32[3]) -> f32[4] {
