@@ -37,6 +37,22 @@ class Target(ABC):
         one build cannot run it (the CPU target's loops whose values change shape); None: one build."""
         return None
 
+    @abstractmethod
+    def build(self, module: Module, options: CompileOptions) -> Any:
+        """The artifact of a module that went through the shared pipeline and `passes`."""
+
+    @abstractmethod
+    def load(self, artifact: Any, options: CompileOptions) -> Executable:
+        """Something to call on the function's arguments, from what `build` made."""
+
+    def load_quick(self, module: Module, options: CompileOptions) -> Executable | None:
+        """A quick tier of the built module (Note [tiered compilation] in passes/schedule.py), to run while
+        build makes the optimized code; None where there is none (here: never), or build needs no compiling."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<target {self.name}>"
+
 
 def pieces_driven_from_host(lowered: Any, target: Target, options: CompileOptions) -> Executable | None:
     """`lowered` (through the shared pipeline) as pieces driven from the host where mark-host-driven marks a
@@ -61,19 +77,3 @@ def pieces_driven_from_host(lowered: Any, target: Target, options: CompileOption
     from ..host_driven import HostDrivenExecutable
 
     return HostDrivenExecutable(lowered.function, target, options)
-
-    @abstractmethod
-    def build(self, module: Module, options: CompileOptions) -> Any:
-        """The artifact of a module that went through the shared pipeline and `passes`."""
-
-    @abstractmethod
-    def load(self, artifact: Any, options: CompileOptions) -> Executable:
-        """Something to call on the function's arguments, from what `build` made."""
-
-    def load_quick(self, module: Module, options: CompileOptions) -> Executable | None:
-        """A quick tier of the built module (Note [tiered compilation] in passes/schedule.py), to run while
-        build makes the optimized code; None where there is none (here: never), or build needs no compiling."""
-        return None
-
-    def __repr__(self) -> str:
-        return f"<target {self.name}>"

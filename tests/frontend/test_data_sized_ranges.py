@@ -240,14 +240,15 @@ def test_top_k_of_a_run_time_k_gradient_against_central_differences(rng) -> None
             np.testing.assert_allclose(sess.run(grad, {x: x0, k: count}), want, rtol=1e-6, atol=1e-6)
 
 
-def test_inside_a_while_loop_the_cpu_target_refuses_a_run_time_range_naming_it() -> None:
-    """The host cannot read a count inside a loop body (Note [data-dependent sizes]): refused before any work,
-    naming the range's data_dim and the line; the reference evaluates it."""
+def test_inside_a_while_loop_a_run_time_range_runs_from_the_host() -> None:
+    """The host reads a count inside a loop body by running the loop from the host (Note [conds driven from
+    the host]: a while whose body holds a data_dim is marked): cpu gives the reference's sums."""
     g = fc.Graph()
     with g.as_default():
         n = fc.placeholder(fc.int32, [])
         _, total = fc.while_loop(lambda i, t: i < 2, lambda i, t: (i + 1, t + fc.reduce_sum(fc.range(n + i))),
                                  [fc.constant(0), fc.constant(0)])
-    assert run(total, {n: 3}, "reference", g) == 3 + 6
-    with pytest.raises(FlowcError, match=rf"data_dim 'range_rows' \(created at {LINE}\).*not inside a while_loop"):
-        run(total, {n: 3}, "cpu", g)
+    for count in (0, 1, 3):
+        want = sum(range(count)) + sum(range(count + 1))
+        assert run(total, {n: count}, "reference", g) == want
+        assert run(total, {n: count}, "cpu", g) == want
