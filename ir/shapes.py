@@ -96,6 +96,9 @@ def _cond_shapes(op: Operation, operand_shapes: list[tuple[int, ...]], shapes: S
     """Note [fixed shapes in control flow]: both branches, which must agree."""
     then, other = (_propagate_block(region.entry, operand_shapes[1:], shapes, target, data_size)
                    for region in op.regions)
+    if data_size is not None:  # block_shapes: which branch runs is data, so a dim they disagree on is too
+        return [a if a == b or len(a) != len(b) else tuple(x if x == y else data_size for x, y in zip(a, b))
+                for a, b in zip(then, other)]
     for index, (a, b) in enumerate(zip(then, other)):
         if a != b:
             raise UnsupportedOpError(

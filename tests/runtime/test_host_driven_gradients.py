@@ -79,6 +79,25 @@ def test_a_growing_value_with_a_constant_bound(turns: int) -> None:
 
 
 @pytest.mark.parametrize("turns", [0, 1, 5])
+def test_a_growing_tensor_array(turns: int) -> None:
+    """A dynamic TensorArray grows under a cond of branches of different shapes (Note [conds driven from the
+    host]): the probe takes the dim they disagree on as data, so the loop's gradient keeps its turns on
+    stacks of entries of any shape, on the reference as on cpu."""
+    def build() -> tuple[Any, list[Any]]:
+        x = fc.placeholder(fc.float64, [2], name="x")
+        n = fc.placeholder(fc.int32, [], name="n")
+        array = fc.TensorArray(fc.float64, size=0, dynamic_size=True, element_shape=[2])
+
+        def body(i: Any, array: Any) -> Any:
+            return i + 1, array.write(i, fc.sin(fc.cast(i, fc.float64) * x))
+
+        _, array = fc.while_loop(lambda i, array: i < n, body, [0, array])
+        return fc.reduce_sum(fc.square(array.stack()) * 1.5), [x]
+
+    check(build, {"x:0": np.array([0.3, -1.1]), "n:0": np.asarray(turns, np.int32)})
+
+
+@pytest.mark.parametrize("turns", [0, 1, 5])
 def test_a_shrinking_value(turns: int) -> None:
     def build() -> tuple[Any, list[Any]]:
         x = fc.placeholder(fc.float64, [None], name="x")
