@@ -30,7 +30,7 @@ from .graph import Tensor, control_dependencies
 from .math_ops import (add, apply, cast, constant, convert_to_tensor, divide, equal, greater, greater_equal, identity,
                        less, logical_and, maximum, multiply, negative, not_equal, reduce_sum)
 from .math_ops import where as where_selected
-from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, shape, static_dims
+from .shape_ops import Entry, broadcast_to, fill, reshape, scalar_entry, shape, static_dims, zeros_like
 from .sources import user_location
 
 
@@ -456,9 +456,39 @@ def _check_batched_indices(params: Tensor, indices: Tensor, sizes: Tensor, axis:
 
 def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: int = 0) -> Tensor:
     """result[i...] = params[indices[i..., 0], ..., indices[i..., K-1], ...] (in range, checked at run time)."""
-    if batch_dims != 0:
-        raise _error("gather_nd", f"batch_dims={batch_dims}: flowc's gather_nd takes batch_dims=0 only")
-    return apply("gather_nd", (convert_to_tensor(params), convert_to_tensor(indices)), name=name or "GatherNd")
+    params, indices = convert_to_tensor(params), convert_to_tensor(indices)
+    if not isinstance(batch_dims, bool) and isinstance(batch_dims, (int, np.integer)) and batch_dims == 0:
+        return apply("gather_nd", (params, indices), name=name or "GatherNd")
+    return _batched_gather_nd(params, indices, batch_dims, name or "GatherNd")
+
+
+def _batched_gather_nd(params: Tensor, indices: Tensor, batch_dims: Any, name: str) -> Tensor:
+    """gather_nd with batch dims (TF 1.14): result[b..., i...] = params[b..., indices[b..., i..., :]], as
+    one plain gather_nd whose index vectors get their batch entry's coordinates in front (so the range
+    check of gather_nd covers them too); a check first that None batch dims of params and indices agree."""
+    rank = indices.type.rank
+    if (isinstance(batch_dims, bool) or not isinstance(batch_dims, (int, np.integer)) or indices.dtype not in INTS
+            or not 0 < batch_dims < rank or batch_dims >= params.type.rank):
+        raise _error("gather_nd", f"batch_dims={batch_dims!r}: needs int32 or int64 indices (got {indices.type}) and "
+                                  f"0 <= batch_dims < the rank of indices and of params ({params.type})")
+    batch = int(batch_dims)
+    for d, (p, i) in enumerate(zip(params.type.shape[:batch], indices.type.shape[:batch])):
+        if p is not None and i is not None and p != i:
+            raise _error("gather_nd", f"batch dim {d} of params ({params.type}) and indices ({indices.type}) differ")
+    column = zeros_like(array_ops.strided_slice(indices, (Ellipsis, builtins.slice(0, 1))))  # [b..., i..., 1]
+    columns = []
+    for d in builtin_range(batch):
+        along = _iota((indices, d) if indices.type.shape[d] is None else indices.type.shape[d], indices.dtype)
+        columns.append(column + reshape(along, [1] * d + [-1] + [1] * (rank - 1 - d)))
+    coordinates = array_ops.concat([*columns, indices], rank - 1)
+    checks = []
+    if any(p is None or i is None for p, i in zip(params.type.shape[:batch], indices.type.shape[:batch])):
+        same = equal(shape(params, out_type=indices.dtype)[:batch], shape(indices, out_type=indices.dtype)[:batch])
+        checks.append(apply("check", (same,), name="gather_nd_batch_check",
+                            message=f"gather_nd: the batch dims of params ({params.type}) and indices (shape "
+                                    f"{indices.type.shape}) differ, batch_dims={batch}"))
+    with control_dependencies(checks):
+        return apply("gather_nd", (params, coordinates), name=name)
 
 
 def where(condition: Any, x: Any = None, y: Any = None, name: str | None = None) -> Tensor:

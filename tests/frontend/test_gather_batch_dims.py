@@ -105,3 +105,74 @@ def test_gather_with_batch_dims_checks_indices_and_batch_sizes_when_it_runs(targ
             sess.run(picked, {x: ones, i: np.zeros((1, 2), np.int32)})
         assert "axis 1" in str(info.value)
         np.testing.assert_array_equal(sess.run(picked, {x: ones, i: [[2, 0], [1, 1]]}), np.ones((2, 2)))
+
+
+# -- gather_nd with batch_dims ----------------------------------------------------------------------
+
+
+def batched_gather_nd(params: np.ndarray, indices: np.ndarray, batch_dims: int) -> np.ndarray:
+    """TF's rule, written out: result[b..., i...] = params[b..., indices[b..., i..., :]]."""
+    depth = indices.shape[-1]
+    out = np.empty(indices.shape[:-1] + params.shape[batch_dims + depth:], params.dtype)
+    for position in np.ndindex(*indices.shape[:-1]):
+        out[position] = params[tuple(position[:batch_dims]) + tuple(indices[position])]
+    return out
+
+
+ND_CASES = [  # params shape, indices shape, batch_dims
+    ((2, 3, 4), (2, 1), 1), ((2, 3, 4), (2, 5, 2), 1), ((3, 2, 5, 4), (3, 2, 6, 1), 2), ((2, 3, 4), (2, 3, 1), 2),
+    ((0, 3, 2), (0, 4, 1), 1), ((1, 1, 1), (1, 1, 2), 1), ((4, 3, 5), (4, 0, 2), 1), ((5, 7, 3), (5, 2, 3, 1), 1)]
+
+
+@pytest.mark.parametrize("params_shape, indices_shape, batch_dims", ND_CASES)
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_gather_nd_with_batch_dims_against_numpy(params_shape, indices_shape, batch_dims, index_dtype, rng) -> None:
+    x = sample(rng, params_shape)
+    limits = params_shape[batch_dims: batch_dims + indices_shape[-1]]
+    i = np.stack([rng.integers(0, max(n, 1), indices_shape[:-1]) for n in limits], -1).astype(index_dtype)
+    declared = {"x": (None,) * batch_dims + params_shape[batch_dims:], "i": (None,) * (len(indices_shape) - 1)
+                + indices_shape[-1:]}
+    for shapes in (None, declared):  # static, then every batch and index dim None
+        (got,) = run_both(lambda x, i: [fc.gather_nd(x, i, batch_dims=batch_dims)], {"x": x, "i": i}, shapes)
+        np.testing.assert_array_equal(got, batched_gather_nd(x, i, batch_dims))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.bool_])
+def test_gather_nd_with_batch_dims_in_other_dtypes(dtype, rng) -> None:
+    x = sample(rng, (3, 4, 2), dtype)
+    i = rng.integers(0, 4, (3, 5, 1)).astype(np.int32)
+    (got,) = run_both(lambda x, i: [fc.gather_nd(x, i, batch_dims=1)], {"x": x, "i": i})
+    np.testing.assert_array_equal(got, batched_gather_nd(x, i, 1))
+
+
+def test_gather_nd_with_batch_dims_gradient_against_central_differences(rng) -> None:
+    i = rng.integers(0, 3, (2, 4, 1)).astype(np.int32)  # repeats: their slopes add up
+    check_gradient(lambda x: fc.gather_nd(x, fc.constant(i), batch_dims=1), sample(rng, (2, 3, 2), np.float64))
+
+
+def test_gather_nd_with_batch_dims_errors_name_the_op_and_the_line() -> None:
+    line = r"test_gather_batch_dims.py:\d+"
+    with fc.Graph().as_default():
+        x = fc.placeholder(fc.float32, [2, 3, 4])
+        for make in (lambda: fc.gather_nd(x, fc.constant([[[0]], [[1]], [[1]]]), batch_dims=1),  # batch 2 against 3
+                     lambda: fc.gather_nd(x, fc.constant([[0], [1]]), batch_dims=2),  # not below the indices' rank
+                     lambda: fc.gather_nd(x, fc.constant([[0.5], [1.0]]), batch_dims=1),
+                     lambda: fc.gather_nd(x, fc.constant([[0], [1]]), batch_dims=True)):
+            with pytest.raises(FlowcTypeError, match=rf"gather_nd.*{line}"):
+                make()
+
+
+@pytest.mark.parametrize("target", ["reference", "cpu"])
+def test_gather_nd_with_batch_dims_checks_ranges_and_batch_sizes_when_it_runs(target: str) -> None:
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None, 3])
+        i = fc.placeholder(fc.int32, [None, 2, 1])
+        picked = fc.gather_nd(x, i, batch_dims=1)
+    ones = np.ones((2, 3), np.float32)
+    with fc.Session(graph=g, target=target) as sess:
+        with pytest.raises(FlowcError, match=r"gather_nd.*test_gather_batch_dims.py:\d+"):
+            sess.run(picked, {x: ones, i: [[[0], [3]], [[0], [0]]]})
+        with pytest.raises(FlowcError, match=r"gather_nd.*test_gather_batch_dims.py:\d+.*batch dims"):
+            sess.run(picked, {x: ones, i: np.zeros((1, 2, 1), np.int32)})
+        np.testing.assert_array_equal(sess.run(picked, {x: ones, i: [[[2], [0]], [[1], [1]]]}), np.ones((2, 2)))
