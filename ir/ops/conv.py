@@ -62,6 +62,12 @@ class PatchOp(Op):
         for tap, row, column in self.taps():
             yield tap, padded[:, row:row + (out_height - 1) * sh + 1:sh, column:column + (out_width - 1) * sw + 1:sw]
 
+    def patches(self, x: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
+        """extract_patches' meaning: x zero-padded, each tap's view side by side, [N, OH, OW, KH*KW*C]."""
+        top, bottom, left, right = self.pads
+        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
+        return np.concatenate([view for _, view in self.views(padded, out_height, out_width)], axis=3)
+
 
 class ExtractPatches(PatchOp):
     """[N, H, W, C] -> [N, OH, OW, KH*KW*C]: result[n, r, c, (i*KW + j)*C + k] is the zero-padded image at
@@ -77,10 +83,7 @@ class ExtractPatches(PatchOp):
                              None if channels is None else count * channels))
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        top, bottom, left, right = self.pads
-        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
-        out_height, out_width = self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1)
-        return np.concatenate([view for _, view in self.views(padded, out_height, out_width)], axis=3)
+        return self.patches(x, self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1))
 
 
 class FoldPatches(PatchOp):
@@ -135,10 +138,7 @@ class Conv2D(PatchOp):
         return x.with_shape((n, self.out_size(height, 0), self.out_size(width, 1), w.shape[3]))
 
     def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        top, bottom, left, right = self.pads
-        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
-        out_height, out_width = self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1)
-        patches = np.concatenate([view for _, view in self.views(padded, out_height, out_width)], axis=3)
+        patches = self.patches(x, self.out_size(x.shape[1], 0), self.out_size(x.shape[2], 1))
         pixels, taps = int(np.prod(patches.shape[:3])), patches.shape[3]  # no -1: a size may be 0
         product = patches.reshape(pixels, taps) @ w.reshape(taps, w.shape[3])
         return product.reshape(*patches.shape[:3], w.shape[3]).astype(x.dtype)
@@ -167,9 +167,7 @@ class Conv2DBackpropFilter(PatchOp):
         return x.with_shape((*self.window, x.shape[3], dy.shape[3]))
 
     def reference(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        top, bottom, left, right = self.pads
-        padded = np.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
-        patches = np.concatenate([view for _, view in self.views(padded, dy.shape[1], dy.shape[2])], axis=3)
+        patches = self.patches(x, dy.shape[1], dy.shape[2])
         pixels, taps = int(np.prod(patches.shape[:3])), patches.shape[3]  # no -1: a size may be 0
         product = patches.reshape(pixels, taps).T @ dy.reshape(pixels, dy.shape[3])
         return product.reshape(*self.window, x.shape[3], dy.shape[3]).astype(x.dtype)

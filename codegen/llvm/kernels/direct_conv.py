@@ -15,6 +15,7 @@ loads and stores its last vector through a mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from llvmlite import ir as ll
 
@@ -61,24 +62,36 @@ def row_tiles(conv: Operation, pixels: int) -> list[Tile | tuple[int, int]]:
     return tiles
 
 
-class DirectConvolution:
+class DirectKernel:
+    """What the direct conv2d and its filter gradient (direct_filter.py) both read: the tile (P or R, V, L)
+    of the kernel's schedule, the vector type and its fma, the image x (operand 0) and its sizes, the
+    filter's [KH, KW, C, O] and the output's spatial sizes."""
+
+    def __init__(self, kernel: Kernel, op: Operation, filter_shape: Sequence[int], out_spatial: Sequence[int]):
+        self.kernel, self.b = kernel, kernel.b
+        x = op.operands[0]
+        self.dtype = op.result.type.dtype
+        self.element = compute_type(self.dtype)
+        self.tile = tuple(int(t) for t in schedule_of(kernel.op)["tile"])
+        _, self.vectors, self.lanes = self.tile
+        self.vector = ll.VectorType(self.element, self.lanes)
+        _, self.height, self.width, _ = x.type.shape
+        self.window_height, self.window_width, self.channels, self.out = filter_shape
+        self.out_height, self.out_width = out_spatial
+        self.image = kernel.operand_pointer(x.index, self.dtype)
+        bits = 32 if self.element == ll.FloatType() else 64
+        self.fma = declared(kernel.module, f"llvm.fma.v{self.lanes}f{bits}", self.vector, [self.vector] * 3)
+
+
+class DirectConvolution(DirectKernel):
     """Rows [kernel.begin, kernel.end) of conv2d `conv` into `target` (the product's buffer)."""
 
     def __init__(self, kernel: Kernel, conv: Operation, target: ll.Value):
-        self.kernel, self.conv, self.target = kernel, conv, target
-        self.b = kernel.b
-        x, w = conv.operands
-        self.dtype = conv.result.type.dtype
-        self.element = compute_type(self.dtype)
-        self.pixels, self.vectors, self.lanes = (int(t) for t in schedule_of(kernel.op)["tile"])
-        self.vector = ll.VectorType(self.element, self.lanes)
-        _, self.height, self.width, _ = x.type.shape
-        self.window_height, self.window_width, self.channels, self.out = w.type.shape
-        self.out_height, self.out_width = conv.result.type.shape[1:3]
-        self.image = kernel.operand_pointer(x.index, self.dtype)
+        w = conv.operands[1]
+        super().__init__(kernel, conv, w.type.shape, conv.result.type.shape[1:3])
+        self.conv, self.target = conv, target
+        self.pixels = self.tile[0]
         self.filter = kernel.operand_pointer(w.index, self.dtype)
-        bits = 32 if self.element == ll.FloatType() else 64
-        self.fma = declared(kernel.module, f"llvm.fma.v{self.lanes}f{bits}", self.vector, [self.vector] * 3)
 
     def emit(self) -> None:
         b = self.b

@@ -31,8 +31,9 @@ from flowc.ir import Operation
 
 from ..kernel import Kernel, for_range, min_of
 from ..program import schedule_of
-from ..types import I1, I64, PTR, compute_type, constant_of, declared
+from ..types import I1, I64, PTR, constant_of
 from ..vectors import masked_load, masked_store, splat
+from .direct_conv import DirectKernel
 
 
 def _i64(value: int) -> ll.Constant:
@@ -51,26 +52,17 @@ def _blocks(op: Operation) -> int:
     return -(-channels // rows)  # 0 without input channels: no items, an empty result
 
 
-class DirectFilterGradient:
+class DirectFilterGradient(DirectKernel):
     """Items [kernel.begin, kernel.end) of conv2d_backprop_filter `op` into `target`."""
 
     def __init__(self, kernel: Kernel, op: Operation, target: ll.Value):
-        self.kernel, self.op, self.target = kernel, op, target
-        self.b = kernel.b
         x, dy = op.operands
-        self.dtype = op.result.type.dtype
-        self.element = compute_type(self.dtype)
-        self.rows, self.vectors, self.lanes = (int(t) for t in schedule_of(kernel.op)["tile"])
-        self.vector = ll.VectorType(self.element, self.lanes)
-        _, self.height, self.width, _ = x.type.shape
-        self.window_height, self.window_width, self.channels, self.out = op.result.type.shape
-        self.out_height, self.out_width = dy.type.shape[1:3]
+        super().__init__(kernel, op, op.result.type.shape, dy.type.shape[1:3])
+        self.op, self.target = op, target
+        self.rows = self.tile[0]
         self.blocks = _blocks(op)
         self.batch = kernel.dim(x, 0)
-        self.image = kernel.operand_pointer(x.index, self.dtype)
         self.gradient = kernel.operand_pointer(dy.index, self.dtype)
-        bits = 32 if self.element == ll.FloatType() else 64
-        self.fma = declared(kernel.module, f"llvm.fma.v{self.lanes}f{bits}", self.vector, [self.vector] * 3)
         row = ll.ArrayType(self.element, self.out_width * self.out)
         aligned = schedule_of(kernel.op).get("aligned_rows") and self.out_width * self.out
         self.row_copy = kernel.alloca(row, "filter_dy_row", align=64) if aligned else None
