@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -195,6 +196,7 @@ class NativeExecutable:
                 self._pool_classes.add(size)
                 default_allocator().reserve(size)
         if self._dump:
+            os.makedirs(os.path.dirname(self._dump) or ".", exist_ok=True)  # no pass may have dumped yet
             with open(self._dump, "a") as f:
                 f.write(f"arguments {[a.shape for a in args]}: scratch arena peak {peak} bytes\n")
         scratch = arena(peak)[0] if peak else None
