@@ -428,6 +428,88 @@ void flowc_serial_blas_end(int begun) {
     pthread_mutex_unlock(&openblas_lock);
 }
 
+/* Note [loops run by a gang]: a turn of an RNN's loop is a few kernels of about 10 us in all, too
+ * short for a parallel_for per kernel (each a job opened under the pool's mutex, joined, waited
+ * out: several microseconds) and too long for one core to match the cores numpy's loop does not
+ * use either. So such a loop (passes/gang_loops.py decides which) runs whole, once per member of a
+ * gang: every member runs every turn, each takes its share of a kernel's work (or member 0 all of
+ * a small one), and the members meet at a barrier wherever one may read what another wrote
+ * (codegen/llvm/gang.py). A barrier costs a cache line passed between the cores, well under a
+ * microsecond, where a job costs several.
+ *
+ * Waiting at a barrier spins with pauses, then yields the core: on a machine with more runnable
+ * threads than cores, a member waiting for one that lost its core gives it back, as the pool's own
+ * waits do. OpenBLAS runs on one thread while a gang runs: a call inside a task would start threads
+ * of its own (run_together_on_new_threads), per call. */
+struct flowc_gang {
+    int64_t members;
+    _Alignas(64) atomic_int_fast64_t arrived; /* members at the current barrier */
+    _Alignas(64) _Atomic uint64_t generation; /* barriers passed */
+    atomic_int stop;                          /* a kernel failed: every member returns */
+};
+
+#define GANG_SLOW_NANOSECONDS 1000000 /* a wait this long means a member lost its core */
+
+static atomic_int_fast64_t gang_slow_waits;
+
+int64_t flowc_gang_slow_waits(void) { return atomic_load(&gang_slow_waits); }
+
+int flowc_gang_barrier(struct flowc_gang *gang, const int64_t *error) {
+    if (gang->members <= 1) return error != NULL && *error != 0;
+    uint64_t passed = atomic_load_explicit(&gang->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&gang->arrived, 1, memory_order_acq_rel) == gang->members - 1) {
+        /* Every member's writes before it arrived are visible here, and none can write again
+         * before the generation moves on: the one moment that every member judges alike. */
+        if (error != NULL && *error != 0) atomic_store_explicit(&gang->stop, 1, memory_order_relaxed);
+        atomic_store_explicit(&gang->arrived, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&gang->generation, 1, memory_order_release);
+        return atomic_load_explicit(&gang->stop, memory_order_relaxed);
+    }
+    int64_t start = 0;
+    for (int i = 1; atomic_load_explicit(&gang->generation, memory_order_acquire) == passed; i++) {
+        wait_awake(i);
+        if (i == SPIN_PAUSES) start = now_nanoseconds();
+    }
+    if (start && now_nanoseconds() - start > GANG_SLOW_NANOSECONDS) atomic_fetch_add(&gang_slow_waits, 1);
+    /* Set, if at all, before this generation began; the next barrier cannot end without us. */
+    return atomic_load_explicit(&gang->stop, memory_order_relaxed);
+}
+
+struct gang_call {
+    flowc_gang_task fn;
+    void *context;
+    struct flowc_gang gang;
+};
+
+static void gang_member(void *context, int64_t begin, int64_t end) {
+    struct gang_call *call = context;
+    for (int64_t i = begin; i < end; i++) call->fn(call->context, &call->gang, i, call->gang.members);
+}
+
+void flowc_run_gang(flowc_gang_task fn, void *context) {
+    struct gang_call call = {.fn = fn, .context = context};
+    call.gang.members = in_task ? 1 : flowc_num_threads();
+    atomic_init(&call.gang.arrived, 0);
+    atomic_init(&call.gang.generation, 0);
+    atomic_init(&call.gang.stop, 0);
+    if (call.gang.members == 1) {
+        fn(context, &call.gang, 0, 1);
+        return;
+    }
+    /* OpenBLAS on one thread for the gang's duration, as flowc_serial_blas_begin does for one call;
+     * the pool's submit lock is free again for the gang itself (no other BLAS gang can start: their
+     * thread count is one until we restore it, under openblas_lock). */
+    pthread_mutex_lock(&openblas_lock);
+    pthread_mutex_lock(&pool.submit);
+    for (int i = 0; i < num_openblas; i++) openblas_setters[i](1);
+    pthread_mutex_unlock(&pool.submit);
+    flowc_run_together(gang_member, &call, (int)call.gang.members);
+    pthread_mutex_lock(&pool.submit);
+    for (int i = 0; i < num_openblas; i++) openblas_setters[i](flowc_num_threads());
+    pthread_mutex_unlock(&pool.submit);
+    pthread_mutex_unlock(&openblas_lock);
+}
+
 /* fork(): the child has only the forking thread, so its pool must forget the
  * parent's workers. Holding both locks across fork() means no job is open and
  * no lock is held by a thread that the child lacks. */

@@ -61,6 +61,24 @@ int flowc_num_threads(void);
  * libraries get the same count. */
 void flowc_set_num_threads(int n);
 
+/* Note [loops run by a gang] in flowc_rt.c: a while loop whose turns are too short for a
+ * parallel_for per kernel runs whole on a gang, each member running every turn and its share of
+ * each kernel, the members meeting at flowc_gang_barrier between kernels. */
+struct flowc_gang;
+typedef void (*flowc_gang_task)(void *context, struct flowc_gang *gang, int64_t member, int64_t members);
+
+/* Run fn(context, gang, i, members) for i in [0, members) at once, members = the pool's thread count
+ * (1 inside a task); the caller is member 0. OpenBLAS runs on one thread meanwhile. */
+void flowc_run_gang(flowc_gang_task fn, void *context);
+
+/* Return when every member of `gang` has called it, as often as this one has: nonzero when the
+ * gang must stop, *error (a kernel's error slot, or NULL) having been set by then. Every member
+ * gets the same answer at the same barrier, whenever it reads the slot afterwards. */
+int flowc_gang_barrier(struct flowc_gang *gang, const int64_t *error);
+
+/* How many barriers this process's gangs have waited at longer than a time slice: for tests. */
+int64_t flowc_gang_slow_waits(void);
+
 /* fc.Print inside control flow (Note [printing inside control flow] in ir/ops/checks.py): generated code
  * calls flowc_print with a print op's key, part and parts, the value's dtype code (runtime/printing.py),
  * its buffer, dims and rank; it calls the hook Python set, or does nothing where none is set (a library
