@@ -15,6 +15,7 @@ from .expand_convolutions import ExpandConvolutions
 from .dce import DCE
 from .fold import ConstantFold
 from .fusion import Fuse
+from .gang_loops import GangLoops
 from .host_driven import MarkHostDriven
 from .inline import Inline
 from .licm import LICM
@@ -48,6 +49,7 @@ PASSES: dict[str, Callable[[bool], Pass]] = {
     "inline": lambda fast_math: Inline(),  # the CPU target's, as are the two below
     "licm": lambda fast_math: LICM(),
     "mark-host-driven": lambda fast_math: MarkHostDriven(),
+    "gang-loops": lambda fast_math: GangLoops(),  # the CPU target's, after its schedule pass
     "schedule-gpu": lambda fast_math: GpuSchedule(),  # the gpu target's last pass, for IR tests
     "place-collectives": lambda fast_math: PlaceCollectives(),  # the CPU target's, after fusion
     "widen-half-products": lambda fast_math: WidenHalfProducts(),  # the CPU target's, before fusion

@@ -40,6 +40,7 @@ from flowc.passes import Pass
 from flowc.passes.collective_placement import PlaceCollectives
 from flowc.passes.expand_convolutions import ExpandConvolutions
 from flowc.passes.fusion import Fuse
+from flowc.passes.gang_loops import GangLoops
 from flowc.passes.inline import Inline
 from flowc.passes.licm import LICM
 from flowc.passes.lift_constants import LiftConstants
@@ -96,6 +97,7 @@ class CpuTarget(Target):
             MaterializeResults(),  # each result written by a kernel of its own, once
             SeparateProducts(),    # BLAS writes a product whole: it gets a buffer of its own
             Schedule(_target_info(options)),  # how each kernel runs on this host, as attributes codegen reads
+            GangLoops(),           # loops whose turns split over a gang of threads (passes/gang_loops.py)
             LiftConstants(),       # numbers that alone tell many kernels apart become operands: one kernel
             PlaceCollectives(),    # split collectives as far apart as they may be (passes/collective_placement.py)
             PlanMemory(),          # last: needs the final op order and the kernels

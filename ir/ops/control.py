@@ -99,12 +99,15 @@ class While(Op):
     elsewhere): a loop value may change its shape between turns, so the loop
     runs from the host, a native call per turn (Note [loops driven from the
     host] in compiler/host_driven.py).
+    `threads = "gang"` (set by the cpu target's gang-loops pass): the compiled loop runs whole on
+    every thread of a gang, each taking its share of each kernel (Note [loops run by a gang] in
+    passes/gang_loops.py).
     """
 
     name = "while"
     num_regions = 2
-    attrs = {"driven": str}
-    optional = frozenset({"driven"})
+    attrs = {"driven": str, "threads": str}
+    optional = frozenset({"driven", "threads"})
 
     def infer_type(self, *types: TensorType) -> tuple[TensorType, ...]:
         return types
@@ -121,6 +124,10 @@ class While(Op):
         if yield_types(body) != want:
             raise VerifyError(self, f"body yields {yield_types(body)}, loop values are {want}")
         verify_driven(self)
+        if self.attributes.get("threads", "gang") != "gang":
+            raise VerifyError(self, f"threads must be \"gang\" where present, got {self.attributes['threads']!r}")
+        if "threads" in self.attributes and "driven" in self.attributes:
+            raise VerifyError(self, "a loop driven from the host runs no gang: threads and driven exclude each other")
 
     def evaluate(self, operands: list[np.ndarray], interpreter: Any) -> list[np.ndarray]:
         state = list(operands)

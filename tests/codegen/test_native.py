@@ -723,12 +723,13 @@ def test_dump_shows_the_fused_kernels_and_the_memory_plan(tmp_path, monkeypatch,
     with fc.Session(graph=g) as sess:
         for batch in (2, 50):
             sess.run(y, {x: sample(rng, (batch, 64), "float32")})
-    (plan,) = tmp_path.glob("*/12-plan-memory.txt")
+    (plan,) = tmp_path.glob("*/13-plan-memory.txt")
     files = sorted(p.name for p in plan.parent.iterdir())
     assert files == ["00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-expand-convolutions.ir",
                      "05-widen-half-products.ir", "06-fuse.ir", "07-materialize-results.ir", "08-separate-products.ir",
-                     "09-schedule.ir", "10-lift-constants.ir", "11-place-collectives.ir", "12-plan-memory.ir",
-                     "12-plan-memory.txt",
+                     "09-schedule.ir", "10-gang-loops.ir", "11-lift-constants.ir", "12-place-collectives.ir",
+                     "13-plan-memory.ir",
+                     "13-plan-memory.txt",
                      "layouts.txt"]
     fused = (plan.parent / "06-fuse.ir").read_text()
     assert 'kind = "loop"' in fused and 'kind = "matmul"' in fused and 'kind = "reduction"' in fused

@@ -49,7 +49,7 @@ def test_the_targets_are_registered_targets() -> None:
         "check-gpu-kernels", "schedule-gpu", "check-gpu-kernels"]
     assert [p.name for p in target_named("cpu").passes(CompileOptions())] == [
         "check-supported", "inline", "licm", "expand-convolutions", "widen-half-products", "fuse", "materialize-results",
-        "separate-products", "schedule", "lift-constants", "place-collectives", "plan-memory"]
+        "separate-products", "schedule", "gang-loops", "lift-constants", "place-collectives", "plan-memory"]
     assert target_named("reference").passes(CompileOptions()) == []
 
 
@@ -94,12 +94,12 @@ def test_dump_shows_every_cpu_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: pa
     assert sorted(p.name for p in cpu.iterdir()) == [
         "00-input.ir", "01-check-supported.ir", "02-inline.ir", "03-licm.ir", "04-expand-convolutions.ir",
         "05-widen-half-products.ir", "06-fuse.ir", "07-materialize-results.ir", "08-separate-products.ir",
-        "09-schedule.ir", "10-lift-constants.ir",
-        "11-place-collectives.ir", "12-plan-memory.ir", "12-plan-memory.txt", "layouts.txt"]
+        "09-schedule.ir", "10-gang-loops.ir", "11-lift-constants.ir",
+        "12-place-collectives.ir", "13-plan-memory.ir", "13-plan-memory.txt", "layouts.txt"]
     separated = (cpu / "08-separate-products.ir").read_text()
     # Results: y, the assign's own value, then w's update, which may take the old w's buffer (argument 1).
     assert "donate = [[2, 1]]" in separated
-    plan = (cpu / "12-plan-memory.txt").read_text()
+    plan = (cpu / "13-plan-memory.txt").read_text()
     assert "written in place of arg 1" in plan  # the update is written into the variable's own buffer
 
 
