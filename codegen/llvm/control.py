@@ -22,6 +22,7 @@ matter. No Python runs per turn: one Session.run is still one native call.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Protocol, Sequence
 
 from llvmlite import ir as ll
@@ -90,16 +91,30 @@ def _copy_into(emitter: EntryEmitter, sources: Sequence[Value], targets: Sequenc
 
 
 def _copy(emitter: EntryEmitter, to: ll.Value, source_pointer: ll.Value, value: Value) -> None:
-    b = emitter.b
-    sizes = [emit_dim(b, emitter.dims, emitter.dims_pointer, value, axis) for axis in range(value.type.rank)]
-    nbytes = product(b, [*sizes, ll.Constant(I64, value.type.dtype.itemsize)])
+    nbytes = bytes_of(emitter, value)
     if isinstance(nbytes, ll.Constant) and nbytes.constant == 0:
         return
+    copy_bytes(emitter, to, source_pointer, nbytes)
+
+
+def bytes_of(emitter: EntryEmitter, value: Value) -> ll.Value:
+    """The size of `value`'s bytes (a constant where its shape is static)."""
+    sizes = [emit_dim(emitter.b, emitter.dims, emitter.dims_pointer, value, axis) for axis in range(value.type.rank)]
+    return product(emitter.b, [*sizes, ll.Constant(I64, value.type.dtype.itemsize)])
+
+
+def copy_bytes(emitter: EntryEmitter, to: ll.Value, source_pointer: ll.Value, nbytes: ll.Value) -> None:
     memcpy = emitter.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
-    b.call(memcpy, [to, source_pointer, nbytes, ll.Constant(I1, 0)])
+    emitter.b.call(memcpy, [to, source_pointer, nbytes, ll.Constant(I1, 0)])
 
 
+# By control_kind: "cond", "while", and "gang", a loop run by a gang (registered by gang.py, which emits it).
 CONTROL_EMITTERS: dict[str, Callable[[EntryEmitter, Operation], None]] = {"cond": emit_cond, "while": emit_while}
+
+
+def control_kind(op: Operation) -> str:
+    """The CONTROL_EMITTERS key of a cond or while op: a loop marked `threads = "gang"` has its own."""
+    return "gang" if op.name == "while" and op.attributes.get("threads") == "gang" else op.name
 
 
 # Note [a row read]
@@ -128,8 +143,10 @@ def row_read(op: Operation) -> Operation | None:
     return gather
 
 
-def emit_row_read(emitter: EntryEmitter, op: Operation, number: int) -> None:
-    """Note [a row read]: check the index, then copy its row into the kernel's result."""
+def emit_row_read(emitter: EntryEmitter, op: Operation, number: int,
+                  copy: Callable[[ll.Value, ll.Value, ll.Value], None] | None = None) -> None:
+    """Note [a row read]: check the index, then copy its row into the kernel's result; `copy(to,
+    source, nbytes)` in place of one memcpy (a gang's members copy a slice each: gang.py)."""
     b = emitter.b
     gather = row_read(op)
     params, indices = (op.operands[v.index] for v in gather.operands)  # type: ignore[union-attr]
@@ -148,5 +165,4 @@ def emit_row_read(emitter: EntryEmitter, op: Operation, number: int) -> None:
                      for axis in range(1, params.type.rank)]
             row_bytes = product(b, [*sizes, ll.Constant(I64, params.type.dtype.itemsize)])
             source = b.gep(emitter.buffer(params), [b.mul(index, row_bytes)])
-            memcpy = emitter.module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
-            b.call(memcpy, [emitter.buffer(op.results[0]), source, row_bytes, ll.Constant(I1, 0)])
+            (copy or partial(copy_bytes, emitter))(emitter.buffer(op.results[0]), source, row_bytes)

@@ -1,6 +1,6 @@
 """Note [small products on one thread] (runtime/native/flowc_rt.c): a BLAS product of fewer than
-2^21 multiply-adds runs OpenBLAS on one thread, with no gang on the pool, even with two threads;
-a larger one still runs as gangs. Values against numpy, in a child with its own thread count."""
+2^21 multiply-adds runs OpenBLAS on one thread, with no gang on the pool, even with two threads (in
+a loop run by a gang, OpenBLAS runs on one thread throughout); a larger one still runs as gangs. Values against numpy, in a child with its own thread count."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ with fc.Session(graph=g) as sess:
 def test_small_products_in_a_loop_run_no_gang_large_ones_do(tmp_path) -> None:
     env = {**os.environ, "FLOWC_CACHE_DIR": str(tmp_path), "FLOWC_NUM_THREADS": "2"}
     output = subprocess.check_output([sys.executable, "-c", CHILD], env=env, text=True).split()
-    assert output == ["0", "2", "True"]
+    # Two gangs: the forward loop and the gradient's, each run whole by one (Note [loops run by a gang] in
+    # passes/gang_loops.py), not a gang per product of their 40 turns.
+    assert output == ["2", "2", "True"]
 
 
 THREADS_CHILD = """

@@ -1,0 +1,165 @@
+"""While loops run by a gang of threads (Note [loops run by a gang] in passes/gang_loops.py), against the reference.
+
+Each loop here is marked `threads = "gang"` (checked), and runs on the cpu target on shapes that
+hurt: batches of 0, 1 and odd sizes (a product split unevenly, or left to member 0), a sequence of
+no step, a transposed and a float64 product, one thread and two; a bad index at some turn stops
+every member with the error a plain loop gives, from a kernel that splits and from one that member
+0 runs alone; gradients through a gang loop match the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import flowc as fc
+from flowc.ir.errors import IndexOutOfRange
+from flowc.runtime import options
+from test_native_control import compile_cpu, floats, reference
+
+RNN = """\
+func @main(%n: i64[], %xs: T[?,?,64], %h0: T[?,128], %wx: T[64,128], %wh: T[128,128], %b: T[128]) -> T[?,128] {
+  %zero = constant {value = dense<0>} : i64[]
+  %i, %m, %h, %seq, %a, %u, %c = while %zero, %n, %h0, %xs, %wx, %wh, %b : i64[], i64[], T[?,128], T[?,?,64], T[64,128], T[128,128], T[128] {
+  ^bb0(%i: i64[], %m: i64[], %h: T[?,128], %seq: T[?,?,64], %a: T[64,128], %u: T[128,128], %c: T[128]):
+    %go = less %i, %m : bool[]
+    yield %go : bool[]
+  } {
+  ^bb0(%i: i64[], %m: i64[], %h: T[?,128], %seq: T[?,?,64], %a: T[64,128], %u: T[128,128], %c: T[128]):
+    %one = constant {value = dense<1>} : i64[]
+    %j = add %i, %one : i64[]
+    %x = gather %seq, %i {axis = 0} : T[?,64]
+    %p = matmul %x, %a {transpose_a = false, transpose_b = false} : T[?,128]
+    %q = matmul %h, %u {transpose_a = false, transpose_b = TRANSPOSED} : T[?,128]
+    %s = add %p, %q : T[?,128]
+    %t = add %s, %c : T[?,128]
+    %y = tanh %t : T[?,128]
+    yield %j, %m, %y, %seq, %a, %u, %c : i64[], i64[], T[?,128], T[?,?,64], T[64,128], T[128,128], T[128]
+  }
+  return %h : T[?,128]
+}
+"""
+
+
+def rnn(dtype: str = "f32", transposed: bool = False) -> str:
+    return RNN.replace("T[", f"{dtype}[").replace("TRANSPOSED", "true" if transposed else "false")
+
+
+def rnn_args(rng: np.random.Generator, steps: int, batch: int, turns: int, dtype: type = np.float32) -> list[np.ndarray]:
+    return [np.array(turns, np.int64), floats(rng, steps, batch, 64, dtype=dtype), floats(rng, batch, 128, dtype=dtype),
+            floats(rng, 64, 128, dtype=dtype) * 0.1, floats(rng, 128, 128, dtype=dtype) * 0.1,
+            floats(rng, 128, dtype=dtype) * 0.1]
+
+
+def gang_marks(executable) -> list[bool]:  # type: ignore[no-untyped-def]
+    """Per top-level while of the compiled function: whether the gang-loops pass marked it."""
+    return [op.attributes.get("threads") == "gang" for op in executable.function.entry.ops if op.name == "while"]
+
+
+def assert_matches(executable, text: str, args: list[np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    (want,) = reference(text, args)
+    (got,) = executable(args)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    tolerance = 1e-4 if want.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance, err_msg=str([a.shape for a in args]))
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def threads(request):  # type: ignore[no-untyped-def]
+    options.configure(dataclasses.replace(options.current(), num_threads=request.param))
+    return request.param
+
+
+@pytest.mark.parametrize("batch", [0, 1, 3, 7, 17, 32, 33])
+def test_rnn_at_every_batch(rng: np.random.Generator, batch: int, threads: int) -> None:
+    text = rnn()
+    executable = compile_cpu(text)
+    assert gang_marks(executable) == [True]
+    for steps, turns in ((5, 5), (5, 3), (1, 1), (0, 0)):
+        assert_matches(executable, text, rnn_args(rng, steps, batch, turns))
+
+
+@pytest.mark.parametrize("dtype, transposed", [("f64", False), ("f32", True), ("f64", True)])
+def test_rnn_float64_and_transposed(rng: np.random.Generator, dtype: str, transposed: bool, threads: int) -> None:
+    text = rnn(dtype, transposed)
+    executable = compile_cpu(text)
+    assert gang_marks(executable) == [True]
+    for batch in (2, 9, 32):
+        assert_matches(executable, text, rnn_args(rng, 4, batch, 4, np.float64 if dtype == "f64" else np.float32))
+
+
+def test_a_bad_row_index_stops_every_member(rng: np.random.Generator, threads: int) -> None:
+    """Turns past the sequence's steps: the row read (split over the members) finds step 3 of 3."""
+    executable = compile_cpu(rnn())
+    for _ in range(50):  # a member that left one barrier early (it read the slot the next kernel set) hung here
+        with pytest.raises(IndexOutOfRange, match="gather"):
+            executable(rnn_args(rng, 3, 32, 6))
+    assert_matches(executable, rnn(), rnn_args(rng, 3, 32, 3))  # the gang runs again after a failure
+
+
+GATHER_ROWS = """\
+func @main(%n: i64[], %table: f32[?,128], %picks: i64[?,4], %h0: f32[4,128], %u: f32[128,128]) -> f32[4,128] {
+  %zero = constant {value = dense<0>} : i64[]
+  %i, %m, %h, %t, %k, %w = while %zero, %n, %h0, %table, %picks, %u : i64[], i64[], f32[4,128], f32[?,128], i64[?,4], f32[128,128] {
+  ^bb0(%i: i64[], %m: i64[], %h: f32[4,128], %t: f32[?,128], %k: i64[?,4], %w: f32[128,128]):
+    %go = less %i, %m : bool[]
+    yield %go : bool[]
+  } {
+  ^bb0(%i: i64[], %m: i64[], %h: f32[4,128], %t: f32[?,128], %k: i64[?,4], %w: f32[128,128]):
+    %one = constant {value = dense<1>} : i64[]
+    %j = add %i, %one : i64[]
+    %row = gather %k, %i {axis = 0} : i64[4]
+    %x = gather %t, %row {axis = 0} : f32[4,128]
+    %q = matmul %h, %w {transpose_a = false, transpose_b = false} : f32[4,128]
+    %s = add %q, %x : f32[4,128]
+    %y = tanh %s : f32[4,128]
+    yield %j, %m, %y, %t, %k, %w : i64[], i64[], f32[4,128], f32[?,128], i64[?,4], f32[128,128]
+  }
+  return %h : f32[4,128]
+}
+"""
+
+
+def test_a_bad_gathered_index_stops_every_member(rng: np.random.Generator, threads: int) -> None:
+    """An embedding-style gather of 4 rows a turn, which member 0 runs alone; turn 2 picks row 9 of 8."""
+    executable = compile_cpu(GATHER_ROWS)
+    assert gang_marks(executable) == [True]
+    table, u, h0 = floats(rng, 8, 128), floats(rng, 128, 128) * 0.1, floats(rng, 4, 128)
+    picks = rng.integers(0, 8, (5, 4))
+    args = [np.array(5, np.int64), table, picks, h0, u]
+    assert_matches(executable, GATHER_ROWS, args)
+    picks[2, 1] = 9
+    for _ in range(50):
+        with pytest.raises(IndexOutOfRange, match="gather"):
+            executable(args)
+
+
+def rnn_gradient_graph(batch: int, steps: int, dtype):  # type: ignore[no-untyped-def]
+    g = fc.Graph()
+    with g.as_default():
+        xs = fc.placeholder(dtype, [steps, None, 64])
+        h0 = fc.placeholder(dtype, [None, 128])
+        wx = fc.placeholder(dtype, [64, 128])
+        wh = fc.placeholder(dtype, [128, 128])
+        step = lambda t, h: (t + 1, fc.tanh(fc.matmul(fc.gather(xs, t), wx) + fc.matmul(h, wh)))  # noqa: E731
+        _, h = fc.while_loop(lambda t, h: t < steps, step, [fc.constant(0), h0])
+        fetches = [h, *fc.gradients(fc.reduce_sum(h * h), [wx, wh, h0])]
+    return g, [xs, h0, wx, wh], fetches
+
+
+@pytest.mark.parametrize("batch", [1, 17, 32])
+def test_gradient_through_gang_loops(rng: np.random.Generator, batch: int, threads: int) -> None:
+    """The forward and backward loops of the RNN's gradient (both products of 128 x 128 a row) on cpu
+    against the reference, in float64."""
+    g, placeholders, fetches = rnn_gradient_graph(batch, 6, fc.float64)
+    feeds = dict(zip(placeholders, [floats(rng, 6, batch, 64, dtype=np.float64), floats(rng, batch, 128, dtype=np.float64),
+                                    floats(rng, 64, 128, dtype=np.float64) * 0.1,
+                                    floats(rng, 128, 128, dtype=np.float64) * 0.1]))
+    with fc.Session(graph=g, target="reference") as session:
+        want = session.run(fetches, feeds)
+    with fc.Session(graph=g, target="cpu") as session:
+        got = session.run(fetches, feeds)
+    for w, v in zip(want, got):
+        np.testing.assert_allclose(v, w, rtol=1e-10, atol=1e-10)
