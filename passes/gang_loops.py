@@ -10,12 +10,13 @@ runtime/native/flowc_rt.c): every member runs every turn, takes its share of eac
 member 0 all of a small one), and the members meet at a barrier, about a cache line passed between
 cores, wherever one may read what another wrote (codegen/llvm/gang.py).
 
-A loop is marked where a turn's product pays for the barriers: a matmul kernel of at least
-MIN_MULTIPLY_ADDS per turn (unknown rows counted as UNKNOWN_ROWS: a batch dim). The loop must be
-plain kernels: no loop or cond inside (their turns would need barriers of their own), no collective
-(MPI's progress runs on one thread), no print (its order), no data_dim or stack (those loops are
-driven from the host anyway). On one thread the gang is that thread alone and its barriers return
-at once; a loop nested in a gang's task runs so too.
+A loop is marked where a turn's products may pay for the barriers: their multiply-adds reach
+GANG_MIN_MULTIPLY_ADDS (ir/ops/kernel_space.py), or depend on a dim fed at run time. There the entry
+point judges again, on the fed shapes and the thread count, and runs the loop on one thread as if
+unmarked when a gang does not pay (both versions are compiled). The loop must be plain kernels: no
+loop or cond inside (their turns would need barriers of their own), no collective (MPI's progress
+runs on one thread), no print (its order), no data_dim or stack (those loops are driven from the
+host anyway). A loop inside a task of the pool runs as a gang of one.
 """
 
 from __future__ import annotations
@@ -23,19 +24,17 @@ from __future__ import annotations
 import math
 
 from flowc.ir import Module, Operation
+from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, contraction_axis, gang_products
 
 from .manager import Pass
 
 GANG = "gang"
-MIN_MULTIPLY_ADDS = 1 << 16  # per turn, in one product kernel: a 16 x 64 @ 64 x 64 step
-UNKNOWN_ROWS = 8  # what an unknown row dim counts as: a batch fed at run time
 NOT_IN_GANGS = ("all_reduce", "all_reduce_start", "all_reduce_done", "broadcast", "print", "data_dim",
                 "stack_push", "stack_read")
-SPLIT_PRODUCTS = ("blas", "narrow")  # the product schedules a gang splits by rows (codegen/llvm/gang.py)
 
 
 class GangLoops(Pass):
-    """Set `threads = "gang"` on each top-level compiled while loop that a gang runs faster (module docstring)."""
+    """Set `threads = "gang"` on each top-level compiled while loop that a gang may run faster (module docstring)."""
 
     name = "gang-loops"
 
@@ -50,7 +49,7 @@ class GangLoops(Pass):
 
 
 def runs_on_gang(loop: Operation) -> bool:
-    """Whether `loop` is plain kernels (module docstring) with a product worth splitting per turn."""
+    """Whether `loop` is plain kernels (module docstring) whose products may be worth a gang."""
     if "driven" in loop.attributes:
         return False
     kernels = [op for region in loop.regions for op in region.entry.ops if not op.is_terminator]
@@ -58,15 +57,12 @@ def runs_on_gang(loop: Operation) -> bool:
         return False
     if any(inner.name in NOT_IN_GANGS for op in kernels for inner in op.walk()):
         return False
-    return any(turn_multiply_adds(op) >= MIN_MULTIPLY_ADDS for op in kernels
-               if op.name == "fusion" and op.kind == "matmul" and op.attributes.get("schedule") in SPLIT_PRODUCTS)
+    products = [turn_multiply_adds(matmul) for _, matmul in gang_products(loop)]
+    return bool(products) and (None in products or sum(products) >= GANG_MIN_MULTIPLY_ADDS)  # type: ignore[arg-type]
 
 
-def turn_multiply_adds(kernel: Operation) -> int:
-    """The multiply-adds of a product kernel's matmul, unknown dims counted as UNKNOWN_ROWS."""
-    matmul = next((o for o in kernel.regions[0].entry.ops if o.name == "matmul"), None)
-    if matmul is None:
-        return 0
+def turn_multiply_adds(matmul: Operation) -> int | None:
+    """A product's multiply-adds, None where a dim is known only at run time."""
     a, c = matmul.operands[0], matmul.result
-    k = a.type.shape[-2] if matmul.transpose_a else a.type.shape[-1]
-    return math.prod(UNKNOWN_ROWS if d is None else d for d in (*c.type.shape, k))
+    dims = (*c.type.shape, a.type.shape[contraction_axis(matmul)])
+    return None if None in dims else math.prod(dims)  # type: ignore[arg-type]

@@ -137,15 +137,15 @@ class EntryEmitter:
         # that split.py leaves it in the entry point's module, where LLVM may inline it.
         prefix = "local" if in_control else "kernel"
         key = kernel_key(op, dims, shared, one_step)  # Note [kernels emitted once]
-        key = key and (prefix, key)
-        if key is not None and key in self.emitted:
+        # A kernel no other op shares is still emitted once: a gang loop's op is launched from two places.
+        key = (prefix, key) if key is not None else (prefix, "op", number, one_step)
+        if key in self.emitted:
             return self.emitted[key]
         kernel = Kernel(self.module, dims, op, f"{prefix}{number}_{op.kind}", number, self.program.error_slot,
                         self.program.fast_math, shared, one_step)
         EMITTERS[op.kind, schedule_of(op)["schedule"]](kernel)
         kernel.finish()
-        if key is not None:
-            self.emitted[key] = kernel
+        self.emitted[key] = kernel
         return kernel
 
 

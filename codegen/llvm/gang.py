@@ -1,10 +1,14 @@
 """A while loop run by a gang (Note [loops run by a gang] in passes/gang_loops.py): its code.
 
 The entry point hands the loop's buffers and the dims to one function, `gang<N>`, that
-flowc_run_gang runs on every member of a gang at once:
+flowc_run_gang runs on every member of a gang at once, where a turn's products at the fed shapes
+reach GANG_MIN_MULTIPLY_ADDS and the pool has threads; else it runs the loop itself, as control.py
+emits an unmarked one:
 
-    entry point:  context <- dims, every buffer the loop touches
-                  flowc_run_gang(gang<N>, context); return on a kernel's error
+    entry point:  if products >= GANG_MIN_MULTIPLY_ADDS and threads > 1:
+                    context <- dims, every buffer the loop touches
+                    flowc_run_gang(gang<N>, context); return on a kernel's error
+                  else: the loop, on this thread
     gang<N>(context, gang, member, members):
                   member 0: state <- init
                   loop: <cond kernels>; barrier; if !flag: return
@@ -33,12 +37,14 @@ from llvmlite import ir as ll
 
 from flowc.ir import Operation, Value
 
-from .control import CONTROL_EMITTERS, bytes_of, copy_bytes, emit_row_read, row_read
+from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, GANG_PRODUCTS, contraction_axis, gang_products
+
+from .control import CONTROL_EMITTERS, bytes_of, copy_bytes, emit_row_read, emit_while, row_read
 from .entry import EntryEmitter, Timer, return_on_error
-from .kernel import alloca_at_start
+from .kernel import alloca_at_start, emit_dim, product
 from .kernels.matmul import matmul_work
 from .launch import LAUNCHERS, WORK, Launch, context_of
-from .program import schedule_of
+from .program import DimTable, schedule_of
 from .types import I32, I64, PTR, declared
 
 GANG_TASK = ll.FunctionType(ll.VoidType(), [PTR, PTR, I64, I64])
@@ -50,18 +56,40 @@ SPLIT_COPY_BYTES = 8192  # a state copy this big is shared out; a smaller one is
 
 
 def emit_gang_while(outer: EntryEmitter, op: Operation) -> None:
-    """The entry point's call of loop `op`'s gang function, and that function."""
-    values = _touched(op, outer)
-    function = ll.Function(outer.module, GANG_TASK, name=f"gang{len([g for g in outer.module.functions if g.name.startswith('gang')])}")
-    function.linkage = "internal"
+    """The entry point's call of loop `op`'s gang function where the fed shapes make a turn's
+    products worth it and there are threads to share them (passes/gang_loops.py), else the loop
+    as unmarked; and the gang function."""
     b = outer.b
-    slots = alloca_at_start(b, outer.entry.entry_basic_block, ll.ArrayType(PTR, len(values) + 1), "gang_context")
-    for index, pointer in enumerate([outer.dims_pointer, *(outer.buffer(v) for v in values)]):
-        b.store(b.bitcast(pointer, PTR), b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
-    run_gang = declared(outer.module, "flowc_run_gang", ll.VoidType(), [GANG_TASK.as_pointer(), PTR])
-    b.call(run_gang, [function, b.bitcast(slots, PTR)])
-    return_on_error(b, outer.entry, outer.dims_pointer, outer.program.error_slot)
-    GangEmitter(outer, function, values).emit_loop(op)
+    threads = b.call(declared(outer.module, "flowc_num_threads", I32, []), [])
+    worth = b.and_(b.icmp_signed(">=", _turn_multiply_adds(outer, op), ll.Constant(I64, GANG_MIN_MULTIPLY_ADDS)),
+                   b.icmp_signed(">", threads, ll.Constant(I32, 1)))
+    with b.if_else(worth) as (on_gang, alone):
+        with on_gang:
+            values = _touched(op, outer)
+            count = len([g for g in outer.module.functions if g.name.startswith("gang")])
+            function = ll.Function(outer.module, GANG_TASK, name=f"gang{count}")
+            function.linkage = "internal"
+            slots = alloca_at_start(b, outer.entry.entry_basic_block, ll.ArrayType(PTR, len(values) + 1),
+                                    "gang_context")
+            for index, pointer in enumerate([outer.dims_pointer, *(outer.buffer(v) for v in values)]):
+                b.store(b.bitcast(pointer, PTR), b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
+            run_gang = declared(outer.module, "flowc_run_gang", ll.VoidType(), [GANG_TASK.as_pointer(), PTR])
+            b.call(run_gang, [function, b.bitcast(slots, PTR)])
+            return_on_error(b, outer.entry, outer.dims_pointer, outer.program.error_slot)
+            GangEmitter(outer, function, values).emit_loop(op)
+        with alone:
+            emit_while(outer, op)
+
+
+def _turn_multiply_adds(outer: EntryEmitter, op: Operation) -> ll.Value:
+    """The multiply-adds of a turn's products that a gang splits, at the fed shapes."""
+    b, total = outer.b, ll.Constant(I64, 0)
+    for _, matmul in gang_products(op):
+        a, c = matmul.operands[0], matmul.result
+        sizes = [emit_dim(b, outer.dims, outer.dims_pointer, c, axis) for axis in range(c.type.rank)]
+        sizes.append(emit_dim(b, outer.dims, outer.dims_pointer, a, contraction_axis(matmul)))
+        total = b.add(total, product(b, sizes))
+    return total
 
 
 def _touched(op: Operation, outer: EntryEmitter) -> list[Value]:
@@ -143,7 +171,8 @@ class GangEmitter(EntryEmitter):
             return
         b = self.b
         n, grain = split(b, self.dims, self.dims_pointer, op)
-        kernel = self.kernel_of(op, True, None if op.kind in LAUNCHERS else WORK[op.kind](b, self.dims, self.dims_pointer, op))
+        entry_work = None if op.kind in LAUNCHERS else WORK[op.kind](b, self.dims, self.dims_pointer, op)
+        kernel = self.kernel_of(op, True, entry_work)
         context = context_of(b, [self.buffer(v) for v in (*op.operands, *op.results)], self.dims_pointer)
         if self.pending:
             self._barrier()
@@ -267,19 +296,19 @@ def _split_work(op: Operation) -> Callable | None:
     its own by its work at a finer grain."""
     if op.kind == "matmul":
         schedule = schedule_of(op)["schedule"]
+        if schedule not in GANG_PRODUCTS:
+            return None
         if schedule == "blas":
             return lambda b, dims, dims_pointer, op: (matmul_work(b, dims, dims_pointer, op)[0],
                                                       ll.Constant(I64, PRODUCT_ROWS))
-        if schedule == "narrow":
-            return _finer(matmul_work)
-        return None
+        return _finer(matmul_work)  # narrow: its tiles
     if op.kind in LAUNCHERS:
         return None
     return _finer(WORK[op.kind])
 
 
 def _finer(work: Callable) -> Callable:
-    def split(b: ll.IRBuilder, dims, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:  # type: ignore[no-untyped-def]
+    def split(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
         n, grain = work(b, dims, dims_pointer, op)
         if isinstance(grain, ll.Constant):  # kept a constant, for _known_small
             return n, ll.Constant(I64, max(1, grain.constant // GRAIN_DIVISOR))

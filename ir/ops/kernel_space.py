@@ -17,6 +17,31 @@ from ..core import BlockArgument, Operation, OpResult, Value
 # convolution] in passes/schedule.py).
 PRODUCTS = ("matmul", "conv2d", "conv2d_backprop_filter")
 
+# Note [loops run by a gang] (passes/gang_loops.py): the multiply-adds of a turn's products (the kernels
+# a gang splits: GANG_PRODUCTS) below which a loop runs on one thread; the pass decides on known shapes,
+# the entry point (codegen/llvm/gang.py) again on the fed ones. A tanh RNN of 128 units, bench_control.py:
+# a gang ran batch 32 (2^19 + 2^18 a turn) 1.3x faster, batch 16 no faster, batch 8 1.3x slower.
+GANG_MIN_MULTIPLY_ADDS = 1 << 19
+GANG_PRODUCTS = ("blas", "narrow")  # the product schedules a gang splits by rows
+
+
+def gang_products(loop: Operation) -> list[tuple[Operation, Operation]]:
+    """(kernel, matmul) of each product kernel of a while loop's regions that a gang splits."""
+    found = []
+    for region in loop.regions:
+        for kernel in region.entry.ops:
+            if kernel.name == "fusion" and kernel.attributes.get("kind") == "matmul" \
+                    and kernel.attributes.get("schedule") in GANG_PRODUCTS:
+                matmul = next((o for o in kernel.regions[0].entry.ops if o.name == "matmul"), None)
+                if matmul is not None:
+                    found.append((kernel, matmul))
+    return found
+
+
+def contraction_axis(matmul: Operation) -> int:
+    """The axis of a matmul's first operand that it sums over."""
+    return matmul.operands[0].type.rank - (2 if matmul.transpose_a else 1)
+
 
 @dataclass
 class Space:

@@ -1,14 +1,16 @@
 """While loops run by a gang of threads (Note [loops run by a gang] in passes/gang_loops.py), against the reference.
 
 Each loop here is marked `threads = "gang"` (checked), and runs on the cpu target on shapes that
-hurt: batches of 0, 1 and odd sizes (a product split unevenly, or left to member 0), a sequence of
-no step, a transposed and a float64 product, one thread and two; a bad index at some turn stops
+hurt: batches of 0, 1 and 3 (run on one thread: a gang would not pay) and odd sizes past the gang's
+threshold (a product split unevenly), a sequence of no step, a transposed and a float64 product, one
+thread and two; a bad index at some turn stops
 every member with the error a plain loop gives, from a kernel that splits and from one that member
 0 runs alone; gradients through a gang loop match the reference.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 
 import numpy as np
@@ -16,7 +18,8 @@ import pytest
 
 import flowc as fc
 from flowc.ir.errors import IndexOutOfRange
-from flowc.runtime import options
+from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS
+from flowc.runtime import options, support
 from test_native_control import compile_cpu, floats, reference
 
 RNN = """\
@@ -72,13 +75,23 @@ def threads(request):  # type: ignore[no-untyped-def]
     return request.param
 
 
-@pytest.mark.parametrize("batch", [0, 1, 3, 7, 17, 32, 33])
+def gangs_run() -> int:
+    gangs = support().flowc_gangs_run
+    gangs.restype = ctypes.c_int64
+    return gangs()
+
+
+@pytest.mark.parametrize("batch", [0, 1, 3, 21, 22, 23, 32, 33, 47])
 def test_rnn_at_every_batch(rng: np.random.Generator, batch: int, threads: int) -> None:
+    """Marked at compile time (the batch is fed); run by a gang where a turn's products, batch x (64 + 128)
+    x 128 multiply-adds, reach GANG_MIN_MULTIPLY_ADDS (from a batch of 22) and there are two threads."""
     text = rnn()
     executable = compile_cpu(text)
     assert gang_marks(executable) == [True]
     for steps, turns in ((5, 5), (5, 3), (1, 1), (0, 0)):
+        before = gangs_run()
         assert_matches(executable, text, rnn_args(rng, steps, batch, turns))
+        assert gangs_run() - before == (threads == 2 and batch * 192 * 128 >= GANG_MIN_MULTIPLY_ADDS)
 
 
 @pytest.mark.parametrize("dtype, transposed", [("f64", False), ("f32", True), ("f64", True)])
@@ -86,7 +99,7 @@ def test_rnn_float64_and_transposed(rng: np.random.Generator, dtype: str, transp
     text = rnn(dtype, transposed)
     executable = compile_cpu(text)
     assert gang_marks(executable) == [True]
-    for batch in (2, 9, 32):
+    for batch in (9, 25, 32):
         assert_matches(executable, text, rnn_args(rng, 4, batch, 4, np.float64 if dtype == "f64" else np.float32))
 
 
@@ -100,34 +113,34 @@ def test_a_bad_row_index_stops_every_member(rng: np.random.Generator, threads: i
 
 
 GATHER_ROWS = """\
-func @main(%n: i64[], %table: f32[?,128], %picks: i64[?,4], %h0: f32[4,128], %u: f32[128,128]) -> f32[4,128] {
+func @main(%n: i64[], %table: f32[?,128], %picks: i64[?,32], %h0: f32[32,128], %u: f32[128,128]) -> f32[32,128] {
   %zero = constant {value = dense<0>} : i64[]
-  %i, %m, %h, %t, %k, %w = while %zero, %n, %h0, %table, %picks, %u : i64[], i64[], f32[4,128], f32[?,128], i64[?,4], f32[128,128] {
-  ^bb0(%i: i64[], %m: i64[], %h: f32[4,128], %t: f32[?,128], %k: i64[?,4], %w: f32[128,128]):
+  %i, %m, %h, %t, %k, %w = while %zero, %n, %h0, %table, %picks, %u : i64[], i64[], f32[32,128], f32[?,128], i64[?,32], f32[128,128] {
+  ^bb0(%i: i64[], %m: i64[], %h: f32[32,128], %t: f32[?,128], %k: i64[?,32], %w: f32[128,128]):
     %go = less %i, %m : bool[]
     yield %go : bool[]
   } {
-  ^bb0(%i: i64[], %m: i64[], %h: f32[4,128], %t: f32[?,128], %k: i64[?,4], %w: f32[128,128]):
+  ^bb0(%i: i64[], %m: i64[], %h: f32[32,128], %t: f32[?,128], %k: i64[?,32], %w: f32[128,128]):
     %one = constant {value = dense<1>} : i64[]
     %j = add %i, %one : i64[]
-    %row = gather %k, %i {axis = 0} : i64[4]
-    %x = gather %t, %row {axis = 0} : f32[4,128]
-    %q = matmul %h, %w {transpose_a = false, transpose_b = false} : f32[4,128]
-    %s = add %q, %x : f32[4,128]
-    %y = tanh %s : f32[4,128]
-    yield %j, %m, %y, %t, %k, %w : i64[], i64[], f32[4,128], f32[?,128], i64[?,4], f32[128,128]
+    %row = gather %k, %i {axis = 0} : i64[32]
+    %x = gather %t, %row {axis = 0} : f32[32,128]
+    %q = matmul %h, %w {transpose_a = false, transpose_b = false} : f32[32,128]
+    %s = add %q, %x : f32[32,128]
+    %y = tanh %s : f32[32,128]
+    yield %j, %m, %y, %t, %k, %w : i64[], i64[], f32[32,128], f32[?,128], i64[?,32], f32[128,128]
   }
-  return %h : f32[4,128]
+  return %h : f32[32,128]
 }
 """
 
 
 def test_a_bad_gathered_index_stops_every_member(rng: np.random.Generator, threads: int) -> None:
-    """An embedding-style gather of 4 rows a turn, which member 0 runs alone; turn 2 picks row 9 of 8."""
+    """An embedding-style gather of 32 rows a turn, which member 0 runs alone; turn 2 picks row 9 of 8."""
     executable = compile_cpu(GATHER_ROWS)
     assert gang_marks(executable) == [True]
-    table, u, h0 = floats(rng, 8, 128), floats(rng, 128, 128) * 0.1, floats(rng, 4, 128)
-    picks = rng.integers(0, 8, (5, 4))
+    table, u, h0 = floats(rng, 8, 128), floats(rng, 128, 128) * 0.1, floats(rng, 32, 128)
+    picks = rng.integers(0, 8, (5, 32))
     args = [np.array(5, np.int64), table, picks, h0, u]
     assert_matches(executable, GATHER_ROWS, args)
     picks[2, 1] = 9
@@ -149,7 +162,7 @@ def rnn_gradient_graph(batch: int, steps: int, dtype):  # type: ignore[no-untype
     return g, [xs, h0, wx, wh], fetches
 
 
-@pytest.mark.parametrize("batch", [1, 17, 32])
+@pytest.mark.parametrize("batch", [1, 25, 32])
 def test_gradient_through_gang_loops(rng: np.random.Generator, batch: int, threads: int) -> None:
     """The forward and backward loops of the RNN's gradient (both products of 128 x 128 a row) on cpu
     against the reference, in float64."""
