@@ -16,17 +16,17 @@ emits an unmarked one:
 
 A kernel whose work splits (a product by rows, any kind the pool may split by its work) runs on
 every member, each on its own slice of [0, n) (member 0 all of it when n is under two gang
-grains), and a barrier follows it: the next kernel may read any of its rows. Everything else
-(a small kernel, a row read, a kind whose launch is its own, the state's copies) runs on member
-0 alone, with no barrier until another member needs what it wrote: before the next split kernel
-and before the flag is read. A turn holds at least one barrier, so member 0 never writes the
-next turn's flag before every member has read this one.
+grains), and a barrier follows it: the next kernel may read any of its rows. A row read and a big
+copy of the state are shared out by bytes the same way. Everything else (a small kernel, a kind
+whose launch is its own, a small copy) runs on member 0 alone, with no barrier until another
+member needs what it wrote: before the next split kernel and before the flag is read. A turn holds
+at least one barrier, so member 0 never writes the next turn's flag before every member has read
+this one.
 
-A kernel's error stops every member at the same barrier: the last member to arrive at a barrier
-looks at the error slot for all of them (flowc_gang_barrier), and each returns if it was set; member
-0, finding its own kernel failed, goes to a barrier and returns. The entry point then returns the
-kernel's number as it would.
-Only member 0 counts a kernel's time (FLOWC_PROFILE=1).
+A kernel's error stops every member at the same barrier: each member reports on arriving whether
+it finds the error slot set, and all of them stop where one did (flowc_gang_barrier); member 0,
+finding its own kernel failed, goes to a barrier and returns. The entry point then returns the
+kernel's number as it would. Only member 0 counts a kernel's time (FLOWC_PROFILE=1).
 """
 
 from __future__ import annotations
@@ -282,12 +282,13 @@ class GangEmitter(EntryEmitter):
         self.barriers += 1
 
     def _wait(self) -> ll.Value:
-        """The barrier; whether the gang stops there. The runtime reads the error slot when the last
-        member arrives, not each member after it leaves: a member reading it then could see a slot
-        that another, already past the barrier, set in the next kernel, and leave one barrier early."""
-        barrier = declared(self.module, "flowc_gang_barrier", I32, [PTR, I64.as_pointer()])
+        """The barrier; whether the gang stops there. Each member reports the error slot as it finds
+        it on arriving, and the runtime judges from the reports: a member reading the slot after the
+        barrier could see one that another, already past it, set in the next kernel, and leave one
+        barrier early (flowc_gang_barrier)."""
+        barrier = declared(self.module, "flowc_gang_barrier", I32, [PTR, I64, I64.as_pointer()])
         error = self.b.gep(self.dims_pointer, [ll.Constant(I64, self.program.error_slot)])
-        return self.b.call(barrier, [self.gang, error])
+        return self.b.call(barrier, [self.gang, self.member, error])
 
 
 def _split_work(op: Operation) -> Callable | None:

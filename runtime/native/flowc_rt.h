@@ -71,10 +71,10 @@ typedef void (*flowc_gang_task)(void *context, struct flowc_gang *gang, int64_t 
  * (1 inside a task); the caller is member 0. OpenBLAS runs on one thread meanwhile. */
 void flowc_run_gang(flowc_gang_task fn, void *context);
 
-/* Return when every member of `gang` has called it, as often as this one has: nonzero when the
- * gang must stop, *error (a kernel's error slot, or NULL) having been set by then. Every member
- * gets the same answer at the same barrier, whenever it reads the slot afterwards. */
-int flowc_gang_barrier(struct flowc_gang *gang, const int64_t *error);
+/* Return when every member of `gang` has called it as often as `member` has: nonzero when the gang
+ * must stop, a member having seen *error (a kernel's error slot, or NULL) set on arriving. Every
+ * member gets the same answer at the same barrier. */
+int flowc_gang_barrier(struct flowc_gang *gang, int64_t member, const int64_t *error);
 
 /* How many barriers this process's gangs have waited at longer than a time slice: for tests. */
 int64_t flowc_gang_slow_waits(void);
