@@ -12,8 +12,8 @@ cores, wherever one may read what another wrote (codegen/llvm/gang.py).
 
 A loop is marked where a turn's products may pay for the barriers: their multiply-adds reach
 GANG_MIN_MULTIPLY_ADDS (ir/ops/kernel_space.py), or depend on a dim fed at run time. There the entry
-point judges again, on the fed shapes and the thread count, and runs the loop on one thread as if
-unmarked when a gang does not pay (both versions are compiled). The loop must be plain kernels: no
+point judges again, on the fed shapes and the thread count, and runs the same code on its own
+thread, a gang of one whose barriers return at once, when a gang does not pay. The loop must be plain kernels: no
 loop or cond inside (their turns would need barriers of their own), no collective (MPI's progress
 runs on one thread), no print (its order), no data_dim or stack (those loops are driven from the
 host anyway). A loop inside a task of the pool runs as a gang of one.

@@ -1,14 +1,13 @@
 """A while loop run by a gang (Note [loops run by a gang] in passes/gang_loops.py): its code.
 
 The entry point hands the loop's buffers and the dims to one function, `gang<N>`, that
-flowc_run_gang runs on every member of a gang at once, where a turn's products at the fed shapes
-reach GANG_MIN_MULTIPLY_ADDS and the pool has threads; else it runs the loop itself, as control.py
-emits an unmarked one:
+flowc_run_gang runs on every member of a gang at once, or on the calling thread alone (a gang of
+one, whose barriers return at once) where a turn's products at the fed shapes stay under
+GANG_MIN_MULTIPLY_ADDS or the pool has one thread:
 
-    entry point:  if products >= GANG_MIN_MULTIPLY_ADDS and threads > 1:
-                    context <- dims, every buffer the loop touches
-                    flowc_run_gang(gang<N>, context); return on a kernel's error
-                  else: the loop, on this thread
+    entry point:  context <- dims, every buffer the loop touches
+                  flowc_run_gang(gang<N>, context, products >= GANG_MIN_MULTIPLY_ADDS)
+                  return on a kernel's error
     gang<N>(context, gang, member, members):
                   member 0: state <- init
                   loop: <cond kernels>; barrier; if !flag: return
@@ -39,7 +38,7 @@ from flowc.ir import Operation, Value
 
 from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, GANG_PRODUCTS, contraction_axis, gang_products
 
-from .control import CONTROL_EMITTERS, bytes_of, copy_bytes, emit_row_read, emit_while, row_read
+from .control import CONTROL_EMITTERS, bytes_of, copy_bytes, emit_row_read, row_read
 from .entry import EntryEmitter, Timer, return_on_error
 from .kernel import alloca_at_start, emit_dim, product
 from .kernels.matmul import matmul_work
@@ -56,29 +55,24 @@ SPLIT_COPY_BYTES = 8192  # a state copy this big is shared out; a smaller one is
 
 
 def emit_gang_while(outer: EntryEmitter, op: Operation) -> None:
-    """The entry point's call of loop `op`'s gang function where the fed shapes make a turn's
-    products worth it and there are threads to share them (passes/gang_loops.py), else the loop
-    as unmarked; and the gang function."""
+    """The entry point's call of loop `op`'s gang function, on every thread where the fed shapes
+    make a turn's products worth it (passes/gang_loops.py) and the pool has more than one, else
+    on this one alone; and the gang function."""
     b = outer.b
     threads = b.call(declared(outer.module, "flowc_num_threads", I32, []), [])
     worth = b.and_(b.icmp_signed(">=", _turn_multiply_adds(outer, op), ll.Constant(I64, GANG_MIN_MULTIPLY_ADDS)),
                    b.icmp_signed(">", threads, ll.Constant(I32, 1)))
-    with b.if_else(worth) as (on_gang, alone):
-        with on_gang:
-            values = _touched(op, outer)
-            count = len([g for g in outer.module.functions if g.name.startswith("gang")])
-            function = ll.Function(outer.module, GANG_TASK, name=f"gang{count}")
-            function.linkage = "internal"
-            slots = alloca_at_start(b, outer.entry.entry_basic_block, ll.ArrayType(PTR, len(values) + 1),
-                                    "gang_context")
-            for index, pointer in enumerate([outer.dims_pointer, *(outer.buffer(v) for v in values)]):
-                b.store(b.bitcast(pointer, PTR), b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
-            run_gang = declared(outer.module, "flowc_run_gang", ll.VoidType(), [GANG_TASK.as_pointer(), PTR])
-            b.call(run_gang, [function, b.bitcast(slots, PTR)])
-            return_on_error(b, outer.entry, outer.dims_pointer, outer.program.error_slot)
-            GangEmitter(outer, function, values).emit_loop(op)
-        with alone:
-            emit_while(outer, op)
+    values = _touched(op, outer)
+    count = len([g for g in outer.module.functions if g.name.startswith("gang")])
+    function = ll.Function(outer.module, GANG_TASK, name=f"gang{count}")
+    function.linkage = "internal"
+    slots = alloca_at_start(b, outer.entry.entry_basic_block, ll.ArrayType(PTR, len(values) + 1), "gang_context")
+    for index, pointer in enumerate([outer.dims_pointer, *(outer.buffer(v) for v in values)]):
+        b.store(b.bitcast(pointer, PTR), b.gep(slots, [ll.Constant(I32, 0), ll.Constant(I32, index)]))
+    run_gang = declared(outer.module, "flowc_run_gang", ll.VoidType(), [GANG_TASK.as_pointer(), PTR, I32])
+    b.call(run_gang, [function, b.bitcast(slots, PTR), b.zext(worth, I32)])
+    return_on_error(b, outer.entry, outer.dims_pointer, outer.program.error_slot)
+    GangEmitter(outer, function, values).emit_loop(op)
 
 
 def _turn_multiply_adds(outer: EntryEmitter, op: Operation) -> ll.Value:

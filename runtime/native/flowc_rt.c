@@ -439,7 +439,7 @@ void flowc_serial_blas_end(int begun) {
  *
  * Waiting at a barrier spins with pauses, then yields the core: on a machine with more runnable
  * threads than cores, a member waiting for one that lost its core gives it back, as the pool's own
- * waits do. OpenBLAS runs on one thread while a gang runs: a call inside a task would start threads
+ * waits do; a wait that long also makes the next gang runs run alone (GANG_BACKOFF_RUNS). OpenBLAS runs on one thread while a gang runs: a call inside a task would start threads
  * of its own (run_together_on_new_threads), per call. */
 /* A member's arrivals: its barrier count times two, plus one if it saw the error slot set on its last
  * arrival. On a line of its own: a member writes only its own and reads the others'. */
@@ -450,13 +450,24 @@ struct gang_word {
 struct flowc_gang {
     int64_t members;
     struct gang_word *arrivals; /* one per member */
+    atomic_int_fast64_t waited; /* nanoseconds this run's members waited past their spin at barriers */
 };
 
-#define GANG_SLOW_NANOSECONDS 1000000 /* a wait this long means a member lost its core */
+/* Waits past a barrier's spin mean a member lost its core: the machine has more runnable threads than
+ * cores, and each barrier may wait for the scheduler (two RNN processes on two cores ran their gang
+ * loops 3x slower than one thread each). A run whose members waited so for a GANG_WAITED_SHARE of its
+ * time makes the next GANG_BACKOFF_RUNS gang runs of the process run on their caller alone; the one
+ * after tries a gang again. A wait past GANG_SLOW_NANOSECONDS is counted (flowc_gang_slow_waits). */
+#define GANG_SLOW_NANOSECONDS 100000
+#define GANG_WAITED_SHARE 4 /* a quarter */
+#define GANG_BACKOFF_RUNS 32
 
 static atomic_int_fast64_t gang_slow_waits;
+static atomic_int gang_backoff; /* gang runs left to run alone */
 
 int64_t flowc_gang_slow_waits(void) { return atomic_load(&gang_slow_waits); }
+
+int flowc_gang_backoff(void) { return atomic_load(&gang_backoff); }
 
 /* Each member publishes its arrival and waits until every other member's count reaches its own: one
  * cache line from each other member, where a shared counter costs two transfers in a row (about
@@ -484,7 +495,12 @@ int flowc_gang_barrier(struct flowc_gang *gang, int64_t member, const int64_t *e
         }
         stop |= (word >> 1) == count && (word & 1);
     }
-    if (start && now_nanoseconds() - start > GANG_SLOW_NANOSECONDS) atomic_fetch_add(&gang_slow_waits, 1);
+    /* The first barrier may wait for a worker to wake or start (50 - 60 us, or a thread's start): not load. */
+    if (start && count > 1) {
+        int64_t waited = now_nanoseconds() - start;
+        atomic_fetch_add_explicit(&gang->waited, waited, memory_order_relaxed);
+        if (waited > GANG_SLOW_NANOSECONDS) atomic_fetch_add(&gang_slow_waits, 1);
+    }
     return stop;
 }
 
@@ -499,9 +515,14 @@ static void gang_member(void *context, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) call->fn(call->context, &call->gang, i, call->gang.members);
 }
 
-void flowc_run_gang(flowc_gang_task fn, void *context) {
+void flowc_run_gang(flowc_gang_task fn, void *context, int together) {
     struct gang_call call = {.fn = fn, .context = context};
-    call.gang.members = in_task ? 1 : flowc_num_threads();
+    call.gang.members = together && !in_task ? flowc_num_threads() : 1;
+    if (call.gang.members > 1 && atomic_load(&gang_backoff) > 0) {
+        atomic_fetch_sub(&gang_backoff, 1); /* racy with other callers: a run more or less alone */
+        call.gang.members = 1;
+    }
+    atomic_init(&call.gang.waited, 0);
     if (call.gang.members > 1)
         call.gang.arrivals = aligned_alloc(64, sizeof(struct gang_word) * (size_t)call.gang.members);
     if (call.gang.arrivals == NULL) call.gang.members = 1; /* no memory for the words: a gang of one */
@@ -517,12 +538,16 @@ void flowc_run_gang(flowc_gang_task fn, void *context) {
     pthread_mutex_lock(&pool.submit);
     for (int i = 0; i < num_openblas; i++) openblas_setters[i](1);
     pthread_mutex_unlock(&pool.submit);
+    int64_t began = now_nanoseconds();
     flowc_run_together(gang_member, &call, (int)call.gang.members);
+    int64_t elapsed = now_nanoseconds() - began;
     pthread_mutex_lock(&pool.submit);
     for (int i = 0; i < num_openblas; i++) openblas_setters[i](flowc_num_threads());
     pthread_mutex_unlock(&pool.submit);
     pthread_mutex_unlock(&openblas_lock);
     free(call.gang.arrivals);
+    if (atomic_load(&call.gang.waited) / call.gang.members * GANG_WAITED_SHARE > elapsed)
+        atomic_store(&gang_backoff, GANG_BACKOFF_RUNS);
 }
 
 /* fork(): the child has only the forking thread, so its pool must forget the

@@ -68,16 +68,21 @@ struct flowc_gang;
 typedef void (*flowc_gang_task)(void *context, struct flowc_gang *gang, int64_t member, int64_t members);
 
 /* Run fn(context, gang, i, members) for i in [0, members) at once, members = the pool's thread count
- * (1 inside a task); the caller is member 0. OpenBLAS runs on one thread meanwhile. */
-void flowc_run_gang(flowc_gang_task fn, void *context);
+ * if `together`, else 1 (and 1 inside a task); the caller is member 0. OpenBLAS runs on one thread
+ * meanwhile. */
+void flowc_run_gang(flowc_gang_task fn, void *context, int together);
 
 /* Return when every member of `gang` has called it as often as `member` has: nonzero when the gang
  * must stop, a member having seen *error (a kernel's error slot, or NULL) set on arriving. Every
  * member gets the same answer at the same barrier. */
 int flowc_gang_barrier(struct flowc_gang *gang, int64_t member, const int64_t *error);
 
-/* How many barriers this process's gangs have waited at longer than a time slice: for tests. */
+/* How many barriers this process's gangs have waited at for a member that lost its core (after
+ * which a few gang runs run alone: flowc_rt.c): for tests. */
 int64_t flowc_gang_slow_waits(void);
+
+/* How many coming gang runs will run on their caller alone, after one that waited for cores: for tests. */
+int flowc_gang_backoff(void);
 
 /* fc.Print inside control flow (Note [printing inside control flow] in ir/ops/checks.py): generated code
  * calls flowc_print with a print op's key, part and parts, the value's dtype code (runtime/printing.py),
