@@ -1,6 +1,6 @@
 """Compiled control flow: while loops on the CPU target against numpy's Python loop (and JAX's, if installed).
 
-    .venv/bin/python bench/bench_control.py [--rounds N] [--batch B] [--write]
+    .venv/bin/python bench/bench_control.py [--rounds N] [--batch B] [--no-gang] [--write]
 
 The workloads of issue 17:
   while_scalar  a while loop of 1,000,000 turns over a scalar state: i < n: (i + 1, acc + 0.5 * i)
@@ -9,7 +9,9 @@ The workloads of issue 17:
   rnn_gradient  the same RNN and its gradient (of sum(h_200) with respect to Wx, Wh and b), against
                 numpy's hand-written backpropagation through time
 --batch runs the RNN at another batch (a gradient loop of few rows per turn sums its products after
-the loop: Note [accumulated products after the loop] in passes/loop_products.py).
+the loop: Note [accumulated products after the loop] in passes/loop_products.py). --no-gang runs
+flowc's loops on one thread each, as before Note [loops run by a gang] (passes/gang_loops.py);
+the compile times are measured with gangs either way.
 flowc compiles the loop once and runs it as one native call: the first two from IR text through the
 shared pipeline and the cpu target, the gradient from the front end (fc.while_loop, fc.gradients, a
 Session); numpy runs the same loop in Python. The house style of bench_native.py: each peer in its
@@ -263,15 +265,21 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="replace the Control flow section of RESULTS.md")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each peer, taking turns (best median kept)")
     parser.add_argument("--batch", type=int, default=BATCH, help="the RNN's batch (rows per step)")
+    parser.add_argument("--no-gang", action="store_true",
+                        help="flowc without loops run by a gang (Note [loops run by a gang]): the pass marks none")
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     BATCH = args.batch
+    if args.no_gang:
+        import flowc.passes.gang_loops as gang_loops
+        gang_loops.runs_on_gang = lambda loop: False
     if args.peer:
         print(json.dumps(run_peer(args.peer)))
         return
     check()
     peers = [p for p in ("numpy", "flowc", "jax") if peer_available(p)]
-    report = format_report(run_rounds(__file__, peers, args.rounds, ["--batch", str(BATCH)]), args.rounds)
+    passed = ["--batch", str(BATCH), *(["--no-gang"] if args.no_gang else [])]
+    report = format_report(run_rounds(__file__, peers, args.rounds, passed), args.rounds)
     compiles = [compile_times() for _ in range(args.rounds)]
     report += ("\n\nCompiling the RNN with its gradient (first Session.run less the fastest of three more, new "
                f"process; best of {args.rounds}): " + ", ".join(f"{name} {min(c[name] for c in compiles) * 1e3:.0f} ms"

@@ -159,12 +159,13 @@ class GangEmitter(EntryEmitter):
             self._record(number, start)
             self._barrier()
             return
+        b = self.b
         split = _split_work(op)
-        if split is None or _known_small(split(self.b, self.dims, self.dims_pointer, op)):
+        n_grain = split(b, self.dims, self.dims_pointer, op) if split is not None else None
+        if n_grain is None or _known_small(n_grain):
             self._launch_on_member_zero(op, number)
             return
-        b = self.b
-        n, grain = split(b, self.dims, self.dims_pointer, op)
+        n, grain = n_grain
         entry_work = None if op.kind in LAUNCHERS else WORK[op.kind](b, self.dims, self.dims_pointer, op)
         kernel = self.kernel_of(op, True, entry_work)
         context = context_of(b, [self.buffer(v) for v in (*op.operands, *op.results)], self.dims_pointer)
