@@ -13,10 +13,10 @@ cores, wherever one may read what another wrote (codegen/llvm/gang.py).
 A loop is marked where a turn's products may pay for the barriers: their multiply-adds reach
 GANG_MIN_MULTIPLY_ADDS (ir/ops/kernel_space.py), or depend on a dim fed at run time. There the entry
 point judges again, on the fed shapes and the thread count, and runs the same code on its own
-thread, a gang of one whose barriers return at once, when a gang does not pay. The loop must be plain kernels: no
-loop or cond inside (their turns would need barriers of their own), no collective (MPI's progress
-runs on one thread), no print (its order), no data_dim or stack (those loops are driven from the
-host anyway). A loop inside a task of the pool runs as a gang of one.
+thread, a gang of one whose barriers return at once, when a gang does not pay. The loop must be
+plain kernels: no loop or cond inside (their turns would need barriers of their own), no collective
+(MPI's progress runs on one thread), no print (its order), no data_dim or stack (those loops are
+driven from the host anyway). A loop inside a task of the pool runs as a gang of one.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ import math
 from flowc.ir import Module, Operation
 from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, contraction_axis, gang_products
 
+from .host_driven import DATA_DIM, STACK_OPS
 from .manager import Pass
 
 GANG = "gang"
-NOT_IN_GANGS = ("all_reduce", "all_reduce_start", "all_reduce_done", "broadcast", "print", "data_dim",
-                "stack_push", "stack_read")
+COLLECTIVES = ("all_reduce", "all_reduce_start", "all_reduce_done", "broadcast")  # ir/ops/collective.py
+NOT_IN_GANGS = (*COLLECTIVES, "print", DATA_DIM, *STACK_OPS)
 
 
 class GangLoops(Pass):
