@@ -5,7 +5,8 @@ hurt: batches of 0, 1 and 3 (run on one thread: a gang would not pay) and odd si
 threshold (a product split unevenly), a sequence of no step, a transposed and a float64 product, one
 thread and two; a bad index at some turn stops
 every member with the error a plain loop gives, from a kernel that splits and from one that member
-0 runs alone; gradients through a gang loop match the reference.
+0 runs alone; gradients through a gang loop match the reference; an exported library runs one from C,
+also under AddressSanitizer, equal to the Session bit for bit.
 """
 
 from __future__ import annotations
@@ -182,3 +183,41 @@ def test_gradient_through_gang_loops(rng: np.random.Generator, batch: int, threa
         got = session.run(fetches, feeds)
     for w, v in zip(want, got):
         np.testing.assert_allclose(v, w, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("sanitize", [False, True], ids=["plain", "address sanitizer"])
+def test_an_exported_library_runs_gang_loops(tmp_path, rng: np.random.Generator, sanitize: bool) -> None:
+    """fc.export of a loop marked for a gang (a batch fed at run time, 128 x 128 products): the C program,
+    whose library links the pool statically, equals the Session bit for bit, on a gang (33 rows) and
+    alone; also with the library's C and the program under AddressSanitizer."""
+    from flowc.aot import build
+    from test_export_c import CC, SANITIZE, asan_works, build_program, clean_run
+    from test_export_control import VECTOR_PROGRAM
+
+    if CC is None:
+        pytest.skip("needs a C compiler")
+    if sanitize and not asan_works(str(tmp_path)):
+        pytest.skip("the C compiler cannot build and run -fsanitize=address programs here")
+    weights = (rng.standard_normal((128, 128)) * 0.1).astype(np.float32)
+    g = fc.Graph()
+    with g.as_default():
+        x = fc.placeholder(fc.float32, [None], name="x")
+        w = fc.constant(weights)
+        step = lambda i, h: (i + 1, fc.tanh(fc.matmul(h, w)))  # noqa: E731
+        rows = fc.expand_dims(x, 1) * fc.constant(np.linspace(-1, 1, 128, dtype=np.float32)[None])  # [len(x), 128]
+        _, h = fc.while_loop(lambda i, h: i < 4, step, [fc.constant(0), rows])
+        y = fc.reduce_sum(h, axis=1)
+    inputs = [floats(rng, 33), floats(rng, 1), np.zeros(0, np.float32)]
+    with fc.Session(graph=g) as session, pytest.MonkeyPatch.context() as patch:
+        if sanitize:
+            patch.setattr(build, "C_FLAGS", (*build.C_FLAGS, *SANITIZE))
+            patch.setattr(build, "LINK_FLAGS", SANITIZE)
+        folder = tmp_path / "asan" if sanitize else tmp_path  # where build_program looks
+        fc.export(str(folder / "rnn"), [y], [x], session=session)
+        expected = [session.run(y, {x: value}) for value in inputs]
+    program = build_program(VECTOR_PROGRAM, str(tmp_path), "rnn", "main", sanitize=sanitize)
+    for index, (value, want) in enumerate(zip(inputs, expected)):
+        value.tofile(folder / f"in{index}.bin")
+        result = clean_run([program, f"in{index}.bin", f"out{index}.bin"], str(folder))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert np.fromfile(folder / f"out{index}.bin", np.float32).tobytes() == want.tobytes()
