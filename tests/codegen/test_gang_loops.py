@@ -51,7 +51,8 @@ def rnn(dtype: str = "f32", transposed: bool = False) -> str:
     return RNN.replace("T[", f"{dtype}[").replace("TRANSPOSED", "true" if transposed else "false")
 
 
-def rnn_args(rng: np.random.Generator, steps: int, batch: int, turns: int, dtype: type = np.float32) -> list[np.ndarray]:
+def rnn_args(rng: np.random.Generator, steps: int, batch: int, turns: int,
+             dtype: type = np.float32) -> list[np.ndarray]:
     return [np.array(turns, np.int64), floats(rng, steps, batch, 64, dtype=dtype), floats(rng, batch, 128, dtype=dtype),
             floats(rng, 64, 128, dtype=dtype) * 0.1, floats(rng, 128, 128, dtype=dtype) * 0.1,
             floats(rng, 128, dtype=dtype) * 0.1]
@@ -174,9 +175,9 @@ def test_gradient_through_gang_loops(rng: np.random.Generator, batch: int, threa
     """The forward and backward loops of the RNN's gradient (both products of 128 x 128 a row) on cpu
     against the reference, in float64."""
     g, placeholders, fetches = rnn_gradient_graph(batch, 6, fc.float64)
-    feeds = dict(zip(placeholders, [floats(rng, 6, batch, 64, dtype=np.float64), floats(rng, batch, 128, dtype=np.float64),
-                                    floats(rng, 64, 128, dtype=np.float64) * 0.1,
-                                    floats(rng, 128, 128, dtype=np.float64) * 0.1]))
+    values = [floats(rng, 6, batch, 64, dtype=np.float64), floats(rng, batch, 128, dtype=np.float64),
+              floats(rng, 64, 128, dtype=np.float64) * 0.1, floats(rng, 128, 128, dtype=np.float64) * 0.1]
+    feeds = dict(zip(placeholders, values))
     with fc.Session(graph=g, target="reference") as session:
         want = session.run(fetches, feeds)
     with fc.Session(graph=g, target="cpu") as session:
