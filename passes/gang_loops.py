@@ -1,10 +1,10 @@
 """GangLoops: which compiled while loops the CPU target runs on a gang of threads.
 
 Note [loops run by a gang]
-A turn of a recurrent network's loop is a few kernels, about 10 us in all at a batch of 32 (a
-32 x 128 @ 128 x 128 product, its epilogue, a row read). One core runs such a product near its
-peak already, so the loop goes faster only on more cores; but a parallel_for per kernel (a job
-opened to the pool, joined and waited out) costs several microseconds, as much as the split saves.
+A turn of a recurrent network's loop is a few kernels (at a batch of 32, a 32 x 128 @ 128 x 128
+product, its epilogue, a row read). One core runs such a product near its peak already, so the loop
+goes faster only on more cores; but a parallel_for per kernel (a job opened to the pool, joined and
+waited out) costs about as much as the split saves.
 So a loop marked `threads = "gang"` runs whole on every thread of a gang (flowc_run_gang in
 runtime/native/flowc_rt.c): every member runs every turn, takes its share of each kernel's work (or
 member 0 all of a small one), and the members meet at a barrier, about a cache line passed between
@@ -16,7 +16,8 @@ point judges again, on the fed shapes and the thread count, and runs the same co
 thread, a gang of one whose barriers return at once, when a gang does not pay. The loop must be
 plain kernels: no loop or cond inside (their turns would need barriers of their own), no collective
 (MPI's progress runs on one thread), no print (its order), no data_dim or stack (those loops are
-driven from the host anyway). A loop inside a task of the pool runs as a gang of one.
+driven from the host anyway). A loop inside a task of the pool runs as a gang of one. Figures: bench/RESULTS.md,
+"Control flow".
 """
 
 from __future__ import annotations

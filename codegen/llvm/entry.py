@@ -110,7 +110,7 @@ class EntryEmitter:
                     context: ll.Value = context, op: Operation = op,
                     n_grain: tuple[ll.Value, ll.Value] | None = n_grain) -> None:
             n, grain = n_grain or work(b, dims, dims_pointer, op)
-            if in_control and _known_small(n, grain):  # Note [kernels in loops]: no thread pool round trip
+            if in_control and known_small(n, grain):  # Note [kernels in loops]: no thread pool round trip
                 if n.constant > 0:
                     b.call(function, [given or context, ll.Constant(I64, 0), n])
                 return
@@ -137,15 +137,15 @@ class EntryEmitter:
         # that split.py leaves it in the entry point's module, where LLVM may inline it.
         prefix = "local" if in_control else "kernel"
         key = kernel_key(op, dims, shared, one_step)  # Note [kernels emitted once]
-        # A kernel no other op shares is still emitted once: a gang loop's op is launched from two places.
-        key = (prefix, key) if key is not None else (prefix, "op", number, one_step)
-        if key in self.emitted:
+        key = key and (prefix, key)
+        if key is not None and key in self.emitted:
             return self.emitted[key]
         kernel = Kernel(self.module, dims, op, f"{prefix}{number}_{op.kind}", number, self.program.error_slot,
                         self.program.fast_math, shared, one_step)
         EMITTERS[op.kind, schedule_of(op)["schedule"]](kernel)
         kernel.finish()
-        self.emitted[key] = kernel
+        if key is not None:
+            self.emitted[key] = kernel
         return kernel
 
 
@@ -170,8 +170,9 @@ class EntryEmitter:
 # stack slots (Note [control flow storage] in passes/memory.py), ends in registers.
 
 
-def _known_small(n: ll.Value, grain: ll.Value) -> bool:
-    """Work known at compile time that flowc_parallel_for would run on the calling thread anyway."""
+def known_small(n: ll.Value, grain: ll.Value) -> bool:
+    """Work known at compile time that flowc_parallel_for would run on the calling thread anyway (and
+    a gang on member 0 alone)."""
     return isinstance(n, ll.Constant) and isinstance(grain, ll.Constant) and n.constant < 2 * max(grain.constant, 1)
 
 

@@ -35,12 +35,11 @@ from typing import Callable
 from llvmlite import ir as ll
 
 from flowc.ir import Operation, Value
-
 from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, GANG_PRODUCTS, contraction_axis, gang_products
 
 from .control import CONTROL_EMITTERS, bytes_of, copy_bytes, emit_row_read, row_read
-from .entry import EntryEmitter, Timer, return_on_error
-from .kernel import alloca_at_start, emit_dim, product
+from .entry import EntryEmitter, Timer, known_small, return_on_error
+from .kernel import alloca_at_start, emit_dim, min_of, product
 from .kernels.matmul import matmul_work
 from .launch import LAUNCHERS, WORK, Launch, context_of
 from .program import DimTable, schedule_of
@@ -162,7 +161,7 @@ class GangEmitter(EntryEmitter):
         b = self.b
         split = _split_work(op)
         n_grain = split(b, self.dims, self.dims_pointer, op) if split is not None else None
-        if n_grain is None or _known_small(n_grain):
+        if n_grain is None or known_small(*n_grain):
             self._launch_on_member_zero(op, number)
             return
         n, grain = n_grain
@@ -172,11 +171,7 @@ class GangEmitter(EntryEmitter):
         if self.pending:
             self._barrier()
         start = self.timer.now() if self.timer else None
-        one = ll.Constant(I64, 1)
-        parts = b.select(b.icmp_signed(">=", n, b.mul(grain, ll.Constant(I64, 2))), self.members, one)
-        chunk = b.sdiv(b.add(n, b.sub(parts, one)), parts)
-        begin = _min(b, b.mul(self.member, chunk), n)
-        end = _min(b, b.add(begin, chunk), n)
+        begin, end = self._share(n, b.icmp_signed(">=", n, b.mul(grain, ll.Constant(I64, 2))))
         with b.if_then(b.icmp_signed("<", begin, end)):
             b.call(kernel.function, [context, begin, end])
         self._record(number, start)
@@ -210,14 +205,21 @@ class GangEmitter(EntryEmitter):
         """This member's slice of a copy of `nbytes`: all of it on member 0 under SPLIT_COPY_BYTES, else
         a 64-byte aligned share."""
         b = self.b
-        one, line = ll.Constant(I64, 1), ll.Constant(I64, 64)
-        parts = b.select(b.icmp_signed(">=", nbytes, ll.Constant(I64, SPLIT_COPY_BYTES)), self.members, one)
-        chunk = b.sdiv(b.add(nbytes, b.sub(parts, one)), parts)
-        chunk = b.mul(b.sdiv(b.add(chunk, ll.Constant(I64, 63)), line), line)
-        begin = _min(b, b.mul(self.member, chunk), nbytes)
-        end = _min(b, b.add(begin, chunk), nbytes)
+        begin, end = self._share(nbytes, b.icmp_signed(">=", nbytes, ll.Constant(I64, SPLIT_COPY_BYTES)), align=64)
         with b.if_then(b.icmp_signed("<", begin, end)):
             copy_bytes(self, b.gep(to, [begin]), b.gep(source, [begin]), b.sub(end, begin))
+
+    def _share(self, n: ll.Value, split: ll.Value, align: int = 1) -> tuple[ll.Value, ll.Value]:
+        """This member's [begin, end) of [0, n): an equal share, rounded up to `align`, where `split`,
+        else all of it on member 0."""
+        b, one = self.b, ll.Constant(I64, 1)
+        parts = b.select(split, self.members, one)
+        chunk = b.sdiv(b.add(n, b.sub(parts, one)), parts)
+        if align > 1:
+            chunk = b.mul(b.sdiv(b.add(chunk, ll.Constant(I64, align - 1)), ll.Constant(I64, align)),
+                          ll.Constant(I64, align))
+        begin = min_of(b, b.mul(self.member, chunk), n)
+        return begin, min_of(b, b.add(begin, chunk), n)
 
     def _launch_on_member_zero(self, op: Operation, number: int) -> None:
         """A kernel that does not split here: member 0 launches it as the entry point would (its
@@ -306,21 +308,11 @@ def _split_work(op: Operation) -> Callable | None:
 def _finer(work: Callable) -> Callable:
     def split(b: ll.IRBuilder, dims: DimTable, dims_pointer: ll.Value, op: Operation) -> tuple[ll.Value, ll.Value]:
         n, grain = work(b, dims, dims_pointer, op)
-        if isinstance(grain, ll.Constant):  # kept a constant, for _known_small
-            return n, ll.Constant(I64, max(1, grain.constant // GRAIN_DIVISOR))
+        if isinstance(grain, ll.Constant):
+            return n, ll.Constant(I64, max(1, grain.constant // GRAIN_DIVISOR))  # kept constant: known_small
         finer = b.sdiv(grain, ll.Constant(I64, GRAIN_DIVISOR))
         return n, b.select(b.icmp_signed(">", finer, ll.Constant(I64, 1)), finer, ll.Constant(I64, 1))
     return split
-
-
-def _known_small(n_grain: tuple[ll.Value, ll.Value]) -> bool:
-    """Work known at compile time to be under two grains: member 0 runs it, no barrier after."""
-    n, grain = n_grain
-    return isinstance(n, ll.Constant) and isinstance(grain, ll.Constant) and n.constant < 2 * max(grain.constant, 1)
-
-
-def _min(b: ll.IRBuilder, x: ll.Value, y: ll.Value) -> ll.Value:
-    return b.select(b.icmp_signed("<", x, y), x, y)
 
 
 CONTROL_EMITTERS["gang"] = emit_gang_while

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from llvmlite import ir as ll
 
@@ -145,12 +145,6 @@ class Kernel:
         """Another function for the same op, taking the same context (or one with extra pointers)."""
         return Kernel(self.module, self.dims, self.op, f"{self.function.name}_{suffix}", self.number,
                       self.error_slot, self.b.fast_math, self.shared)
-
-    def sibling_function(self, suffix: str, emit: Callable[["Kernel"], ll.Function]) -> ll.Function:
-        """Sibling `suffix`'s function, emitted by `emit` on first use: a launch may run twice for one
-        kernel (a loop run by a gang launches its kernels from the gang and from the entry point)."""
-        existing = self.module.globals.get(f"{self.function.name}_{suffix}")
-        return existing if existing is not None else emit(self.sibling(suffix))
 
     def may_share(self, result: int, operand: int) -> bool:
         """Whether result `result` may be written into operand `operand`'s bytes."""

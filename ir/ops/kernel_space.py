@@ -19,8 +19,8 @@ PRODUCTS = ("matmul", "conv2d", "conv2d_backprop_filter")
 
 # Note [loops run by a gang] (passes/gang_loops.py): the multiply-adds of a turn's products (the kernels
 # a gang splits: GANG_PRODUCTS) below which a loop runs on one thread; the pass decides on known shapes,
-# the entry point (codegen/llvm/gang.py) again on the fed ones. A tanh RNN of 128 units, bench_control.py:
-# a gang ran batch 32 (2^19 + 2^18 a turn) 1.3x faster, batch 16 no faster, batch 8 1.3x slower.
+# the entry point (codegen/llvm/gang.py) again on the fed ones. Set where a tanh RNN of 128 units began to
+# gain from a gang (bench/RESULTS.md, "Control flow": from a batch of 24, 24 x 192 x 128 a turn).
 GANG_MIN_MULTIPLY_ADDS = 1 << 19
 GANG_PRODUCTS = ("blas", "narrow")  # the product schedules a gang splits by rows
 

@@ -428,19 +428,20 @@ void flowc_serial_blas_end(int begun) {
     pthread_mutex_unlock(&openblas_lock);
 }
 
-/* Note [loops run by a gang]: a turn of an RNN's loop is a few kernels of about 10 us in all, too
- * short for a parallel_for per kernel (each a job opened under the pool's mutex, joined, waited
- * out: several microseconds) and too long for one core to match the cores numpy's loop does not
- * use either. So such a loop (passes/gang_loops.py decides which) runs whole, once per member of a
+/* Note [loops run by a gang]: a turn of an RNN's loop is a few short kernels, too short for a
+ * parallel_for per kernel (each a job opened under the pool's mutex, joined and waited out) to gain
+ * anything. So such a loop (passes/gang_loops.py decides which) runs whole, once per member of a
  * gang: every member runs every turn, each takes its share of a kernel's work (or member 0 all of
  * a small one), and the members meet at a barrier wherever one may read what another wrote
- * (codegen/llvm/gang.py). A barrier costs a cache line passed between the cores, well under a
- * microsecond, where a job costs several.
+ * (codegen/llvm/gang.py). A barrier costs a cache line passed between the cores, where a job costs
+ * several lock handovers. Figures: bench/RESULTS.md, "Control flow".
  *
  * Waiting at a barrier spins with pauses, then yields the core: on a machine with more runnable
  * threads than cores, a member waiting for one that lost its core gives it back, as the pool's own
- * waits do; a wait that long also makes the next gang runs run alone (GANG_BACKOFF_RUNS). OpenBLAS runs on one thread while a gang runs: a call inside a task would start threads
- * of its own (run_together_on_new_threads), per call. */
+ * waits do; waits that long also make the next gang runs run alone (below). OpenBLAS runs on one
+ * thread while a gang runs: a call inside a task would start threads of its own
+ * (run_together_on_new_threads), per call. */
+
 /* A member's arrivals: its barrier count times two, plus one if it saw the error slot set on its last
  * arrival. On a line of its own: a member writes only its own and reads the others'. */
 struct gang_word {
@@ -454,29 +455,23 @@ struct flowc_gang {
 };
 
 /* Waits past a barrier's spin mean a member lost its core: the machine has more runnable threads than
- * cores, and each barrier may wait for the scheduler (two RNN processes on two cores ran their gang
- * loops 3x slower than one thread each). A run whose members waited so for a GANG_WAITED_SHARE of its
- * time makes the next GANG_BACKOFF_RUNS gang runs of the process run on their caller alone; the one
- * after tries a gang again. A wait past GANG_SLOW_NANOSECONDS is counted (flowc_gang_slow_waits). */
-#define GANG_SLOW_NANOSECONDS 100000
+ * cores, and each barrier may wait for the scheduler, so a gang runs slower than its caller alone. A
+ * run whose members waited so for a GANG_WAITED_SHARE of its time makes the next GANG_BACKOFF_RUNS
+ * gang runs of the process run on their caller alone; the one after tries a gang again. */
 #define GANG_WAITED_SHARE 4 /* a quarter */
 #define GANG_BACKOFF_RUNS 32
 
-static atomic_int_fast64_t gang_slow_waits;
 static atomic_int gang_backoff; /* gang runs left to run alone */
-
-int64_t flowc_gang_slow_waits(void) { return atomic_load(&gang_slow_waits); }
 
 int flowc_gang_backoff(void) { return atomic_load(&gang_backoff); }
 
 /* Each member publishes its arrival and waits until every other member's count reaches its own: one
- * cache line from each other member, where a shared counter costs two transfers in a row (about
- * 300 ns against 130 between two cores of a VM). Whether to stop is judged from the words alone: a
- * member that saw the error slot set on arriving at barrier k says so in its word for k, and returns
- * there, so its word stays at k; a member whose word has moved past k did not see it. So every
- * member reads the same answer for barrier k, even while a faster one already runs the next kernel
- * (and may set the slot again for barrier k + 1). A member's own kernel's error is visible to it;
- * another member's write is judged by that member. */
+ * cache line from each other member, where a shared counter costs two transfers in a row. Whether
+ * to stop is judged from the words alone: a member that saw the error slot set on arriving at barrier
+ * k says so in its word for k, and returns there, so its word stays at k; a member whose word has
+ * moved past k did not see it. So every member reads the same answer for barrier k, even while a
+ * faster one already runs the next kernel (and may set the slot again for barrier k + 1). A member's
+ * own kernel's error is visible to it; another member's write is judged by that member. */
 int flowc_gang_barrier(struct flowc_gang *gang, int64_t member, const int64_t *error) {
     int failed = error != NULL && *error != 0;
     if (gang->members <= 1) return failed;
@@ -495,12 +490,9 @@ int flowc_gang_barrier(struct flowc_gang *gang, int64_t member, const int64_t *e
         }
         stop |= (word >> 1) == count && (word & 1);
     }
-    /* The first barrier may wait for a worker to wake or start (50 - 60 us, or a thread's start): not load. */
-    if (start && count > 1) {
-        int64_t waited = now_nanoseconds() - start;
-        atomic_fetch_add_explicit(&gang->waited, waited, memory_order_relaxed);
-        if (waited > GANG_SLOW_NANOSECONDS) atomic_fetch_add(&gang_slow_waits, 1);
-    }
+    /* The first barrier may wait for a parked worker to wake, or a new one to start: not load. */
+    if (start && count > 1)
+        atomic_fetch_add_explicit(&gang->waited, now_nanoseconds() - start, memory_order_relaxed);
     return stop;
 }
 

@@ -77,10 +77,6 @@ void flowc_run_gang(flowc_gang_task fn, void *context, int together);
  * member gets the same answer at the same barrier. */
 int flowc_gang_barrier(struct flowc_gang *gang, int64_t member, const int64_t *error);
 
-/* How many barriers this process's gangs have waited at for a member that lost its core (after
- * which a few gang runs run alone: flowc_rt.c): for tests. */
-int64_t flowc_gang_slow_waits(void);
-
 /* How many coming gang runs will run on their caller alone, after one that waited for cores: for tests. */
 int flowc_gang_backoff(void);
 

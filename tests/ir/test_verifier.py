@@ -14,6 +14,21 @@ from flowc.ir.verifier import attribute_matches
 
 F4 = TensorType(float32, (4,))
 
+# A loop of no turn whose while op takes the attributes put in place of {} (the cases on `threads`).
+LOOP_WITH_ATTRIBUTES = """\
+func @f(%x: f32[4]) -> f32[4] {{
+  %r = while %x {}: f32[4] {{
+  ^bb0(%a: f32[4]):
+    %p = constant {{value = dense<false>}} : bool[]
+    yield %p : bool[]
+  }} {{
+  ^bb0(%a: f32[4]):
+    yield %a : f32[4]
+  }}
+  return %r : f32[4]
+}}
+"""
+
 MALFORMED = {
     "type_rule": (
         """\
@@ -261,35 +276,11 @@ func @f(%p: bool[], %x: f32[4]) -> f32[4] {
         "'cond' (created at line 2): driven must be \"host\" where present, got 'device'",
     ),
     "while_threads": (
-        """\
-func @f(%x: f32[4]) -> f32[4] {
-  %r = while %x {threads = "pool"} : f32[4] {
-  ^bb0(%a: f32[4]):
-    %p = constant {value = dense<false>} : bool[]
-    yield %p : bool[]
-  } {
-  ^bb0(%a: f32[4]):
-    yield %a : f32[4]
-  }
-  return %r : f32[4]
-}
-""",
+        LOOP_WITH_ATTRIBUTES.format('{threads = "pool"} '),
         "'while' (created at line 2): threads must be \"gang\" where present, got 'pool'",
     ),
     "while_gang_driven": (
-        """\
-func @f(%x: f32[4]) -> f32[4] {
-  %r = while %x {driven = "host", threads = "gang"} : f32[4] {
-  ^bb0(%a: f32[4]):
-    %p = constant {value = dense<false>} : bool[]
-    yield %p : bool[]
-  } {
-  ^bb0(%a: f32[4]):
-    yield %a : f32[4]
-  }
-  return %r : f32[4]
-}
-""",
+        LOOP_WITH_ATTRIBUTES.format('{driven = "host", threads = "gang"} '),
         "'while' (created at line 2): a loop driven from the host runs no gang: threads and driven exclude each other",
     ),
     "type_rule_error": (

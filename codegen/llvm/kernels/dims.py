@@ -132,7 +132,7 @@ def check_gather_nd_indices(launch: Launch, op: Operation) -> None:
 
     slice_size = product(b, [dim(params, a) for a in range(depth, params.type.rank)])
     count = product(b, [dim(indices, a) for a in range(indices.type.rank)])
-    check = kernel.sibling_function("indices", lambda sibling: _emit_nd_index_check(sibling, op))
+    check = _emit_nd_index_check(kernel.sibling("indices"), op)
     with b.if_then(b.icmp_signed("==", slice_size, ll.Constant(I64, 0)), likely=False):
         b.call(launch.parallel_for, [check, launch.context([]), count, ll.Constant(I64, GRAIN)])
 

@@ -161,8 +161,7 @@ def launch_matmul(launch: Launch) -> None:
             count = launch.local(I64, "slices")
             b.store(slices, count)
             context = launch.context([launch.scratch(), count])
-            pieces = launch.kernel.sibling_function("slices", lambda sibling: _emit_slices(sibling, matmul))
-            b.call(launch.parallel_for, [pieces, context, slices, one])
+            b.call(launch.parallel_for, [_emit_slices(launch.kernel.sibling("slices"), matmul), context, slices, one])
             b.call(launch.kernel.function, [context, ll.Constant(I64, 0), m])  # the combine (emit_matmul_kernel)
         with whole:
             launch.default(launch.context([ll.Constant(PTR, None), ll.Constant(PTR, None)]))

@@ -106,7 +106,7 @@ def launch_scatter_add(launch: Launch, op: Operation) -> None:
     if not writes_in_place(kernel):
         base = op.operands[0]
         size = product(b, [emit_dim(b, kernel.dims, launch.dims_pointer, base, a) for a in range(base.type.rank)])
-        copy = kernel.sibling_function("copy", lambda sibling: _emit_copy(sibling, op))
+        copy = _emit_copy(kernel.sibling("copy"), op)
         b.call(launch.parallel_for, [copy, launch.context([]), size, _i64(GRAIN)])
     launch.default()
     check_indices_of_empty_slices(launch, op)
