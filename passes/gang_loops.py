@@ -10,6 +10,11 @@ runtime/native/flowc_rt.c): every member runs every turn, takes its share of eac
 member 0 all of a small one), and the members meet at a barrier, about a cache line passed between
 cores, wherever one may read what another wrote (codegen/llvm/gang.py).
 
+Where every kernel of the loop reads a row only at its own row (an RNN's forward, and its gradient's
+loops once their sums over the batch left them), the loop is marked `threads = "rows"` instead: the
+members own the same rows of every value and meet at no barrier at all (Note [a gang that owns rows]
+in ir/ops/gang_rows.py).
+
 A loop is marked where a turn's products may pay for the barriers: their multiply-adds reach
 GANG_MIN_MULTIPLY_ADDS (ir/ops/kernel_space.py), or depend on a dim fed at run time. There the entry
 point judges again, on the fed shapes and the thread count, and runs the same code on its own
@@ -25,18 +30,21 @@ from __future__ import annotations
 import math
 
 from flowc.ir import Module, Operation
+from flowc.ir.ops.gang_rows import row_plan
 from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, contraction_axis, gang_products
 
 from .host_driven import DATA_DIM, STACK_OPS
 from .manager import Pass
+from .memory import state_is_read_after
 
-GANG = "gang"
+GANG, ROWS = "gang", "rows"
 COLLECTIVES = ("all_reduce", "all_reduce_start", "all_reduce_done", "broadcast")  # ir/ops/collective.py
 NOT_IN_GANGS = (*COLLECTIVES, "print", DATA_DIM, *STACK_OPS)
 
 
 class GangLoops(Pass):
-    """Set `threads = "gang"` on each top-level compiled while loop that a gang may run faster (module docstring)."""
+    """Set `threads` on each top-level compiled while loop that a gang may run faster (module docstring):
+    "rows" where its members may own rows (Note [a gang that owns rows] in ir/ops/gang_rows.py), else "gang"."""
 
     name = "gang-loops"
 
@@ -45,7 +53,7 @@ class GangLoops(Pass):
         for function in module:
             for op in function.entry.ops:
                 if op.name == "while" and "threads" not in op.attributes and runs_on_gang(op):
-                    op.attributes = op.attributes | {"threads": GANG}
+                    op.attributes = op.attributes | {"threads": ROWS if owns_rows(op) else GANG}
                     changed = True
         return changed
 
@@ -68,3 +76,25 @@ def turn_multiply_adds(matmul: Operation) -> int | None:
     a, c = matmul.operands[0], matmul.result
     dims = (*c.type.shape, a.type.shape[contraction_axis(matmul)])
     return None if None in dims else math.prod(dims)  # type: ignore[arg-type]
+
+
+def owns_rows(loop: Operation) -> bool:
+    """Whether the members of a gang running `loop` may own its rows: ir/ops/gang_rows.py's plan, and
+    each write_row of owned rows yielded as the state it writes into, which the memory plan then
+    writes in place (Note [rows written in place] in passes/memory.py)."""
+    plan = row_plan(loop)
+    if plan is None:
+        return False
+    body = loop.regions[1].entry
+    in_place = state_is_read_after(body)
+    yielded = body.terminator.operands
+    for kernel in body.ops:
+        writes = [o for o in kernel.walk() if o.name == "write_row"] if kernel.name == "fusion" else []
+        if not writes or all(r in plan.private for r in kernel.results):
+            continue
+        (result,) = kernel.results
+        buffer = kernel.operands[writes[0].operands[0].index]
+        if buffer not in body.args or yielded.count(result) != 1 or yielded.index(result) != body.args.index(buffer) \
+                or not in_place(result, body.args.index(buffer)):
+            return False
+    return True

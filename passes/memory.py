@@ -40,8 +40,12 @@ reads stays alive (never reused) until the whole op is done. Then:
     at the same yield writes (a swap of two state values).
 Temps of a loop body live within one turn: numbered within the body, their
 lifetimes overlap as they do on each turn, and the state, live through the
-whole loop, never shares their bytes. A value defined in a cond or while (or
-the state itself) of a static shape of at most LOCAL_BYTES is `local`: a stack
+whole loop, never shares their bytes. In a loop whose gang's members own rows
+(`threads = "rows"`, Note [a gang that owns rows] in ir/ops/gang_rows.py) they
+live through the whole loop: one member may be a turn ahead of another, and
+bytes reused within a turn would then hold two values at once. A value
+defined in a cond or while (or the state itself) of a static shape of at
+most LOCAL_BYTES is `local`: a stack
 slot of the entry point, which LLVM keeps in registers across the turns of a
 loop (a scalar counter), where arena bytes at an offset read from memory
 would be loaded and stored on each turn.
@@ -199,6 +203,10 @@ def plan_memory(function: Function, donations: dict[int, int] | None = None) -> 
         if value.op.name in CONTROL_OPS:
             last_use[value] = max(last_use.get(value, -1), spans[value.op][1])
     plan.lifetimes = [(steps[v.op], last_use.get(v, steps[v.op])) for v in plan.temps]
+    for loop in ops:  # Note [a gang that owns rows]: a member may run a turn ahead of another
+        if loop.name == "while" and loop.attributes.get("threads") == "rows":
+            inside = {r for region in loop.regions for op in region.entry.ops for r in op.results}
+            plan.lifetimes = [spans[loop] if v in inside else life for v, life in zip(plan.temps, plan.lifetimes)]
     for j, i in (donations or {}).items():
         if _can_donate(function, plan, last_use, steps, returned[j], function.args[i]):
             plan.donated[j] = i
@@ -244,7 +252,7 @@ def _place_block(block: Block, plan: MemoryPlan, in_control: bool) -> None:
             condition, body = op.regions
             for region in op.regions:
                 _place_region_args(plan, region.entry, op.results)
-            _write_yields_in_place(plan, body.entry, op.results, _state_is_read_after(body.entry))
+            _write_yields_in_place(plan, body.entry, op.results, state_is_read_after(body.entry))
             for region in op.regions:
                 _place_block(region.entry, plan, in_control=True)
 
@@ -278,7 +286,7 @@ def _write_yields_in_place(plan: MemoryPlan, block: Block, results: Sequence[Val
             plan.storage[value] = Storage("view", of=results[index])
 
 
-def _state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
+def state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
     """Whether a body's yielded value may be written into state `index` in place: no op from its producer
     on (the yield included) reads the old state, directly or through a view of it; except the producer
     itself if it is a loop kernel reading the state argument itself, which has the value's type: it
@@ -314,7 +322,7 @@ def _state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
 # that buffer after the kernel, the result takes the buffer's bytes, as a view of it, and the kernel
 # stores the one row (kernels/single.py): a loop filling a buffer row by row (the stack of a while's
 # gradient, a TensorArray) then costs a row per step, not a copy of the buffer. So it is for a loop
-# state that a body's write_row yields (_state_is_read_after: the kernel that writes the row reads no
+# state that a body's write_row yields (state_is_read_after: the kernel that writes the row reads no
 # other), and for a temp computed by a kernel of the same block that no later op of the block reads
 # (a region is isolated: an op of a nested region reads it through the region op's operands). An
 # argument is the caller's, a constant read-only, a region argument some other value's bytes.

@@ -108,13 +108,14 @@ def copy_bytes(emitter: EntryEmitter, to: ll.Value, source_pointer: ll.Value, nb
     emitter.b.call(memcpy, [to, source_pointer, nbytes, ll.Constant(I1, 0)])
 
 
-# By control_kind: "cond", "while", and "gang", a loop run by a gang (registered by gang.py, which emits it).
+# By control_kind: "cond", "while", and "gang", a loop run by a gang (`threads = "gang"` or "rows";
+# registered by gang.py, which emits it).
 CONTROL_EMITTERS: dict[str, Callable[[EntryEmitter, Operation], None]] = {"cond": emit_cond, "while": emit_while}
 
 
 def control_kind(op: Operation) -> str:
-    """The CONTROL_EMITTERS key of a cond or while op: a loop marked `threads = "gang"` has its own."""
-    return "gang" if op.name == "while" and op.attributes.get("threads") == "gang" else op.name
+    """The CONTROL_EMITTERS key of a cond or while op: a loop marked `threads` has its own."""
+    return "gang" if op.name == "while" and "threads" in op.attributes else op.name
 
 
 # Note [a row read]

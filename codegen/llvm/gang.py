@@ -1,4 +1,5 @@
-"""A while loop run by a gang (Note [loops run by a gang] in passes/gang_loops.py): its code.
+"""A while loop run by a gang (Note [loops run by a gang] in passes/gang_loops.py): its code. (A loop
+marked `threads = "rows"`, whose members own rows and meet at no barrier, is gang_rows.py's.)
 
 The entry point hands the loop's buffers and the dims to one function, `gang<N>`, that
 flowc_run_gang runs on every member of a gang at once, or on the calling thread alone (a gang of
@@ -71,7 +72,7 @@ def emit_gang_while(outer: EntryEmitter, op: Operation) -> None:
     run_gang = declared(outer.module, "flowc_run_gang", ll.VoidType(), [GANG_TASK.as_pointer(), PTR, I32])
     b.call(run_gang, [function, b.bitcast(slots, PTR), b.zext(worth, I32)])
     return_on_error(b, outer.entry, outer.dims_pointer, outer.program.error_slot)
-    GangEmitter(outer, function, values).emit_loop(op)
+    GANG_EMITTERS[op.attributes["threads"]](outer, function, values, op).emit_loop(op)
 
 
 def _turn_multiply_adds(outer: EntryEmitter, op: Operation) -> ll.Value:
@@ -103,7 +104,7 @@ class GangEmitter(EntryEmitter):
     """Emits one member's code of a gang loop: EntryEmitter's, with each kernel launched on the
     member's slice or on member 0, and the barriers between (module docstring)."""
 
-    def __init__(self, outer: EntryEmitter, function: ll.Function, values: list[Value]):
+    def __init__(self, outer: EntryEmitter, function: ll.Function, values: list[Value], op: Operation):
         self.program, self.plan, self.dims, self.module = outer.program, outer.plan, outer.dims, outer.module
         self.entry, self.numbers, self.emitted = function, outer.numbers, outer.emitted
         self.parallel_for, self.n_args = outer.parallel_for, outer.n_args
@@ -316,3 +317,5 @@ def _finer(work: Callable) -> Callable:
 
 
 CONTROL_EMITTERS["gang"] = emit_gang_while
+# By the loop's `threads`: "gang" here, "rows" in gang_rows.py (Note [a gang that owns rows]).
+GANG_EMITTERS: dict[str, type[GangEmitter]] = {"gang": GangEmitter}

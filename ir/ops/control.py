@@ -101,7 +101,8 @@ class While(Op):
     host] in compiler/host_driven.py).
     `threads = "gang"` (set by the cpu target's gang-loops pass): the compiled loop runs whole on
     every thread of a gang, each taking its share of each kernel (Note [loops run by a gang] in
-    passes/gang_loops.py).
+    passes/gang_loops.py); `threads = "rows"`: the same, each member owning the same rows of every
+    value, with no barrier in a turn (Note [a gang that owns rows] in ir/ops/gang_rows.py).
     """
 
     name = "while"
@@ -124,8 +125,14 @@ class While(Op):
         if yield_types(body) != want:
             raise VerifyError(self, f"body yields {yield_types(body)}, loop values are {want}")
         verify_driven(self)
-        if self.attributes.get("threads", "gang") != "gang":
-            raise VerifyError(self, f"threads must be \"gang\" where present, got {self.attributes['threads']!r}")
+        if self.attributes.get("threads", "gang") not in ("gang", "rows"):
+            raise VerifyError(self, f"threads must be \"gang\" or \"rows\" where present, got "
+                                    f"{self.attributes['threads']!r}")
+        from .gang_rows import row_plan  # it reads kernels: fusion.py, which imports this file
+
+        if self.attributes.get("threads") == "rows" and row_plan(self) is None:
+            raise VerifyError(self, "threads = \"rows\" on a loop whose kernels read rows they do not own "
+                                    "(Note [a gang that owns rows])")
         if "threads" in self.attributes and "driven" in self.attributes:
             raise VerifyError(self, "a loop driven from the host runs no gang: threads and driven exclude each other")
 

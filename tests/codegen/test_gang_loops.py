@@ -58,9 +58,9 @@ def rnn_args(rng: np.random.Generator, steps: int, batch: int, turns: int,
             floats(rng, 128, dtype=dtype) * 0.1]
 
 
-def gang_marks(executable) -> list[bool]:  # type: ignore[no-untyped-def]
-    """Per top-level while of the compiled function: whether the gang-loops pass marked it."""
-    return [op.attributes.get("threads") == "gang" for op in executable.function.entry.ops if op.name == "while"]
+def gang_marks(executable) -> list[str | None]:  # type: ignore[no-untyped-def]
+    """Per top-level while of the compiled function: how the gang-loops pass marked it ("gang", "rows", None)."""
+    return [op.attributes.get("threads") for op in executable.function.entry.ops if op.name == "while"]
 
 
 def assert_matches(executable, text: str, args: list[np.ndarray]) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +94,7 @@ def test_rnn_at_every_batch(rng: np.random.Generator, batch: int, threads: int) 
     x 128 multiply-adds, reach GANG_MIN_MULTIPLY_ADDS (from a batch of 22) and there are two threads."""
     text = rnn()
     executable = compile_cpu(text)
-    assert gang_marks(executable) == [True]
+    assert gang_marks(executable) == ["rows"]
     for steps, turns in ((5, 5), (5, 3), (1, 1), (0, 0)):
         before, alone = gangs_run(), backing_off()
         assert_matches(executable, text, rnn_args(rng, steps, batch, turns))
@@ -106,7 +106,7 @@ def test_rnn_at_every_batch(rng: np.random.Generator, batch: int, threads: int) 
 def test_rnn_float64_and_transposed(rng: np.random.Generator, dtype: str, transposed: bool, threads: int) -> None:
     text = rnn(dtype, transposed)
     executable = compile_cpu(text)
-    assert gang_marks(executable) == [True]
+    assert gang_marks(executable) == ["rows"]
     for batch in (9, 25, 32):
         assert_matches(executable, text, rnn_args(rng, 4, batch, 4, np.float64 if dtype == "f64" else np.float32))
 
@@ -118,6 +118,44 @@ def test_a_bad_row_index_stops_every_member(rng: np.random.Generator, threads: i
         with pytest.raises(IndexOutOfRange, match="gather"):
             executable(rnn_args(rng, 3, 32, 6))
     assert_matches(executable, rnn(), rnn_args(rng, 3, 32, 3))  # the gang runs again after a failure
+
+
+TWO_BATCHES = """\
+func @main(%n: i64[], %xs: f32[?,?,64], %h0: f32[?,128], %u: f32[128,128], %s0: f32[?,?,64]) -> (f32[?,128], f32[?,?,64]) {
+  %zero = constant {value = dense<0>} : i64[]
+  %i, %m, %h, %w, %seq, %s = while %zero, %n, %h0, %u, %xs, %s0 : i64[], i64[], f32[?,128], f32[128,128], f32[?,?,64], f32[?,?,64] {
+  ^bb0(%i: i64[], %m: i64[], %h: f32[?,128], %w: f32[128,128], %seq: f32[?,?,64], %s: f32[?,?,64]):
+    %go = less %i, %m : bool[]
+    yield %go : bool[]
+  } {
+  ^bb0(%i: i64[], %m: i64[], %h: f32[?,128], %w: f32[128,128], %seq: f32[?,?,64], %s: f32[?,?,64]):
+    %one = constant {value = dense<1>} : i64[]
+    %j = add %i, %one : i64[]
+    %x = gather %seq, %i {axis = 0} : f32[?,64]
+    %x2 = mul %x, %x : f32[?,64]
+    %s2 = write_row %s, %i, %x2 : f32[?,?,64]
+    %q = matmul %h, %w {transpose_a = false, transpose_b = false} : f32[?,128]
+    %y = tanh %q : f32[?,128]
+    yield %j, %m, %y, %w, %seq, %s2 : i64[], i64[], f32[?,128], f32[128,128], f32[?,?,64], f32[?,?,64]
+  }
+  return %h, %s : f32[?,128], f32[?,?,64]
+}
+"""
+
+
+@pytest.mark.parametrize("batch, rows", [(32, 7), (33, 50), (64, 1), (40, 0)])
+def test_two_groups_of_rows(rng: np.random.Generator, batch: int, rows: int, threads: int) -> None:
+    """The RNN's rows and, apart, rows of a sequence of another batch squared into a stack (Note [a gang
+    that owns rows]: two groups, each shared out by its own size), against the reference."""
+    executable = compile_cpu(TWO_BATCHES)
+    assert gang_marks(executable) == ["rows"]
+    for steps, turns in ((4, 4), (4, 2)):
+        args = [np.array(turns, np.int64), floats(rng, steps, rows, 64), floats(rng, batch, 128),
+                floats(rng, 128, 128) * 0.1, floats(rng, steps + 1, rows, 64)]
+        wants = reference(TWO_BATCHES, args)
+        gots = executable(args)
+        for got, want in zip(gots, wants):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 GATHER_ROWS = """\
@@ -144,9 +182,10 @@ func @main(%n: i64[], %table: f32[?,128], %picks: i64[?,32], %h0: f32[32,128], %
 
 
 def test_a_bad_gathered_index_stops_every_member(rng: np.random.Generator, threads: int) -> None:
-    """An embedding-style gather of 32 rows a turn, which member 0 runs alone; turn 2 picks row 9 of 8."""
+    """An embedding-style gather of 32 rows a turn, which member 0 runs alone; turn 2 picks row 9 of 8.
+    Its rows come from a tensor of indices, which the members do not own (a plain gang)."""
     executable = compile_cpu(GATHER_ROWS)
-    assert gang_marks(executable) == [True]
+    assert gang_marks(executable) == ["gang"]
     table, u, h0 = floats(rng, 8, 128), floats(rng, 128, 128) * 0.1, floats(rng, 32, 128)
     picks = rng.integers(0, 8, (5, 32))
     args = [np.array(5, np.int64), table, picks, h0, u]

@@ -277,7 +277,12 @@ func @f(%p: bool[], %x: f32[4]) -> f32[4] {
     ),
     "while_threads": (
         LOOP_WITH_ATTRIBUTES.format('{threads = "pool"} '),
-        "'while' (created at line 2): threads must be \"gang\" where present, got 'pool'",
+        "'while' (created at line 2): threads must be \"gang\" or \"rows\" where present, got 'pool'",
+    ),
+    "while_rows_without_rows": (
+        LOOP_WITH_ATTRIBUTES.format('{threads = "rows"} '),
+        "'while' (created at line 2): threads = \"rows\" on a loop whose kernels read rows they do not own "
+        "(Note [a gang that owns rows])",
     ),
     "while_gang_driven": (
         LOOP_WITH_ATTRIBUTES.format('{driven = "host", threads = "gang"} '),

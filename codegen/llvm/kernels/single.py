@@ -67,7 +67,7 @@ def launch_single(launch: Launch) -> None:
         SINGLE_LAUNCHES[op.name](launch, op)
         return
     if op.name in ("read_row", "write_row"):
-        _check_row_index(launch, op)
+        check_row_index(launch, op)
     if op.name == "write_row" and writes_in_place(launch.kernel):
         row = op.operands[2]
         size = product(launch.b, [emit_dim(launch.b, launch.kernel.dims, launch.dims_pointer, row, a)
@@ -131,7 +131,7 @@ def _the_op(kernel: Kernel) -> Operation:
     return next(o for o in kernel.op.regions[0].entry.ops if not o.is_terminator and o.name != "constant")
 
 
-def _check_row_index(launch: Launch, op: Operation) -> None:
+def check_row_index(launch: Launch, op: Operation) -> None:
     """In the entry point, before the kernel: the row index in [0, n), else the error slots name this
     kernel and the index. The kernel itself clamps, so it never reads or writes out of bounds."""
     b, kernel = launch.b, launch.kernel
@@ -301,7 +301,7 @@ def emit_gather(kernel: Kernel, op: Operation, coordinates: list[ll.Value]) -> l
 
 
 def _row_index(kernel: Kernel, op: Operation) -> ll.Value:
-    """The row index, clamped into [0, n) (the entry point reports a bad one: _check_row_index)."""
+    """The row index, clamped into [0, n) (the entry point reports a bad one: check_row_index)."""
     b = kernel.b
     index = read(kernel, op.operands[1], [])
     index = as_index(b, index, op.operands[1].type.dtype)
