@@ -120,6 +120,22 @@ def test_a_bad_row_index_stops_every_member(rng: np.random.Generator, threads: i
     assert_matches(executable, rnn(), rnn_args(rng, 3, 32, 3))  # the gang runs again after a failure
 
 
+def test_the_values_of_a_rows_loop_keep_their_bytes_through_the_loop() -> None:
+    """passes/memory.py: in a loop marked rows a member may be a turn ahead of another, so no two temps of
+    its regions share bytes: each lives from the loop's start to its end."""
+    executable = compile_cpu(rnn())
+    plan, function = executable.program.plan, executable.program.function
+    (loop,) = [op for op in function.entry.ops if op.name == "while"]
+    inside = {r for region in loop.regions for op in region.entry.ops for r in op.results}
+    temps = [v for v in plan.temps if v in inside]
+    assert temps, "the RNN's products are temps of its body"
+    spans = {plan.lifetimes[plan.temps.index(v)] for v in temps}
+    assert len(spans) == 1
+    (start, end), = spans
+    outer = [plan.lifetimes[plan.temps.index(r)] for r in loop.results if r in plan.temps]
+    assert all(s <= start and end <= e for s, e in outer)
+
+
 TWO_BATCHES = """\
 func @main(%n: i64[], %xs: f32[?,?,64], %h0: f32[?,128], %u: f32[128,128], %s0: f32[?,?,64]) -> (f32[?,128], f32[?,?,64]) {
   %zero = constant {value = dense<0>} : i64[]
