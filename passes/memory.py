@@ -291,7 +291,9 @@ def state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
     on (the yield included) reads the old state, directly or through a view of it; except the producer
     itself if it is a loop kernel reading the state argument itself, which has the value's type: it
     reads each element at the index it writes, before it writes it (codegen/llvm/kernels/loop.py
-    computes every output of an element before storing any)."""
+    computes every output of an element before storing any); or a product kernel reading it as the
+    rows of its product only, whose epilogue computes the value: a piece of the kernel multiplies its
+    rows, then writes the epilogue's rows, the same ones (an RNN's h = tanh(h @ Wh + ...))."""
     position = {op: i for i, op in enumerate(body.ops)}
 
     def reads_of(arg: Value) -> list[tuple[Operation, Value]]:
@@ -310,11 +312,27 @@ def state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
             if position[user] < position[producer]:
                 continue
             same_index = producer.name == "fusion" and producer.kind == "loop" and read is body.args[index]
-            if user is not producer or not (same_index or _row_buffer(producer) is read):
+            same_rows = read is body.args[index] and _rows_of_product_only(producer, read, value)
+            if user is not producer or not (same_index or same_rows or _row_buffer(producer) is read):
                 return False
         return True
 
     return allowed
+
+
+def _rows_of_product_only(kernel: Operation, state: Value, value: Value) -> bool:
+    """Whether product kernel `kernel` reads `state` only as its product's first operand (2-D, not
+    transposed), and yields `value` from its epilogue, not the product itself."""
+    schedule = kernel.attributes.get("schedule") if kernel.name == "fusion" else None
+    if schedule not in ("blas", "narrow") or kernel.kind != "matmul":
+        return False
+    block = kernel.regions[0].entry
+    (matmul,) = [op for op in block.ops if op.name in PRODUCTS] or [None]
+    if matmul is None or matmul.name != "matmul" or matmul.transpose_a or matmul.result.type.rank != 2:
+        return False
+    inside = [arg for arg, operand in zip(block.args, kernel.operands) if operand is state]
+    yielded = block.terminator.operands[kernel.results.index(value)]
+    return yielded is not matmul.result and all(arg.uses == [(matmul, 0)] for arg in inside)
 
 
 # Note [rows written in place]

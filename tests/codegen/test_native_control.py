@@ -229,6 +229,23 @@ def test_an_rnn_over_a_sequence(steps: int, batch: int, rng: np.random.Generator
     assert_same(RNN, args)
 
 
+def test_an_rnn_state_is_written_in_place_by_its_product_epilogue(rng: np.random.Generator) -> None:
+    """state_is_read_after (passes/memory.py): h = tanh(x @ Wx + h @ Wh) reads h only as its product's
+    rows, so the epilogue writes each row of the new h over the old (no copy at the yield); h = h @ W
+    alone would write the product over its own operand, so it keeps its copy. Both against the reference."""
+    for text, in_place in ((RNN, True), (RNN.replace("%t = tanh %s", "%t = identity %q"), False)):
+        executable = compile_cpu(text)
+        program = executable.program
+        loop = next(op for op in program.function.walk() if op.name == "while")
+        yielded = loop.regions[1].entry.terminator.operands[2]
+        assert (program.plan.buffer_of(yielded) == program.plan.buffer_of(loop.results[2])) is in_place
+        for steps, batch in ((3, 5), (4, 33), (0, 2)):
+            args = [scalar(steps), floats(rng, steps, batch, 5), floats(rng, batch, 6), floats(rng, 5, 6) * 0.5,
+                    floats(rng, 6, 6) * 0.5]
+            (want,), (got,) = reference(text, args), executable(args)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 # -- nesting -------------------------------------------------------------------------------------
 
 # A cond in a while body (double the even turns, subtract one on the odd), and a while in a cond's
