@@ -73,10 +73,16 @@ def _licm_block(block: Block) -> bool:
 
 
 def hoist_invariants(loop: Operation) -> bool:
-    """Move the invariant ops of `loop`'s body before it; True if any moved."""
+    """Move the invariant ops of `loop`'s body before it, then its accumulated products after it (the
+    body they leave is then as it will run: Note [accumulated products after the loop]); True if any moved."""
     changed = _transpose_invariant_operands(loop.regions[1].entry, invariant_state(loop.regions[1].entry))
-    loop, sunk = sink_accumulated_products(loop)  # the loop, rebuilt where it gained state
-    changed |= sunk
+    loop, hoisted = _hoist(loop)
+    _, sunk = sink_accumulated_products(loop)
+    return changed | hoisted | sunk
+
+
+def _hoist(loop: Operation) -> tuple[Operation, bool]:
+    """The invariant ops of `loop`'s body before it: (the loop, rebuilt where it gained state; whether any moved)."""
     body = loop.regions[1].entry
     invariant = invariant_state(body)
     hoisted: list[Operation] = []
@@ -87,12 +93,13 @@ def hoist_invariants(loop: Operation) -> bool:
             invariant.update(op.results)
             hoisted.append(op)
     if not hoisted:
-        return changed
+        return loop, False
     outside = _copy_before(loop, body, hoisted)
     members = set(hoisted)
     needed = [r for op in hoisted for r in op.results if any(user not in members for user in r.users)]
     state = len(loop.operands)
-    new_body = with_extra_state(loop, [outside[r] for r in needed]).regions[1].entry
+    loop = with_extra_state(loop, [outside[r] for r in needed])
+    new_body = loop.regions[1].entry
     for value, arg in zip(needed, new_body.args[state:]):
         for user, index in list(value.uses):
             if user not in members:
@@ -101,7 +108,7 @@ def hoist_invariants(loop: Operation) -> bool:
         op.erase()
     for op in [op for op in new_body.ops if op.name == "constant" and not op.result.uses]:
         op.erase()  # read only by hoisted ops, which took copies
-    return True
+    return loop, True
 
 
 def _transpose_invariant_operands(body: Block, invariant: set[Value]) -> bool:

@@ -13,17 +13,24 @@ R turns before that read stops it. The stacks start as zeros, so rows no turn wr
     yield ..., %acc2, ...                              %total = matmul reshape(%sa), reshape(%sd)
                                                        %acc_out = add %acc_init, %total  (after)
 
-A value written by several accumulations (d of dWx and dWh) has one stack. The sum is reassociated:
+A bias's gradient, `acc + reduce_sum(d, axes = [0])`, is the same sum of rows: d's stack, and one
+column sum of all its rows after the loop. A value written by several accumulations (d of dWx, dWh
+and db) has one stack. The sum is reassociated:
 results differ from the per-turn sums by rounding only (tests/codegen/test_loop_products.py bounds
 it). Rows that no turn wrote (a loop that stops before R turns) cost their share of the product,
 about what the zero fill of a stack costs, and a gradient's own stacks already fill those rows.
 
 Only static shapes (the stacks are allocated before the loop), and only where it pays: a product of
 few rows per turn (B <= MAX_ROWS_PER_TURN) is a rank-B update of the whole K x N sum, which BLAS runs
-far below its peak, so one product of T*B rows is several times quicker; with more rows the per-turn
-product already runs near the peak, and the zero fill and a row written per turn to stacks too big for
-the cache cost more than the one product saves (the gradient of a tanh RNN by batch: bench/RESULTS.md,
-"Control flow").
+far below its peak, so one product of T*B rows is several times quicker. With more rows the per-turn
+product already runs near the peak, and on one thread the zero fill and a row written per turn to
+stacks too big for the cache cost more than the one product saves; but those sums are what makes the
+loop's turns mix rows (each dW sums over the batch), so with them gone a gang's members own the rows
+and run the turns with no barrier (Note [a gang that owns rows] in ir/ops/gang_rows.py), and the one
+product after runs on every thread too. So sums of more rows leave where the rest of the loop then
+keeps rows apart (rows_kept_apart). On two threads that was quicker at every batch measured, on one
+slower from a batch of about 24 (the gradient of a tanh RNN by batch: bench/RESULTS.md, "Control flow").
+LICM runs this after hoisting the body's invariants, so the loop it judges is the one that will run.
 
 Measured and not built: the forward's `gather(xs, i) @ W`, i an induction variable, as one product
 `reshape(xs, [T*B, K]) @ W` before the loop, read by row inside. It was slower at every batch: the
@@ -36,6 +43,8 @@ from __future__ import annotations
 import numpy as np
 
 from flowc.ir import Block, Builder, Operation, OpResult, Value
+
+from flowc.ir.ops.gang_rows import rows_kept_apart
 
 from .simplify import splat
 
@@ -86,6 +95,9 @@ def sink_accumulated_products(loop: Operation) -> tuple[Operation, bool]:
     """Note [accumulated products after the loop]: (the loop, rebuilt when it gained state; whether any moved)."""
     body = loop.regions[1].entry
     sums = [p for p in range(len(body.args)) if _accumulated_product(loop, p)]
+    leaving = {op for p in sums for op in (body.terminator.operands[p].op, _product_of(body, p))}
+    if any(_rows_per_turn(body, p) > MAX_ROWS_PER_TURN for p in sums) and not rows_kept_apart(loop, leaving):
+        sums = [p for p in sums if _rows_per_turn(body, p) <= MAX_ROWS_PER_TURN]
     index_and_rows = _row_index(body) if sums else None
     if index_and_rows is None:
         return loop, False
@@ -115,7 +127,8 @@ def sink_accumulated_products(loop: Operation) -> tuple[Operation, bool]:
 
 
 def _accumulated_product(loop: Operation, p: int) -> bool:
-    """Whether state p is yielded as `acc + matmul(a, d, transpose_a)`, acc read by nothing else."""
+    """Whether state p is yielded as `acc + matmul(a, d, transpose_a)` or `acc + reduce_sum(d, axes=[0])`,
+    acc read by nothing else."""
     body, condition = loop.regions[1].entry, loop.regions[0].entry
     acc, new = body.args[p], body.terminator.operands[p]
     add = new.op if isinstance(new, OpResult) else None
@@ -124,12 +137,21 @@ def _accumulated_product(loop: Operation, p: int) -> bool:
     if new.type != acc.type or new.uses != [(body.terminator, p)] or condition.args[p].uses:
         return False
     product = _product_of(body, p)
-    if product is None or product.name != "matmul" or not product.transpose_a or product.transpose_b \
-            or product.result.type != acc.type:
+    if product is None or product.name not in ("matmul", "reduce_sum") or product.result.type != acc.type \
+            or len(product.result.uses) != 1 or not acc.type.dtype.is_float:
+        return False
+    if product.name == "reduce_sum":  # the column sum of d: a bias's gradient
+        (d,) = product.operands
+        return product.reduced_axes() == (0,) and not product.keepdims and d.type.rank == 2 and d.type.is_static
+    if not product.transpose_a or product.transpose_b:
         return False
     a, d = product.operands
-    return len(product.result.uses) == 1 and a.type.rank == 2 and d.type.rank == 2 and \
-        a.type.is_static and d.type.is_static and acc.type.dtype.is_float and a.type.shape[0] <= MAX_ROWS_PER_TURN
+    return a.type.rank == 2 and d.type.rank == 2 and a.type.is_static and d.type.is_static
+
+
+def _rows_per_turn(body: Block, p: int) -> int:
+    """B: the rows a turn adds into accumulated state p."""
+    return _product_of(body, p).operands[-1].type.shape[0]  # type: ignore[union-attr]
 
 
 def _product_of(body: Block, p: int) -> Operation | None:
@@ -159,17 +181,21 @@ def _sink(loop: Operation, p: int, b: Builder, rows_of: dict[Value, int], flat: 
     body = loop.regions[1].entry
     add = body.terminator.operands[p].op  # type: ignore[union-attr]
     product = _product_of(body, p)
-    a, d = product.operands  # type: ignore[union-attr]
+    operands = list(product.operands)  # type: ignore[union-attr]
+    name = product.name  # type: ignore[union-attr]
     body.terminator.set_operand(p, body.args[p])
     add.erase()
     product.erase()  # type: ignore[union-attr]
     result = loop.results[p]
     uses = list(result.uses)
-    for value in (a, d):
+    for value in operands:
         if value not in flat:
             stack = loop.results[rows_of[value]]
             flat[value] = b.reshape(stack, shape=(stack.type.shape[0] * value.type.shape[0], value.type.shape[1]))
-    total = b.add(result, b.matmul(flat[a], flat[d], transpose_a=True, transpose_b=False))
+    if name == "reduce_sum":
+        total = b.add(result, b.reduce_sum(flat[operands[0]], axes=(0,), keepdims=False))
+    else:
+        total = b.add(result, b.matmul(*(flat[v] for v in operands), transpose_a=True, transpose_b=False))
     for user, index in uses:
         user.set_operand(index, total)
 
