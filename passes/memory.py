@@ -25,7 +25,9 @@ it ends; its operands are used at its end, so whatever a loop or a branch
 reads stays alive (never reused) until the whole op is done. Then:
   - a cond's region arguments are views of its operands; a while's, of its
     results, which are the loop state: written with the initial values when
-    the loop starts, so they live from its start step to their last use;
+    the loop starts, so they live from its start step to their last use; a
+    state the body yields unchanged, bigger than a local, is a view of its
+    initial value (no copy);
   - a cond's result lives from its start too, and a branch's yielded value
     that a kernel of the branch computes is that result (the kernel writes it
     in place); other yielded values are copied into it at the yield;
@@ -241,6 +243,8 @@ def _place_block(block: Block, plan: MemoryPlan, in_control: bool) -> None:
                 plan.storage[result] = Storage("view", of=op.operands[0])
             elif (buffer := _row_written_in_place(plan, block, op)) is not None:
                 plan.storage[result] = Storage("view", of=buffer)
+            elif (initial := _unchanged_state(op, result)) is not None:
+                plan.storage[result] = Storage("view", of=initial)
             else:
                 _own_storage(plan, result, in_control or op.name in CONTROL_OPS)
         if op.name == "cond":
@@ -255,6 +259,20 @@ def _place_block(block: Block, plan: MemoryPlan, in_control: bool) -> None:
             _write_yields_in_place(plan, body.entry, op.results, state_is_read_after(body.entry))
             for region in op.regions:
                 _place_block(region.entry, plan, in_control=True)
+
+
+def _unchanged_state(op: Operation, result: Value) -> Value | None:
+    """The initial value of a compiled while's state that its body yields unchanged (a weight, the
+    input sequence), whose bytes the state then shares: nothing writes either while the loop runs,
+    and no copy of it starts every run. Not a state small enough to be `local` (a loop's bound: in a
+    stack slot LLVM keeps it in a register). None for any other value."""
+    value_type = result.type
+    small = value_type.is_static and math.prod(value_type.shape) * value_type.dtype.itemsize <= LOCAL_BYTES
+    if op.name != "while" or op.attributes.get("driven") == "host" or small:
+        return None
+    body = op.regions[1].entry
+    index = op.results.index(result)
+    return op.operands[index] if body.terminator.operands[index] is body.args[index] else None
 
 
 def _own_storage(plan: MemoryPlan, value: Value, in_control: bool) -> None:

@@ -246,6 +246,27 @@ def test_an_rnn_state_is_written_in_place_by_its_product_epilogue(rng: np.random
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_a_state_the_body_leaves_unchanged_shares_its_initial_bytes(rng: np.random.Generator) -> None:
+    """passes/memory.py: the RNN's sequence, yielded unchanged, is a view of the loop's operand (no copy
+    starts each run); the bound and the weights, small enough to be locals here, keep their stack slots.
+    Against the reference, with the sequence read again after the loop."""
+    text = RNN.replace("return %h : f32[?,6]", "%r = reduce_sum %seq {axes = [0], keepdims = false} : f32[?,5]\n"
+                                               "  return %h, %r : f32[?,6], f32[?,5]").replace(
+        "-> f32[?,6] {", "-> (f32[?,6], f32[?,5]) {")
+    executable = compile_cpu(text)
+    program = executable.program
+    loop = next(op for op in program.function.walk() if op.name == "while")
+    plan = program.plan
+    assert [plan.buffer_of(r) == plan.buffer_of(v) for r, v in zip(loop.results, loop.operands)] == \
+        [False, False, False, True, False, False]
+    assert [plan.storage[loop.results[i]].kind for i in (1, 4, 5)] == ["local"] * 3
+    for steps, batch in ((3, 5), (0, 2), (2, 33)):
+        args = [scalar(steps), floats(rng, steps, batch, 5), floats(rng, batch, 6), floats(rng, 5, 6) * 0.5,
+                floats(rng, 6, 6) * 0.5]
+        for got, want in zip(executable(args), reference(text, args)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 # -- nesting -------------------------------------------------------------------------------------
 
 # A cond in a while body (double the even turns, subtract one on the odd), and a while in a cond's
