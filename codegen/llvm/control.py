@@ -40,6 +40,7 @@ class EntryEmitter(Protocol):
     b: ll.IRBuilder
     module: ll.Module
     program: Program
+    pointers: dict[Value, ll.Value]
     plan: StoragePlan
     dims: DimTable
     dims_pointer: ll.Value
@@ -126,6 +127,12 @@ def control_kind(op: Operation) -> str:
 # error slots as the kernel would (kernel number + 1 and the index), and nothing is read. A kernel of
 # one read_row is the same read (the rows of an unrolled RNN's x and gradient, made read_row by
 # Note [constants lifted out of kernels] in passes/lift_constants.py).
+#
+# Note [a row read as a view]
+# In a compiled loop's body, x_t = gather(seq, t) of a sequence that the loop yields unchanged (so no
+# kernel writes its bytes while the loop runs: passes/memory.py's _unchanged_state), read only by
+# kernels of the body, needs no bytes of its own: after the index check, its buffer is the row
+# itself, and the copy goes (a gang's members then copy nothing either).
 
 
 def row_read(op: Operation) -> Operation | None:
@@ -144,10 +151,25 @@ def row_read(op: Operation) -> Operation | None:
     return gather
 
 
+def row_view(op: Operation) -> bool:
+    """Whether row read kernel `op` may be a view of its row (Note [a row read as a view])."""
+    gather = row_read(op)
+    block = op.parent
+    loop = block.parent.parent if block is not None and block.parent is not None else None
+    if gather is None or getattr(loop, "name", None) != "while" or "driven" in loop.attributes:
+        return False
+    body = loop.regions[1].entry
+    params = op.operands[gather.operands[0].index]
+    unchanged = block is body and params in body.args and body.terminator.operands[body.args.index(params)] is params
+    users = [user for user, _ in op.results[0].uses]
+    return unchanged and all(user.name == "fusion" and user.parent is block for user in users)
+
+
 def emit_row_read(emitter: EntryEmitter, op: Operation, number: int,
                   copy: Callable[[ll.Value, ll.Value, ll.Value], None] | None = None) -> None:
     """Note [a row read]: check the index, then copy its row into the kernel's result; `copy(to,
-    source, nbytes)` in place of one memcpy (a gang's members copy a slice each: gang.py)."""
+    source, nbytes)` in place of one memcpy (a gang's members copy a slice each: gang.py). Where the
+    read may be a view (Note [a row read as a view]), the result's buffer becomes the row instead."""
     b = emitter.b
     gather = row_read(op)
     params, indices = (op.operands[v.index] for v in gather.operands)  # type: ignore[union-attr]
@@ -156,14 +178,27 @@ def emit_row_read(emitter: EntryEmitter, op: Operation, number: int,
     index = as_index(b, index, indices.type.dtype)
     limit = emit_dim(b, emitter.dims, emitter.dims_pointer, params, 0)
     bad = b.or_(b.icmp_signed("<", index, ll.Constant(I64, 0)), b.icmp_signed(">=", index, limit))
+    if row_view(op):
+        with b.if_then(bad, likely=False):
+            slot = emitter.program.error_slot
+            for offset, value in ((0, ll.Constant(I64, number + 1)), (1, index)):
+                b.store(value, b.gep(emitter.dims_pointer, [ll.Constant(I64, slot + offset)]))
+        row = b.select(bad, ll.Constant(I64, 0), index)  # the run stops before anything reads a bad row
+        emitter.pointers[op.results[0]] = b.gep(emitter.buffer(params), [b.mul(row, _row_bytes(emitter, params))])
+        return
     with b.if_else(bad, likely=False) as (failed, good):
         with failed:
             slot = emitter.program.error_slot
             for offset, value in ((0, ll.Constant(I64, number + 1)), (1, index)):
                 b.store(value, b.gep(emitter.dims_pointer, [ll.Constant(I64, slot + offset)]))
         with good:
-            sizes = [emit_dim(b, emitter.dims, emitter.dims_pointer, params, axis)
-                     for axis in range(1, params.type.rank)]
-            row_bytes = product(b, [*sizes, ll.Constant(I64, params.type.dtype.itemsize)])
+            row_bytes = _row_bytes(emitter, params)
             source = b.gep(emitter.buffer(params), [b.mul(index, row_bytes)])
             (copy or partial(copy_bytes, emitter))(emitter.buffer(op.results[0]), source, row_bytes)
+
+
+def _row_bytes(emitter: EntryEmitter, params: Value) -> ll.Value:
+    """The bytes of one row of `params` along axis 0."""
+    b = emitter.b
+    sizes = [emit_dim(b, emitter.dims, emitter.dims_pointer, params, axis) for axis in range(1, params.type.rank)]
+    return product(b, [*sizes, ll.Constant(I64, params.type.dtype.itemsize)])

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from flowc import ir
+from flowc.codegen.llvm.control import row_read, row_view
 from flowc.codegen.llvm.module import emit_module
 from flowc.ir.errors import IndexOutOfRange, UnsupportedOpError
 from flowc.options import CompileOptions
@@ -265,6 +266,52 @@ def test_a_state_the_body_leaves_unchanged_shares_its_initial_bytes(rng: np.rand
                 floats(rng, 6, 6) * 0.5]
         for got, want in zip(executable(args), reference(text, args)):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+# The RNN, yielding its last x_t as state too: that row read keeps bytes of its own.
+KEPT_ROW = """\
+func @main(%n: i64[], %xs: f32[?,?,5], %h0: f32[?,6], %wx: f32[5,6], %wh: f32[6,6], %x0: f32[?,5]) -> f32[?,5] {
+  %zero = constant {value = dense<0>} : i64[]
+  %i, %m, %h, %seq, %a, %b, %last = while %zero, %n, %h0, %xs, %wx, %wh, %x0 : i64[], i64[], f32[?,6], f32[?,?,5], f32[5,6], f32[6,6], f32[?,5] {
+  ^bb0(%i: i64[], %m: i64[], %h: f32[?,6], %seq: f32[?,?,5], %a: f32[5,6], %b: f32[6,6], %l: f32[?,5]):
+    %go = less %i, %m : bool[]
+    yield %go : bool[]
+  } {
+  ^bb0(%i: i64[], %m: i64[], %h: f32[?,6], %seq: f32[?,?,5], %a: f32[5,6], %b: f32[6,6], %l: f32[?,5]):
+    %one = constant {value = dense<1>} : i64[]
+    %j = add %i, %one : i64[]
+    %x = gather %seq, %i {axis = 0} : f32[?,5]
+    %p = matmul %x, %a {transpose_a = false, transpose_b = false} : f32[?,6]
+    %q = matmul %h, %b {transpose_a = false, transpose_b = false} : f32[?,6]
+    %s = add %p, %q : f32[?,6]
+    %t = tanh %s : f32[?,6]
+    yield %j, %m, %t, %seq, %a, %b, %x : i64[], i64[], f32[?,6], f32[?,?,5], f32[5,6], f32[6,6], f32[?,5]
+  }
+  return %last : f32[?,5]
+}
+"""
+
+
+def test_a_row_read_of_an_unchanged_sequence_is_a_view(rng: np.random.Generator) -> None:
+    """Note [a row read as a view] (codegen/llvm/control.py): the RNN's x_t is the row of the sequence
+    itself, so a turn copies nothing (h is written in place, the sequence shared); a row that the body
+    yields as state keeps its copy. Both against the reference, a bad step index too."""
+    def row_reads(executable):  # type: ignore[no-untyped-def]
+        return [row_view(op) for op in executable.program.function.walk() if op.name == "fusion" and row_read(op)]
+
+    executable = compile_cpu(RNN)
+    assert row_reads(executable) == [True]
+    for steps, batch in ((3, 5), (2, 33)):
+        args = [scalar(steps), floats(rng, steps, batch, 5), floats(rng, batch, 6), floats(rng, 5, 6) * 0.5,
+                floats(rng, 6, 6) * 0.5]
+        (want,), (got,) = reference(RNN, args), executable(args)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(IndexOutOfRange, match="gather"):
+        executable([scalar(4), *args[1:]])
+    kept = KEPT_ROW
+    args = [*args, floats(rng, 33, 5)]
+    assert row_reads(compile_cpu(kept)) == [False]
+    assert_same(kept, args)
 
 
 # -- nesting -------------------------------------------------------------------------------------
