@@ -120,6 +120,25 @@ def test_a_bad_row_index_stops_every_member(rng: np.random.Generator, threads: i
     assert_matches(executable, rnn(), rnn_args(rng, 3, 32, 3))  # the gang runs again after a failure
 
 
+def test_the_sequence_is_shared_and_the_weights_copied_aligned(rng: np.random.Generator) -> None:
+    """passes/memory.py's _unchanged_state: the sequence, read a row a turn, is the caller's bytes; Wx and
+    Wh, read whole by a product every turn, are copied into 64-byte aligned bytes of the loop's own
+    (however the caller's arrays fall), and b too. Equal to the reference with weights fed at 16 mod 64."""
+    executable = compile_cpu(rnn())
+    plan, function = executable.program.plan, executable.program.function
+    (loop,) = [op for op in function.entry.ops if op.name == "while"]
+    shared = [plan.buffer_of(r) == plan.buffer_of(v) for r, v in zip(loop.results, loop.operands)]
+    assert shared == [False, False, False, True, False, False, False]  # i, n, h, seq, wx, wh, b
+    args = rnn_args(rng, 4, 33, 4)
+    for index in (3, 4, 5):  # at 16 bytes past a cache line
+        buffer = np.empty(args[index].nbytes + 128, np.uint8)
+        start = (-buffer.ctypes.data) % 64 + 16
+        placed = buffer[start:start + args[index].nbytes].view(np.float32).reshape(args[index].shape)
+        placed[...] = args[index]
+        args[index] = placed
+    assert_matches(executable, rnn(), args)
+
+
 def test_the_values_of_a_rows_loop_keep_their_bytes_through_the_loop() -> None:
     """passes/memory.py: in a loop marked rows a member may be a turn ahead of another, so no two temps of
     its regions share bytes: each lives from the loop's start to its end."""

@@ -248,9 +248,10 @@ def test_an_rnn_state_is_written_in_place_by_its_product_epilogue(rng: np.random
 
 
 def test_a_state_the_body_leaves_unchanged_shares_its_initial_bytes(rng: np.random.Generator) -> None:
-    """passes/memory.py: the RNN's sequence, yielded unchanged, is a view of the loop's operand (no copy
-    starts each run); the bound and the weights, small enough to be locals here, keep their stack slots.
-    Against the reference, with the sequence read again after the loop."""
+    """passes/memory.py: the RNN's sequence, yielded unchanged and read a row a turn, is a view of the
+    loop's operand (no copy starts each run); the bound and the weights, small enough to be locals here,
+    keep their stack slots (tests/codegen/test_gang_loops.py has weights too big for that). Against the
+    reference, with the sequence read again after the loop."""
     text = RNN.replace("return %h : f32[?,6]", "%r = reduce_sum %seq {axes = [0], keepdims = false} : f32[?,5]\n"
                                                "  return %h, %r : f32[?,6], f32[?,5]").replace(
         "-> f32[?,6] {", "-> (f32[?,6], f32[?,5]) {")
