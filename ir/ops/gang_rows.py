@@ -218,6 +218,9 @@ class _RowTies:
                 self.add(op)
 
     def add(self, op: Operation) -> None:
+        if len(op.results) != 1 or op.regions:  # a print, a nested loop: rows the ties do not follow
+            self.failed = True
+            return
         result = op.results[0]
         if is_pointwise(op):
             for operand in op.operands:
