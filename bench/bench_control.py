@@ -8,8 +8,9 @@ The workloads of issue 17:
                 x_t read with a gather at the step index, inside one while loop
   rnn_gradient  the same RNN and its gradient (of sum(h_200) with respect to Wx, Wh and b), against
                 numpy's hand-written backpropagation through time
---batch runs the RNN at another batch (a gradient loop of few rows per turn sums its products after
-the loop: Note [accumulated products after the loop] in passes/loop_products.py). --no-gang runs
+--batch runs the RNN at another batch (the gradient loop's sums over the batch run after it, at a
+batch of at most 12 or where the loop then keeps rows apart: Note [accumulated products after the loop]
+in passes/loop_products.py). --no-gang runs
 flowc's loops on one thread each, as before Note [loops run by a gang] (passes/gang_loops.py);
 the compile times are measured with gangs either way.
 flowc compiles the loop once and runs it as one native call: the first two from IR text through the
