@@ -66,21 +66,33 @@ def emit_cond(emitter: EntryEmitter, op: Operation) -> None:
 
 def emit_while(emitter: EntryEmitter, op: Operation) -> None:
     b = emitter.b
-    condition, body = (region.entry for region in op.regions)
+    body = op.regions[1].entry
     _copy_into(emitter, op.operands, op.results)  # the state starts as the initial values
-    header, turn = b.append_basic_block("while.cond"), b.append_basic_block("while.body")
-    done = b.append_basic_block("while.done")
-    b.branch(header)
-    b.position_at_end(header)
-    emitter.emit_block(condition, in_control=True)
-    (flag_value,) = condition.terminator.operands
-    flag = b.load(b.bitcast(emitter.buffer(flag_value), I8.as_pointer()), name="going")
-    b.cbranch(b.icmp_unsigned("!=", flag, ll.Constant(I8, 0)), turn, done)
-    b.position_at_end(turn)
+    header, done = emit_loop_header(emitter, op, "while")
     emitter.emit_block(body, in_control=True)
     _copy_into(emitter, body.terminator.operands, op.results)
     b.branch(header)
     b.position_at_end(done)
+
+
+def emit_loop_header(emitter: EntryEmitter, op: Operation, name: str,
+                     before_flag: Callable[[], None] | None = None) -> tuple[ll.Block, ll.Block]:
+    """A while loop's header: its cond region's kernels, then (after `before_flag`, a gang's barrier)
+    the branch on the flag into the turn, where the builder is left, or out. (header, done)."""
+    b = emitter.b
+    condition = op.regions[0].entry
+    header, turn = b.append_basic_block(f"{name}.cond"), b.append_basic_block(f"{name}.body")
+    done = b.append_basic_block(f"{name}.done")
+    b.branch(header)
+    b.position_at_end(header)
+    emitter.emit_block(condition, in_control=True)
+    if before_flag is not None:
+        before_flag()
+    (flag_value,) = condition.terminator.operands
+    flag = b.load(b.bitcast(emitter.buffer(flag_value), I8.as_pointer()), name="going")
+    b.cbranch(b.icmp_unsigned("!=", flag, ll.Constant(I8, 0)), turn, done)
+    b.position_at_end(turn)
+    return header, done
 
 
 def _copy_into(emitter: EntryEmitter, sources: Sequence[Value], targets: Sequence[Value]) -> None:

@@ -38,7 +38,7 @@ from llvmlite import ir as ll
 from flowc.ir import Operation, Value
 from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, GANG_PRODUCTS, contraction_axis, gang_products
 
-from .control import CONTROL_EMITTERS, bytes_of, copy_bytes, emit_row_read, row_read
+from .control import CONTROL_EMITTERS, bytes_of, copy_bytes, emit_loop_header, emit_row_read, row_read
 from .entry import EntryEmitter, Timer, known_small, return_on_error
 from .kernel import alloca_at_start, emit_dim, min_of, product
 from .kernels.matmul import matmul_work
@@ -126,19 +126,10 @@ class GangEmitter(EntryEmitter):
 
     def emit_loop(self, op: Operation) -> None:
         b = self.b
-        condition, body = (region.entry for region in op.regions)
+        body = op.regions[1].entry
         self._copy_state(op.operands, op.results)
-        header, turn = b.append_basic_block("gang.cond"), b.append_basic_block("gang.body")
-        done = b.append_basic_block("gang.done")
-        b.branch(header)
-        b.position_at_end(header)
         self.pending = True  # the state's copies, on entry and after a turn
-        self.emit_block(condition, in_control=True)
-        self._sync()
-        (flag_value,) = condition.terminator.operands
-        flag = b.load(b.bitcast(self.buffer(flag_value), ll.IntType(8).as_pointer()), name="going")
-        b.cbranch(b.icmp_unsigned("!=", flag, ll.Constant(ll.IntType(8), 0)), turn, done)
-        b.position_at_end(turn)
+        header, done = emit_loop_header(self, op, "gang", self._sync)
         barriers = self.barriers
         self.emit_block(body, in_control=True)
         if self.barriers == barriers:  # every member reads this turn's flag before member 0 writes the next
@@ -225,26 +216,32 @@ class GangEmitter(EntryEmitter):
     def _launch_on_member_zero(self, op: Operation, number: int) -> None:
         """A kernel that does not split here: member 0 launches it as the entry point would (its
         parallel_for runs inline, inside the gang's task)."""
-        b = self.b
-
-        def launch() -> None:
-            n_grain = None if op.kind in LAUNCHERS else WORK[op.kind](b, self.dims, self.dims_pointer, op)
-            kernel = self.kernel_of(op, True, n_grain)
-            pointers = [self.buffer(v) for v in (*op.operands, *op.results)]
-            context = context_of(b, pointers, self.dims_pointer)
-
-            def default(given: ll.Value | None = None) -> None:
-                n, grain = n_grain or WORK[op.kind](b, self.dims, self.dims_pointer, op)
-                b.call(self.parallel_for, [kernel.function, given or context, n, grain])
-
-            if op.kind in LAUNCHERS:
-                LAUNCHERS[op.kind](Launch(kernel, b, self.entry, pointers, self.dims_pointer, self.parallel_for,
-                                          default, self.scratch))
-            else:
-                default()
-
         # a loop kernel is pointwise ops only, none of which can fail
-        self._on_member_zero(launch, number, failable=op.kind != "loop")
+        self._on_member_zero(lambda: self._launch(op, direct=False), number, failable=op.kind != "loop")
+
+    def _launch(self, op: Operation, direct: bool) -> None:
+        """Kernel `op`'s launch as the entry point makes it, through its kind's launch or the default:
+        flowc_parallel_for, or with `direct` one call over all its work (no pool round trip: a rows
+        gang's private kernels, which LLVM may then inline)."""
+        b = self.b
+        n_grain = None if op.kind in LAUNCHERS else WORK[op.kind](b, self.dims, self.dims_pointer, op)
+        kernel = self.kernel_of(op, True, n_grain)
+        pointers = [self.buffer(v) for v in (*op.operands, *op.results)]
+        context = context_of(b, pointers, self.dims_pointer)
+
+        def default(given: ll.Value | None = None) -> None:
+            n, grain = n_grain or WORK[op.kind](b, self.dims, self.dims_pointer, op)
+            if not direct:
+                b.call(self.parallel_for, [kernel.function, given or context, n, grain])
+                return
+            with b.if_then(b.icmp_signed(">", n, ll.Constant(I64, 0))):
+                b.call(kernel.function, [given or context, ll.Constant(I64, 0), n])
+
+        if op.kind in LAUNCHERS:
+            LAUNCHERS[op.kind](Launch(kernel, b, self.entry, pointers, self.dims_pointer, self.parallel_for,
+                                      default, self.scratch))
+        else:
+            default()
 
     def _on_member_zero(self, emit: Callable[[], None], number: int | None = None, failable: bool = False) -> None:
         """Code that member 0 alone runs: kernel `number`'s launch (timed), or copies (None); member 0

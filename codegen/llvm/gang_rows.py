@@ -27,12 +27,12 @@ from llvmlite import ir as ll
 from flowc.ir import Operation, Value
 from flowc.ir.ops.gang_rows import row_plan
 
-from .control import bytes_of, copy_bytes, emit_row_read, row_read
+from .control import bytes_of, copy_bytes, emit_loop_header, emit_row_read, row_read
 from .entry import EntryEmitter
 from .gang import GANG_EMITTERS, GangEmitter
 from .kernel import alloca_at_start, emit_dim, min_of, product
 from .kernels.single import check_row_index, writes_in_place
-from .launch import LAUNCHERS, WORK, Launch, context_of
+from .launch import WORK, Launch, context_of
 from .types import I8, I64, PTR
 
 
@@ -72,7 +72,7 @@ class RowGangEmitter(GangEmitter):
 
     def emit_loop(self, op: Operation) -> None:
         b = self.b
-        condition, body = (region.entry for region in op.regions)
+        body = op.regions[1].entry
         private = set(self.private_state)
         for i in self.private_state:
             self._copy_whole(op.results[i], op.operands[i])
@@ -82,15 +82,7 @@ class RowGangEmitter(GangEmitter):
         # loop, writes its private results into the bytes an initial value may share.
         if self.pending or self.barriers == 0:
             self._barrier()
-        header, turn = b.append_basic_block("rows.cond"), b.append_basic_block("rows.body")
-        done = b.append_basic_block("rows.done")
-        b.branch(header)
-        b.position_at_end(header)
-        self.emit_block(condition, in_control=True)
-        (flag_value,) = condition.terminator.operands
-        flag = b.load(b.bitcast(self.buffer(flag_value), I8.as_pointer()), name="going")
-        b.cbranch(b.icmp_unsigned("!=", flag, ll.Constant(I8, 0)), turn, done)
-        b.position_at_end(turn)
+        header, done = emit_loop_header(self, op, "rows")
         self.emit_block(body, in_control=True)
         for i, (source, target) in enumerate(zip(body.terminator.operands, op.results)):
             if self.plan.buffer_of(source) == self.plan.buffer_of(target):
@@ -115,8 +107,8 @@ class RowGangEmitter(GangEmitter):
     def emit_kernel(self, op: Operation, in_control: bool) -> None:
         number = self.numbers[op]
         start = self.timer.now() if self.timer else None
-        if all(r in self.rows_plan.private for r in op.results):
-            self._launch_whole(op)
+        if all(r in self.rows_plan.private for r in op.results):  # every member all of it, on its own bytes
+            self._launch(op, direct=True)
         elif row_read(op) is not None:
             emit_row_read(self, op, number, self._row_slice(op.results[0]))
         elif op.kind == "single":  # a write_row in place (ir/ops/gang_rows.py)
@@ -127,25 +119,6 @@ class RowGangEmitter(GangEmitter):
         self._record(number, start)
         if op.kind != "loop":
             self._return_on_error()
-
-    def _launch_whole(self, op: Operation) -> None:
-        """A private kernel: every member runs all of it, on its own bytes."""
-        b = self.b
-        n_grain = None if op.kind in LAUNCHERS else WORK[op.kind](b, self.dims, self.dims_pointer, op)
-        kernel = self.kernel_of(op, True, n_grain)
-        pointers = [self.buffer(v) for v in (*op.operands, *op.results)]
-        context = context_of(b, pointers, self.dims_pointer)
-
-        def default(given: ll.Value | None = None) -> None:
-            n, _ = n_grain or WORK[op.kind](b, self.dims, self.dims_pointer, op)
-            with b.if_then(b.icmp_signed(">", n, ll.Constant(I64, 0))):
-                b.call(kernel.function, [given or context, ll.Constant(I64, 0), n])
-
-        if op.kind in LAUNCHERS:
-            LAUNCHERS[op.kind](Launch(kernel, b, self.entry, pointers, self.dims_pointer, self.parallel_for,
-                                      default, self.scratch))
-        else:
-            default()
 
     def _write_rows(self, op: Operation) -> None:
         """write_row in place: every member checks the index, then stores its rows of the row."""

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from llvmlite import ir as ll
 
-from . import gang, gang_rows, kernels  # noqa: F401  (register the gang loops' emitters, and each (kind, schedule) in EMITTERS)
+# registered on import: the gang loops' emitters, and each (kind, schedule) in EMITTERS
+from . import gang, gang_rows, kernels  # noqa: F401
 from .blas import calls_blas
 from .entry import EntryEmitter
 from .kernels.matmul import emit_openblas_adoption

@@ -103,15 +103,7 @@ def test_float32_sums_after_the_loop_stay_within_rounding(batch: int) -> None:
 def test_many_rows_per_turn_keep_the_per_turn_sums_where_rows_mix() -> None:
     """Batch 16, above MAX_ROWS_PER_TURN, each step centered over the batch: the products stay in the
     loop (slower after it on one thread, measured, and a gang would not own the rows anyway)."""
-    g, placeholders, loss, fetches = rnn(fc.float64, ROWS, 16, 64, 128, centered=True)
-    values = feeds(placeholders, np.random.default_rng(0))
-    with fc.Session(graph=g, target="reference") as sess:
-        want = sess.run(fetches, values)
-    with fc.Session(graph=g, target="cpu") as sess:
-        got = sess.run(fetches, values)
-        assert products_after_loops(sess) == 0
-    for value, expected in zip(got, want):
-        np.testing.assert_allclose(value, expected, rtol=1e-10, atol=1e-12)
+    assert_matches_reference(rnn(fc.float64, ROWS, 16, 64, 128, centered=True), seed=0, products_after=0)
 
 
 @pytest.mark.parametrize("batch, inputs, hidden", [(16, 64, 128), (33, 8, 40)])
@@ -120,13 +112,18 @@ def test_many_rows_per_turn_leave_where_the_rest_keeps_rows_apart(batch: int, in
     whole (Note [a gang that owns rows]): the sums leave the loop (then run by a gang whose members own
     rows), dW's products and db's column sum; equal to the reference in float64. (Not
     xs's gradient: its scatter_add into a row of dxs is an op whose rows ir/ops/gang_rows.py does not follow.)"""
-    g, placeholders, loss, fetches = rnn(fc.float64, ROWS, batch, inputs, hidden, of_xs=False)
-    values = feeds(placeholders, np.random.default_rng(batch))
+    assert_matches_reference(rnn(fc.float64, ROWS, batch, inputs, hidden, of_xs=False), seed=batch, products_after=2)
+
+
+def assert_matches_reference(built, seed: int, products_after: int) -> None:  # type: ignore[no-untyped-def]
+    """rnn()'s float64 graph on cpu equal to the reference; `products_after` matmul kernels after its loops."""
+    g, placeholders, _, fetches = built
+    values = feeds(placeholders, np.random.default_rng(seed))
     with fc.Session(graph=g, target="reference") as sess:
         want = sess.run(fetches, values)
     with fc.Session(graph=g, target="cpu") as sess:
         got = sess.run(fetches, values)
-        assert products_after_loops(sess) == 2
+        assert products_after_loops(sess) == products_after
     for value, expected in zip(got, want):
         np.testing.assert_allclose(value, expected, rtol=1e-10, atol=1e-12)
 
