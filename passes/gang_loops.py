@@ -35,7 +35,6 @@ from flowc.ir.ops.kernel_space import GANG_MIN_MULTIPLY_ADDS, contraction_axis, 
 
 from .host_driven import DATA_DIM, STACK_OPS
 from .manager import Pass
-from .memory import state_is_read_after
 
 GANG, ROWS = "gang", "rows"
 COLLECTIVES = ("all_reduce", "all_reduce_start", "all_reduce_done", "broadcast")  # ir/ops/collective.py
@@ -53,7 +52,7 @@ class GangLoops(Pass):
         for function in module:
             for op in function.entry.ops:
                 if op.name == "while" and "threads" not in op.attributes and runs_on_gang(op):
-                    op.attributes = op.attributes | {"threads": ROWS if owns_rows(op) else GANG}
+                    op.attributes = op.attributes | {"threads": ROWS if row_plan(op) is not None else GANG}
                     changed = True
         return changed
 
@@ -77,24 +76,3 @@ def turn_multiply_adds(matmul: Operation) -> int | None:
     dims = (*c.type.shape, a.type.shape[contraction_axis(matmul)])
     return None if None in dims else math.prod(dims)  # type: ignore[arg-type]
 
-
-def owns_rows(loop: Operation) -> bool:
-    """Whether the members of a gang running `loop` may own its rows: ir/ops/gang_rows.py's plan, and
-    each write_row of owned rows yielded as the state it writes into, which the memory plan then
-    writes in place (Note [rows written in place] in passes/memory.py)."""
-    plan = row_plan(loop)
-    if plan is None:
-        return False
-    body = loop.regions[1].entry
-    in_place = state_is_read_after(body)
-    yielded = body.terminator.operands
-    for kernel in body.ops:
-        writes = [o for o in kernel.walk() if o.name == "write_row"] if kernel.name == "fusion" else []
-        if not writes or all(r in plan.private for r in kernel.results):
-            continue
-        (result,) = kernel.results
-        buffer = kernel.operands[writes[0].operands[0].index]
-        if buffer not in body.args or yielded.count(result) != 1 or yielded.index(result) != body.args.index(buffer) \
-                or not in_place(result, body.args.index(buffer)):
-            return False
-    return True

@@ -256,7 +256,7 @@ def _place_block(block: Block, plan: MemoryPlan, in_control: bool) -> None:
             condition, body = op.regions
             for region in op.regions:
                 _place_region_args(plan, region.entry, op.results)
-            _write_yields_in_place(plan, body.entry, op.results, state_is_read_after(body.entry))
+            _write_yields_in_place(plan, body.entry, op.results, _state_is_read_after(body.entry))
             for region in op.regions:
                 _place_block(region.entry, plan, in_control=True)
 
@@ -324,7 +324,7 @@ def _write_yields_in_place(plan: MemoryPlan, block: Block, results: Sequence[Val
             plan.storage[value] = Storage("view", of=results[index])
 
 
-def state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
+def _state_is_read_after(body: Block) -> Callable[[Value, int], bool]:
     """Whether a body's yielded value may be written into state `index` in place: no op from its producer
     on (the yield included) reads the old state, directly or through a view of it; except the producer
     itself if it is a loop kernel reading the state argument itself, which has the value's type: it
@@ -378,7 +378,7 @@ def _rows_of_product_only(kernel: Operation, state: Value, value: Value) -> bool
 # that buffer after the kernel, the result takes the buffer's bytes, as a view of it, and the kernel
 # stores the one row (kernels/single.py): a loop filling a buffer row by row (the stack of a while's
 # gradient, a TensorArray) then costs a row per step, not a copy of the buffer. So it is for a loop
-# state that a body's write_row yields (state_is_read_after: the kernel that writes the row reads no
+# state that a body's write_row yields (_state_is_read_after: the kernel that writes the row reads no
 # other), and for a temp computed by a kernel of the same block that no later op of the block reads
 # (a region is isolated: an op of a nested region reads it through the region op's operands). An
 # argument is the caller's, a constant read-only, a region argument some other value's bytes.

@@ -21,16 +21,17 @@ overwrites what one behind still reads.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from llvmlite import ir as ll
 
 from flowc.ir import Operation, Value
-from flowc.ir.ops.gang_rows import row_plan
+from flowc.ir.ops.gang_rows import ROW_WRITES, row_plan
 
 from .control import bytes_of, copy_bytes, emit_loop_header, emit_row_read, row_read
 from .entry import EntryEmitter
 from .gang import GANG_EMITTERS, GangEmitter
-from .kernel import alloca_at_start, emit_dim, min_of, product
+from .kernel import alloca_at_start, emit_dim, for_range, min_of, product
 from .kernels.single import check_row_index, writes_in_place
 from .launch import WORK, Launch, context_of
 from .types import I8, I64, PTR
@@ -111,7 +112,7 @@ class RowGangEmitter(GangEmitter):
             self._launch(op, direct=True)
         elif row_read(op) is not None:
             emit_row_read(self, op, number, self._row_slice(op.results[0]))
-        elif op.kind == "single":  # a write_row in place (ir/ops/gang_rows.py)
+        elif op.kind == "single":  # a write_row or scatter_add in place (ir/ops/gang_rows.py)
             self._write_rows(op)
         else:
             kernel = self.kernel_of(op, True, WORK[op.kind](self.b, self.dims, self.dims_pointer, op))
@@ -121,70 +122,62 @@ class RowGangEmitter(GangEmitter):
             self._return_on_error()
 
     def _write_rows(self, op: Operation) -> None:
-        """write_row in place: every member checks the index, then stores its rows of the row."""
+        """write_row or scatter_add of one row: every member checks the index, then writes its rows. In
+        place, the kernel stores (adds) the row's elements; else a write_row's kernel computes every
+        element of its result, and a scatter_add's copies base first (scatter.py), here by rows."""
         kernel = self.kernel_of(op, True, None)
-        if not writes_in_place(kernel):
-            raise AssertionError("a write_row of a rows loop that the memory plan did not put in place")
         pointers = [self.buffer(v) for v in (*op.operands, *op.results)]
         launch = Launch(kernel, self.b, self.entry, pointers, self.dims_pointer, self.parallel_for, lambda: None,
                         self.scratch)
-        write = next(o for o in op.regions[0].entry.ops if o.name == "write_row")
+        write = next(o for o in op.regions[0].entry.ops if o.name in ROW_WRITES)
         check_row_index(launch, write)
         self._return_on_error()
-        row = op.operands[write.operands[2].index]
+        base, row = (op.operands[write.operands[i].index] for i in (0, 2))
+        if write.name == "write_row" and not writes_in_place(kernel):
+            self._call_on_rows(kernel.function, op, op.results[0], True)
+            return
+        if not writes_in_place(kernel):
+            self._copy_rows(self.buffer(op.results[0]), self.buffer(base), op.results[0])
         self._call_on_rows(kernel.function, op, row, True)
 
     def _call_on_rows(self, function: ll.Function, op: Operation, shape_of: Value, by_elements: bool) -> None:
-        """function(context, begin, end) over this member's rows of `shape_of` (row axis 0): in rows
-        (a BLAS product's work), or in the elements of those rows (row-major work)."""
+        """function(context, begin, end) over this member's rows of `shape_of`: in rows (a BLAS product's
+        work, rows along axis 0), or in the elements of those rows (row-major work), a call per run."""
         b = self.b
         context = context_of(b, [self.buffer(v) for v in (*op.operands, *op.results)], self.dims_pointer)
-        inner = self._inner(shape_of) if by_elements else ll.Constant(I64, 1)
+        if by_elements:
+            self._each_run(shape_of, lambda begin, end: b.call(function, [context, begin, end]))
+            return
         first, last = self.shares[self.rows_plan.rows[shape_of]]
         with b.if_then(b.icmp_signed("<", first, last)):
-            b.call(function, [context, b.mul(first, inner), b.mul(last, inner)])
+            b.call(function, [context, first, last])
 
-    def _inner(self, value: Value) -> ll.Value:
-        """Elements of a row of `value` along its axis 0."""
-        return product(self.b, [emit_dim(self.b, self.dims, self.dims_pointer, value, a)
-                                for a in range(1, value.type.rank)])
-
-    def _row_slice(self, result: Value):  # type: ignore[no-untyped-def]
-        """emit_row_read's copy: this member's rows of the row read's result."""
-        def copy(to: ll.Value, source: ll.Value, nbytes: ll.Value) -> None:
-            b = self.b
-            row_bytes = b.mul(self._inner(result), ll.Constant(I64, result.type.dtype.itemsize))
-            first, last = self.shares[self.rows_plan.rows[result]]
-            begin, end = b.mul(first, row_bytes), b.mul(last, row_bytes)
-            with b.if_then(b.icmp_signed("<", begin, end)):
-                copy_bytes(self, b.gep(to, [begin]), b.gep(source, [begin]), b.sub(end, begin))
-        return copy
-
-    def _copy_rows(self, to: ll.Value, source: ll.Value, value: Value) -> None:
-        """This member's rows of an owned value, along its row axis: one run of bytes per index of
-        the axes before it."""
+    def _each_run(self, value: Value, emit: Callable[[ll.Value, ll.Value], None]) -> None:
+        """emit(begin, end) for each run of this member's rows of `value` in its row-major elements: one
+        run per index of the axes before its row axis (one in all where that is axis 0)."""
         b = self.b
         axis = self.rows_plan.axis[value]
         sizes = [emit_dim(b, self.dims, self.dims_pointer, value, a) for a in range(value.type.rank)]
-        row_bytes = product(b, [*sizes[axis + 1:], ll.Constant(I64, value.type.dtype.itemsize)])
-        outer = product(b, sizes[:axis])
-        block_bytes = b.mul(sizes[axis], row_bytes)
+        inner = product(b, sizes[axis + 1:])
         first, last = self.shares[self.rows_plan.rows[value]]
-        begin, length = b.mul(first, row_bytes), b.mul(b.sub(last, first), row_bytes)
-        with b.if_then(b.icmp_signed(">", length, ll.Constant(I64, 0))):
-            index = alloca_at_start(b, self.entry.entry_basic_block, I64, "run")  # a loop over the outer indices
-            b.store(ll.Constant(I64, 0), index)
-            check, step, after = (b.append_basic_block(f"rows.copy.{s}") for s in ("check", "step", "after"))
-            b.branch(check)
-            b.position_at_end(check)
-            i = b.load(index)
-            b.cbranch(b.icmp_signed("<", i, outer), step, after)
-            b.position_at_end(step)
-            offset = b.add(b.mul(i, block_bytes), begin)
-            copy_bytes(self, b.gep(to, [offset]), b.gep(source, [offset]), length)
-            b.store(b.add(i, ll.Constant(I64, 1)), index)
-            b.branch(check)
-            b.position_at_end(after)
+        with b.if_then(b.icmp_signed("<", first, last)):
+            with for_range(b, ll.Constant(I64, 0), product(b, sizes[:axis]), "run") as run:
+                rows = b.mul(run, sizes[axis])
+                emit(b.mul(b.add(rows, first), inner), b.mul(b.add(rows, last), inner))
+
+    def _row_slice(self, result: Value) -> Callable[[ll.Value, ll.Value, ll.Value], None]:
+        """emit_row_read's copy: this member's rows of the row read's result."""
+        return lambda to, source, nbytes: self._copy_rows(to, source, result)
+
+    def _copy_rows(self, to: ll.Value, source: ll.Value, value: Value) -> None:
+        """This member's rows of an owned value: a copy of bytes per run."""
+        b, size = self.b, ll.Constant(I64, value.type.dtype.itemsize)
+
+        def copy(begin: ll.Value, end: ll.Value) -> None:
+            offset = b.mul(begin, size)
+            copy_bytes(self, b.gep(to, [offset]), b.gep(source, [offset]), b.mul(b.sub(end, begin), size))
+
+        self._each_run(value, copy)
 
     def _return_on_error(self) -> None:
         b = self.b

@@ -15,16 +15,17 @@ loop (flowc_run_gang returns when all are done). A loop is so when, over its reg
   - the rows are followed through the ops (a union-find over (value, axis), as DimTies does for
     sizes, but for static dims too): pointwise ops keep their axes (not a broadcast one), a matrix
     product its first operand's rows (its second must not depend on rows: a weight), a row read or
-    write (gather or read_row of one scalar index along axis 0, write_row) moves the row axis by one,
-    a reduction keeps it where it is not reduced over; rows start at a product's result, a row read's
-    result and a written row (axis 0 of each); every value that depends on rows has exactly one axis
-    of rows, and no op sums or mixes rows (a reduction over them, a product contracting them, a row
-    index that depends on rows). Rows that no op ties to the products' (an input row read only to be
+    write (gather or read_row of one scalar index along axis 0, write_row, scatter_add of one row)
+    moves the row axis by one, a reduction keeps it where it is not reduced over; rows start at a
+    product's result, a row read's result and a written row (axis 0 of each); every value that
+    depends on rows has exactly one axis of rows, and no op sums or mixes rows (a reduction over
+    them, a product contracting them, a row index that depends on rows). Rows that no op ties to the products' (an input row read only to be
     written into a stack) are a group of their own, shared out by their own size;
-  - each kernel that writes owned rows can run on a range of them: a loop kernel or a BLAS product
-    whose results own rows along axis 0 (their work is row-major), a row read whose result does,
-    a write_row whose written row does (the memory plan writes it in place: passes/gang_loops.py
-    checks that it can).
+  - each kernel that writes owned rows can run on a range of them: a loop kernel whose results own
+    rows along one axis (its work is row-major: a run of them per index of the axes before), a BLAS
+    product whose results own rows along axis 0, a row read whose result does,
+    a write_row or scatter_add whose row does (written in place, or after a copy of its base, which
+    goes by rows too).
 
 A loop that sums over the batch (an RNN's gradient adds dW += h^T @ dpre every turn) is not so, and
 keeps the barriers of Note [loops run by a gang], unless LICM moves the sums after it (Note
@@ -43,6 +44,7 @@ from .fusion import is_pointwise
 
 PRIVATE_BYTES = 4096  # the most bytes of a value that every member computes for itself
 ROW_OPS = ("gather", "read_row")
+ROW_WRITES = ("write_row", "scatter_add")  # base, one scalar index, a row: the row into (added to) base's row
 
 
 @dataclass
@@ -128,7 +130,7 @@ def _row_starts(kernel: Operation, depends: set[Value]) -> list[tuple[Value, int
     for op in _inner(kernel):
         if op.name == "matmul" or op.name in ROW_OPS and op.result in depends:
             starts.append((op.result, 0))
-        elif op.name == "write_row" and op.operands[2] in depends and op.operands[2].type.rank > 0:
+        elif op.name in ROW_WRITES and op.operands[2] in depends and op.operands[2].type.rank > 0:
             starts.append((op.operands[2], 0))
     return starts
 
@@ -234,7 +236,7 @@ class _RowTies:
             params = op.operands[0]
             for axis in range(1, params.type.rank):
                 self.tie((params, axis), (result, axis - 1))
-        elif op.name == "write_row":
+        elif op.name == "write_row" or op.name == "scatter_add" and _one_row_index(op):
             buffer, _, row = op.operands
             self.tie_all(buffer, result)
             for axis in range(row.type.rank):
@@ -249,8 +251,8 @@ class _RowTies:
 
 
 def _one_row_index(op: Operation) -> bool:
-    """A gather or read_row of one scalar index along axis 0."""
-    axis = op.axis if op.name == "gather" else 0
+    """A gather or read_row of one scalar index along axis 0 (a scatter_add adding one row there)."""
+    axis = op.axis if op.name in ("gather", "scatter_add") else 0
     return op.operands[1].type.rank == 0 and axis % op.operands[0].type.rank == 0
 
 
@@ -270,7 +272,7 @@ def _mixes_no_rows(op: Operation, plan: RowPlan) -> bool:
     if op.name == "matmul":
         a, b = op.operands
         return plan.axis.get(a) == 0 and not plan.owned(b)
-    if op.name in ROW_OPS or op.name == "write_row":
+    if op.name in ROW_OPS or op.name in ROW_WRITES:
         return not plan.owned(op.operands[1])
     if op.is_reduction:
         operand = op.operands[0]
@@ -285,8 +287,9 @@ def _runs_on_rows(kernel: Operation, plan: RowPlan) -> bool:
     inner = _inner(kernel)
     kind = kernel.attributes.get("kind")
     along_rows = all(plan.axis.get(r) == 0 for r in kernel.results)
-    if kind == "loop":
-        return along_rows
+    if kind == "loop":  # its work is its results' elements, row-major: a run of rows per outer index
+        return len({plan.axis.get(r) for r in kernel.results} - {None}) == 1 and \
+            all(r in plan.axis for r in kernel.results)
     if kind == "matmul":
         return along_rows and kernel.attributes.get("schedule") == "blas" and \
             sum(op.name == "matmul" for op in inner) == 1
@@ -298,4 +301,4 @@ def _runs_on_rows(kernel: Operation, plan: RowPlan) -> bool:
         return False
     if op.name in ROW_OPS:
         return along_rows and _one_row_index(op)
-    return op.name == "write_row" and plan.axis.get(op.operands[2]) == 0
+    return op.name in ROW_WRITES and _one_row_index(op) and plan.axis.get(op.operands[2]) == 0

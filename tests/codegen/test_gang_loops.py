@@ -231,24 +231,25 @@ def test_a_bad_gathered_index_stops_every_member(rng: np.random.Generator, threa
             executable(args)
 
 
-def rnn_gradient_graph(batch: int, steps: int, dtype):  # type: ignore[no-untyped-def]
+def rnn_gradient_graph(batch: int, steps: int, dtype, static: bool = False):  # type: ignore[no-untyped-def]
     g = fc.Graph()
     with g.as_default():
-        xs = fc.placeholder(dtype, [steps, None, 64])
-        h0 = fc.placeholder(dtype, [None, 128])
+        xs = fc.placeholder(dtype, [steps, batch if static else None, 64])
+        h0 = fc.placeholder(dtype, [batch if static else None, 128])
         wx = fc.placeholder(dtype, [64, 128])
         wh = fc.placeholder(dtype, [128, 128])
         step = lambda t, h: (t + 1, fc.tanh(fc.matmul(fc.gather(xs, t), wx) + fc.matmul(h, wh)))  # noqa: E731
         _, h = fc.while_loop(lambda t, h: t < steps, step, [fc.constant(0), h0])
-        fetches = [h, *fc.gradients(fc.reduce_sum(h * h), [wx, wh, h0])]
+        fetches = [h, *fc.gradients(fc.reduce_sum(h * h), [wx, wh, h0, xs])]
     return g, [xs, h0, wx, wh], fetches
 
 
+@pytest.mark.parametrize("static", [False, True], ids=["fed batch", "static batch"])
 @pytest.mark.parametrize("batch", [1, 25, 32])
-def test_gradient_through_gang_loops(rng: np.random.Generator, batch: int, threads: int) -> None:
-    """The forward and backward loops of the RNN's gradient (both products of 128 x 128 a row) on cpu
-    against the reference, in float64."""
-    g, placeholders, fetches = rnn_gradient_graph(batch, 6, fc.float64)
+def test_gradient_through_gang_loops(rng: np.random.Generator, batch: int, static: bool, threads: int) -> None:
+    """The forward and backward loops of the RNN's gradient (both products of 128 x 128 a row), with
+    respect to the weights, h0 and xs, on cpu against the reference, in float64."""
+    g, placeholders, fetches = rnn_gradient_graph(batch, 6, fc.float64, static)
     values = [floats(rng, 6, batch, 64, dtype=np.float64), floats(rng, batch, 128, dtype=np.float64),
               floats(rng, 64, 128, dtype=np.float64) * 0.1, floats(rng, 128, 128, dtype=np.float64) * 0.1]
     feeds = dict(zip(placeholders, values))
@@ -256,6 +257,16 @@ def test_gradient_through_gang_loops(rng: np.random.Generator, batch: int, threa
         want = session.run(fetches, feeds)
     with fc.Session(graph=g, target="cpu") as session:
         got = session.run(fetches, feeds)
+        (compiled,) = session._cache.values()
+        marks = gang_marks(compiled.executable)
+    # A fed batch: both loops marked, the entry point judges the fed one; the backward loop keeps its sums
+    # over the batch (stacks need static shapes), so its members share rows at barriers. A static batch
+    # from 22 on: the sums (dWx, dWh) leave the backward loop, whose members then own rows too, xs's
+    # gradient (a scatter_add of a row a turn) included.
+    if not static:
+        assert marks == ["rows", "gang"]
+    else:
+        assert marks == (["rows", "rows"] if batch * 192 * 128 >= GANG_MIN_MULTIPLY_ADDS else [None, None])
     for w, v in zip(want, got):
         np.testing.assert_allclose(v, w, rtol=1e-10, atol=1e-10)
 

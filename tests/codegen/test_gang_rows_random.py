@@ -2,8 +2,9 @@
 ir/ops/gang_rows.py), against the reference target.
 
 Each loop: a state h of a fed batch, a step that reads x_t of a sequence, multiplies by weights the
-loop never changes and chains random pointwise ops, sometimes writes each turn's state into a stack,
-and sometimes subtracts the batch's sum (a turn that mixes rows: a plain gang then). Batches 0, 1,
+loop never changes and chains random pointwise ops, puts each turn's state into a row of a stack
+(written, added, or added as a gather's gradient adds), and sometimes subtracts the batch's sum (a
+turn that mixes rows: a plain gang then). Batches 0, 1,
 odd ones, and sizes past the gang's threshold, on one thread and two; the pass's mark is checked.
 """
 
@@ -19,7 +20,7 @@ from test_native_control import compile_cpu, floats, reference
 
 from flowc.runtime import options
 
-SEEDS = int(os.environ.get("FLOWC_ROWS_SEEDS", "8"))  # a campaign of more: FLOWC_ROWS_SEEDS=N (bench/RESULTS.md gives the last one's figures)
+SEEDS = int(os.environ.get("FLOWC_ROWS_SEEDS", "8"))  # a campaign of more: FLOWC_ROWS_SEEDS=N
 POINTWISE = [
     "%{out} = tanh %{cur} : f32[?,128]",
     "%{out} = sigmoid %{cur} : f32[?,128]",
@@ -27,6 +28,15 @@ POINTWISE = [
     "%{out} = mul %{cur}, %{cur} : f32[?,128]",
     "%{out} = sub %{cur}, %h : f32[?,128]",
     "%{out} = maximum %{cur}, %h : f32[?,128]",
+]
+
+
+# Each turn's state into row i of a stack: written, added (scatter_add in place), or added as a gather's
+# gradient is, a scatter_add into zeros (a copy of them, then the row) added to the whole stack.
+STACK_WRITES = [
+    ["%s2 = write_row %s, %i, %y : f32[?,?,128]"],
+    ["%s2 = scatter_add %s, %i, %y {axis = 0} : f32[?,?,128]"],
+    ["%z = scatter_add %zeros, %i, %y {axis = 0} : f32[?,?,128]", "%s2 = add %s, %z : f32[?,?,128]"],
 ]
 
 
@@ -46,15 +56,17 @@ def random_loop(rng: np.random.Generator) -> tuple[str, bool]:
                   "%m2 = mul %m1, %k1 : f32[1,128]",
                   f"%mixed = sub %{cur}, %m2 : f32[?,128]"]
         cur = "mixed"
-    lines += [f"%y = tanh %{cur} : f32[?,128]", "%s2 = write_row %s, %i, %y : f32[?,?,128]"]
+    lines.append(f"%y = tanh %{cur} : f32[?,128]")
+    lines += STACK_WRITES[int(rng.integers(len(STACK_WRITES)))]
     body = "\n    ".join(lines)
-    state = "i64[], i64[], f32[?,128], f32[?,?,64], f32[64,128], f32[128,128], f32[128], f32[?,?,128]"
+    state = "i64[], i64[], f32[?,128], f32[?,?,64], f32[64,128], f32[128,128], f32[128], f32[?,?,128], " \
+            "f32[?,?,128]"
     args = "%i: i64[], %n1: i64[], %h: f32[?,128], %seq: f32[?,?,64], %a: f32[64,128], %u: f32[128,128], " \
-           "%c: f32[128], %s: f32[?,?,128]"
+           "%c: f32[128], %s: f32[?,?,128], %zeros: f32[?,?,128]"
     text = f"""\
-func @main(%n: i64[], %xs: f32[?,?,64], %h0: f32[?,128], %wx: f32[64,128], %wh: f32[128,128], %b: f32[128], %s0: f32[?,?,128]) -> (f32[?,128], f32[?,?,128]) {{
+func @main(%n: i64[], %xs: f32[?,?,64], %h0: f32[?,128], %wx: f32[64,128], %wh: f32[128,128], %b: f32[128], %s0: f32[?,?,128], %z0: f32[?,?,128]) -> (f32[?,128], f32[?,?,128]) {{
   %zero = constant {{value = dense<0>}} : i64[]
-  %i, %m, %h, %seq, %a, %u, %c, %s = while %zero, %n, %h0, %xs, %wx, %wh, %b, %s0 : {state} {{
+  %i, %m, %h, %seq, %a, %u, %c, %s, %zs = while %zero, %n, %h0, %xs, %wx, %wh, %b, %s0, %z0 : {state} {{
   ^bb0({args}):
     %go = less %i, %n1 : bool[]
     yield %go : bool[]
@@ -63,7 +75,7 @@ func @main(%n: i64[], %xs: f32[?,?,64], %h0: f32[?,128], %wx: f32[64,128], %wh: 
     %one = constant {{value = dense<1>}} : i64[]
     %j = add %i, %one : i64[]
     {body}
-    yield %j, %n1, %y, %seq, %a, %u, %c, %s2 : {state}
+    yield %j, %n1, %y, %seq, %a, %u, %c, %s2, %zeros : {state}
   }}
   return %h, %s : f32[?,128], f32[?,?,128]
 }}
@@ -91,6 +103,6 @@ def test_random_loops_on_rows_match_the_reference(seed: int, run_options) -> Non
             steps = int(rng.integers(0, 5))
             args = [np.array(steps, np.int64), floats(rng, steps, batch, 64), floats(rng, batch, 128),
                     floats(rng, 64, 128) * 0.1, floats(rng, 128, 128) * 0.1, floats(rng, 128) * 0.1,
-                    floats(rng, steps, batch, 128)]
+                    floats(rng, steps, batch, 128), np.zeros((steps, batch, 128), np.float32)]
             for got, want in zip(executable(args), reference(text, args)):
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"{threads} threads, {batch}")

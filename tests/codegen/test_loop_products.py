@@ -18,11 +18,9 @@ from flowc.ir.errors import IndexOutOfRange
 ROWS = 5  # the sequence's rows
 
 
-def rnn(dtype, steps: int, batch: int, inputs: int, hidden: int, centered: bool = False,  # type: ignore[no-untyped-def]
-        of_xs: bool = True):
-    """An RNN over the first `steps` rows of xs (a constant bound: static stacks), its loss and gradient
-    (with respect to xs too where `of_xs`); `centered`: each step's state less its mean over the batch
-    (a turn that mixes rows)."""
+def rnn(dtype, steps: int, batch: int, inputs: int, hidden: int, centered: bool = False):  # type: ignore[no-untyped-def]
+    """An RNN over the first `steps` rows of xs (a constant bound: static stacks), its loss and gradient;
+    `centered`: each step's state less its mean over the batch (a turn that mixes rows)."""
     g = fc.Graph()
     with g.as_default():
         xs = fc.placeholder(dtype, [ROWS, batch, inputs], name="xs")
@@ -36,7 +34,7 @@ def rnn(dtype, steps: int, batch: int, inputs: int, hidden: int, centered: bool 
 
         _, h = fc.while_loop(lambda t, h: t < steps, step, [fc.constant(0), h0])
         loss = fc.reduce_sum(h * h)
-        gradients = fc.gradients(loss, [wx, wh, b, h0, xs] if of_xs else [wx, wh, b, h0])
+        gradients = fc.gradients(loss, [wx, wh, b, h0, xs])
     return g, [xs, h0, wx, wh, b], loss, [h, *gradients]
 
 
@@ -110,9 +108,9 @@ def test_many_rows_per_turn_keep_the_per_turn_sums_where_rows_mix() -> None:
 def test_many_rows_per_turn_leave_where_the_rest_keeps_rows_apart(batch: int, inputs: int, hidden: int) -> None:
     """Batch 16 and 33, above MAX_ROWS_PER_TURN, a plain RNN of states too big for every member to compute
     whole (Note [a gang that owns rows]): the sums leave the loop (then run by a gang whose members own
-    rows), dW's products and db's column sum; equal to the reference in float64. (Not
-    xs's gradient: its scatter_add into a row of dxs is an op whose rows ir/ops/gang_rows.py does not follow.)"""
-    assert_matches_reference(rnn(fc.float64, ROWS, batch, inputs, hidden, of_xs=False), seed=batch, products_after=2)
+    rows), dW's products and db's column sum; xs's gradient too, a scatter_add of a row a turn; equal
+    to the reference in float64."""
+    assert_matches_reference(rnn(fc.float64, ROWS, batch, inputs, hidden), seed=batch, products_after=2)
 
 
 def assert_matches_reference(built, seed: int, products_after: int) -> None:  # type: ignore[no-untyped-def]
