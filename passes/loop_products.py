@@ -45,10 +45,10 @@ import numpy as np
 from flowc.ir import Block, Builder, Operation, OpResult, Value
 
 from flowc.ir.ops.gang_rows import rows_kept_apart
+from flowc.ir.ops.kernel_space import ROW_READS
 
 from .simplify import splat
 
-ROW_READS = ("gather", "read_row")
 MAX_ROWS_PER_TURN = 12  # B of each turn's product: 12 measured quicker after the loop, 16 even, 24 slower
 MAX_STACK_BYTES = 64 << 20  # the stacks of one loop; a longer loop keeps its per-turn sums
 

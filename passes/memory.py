@@ -74,7 +74,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from flowc.ir import Block, Function, Module, Operation, Value
-from flowc.ir.ops.kernel_space import PRODUCTS
+from flowc.ir.ops.kernel_space import PRODUCTS, row_read
 from flowc.ir.printer import value_names
 
 from .manager import Pass
@@ -266,7 +266,7 @@ def _unchanged_state(op: Operation, result: Value) -> Value | None:
     row at a time (the input sequence, a gradient's stack of states), whose bytes the state then
     shares: nothing writes either while the loop runs, and no copy of it starts every run. Not a
     state read whole (a weight: a copy of its own is 64-byte aligned, and a BLAS operand read on
-    every turn is much quicker so: the RNN's 1.45 against 1.70 ms with W_h at 32 mod 64), nor one
+    every turn is much quicker so: bench/RESULTS.md, "Control flow", stop 20), nor one
     small enough to be `local` (in a stack slot LLVM keeps a loop's bound in a register). None for
     any other value."""
     if op.name != "while" or op.attributes.get("driven") == "host" or not _bigger_than_local(result):
@@ -285,14 +285,10 @@ def _bigger_than_local(value: Value) -> bool:
 
 
 def _reads_a_row(kernel: Operation, operand: int) -> bool:
-    """Whether `kernel` reads its operand `operand` only as one row along axis 0 (a gather or read_row
-    of one scalar index)."""
-    if kernel.name != "fusion":
-        return False
-    inner = [o for o in kernel.regions[0].entry.ops if not o.is_terminator and o.name != "constant"]
-    arg = kernel.regions[0].entry.args[operand]
-    return len(inner) == 1 and inner[0].name in ("gather", "read_row") and arg.uses == [(inner[0], 0)] and \
-        inner[0].operands[1].type.rank == 0 and (inner[0].name == "read_row" or inner[0].axis % arg.type.rank == 0)
+    """Whether kernel `kernel` is a row read (Note [a row read] in codegen/llvm/control.py) of its
+    operand `operand`."""
+    read = row_read(kernel) if kernel.name == "fusion" else None
+    return read is not None and read.operands[0] is kernel.regions[0].entry.args[operand]
 
 
 def _own_storage(plan: MemoryPlan, value: Value, in_control: bool) -> None:

@@ -28,6 +28,7 @@ from typing import Callable, Protocol, Sequence
 from llvmlite import ir as ll
 
 from flowc.ir import Block, Operation, Value
+from flowc.ir.ops.kernel_space import row_read
 
 from .kernel import emit_dim, product
 from .program import DimTable, Program, StoragePlan
@@ -145,22 +146,6 @@ def control_kind(op: Operation) -> str:
 # kernel writes its bytes while the loop runs: passes/memory.py's _unchanged_state), read only by
 # kernels of the body, needs no bytes of its own: after the index check, its buffer is the row
 # itself, and the copy goes (a gang's members then copy nothing either).
-
-
-def row_read(op: Operation) -> Operation | None:
-    """The gather or read_row of a kernel that only reads one row of its params along axis 0, else None."""
-    block = op.regions[0].entry
-    inner = [o for o in block.ops if not o.is_terminator]
-    if op.kind != "single" or len(inner) != 1 or inner[0].name not in ("gather", "read_row"):
-        return None
-    gather = inner[0]
-    params, indices = gather.operands
-    axis = gather.axis if gather.name == "gather" else 0
-    if axis % params.type.rank != 0 or indices.type.rank != 0 or \
-            not all(getattr(v, "block", None) is block for v in (params, indices)) or \
-            block.terminator.operands != [gather.result]:
-        return None
-    return gather
 
 
 def row_view(op: Operation) -> bool:

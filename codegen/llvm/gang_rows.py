@@ -46,12 +46,13 @@ class RowGangEmitter(GangEmitter):
         if plan is None:
             raise AssertionError("a loop marked threads = \"rows\" whose kernels share rows")
         self.rows_plan = plan
-        self.shared = dict(self.pointers)  # the bytes every member sees, for the private results at the end
         body = op.regions[1].entry
         self.private_state = [i for i, arg in enumerate(body.args) if arg in plan.private]
+        private_results = [op.results[i] for i in self.private_state]
+        self.shared = {r: self.pointers[r] for r in private_results}  # where member 0 leaves them at the end
         slots: dict[object, ll.Value] = {}
-        for value in [*plan.private, *(op.results[i] for i in self.private_state)]:
-            if value not in self.pointers:
+        for value in values:  # the loop's values in a fixed order: the same code on every compile
+            if value not in plan.private and value not in private_results:
                 continue
             root = self.plan.buffer_of(value)
             if root not in slots:
@@ -112,7 +113,7 @@ class RowGangEmitter(GangEmitter):
             self._launch(op, direct=True)
         elif row_read(op) is not None:
             emit_row_read(self, op, number, self._row_slice(op.results[0]))
-        elif op.kind == "single":  # a write_row or scatter_add in place (ir/ops/gang_rows.py)
+        elif op.kind == "single":  # a write_row or scatter_add of one row (ir/ops/gang_rows.py)
             self._write_rows(op)
         else:
             kernel = self.kernel_of(op, True, WORK[op.kind](self.b, self.dims, self.dims_pointer, op))
@@ -132,13 +133,13 @@ class RowGangEmitter(GangEmitter):
         write = next(o for o in op.regions[0].entry.ops if o.name in ROW_WRITES)
         check_row_index(launch, write)
         self._return_on_error()
-        base, row = (op.operands[write.operands[i].index] for i in (0, 2))
         if write.name == "write_row" and not writes_in_place(kernel):
             self._call_on_rows(kernel.function, op, op.results[0], True)
             return
         if not writes_in_place(kernel):
+            base = op.operands[write.operands[0].index]
             self._copy_rows(self.buffer(op.results[0]), self.buffer(base), op.results[0])
-        self._call_on_rows(kernel.function, op, row, True)
+        self._call_on_rows(kernel.function, op, op.operands[write.operands[2].index], True)
 
     def _call_on_rows(self, function: ll.Function, op: Operation, shape_of: Value, by_elements: bool) -> None:
         """function(context, begin, end) over this member's rows of `shape_of`: in rows (a BLAS product's

@@ -19,8 +19,9 @@ loop (flowc_run_gang returns when all are done). A loop is so when, over its reg
     moves the row axis by one, a reduction keeps it where it is not reduced over; rows start at a
     product's result, a row read's result and a written row (axis 0 of each); every value that
     depends on rows has exactly one axis of rows, and no op sums or mixes rows (a reduction over
-    them, a product contracting them, a row index that depends on rows). Rows that no op ties to the products' (an input row read only to be
-    written into a stack) are a group of their own, shared out by their own size;
+    them, a product contracting them, a row index that depends on rows, a broadcast along them).
+    Rows that no op ties to the products' (an input row read only to be written into a stack) are
+    a group of their own, shared out by their own size;
   - each kernel that writes owned rows can run on a range of them: a loop kernel whose results own
     rows along one axis (its work is row-major: a run of them per index of the axes before), a BLAS
     product whose results own rows along axis 0, a row read whose result does,
@@ -41,9 +42,9 @@ from dataclasses import dataclass
 
 from ..core import BlockArgument, Operation, Value
 from .fusion import is_pointwise
+from .kernel_space import ROW_READS, one_row_index, row_read
 
 PRIVATE_BYTES = 4096  # the most bytes of a value that every member computes for itself
-ROW_OPS = ("gather", "read_row")
 ROW_WRITES = ("write_row", "scatter_add")  # base, one scalar index, a row: the row into (added to) base's row
 
 
@@ -123,12 +124,12 @@ def _plan(loop: Operation, ops: list[Operation], leaving: set[Operation]) -> Row
     return plan if all(_mixes_no_rows(o, plan) for op in ops for o in _inner(op)) else None
 
 
-def _row_starts(kernel: Operation, depends: set[Value]) -> list[tuple[Value, int]]:
+def _row_starts(kernel: Operation, depends: dict[Value, None]) -> list[tuple[Value, int]]:
     """Where a kernel's ops put rows along an axis of their own: a product's rows, a row read's
     result rows, a written row's rows (all along axis 0)."""
     starts = []
     for op in _inner(kernel):
-        if op.name == "matmul" or op.name in ROW_OPS and op.result in depends:
+        if op.name == "matmul" or op.name in ROW_READS and op.result in depends:
             starts.append((op.result, 0))
         elif op.name in ROW_WRITES and op.operands[2] in depends and op.operands[2].type.rank > 0:
             starts.append((op.operands[2], 0))
@@ -167,20 +168,21 @@ def _private(loop: Operation, invariant: set[Value]) -> set[Value]:
         candidates = kept
 
 
-def _depends_on_rows(ops: list[Operation], uniform: set[Value]) -> set[Value]:
-    """The values that hold rows: every value of the loop's ops (and their regions' arguments) but the
-    private and invariant ones, and inside kernels every value computed from one of those."""
-    depends: set[Value] = set()
+def _depends_on_rows(ops: list[Operation], uniform: set[Value]) -> dict[Value, None]:
+    """The values that hold rows, in the order of the ops (codegen emits by it): every value of the
+    loop's ops (and their regions' arguments) but the private and invariant ones, and inside kernels
+    every value computed from one of those."""
+    depends: dict[Value, None] = {}
     for block in {op.parent: None for op in ops}:
-        depends.update(arg for arg in block.args if arg not in uniform)
+        depends.update(dict.fromkeys(arg for arg in block.args if arg not in uniform))
     for op in ops:
-        depends.update(r for r in op.results if r not in uniform)
+        depends.update(dict.fromkeys(r for r in op.results if r not in uniform))
         if op.name == "fusion":
             inner = op.regions[0].entry
-            depends.update(arg for arg, operand in zip(inner.args, op.operands) if operand in depends)
+            depends.update(dict.fromkeys(arg for arg, operand in zip(inner.args, op.operands) if operand in depends))
             for o in inner.ops:
                 if not o.is_terminator and any(v in depends for v in o.operands):
-                    depends.update(o.results)
+                    depends.update(dict.fromkeys(o.results))
     return depends
 
 
@@ -232,11 +234,11 @@ class _RowTies:
                         self.tie((operand, axis), (result, axis + offset))
         elif op.name == "matmul" and result.type.rank == 2 and not op.transpose_a:
             self.tie((op.operands[0], 0), (result, 0))
-        elif op.name in ROW_OPS and _one_row_index(op):
+        elif op.name in ROW_READS and one_row_index(op):
             params = op.operands[0]
             for axis in range(1, params.type.rank):
                 self.tie((params, axis), (result, axis - 1))
-        elif op.name == "write_row" or op.name == "scatter_add" and _one_row_index(op):
+        elif op.name == "write_row" or op.name == "scatter_add" and one_row_index(op):
             buffer, _, row = op.operands
             self.tie_all(buffer, result)
             for axis in range(row.type.rank):
@@ -248,12 +250,6 @@ class _RowTies:
                 self.tie((operand, a), (result, a if op.keepdims else i))
         else:
             self.failed = True
-
-
-def _one_row_index(op: Operation) -> bool:
-    """A gather or read_row of one scalar index along axis 0 (a scatter_add adding one row there)."""
-    axis = op.axis if op.name in ("gather", "scatter_add") else 0
-    return op.operands[1].type.rank == 0 and axis % op.operands[0].type.rank == 0
 
 
 def _inner(kernel: Operation) -> list[Operation]:
@@ -272,33 +268,39 @@ def _mixes_no_rows(op: Operation, plan: RowPlan) -> bool:
     if op.name == "matmul":
         a, b = op.operands
         return plan.axis.get(a) == 0 and not plan.owned(b)
-    if op.name in ROW_OPS or op.name in ROW_WRITES:
+    if op.name in ROW_READS or op.name in ROW_WRITES:
         return not plan.owned(op.operands[1])
     if op.is_reduction:
         operand = op.operands[0]
         return operand not in plan.axis or plan.axis[operand] not in op.reduced_axes()
+    if is_pointwise(op):  # an owned [1, N] broadcast to [R, N]: every member would read row 0
+        result = op.results[0]
+        return not any(v in plan.axis and _broadcast(v, plan.axis[v], result) for v in op.operands)
     return True
+
+
+def _broadcast(operand: Value, axis: int, result: Value) -> bool:
+    """Whether a pointwise op broadcasts `operand` along its `axis` (a 1 under a longer dim)."""
+    full = result.type.shape[axis + result.type.rank - operand.type.rank]
+    return operand.type.shape[axis] == 1 and full != 1
 
 
 def _runs_on_rows(kernel: Operation, plan: RowPlan) -> bool:
     """Whether codegen can run kernel `kernel` on a member's rows (module docstring), or it is private."""
     if all(r in plan.private for r in kernel.results):
         return True
-    inner = _inner(kernel)
     kind = kernel.attributes.get("kind")
-    along_rows = all(plan.axis.get(r) == 0 for r in kernel.results)
+    axes = {plan.axis.get(r) for r in kernel.results}
     if kind == "loop":  # its work is its results' elements, row-major: a run of rows per outer index
-        return len({plan.axis.get(r) for r in kernel.results} - {None}) == 1 and \
-            all(r in plan.axis for r in kernel.results)
+        return len(axes) == 1 and None not in axes
     if kind == "matmul":
-        return along_rows and kernel.attributes.get("schedule") == "blas" and \
-            sum(op.name == "matmul" for op in inner) == 1
-    body = [op for op in inner if op.name != "constant"]
+        return axes == {0} and kernel.attributes.get("schedule") == "blas" and \
+            sum(op.name == "matmul" for op in _inner(kernel)) == 1
+    if kind == "single" and row_read(kernel) is not None:
+        return axes == {0}
+    body = [op for op in _inner(kernel) if op.name != "constant"]
     if kind != "single" or len(body) != 1 or kernel.regions[0].entry.terminator.operands != [body[0].result]:
         return False
-    op = body[0]
-    if not all(isinstance(v, BlockArgument) for v in op.operands):
-        return False
-    if op.name in ROW_OPS:
-        return along_rows and _one_row_index(op)
-    return op.name in ROW_WRITES and _one_row_index(op) and plan.axis.get(op.operands[2]) == 0
+    write = body[0]
+    return write.name in ROW_WRITES and one_row_index(write) and plan.axis.get(write.operands[2]) == 0 and \
+        all(isinstance(v, BlockArgument) for v in write.operands)

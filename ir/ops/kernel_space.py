@@ -38,6 +38,28 @@ def gang_products(loop: Operation) -> list[tuple[Operation, Operation]]:
     return found
 
 
+ROW_READS = ("gather", "read_row")  # ops that read rows of their first operand at indices
+
+
+def one_row_index(op: Operation) -> bool:
+    """A gather or read_row of one scalar index along axis 0 (a scatter_add: adding one row there)."""
+    axis = op.axis if op.name in ("gather", "scatter_add") else 0
+    return op.operands[1].type.rank == 0 and axis % op.operands[0].type.rank == 0
+
+
+def row_read(kernel: Operation) -> Operation | None:
+    """The gather or read_row of a kernel that only reads one row of its params along axis 0 (Note [a
+    row read] in codegen/llvm/control.py), else None."""
+    block = kernel.regions[0].entry
+    inner = [o for o in block.ops if not o.is_terminator]
+    if kernel.kind != "single" or len(inner) != 1 or inner[0].name not in ROW_READS or not one_row_index(inner[0]):
+        return None
+    read = inner[0]
+    if not all(getattr(v, "block", None) is block for v in read.operands) or block.terminator.operands != [read.result]:
+        return None
+    return read
+
+
 def contraction_axis(matmul: Operation) -> int:
     """The axis of a matmul's first operand that it sums over."""
     return matmul.operands[0].type.rank - (2 if matmul.transpose_a else 1)

@@ -143,3 +143,36 @@ def test_rows_kept_apart_before_fusion(case: str) -> None:
         text = text.replace("f32[32,128]", "f32[2,4]").replace("f32[128,128]", "f32[4,4]")
     loop, _ = loop_of(text)
     assert rows_kept_apart(loop, set()) is apart
+
+
+# A state c of one row, too big for every member to compute whole (8 KB), added to every row of h: the
+# member that owns c's row writes it while the others read it.
+BROADCAST_ROW = """\
+func @f(%h0: f32[32,2048], %c0: f32[1,2048], %u: f32[2048,2048]) -> f32[32,2048] {
+  %zero = constant {value = dense<0>} : i64[]
+  %i, %h, %c, %w = while %zero, %h0, %c0, %u : i64[], f32[32,2048], f32[1,2048], f32[2048,2048] {
+  ^bb0(%i1: i64[], %h1: f32[32,2048], %c1: f32[1,2048], %w1: f32[2048,2048]):
+    %five = constant {value = dense<5>} : i64[]
+    %go = less %i1, %five : bool[]
+    yield %go : bool[]
+  } {
+  ^bb0(%i1: i64[], %h1: f32[32,2048], %c1: f32[1,2048], %w1: f32[2048,2048]):
+    %one = constant {value = dense<1>} : i64[]
+    %j = add %i1, %one : i64[]
+    %p = matmul %c1, %w1 {transpose_a = false, transpose_b = false} : f32[1,2048]
+    %c2 = tanh %p : f32[1,2048]
+    %q = matmul %h1, %w1 {transpose_a = false, transpose_b = false} : f32[32,2048]
+    %y = add %q, %c2 : f32[32,2048]
+    yield %j, %y, %c2, %w1 : i64[], f32[32,2048], f32[1,2048], f32[2048,2048]
+  }
+  return %h : f32[32,2048]
+}
+"""
+
+
+def test_an_owned_row_broadcast_to_every_row_is_not_kept_apart() -> None:
+    """Not kept apart; the same loop with h not reading c is (c then a group of rows of its own)."""
+    broadcast, _ = loop_of(BROADCAST_ROW)
+    assert not rows_kept_apart(broadcast, set())
+    apart, _ = loop_of(BROADCAST_ROW.replace("%y = add %q, %c2", "%y = tanh %q"))
+    assert rows_kept_apart(apart, set())
